@@ -1,0 +1,76 @@
+#pragma once
+// One loop per thread: an asio::io_context, the CAF actor system whose actors are scheduled
+// on it (a custom coordinator posts each actor's resume into the io_context, and actor
+// timeouts run on the loop's timers), the Timer API and the stall report.
+// CAF headers stay out of here; include swactor/core/actors.hpp where actors are used.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <asio/io_context.hpp>
+#include <caf/fwd.hpp>
+
+#include "swactor/core/coro.hpp"
+#include "swactor/core/timers.hpp"
+
+namespace swactor {
+
+
+enum class stall_action {
+  stop,    // log the report and stop the loop: run() returns exit code 1 (standalone runs)
+  log,     // log the report once and keep waiting (servers: something external may still come)
+};
+
+struct loop_options {
+  stall_action on_stall = stall_action::stop;
+  std::size_t actor_max_throughput = 256;  // messages an actor handles before yielding
+};
+
+struct stall_report {
+  coro_stats stats;
+  std::vector<coro_info> coroutines;
+  std::string to_string() const;
+};
+
+class loop {
+ public:
+  explicit loop(loop_options opts = {});
+  ~loop();
+  loop(const loop&) = delete;
+  loop& operator=(const loop&) = delete;
+
+  asio::io_context& context() noexcept { return ctx_; }
+  asio::io_context::executor_type executor() noexcept { return ctx_.get_executor(); }
+
+  // The actor system of this loop, created on first use.
+  caf::actor_system& actors();
+  bool has_actors() const noexcept { return static_cast<bool>(system_); }
+
+  swactor::timers& timers();
+
+  // Runs until stop(), until nothing is left to do, or until a stall (see loop_options).
+  // Returns 0, or 1 after a stall with stall_action::stop.
+  int run();
+  void stop();
+
+  bool stalled() const noexcept { return stalled_; }
+  const stall_report& last_stall() const noexcept { return last_stall_; }
+  coro_stats coroutine_stats();
+
+  // The loop running on the calling thread, or nullptr.
+  static loop* current() noexcept;
+
+ private:
+  bool check_stall();
+
+  loop_options opts_;
+  asio::io_context ctx_;
+  std::unique_ptr<caf::actor_system_config> config_;
+  std::unique_ptr<caf::actor_system> system_;
+  std::unique_ptr<swactor::timers> timers_;
+  bool stalled_ = false;
+  stall_report last_stall_;
+};
+
+}  // namespace swactor

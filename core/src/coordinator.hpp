@@ -1,0 +1,81 @@
+#pragma once
+// The CAF coordinator that runs actors on an asio::io_context (private to core).
+
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+#include <caf/detail/simple_actor_clock.hpp>
+#include <caf/execution_unit.hpp>
+#include <caf/scheduler/abstract_coordinator.hpp>
+
+namespace swactor::detail {
+
+// CAF's actor clock driven by one steady_timer of the loop instead of a clock thread.
+class loop_clock final : public caf::detail::simple_actor_clock {
+ public:
+  using super = caf::detail::simple_actor_clock;
+  explicit loop_clock(asio::io_context& ctx) : ctx_(ctx), timer_(ctx) {}
+
+  void set_ordinary_timeout(time_point t, caf::abstract_actor* self, caf::atom_value type,
+                            uint64_t id) override;
+  void set_multi_timeout(time_point t, caf::abstract_actor* self, caf::atom_value type,
+                         uint64_t id) override;
+  void set_request_timeout(time_point t, caf::abstract_actor* self,
+                           caf::message_id id) override;
+  void cancel_ordinary_timeout(caf::abstract_actor* self, caf::atom_value type) override;
+  void cancel_request_timeout(caf::abstract_actor* self, caf::message_id id) override;
+  void cancel_timeouts(caf::abstract_actor* self) override;
+  void schedule_message(time_point t, caf::strong_actor_ptr receiver,
+                        caf::mailbox_element_ptr content) override;
+  void schedule_message(time_point t, caf::group target, caf::strong_actor_ptr sender,
+                        caf::message content) override;
+  void cancel_all() override;
+
+  std::size_t pending() const noexcept { return schedule_.size(); }
+
+ private:
+  template <class F>
+  void on_loop(F&& f);
+  void rearm();
+
+  asio::io_context& ctx_;
+  asio::steady_timer timer_;
+  bool armed_ = false;
+  time_point armed_due_{};
+};
+
+class loop_coordinator;
+
+class loop_unit final : public caf::execution_unit {
+ public:
+  loop_unit(caf::actor_system* sys, loop_coordinator* owner)
+      : caf::execution_unit(sys), owner_(owner) {}
+  void exec_later(caf::resumable* ptr) override;
+
+ private:
+  loop_coordinator* owner_;
+};
+
+class loop_coordinator final : public caf::scheduler::abstract_coordinator {
+ public:
+  loop_coordinator(caf::actor_system& sys, asio::io_context& ctx);
+  ~loop_coordinator() override;
+
+  void enqueue(caf::resumable* ptr) override;
+  caf::actor_clock& clock() noexcept override { return clock_; }
+  bool detaches_utility_actors() const override { return false; }
+  void start() override;
+  void stop() override;
+  void init(caf::actor_system_config& cfg) override;
+
+  asio::io_context& context() noexcept { return ctx_; }
+  loop_clock& loop_timers() noexcept { return clock_; }
+
+ private:
+  void resume(caf::resumable* ptr);
+
+  asio::io_context& ctx_;
+  loop_clock clock_;
+  loop_unit unit_;
+};
+
+}  // namespace swactor::detail

@@ -1,0 +1,112 @@
+#include "swactor/core/loop.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+
+#include "coordinator.hpp"
+#include "swactor/core/log.hpp"
+#include "swactor/core/timers.hpp"
+
+namespace swactor {
+namespace {
+thread_local loop* current_loop = nullptr;
+}
+
+std::string stall_report::to_string() const {
+  std::string out = "all coroutines are asleep - deadlock: " + std::to_string(stats.live) +
+                    " coroutine(s) parked on channels or wait groups, nothing left to wake them";
+  for (const auto& c : coroutines) {
+    out += "\n  coroutine #" + std::to_string(c.id);
+    if (!c.name.empty()) out += " '" + c.name + "'";
+    out += " spawned at " + c.location;
+  }
+  return out;
+}
+
+loop::loop(loop_options opts) : opts_(opts) {}
+
+loop::~loop() {
+  timers_.reset();
+  if (system_) {
+    system_.reset();  // stops the coordinator, which drains the printer on this loop
+  }
+  config_.reset();
+}
+
+caf::actor_system& loop::actors() {
+  if (!system_) {
+    config_ = std::make_unique<caf::actor_system_config>();
+    config_->set("scheduler.max-throughput", opts_.actor_max_throughput);
+    auto* ctx = &ctx_;
+    config_->module_factories.push_back(
+        [ctx](caf::actor_system& sys) -> caf::actor_system::module* {
+          return new detail::loop_coordinator(sys, *ctx);
+        });
+    system_ = std::make_unique<caf::actor_system>(*config_);
+    // Waiting for actors would block this thread, which is the one that runs them.
+    system_->await_actors_before_shutdown(false);
+  }
+  return *system_;
+}
+
+timers& loop::timers() {
+  if (!timers_) timers_ = std::make_unique<swactor::timers>(ctx_);
+  return *timers_;
+}
+
+coro_stats loop::coroutine_stats() { return registry_of(ctx_).stats(); }
+
+loop* loop::current() noexcept { return current_loop; }
+
+void loop::stop() { ctx_.stop(); }
+
+bool loop::check_stall() {
+  auto& reg = registry_of(ctx_);
+  auto s = reg.stats();
+  if (s.live == 0 || s.parked < s.live || s.timed > 0) return false;
+  if (timers_ && timers_->stats().count > 0) return false;
+  if (system_) {
+    auto& sched = static_cast<detail::loop_coordinator&>(system_->scheduler());
+    if (sched.loop_timers().pending() > 0) return false;
+  }
+  last_stall_ = stall_report{s, reg.list()};
+  return true;
+}
+
+int loop::run() {
+  auto* previous = current_loop;
+  current_loop = this;
+  struct restore {
+    loop*& slot;
+    loop* value;
+    ~restore() { slot = value; }
+  } restore_current{current_loop, previous};
+
+  if (ctx_.stopped()) ctx_.restart();
+  stalled_ = false;
+  bool reported = false;
+  for (;;) {
+    auto n = ctx_.poll();
+    if (ctx_.stopped()) break;
+    if (n > 0) continue;
+    // Nothing ready: before blocking, make sure something can still wake us.
+    if (check_stall()) {
+      if (!reported) {
+        log::error("{}", last_stall_.to_string());
+        reported = true;
+      }
+      stalled_ = true;
+      if (opts_.on_stall == stall_action::stop) {
+        ctx_.stop();
+        return 1;
+      }
+    } else {
+      reported = false;
+    }
+    ctx_.run_one();
+    if (ctx_.stopped()) break;
+  }
+  return 0;
+}
+
+}  // namespace swactor

@@ -1,0 +1,4 @@
+// Library anchor: the library version string.
+namespace swactor::ipc {
+const char* library_name() { return "swactor_ipc"; }
+}  // namespace swactor::ipc

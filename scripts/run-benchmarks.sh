@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs every benchmark program; each prints a table and writes BUILD/bench/NAME.json.
+set -euo pipefail
+build=${1:-build}
+export SWACTOR_BENCH_DIR="$build/bench"
+export SWACTOR_BIN="$build/apps/swactor"
+mkdir -p "$SWACTOR_BENCH_DIR"
+status=0
+for b in "$build"/tests/bench/bench_*; do
+  [ -x "$b" ] || continue
+  echo "### $(basename "$b")"
+  "$b" || { echo "benchmark $(basename "$b") failed" >&2; status=1; }
+done
+exit $status
