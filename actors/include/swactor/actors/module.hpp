@@ -1,0 +1,83 @@
+#pragma once
+// The module API. A module is a class with `kName`, an `options` struct parsed from its
+// `[modules.NAME]` table by `static config::schema<options> schema()` (unknown keys are
+// errors), and whichever coroutine handlers it needs. Built-in modules are registered at
+// compile time with `module_registry::add<M>()`.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "swactor/core/config.hpp"
+#include "swactor/core/coro.hpp"
+
+namespace swactor {
+
+class context;  // what a handler can do: see swactor/actors/context.hpp
+
+using session_id = std::uint64_t;
+using task_id = std::uint64_t;
+
+class module_base {
+ public:
+  virtual ~module_base() = default;
+
+  // Instance name from the config ("echo" for [modules.echo]).
+  const std::string& instance_name() const noexcept { return instance_; }
+  void set_instance_name(std::string n) { instance_ = std::move(n); }
+
+  // -- handlers (all optional) ---------------------------------------------------------
+  virtual task<void> on_worker_start(context&) { co_return; }
+  virtual task<void> on_worker_stop(context&) { co_return; }
+
+ private:
+  std::string instance_;
+};
+
+// Documentation and factory of one module type.
+struct module_type {
+  std::string name;
+  std::string doc;
+  std::vector<config::key_doc> keys;
+  // Parses options (tbl may be null: all defaults; its `type` key is skipped) and builds an
+  // instance. Errors go to diag; returns null when there were any.
+  std::function<std::unique_ptr<module_base>(const toml::table* tbl, config::diagnostics& diag,
+                                             const std::string& path)>
+      make;
+};
+
+class module_registry {
+ public:
+  template <class M>
+  module_registry& add() {
+    module_type t;
+    t.name = std::string(M::kName);
+    t.doc = std::string(M::kDoc);
+    t.keys = M::schema().docs();
+    t.make = [](const toml::table* tbl, config::diagnostics& diag,
+                const std::string& path) -> std::unique_ptr<module_base> {
+      typename M::options opts;
+      auto before = diag.items().size();
+      if (tbl) M::schema().parse(*tbl, opts, diag, path, {"type"});
+      if (diag.items().size() != before) return nullptr;
+      return std::make_unique<M>(std::move(opts));
+    };
+    types_.emplace(t.name, std::move(t));
+    return *this;
+  }
+
+  const module_type* find(std::string_view name) const {
+    auto it = types_.find(std::string(name));
+    return it == types_.end() ? nullptr : &it->second;
+  }
+  const std::map<std::string, module_type>& types() const noexcept { return types_; }
+
+ private:
+  std::map<std::string, module_type> types_;
+};
+
+}  // namespace swactor

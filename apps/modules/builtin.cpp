@@ -1,0 +1,16 @@
+#include "builtin.hpp"
+
+#include "ticker.hpp"
+
+namespace swactor::apps {
+
+const module_registry& builtin_modules() {
+  static const module_registry reg = [] {
+    module_registry r;
+    r.add<ticker>();
+    return r;
+  }();
+  return reg;
+}
+
+}  // namespace swactor::apps

@@ -1,0 +1,74 @@
+#include <catch2/catch.hpp>
+
+#include "swactor/core/channel.hpp"
+#include "swactor/core/loop.hpp"
+#include "swactor/core/wait_group.hpp"
+
+#include <thread>
+
+#include <asio/post.hpp>
+
+using namespace std::chrono_literals;
+using swactor::task;
+
+TEST_CASE("a loop whose coroutines all wait on each other reports a stall", "[stall]") {
+  swactor::loop lp;
+  swactor::channel<int> a(0), b(0);
+  // Classic deadlock: each pops what only the other would push afterwards.
+  swactor::spawn(lp.context(), [&]() -> task<void> {
+    auto v = co_await a.pop();
+    (void)co_await b.push(v ? *v : 0);
+  }, "first");
+  swactor::spawn(lp.context(), [&]() -> task<void> {
+    auto v = co_await b.pop();
+    (void)co_await a.push(v ? *v : 0);
+  }, "second");
+  REQUIRE(lp.run() == 1);  // standalone: non-zero exit
+  CHECK(lp.stalled());
+  const auto& r = lp.last_stall();
+  REQUIRE(r.coroutines.size() == 2);
+  auto text = r.to_string();
+  CHECK_THAT(text, Catch::Contains("deadlock"));
+  CHECK_THAT(text, Catch::Contains("'first'"));
+  CHECK_THAT(text, Catch::Contains("'second'"));
+  CHECK_THAT(text, Catch::Contains("test_stall.cpp"));
+}
+
+TEST_CASE("a wait group nobody finishes is a stall too", "[stall]") {
+  swactor::loop lp;
+  swactor::wait_group wg(1);
+  swactor::spawn(lp.context(), [&]() -> task<void> { (void)co_await wg.wait(); });
+  CHECK(lp.run() == 1);
+  CHECK(lp.last_stall().coroutines.size() == 1);
+}
+
+TEST_CASE("no stall while a timer or a deadline can still wake someone", "[stall]") {
+  swactor::loop lp;
+  swactor::channel<int> ch(0);
+  int got = 0;
+  swactor::spawn(lp.context(), [&]() -> task<void> {
+    auto v = co_await ch.pop();  // parked without deadline ...
+    if (v) got = *v;
+  });
+  lp.timers().after(20ms, [&] { ch.try_push(7); });  // ... but a timer will push
+  swactor::spawn(lp.context(), [&]() -> task<void> {
+    co_await swactor::sleep(10ms);  // and a sleeping coroutine is not parked
+  });
+  REQUIRE(lp.run() == 0);
+  CHECK_FALSE(lp.stalled());
+  CHECK(got == 7);
+}
+
+TEST_CASE("a stall with stall_action::log keeps the loop alive", "[stall]") {
+  swactor::loop lp({.on_stall = swactor::stall_action::log});
+  swactor::channel<int> ch(0);
+  swactor::spawn(lp.context(), [&]() -> task<void> { (void)co_await ch.pop(); });
+  // Something outside the kit (here another thread) wakes the loop later.
+  std::thread t([&] {
+    std::this_thread::sleep_for(30ms);
+    asio::post(lp.context(), [&] { ch.try_push(1); });
+  });
+  CHECK(lp.run() == 0);
+  t.join();
+  CHECK(lp.stalled());
+}
