@@ -1,0 +1,337 @@
+#include "swactor/ipc/link.hpp"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <optional>
+#include <vector>
+
+#include <asio/buffer.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+
+#include "swactor/core/channel.hpp"
+#include "swactor/core/log.hpp"
+
+namespace swactor::ipc {
+namespace {
+
+constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
+using clock = std::chrono::steady_clock;
+
+// task<void> with an out-parameter, so that with_timeout(task<void>) can race it.
+task<void> write_all(link::socket_type& s, const std::vector<asio::const_buffer>& bufs,
+                     std::error_code& result) {
+  auto [ec, n] = co_await asio::async_write(s, bufs, use_tuple);
+  (void)n;
+  result = ec;
+}
+
+}  // namespace
+
+// Shared by the link handle and its reader/writer coroutines, which keep it alive until
+// they have seen the socket close.
+struct link::state : std::enable_shared_from_this<link::state> {
+  state(socket_type s, link_options o)
+      : opts(std::move(o)),
+        socket(std::move(s)),
+        notify(socket.get_executor()),
+        inbox(std::max<std::size_t>(opts.receive_queue, 1)),
+        dec(opts.codec),
+        enc(opts.codec) {
+    notify.expires_at(clock::time_point::max());
+  }
+
+  link_options opts;
+  socket_type socket;
+  asio::steady_timer notify;  // never expires: cancel() wakes everyone waiting for progress
+  channel<message> inbox;
+  decoder dec;
+  encoder enc;
+  std::deque<message> pending;
+  std::vector<message> inflight;  // owns the payloads the encoder references during a write
+  std::size_t pending_bytes = 0;
+  std::size_t inflight_bytes = 0;
+  bool open = true;
+  bool writing = false;
+  std::error_code error;
+  std::string reason;
+  link_stats counters;
+
+  std::size_t queued() const noexcept { return pending_bytes + inflight_bytes; }
+  void wake() { notify.cancel(); }
+
+  void fail(std::error_code ec, std::string why) {
+    if (!open) return;
+    open = false;
+    error = ec;
+    reason = std::move(why);
+    asio::error_code ignored;
+    socket.shutdown(asio::socket_base::shutdown_both, ignored);
+    socket.close(ignored);
+    inbox.close();
+    pending.clear();
+    pending_bytes = 0;
+    wake();
+  }
+
+  std::error_code try_send(message& m) {
+    if (!open) return swactor::errc::closed;
+    if (m.payload.size() > opts.codec.max_message_size) return errc::message_too_large;
+    std::size_t size = encoded_size(m.payload.size(), opts.codec);
+    if (queued() > 0 && queued() + size > opts.max_queued_bytes) return errc::queue_full;
+    pending.push_back(std::move(m));
+    pending_bytes += size;
+    if (!writing) {
+      writing = true;
+      spawn(socket.get_executor(),
+            [self = shared_from_this()]() -> task<void> { co_await self->write_loop(); },
+            "ipc link writer");
+    }
+    return {};
+  }
+
+  // Waits for the writer to make progress (or the link to close), up to `deadline`.
+  task<std::error_code> wait_progress(std::optional<clock::time_point> deadline) {
+    auto self = shared_from_this();
+    if (!deadline) {
+      co_await notify.async_wait(use_tuple);
+      co_return std::error_code{};
+    }
+    auto now = clock::now();
+    if (now >= *deadline) co_return make_error_code(swactor::errc::timeout);
+    co_return co_await with_timeout(wait_notify(self), *deadline - now);
+  }
+
+  static task<void> wait_notify(std::shared_ptr<state> self) {
+    co_await self->notify.async_wait(use_tuple);
+  }
+
+  task<void> write_loop() {
+    auto self = shared_from_this();
+    std::vector<asio::const_buffer> bufs;
+    while (open && !pending.empty()) {
+      // Gather whole messages up to max_batch_bytes (always at least one).
+      std::size_t batch = 0;
+      inflight.clear();
+      while (!pending.empty()) {
+        std::size_t size = encoded_size(pending.front().payload.size(), opts.codec);
+        if (!inflight.empty() && batch + size > opts.max_batch_bytes) break;
+        batch += size;
+        inflight.push_back(std::move(pending.front()));
+        pending.pop_front();
+      }
+      pending_bytes -= batch;
+      inflight_bytes = batch;
+      enc.clear();
+      for (const auto& m : inflight) (void)enc.append(m);  // sizes were checked by send()
+      bufs.clear();
+      for (auto b : enc.buffers()) bufs.emplace_back(b.data(), b.size());
+
+      std::error_code ec;
+      if (opts.write_timeout == no_timeout) {
+        co_await write_all(socket, bufs, ec);
+      } else if (auto te = co_await with_timeout(write_all(socket, bufs, ec),
+                                                 opts.write_timeout)) {
+        ec = te;
+      }
+      std::size_t count = inflight.size();
+      inflight.clear();
+      enc.clear();
+      inflight_bytes = 0;
+      if (ec) {
+        if (open) {
+          log::info("ipc link {}: write failed, closing: {}", opts.name, ec.message());
+          fail(ec, "write failed: " + ec.message());
+        }
+        break;
+      }
+      counters.messages_sent += count;
+      counters.bytes_sent += batch;
+      ++counters.writes;
+      wake();
+    }
+    writing = false;
+    wake();
+  }
+
+  task<void> read_loop() {
+    auto self = shared_from_this();
+    std::vector<std::byte> buf(std::max<std::size_t>(opts.read_buffer_size, 256));
+    std::vector<message> out;
+    for (;;) {
+      auto [ec, n] = co_await socket.async_read_some(asio::buffer(buf), use_tuple);
+      if (!open) co_return;
+      if (n > 0) {
+        counters.bytes_received += n;
+        auto perr = dec.feed(std::span<const std::byte>(buf.data(), n), out);
+        // Complete messages that came before any garbage are still good: deliver them.
+        for (auto& m : out) {
+          ++counters.messages_received;
+          if (co_await inbox.push(std::move(m))) co_return;  // closed meanwhile
+        }
+        out.clear();
+        if (perr) {
+          log::warning("ipc link {}: protocol error from peer, disconnecting: {} ({})",
+                       opts.name, perr.message(), dec.reason());
+          fail(perr, dec.reason());
+          co_return;
+        }
+        if (!open) co_return;
+      }
+      if (ec) {
+        if (ec == asio::error::eof) {
+          if (auto fe = dec.finish()) {
+            log::warning("ipc link {}: peer closed mid-message: {}", opts.name, dec.reason());
+            fail(fe, dec.reason());
+          } else {
+            log::debug("ipc link {}: peer closed the link", opts.name);
+            fail(swactor::errc::closed, "peer closed the link");
+          }
+        } else {
+          log::info("ipc link {}: read failed, closing: {}", opts.name, ec.message());
+          fail(ec, "read failed: " + ec.message());
+        }
+        co_return;
+      }
+    }
+  }
+};
+
+link::link(socket_type socket, link_options opts)
+    : st_(std::make_shared<state>(std::move(socket), std::move(opts))) {
+  if (st_->opts.socket_buffer_size > 0) {
+    asio::error_code ignored;
+    auto size = static_cast<int>(st_->opts.socket_buffer_size);
+    st_->socket.set_option(asio::socket_base::send_buffer_size(size), ignored);
+    st_->socket.set_option(asio::socket_base::receive_buffer_size(size), ignored);
+  }
+  spawn(st_->socket.get_executor(),
+        [self = st_]() -> task<void> { co_await self->read_loop(); }, "ipc link reader");
+}
+
+result<link> link::from_fd(const asio::any_io_executor& ex, int fd, link_options opts) {
+  socket_type s(ex);
+  asio::error_code ec;
+  s.assign(asio::local::stream_protocol(), fd, ec);
+  if (ec) {
+    ::close(fd);
+    return ec;
+  }
+  return link(std::move(s), std::move(opts));
+}
+
+result<std::pair<link, link>> link::make_pair(const asio::any_io_executor& ex,
+                                              link_options opts) {
+  auto fds = socket_pair();
+  if (!fds) return fds.error();
+  auto a = from_fd(ex, fds->first, opts);
+  if (!a) {
+    ::close(fds->second);
+    return a.error();
+  }
+  auto b = from_fd(ex, fds->second, std::move(opts));
+  if (!b) return b.error();
+  return std::pair<link, link>(std::move(*a), std::move(*b));
+}
+
+link& link::operator=(link&& other) noexcept {
+  if (this != &other) {
+    close();
+    st_ = std::move(other.st_);
+  }
+  return *this;
+}
+
+link::~link() { close(); }
+
+std::error_code link::send(message m) {
+  if (!st_) return swactor::errc::closed;
+  return st_->try_send(m);
+}
+
+task<std::error_code> link::send_wait(message m, duration timeout) {
+  auto st = st_;  // `this` may move while we wait
+  if (!st) co_return make_error_code(swactor::errc::closed);
+  std::optional<clock::time_point> deadline;
+  if (timeout != no_timeout) deadline = clock::now() + timeout;
+  for (;;) {
+    auto ec = st->try_send(m);
+    if (ec != errc::queue_full) co_return ec;
+    if (auto we = co_await st->wait_progress(deadline)) co_return we;
+  }
+}
+
+task<std::error_code> link::flush(duration timeout) {
+  auto st = st_;
+  if (!st) co_return make_error_code(swactor::errc::closed);
+  std::optional<clock::time_point> deadline;
+  if (timeout != no_timeout) deadline = clock::now() + timeout;
+  while (st->open && st->queued() > 0) {
+    if (auto ec = co_await st->wait_progress(deadline)) co_return ec;
+  }
+  co_return st->open ? std::error_code{} : st->error;
+}
+
+task<result<message>> link::receive(duration timeout) {
+  auto st = st_;
+  if (!st) co_return result<message>(swactor::errc::closed);
+  auto r = co_await st->inbox.pop(timeout);
+  if (!r && r.error() == swactor::errc::closed && st->error) {
+    co_return result<message>(st->error);
+  }
+  co_return r;
+}
+
+void link::close() {
+  if (st_) st_->fail(swactor::errc::closed, "closed locally");
+}
+
+bool link::is_open() const noexcept { return st_ && st_->open; }
+
+std::error_code link::error() const noexcept {
+  if (!st_) return swactor::errc::closed;
+  return st_->error;
+}
+
+std::string link::reason() const { return st_ ? st_->reason : "no link"; }
+
+link_stats link::stats() const noexcept {
+  if (!st_) return {};
+  link_stats s = st_->counters;
+  s.queued_messages = st_->pending.size() + st_->inflight.size();
+  s.queued_bytes = st_->queued();
+  s.received_pending = st_->inbox.size();
+  return s;
+}
+
+std::size_t link::queued_bytes() const noexcept { return st_ ? st_->queued() : 0; }
+
+const link_options& link::options() const noexcept {
+  static const link_options defaults;
+  return st_ ? st_->opts : defaults;
+}
+
+int link::native_handle() const noexcept {
+  if (!st_ || !st_->socket.is_open()) return -1;
+  return st_->socket.native_handle();
+}
+
+asio::any_io_executor link::get_executor() const noexcept {
+  return st_ ? st_->socket.get_executor() : asio::any_io_executor();
+}
+
+result<std::pair<int, int>> socket_pair() {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+    return std::error_code(errno, std::system_category());
+  }
+  return std::pair<int, int>(fds[0], fds[1]);
+}
+
+}  // namespace swactor::ipc

@@ -1,0 +1,334 @@
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "swactor/core/loop.hpp"
+#include "swactor/ipc/link.hpp"
+
+using namespace std::chrono_literals;
+using namespace swactor::ipc;
+using swactor::task;
+
+namespace {
+
+message msg(std::uint64_t id, std::string payload) {
+  message m;
+  m.type = message_type::pipe_message;
+  m.message_id = id;
+  m.src_worker = 1;
+  m.dst_worker = 2;
+  m.payload = std::move(payload);
+  return m;
+}
+
+std::string pattern(std::size_t n) {
+  std::string s(n, '\0');
+  for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>((i * 131 + i / 7) & 0xff);
+  return s;
+}
+
+void write_all_fd(int fd, const std::string& bytes) {
+  std::size_t off = 0;
+  while (off < bytes.size()) {
+    auto n = ::write(fd, bytes.data() + off, bytes.size() - off);
+    REQUIRE(n > 0);
+    off += static_cast<std::size_t>(n);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("link: messages cross a socketpair both ways, batched", "[link]") {
+  swactor::loop lp;
+  auto pr = link::make_pair(lp.context().get_executor());
+  REQUIRE(pr);
+  auto& [a, b] = *pr;
+  std::vector<message> got_b, got_a;
+  for (int i = 0; i < 300; ++i) REQUIRE_FALSE(a.send(msg(i, "ping " + std::to_string(i))));
+  swactor::spawn(lp.context(), [&]() -> task<void> {
+    for (int i = 0; i < 300; ++i) {
+      auto r = co_await b.receive(2s);
+      REQUIRE(r);
+      got_b.push_back(std::move(*r));
+      auto sent = b.send(msg(i, "pong"));
+      REQUIRE_FALSE(sent);
+    }
+  });
+  swactor::spawn(lp.context(), [&]() -> task<void> {
+    for (int i = 0; i < 300; ++i) {
+      auto r = co_await a.receive(2s);
+      REQUIRE(r);
+      got_a.push_back(std::move(*r));
+    }
+    a.close();
+    b.close();
+  });
+  REQUIRE(lp.run() == 0);
+  REQUIRE(got_b.size() == 300);
+  REQUIRE(got_a.size() == 300);
+  for (int i = 0; i < 300; ++i) {
+    CHECK(got_b[i] == msg(i, "ping " + std::to_string(i)));
+    CHECK(got_a[i].payload == "pong");
+  }
+  auto s = a.stats();
+  CHECK(s.messages_sent == 300);
+  CHECK(s.messages_received == 300);
+  CHECK(s.writes < 10);  // queued before the loop ran: gathered into very few writes
+  CHECK(a.error() == swactor::errc::closed);
+}
+
+TEST_CASE("link: an 8 MiB message arrives whole and byte-exact", "[link]") {
+  swactor::loop lp;
+  auto pr = link::make_pair(lp.context().get_executor());
+  REQUIRE(pr);
+  auto& [a, b] = *pr;
+  const std::string big = pattern(8 * 1024 * 1024 + 5);
+  REQUIRE_FALSE(a.send(msg(1, "before")));
+  REQUIRE_FALSE(a.send(msg(2, big)));
+  REQUIRE_FALSE(a.send(msg(3, "after")));
+  std::vector<message> got;
+  swactor::spawn(lp.context(), [&]() -> task<void> {
+    for (int i = 0; i < 3; ++i) {
+      auto r = co_await b.receive(5s);
+      REQUIRE(r);
+      got.push_back(std::move(*r));
+    }
+    auto flushed = co_await a.flush(1s);
+    CHECK_FALSE(flushed);
+    CHECK(a.queued_bytes() == 0);
+    a.close();
+    b.close();
+  });
+  REQUIRE(lp.run() == 0);
+  REQUIRE(got.size() == 3);
+  CHECK(got[0].payload == "before");
+  CHECK(got[1].payload.size() == big.size());
+  CHECK(got[1].payload == big);
+  CHECK(got[2].payload == "after");
+}
+
+TEST_CASE("link: a peer sending garbage is disconnected with the protocol error", "[link]") {
+  swactor::loop lp;
+  auto fds = socket_pair();
+  REQUIRE(fds);
+  auto l = link::from_fd(lp.context().get_executor(), fds->first);
+  REQUIRE(l);
+  int peer = fds->second;
+  std::string good;
+  REQUIRE_FALSE(encode(msg(1, "good one"), good));
+  write_all_fd(peer, good + "this is not an envelope, this is garbage of some length....");
+  std::vector<message> got;
+  std::error_code final_error;
+  swactor::spawn(lp.context(), [&]() -> task<void> {
+    for (;;) {
+      auto r = co_await l->receive(2s);
+      if (!r) {
+        final_error = r.error();
+        break;
+      }
+      got.push_back(std::move(*r));
+    }
+  });
+  REQUIRE(lp.run() == 0);
+  REQUIRE(got.size() == 1);  // the good message before the garbage is delivered
+  CHECK(got[0].payload == "good one");
+  CHECK(final_error == errc::bad_magic);
+  CHECK_FALSE(l->is_open());
+  CHECK(l->error() == errc::bad_magic);
+  CHECK(l->reason().find("bad magic") != std::string::npos);
+  CHECK(l->send(msg(2, "x")) == swactor::errc::closed);
+  // The peer sees the disconnect.
+  char c;
+  CHECK(::read(peer, &c, 1) == 0);
+  ::close(peer);
+}
+
+TEST_CASE("link: peer EOF and truncated streams", "[link]") {
+  swactor::loop lp;
+  auto fds = socket_pair();
+  REQUIRE(fds);
+  auto l = link::from_fd(lp.context().get_executor(), fds->first);
+  REQUIRE(l);
+  std::string bytes;
+  REQUIRE_FALSE(encode(msg(1, "complete"), bytes));
+  bool truncated = false;
+  SECTION("clean close") {}
+  SECTION("close inside a frame") {
+    std::string half;
+    REQUIRE_FALSE(encode(msg(2, "incomplete"), half));
+    bytes += half.substr(0, 30);
+    truncated = true;
+  }
+  write_all_fd(fds->second, bytes);
+  ::close(fds->second);
+  std::error_code first, second;
+  std::string payload;
+  swactor::spawn(lp.context(), [&]() -> task<void> {
+    auto r = co_await l->receive(2s);
+    if (r) payload = r->payload;
+    auto r2 = co_await l->receive(2s);
+    second = r2.error();
+  });
+  REQUIRE(lp.run() == 0);
+  CHECK(payload == "complete");
+  if (truncated) {
+    CHECK(second == errc::truncated);
+  } else {
+    CHECK(second == swactor::errc::closed);
+  }
+  CHECK_FALSE(l->is_open());
+}
+
+TEST_CASE("link: receive times out and the link stays usable", "[link]") {
+  swactor::loop lp;
+  auto pr = link::make_pair(lp.context().get_executor());
+  REQUIRE(pr);
+  auto& [a, b] = *pr;
+  std::error_code timed_out;
+  std::string later;
+  swactor::spawn(lp.context(), [&]() -> task<void> {
+    auto r = co_await b.receive(20ms);
+    timed_out = r.error();
+    auto sent = a.send(msg(1, "late"));
+    CHECK_FALSE(sent);
+    auto r2 = co_await b.receive(1s);
+    if (r2) later = r2->payload;
+    a.close();
+    b.close();
+  });
+  REQUIRE(lp.run() == 0);
+  CHECK(timed_out == swactor::errc::timeout);
+  CHECK(later == "late");
+}
+
+TEST_CASE("link: the send queue is bounded", "[link]") {
+  swactor::loop lp;
+  link_options opts;
+  opts.max_queued_bytes = 1024 * 1024;
+  auto pr = link::make_pair(lp.context().get_executor(), opts);
+  REQUIRE(pr);
+  auto& [a, b] = *pr;
+  const std::string payload(100000, 'q');
+  const std::size_t each = encoded_size(payload.size());
+  int accepted = 0;
+  std::error_code refused;
+  for (int i = 0; i < 100; ++i) {
+    auto ec = a.send(msg(i, payload));
+    if (ec) {
+      refused = ec;
+      break;
+    }
+    ++accepted;
+  }
+  CHECK(refused == errc::queue_full);
+  CHECK(accepted == int(opts.max_queued_bytes / each));
+  CHECK(a.queued_bytes() == accepted * each);
+  CHECK(a.stats().queued_messages == std::size_t(accepted));
+
+  int received = 0;
+  std::error_code waited;
+  swactor::spawn(lp.context(), [&]() -> task<void> {
+    // send_wait waits for room instead of failing.
+    for (int i = 0; i < 20; ++i) {
+      waited = co_await a.send_wait(msg(1000 + i, payload), 2s);
+      if (waited) break;
+    }
+  });
+  swactor::spawn(lp.context(), [&]() -> task<void> {
+    while (received < accepted + 20) {
+      auto r = co_await b.receive(2s);
+      if (!r) break;
+      ++received;
+    }
+    a.close();
+    b.close();
+  });
+  REQUIRE(lp.run() == 0);
+  CHECK_FALSE(waited);
+  CHECK(received == accepted + 20);
+}
+
+TEST_CASE("link: one message above the queue limit still goes when the queue is empty",
+          "[link]") {
+  swactor::loop lp;
+  link_options opts;
+  opts.max_queued_bytes = 1000;
+  auto pr = link::make_pair(lp.context().get_executor(), opts);
+  REQUIRE(pr);
+  auto& [a, b] = *pr;
+  CHECK_FALSE(a.send(msg(1, std::string(5000, 'x'))));
+  CHECK(a.send(msg(2, "small")) == errc::queue_full);
+  opts.codec.max_message_size = 10;
+  auto small = link::make_pair(lp.context().get_executor(), opts);
+  REQUIRE(small);
+  CHECK(small->first.send(msg(3, std::string(11, 'x'))) == errc::message_too_large);
+  small->first.close();
+  small->second.close();
+  std::size_t size = 0;
+  swactor::spawn(lp.context(), [&]() -> task<void> {
+    auto r = co_await b.receive(2s);
+    if (r) size = r->payload.size();
+    a.close();
+    b.close();
+  });
+  REQUIRE(lp.run() == 0);
+  CHECK(size == 5000);
+}
+
+TEST_CASE("link: a peer that stops reading trips the write timeout", "[link]") {
+  swactor::loop lp;
+  link_options opts;
+  opts.write_timeout = 50ms;
+  opts.socket_buffer_size = 4096;
+  opts.receive_queue = 1;
+  opts.max_queued_bytes = 64 * 1024 * 1024;
+  auto pr = link::make_pair(lp.context().get_executor(), opts);
+  REQUIRE(pr);
+  auto& [a, b] = *pr;
+  // b never calls receive(): its inbox holds one message, then the socket buffers fill up.
+  for (int i = 0; i < 64; ++i) REQUIRE_FALSE(a.send(msg(i, std::string(256 * 1024, 'w'))));
+  swactor::spawn(lp.context(), [&]() -> task<void> {
+    auto flushed = co_await a.flush(5s);
+    CHECK(flushed == swactor::errc::timeout);
+    b.close();
+  });
+  REQUIRE(lp.run() == 0);
+  CHECK_FALSE(a.is_open());
+  CHECK(a.error() == swactor::errc::timeout);
+}
+
+TEST_CASE("link: closed links and moved-from handles refuse work", "[link]") {
+  swactor::loop lp;
+  auto pr = link::make_pair(lp.context().get_executor());
+  REQUIRE(pr);
+  swactor::ipc::link a = std::move(pr->first);
+  swactor::ipc::link& b = pr->second;
+  CHECK(pr->first.send(msg(1, "x")) == swactor::errc::closed);  // moved-from
+  CHECK_FALSE(pr->first.is_open());
+  CHECK(a.native_handle() >= 0);
+  a.close();
+  a.close();  // idempotent
+  CHECK(a.send(msg(1, "x")) == swactor::errc::closed);
+  CHECK(a.native_handle() == -1);
+  std::error_code peer_error;
+  swactor::spawn(lp.context(), [&]() -> task<void> {
+    auto r = co_await b.receive(2s);
+    peer_error = r.error();
+  });
+  REQUIRE(lp.run() == 0);
+  CHECK(peer_error == swactor::errc::closed);
+}
+
+TEST_CASE("link: socket_pair fds are close-on-exec", "[link]") {
+  auto fds = socket_pair();
+  REQUIRE(fds);
+  CHECK((::fcntl(fds->first, F_GETFD) & FD_CLOEXEC) != 0);
+  CHECK((::fcntl(fds->second, F_GETFD) & FD_CLOEXEC) != 0);
+  ::close(fds->first);
+  ::close(fds->second);
+}

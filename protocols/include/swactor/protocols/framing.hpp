@@ -1,0 +1,121 @@
+#pragma once
+// Swoole's stream framing as a pure incremental parser (no I/O):
+//
+// - raw:    bytes are delivered as they arrive (one message per feed()).
+// - eof:    one message per delimiter (1..8 bytes); the message ends with the delimiter
+//           (Swoole's open_eof_split).
+// - length: a length field of length_size bytes (1, 2, 4, 8; signed or unsigned; big or
+//           little endian) at length_offset; a frame is body_offset + value bytes long and
+//           includes its header (Swoole's package_length_type / package_length_offset /
+//           package_body_offset; body_offset 0 = the value counts the whole frame).
+//
+// Messages keep their delimiter / header: an echo replies with exactly the framed bytes.
+// Errors are sticky: once failed, a framer yields nothing more and the connection should be
+// closed (error() + reason() make the log line).
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+namespace swactor::protocols {
+
+// -- errors ---------------------------------------------------------------------------------
+
+enum class framing_errc {
+  ok = 0,
+  invalid_options = 1,  // framing_options::validate() found problems
+  frame_too_large,      // a length frame above max_length
+  negative_length,      // a signed length field holds a negative value
+  bad_length,           // a length frame shorter than its own header
+  eof_not_found,        // max_length bytes buffered without a delimiter
+};
+
+const std::error_category& framing_category() noexcept;
+
+inline std::error_code make_error_code(framing_errc e) noexcept {
+  return {static_cast<int>(e), framing_category()};
+}
+
+// -- options --------------------------------------------------------------------------------
+
+enum class framing_type { raw, eof, length };
+enum class byte_order { big, little };
+
+struct framing_options {
+  framing_type type = framing_type::raw;
+  // eof
+  std::string eof = "\r\n";             // the delimiter, 1..8 bytes
+  // length
+  std::size_t length_size = 4;          // 1, 2, 4 or 8
+  bool length_signed = false;
+  byte_order length_order = byte_order::big;
+  std::size_t length_offset = 0;        // where the length field starts
+  std::size_t body_offset = 4;          // frame size = body_offset + length value
+  // both
+  std::size_t max_length = 2 * 1024 * 1024;  // Swoole's package_max_length
+
+  // Every problem as a readable sentence for the config layer; empty = valid. Only the
+  // fields of the selected type are checked.
+  std::vector<std::string> validate() const;
+
+  // Sets length_size / length_signed / length_order from Swoole's package_length_type
+  // letter: c C (1 byte), s S (2, host order), n v (2, big / little), l L (4, host),
+  // N V (4, big / little), q Q (8, host), J P (8, big / little); lower case = signed for
+  // c s l q. False (nothing changed) for any other string.
+  bool set_length_type(std::string_view swoole_letter);
+};
+
+// -- framer ---------------------------------------------------------------------------------
+
+class framer {
+ public:
+  // Invalid options make the framer fail at once with framing_errc::invalid_options.
+  explicit framer(framing_options opts = {});
+
+  // Appends bytes. Returns the sticky error, if any (then the bytes are ignored).
+  std::error_code feed(std::string_view bytes);
+
+  // The next complete message, or nullopt when more bytes are needed (or after an error,
+  // which is checked here too). The view points into the framer's buffer and stays valid
+  // until the next feed() or reset(): take every message of a feed, then feed again.
+  std::optional<std::string_view> next();
+
+  // Convenience: feed, then append every complete message as an owned string.
+  std::error_code feed(std::string_view bytes, std::vector<std::string>& out);
+
+  std::error_code error() const noexcept { return error_; }
+  const std::string& reason() const noexcept { return reason_; }
+  bool failed() const noexcept { return static_cast<bool>(error_); }
+
+  std::size_t buffered() const noexcept { return buf_.size() - head_; }
+  const framing_options& options() const noexcept { return opts_; }
+
+  // Empties the buffer; a failure from invalid options stays.
+  void reset();
+
+ private:
+  std::optional<std::string_view> next_eof();
+  std::optional<std::string_view> next_length();
+  void fail(framing_errc e, std::string why);
+  std::string_view take(std::size_t n);
+
+  framing_options opts_;
+  std::error_code error_;
+  std::string reason_;
+  std::string buf_;          // unconsumed bytes live in [head_, size)
+  std::size_t head_ = 0;
+  std::size_t scan_ = 0;     // eof: bytes after head_ already known to hold no delimiter
+  std::size_t frame_ = 0;    // length: size of the frame being waited for, 0 = unknown
+  bool options_invalid_ = false;
+};
+
+}  // namespace swactor::protocols
+
+namespace std {
+template <>
+struct is_error_code_enum<swactor::protocols::framing_errc> : true_type {};
+}  // namespace std
