@@ -134,13 +134,43 @@ void loop_coordinator::stop() {
 }
 
 void loop_coordinator::enqueue(caf::resumable* ptr) {
-  asio::post(ctx_, [this, ptr] { resume(ptr); });
+  if (ctx_.get_executor().running_in_this_thread()) {
+    schedule_local(ptr);
+  } else {
+    // From another thread (another loop, or before run()): hop over asio's queue.
+    asio::post(ctx_, [this, ptr] { schedule_local(ptr); });
+  }
+}
+
+void loop_coordinator::schedule_local(caf::resumable* ptr) {
+  ready_.push_back(ptr);
+  if (!drain_posted_) {
+    drain_posted_ = true;
+    asio::post(ctx_, [this] { drain(); });
+  }
+}
+
+void loop_coordinator::drain() {
+  // drain_posted_ stays true while we run, so actors woken meanwhile join this batch
+  // instead of posting again. The budget bounds the batch so I/O handlers and coroutines
+  // get their turn between batches.
+  constexpr int kBudget = 1024;
+  for (int i = 0; i < kBudget && !ready_.empty(); ++i) {
+    auto* ptr = ready_.front();
+    ready_.pop_front();
+    resume(ptr);
+  }
+  if (ready_.empty()) {
+    drain_posted_ = false;
+  } else {
+    asio::post(ctx_, [this] { drain(); });
+  }
 }
 
 void loop_coordinator::resume(caf::resumable* ptr) {
   switch (ptr->resume(&unit_, max_throughput_)) {
     case caf::resumable::resume_later:
-      enqueue(ptr);  // yield to I/O and coroutines before the next batch
+      schedule_local(ptr);  // yield to I/O and coroutines before the next batch
       break;
     case caf::resumable::done:
     case caf::resumable::awaiting_message:

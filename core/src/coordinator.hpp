@@ -1,6 +1,8 @@
 #pragma once
 // The CAF coordinator that runs actors on an asio::io_context (private to core).
 
+#include <deque>
+
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
 #include <caf/detail/simple_actor_clock.hpp>
@@ -72,8 +74,14 @@ class loop_coordinator final : public caf::scheduler::abstract_coordinator {
 
  private:
   void resume(caf::resumable* ptr);
+  void schedule_local(caf::resumable* ptr);
+  void drain();
 
   asio::io_context& ctx_;
+  // Actors ready to run on this loop. One posted drain handler runs a batch of them, so a
+  // message between two actors of the loop costs a queue push, not an asio::post.
+  std::deque<caf::resumable*> ready_;
+  bool drain_posted_ = false;
   loop_clock clock_;
   loop_unit unit_;
 };

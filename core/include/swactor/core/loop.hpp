@@ -65,7 +65,7 @@ class loop {
   bool check_stall();
 
   loop_options opts_;
-  asio::io_context ctx_;
+  asio::io_context ctx_{1};  // concurrency hint 1: only this loop's thread runs it
   std::unique_ptr<caf::actor_system_config> config_;
   std::unique_ptr<caf::actor_system> system_;
   std::unique_ptr<swactor::timers> timers_;
