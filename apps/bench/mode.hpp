@@ -1,0 +1,84 @@
+#pragma once
+// A bench mode is the protocol half of a load test: what a request looks like, when a
+// reply is complete and whether it is right. The runner owns sockets, timeouts, pacing,
+// pipelining and statistics. One mode = one file (mode_*.cpp) plus one line in the table
+// in mode.cpp. Modes are immutable after construction and shared by all threads.
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "settings.hpp"
+
+namespace swactor::bench {
+
+enum class transport {
+  stream,    // TCP or Unix stream: replies are cut out of a byte stream by reply_size()
+  datagram,  // UDP: one datagram is one reply
+};
+
+enum class session {
+  persistent,    // connect once, many exchanges (reconnect after an error)
+  one_shot,      // connect, one exchange, close: per request
+  connect_only,  // connect and close: the request is the connection itself
+};
+
+class mode {
+ public:
+  virtual ~mode() = default;
+
+  virtual std::string_view name() const = 0;
+  virtual transport kind() const { return transport::stream; }
+  virtual session pattern() const { return session::persistent; }
+  // Whether the mode runs over this URL scheme.
+  virtual bool accepts(scheme s) const { return s == scheme::tcp || s == scheme::unix_stream; }
+  // Settings this mode cannot honour (empty = fine), e.g. --pipeline with one_shot.
+  virtual std::string check(const settings&) const { return {}; }
+
+  // Request number `seq` of connection `conn`, written into `out` (cleared first).
+  // Different (conn, seq) give different bytes so a stale or misrouted reply is caught.
+  virtual void make_request(std::uint64_t conn, std::uint64_t seq, std::string& out) const = 0;
+
+  // Stream modes: the size of the complete reply at the front of `in` (to `request`),
+  // 0 while more bytes are needed, -1 when `in` cannot start a valid reply.
+  virtual std::ptrdiff_t reply_size(std::string_view in, std::string_view request) const = 0;
+
+  // --verify: whether `reply` is the right answer to `request` (echo: identical bytes).
+  virtual bool matches(std::string_view request, std::string_view reply) const {
+    return request == reply;
+  }
+};
+
+// The mode named settings.mode configured from `s`, or nullptr when there is none.
+std::unique_ptr<mode> make_mode(const settings& s);
+
+struct mode_info {
+  std::string_view name;
+  std::string_view help;
+};
+std::vector<mode_info> mode_list();
+
+// Fills `out` with `n` printable bytes that encode (conn, seq) and never contain a byte
+// of `avoid` (e.g. the EOF delimiter). Returns false if `avoid` excludes every candidate.
+bool fill_payload(std::string& out, std::size_t n, std::uint64_t conn, std::uint64_t seq,
+                  std::string_view avoid = {});
+
+// Raw echo over a stream: a reply is complete once request.size() bytes arrived.
+class raw_echo_mode : public mode {
+ public:
+  explicit raw_echo_mode(const settings& s) : size_(s.size) {}
+  void make_request(std::uint64_t conn, std::uint64_t seq, std::string& out) const override {
+    fill_payload(out, size_, conn, seq);
+  }
+  std::ptrdiff_t reply_size(std::string_view in, std::string_view request) const override {
+    return in.size() >= request.size() ? static_cast<std::ptrdiff_t>(request.size()) : 0;
+  }
+
+ private:
+  std::size_t size_;
+};
+
+}  // namespace swactor::bench

@@ -1,0 +1,748 @@
+#include "runner.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include <asio/connect.hpp>
+#include <asio/generic/datagram_protocol.hpp>
+#include <asio/generic/stream_protocol.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/ip/udp.hpp>
+#include <asio/local/stream_protocol.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/write.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+
+#include "mode.hpp"
+#include "swactor/core/channel.hpp"
+#include "swactor/core/wait_group.hpp"
+
+namespace swactor::bench {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+using stream_socket = asio::generic::stream_protocol::socket;
+using dgram_socket = asio::generic::datagram_protocol::socket;
+constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
+
+std::uint64_t ns_between(clock_type::time_point a, clock_type::time_point b) {
+  auto d = std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count();
+  return d > 0 ? static_cast<std::uint64_t>(d) : 0;
+}
+
+// asio reports socket errors in its own "asio.system" category, which does not compare
+// equal to std::errc values: match errno values in any system-like category.
+bool is_errno(const std::error_code& ec, int value) {
+  return ec.value() == value &&
+         (ec.category() == asio::system_category() || ec.category() == std::system_category() ||
+          ec.category() == std::generic_category());
+}
+
+error_kind classify(const std::error_code& ec, bool timed_out) {
+  if (timed_out) return error_kind::timeout;
+  if (ec == asio::error::eof) return error_kind::short_read;
+  if (is_errno(ec, ECONNREFUSED) || is_errno(ec, ENOENT)) return error_kind::connect_refused;
+  if (is_errno(ec, ECONNRESET) || is_errno(ec, EPIPE) || is_errno(ec, ECONNABORTED))
+    return error_kind::reset;
+  return error_kind::other;
+}
+
+struct shard;
+struct connection;
+
+}  // namespace
+
+// -- shared state of one run --------------------------------------------------------------
+
+struct runner::impl {
+  settings cfg;
+  std::unique_ptr<mode> proto;
+  asio::generic::stream_protocol::endpoint stream_ep;
+  asio::generic::datagram_protocol::endpoint dgram_ep;
+
+  std::atomic<std::int64_t> tickets{0};
+  std::atomic<bool> no_more{false};     // no new requests
+  std::atomic<bool> hard{false};        // cancel what is in flight, count nothing more
+  std::atomic<bool> interrupted{false};
+  std::atomic<bool> started{false};
+  clock_type::time_point start{};
+  clock_type::time_point deadline = clock_type::time_point::max();       // -d
+  clock_type::time_point hard_deadline = clock_type::time_point::max();  // -d + grace
+
+  mutable std::mutex mu;  // guards `live`
+  std::vector<shard*> live;
+
+  explicit impl(settings s);
+  void begin();
+  bool claim() {
+    if (no_more.load(std::memory_order_relaxed)) return false;
+    if (cfg.requests > 0) {
+      if (tickets.fetch_sub(1, std::memory_order_relaxed) > 0) return true;
+    } else if (clock_type::now() < deadline) {
+      return true;
+    }
+    no_more.store(true, std::memory_order_relaxed);
+    return false;
+  }
+  void enter(shard* s);
+  void leave(shard* s);
+  void stop();
+  progress snapshot() const;
+};
+
+namespace {
+
+// -- one loop's share of the connections ------------------------------------------------
+
+struct shard {
+  runner::impl& rt;
+  asio::any_io_executor ex;
+  std::vector<std::uint64_t> conn_ids;
+  results res;
+  // Mirrors of res counters for snapshot(): written by this loop only, read anywhere.
+  std::atomic<std::uint64_t> done{0};
+  std::atomic<std::uint64_t> failed{0};
+  std::vector<connection*> conns;
+  bool aborted = false;
+
+  shard(runner::impl& r, asio::any_io_executor e, std::vector<std::uint64_t> ids)
+      : rt(r), ex(std::move(e)), conn_ids(std::move(ids)) {}
+
+  void count_ok(std::uint64_t latency_ns) {
+    ++res.ok;
+    ++res.requests;
+    res.latency_ns.record(latency_ns);
+    done.store(done.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+  void count_error(error_kind k) {
+    ++res.errors[static_cast<std::size_t>(k)];
+    ++res.requests;
+    done.store(done.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    failed.store(failed.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+
+  void abort_all();
+  task<void> run();
+};
+
+struct inflight {
+  clock_type::time_point t0;
+  std::string request;
+};
+
+// One connection slot: a coroutine that (re)connects as needed and runs requests while
+// tickets last. A watchdog coroutine enforces --timeout on every I/O.
+struct connection {
+  shard& sh;
+  runner::impl& rt;
+  const mode& proto;
+  std::uint64_t id;
+  stream_socket stream;
+  dgram_socket dgram;
+  asio::steady_timer watchdog;
+  asio::steady_timer pacer;
+  channel<inflight>* window = nullptr;  // pipelined mode only
+
+  clock_type::time_point deadline{};
+  int in_io = 0;
+  bool timed_out = false;
+  bool finished = false;
+  bool open = false;
+  bool is_tcp;
+
+  clock_type::duration interval{0};  // --rate: this connection's send interval
+  clock_type::time_point next_send{};
+  std::uint64_t seq = 0;
+  std::string req;
+  std::vector<char> rbuf;
+  std::size_t rbeg = 0, rend = 0;
+
+  connection(shard& s, std::uint64_t i)
+      : sh(s),
+        rt(s.rt),
+        proto(*s.rt.proto),
+        id(i),
+        stream(s.ex),
+        dgram(s.ex),
+        watchdog(s.ex),
+        pacer(s.ex),
+        is_tcp(s.rt.cfg.server.kind == scheme::tcp) {
+    rbuf.resize(std::max<std::size_t>(4096, 2 * rt.cfg.size + 64));
+    if (rt.cfg.rate > 0) {
+      const double per_conn = rt.cfg.rate / rt.cfg.connections;
+      interval = std::chrono::duration_cast<clock_type::duration>(
+          std::chrono::duration<double>(1.0 / per_conn));
+      // Spread the connections' schedules evenly over one interval.
+      next_send = rt.start + std::chrono::duration_cast<clock_type::duration>(
+                                 std::chrono::duration<double>(static_cast<double>(id) / rt.cfg.rate));
+    }
+  }
+
+  // -- timeouts ---------------------------------------------------------------------------
+  // I/O marks itself with arm()/disarm(); the watchdog wakes at most once per deadline and
+  // cancels the socket when an I/O outlives it. No timer is touched per request.
+  void arm() {
+    deadline = clock_type::now() + rt.cfg.timeout;
+    timed_out = false;
+    ++in_io;
+  }
+  void disarm() { --in_io; }
+
+  task<void> watch() {
+    while (!finished) {
+      watchdog.expires_at(in_io > 0 ? deadline : clock_type::now() + rt.cfg.timeout);
+      co_await watchdog.async_wait(use_tuple);
+      if (finished) break;
+      if (in_io > 0 && clock_type::now() >= deadline) {
+        timed_out = true;
+        in_io = 0;  // the I/O owners re-arm on their next operation
+        std::error_code ignored;
+        stream.cancel(ignored);
+        dgram.cancel(ignored);
+      }
+    }
+  }
+
+  // Hard stop: everything this connection waits on completes now.
+  void abort() {
+    std::error_code ignored;
+    stream.close(ignored);
+    dgram.close(ignored);
+    pacer.cancel();
+    if (window) window->close();
+  }
+
+  void close_socket() {
+    std::error_code ignored;
+    stream.close(ignored);
+    dgram.close(ignored);
+    open = false;
+    rbeg = rend = 0;
+  }
+
+  // The intended send time under --rate (waiting for it), else now.
+  task<clock_type::time_point> pace() {
+    if (interval.count() == 0) co_return clock_type::now();
+    const auto t = next_send;
+    next_send += interval;
+    if (t > clock_type::now()) {
+      pacer.expires_at(t);
+      co_await pacer.async_wait(use_tuple);
+    }
+    co_return t;
+  }
+
+  task<void> backoff() {
+    pacer.expires_after(std::chrono::milliseconds(1));
+    co_await pacer.async_wait(use_tuple);
+  }
+
+  // -- connect ----------------------------------------------------------------------------
+  task<std::optional<error_kind>> connect() {
+    close_socket();
+    std::error_code ec;
+    if (proto.kind() == transport::datagram) {
+      dgram.open(rt.dgram_ep.protocol(), ec);
+      if (!ec) dgram.connect(rt.dgram_ep, ec);
+      if (ec) {
+        close_socket();
+        co_return classify(ec, false);
+      }
+    } else {
+      stream.open(rt.stream_ep.protocol(), ec);
+      if (ec) co_return error_kind::other;
+      if (is_tcp) stream.set_option(asio::ip::tcp::no_delay(true), ec);
+      arm();
+      auto [cec] = co_await stream.async_connect(rt.stream_ep, use_tuple);
+      disarm();
+      if (cec) {
+        const auto kind = classify(cec, timed_out);
+        close_socket();
+        co_return kind;
+      }
+    }
+    open = true;
+    ++sh.res.connections;
+    co_return std::nullopt;
+  }
+
+  // -- stream replies ---------------------------------------------------------------------
+  struct reply {
+    std::optional<error_kind> error;
+    std::size_t size = 0;
+  };
+
+  // Reads until the mode sees a whole reply at the front of the buffer.
+  task<reply> read_reply(std::string_view request) {
+    for (;;) {
+      const std::string_view avail(rbuf.data() + rbeg, rend - rbeg);
+      const auto n = proto.reply_size(avail, request);
+      if (n < 0) co_return reply{error_kind::mismatch, 0};
+      if (n > 0) co_return reply{std::nullopt, static_cast<std::size_t>(n)};
+      if (rbeg > 0 && (rbeg == rend || rend == rbuf.size())) {
+        std::copy(rbuf.begin() + static_cast<std::ptrdiff_t>(rbeg),
+                  rbuf.begin() + static_cast<std::ptrdiff_t>(rend), rbuf.begin());
+        rend -= rbeg;
+        rbeg = 0;
+      }
+      if (rend == rbuf.size()) rbuf.resize(rbuf.size() * 2);
+      arm();
+      auto [ec, got] =
+          co_await stream.async_read_some(asio::buffer(rbuf.data() + rend, rbuf.size() - rend),
+                                          use_tuple);
+      disarm();
+      if (ec) co_return reply{classify(ec, timed_out), 0};
+      rend += got;
+      sh.res.bytes_received += got;
+    }
+  }
+
+  // Counts a finished exchange; the reply is consumed from the buffer.
+  void finish(std::string_view request, std::size_t size, clock_type::time_point t0) {
+    const std::string_view got(rbuf.data() + rbeg, size);
+    rbeg += size;
+    if (rbeg == rend) rbeg = rend = 0;
+    if (rt.cfg.verify && !proto.matches(request, got))
+      sh.count_error(error_kind::mismatch);
+    else
+      sh.count_ok(ns_between(t0, clock_type::now()));
+  }
+
+  task<std::optional<error_kind>> write_request(const std::string& data) {
+    arm();
+    auto [ec, n] = co_await asio::async_write(stream, asio::buffer(data), use_tuple);
+    disarm();
+    sh.res.bytes_sent += n;
+    if (ec) co_return classify(ec, timed_out);
+    co_return std::nullopt;
+  }
+
+  // -- the session patterns ---------------------------------------------------------------
+
+  // persistent, pipeline 1: write, read, repeat; reconnect after an error.
+  task<void> run_sequential() {
+    while (rt.claim()) {
+      const auto intended = co_await pace();
+      if (rt.hard) break;
+      if (!open) {
+        auto err = co_await connect();
+        if (rt.hard) break;
+        if (err) {
+          sh.count_error(*err);
+          co_await backoff();
+          continue;
+        }
+      }
+      proto.make_request(id, seq++, req);
+      const auto t0 = interval.count() ? intended : clock_type::now();
+      auto err = co_await write_request(req);
+      if (rt.hard) break;
+      if (!err) {
+        auto r = co_await read_reply(req);
+        if (rt.hard) break;
+        if (!r.error) {
+          finish(req, r.size, t0);
+          continue;
+        }
+        err = r.error;
+      }
+      sh.count_error(*err);
+      close_socket();
+    }
+  }
+
+  // one_shot: connect, one exchange, close. connect_only: connect, close.
+  task<void> run_one_shot(bool exchange) {
+    while (rt.claim()) {
+      const auto intended = co_await pace();
+      if (rt.hard) break;
+      const auto t0 = interval.count() ? intended : clock_type::now();
+      auto err = co_await connect();
+      if (rt.hard) break;
+      if (!err && exchange) {
+        proto.make_request(id, seq++, req);
+        err = co_await write_request(req);
+        if (rt.hard) break;
+        if (!err) {
+          auto r = co_await read_reply(req);
+          if (rt.hard) break;
+          if (!r.error)
+            finish(req, r.size, t0);
+          else
+            err = r.error;
+        }
+      } else if (!err) {
+        sh.count_ok(ns_between(t0, clock_type::now()));
+      }
+      if (err) sh.count_error(*err);
+      close_socket();
+    }
+  }
+
+  // datagram, pipeline 1: one datagram out, one back.
+  task<void> run_datagram() {
+    rbuf.resize(65536);
+    while (rt.claim()) {
+      const auto intended = co_await pace();
+      if (rt.hard) break;
+      if (!open) {
+        auto err = co_await connect();
+        if (err) {
+          sh.count_error(*err);
+          co_await backoff();
+          continue;
+        }
+      }
+      proto.make_request(id, seq++, req);
+      const auto t0 = interval.count() ? intended : clock_type::now();
+      arm();
+      auto [sec, sent] = co_await dgram.async_send(asio::buffer(req), use_tuple);
+      disarm();
+      if (rt.hard) break;
+      sh.res.bytes_sent += sent;
+      if (!sec) {
+        arm();
+        auto [rec, got] = co_await dgram.async_receive(asio::buffer(rbuf), use_tuple);
+        disarm();
+        if (rt.hard) break;
+        if (!rec) {
+          sh.res.bytes_received += got;
+          if (rt.cfg.verify && !proto.matches(req, std::string_view(rbuf.data(), got)))
+            sh.count_error(error_kind::mismatch);
+          else
+            sh.count_ok(ns_between(t0, clock_type::now()));
+          continue;
+        }
+        sh.count_error(classify(rec, timed_out));
+      } else {
+        sh.count_error(classify(sec, timed_out));
+      }
+      close_socket();
+    }
+  }
+
+  // persistent, pipeline N: a writer keeps up to N requests in flight (the channel is the
+  // window), a reader matches replies in order. The first failure ends both; every request
+  // already taken is counted with that failure's kind.
+  task<void> run_pipelined() {
+    using namespace asio::experimental::awaitable_operators;
+    while (rt.claim()) {
+      if (rt.hard) break;
+      auto err = co_await connect();
+      if (rt.hard) break;
+      if (err) {
+        sh.count_error(*err);
+        co_await backoff();
+        continue;
+      }
+      channel<inflight> ch(rt.cfg.pipeline - 1);
+      window = &ch;
+      std::optional<error_kind> failure;
+      co_await (writer(ch, failure) && reader(ch, failure));
+      window = nullptr;
+      close_socket();
+      if (!failure) break;  // the writer ran out of tickets
+    }
+  }
+
+  void fail(channel<inflight>& ch, std::optional<error_kind>& failure, error_kind k) {
+    if (!failure) failure = k;
+    std::error_code ignored;
+    stream.close(ignored);  // wakes the other side
+    ch.close();
+  }
+
+  // Starts with the ticket claimed by run_pipelined().
+  task<void> writer(channel<inflight>& ch, std::optional<error_kind>& failure) {
+    bool have_ticket = true;
+    for (;;) {
+      if (!have_ticket && (failure || !rt.claim())) break;
+      have_ticket = false;
+      const auto intended = co_await pace();
+      if (rt.hard) co_return;
+      if (failure) {
+        sh.count_error(*failure);
+        break;
+      }
+      inflight f;
+      proto.make_request(id, seq++, f.request);
+      f.t0 = interval.count() ? intended : clock_type::now();
+      req = f.request;
+      auto ec = co_await ch.push(std::move(f));
+      if (rt.hard) co_return;
+      if (ec) {  // the reader failed meanwhile
+        sh.count_error(failure.value_or(error_kind::other));
+        break;
+      }
+      auto err = co_await write_request(req);
+      if (rt.hard) co_return;
+      if (err) {
+        fail(ch, failure, *err);
+        break;
+      }
+    }
+    ch.close();  // the reader drains what is in flight, then ends
+  }
+
+  task<void> reader(channel<inflight>& ch, std::optional<error_kind>& failure) {
+    for (;;) {
+      auto next = co_await ch.pop();
+      if (rt.hard || !next) co_return;
+      inflight& f = *next;
+      if (failure) {
+        sh.count_error(*failure);
+        continue;
+      }
+      auto r = co_await read_reply(f.request);
+      if (rt.hard) co_return;
+      if (r.error) {
+        // After the writer failed, the read only saw the socket being closed.
+        const auto kind = failure.value_or(*r.error);
+        sh.count_error(kind);
+        fail(ch, failure, kind);
+        continue;
+      }
+      finish(f.request, r.size, f.t0);
+    }
+  }
+
+  task<void> body() {
+    if (proto.pattern() == session::connect_only)
+      co_await run_one_shot(false);
+    else if (proto.pattern() == session::one_shot)
+      co_await run_one_shot(true);
+    else if (proto.kind() == transport::datagram)
+      co_await run_datagram();
+    else if (rt.cfg.pipeline > 1)
+      co_await run_pipelined();
+    else
+      co_await run_sequential();
+    finished = true;
+    watchdog.cancel();
+    close_socket();
+  }
+
+  task<void> run() {
+    using namespace asio::experimental::awaitable_operators;
+    co_await (body() && watch());
+  }
+};
+
+void shard::abort_all() {
+  aborted = true;
+  for (auto* c : conns) c->abort();
+}
+
+task<void> shard::run() {
+  wait_group wg;
+  std::vector<std::unique_ptr<connection>> list;
+  for (auto id : conn_ids) list.push_back(std::make_unique<connection>(*this, id));
+  for (auto& c : list) conns.push_back(c.get());
+  if (rt.hard) abort_all();
+  for (auto& c : list) {
+    wg.add();
+    spawn(ex, [this, &wg, c = c.get()]() -> task<void> {
+      try {
+        co_await c->run();
+      } catch (const std::exception&) {
+        count_error(error_kind::other);  // never expected; keeps the run bounded
+      }
+      wg.done();
+    }, "bench connection");
+  }
+  // With -d, whatever is still in flight after the grace period is cancelled.
+  auto guard = std::make_shared<asio::steady_timer>(ex);
+  if (rt.hard_deadline != clock_type::time_point::max()) {
+    guard->expires_at(rt.hard_deadline);
+    spawn(ex, [this, guard]() -> task<void> {
+      auto [ec] = co_await guard->async_wait(use_tuple);
+      if (!ec) {
+        rt.hard = true;
+        abort_all();
+      }
+    }, "bench deadline");
+  }
+  co_await wg.wait();
+  guard->cancel();
+  conns.clear();
+}
+
+}  // namespace
+
+// -- runner::impl -------------------------------------------------------------------------
+
+runner::impl::impl(settings s) : cfg(std::move(s)) {
+  if (auto err = validate(cfg); !err.empty()) throw std::invalid_argument(err);
+  proto = make_mode(cfg);
+  const auto& t = cfg.server;
+  if (t.kind == scheme::unix_stream) {
+    stream_ep = asio::local::stream_protocol::endpoint(t.path);
+    return;
+  }
+  asio::io_context tmp;
+  std::error_code ec;
+  if (t.kind == scheme::tcp) {
+    asio::ip::tcp::resolver res(tmp);
+    auto found = res.resolve(t.host, std::to_string(t.port), ec);
+    if (ec || found.empty()) throw std::invalid_argument("cannot resolve " + t.host);
+    stream_ep = found.begin()->endpoint();
+  } else {
+    asio::ip::udp::resolver res(tmp);
+    auto found = res.resolve(t.host, std::to_string(t.port), ec);
+    if (ec || found.empty()) throw std::invalid_argument("cannot resolve " + t.host);
+    dgram_ep = found.begin()->endpoint();
+  }
+}
+
+void runner::impl::begin() {
+  if (started.exchange(true)) throw std::logic_error("bench::runner: run only once");
+  start = clock_type::now();
+  tickets = static_cast<std::int64_t>(cfg.requests);
+  if (cfg.requests == 0) {
+    deadline = start + cfg.duration;
+    const auto grace = std::min<clock_type::duration>(cfg.timeout, std::chrono::seconds(1));
+    hard_deadline = deadline + grace;
+  }
+}
+
+void runner::impl::enter(shard* s) {
+  std::lock_guard lock(mu);
+  live.push_back(s);
+}
+
+void runner::impl::leave(shard* s) {
+  std::lock_guard lock(mu);
+  live.erase(std::remove(live.begin(), live.end(), s), live.end());
+}
+
+void runner::impl::stop() {
+  std::lock_guard lock(mu);
+  interrupted = true;
+  no_more = true;
+  hard = true;
+  for (auto* s : live) asio::post(s->ex, [s] { s->abort_all(); });
+}
+
+progress runner::impl::snapshot() const {
+  progress p;
+  std::lock_guard lock(mu);
+  for (auto* s : live) {
+    p.requests += s->done.load(std::memory_order_relaxed);
+    p.errors += s->failed.load(std::memory_order_relaxed);
+  }
+  if (started) p.elapsed_s = std::chrono::duration<double>(clock_type::now() - start).count();
+  return p;
+}
+
+// -- runner -------------------------------------------------------------------------------
+
+runner::runner(settings s) : impl_(std::make_unique<impl>(std::move(s))) {}
+runner::~runner() = default;
+
+const settings& runner::config() const noexcept { return impl_->cfg; }
+void runner::stop() { impl_->stop(); }
+progress runner::snapshot() const { return impl_->snapshot(); }
+
+results runner::run(const std::function<void(const progress&)>& on_tick,
+                    std::chrono::milliseconds tick) {
+  auto& rt = *impl_;
+  rt.begin();
+  const unsigned n = std::max(1u, std::min(rt.cfg.threads, rt.cfg.connections));
+  std::vector<std::unique_ptr<asio::io_context>> loops;
+  std::vector<std::unique_ptr<shard>> shards;
+  for (unsigned i = 0; i < n; ++i) {
+    loops.push_back(std::make_unique<asio::io_context>(1));
+    std::vector<std::uint64_t> ids;
+    for (unsigned c = i; c < rt.cfg.connections; c += n) ids.push_back(c);
+    shards.push_back(std::make_unique<shard>(rt, loops.back()->get_executor(), std::move(ids)));
+    rt.enter(shards.back().get());
+  }
+  std::mutex done_mu;
+  std::condition_variable done_cv;
+  unsigned finished = 0;
+  std::vector<std::thread> threads;
+  for (unsigned i = 0; i < n; ++i) {
+    threads.emplace_back([&, i] {
+      auto* sh = shards[i].get();
+      spawn(*loops[i], [sh]() -> task<void> { co_await sh->run(); }, "bench shard");
+      loops[i]->run();
+      std::lock_guard lock(done_mu);
+      ++finished;
+      done_cv.notify_all();
+    });
+  }
+  {
+    std::unique_lock lock(done_mu);
+    while (finished < n) {
+      done_cv.wait_for(lock, tick);
+      if (finished < n && on_tick) {
+        lock.unlock();
+        on_tick(rt.snapshot());
+        lock.lock();
+      }
+    }
+  }
+  for (auto& t : threads) t.join();
+  const auto end = clock_type::now();
+  results out;
+  for (auto& s : shards) {
+    rt.leave(s.get());
+    out.merge(s->res);
+  }
+  out.duration_s = std::chrono::duration<double>(end - rt.start).count();
+  out.interrupted = rt.interrupted;
+  return out;
+}
+
+task<results> runner::run_here() {
+  auto& rt = *impl_;
+  auto ex = co_await asio::this_coro::executor;
+  rt.begin();
+  std::vector<std::uint64_t> ids;
+  for (unsigned c = 0; c < rt.cfg.connections; ++c) ids.push_back(c);
+  shard sh(rt, ex, std::move(ids));
+  rt.enter(&sh);
+  co_await sh.run();
+  rt.leave(&sh);
+  results out;
+  out.merge(sh.res);
+  out.duration_s = std::chrono::duration<double>(clock_type::now() - rt.start).count();
+  out.interrupted = rt.interrupted;
+  co_return out;
+}
+
+// -- validation ---------------------------------------------------------------------------
+
+std::string validate(const settings& s) {
+  auto m = make_mode(s);
+  if (!m) {
+    std::string names;
+    for (auto& i : mode_list()) names += (names.empty() ? "" : ", ") + std::string(i.name);
+    return "unknown mode '" + s.mode + "' (" + names + ")";
+  }
+  if (!m->accepts(s.server.kind))
+    return "mode " + s.mode + " does not run over " + s.server.url;
+  if (s.requests == 0 && s.duration.count() <= 0) return "give -n REQUESTS or -d DURATION";
+  if (s.requests > 0 && s.duration.count() > 0) return "give either -n or -d, not both";
+  if (s.connections < 1) return "-c must be at least 1";
+  if (s.threads < 1) return "-t must be at least 1";
+  if (s.pipeline < 1) return "--pipeline must be at least 1";
+  if (s.pipeline > 65536) return "--pipeline must be at most 65536";
+  if (s.size < 1 && s.mode != "connect") return "--size must be at least 1";
+  if (s.size > (64u << 20)) return "--size must be at most 64 MiB";
+  if (s.rate < 0) return "--rate must not be negative";
+  if (s.timeout.count() <= 0) return "--timeout must be positive";
+  return m->check(s);
+}
+
+}  // namespace swactor::bench

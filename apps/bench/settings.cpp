@@ -1,0 +1,151 @@
+#include "settings.hpp"
+
+#include <cctype>
+#include <cstdio>
+#include <cstdlib>
+
+#include <nlohmann/json.hpp>
+
+namespace swactor::bench {
+
+std::string parse_url(const std::string& url, target& out) {
+  out = target{};
+  out.url = url;
+  auto sep = url.find("://");
+  if (sep == std::string::npos) return "URL needs a scheme (tcp://, udp://, unix://): " + url;
+  const std::string sch = url.substr(0, sep);
+  const std::string rest = url.substr(sep + 3);
+  if (sch == "unix") {
+    out.kind = scheme::unix_stream;
+    if (rest.empty() || rest[0] != '/') return "unix URL needs an absolute path (unix:///path): " + url;
+    out.path = rest;
+    return {};
+  }
+  if (sch == "tcp")
+    out.kind = scheme::tcp;
+  else if (sch == "udp")
+    out.kind = scheme::udp;
+  else
+    return "unknown URL scheme '" + sch + "' (tcp, udp, unix): " + url;
+  std::string host, port;
+  if (!rest.empty() && rest[0] == '[') {
+    auto close = rest.find(']');
+    if (close == std::string::npos || close + 1 >= rest.size() || rest[close + 1] != ':')
+      return "bad address in " + url;
+    host = rest.substr(1, close - 1);
+    port = rest.substr(close + 2);
+  } else {
+    auto colon = rest.rfind(':');
+    if (colon == std::string::npos) return "URL needs a port: " + url;
+    host = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+  }
+  if (!port.empty() && port.back() == '/') port.pop_back();
+  if (host.empty()) return "URL needs a host: " + url;
+  char* end = nullptr;
+  long p = std::strtol(port.c_str(), &end, 10);
+  if (port.empty() || *end != '\0' || p < 1 || p > 65535) return "bad port in " + url;
+  out.host = host;
+  out.port = static_cast<std::uint16_t>(p);
+  return {};
+}
+
+bool unescape(const std::string& in, std::string& out) {
+  out.clear();
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '\\') {
+      out += in[i];
+      continue;
+    }
+    if (++i >= in.size()) return false;
+    switch (in[i]) {
+      case 'r': out += '\r'; break;
+      case 'n': out += '\n'; break;
+      case 't': out += '\t'; break;
+      case '0': out += '\0'; break;
+      case '\\': out += '\\'; break;
+      case 'x': {
+        if (i + 2 >= in.size()) return false;
+        if (!std::isxdigit(static_cast<unsigned char>(in[i + 1])) ||
+            !std::isxdigit(static_cast<unsigned char>(in[i + 2])))
+          return false;
+        out += static_cast<char>(std::strtol(in.substr(i + 1, 2).c_str(), nullptr, 16));
+        i += 2;
+        break;
+      }
+      default: return false;
+    }
+  }
+  return true;
+}
+
+std::string escape(const std::string& in) {
+  std::string out;
+  for (unsigned char c : in) {
+    switch (c) {
+      case '\r': out += "\\r"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      case '\\': out += "\\\\"; break;
+      default:
+        if (std::isprint(c)) {
+          out += static_cast<char>(c);
+        } else {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\x%02x", c);
+          out += buf;
+        }
+    }
+  }
+  return out;
+}
+
+bool parse_duration(const std::string& text, std::chrono::nanoseconds& out) {
+  if (text.empty()) return false;
+  char* end = nullptr;
+  double v = std::strtod(text.c_str(), &end);
+  if (end == text.c_str() || !(v >= 0) || v > 1e7) return false;
+  const std::string unit(end);
+  double ns;
+  if (unit.empty() || unit == "s")
+    ns = v * 1e9;
+  else if (unit == "ms")
+    ns = v * 1e6;
+  else if (unit == "us")
+    ns = v * 1e3;
+  else if (unit == "m" || unit == "min")
+    ns = v * 60e9;
+  else if (unit == "h")
+    ns = v * 3600e9;
+  else
+    return false;
+  out = std::chrono::nanoseconds(static_cast<std::int64_t>(ns));
+  return true;
+}
+
+nlohmann::json to_json(const settings& s) {
+  nlohmann::json j = {
+      {"url", s.server.url},
+      {"mode", s.mode},
+      {"requests", s.requests},
+      {"duration_s", std::chrono::duration<double>(s.duration).count()},
+      {"connections", s.connections},
+      {"threads", s.threads},
+      {"size", s.size},
+      {"pipeline", s.pipeline},
+      {"rate", s.rate},
+      {"verify", s.verify},
+      {"timeout_s", std::chrono::duration<double>(s.timeout).count()},
+  };
+  if (s.mode == "eof") j["eof"] = escape(s.frame.eof);
+  if (s.mode == "length") {
+    j["length"] = {{"size", s.frame.length_size},
+                   {"offset", s.frame.length_offset},
+                   {"body_offset", s.frame.header_size()},
+                   {"big_endian", s.frame.big_endian},
+                   {"signed", s.frame.is_signed}};
+  }
+  return j;
+}
+
+}  // namespace swactor::bench
