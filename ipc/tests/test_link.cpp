@@ -332,3 +332,33 @@ TEST_CASE("link: socket_pair fds are close-on-exec", "[link]") {
   ::close(fds->first);
   ::close(fds->second);
 }
+
+TEST_CASE("link: 50k small messages keep their order", "[link]") {
+  swactor::loop lp;
+  auto pr = link::make_pair(lp.context().get_executor());
+  REQUIRE(pr);
+  auto& [a, b] = *pr;
+  constexpr int n = 50000;
+  int in_order = 0;
+  swactor::spawn(lp.context(), [&]() -> task<void> {
+    for (int i = 0; i < n; ++i) {
+      auto ec = co_await a.send_wait(msg(i, "payload of a typical small message"), 2s);
+      if (ec) break;
+    }
+  });
+  auto start = std::chrono::steady_clock::now();
+  swactor::spawn(lp.context(), [&]() -> task<void> {
+    for (int i = 0; i < n; ++i) {
+      auto r = co_await b.receive(2s);
+      if (!r || r->message_id != std::uint64_t(i)) break;
+      ++in_order;
+    }
+    a.close();
+    b.close();
+  });
+  REQUIRE(lp.run() == 0);
+  auto took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  CHECK(in_order == n);
+  CHECK(a.stats().writes < std::uint64_t(n) / 10);  // many envelopes per write
+  CHECK(took < 5.0);
+}
