@@ -216,6 +216,16 @@ link::link(socket_type socket, link_options opts)
 }
 
 result<link> link::from_fd(const asio::any_io_executor& ex, int fd, link_options opts) {
+  // An inherited fd number can point at anything: refuse what is not a Unix stream socket.
+  int type = 0, domain = 0;
+  socklen_t len = sizeof type;
+  bool ok = ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
+  len = sizeof domain;
+  ok = ok && ::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain == AF_UNIX;
+  if (!ok) {
+    if (fd >= 0) ::close(fd);
+    return swactor::errc::invalid_argument;
+  }
   socket_type s(ex);
   asio::error_code ec;
   s.assign(asio::local::stream_protocol(), fd, ec);

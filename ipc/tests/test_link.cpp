@@ -362,3 +362,20 @@ TEST_CASE("link: 50k small messages keep their order", "[link]") {
   CHECK(a.stats().writes < std::uint64_t(n) / 10);  // many envelopes per write
   CHECK(took < 5.0);
 }
+
+TEST_CASE("link: from_fd refuses what is not a Unix stream socket", "[link]") {
+  swactor::loop lp;
+  int p[2];
+  REQUIRE(::pipe(p) == 0);
+  auto l = link::from_fd(lp.context().get_executor(), p[0]);
+  CHECK(l.error() == swactor::errc::invalid_argument);
+  CHECK(::fcntl(p[0], F_GETFD) == -1);  // closed by from_fd
+  ::close(p[1]);
+  int dgram[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_DGRAM, 0, dgram) == 0);
+  CHECK(link::from_fd(lp.context().get_executor(), dgram[0]).error() ==
+        swactor::errc::invalid_argument);
+  ::close(dgram[1]);
+  CHECK(link::from_fd(lp.context().get_executor(), -1).error() ==
+        swactor::errc::invalid_argument);
+}

@@ -12,7 +12,8 @@
 // - a peer that sends garbage is disconnected: the reason is logged (log::warning), the link
 //   closes, and receive() returns the protocol error once queued good messages are drained.
 //
-// Single loop: every member must be called on the loop that runs the socket's executor.
+// Single loop: every member must be called on the loop that runs the socket's executor,
+// and links must be destroyed before their io_context.
 
 #include <cstddef>
 #include <cstdint>
@@ -58,7 +59,8 @@ class link {
   // Takes a connected socket and starts reading.
   explicit link(socket_type socket, link_options opts = {});
   // Adopts `fd` (a connected AF_UNIX stream socket, e.g. inherited); the fd is owned by
-  // the link from here on, and closed even on error.
+  // the link from here on, and closed even on error. Anything else (a pipe, a UDP socket,
+  // a closed fd) gives swactor::errc::invalid_argument.
   static result<link> from_fd(const asio::any_io_executor& ex, int fd, link_options opts = {});
   // Two links connected to each other (tests, in-process pairs).
   static result<std::pair<link, link>> make_pair(const asio::any_io_executor& ex,
