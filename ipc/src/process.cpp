@@ -477,13 +477,24 @@ result<process> process::launch(asio::any_io_executor ex, body fn, std::vector<s
     for (auto& a : argv) cargv.push_back(a.data());
     cargv.push_back(nullptr);
     std::string prefix = std::string(channel_env) + "=";
+    auto overridden = [&](const char* e) {
+      if (std::strncmp(e, prefix.c_str(), prefix.size()) == 0) return true;
+      for (const auto& x : opts.env) {
+        auto eq = x.find('=');
+        auto name = std::string_view(x).substr(0, eq == std::string::npos ? x.size() : eq + 1);
+        if (std::strncmp(e, name.data(), name.size()) == 0) return true;
+      }
+      return false;
+    };
     for (char** e = environ; e && *e; ++e)
-      if (std::strncmp(*e, prefix.c_str(), prefix.size()) != 0) env.emplace_back(*e);
+      if (!overridden(*e)) env.emplace_back(*e);
+    for (const auto& x : opts.env) env.push_back(x);
     if (opts.channel) env.push_back(prefix + std::to_string(chan.w));
     for (auto& e : env) cenv.push_back(e.data());
     cenv.push_back(nullptr);
   }
   const pid_t parent = ::getpid();
+  std::fflush(nullptr);  // or a callable child would write the parent's buffered output again
 
   pid_t pid = ::fork();
   if (pid < 0) return sys_error();
@@ -521,6 +532,21 @@ result<process> process::launch(asio::any_io_executor ex, body fn, std::vector<s
       [[maybe_unused]] auto n = ::write(err.w, &e, sizeof e);
       ::_exit(127);
     }
+    // Handlers belong to the parent (an asio signal_set would even forward the child's
+    // signals to the parent's loop through its pipe): start from the defaults. Ignored
+    // signals stay ignored, as across exec.
+    for (int sig = 1; sig < NSIG; ++sig) {
+      struct sigaction old {};
+      if (::sigaction(sig, nullptr, &old) != 0) continue;
+      if (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN) {
+        struct sigaction dfl {};
+        dfl.sa_handler = SIG_DFL;
+        ::sigaction(sig, &dfl, nullptr);
+      }
+    }
+    sigset_t none;
+    ::sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
     int code = 255;
     try {
       child_context ctx(index, chan.w, opts.max_message);

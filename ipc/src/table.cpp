@@ -778,6 +778,12 @@ std::size_t table::for_each(const std::function<bool(const row&)>& fn) const {
   return visited;
 }
 
+void table::debug_leak_lock(std::string_view key) {
+  auto& t = *impl_;
+  bucket& b = t.buckets[hash_key(key) & t.mask];
+  detail::pid_lock(b.lock, std::chrono::nanoseconds::max(), "table bucket lock");
+}
+
 table_stats table::stats() const {
   auto& t = *impl_;
   table_stats s;

@@ -93,6 +93,8 @@ struct process_options {
   bool channel = true;            // a socket pair for send()/recv() messages
   // exec: descriptors kept open, same numbers, in the new program (e.g. a table's fd()).
   std::vector<int> inherit_fds;
+  // exec: "NAME=value" entries added to (or replacing in) the inherited environment.
+  std::vector<std::string> env;
   // Descriptors the child closes first (the pool passes its other children's channels).
   std::vector<int> close_in_child;
   bool kill_on_destroy = true;    // ~process sends SIGKILL and reaps a child still running

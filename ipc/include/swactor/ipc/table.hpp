@@ -215,6 +215,10 @@ class table {
 
   table_stats stats() const;
 
+  // Testing aid: takes the bucket lock of `key` and never releases it, as a process that
+  // dies in the middle of an operation would. Not for production code.
+  void debug_leak_lock(std::string_view key);
+
  private:
   struct impl;
   explicit table(std::unique_ptr<impl> p);
