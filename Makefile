@@ -4,7 +4,7 @@ BUILD_TYPE ?= Release
 JOBS ?= 2
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build run test bench fuzz clean format
+.PHONY: all deps configure build run test bench fuzz docs clean format
 
 all: build
 
@@ -28,6 +28,10 @@ test: build
 bench: build
 	@cmake --build $(BUILD_DIR) -j$(JOBS) --target benchmarks
 	@scripts/run-benchmarks.sh $(BUILD_DIR)
+
+docs: build
+	@$(BUILD_DIR)/apps/swactor config-reference -o docs/config.md
+	@echo "docs/config.md regenerated"
 
 fuzz: deps
 	@scripts/run-fuzz.sh
