@@ -25,6 +25,14 @@ inline std::uint32_t self_pid() noexcept {
 // True when `pid` no longer runs: gone (ESRCH) or a zombie waiting to be reaped.
 bool pid_is_dead(std::uint32_t pid) noexcept;
 
+inline void cpu_pause() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
 enum class lock_outcome { acquired, recovered, timeout };
 
 inline bool pid_try_lock(std::atomic<std::uint32_t>& w) noexcept {

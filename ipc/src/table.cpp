@@ -102,8 +102,9 @@ struct shm_table_header {
 };
 static_assert(sizeof(shm_table_header) <= header_bytes);
 
-// 32 bytes: the lock word, the chain head and counters changed only under the lock (so
-// relaxed load+store suffices; they are atomics only so stats() may read them any time).
+// 32 bytes: the lock word, the chain head, a sequence number and counters changed only
+// under the lock (relaxed load+store suffices; they are atomics so stats() and the
+// lock-free readers may read them any time).
 struct bucket {
   std::atomic<std::uint32_t> lock;
   std::atomic<std::uint32_t> head;  // row index + 1, 0 = empty
@@ -111,7 +112,9 @@ struct bucket {
   std::atomic<std::uint32_t> inserts;
   std::atomic<std::uint32_t> deletes;
   std::atomic<std::uint32_t> collisions;
-  std::uint32_t reserved;
+  // Seqlock: odd while a writer changes the bucket; readers copy without taking the lock
+  // and retry if it moved.
+  std::atomic<std::uint32_t> seq;
 };
 static_assert(sizeof(bucket) == 32);
 
@@ -228,6 +231,64 @@ struct table::impl {
    private:
     bucket& b_;
   };
+
+  // A writer: the bucket lock plus an odd sequence number while it holds it, so that
+  // optimistic readers discard what they copied meanwhile.
+  class write_guard {
+   public:
+    write_guard(const impl& t, bucket& b) noexcept : g_(t, b), b_(b) {
+      auto s = b.seq.load(std::memory_order_relaxed);
+      if (s & 1) ++s;  // a writer died mid-change: its lock was recovered, even it up
+      b.seq.store(s + 1, std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_release);
+    }
+    ~write_guard() {
+      b_.seq.store(b_.seq.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+    }
+    write_guard(const write_guard&) = delete;
+    write_guard& operator=(const write_guard&) = delete;
+
+   private:
+    guard g_;
+    bucket& b_;
+  };
+
+  // Reads without the lock (seqlock): fn(row_header* or nullptr) copies what it needs and
+  // may run several times; its last run saw a stable bucket. The walk is bounded and checks
+  // indices, since a concurrent writer may relink rows under it. After a few failed tries
+  // (a busy or dead writer) it reads under the lock, which also recovers a dead owner.
+  template <class F>
+  auto read(std::string_view key, F&& fn) const {
+    std::uint64_t h = hash_key(key);
+    auto h32 = static_cast<std::uint32_t>(h >> 32);
+    bucket& b = buckets[h & mask];
+    for (int attempt = 0; attempt < 16; ++attempt) {
+      std::uint32_t s1 = b.seq.load(std::memory_order_acquire);
+      if (s1 & 1) {
+        detail::cpu_pause();
+        continue;
+      }
+      std::uint32_t idx = 0;
+      std::uint32_t steps = 0;
+      for (std::uint32_t i = b.head.load(std::memory_order_relaxed); i != 0 && i <= capacity &&
+                                                                       steps <= capacity;
+           ++steps) {
+        row_header* r = row_at(i);
+        if (r->hash == h32 && r->key_len == key.size() &&
+            std::memcmp(r->key, key.data(), key.size()) == 0) {
+          idx = i;
+          break;
+        }
+        i = r->next.load(std::memory_order_relaxed);
+      }
+      auto out = fn(idx ? row_at(idx) : nullptr);
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (b.seq.load(std::memory_order_relaxed) == s1) return out;
+    }
+    write_guard g(*this, b);  // leaves the sequence even, even after a dead writer
+    std::uint32_t idx = find(b, h32, key);
+    return fn(idx ? row_at(idx) : nullptr);
+  }
 
   // Under the bucket lock: the row holding `key`, and its predecessor (0 = head).
   std::uint32_t find(const bucket& b, std::uint32_t h32, std::string_view key,
@@ -440,7 +501,7 @@ struct table::impl {
     std::uint64_t h = hash_key(key);
     auto h32 = static_cast<std::uint32_t>(h >> 32);
     bucket& b = buckets[h & mask];
-    guard g(*this, b);
+    write_guard g(*this, b);
     std::uint32_t idx = find(b, h32, key);
     if (idx != 0) {
       if (m == mode::insert_only) return make_error_code(shm_errc::exists);
@@ -453,17 +514,6 @@ struct table::impl {
     char* d = data_of(row_at(idx));
     for (const auto& f : res) write_value(d, *f.col, f.offset, f.v);
     return {};
-  }
-
-  // Locks the bucket of `key` and calls fn(row_header* or nullptr, bucket&).
-  template <class F>
-  auto with_row(std::string_view key, F&& fn) const {
-    std::uint64_t h = hash_key(key);
-    auto h32 = static_cast<std::uint32_t>(h >> 32);
-    bucket& b = buckets[h & mask];
-    guard g(*this, b);
-    std::uint32_t idx = find(b, h32, key);
-    return fn(idx ? row_at(idx) : nullptr);
   }
 
   // Column lookup with a type check; -1 and sets ec on error.
@@ -490,11 +540,9 @@ struct table::impl {
     std::uint32_t off = t.layout->offsets[static_cast<std::size_t>(ci)];
     bool found = false;
     T x{};
-    t.with_row(key, [&](row_header* r) {
-      if (r) {
-        found = true;
-        std::memcpy(&x, data_of(r) + off, sizeof x);
-      }
+    t.read(key, [&](row_header* r) {
+      found = r != nullptr;
+      if (r) std::memcpy(&x, data_of(r) + off, sizeof x);
       return 0;
     });
     if (!found) return make_error_code(shm_errc::not_found);
@@ -511,7 +559,7 @@ struct table::impl {
     std::uint64_t h = hash_key(key);
     auto h32 = static_cast<std::uint32_t>(h >> 32);
     bucket& b = buckets[h & mask];
-    guard g(*this, b);
+    write_guard g(*this, b);
     std::uint32_t idx = find(b, h32, key);
     if (idx == 0) {
       idx = insert(b, h32, key);
@@ -657,7 +705,7 @@ std::error_code table::del(std::string_view key) {
   bucket& b = t.buckets[h & t.mask];
   std::uint32_t idx;
   {
-    impl::guard g(t, b);
+    impl::write_guard g(t, b);
     std::uint32_t prev = 0;
     idx = t.find(b, h32, key, &prev);
     if (idx == 0) return make_error_code(shm_errc::not_found);
@@ -701,7 +749,7 @@ result<bool> table::cmpset(std::string_view key, std::string_view column, value_
   std::uint64_t h = hash_key(key);
   auto h32 = static_cast<std::uint32_t>(h >> 32);
   bucket& b = t.buckets[h & t.mask];
-  impl::guard g(t, b);
+  impl::write_guard g(t, b);
   std::uint32_t idx = t.find(b, h32, key);
   if (idx == 0) return make_error_code(shm_errc::not_found);
   char* d = impl::data_of(t.row_at(idx));
@@ -713,7 +761,7 @@ result<bool> table::cmpset(std::string_view key, std::string_view column, value_
 
 result<row> table::get(std::string_view key) const {
   if (key.size() > key_capacity) return make_error_code(shm_errc::key_too_long);
-  return impl_->with_row(key, [&](row_header* r) -> result<row> {
+  return impl_->read(key, [&](row_header* r) -> result<row> {
     if (!r) return make_error_code(shm_errc::not_found);
     return impl_->make_row(r);
   });
@@ -726,7 +774,7 @@ result<value> table::get(std::string_view key, std::string_view column) const {
   if (ci < 0) return ec;
   const auto& col = impl_->layout->schema.columns[static_cast<std::size_t>(ci)];
   std::uint32_t off = impl_->layout->offsets[static_cast<std::size_t>(ci)];
-  return impl_->with_row(key, [&](row_header* r) -> result<value> {
+  return impl_->read(key, [&](row_header* r) -> result<value> {
     if (!r) return make_error_code(shm_errc::not_found);
     return impl::read_value(impl::data_of(r), col, off);
   });
@@ -749,7 +797,7 @@ result<std::string> table::get_string(std::string_view key, std::string_view col
 
 bool table::exists(std::string_view key) const {
   if (key.size() > key_capacity) return false;
-  return impl_->with_row(key, [](row_header* r) { return r != nullptr; });
+  return impl_->read(key, [](row_header* r) { return r != nullptr; });
 }
 
 std::size_t table::count() const noexcept {
@@ -782,6 +830,7 @@ void table::debug_leak_lock(std::string_view key) {
   auto& t = *impl_;
   bucket& b = t.buckets[hash_key(key) & t.mask];
   detail::pid_lock(b.lock, std::chrono::nanoseconds::max(), "table bucket lock");
+  b.seq.fetch_add(1);  // and leaves the bucket "mid-write", as a dying writer would
 }
 
 table_stats table::stats() const {

@@ -339,6 +339,26 @@ TEST_CASE("a process killed while holding a row lock does not wedge the table",
   // and it stays usable
   CHECK(*t.incr("victim", "n") == 3);
   CHECK_FALSE(t.del("victim"));
+
+  // A reader (lock-free path) meets the dead writer's bucket first: it falls back to the
+  // lock and recovers it too.
+  REQUIRE_FALSE(t.set("victim2", "n", 5));
+  ready->set(0);
+  pid = fork_child([&] {
+    t.debug_leak_lock("victim2");
+    ready->set(1);
+    ready->notify();
+    ::pause();
+    return 0;
+  });
+  while (ready->get() == 0) ready->wait_while(0, std::chrono::milliseconds(100));
+  ::kill(pid, SIGKILL);
+  reap(pid);
+  auto g = t.get_int("victim2", "n");
+  REQUIRE(g);
+  CHECK(*g == 5);
+  CHECK(t.stats().lock_recoveries == 2);
+  CHECK(*t.incr("victim2", "n") == 6);
 }
 
 TEST_CASE("children killed at random while hammering the table leave it usable",
