@@ -205,7 +205,8 @@ struct connection {
       if (finished) break;
       if (in_io > 0 && clock_type::now() >= deadline) {
         timed_out = true;
-        in_io = 0;  // the I/O owners re-arm on their next operation
+        // A fresh window: the cancelled operations complete and disarm meanwhile.
+        deadline = clock_type::now() + rt.cfg.timeout;
         std::error_code ignored;
         stream.cancel(ignored);
         dgram.cancel(ignored);

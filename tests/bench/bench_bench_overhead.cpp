@@ -1,0 +1,188 @@
+// How close does `swactor bench -f long_tcp` get to a minimal hand-written epoll client?
+// Both drive swactor_test_echo (raw epoll echo server) with the same connections, threads,
+// message size and strict request/response; the ratio is engine rps / raw client rps
+// (target >= 0.9).
+//
+// The echo server is found through $SWACTOR_TEST_ECHO, else the path compiled in by
+// tests/support/CMakeLists.txt, else next to this binary (./ or ../support/).
+// $SWACTOR_BENCH_SECONDS sets each measurement's length (default 1.5 s).
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench_report.hpp"
+#include "runner.hpp"
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+
+std::string find_echo() {
+  if (const char* e = std::getenv("SWACTOR_TEST_ECHO"); e && *e) return e;
+#ifdef SWACTOR_TEST_ECHO
+  if (fs::exists(SWACTOR_TEST_ECHO)) return SWACTOR_TEST_ECHO;
+#endif
+  const auto self = fs::read_symlink("/proc/self/exe").parent_path();
+  for (auto p : {self / "swactor_test_echo", self / ".." / "support" / "swactor_test_echo"})
+    if (fs::exists(p)) return p.string();
+  std::fprintf(stderr, "bench_bench_overhead: swactor_test_echo not found; set SWACTOR_TEST_ECHO\n");
+  std::exit(1);
+}
+
+// Starts the echo server and reads its port; killed by pid at the end.
+struct echo_server {
+  pid_t pid = -1;
+  int port = 0;
+  explicit echo_server(const std::string& bin) {
+    int fds[2];
+    if (pipe(fds) != 0) std::exit(1);
+    pid = fork();
+    if (pid == 0) {
+      dup2(fds[1], 1);
+      close(fds[0]);
+      close(fds[1]);
+      execl(bin.c_str(), bin.c_str(), "--tcp", "127.0.0.1:0", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    close(fds[1]);
+    std::string out;
+    char buf[256];
+    ssize_t n;
+    while (out.find("ready\n") == std::string::npos && (n = read(fds[0], buf, sizeof buf)) > 0)
+      out.append(buf, static_cast<std::size_t>(n));
+    close(fds[0]);
+    auto at = out.find("port=");
+    if (at == std::string::npos) {
+      std::fprintf(stderr, "echo server did not start: %s\n", out.c_str());
+      std::exit(1);
+    }
+    port = std::atoi(out.c_str() + at + 5);
+  }
+  ~echo_server() {
+    if (pid > 0) {
+      kill(pid, SIGTERM);
+      waitpid(pid, nullptr, 0);
+    }
+  }
+};
+
+// -- the reference: a minimal epoll request/response client -----------------------------
+
+struct raw_conn {
+  int fd;
+  std::size_t got = 0;
+};
+
+std::uint64_t raw_thread(int port, int conns, std::size_t size, clock_type::time_point until) {
+  int ep = epoll_create1(0);
+  std::vector<raw_conn> cs(static_cast<std::size_t>(conns));
+  std::string msg(size, 'x');
+  std::vector<char> buf(size);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  for (auto& c : cs) {
+    c.fd = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(c.fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) std::exit(1);
+    fcntl(c.fd, F_SETFL, O_NONBLOCK);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = &c;
+    epoll_ctl(ep, EPOLL_CTL_ADD, c.fd, &ev);
+    if (send(c.fd, msg.data(), size, MSG_NOSIGNAL) != static_cast<ssize_t>(size)) std::exit(1);
+  }
+  std::uint64_t done = 0;
+  std::vector<epoll_event> evs(256);
+  while (clock_type::now() < until) {
+    int n = epoll_wait(ep, evs.data(), static_cast<int>(evs.size()), 100);
+    for (int i = 0; i < n; ++i) {
+      auto* c = static_cast<raw_conn*>(evs[i].data.ptr);
+      ssize_t r = recv(c->fd, buf.data(), size - c->got, 0);
+      if (r <= 0) continue;
+      c->got += static_cast<std::size_t>(r);
+      if (c->got < size) continue;
+      c->got = 0;
+      ++done;
+      if (send(c->fd, msg.data(), size, MSG_NOSIGNAL) != static_cast<ssize_t>(size)) std::exit(1);
+    }
+  }
+  for (auto& c : cs) close(c.fd);
+  close(ep);
+  return done;
+}
+
+double raw_rps(int port, int conns, int threads, std::size_t size, double seconds) {
+  std::atomic<std::uint64_t> total{0};
+  const auto t0 = clock_type::now();
+  const auto until = t0 + std::chrono::duration_cast<clock_type::duration>(
+                              std::chrono::duration<double>(seconds));
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t) {
+    const int mine = conns / threads + (t < conns % threads ? 1 : 0);
+    ts.emplace_back([&, mine] { total += raw_thread(port, mine, size, until); });
+  }
+  for (auto& t : ts) t.join();
+  return static_cast<double>(total) / std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+double engine_rps(int port, int conns, int threads, std::size_t size, double seconds) {
+  swactor::bench::settings s;
+  swactor::bench::parse_url("tcp://127.0.0.1:" + std::to_string(port), s.server);
+  s.mode = "long_tcp";
+  s.connections = static_cast<unsigned>(conns);
+  s.threads = static_cast<unsigned>(threads);
+  s.size = size;
+  s.duration = std::chrono::duration_cast<std::chrono::nanoseconds>(
+      std::chrono::duration<double>(seconds));
+  swactor::bench::runner r(s);
+  auto res = r.run();
+  if (res.error_total() > 0) std::fprintf(stderr, "engine: %llu errors\n",
+                                          static_cast<unsigned long long>(res.error_total()));
+  return res.rps();
+}
+
+}  // namespace
+
+int main() {
+  const char* secs_env = std::getenv("SWACTOR_BENCH_SECONDS");
+  const double seconds = secs_env ? std::atof(secs_env) : 1.5;
+  echo_server echo(find_echo());
+  swactor::bench::report report("bench_overhead");
+  struct config {
+    int conns, threads;
+    std::size_t size;
+  };
+  for (auto cfg : {config{1, 1, 64}, config{32, 1, 64}, config{32, 1, 4096}}) {
+    // Alternate twice and keep each side's best: the machine is shared and small.
+    double raw = 0, eng = 0;
+    for (int rep = 0; rep < 2; ++rep) {
+      raw = std::max(raw, raw_rps(echo.port, cfg.conns, cfg.threads, cfg.size, seconds));
+      eng = std::max(eng, engine_rps(echo.port, cfg.conns, cfg.threads, cfg.size, seconds));
+    }
+    char name[128];
+    std::snprintf(name, sizeof name, "long_tcp rps c=%d t=%d size=%zu", cfg.conns, cfg.threads,
+                  cfg.size);
+    report.add({name, eng, "req/s", raw, "minimal epoll client, same load", 0.9});
+  }
+  report.finish();
+  return 0;
+}
