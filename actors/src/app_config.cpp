@@ -1,11 +1,125 @@
 #include "swactor/actors/app_config.hpp"
 
+#include "swactor/actors/listen_url.hpp"
+
 namespace swactor {
+
+int app_config::module_index(const std::string& instance) const {
+  for (std::size_t i = 0; i < modules.size(); ++i)
+    if (modules[i].instance == instance) return static_cast<int>(i);
+  return -1;
+}
+
+const config::schema<framing_config>& framing_schema() {
+  static const auto s = [] {
+    config::schema<framing_config> s;
+    s.string("type", &framing_config::type,
+             "`raw`: bytes as they arrive; `eof`: one message per delimiter (Swoole's "
+             "open_eof_split); `length`: a length field gives the frame size (Swoole's "
+             "open_length_check).",
+             {"raw", "eof", "length"})
+        .string("delimiter", &framing_config::delimiter,
+                "eof: the 1-8 byte delimiter; escapes \\r \\n \\t \\0 \\\\ and \\xHH "
+                "are understood. The message handed to the module keeps it.")
+        .integer("length_size", &framing_config::length_size,
+                 "length: size of the length field in bytes: 1, 2, 4 or 8.", 1, 8)
+        .integer("length_offset", &framing_config::length_offset,
+                 "length: where the length field starts (Swoole's package_length_offset).", 0,
+                 65535)
+        .integer("body_offset", &framing_config::body_offset,
+                 "length: frame size = body_offset + length value (Swoole's "
+                 "package_body_offset).",
+                 0, 65535)
+        .boolean("big_endian", &framing_config::big_endian,
+                 "length: byte order of the length field (true = network order).")
+        .boolean("signed", &framing_config::is_signed,
+                 "length: the length field is signed; a negative value closes the connection.")
+        .size("max_length", &framing_config::max_length,
+              "Largest frame (length) or undelimited buffer (eof); beyond it the connection is "
+              "closed with a log line (Swoole's package_max_length).",
+              1, 1ull << 30);
+    return s;
+  }();
+  return s;
+}
+
+const config::schema<listen_config>& listen_schema() {
+  static const auto s = [] {
+    config::schema<listen_config> s;
+    s.string("url", &listen_config::url,
+             "Where to listen: `tcp://HOST:PORT`, `tcp://[::1]:PORT`, `udp://HOST:PORT`, "
+             "`unix:///path` (stream) or `unixgram:///path` (datagram).")
+        .required()
+        .string("module", &listen_config::module,
+                "Module instance that handles this listener's events ([modules.NAME], or a "
+                "built-in module type used with default options).")
+        .required()
+        .table("framing", &listen_config::framing, framing_schema(),
+               "How a byte stream is cut into messages; see [listen.framing].")
+        .size("output_buffer_size", &listen_config::output_buffer_size,
+              "Bytes queued for one connection that has not read them yet; beyond it send() "
+              "fails with `output buffer full` (Swoole's socket_buffer_size).",
+              1024)
+        .duration("heartbeat_idle_time", &listen_config::heartbeat_idle_time,
+                  "Close a connection that sent nothing for this long; 0 = never.")
+        .duration("heartbeat_check_interval", &listen_config::heartbeat_check_interval,
+                  "How often idle connections are looked for; 0 = heartbeat_idle_time / 2.")
+        .integer("backlog", &listen_config::backlog, "listen() backlog.", 1, 65535)
+        .boolean("tcp_nodelay", &listen_config::tcp_nodelay, "Set TCP_NODELAY on connections.")
+        .boolean("keepalive", &listen_config::keepalive, "Set SO_KEEPALIVE on connections.")
+        .boolean("reuse_port", &listen_config::reuse_port,
+                 "Set SO_REUSEPORT on the listening socket.")
+        .integer("max_connections", &listen_config::max_connections,
+                 "Open connections on this listener across all workers; beyond it new "
+                 "connections are closed at once and logged.",
+                 1, 10'000'000)
+        .size("max_packet_size", &listen_config::max_packet_size,
+              "udp/unixgram: largest datagram received; longer ones are truncated by the "
+              "kernel and dropped with a log line.",
+              512, 65536);
+    return s;
+  }();
+  return s;
+}
 
 const config::schema<server_config>& server_schema() {
   static const auto s = [] {
     config::schema<server_config> s;
-    s.string("log_level", &server_config::log_level,
+    s.string("mode", &server_config::mode,
+             "`base`: each worker accepts and does its own I/O (fastest). `process`: the "
+             "master's reactor threads hold every connection and hand complete messages to "
+             "workers by dispatch_mode.",
+             {"base", "process"})
+        .integer("workers", &server_config::workers, "Worker processes (Swoole's worker_num).",
+                 1, 1024)
+        .integer("task_workers", &server_config::task_workers,
+                 "Task worker processes (Swoole's task_worker_num); 0 = no task workers.", 0,
+                 1024)
+        .integer("reactor_threads", &server_config::reactor_threads,
+                 "process mode: reactor threads in the master (Swoole's reactor_num).", 1, 256)
+        .string("dispatch_mode", &server_config::dispatch_mode,
+                "process mode: how messages are routed to workers: round_robin, connection "
+                "(same connection, same worker), idle (least busy worker), ip (same client "
+                "address, same worker), uid (same bound uid, same worker).",
+                {"round_robin", "connection", "idle", "ip", "uid"})
+        .integer("max_request", &server_config::max_request,
+                 "Recycle a worker after this many messages; 0 = never.", 0)
+        .integer("max_request_grace", &server_config::max_request_grace,
+                 "Random extra 0..N messages per worker so workers do not recycle together.", 0)
+        .duration("max_wait_time", &server_config::max_wait_time,
+                  "How long a stopping or reloading process may finish its work before it is "
+                  "killed.")
+        .duration("restart_backoff_max", &server_config::restart_backoff_max,
+                  "A process that keeps dying is restarted after a delay that doubles from "
+                  "100ms up to this.",
+                  std::chrono::milliseconds(100))
+        .string("pid_file", &server_config::pid_file,
+                "Write the master's pid (line 1) and admin socket path (line 2) here; empty = "
+                "none. `swactor stats|reload|stop --pid-file` read it.")
+        .string("admin_socket", &server_config::admin_socket,
+                "Unix socket for `swactor stats` and admin commands; empty = "
+                "`/tmp/swactor-PID.sock`.")
+        .string("log_level", &server_config::log_level,
              "Lowest level that is logged (Swoole's log_level).",
              {"debug", "trace", "info", "notice", "warning", "error"})
         .string("log_file", &server_config::log_file,
@@ -22,6 +136,7 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
   app_config app;
   app.file = path;
   auto before = diag.items().size();
+  std::vector<toml::source_region> listen_sources;
   for (auto&& [k, node] : root) {
     std::string key(k.str());
     if (key == "server") {
@@ -30,6 +145,19 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
         continue;
       }
       server_schema().parse(*node.as_table(), app.server, diag, "server");
+    } else if (key == "listen") {
+      if (!node.is_array_of_tables()) {
+        diag.add(node.source(), key, "expected [[listen]] tables (an array of tables)");
+        continue;
+      }
+      std::size_t i = 0;
+      for (auto&& el : *node.as_array()) {
+        listen_config lc;
+        auto lpath = "listen[" + std::to_string(i++) + "]";
+        listen_schema().parse(*el.as_table(), lc, diag, lpath);
+        app.listen.push_back(std::move(lc));
+        listen_sources.push_back(el.source());
+      }
     } else if (key == "modules") {
       if (!node.is_table()) {
         diag.add(node.source(), key, "expected a table of module instances ([modules.NAME])");
@@ -67,8 +195,30 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
       }
     } else {
       diag.add(k.source().begin.line ? k.source() : node.source(), key,
-               "unknown top-level key; expected [server] or [modules.NAME]");
+               "unknown top-level key; expected [server], [[listen]] or [modules.NAME]");
     }
+  }
+  // Cross-checks that need the whole file.
+  for (std::size_t i = 0; i < app.listen.size(); ++i) {
+    auto& lc = app.listen[i];
+    auto lpath = "listen[" + std::to_string(i) + "]";
+    if (!lc.url.empty()) {
+      auto parsed = parse_listen_url(lc.url);
+      if (!parsed) diag.add(listen_sources[i], lpath + ".url", parsed.error_text);
+    }
+    if (!lc.module.empty() && app.module_index(lc.module) < 0) {
+      // A built-in type named directly gets an instance with default options.
+      if (const module_type* t = reg.find(lc.module)) {
+        app.modules.push_back(module_config{lc.module, lc.module, nullptr});
+        (void)t;
+      } else {
+        diag.add(listen_sources[i], lpath + ".module",
+                 "no module instance or built-in module named \"" + lc.module + "\"");
+      }
+    }
+    auto fo = to_framing_options(lc.framing);
+    for (const auto& problem : fo.validate())
+      diag.add(listen_sources[i], lpath + ".framing", problem);
   }
   if (diag.items().size() != before) return std::nullopt;
   return app;
@@ -87,6 +237,15 @@ std::optional<app_config> load_app_config(const std::string& path, const module_
 std::string config_reference_markdown(const module_registry& reg) {
   std::vector<config::section_doc> sections;
   sections.push_back({"[server]", "Process-wide settings.", server_schema().docs()});
+  sections.push_back({"[[listen]]",
+                      "One entry per listening socket. Several listeners may share a module.",
+                      listen_schema().docs()});
+  sections.push_back({"[listen.framing]",
+                      "An inline table: `framing = { type = \"eof\", delimiter = \"\\r\\n\" }` or "
+                      "`framing = { type = \"length\", length_size = 4, length_offset = 0, "
+                      "body_offset = 4, big_endian = true, signed = false, max_length = "
+                      "\"8MiB\" }`. Keys of the other type are ignored.",
+                      framing_schema().docs()});
   for (const auto& [name, t] : reg.types()) {
     auto keys = t.keys;
     keys.insert(keys.begin(), config::key_doc{"type", "string", name,

@@ -46,24 +46,32 @@ std::vector<mode_info> mode_list() {
 
 // -- payloads ---------------------------------------------------------------------------
 
-bool fill_payload(std::string& out, std::size_t n, std::uint64_t conn, std::uint64_t seq,
-                  std::string_view avoid) {
+payload::payload(std::size_t size, std::string_view avoid) : size_(size) {
   static constexpr std::string_view all =
       "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
-  std::array<char, all.size()> alphabet{};
-  std::size_t a = 0;
   for (char c : all)
-    if (avoid.find(c) == std::string_view::npos) alphabet[a++] = c;
-  out.resize(n);
-  if (a == 0) return false;
-  // The first bytes spell seq then conn in base a; the rest is a pattern shifted by both,
-  // so payloads differ everywhere and a corrupted byte anywhere is detected.
+    if (avoid.find(c) == std::string_view::npos) alphabet_ += c;
+  radix_ = alphabet_.size();
+  if (radix_ == 0) return;
+  pattern_.reserve(size_ + radix_);
+  while (pattern_.size() < size_ + radix_) pattern_ += alphabet_;
+}
+
+void payload::fill(std::string& out, std::uint64_t conn, std::uint64_t seq) const {
+  out.clear();
+  append(out, conn, seq);
+}
+
+void payload::append(std::string& out, std::uint64_t conn, std::uint64_t seq) const {
+  if (radix_ == 0) return;
+  const std::size_t at = out.size();
+  // The pattern is shifted by (seq, conn) so payloads differ everywhere; the first bytes
+  // spell seq then conn, so a stale or misrouted reply never matches.
+  const std::size_t shift = static_cast<std::size_t>((seq * 7 + conn * 13) % radix_);
+  out.append(pattern_, shift, size_);
   std::size_t i = 0;
-  for (std::uint64_t v = seq; i < n && i < 8; ++i, v /= a) out[i] = alphabet[v % a];
-  for (std::uint64_t v = conn; i < n && i < 12; ++i, v /= a) out[i] = alphabet[v % a];
-  const std::uint64_t shift = seq * 7 + conn * 13;
-  for (; i < n; ++i) out[i] = alphabet[(shift + i) % a];
-  return true;
+  for (std::uint64_t v = seq; i < size_ && i < 8; ++i, v /= radix_) out[at + i] = alphabet_[v % radix_];
+  for (std::uint64_t v = conn; i < size_ && i < 12; ++i, v /= radix_) out[at + i] = alphabet_[v % radix_];
 }
 
 }  // namespace swactor::bench

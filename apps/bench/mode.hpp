@@ -61,24 +61,36 @@ struct mode_info {
 };
 std::vector<mode_info> mode_list();
 
-// Fills `out` with `n` printable bytes that encode (conn, seq) and never contain a byte
-// of `avoid` (e.g. the EOF delimiter). Returns false if `avoid` excludes every candidate.
-bool fill_payload(std::string& out, std::size_t n, std::uint64_t conn, std::uint64_t seq,
-                  std::string_view avoid = {});
+// Request payloads: `size` printable bytes that encode (conn, seq) and never contain a
+// byte of `avoid` (e.g. the EOF delimiter). Built by memcpy from a precomputed pattern:
+// the load tester must not spend its time making payloads.
+class payload {
+ public:
+  payload(std::size_t size, std::string_view avoid = {});
+  bool usable() const noexcept { return radix_ > 0; }  // false if `avoid` excludes every byte
+  void fill(std::string& out, std::uint64_t conn, std::uint64_t seq) const;
+  void append(std::string& out, std::uint64_t conn, std::uint64_t seq) const;
+
+ private:
+  std::size_t size_;
+  std::string alphabet_;
+  std::size_t radix_ = 0;
+  std::string pattern_;  // alphabet repeated to size + radix bytes
+};
 
 // Raw echo over a stream: a reply is complete once request.size() bytes arrived.
 class raw_echo_mode : public mode {
  public:
-  explicit raw_echo_mode(const settings& s) : size_(s.size) {}
+  explicit raw_echo_mode(const settings& s) : payload_(s.size) {}
   void make_request(std::uint64_t conn, std::uint64_t seq, std::string& out) const override {
-    fill_payload(out, size_, conn, seq);
+    payload_.fill(out, conn, seq);
   }
   std::ptrdiff_t reply_size(std::string_view in, std::string_view request) const override {
     return in.size() >= request.size() ? static_cast<std::ptrdiff_t>(request.size()) : 0;
   }
 
  private:
-  std::size_t size_;
+  payload payload_;
 };
 
 }  // namespace swactor::bench

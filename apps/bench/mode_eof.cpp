@@ -8,16 +8,15 @@ namespace swactor::bench {
 namespace {
 class eof_mode final : public mode {
  public:
-  explicit eof_mode(const settings& s) : size_(s.size), delim_(s.frame.eof) {}
+  explicit eof_mode(const settings& s) : delim_(s.frame.eof), payload_(s.size, delim_) {}
   std::string_view name() const override { return "eof"; }
   std::string check(const settings&) const override {
     if (delim_.empty()) return "--eof must not be empty";
-    std::string probe;
-    if (!fill_payload(probe, 1, 0, 0, delim_)) return "--eof uses every payload character";
+    if (!payload_.usable()) return "--eof uses every payload character";
     return {};
   }
   void make_request(std::uint64_t conn, std::uint64_t seq, std::string& out) const override {
-    fill_payload(out, size_, conn, seq, delim_);
+    payload_.fill(out, conn, seq);
     out += delim_;
   }
   std::ptrdiff_t reply_size(std::string_view in, std::string_view) const override {
@@ -27,8 +26,8 @@ class eof_mode final : public mode {
   }
 
  private:
-  std::size_t size_;
   std::string delim_;
+  payload payload_;
 };
 }  // namespace
 

@@ -13,7 +13,7 @@ constexpr std::uint64_t max_frame = 64ull << 20;  // a larger announced body is 
 
 class length_mode final : public mode {
  public:
-  explicit length_mode(const settings& s) : size_(s.size), frame_(s.frame) {}
+  explicit length_mode(const settings& s) : size_(s.size), frame_(s.frame), payload_(s.size) {}
   std::string_view name() const override { return "length"; }
   std::string check(const settings& s) const override {
     const unsigned n = frame_.length_size;
@@ -27,8 +27,6 @@ class length_mode final : public mode {
   }
   void make_request(std::uint64_t conn, std::uint64_t seq, std::string& out) const override {
     const std::size_t header = frame_.header_size();
-    std::string body;
-    fill_payload(body, size_, conn, seq);
     out.assign(header, '\0');
     std::uint64_t v = size_;
     const unsigned n = frame_.length_size;
@@ -36,7 +34,7 @@ class length_mode final : public mode {
       const auto byte = static_cast<char>((v >> (8 * i)) & 0xff);
       out[frame_.length_offset + (frame_.big_endian ? n - 1 - i : i)] = byte;
     }
-    out += body;
+    payload_.append(out, conn, seq);
   }
   std::ptrdiff_t reply_size(std::string_view in, std::string_view) const override {
     const std::size_t header = frame_.header_size();
@@ -58,6 +56,7 @@ class length_mode final : public mode {
  private:
   std::size_t size_;
   framing frame_;
+  payload payload_;
 };
 }  // namespace
 

@@ -1,5 +1,6 @@
 #include "builtin.hpp"
 
+#include "echo.hpp"
 #include "ticker.hpp"
 
 namespace swactor::apps {
@@ -7,6 +8,8 @@ namespace swactor::apps {
 const module_registry& builtin_modules() {
   static const module_registry reg = [] {
     module_registry r;
+    r.add<echo>();
+    r.add<task_echo>();
     r.add<ticker>();
     return r;
   }();

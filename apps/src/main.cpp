@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include <CLI/CLI.hpp>
 #include <asio/version.hpp>
@@ -15,6 +16,7 @@
 
 #include "commands.hpp"
 #include "modules/builtin.hpp"
+#include "admin.hpp"
 #include "run.hpp"
 #include "swactor/actors/app_config.hpp"
 #include "swactor/core/log.hpp"
@@ -77,6 +79,34 @@ int main(int argc, char** argv) {
   ref->group("");  // hidden: a maintenance command
   swactor::apps::add_bench_command(app);
 
+  // Internal: the master starts workers as `swactor worker ...` (fork+exec).
+  swactor::worker_args wargs;
+  std::string listen_fds;
+  auto* worker = app.add_subcommand("worker", "Internal: run a worker (started by the master)");
+  worker->group("");
+  worker->add_option("--role", wargs.role)->required()->check(CLI::IsMember({"worker", "task"}));
+  worker->add_option("--id", wargs.id)->required();
+  worker->add_option("--ipc-fd", wargs.ipc_fd)->required();
+  worker->add_option("--config-fd", wargs.config_fd)->required();
+  worker->add_option("--state-fd", wargs.state_fd)->required();
+  worker->add_option("--listen-fds", listen_fds);
+  worker->add_option("--config-name", wargs.config_name);
+
+  // Admin commands: talk to a running master through its admin socket.
+  std::string pid_file, socket_path;
+  std::vector<CLI::App*> admin_cmds;
+  for (auto [name, help] : {std::pair{"stats", "Print a running server's stats as JSON"},
+                            std::pair{"reload", "Reload workers and task workers (SIGUSR1)"},
+                            std::pair{"stop", "Stop a running server gracefully (SIGTERM)"}}) {
+    auto* c = app.add_subcommand(name, help);
+    auto* pf = c->add_option("--pid-file", pid_file, "pid_file of the server");
+    auto* so = c->add_option("--socket", socket_path, "admin socket of the server");
+    pf->excludes(so);
+    admin_cmds.push_back(c);
+  }
+  bool tasks_only = false;
+  admin_cmds[1]->add_flag("--tasks", tasks_only, "Reload task workers only (SIGUSR2)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -91,6 +121,18 @@ int main(int argc, char** argv) {
   }
 
   if (run->parsed()) return swactor::apps::cmd_run(run_file);
+  if (worker->parsed()) {
+    std::stringstream ss(listen_fds);
+    for (std::string part; std::getline(ss, part, ',');)
+      if (part != "-" && !part.empty()) wargs.listen_fds.push_back(std::stoi(part));
+    return swactor::apps::cmd_worker(wargs);
+  }
+  for (auto* c : admin_cmds)
+    if (c->parsed()) {
+      std::string cmd = c->get_name();
+      if (cmd == "reload" && tasks_only) cmd = "reload-tasks";
+      return swactor::apps::cmd_admin(cmd, pid_file, socket_path);
+    }
   if (check->parsed()) return cmd_check(check_file);
   if (version->parsed()) return cmd_version();
   if (modules->parsed()) return cmd_modules();

@@ -1,12 +1,29 @@
 #pragma once
-// What a handler can do. One context per worker process (or per standalone run); handlers
-// receive it by reference. Single-threaded: it belongs to the worker's loop.
+// What a handler can do. Each module instance gets its own context in each process; it
+// belongs to that process's loop (single-threaded: no locks needed).
 
+#include <cstdint>
 #include <string>
+#include <string_view>
+#include <vector>
 
+#include "swactor/actors/errors.hpp"
+#include "swactor/actors/module.hpp"
+#include "swactor/core/error.hpp"
 #include "swactor/core/loop.hpp"
 
 namespace swactor {
+
+struct session_info {
+  session_id id = 0;
+  std::string remote;             // "ip:port", "[v6]:port" or a unix path
+  int listener = 0;               // [[listen]] index
+  std::int64_t connect_time_ms = 0;   // unix epoch milliseconds
+  std::int64_t last_receive_ms = 0;   // 0 = nothing received yet
+  int worker = 0;                 // worker that handles its events
+  int reactor = -1;               // process mode: reactor thread; -1 in base mode
+  std::uint64_t uid = 0;          // bound uid, 0 = none
+};
 
 class context {
  public:
@@ -17,9 +34,66 @@ class context {
   swactor::timers& timers() { return loop_.timers(); }
   asio::io_context::executor_type executor() noexcept { return loop_.executor(); }
 
-  // "worker", "task" or "standalone", and the id within that role.
+  // "worker" or "task", and the id within the server: workers 0..workers-1, task workers
+  // workers..workers+task_workers-1 (Swoole's numbering).
   const std::string& role() const noexcept { return role_; }
   int worker_id() const noexcept { return id_; }
+
+  // -- connections -----------------------------------------------------------------
+  // Queues bytes for a connection. Errors: session_not_found, output_buffer_full.
+  virtual std::error_code send(session_id, std::string_view data) {
+    (void)data;
+    return server_errc::not_supported;
+  }
+  // Sends a datagram from datagram listener `listener` to "ip:port" / "[v6]:port" / path.
+  virtual std::error_code sendto(const std::string& address, std::string_view data,
+                                 int listener = -1) {
+    (void)address, (void)data, (void)listener;
+    return server_errc::not_supported;
+  }
+  // Closes after queued output is written; reset = RST at once, queued output dropped.
+  virtual std::error_code close(session_id, bool reset = false) {
+    (void)reset;
+    return server_errc::not_supported;
+  }
+  virtual result<session_info> info(session_id) { return make_error_code(server_errc::not_supported); }
+  // Binds a connection to a uid (dispatch_mode = uid routes by it in process mode).
+  virtual std::error_code bind(session_id, std::uint64_t uid) {
+    (void)uid;
+    return server_errc::not_supported;
+  }
+
+  // -- tasks ------------------------------------------------------------------------
+  // Starts a task on a task worker (`dst` = its index among task workers, -1 = any);
+  // the result arrives in on_finish. Returns the task id.
+  // (Inside this class `task` names this call; the coroutine type is swactor::task<T>.)
+  virtual result<task_id> task(std::string payload, int dst = -1) {
+    (void)payload, (void)dst;
+    return make_error_code(server_errc::not_supported);
+  }
+  // Starts a task and waits for its result (errc::timeout after `timeout`; a late result
+  // is then dropped, never delivered to a later call).
+  virtual swactor::task<result<std::string>> task_wait(std::string payload, duration timeout, int dst = -1) {
+    (void)payload, (void)timeout, (void)dst;
+    co_return make_error_code(server_errc::not_supported);
+  }
+  // Runs all, waits up to `timeout` in total; results in order, timed-out ones are errors.
+  virtual swactor::task<std::vector<result<std::string>>> task_wait_all(std::vector<std::string> payloads,
+                                                              duration timeout) {
+    (void)timeout;
+    co_return std::vector<result<std::string>>(payloads.size(),
+                                                make_error_code(server_errc::not_supported));
+  }
+
+  // -- other workers ----------------------------------------------------------------
+  // Delivers to on_pipe_message of the same module instance in worker `worker_id`.
+  virtual std::error_code send_message(int worker_id, std::string payload) {
+    (void)worker_id, (void)payload;
+    return server_errc::not_supported;
+  }
+
+  // Server stats as JSON (the same document as `swactor stats`).
+  virtual std::string stats() { return "{}"; }
 
  private:
   swactor::loop& loop_;

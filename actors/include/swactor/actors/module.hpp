@@ -22,6 +22,11 @@ class context;  // what a handler can do: see swactor/actors/context.hpp
 using session_id = std::uint64_t;
 using task_id = std::uint64_t;
 
+struct packet_info {
+  std::string address;  // "127.0.0.1:5000", "[::1]:5000", or a unix path ("" if unnamed)
+  int listener = 0;     // index of the [[listen]] entry
+};
+
 class module_base {
  public:
   virtual ~module_base() = default;
@@ -31,8 +36,28 @@ class module_base {
   void set_instance_name(std::string n) { instance_ = std::move(n); }
 
   // -- handlers (all optional) ---------------------------------------------------------
+  // Every handler runs as a coroutine on the worker's loop. A handler that throws is logged
+  // with the module, the event and the session; the worker goes on serving.
+
+  // In every worker and task worker, before any other event / after the last one.
   virtual task<void> on_worker_start(context&) { co_return; }
   virtual task<void> on_worker_stop(context&) { co_return; }
+  // Stream listeners (tcp, unix): a connection opened, sent one framed message, closed.
+  // Events of one connection are delivered in order, one at a time.
+  virtual task<void> on_connect(context&, session_id) { co_return; }
+  virtual task<void> on_receive(context&, session_id, std::string /*message*/) { co_return; }
+  virtual task<void> on_close(context&, session_id) { co_return; }
+  // Datagram listeners (udp, unixgram): one datagram from `from` ("ip:port" or a path).
+  virtual task<void> on_packet(context&, const packet_info&, std::string /*data*/) { co_return; }
+  // Task workers: the payload of a task() from worker `src_worker`; the return value is the
+  // result handed back (to task_wait, or to on_finish after task()).
+  virtual task<std::string> on_task(context&, task_id, int /*src_worker*/, std::string payload) {
+    co_return payload;
+  }
+  // Workers: the result of a task started with task() (not for task_wait).
+  virtual task<void> on_finish(context&, task_id, std::string /*result*/) { co_return; }
+  // A message from send_message() of worker `src_worker` (same module instance).
+  virtual task<void> on_pipe_message(context&, int /*src_worker*/, std::string) { co_return; }
 
  private:
   std::string instance_;

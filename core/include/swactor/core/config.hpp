@@ -52,6 +52,8 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text, s
 std::string format_size(std::uint64_t bytes);
 std::string format_duration(std::chrono::milliseconds d);
 std::string type_name(const toml::node& n);
+// Control characters as TOML escapes (\r, \n, \t, \u00XX), for docs and messages.
+std::string escape(const std::string& s);
 
 // -- key documentation --------------------------------------------------------------
 
@@ -97,7 +99,7 @@ class schema {
       type = "one of";
       for (auto& c : choices) type += " `" + c + "`";
     }
-    auto text = "\"" + S{}.*m + "\"";
+    auto text = "\"" + escape(S{}.*m) + "\"";
     return add(std::move(name), type, text, std::move(doc),
                [m, choices](const toml::node& n, S& s, parse_context& ctx) {
                  auto v = n.value<std::string>();

@@ -1,0 +1,30 @@
+#pragma once
+// Errors of the server layer (module API, sessions, tasks).
+
+#include <system_error>
+
+namespace swactor {
+
+enum class server_errc {
+  ok = 0,
+  session_not_found = 1,  // closed or never existed (in this worker, in base mode)
+  output_buffer_full,     // the peer does not read; output_buffer_size reached
+  no_task_workers,        // task() with task_workers = 0
+  worker_not_found,       // send_message() to an id that is not a worker or task worker
+  not_supported,          // the call makes no sense here (e.g. task() in a task worker)
+  stopping,               // the worker is stopping and takes no new work
+  bad_address,            // sendto() address that cannot be parsed
+  task_failed,            // on_task threw; the result carries the message
+};
+
+const std::error_category& server_category() noexcept;
+inline std::error_code make_error_code(server_errc e) noexcept {
+  return {static_cast<int>(e), server_category()};
+}
+
+}  // namespace swactor
+
+namespace std {
+template <>
+struct is_error_code_enum<swactor::server_errc> : true_type {};
+}  // namespace std

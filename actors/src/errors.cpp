@@ -1,0 +1,32 @@
+#include "swactor/actors/errors.hpp"
+
+#include <string>
+
+namespace swactor {
+namespace {
+class server_category_impl final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "swactor.server"; }
+  std::string message(int ev) const override {
+    switch (static_cast<server_errc>(ev)) {
+      case server_errc::ok: return "success";
+      case server_errc::session_not_found: return "session is closed or unknown";
+      case server_errc::output_buffer_full: return "output buffer full: the peer is not reading";
+      case server_errc::no_task_workers: return "no task workers configured (server.task_workers = 0)";
+      case server_errc::worker_not_found: return "no such worker id";
+      case server_errc::not_supported: return "not supported in this role";
+      case server_errc::stopping: return "worker is stopping";
+      case server_errc::bad_address: return "bad address";
+      case server_errc::task_failed: return "task handler failed";
+    }
+    return "unknown server error";
+  }
+};
+}  // namespace
+
+const std::error_category& server_category() noexcept {
+  static const server_category_impl c;
+  return c;
+}
+
+}  // namespace swactor
