@@ -343,7 +343,7 @@ struct connection {
   // persistent, pipeline 1: write, read, repeat; reconnect after an error.
   task<void> run_sequential() {
     while (rt.claim()) {
-      const auto intended = co_await pace();
+      const auto intended = interval.count() ? co_await pace() : clock_type::now();
       if (rt.hard) break;
       if (!open) {
         auto err = co_await connect();
@@ -375,7 +375,7 @@ struct connection {
   // one_shot: connect, one exchange, close. connect_only: connect, close.
   task<void> run_one_shot(bool exchange) {
     while (rt.claim()) {
-      const auto intended = co_await pace();
+      const auto intended = interval.count() ? co_await pace() : clock_type::now();
       if (rt.hard) break;
       const auto t0 = interval.count() ? intended : clock_type::now();
       auto err = co_await connect();
@@ -404,7 +404,7 @@ struct connection {
   task<void> run_datagram() {
     rbuf.resize(65536);
     while (rt.claim()) {
-      const auto intended = co_await pace();
+      const auto intended = interval.count() ? co_await pace() : clock_type::now();
       if (rt.hard) break;
       if (!open) {
         auto err = co_await connect();
@@ -479,7 +479,7 @@ struct connection {
     for (;;) {
       if (!have_ticket && (failure || !rt.claim())) break;
       have_ticket = false;
-      const auto intended = co_await pace();
+      const auto intended = interval.count() ? co_await pace() : clock_type::now();
       if (rt.hard) co_return;
       if (failure) {
         sh.count_error(*failure);
