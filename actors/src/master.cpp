@@ -8,12 +8,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
 #include <chrono>
 #include <fstream>
 #include <memory>
 #include <optional>
 #include <unordered_map>
 
+#include <asio/generic/stream_protocol.hpp>
 #include <asio/local/stream_protocol.hpp>
 #include <asio/read_until.hpp>
 #include <asio/signal_set.hpp>
@@ -23,6 +26,7 @@
 
 #include "atoms.hpp"
 #include "net_util.hpp"
+#include "reactor.hpp"
 #include "swactor/actors/app_config.hpp"
 #include "swactor/actors/listen_url.hpp"
 #include "swactor/actors/server.hpp"
@@ -124,7 +128,92 @@ class master {
   std::uint64_t next_route_ = 0;
   std::vector<int> task_load_;
   int task_rr_ = 0;
+  // process mode
+  bool process_mode() const { return app_.server.mode == "process"; }
+  std::vector<std::unique_ptr<detail::reactor_thread>> reactors_;
+  std::vector<detail::reactor_actor> reactor_actors_;
+  std::vector<std::unique_ptr<asio::basic_socket_acceptor<asio::generic::stream_protocol>>> acceptors_;
+  task<void> accept_loop(int listener);
+
+ public:
+  void start_reactors();
+  void stop_reactors();
 };
+
+void master::start_reactors() {
+  if (!process_mode()) return;
+  for (int r = 0; r < app_.server.reactor_threads; ++r) {
+    reactors_.push_back(std::make_unique<detail::reactor_thread>(r, app_, state_));
+    reactor_actors_.push_back(reactors_.back()->start());
+  }
+  for (std::size_t i = 0; i < app_.listen.size(); ++i) {
+    auto url = parse_listen_url(app_.listen[i].url);
+    int fd = ::fcntl(listen_fds_[i], F_DUPFD_CLOEXEC, 0);
+    if (url.stream()) {
+      auto acc = std::make_unique<asio::basic_socket_acceptor<asio::generic::stream_protocol>>(lp_.context());
+      std::error_code ec;
+      acc->assign(asio::generic::stream_protocol(detail::socket_family(fd), SOCK_STREAM), fd, ec);
+      if (ec) {
+        log::error("listener {}: {}", app_.listen[i].url, ec.message());
+        continue;
+      }
+      acceptors_.push_back(std::move(acc));
+      int idx = static_cast<int>(i);
+      auto* a = acceptors_.back().get();
+      (void)a;
+      spawn(lp_.context(), [this, idx]() -> task<void> { co_await accept_loop(idx); }, "acceptor");
+    } else {
+      // Datagram listeners are served by reactor 0.
+      caf::anon_send(reactor_actors_[0], detail::dgram_atom::value, static_cast<int>(i), fd);
+    }
+  }
+  log::info("process mode: {} reactor thread(s), dispatch_mode {}", reactors_.size(), app_.server.dispatch_mode);
+}
+
+task<void> master::accept_loop(int listener) {
+  // acceptors_ holds stream listeners in listener order, skipping datagram ones.
+  int pos = 0;
+  for (int i = 0; i < listener; ++i)
+    if (parse_listen_url(app_.listen[static_cast<std::size_t>(i)].url).stream()) ++pos;
+  auto& acc = *acceptors_[static_cast<std::size_t>(pos)];
+  const auto& lc = app_.listen[static_cast<std::size_t>(listener)];
+  for (;;) {
+    auto [ec, sock] = co_await acc.async_accept(asio::experimental::as_tuple(asio::use_awaitable));
+    if (ec) {
+      if (stopping_ || ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) co_return;
+      log::warning("listener {}: accept failed: {}", lc.url, ec.message());
+      co_await sleep(50ms);
+      continue;
+    }
+    auto& open = state_->listeners[listener].connections;
+    if (open.fetch_add(1) >= lc.max_connections) {
+      open.fetch_sub(1);
+      state_->refused.fetch_add(1);
+      std::error_code ignored;
+      log::warning("listener {}: max_connections ({}) reached, refusing {}", lc.url, lc.max_connections,
+                   detail::format_endpoint(sock.remote_endpoint(ignored)));
+      sock.close(ignored);
+      continue;
+    }
+    if (parse_listen_url(lc.url).kind == listen_kind::tcp) {
+      int one = 1;
+      if (lc.tcp_nodelay) ::setsockopt(sock.native_handle(), IPPROTO_TCP, 1 /*TCP_NODELAY*/, &one, sizeof one);
+      if (lc.keepalive) ::setsockopt(sock.native_handle(), SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    }
+    auto session = state_->next_session.fetch_add(1);
+    state_->accepted.fetch_add(1);
+    // The reactor is a function of the session id, so a worker finds it without asking.
+    auto r = session % reactor_actors_.size();
+    int fd = sock.release();
+    caf::anon_send(reactor_actors_[r], detail::conn_atom::value, fd, listener, session);
+  }
+}
+
+void master::stop_reactors() {
+  for (auto& a : reactor_actors_) caf::anon_send(a, detail::stop_atom::value);
+  for (auto& r : reactors_) r->join();
+  reactors_.clear();
+}
 
 int master::setup() {
   exe_ = self_exe();
@@ -228,10 +317,31 @@ std::shared_ptr<proc_handle> master::spawn_proc(int id) {
     argv.push_back(fds.empty() ? "-" : fds);
     po.inherit_fds.insert(po.inherit_fds.end(), listen_fds_.begin(), listen_fds_.end());
   }
+  std::vector<std::pair<int, int>> reactor_pairs;  // (ours, theirs), one per reactor
+  if (!h->is_task && process_mode()) {
+    std::string rfds;
+    for (std::size_t r = 0; r < reactor_actors_.size(); ++r) {
+      auto rp = ipc::socket_pair();
+      if (!rp) continue;
+      reactor_pairs.push_back(*rp);
+      rfds += (rfds.empty() ? "" : ",") + std::to_string(rp->second);
+      po.inherit_fds.push_back(rp->second);
+    }
+    argv.push_back("--reactor-fds");
+    argv.push_back(rfds.empty() ? "-" : rfds);
+  }
   po.die_with_parent = true;
   po.kill_on_destroy = true;
   auto p = ipc::process::exec(lp_.context().get_executor(), argv, po);
   ::close(theirs);
+  for (auto& [ours, child_end] : reactor_pairs) ::close(child_end);
+  if (p) {
+    // Each reactor swaps in the new link; the old process keeps its own until it exits.
+    for (std::size_t r = 0; r < reactor_pairs.size(); ++r)
+      caf::anon_send(reactor_actors_[r], detail::attach_atom::value, id, reactor_pairs[r].first);
+  } else {
+    for (auto& [ours, child_end] : reactor_pairs) ::close(ours);
+  }
   if (!p) {
     ::close(mine);
     log::error("cannot start {}: {}", name_of(id), p.error().message());
@@ -443,6 +553,7 @@ task<void> master::shutdown(std::string why) {
   log::notice("{}: stopping {} process(es)", why, slots_.size());
   std::error_code ignored;
   if (admin_) admin_->close(ignored);
+  for (auto& a : acceptors_) a->close(ignored);
   std::vector<std::shared_ptr<proc_handle>> all;
   for (auto& sl : slots_)
     if (sl.current) all.push_back(sl.current);
@@ -461,6 +572,8 @@ task<void> master::shutdown(std::string why) {
       (void)co_await h->proc->wait(2s);
     }
   }
+  // Workers are done: their last replies are with the reactors, which flush and close.
+  stop_reactors();
   cleanup_files();
   lp_.timers().clear_all();
   log::notice("stopped");
@@ -586,10 +699,6 @@ int run_master(const std::string& file, const module_registry& reg) {
     std::fprintf(stderr, "swactor: %s\n", e.what());
     return 1;
   }
-  if (app->server.mode == "process") {
-    log::error("server.mode = \"process\" is not available in this build yet; use \"base\"");
-    return 1;
-  }
   ::signal(SIGPIPE, SIG_IGN);
   loop lp({.on_stall = stall_action::log});
   master m(lp, *app, *text);
@@ -627,6 +736,7 @@ int run_master(const std::string& file, const module_registry& reg) {
     signals.async_wait(on_signal);
   };
   signals.async_wait(on_signal);
+  m.start_reactors();
   m.start_all();
   spawn(lp.context(), [mp]() -> task<void> { co_await mp->admin_loop(); }, "admin");
   log::notice("swactor master started (pid {}), {} worker(s), {} task worker(s)", getpid(), app->server.workers,

@@ -15,6 +15,7 @@
 #include <deque>
 #include <memory>
 #include <random>
+#include <sstream>
 #include <unordered_map>
 
 #include <asio/generic/datagram_protocol.hpp>
@@ -179,6 +180,27 @@ class worker_runtime {
   std::vector<std::unique_ptr<server_context>> contexts_;
   std::vector<std::unique_ptr<listener_rt>> listeners_;
   std::unordered_map<session_id, std::shared_ptr<session>> sessions_;
+  // Process mode: connections live in the master's reactor threads; we see their events
+  // over one link per reactor, and keep what info() needs plus an ordered event queue.
+  struct remote_session {
+    int listener = 0;
+    std::string remote;
+    std::int64_t connect_ms = 0;
+    std::int64_t last_receive_ms = 0;
+    std::uint64_t uid = 0;
+    std::deque<ipc::message> events;
+    bool running = false;
+  };
+  std::vector<std::unique_ptr<ipc::link>> reactors_;
+  std::unordered_map<session_id, remote_session> remote_;
+  bool process_mode() const { return app_.server.mode == "process"; }
+  ipc::link* reactor_of(session_id id) {
+    if (reactors_.empty()) return nullptr;
+    return reactors_[id % reactors_.size()].get();
+  }
+  task<void> reactor_loop(ipc::link& l);
+  task<void> drain_session(session_id id);
+  task<void> handle_packet(ipc::message m);
   struct pending_task {
     int module;
     bool wants_finish;
@@ -270,7 +292,23 @@ task<void> worker_runtime::start() {
   for (std::size_t i = 0; i < modules_.size(); ++i)
     co_await invoke(static_cast<int>(i), "on_worker_start", 0,
                     modules_[i]->on_worker_start(*contexts_[i]));
-  if (!is_task_) {
+  if (!is_task_ && process_mode()) {
+    for (std::size_t r = 0; r < args_.reactor_fds.size(); ++r) {
+      ipc::link_options lo;
+      lo.name = "worker#" + std::to_string(args_.id) + "<-reactor" + std::to_string(r);
+      auto l = ipc::link::from_fd(lp_.context().get_executor(), args_.reactor_fds[r], lo);
+      if (!l) {
+        log::error("bad reactor link {}: {}", r, l.error().message());
+        continue;
+      }
+      reactors_.push_back(std::make_unique<ipc::link>(std::move(*l)));
+    }
+    for (auto& l : reactors_) {
+      auto* lp = l.get();
+      spawn(lp_.context(), [this, lp]() -> task<void> { co_await reactor_loop(*lp); }, "reactor link");
+    }
+  }
+  if (!is_task_ && !process_mode()) {
     for (std::size_t i = 0; i < app_.listen.size(); ++i) {
       auto l = std::make_unique<listener_rt>();
       l->index = static_cast<int>(i);
@@ -356,6 +394,9 @@ task<void> worker_runtime::stop_sequence(std::string why) {
     std::error_code ignored;
     s->sock.close(ignored);
   }
+  // Process mode: events already queued for sessions are finished by the drains above
+  // (they hold in_flight); make sure our replies reach the reactors.
+  for (auto& r : reactors_) (void)co_await r->flush(500ms);
   lp_.timers().clear_all();
   (void)co_await link_.flush(200ms);
   slot_->state.store(static_cast<std::uint32_t>(proc_state::exited));
@@ -552,6 +593,16 @@ task<void> worker_runtime::datagram_loop(listener_rt& l) {
 // -- context operations -----------------------------------------------------------------
 
 std::error_code worker_runtime::send(session_id id, std::string_view data) {
+  if (process_mode()) {
+    auto* l = reactor_of(id);
+    if (!l) return server_errc::not_supported;
+    ipc::message m;
+    m.type = ipc::message_type::send;
+    m.session_id = id;
+    m.src_worker = static_cast<std::uint32_t>(args_.id);
+    m.payload.assign(data);
+    return l->send(std::move(m));
+  }
   auto it = sessions_.find(id);
   if (it == sessions_.end() || it->second->closed || it->second->close_requested)
     return server_errc::session_not_found;
@@ -570,6 +621,19 @@ std::error_code worker_runtime::send(session_id id, std::string_view data) {
 std::error_code worker_runtime::sendto(const std::string& address, std::string_view data, int listener) {
   dgram_proto::endpoint ep;
   if (!detail::parse_address(address, ep)) return server_errc::bad_address;
+  if (process_mode()) {
+    // Datagram listeners live in reactor 0 of the master.
+    if (listener < 0) {
+      for (std::size_t i = 0; i < app_.listen.size() && listener < 0; ++i)
+        if (!parse_listen_url(app_.listen[i].url).stream()) listener = static_cast<int>(i);
+    }
+    if (listener < 0 || reactors_.empty()) return server_errc::not_supported;
+    ipc::message m;
+    m.type = ipc::message_type::packet;
+    m.session_id = static_cast<std::uint64_t>(listener);
+    m.payload = address + "\n" + std::string(data);
+    return reactors_[0]->send(std::move(m));
+  }
   for (auto& l : listeners_) {
     if (!l->dgram || (listener >= 0 && l->index != listener)) continue;
     if (listener < 0 && l->dgram->local_endpoint().protocol().family() != ep.protocol().family()) continue;
@@ -581,6 +645,15 @@ std::error_code worker_runtime::sendto(const std::string& address, std::string_v
 }
 
 std::error_code worker_runtime::close(session_id id, bool reset) {
+  if (process_mode()) {
+    auto* l = reactor_of(id);
+    if (!l) return server_errc::not_supported;
+    ipc::message m;
+    m.type = ipc::message_type::close;
+    m.session_id = id;
+    m.payload = reset ? "reset" : "";
+    return l->send(std::move(m));
+  }
   auto it = sessions_.find(id);
   if (it == sessions_.end() || it->second->closed) return server_errc::session_not_found;
   auto s = it->second;
@@ -601,6 +674,13 @@ std::error_code worker_runtime::close(session_id id, bool reset) {
 }
 
 result<session_info> worker_runtime::info(session_id id) {
+  if (process_mode()) {
+    auto rit = remote_.find(id);
+    if (rit == remote_.end()) return make_error_code(server_errc::session_not_found);
+    auto& r = rit->second;
+    return session_info{id, r.remote, r.listener, r.connect_ms, r.last_receive_ms, args_.id,
+                        static_cast<int>(id % std::max<std::size_t>(reactors_.size(), 1)), r.uid};
+  }
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return make_error_code(server_errc::session_not_found);
   auto& s = *it->second;
@@ -608,6 +688,16 @@ result<session_info> worker_runtime::info(session_id id) {
 }
 
 std::error_code worker_runtime::bind(session_id id, std::uint64_t uid) {
+  if (process_mode()) {
+    auto* l = reactor_of(id);
+    if (!l) return server_errc::not_supported;
+    if (auto rit = remote_.find(id); rit != remote_.end()) rit->second.uid = uid;
+    ipc::message m;
+    m.type = ipc::message_type::control;
+    m.session_id = id;
+    m.payload = "bind:" + std::to_string(uid);
+    return l->send(std::move(m));
+  }
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return server_errc::session_not_found;
   it->second->uid = uid;
@@ -661,6 +751,102 @@ std::string worker_runtime::stats_json() {
   j["worker_request_count"] = slot_->messages.load();
   j["worker_connections"] = slot_->connections.load();
   return j.dump();
+}
+
+// -- process mode: events from the reactors ------------------------------------------------
+
+task<void> worker_runtime::reactor_loop(ipc::link& l) {
+  for (;;) {
+    auto r = co_await l.receive();
+    if (!r) {
+      if (!stopping_) {
+        log::error("lost a reactor link ({}); stopping", l.reason());
+        exit_code_ = 1;
+        begin_stop("reactor link closed");
+      }
+      co_return;
+    }
+    auto& m = *r;
+    if (m.type == ipc::message_type::packet) {
+      spawn(lp_.context(), [this, m = std::move(m)]() mutable -> task<void> { co_await handle_packet(std::move(m)); },
+            "packet");
+      continue;
+    }
+    if (m.type != ipc::message_type::connect && m.type != ipc::message_type::receive &&
+        m.type != ipc::message_type::close)
+      continue;
+    auto id = m.session_id;
+    auto& rs = remote_[id];
+    rs.events.push_back(std::move(m));
+    if (!rs.running) {
+      rs.running = true;
+      // One drain per session keeps its events in order, one handler at a time.
+      in_flight_.add();
+      spawn(lp_.context(), [this, id]() -> task<void> {
+        co_await drain_session(id);
+        in_flight_.done();
+      }, "session events");
+    }
+  }
+}
+
+task<void> worker_runtime::drain_session(session_id id) {
+  for (;;) {
+    auto it = remote_.find(id);
+    if (it == remote_.end()) co_return;
+    if (it->second.events.empty()) {
+      it->second.running = false;
+      co_return;
+    }
+    auto m = std::move(it->second.events.front());
+    it->second.events.pop_front();
+    // The listener decides the module; connect carries it, later events use the record.
+    int listener = it->second.listener;
+    if (m.type == ipc::message_type::connect) {
+      std::istringstream in(m.payload);
+      std::string l, remote, ms;
+      std::getline(in, l);
+      std::getline(in, remote);
+      std::getline(in, ms);
+      it->second.listener = listener = std::atoi(l.c_str());
+      it->second.remote = remote;
+      it->second.connect_ms = std::atoll(ms.c_str());
+    }
+    if (listener < 0 || listener >= static_cast<int>(app_.listen.size())) continue;
+    int mod = app_.module_index(app_.listen[static_cast<std::size_t>(listener)].module);
+    if (mod < 0) continue;
+    switch (m.type) {
+      case ipc::message_type::connect:
+        co_await invoke(mod, "on_connect", id, modules_[mod]->on_connect(*contexts_[mod], id));
+        break;
+      case ipc::message_type::receive:
+        it->second.last_receive_ms = now_ms();
+        note_message();
+        co_await invoke(mod, "on_receive", id, modules_[mod]->on_receive(*contexts_[mod], id, std::move(m.payload)));
+        break;
+      case ipc::message_type::close: {
+        co_await invoke(mod, "on_close", id, modules_[mod]->on_close(*contexts_[mod], id));
+        auto again = remote_.find(id);
+        if (again != remote_.end() && again->second.events.empty()) {
+          remote_.erase(again);
+          co_return;
+        }
+        break;
+      }
+      default: break;
+    }
+  }
+}
+
+task<void> worker_runtime::handle_packet(ipc::message m) {
+  auto nl = m.payload.find('\n');
+  auto listener = static_cast<int>(m.session_id);
+  if (nl == std::string::npos || listener >= static_cast<int>(app_.listen.size())) co_return;
+  int mod = app_.module_index(app_.listen[static_cast<std::size_t>(listener)].module);
+  if (mod < 0) co_return;
+  note_message();
+  packet_info p{m.payload.substr(0, nl), listener};
+  co_await invoke(mod, "on_packet", 0, modules_[mod]->on_packet(*contexts_[mod], p, m.payload.substr(nl + 1)));
 }
 
 // -- IPC from the master ----------------------------------------------------------------

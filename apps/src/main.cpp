@@ -90,6 +90,8 @@ int main(int argc, char** argv) {
   worker->add_option("--config-fd", wargs.config_fd)->required();
   worker->add_option("--state-fd", wargs.state_fd)->required();
   worker->add_option("--listen-fds", listen_fds);
+  std::string reactor_fds;
+  worker->add_option("--reactor-fds", reactor_fds);
   worker->add_option("--config-name", wargs.config_name);
 
   // Admin commands: talk to a running master through its admin socket.
@@ -125,6 +127,9 @@ int main(int argc, char** argv) {
     std::stringstream ss(listen_fds);
     for (std::string part; std::getline(ss, part, ',');)
       if (part != "-" && !part.empty()) wargs.listen_fds.push_back(std::stoi(part));
+    std::stringstream rs(reactor_fds);
+    for (std::string part; std::getline(rs, part, ',');)
+      if (part != "-" && !part.empty()) wargs.reactor_fds.push_back(std::stoi(part));
     return swactor::apps::cmd_worker(wargs);
   }
   for (auto* c : admin_cmds)

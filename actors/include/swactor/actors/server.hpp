@@ -19,6 +19,7 @@ struct worker_args {
   int config_fd = -1;
   int state_fd = -1;
   std::vector<int> listen_fds;  // one per [[listen]] (base mode), -1 when not inherited
+  std::vector<int> reactor_fds;  // process mode: the link to each reactor thread, in order
   std::string config_name;      // for messages
 };
 
