@@ -1,6 +1,7 @@
 #include "builtin.hpp"
 
 #include "echo.hpp"
+#include "probe.hpp"
 #include "ticker.hpp"
 
 namespace swactor::apps {
@@ -9,6 +10,7 @@ const module_registry& builtin_modules() {
   static const module_registry reg = [] {
     module_registry r;
     r.add<echo>();
+    r.add<probe>();
     r.add<task_echo>();
     r.add<ticker>();
     return r;

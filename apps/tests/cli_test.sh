@@ -53,6 +53,7 @@ for sig in TERM INT; do
   cat >"$tmp/tick.toml" <<'TOML'
 [server]
 log_level = "info"
+workers = 1
 [modules.ticker]
 interval = "50ms"
 TOML
@@ -61,9 +62,13 @@ TOML
   for _ in $(seq 1 100); do grep -q "tick #2" "$tmp/run.out" && break; sleep 0.05; done
   kill -$sig $pid
   wait $pid; expect "run stops on SIG$sig" 0 $?
-  contains "run ticks" "$tmp/run.out" "ticker tick #2"
-  contains "run logs role" "$tmp/run.out" "[master pid $pid]"
-  contains "run logs stop" "$tmp/run.out" "received SIG$sig, stopping"
+  contains "run ticks in a worker" "$tmp/run.out" "ticker tick #2"
+  contains "worker lines carry their role" "$tmp/run.out" "[worker#0 pid"
+  contains "master lines carry their role" "$tmp/run.out" "[master pid $pid]"
+  contains "run logs the signal" "$tmp/run.out" "received SIG$sig"
+  contains "run logs stop" "$tmp/run.out" "stopped"
+  if pgrep -f "swactor worker .*--config-name $tmp/tick.toml" >/dev/null; then
+    echo "FAIL: workers left behind after SIG$sig"; fail=$((fail+1)); else passed=$((passed+1)); fi
 done
 
 echo "$passed passed, $fail failed"
