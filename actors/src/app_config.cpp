@@ -130,6 +130,78 @@ const config::schema<server_config>& server_schema() {
   return s;
 }
 
+namespace {
+
+// [tables.NAME]: size = rows, columns = [{ name, type = "int" | "float" | "string", size }].
+void parse_table(table_config& tc, const toml::node& node, const std::string& path,
+                 config::diagnostics& diag) {
+  if (!node.is_table()) {
+    diag.add(node.source(), path, "expected a table with `size` and `columns`");
+    return;
+  }
+  const auto& t = *node.as_table();
+  bool has_size = false, has_columns = false;
+  for (auto&& [k, v] : t) {
+    std::string key(k.str());
+    if (key == "size") {
+      has_size = true;
+      if (!v.is_integer() || *v.value<std::int64_t>() < 1) {
+        diag.add(v.source(), path + ".size", "expected the number of rows (an integer >= 1)");
+        continue;
+      }
+      tc.schema.size = static_cast<std::size_t>(*v.value<std::int64_t>());
+    } else if (key == "columns") {
+      has_columns = true;
+      if (!v.is_array()) {
+        diag.add(v.source(), path + ".columns", "expected an array of { name, type, size } tables");
+        continue;
+      }
+      std::size_t i = 0;
+      for (auto&& col : *v.as_array()) {
+        auto cpath = path + ".columns[" + std::to_string(i++) + "]";
+        if (!col.is_table()) {
+          diag.add(col.source(), cpath, "expected { name = \"...\", type = \"int\" | \"float\" | \"string\", size = N }");
+          continue;
+        }
+        ipc::column_def def;
+        bool ok = true;
+        for (auto&& [ck, cv] : *col.as_table()) {
+          std::string ckey(ck.str());
+          if (ckey == "name" && cv.is_string()) {
+            def.name = *cv.value<std::string>();
+          } else if (ckey == "type" && cv.is_string()) {
+            auto type = ipc::parse_column_type(*cv.value<std::string>());
+            if (!type) {
+              diag.add(cv.source(), cpath + ".type", "expected \"int\", \"float\" or \"string\"");
+              ok = false;
+            } else {
+              def.type = *type;
+            }
+          } else if (ckey == "size" && cv.is_integer() && *cv.value<std::int64_t>() >= 0) {
+            def.size = static_cast<std::size_t>(*cv.value<std::int64_t>());
+          } else {
+            diag.add(cv.source(), cpath + "." + ckey,
+                     ckey == "name" || ckey == "type" || ckey == "size"
+                         ? "wrong type: name and type are strings, size a non-negative integer"
+                         : "unknown key; expected name, type, size");
+            ok = false;
+          }
+        }
+        if (ok) tc.schema.columns.push_back(std::move(def));
+      }
+    } else {
+      diag.add(k.source().begin.line ? k.source() : v.source(), path + "." + key,
+               "unknown key; expected size, columns");
+    }
+  }
+  if (!has_size) diag.add(t.source(), path + ".size", "missing required key (rows, integer)");
+  if (!has_columns) diag.add(t.source(), path + ".columns", "missing required key (array of columns)");
+  if (has_size && has_columns)
+    for (const auto& problem : tc.schema.validate()) diag.add(t.source(), path, problem);
+}
+
+}  // namespace
+
 std::optional<app_config> parse_app_config(const toml::table& root, const std::string& path,
                                            const module_registry& reg,
                                            config::diagnostics& diag) {
@@ -157,6 +229,17 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
         listen_schema().parse(*el.as_table(), lc, diag, lpath);
         app.listen.push_back(std::move(lc));
         listen_sources.push_back(el.source());
+      }
+    } else if (key == "tables") {
+      if (!node.is_table()) {
+        diag.add(node.source(), key, "expected tables of shared-memory tables ([tables.NAME])");
+        continue;
+      }
+      for (auto&& [tname, tnode] : *node.as_table()) {
+        table_config tc;
+        tc.name = std::string(tname.str());
+        parse_table(tc, tnode, "tables." + tc.name, diag);
+        app.tables.push_back(std::move(tc));
       }
     } else if (key == "modules") {
       if (!node.is_table()) {
@@ -195,7 +278,7 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
       }
     } else {
       diag.add(k.source().begin.line ? k.source() : node.source(), key,
-               "unknown top-level key; expected [server], [[listen]] or [modules.NAME]");
+               "unknown top-level key; expected [server], [[listen]], [modules.NAME] or [tables.NAME]");
     }
   }
   // Cross-checks that need the whole file.
@@ -234,12 +317,29 @@ std::optional<app_config> load_app_config(const std::string& path, const module_
   return app;
 }
 
+void compute_user_procs(app_config& app, const module_registry& reg) {
+  app.user_procs.clear();
+  for (std::size_t i = 0; i < app.modules.size(); ++i) {
+    config::diagnostics d;
+    auto m = reg.find(app.modules[i].type)->make(app.modules[i].options, d, "modules." + app.modules[i].instance);
+    if (!m) continue;
+    for (int k = 0; k < m->user_processes(); ++k) app.user_procs.emplace_back(static_cast<int>(i), k);
+  }
+}
+
 std::string config_reference_markdown(const module_registry& reg) {
   std::vector<config::section_doc> sections;
   sections.push_back({"[server]", "Process-wide settings.", server_schema().docs()});
   sections.push_back({"[[listen]]",
                       "One entry per listening socket. Several listeners may share a module.",
                       listen_schema().docs()});
+  sections.push_back({"[tables.NAME]",
+                      "A shared-memory table (Swoole\\Table) created by the master before any worker "
+                      "starts and shared by all of them; modules reach it with `ctx.table(\"NAME\")`. "
+                      "See docs/shared-memory.md for its semantics.",
+                      {{"size", "integer (>= 1)", "", "Rows: the fixed capacity.", true},
+                       {"columns", "array of `{ name, type, size }`", "", "Columns: `type` is `int` (64-bit), "
+                        "`float` (double) or `string` (`size` = max bytes; longer values are rejected).", true}}});
   sections.push_back({"[listen.framing]",
                       "An inline table: `framing = { type = \"eof\", delimiter = \"\\r\\n\" }` or "
                       "`framing = { type = \"length\", length_size = 4, length_offset = 0, "

@@ -37,6 +37,7 @@
 #include "swactor/ipc/link.hpp"
 #include "swactor/ipc/process.hpp"
 #include "swactor/ipc/shm.hpp"
+#include "swactor/ipc/table.hpp"
 
 namespace swactor {
 namespace {
@@ -92,9 +93,11 @@ class master {
   void cleanup_files();
 
  private:
+  int first_user() const { return app_.server.workers + app_.server.task_workers; }
   std::string name_of(int id) const {
-    return id < app_.server.workers ? "worker#" + std::to_string(id)
-                                    : "task#" + std::to_string(id - app_.server.workers);
+    if (id < app_.server.workers) return "worker#" + std::to_string(id);
+    if (id < first_user()) return "task#" + std::to_string(id - app_.server.workers);
+    return "user#" + std::to_string(id - first_user());
   }
   std::shared_ptr<proc_handle> spawn_proc(int id);
   task<void> supervise(std::shared_ptr<proc_handle> h);
@@ -111,6 +114,7 @@ class master {
   ipc::shm_region config_region_;
   server_state* state_ = nullptr;
   std::vector<int> listen_fds_;
+  std::vector<ipc::table> tables_;
   std::vector<slot> slots_;
   std::string exe_;
   std::string admin_path_;
@@ -272,7 +276,15 @@ int master::setup() {
       return 1;
     }
   }
-  slots_.resize(static_cast<std::size_t>(app_.server.workers + app_.server.task_workers));
+  for (const auto& tc : app_.tables) {
+    auto t = ipc::table::create(tc.name, tc.schema);
+    if (!t) {
+      log::error("cannot create table {}: {}", tc.name, t.error().message());
+      return 1;
+    }
+    tables_.push_back(std::move(*t));
+  }
+  slots_.resize(static_cast<std::size_t>(first_user()) + app_.user_procs.size());
   task_load_.assign(static_cast<std::size_t>(app_.server.task_workers), 0);
   return 0;
 }
@@ -295,7 +307,8 @@ void master::start_all() {
 std::shared_ptr<proc_handle> master::spawn_proc(int id) {
   auto h = std::make_shared<proc_handle>();
   h->id = id;
-  h->is_task = id >= app_.server.workers;
+  h->is_task = id >= app_.server.workers && id < first_user();
+  bool is_user = id >= first_user();
   auto pair = ipc::socket_pair();
   if (!pair) {
     log::error("socketpair for {}: {}", name_of(id), pair.error().message());
@@ -304,7 +317,7 @@ std::shared_ptr<proc_handle> master::spawn_proc(int id) {
   auto [mine, theirs] = *pair;
   std::string fds;
   for (int fd : listen_fds_) fds += (fds.empty() ? "" : ",") + std::to_string(fd);
-  std::vector<std::string> argv = {exe_, "worker", "--role", h->is_task ? "task" : "worker",
+  std::vector<std::string> argv = {exe_, "worker", "--role", is_user ? "user" : h->is_task ? "task" : "worker",
                                    "--id", std::to_string(id), "--ipc-fd", std::to_string(theirs),
                                    "--config-fd", std::to_string(config_region_.fd()),
                                    "--state-fd", std::to_string(state_region_.fd()),
@@ -312,13 +325,22 @@ std::shared_ptr<proc_handle> master::spawn_proc(int id) {
   ipc::process_options po;
   po.channel = false;
   po.inherit_fds = {theirs, config_region_.fd(), state_region_.fd()};
-  if (!h->is_task && app_.server.mode == "base") {
+  if (!tables_.empty()) {
+    std::string tfds;
+    for (auto& t : tables_) {
+      tfds += (tfds.empty() ? "" : ",") + std::to_string(t.fd());
+      po.inherit_fds.push_back(t.fd());
+    }
+    argv.push_back("--table-fds");
+    argv.push_back(tfds);
+  }
+  if (!h->is_task && !is_user && app_.server.mode == "base") {
     argv.push_back("--listen-fds");
     argv.push_back(fds.empty() ? "-" : fds);
     po.inherit_fds.insert(po.inherit_fds.end(), listen_fds_.begin(), listen_fds_.end());
   }
   std::vector<std::pair<int, int>> reactor_pairs;  // (ours, theirs), one per reactor
-  if (!h->is_task && process_mode()) {
+  if (!h->is_task && !is_user && process_mode()) {
     std::string rfds;
     for (std::size_t r = 0; r < reactor_actors_.size(); ++r) {
       auto rp = ipc::socket_pair();
@@ -517,7 +539,8 @@ task<void> master::reload(bool tasks_only) {
   log::notice("reloading {}", tasks_only ? "task workers" : "workers and task workers");
   std::vector<std::shared_ptr<proc_handle>> olds, news;
   int first = tasks_only ? app_.server.workers : 0;
-  for (int id = first; id < static_cast<int>(slots_.size()); ++id) {
+  // User processes are not reloaded (as in Swoole): they restart only when they exit.
+  for (int id = first; id < first_user(); ++id) {
     auto& sl = slots_[static_cast<std::size_t>(id)];
     auto old = sl.current;
     auto fresh = spawn_proc(id);
@@ -617,6 +640,9 @@ std::string master::stats_json() {
   auto [tasks, idle_tasks] = procs(app_.server.workers, app_.server.workers + app_.server.task_workers);
   j["workers"] = workers;
   j["task_workers"] = tasks;
+  auto [users, idle_users] = procs(first_user(), static_cast<int>(slots_.size()));
+  (void)idle_users;
+  j["user_processes"] = users;
   j["worker_num"] = app_.server.workers;
   j["task_worker_num"] = app_.server.task_workers;
   j["idle_worker_num"] = idle_workers;
@@ -693,6 +719,7 @@ int run_master(const std::string& file, const module_registry& reg) {
     return 1;
   }
   app->root = shared_root;
+  compute_user_procs(*app, reg);
   try {
     log::init(*log::parse_level(app->server.log_level), app->server.log_file, "master");
   } catch (const std::exception& e) {

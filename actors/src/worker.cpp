@@ -37,6 +37,7 @@
 #include "swactor/core/wait_group.hpp"
 #include "swactor/ipc/link.hpp"
 #include "swactor/ipc/shm.hpp"
+#include "swactor/ipc/table.hpp"
 #include "swactor/protocols/framing.hpp"
 
 namespace swactor {
@@ -108,6 +109,8 @@ class server_context final : public context {
                                                                duration timeout) override;
   std::error_code send_message(int worker_id, std::string payload) override;
   std::string stats() override;
+  ipc::table* table(std::string_view name) override;
+  int user_process_id(int index) const override;
 
  private:
   worker_runtime& rt_;
@@ -122,6 +125,7 @@ class worker_runtime {
                  ipc::link link, const module_registry& reg)
       : lp_(lp), args_(args), app_(std::move(app)), state_(state), link_(std::move(link)) {
     is_task_ = args.role == "task";
+    is_user_ = args.role == "user";
     slot_ = &state_->procs[args.id];
     for (std::size_t i = 0; i < app_.modules.size(); ++i) {
       const auto& mc = app_.modules[i];
@@ -155,6 +159,27 @@ class worker_runtime {
                              std::shared_ptr<channel<result<std::string>>> waiter);
   std::error_code send_message(int module, int dst, std::string payload);
   void forget_task(task_id id) { pending_tasks_.erase(id); }
+  ipc::table* find_table(std::string_view name) {
+    for (auto& [n, t] : tables_)
+      if (n == name) return &t;
+    return nullptr;
+  }
+  int user_process_id(int module, int index) const {
+    for (std::size_t k = 0; k < app_.user_procs.size(); ++k)
+      if (app_.user_procs[k] == std::pair<int, int>{module, index})
+        return app_.server.workers + app_.server.task_workers + static_cast<int>(k);
+    return -1;
+  }
+  void attach_tables(const std::vector<int>& fds) {
+    for (std::size_t i = 0; i < fds.size() && i < app_.tables.size(); ++i) {
+      auto t = ipc::table::attach(fds[i]);
+      if (!t) {
+        log::error("cannot attach table {}: {}", app_.tables[i].name, t.error().message());
+        continue;
+      }
+      tables_.emplace_back(app_.tables[i].name, std::move(*t));
+    }
+  }
 
  private:
   task<void> invoke(int module, const char* event, session_id sid, swactor::task<void> t);
@@ -176,6 +201,8 @@ class worker_runtime {
   proc_slot* slot_;
   ipc::link link_;
   bool is_task_ = false;
+  bool is_user_ = false;
+  std::vector<std::pair<std::string, ipc::table>> tables_;
   std::vector<std::unique_ptr<module_base>> modules_;
   std::vector<std::unique_ptr<server_context>> contexts_;
   std::vector<std::unique_ptr<listener_rt>> listeners_;
@@ -281,6 +308,8 @@ std::error_code server_context::send_message(int worker_id, std::string payload)
   return rt_.send_message(module_, worker_id, std::move(payload));
 }
 std::string server_context::stats() { return rt_.stats_json(); }
+ipc::table* server_context::table(std::string_view name) { return rt_.find_table(name); }
+int server_context::user_process_id(int index) const { return rt_.user_process_id(module_, index); }
 
 // -- runtime: start and stop ------------------------------------------------------------
 
@@ -289,6 +318,24 @@ task<void> worker_runtime::start() {
   slot_->state.store(static_cast<std::uint32_t>(proc_state::starting));
   slot_->started_ms.store(now_ms());
   spawn(lp_.context(), [this]() -> task<void> { co_await ipc_loop(); }, "ipc reader");
+  if (is_user_) {
+    auto k = static_cast<std::size_t>(args_.id - app_.server.workers - app_.server.task_workers);
+    if (k >= app_.user_procs.size()) {
+      log::error("no user process #{}", k);
+      begin_stop("unknown user process");
+      co_return;
+    }
+    auto [mod, index] = app_.user_procs[k];
+    slot_->state.store(static_cast<std::uint32_t>(proc_state::busy));
+    log::info("user process of module {} (#{}) started (pid {})", modules_[mod]->instance_name(), index, getpid());
+    ipc::message ready;
+    ready.type = ipc::message_type::control;
+    ready.payload = "ready";
+    link_.send(std::move(ready));
+    co_await invoke(mod, "on_user_process", 0, modules_[mod]->on_user_process(*contexts_[mod], index));
+    begin_stop("on_user_process returned");
+    co_return;
+  }
   for (std::size_t i = 0; i < modules_.size(); ++i)
     co_await invoke(static_cast<int>(i), "on_worker_start", 0,
                     modules_[i]->on_worker_start(*contexts_[i]));
@@ -377,8 +424,9 @@ task<void> worker_runtime::stop_sequence(std::string why) {
   // Finish the handlers that are running.
   auto ec = co_await in_flight_.wait(left());
   if (ec) log::warning("{} handler(s) still running after max_wait_time", in_flight_.count());
-  for (std::size_t i = 0; i < modules_.size(); ++i)
-    co_await invoke(static_cast<int>(i), "on_worker_stop", 0, modules_[i]->on_worker_stop(*contexts_[i]));
+  if (!is_user_)
+    for (std::size_t i = 0; i < modules_.size(); ++i)
+      co_await invoke(static_cast<int>(i), "on_worker_stop", 0, modules_[i]->on_worker_stop(*contexts_[i]));
   // Let queued output reach the clients, then close the connections.
   for (auto& [id, s] : sessions_) s->close_requested = true;
   std::vector<std::shared_ptr<session>> all;
@@ -894,6 +942,10 @@ task<void> worker_runtime::ipc_loop() {
       }
       case ipc::message_type::pipe_message: {
         int mod = static_cast<int>(m.reactor_id);
+        if (is_user_) {
+          auto k = static_cast<std::size_t>(args_.id - app_.server.workers - app_.server.task_workers);
+          if (k < app_.user_procs.size()) mod = app_.user_procs[k].first;
+        }
         if (mod < 0 || mod >= static_cast<int>(modules_.size())) break;
         int src = static_cast<int>(m.src_worker);
         spawn(lp_.context(), [this, mod, src, p = std::move(m.payload)]() mutable -> task<void> {
@@ -952,7 +1004,7 @@ std::optional<std::string> read_config_text(int fd) {
 }  // namespace
 
 int run_worker(const worker_args& args, const module_registry& reg) {
-  std::string tag = args.role == "task" ? "task#" : "worker#";
+  std::string tag = args.role == "task" ? "task#" : args.role == "user" ? "user#" : "worker#";
   // Ctrl-C in a terminal reaches the whole process group: the master decides, not us.
   ::signal(SIGINT, SIG_IGN);
   ::signal(SIGPIPE, SIG_IGN);
@@ -972,7 +1024,10 @@ int run_worker(const worker_args& args, const module_registry& reg) {
   auto shared_root = std::make_shared<const toml::table>(std::move(*root));
   app = parse_app_config(*shared_root, args.config_name, reg, diag);
   app->root = shared_root;
-  int index = args.role == "task" ? args.id - app->server.workers : args.id;
+  compute_user_procs(*app, reg);
+  int index = args.role == "task"   ? args.id - app->server.workers
+              : args.role == "user" ? args.id - app->server.workers - app->server.task_workers
+                                    : args.id;
   try {
     log::init(*log::parse_level(app->server.log_level), app->server.log_file, tag + std::to_string(index));
   } catch (const std::exception& e) {
@@ -998,6 +1053,7 @@ int run_worker(const worker_args& args, const module_registry& reg) {
   int code = 0;
   {
     worker_runtime rt(lp, args, std::move(*app), state, std::move(*link), reg);
+    rt.attach_tables(args.table_fds);
     // The worker's typed actor: control messages from the manager arrive here.
     auto self = lp.actors().spawn([&rt](detail::worker_actor::pointer) -> detail::worker_actor::behavior_type {
       return {[&rt](detail::stop_atom, const std::string& why) { rt.begin_stop(why); },

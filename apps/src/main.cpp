@@ -84,14 +84,15 @@ int main(int argc, char** argv) {
   std::string listen_fds;
   auto* worker = app.add_subcommand("worker", "Internal: run a worker (started by the master)");
   worker->group("");
-  worker->add_option("--role", wargs.role)->required()->check(CLI::IsMember({"worker", "task"}));
+  worker->add_option("--role", wargs.role)->required()->check(CLI::IsMember({"worker", "task", "user"}));
   worker->add_option("--id", wargs.id)->required();
   worker->add_option("--ipc-fd", wargs.ipc_fd)->required();
   worker->add_option("--config-fd", wargs.config_fd)->required();
   worker->add_option("--state-fd", wargs.state_fd)->required();
   worker->add_option("--listen-fds", listen_fds);
-  std::string reactor_fds;
+  std::string reactor_fds, table_fds;
   worker->add_option("--reactor-fds", reactor_fds);
+  worker->add_option("--table-fds", table_fds);
   worker->add_option("--config-name", wargs.config_name);
 
   // Admin commands: talk to a running master through its admin socket.
@@ -127,6 +128,9 @@ int main(int argc, char** argv) {
     std::stringstream ss(listen_fds);
     for (std::string part; std::getline(ss, part, ',');)
       if (part != "-" && !part.empty()) wargs.listen_fds.push_back(std::stoi(part));
+    std::stringstream ts(table_fds);
+    for (std::string part; std::getline(ts, part, ',');)
+      if (!part.empty()) wargs.table_fds.push_back(std::stoi(part));
     std::stringstream rs(reactor_fds);
     for (std::string part; std::getline(rs, part, ',');)
       if (part != "-" && !part.empty()) wargs.reactor_fds.push_back(std::stoi(part));

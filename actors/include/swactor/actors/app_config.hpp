@@ -10,6 +10,7 @@
 
 #include "swactor/actors/module.hpp"
 #include "swactor/core/config.hpp"
+#include "swactor/ipc/table.hpp"
 
 namespace swactor {
 
@@ -56,6 +57,12 @@ struct listen_config {
   std::uint64_t max_packet_size = 65536;
 };
 
+// One [tables.NAME]: a shared-memory table created by the master before any worker.
+struct table_config {
+  std::string name;
+  ipc::table_schema schema;
+};
+
 struct module_config {
   std::string instance;  // the NAME of [modules.NAME]
   std::string type;      // module type; defaults to the instance name
@@ -68,8 +75,12 @@ struct app_config {
   server_config server;
   std::vector<listen_config> listen;
   std::vector<module_config> modules;
+  std::vector<table_config> tables;
   // index of a module instance by name, or -1
   int module_index(const std::string& instance) const;
+  // User processes (module index, index within the module), in id order; their ids start
+  // at workers + task_workers. Filled by the server from the module instances.
+  std::vector<std::pair<int, int>> user_procs;
 };
 
 const config::schema<server_config>& server_schema();
@@ -82,6 +93,9 @@ std::optional<app_config> load_app_config(const std::string& path, const module_
 std::optional<app_config> parse_app_config(const toml::table& root, const std::string& path,
                                            const module_registry& reg,
                                            config::diagnostics& diag);
+
+// Fills app.user_procs by asking each module instance how many user processes it wants.
+void compute_user_procs(app_config& app, const module_registry& reg);
 
 // docs/config.md, generated from the schemas and the registry.
 std::string config_reference_markdown(const module_registry& reg);

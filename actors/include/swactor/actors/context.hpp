@@ -14,6 +14,10 @@
 
 namespace swactor {
 
+namespace ipc {
+class table;
+}
+
 struct session_info {
   session_id id = 0;
   std::string remote;             // "ip:port", "[v6]:port" or a unix path
@@ -94,6 +98,17 @@ class context {
 
   // Server stats as JSON (the same document as `swactor stats`).
   virtual std::string stats() { return "{}"; }
+
+  // The shared-memory table declared as [tables.NAME], or nullptr.
+  virtual ipc::table* table(std::string_view name) {
+    (void)name;
+    return nullptr;
+  }
+  // The server-wide id of this module's user process `index` (for send_message), or -1.
+  virtual int user_process_id(int index) const {
+    (void)index;
+    return -1;
+  }
 
  private:
   swactor::loop& loop_;

@@ -59,6 +59,13 @@ class module_base {
   // A message from send_message() of worker `src_worker` (same module instance).
   virtual task<void> on_pipe_message(context&, int /*src_worker*/, std::string) { co_return; }
 
+  // Swoole's addProcess: the manager runs this many user processes for the module, each
+  // calling on_user_process(ctx, index) in a process of its own; one that exits (or whose
+  // coroutine returns) is restarted. Workers reach them with
+  // ctx.send_message(ctx.user_process_id(index), ...) -> on_pipe_message there.
+  virtual int user_processes() const { return 0; }
+  virtual task<void> on_user_process(context&, int /*index*/) { co_return; }
+
  private:
   std::string instance_;
 };
