@@ -29,12 +29,12 @@ for t in $targets; do
   dict=()
   [ -f "tests/fuzz/$short.dict" ] && dict=(-dict="tests/fuzz/$short.dict")
   echo "### $t for ${seconds}s"
-  status=0
+  set +e
   "build-fuzz/tests/fuzz/$t" -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
     -artifact_prefix="$artifacts" "${dict[@]}" "$work" "tests/fuzz/corpus/$short" \
-    2>&1 | tee "$log" | grep -E '^(#[0-9]+ +DONE|==[0-9]+==ERROR|SUMMARY|stat::|artifact_prefix|Test unit written|INFO: Running with|INFO: seed corpus)' \
-    || true
+    2>&1 | tee "$log" | grep -E '^(#[0-9]+ +DONE|==[0-9]+==ERROR|SUMMARY|stat::|artifact_prefix|INFO: seed corpus|.*runtime error|.*Assertion)'
   status=${PIPESTATUS[0]}
+  set -e
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
   cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | cut -d' ' -f2)
