@@ -202,6 +202,7 @@ class worker_runtime {
   ipc::link link_;
   bool is_task_ = false;
   bool is_user_ = false;
+  coro_handle user_coro_;
   std::vector<std::pair<std::string, ipc::table>> tables_;
   std::vector<std::unique_ptr<module_base>> modules_;
   std::vector<std::unique_ptr<server_context>> contexts_;
@@ -332,8 +333,12 @@ task<void> worker_runtime::start() {
     ready.type = ipc::message_type::control;
     ready.payload = "ready";
     link_.send(std::move(ready));
-    co_await invoke(mod, "on_user_process", 0, modules_[mod]->on_user_process(*contexts_[mod], index));
-    begin_stop("on_user_process returned");
+    // Its own coroutine, so that a stop can cancel it (a user process usually loops forever).
+    int m = mod, i = index;
+    user_coro_ = spawn(lp_.context(), [this, m, i]() -> task<void> {
+      co_await invoke(m, "on_user_process", 0, modules_[m]->on_user_process(*contexts_[m], i));
+      if (!stopping_) begin_stop("on_user_process returned");
+    }, "user process");
     co_return;
   }
   for (std::size_t i = 0; i < modules_.size(); ++i)
@@ -421,6 +426,8 @@ task<void> worker_runtime::stop_sequence(std::string why) {
     if (l->acceptor) l->acceptor->close(ec);
     if (l->dgram) l->dgram->close(ec);
   }
+  // A user process is told to stop by cancelling its coroutine.
+  user_coro_.cancel();
   // Finish the handlers that are running.
   auto ec = co_await in_flight_.wait(left());
   if (ec) log::warning("{} handler(s) still running after max_wait_time", in_flight_.count());
@@ -458,6 +465,11 @@ task<void> worker_runtime::invoke(int module, const char* event, session_id sid,
   slot_->state.store(static_cast<std::uint32_t>(stopping_ ? proc_state::stopping : proc_state::busy));
   try {
     co_await std::move(t);
+  } catch (const std::system_error& e) {
+    // Cancellation is how a stop interrupts a handler; not a failure.
+    if (e.code() != asio::error::operation_aborted && e.code() != errc::cancelled)
+      log::error("module {} failed in {}{}: {}", modules_[module]->instance_name(), event,
+                 sid ? " (session " + std::to_string(sid) + ")" : std::string(), e.what());
   } catch (const std::exception& e) {
     if (sid)
       log::error("module {} failed in {} (session {}): {}", modules_[module]->instance_name(), event, sid, e.what());
@@ -773,7 +785,7 @@ result<task_id> worker_runtime::start_task(int module, std::string payload, int 
 }
 
 std::error_code worker_runtime::send_message(int module, int dst, std::string payload) {
-  int total = app_.server.workers + app_.server.task_workers;
+  int total = app_.server.workers + app_.server.task_workers + static_cast<int>(app_.user_procs.size());
   if (dst < 0 || dst >= total) return server_errc::worker_not_found;
   ipc::message m;
   m.type = ipc::message_type::pipe_message;

@@ -1,6 +1,7 @@
 #include "builtin.hpp"
 
 #include "echo.hpp"
+#include "kv.hpp"
 #include "probe.hpp"
 #include "ticker.hpp"
 
@@ -12,6 +13,7 @@ const module_registry& builtin_modules() {
     r.add<echo>();
     r.add<probe>();
     r.add<task_echo>();
+    r.add<kv>();
     r.add<ticker>();
     return r;
   }();
