@@ -3,15 +3,18 @@
 // message size and strict request/response; the ratio is engine rps / raw client rps
 // (target >= 0.9).
 //
+// Server and client are pinned to CPUs 0 and 1 (when there are two).
 // The echo server is found through $SWACTOR_TEST_ECHO, else the path compiled in by
 // tests/support/CMakeLists.txt, else next to this binary (./ or ../support/).
 // $SWACTOR_BENCH_SECONDS sets each measurement's length (default 0.5 s) and
 // $SWACTOR_BENCH_REPS the number of interleaved measurements per side (default 5, median).
 #include <fcntl.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -47,6 +50,17 @@ std::string find_echo() {
   std::exit(1);
 }
 
+// Server on CPU 0, client threads on CPU 1 (threads inherit the affinity of the thread
+// that creates them): a ping-pong's speed otherwise depends on where the scheduler happens
+// to place the two sides, which varies from run to run far more than any client overhead.
+void pin_to_cpu(int cpu) {
+  if (std::thread::hardware_concurrency() < 2) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  sched_setaffinity(0, sizeof set, &set);
+}
+
 // Starts the echo server and reads its port; killed by pid at the end.
 struct echo_server {
   pid_t pid = -1;
@@ -56,6 +70,7 @@ struct echo_server {
     if (pipe(fds) != 0) std::exit(1);
     pid = fork();
     if (pid == 0) {
+      pin_to_cpu(0);
       dup2(fds[1], 1);
       close(fds[0]);
       close(fds[1]);
@@ -85,6 +100,21 @@ struct echo_server {
 };
 
 // -- the reference: a minimal epoll request/response client -----------------------------
+
+// CPU seconds (user + system) of this process so far: the echo server is another
+// process, so this is the client's cost, and unlike requests/s it barely moves when other
+// programs load the machine.
+double cpu_seconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  auto tv = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return tv(ru.ru_utime) + tv(ru.ru_stime);
+}
+
+struct measurement {
+  double rps = 0;
+  double cpu_us_per_request = 0;
+};
 
 struct raw_conn {
   int fd;
@@ -132,8 +162,9 @@ std::uint64_t raw_thread(int port, int conns, std::size_t size, clock_type::time
   return done;
 }
 
-double raw_rps(int port, int conns, int threads, std::size_t size, double seconds) {
+measurement raw_run(int port, int conns, int threads, std::size_t size, double seconds) {
   std::atomic<std::uint64_t> total{0};
+  const double cpu0 = cpu_seconds();
   const auto t0 = clock_type::now();
   const auto until = t0 + std::chrono::duration_cast<clock_type::duration>(
                               std::chrono::duration<double>(seconds));
@@ -143,10 +174,12 @@ double raw_rps(int port, int conns, int threads, std::size_t size, double second
     ts.emplace_back([&, mine] { total += raw_thread(port, mine, size, until); });
   }
   for (auto& t : ts) t.join();
-  return static_cast<double>(total) / std::chrono::duration<double>(clock_type::now() - t0).count();
+  const double n = static_cast<double>(total);
+  return {n / std::chrono::duration<double>(clock_type::now() - t0).count(),
+          (cpu_seconds() - cpu0) * 1e6 / n};
 }
 
-double engine_rps(int port, int conns, int threads, std::size_t size, double seconds) {
+measurement engine_run(int port, int conns, int threads, std::size_t size, double seconds) {
   swactor::bench::settings s;
   swactor::bench::parse_url("tcp://127.0.0.1:" + std::to_string(port), s.server);
   s.mode = "long_tcp";
@@ -156,10 +189,12 @@ double engine_rps(int port, int conns, int threads, std::size_t size, double sec
   s.duration = std::chrono::duration_cast<std::chrono::nanoseconds>(
       std::chrono::duration<double>(seconds));
   swactor::bench::runner r(s);
+  const double cpu0 = cpu_seconds();
   auto res = r.run();
+  const double cpu = cpu_seconds() - cpu0;
   if (res.error_total() > 0) std::fprintf(stderr, "engine: %llu errors\n",
                                           static_cast<unsigned long long>(res.error_total()));
-  return res.rps();
+  return {res.rps(), cpu * 1e6 / static_cast<double>(res.ok)};
 }
 
 double median(std::vector<double> v) {
@@ -175,6 +210,7 @@ int main() {
   const char* reps_env = std::getenv("SWACTOR_BENCH_REPS");
   const int reps = reps_env ? std::max(1, std::atoi(reps_env)) : 5;
   echo_server echo(find_echo());
+  pin_to_cpu(1);
   swactor::bench::report report("bench_overhead");
   struct config {
     int conns, threads;
@@ -183,16 +219,24 @@ int main() {
   for (auto cfg : {config{1, 1, 64}, config{32, 1, 64}, config{32, 1, 4096}}) {
     // Short interleaved runs, median of each side: on a small shared machine, load from
     // elsewhere then hits both sides alike instead of one whole measurement.
-    std::vector<double> raws, engs;
+    std::vector<double> raws, engs, raw_cpu, eng_cpu;
     for (int rep = 0; rep < reps; ++rep) {
-      raws.push_back(raw_rps(echo.port, cfg.conns, cfg.threads, cfg.size, seconds));
-      engs.push_back(engine_rps(echo.port, cfg.conns, cfg.threads, cfg.size, seconds));
+      auto r = raw_run(echo.port, cfg.conns, cfg.threads, cfg.size, seconds);
+      auto e = engine_run(echo.port, cfg.conns, cfg.threads, cfg.size, seconds);
+      raws.push_back(r.rps);
+      raw_cpu.push_back(r.cpu_us_per_request);
+      engs.push_back(e.rps);
+      eng_cpu.push_back(e.cpu_us_per_request);
     }
-    const double raw = median(raws), eng = median(engs);
     char name[128];
     std::snprintf(name, sizeof name, "long_tcp rps c=%d t=%d size=%zu", cfg.conns, cfg.threads,
                   cfg.size);
-    report.add({name, eng, "req/s", raw, "minimal epoll client, same load", 0.9});
+    report.add({name, median(engs), "req/s", median(raws), "minimal epoll client, same load", 0.9});
+    // Client CPU per request: ratio = engine cost / raw cost (1.0 = no overhead).
+    std::snprintf(name, sizeof name, "long_tcp client cpu/req c=%d t=%d size=%zu", cfg.conns,
+                  cfg.threads, cfg.size);
+    report.add({name, median(eng_cpu), "us", median(raw_cpu), "minimal epoll client, same load",
+                std::nullopt});
   }
   report.finish();
   return 0;
