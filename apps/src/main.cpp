@@ -23,7 +23,7 @@
 
 namespace {
 
-constexpr const char* kVersion = "0.1.0";
+constexpr const char* kVersion = SWACTOR_VERSION;  // from CMake project(VERSION)
 
 int cmd_check(const std::string& file) {
   swactor::config::diagnostics diag;

@@ -71,5 +71,26 @@ TOML
     echo "FAIL: workers left behind after SIG$sig"; fail=$((fail+1)); else passed=$((passed+1)); fi
 done
 
+# The load tester as a module: an echo server and the load against it in one app.
+port=$(( 20000 + $$ % 9000 ))
+cat >"$tmp/load.toml" <<TOML
+[server]
+workers = 2
+[[listen]]
+url = "tcp://127.0.0.1:$port"
+module = "echo"
+[modules.load]
+type = "bench"
+url = "tcp://127.0.0.1:$port"
+requests = 3000
+connections = 10
+verify = true
+json = "$tmp/load.json"
+stop_server = true
+TOML
+timeout 60 "$bin" run "$tmp/load.toml" >"$tmp/load.out" 2>&1; expect "bench module run stops the server" 0 $?
+contains "bench module logs its table" "$tmp/load.out" "requests            3000  ok 3000  errors 0"
+contains "bench module writes json" "$tmp/load.json" '"requests": 3000'
+
 echo "$passed passed, $fail failed"
 [ $fail -eq 0 ]

@@ -94,7 +94,8 @@ std::optional<std::uint64_t> parse_size(std::string_view text, std::string& erro
     return std::nullopt;
   }
   double v = n * mult;
-  if (v > 1.8e19) {
+  // 2^63: above it llround overflows; nobody configures an 8 EiB buffer.
+  if (v >= 9.2e18) {
     error = "size \"" + std::string(text) + "\" is too large";
     return std::nullopt;
   }
@@ -120,7 +121,12 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text, s
             "\"; expected us, ms, s, m or h";
     return std::nullopt;
   }
-  return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(n * ms_per)));
+  double ms = n * ms_per;
+  if (ms >= 9.2e15) {  // about 290,000 years; also keeps llround far from overflow
+    error = "duration \"" + std::string(text) + "\" is too large";
+    return std::nullopt;
+  }
+  return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(ms)));
 }
 
 std::string format_size(std::uint64_t b) {

@@ -140,6 +140,11 @@ TEST_CASE("size and duration parsers", "[config]") {
   CHECK(config::parse_duration("2m", err) == 120000ms);
   CHECK(config::parse_duration("1h", err) == 3600000ms);
   CHECK_FALSE(config::parse_duration("-", err));
+  // Values that would overflow are errors, not wrapped numbers.
+  CHECK_FALSE(config::parse_size("10000000000000000000", err));
+  CHECK_THAT(err, Catch::Contains("too large"));
+  CHECK_FALSE(config::parse_duration("99999999999999999h", err));
+  CHECK_THAT(err, Catch::Contains("too large"));
   CHECK(config::format_size(8u << 20) == "8MiB");
   CHECK(config::format_duration(3000ms) == "3s");
 }
