@@ -1,0 +1,180 @@
+// Shared tables ([tables.NAME]) and user processes through the real server: the `kv`
+// module keeps its data in a table every worker sees, and runs a user process the manager
+// supervises.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "harness.hpp"
+
+using namespace std::chrono_literals;
+namespace t = swactor::testing;
+using nlohmann::json;
+
+namespace {
+
+// A blocking line client with a receive timeout.
+class line_client {
+ public:
+  explicit line_client(std::uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    timeval tv{5, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ok_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  }
+  ~line_client() { ::close(fd_); }
+  bool ok() const { return ok_; }
+  std::string call(const std::string& line) {
+    std::string out = line + "\n";
+    if (::send(fd_, out.data(), out.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(out.size())) return "<send failed>";
+    std::string reply;
+    char c;
+    while (::recv(fd_, &c, 1, 0) == 1) {
+      if (c == '\n') return reply;
+      reply += c;
+    }
+    return "<no reply>";
+  }
+
+ private:
+  int fd_ = -1;
+  bool ok_ = false;
+};
+
+struct kv_server {
+  t::temp_dir dir{"swactor-kv"};
+  std::uint16_t port = t::free_tcp_port();
+  std::string pid_file = dir.file("app.pid").string();
+  std::optional<t::process> proc;
+
+  kv_server() {
+    auto cfg = dir.write("app.toml", R"([server]
+workers = 2
+pid_file = ")" + pid_file + R"("
+[tables.kv]
+size = 4096
+columns = [{ name = "value", type = "string", size = 32 }, { name = "n", type = "int" }]
+[[listen]]
+url = "tcp://127.0.0.1:)" + std::to_string(port) + R"("
+module = "kv"
+framing = { type = "eof", delimiter = "\n" }
+[modules.kv]
+snapshot_interval = "1h"
+)");
+    proc.emplace(std::vector<std::string>{t::swactor_bin(), "run", cfg.string()});
+    REQUIRE(wait_log("user process of module kv", 10s));
+    // both workers serving
+    for (int i = 0; i < 200; ++i) {
+      auto s = stats();
+      int idle = s.is_object() ? s.value("idle_worker_num", 0) : 0;
+      if (idle == 2) break;
+      std::this_thread::sleep_for(20ms);
+    }
+  }
+  ~kv_server() {
+    if (proc) {
+      proc->signal(SIGTERM);
+      auto code = proc->wait(10s);
+      CHECK(code == 0);
+    }
+  }
+  bool wait_log(const std::string& text, t::duration timeout) {
+    auto until = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < until) {
+      if (proc->stderr_text().find(text) != std::string::npos) return true;
+      std::this_thread::sleep_for(20ms);
+    }
+    return false;
+  }
+  json stats() {
+    auto r = t::run({t::swactor_bin(), "stats", "--pid-file", pid_file}, 5s);
+    if (r.exit_code != 0) return json();
+    return json::parse(r.out, nullptr, false);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("kv: every worker sees the same shared table", "[kv][tables]") {
+  kv_server srv;
+  {
+    line_client c(srv.port);
+    REQUIRE(c.ok());
+    CHECK(c.call("SET greeting hello world") == "OK");
+    CHECK(c.call("SET toolong " + std::string(33, 'x')).rfind("ERR", 0) == 0);  // refused, not truncated
+  }
+  // New connections land on both workers; all read the same row.
+  for (int i = 0; i < 20; ++i) {
+    line_client c(srv.port);
+    REQUIRE(c.ok());
+    CHECK(c.call("GET greeting") == "hello world");
+    CHECK(c.call("GET toolong") == "(nil)");
+  }
+  auto s = srv.stats();
+  REQUIRE(s.is_object());
+  int workers_used = 0;
+  for (auto& w : s["workers"]) workers_used += w["messages"].get<int>() > 0;
+  CHECK(workers_used == 2);
+}
+
+TEST_CASE("kv: concurrent INCR from both workers is exact", "[kv][tables]") {
+  kv_server srv;
+  constexpr int clients = 8, each = 250;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int i = 0; i < clients; ++i)
+    threads.emplace_back([&] {
+      line_client c(srv.port);
+      if (!c.ok()) {
+        ++failures;
+        return;
+      }
+      for (int k = 0; k < each; ++k)
+        if (c.call("INCR hits").rfind("ERR", 0) == 0) ++failures;
+    });
+  for (auto& th : threads) th.join();
+  CHECK(failures == 0);
+  line_client c(srv.port);
+  CHECK(c.call("INCR hits") == std::to_string(clients * each + 1));
+}
+
+TEST_CASE("user process: reachable from workers, restarted when killed", "[kv][user_process]") {
+  kv_server srv;
+  {
+    line_client c(srv.port);
+    REQUIRE(c.ok());
+    CHECK(c.call("SNAPSHOT") == "OK");
+  }
+  REQUIRE(srv.wait_log("snapshot (requested by worker", 5s));
+  auto s = srv.stats();
+  REQUIRE(s.is_object());
+  REQUIRE(s["user_processes"].size() == 1);
+  auto pid = s["user_processes"][0]["pid"].get<int>();
+  REQUIRE(pid > 0);
+  REQUIRE(::kill(pid, SIGKILL) == 0);
+  int new_pid = 0;
+  for (int i = 0; i < 150 && (new_pid == 0 || new_pid == pid); ++i) {
+    std::this_thread::sleep_for(20ms);
+    auto now = srv.stats();
+    if (now.is_object() && !now["user_processes"].empty()) new_pid = now["user_processes"][0]["pid"].get<int>();
+  }
+  CHECK(new_pid != pid);
+  CHECK(new_pid > 0);
+  CHECK(srv.wait_log("user#0 (pid " + std::to_string(pid) + ") exited unexpectedly", 2s));
+  // The replacement serves messages too.
+  line_client c(srv.port);
+  CHECK(c.call("SNAPSHOT") == "OK");
+}
