@@ -138,10 +138,13 @@ struct reactor_thread::impl {
     }
   }
 
-  ipc::message make(ipc::message_type t, std::uint64_t session, std::string payload) {
+  // Connection events carry the listener index in message_id: with round_robin or idle
+  // dispatch, the worker that gets a receive may never have seen the connect.
+  ipc::message make(ipc::message_type t, std::uint64_t session, std::string payload, int listener = 0) {
     ipc::message m;
     m.type = t;
     m.session_id = session;
+    m.message_id = static_cast<std::uint64_t>(listener);
     m.reactor_id = static_cast<std::uint32_t>(id);
     m.payload = std::move(payload);
     return m;
@@ -180,7 +183,8 @@ struct reactor_thread::impl {
     const auto& lc = app.listen[static_cast<std::size_t>(c->listener)];
     c->connect_worker = pick(c.get(), c->id);
     deliver(c->connect_worker, make(ipc::message_type::connect, c->id,
-                                    std::to_string(c->listener) + "\n" + c->remote + "\n" + std::to_string(now_ms())));
+                                    std::to_string(c->listener) + "\n" + c->remote + "\n" + std::to_string(now_ms()),
+                                    c->listener));
     std::vector<char> buf(64 * 1024);
     while (!c->closed) {
       auto [ec, n] = co_await c->sock.async_read_some(asio::buffer(buf), use_tuple);
@@ -195,7 +199,8 @@ struct reactor_thread::impl {
         c->aborted = true;
         break;
       }
-      while (auto m = c->framer.next()) deliver(pick(c.get(), c->id), make(ipc::message_type::receive, c->id, std::string(*m)));
+      while (auto m = c->framer.next())
+        deliver(pick(c.get(), c->id), make(ipc::message_type::receive, c->id, std::string(*m), c->listener));
     }
     finish(*c);
   }
@@ -212,7 +217,7 @@ struct reactor_thread::impl {
     int w = app.server.dispatch_mode == "round_robin" || app.server.dispatch_mode == "idle" ? c.connect_worker
                                                                                               : pick(&c, c.id);
     if (w < 0) w = c.connect_worker;
-    deliver(w, make(ipc::message_type::close, c.id, {}));
+    deliver(w, make(ipc::message_type::close, c.id, {}, c.listener));
   }
 
   void queue_send(std::uint64_t session, std::string data) {
@@ -292,11 +297,11 @@ struct reactor_thread::impl {
     // The previous process of this id keeps its own link until it exits, so replies to
     // what it is still working on reach their clients.
     workers[static_cast<std::size_t>(w)].link = shared;
-    spawn(lp.context(), [this, shared]() -> task<void> { co_await read_worker(shared); }, "reactor link");
+    spawn(lp.context(), [this, shared, w]() -> task<void> { co_await read_worker(shared, w); }, "reactor link");
     flush_backlog(w);
   }
 
-  task<void> read_worker(std::shared_ptr<ipc::link> l) {
+  task<void> read_worker(std::shared_ptr<ipc::link> l, int w) {
     for (;;) {
       auto r = co_await l->receive();
       if (!r) co_return;
@@ -305,7 +310,17 @@ struct reactor_thread::impl {
         case ipc::message_type::send: queue_send(m.session_id, std::move(m.payload)); break;
         case ipc::message_type::close: close_conn(m.session_id, m.payload == "reset"); break;
         case ipc::message_type::control:
-          if (m.payload.rfind("bind:", 0) == 0) {
+          if (m.payload == "drain") {
+            // The worker is stopping: nothing more goes to it (its id's messages wait in the
+            // backlog for the replacement, or go to other workers). Everything sent before
+            // "drained" is already in the link, so the worker handles it before leaving.
+            if (workers[static_cast<std::size_t>(w)].link == l) workers[static_cast<std::size_t>(w)].link.reset();
+            ipc::message ack;
+            ack.type = ipc::message_type::control;
+            ack.reactor_id = static_cast<std::uint32_t>(id);
+            ack.payload = "drained";
+            (void)l->send(std::move(ack));
+          } else if (m.payload.rfind("bind:", 0) == 0) {
             if (auto it = conns.find(m.session_id); it != conns.end())
               it->second->uid = std::stoull(m.payload.substr(5));
           }

@@ -220,6 +220,7 @@ class worker_runtime {
     bool running = false;
   };
   std::vector<std::unique_ptr<ipc::link>> reactors_;
+  wait_group drained_;  // process mode stop: one "drained" per reactor
   std::unordered_map<session_id, remote_session> remote_;
   bool process_mode() const { return app_.server.mode == "process"; }
   ipc::link* reactor_of(session_id id) {
@@ -428,6 +429,18 @@ task<void> worker_runtime::stop_sequence(std::string why) {
   }
   // A user process is told to stop by cancelling its coroutine.
   user_coro_.cancel();
+  // Process mode: the reactors stop sending to us; what they sent before is still handled.
+  if (!reactors_.empty()) {
+    drained_.add(static_cast<std::int64_t>(reactors_.size()));
+    for (auto& r : reactors_) {
+      ipc::message m;
+      m.type = ipc::message_type::control;
+      m.src_worker = static_cast<std::uint32_t>(args_.id);
+      m.payload = "drain";
+      if (r->send(std::move(m))) drained_.done();
+    }
+    if (co_await drained_.wait(left())) log::warning("a reactor did not confirm the drain in time");
+  }
   // Finish the handlers that are running.
   auto ec = co_await in_flight_.wait(left());
   if (ec) log::warning("{} handler(s) still running after max_wait_time", in_flight_.count());
@@ -827,6 +840,10 @@ task<void> worker_runtime::reactor_loop(ipc::link& l) {
       co_return;
     }
     auto& m = *r;
+    if (m.type == ipc::message_type::control) {
+      if (m.payload == "drained") drained_.done();
+      continue;
+    }
     if (m.type == ipc::message_type::packet) {
       spawn(lp_.context(), [this, m = std::move(m)]() mutable -> task<void> { co_await handle_packet(std::move(m)); },
             "packet");
@@ -860,15 +877,15 @@ task<void> worker_runtime::drain_session(session_id id) {
     }
     auto m = std::move(it->second.events.front());
     it->second.events.pop_front();
-    // The listener decides the module; connect carries it, later events use the record.
-    int listener = it->second.listener;
+    // The listener decides the module; every event carries its index.
+    int listener = static_cast<int>(m.message_id);
+    it->second.listener = listener;
     if (m.type == ipc::message_type::connect) {
       std::istringstream in(m.payload);
       std::string l, remote, ms;
       std::getline(in, l);
       std::getline(in, remote);
       std::getline(in, ms);
-      it->second.listener = listener = std::atoi(l.c_str());
       it->second.remote = remote;
       it->second.connect_ms = std::atoll(ms.c_str());
     }
