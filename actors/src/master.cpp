@@ -116,6 +116,7 @@ class master {
   std::vector<int> listen_fds_;
   std::vector<ipc::table> tables_;
   std::vector<slot> slots_;
+  std::unordered_map<proc_handle*, std::weak_ptr<proc_handle>> handles_;  // every live process
   std::string exe_;
   std::string admin_path_;
   std::unique_ptr<asio::local::stream_protocol::acceptor> admin_;
@@ -371,6 +372,7 @@ std::shared_ptr<proc_handle> master::spawn_proc(int id) {
   }
   h->pid = p->pid();
   h->proc.emplace(std::move(*p));
+  handles_[h.get()] = h;
   ipc::link_options lo;
   lo.name = name_of(id);
   auto l = ipc::link::from_fd(lp_.context().get_executor(), mine, lo);
@@ -384,6 +386,7 @@ std::shared_ptr<proc_handle> master::spawn_proc(int id) {
 
 task<void> master::supervise(std::shared_ptr<proc_handle> h) {
   auto st = co_await h->proc->wait();
+  handles_.erase(h.get());
   auto& sl = slots_[static_cast<std::size_t>(h->id)];
   std::string status = st ? st->to_string() : st.error().message();
   bool crashed = !st || !st->success();
@@ -478,14 +481,11 @@ void master::route_task(proc_handle& from, ipc::message m) {
   auto& sl = slots_[static_cast<std::size_t>(app_.server.workers + chosen)];
   if (!sl.current || !sl.current->link) return fail("task worker is not running");
   auto rid = ++next_route_;
+  // The origin may be a retiring process (a reload in progress): its result still goes
+  // back to it, not to its replacement.
   std::weak_ptr<proc_handle> origin;
-  for (auto& s : slots_)
-    if (s.current && s.current.get() == &from) origin = s.current;
-  if (origin.expired()) {
-    // A retiring process: find it through its link pointer is not possible; keep a
-    // temporary strong ref via a lookup table would be overkill. Fail fast instead.
-    return fail("worker is retiring");
-  }
+  if (auto it = handles_.find(&from); it != handles_.end()) origin = it->second;
+  if (origin.expired()) return fail("worker is gone");
   routes_[rid] = route{origin, m.message_id, app_.server.workers + chosen};
   ++task_load_[static_cast<std::size_t>(chosen)];
   state_->tasks_started.fetch_add(1);

@@ -669,6 +669,11 @@ std::error_code worker_runtime::send(session_id id, std::string_view data) {
   if (process_mode()) {
     auto* l = reactor_of(id);
     if (!l) return server_errc::not_supported;
+    // A session id never handed out, or (when every event of a session comes to this
+    // worker) one we saw close, is an error now; otherwise the reactor drops the reply.
+    if (id == 0 || id >= state_->next_session.load(std::memory_order_relaxed)) return server_errc::session_not_found;
+    const auto& dm = app_.server.dispatch_mode;
+    if ((dm == "connection" || dm == "ip") && !remote_.count(id)) return server_errc::session_not_found;
     ipc::message m;
     m.type = ipc::message_type::send;
     m.session_id = id;
