@@ -15,44 +15,15 @@
 #include <nlohmann/json.hpp>
 
 #include "harness.hpp"
+#include "line_client.hpp"
 
 using namespace std::chrono_literals;
 namespace t = swactor::testing;
 using nlohmann::json;
+using swactor::testing::line_client;
 
 namespace {
 
-// A blocking line client with a receive timeout.
-class line_client {
- public:
-  explicit line_client(std::uint16_t port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    timeval tv{5, 0};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ok_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  }
-  ~line_client() { ::close(fd_); }
-  bool ok() const { return ok_; }
-  std::string call(const std::string& line) {
-    std::string out = line + "\n";
-    if (::send(fd_, out.data(), out.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(out.size())) return "<send failed>";
-    std::string reply;
-    char c;
-    while (::recv(fd_, &c, 1, 0) == 1) {
-      if (c == '\n') return reply;
-      reply += c;
-    }
-    return "<no reply>";
-  }
-
- private:
-  int fd_ = -1;
-  bool ok_ = false;
-};
 
 struct kv_server {
   t::temp_dir dir{"swactor-kv"};
