@@ -12,6 +12,8 @@
 #include <asio/write.hpp>
 
 #include "net_util.hpp"
+#include "stream_conn.hpp"
+#include "swactor/actors/errors.hpp"
 #include "swactor/actors/listen_url.hpp"
 #include "swactor/core/log.hpp"
 #include "swactor/ipc/link.hpp"
@@ -31,24 +33,11 @@ std::int64_t now_ms() {
       .count();
 }
 
-struct conn {
-  std::uint64_t id = 0;
-  int listener = 0;
-  stream_proto::socket sock;
-  protocols::framer framer;
-  std::string remote;
+// A connection held by this reactor, plus what dispatch needs.
+struct conn final : stream_conn {
   std::uint64_t ip_hash = 0;
-  std::uint64_t uid = 0;
-  int connect_worker = -1;  // where on_connect went: close goes there too
-  std::deque<std::string> out;
-  std::size_t out_bytes = 0;
-  std::size_t out_limit = 0;
-  bool writing = false;
-  bool close_requested = false;
-  bool closed = false;
-  bool aborted = false;
-  std::chrono::steady_clock::time_point last_activity = std::chrono::steady_clock::now();
-  conn(stream_proto::socket s, protocols::framing_options f) : sock(std::move(s)), framer(std::move(f)) {}
+  int connect_worker = -1;  // where on_connect went: close goes there too (round_robin, idle)
+  using stream_conn::stream_conn;
 };
 
 struct worker_link {
@@ -161,10 +150,10 @@ struct reactor_thread::impl {
       ::close(fd);
       return;
     }
-    auto c = std::make_shared<conn>(std::move(sock), framing[static_cast<std::size_t>(listener)]);
+    auto c = std::make_shared<conn>(std::move(sock), framing[static_cast<std::size_t>(listener)],
+                                    app.listen[static_cast<std::size_t>(listener)].output_buffer_size);
     c->id = session;
     c->listener = listener;
-    c->out_limit = app.listen[static_cast<std::size_t>(listener)].output_buffer_size;
     auto url = parse_listen_url(app.listen[static_cast<std::size_t>(listener)].url);
     std::error_code rec;
     if (url.kind == listen_kind::tcp) {
@@ -208,8 +197,7 @@ struct reactor_thread::impl {
   void finish(conn& c) {
     if (!conns.erase(c.id)) return;
     c.closed = true;
-    std::error_code ignored;
-    c.sock.close(ignored);
+    c.close_now();
     c.out.clear();
     state->listeners[c.listener].connections.fetch_sub(1);
     state->closed.fetch_add(1);
@@ -223,64 +211,14 @@ struct reactor_thread::impl {
   void queue_send(std::uint64_t session, std::string data) {
     auto it = conns.find(session);
     if (it == conns.end()) return;  // closed meanwhile: the worker learns it from on_close
-    auto c = it->second;
-    if (c->close_requested) return;
-    if (c->out_bytes + data.size() > c->out_limit && c->out_bytes > 0) {
-      log::warning("session {}: output buffer full ({} bytes queued, limit {}); reply dropped", c->id, c->out_bytes,
-                   c->out_limit);
-      return;
-    }
-    c->out_bytes += data.size();
-    c->out.push_back(std::move(data));
-    if (!c->writing) {
-      c->writing = true;
-      spawn(lp.context(), [this, c]() -> task<void> { co_await writer(c); }, "reactor writer");
-    }
-  }
-
-  task<void> writer(std::shared_ptr<conn> c) {
-    std::vector<asio::const_buffer> bufs;
-    while (!c->out.empty() && !c->closed) {
-      bufs.clear();
-      std::size_t count = std::min<std::size_t>(c->out.size(), 64);
-      for (std::size_t i = 0; i < count; ++i) bufs.push_back(asio::buffer(c->out[i]));
-      auto [ec, n] = co_await asio::async_write(c->sock, bufs, use_tuple);
-      if (ec) {
-        c->aborted = true;
-        std::error_code ignored;
-        c->sock.close(ignored);
-        break;
-      }
-      for (std::size_t i = 0; i < count && !c->out.empty(); ++i) {
-        c->out_bytes -= c->out.front().size();
-        c->out.pop_front();
-      }
-    }
-    c->writing = false;
-    if (c->close_requested && !c->closed) {
-      std::error_code ignored;
-      c->sock.shutdown(asio::socket_base::shutdown_both, ignored);
-      c->sock.close(ignored);
-    }
+    auto size = data.size();
+    if (it->second->queue(std::move(data)) == server_errc::output_buffer_full)
+      log::warning("session {}: output buffer full ({} bytes queued, limit {}); reply of {} bytes dropped", session,
+                   it->second->out_bytes, it->second->out_limit, size);
   }
 
   void close_conn(std::uint64_t session, bool reset) {
-    auto it = conns.find(session);
-    if (it == conns.end()) return;
-    auto c = it->second;
-    std::error_code ignored;
-    if (reset) {
-      ::linger lg{1, 0};
-      ::setsockopt(c->sock.native_handle(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-      c->aborted = true;
-      c->sock.close(ignored);
-      return;
-    }
-    c->close_requested = true;
-    if (!c->writing) {
-      c->sock.shutdown(asio::socket_base::shutdown_both, ignored);
-      c->sock.close(ignored);
-    }
+    if (auto it = conns.find(session); it != conns.end()) it->second->close(reset);
   }
 
   // -- worker links ----------------------------------------------------------------------

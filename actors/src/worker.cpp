@@ -26,6 +26,7 @@
 
 #include "atoms.hpp"
 #include "net_util.hpp"
+#include "stream_conn.hpp"
 #include "swactor/actors/app_config.hpp"
 #include "swactor/actors/context.hpp"
 #include "swactor/actors/listen_url.hpp"
@@ -61,24 +62,11 @@ class worker_runtime;
 
 // -- sessions -------------------------------------------------------------------------
 
-struct session {
-  session_id id = 0;
-  int listener = 0;
-  stream_proto::socket sock;
-  protocols::framer framer;
-  std::string remote;
+// Base mode: a connection of this worker, plus what info() reports.
+struct session final : detail::stream_conn {
   std::int64_t connect_ms = 0;
   std::int64_t last_receive_ms = 0;
-  std::chrono::steady_clock::time_point last_activity = std::chrono::steady_clock::now();
-  std::uint64_t uid = 0;
-  std::deque<std::string> out;
-  std::size_t out_bytes = 0;
-  std::size_t out_limit = 0;
-  bool writing = false;
-  bool close_requested = false;  // close once the output queue is empty
-  bool closed = false;
-  bool aborted = false;
-  session(stream_proto::socket s, protocols::framing_options f) : sock(std::move(s)), framer(std::move(f)) {}
+  using stream_conn::stream_conn;
 };
 
 struct listener_rt {
@@ -185,7 +173,6 @@ class worker_runtime {
   task<void> invoke(int module, const char* event, session_id sid, swactor::task<void> t);
   task<void> accept_loop(listener_rt& l);
   task<void> serve(std::shared_ptr<session> s, listener_rt& l);
-  task<void> writer(std::shared_ptr<session> s);
   task<void> datagram_loop(listener_rt& l);
   task<void> ipc_loop();
   task<void> heartbeat_loop(listener_rt& l);
@@ -448,20 +435,11 @@ task<void> worker_runtime::stop_sequence(std::string why) {
     for (std::size_t i = 0; i < modules_.size(); ++i)
       co_await invoke(static_cast<int>(i), "on_worker_stop", 0, modules_[i]->on_worker_stop(*contexts_[i]));
   // Let queued output reach the clients, then close the connections.
-  for (auto& [id, s] : sessions_) s->close_requested = true;
   std::vector<std::shared_ptr<session>> all;
   for (auto& [id, s] : sessions_) all.push_back(s);
-  for (auto& s : all)
-    if (!s->writing && !s->closed) {
-      std::error_code ignored;
-      s->sock.shutdown(asio::socket_base::shutdown_both, ignored);
-      s->sock.close(ignored);
-    }
+  for (auto& s : all) s->close(false);
   while (!sessions_.empty() && std::chrono::steady_clock::now() < deadline) co_await sleep(5ms);
-  for (auto& [id, s] : sessions_) {
-    std::error_code ignored;
-    s->sock.close(ignored);
-  }
+  for (auto& [id, s] : sessions_) s->close_now();
   // Process mode: events already queued for sessions are finished by the drains above
   // (they hold in_flight); make sure our replies reach the reactors.
   for (auto& r : reactors_) (void)co_await r->flush(500ms);
@@ -533,10 +511,9 @@ task<void> worker_runtime::accept_loop(listener_rt& l) {
       if (l.cfg.tcp_nodelay) ::setsockopt(sock.native_handle(), IPPROTO_TCP, 1 /*TCP_NODELAY*/, &one, sizeof one);
       if (l.cfg.keepalive) ::setsockopt(sock.native_handle(), SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
     }
-    auto s = std::make_shared<session>(std::move(sock), l.framing);
+    auto s = std::make_shared<session>(std::move(sock), l.framing, l.cfg.output_buffer_size);
     s->id = state_->next_session.fetch_add(1);
     s->listener = l.index;
-    s->out_limit = l.cfg.output_buffer_size;
     s->connect_ms = now_ms();
     std::error_code rec;
     s->remote = l.url.kind == listen_kind::tcp ? detail::format_endpoint(s->sock.remote_endpoint(rec)) : l.url.path;
@@ -586,40 +563,13 @@ task<void> worker_runtime::serve(std::shared_ptr<session> s, listener_rt& l) {
 void worker_runtime::finish_close(session& s) {
   if (!sessions_.erase(s.id)) return;
   s.closed = true;
-  std::error_code ignored;
-  s.sock.close(ignored);
+  s.close_now();
   s.out.clear();
   s.out_bytes = 0;
   state_->listeners[s.listener].connections.fetch_sub(1);
   slot_->connections.fetch_sub(1);
   state_->closed.fetch_add(1);
   if (s.aborted) state_->aborted.fetch_add(1);
-}
-
-task<void> worker_runtime::writer(std::shared_ptr<session> s) {
-  std::vector<asio::const_buffer> bufs;
-  while (!s->out.empty() && !s->closed) {
-    bufs.clear();
-    std::size_t count = std::min<std::size_t>(s->out.size(), 64);
-    for (std::size_t i = 0; i < count; ++i) bufs.push_back(asio::buffer(s->out[i]));
-    auto [ec, n] = co_await asio::async_write(s->sock, bufs, use_tuple);
-    if (ec) {
-      s->aborted = true;
-      std::error_code ignored;
-      s->sock.close(ignored);  // the reader sees it and runs on_close
-      break;
-    }
-    for (std::size_t i = 0; i < count; ++i) {
-      s->out_bytes -= s->out.front().size();
-      s->out.pop_front();
-    }
-  }
-  s->writing = false;
-  if (s->close_requested && !s->closed) {
-    std::error_code ignored;
-    s->sock.shutdown(asio::socket_base::shutdown_both, ignored);
-    s->sock.close(ignored);
-  }
 }
 
 task<void> worker_runtime::heartbeat_loop(listener_rt& l) {
@@ -682,18 +632,8 @@ std::error_code worker_runtime::send(session_id id, std::string_view data) {
     return l->send(std::move(m));
   }
   auto it = sessions_.find(id);
-  if (it == sessions_.end() || it->second->closed || it->second->close_requested)
-    return server_errc::session_not_found;
-  auto& s = it->second;
-  if (s->out_bytes + data.size() > s->out_limit && s->out_bytes > 0) return server_errc::output_buffer_full;
-  if (data.empty()) return {};
-  s->out.emplace_back(data);
-  s->out_bytes += data.size();
-  if (!s->writing) {
-    s->writing = true;
-    spawn(lp_.context(), [this, s]() -> task<void> { co_await writer(s); }, "session writer");
-  }
-  return {};
+  if (it == sessions_.end()) return server_errc::session_not_found;
+  return it->second->queue(std::string(data));
 }
 
 std::error_code worker_runtime::sendto(const std::string& address, std::string_view data, int listener) {
@@ -734,20 +674,7 @@ std::error_code worker_runtime::close(session_id id, bool reset) {
   }
   auto it = sessions_.find(id);
   if (it == sessions_.end() || it->second->closed) return server_errc::session_not_found;
-  auto s = it->second;
-  std::error_code ignored;
-  if (reset) {
-    ::linger lg{1, 0};
-    ::setsockopt(s->sock.native_handle(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    s->aborted = true;
-    s->sock.close(ignored);
-    return {};
-  }
-  s->close_requested = true;
-  if (!s->writing) {
-    s->sock.shutdown(asio::socket_base::shutdown_both, ignored);
-    s->sock.close(ignored);
-  }
+  it->second->close(reset);
   return {};
 }
 
