@@ -179,6 +179,13 @@ class worker_runtime {
   task<void> run_task(ipc::message m);
   task<void> stop_sequence(std::string why);
   void note_message();
+  // During a reload the old and the new process share the slot of their id: only the one
+  // the master registered (the newest) writes its state.
+  bool owns_slot() const { return slot_->pid.load(std::memory_order_relaxed) == self_pid_; }
+  void set_state(proc_state st) {
+    if (owns_slot()) slot_->state.store(static_cast<std::uint32_t>(st));
+  }
+  pid_t self_pid_ = ::getpid();
   void finish_close(session& s);
 
   swactor::loop& lp_;
@@ -304,7 +311,7 @@ int server_context::user_process_id(int index) const { return rt_.user_process_i
 
 task<void> worker_runtime::start() {
   slot_->pid.store(getpid());
-  slot_->state.store(static_cast<std::uint32_t>(proc_state::starting));
+  set_state(proc_state::starting);
   slot_->started_ms.store(now_ms());
   spawn(lp_.context(), [this]() -> task<void> { co_await ipc_loop(); }, "ipc reader");
   if (is_user_) {
@@ -315,7 +322,7 @@ task<void> worker_runtime::start() {
       co_return;
     }
     auto [mod, index] = app_.user_procs[k];
-    slot_->state.store(static_cast<std::uint32_t>(proc_state::busy));
+    set_state(proc_state::busy);
     log::info("user process of module {} (#{}) started (pid {})", modules_[mod]->instance_name(), index, getpid());
     ipc::message ready;
     ready.type = ipc::message_type::control;
@@ -384,7 +391,7 @@ task<void> worker_runtime::start() {
       }
     }
   }
-  slot_->state.store(static_cast<std::uint32_t>(proc_state::idle));
+  set_state(proc_state::idle);
   // Tell the manager we serve: a reload retires the old process only after this.
   ipc::message ready;
   ready.type = ipc::message_type::control;
@@ -403,7 +410,7 @@ void worker_runtime::begin_stop(std::string why) {
 
 task<void> worker_runtime::stop_sequence(std::string why) {
   log::info("stopping: {}", why);
-  slot_->state.store(static_cast<std::uint32_t>(proc_state::stopping));
+  set_state(proc_state::stopping);
   auto deadline = std::chrono::steady_clock::now() + app_.server.max_wait_time;
   auto left = [&] {
     return std::max<duration>(deadline - std::chrono::steady_clock::now(), 1ms);
@@ -428,6 +435,9 @@ task<void> worker_runtime::stop_sequence(std::string why) {
     }
     if (co_await drained_.wait(left())) log::warning("a reactor did not confirm the drain in time");
   }
+  // Base mode: existing connections keep being served until their clients close them (or
+  // max_wait_time): closing them now could drop a request already on its way.
+  while (!sessions_.empty() && std::chrono::steady_clock::now() < deadline) co_await sleep(5ms);
   // Finish the handlers that are running.
   auto ec = co_await in_flight_.wait(left());
   if (ec) log::warning("{} handler(s) still running after max_wait_time", in_flight_.count());
@@ -445,15 +455,15 @@ task<void> worker_runtime::stop_sequence(std::string why) {
   for (auto& r : reactors_) (void)co_await r->flush(500ms);
   lp_.timers().clear_all();
   (void)co_await link_.flush(200ms);
-  slot_->state.store(static_cast<std::uint32_t>(proc_state::exited));
-  slot_->in_flight.store(0);
+  set_state(proc_state::exited);
+  if (owns_slot()) slot_->in_flight.store(0);
   lp_.stop();
 }
 
 task<void> worker_runtime::invoke(int module, const char* event, session_id sid, swactor::task<void> t) {
   in_flight_.add();
   slot_->in_flight.fetch_add(1);
-  slot_->state.store(static_cast<std::uint32_t>(stopping_ ? proc_state::stopping : proc_state::busy));
+  set_state(stopping_ ? proc_state::stopping : proc_state::busy);
   try {
     co_await std::move(t);
   } catch (const std::system_error& e) {
@@ -470,7 +480,7 @@ task<void> worker_runtime::invoke(int module, const char* event, session_id sid,
     log::error("module {} failed in {}: non-standard exception", modules_[module]->instance_name(), event);
   }
   if (slot_->in_flight.fetch_sub(1) == 1 && !stopping_)
-    slot_->state.store(static_cast<std::uint32_t>(proc_state::idle));
+    set_state(proc_state::idle);
   in_flight_.done();
 }
 
@@ -934,7 +944,7 @@ task<void> worker_runtime::run_task(ipc::message m) {
   } else {
     in_flight_.add();
     slot_->in_flight.fetch_add(1);
-    slot_->state.store(static_cast<std::uint32_t>(proc_state::busy));
+    set_state(proc_state::busy);
     try {
       reply.payload = co_await modules_[mod]->on_task(*contexts_[mod], m.message_id,
                                                       static_cast<int>(m.src_worker), std::move(m.payload));
@@ -946,7 +956,7 @@ task<void> worker_runtime::run_task(ipc::message m) {
     }
     slot_->tasks.fetch_add(1, std::memory_order_relaxed);
     if (slot_->in_flight.fetch_sub(1) == 1 && !stopping_)
-      slot_->state.store(static_cast<std::uint32_t>(proc_state::idle));
+      set_state(proc_state::idle);
     in_flight_.done();
   }
   (void)link_.send(std::move(reply));

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <linux/close_range.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -525,6 +526,10 @@ result<process> process::launch(asio::any_io_executor ex, body fn, std::vector<s
       struct sigaction dfl {};
       dfl.sa_handler = SIG_DFL;
       ::sigaction(SIGPIPE, &dfl, nullptr);  // servers ignore it; programs expect the default
+      // Only what is asked for crosses exec: descriptors the parent opened without
+      // O_CLOEXEC (asio's accepted sockets, for one) would otherwise leak into the child and
+      // keep, say, a client connection open after the parent closed it.
+      ::syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
       if (chan.w >= 0) ::fcntl(chan.w, F_SETFD, 0);
       for (int fd : opts.inherit_fds) ::fcntl(fd, F_SETFD, 0);
       ::execvpe(cargv[0], cargv.data(), cenv.data());
