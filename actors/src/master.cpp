@@ -105,6 +105,7 @@ class master {
   void route_task(proc_handle& from, ipc::message m);
   void route_result(ipc::message m);
   void fail_routes_of(int task_worker_id);
+  void release_connections(proc_handle& h);
   task<void> admin_session(asio::local::stream_protocol::socket sock);
 
   loop& lp_;
@@ -391,6 +392,7 @@ task<void> master::supervise(std::shared_ptr<proc_handle> h) {
   std::string status = st ? st->to_string() : st.error().message();
   bool crashed = !st || !st->success();
   if (h->link) h->link->close();
+  release_connections(*h);
   h->ready.add(0);
   if (h->is_task) fail_routes_of(h->id);
   if (h->retiring || stopping_) {
@@ -510,6 +512,27 @@ void master::route_result(ipc::message m) {
   if (auto origin = rt.origin.lock(); origin && origin->link) {
     m.message_id = rt.origin_id;
     (void)origin->link->send(std::move(m));
+  }
+}
+
+// A base-mode worker that died (kill -9, crash) never closed its connections: the kernel did.
+// Take them off the listener counters so connection_num and max_connections stay true.
+void master::release_connections(proc_handle& h) {
+  auto& slot = state_->procs[h.id];
+  // Only the registered process of the slot owns its counters (a retiring one does not).
+  if (slot.pid.load() != h.pid) return;
+  std::int64_t total = 0;
+  for (std::size_t i = 0; i < app_.listen.size(); ++i) {
+    auto n = slot.listener_connections[i].exchange(0);
+    if (n <= 0) continue;
+    state_->listeners[i].connections.fetch_sub(n);
+    total += n;
+  }
+  slot.connections.store(0);
+  if (total > 0) {
+    state_->closed.fetch_add(static_cast<std::uint64_t>(total));
+    state_->aborted.fetch_add(static_cast<std::uint64_t>(total));
+    log::info("{} (pid {}) left {} connection(s) open; released", name_of(h.id), h.pid, total);
   }
 }
 

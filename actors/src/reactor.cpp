@@ -190,6 +190,11 @@ struct reactor_thread::impl {
       }
       while (auto m = c->framer.next())
         deliver(pick(c.get(), c->id), make(ipc::message_type::receive, c->id, std::string(*m), c->listener));
+      if (c->framer.failed()) {  // a bad header found by next(): close now, not at the next read
+        log::warning("closing session {} from {} on {}: {}", c->id, c->remote, lc.url, c->framer.reason());
+        c->aborted = true;
+        break;
+      }
     }
     finish(*c);
   }

@@ -178,7 +178,8 @@ class worker_runtime {
   task<void> heartbeat_loop(listener_rt& l);
   task<void> run_task(ipc::message m);
   task<void> stop_sequence(std::string why);
-  void note_message();
+  void count_message();  // stats: a message arrived
+  void note_message();   // max_request: a message was handled
   // During a reload the old and the new process share the slot of their id: only the one
   // the master registered (the newest) writes its state.
   bool owns_slot() const { return slot_->pid.load(std::memory_order_relaxed) == self_pid_; }
@@ -484,9 +485,13 @@ task<void> worker_runtime::invoke(int module, const char* event, session_id sid,
   in_flight_.done();
 }
 
-void worker_runtime::note_message() {
+void worker_runtime::count_message() {
   slot_->messages.fetch_add(1, std::memory_order_relaxed);
   state_->messages.fetch_add(1, std::memory_order_relaxed);
+}
+
+void worker_runtime::note_message() {
+  // Called once the handler is done, so a recycle never races the reply it is sending.
   if (max_request_ > 0 && ++handled_ >= max_request_ && !stopping_) {
     exit_code_ = 0;
     begin_stop("max_request reached (" + std::to_string(handled_) + " messages)");
@@ -530,6 +535,7 @@ task<void> worker_runtime::accept_loop(listener_rt& l) {
     sessions_[s->id] = s;
     state_->accepted.fetch_add(1);
     slot_->connections.fetch_add(1);
+    slot_->listener_connections[l.index].fetch_add(1);
     spawn(lp_.context(), [this, s, &l]() -> task<void> { co_await serve(s, l); }, "session");
   }
 }
@@ -560,9 +566,18 @@ task<void> worker_runtime::serve(std::shared_ptr<session> s, listener_rt& l) {
     }
     while (auto m = s->framer.next()) {
       std::string msg(*m);
-      note_message();
+      count_message();
       co_await invoke(mod, "on_receive", s->id, modules_[mod]->on_receive(*contexts_[mod], s->id, std::move(msg)));
+      note_message();  // after the handler: a max_request stop must not race its reply
       if (s->closed) break;
+    }
+    // next() finds a bad header too (the frame is complete enough to judge): close now,
+    // not at the next read.
+    if (s->framer.failed()) {
+      log::warning("closing session {} from {} on {}: {}", s->id, s->remote, l.cfg.url, s->framer.reason());
+      s->aborted = true;
+      reason = s->framer.reason();
+      break;
     }
   }
   finish_close(*s);
@@ -578,6 +593,7 @@ void worker_runtime::finish_close(session& s) {
   s.out_bytes = 0;
   state_->listeners[s.listener].connections.fetch_sub(1);
   slot_->connections.fetch_sub(1);
+  slot_->listener_connections[s.listener].fetch_sub(1);
   state_->closed.fetch_add(1);
   if (s.aborted) state_->aborted.fetch_add(1);
 }
@@ -617,9 +633,10 @@ task<void> worker_runtime::datagram_loop(listener_rt& l) {
                    l.cfg.max_packet_size);
       continue;
     }
-    note_message();
+    count_message();
     packet_info p{detail::format_endpoint(from), l.index};
     co_await invoke(mod, "on_packet", 0, modules_[mod]->on_packet(*contexts_[mod], p, std::string(buf.data(), n)));
+    note_message();
   }
 }
 
@@ -840,8 +857,9 @@ task<void> worker_runtime::drain_session(session_id id) {
         break;
       case ipc::message_type::receive:
         it->second.last_receive_ms = now_ms();
-        note_message();
+        count_message();
         co_await invoke(mod, "on_receive", id, modules_[mod]->on_receive(*contexts_[mod], id, std::move(m.payload)));
+        note_message();
         break;
       case ipc::message_type::close: {
         co_await invoke(mod, "on_close", id, modules_[mod]->on_close(*contexts_[mod], id));
@@ -863,9 +881,10 @@ task<void> worker_runtime::handle_packet(ipc::message m) {
   if (nl == std::string::npos || listener >= static_cast<int>(app_.listen.size())) co_return;
   int mod = app_.module_index(app_.listen[static_cast<std::size_t>(listener)].module);
   if (mod < 0) co_return;
-  note_message();
+  count_message();
   packet_info p{m.payload.substr(0, nl), listener};
   co_await invoke(mod, "on_packet", 0, modules_[mod]->on_packet(*contexts_[mod], p, m.payload.substr(nl + 1)));
+  note_message();
 }
 
 // -- IPC from the master ----------------------------------------------------------------

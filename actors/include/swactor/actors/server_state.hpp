@@ -11,7 +11,7 @@
 namespace swactor {
 
 inline constexpr int kMaxProcesses = 2048;  // workers + task workers
-inline constexpr int kMaxListeners = 64;
+inline constexpr int kMaxListeners = 64;  // also the size of proc_slot::listener_connections
 
 enum class proc_state : std::uint32_t { empty = 0, starting, idle, busy, stopping, exited };
 
@@ -24,6 +24,9 @@ struct proc_slot {
   std::atomic<std::uint64_t> tasks{0};         // task worker: tasks run; worker: tasks started
   std::atomic<std::uint64_t> restarts{0};
   std::atomic<std::int64_t> started_ms{0};
+  // Base mode: connections this process holds per listener, so the master can release them
+  // from the listener counters when the process dies without closing them.
+  std::atomic<std::int64_t> listener_connections[64]{};
 };
 
 struct listener_counters {
