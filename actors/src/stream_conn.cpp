@@ -43,6 +43,19 @@ std::error_code stream_conn::queue(std::string data) {
   if (closed || close_requested) return server_errc::session_not_found;
   if (out_bytes + data.size() > out_limit && out_bytes > 0) return server_errc::output_buffer_full;
   if (data.empty()) return {};
+  if (!writing && out.empty()) {
+    // Fast path: most replies fit in the socket buffer; write now, no writer coroutine.
+    std::error_code ec;
+    if (!sock.non_blocking()) sock.non_blocking(true, ec);
+    auto n = sock.write_some(asio::buffer(data), ec);
+    if (!ec && n == data.size()) return {};
+    if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
+      aborted = true;
+      close_now();  // the reader sees it and ends the connection
+      return {};
+    }
+    data.erase(0, n);
+  }
   out_bytes += data.size();
   out.push_back(std::move(data));
   if (!writing) {
