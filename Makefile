@@ -33,7 +33,8 @@ docs: build
 	@$(BUILD_DIR)/apps/swactor config-reference -o docs/config.md
 	@echo "docs/config.md regenerated"
 
-fuzz: deps
+fuzz:
+	@scripts/install-deps.sh fuzz
 	@scripts/run-fuzz.sh
 
 format:

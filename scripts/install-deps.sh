@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages swactor builds and tests with. Idempotent: quiet and fast
-# when everything is already present; uses sudo when not root.
+# Installs the Debian 12 packages swactor builds and tests with (`install-deps.sh fuzz`
+# adds clang and libFuzzer for `make fuzz`). Idempotent: quiet and fast when everything is
+# already present; uses sudo when not root.
 set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config ccache
-  clang libclang-rt-14-dev
   libcaf-dev libasio-dev libssl-dev libnghttp2-dev nlohmann-json3-dev
   libtomlplusplus-dev catch2 libspdlog-dev libfmt-dev libcli11-dev
   zlib1g-dev libmariadb-dev
   procps
 )
+if [ "${1:-}" = "fuzz" ]; then
+  packages+=(clang libclang-rt-14-dev)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
