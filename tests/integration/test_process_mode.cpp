@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
 #include <map>
 #include <set>
 #include <string>
@@ -35,6 +36,8 @@ struct process_server {
   std::uint16_t udp_port = t::free_udp_port();
   std::string pid_file = dir.file("app.pid").string();
   std::string unix_path = dir.file("echo.sock").string();
+  std::string dgram_path = dir.file("echo.dgram").string();
+  std::uint16_t v6_port = t::free_tcp_port();
   std::optional<t::process> proc;
   int workers;
 
@@ -59,6 +62,13 @@ module = "echo"
 url = "unix://)" + unix_path + R"("
 module = "echo"
 framing = { type = "eof", delimiter = "\n" }
+[[listen]]
+url = "tcp://[::1]:)" + std::to_string(v6_port) + R"("
+module = "echo"
+framing = { type = "eof", delimiter = "\n" }
+[[listen]]
+url = "unixgram://)" + dgram_path + R"("
+module = "echo"
 )");
     proc.emplace(std::vector<std::string>{t::swactor_bin(), "run", cfg.string()});
     REQUIRE(wait_log("swactor master started", 10s));
@@ -180,6 +190,35 @@ TEST_CASE("process mode: echo over length-framed tcp (8 MiB byte-exact), udp and
   REQUIRE(send_all(x, "over unix\n"));
   CHECK(recv_exact(x, 10) == "over unix\n");
   ::close(x);
+
+  // tcp6
+  int v6 = ::socket(AF_INET6, SOCK_STREAM, 0);
+  ::setsockopt(v6, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in6 a6{};
+  a6.sin6_family = AF_INET6;
+  a6.sin6_port = htons(srv.v6_port);
+  a6.sin6_addr = in6addr_loopback;
+  REQUIRE(::connect(v6, reinterpret_cast<sockaddr*>(&a6), sizeof a6) == 0);
+  REQUIRE(send_all(v6, "over ipv6\n"));
+  CHECK(recv_exact(v6, 10) == "over ipv6\n");
+  ::close(v6);
+
+  // unixgram: the client binds a path so the reply has somewhere to go
+  int g = ::socket(AF_UNIX, SOCK_DGRAM, 0);
+  ::setsockopt(g, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_un me{};
+  me.sun_family = AF_UNIX;
+  auto my_path = srv.dir.file("client.dgram").string();
+  std::strncpy(me.sun_path, my_path.c_str(), sizeof me.sun_path - 1);
+  REQUIRE(::bind(g, reinterpret_cast<sockaddr*>(&me), sizeof me) == 0);
+  sockaddr_un to{};
+  to.sun_family = AF_UNIX;
+  std::strncpy(to.sun_path, srv.dgram_path.c_str(), sizeof to.sun_path - 1);
+  const char gram[] = "unix datagram";
+  REQUIRE(::sendto(g, gram, sizeof gram - 1, 0, reinterpret_cast<sockaddr*>(&to), sizeof to) == sizeof gram - 1);
+  n = ::recv(g, buf, sizeof buf, 0);
+  CHECK(std::string(buf, n > 0 ? static_cast<std::size_t>(n) : 0) == "unix datagram");
+  ::close(g);
 }
 
 TEST_CASE("process mode: dispatch_mode connection keeps a connection on one worker", "[process][dispatch]") {
