@@ -322,8 +322,17 @@ struct reactor_thread::impl {
   // -- heartbeat ------------------------------------------------------------------------
 
   task<void> heartbeat() {
+    // The shortest check interval of any listener with a heartbeat (default idle / 2).
+    duration every = duration::max();
+    for (const auto& l : app.listen) {
+      if (l.heartbeat_idle_time.count() <= 0) continue;
+      duration d = l.heartbeat_check_interval.count() > 0 ? duration(l.heartbeat_check_interval)
+                                                          : duration(l.heartbeat_idle_time / 2);
+      every = std::min(every, std::max<duration>(d, 1ms));
+    }
+    if (every == duration::max()) co_return;  // no listener wants heartbeats
     while (!stopping) {
-      co_await sleep(100ms);
+      co_await sleep(every);
       auto now = std::chrono::steady_clock::now();
       std::vector<std::uint64_t> idle;
       for (auto& [sid, c] : conns) {
