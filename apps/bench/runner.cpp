@@ -84,11 +84,13 @@ struct runner::impl {
 
   explicit impl(settings s);
   void begin();
-  bool claim() {
+  bool claim() { return claim(cfg.requests > 0 ? clock_type::time_point{} : clock_type::now()); }
+  // `now` only matters with -d: the hot loop passes the clock reading it already has.
+  bool claim(clock_type::time_point now) {
     if (no_more.load(std::memory_order_relaxed)) return false;
     if (cfg.requests > 0) {
       if (tickets.fetch_sub(1, std::memory_order_relaxed) > 0) return true;
-    } else if (clock_type::now() < deadline) {
+    } else if (now < deadline) {
       return true;
     }
     no_more.store(true, std::memory_order_relaxed);
@@ -191,8 +193,10 @@ struct connection {
   // -- timeouts ---------------------------------------------------------------------------
   // I/O marks itself with arm()/disarm(); the watchdog wakes at most once per deadline and
   // cancels the socket when an I/O outlives it. No timer is touched per request.
-  void arm() {
-    deadline = clock_type::now() + rt.cfg.timeout;
+  void arm() { arm(clock_type::now()); }
+  // `from`: when the operation started, if the caller already read the clock.
+  void arm(clock_type::time_point from) {
+    deadline = from + rt.cfg.timeout;
     timed_out = false;
     ++in_io;
   }
@@ -284,8 +288,10 @@ struct connection {
     std::size_t size = 0;
   };
 
-  // Reads until the mode sees a whole reply at the front of the buffer.
-  task<reply> read_reply(std::string_view request) {
+  // Reads until the mode sees a whole reply at the front of the buffer. `sent`, when set,
+  // is when the request went out (already read from the clock): the first read's timeout
+  // counts from there.
+  task<reply> read_reply(std::string_view request, clock_type::time_point sent = {}) {
     for (;;) {
       const std::string_view avail(rbuf.data() + rbeg, rend - rbeg);
       const auto n = proto.reply_size(avail, request);
@@ -298,7 +304,8 @@ struct connection {
         rbeg = 0;
       }
       if (rend == rbuf.size()) rbuf.resize(rbuf.size() * 2);
-      arm();
+      arm(sent != clock_type::time_point{} ? sent : clock_type::now());
+      sent = {};
       auto [ec, got] =
           co_await stream.async_read_some(asio::buffer(rbuf.data() + rend, rbuf.size() - rend),
                                           use_tuple);
@@ -309,26 +316,41 @@ struct connection {
     }
   }
 
-  // Counts a finished exchange; the reply is consumed from the buffer.
-  void finish(std::string_view request, std::size_t size, clock_type::time_point t0) {
+  // Counts a finished exchange; the reply is consumed from the buffer. Returns the clock
+  // reading taken for the latency (the caller reuses it for the next -d deadline check).
+  clock_type::time_point finish(std::string_view request, std::size_t size,
+                                clock_type::time_point t0) {
+    const auto now = clock_type::now();
     const std::string_view got(rbuf.data() + rbeg, size);
     rbeg += size;
     if (rbeg == rend) rbeg = rend = 0;
     if (rt.cfg.verify && !proto.matches(request, got))
       sh.count_error(error_kind::mismatch);
     else
-      sh.count_ok(ns_between(t0, clock_type::now()));
+      sh.count_ok(ns_between(t0, now));
+    return now;
+  }
+
+  // Most requests fit the socket buffer: a non-blocking send then saves a round trip
+  // through the loop per request (and, being a plain call, a coroutine frame). `done` says
+  // how much went out; write_rest() sends the remainder the asynchronous way.
+  std::optional<error_kind> write_now(const std::string& data, std::size_t& done) {
+    std::error_code ec;
+    done = stream.write_some(asio::buffer(data), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) ec.clear();
+    sh.res.bytes_sent += done;
+    if (ec) return classify(ec, false);
+    return std::nullopt;
   }
 
   task<std::optional<error_kind>> write_request(const std::string& data) {
-    // Most requests fit the socket buffer: a non-blocking send then saves a round trip
-    // through the loop per request. Whatever is left goes the asynchronous way.
-    std::error_code ec;
-    std::size_t done = stream.write_some(asio::buffer(data), ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) ec.clear();
-    sh.res.bytes_sent += done;
-    if (ec) co_return classify(ec, false);
+    std::size_t done = 0;
+    if (auto err = write_now(data, done)) co_return err;
     if (done == data.size()) co_return std::nullopt;
+    co_return co_await write_rest(data, done);
+  }
+
+  task<std::optional<error_kind>> write_rest(const std::string& data, std::size_t done) {
     arm();
     auto [aec, n] =
         co_await asio::async_write(stream, asio::buffer(data.data() + done, data.size() - done), use_tuple);
@@ -341,9 +363,20 @@ struct connection {
   // -- the session patterns ---------------------------------------------------------------
 
   // persistent, pipeline 1: write, read, repeat; reconnect after an error.
+  //
+  // With several connections on this loop, the read after a send is deferred behind the
+  // loop's other ready work (asio::post). Issued at once, asio's speculative recv() nearly
+  // always finds nothing yet (the reply needs a round trip through the server) and costs a
+  // wasted syscall per request; issued after the other connections had their turn, the
+  // reply is usually there. With one connection there is no other work to go first, and
+  // the post would only add a loop turn, so it reads at once. The latency still runs from
+  // t0 (before the send) to the whole reply.
   task<void> run_sequential() {
-    while (rt.claim()) {
-      const auto intended = interval.count() ? co_await pace() : clock_type::now();
+    const bool defer_reads = sh.conn_ids.size() > 1;
+    // The last clock reading (end of the previous request): enough for the -d check.
+    auto last = clock_type::now();
+    while (rt.claim(last)) {
+      const auto intended = interval.count() ? co_await pace() : clock_type::time_point{};
       if (rt.hard) break;
       if (!open) {
         auto err = co_await connect();
@@ -351,24 +384,36 @@ struct connection {
         if (err) {
           sh.count_error(*err);
           co_await backoff();
+          last = clock_type::now();
           continue;
         }
       }
       proto.make_request(id, seq++, req);
-      const auto t0 = interval.count() ? intended : clock_type::now();
-      auto err = co_await write_request(req);
-      if (rt.hard) break;
+      const auto sent = clock_type::now();
+      const auto t0 = interval.count() ? intended : sent;
+      last = sent;
+      std::size_t done = 0;
+      auto err = write_now(req, done);
+      if (!err && done < req.size()) {
+        err = co_await write_rest(req, done);
+        if (rt.hard) break;
+      }
       if (!err) {
-        auto r = co_await read_reply(req);
+        if (defer_reads) {
+          co_await asio::post(sh.ex, asio::use_awaitable);
+          if (rt.hard) break;
+        }
+        auto r = co_await read_reply(req, done == req.size() ? sent : clock_type::time_point{});
         if (rt.hard) break;
         if (!r.error) {
-          finish(req, r.size, t0);
+          last = finish(req, r.size, t0);
           continue;
         }
         err = r.error;
       }
       sh.count_error(*err);
       close_socket();
+      last = clock_type::now();  // a failed operation may have taken up to --timeout
     }
   }
 
