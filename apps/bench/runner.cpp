@@ -388,9 +388,9 @@ struct connection {
   // loop's other ready work (asio::post). Issued at once, asio's speculative recv() nearly
   // always finds nothing yet (the reply needs a round trip through the server) and costs a
   // wasted syscall per request; issued after the other connections had their turn, the
-  // reply is usually there. With one connection there is no other work to go first, and
-  // the post would only add a loop turn, so it reads at once. The latency still runs from
-  // t0 (before the send) to the whole reply.
+  // reply is usually there, and a plain non-blocking recv takes it. With one connection
+  // there is no other work to go first, and the post would only add a loop turn, so it
+  // reads at once. The latency still runs from t0 (before the send) to the whole reply.
   task<void> run_sequential() {
     const bool defer_reads = sh.conn_ids.size() > 1;
     // The last clock reading (end of the previous request): enough for the -d check.
@@ -426,7 +426,26 @@ struct connection {
         // read_reply() inlined: one coroutine frame less per request.
         auto from = done == req.size() ? sent : clock_type::time_point{};
         std::optional<reply> got;
+        bool sync_first = defer_reads;
         while (!(got = take_reply(req))) {
+          if (sync_first) {
+            // After the deferral the reply is usually there: a plain non-blocking recv
+            // takes it without an asynchronous operation's trip through the loop. Only
+            // when nothing is there yet does it wait the asynchronous way.
+            sync_first = false;
+            std::error_code ec;
+            const auto n = stream.read_some(
+                asio::buffer(rbuf.data() + rend, rbuf.size() - rend), ec);
+            if (!ec) {
+              rend += n;
+              sh.res.bytes_received += n;
+              continue;
+            }
+            if (ec != asio::error::would_block && ec != asio::error::try_again) {
+              got = reply{classify(ec, false), 0};
+              break;
+            }
+          }
           auto [ec, n] = co_await read_some(from);
           from = {};
           if (auto e = got_some(ec, n)) {
