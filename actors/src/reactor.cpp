@@ -59,6 +59,9 @@ struct reactor_thread::impl {
   std::uint64_t rr = 0;
   bool stopping = false;
   std::size_t max_backlog = 100000;
+  // The reactor waits for connections handed over by the acceptor: nothing of its own is
+  // pending in between, so keep the loop running until stop().
+  asio::executor_work_guard<asio::io_context::executor_type> keep_alive{lp.context().get_executor()};
 
   impl(int i, const app_config& a, server_state* s) : id(i), app(a), state(s) {
     workers.resize(static_cast<std::size_t>(app.server.workers));
@@ -348,6 +351,7 @@ struct reactor_thread::impl {
 
   void stop() {
     stopping = true;
+    keep_alive.reset();
     std::vector<std::shared_ptr<conn>> all;
     for (auto& [sid, c] : conns) all.push_back(c);
     for (auto& c : all) close_conn(c->id, false);
