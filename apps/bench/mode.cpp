@@ -1,5 +1,6 @@
 #include "mode.hpp"
 
+#include <algorithm>
 #include <array>
 
 namespace swactor::bench {
@@ -64,14 +65,24 @@ void payload::fill(std::string& out, std::uint64_t conn, std::uint64_t seq) cons
 
 void payload::append(std::string& out, std::uint64_t conn, std::uint64_t seq) const {
   if (radix_ == 0) return;
-  const std::size_t at = out.size();
+  std::string head;
+  const auto tail = split(head, conn, seq);
+  out += head;
+  out += tail;
+}
+
+std::string_view payload::split(std::string& head, std::uint64_t conn, std::uint64_t seq) const {
+  head.clear();
+  if (radix_ == 0) return {};
   // The pattern is shifted by (seq, conn) so payloads differ everywhere; the first bytes
   // spell seq then conn, so a stale or misrouted reply never matches.
   const std::size_t shift = static_cast<std::size_t>((seq * 7 + conn * 13) % radix_);
-  out.append(pattern_, shift, size_);
+  const std::size_t n = std::min<std::size_t>(size_, 12);
+  head.resize(n);
   std::size_t i = 0;
-  for (std::uint64_t v = seq; i < size_ && i < 8; ++i, v /= radix_) out[at + i] = alphabet_[v % radix_];
-  for (std::uint64_t v = conn; i < size_ && i < 12; ++i, v /= radix_) out[at + i] = alphabet_[v % radix_];
+  for (std::uint64_t v = seq; i < n && i < 8; ++i, v /= radix_) head[i] = alphabet_[v % radix_];
+  for (std::uint64_t v = conn; i < n; ++i, v /= radix_) head[i] = alphabet_[v % radix_];
+  return std::string_view(pattern_).substr(shift + n, size_ - n);
 }
 
 }  // namespace swactor::bench

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,6 +47,16 @@ class mode {
   // 0 while more bytes are needed, -1 when `in` cannot start a valid reply.
   virtual std::ptrdiff_t reply_size(std::string_view in, std::string_view request) const = 0;
 
+  // Optional copy-free form of make_request(), for requests that are a short head
+  // followed by bytes the mode keeps alive (a payload pattern): writes the head into
+  // `head` and returns the rest, so that head + tail is exactly what make_request() would
+  // write. Only for modes whose reply_size() looks at request.size() alone; the runner uses
+  // it without --verify (which compares bytes). nullopt: not supported.
+  virtual std::optional<std::string_view> split_request(std::uint64_t, std::uint64_t,
+                                                        std::string&) const {
+    return std::nullopt;
+  }
+
   // --verify: whether `reply` is the right answer to `request` (echo: identical bytes).
   virtual bool matches(std::string_view request, std::string_view reply) const {
     return request == reply;
@@ -70,6 +81,9 @@ class payload {
   bool usable() const noexcept { return radix_ > 0; }  // false if `avoid` excludes every byte
   void fill(std::string& out, std::uint64_t conn, std::uint64_t seq) const;
   void append(std::string& out, std::uint64_t conn, std::uint64_t seq) const;
+  // The same bytes as fill() in two parts: the first (at most 12) bytes, which encode
+  // (conn, seq), written into `head`; the rest returned as a view into the pattern.
+  std::string_view split(std::string& head, std::uint64_t conn, std::uint64_t seq) const;
 
  private:
   std::size_t size_;
@@ -87,6 +101,11 @@ class raw_echo_mode : public mode {
   }
   std::ptrdiff_t reply_size(std::string_view in, std::string_view request) const override {
     return in.size() >= request.size() ? static_cast<std::ptrdiff_t>(request.size()) : 0;
+  }
+  std::optional<std::string_view> split_request(std::uint64_t conn, std::uint64_t seq,
+                                                std::string& head) const override {
+    if (!payload_.usable()) return std::nullopt;
+    return payload_.split(head, conn, seq);
   }
 
  private:
