@@ -9,6 +9,7 @@
 #include <optional>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <asio/connect.hpp>
@@ -425,7 +426,8 @@ struct connection {
       const auto t0 = interval.count() ? intended : sent;
       last = sent;
       std::size_t done = 0;
-      auto err = tail ? write_now(std::array<asio::const_buffer, 2>{asio::buffer(head), asio::buffer(*tail)}, done)
+      auto err = tail ? write_now(std::array{asio::buffer(std::as_const(head)), asio::buffer(*tail)},
+                                  done)
                       : write_now(asio::buffer(req), done);
       if (!err && done < req.size()) {
         if (tail) proto.make_request(id, seq, req);  // the same bytes, for write_rest()
