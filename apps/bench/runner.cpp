@@ -119,6 +119,27 @@ struct shard {
   std::vector<connection*> conns;
   bool aborted = false;
 
+  // Connections that sent a request and yield until the loop's other ready work has run
+  // (see connection::run_sequential): one posted flush per round resumes them all, instead
+  // of a post (an allocated operation and a scheduler round trip) per request. The
+  // wait_group resumes shard::run() by a post, so the shard outlives any flush.
+  using resume_handler = asio::async_result<asio::use_awaitable_t<>, void()>::handler_type;
+  std::vector<resume_handler> parked, resuming;
+
+  auto yield_to_others() {
+    return asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
+        [this](resume_handler h) {
+          parked.push_back(std::move(h));
+          if (parked.size() == 1) asio::post(ex, [this] { flush(); });
+        },
+        asio::use_awaitable);
+  }
+  void flush() {
+    resuming.swap(parked);  // who parks again meanwhile waits for the next flush
+    for (auto& h : resuming) h();
+    resuming.clear();
+  }
+
   shard(runner::impl& r, asio::any_io_executor e, std::vector<std::uint64_t> ids)
       : rt(r), ex(std::move(e)), conn_ids(std::move(ids)) {}
 
@@ -437,7 +458,7 @@ struct connection {
       ++seq;
       if (!err) {
         if (defer_reads) {
-          co_await asio::post(asio::use_awaitable);  // to this coroutine's own executor
+          co_await sh.yield_to_others();
           if (rt.hard) break;
         }
         // read_reply() inlined: one coroutine frame less per request.
