@@ -77,12 +77,15 @@ class server_under_test {
     port = free_tcp_port();
     port2 = free_tcp_port();
     while (port2 == port) port2 = free_tcp_port();
+    port3 = free_tcp_port();
+    while (port3 == port || port3 == port2) port3 = free_tcp_port();
     udp_port = free_udp_port();
     pid_file = dir.file("swactor.pid").string();
     std::string text = "[server]\n" + server_keys + "\npid_file = \"" + pid_file + "\"\nadmin_socket = \"" +
                        dir.file("admin.sock").string() + "\"\n\n" + rest;
     replace_all(text, "{port}", std::to_string(port));
     replace_all(text, "{port2}", std::to_string(port2));
+    replace_all(text, "{port3}", std::to_string(port3));
     replace_all(text, "{udp}", std::to_string(udp_port));
     replace_all(text, "{dir}", dir.path().string());
     config_text = text;
@@ -186,7 +189,7 @@ class server_under_test {
   }
 
   temp_dir dir;
-  std::uint16_t port = 0, port2 = 0, udp_port = 0;
+  std::uint16_t port = 0, port2 = 0, port3 = 0, udp_port = 0;
   std::string pid_file, config, config_text;
   std::optional<process> proc;
   bool started = false;

@@ -16,64 +16,35 @@
 
 #include "harness.hpp"
 #include "line_client.hpp"
+#include "server_helpers.hpp"
 
 using namespace std::chrono_literals;
 namespace t = swactor::testing;
 using nlohmann::json;
 using swactor::testing::line_client;
+namespace srv = swactor::testing::server;
 
 namespace {
 
 
-struct kv_server {
-  t::temp_dir dir{"swactor-kv"};
-  std::uint16_t port = t::free_tcp_port();
-  std::string pid_file = dir.file("app.pid").string();
-  std::optional<t::process> proc;
-
-  kv_server() {
-    auto cfg = dir.write("app.toml", R"([server]
-workers = 2
-pid_file = ")" + pid_file + R"("
-[tables.kv]
+// The kv module on a shared table, with its snapshot user process.
+struct kv_server : srv::server_under_test {
+  kv_server()
+      : server_under_test("workers = 2", R"([tables.kv]
 size = 4096
 columns = [{ name = "value", type = "string", size = 32 }, { name = "n", type = "int" }]
 [[listen]]
-url = "tcp://127.0.0.1:)" + std::to_string(port) + R"("
+url = "tcp://127.0.0.1:{port}"
 module = "kv"
 framing = { type = "eof", delimiter = "\n" }
 [modules.kv]
 snapshot_interval = "1h"
-)");
-    proc.emplace(std::vector<std::string>{t::swactor_bin(), "run", cfg.string()});
+)") {
     REQUIRE(wait_log("user process of module kv", 10s));
-    // both workers serving
-    for (int i = 0; i < 200; ++i) {
-      auto s = stats();
-      int idle = s.is_object() ? s.value("idle_worker_num", 0) : 0;
-      if (idle == 2) break;
-      std::this_thread::sleep_for(20ms);
-    }
   }
   ~kv_server() {
-    if (proc) {
-      proc->signal(SIGTERM);
-      auto code = proc->wait(10s);
-      CHECK(code == 0);
-    }
-  }
-  bool wait_log(const std::string& text, t::duration timeout) {
-    auto until = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < until) {
-      if (proc->stderr_text().find(text) != std::string::npos) return true;
-      std::this_thread::sleep_for(20ms);
-    }
-    return false;
-  }
-  json stats() {
-    auto r = t::run({t::swactor_bin(), "stats", "--pid-file", pid_file}, 5s);
-    if (r.exit_code != 0) return json();
-    return json::parse(r.out, nullptr, false);
+    proc->signal(SIGTERM);
+    CHECK(proc->wait(10s) == 0);
   }
 };
 
@@ -129,7 +100,7 @@ TEST_CASE("user process: reachable from workers, restarted when killed", "[kv][u
     REQUIRE(c.ok());
     CHECK(c.call("SNAPSHOT") == "OK");
   }
-  REQUIRE(srv.wait_log("snapshot (requested by worker", 5s));
+  REQUIRE(srv.wait_log("snapshot \\(requested by worker", 5s));
   auto s = srv.stats();
   REQUIRE(s.is_object());
   REQUIRE(s["user_processes"].size() == 1);
@@ -144,7 +115,7 @@ TEST_CASE("user process: reachable from workers, restarted when killed", "[kv][u
   }
   CHECK(new_pid != pid);
   CHECK(new_pid > 0);
-  CHECK(srv.wait_log("user#0 (pid " + std::to_string(pid) + ") exited unexpectedly", 2s));
+  CHECK(srv.wait_log("user#0 \\(pid " + std::to_string(pid) + "\\) exited unexpectedly", 2s));
   // The replacement serves messages too.
   line_client c(srv.port);
   CHECK(c.call("SNAPSHOT") == "OK");

@@ -20,95 +20,61 @@
 
 #include "harness.hpp"
 #include "line_client.hpp"
+#include "server_helpers.hpp"
 
 using namespace std::chrono_literals;
 namespace t = swactor::testing;
 using nlohmann::json;
 using swactor::testing::line_client;
+namespace srv = swactor::testing::server;
 
 namespace {
 
 
-struct process_server {
-  t::temp_dir dir{"swactor-proc"};
-  std::uint16_t port = t::free_tcp_port();
-  std::uint16_t echo_port = t::free_tcp_port();
-  std::uint16_t udp_port = t::free_udp_port();
-  std::string pid_file = dir.file("app.pid").string();
-  std::string unix_path = dir.file("echo.sock").string();
-  std::string dgram_path = dir.file("echo.dgram").string();
-  std::uint16_t v6_port = t::free_tcp_port();
-  std::optional<t::process> proc;
-  int workers;
-
+// A process-mode server: the probe module on {port}, echo on a length-framed {port2}, udp,
+// unix stream, tcp6 ({port3}) and unixgram listeners.
+struct process_server : srv::server_under_test {
   explicit process_server(const std::string& dispatch, int workers_ = 3, const std::string& extra = "")
-      : workers(workers_) {
-    auto cfg = dir.write("app.toml", "[server]\nmode = \"process\"\nworkers = " + std::to_string(workers) +
-                                         "\nreactor_threads = 2\ntask_workers = 1\ndispatch_mode = \"" + dispatch +
-                                         "\"\nmax_wait_time = \"2s\"\npid_file = \"" + pid_file + "\"\n" + extra +
-                                         R"(
-[[listen]]
-url = "tcp://127.0.0.1:)" + std::to_string(port) + R"("
+      : server_under_test("mode = \"process\"\nworkers = " + std::to_string(workers_) +
+                              "\nreactor_threads = 2\ntask_workers = 1\ndispatch_mode = \"" + dispatch +
+                              "\"\nmax_wait_time = \"2s\"\n" + extra,
+                          R"([[listen]]
+url = "tcp://127.0.0.1:{port}"
 module = "probe"
 framing = { type = "eof", delimiter = "\n" }
 [[listen]]
-url = "tcp://127.0.0.1:)" + std::to_string(echo_port) + R"("
+url = "tcp://127.0.0.1:{port2}"
 module = "echo"
 framing = { type = "length", length_size = 4, body_offset = 4, max_length = "16MiB" }
 [[listen]]
-url = "udp://127.0.0.1:)" + std::to_string(udp_port) + R"("
+url = "udp://127.0.0.1:{udp}"
 module = "echo"
 [[listen]]
-url = "unix://)" + unix_path + R"("
+url = "unix://{dir}/echo.sock"
 module = "echo"
 framing = { type = "eof", delimiter = "\n" }
 [[listen]]
-url = "tcp://[::1]:)" + std::to_string(v6_port) + R"("
+url = "tcp://[::1]:{port3}"
 module = "echo"
 framing = { type = "eof", delimiter = "\n" }
 [[listen]]
-url = "unixgram://)" + dgram_path + R"("
+url = "unixgram://{dir}/echo.dgram"
 module = "echo"
-)");
-    proc.emplace(std::vector<std::string>{t::swactor_bin(), "run", cfg.string()});
-    REQUIRE(wait_log("swactor master started", 10s));
-    for (int i = 0; i < 250; ++i) {
-      auto s = stats();
-      if (s.is_object() && s.value("idle_worker_num", 0) == workers) break;
-      std::this_thread::sleep_for(20ms);
-    }
-  }
+)"),
+        workers(workers_) {}
   ~process_server() {
-    if (!proc) return;
-    auto s = stats();
-    std::vector<int> pids;
-    if (s.is_object())
-      for (auto* k : {"workers", "task_workers"})
-        for (auto& w : s[k]) pids.push_back(w["pid"].get<int>());
+    auto pids = all_pids(stats());
     proc->signal(SIGTERM);
     CHECK(proc->wait(10s) == 0);
     for (int p : pids) CHECK(::kill(p, 0) != 0);  // nothing left behind
   }
-  bool wait_log(const std::string& text, t::duration timeout) {
-    auto until = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < until) {
-      if (proc->stderr_text().find(text) != std::string::npos) return true;
-      std::this_thread::sleep_for(20ms);
-    }
-    return false;
-  }
-  json stats() {
-    auto r = t::run({t::swactor_bin(), "stats", "--pid-file", pid_file}, 5s);
-    if (r.exit_code != 0) return json();
-    return json::parse(r.out, nullptr, false);
-  }
-  std::vector<int> worker_pids() {
-    std::vector<int> out;
-    auto s = stats();
-    if (s.is_object())
-      for (auto& w : s["workers"]) out.push_back(w["pid"].get<int>());
-    return out;
-  }
+  std::vector<int> worker_pids() { return server_under_test::worker_pids(stats()); }
+
+  int workers;
+  std::uint16_t& echo_port = port2;
+  std::uint16_t& v6_port = port3;
+  std::string unix_path = dir.file("echo.sock").string();
+  std::string dgram_path = dir.file("echo.dgram").string();
 };
 
 std::string frame(const std::string& body) {
