@@ -139,7 +139,7 @@ class master {
   std::vector<std::unique_ptr<detail::reactor_thread>> reactors_;
   std::vector<detail::reactor_actor> reactor_actors_;
   std::vector<std::unique_ptr<asio::basic_socket_acceptor<asio::generic::stream_protocol>>> acceptors_;
-  task<void> accept_loop(int listener);
+  task<void> accept_loop(asio::basic_socket_acceptor<asio::generic::stream_protocol>& acc, int listener);
 
  public:
   void start_reactors();
@@ -163,11 +163,10 @@ void master::start_reactors() {
         log::error("listener {}: {}", app_.listen[i].url, ec.message());
         continue;
       }
+      auto* a = acc.get();
       acceptors_.push_back(std::move(acc));
       int idx = static_cast<int>(i);
-      auto* a = acceptors_.back().get();
-      (void)a;
-      spawn(lp_.context(), [this, idx]() -> task<void> { co_await accept_loop(idx); }, "acceptor");
+      spawn(lp_.context(), [this, a, idx]() -> task<void> { co_await accept_loop(*a, idx); }, "acceptor");
     } else {
       // Datagram listeners are served by reactor 0.
       caf::anon_send(reactor_actors_[0], detail::dgram_atom::value, static_cast<int>(i), fd);
@@ -176,12 +175,8 @@ void master::start_reactors() {
   log::info("process mode: {} reactor thread(s), dispatch_mode {}", reactors_.size(), app_.server.dispatch_mode);
 }
 
-task<void> master::accept_loop(int listener) {
-  // acceptors_ holds stream listeners in listener order, skipping datagram ones.
-  int pos = 0;
-  for (int i = 0; i < listener; ++i)
-    if (parse_listen_url(app_.listen[static_cast<std::size_t>(i)].url).stream()) ++pos;
-  auto& acc = *acceptors_[static_cast<std::size_t>(pos)];
+task<void> master::accept_loop(asio::basic_socket_acceptor<asio::generic::stream_protocol>& acc,
+                                int listener) {
   const auto& lc = app_.listen[static_cast<std::size_t>(listener)];
   for (;;) {
     auto [ec, sock] = co_await acc.async_accept(asio::experimental::as_tuple(asio::use_awaitable));
@@ -470,7 +465,6 @@ void master::route_task(proc_handle& from, ipc::message m) {
     }
     task_rr_ = (task_rr_ + 1) % std::max(n, 1);
   }
-  ipc::message reply;
   auto fail = [&](const std::string& why) {
     ipc::message r;
     r.type = ipc::message_type::task_result;

@@ -220,7 +220,7 @@ struct reactor_thread::impl {
     auto it = conns.find(session);
     if (it == conns.end()) return;  // closed meanwhile: the worker learns it from on_close
     auto size = data.size();
-    if (it->second->queue(std::move(data)) == server_errc::output_buffer_full)
+    if (it->second->queue(data) == server_errc::output_buffer_full)
       log::warning("session {}: output buffer full ({} bytes queued, limit {}); reply of {} bytes dropped", session,
                    it->second->out_bytes, it->second->out_limit, size);
   }

@@ -39,7 +39,7 @@ task<void> write_loop(std::shared_ptr<stream_conn> c) {
 
 }  // namespace
 
-std::error_code stream_conn::queue(std::string data) {
+std::error_code stream_conn::queue(std::string_view data) {
   if (closed || close_requested) return server_errc::session_not_found;
   if (out_bytes + data.size() > out_limit && out_bytes > 0) return server_errc::output_buffer_full;
   if (data.empty()) return {};
@@ -54,10 +54,10 @@ std::error_code stream_conn::queue(std::string data) {
       close_now();  // the reader sees it and ends the connection
       return {};
     }
-    data.erase(0, n);
+    data.remove_prefix(n);
   }
   out_bytes += data.size();
-  out.push_back(std::move(data));
+  out.emplace_back(data);
   if (!writing) {
     writing = true;
     spawn(sock.get_executor(), [self = shared_from_this()]() -> task<void> { co_await write_loop(self); },

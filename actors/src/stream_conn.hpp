@@ -8,6 +8,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <system_error>
 
 #include <asio/generic/stream_protocol.hpp>
@@ -39,7 +40,8 @@ struct stream_conn : std::enable_shared_from_this<stream_conn> {
   // Queues bytes and starts the writer if it is idle. Errors: server_errc::session_not_found
   // (closed or closing), server_errc::output_buffer_full (the peer is not reading; one
   // message larger than the limit is still accepted into an empty queue).
-  std::error_code queue(std::string data);
+  // Only the part the socket did not take at once is copied.
+  std::error_code queue(std::string_view data);
   // Closes once queued output is written; reset = RST now, queued output dropped. The reader
   // sees the socket close and runs the end-of-connection path.
   void close(bool reset);

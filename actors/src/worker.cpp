@@ -660,7 +660,7 @@ std::error_code worker_runtime::send(session_id id, std::string_view data) {
   }
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return server_errc::session_not_found;
-  return it->second->queue(std::string(data));
+  return it->second->queue(data);
 }
 
 std::error_code worker_runtime::sendto(const std::string& address, std::string_view data, int listener) {

@@ -1,5 +1,4 @@
 // The `swactor` command line: run, check, bench, version, modules.
-#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <iostream>

@@ -96,7 +96,9 @@ class context {
     return server_errc::not_supported;
   }
 
-  // Server stats as JSON (the same document as `swactor stats`).
+  // This process's view of the stats as JSON: the server-wide counters of `swactor stats`
+  // (start_time, connection_num, accept_count, close_count, request_count) plus worker_id,
+  // worker_request_count and worker_connections.
   virtual std::string stats() { return "{}"; }
 
   // The shared-memory table declared as [tables.NAME], or nullptr.
