@@ -26,6 +26,7 @@ class ipc_category_impl final : public std::error_category {
       case errc::too_many_partial: return "too many partial chunked messages";
       case errc::truncated: return "stream ended inside a message";
       case errc::queue_full: return "send queue full";
+      case errc::bad_message: return "malformed message payload";
     }
     return "unknown swactor.ipc error";
   }
@@ -81,6 +82,13 @@ std::string_view type_name(message_type t) noexcept {
     case message_type::packet: return "packet";
     case message_type::pause: return "pause";
     case message_type::resume: return "resume";
+    case message_type::conn_close: return "conn_close";
+    case message_type::conn_bind: return "conn_bind";
+    case message_type::datagram_out: return "datagram_out";
+    case message_type::drain: return "drain";
+    case message_type::drained: return "drained";
+    case message_type::ready: return "ready";
+    case message_type::stop: return "stop";
     case message_type::user: return "user";
   }
   return "unknown";

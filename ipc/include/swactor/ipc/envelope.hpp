@@ -52,6 +52,7 @@ enum class errc {
   too_many_partial,     // too many chunked messages (or bytes) reassembling at once
   truncated,            // the stream ended inside a frame or a chunked message
   queue_full,           // link: send queue above link_options::max_queued_bytes
+  bad_message,          // messages.hpp: a payload that does not match its type's layout
 };
 
 const std::error_category& ipc_category() noexcept;
@@ -84,6 +85,14 @@ enum class message_type : std::uint8_t {
   packet = 11,        // UDP datagram
   pause = 12,         // flow control: pause / resume reading a connection
   resume = 13,
+  // One value per message struct of messages.hpp that no value above already means.
+  conn_close = 14,    // worker -> reactor: close a connection
+  conn_bind = 15,     // worker -> reactor: bind a connection to a uid
+  datagram_out = 16,  // worker -> reactor: send a datagram
+  drain = 17,         // worker -> reactor: send me nothing more
+  drained = 18,       // reactor -> worker: everything before this was sent
+  ready = 19,         // process -> master: serving
+  stop = 20,          // master -> process: stop gracefully
   user = 128,         // first value free for applications
 };
 

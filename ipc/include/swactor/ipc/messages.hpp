@@ -1,0 +1,224 @@
+#pragma once
+// Typed messages between processes: one struct per kind, encoded into the IPC envelope
+// (envelope.hpp). Each struct has its own message_type, so decode() dispatches on the type.
+//
+// Process ids: one server-wide uint32 per process: workers 0..W-1, task workers W..W+T-1,
+// user processes after; ipc::no_worker means none.
+//
+// Header fields carry only their true meaning:
+//   session_id  the connection's session (conn_*), else 0
+//   reactor_id  the reactor thread (conn_open, conn_data, conn_closed, datagram_in, drained)
+//   src_worker  the sending process (conn_send, drain, ready, task_*, pipe_message)
+//   dst_worker  the receiving process (task_*, pipe_message)
+//   message_id  the task id (task_request, task_result), else 0
+//   flags       flag::error on a failed task_result
+// Fields a kind does not use are left as message{} has them (no_worker / 0) by encode(), so
+// a router may fill them, and are ignored by decode().
+//
+// Payload layout: integers little-endian of their exact width, bool as one byte 0 or 1,
+// str as u32 length + bytes. Kinds with a bulk string keep it first, untouched, so decoding
+// from an rvalue takes it without a copy (the fixed fields are read from the end, then the
+// payload is shrunk and moved):
+//
+//   bulk kinds:  [bulk bytes][fields][u32 size of fields]
+//   other kinds: [fields]
+//
+//   kind          type          payload fields (in order)            bulk
+//   conn_open     connect       u32 listener, i64 connect_ms, str remote  -
+//   conn_data     receive       u32 listener, u8 kind                data
+//   conn_closed   close         u32 listener, bool aborted, str reason    -
+//   conn_send     send          u8 kind                              data
+//   conn_close    conn_close    bool reset                           -
+//   conn_bind     conn_bind     u64 uid                              -
+//   datagram_in   packet        u32 listener, str from               data
+//   datagram_out  datagram_out  i32 listener, str to                 data
+//   drain         drain         (empty)                              -
+//   drained       drained       (empty)                              -
+//   ready         ready         (empty)                              -
+//   stop          stop          str reason                           -
+//   task_request  task          u32 module, bool wants_finish        payload
+//   task_result   task_result   u32 module                           payload
+//   pipe_message  pipe_message  u32 module                           payload
+//
+// decode() refuses anything else with errc::bad_message: unknown type, short payload, a
+// length past the end, trailing bytes, a bool byte other than 0/1.
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "swactor/core/error.hpp"
+#include "swactor/ipc/envelope.hpp"
+
+namespace swactor::ipc {
+
+// -- the kinds ------------------------------------------------------------------------------
+
+// reactor -> worker: a connection was accepted.
+struct conn_open {
+  std::uint64_t session = 0;
+  std::uint32_t listener = 0;
+  std::uint32_t reactor = 0;
+  std::string remote;
+  std::int64_t connect_ms = 0;
+  friend bool operator==(const conn_open&, const conn_open&) = default;
+};
+
+// reactor -> worker: one decoded protocol event (kind 0 = a framed message; later protocols
+// define other kinds).
+struct conn_data {
+  std::uint64_t session = 0;
+  std::uint32_t listener = 0;
+  std::uint32_t reactor = 0;
+  std::uint8_t kind = 0;
+  std::string data;
+  friend bool operator==(const conn_data&, const conn_data&) = default;
+};
+
+// reactor -> worker: a connection closed.
+struct conn_closed {
+  std::uint64_t session = 0;
+  std::uint32_t listener = 0;
+  std::uint32_t reactor = 0;
+  bool aborted = false;
+  std::string reason;
+  friend bool operator==(const conn_closed&, const conn_closed&) = default;
+};
+
+// worker -> reactor: bytes / a typed reply for a connection (kind 0 = raw bytes).
+struct conn_send {
+  std::uint64_t session = 0;
+  std::uint32_t worker = 0;
+  std::uint8_t kind = 0;
+  std::string data;
+  friend bool operator==(const conn_send&, const conn_send&) = default;
+};
+
+// worker -> reactor: close a connection (reset: abortive close).
+struct conn_close {
+  std::uint64_t session = 0;
+  bool reset = false;
+  friend bool operator==(const conn_close&, const conn_close&) = default;
+};
+
+// worker -> reactor: bind a connection to a uid (dispatch mode uid).
+struct conn_bind {
+  std::uint64_t session = 0;
+  std::uint64_t uid = 0;
+  friend bool operator==(const conn_bind&, const conn_bind&) = default;
+};
+
+// reactor -> worker: a datagram arrived.
+struct datagram_in {
+  std::uint32_t listener = 0;
+  std::uint32_t reactor = 0;
+  std::string from;
+  std::string data;
+  friend bool operator==(const datagram_in&, const datagram_in&) = default;
+};
+
+// worker -> reactor: send a datagram (listener -1: any datagram listener of the address
+// family of `to`).
+struct datagram_out {
+  std::int32_t listener = -1;
+  std::string to;
+  std::string data;
+  friend bool operator==(const datagram_out&, const datagram_out&) = default;
+};
+
+// worker -> reactor: send me nothing more.
+struct drain {
+  std::uint32_t worker = 0;
+  friend bool operator==(const drain&, const drain&) = default;
+};
+
+// reactor -> worker: everything before this was sent.
+struct drained {
+  std::uint32_t reactor = 0;
+  friend bool operator==(const drained&, const drained&) = default;
+};
+
+// process -> master: serving.
+struct ready {
+  std::uint32_t process = 0;
+  friend bool operator==(const ready&, const ready&) = default;
+};
+
+// master -> process: stop gracefully.
+struct stop {
+  std::string reason;
+  friend bool operator==(const stop&, const stop&) = default;
+};
+
+// worker -> master -> task worker (dst = no_worker: any task worker).
+struct task_request {
+  std::uint64_t task = 0;
+  std::uint32_t src = 0;
+  std::uint32_t dst = no_worker;
+  std::uint32_t module = 0;
+  bool wants_finish = false;
+  std::string payload;
+  friend bool operator==(const task_request&, const task_request&) = default;
+};
+
+// task worker -> master -> worker (failed: payload is the error text).
+struct task_result {
+  std::uint64_t task = 0;
+  std::uint32_t src = 0;
+  std::uint32_t dst = 0;
+  std::uint32_t module = 0;
+  bool failed = false;
+  std::string payload;
+  friend bool operator==(const task_result&, const task_result&) = default;
+};
+
+// process -> master -> process.
+struct pipe_message {
+  std::uint32_t src = 0;
+  std::uint32_t dst = 0;
+  std::uint32_t module = 0;
+  std::string payload;
+  friend bool operator==(const pipe_message&, const pipe_message&) = default;
+};
+
+using any_message =
+    std::variant<conn_open, conn_data, conn_closed, conn_send, conn_close, conn_bind, datagram_in,
+                 datagram_out, drain, drained, ready, stop, task_request, task_result,
+                 pipe_message>;
+
+// Bytes a bulk kind appends after its bulk string, address strings (`from`, `to`) aside.
+// A bulk string built with this much spare capacity is moved into the payload and never
+// reallocated by encode(); without it encode() reallocates (copies) it at most once.
+inline constexpr std::size_t trailer_reserve = 16;
+
+// -- encode / decode ------------------------------------------------------------------------
+
+// By value: bulk strings are moved into the payload, not copied.
+message encode(conn_open m);
+message encode(conn_data m);
+message encode(conn_closed m);
+message encode(conn_send m);
+message encode(conn_close m);
+message encode(conn_bind m);
+message encode(datagram_in m);
+message encode(datagram_out m);
+message encode(drain m);
+message encode(drained m);
+message encode(ready m);
+message encode(stop m);
+message encode(task_request m);
+message encode(task_result m);
+message encode(pipe_message m);
+message encode(any_message m);
+
+// errc::bad_message when `m` is not a well-formed message of a known kind. The rvalue
+// overload moves bulk strings out of m.payload without copying them; m is left unspecified.
+result<any_message> decode(message&& m);
+result<any_message> decode(const message& m);  // copies the payload
+
+// "conn_open", "conn_data", ... for log lines.
+std::string_view kind_name(const any_message& m) noexcept;
+
+}  // namespace swactor::ipc

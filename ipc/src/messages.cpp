@@ -1,0 +1,447 @@
+#include "swactor/ipc/messages.hpp"
+
+#include <iterator>
+#include <type_traits>
+#include <utility>
+
+namespace swactor::ipc {
+namespace {
+
+// -- writing --------------------------------------------------------------------------------
+
+template <class T>
+void put(std::string& out, T v) {
+  using U = std::make_unsigned_t<T>;
+  auto u = static_cast<U>(v);
+  char b[sizeof(T)];
+  for (std::size_t i = 0; i < sizeof(T); ++i) b[i] = static_cast<char>(u >> (8 * i));
+  out.append(b, sizeof(T));
+}
+
+void put_bool(std::string& out, bool v) { out.push_back(v ? '\1' : '\0'); }
+
+void put_str(std::string& out, std::string_view s) {
+  put<std::uint32_t>(out, static_cast<std::uint32_t>(s.size()));
+  out.append(s);
+}
+
+// Starts the trailer of a bulk kind: the bulk string becomes the payload (moved, so the
+// only possible copy is the reallocation of the appends that follow).
+std::size_t begin_trailer(message& out, std::string&& bulk) {
+  out.payload = std::move(bulk);
+  return out.payload.size();
+}
+
+void end_trailer(message& out, std::size_t fields_begin) {
+  put<std::uint32_t>(out.payload, static_cast<std::uint32_t>(out.payload.size() - fields_begin));
+}
+
+message with_type(message_type t) {
+  message m;
+  m.type = t;
+  return m;
+}
+
+// -- reading --------------------------------------------------------------------------------
+
+// Reads fields front to back; any read past the end, or a bad bool, makes ok() false for good.
+class reader {
+ public:
+  explicit reader(std::string_view s) : s_(s) {}
+
+  template <class T>
+  T get() {
+    using U = std::make_unsigned_t<T>;
+    if (!take(sizeof(T))) return T{};
+    U u = 0;
+    for (std::size_t i = 0; i < sizeof(T); ++i) {
+      u |= static_cast<U>(static_cast<U>(static_cast<unsigned char>(s_[pos_ - sizeof(T) + i]))
+                          << (8 * i));
+    }
+    return static_cast<T>(u);
+  }
+
+  bool get_bool() {
+    auto b = get<std::uint8_t>();
+    if (b > 1) ok_ = false;
+    return b == 1;
+  }
+
+  std::string get_str() {
+    auto n = get<std::uint32_t>();
+    if (!take(n)) return {};
+    return std::string(s_.substr(pos_ - n, n));
+  }
+
+  // True when every read succeeded and nothing is left over.
+  bool done() const noexcept { return ok_ && pos_ == s_.size(); }
+
+ private:
+  bool take(std::size_t n) {
+    if (!ok_ || n > s_.size() - pos_) {
+      ok_ = false;
+      return false;
+    }
+    pos_ += n;
+    return true;
+  }
+
+  std::string_view s_;
+  std::size_t pos_ = 0;
+  bool ok_ = true;
+};
+
+std::error_code bad() { return make_error_code(errc::bad_message); }
+
+// Splits a bulk kind's payload: returns the fields' reader, sets `bulk_size`; the caller
+// shrinks the payload to bulk_size once the fields are read (shrinking never reallocates).
+bool split_trailer(const std::string& payload, std::size_t& bulk_size, std::string_view& fields) {
+  if (payload.size() < 4) return false;
+  std::uint32_t n = reader(std::string_view(payload).substr(payload.size() - 4)).get<std::uint32_t>();
+  if (n > payload.size() - 4) return false;
+  bulk_size = payload.size() - 4 - n;
+  fields = std::string_view(payload).substr(bulk_size, n);
+  return true;
+}
+
+std::string take_bulk(message& m, std::size_t bulk_size) {
+  m.payload.resize(bulk_size);
+  return std::move(m.payload);
+}
+
+// -- decoders, one per kind (the payload is ours to take) -----------------------------------
+
+result<any_message> decode_conn_open(message& m) {
+  reader r(m.payload);
+  conn_open v;
+  v.session = m.session_id;
+  v.reactor = m.reactor_id;
+  v.listener = r.get<std::uint32_t>();
+  v.connect_ms = r.get<std::int64_t>();
+  v.remote = r.get_str();
+  if (!r.done()) return bad();
+  return any_message(std::move(v));
+}
+
+result<any_message> decode_conn_data(message& m) {
+  std::size_t bulk = 0;
+  std::string_view f;
+  if (!split_trailer(m.payload, bulk, f)) return bad();
+  reader r(f);
+  conn_data v;
+  v.session = m.session_id;
+  v.reactor = m.reactor_id;
+  v.listener = r.get<std::uint32_t>();
+  v.kind = r.get<std::uint8_t>();
+  if (!r.done()) return bad();
+  v.data = take_bulk(m, bulk);
+  return any_message(std::move(v));
+}
+
+result<any_message> decode_conn_closed(message& m) {
+  reader r(m.payload);
+  conn_closed v;
+  v.session = m.session_id;
+  v.reactor = m.reactor_id;
+  v.listener = r.get<std::uint32_t>();
+  v.aborted = r.get_bool();
+  v.reason = r.get_str();
+  if (!r.done()) return bad();
+  return any_message(std::move(v));
+}
+
+result<any_message> decode_conn_send(message& m) {
+  std::size_t bulk = 0;
+  std::string_view f;
+  if (!split_trailer(m.payload, bulk, f)) return bad();
+  reader r(f);
+  conn_send v;
+  v.session = m.session_id;
+  v.worker = m.src_worker;
+  v.kind = r.get<std::uint8_t>();
+  if (!r.done()) return bad();
+  v.data = take_bulk(m, bulk);
+  return any_message(std::move(v));
+}
+
+result<any_message> decode_conn_close(message& m) {
+  reader r(m.payload);
+  conn_close v;
+  v.session = m.session_id;
+  v.reset = r.get_bool();
+  if (!r.done()) return bad();
+  return any_message(v);
+}
+
+result<any_message> decode_conn_bind(message& m) {
+  reader r(m.payload);
+  conn_bind v;
+  v.session = m.session_id;
+  v.uid = r.get<std::uint64_t>();
+  if (!r.done()) return bad();
+  return any_message(v);
+}
+
+result<any_message> decode_datagram_in(message& m) {
+  std::size_t bulk = 0;
+  std::string_view f;
+  if (!split_trailer(m.payload, bulk, f)) return bad();
+  reader r(f);
+  datagram_in v;
+  v.reactor = m.reactor_id;
+  v.listener = r.get<std::uint32_t>();
+  v.from = r.get_str();
+  if (!r.done()) return bad();
+  v.data = take_bulk(m, bulk);
+  return any_message(std::move(v));
+}
+
+result<any_message> decode_datagram_out(message& m) {
+  std::size_t bulk = 0;
+  std::string_view f;
+  if (!split_trailer(m.payload, bulk, f)) return bad();
+  reader r(f);
+  datagram_out v;
+  v.listener = r.get<std::int32_t>();
+  v.to = r.get_str();
+  if (!r.done()) return bad();
+  v.data = take_bulk(m, bulk);
+  return any_message(std::move(v));
+}
+
+result<any_message> decode_stop(message& m) {
+  reader r(m.payload);
+  stop v;
+  v.reason = r.get_str();
+  if (!r.done()) return bad();
+  return any_message(std::move(v));
+}
+
+result<any_message> decode_task_request(message& m) {
+  std::size_t bulk = 0;
+  std::string_view f;
+  if (!split_trailer(m.payload, bulk, f)) return bad();
+  reader r(f);
+  task_request v;
+  v.task = m.message_id;
+  v.src = m.src_worker;
+  v.dst = m.dst_worker;
+  v.module = r.get<std::uint32_t>();
+  v.wants_finish = r.get_bool();
+  if (!r.done()) return bad();
+  v.payload = take_bulk(m, bulk);
+  return any_message(std::move(v));
+}
+
+result<any_message> decode_task_result(message& m) {
+  std::size_t bulk = 0;
+  std::string_view f;
+  if (!split_trailer(m.payload, bulk, f)) return bad();
+  reader r(f);
+  task_result v;
+  v.task = m.message_id;
+  v.src = m.src_worker;
+  v.dst = m.dst_worker;
+  v.failed = m.has_error();
+  v.module = r.get<std::uint32_t>();
+  if (!r.done()) return bad();
+  v.payload = take_bulk(m, bulk);
+  return any_message(std::move(v));
+}
+
+result<any_message> decode_pipe_message(message& m) {
+  std::size_t bulk = 0;
+  std::string_view f;
+  if (!split_trailer(m.payload, bulk, f)) return bad();
+  reader r(f);
+  pipe_message v;
+  v.src = m.src_worker;
+  v.dst = m.dst_worker;
+  v.module = r.get<std::uint32_t>();
+  if (!r.done()) return bad();
+  v.payload = take_bulk(m, bulk);
+  return any_message(std::move(v));
+}
+
+}  // namespace
+
+// -- encode -----------------------------------------------------------------------------------
+
+message encode(conn_open m) {
+  auto out = with_type(message_type::connect);
+  out.session_id = m.session;
+  out.reactor_id = m.reactor;
+  out.payload.reserve(4 + 8 + 4 + m.remote.size());
+  put<std::uint32_t>(out.payload, m.listener);
+  put<std::int64_t>(out.payload, m.connect_ms);
+  put_str(out.payload, m.remote);
+  return out;
+}
+
+message encode(conn_data m) {
+  auto out = with_type(message_type::receive);
+  out.session_id = m.session;
+  out.reactor_id = m.reactor;
+  auto f = begin_trailer(out, std::move(m.data));
+  put<std::uint32_t>(out.payload, m.listener);
+  put<std::uint8_t>(out.payload, m.kind);
+  end_trailer(out, f);
+  return out;
+}
+
+message encode(conn_closed m) {
+  auto out = with_type(message_type::close);
+  out.session_id = m.session;
+  out.reactor_id = m.reactor;
+  out.payload.reserve(4 + 1 + 4 + m.reason.size());
+  put<std::uint32_t>(out.payload, m.listener);
+  put_bool(out.payload, m.aborted);
+  put_str(out.payload, m.reason);
+  return out;
+}
+
+message encode(conn_send m) {
+  auto out = with_type(message_type::send);
+  out.session_id = m.session;
+  out.src_worker = m.worker;
+  auto f = begin_trailer(out, std::move(m.data));
+  put<std::uint8_t>(out.payload, m.kind);
+  end_trailer(out, f);
+  return out;
+}
+
+message encode(conn_close m) {
+  auto out = with_type(message_type::conn_close);
+  out.session_id = m.session;
+  put_bool(out.payload, m.reset);
+  return out;
+}
+
+message encode(conn_bind m) {
+  auto out = with_type(message_type::conn_bind);
+  out.session_id = m.session;
+  put<std::uint64_t>(out.payload, m.uid);
+  return out;
+}
+
+message encode(datagram_in m) {
+  auto out = with_type(message_type::packet);
+  out.reactor_id = m.reactor;
+  auto f = begin_trailer(out, std::move(m.data));
+  put<std::uint32_t>(out.payload, m.listener);
+  put_str(out.payload, m.from);
+  end_trailer(out, f);
+  return out;
+}
+
+message encode(datagram_out m) {
+  auto out = with_type(message_type::datagram_out);
+  auto f = begin_trailer(out, std::move(m.data));
+  put<std::int32_t>(out.payload, m.listener);
+  put_str(out.payload, m.to);
+  end_trailer(out, f);
+  return out;
+}
+
+message encode(drain m) {
+  auto out = with_type(message_type::drain);
+  out.src_worker = m.worker;
+  return out;
+}
+
+message encode(drained m) {
+  auto out = with_type(message_type::drained);
+  out.reactor_id = m.reactor;
+  return out;
+}
+
+message encode(ready m) {
+  auto out = with_type(message_type::ready);
+  out.src_worker = m.process;
+  return out;
+}
+
+message encode(stop m) {
+  auto out = with_type(message_type::stop);
+  out.payload.reserve(4 + m.reason.size());
+  put_str(out.payload, m.reason);
+  return out;
+}
+
+message encode(task_request m) {
+  auto out = with_type(message_type::task);
+  out.message_id = m.task;
+  out.src_worker = m.src;
+  out.dst_worker = m.dst;
+  auto f = begin_trailer(out, std::move(m.payload));
+  put<std::uint32_t>(out.payload, m.module);
+  put_bool(out.payload, m.wants_finish);
+  end_trailer(out, f);
+  return out;
+}
+
+message encode(task_result m) {
+  auto out = with_type(message_type::task_result);
+  out.message_id = m.task;
+  out.src_worker = m.src;
+  out.dst_worker = m.dst;
+  if (m.failed) out.flags |= flag::error;
+  auto f = begin_trailer(out, std::move(m.payload));
+  put<std::uint32_t>(out.payload, m.module);
+  end_trailer(out, f);
+  return out;
+}
+
+message encode(pipe_message m) {
+  auto out = with_type(message_type::pipe_message);
+  out.src_worker = m.src;
+  out.dst_worker = m.dst;
+  auto f = begin_trailer(out, std::move(m.payload));
+  put<std::uint32_t>(out.payload, m.module);
+  end_trailer(out, f);
+  return out;
+}
+
+message encode(any_message m) {
+  return std::visit([](auto& v) { return encode(std::move(v)); }, m);
+}
+
+// -- decode -----------------------------------------------------------------------------------
+
+result<any_message> decode(message&& m) {
+  auto empty_payload = [&](auto v) -> result<any_message> {
+    if (!m.payload.empty()) return bad();
+    return any_message(v);
+  };
+  switch (m.type) {
+    case message_type::connect: return decode_conn_open(m);
+    case message_type::receive: return decode_conn_data(m);
+    case message_type::close: return decode_conn_closed(m);
+    case message_type::send: return decode_conn_send(m);
+    case message_type::conn_close: return decode_conn_close(m);
+    case message_type::conn_bind: return decode_conn_bind(m);
+    case message_type::packet: return decode_datagram_in(m);
+    case message_type::datagram_out: return decode_datagram_out(m);
+    case message_type::drain: return empty_payload(drain{m.src_worker});
+    case message_type::drained: return empty_payload(drained{m.reactor_id});
+    case message_type::ready: return empty_payload(ready{m.src_worker});
+    case message_type::stop: return decode_stop(m);
+    case message_type::task: return decode_task_request(m);
+    case message_type::task_result: return decode_task_result(m);
+    case message_type::pipe_message: return decode_pipe_message(m);
+    default: return bad();
+  }
+}
+
+result<any_message> decode(const message& m) { return decode(message(m)); }
+
+std::string_view kind_name(const any_message& m) noexcept {
+  static constexpr std::string_view names[] = {
+      "conn_open", "conn_data",    "conn_closed", "conn_send", "conn_close",
+      "conn_bind", "datagram_in",  "datagram_out", "drain",    "drained",
+      "ready",     "stop",         "task_request", "task_result", "pipe_message"};
+  static_assert(std::size(names) == std::variant_size_v<any_message>);
+  return m.valueless_by_exception() ? std::string_view("valueless") : names[m.index()];
+}
+
+}  // namespace swactor::ipc
