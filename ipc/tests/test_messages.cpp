@@ -1,0 +1,361 @@
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "swactor/ipc/envelope.hpp"
+#include "swactor/ipc/messages.hpp"
+
+using namespace swactor::ipc;
+using namespace std::string_literals;
+
+namespace {
+
+std::string binary(std::size_t n, unsigned seed = 1) {
+  std::string s(n, '\0');
+  std::minstd_rand rng(seed);
+  for (auto& c : s) c = static_cast<char>(rng() % 4 == 0 ? 0 : rng());
+  return s;
+}
+
+// Typical, empty and large/binary values of every kind.
+std::vector<any_message> samples() {
+  const std::string big = binary(100'000);
+  const std::string nuls = "\0a\0\0b\0"s;
+  std::vector<any_message> v;
+  v.emplace_back(conn_open{42, 1, 2, "127.0.0.1:5555", 1'700'000'000'123});
+  v.emplace_back(conn_open{});
+  v.emplace_back(conn_open{~0ull, ~0u, ~0u, nuls, -1});
+  v.emplace_back(conn_data{7, 0, 1, 0, "GET / HTTP/1.1\r\n\r\n"});
+  v.emplace_back(conn_data{});
+  v.emplace_back(conn_data{~0ull, 3, 4, 255, big});
+  v.emplace_back(conn_closed{7, 2, 1, true, "reset by peer"});
+  v.emplace_back(conn_closed{});
+  v.emplace_back(conn_closed{1, 0, 0, false, nuls});
+  v.emplace_back(conn_send{7, 3, 0, "HTTP/1.1 200 OK\r\n"});
+  v.emplace_back(conn_send{});
+  v.emplace_back(conn_send{8, no_worker, 9, big});
+  v.emplace_back(conn_close{7, true});
+  v.emplace_back(conn_close{});
+  v.emplace_back(conn_bind{7, 0x1122334455667788ull});
+  v.emplace_back(conn_bind{});
+  v.emplace_back(datagram_in{1, 0, "10.0.0.1:53", "query"});
+  v.emplace_back(datagram_in{});
+  v.emplace_back(datagram_in{~0u, ~0u, nuls, big});
+  v.emplace_back(datagram_out{-1, "[::1]:53", "answer"});
+  v.emplace_back(datagram_out{});
+  v.emplace_back(datagram_out{std::int32_t(0x7fffffff), std::string(300, 'x'), nuls});
+  v.emplace_back(drain{3});
+  v.emplace_back(drain{});
+  v.emplace_back(drained{2});
+  v.emplace_back(drained{});
+  v.emplace_back(ready{5});
+  v.emplace_back(ready{no_worker});
+  v.emplace_back(stop{"SIGTERM"});
+  v.emplace_back(stop{});
+  v.emplace_back(task_request{99, 0, no_worker, 2, true, "job"});
+  v.emplace_back(task_request{});
+  v.emplace_back(task_request{~0ull, 1, 4, ~0u, false, big});
+  v.emplace_back(task_result{99, 4, 0, 2, false, "done"});
+  v.emplace_back(task_result{99, 4, 0, 2, true, "it failed"});
+  v.emplace_back(task_result{});
+  v.emplace_back(task_result{1, 2, 3, 4, false, big});
+  v.emplace_back(pipe_message{0, 1, 3, "hello"});
+  v.emplace_back(pipe_message{});
+  v.emplace_back(pipe_message{5, 6, 7, nuls + big});
+  return v;
+}
+
+// The kinds whose bulk string decode(message&&) must move.
+bool is_bulk(const any_message& m) {
+  return std::holds_alternative<conn_data>(m) || std::holds_alternative<conn_send>(m) ||
+         std::holds_alternative<datagram_in>(m) || std::holds_alternative<datagram_out>(m) ||
+         std::holds_alternative<task_request>(m) || std::holds_alternative<task_result>(m) ||
+         std::holds_alternative<pipe_message>(m);
+}
+
+const std::string* bulk_of(const any_message& m) {
+  if (auto* p = std::get_if<conn_data>(&m)) return &p->data;
+  if (auto* p = std::get_if<conn_send>(&m)) return &p->data;
+  if (auto* p = std::get_if<datagram_in>(&m)) return &p->data;
+  if (auto* p = std::get_if<datagram_out>(&m)) return &p->data;
+  if (auto* p = std::get_if<task_request>(&m)) return &p->payload;
+  if (auto* p = std::get_if<task_result>(&m)) return &p->payload;
+  if (auto* p = std::get_if<pipe_message>(&m)) return &p->payload;
+  return nullptr;
+}
+
+// A decode that succeeded must be the canonical encoding: re-encoding gives the same bytes.
+void check_canonical(const message& in, const any_message& out) {
+  auto again = encode(out);
+  CHECK(again.type == in.type);
+  CHECK(again.payload == in.payload);
+}
+
+bool is_bad(const swactor::result<any_message>& r) {
+  return !r && r.error() == make_error_code(errc::bad_message);
+}
+
+void poke(std::string& s, std::size_t off, std::uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) s[off + i] = static_cast<char>(v >> (8 * i));
+}
+
+}  // namespace
+
+TEST_CASE("messages: every kind round trips through lvalue and rvalue decode", "[messages]") {
+  for (const auto& original : samples()) {
+    INFO(kind_name(original));
+    auto m = encode(original);
+    auto a = decode(m);
+    REQUIRE(a);
+    CHECK(*a == original);
+    CHECK(kind_name(*a) == kind_name(original));
+    auto b = decode(std::move(m));
+    REQUIRE(b);
+    CHECK(*b == original);
+  }
+}
+
+TEST_CASE("messages: one message_type per kind, names for log lines", "[messages]") {
+  const std::pair<any_message, std::pair<message_type, std::string_view>> table[] = {
+      {conn_open{}, {message_type::connect, "conn_open"}},
+      {conn_data{}, {message_type::receive, "conn_data"}},
+      {conn_closed{}, {message_type::close, "conn_closed"}},
+      {conn_send{}, {message_type::send, "conn_send"}},
+      {conn_close{}, {message_type::conn_close, "conn_close"}},
+      {conn_bind{}, {message_type::conn_bind, "conn_bind"}},
+      {datagram_in{}, {message_type::packet, "datagram_in"}},
+      {datagram_out{}, {message_type::datagram_out, "datagram_out"}},
+      {drain{}, {message_type::drain, "drain"}},
+      {drained{}, {message_type::drained, "drained"}},
+      {ready{}, {message_type::ready, "ready"}},
+      {stop{}, {message_type::stop, "stop"}},
+      {task_request{}, {message_type::task, "task_request"}},
+      {task_result{}, {message_type::task_result, "task_result"}},
+      {pipe_message{}, {message_type::pipe_message, "pipe_message"}},
+  };
+  static_assert(std::size(table) == std::variant_size_v<any_message>);
+  std::vector<message_type> seen;
+  for (const auto& [v, expect] : table) {
+    CHECK(encode(v).type == expect.first);
+    CHECK(kind_name(v) == expect.second);
+    CHECK(type_name(expect.first) != "unknown");
+    CHECK(std::find(seen.begin(), seen.end(), expect.first) == seen.end());
+    seen.push_back(expect.first);
+  }
+}
+
+TEST_CASE("messages: header fields carry only their true meaning", "[messages]") {
+  auto d = encode(conn_data{7, 1, 2, 0, "x"});
+  CHECK(d.session_id == 7);
+  CHECK(d.reactor_id == 2);
+  CHECK(d.message_id == 0);
+  CHECK(d.src_worker == no_worker);
+  CHECK(d.dst_worker == no_worker);
+
+  auto s = encode(conn_send{7, 3, 0, "x"});
+  CHECK(s.session_id == 7);
+  CHECK(s.src_worker == 3);
+  CHECK(s.reactor_id == 0);
+
+  auto t = encode(task_request{99, 1, no_worker, 5, true, "job"});
+  CHECK(t.message_id == 99);
+  CHECK(t.src_worker == 1);
+  CHECK(t.dst_worker == no_worker);
+  CHECK(t.session_id == 0);
+
+  CHECK_FALSE(encode(task_result{1, 2, 3, 4, false, ""}).has_error());
+  CHECK(encode(task_result{1, 2, 3, 4, true, "boom"}).has_error());
+
+  CHECK(encode(drain{4}).src_worker == 4);
+  CHECK(encode(drained{2}).reactor_id == 2);
+  CHECK(encode(ready{6}).src_worker == 6);
+  CHECK(encode(drain{4}).payload.empty());
+
+  // A router may fill header fields a kind does not use; decode ignores them.
+  auto m = encode(conn_data{7, 1, 2, 0, "x"});
+  m.dst_worker = 5;
+  m.src_worker = 9;
+  auto r = decode(std::move(m));
+  REQUIRE(r);
+  CHECK(std::get<conn_data>(*r) == conn_data{7, 1, 2, 0, "x"});
+}
+
+TEST_CASE("messages: payload layout is the documented one", "[messages]") {
+  // conn_data: bulk, u32 listener, u8 kind, u32 size of fields (5)
+  auto d = encode(conn_data{7, 0x01020304, 2, 9, "abc"});
+  CHECK(d.payload == "abc\x04\x03\x02\x01\x09\x05\0\0\0"s);
+  // conn_open: u32 listener, i64 connect_ms, str remote
+  auto o = encode(conn_open{1, 2, 3, "ab", -2});
+  CHECK(o.payload == "\x02\0\0\0\xfe\xff\xff\xff\xff\xff\xff\xff\x02\0\0\0ab"s);
+  // datagram_out: bulk, i32 listener, str to, u32 size of fields
+  auto g = encode(datagram_out{-1, "h", "D"});
+  CHECK(g.payload == "D\xff\xff\xff\xff\x01\0\0\0h\x09\0\0\0"s);
+  CHECK(encode(conn_close{1, true}).payload == "\x01"s);
+  CHECK(encode(stop{"x"}).payload == "\x01\0\0\0x"s);
+}
+
+TEST_CASE("messages: the bulk string is moved, not copied", "[messages]") {
+  for (const auto& original : samples()) {
+    if (!is_bulk(original)) continue;
+    INFO(kind_name(original));
+    auto m = encode(original);
+    if (m.payload.size() <= 32) continue;  // short strings live inline: no pointer to keep
+    const char* before = m.payload.data();
+    auto r = decode(std::move(m));
+    REQUIRE(r);
+    CHECK(bulk_of(*r)->data() == before);
+    CHECK(*bulk_of(*r) == *bulk_of(original));
+  }
+
+  // encode: a bulk string with trailer_reserve spare capacity becomes the payload as it is.
+  std::string data = binary(5000);
+  data.reserve(data.size() + trailer_reserve);
+  const char* p = data.data();
+  auto m = encode(conn_data{1, 2, 3, 0, std::move(data)});
+  CHECK(m.payload.data() == p);
+  std::string out = binary(5000);
+  out.reserve(out.size() + trailer_reserve);
+  p = out.data();
+  CHECK(encode(task_request{1, 2, 3, 4, true, std::move(out)}).payload.data() == p);
+}
+
+TEST_CASE("messages: every truncation is rejected or decodes canonically", "[messages][garbage]") {
+  for (const auto& original : samples()) {
+    INFO(kind_name(original));
+    const auto full = encode(original);
+    if (full.payload.size() > 1000) continue;  // the small samples cover the same layouts
+    for (std::size_t n = 0; n < full.payload.size(); ++n) {
+      INFO("length " << n);
+      message m = full;
+      m.payload.resize(n);
+      auto r = decode(m);
+      if (r) {
+        check_canonical(m, *r);
+      } else {
+        CHECK(is_bad(r));
+      }
+    }
+  }
+}
+
+TEST_CASE("messages: trailing junk on fixed layouts is rejected", "[messages][garbage]") {
+  for (const auto& original : samples()) {
+    if (is_bulk(original)) continue;
+    INFO(kind_name(original));
+    auto m = encode(original);
+    m.payload.push_back('\0');
+    CHECK(is_bad(decode(m)));
+  }
+  // Bulk kinds: fields size larger than what the fields need.
+  auto d = encode(conn_data{1, 2, 3, 4, "abcdef"});
+  poke(d.payload, d.payload.size() - 4, 6, 4);  // fields now claim "f" too: 6 bytes
+  CHECK(is_bad(decode(d)));
+}
+
+TEST_CASE("messages: lengths past the end are rejected", "[messages][garbage]") {
+  auto o = encode(conn_open{1, 2, 3, "abc", 4});
+  poke(o.payload, 12, 0xffffffff, 4);
+  CHECK(is_bad(decode(o)));
+  poke(o.payload, 12, 4, 4);
+  CHECK(is_bad(decode(o)));
+
+  auto d = encode(conn_data{1, 2, 3, 4, "abc"});
+  poke(d.payload, d.payload.size() - 4, 0xffffffff, 4);
+  CHECK(is_bad(decode(d)));
+  poke(d.payload, d.payload.size() - 4, d.payload.size() - 3, 4);
+  CHECK(is_bad(decode(d)));
+
+  auto g = encode(datagram_in{1, 2, "from", "data"});
+  poke(g.payload, 4 + 4, 0x7fffffff, 4);  // the `from` length inside the fields
+  CHECK(is_bad(decode(g)));
+
+  for (auto t : {message_type::receive, message_type::send, message_type::packet,
+                 message_type::datagram_out, message_type::task, message_type::task_result,
+                 message_type::pipe_message, message_type::connect, message_type::close,
+                 message_type::conn_close, message_type::conn_bind, message_type::stop}) {
+    message m;
+    m.type = t;
+    CHECK(is_bad(decode(m)));  // empty payload: too short for every kind with fields
+  }
+}
+
+TEST_CASE("messages: a bool byte other than 0 or 1 is rejected", "[messages][garbage]") {
+  auto c = encode(conn_close{1, true});
+  for (int b : {2, 0x80, 0xff}) {
+    c.payload[0] = static_cast<char>(b);
+    CHECK(is_bad(decode(c)));
+  }
+  auto cl = encode(conn_closed{1, 2, 3, true, "r"});
+  cl.payload[4] = '\x02';
+  CHECK(is_bad(decode(cl)));
+  auto t = encode(task_request{1, 2, 3, 4, true, "payload"});
+  t.payload[7 + 4] = '\x02';
+  CHECK(is_bad(decode(t)));
+}
+
+TEST_CASE("messages: wrong type values are rejected", "[messages][garbage]") {
+  const auto payload = encode(conn_data{1, 2, 3, 4, "abc"}).payload;
+  for (int t = 0; t < 256; ++t) {
+    message m;
+    m.type = static_cast<message_type>(t);
+    m.payload = payload;
+    auto r = decode(m);
+    if (r) {
+      check_canonical(m, *r);
+    } else {
+      CHECK(is_bad(r));
+    }
+  }
+  for (auto t : {message_type::none, message_type::control, message_type::stats,
+                 message_type::bus, message_type::pause, message_type::resume,
+                 message_type::user, static_cast<message_type>(21),
+                 static_cast<message_type>(255)}) {
+    message m;
+    m.type = t;
+    CHECK(is_bad(decode(m)));
+  }
+  CHECK(make_error_code(errc::bad_message).message() == "malformed message payload");
+}
+
+TEST_CASE("messages: random payloads never crash and decode canonically", "[messages][garbage]") {
+  std::minstd_rand rng(7);
+  for (int i = 0; i < 20000; ++i) {
+    message m;
+    m.type = static_cast<message_type>(rng() % 24);
+    m.flags = rng() % 2 ? flag::error : 0;
+    m.payload.resize(rng() % 40);
+    for (auto& c : m.payload) c = static_cast<char>(rng() % 3 == 0 ? rng() % 3 : rng());
+    auto r = decode(m);
+    if (r) {
+      check_canonical(m, *r);
+    } else {
+      REQUIRE(is_bad(r));
+    }
+  }
+}
+
+TEST_CASE("messages: through the link envelope and its decoder", "[messages][envelope]") {
+  codec_options opts;
+  opts.chunk_size = 1000;  // large samples travel chunked
+  std::string stream;
+  const auto all = samples();
+  for (const auto& v : all) REQUIRE_FALSE(swactor::ipc::encode(encode(v), stream, opts));
+
+  decoder dec(opts);
+  std::vector<message> out;
+  for (std::size_t off = 0; off < stream.size(); off += 777) {
+    REQUIRE_FALSE(dec.feed(std::string_view(stream).substr(off, 777), out));
+  }
+  REQUIRE_FALSE(dec.finish());
+  REQUIRE(out.size() == all.size());
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    INFO(kind_name(all[i]));
+    auto r = decode(std::move(out[i]));
+    REQUIRE(r);
+    CHECK(*r == all[i]);
+  }
+}
