@@ -76,7 +76,12 @@ const config::schema<listen_config>& listen_schema() {
         .size("max_packet_size", &listen_config::max_packet_size,
               "udp/unixgram: largest datagram received; longer ones are truncated by the "
               "kernel and dropped with a log line.",
-              512, 65536);
+              512, 65536)
+        .integer("max_queued_messages", &listen_config::max_queued_messages,
+                 "Messages read from one connection and waiting for its handler; beyond it "
+                 "the connection stops reading until the handler catches up (the look-ahead "
+                 "that lets a connection keep reading while a handler runs).",
+                 1, 1'000'000);
     return s;
   }();
   return s;
@@ -271,8 +276,9 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
                    "unknown module type \"" + mc.type + "\"; built-in modules: " + known);
           continue;
         }
-        // Validate the options now so that `check` reports them.
-        (void)type->make(opts, diag, mpath);
+        // Validate the options now so that `check` reports them (no instance is built:
+        // each process that runs the module builds it once).
+        type->check(opts, diag, mpath);
         mc.options = opts;
         app.modules.push_back(std::move(mc));
       }
@@ -286,8 +292,8 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
     auto& lc = app.listen[i];
     auto lpath = "listen[" + std::to_string(i) + "]";
     if (!lc.url.empty()) {
-      auto parsed = parse_listen_url(lc.url);
-      if (!parsed) diag.add(listen_sources[i], lpath + ".url", parsed.error_text);
+      lc.endpoint = parse_listen_url(lc.url);
+      if (!lc.endpoint) diag.add(listen_sources[i], lpath + ".url", lc.endpoint.error_text);
     }
     if (!lc.module.empty() && app.module_index(lc.module) < 0) {
       // A built-in type named directly gets an instance with default options.
@@ -299,11 +305,23 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
                  "no module instance or built-in module named \"" + lc.module + "\"");
       }
     }
-    auto fo = to_framing_options(lc.framing);
-    for (const auto& problem : fo.validate())
+    lc.framing_options = to_framing_options(lc.framing);
+    for (const auto& problem : lc.framing_options.validate())
       diag.add(listen_sources[i], lpath + ".framing", problem);
+    lc.module_index = app.module_index(lc.module);
   }
   if (diag.items().size() != before) return std::nullopt;
+  app.server.mode_kind = app.server.mode == "process" ? server_mode::process : server_mode::base;
+  static constexpr std::pair<std::string_view, dispatch_mode> dispatch_names[] = {
+      {"round_robin", dispatch_mode::round_robin}, {"connection", dispatch_mode::connection},
+      {"idle", dispatch_mode::idle}, {"ip", dispatch_mode::ip}, {"uid", dispatch_mode::uid}};
+  for (auto [name, value] : dispatch_names)
+    if (app.server.dispatch_mode == name) app.server.dispatch = value;
+  for (std::size_t i = 0; i < app.modules.size(); ++i) {
+    const module_type* t = reg.find(app.modules[i].type);
+    int n = t ? t->user_processes(app.modules[i].options) : 0;
+    for (int k = 0; k < n; ++k) app.user_procs.emplace_back(static_cast<int>(i), k);
+  }
   return app;
 }
 
@@ -317,14 +335,17 @@ std::optional<app_config> load_app_config(const std::string& path, const module_
   return app;
 }
 
-void compute_user_procs(app_config& app, const module_registry& reg) {
-  app.user_procs.clear();
-  for (std::size_t i = 0; i < app.modules.size(); ++i) {
-    config::diagnostics d;
-    auto m = reg.find(app.modules[i].type)->make(app.modules[i].options, d, "modules." + app.modules[i].instance);
-    if (!m) continue;
-    for (int k = 0; k < m->user_processes(); ++k) app.user_procs.emplace_back(static_cast<int>(i), k);
+std::string_view to_string(server_mode m) noexcept { return m == server_mode::process ? "process" : "base"; }
+
+std::string_view to_string(dispatch_mode m) noexcept {
+  switch (m) {
+    case dispatch_mode::round_robin: return "round_robin";
+    case dispatch_mode::connection: return "connection";
+    case dispatch_mode::idle: return "idle";
+    case dispatch_mode::ip: return "ip";
+    case dispatch_mode::uid: return "uid";
   }
+  return "?";
 }
 
 std::string config_reference_markdown(const module_registry& reg) {

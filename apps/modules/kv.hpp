@@ -38,7 +38,7 @@ class kv final : public module_base {
   }
   explicit kv(options o) : opts_(std::move(o)) {}
 
-  int user_processes() const override { return opts_.snapshot_interval.count() > 0 ? 1 : 0; }
+  static int user_process_count(const options& o) { return o.snapshot_interval.count() > 0 ? 1 : 0; }
 
   task<void> on_worker_start(context& ctx) override {
     if (!ctx.table(opts_.table))

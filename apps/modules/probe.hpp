@@ -63,7 +63,7 @@ class probe final : public module_base {
 
   task<void> on_packet(context& ctx, const packet_info& p, std::string data) override {
     if (p.address.empty()) co_return;
-    auto reply = co_await handle(ctx, 0, trim(data));
+    auto reply = co_await handle(ctx, session_id{}, trim(data));
     (void)ctx.sendto(p.address, reply + "\n", p.listener);
   }
 
@@ -136,14 +136,14 @@ class probe final : public module_base {
     if (cmd == "info") {
       auto i = ctx.info(s);
       if (!i) co_return "error: " + i.error().message();
-      co_return "id=" + std::to_string(i->id) + " remote=" + i->remote + " listener=" +
+      co_return "id=" + std::to_string(i->id.value()) + " remote=" + i->remote + " listener=" +
           std::to_string(i->listener) + " worker=" + std::to_string(i->worker) +
-          " reactor=" + std::to_string(i->reactor) + " uid=" + std::to_string(i->uid) +
+          " reactor=" + std::to_string(i->reactor) + " uid=" + std::to_string(i->uid.value()) +
           " connect_time_ms=" + std::to_string(i->connect_time_ms) +
           " last_receive_ms=" + std::to_string(i->last_receive_ms);
     }
     if (cmd == "bind") {
-      auto ec = ctx.bind(s, static_cast<std::uint64_t>(to_int(word(rest))));
+      auto ec = ctx.bind(s, user_id(static_cast<std::uint64_t>(to_int(word(rest)))));
       co_return ec ? "error: " + ec.message() : "ok";
     }
     if (cmd == "stats") co_return ctx.stats();

@@ -61,6 +61,17 @@ int cmd_modules() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Internal: the master starts workers as `swactor worker ...` (fork+exec); the command
+  // line is built and parsed by swactor::worker_args alone.
+  if (argc >= 2 && std::string_view(argv[1]) == "worker") {
+    std::string error;
+    auto wargs = swactor::worker_args::parse(std::vector<std::string>(argv + 2, argv + argc), error);
+    if (!wargs) {
+      std::cerr << "swactor worker: " << error << " (started by the master only)\n";
+      return 2;
+    }
+    return swactor::apps::cmd_worker(*wargs);
+  }
   CLI::App app{"swactor: a C++20 actor networking engine (Swoole's model, with actors)", "swactor"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every subcommand");
@@ -77,22 +88,6 @@ int main(int argc, char** argv) {
   ref->add_option("-o,--output", ref_out, "Write to this file instead of stdout");
   ref->group("");  // hidden: a maintenance command
   swactor::apps::add_bench_command(app);
-
-  // Internal: the master starts workers as `swactor worker ...` (fork+exec).
-  swactor::worker_args wargs;
-  std::string listen_fds;
-  auto* worker = app.add_subcommand("worker", "Internal: run a worker (started by the master)");
-  worker->group("");
-  worker->add_option("--role", wargs.role)->required()->check(CLI::IsMember({"worker", "task", "user"}));
-  worker->add_option("--id", wargs.id)->required();
-  worker->add_option("--ipc-fd", wargs.ipc_fd)->required();
-  worker->add_option("--config-fd", wargs.config_fd)->required();
-  worker->add_option("--state-fd", wargs.state_fd)->required();
-  worker->add_option("--listen-fds", listen_fds);
-  std::string reactor_fds, table_fds;
-  worker->add_option("--reactor-fds", reactor_fds);
-  worker->add_option("--table-fds", table_fds);
-  worker->add_option("--config-name", wargs.config_name);
 
   // Admin commands: talk to a running master through its admin socket.
   std::string pid_file, socket_path;
@@ -123,18 +118,6 @@ int main(int argc, char** argv) {
   }
 
   if (run->parsed()) return swactor::apps::cmd_run(run_file);
-  if (worker->parsed()) {
-    std::stringstream ss(listen_fds);
-    for (std::string part; std::getline(ss, part, ',');)
-      if (part != "-" && !part.empty()) wargs.listen_fds.push_back(std::stoi(part));
-    std::stringstream ts(table_fds);
-    for (std::string part; std::getline(ts, part, ',');)
-      if (!part.empty()) wargs.table_fds.push_back(std::stoi(part));
-    std::stringstream rs(reactor_fds);
-    for (std::string part; std::getline(rs, part, ',');)
-      if (part != "-" && !part.empty()) wargs.reactor_fds.push_back(std::stoi(part));
-    return swactor::apps::cmd_worker(wargs);
-  }
   for (auto* c : admin_cmds)
     if (c->parsed()) {
       std::string cmd = c->get_name();

@@ -117,6 +117,144 @@ bool framing_options::set_length_type(std::string_view letter) {
   return true;
 }
 
+// -- frame scanning -----------------------------------------------------------------------
+
+namespace {
+
+std::error_code fail_with(framing_errc e, std::string text, std::error_code& ec, std::string& why) {
+  ec = make_error_code(e);
+  why = std::move(text);
+  return ec;
+}
+
+}  // namespace
+
+std::size_t frame_scanner::next(const framing_options& opts, std::string_view in,
+                                std::error_code& ec, std::string& why) {
+  if (in.empty()) return 0;
+  switch (opts.type) {
+    case framing_type::raw: return in.size();
+    case framing_type::eof: {
+      const std::string_view delim = opts.eof;
+      auto pos = in.find(delim, scan);
+      if (pos == std::string_view::npos) {
+        // Resume after what was searched, keeping room for a delimiter split across reads.
+        scan = in.size() >= delim.size() ? in.size() - delim.size() + 1 : 0;
+        if (in.size() >= opts.max_length) {
+          fail_with(framing_errc::eof_not_found,
+                    fmt::format("no \"{}\" delimiter within {} buffered bytes (max_length {})",
+                                printable(delim), in.size(), opts.max_length),
+                    ec, why);
+        }
+        return 0;
+      }
+      std::size_t len = pos + delim.size();
+      if (len > opts.max_length) {
+        fail_with(framing_errc::frame_too_large,
+                  fmt::format("message of {} bytes up to its delimiter is above max_length {}",
+                              len, opts.max_length),
+                  ec, why);
+        return 0;
+      }
+      scan = 0;
+      return len;
+    }
+    case framing_type::length: {
+      if (frame == 0) {
+        const std::size_t header_end = opts.length_offset + opts.length_size;
+        if (in.size() < header_end) return 0;
+        const auto* p = reinterpret_cast<const unsigned char*>(in.data() + opts.length_offset);
+        const std::size_t n = opts.length_size;
+        std::uint64_t v = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+          std::size_t idx = opts.length_order == byte_order::big ? i : n - 1 - i;
+          v = (v << 8) | p[idx];
+        }
+        if (opts.length_signed && n < 8 && (v >> (n * 8 - 1)) & 1) {
+          fail_with(framing_errc::negative_length,
+                    fmt::format("length field holds {}", static_cast<std::int64_t>(v) -
+                                                            static_cast<std::int64_t>(1ull << (n * 8))),
+                    ec, why);
+          return 0;
+        }
+        if (opts.length_signed && n == 8 && static_cast<std::int64_t>(v) < 0) {
+          fail_with(framing_errc::negative_length,
+                    fmt::format("length field holds {}", static_cast<std::int64_t>(v)), ec, why);
+          return 0;
+        }
+        if (v > opts.max_length || opts.body_offset > opts.max_length - v) {
+          // body_offset <= max_length (validated), so the sum below cannot overflow.
+          fail_with(framing_errc::frame_too_large,
+                    v > opts.max_length
+                        ? fmt::format("length field {} is above max_length {}", v, opts.max_length)
+                        : fmt::format("length field {} makes a frame of {} bytes, above max_length {}",
+                                      v, opts.body_offset + v, opts.max_length),
+                    ec, why);
+          return 0;
+        }
+        const std::size_t total = opts.body_offset + v;
+        if (total < header_end) {
+          fail_with(framing_errc::bad_length,
+                    fmt::format("length field {} makes a frame of {} bytes, shorter than its {}-byte "
+                                "header",
+                                v, total, header_end),
+                    ec, why);
+          return 0;
+        }
+        frame = total;
+      }
+      if (in.size() < frame) return 0;
+      auto len = frame;
+      frame = 0;
+      return len;
+    }
+  }
+  return 0;
+}
+
+std::string_view frame_payload(const framing_options& opts, std::string_view message) noexcept {
+  switch (opts.type) {
+    case framing_type::raw: return message;
+    case framing_type::eof:
+      if (message.ends_with(opts.eof)) message.remove_suffix(opts.eof.size());
+      return message;
+    case framing_type::length: {
+      std::size_t skip = opts.body_offset != 0 ? opts.body_offset : opts.length_offset + opts.length_size;
+      return message.size() >= skip ? message.substr(skip) : std::string_view();
+    }
+  }
+  return message;
+}
+
+// -- codec --------------------------------------------------------------------------------
+
+std::string_view frame_codec::name() const noexcept {
+  switch (opts_->type) {
+    case framing_type::raw: return "raw";
+    case framing_type::eof: return "eof";
+    case framing_type::length: return "length";
+  }
+  return "framing";
+}
+
+std::size_t frame_codec::decode(std::string_view in, event_sink& out) {
+  if (failed()) return 0;
+  std::size_t used = 0;
+  for (;;) {
+    std::error_code ec;
+    std::string why;
+    auto n = scanner_.next(*opts_, in.substr(used), ec, why);
+    if (ec) {
+      fail(ec, std::move(why));
+      return used;
+    }
+    if (n == 0) return used;
+    event e{0, in.substr(used, n)};
+    used += n;
+    if (!out.on_event(e)) return used;
+  }
+}
+
 // -- framer -------------------------------------------------------------------------------
 
 framer::framer(framing_options opts) : opts_(std::move(opts)) {
@@ -138,8 +276,7 @@ void framer::fail(framing_errc e, std::string why) {
 void framer::reset() {
   buf_.clear();
   head_ = 0;
-  scan_ = 0;
-  frame_ = 0;
+  scanner_.reset();
   if (!options_invalid_) {
     error_ = {};
     reason_.clear();
@@ -164,92 +301,13 @@ std::error_code framer::feed(std::string_view bytes, std::vector<std::string>& o
   return error_;
 }
 
-std::string_view framer::take(std::size_t n) {
-  std::string_view m(buf_.data() + head_, n);
-  head_ += n;
-  return m;
-}
-
 std::optional<std::string_view> framer::next() {
   if (error_ || buffered() == 0) return std::nullopt;
-  switch (opts_.type) {
-    case framing_type::raw: return take(buffered());
-    case framing_type::eof: return next_eof();
-    case framing_type::length: return next_length();
-  }
-  return std::nullopt;
-}
-
-std::optional<std::string_view> framer::next_eof() {
-  const std::string_view delim = opts_.eof;
-  const std::string_view data(buf_.data() + head_, buffered());
-  auto pos = data.find(delim, scan_);
-  if (pos == std::string_view::npos) {
-    // Resume after what was searched, keeping room for a delimiter split across feeds.
-    scan_ = data.size() >= delim.size() ? data.size() - delim.size() + 1 : 0;
-    if (data.size() >= opts_.max_length) {
-      fail(framing_errc::eof_not_found,
-           fmt::format("no \"{}\" delimiter within {} buffered bytes (max_length {})",
-                       printable(delim), data.size(), opts_.max_length));
-    }
-    return std::nullopt;
-  }
-  std::size_t len = pos + delim.size();
-  if (len > opts_.max_length) {
-    fail(framing_errc::frame_too_large,
-         fmt::format("message of {} bytes up to its delimiter is above max_length {}", len,
-                     opts_.max_length));
-    return std::nullopt;
-  }
-  scan_ = 0;
-  return take(len);
-}
-
-std::optional<std::string_view> framer::next_length() {
-  if (frame_ == 0) {
-    const std::size_t header_end = opts_.length_offset + opts_.length_size;
-    if (buffered() < header_end) return std::nullopt;
-    const auto* p = reinterpret_cast<const unsigned char*>(buf_.data() + head_ + opts_.length_offset);
-    const std::size_t n = opts_.length_size;
-    std::uint64_t v = 0;
-    for (std::size_t i = 0; i < n; ++i) {
-      std::size_t idx = opts_.length_order == byte_order::big ? i : n - 1 - i;
-      v = (v << 8) | p[idx];
-    }
-    if (opts_.length_signed && n < 8 && (v >> (n * 8 - 1)) & 1) {
-      fail(framing_errc::negative_length,
-           fmt::format("length field holds {}", static_cast<std::int64_t>(v) -
-                                                   static_cast<std::int64_t>(1ull << (n * 8))));
-      return std::nullopt;
-    }
-    if (opts_.length_signed && n == 8 && static_cast<std::int64_t>(v) < 0) {
-      fail(framing_errc::negative_length,
-           fmt::format("length field holds {}", static_cast<std::int64_t>(v)));
-      return std::nullopt;
-    }
-    if (v > opts_.max_length || opts_.body_offset > opts_.max_length - v) {
-      // body_offset <= max_length (validated), so the sum below cannot overflow.
-      fail(framing_errc::frame_too_large,
-           v > opts_.max_length
-               ? fmt::format("length field {} is above max_length {}", v, opts_.max_length)
-               : fmt::format("length field {} makes a frame of {} bytes, above max_length {}",
-                             v, opts_.body_offset + v, opts_.max_length));
-      return std::nullopt;
-    }
-    const std::size_t total = opts_.body_offset + v;
-    if (total < header_end) {
-      fail(framing_errc::bad_length,
-           fmt::format("length field {} makes a frame of {} bytes, shorter than its {}-byte "
-                       "header",
-                       v, total, header_end));
-      return std::nullopt;
-    }
-    frame_ = total;
-  }
-  if (buffered() < frame_) return std::nullopt;
-  auto m = take(frame_);
-  frame_ = 0;
-  return m;
+  std::string_view data(buf_.data() + head_, buffered());
+  auto n = scanner_.next(opts_, data, error_, reason_);
+  if (n == 0) return std::nullopt;
+  head_ += n;
+  return data.substr(0, n);
 }
 
 }  // namespace swactor::protocols

@@ -11,8 +11,34 @@
 #include "swactor/actors/module.hpp"
 #include "swactor/core/config.hpp"
 #include "swactor/ipc/table.hpp"
+#include "swactor/protocols/framing.hpp"
 
 namespace swactor {
+
+// -- resolved values ------------------------------------------------------------------
+// The file holds strings; parse_app_config() resolves them once into these, and nothing on
+// a hot path looks at the strings again.
+
+enum class server_mode { base, process };
+enum class dispatch_mode { round_robin, connection, idle, ip, uid };
+
+std::string_view to_string(server_mode m) noexcept;
+std::string_view to_string(dispatch_mode m) noexcept;
+
+enum class listen_kind { tcp, udp, unix_stream, unix_dgram };
+
+// A parsed listener URL: tcp://, udp://, unix://, unixgram://.
+struct listen_url {
+  listen_kind kind = listen_kind::tcp;
+  std::string host;  // tcp/udp: address literal ("127.0.0.1", "::1", "0.0.0.0", "localhost")
+  std::uint16_t port = 0;
+  std::string path;  // unix
+  std::string error_text;  // set when parsing failed
+  explicit operator bool() const noexcept { return error_text.empty(); }
+  bool stream() const noexcept { return kind == listen_kind::tcp || kind == listen_kind::unix_stream; }
+};
+
+listen_url parse_listen_url(const std::string& url);
 
 struct server_config {
   std::string mode = "base";
@@ -28,6 +54,10 @@ struct server_config {
   std::string admin_socket;
   std::string log_level = "info";
   std::string log_file;
+
+  // Resolved from the strings above by parse_app_config().
+  server_mode mode_kind = server_mode::base;
+  swactor::dispatch_mode dispatch = swactor::dispatch_mode::connection;
 };
 
 // One [[listen]] entry.
@@ -55,7 +85,18 @@ struct listen_config {
   bool reuse_port = false;
   int max_connections = 10000;
   std::uint64_t max_packet_size = 65536;
+  std::uint64_t max_queued_messages = 64;
+
+  // Resolved by parse_app_config(): the URL, the framing as codec options, the module
+  // instance index (into app_config::modules).
+  listen_url endpoint;
+  protocols::framing_options framing_options;
+  int module_index = -1;
 };
+
+// "\r\n" escapes in the delimiter are decoded here.
+protocols::framing_options to_framing_options(const framing_config& f);
+std::string unescape(const std::string& s);
 
 // One [tables.NAME]: a shared-memory table created by the master before any worker.
 struct table_config {
@@ -79,8 +120,9 @@ struct app_config {
   // index of a module instance by name, or -1
   int module_index(const std::string& instance) const;
   // User processes (module index, index within the module), in id order; their ids start
-  // at workers + task_workers. Filled by the server from the module instances.
+  // at workers + task_workers. Filled by parse_app_config() from the module options.
   std::vector<std::pair<int, int>> user_procs;
+  bool process_mode() const noexcept { return server.mode_kind == server_mode::process; }
 };
 
 const config::schema<server_config>& server_schema();
@@ -93,9 +135,6 @@ std::optional<app_config> load_app_config(const std::string& path, const module_
 std::optional<app_config> parse_app_config(const toml::table& root, const std::string& path,
                                            const module_registry& reg,
                                            config::diagnostics& diag);
-
-// Fills app.user_procs by asking each module instance how many user processes it wants.
-void compute_user_procs(app_config& app, const module_registry& reg);
 
 // docs/config.md, generated from the schemas and the registry.
 std::string config_reference_markdown(const module_registry& reg);

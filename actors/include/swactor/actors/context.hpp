@@ -19,14 +19,14 @@ class table;
 }
 
 struct session_info {
-  session_id id = 0;
+  session_id id;
   std::string remote;             // "ip:port", "[v6]:port" or a unix path
   int listener = 0;               // [[listen]] index
   std::int64_t connect_time_ms = 0;   // unix epoch milliseconds
   std::int64_t last_receive_ms = 0;   // 0 = nothing received yet
   int worker = 0;                 // worker that handles its events
   int reactor = -1;               // process mode: reactor thread; -1 in base mode
-  std::uint64_t uid = 0;          // bound uid, 0 = none
+  user_id uid;                    // bound uid, 0 = none
 };
 
 class context {
@@ -45,24 +45,29 @@ class context {
 
   // -- connections -----------------------------------------------------------------
   // Queues bytes for a connection. Errors: session_not_found, output_buffer_full.
-  virtual std::error_code send(session_id, std::string_view data) {
+  [[nodiscard]] virtual std::error_code send(session_id, std::string_view data) {
     (void)data;
     return server_errc::not_supported;
   }
   // Sends a datagram from datagram listener `listener` to "ip:port" / "[v6]:port" / path.
-  virtual std::error_code sendto(const std::string& address, std::string_view data,
+  [[nodiscard]] virtual std::error_code sendto(const std::string& address, std::string_view data,
                                  int listener = -1) {
     (void)address, (void)data, (void)listener;
     return server_errc::not_supported;
   }
   // Closes after queued output is written; reset = RST at once, queued output dropped.
-  virtual std::error_code close(session_id, bool reset = false) {
+  [[nodiscard]] virtual std::error_code close(session_id, bool reset = false) {
     (void)reset;
     return server_errc::not_supported;
   }
-  virtual result<session_info> info(session_id) { return make_error_code(server_errc::not_supported); }
+  [[nodiscard]] virtual result<session_info> info(session_id) {
+    return make_error_code(server_errc::not_supported);
+  }
+  // A framed message without its framing (eof delimiter, length header), by the framing of
+  // the session's listener. `message` as on_receive got it; the view points into it.
+  [[nodiscard]] virtual std::string_view payload(session_id, std::string_view message) { return message; }
   // Binds a connection to a uid (dispatch_mode = uid routes by it in process mode).
-  virtual std::error_code bind(session_id, std::uint64_t uid) {
+  [[nodiscard]] virtual std::error_code bind(session_id, user_id uid) {
     (void)uid;
     return server_errc::not_supported;
   }
@@ -71,18 +76,18 @@ class context {
   // Starts a task on a task worker (`dst` = its index among task workers, -1 = any);
   // the result arrives in on_finish. Returns the task id.
   // (Inside this class `task` names this call; the coroutine type is swactor::task<T>.)
-  virtual result<task_id> task(std::string payload, int dst = -1) {
+  [[nodiscard]] virtual result<task_id> task(std::string payload, int dst = -1) {
     (void)payload, (void)dst;
     return make_error_code(server_errc::not_supported);
   }
   // Starts a task and waits for its result (errc::timeout after `timeout`; a late result
   // is then dropped, never delivered to a later call).
-  virtual swactor::task<result<std::string>> task_wait(std::string payload, duration timeout, int dst = -1) {
+  [[nodiscard]] virtual swactor::task<result<std::string>> task_wait(std::string payload, duration timeout, int dst = -1) {
     (void)payload, (void)timeout, (void)dst;
     co_return make_error_code(server_errc::not_supported);
   }
   // Runs all, waits up to `timeout` in total; results in order, timed-out ones are errors.
-  virtual swactor::task<std::vector<result<std::string>>> task_wait_all(std::vector<std::string> payloads,
+  [[nodiscard]] virtual swactor::task<std::vector<result<std::string>>> task_wait_all(std::vector<std::string> payloads,
                                                               duration timeout) {
     (void)timeout;
     co_return std::vector<result<std::string>>(payloads.size(),
@@ -91,7 +96,7 @@ class context {
 
   // -- other workers ----------------------------------------------------------------
   // Delivers to on_pipe_message of the same module instance in worker `worker_id`.
-  virtual std::error_code send_message(int worker_id, std::string payload) {
+  [[nodiscard]] virtual std::error_code send_message(int worker_id, std::string payload) {
     (void)worker_id, (void)payload;
     return server_errc::not_supported;
   }

@@ -15,12 +15,31 @@
 #include "swactor/core/config.hpp"
 #include "swactor/core/coro.hpp"
 
+#include <fmt/format.h>
+
 namespace swactor {
 
 class context;  // what a handler can do: see swactor/actors/context.hpp
 
-using session_id = std::uint64_t;
-using task_id = std::uint64_t;
+// Ids are distinct types: passing a task id where a session id belongs does not compile.
+// 0 is "none" for each. value() gives the number (for logs, maps, protocols).
+template <class Tag>
+class basic_id {
+ public:
+  constexpr basic_id() noexcept = default;
+  constexpr explicit basic_id(std::uint64_t v) noexcept : v_(v) {}
+  constexpr std::uint64_t value() const noexcept { return v_; }
+  constexpr explicit operator bool() const noexcept { return v_ != 0; }
+  friend constexpr bool operator==(basic_id, basic_id) noexcept = default;
+  friend constexpr auto operator<=>(basic_id, basic_id) noexcept = default;
+
+ private:
+  std::uint64_t v_ = 0;
+};
+
+using session_id = basic_id<struct session_id_tag>;  // a connection, server-wide unique
+using task_id = basic_id<struct task_id_tag>;        // a task, unique in its worker
+using user_id = basic_id<struct user_id_tag>;        // the uid bound to a connection
 
 struct packet_info {
   std::string address;  // "127.0.0.1:5000", "[::1]:5000", or a unix path ("" if unnamed)
@@ -43,27 +62,28 @@ class module_base {
   virtual task<void> on_worker_start(context&) { co_return; }
   virtual task<void> on_worker_stop(context&) { co_return; }
   // Stream listeners (tcp, unix): a connection opened, sent one framed message, closed.
-  // Events of one connection are delivered in order, one at a time.
+  // Events of one connection are delivered in order, one at a time. A framed message
+  // arrives whole, delimiter or length header included (as in Swoole, so an echo replies
+  // with exactly the framed bytes); ctx.payload(session, message) gives it without them.
   virtual task<void> on_connect(context&, session_id) { co_return; }
   virtual task<void> on_receive(context&, session_id, std::string /*message*/) { co_return; }
   virtual task<void> on_close(context&, session_id) { co_return; }
   // Datagram listeners (udp, unixgram): one datagram from `from` ("ip:port" or a path).
   virtual task<void> on_packet(context&, const packet_info&, std::string /*data*/) { co_return; }
   // Task workers: the payload of a task() from worker `src_worker`; the return value is the
-  // result handed back (to task_wait, or to on_finish after task()).
-  virtual task<std::string> on_task(context&, task_id, int /*src_worker*/, std::string payload) {
-    co_return payload;
-  }
+  // result handed back (to task_wait, or to on_finish after task()). A module without it
+  // answers every task with an error result (never a silent echo).
+  virtual task<std::string> on_task(context&, task_id, int /*src_worker*/, std::string payload);
   // Workers: the result of a task started with task() (not for task_wait).
   virtual task<void> on_finish(context&, task_id, std::string /*result*/) { co_return; }
   // A message from send_message() of worker `src_worker` (same module instance).
   virtual task<void> on_pipe_message(context&, int /*src_worker*/, std::string) { co_return; }
 
-  // Swoole's addProcess: the manager runs this many user processes for the module, each
-  // calling on_user_process(ctx, index) in a process of its own; one that exits (or whose
-  // coroutine returns) is restarted. Workers reach them with
-  // ctx.send_message(ctx.user_process_id(index), ...) -> on_pipe_message there.
-  virtual int user_processes() const { return 0; }
+  // Swoole's addProcess: a module type with a static `int user_process_count(const
+  // options&)` gets that many user processes, each calling on_user_process(ctx, index) in a
+  // process of its own; one that exits (or whose coroutine returns) is restarted. Workers
+  // reach them with ctx.send_message(ctx.user_process_id(index), ...) -> on_pipe_message.
+  // (A static function, so the master knows the count without building an instance.)
   virtual task<void> on_user_process(context&, int /*index*/) { co_return; }
 
  private:
@@ -80,6 +100,10 @@ struct module_type {
   std::function<std::unique_ptr<module_base>(const toml::table* tbl, config::diagnostics& diag,
                                              const std::string& path)>
       make;
+  // Parses options only (validation: `swactor check`, the master). Errors go to diag.
+  std::function<void(const toml::table* tbl, config::diagnostics& diag, const std::string& path)> check;
+  // How many user processes an instance with these options wants (0 on bad options).
+  std::function<int(const toml::table* tbl)> user_processes;
 };
 
 class module_registry {
@@ -98,6 +122,21 @@ class module_registry {
       if (diag.items().size() != before) return nullptr;
       return std::make_unique<M>(std::move(opts));
     };
+    t.check = [](const toml::table* tbl, config::diagnostics& diag, const std::string& path) {
+      typename M::options opts;
+      if (tbl) M::schema().parse(*tbl, opts, diag, path, {"type"});
+    };
+    t.user_processes = [](const toml::table* tbl) -> int {
+      if constexpr (requires(const typename M::options& o) { M::user_process_count(o); }) {
+        typename M::options opts;
+        config::diagnostics diag;
+        if (tbl) M::schema().parse(*tbl, opts, diag, "", {"type"});
+        return diag.ok() ? M::user_process_count(opts) : 0;
+      } else {
+        (void)tbl;
+        return 0;
+      }
+    };
     types_.emplace(t.name, std::move(t));
     return *this;
   }
@@ -113,3 +152,16 @@ class module_registry {
 };
 
 }  // namespace swactor
+
+template <class Tag>
+struct std::hash<swactor::basic_id<Tag>> {
+  std::size_t operator()(swactor::basic_id<Tag> id) const noexcept { return std::hash<std::uint64_t>{}(id.value()); }
+};
+
+template <class Tag>
+struct fmt::formatter<swactor::basic_id<Tag>> : fmt::formatter<std::uint64_t> {
+  template <class Ctx>
+  auto format(swactor::basic_id<Tag> id, Ctx& ctx) const {
+    return fmt::formatter<std::uint64_t>::format(id.value(), ctx);
+  }
+};

@@ -2,6 +2,7 @@
 // The server: `swactor run` runs the master (manager actor, listeners, supervision, stats,
 // admin socket); the master fork+execs `swactor worker ...` for every worker and task worker.
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,16 +13,27 @@ namespace swactor {
 // `swactor run FILE`: returns the exit status.
 int run_master(const std::string& file, const module_registry& reg);
 
+enum class proc_role { worker, task, user };
+
+// The command line of `swactor worker ...`: built by the master and parsed by the worker
+// with the same code (to_argv / parse), so the two cannot drift apart.
 struct worker_args {
-  std::string role;  // "worker", "task" or "user"
-  int id = 0;        // server-wide id (task workers: workers + index)
+  proc_role role = proc_role::worker;
+  int id = 0;        // server-wide process id (see proc_layout)
   int ipc_fd = -1;
   int config_fd = -1;
   int state_fd = -1;
-  std::vector<int> listen_fds;  // one per [[listen]] (base mode), -1 when not inherited
-  std::vector<int> reactor_fds;
-  std::vector<int> table_fds;    // one per [tables.NAME], in config order  // process mode: the link to each reactor thread, in order
-  std::string config_name;      // for messages
+  std::vector<int> listen_fds;   // base mode: one per [[listen]]
+  std::vector<int> reactor_fds;  // process mode: the link to each reactor thread, in order
+  std::vector<int> table_fds;    // one per [tables.NAME], in config order
+  std::string config_name;       // for messages
+
+  // argv for exec, starting with `exe` and "worker".
+  std::vector<std::string> to_argv(const std::string& exe) const;
+  // The arguments after "worker"; nullopt with `error` set on anything unexpected.
+  static std::optional<worker_args> parse(const std::vector<std::string>& args, std::string& error);
+  // Every descriptor the child must inherit.
+  std::vector<int> inherited_fds() const;
 };
 
 // `swactor worker ...` (started by the master only): returns the exit status.

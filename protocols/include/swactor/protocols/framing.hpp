@@ -21,6 +21,8 @@
 #include <system_error>
 #include <vector>
 
+#include "swactor/protocols/codec.hpp"
+
 namespace swactor::protocols {
 
 // -- errors ---------------------------------------------------------------------------------
@@ -69,8 +71,52 @@ struct framing_options {
   bool set_length_type(std::string_view swoole_letter);
 };
 
+// -- frame scanning -----------------------------------------------------------------------
+
+// The one implementation of the three framings: finds the first complete frame in the
+// unconsumed bytes. Both the buffering framer and the connection-layer codec use it.
+struct frame_scanner {
+  std::size_t scan = 0;   // eof: bytes at the front already known to hold no delimiter
+  std::size_t frame = 0;  // length: size of the frame being waited for, 0 = unknown
+
+  // Length of the first complete frame of `in` (which starts at the first unconsumed
+  // byte), 0 when more bytes are needed. On a protocol error sets `ec` and `why` and
+  // returns 0. After a frame is taken, the caller drops it from the front of its input.
+  std::size_t next(const framing_options& opts, std::string_view in, std::error_code& ec,
+                   std::string& why);
+  void reset() noexcept { scan = frame = 0; }
+};
+
+// The message without its framing: the eof delimiter removed, or the length header (up
+// to body_offset, or to the end of the length field when body_offset is 0) skipped.
+std::string_view frame_payload(const framing_options& opts, std::string_view message) noexcept;
+
+// -- codec ----------------------------------------------------------------------------------
+
+// The framings as a stream codec for the connection layer: every complete frame is one
+// event of kind 0, a view into the connection's input (no copy). The options are not
+// copied: they belong to the listener and outlive its connections, so an idle connection
+// pays only for the scan state.
+class frame_codec final : public stream_codec {
+ public:
+  explicit frame_codec(const framing_options& opts) noexcept : opts_(&opts) {}
+
+  std::string_view name() const noexcept override;
+  std::size_t decode(std::string_view in, event_sink& out) override;
+  std::string_view payload(std::string_view message) const noexcept override {
+    return frame_payload(*opts_, message);
+  }
+  const framing_options& options() const noexcept { return *opts_; }
+
+ private:
+  const framing_options* opts_;
+  frame_scanner scanner_;
+};
+
 // -- framer ---------------------------------------------------------------------------------
 
+// A frame_scanner with its own buffer, for clients (the load tester) and tests that feed
+// bytes as they come.
 class framer {
  public:
   // Invalid options make the framer fail at once with framing_errc::invalid_options.
@@ -98,18 +144,14 @@ class framer {
   void reset();
 
  private:
-  std::optional<std::string_view> next_eof();
-  std::optional<std::string_view> next_length();
   void fail(framing_errc e, std::string why);
-  std::string_view take(std::size_t n);
 
   framing_options opts_;
   std::error_code error_;
   std::string reason_;
   std::string buf_;          // unconsumed bytes live in [head_, size)
   std::size_t head_ = 0;
-  std::size_t scan_ = 0;     // eof: bytes after head_ already known to hold no delimiter
-  std::size_t frame_ = 0;    // length: size of the frame being waited for, 0 = unknown
+  frame_scanner scanner_;
   bool options_invalid_ = false;
 };
 

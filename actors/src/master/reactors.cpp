@@ -1,0 +1,390 @@
+#include "master/reactors.hpp"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <deque>
+#include <future>
+
+#include <asio/generic/datagram_protocol.hpp>
+
+#include "net/conn_host.hpp"
+#include "net_util.hpp"
+#include "swactor/actors/errors.hpp"
+#include "swactor/core/log.hpp"
+#include "swactor/ipc/link.hpp"
+#include "swactor/ipc/messages.hpp"
+
+namespace swactor::detail {
+
+using namespace std::chrono_literals;
+
+// -- dispatch -----------------------------------------------------------------------------------
+
+int pick_worker(dispatch_mode mode, int workers, const dispatch_input& in, std::uint64_t& rr,
+                const std::function<bool(int)>& alive, const std::function<std::uint32_t(int)>& load) {
+  auto n = static_cast<std::uint64_t>(workers);
+  switch (mode) {
+    case dispatch_mode::connection: return static_cast<int>(in.session % n);
+    case dispatch_mode::ip:
+      if (in.has_connection) return static_cast<int>(in.ip_hash % n);
+      break;
+    case dispatch_mode::uid:
+      if (in.has_connection) return static_cast<int>((in.uid ? in.uid : in.session) % n);
+      break;
+    case dispatch_mode::idle: {
+      // Fewest handlers running, round-robin among equals.
+      int best = -1;
+      std::uint32_t best_load = 0;
+      for (std::uint64_t k = 0; k < n; ++k) {
+        int w = static_cast<int>((rr + k) % n);
+        if (!alive(w)) continue;
+        auto l = load(w);
+        if (best < 0 || l < best_load) {
+          best = w;
+          best_load = l;
+        }
+      }
+      ++rr;
+      return best >= 0 ? best : static_cast<int>(rr % n);
+    }
+    case dispatch_mode::round_robin: break;
+  }
+  // round_robin (and ip/uid without a connection): next live worker.
+  for (std::uint64_t k = 0; k < n; ++k) {
+    int w = static_cast<int>(rr++ % n);
+    if (alive(w)) return w;
+  }
+  return static_cast<int>(rr % n);
+}
+
+// -- a reactor thread ---------------------------------------------------------------------------
+
+namespace {
+
+struct worker_link {
+  std::shared_ptr<ipc::link> link;   // current process of this worker id
+  std::deque<ipc::message> backlog;  // waiting for a live link
+};
+
+}  // namespace
+
+struct reactor_thread::impl final : net::connection_sink {
+  int id;
+  const app_config& app;
+  server_state* state;
+  loop lp{{.on_stall = stall_action::log}};
+  net::conn_host host;
+  std::vector<worker_link> workers;
+  std::uint64_t rr = 0;
+  bool stopping = false;
+  std::size_t max_backlog = 100000;
+  // The reactor waits for connections handed over by the acceptor: nothing of its own is
+  // pending in between, so keep the loop running until stop().
+  asio::executor_work_guard<asio::io_context::executor_type> keep_alive{lp.context().get_executor()};
+
+  impl(int i, const app_config& a, server_state* s)
+      : id(i), app(a), state(s), host(lp.context(), a, *s, s->reactors[i], *this) {
+    workers.resize(static_cast<std::size_t>(app.server.workers));
+  }
+  ~impl() { host.abort_all(); }
+
+  bool alive(int w) const {
+    auto& l = workers[static_cast<std::size_t>(w)].link;
+    return l && l->is_open();
+  }
+
+  int pick(const net::connection* c, std::uint64_t session) {
+    dispatch_input in;
+    in.session = session;
+    if (c) {
+      in.has_connection = true;
+      in.ip_hash = c->sink_tag;
+      in.uid = c->uid;
+    }
+    return pick_worker(app.server.dispatch, app.server.workers, in, rr, [this](int w) { return alive(w); },
+                       [this](int w) { return state->procs[w].in_flight.load(std::memory_order_relaxed); });
+  }
+
+  void deliver(int w, ipc::message m) {
+    auto& wl = workers[static_cast<std::size_t>(w)];
+    if (wl.link && wl.link->is_open() && wl.backlog.empty()) {
+      if (!wl.link->send(std::move(m))) return;
+      // queue_full or closed: keep it for later rather than lose it
+    }
+    if (wl.backlog.size() >= max_backlog) {
+      log::warning("reactor {}: backlog for worker {} full ({} messages); dropping a {} message", id, w, max_backlog,
+                   ipc::type_name(m.type));
+      return;
+    }
+    wl.backlog.push_back(std::move(m));
+  }
+
+  void flush_backlog(int w) {
+    auto& wl = workers[static_cast<std::size_t>(w)];
+    while (!wl.backlog.empty() && wl.link && wl.link->is_open()) {
+      if (wl.link->send(wl.backlog.front())) break;
+      wl.backlog.pop_front();
+    }
+  }
+
+  // -- connection_sink: events become typed messages to a worker ----------------------------
+
+  void on_open(net::connection& c) override {
+    if (app.listen[static_cast<std::size_t>(c.listener())].endpoint.kind == listen_kind::tcp) {
+      auto colon = c.remote.rfind(':');
+      c.sink_tag = std::hash<std::string_view>{}(std::string_view(c.remote).substr(0, colon));
+    }
+    c.sink_worker = pick(&c, c.id());
+    ipc::conn_open m;
+    m.session = c.id();
+    m.listener = static_cast<std::uint32_t>(c.listener());
+    m.reactor = static_cast<std::uint32_t>(id);
+    m.remote = c.remote;
+    m.connect_ms = c.connect_ms;
+    deliver(c.sink_worker, ipc::encode(std::move(m)));
+  }
+
+  bool on_event(net::connection& c, const protocols::event& e) override {
+    ipc::conn_data m;
+    m.session = c.id();
+    m.listener = static_cast<std::uint32_t>(c.listener());
+    m.reactor = static_cast<std::uint32_t>(id);
+    m.kind = e.kind;
+    m.data.reserve(e.data.size() + ipc::trailer_reserve);
+    m.data.assign(e.data);
+    deliver(pick(&c, c.id()), ipc::encode(std::move(m)));
+    return true;
+  }
+
+  void on_closed(net::connection& c, std::string_view reason) override {
+    // With round_robin / idle, close goes where the connect went.
+    auto d = app.server.dispatch;
+    int w = d == dispatch_mode::round_robin || d == dispatch_mode::idle ? c.sink_worker : pick(&c, c.id());
+    if (w < 0) w = c.sink_worker;
+    ipc::conn_closed m;
+    m.session = c.id();
+    m.listener = static_cast<std::uint32_t>(c.listener());
+    m.reactor = static_cast<std::uint32_t>(id);
+    m.aborted = c.aborted();
+    m.reason.assign(reason);
+    deliver(w, ipc::encode(std::move(m)));
+  }
+
+  void on_datagram(int listener, std::string from, std::string_view data) override {
+    ipc::datagram_in m;
+    m.listener = static_cast<std::uint32_t>(listener);
+    m.reactor = static_cast<std::uint32_t>(id);
+    m.from = std::move(from);
+    m.data.assign(data);
+    deliver(pick(nullptr, 0), ipc::encode(std::move(m)));
+  }
+
+  // -- from the acceptor and the workers -------------------------------------------------------
+
+  void on_new_conn(int fd, int listener, std::uint64_t session) {
+    asio::generic::stream_protocol::socket sock(lp.context());
+    std::error_code ec;
+    sock.assign(asio::generic::stream_protocol(socket_family(fd), SOCK_STREAM), fd, ec);
+    if (ec) {
+      ::close(fd);
+      return;
+    }
+    host.adopt(std::move(sock), listener, session);
+  }
+
+  void serve_dgram(int listener, int fd) {
+    asio::generic::datagram_protocol::socket s(lp.context());
+    std::error_code ec;
+    s.assign(asio::generic::datagram_protocol(socket_family(fd), SOCK_DGRAM), fd, ec);
+    if (ec) return;
+    host.serve_datagrams(listener, std::move(s));
+  }
+
+  void attach(int w, int fd) {
+    ipc::link_options lo;
+    lo.name = "reactor" + std::to_string(id) + "->worker#" + std::to_string(w);
+    auto l = ipc::link::from_fd(lp.context().get_executor(), fd, lo);
+    if (!l) {
+      log::error("reactor {}: bad link for worker {}: {}", id, w, l.error().message());
+      return;
+    }
+    auto shared = std::make_shared<ipc::link>(std::move(*l));
+    // The previous process of this id keeps its own link until it exits, so replies to
+    // what it is still working on reach their clients.
+    workers[static_cast<std::size_t>(w)].link = shared;
+    spawn(lp.context(), [this, shared, w]() -> task<void> { co_await read_worker(shared, w); }, "reactor link");
+    flush_backlog(w);
+  }
+
+  task<void> read_worker(std::shared_ptr<ipc::link> l, int w) {
+    for (;;) {
+      auto r = co_await l->receive();
+      if (!r) co_return;
+      auto m = ipc::decode(std::move(*r));
+      if (!m) {
+        log::warning("reactor {}: dropped a message from worker {}: {}", id, w, m.error().message());
+        continue;
+      }
+      std::visit([&](auto& v) {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, ipc::conn_send>) {
+          auto size = v.data.size();
+          auto ec = host.send(v.session, v.data, v.kind);
+          if (ec == server_errc::output_buffer_full) {
+            auto* c = host.find(v.session);
+            log::warning("session {}: output buffer full ({} bytes queued, limit {}); reply of {} bytes dropped",
+                         v.session, c ? c->queued_bytes() : 0, c ? c->output_limit() : 0, size);
+          }
+        } else if constexpr (std::is_same_v<T, ipc::conn_close>) {
+          (void)host.close(v.session, v.reset);
+        } else if constexpr (std::is_same_v<T, ipc::conn_bind>) {
+          (void)host.bind(v.session, v.uid);
+        } else if constexpr (std::is_same_v<T, ipc::datagram_out>) {
+          if (auto ec = host.sendto(v.to, v.data, v.listener))
+            log::debug("reactor {}: datagram to {} not sent: {}", id, v.to, ec.message());
+        } else if constexpr (std::is_same_v<T, ipc::drain>) {
+          // The worker is stopping: nothing more goes to it (its id's messages wait in the
+          // backlog for the replacement, or go to other workers). Everything sent before
+          // `drained` is already in the link, so the worker handles it before leaving.
+          if (workers[static_cast<std::size_t>(w)].link == l) workers[static_cast<std::size_t>(w)].link.reset();
+          (void)l->send(ipc::encode(ipc::drained{static_cast<std::uint32_t>(id)}));
+        } else {
+          log::warning("reactor {}: unexpected {} message from worker {}; dropped", id, ipc::kind_name(*m), w);
+        }
+      }, *m);
+    }
+  }
+
+  void stop() {
+    stopping = true;
+    keep_alive.reset();
+    host.stop_heartbeat();
+    host.stop_datagrams();
+    host.close_all();
+    spawn(lp.context(), [this]() -> task<void> {
+      for (int i = 0; i < 100 && host.size() > 0; ++i) co_await sleep(10ms);
+      host.abort_all();
+      for (auto& w : workers)
+        if (w.link) (void)co_await w.link->flush(500ms);
+      lp.stop();
+    }, "reactor stop");
+  }
+};
+
+reactor_thread::reactor_thread(int id, const app_config& app, server_state* state)
+    : id_(id), impl_(std::make_unique<impl>(id, app, state)) {}
+
+reactor_thread::~reactor_thread() { join(); }
+
+reactor_actor reactor_thread::start() {
+  std::promise<reactor_actor> ready;
+  auto fut = ready.get_future();
+  thread_ = std::thread([this, &ready] {
+    log::debug("reactor {} running", id_);
+    auto* im = impl_.get();
+    auto a = im->lp.actors().spawn([im](reactor_actor::pointer) -> reactor_actor::behavior_type {
+      return {
+          [im](conn_atom, int fd, int listener, std::uint64_t session) { im->on_new_conn(fd, listener, session); },
+          [im](attach_atom, int worker, int fd) { im->attach(worker, fd); },
+          [im](dgram_atom, int listener, int fd) { im->serve_dgram(listener, fd); },
+          [im](stop_atom) { im->stop(); },
+      };
+    });
+    im->host.start_heartbeat();
+    ready.set_value(a);
+    im->lp.run();
+    caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    im->lp.context().restart();
+    im->lp.context().poll();
+  });
+  return fut.get();
+}
+
+void reactor_thread::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+// -- the pool and its acceptor --------------------------------------------------------------------
+
+reactor_pool::reactor_pool(swactor::loop& lp, const app_config& app, server_state& state)
+    : lp_(lp), app_(app), state_(state) {}
+
+reactor_pool::~reactor_pool() { stop(); }
+
+void reactor_pool::start(const std::vector<int>& listen_fds) {
+  for (int r = 0; r < app_.server.reactor_threads && r < kMaxReactors; ++r) {
+    threads_.push_back(std::make_unique<reactor_thread>(r, app_, &state_));
+    actors_.push_back(threads_.back()->start());
+  }
+  for (std::size_t i = 0; i < app_.listen.size() && i < listen_fds.size(); ++i) {
+    const auto& lc = app_.listen[i];
+    int fd = ::fcntl(listen_fds[i], F_DUPFD_CLOEXEC, 0);
+    int index = static_cast<int>(i);
+    if (!lc.endpoint.stream()) {
+      // Datagram listeners are served by reactor 0.
+      caf::anon_send(actors_[0], dgram_atom::value, index, fd);
+      continue;
+    }
+    auto acc = std::make_unique<net::stream_acceptor>(lp_.context());
+    std::error_code ec;
+    acc->assign(asio::generic::stream_protocol(socket_family(fd), SOCK_STREAM), fd, ec);
+    if (ec) {
+      log::error("listener {}: {}", lc.url, ec.message());
+      continue;
+    }
+    auto* a = acc.get();
+    acceptors_.push_back(std::move(acc));
+    spawn(lp_.context(), [this, a, index]() -> task<void> {
+      co_await net::accept_loop(*a, app_.listen[static_cast<std::size_t>(index)], index, state_, state_.acceptor,
+                                [this, index](asio::generic::stream_protocol::socket s) {
+                                  auto session = state_.next_session.fetch_add(1);
+                                  // A session's reactor is a function of its id, so a worker finds it
+                                  // without asking.
+                                  auto r = session % actors_.size();
+                                  caf::anon_send(actors_[r], conn_atom::value, s.release(), index, session);
+                                });
+    }, "acceptor");
+  }
+  log::info("process mode: {} reactor thread(s), dispatch_mode {}", threads_.size(), to_string(app_.server.dispatch));
+}
+
+void reactor_pool::stop_accepting() {
+  for (auto& a : acceptors_) {
+    std::error_code ignored;
+    a->close(ignored);
+  }
+}
+
+void reactor_pool::stop() {
+  stop_accepting();
+  for (auto& a : actors_) caf::anon_send(a, stop_atom::value);
+  for (auto& t : threads_) t->join();
+  threads_.clear();
+  actors_.clear();
+}
+
+std::vector<int> reactor_pool::make_links(int) {
+  pending_links_.clear();
+  std::vector<int> theirs;
+  for (std::size_t r = 0; r < actors_.size(); ++r) {
+    auto rp = ipc::socket_pair();
+    if (!rp) continue;
+    pending_links_.push_back(*rp);
+    theirs.push_back(rp->second);
+  }
+  return theirs;
+}
+
+void reactor_pool::links_done(int id, bool started) {
+  for (std::size_t r = 0; r < pending_links_.size() && r < actors_.size(); ++r) {
+    if (started)
+      caf::anon_send(actors_[r], attach_atom::value, id, pending_links_[r].first);
+    else
+      ::close(pending_links_[r].first);
+  }
+  pending_links_.clear();
+}
+
+}  // namespace swactor::detail

@@ -1,0 +1,215 @@
+#include "net/conn_host.hpp"
+
+#include <sys/socket.h>
+
+#include "net_util.hpp"
+#include "swactor/actors/errors.hpp"
+#include "swactor/core/log.hpp"
+
+namespace swactor::net {
+namespace {
+
+using namespace std::chrono_literals;
+using dgram_proto = asio::generic::datagram_protocol;
+constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+conn_host::conn_host(asio::io_context& io, const app_config& app, server_state& state,
+                     conn_counters& counters, connection_sink& sink)
+    : io_(io),
+      app_(app),
+      state_(state),
+      counters_(counters),
+      sink_(sink),
+      read_buf_(new char[read_buf_size_]) {
+  dgrams_.resize(app.listen.size());
+}
+
+conn_host::~conn_host() {
+  stop_heartbeat();
+  stop_datagrams();
+}
+
+// -- connections ----------------------------------------------------------------------------
+
+std::shared_ptr<connection> conn_host::adopt(asio::generic::stream_protocol::socket sock, int listener,
+                                             std::uint64_t id) {
+  const auto& lc = app_.listen[static_cast<std::size_t>(listener)];
+  std::string remote;
+  if (lc.endpoint.kind == listen_kind::tcp) {
+    std::error_code ec;
+    remote = detail::format_endpoint(sock.remote_endpoint(ec));
+  } else {
+    remote = lc.endpoint.path;
+  }
+  return adopt(make_socket_transport(std::move(sock)), listener, id, std::move(remote));
+}
+
+std::shared_ptr<connection> conn_host::adopt(std::unique_ptr<transport> t, int listener, std::uint64_t id,
+                                             std::string remote) {
+  const auto& lc = app_.listen[static_cast<std::size_t>(listener)];
+  auto c = std::make_shared<connection>(*this, std::move(t),
+                                        std::make_unique<protocols::frame_codec>(lc.framing_options), id,
+                                        listener, lc.output_buffer_size);
+  c->remote = std::move(remote);
+  c->connect_ms = now_ms();
+  conns_.emplace(id, c);
+  bump(counters_.open);
+  bump(counters_.listener_open[listener]);
+  sink_.on_open(*c);
+  if (!c->closed()) c->start();
+  return c;
+}
+
+connection* conn_host::find(std::uint64_t id) const {
+  auto it = conns_.find(id);
+  return it == conns_.end() ? nullptr : it->second.get();
+}
+
+std::vector<std::uint64_t> conn_host::ids() const {
+  std::vector<std::uint64_t> out;
+  out.reserve(conns_.size());
+  for (const auto& [id, c] : conns_) out.push_back(id);
+  return out;
+}
+
+std::error_code conn_host::send(std::uint64_t id, std::string_view data, std::uint8_t kind) {
+  auto* c = find(id);
+  if (!c) return server_errc::session_not_found;
+  return c->send(data, kind);
+}
+
+std::error_code conn_host::close(std::uint64_t id, bool reset) {
+  auto it = conns_.find(id);
+  if (it == conns_.end() || it->second->closed()) return server_errc::session_not_found;
+  auto keep = it->second;  // close() may unregister it
+  keep->close(reset);
+  return {};
+}
+
+std::error_code conn_host::bind(std::uint64_t id, std::uint64_t uid) {
+  auto* c = find(id);
+  if (!c) return server_errc::session_not_found;
+  c->uid = uid;
+  return {};
+}
+
+void conn_host::close_all() {
+  for (auto id : ids()) (void)close(id, false);
+}
+
+void conn_host::abort_all() {
+  for (auto id : ids())
+    if (auto it = conns_.find(id); it != conns_.end()) {
+      auto keep = it->second;
+      keep->abort("server stopping");
+    }
+}
+
+void conn_host::on_connection_closed(connection& c, bool aborted, std::string_view reason) {
+  auto it = conns_.find(c.id());
+  if (it == conns_.end() || it->second.get() != &c) return;
+  auto keep = std::move(it->second);
+  conns_.erase(it);
+  auto l = static_cast<std::size_t>(c.listener());
+  state_.listeners[l].connections.fetch_sub(1, std::memory_order_relaxed);
+  bump(counters_.open, std::int64_t{-1});
+  bump(counters_.listener_open[l], std::int64_t{-1});
+  bump(counters_.closed);
+  if (aborted) bump(counters_.aborted);
+  log::debug("session {} from {} closed: {}", c.id(), c.remote, reason);
+  sink_.on_closed(c, reason);
+}
+
+// -- datagrams ------------------------------------------------------------------------------
+
+void conn_host::serve_datagrams(int listener, asio::generic::datagram_protocol::socket sock) {
+  dgrams_[static_cast<std::size_t>(listener)] = std::make_unique<dgram_proto::socket>(std::move(sock));
+  spawn(io_, [this, listener]() -> task<void> { co_await datagram_loop(listener); }, "datagram loop");
+}
+
+task<void> conn_host::datagram_loop(int listener) {
+  const auto& lc = app_.listen[static_cast<std::size_t>(listener)];
+  std::vector<char> buf(lc.max_packet_size + 1);
+  for (;;) {
+    auto* sock = dgrams_[static_cast<std::size_t>(listener)].get();
+    if (!sock || !sock->is_open()) co_return;
+    dgram_proto::endpoint from;
+    auto [ec, n] = co_await sock->async_receive_from(asio::buffer(buf), from, use_tuple);
+    if (ec) {
+      if (ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) co_return;
+      log::warning("listener {}: receive failed: {}", lc.url, ec.message());
+      continue;
+    }
+    if (n > lc.max_packet_size) {
+      log::warning("listener {}: dropped a datagram larger than max_packet_size ({} bytes)", lc.url,
+                   lc.max_packet_size);
+      continue;
+    }
+    sink_.on_datagram(listener, detail::format_endpoint(from), std::string_view(buf.data(), n));
+  }
+}
+
+std::error_code conn_host::sendto(const std::string& address, std::string_view data, int listener) {
+  dgram_proto::endpoint ep;
+  if (!detail::parse_address(address, ep)) return server_errc::bad_address;
+  for (std::size_t i = 0; i < dgrams_.size(); ++i) {
+    auto& s = dgrams_[i];
+    if (!s || !s->is_open() || (listener >= 0 && static_cast<int>(i) != listener)) continue;
+    std::error_code ec;
+    if (listener < 0 && s->local_endpoint(ec).protocol().family() != ep.protocol().family()) continue;
+    s->send_to(asio::buffer(data.data(), data.size()), ep, 0, ec);
+    return ec;
+  }
+  return server_errc::not_supported;
+}
+
+void conn_host::stop_datagrams() {
+  for (auto& d : dgrams_) {
+    std::error_code ignored;
+    if (d) d->close(ignored);
+  }
+}
+
+// -- heartbeat ------------------------------------------------------------------------------
+
+void conn_host::start_heartbeat() {
+  duration every = duration::max();
+  for (const auto& l : app_.listen) {
+    if (l.heartbeat_idle_time.count() <= 0 || !l.endpoint.stream()) continue;
+    duration d = l.heartbeat_check_interval.count() > 0 ? duration(l.heartbeat_check_interval)
+                                                        : duration(l.heartbeat_idle_time / 2);
+    every = std::min(every, std::max<duration>(d, 1ms));
+  }
+  if (every == duration::max()) return;
+  heartbeat_ = spawn(io_, [this, every]() -> task<void> { co_await heartbeat_loop(every); }, "heartbeat");
+}
+
+void conn_host::stop_heartbeat() { heartbeat_.cancel(); }
+
+task<void> conn_host::heartbeat_loop(duration every) {
+  for (;;) {
+    co_await sleep(every);
+    auto now = std::chrono::steady_clock::now();
+    std::vector<std::uint64_t> idle;
+    for (const auto& [id, c] : conns_) {
+      auto t = app_.listen[static_cast<std::size_t>(c->listener())].heartbeat_idle_time;
+      if (t.count() > 0 && now - c->last_activity >= t) idle.push_back(id);
+    }
+    for (auto id : idle) {
+      log::info("closing idle session {} (no data for {} ms)", id,
+                app_.listen[static_cast<std::size_t>(find(id) ? find(id)->listener() : 0)]
+                    .heartbeat_idle_time.count());
+      (void)close(id, false);
+    }
+  }
+}
+
+}  // namespace swactor::net

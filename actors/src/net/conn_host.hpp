@@ -1,0 +1,109 @@
+#pragma once
+// Where connections live on one loop: the base-mode worker and each process-mode reactor
+// thread own one conn_host. It registers accepted sockets as connections, counts them,
+// closes idle ones (heartbeat), serves datagram listeners, and hands everything that
+// happens to a connection_sink: the worker's local sink runs module handlers, the
+// reactor's sink sends typed messages to workers. Nothing here knows which mode it is in.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <unordered_map>
+#include <vector>
+
+#include <asio/generic/datagram_protocol.hpp>
+#include <asio/generic/stream_protocol.hpp>
+#include <asio/io_context.hpp>
+
+#include "net/connection.hpp"
+#include "swactor/actors/app_config.hpp"
+#include "swactor/actors/server_state.hpp"
+#include "swactor/core/coro.hpp"
+
+namespace swactor::net {
+
+class connection_sink {
+ public:
+  // A connection was registered (before its first event).
+  virtual void on_open(connection& c) = 0;
+  // One decoded event; the view is valid during the call only. Return false to stop
+  // reading this connection until c.resume() (the look-ahead bound).
+  virtual bool on_event(connection& c, const protocols::event& e) = 0;
+  // The connection is gone (once per connection, after it was counted).
+  virtual void on_closed(connection& c, std::string_view reason) = 0;
+  // A datagram on a datagram listener; `from` is "ip:port", "[v6]:port" or a path.
+  virtual void on_datagram(int listener, std::string from, std::string_view data) = 0;
+
+ protected:
+  ~connection_sink() = default;
+};
+
+class conn_host {
+ public:
+  // `counters` is this process's (or reactor's) own slot: only this loop writes it.
+  conn_host(asio::io_context& io, const app_config& app, server_state& state, conn_counters& counters,
+            connection_sink& sink);
+  ~conn_host();
+  conn_host(const conn_host&) = delete;
+  conn_host& operator=(const conn_host&) = delete;
+
+  // -- connections ---------------------------------------------------------------------
+  // Registers an accepted socket of listener `listener` as session `id` and starts it.
+  std::shared_ptr<connection> adopt(asio::generic::stream_protocol::socket sock, int listener,
+                                    std::uint64_t id);
+  // Same over any transport (tests use an in-memory one); `remote` as info() shows it.
+  std::shared_ptr<connection> adopt(std::unique_ptr<transport> t, int listener, std::uint64_t id,
+                                    std::string remote);
+  connection* find(std::uint64_t id) const;
+  std::size_t size() const noexcept { return conns_.size(); }
+  std::vector<std::uint64_t> ids() const;
+
+  std::error_code send(std::uint64_t id, std::string_view data, std::uint8_t kind = 0);
+  std::error_code close(std::uint64_t id, bool reset);
+  std::error_code bind(std::uint64_t id, std::uint64_t uid);
+  // Graceful close of every connection (queued output is written first).
+  void close_all();
+  void abort_all();
+
+  // -- datagrams -----------------------------------------------------------------------
+  void serve_datagrams(int listener, asio::generic::datagram_protocol::socket sock);
+  // listener -1: the first datagram listener of the address's family.
+  std::error_code sendto(const std::string& address, std::string_view data, int listener);
+  void stop_datagrams();
+
+  // -- heartbeat -----------------------------------------------------------------------
+  // Closes connections idle for their listener's heartbeat_idle_time; checks every
+  // heartbeat_check_interval (default idle / 2). No coroutine when no listener wants it.
+  void start_heartbeat();
+  void stop_heartbeat();
+
+  // -- used by connection ----------------------------------------------------------------
+  connection_sink& sink() noexcept { return sink_; }
+  asio::io_context& io() noexcept { return io_; }
+  char* read_buffer() noexcept { return read_buf_.get(); }
+  std::size_t read_buffer_size() const noexcept { return read_buf_size_; }
+  void on_connection_closed(connection& c, bool aborted, std::string_view reason);
+  const app_config& app() const noexcept { return app_; }
+
+ private:
+  task<void> datagram_loop(int listener);
+  task<void> heartbeat_loop(duration every);
+
+  asio::io_context& io_;
+  const app_config& app_;
+  server_state& state_;
+  conn_counters& counters_;
+  connection_sink& sink_;
+  // One read buffer per loop: a connection reads into it and keeps only what its codec
+  // did not consume, so an idle connection holds no buffer.
+  std::size_t read_buf_size_ = 64 * 1024;
+  std::unique_ptr<char[]> read_buf_;
+  std::unordered_map<std::uint64_t, std::shared_ptr<connection>> conns_;
+  std::vector<std::unique_ptr<asio::generic::datagram_protocol::socket>> dgrams_;  // by listener
+  coro_handle heartbeat_;
+};
+
+}  // namespace swactor::net

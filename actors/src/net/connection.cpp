@@ -1,0 +1,294 @@
+#include "net/connection.hpp"
+
+#include <asio/post.hpp>
+
+#include "net/conn_host.hpp"
+#include "swactor/actors/errors.hpp"
+#include "swactor/core/log.hpp"
+
+namespace swactor::net {
+namespace {
+
+// A connection that keeps its socket full gets this many reads in a row before the loop's
+// other work runs (fairness); then it continues from a posted callback.
+constexpr int kReadsPerWakeup = 4;
+// Unconsumed input grows by at least this much per read (a partial frame).
+constexpr std::size_t kMinAppend = 16 * 1024;
+constexpr int kMaxIov = 64;
+
+bool would_block(const std::error_code& ec) {
+  return ec == std::errc::operation_would_block || ec == std::errc::resource_unavailable_try_again;
+}
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+connection::connection(conn_host& host, std::unique_ptr<transport> t,
+                       std::unique_ptr<protocols::stream_codec> c, std::uint64_t id, int listener,
+                       std::size_t out_limit)
+    : last_activity(std::chrono::steady_clock::now()),
+      host_(host),
+      transport_(std::move(t)),
+      codec_(std::move(c)),
+      id_(id),
+      listener_(listener),
+      out_limit_(out_limit) {}
+
+connection::~connection() = default;
+
+void connection::start() { read_ready(); }
+
+// -- reading --------------------------------------------------------------------------------
+
+void connection::on_readable(std::error_code ec) {
+  waiting_read_ = false;
+  if (closed_) return;
+  if (ec) {
+    if (ec == asio::error::operation_aborted) return;
+    finish(true, ec.message());
+    return;
+  }
+  read_ready();
+}
+
+void connection::read_ready() {
+  for (int round = 0; round < kReadsPerWakeup; ++round) {
+    if (closed_ || paused_ || waiting_read_) return;
+    // Prepare: a connection with a partial frame reads after it; any other reads into the
+    // loop's buffer and keeps nothing once its codec consumed everything.
+    const bool own = !pending_.empty();
+    char* dst;
+    std::size_t cap;
+    std::size_t old = pending_.size();
+    if (own) {
+      cap = std::max(kMinAppend, pending_.capacity() - old);
+      pending_.resize(old + cap);
+      dst = pending_.data() + old;
+    } else {
+      cap = host_.read_buffer_size();
+      dst = host_.read_buffer();
+    }
+    std::error_code ec;
+    auto n = transport_->read_some(dst, cap, ec);
+    if (own) pending_.resize(old + n);  // commit
+    if (ec) {
+      if (would_block(ec)) {
+        waiting_read_ = true;
+        transport_->wait_readable(shared_from_this());
+      } else {
+        finish(true, ec.message());
+      }
+      return;
+    }
+    if (n == 0) {
+      finish(false, "closed by peer");
+      return;
+    }
+    last_activity = std::chrono::steady_clock::now();
+    last_receive_ms = now_ms();
+    std::string_view input = own ? std::string_view(pending_) : std::string_view(dst, n);
+    auto self = shared_from_this();  // the sink may close and unregister us
+    auto used = process(input);
+    if (closed_) return;
+    if (codec_->failed()) {
+      log::warning("closing session {} from {}: {}", id_, remote, codec_->reason());
+      abort(codec_->reason());
+      return;
+    }
+    if (own) {
+      pending_.erase(0, used);
+      if (pending_.empty()) std::string().swap(pending_);  // idle again: give the memory back
+    } else if (used < input.size()) {
+      pending_.assign(input.substr(used));
+    }
+    // A short read drained the socket: any later byte raises a fresh readiness edge.
+    if (n < cap) {
+      if (!paused_ && !waiting_read_) {
+        waiting_read_ = true;
+        transport_->wait_readable(shared_from_this());
+      }
+      return;
+    }
+  }
+  if (!closed_ && !paused_ && !waiting_read_)
+    asio::post(host_.io(), [self = shared_from_this()] { self->read_ready(); });
+}
+
+std::size_t connection::process(std::string_view input) {
+  std::size_t used = 0;
+  decoding_ = true;
+  for (;;) {
+    codec_switched_ = false;
+    used += codec_->decode(input.substr(used), *this);
+    retired_codec_.reset();
+    write_codec_output();
+    // After a switch the new codec gets the rest of this read at once.
+    if (!codec_switched_ || closed_ || paused_ || codec_->failed() || used >= input.size()) break;
+  }
+  decoding_ = false;
+  return used;
+}
+
+bool connection::on_event(const protocols::event& e) {
+  if (closed_) return false;
+  if (!host_.sink().on_event(*this, e)) paused_ = true;
+  return !paused_ && !codec_switched_ && !closed_;
+}
+
+void connection::resume() {
+  if (!paused_ || closed_) return;
+  paused_ = false;
+  // Posted: resume() may run inside another connection's decode, which uses the loop's
+  // read buffer. The next read is speculative: readiness edges seen while paused are gone.
+  asio::post(host_.io(), [self = shared_from_this()] {
+    if (self->closed_ || self->paused_) return;
+    if (!self->pending_.empty() && !self->decoding_) {
+      auto used = self->process(self->pending_);
+      if (self->closed_) return;
+      if (self->codec_->failed()) {
+        self->abort(self->codec_->reason());
+        return;
+      }
+      self->pending_.erase(0, used);
+      if (self->paused_) return;
+    }
+    self->read_ready();
+  });
+}
+
+void connection::replace_codec(std::unique_ptr<protocols::stream_codec> c) {
+  retired_codec_ = std::move(codec_);
+  codec_ = std::move(c);
+  codec_switched_ = true;
+}
+
+void connection::write_codec_output() {
+  std::string out;
+  if (codec_->take_output(out) && !out.empty()) (void)queue_bytes(out);
+}
+
+// -- writing --------------------------------------------------------------------------------
+
+std::error_code connection::send(std::string_view data, std::uint8_t kind) {
+  if (closed_ || close_requested_) return server_errc::session_not_found;
+  if (kind == 0) return queue_bytes(data);
+  std::string wire;
+  codec_->encode(kind, data, wire);
+  return queue_bytes(wire);
+}
+
+std::error_code connection::queue_bytes(std::string_view data) {
+  if (closed_ || close_requested_) return server_errc::session_not_found;
+  if (out_bytes_ + data.size() > out_limit_ && out_bytes_ > 0) return server_errc::output_buffer_full;
+  if (data.empty()) return {};
+  if (out_.empty()) {
+    // Most replies fit in the socket buffer: write now, copy nothing.
+    iovec iov{const_cast<char*>(data.data()), data.size()};
+    std::error_code ec;
+    auto n = transport_->write_some(&iov, 1, ec);
+    if (ec && !would_block(ec)) {
+      finish(true, ec.message());
+      return {};  // the peer is gone; on_close tells the module
+    }
+    if (n == data.size()) return {};
+    data.remove_prefix(n);
+  }
+  out_bytes_ += data.size();
+  out_.emplace_back(data);
+  if (!waiting_write_) {
+    waiting_write_ = true;
+    transport_->wait_writable(shared_from_this());
+  }
+  return {};
+}
+
+void connection::on_writable(std::error_code ec) {
+  waiting_write_ = false;
+  if (closed_) return;
+  if (ec) {
+    if (ec != asio::error::operation_aborted) finish(true, ec.message());
+    return;
+  }
+  flush();
+}
+
+void connection::flush() {
+  while (!out_.empty()) {
+    iovec iov[kMaxIov];
+    int count = 0;
+    for (std::size_t i = 0; i < out_.size() && count < kMaxIov; ++i, ++count) {
+      std::size_t skip = i == 0 ? front_sent_ : 0;
+      iov[count].iov_base = out_[i].data() + skip;
+      iov[count].iov_len = out_[i].size() - skip;
+    }
+    std::error_code ec;
+    auto n = transport_->write_some(iov, count, ec);
+    if (ec && !would_block(ec)) {
+      finish(true, ec.message());
+      return;
+    }
+    out_bytes_ -= n;
+    std::size_t done = 0;
+    while (n > 0 && done < out_.size()) {
+      std::size_t left = out_[done].size() - front_sent_;
+      if (n >= left) {
+        n -= left;
+        front_sent_ = 0;
+        ++done;
+      } else {
+        front_sent_ += n;
+        n = 0;
+      }
+    }
+    out_.erase(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(done));
+    if (ec) break;  // would block: wait below
+  }
+  if (!out_.empty()) {
+    if (!waiting_write_) {
+      waiting_write_ = true;
+      transport_->wait_writable(shared_from_this());
+    }
+    return;
+  }
+  std::vector<std::string>().swap(out_);
+  if (close_requested_) {
+    transport_->shutdown();
+    finish(false, "closed by server");
+  }
+}
+
+// -- closing --------------------------------------------------------------------------------
+
+void connection::close(bool reset) {
+  if (closed_) return;
+  if (reset) {
+    finish(true, "reset by server", true);
+    return;
+  }
+  close_requested_ = true;
+  if (out_.empty()) {
+    transport_->shutdown();
+    finish(false, "closed by server");
+  }
+}
+
+void connection::abort(std::string_view reason) { finish(true, reason); }
+
+void connection::finish(bool aborted, std::string_view reason, bool reset) {
+  if (closed_) return;
+  auto self = shared_from_this();  // the host drops its reference below
+  closed_ = true;
+  aborted_ = aborted;
+  transport_->close(reset);
+  out_.clear();
+  out_bytes_ = 0;
+  std::string().swap(pending_);
+  host_.on_connection_closed(*this, aborted, reason);
+}
+
+}  // namespace swactor::net

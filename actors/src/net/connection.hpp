@@ -1,0 +1,111 @@
+#pragma once
+// One client connection of a stream listener, for every server mode: the base-mode worker
+// and the process-mode reactor hold the same type (in a conn_host). It owns the transport,
+// the protocol codec, the unconsumed input and the bounded output queue:
+//
+//   transport ready -> read into the loop's buffer -> codec.decode() -> events -> sink
+//   send() -> codec.encode() -> direct write, or the output queue when the socket is full
+//
+// The connection keeps reading while handlers run; the sink bounds that look-ahead by
+// pausing it (returning false from on_event) and resuming it later. Single loop: every
+// member is called on the loop that owns the transport.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "net/transport.hpp"
+#include "swactor/protocols/codec.hpp"
+
+namespace swactor::net {
+
+class conn_host;
+
+class connection final : public io_owner,
+                         public std::enable_shared_from_this<connection>,
+                         private protocols::event_sink {
+ public:
+  connection(conn_host& host, std::unique_ptr<transport> t, std::unique_ptr<protocols::stream_codec> c,
+             std::uint64_t id, int listener, std::size_t out_limit);
+  ~connection();
+
+  // -- identity and what info() reports ------------------------------------------------
+  std::uint64_t id() const noexcept { return id_; }
+  int listener() const noexcept { return listener_; }
+  std::string remote;
+  std::uint64_t uid = 0;
+  std::int64_t connect_ms = 0;       // unix epoch ms
+  std::int64_t last_receive_ms = 0;  // 0 = nothing received yet
+  std::chrono::steady_clock::time_point last_activity;
+  // For the sink's own use (the reactor keeps its dispatch state here).
+  std::uint64_t sink_tag = 0;
+  int sink_worker = -1;
+
+  // Starts reading (after the host registered the connection and told the sink).
+  void start();
+
+  // -- output --------------------------------------------------------------------------
+  // Queues a reply of `kind` (0 = raw bytes) through the codec. Errors:
+  // server_errc::session_not_found (closed or closing), server_errc::output_buffer_full
+  // (the peer does not read; one reply larger than the limit still goes into an empty
+  // queue). Only what the socket does not take at once is copied.
+  std::error_code send(std::string_view data, std::uint8_t kind = 0);
+  // Closes once queued output is written; reset = RST now, queued output dropped.
+  void close(bool reset);
+  // Closes now with a reason (limit, protocol error): counted as aborted.
+  void abort(std::string_view reason);
+
+  // -- reading -------------------------------------------------------------------------
+  // Look-ahead control for the sink: resume() reads again after on_event returned false.
+  void resume();
+  bool paused() const noexcept { return paused_; }
+  // Replaces the codec in place (an Upgrade): bytes after the current event go to the new
+  // codec. Call it from the sink's on_event.
+  void replace_codec(std::unique_ptr<protocols::stream_codec> c);
+  const protocols::stream_codec& codec() const noexcept { return *codec_; }
+
+  // -- state ---------------------------------------------------------------------------
+  bool closed() const noexcept { return closed_; }
+  bool aborted() const noexcept { return aborted_; }
+  std::size_t queued_bytes() const noexcept { return out_bytes_; }
+  std::size_t buffered_input() const noexcept { return pending_.size(); }
+  std::size_t output_limit() const noexcept { return out_limit_; }
+
+ private:
+  void on_readable(std::error_code ec) override;
+  void on_writable(std::error_code ec) override;
+  bool on_event(const protocols::event& e) override;
+
+  void read_ready();
+  std::size_t process(std::string_view input);
+  void flush();
+  void write_codec_output();
+  std::error_code queue_bytes(std::string_view data);
+  void finish(bool aborted, std::string_view reason, bool reset = false);
+
+  conn_host& host_;
+  std::unique_ptr<transport> transport_;
+  std::unique_ptr<protocols::stream_codec> codec_;
+  std::unique_ptr<protocols::stream_codec> retired_codec_;  // alive until its decode() returns
+  std::uint64_t id_;
+  int listener_;
+  std::string pending_;              // unconsumed input; empty (no allocation) when idle
+  std::vector<std::string> out_;     // output the socket did not take; front_sent_ of out_[0] is gone
+  std::size_t front_sent_ = 0;
+  std::size_t out_bytes_ = 0;
+  std::size_t out_limit_;
+  bool paused_ = false;
+  bool waiting_read_ = false;
+  bool waiting_write_ = false;
+  bool close_requested_ = false;
+  bool closed_ = false;
+  bool aborted_ = false;
+  bool codec_switched_ = false;
+  bool decoding_ = false;
+};
+
+}  // namespace swactor::net

@@ -1,0 +1,86 @@
+#include "net/transport.hpp"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+
+namespace swactor::net {
+namespace {
+
+class socket_transport final : public transport {
+ public:
+  explicit socket_transport(asio::generic::stream_protocol::socket s) : sock_(std::move(s)) {
+    std::error_code ignored;
+    sock_.non_blocking(true, ignored);
+  }
+
+  std::size_t read_some(char* buf, std::size_t n, std::error_code& ec) override {
+    // recv() directly: asio's synchronous read would poll on would_block.
+    for (;;) {
+      auto r = ::recv(sock_.native_handle(), buf, n, 0);
+      if (r >= 0) {
+        ec.clear();
+        return static_cast<std::size_t>(r);
+      }
+      if (errno == EINTR) continue;
+      ec = errno == EAGAIN || errno == EWOULDBLOCK ? make_error_code(std::errc::operation_would_block)
+                                                   : std::error_code(errno, std::system_category());
+      return 0;
+    }
+  }
+
+  std::size_t write_some(const iovec* iov, int count, std::error_code& ec) override {
+    msghdr mh{};
+    mh.msg_iov = const_cast<iovec*>(iov);
+    mh.msg_iovlen = static_cast<std::size_t>(count);
+    for (;;) {
+      auto r = ::sendmsg(sock_.native_handle(), &mh, MSG_NOSIGNAL);
+      if (r >= 0) {
+        ec.clear();
+        return static_cast<std::size_t>(r);
+      }
+      if (errno == EINTR) continue;
+      ec = errno == EAGAIN || errno == EWOULDBLOCK ? make_error_code(std::errc::operation_would_block)
+                                                   : std::error_code(errno, std::system_category());
+      return 0;
+    }
+  }
+
+  void wait_readable(std::shared_ptr<io_owner> owner) override {
+    sock_.async_wait(asio::socket_base::wait_read,
+                     [o = std::move(owner)](std::error_code ec) { o->on_readable(ec); });
+  }
+  void wait_writable(std::shared_ptr<io_owner> owner) override {
+    sock_.async_wait(asio::socket_base::wait_write,
+                     [o = std::move(owner)](std::error_code ec) { o->on_writable(ec); });
+  }
+
+  void shutdown() noexcept override {
+    std::error_code ignored;
+    sock_.shutdown(asio::socket_base::shutdown_send, ignored);
+  }
+  void close(bool reset) noexcept override {
+    if (!sock_.is_open()) return;
+    if (reset) {
+      ::linger lg{1, 0};
+      ::setsockopt(sock_.native_handle(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+    std::error_code ignored;
+    sock_.close(ignored);
+  }
+  bool is_open() const noexcept override { return sock_.is_open(); }
+  int native_handle() const noexcept override {
+    return const_cast<asio::generic::stream_protocol::socket&>(sock_).native_handle();
+  }
+
+ private:
+  asio::generic::stream_protocol::socket sock_;
+};
+
+}  // namespace
+
+std::unique_ptr<transport> make_socket_transport(asio::generic::stream_protocol::socket sock) {
+  return std::make_unique<socket_transport>(std::move(sock));
+}
+
+}  // namespace swactor::net

@@ -1,0 +1,99 @@
+// The one context implementation. Every operation goes to what the worker chose at start
+// (session_port, the runner's stand-ins, the master link); nothing here knows the mode.
+
+#include "worker/runtime.hpp"
+
+namespace swactor::detail {
+
+using namespace std::chrono_literals;
+
+std::error_code server_context::send(session_id s, std::string_view data) { return rt_.port().send(s, data); }
+
+std::error_code server_context::sendto(const std::string& a, std::string_view d, int l) {
+  return rt_.port().sendto(a, d, l);
+}
+
+std::error_code server_context::close(session_id s, bool reset) { return rt_.port().close(s, reset); }
+
+result<session_info> server_context::info(session_id s) {
+  const auto* i = rt_.runner().find(s);
+  if (!i) return make_error_code(server_errc::session_not_found);
+  return *i;
+}
+
+std::string_view server_context::payload(session_id s, std::string_view message) {
+  const auto* i = rt_.runner().find(s);
+  if (!i || i->listener < 0 || i->listener >= static_cast<int>(rt_.app().listen.size())) return message;
+  return protocols::frame_payload(rt_.app().listen[static_cast<std::size_t>(i->listener)].framing_options, message);
+}
+
+std::error_code server_context::bind(session_id s, user_id uid) {
+  rt_.runner().bind(s, uid);
+  return rt_.port().bind(s, uid);
+}
+
+result<task_id> server_context::task(std::string payload, int dst) {
+  return rt_.start_task(module_, std::move(payload), dst, true, nullptr);
+}
+
+swactor::task<result<std::string>> server_context::task_wait(std::string payload, duration timeout, int dst) {
+  auto ch = std::make_shared<channel<result<std::string>>>(1);
+  auto id = rt_.start_task(module_, std::move(payload), dst, false, ch);
+  if (!id) co_return id.error();
+  auto r = co_await ch->pop(timeout);
+  if (!r) {
+    rt_.forget_task(*id);  // a late result is dropped, never handed to a later call
+    co_return r.error();
+  }
+  co_return std::move(*r);
+}
+
+swactor::task<std::vector<result<std::string>>> server_context::task_wait_all(std::vector<std::string> payloads,
+                                                                             duration timeout) {
+  std::vector<std::pair<result<task_id>, std::shared_ptr<channel<result<std::string>>>>> started;
+  for (auto& p : payloads) {
+    auto ch = std::make_shared<channel<result<std::string>>>(1);
+    auto id = rt_.start_task(module_, std::move(p), -1, false, ch);
+    started.emplace_back(std::move(id), std::move(ch));
+  }
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::vector<result<std::string>> out;
+  for (auto& [id, ch] : started) {
+    if (!id) {
+      out.emplace_back(id.error());
+      continue;
+    }
+    // One deadline for the whole batch: later tasks get what is left of it.
+    auto left = timeout == no_timeout ? no_timeout
+                                      : std::max<duration>(deadline - std::chrono::steady_clock::now(), 0ms);
+    if (left == 0ms) {
+      if (auto v = ch->try_pop()) {
+        out.push_back(std::move(*v));
+      } else {
+        rt_.forget_task(*id);
+        out.emplace_back(errc::timeout);
+      }
+      continue;
+    }
+    auto got = co_await ch->pop(left);
+    if (got) {
+      out.push_back(std::move(*got));
+    } else {
+      rt_.forget_task(*id);
+      out.emplace_back(got.error());
+    }
+  }
+  co_return out;
+}
+
+std::error_code server_context::send_message(int worker_id, std::string payload) {
+  return rt_.send_message(module_, worker_id, std::move(payload));
+}
+
+std::string server_context::stats() { return rt_.stats_json(); }
+
+ipc::table* server_context::table(std::string_view name) { return rt_.find_table(name); }
+
+int server_context::user_process_id(int index) const { return rt_.user_process_id(module_, index); }
+
+}  // namespace swactor::detail

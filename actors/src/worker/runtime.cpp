@@ -1,0 +1,514 @@
+#include "worker/runtime.hpp"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <random>
+
+#include <asio/generic/datagram_protocol.hpp>
+#include <nlohmann/json.hpp>
+
+#include "net_util.hpp"
+#include "swactor/core/log.hpp"
+
+namespace swactor::detail {
+namespace {
+
+using namespace std::chrono_literals;
+using stream_proto = asio::generic::stream_protocol;
+using dgram_proto = asio::generic::datagram_protocol;
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+worker_runtime::worker_runtime(swactor::loop& lp, const worker_args& args, app_config app, server_state* state,
+                               ipc::link link, const module_registry& reg)
+    : lp_(lp),
+      args_(args),
+      app_(std::move(app)),
+      layout_(app_),
+      state_(state),
+      slot_(&state->procs[args.id]),
+      link_(std::move(link)),
+      runner_(lp.context(), *this) {
+  is_task_ = args.role == proc_role::task;
+  is_user_ = args.role == proc_role::user;
+  runner_.set_worker(args.id);
+  // Each module instance is built once, here, in the process that runs it.
+  for (std::size_t i = 0; i < app_.modules.size(); ++i) {
+    const auto& mc = app_.modules[i];
+    config::diagnostics d;
+    auto m = reg.find(mc.type)->make(mc.options, d, "modules." + mc.instance);
+    m->set_instance_name(mc.instance);
+    modules_.push_back(std::move(m));
+    contexts_.push_back(std::make_unique<server_context>(*this, static_cast<int>(i), lp_,
+                                                         is_task_ ? "task" : "worker", args.id));
+  }
+  if (app_.server.max_request > 0 && !is_task_) {
+    std::mt19937_64 rng(std::random_device{}() ^ static_cast<unsigned>(getpid()));
+    std::int64_t grace = app_.server.max_request_grace;
+    max_request_ = app_.server.max_request +
+                   (grace > 0 ? static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(grace + 1)) : 0);
+  }
+  // How handlers reach connections is decided once, here.
+  if (app_.process_mode()) {
+    port_ = make_remote_port(app_, args.id, reactors_, runner_, state_->next_session);
+  } else {
+    host_ = std::make_unique<net::conn_host>(lp_.context(), app_, *state_, slot_->conns,
+                                             static_cast<net::connection_sink&>(*this));
+    port_ = make_local_port(*host_);
+  }
+}
+
+worker_runtime::~worker_runtime() {
+  // Connections hold a reference to the host: close them before it goes.
+  if (host_) host_->abort_all();
+}
+
+void worker_runtime::attach_tables(const std::vector<int>& fds) {
+  for (std::size_t i = 0; i < fds.size() && i < app_.tables.size(); ++i) {
+    auto t = ipc::table::attach(fds[i]);
+    if (!t) {
+      log::error("cannot attach table {}: {}", app_.tables[i].name, t.error().message());
+      continue;
+    }
+    tables_.emplace_back(app_.tables[i].name, std::move(*t));
+  }
+}
+
+ipc::table* worker_runtime::find_table(std::string_view name) {
+  for (auto& [n, t] : tables_)
+    if (n == name) return &t;
+  return nullptr;
+}
+
+int worker_runtime::user_process_id(int module, int index) const {
+  for (std::size_t k = 0; k < app_.user_procs.size(); ++k)
+    if (app_.user_procs[k] == std::pair<int, int>{module, index})
+      return layout_.id_of(proc_role::user, static_cast<int>(k));
+  return -1;
+}
+
+// -- start and stop ---------------------------------------------------------------------------
+
+task<void> worker_runtime::start() {
+  slot_->pid.store(getpid());
+  set_state(proc_state::starting);
+  slot_->started_ms.store(now_ms());
+  spawn(lp_.context(), [this]() -> task<void> { co_await master_loop(); }, "master link");
+  if (is_user_) {
+    auto k = static_cast<std::size_t>(layout_.index_of(args_.id));
+    if (k >= app_.user_procs.size()) {
+      log::error("no user process #{}", k);
+      begin_stop("unknown user process");
+      co_return;
+    }
+    auto [mod, index] = app_.user_procs[k];
+    set_state(proc_state::busy);
+    log::info("user process of module {} (#{}) started (pid {})", modules_[mod]->instance_name(), index, getpid());
+    (void)link_.send(ipc::encode(ipc::ready{static_cast<std::uint32_t>(args_.id)}));
+    // Its own coroutine, so that a stop can cancel it (a user process usually loops forever).
+    int m = mod, i = index;
+    user_coro_ = spawn(lp_.context(), [this, m, i]() -> task<void> {
+      co_await invoke(m, "on_user_process", {}, modules_[m]->on_user_process(*contexts_[m], i));
+      if (!stopping_) begin_stop("on_user_process returned");
+    }, "user process");
+    co_return;
+  }
+  for (std::size_t i = 0; i < modules_.size(); ++i)
+    co_await invoke(static_cast<int>(i), "on_worker_start", {}, modules_[i]->on_worker_start(*contexts_[i]));
+  if (!is_task_) {
+    if (app_.process_mode())
+      start_reactor_links();
+    else
+      start_listeners();
+  }
+  set_state(proc_state::idle);
+  // Tell the manager we serve: a reload retires the old process only after this.
+  (void)link_.send(ipc::encode(ipc::ready{static_cast<std::uint32_t>(args_.id)}));
+  log::info("{} #{} started (pid {}, {} listener(s), {} module(s))", is_task_ ? "task worker" : "worker", args_.id,
+            getpid(), acceptors_.size(), modules_.size());
+}
+
+void worker_runtime::start_listeners() {
+  for (std::size_t i = 0; i < app_.listen.size(); ++i) {
+    const auto& lc = app_.listen[i];
+    int fd = i < args_.listen_fds.size() ? args_.listen_fds[i] : -1;
+    if (fd < 0) continue;
+    int family = socket_family(fd);
+    std::error_code ec;
+    int index = static_cast<int>(i);
+    if (lc.endpoint.stream()) {
+      auto acc = std::make_unique<net::stream_acceptor>(lp_.context());
+      acc->assign(stream_proto(family, SOCK_STREAM), fd, ec);
+      if (ec) {
+        log::error("listener {}: cannot adopt inherited socket: {}", lc.url, ec.message());
+        continue;
+      }
+      auto* a = acc.get();
+      acceptors_.push_back(std::move(acc));
+      spawn(lp_.context(), [this, a, index]() -> task<void> {
+        const auto& l = app_.listen[static_cast<std::size_t>(index)];
+        co_await net::accept_loop(*a, l, index, *state_, slot_->conns, [this, index](stream_proto::socket s) {
+          host_->adopt(std::move(s), index, state_->next_session.fetch_add(1));
+        });
+      }, "accept loop");
+    } else {
+      dgram_proto::socket s(lp_.context());
+      s.assign(dgram_proto(family, SOCK_DGRAM), fd, ec);
+      if (ec) {
+        log::error("listener {}: cannot adopt inherited socket: {}", lc.url, ec.message());
+        continue;
+      }
+      host_->serve_datagrams(index, std::move(s));
+    }
+  }
+  host_->start_heartbeat();
+}
+
+void worker_runtime::start_reactor_links() {
+  for (std::size_t r = 0; r < args_.reactor_fds.size(); ++r) {
+    ipc::link_options lo;
+    lo.name = "worker#" + std::to_string(args_.id) + "<-reactor" + std::to_string(r);
+    auto l = ipc::link::from_fd(lp_.context().get_executor(), args_.reactor_fds[r], lo);
+    if (!l) {
+      log::error("bad reactor link {}: {}", r, l.error().message());
+      continue;
+    }
+    reactors_.push_back(std::make_unique<ipc::link>(std::move(*l)));
+  }
+  for (auto& l : reactors_) {
+    auto* lp = l.get();
+    spawn(lp_.context(), [this, lp]() -> task<void> { co_await reactor_loop(*lp); }, "reactor link");
+  }
+}
+
+void worker_runtime::begin_stop(std::string why) {
+  if (stopping_) return;
+  stopping_ = true;
+  spawn(lp_.context(), [this, why]() -> task<void> { co_await stop_sequence(why); }, "stop");
+}
+
+task<void> worker_runtime::stop_sequence(std::string why) {
+  log::info("stopping: {}", why);
+  set_state(proc_state::stopping);
+  auto deadline = std::chrono::steady_clock::now() + app_.server.max_wait_time;
+  auto left = [&] { return std::max<duration>(deadline - std::chrono::steady_clock::now(), 1ms); };
+  // No new work: stop accepting and receiving datagrams.
+  for (auto& a : acceptors_) {
+    std::error_code ec;
+    a->close(ec);
+  }
+  if (host_) host_->stop_datagrams();
+  // A user process is told to stop by cancelling its coroutine.
+  user_coro_.cancel();
+  // Process mode: the reactors stop sending to us; what they sent before is still handled.
+  if (!reactors_.empty()) {
+    drained_.add(static_cast<std::int64_t>(reactors_.size()));
+    for (auto& r : reactors_)
+      if (r->send(ipc::encode(ipc::drain{static_cast<std::uint32_t>(args_.id)}))) drained_.done();
+    if (co_await drained_.wait(left())) log::warning("a reactor did not confirm the drain in time");
+  }
+  // Base mode: open connections keep being served until their clients close them (or
+  // max_wait_time): closing them now could drop a request already on its way.
+  while (host_ && host_->size() > 0 && std::chrono::steady_clock::now() < deadline) co_await sleep(5ms);
+  // Finish the handlers that are running (and the events queued for them).
+  if (co_await runner_.running().wait(left()))
+    log::warning("{} session(s) still have handlers running after max_wait_time", runner_.running().count());
+  if (co_await in_flight_.wait(left()))
+    log::warning("{} handler(s) still running after max_wait_time", in_flight_.count());
+  if (!is_user_)
+    for (std::size_t i = 0; i < modules_.size(); ++i)
+      co_await invoke(static_cast<int>(i), "on_worker_stop", {}, modules_[i]->on_worker_stop(*contexts_[i]));
+  // Let queued output reach the clients, then close the connections.
+  if (host_) {
+    host_->stop_heartbeat();
+    host_->close_all();
+    while (host_->size() > 0 && std::chrono::steady_clock::now() < deadline) co_await sleep(5ms);
+    host_->abort_all();
+  }
+  for (auto& r : reactors_) (void)co_await r->flush(500ms);
+  lp_.timers().clear_all();
+  (void)co_await link_.flush(200ms);
+  set_state(proc_state::exited);
+  if (owns_slot()) slot_->in_flight.store(0);
+  lp_.stop();
+}
+
+// -- running handlers -------------------------------------------------------------------------
+
+task<void> worker_runtime::invoke(int module, const char* event, session_id sid, swactor::task<void> t) {
+  in_flight_.add();
+  slot_->in_flight.fetch_add(1, std::memory_order_relaxed);
+  set_state(stopping_ ? proc_state::stopping : proc_state::busy);
+  try {
+    co_await std::move(t);
+  } catch (const std::system_error& e) {
+    // Cancellation is how a stop interrupts a handler; not a failure.
+    if (e.code() != asio::error::operation_aborted && e.code() != errc::cancelled)
+      log::error("module {} failed in {}{}: {}", modules_[module]->instance_name(), event,
+                 sid ? " (session " + std::to_string(sid.value()) + ")" : std::string(), e.what());
+  } catch (const std::exception& e) {
+    if (sid)
+      log::error("module {} failed in {} (session {}): {}", modules_[module]->instance_name(), event, sid, e.what());
+    else
+      log::error("module {} failed in {}: {}", modules_[module]->instance_name(), event, e.what());
+  } catch (...) {
+    log::error("module {} failed in {}: non-standard exception", modules_[module]->instance_name(), event);
+  }
+  if (slot_->in_flight.fetch_sub(1, std::memory_order_relaxed) == 1 && !stopping_) set_state(proc_state::idle);
+  in_flight_.done();
+}
+
+void worker_runtime::note_message() {
+  // Called once the handler is done, so a recycle never races the reply it is sending.
+  if (max_request_ > 0 && ++handled_ >= max_request_ && !stopping_) {
+    exit_code_ = 0;
+    begin_stop("max_request reached (" + std::to_string(handled_) + " messages)");
+  }
+}
+
+task<void> worker_runtime::handle_open(session_id s, int listener) {
+  int mod = module_of(listener);
+  if (mod < 0) co_return;
+  co_await invoke(mod, "on_connect", s, modules_[mod]->on_connect(*contexts_[mod], s));
+}
+
+task<void> worker_runtime::handle_message(session_id s, int listener, std::string data) {
+  int mod = module_of(listener);
+  if (mod < 0) co_return;
+  bump(slot_->messages);
+  co_await invoke(mod, "on_receive", s, modules_[mod]->on_receive(*contexts_[mod], s, std::move(data)));
+  note_message();
+}
+
+task<void> worker_runtime::handle_close(session_id s, int listener) {
+  int mod = module_of(listener);
+  if (mod < 0) co_return;
+  co_await invoke(mod, "on_close", s, modules_[mod]->on_close(*contexts_[mod], s));
+}
+
+task<void> worker_runtime::handle_packet(int listener, std::string from, std::string data) {
+  int mod = module_of(listener);
+  if (mod < 0) co_return;
+  bump(slot_->messages);
+  packet_info p{std::move(from), listener};
+  co_await invoke(mod, "on_packet", {}, modules_[mod]->on_packet(*contexts_[mod], p, std::move(data)));
+  note_message();
+}
+
+void worker_runtime::queue_low(session_id s) {
+  if (!host_) return;
+  if (auto* c = host_->find(s.value())) c->resume();
+}
+
+// -- base mode: this loop's connections ---------------------------------------------------------
+
+void worker_runtime::on_open(net::connection& c) {
+  runner_.open(session_id(c.id()), c.listener(), c.remote, c.connect_ms, -1);
+}
+
+bool worker_runtime::on_event(net::connection& c, const protocols::event& e) {
+  session_id s(c.id());
+  auto depth = runner_.message(s, c.listener(), std::string(e.data));
+  if (depth < app_.listen[static_cast<std::size_t>(c.listener())].max_queued_messages) return true;
+  runner_.note_paused(s);
+  return false;
+}
+
+void worker_runtime::on_closed(net::connection& c, std::string_view) {
+  runner_.closed(session_id(c.id()), c.listener());
+}
+
+void worker_runtime::on_datagram(int listener, std::string from, std::string_view data) {
+  spawn(lp_.context(), [this, listener, f = std::move(from), d = std::string(data)]() mutable -> task<void> {
+    co_await handle_packet(listener, std::move(f), std::move(d));
+  }, "datagram");
+}
+
+// -- process mode: events from the reactors -------------------------------------------------------
+
+task<void> worker_runtime::reactor_loop(ipc::link& l) {
+  for (;;) {
+    auto r = co_await l.receive();
+    if (!r) {
+      if (!stopping_) {
+        log::error("lost a reactor link ({}); stopping", l.reason());
+        exit_code_ = 1;
+        begin_stop("reactor link closed");
+      }
+      co_return;
+    }
+    auto m = ipc::decode(std::move(*r));
+    if (!m) {
+      log::warning("dropped a message from a reactor: {}", m.error().message());
+      continue;
+    }
+    std::visit([&](auto& v) {
+      using T = std::decay_t<decltype(v)>;
+      if constexpr (std::is_same_v<T, ipc::conn_open>) {
+        runner_.open(session_id(v.session), static_cast<int>(v.listener), std::move(v.remote), v.connect_ms,
+                     static_cast<int>(v.reactor));
+      } else if constexpr (std::is_same_v<T, ipc::conn_data>) {
+        runner_.message(session_id(v.session), static_cast<int>(v.listener), std::move(v.data));
+      } else if constexpr (std::is_same_v<T, ipc::conn_closed>) {
+        runner_.closed(session_id(v.session), static_cast<int>(v.listener));
+      } else if constexpr (std::is_same_v<T, ipc::datagram_in>) {
+        on_datagram(static_cast<int>(v.listener), std::move(v.from), v.data);
+      } else if constexpr (std::is_same_v<T, ipc::drained>) {
+        drained_.done();
+      } else {
+        log::warning("unexpected {} message from a reactor; dropped", ipc::kind_name(*m));
+      }
+    }, *m);
+  }
+}
+
+// -- the link to the master -----------------------------------------------------------------------
+
+task<void> worker_runtime::master_loop() {
+  for (;;) {
+    auto r = co_await link_.receive();
+    if (!r) {
+      if (!stopping_) {
+        log::error("lost the link to the master ({}); stopping", link_.reason());
+        exit_code_ = 1;
+        begin_stop("master link closed");
+      }
+      co_return;
+    }
+    auto m = ipc::decode(std::move(*r));
+    if (!m) {
+      log::warning("dropped a message from the master: {}", m.error().message());
+      continue;
+    }
+    on_master_message(std::move(*m));
+  }
+}
+
+void worker_runtime::on_master_message(ipc::any_message msg) {
+  std::visit([&](auto& v) {
+    using T = std::decay_t<decltype(v)>;
+    if constexpr (std::is_same_v<T, ipc::stop>) {
+      begin_stop(v.reason.empty() ? std::string("asked by the manager") : v.reason);
+    } else if constexpr (std::is_same_v<T, ipc::task_request>) {
+      spawn(lp_.context(), [this, t = std::move(v)]() mutable -> task<void> { co_await run_task(std::move(t)); },
+            "task");
+    } else if constexpr (std::is_same_v<T, ipc::task_result>) {
+      auto it = pending_tasks_.find(task_id(v.task));
+      if (it == pending_tasks_.end()) {
+        log::debug("late result of task {} dropped", v.task);
+        return;
+      }
+      auto pt = std::move(it->second);
+      pending_tasks_.erase(it);
+      result<std::string> value = v.failed ? result<std::string>(make_error_code(server_errc::task_failed))
+                                           : result<std::string>(std::move(v.payload));
+      if (pt.waiter) {
+        pt.waiter->try_push(std::move(value));
+      } else if (pt.wants_finish && value) {
+        auto mod = pt.module;
+        task_id id(v.task);
+        spawn(lp_.context(), [this, mod, id, r = std::move(*value)]() mutable -> task<void> {
+          co_await invoke(mod, "on_finish", {}, modules_[mod]->on_finish(*contexts_[mod], id, std::move(r)));
+        }, "on_finish");
+      }
+    } else if constexpr (std::is_same_v<T, ipc::pipe_message>) {
+      int mod = static_cast<int>(v.module);
+      if (is_user_) {
+        auto k = static_cast<std::size_t>(layout_.index_of(args_.id));
+        if (k < app_.user_procs.size()) mod = app_.user_procs[k].first;
+      }
+      if (mod < 0 || mod >= static_cast<int>(modules_.size())) {
+        log::warning("pipe message for unknown module #{} dropped", mod);
+        return;
+      }
+      int src = static_cast<int>(v.src);
+      spawn(lp_.context(), [this, mod, src, p = std::move(v.payload)]() mutable -> task<void> {
+        co_await invoke(mod, "on_pipe_message", {}, modules_[mod]->on_pipe_message(*contexts_[mod], src, std::move(p)));
+      }, "on_pipe_message");
+    } else {
+      log::warning("unexpected {} message from the master; dropped", ipc::kind_name(msg));
+    }
+  }, msg);
+}
+
+task<void> worker_runtime::run_task(ipc::task_request t) {
+  ipc::task_result reply;
+  reply.task = t.task;
+  reply.src = static_cast<std::uint32_t>(args_.id);
+  reply.dst = t.src;
+  reply.module = t.module;
+  int mod = static_cast<int>(t.module);
+  if (mod < 0 || mod >= static_cast<int>(modules_.size())) {
+    reply.failed = true;
+    reply.payload = "no module #" + std::to_string(mod);
+  } else {
+    in_flight_.add();
+    slot_->in_flight.fetch_add(1, std::memory_order_relaxed);
+    set_state(proc_state::busy);
+    try {
+      reply.payload = co_await modules_[mod]->on_task(*contexts_[mod], task_id(t.task), static_cast<int>(t.src),
+                                                      std::move(t.payload));
+    } catch (const std::exception& e) {
+      log::error("module {} failed in on_task (task {} from worker {}): {}", modules_[mod]->instance_name(), t.task,
+                 t.src, e.what());
+      reply.failed = true;
+      reply.payload = e.what();
+    }
+    bump(slot_->tasks);
+    if (slot_->in_flight.fetch_sub(1, std::memory_order_relaxed) == 1 && !stopping_) set_state(proc_state::idle);
+    in_flight_.done();
+  }
+  (void)link_.send(ipc::encode(std::move(reply)));
+}
+
+result<task_id> worker_runtime::start_task(int module, std::string payload, int dst, bool wants_finish,
+                                           std::shared_ptr<channel<result<std::string>>> waiter) {
+  if (is_task_) return make_error_code(server_errc::not_supported);
+  if (layout_.task_workers() == 0) return make_error_code(server_errc::no_task_workers);
+  if (dst >= layout_.task_workers()) return make_error_code(server_errc::worker_not_found);
+  task_id id(++next_task_);
+  ipc::task_request m;
+  m.task = id.value();
+  m.src = static_cast<std::uint32_t>(args_.id);
+  m.dst = dst < 0 ? ipc::no_worker : static_cast<std::uint32_t>(layout_.id_of(proc_role::task, dst));
+  m.module = static_cast<std::uint32_t>(module);
+  m.wants_finish = wants_finish;
+  m.payload = std::move(payload);
+  if (auto ec = link_.send(ipc::encode(std::move(m)))) return ec;
+  pending_tasks_[id] = {module, wants_finish, std::move(waiter)};
+  bump(slot_->tasks);
+  return id;
+}
+
+std::error_code worker_runtime::send_message(int module, int dst, std::string payload) {
+  if (!layout_.valid(dst)) return server_errc::worker_not_found;
+  ipc::pipe_message m;
+  m.src = static_cast<std::uint32_t>(args_.id);
+  m.dst = static_cast<std::uint32_t>(dst);
+  m.module = static_cast<std::uint32_t>(module);
+  m.payload = std::move(payload);
+  return link_.send(ipc::encode(std::move(m)));
+}
+
+std::string worker_runtime::stats_json() {
+  nlohmann::json j;
+  j["start_time"] = state_->start_ms.load() / 1000;
+  j["connection_num"] = state_->open_connections(app_.listen.size());
+  j["accept_count"] = state_->total_accepted();
+  j["close_count"] = state_->total_closed();
+  j["request_count"] = state_->total_messages();
+  j["worker_id"] = args_.id;
+  j["worker_request_count"] = slot_->messages.load();
+  j["worker_connections"] = runner_.opened_sessions();
+  return j.dump();
+}
+
+}  // namespace swactor::detail

@@ -1,0 +1,157 @@
+#pragma once
+// A worker, task worker or user process (`swactor worker ...`, exec'd by the master).
+// Concerns, each its own type:
+// - event_runner: connection events through module handlers, in order per session;
+// - session_port: how the context reaches connections (local conn_host or the reactors);
+// - local_sink (base mode): the conn_host's events into the runner;
+// - this runtime: modules and their contexts, the link to the master (tasks, pipe
+//   messages, stop), the reactor links (process mode), start and stop.
+
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "net/acceptor.hpp"
+#include "net/conn_host.hpp"
+#include "proc_layout.hpp"
+#include "swactor/actors/app_config.hpp"
+#include "swactor/actors/context.hpp"
+#include "swactor/actors/server.hpp"
+#include "swactor/actors/server_state.hpp"
+#include "swactor/core/channel.hpp"
+#include "swactor/core/loop.hpp"
+#include "swactor/core/wait_group.hpp"
+#include "swactor/ipc/link.hpp"
+#include "swactor/ipc/messages.hpp"
+#include "swactor/ipc/table.hpp"
+#include "worker/event_runner.hpp"
+#include "worker/session_port.hpp"
+
+namespace swactor::detail {
+
+class worker_runtime;
+
+// The one context implementation: what a handler can do, the same in both modes.
+class server_context final : public context {
+ public:
+  server_context(worker_runtime& rt, int module, swactor::loop& lp, std::string role, int id)
+      : context(lp, std::move(role), id), rt_(rt), module_(module) {}
+
+  std::error_code send(session_id s, std::string_view data) override;
+  std::error_code sendto(const std::string& address, std::string_view data, int listener) override;
+  std::error_code close(session_id s, bool reset) override;
+  result<session_info> info(session_id s) override;
+  std::string_view payload(session_id s, std::string_view message) override;
+  std::error_code bind(session_id s, user_id uid) override;
+  result<task_id> task(std::string payload, int dst) override;
+  swactor::task<result<std::string>> task_wait(std::string payload, duration timeout, int dst) override;
+  swactor::task<std::vector<result<std::string>>> task_wait_all(std::vector<std::string> payloads,
+                                                               duration timeout) override;
+  std::error_code send_message(int worker_id, std::string payload) override;
+  std::string stats() override;
+  ipc::table* table(std::string_view name) override;
+  int user_process_id(int index) const override;
+
+ private:
+  worker_runtime& rt_;
+  int module_;
+};
+
+class worker_runtime final : private handler_host, private net::connection_sink {
+ public:
+  worker_runtime(swactor::loop& lp, const worker_args& args, app_config app, server_state* state,
+                 ipc::link link, const module_registry& reg);
+  ~worker_runtime();
+
+  task<void> start();
+  void begin_stop(std::string why);
+  int exit_code() const noexcept { return exit_code_; }
+  std::string stats_json();
+  void attach_tables(const std::vector<int>& fds);
+
+  // -- for server_context ----------------------------------------------------------------
+  session_port& port() noexcept { return *port_; }
+  event_runner& runner() noexcept { return runner_; }
+  const app_config& app() const noexcept { return app_; }
+  const proc_layout& layout() const noexcept { return layout_; }
+  result<task_id> start_task(int module, std::string payload, int dst, bool wants_finish,
+                             std::shared_ptr<channel<result<std::string>>> waiter);
+  void forget_task(task_id id) { pending_tasks_.erase(id); }
+  std::error_code send_message(int module, int dst, std::string payload);
+  ipc::table* find_table(std::string_view name);
+  int user_process_id(int module, int index) const;
+  int id() const noexcept { return args_.id; }
+
+ private:
+  // -- handler_host (the runner calls these) -------------------------------------------------
+  task<void> handle_open(session_id s, int listener) override;
+  task<void> handle_message(session_id s, int listener, std::string data) override;
+  task<void> handle_close(session_id s, int listener) override;
+  void queue_low(session_id s) override;
+
+  // -- connection_sink (base mode: this loop's connections) ---------------------------------
+  void on_open(net::connection& c) override;
+  bool on_event(net::connection& c, const protocols::event& e) override;
+  void on_closed(net::connection& c, std::string_view reason) override;
+  void on_datagram(int listener, std::string from, std::string_view data) override;
+
+  task<void> invoke(int module, const char* event, session_id sid, swactor::task<void> t);
+  task<void> handle_packet(int listener, std::string from, std::string data);
+  void start_listeners();
+  void start_reactor_links();
+  task<void> master_loop();
+  task<void> reactor_loop(ipc::link& l);
+  void on_master_message(ipc::any_message m);
+  task<void> run_task(ipc::task_request t);
+  task<void> stop_sequence(std::string why);
+  void note_message();
+  bool owns_slot() const { return slot_->pid.load(std::memory_order_relaxed) == self_pid_; }
+  void set_state(proc_state st) {
+    if (owns_slot()) slot_->state.store(static_cast<std::uint32_t>(st));
+  }
+  int module_of(int listener) const {
+    return listener >= 0 && listener < static_cast<int>(app_.listen.size())
+               ? app_.listen[static_cast<std::size_t>(listener)].module_index
+               : -1;
+  }
+
+  swactor::loop& lp_;
+  worker_args args_;
+  app_config app_;
+  proc_layout layout_;
+  server_state* state_;
+  proc_slot* slot_;
+  pid_t self_pid_ = ::getpid();
+  ipc::link link_;
+  bool is_task_ = false;
+  bool is_user_ = false;
+  coro_handle user_coro_;
+  std::vector<std::pair<std::string, ipc::table>> tables_;
+  std::vector<std::unique_ptr<module_base>> modules_;
+  std::vector<std::unique_ptr<server_context>> contexts_;
+  event_runner runner_;
+  // base mode
+  std::unique_ptr<net::conn_host> host_;
+  std::vector<std::unique_ptr<net::stream_acceptor>> acceptors_;
+  // process mode
+  std::vector<std::unique_ptr<ipc::link>> reactors_;
+  wait_group drained_;
+  std::unique_ptr<session_port> port_;
+  struct pending_task {
+    int module;
+    bool wants_finish;
+    std::shared_ptr<channel<result<std::string>>> waiter;
+  };
+  std::unordered_map<task_id, pending_task> pending_tasks_;
+  std::uint64_t next_task_ = 0;
+  wait_group in_flight_;
+  std::int64_t max_request_ = 0;
+  std::int64_t handled_ = 0;
+  bool stopping_ = false;
+  int exit_code_ = 0;
+};
+
+}  // namespace swactor::detail

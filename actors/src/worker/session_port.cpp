@@ -1,0 +1,105 @@
+#include "worker/session_port.hpp"
+
+#include <asio/generic/datagram_protocol.hpp>
+
+#include "net/conn_host.hpp"
+#include "net_util.hpp"
+#include "swactor/actors/errors.hpp"
+#include "swactor/ipc/link.hpp"
+#include "swactor/ipc/messages.hpp"
+#include "worker/event_runner.hpp"
+
+namespace swactor::detail {
+namespace {
+
+class local_port final : public session_port {
+ public:
+  explicit local_port(net::conn_host& h) : host_(h) {}
+  std::error_code send(session_id s, std::string_view data) override { return host_.send(s.value(), data); }
+  std::error_code close(session_id s, bool reset) override { return host_.close(s.value(), reset); }
+  std::error_code bind(session_id s, user_id uid) override { return host_.bind(s.value(), uid.value()); }
+  std::error_code sendto(const std::string& address, std::string_view data, int listener) override {
+    return host_.sendto(address, data, listener);
+  }
+
+ private:
+  net::conn_host& host_;
+};
+
+class remote_port final : public session_port {
+ public:
+  remote_port(const app_config& app, int worker, std::vector<std::unique_ptr<ipc::link>>& reactors,
+              const event_runner& runner, const std::atomic<std::uint64_t>& next_session)
+      : app_(app), worker_(worker), reactors_(reactors), runner_(runner), next_session_(next_session) {}
+
+  std::error_code send(session_id s, std::string_view data) override {
+    auto* l = reactor_of(s);
+    if (!l) return server_errc::not_supported;
+    if (auto ec = check(s)) return ec;
+    ipc::conn_send m;
+    m.session = s.value();
+    m.worker = static_cast<std::uint32_t>(worker_);
+    m.data.reserve(data.size() + ipc::trailer_reserve);
+    m.data.assign(data);
+    return l->send(ipc::encode(std::move(m)));
+  }
+  std::error_code close(session_id s, bool reset) override {
+    auto* l = reactor_of(s);
+    if (!l) return server_errc::not_supported;
+    if (auto ec = check(s)) return ec;
+    return l->send(ipc::encode(ipc::conn_close{s.value(), reset}));
+  }
+  std::error_code bind(session_id s, user_id uid) override {
+    auto* l = reactor_of(s);
+    if (!l) return server_errc::not_supported;
+    if (auto ec = check(s)) return ec;
+    return l->send(ipc::encode(ipc::conn_bind{s.value(), uid.value()}));
+  }
+  std::error_code sendto(const std::string& address, std::string_view data, int listener) override {
+    asio::generic::datagram_protocol::endpoint ep;
+    if (!parse_address(address, ep)) return server_errc::bad_address;
+    // Datagram listeners live in reactor 0.
+    if (reactors_.empty()) return server_errc::not_supported;
+    bool any = false;
+    for (const auto& l : app_.listen) any = any || !l.endpoint.stream();
+    if (!any) return server_errc::not_supported;
+    ipc::datagram_out m;
+    m.listener = listener;
+    m.to = address;
+    m.data.assign(data);
+    return reactors_[0]->send(ipc::encode(std::move(m)));
+  }
+
+ private:
+  ipc::link* reactor_of(session_id s) {
+    if (reactors_.empty()) return nullptr;
+    return reactors_[s.value() % reactors_.size()].get();
+  }
+  // A session id never handed out, or (when every event of a session comes to this worker)
+  // one that closed here, is an error now; otherwise the reactor drops what it cannot use.
+  std::error_code check(session_id s) const {
+    if (!s || s.value() >= next_session_.load(std::memory_order_relaxed)) return server_errc::session_not_found;
+    auto d = app_.server.dispatch;
+    if ((d == dispatch_mode::connection || d == dispatch_mode::ip) && !runner_.find(s))
+      return server_errc::session_not_found;
+    return {};
+  }
+
+  const app_config& app_;
+  int worker_;
+  std::vector<std::unique_ptr<ipc::link>>& reactors_;
+  const event_runner& runner_;
+  const std::atomic<std::uint64_t>& next_session_;
+};
+
+}  // namespace
+
+std::unique_ptr<session_port> make_local_port(net::conn_host& host) { return std::make_unique<local_port>(host); }
+
+std::unique_ptr<session_port> make_remote_port(const app_config& app, int worker_id,
+                                               std::vector<std::unique_ptr<ipc::link>>& reactors,
+                                               const event_runner& runner, const std::atomic<std::uint64_t>& next_session) {
+  return std::make_unique<remote_port>(app, worker_id, reactors, runner, next_session);
+}
+
+}  // namespace swactor::detail

@@ -1,0 +1,45 @@
+#pragma once
+// How a worker's context reaches connections. Chosen once when the worker starts, so the
+// context has one implementation and no mode branches:
+// - base mode: the connections are on this loop (net::conn_host);
+// - process mode: they are in the master's reactor threads, reached by typed messages.
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "swactor/actors/app_config.hpp"
+#include "swactor/actors/module.hpp"
+
+namespace swactor::ipc {
+class link;
+}
+namespace swactor::net {
+class conn_host;
+}
+
+namespace swactor::detail {
+
+class event_runner;
+
+class session_port {
+ public:
+  virtual ~session_port() = default;
+  virtual std::error_code send(session_id s, std::string_view data) = 0;
+  virtual std::error_code close(session_id s, bool reset) = 0;
+  virtual std::error_code bind(session_id s, user_id uid) = 0;
+  virtual std::error_code sendto(const std::string& address, std::string_view data, int listener) = 0;
+};
+
+std::unique_ptr<session_port> make_local_port(net::conn_host& host);
+
+// Process mode. `reactors` are the links to the reactor threads (a session's reactor is
+// its id modulo their count); `runner` knows which sessions this worker has seen.
+std::unique_ptr<session_port> make_remote_port(const app_config& app, int worker_id,
+                                               std::vector<std::unique_ptr<ipc::link>>& reactors,
+                                               const event_runner& runner, const std::atomic<std::uint64_t>& next_session);
+
+}  // namespace swactor::detail
