@@ -117,6 +117,96 @@ bool framing_options::set_length_type(std::string_view letter) {
   return true;
 }
 
+// -- stateless cutting ----------------------------------------------------------------------
+
+namespace {
+
+void set_error(std::error_code& ec, framing_errc e) { ec = make_error_code(e); }
+
+// eof: the frame length when a delimiter lies at or after `from` (earlier bytes are known
+// to hold none), else 0.
+std::size_t eof_frame_size(const framing_options& o, std::string_view data, std::size_t from,
+                           std::error_code& ec, std::string* why) {
+  const std::string_view delim = o.eof;
+  const auto pos = data.find(delim, from);
+  if (pos == std::string_view::npos) {
+    if (data.size() >= o.max_length) {
+      set_error(ec, framing_errc::eof_not_found);
+      if (why)
+        *why = fmt::format("no \"{}\" delimiter within {} buffered bytes (max_length {})",
+                           printable(delim), data.size(), o.max_length);
+    }
+    return 0;
+  }
+  const std::size_t len = pos + delim.size();
+  if (len > o.max_length) {
+    set_error(ec, framing_errc::frame_too_large);
+    if (why)
+      *why = fmt::format("message of {} bytes up to its delimiter is above max_length {}", len,
+                         o.max_length);
+    return 0;
+  }
+  return len;
+}
+
+std::size_t length_frame_size(const framing_options& o, std::string_view data,
+                              std::error_code& ec, std::string* why) {
+  const std::size_t header_end = o.length_offset + o.length_size;
+  if (data.size() < header_end) return 0;
+  const auto* p = reinterpret_cast<const unsigned char*>(data.data() + o.length_offset);
+  const std::size_t n = o.length_size;
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    std::size_t idx = o.length_order == byte_order::big ? i : n - 1 - i;
+    v = (v << 8) | p[idx];
+  }
+  if (o.length_signed && n < 8 && (v >> (n * 8 - 1)) & 1) {
+    set_error(ec, framing_errc::negative_length);
+    if (why)
+      *why = fmt::format("length field holds {}", static_cast<std::int64_t>(v) -
+                                                     static_cast<std::int64_t>(1ull << (n * 8)));
+    return 0;
+  }
+  if (o.length_signed && n == 8 && static_cast<std::int64_t>(v) < 0) {
+    set_error(ec, framing_errc::negative_length);
+    if (why) *why = fmt::format("length field holds {}", static_cast<std::int64_t>(v));
+    return 0;
+  }
+  if (v > o.max_length || o.body_offset > o.max_length - v) {
+    // body_offset <= max_length (validated), so the sum below cannot overflow.
+    set_error(ec, framing_errc::frame_too_large);
+    if (why)
+      *why = v > o.max_length
+                 ? fmt::format("length field {} is above max_length {}", v, o.max_length)
+                 : fmt::format("length field {} makes a frame of {} bytes, above max_length {}",
+                               v, o.body_offset + v, o.max_length);
+    return 0;
+  }
+  const std::size_t total = o.body_offset + v;
+  if (total < header_end) {
+    set_error(ec, framing_errc::bad_length);
+    if (why)
+      *why = fmt::format("length field {} makes a frame of {} bytes, shorter than its {}-byte "
+                         "header",
+                         v, total, header_end);
+    return 0;
+  }
+  return total;
+}
+
+}  // namespace
+
+std::size_t frame_size(const framing_options& opts, std::string_view in, std::error_code& ec,
+                       std::string* why) {
+  ec.clear();
+  switch (opts.type) {
+    case framing_type::raw: return in.size();
+    case framing_type::eof: return eof_frame_size(opts, in, 0, ec, why);
+    case framing_type::length: return length_frame_size(opts, in, ec, why);
+  }
+  return 0;
+}
+
 // -- framer -------------------------------------------------------------------------------
 
 framer::framer(framing_options opts) : opts_(std::move(opts)) {
@@ -181,24 +271,18 @@ std::optional<std::string_view> framer::next() {
 }
 
 std::optional<std::string_view> framer::next_eof() {
-  const std::string_view delim = opts_.eof;
   const std::string_view data(buf_.data() + head_, buffered());
-  auto pos = data.find(delim, scan_);
-  if (pos == std::string_view::npos) {
-    // Resume after what was searched, keeping room for a delimiter split across feeds.
-    scan_ = data.size() >= delim.size() ? data.size() - delim.size() + 1 : 0;
-    if (data.size() >= opts_.max_length) {
-      fail(framing_errc::eof_not_found,
-           fmt::format("no \"{}\" delimiter within {} buffered bytes (max_length {})",
-                       printable(delim), data.size(), opts_.max_length));
-    }
+  std::error_code ec;
+  std::string why;
+  const std::size_t len = eof_frame_size(opts_, data, scan_, ec, &why);
+  if (ec) {
+    fail(static_cast<framing_errc>(ec.value()), std::move(why));
     return std::nullopt;
   }
-  std::size_t len = pos + delim.size();
-  if (len > opts_.max_length) {
-    fail(framing_errc::frame_too_large,
-         fmt::format("message of {} bytes up to its delimiter is above max_length {}", len,
-                     opts_.max_length));
+  if (len == 0) {
+    // Resume after what was searched, keeping room for a delimiter split across feeds.
+    const std::size_t d = opts_.eof.size();
+    scan_ = data.size() >= d ? data.size() - d + 1 : 0;
     return std::nullopt;
   }
   scan_ = 0;
@@ -207,43 +291,15 @@ std::optional<std::string_view> framer::next_eof() {
 
 std::optional<std::string_view> framer::next_length() {
   if (frame_ == 0) {
-    const std::size_t header_end = opts_.length_offset + opts_.length_size;
-    if (buffered() < header_end) return std::nullopt;
-    const auto* p = reinterpret_cast<const unsigned char*>(buf_.data() + head_ + opts_.length_offset);
-    const std::size_t n = opts_.length_size;
-    std::uint64_t v = 0;
-    for (std::size_t i = 0; i < n; ++i) {
-      std::size_t idx = opts_.length_order == byte_order::big ? i : n - 1 - i;
-      v = (v << 8) | p[idx];
-    }
-    if (opts_.length_signed && n < 8 && (v >> (n * 8 - 1)) & 1) {
-      fail(framing_errc::negative_length,
-           fmt::format("length field holds {}", static_cast<std::int64_t>(v) -
-                                                   static_cast<std::int64_t>(1ull << (n * 8))));
+    std::error_code ec;
+    std::string why;
+    const std::size_t total =
+        length_frame_size(opts_, std::string_view(buf_.data() + head_, buffered()), ec, &why);
+    if (ec) {
+      fail(static_cast<framing_errc>(ec.value()), std::move(why));
       return std::nullopt;
     }
-    if (opts_.length_signed && n == 8 && static_cast<std::int64_t>(v) < 0) {
-      fail(framing_errc::negative_length,
-           fmt::format("length field holds {}", static_cast<std::int64_t>(v)));
-      return std::nullopt;
-    }
-    if (v > opts_.max_length || opts_.body_offset > opts_.max_length - v) {
-      // body_offset <= max_length (validated), so the sum below cannot overflow.
-      fail(framing_errc::frame_too_large,
-           v > opts_.max_length
-               ? fmt::format("length field {} is above max_length {}", v, opts_.max_length)
-               : fmt::format("length field {} makes a frame of {} bytes, above max_length {}",
-                             v, opts_.body_offset + v, opts_.max_length));
-      return std::nullopt;
-    }
-    const std::size_t total = opts_.body_offset + v;
-    if (total < header_end) {
-      fail(framing_errc::bad_length,
-           fmt::format("length field {} makes a frame of {} bytes, shorter than its {}-byte "
-                       "header",
-                       v, total, header_end));
-      return std::nullopt;
-    }
+    if (total == 0) return std::nullopt;
     frame_ = total;
   }
   if (buffered() < frame_) return std::nullopt;

@@ -69,6 +69,18 @@ struct framing_options {
   bool set_length_type(std::string_view swoole_letter);
 };
 
+// -- stateless cutting ----------------------------------------------------------------------
+
+// The size of the frame that starts `in`, read in place: for eof, the bytes up to and with
+// the delimiter; for length, body_offset + the length value, known as soon as the header
+// is there (it may exceed in.size(): the frame is complete once size <= in.size()); for
+// raw, in.size(). 0 while that is not known yet. On a frame the framer would reject, 0 and
+// `ec` set (`why` gets the framer's reason when given). `opts` must be valid. The framer
+// decides with this, and a client cutting replies out of its own read buffer (the load
+// tester) uses it without the framer's copy.
+std::size_t frame_size(const framing_options& opts, std::string_view in, std::error_code& ec,
+                       std::string* why = nullptr);
+
 // -- framer ---------------------------------------------------------------------------------
 
 class framer {
