@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include "mode.hpp"
+#include "swactor/core/config.hpp"
 #include "runner.hpp"
 
 namespace swactor::bench {
@@ -22,42 +23,59 @@ parsed_args fail(std::string msg) {
 
 parsed_args parse_args(const std::vector<std::string>& args) {
   settings s;
-  std::string url, duration_text, timeout_text = "5s", eof_text = "\\r\\n";
-  std::size_t body_offset = 0;
+  std::string url, duration_text, timeout_text = "5s", eof_text = "\\r\\n", size_text = "64";
+  std::string max_length_text = config::format_size(s.frame.max_length), length_type;
   bool big = false, little = false;
 
   CLI::App app("Load tester for TCP, UDP and Unix-socket servers", "swactor bench");
+  app.footer(
+      "Durations and sizes are read as in app.toml: a bare number is milliseconds (-d 500 "
+      "runs for half a second; write -d 10s for ten) and bytes; units us ms s m h and B KB "
+      "KiB MB MiB GB GiB. The framing flags mean what the [[listen]].framing keys of the "
+      "same names mean, with the same defaults.");
   app.add_option("-s,--server", url, "tcp://HOST:PORT, udp://HOST:PORT or unix:///PATH")
       ->required();
   std::string modes_help = "mode:";
   for (auto& m : mode_list()) modes_help += "\n  " + std::string(m.name) + ": " + std::string(m.help);
   app.add_option("-f,--mode", s.mode, modes_help)->required();
   app.add_option("-n,--requests", s.requests, "stop after exactly N requests");
-  app.add_option("-d,--duration", duration_text, "run for a duration: 10s, 500ms, 2m");
+  app.add_option("-d,--duration", duration_text,
+                 "run for a duration: 10s, 500ms, 2m (a bare number is milliseconds)");
   app.add_option("-c,--connections", s.connections, "connections (total)")->capture_default_str();
   app.add_option("-t,--threads", s.threads, "threads, one loop each")->capture_default_str();
-  app.add_option("--size", s.size, "payload bytes per request")->capture_default_str();
+  app.add_option("--size", size_text, "payload bytes per request: 64, 4KiB, 1MiB")
+      ->capture_default_str();
   app.add_option("--pipeline", s.pipeline, "requests in flight per connection")
       ->capture_default_str();
   app.add_option("--rate", s.rate,
                  "total requests/s at a fixed schedule; latency from the intended send time");
   app.add_flag("--verify", s.verify, "check every reply against its request");
-  app.add_option("--timeout", timeout_text, "timeout of every connect/read/write")
+  app.add_option("--timeout", timeout_text,
+                 "timeout of every connect/read/write (a bare number is milliseconds)")
       ->capture_default_str();
   app.add_option("--json", s.json_file, "write the report as JSON to FILE");
-  auto* eof = app.add_option("--eof", eof_text, "eof mode delimiter, escapes \\r \\n \\t \\0 \\xHH")
-                  ->capture_default_str();
-  app.add_option("--length-size", s.frame.length_size, "length mode: field size 1|2|4|8")
+  app.add_option("--eof", eof_text, "eof mode delimiter, escapes \\r \\n \\t \\0 \\xHH")
       ->capture_default_str();
+  auto* lsize = app.add_option("--length-size", s.frame.length_size,
+                               "length mode: field size 1|2|4|8")
+                    ->capture_default_str();
   app.add_option("--length-offset", s.frame.length_offset, "length mode: field offset")
       ->capture_default_str();
-  auto* body = app.add_option("--body-offset", body_offset,
-                              "length mode: body start (default offset + size)");
+  app.add_option("--body-offset", s.frame.body_offset,
+                 "length mode: frame size = body offset + length value; 0 = the length counts "
+                 "the whole frame")
+      ->capture_default_str();
   auto* be = app.add_flag("--big-endian", big, "length field is big-endian (default)");
   auto* le = app.add_flag("--little-endian", little, "length field is little-endian");
   le->excludes(be);
-  app.add_flag("--signed", s.frame.is_signed, "length field is signed");
-  (void)eof;
+  auto* sig = app.add_flag("--signed", s.frame.length_signed, "length field is signed");
+  auto* ltype = app.add_option("--length-type", length_type,
+                               "length mode: size, sign and byte order as Swoole's "
+                               "package_length_type letter (c C s S n v l L N V q Q J P)");
+  for (auto* o : {lsize, be, le, sig}) ltype->excludes(o);
+  app.add_option("--max-length", max_length_text,
+                 "eof and length modes: largest reply frame (the server's max_length)")
+      ->capture_default_str();
 
   try {
     std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 parses from the back
@@ -69,13 +87,29 @@ parsed_args parse_args(const std::vector<std::string>& args) {
   }
 
   if (auto err = parse_url(url, s.server); !err.empty()) return fail(err);
-  if (!duration_text.empty() && !parse_duration(duration_text, s.duration))
-    return fail("bad duration '" + duration_text + "' (e.g. 10s, 500ms, 2m)");
-  if (!parse_duration(timeout_text, s.timeout))
-    return fail("bad timeout '" + timeout_text + "' (e.g. 5s, 200ms)");
+  std::string why;
+  // core's parsers: the same text means the same value here and in app.toml.
+  if (!duration_text.empty()) {
+    auto d = config::parse_duration(duration_text, why);
+    if (!d) return fail("-d: " + why);
+    s.duration = *d;
+  }
+  if (auto t = config::parse_duration(timeout_text, why))
+    s.timeout = *t;
+  else
+    return fail("--timeout: " + why);
+  if (auto n = config::parse_size(size_text, why))
+    s.size = static_cast<std::size_t>(*n);
+  else
+    return fail("--size: " + why);
+  if (auto n = config::parse_size(max_length_text, why))
+    s.frame.max_length = static_cast<std::size_t>(*n);
+  else
+    return fail("--max-length: " + why);
   if (!unescape(eof_text, s.frame.eof)) return fail("bad escape in --eof '" + eof_text + "'");
-  if (*body) s.frame.body_offset = body_offset;
-  s.frame.big_endian = !little;
+  s.frame.length_order = little ? protocols::byte_order::little : protocols::byte_order::big;
+  if (!length_type.empty() && !s.frame.set_length_type(length_type))
+    return fail("--length-type '" + length_type + "' is not one of c C s S n v l L N V q Q J P");
   if (auto err = validate(s); !err.empty()) return fail(err);
   return {std::move(s), 0, {}};
 }

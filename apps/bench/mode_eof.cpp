@@ -1,32 +1,47 @@
-// eof: messages that end with a delimiter (--eof, default \r\n), as a server with
-// open_eof_check / package_eof sees them. The payload never contains a delimiter byte.
-#include <cstring>
-
+// eof: messages that end with a delimiter (--eof, default \r\n), as a server with framing
+// type "eof" sees them. The payload never contains a delimiter byte; replies are cut by the
+// server's own frame_size(), in place, with its max_length.
 #include "mode.hpp"
 
 namespace swactor::bench {
 namespace {
+
+protocols::framing_options eof_options(const settings& s) {
+  auto o = s.frame;
+  o.type = protocols::framing_type::eof;
+  return o;
+}
+
 class eof_mode final : public mode {
  public:
-  explicit eof_mode(const settings& s) : delim_(s.frame.eof), payload_(s.size, delim_) {}
+  explicit eof_mode(const settings& s) : frame_(eof_options(s)), payload_(s.size, frame_.eof) {}
   std::string_view name() const override { return "eof"; }
-  std::string check(const settings&) const override {
-    if (delim_.empty()) return "--eof must not be empty";
+  std::string check(const settings& s) const override {
+    if (auto problems = frame_.validate(); !problems.empty()) {
+      std::string out;
+      for (const auto& p : problems) out += (out.empty() ? "" : "; ") + p;
+      return "eof framing (--eof, --max-length): " + out;
+    }
     if (!payload_.usable()) return "--eof uses every payload character";
+    if (s.size + frame_.eof.size() > frame_.max_length)
+      return "--size makes messages of " + std::to_string(s.size + frame_.eof.size()) +
+             " bytes, above --max-length " + std::to_string(frame_.max_length) +
+             " (the server's max_length must allow them too)";
     return {};
   }
   void make_request(std::uint64_t conn, std::uint64_t seq, std::string& out) const override {
     payload_.fill(out, conn, seq);
-    out += delim_;
+    out += frame_.eof;
   }
   std::ptrdiff_t reply_size(std::string_view in, std::string_view) const override {
-    auto pos = in.find(delim_);
-    if (pos == std::string_view::npos) return 0;
-    return static_cast<std::ptrdiff_t>(pos + delim_.size());
+    std::error_code ec;
+    const std::size_t n = protocols::frame_size(frame_, in, ec);
+    if (ec) return -1;
+    return static_cast<std::ptrdiff_t>(n);
   }
 
  private:
-  std::string delim_;
+  protocols::framing_options frame_;
   payload payload_;
 };
 }  // namespace

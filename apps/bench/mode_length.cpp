@@ -1,7 +1,9 @@
-// length: length-prefixed messages as a server with open_length_check sees them. The
-// header is body_offset bytes (zeros) with the body length at length_offset in
-// length_size bytes, big- or little-endian, signed or not; the frame is
-// body_offset + length bytes (Swoole's package_length_offset / package_body_offset).
+// length: length-prefixed messages as a server with framing type "length" sees them. The
+// options are the server's (protocols::framing_options): the length field of length_size
+// bytes at length_offset, big- or little-endian, signed or not; a frame is body_offset +
+// the length value (body_offset 0: the value counts the whole frame). Requests are a
+// header of zeros around the field, then the payload; replies are cut by the server's own
+// frame_size(), in place.
 #include <cstdint>
 
 #include "mode.hpp"
@@ -9,53 +11,61 @@
 namespace swactor::bench {
 namespace {
 
-constexpr std::uint64_t max_frame = 64ull << 20;  // a larger announced body is an error
+protocols::framing_options length_options(const settings& s) {
+  auto o = s.frame;
+  o.type = protocols::framing_type::length;
+  return o;
+}
 
 class length_mode final : public mode {
  public:
-  explicit length_mode(const settings& s) : size_(s.size), frame_(s.frame), payload_(s.size) {}
+  explicit length_mode(const settings& s)
+      : size_(s.size), frame_(length_options(s)), payload_(s.size) {}
   std::string_view name() const override { return "length"; }
   std::string check(const settings& s) const override {
-    const unsigned n = frame_.length_size;
-    if (n != 1 && n != 2 && n != 4 && n != 8) return "--length-size must be 1, 2, 4 or 8";
-    if (frame_.header_size() < frame_.length_offset + n)
-      return "--body-offset must be at least --length-offset + --length-size";
-    const unsigned value_bits = n * 8 - (frame_.is_signed ? 1 : 0);
-    if (value_bits < 64 && s.size > ((std::uint64_t{1} << value_bits) - 1))
+    if (auto problems = frame_.validate(); !problems.empty()) {
+      std::string out;
+      for (const auto& p : problems) out += (out.empty() ? "" : "; ") + p;
+      return "length framing: " + out;
+    }
+    const unsigned value_bits = static_cast<unsigned>(frame_.length_size) * 8 -
+                                (frame_.length_signed ? 1 : 0);
+    if (value_bits < 64 && value() > ((std::uint64_t{1} << value_bits) - 1))
       return "--size does not fit the length field";
+    if (header() + s.size > frame_.max_length)
+      return "--size makes frames of " + std::to_string(header() + s.size) +
+             " bytes, above --max-length " + std::to_string(frame_.max_length) +
+             " (the server's max_length must allow them too)";
     return {};
   }
   void make_request(std::uint64_t conn, std::uint64_t seq, std::string& out) const override {
-    const std::size_t header = frame_.header_size();
-    out.assign(header, '\0');
-    std::uint64_t v = size_;
-    const unsigned n = frame_.length_size;
-    for (unsigned i = 0; i < n; ++i) {
+    out.assign(header(), '\0');
+    const std::uint64_t v = value();
+    const std::size_t n = frame_.length_size;
+    const bool big = frame_.length_order == protocols::byte_order::big;
+    for (std::size_t i = 0; i < n; ++i) {
       const auto byte = static_cast<char>((v >> (8 * i)) & 0xff);
-      out[frame_.length_offset + (frame_.big_endian ? n - 1 - i : i)] = byte;
+      out[frame_.length_offset + (big ? n - 1 - i : i)] = byte;
     }
     payload_.append(out, conn, seq);
   }
   std::ptrdiff_t reply_size(std::string_view in, std::string_view) const override {
-    const std::size_t header = frame_.header_size();
-    if (in.size() < header) return 0;
-    const unsigned n = frame_.length_size;
-    std::uint64_t v = 0;
-    for (unsigned i = 0; i < n; ++i) {
-      const auto byte = static_cast<unsigned char>(
-          in[frame_.length_offset + (frame_.big_endian ? i : n - 1 - i)]);
-      v = (v << 8) | byte;
-    }
-    if (frame_.is_signed && n < 8 && (v >> (n * 8 - 1)) & 1) return -1;  // negative length
-    if (frame_.is_signed && n == 8 && (v >> 63)) return -1;
-    if (v > max_frame) return -1;
-    const std::size_t total = header + static_cast<std::size_t>(v);
-    return in.size() >= total ? static_cast<std::ptrdiff_t>(total) : 0;
+    std::error_code ec;
+    const std::size_t n = protocols::frame_size(frame_, in, ec);
+    if (ec) return -1;
+    return n != 0 && n <= in.size() ? static_cast<std::ptrdiff_t>(n) : 0;
   }
 
  private:
+  // The header ends at body_offset, or with the length field when the value counts the
+  // whole frame.
+  std::size_t header() const {
+    return frame_.body_offset ? frame_.body_offset : frame_.length_offset + frame_.length_size;
+  }
+  std::uint64_t value() const { return frame_.body_offset ? size_ : header() + size_; }
+
   std::size_t size_;
-  framing frame_;
+  protocols::framing_options frame_;
   payload payload_;
 };
 }  // namespace

@@ -100,29 +100,6 @@ std::string escape(const std::string& in) {
   return out;
 }
 
-bool parse_duration(const std::string& text, std::chrono::nanoseconds& out) {
-  if (text.empty()) return false;
-  char* end = nullptr;
-  double v = std::strtod(text.c_str(), &end);
-  if (end == text.c_str() || !(v >= 0) || v > 1e7) return false;
-  const std::string unit(end);
-  double ns;
-  if (unit.empty() || unit == "s")
-    ns = v * 1e9;
-  else if (unit == "ms")
-    ns = v * 1e6;
-  else if (unit == "us")
-    ns = v * 1e3;
-  else if (unit == "m" || unit == "min")
-    ns = v * 60e9;
-  else if (unit == "h")
-    ns = v * 3600e9;
-  else
-    return false;
-  out = std::chrono::nanoseconds(static_cast<std::int64_t>(ns));
-  return true;
-}
-
 nlohmann::json to_json(const settings& s) {
   nlohmann::json j = {
       {"url", s.server.url},
@@ -141,10 +118,11 @@ nlohmann::json to_json(const settings& s) {
   if (s.mode == "length") {
     j["length"] = {{"size", s.frame.length_size},
                    {"offset", s.frame.length_offset},
-                   {"body_offset", s.frame.header_size()},
-                   {"big_endian", s.frame.big_endian},
-                   {"signed", s.frame.is_signed}};
+                   {"body_offset", s.frame.body_offset},
+                   {"big_endian", s.frame.length_order == protocols::byte_order::big},
+                   {"signed", s.frame.length_signed}};
   }
+  if (s.mode == "eof" || s.mode == "length") j["max_length"] = s.frame.max_length;
   return j;
 }
 

@@ -4,10 +4,11 @@
 
 #include <chrono>
 #include <cstdint>
-#include <optional>
 #include <string>
 
 #include <nlohmann/json_fwd.hpp>
+
+#include "swactor/protocols/framing.hpp"
 
 namespace swactor::bench {
 
@@ -25,22 +26,6 @@ struct target {
 // Parses a URL into `out`; on failure returns the reason (empty on success).
 std::string parse_url(const std::string& url, target& out);
 
-// The server's framing options (Swoole's open_eof_check / open_length_check).
-// length: the frame is body_offset + value bytes, value read from length_size bytes at
-// length_offset (body_offset defaults to length_offset + length_size).
-struct framing {
-  std::string eof = "\r\n";
-  unsigned length_size = 4;  // 1, 2, 4 or 8
-  std::size_t length_offset = 0;
-  std::optional<std::size_t> body_offset;
-  bool big_endian = true;
-  bool is_signed = false;
-
-  std::size_t header_size() const {
-    return body_offset ? *body_offset : length_offset + length_size;
-  }
-};
-
 struct settings {
   target server;
   std::string mode = "long_tcp";
@@ -53,7 +38,9 @@ struct settings {
   double rate = 0;                                // --rate: total requests/s, 0 = as fast as possible
   bool verify = false;                            // compare every reply with its request
   std::chrono::nanoseconds timeout = std::chrono::seconds(5);  // every connect/read/write
-  framing frame;
+  // eof and length modes: the server's [[listen]].framing, with its defaults and
+  // validation, so a flag means what the same key means there (the mode sets `type`).
+  protocols::framing_options frame;
   std::string json_file;                          // --json
   bool progress = false;                          // live line once per second (CLI: on a TTY)
 };
@@ -61,9 +48,6 @@ struct settings {
 // Escapes as used in --eof: \r \n \t \0 \\ \xHH. Returns false on a bad escape.
 bool unescape(const std::string& in, std::string& out);
 std::string escape(const std::string& in);
-
-// "10s", "500ms", "2m", "1.5", "250us": a duration; false when malformed or negative.
-bool parse_duration(const std::string& text, std::chrono::nanoseconds& out);
 
 nlohmann::json to_json(const settings& s);
 

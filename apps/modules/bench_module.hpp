@@ -39,7 +39,11 @@ class bench_module final : public module_base {
     std::chrono::milliseconds timeout{5000};
     std::string eof = "\r\n";
     int length_size = 4;
+    std::int64_t length_offset = 0;
+    std::int64_t body_offset = 4;  // protocols::framing_options' default, as in [[listen]]
     bool big_endian = true;
+    bool is_signed = false;
+    std::uint64_t max_length = 2u << 20;
     std::string json;
     int worker = 0;
     bool stop_server = false;
@@ -52,7 +56,9 @@ class bench_module final : public module_base {
         .string("mode", &options::mode, "Load mode, as `swactor bench -f`.",
                 {"long_tcp", "short_tcp", "udp", "unix", "eof", "length", "connect"})
         .integer("requests", &options::requests, "Requests to run (-n); 0 = run for `duration`.", 0)
-        .duration("duration", &options::duration, "Run time (-d) when requests = 0.")
+        .duration("duration", &options::duration,
+                  "Run time (-d) when requests = 0. A bare number is milliseconds, here and in "
+                  "`swactor bench -d`, as for every duration.")
         .integer("connections", &options::connections, "Concurrent connections (-c).", 1, 100000)
         .size("size", &options::size, "Payload bytes per request (--size).", 1, 64u << 20)
         .integer("pipeline", &options::pipeline, "Requests in flight per connection.", 1, 1024)
@@ -62,7 +68,15 @@ class bench_module final : public module_base {
                   std::chrono::milliseconds(1))
         .string("eof", &options::eof, "eof mode: the delimiter.")
         .integer("length_size", &options::length_size, "length mode: size of the length field.", 1, 8)
+        .integer("length_offset", &options::length_offset,
+                 "length mode: where the length field starts.", 0, 65535)
+        .integer("body_offset", &options::body_offset,
+                 "length mode: frame size = body_offset + length value, as in [listen.framing].",
+                 0, 65535)
         .boolean("big_endian", &options::big_endian, "length mode: byte order of the length field.")
+        .boolean("signed", &options::is_signed, "length mode: the length field is signed.")
+        .size("max_length", &options::max_length,
+              "eof and length modes: largest reply frame, as in [listen.framing].", 1, 1ull << 30)
         .string("json", &options::json, "Write the JSON report here (empty = none).")
         .integer("worker", &options::worker, "Id of the worker that runs the load.", 0, 1023)
         .boolean("stop_server", &options::stop_server,
@@ -89,8 +103,12 @@ class bench_module final : public module_base {
     s.verify = opts_.verify;
     s.timeout = opts_.timeout;
     s.frame.eof = opts_.eof;
-    s.frame.length_size = static_cast<unsigned>(opts_.length_size);
-    s.frame.big_endian = opts_.big_endian;
+    s.frame.length_size = static_cast<std::size_t>(opts_.length_size);
+    s.frame.length_offset = static_cast<std::size_t>(opts_.length_offset);
+    s.frame.body_offset = static_cast<std::size_t>(opts_.body_offset);
+    s.frame.length_order = opts_.big_endian ? protocols::byte_order::big : protocols::byte_order::little;
+    s.frame.length_signed = opts_.is_signed;
+    s.frame.max_length = static_cast<std::size_t>(opts_.max_length);
     s.json_file = opts_.json;
     if (auto err = bench::validate(s); !err.empty()) {
       log::error("bench {}: {}", instance_name(), err);

@@ -212,6 +212,19 @@ std::size_t frame_scanner::next(const framing_options& opts, std::string_view in
   return 0;
 }
 
+std::size_t frame_size(const framing_options& opts, std::string_view in, std::error_code& ec,
+                       std::string* why) {
+  ec.clear();
+  frame_scanner sc;
+  std::string reason;
+  auto n = sc.next(opts, in, ec, reason);
+  if (ec) {
+    if (why) *why = std::move(reason);
+    return 0;
+  }
+  return n ? n : sc.frame;  // length: known from the header before the frame is complete
+}
+
 std::string_view frame_payload(const framing_options& opts, std::string_view message) noexcept {
   switch (opts.type) {
     case framing_type::raw: return message;

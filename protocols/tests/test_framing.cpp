@@ -323,3 +323,44 @@ TEST_CASE("framing: error codes have the framing category", "[framing]") {
   CHECK(std::string(ec.category().name()) == "swactor.framing");
   CHECK(ec.message() == "negative length field");
 }
+
+TEST_CASE("framing: frame_size cuts in place as the framer does", "[framing]") {
+  std::error_code ec;
+  // length: the size is known from the header, before the body is there.
+  auto lo = length_opts(2, false, byte_order::little, 1, 4);
+  const auto frame = length_frame(lo, "hello");
+  CHECK(frame_size(lo, std::string_view(frame).substr(0, 2), ec) == 0);
+  CHECK_FALSE(ec);
+  CHECK(frame_size(lo, std::string_view(frame).substr(0, 3), ec) == frame.size());
+  CHECK(frame_size(lo, frame + "next", ec) == frame.size());
+  CHECK_FALSE(ec);
+
+  // The same refusals as the framer, with its reason.
+  auto neg = length_opts(1, true, byte_order::big, 0, 1);
+  std::string why;
+  CHECK(frame_size(neg, std::string("\xff", 1), ec, &why) == 0);
+  CHECK(ec == framing_errc::negative_length);
+  framer f(neg);
+  CHECK(f.feed(std::string("\xff", 1)) == std::error_code{});
+  CHECK_FALSE(f.next());
+  CHECK(f.error() == ec);
+  CHECK(f.reason() == why);
+
+  auto small = length_opts(4, false, byte_order::big, 0, 4);
+  small.max_length = 16;
+  CHECK(frame_size(small, encode_len(13, 4, byte_order::big), ec) == 0);
+  CHECK(ec == framing_errc::frame_too_large);
+  CHECK(frame_size(small, encode_len(12, 4, byte_order::big), ec) == 16);
+  CHECK_FALSE(ec);
+
+  // eof: up to and with the delimiter; nothing yet without one.
+  auto eo = eof_opts("\r\n", 8);
+  CHECK(frame_size(eo, "ab\r\ncd\r\n", ec) == 4);
+  CHECK(frame_size(eo, "abc", ec) == 0);
+  CHECK_FALSE(ec);
+  CHECK(frame_size(eo, "abcdefgh", ec) == 0);
+  CHECK(ec == framing_errc::eof_not_found);
+
+  framing_options raw;
+  CHECK(frame_size(raw, "xyz", ec) == 3);
+}

@@ -13,6 +13,7 @@
 #include "swactor/core/channel.hpp"
 #include "swactor/core/loop.hpp"
 #include "swactor/core/timers.hpp"
+#include "swactor/core/wait_group.hpp"
 
 using namespace std::chrono_literals;
 using swactor::task;
@@ -131,32 +132,41 @@ double caf_request_rate(int rounds) {
   return done / seconds_since(t0);
 }
 
-// 4. a million sleeping coroutines.
-struct sleepers_result {
-  double create_s, rss_per_coro, finish_s;
+// 4. a million parked coroutines. Each waits on one shared wait group (a latch) that is
+// released only once all of them are parked, so the RSS sample sees every frame alive and
+// no figure depends on how fast this machine creates them (a fixed sleep did: on a slow
+// machine the first ones finished while the last were still being created).
+struct parked_result {
+  double create_s = 0;       // spawn all and run each up to its wait
+  std::uint64_t live = 0;    // coroutines alive when RSS was sampled
+  double rss_per_coro = 0;   // RSS growth / live
+  double finish_s = 0;       // release the latch, resume and finish all
+  std::uint64_t woke = 0;
 };
-sleepers_result million_sleepers(int n) {
+parked_result million_parked(int n) {
   swactor::loop lp;
-  // Warm the allocator so we measure the coroutines, not the first arena growth.
-  long rss0 = rss_bytes();
-  int woke = 0;
+  swactor::wait_group gate(1);
+  const long rss0 = rss_bytes();
+  parked_result r;
   auto t0 = clock_type::now();
   for (int i = 0; i < n; ++i)
     swactor::spawn(lp.context(), [&]() -> task<void> {
-      co_await swactor::sleep(1000ms);
-      ++woke;
+      (void)co_await gate.wait();
+      ++r.woke;
     });
-  // Run until every coroutine has started and is parked on its timer.
-  while (lp.context().poll_one() > 0 && lp.coroutine_stats().live == static_cast<unsigned>(n) &&
-         seconds_since(t0) < 30) {
+  // No time limit: nothing completes before the gate opens, so polling until every
+  // coroutine is parked always terminates.
+  while (gate.waiting() < static_cast<std::size_t>(n) && lp.context().poll_one() > 0) {
   }
-  lp.context().poll();
-  double create_s = seconds_since(t0);
-  long rss1 = rss_bytes();
+  r.create_s = seconds_since(t0);
+  r.live = lp.coroutine_stats().live;
+  const long rss1 = rss_bytes();
+  r.rss_per_coro = r.live ? double(rss1 - rss0) / double(r.live) : 0;
   auto t1 = clock_type::now();
+  (void)gate.done();
   lp.run();
-  double finish_s = seconds_since(t1);
-  return {create_s, double(rss1 - rss0) / n, finish_s + 0.0 * woke};
+  r.finish_s = seconds_since(t1);
+  return r;
 }
 
 // 5. a million after() timers.
@@ -198,12 +208,20 @@ int main() {
   rep.add({"CAF typed request/response (one loop)", caf_request_rate(rounds / 2), "rt/s", bare,
            "asio::experimental::channel ping-pong", 0.6});
 
-  auto s = million_sleepers(1'000'000);
-  rep.add({"1M sleeping coroutines: create", s.create_s * 1000, "ms", std::nullopt, "", std::nullopt});
-  rep.add({"1M sleeping coroutines: RSS per coroutine", s.rss_per_coro, "bytes", 1024.0,
-           "target 1 KiB (Swoole reserves 2 MiB C stack + 8 KiB PHP stack)", std::nullopt});
-  rep.add({"1M sleeping coroutines: wake+finish all", s.finish_s * 1000, "ms", std::nullopt, "",
+  const int parked_n = 1'000'000;
+  auto s = million_parked(parked_n);
+  if (s.live != static_cast<std::uint64_t>(parked_n) || s.woke != s.live)
+    std::fprintf(stderr, "bench_core: %llu of %d coroutines live at the RSS sample, %llu woke\n",
+                 static_cast<unsigned long long>(s.live), parked_n,
+                 static_cast<unsigned long long>(s.woke));
+  rep.add({"1M parked coroutines: create and park", s.create_s * 1000, "ms", std::nullopt, "",
            std::nullopt});
+  rep.add({"1M parked coroutines: live at RSS sample", double(s.live), "coros", std::nullopt, "",
+           std::nullopt});
+  rep.add({"1M parked coroutines: RSS per live coroutine", s.rss_per_coro, "bytes", 1024.0,
+           "target 1 KiB (Swoole reserves 2 MiB C stack + 8 KiB PHP stack)", std::nullopt});
+  rep.add({"1M parked coroutines: release, wake+finish all", s.finish_s * 1000, "ms",
+           std::nullopt, "", std::nullopt});
 
   rep.add({"1M after() timers added and fired", timers_rate(1'000'000), "timers/s",
            asio_timers_rate(1'000'000), "1M bare asio::steady_timer", std::nullopt});

@@ -52,9 +52,40 @@ TEST_CASE("bench args: a full command line") {
   CHECK(s.json_file == "/tmp/x.json");
   CHECK(s.frame.length_size == 2);
   CHECK(s.frame.length_offset == 1);
-  CHECK(s.frame.header_size() == 4);
-  CHECK_FALSE(s.frame.big_endian);
-  CHECK(s.frame.is_signed);
+  CHECK(s.frame.body_offset == 4);
+  CHECK(s.frame.length_order == swactor::protocols::byte_order::little);
+  CHECK(s.frame.length_signed);
+}
+
+TEST_CASE("bench args: the server's framing options, defaults and validation") {
+  // Defaults are [[listen]].framing's: body_offset 4 whatever the field size.
+  auto p = parse({"-s", "tcp://127.0.0.1:1", "-f", "length", "-n", "1", "--length-size", "2"});
+  REQUIRE(p.config);
+  const swactor::protocols::framing_options server_defaults;
+  CHECK(p.config->frame.body_offset == server_defaults.body_offset);
+  CHECK(p.config->frame.max_length == server_defaults.max_length);
+  // so an 8-byte field needs a body offset, as it does in app.toml
+  p = parse({"-s", "tcp://127.0.0.1:1", "-f", "length", "-n", "1", "--length-size", "8"});
+  CHECK_FALSE(p.config);
+  CHECK(p.message.find("body_offset") != std::string::npos);
+  // 0: the length counts the whole frame
+  p = parse({"-s", "tcp://127.0.0.1:1", "-f", "length", "-n", "1", "--body-offset", "0"});
+  REQUIRE(p.config);
+  CHECK(p.config->frame.body_offset == 0);
+  // Swoole's letters
+  p = parse({"-s", "tcp://127.0.0.1:1", "-f", "length", "-n", "1", "--length-type", "v"});
+  REQUIRE(p.config);
+  CHECK(p.config->frame.length_size == 2);
+  CHECK(p.config->frame.length_order == swactor::protocols::byte_order::little);
+  // sizes as in app.toml; frames beyond max_length are refused before the run
+  p = parse({"-s", "tcp://127.0.0.1:1", "-f", "length", "-n", "1", "--size", "4MiB",
+             "--max-length", "5MiB"});
+  REQUIRE(p.config);
+  CHECK(p.config->size == 4u << 20);
+  CHECK(p.config->frame.max_length == 5u << 20);
+  p = parse({"-s", "tcp://127.0.0.1:1", "-f", "eof", "-n", "1", "--size", "4MiB"});
+  CHECK_FALSE(p.config);
+  CHECK(p.message.find("--max-length") != std::string::npos);
 }
 
 TEST_CASE("bench args: urls, durations, escapes") {
@@ -69,6 +100,12 @@ TEST_CASE("bench args: urls, durations, escapes") {
   CHECK(p.config->server.host == "::1");
   CHECK(p.config->server.port == 53);
   CHECK(p.config->duration == std::chrono::minutes(2));
+
+  // A bare number is milliseconds, as in app.toml (config::parse_duration).
+  p = parse({"-s", "tcp://127.0.0.1:1", "-f", "long_tcp", "-d", "500", "--timeout", "250"});
+  REQUIRE(p.config);
+  CHECK(p.config->duration == 500ms);
+  CHECK(p.config->timeout == 250ms);
 
   p = parse({"-s", "tcp://127.0.0.1:1", "-f", "eof", "-n", "1", "--eof", "\\r\\n\\x00\\t\\\\"});
   REQUIRE(p.config);
@@ -94,6 +131,12 @@ TEST_CASE("bench args: every error is one line and exit 2") {
       {"-s", "tcp://127.0.0.1:1", "-f", "long_tcp"},
       {"-s", "tcp://127.0.0.1:1", "-f", "long_tcp", "-n", "1", "-d", "1s"},
       {"-s", "tcp://127.0.0.1:1", "-f", "long_tcp", "-d", "-3s"},
+      {"-s", "tcp://127.0.0.1:1", "-f", "long_tcp", "-d", "3 parsecs"},
+      {"-s", "tcp://127.0.0.1:1", "-f", "long_tcp", "-n", "1", "--size", "12 bananas"},
+      {"-s", "tcp://127.0.0.1:1", "-f", "length", "-n", "1", "--length-type", "X"},
+      {"-s", "tcp://127.0.0.1:1", "-f", "length", "-n", "1", "--length-type", "N",
+       "--length-size", "2"},
+      {"-s", "tcp://127.0.0.1:1", "-f", "eof", "-n", "1", "--eof", "123456789"},
       {"-s", "tcp://127.0.0.1:1", "-f", "long_tcp", "-n", "1", "--timeout", "0"},
       {"-s", "tcp://127.0.0.1:1", "-f", "long_tcp", "-n", "1", "-t", "0"},
       {"-s", "tcp://127.0.0.1:1", "-f", "long_tcp", "-n", "1", "--pipeline", "0"},

@@ -87,6 +87,15 @@ struct frame_scanner {
   void reset() noexcept { scan = frame = 0; }
 };
 
+// The size of the frame that starts `in`, read in place (stateless; for a client cutting
+// replies out of its own read buffer, the load tester): for eof, the bytes up to and with
+// the delimiter; for length, body_offset + the length value, known as soon as the header
+// is there (it may exceed in.size(): the frame is complete once size <= in.size()); for
+// raw, in.size(). 0 while that is not known yet. On a frame the framer would reject, 0 and
+// `ec` set (`why` gets the reason when given). `opts` must be valid.
+std::size_t frame_size(const framing_options& opts, std::string_view in, std::error_code& ec,
+                       std::string* why = nullptr);
+
 // The message without its framing: the eof delimiter removed, or the length header (up
 // to body_offset, or to the end of the length field when body_offset is 0) skipped.
 std::string_view frame_payload(const framing_options& opts, std::string_view message) noexcept;
