@@ -1,0 +1,295 @@
+// The connection layer without processes or sockets: net::conn_host + net::connection over
+// the in-memory transport, with a recording sink.
+
+#include <catch2/catch.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "memory_transport.hpp"
+#include "net/conn_host.hpp"
+#include "swactor/actors/errors.hpp"
+
+using namespace swactor;
+using swactor::test::memory_pipe;
+using swactor::test::memory_transport;
+
+namespace {
+
+// Emits one event per line; a line "UPGRADE" asks the sink to switch codecs.
+class line_codec final : public protocols::stream_codec {
+ public:
+  std::string_view name() const noexcept override { return "line"; }
+  std::size_t decode(std::string_view in, protocols::event_sink& out) override {
+    std::size_t used = 0;
+    for (;;) {
+      auto nl = in.find('\n', used);
+      if (nl == std::string_view::npos) return used;
+      protocols::event e{7, in.substr(used, nl - used)};
+      used = nl + 1;
+      if (!out.on_event(e)) return used;
+    }
+  }
+};
+
+struct recording_sink final : net::connection_sink {
+  std::vector<std::string> events;  // "open", "kind:data", "closed:reason"
+  std::function<bool(net::connection&, const protocols::event&)> on_event_hook;
+  std::vector<std::string> datagrams;
+
+  void on_open(net::connection&) override { events.push_back("open"); }
+  bool on_event(net::connection& c, const protocols::event& e) override {
+    events.push_back(std::to_string(e.kind) + ":" + std::string(e.data));
+    return on_event_hook ? on_event_hook(c, e) : true;
+  }
+  void on_closed(net::connection&, std::string_view reason) override {
+    events.push_back("closed:" + std::string(reason));
+  }
+  void on_datagram(int, std::string from, std::string_view data) override {
+    datagrams.push_back(from + " " + std::string(data));
+  }
+};
+
+struct fixture {
+  asio::io_context io;
+  std::unique_ptr<server_state> state = std::make_unique<server_state>();
+  app_config app;
+  recording_sink sink;
+  std::unique_ptr<net::conn_host> host;
+
+  explicit fixture(protocols::framing_options f = {}, std::uint64_t out_limit = 1 << 20) {
+    listen_config lc;
+    lc.url = "tcp://127.0.0.1:1";
+    lc.endpoint = parse_listen_url(lc.url);
+    lc.framing_options = std::move(f);
+    lc.output_buffer_size = out_limit;
+    app.listen.push_back(lc);
+    host = std::make_unique<net::conn_host>(io, app, *state, state->procs[0].conns, sink);
+  }
+  ~fixture() {
+    host->abort_all();
+    io.poll();
+  }
+
+  std::shared_ptr<net::connection> connect(const std::shared_ptr<memory_pipe>& p, std::uint64_t id = 1) {
+    state->listeners[0].connections.fetch_add(1);  // what the acceptor does
+    auto c = host->adopt(std::make_unique<memory_transport>(io, p), 0, id, "peer");
+    io.poll();
+    return c;
+  }
+  void run() {
+    io.restart();
+    io.poll();
+  }
+};
+
+protocols::framing_options eof_framing() {
+  protocols::framing_options f;
+  f.type = protocols::framing_type::eof;
+  f.eof = "\n";
+  return f;
+}
+
+}  // namespace
+
+TEST_CASE("connection: frames split at every byte arrive whole and in order", "[connection]") {
+  fixture fx(eof_framing());
+  auto p = std::make_shared<memory_pipe>();
+  auto c = fx.connect(p);
+  std::string wire = "hello\nworld\n\nlast\n";
+  for (char ch : wire) {
+    test::peer_send(fx.io, *p, std::string(1, ch));
+    fx.run();
+  }
+  CHECK(fx.sink.events == std::vector<std::string>{"open", "0:hello\n", "0:world\n", "0:\n", "0:last\n"});
+  // Everything consumed: the idle connection keeps no input buffer.
+  CHECK(c->buffered_input() == 0);
+  test::peer_send(fx.io, *p, "partial");
+  fx.run();
+  CHECK(c->buffered_input() == 7);
+  test::peer_send(fx.io, *p, " frame\n");
+  fx.run();
+  CHECK(fx.sink.events.back() == "0:partial frame\n");
+  CHECK(c->buffered_input() == 0);
+}
+
+TEST_CASE("connection: many frames in one read, a peer close ends it once", "[connection]") {
+  fixture fx(eof_framing());
+  auto p = std::make_shared<memory_pipe>();
+  auto c = fx.connect(p);
+  test::peer_send(fx.io, *p, "a\nb\nc\n");
+  fx.run();
+  test::peer_close(fx.io, *p);
+  fx.run();
+  CHECK(fx.sink.events == std::vector<std::string>{"open", "0:a\n", "0:b\n", "0:c\n", "closed:closed by peer"});
+  CHECK(c->closed());
+  CHECK_FALSE(c->aborted());
+  CHECK(fx.host->size() == 0);
+  CHECK(fx.state->procs[0].conns.closed.load() == 1);
+  CHECK(fx.state->procs[0].conns.aborted.load() == 0);
+  CHECK(fx.state->procs[0].conns.open.load() == 0);
+  CHECK(fx.state->listeners[0].connections.load() == 0);
+}
+
+TEST_CASE("connection: the look-ahead bound pauses reading until the sink resumes it", "[connection]") {
+  fixture fx(eof_framing());
+  auto p = std::make_shared<memory_pipe>();
+  int budget = 2;
+  fx.sink.on_event_hook = [&](net::connection&, const protocols::event&) { return --budget > 0; };
+  auto c = fx.connect(p);
+  test::peer_send(fx.io, *p, "1\n2\n3\n4\n5\n");
+  fx.run();
+  CHECK(fx.sink.events.size() == 3);  // open + 2
+  CHECK(c->paused());
+  CHECK(c->buffered_input() == 6);    // "3\n4\n5\n" kept, not lost
+  test::peer_send(fx.io, *p, "6\n");  // arrives while paused: not read yet
+  fx.run();
+  CHECK(fx.sink.events.size() == 3);
+  budget = 100;
+  c->resume();
+  fx.run();
+  CHECK(fx.sink.events == std::vector<std::string>{"open", "0:1\n", "0:2\n", "0:3\n", "0:4\n", "0:5\n", "0:6\n"});
+  CHECK_FALSE(c->paused());
+}
+
+TEST_CASE("connection: a read error at the Nth read closes it as aborted, with the reason", "[connection]") {
+  fixture fx(eof_framing());
+  auto p = std::make_shared<memory_pipe>();
+  p->fail_read_at = 3;  // 1: would block at start, 2: data, 3: fails
+  auto c = fx.connect(p);
+  test::peer_send(fx.io, *p, "x\n");
+  fx.run();
+  test::peer_send(fx.io, *p, "y\n");
+  fx.run();
+  REQUIRE(fx.sink.events.size() == 3);
+  CHECK(fx.sink.events[1] == "0:x\n");
+  CHECK(fx.sink.events[2].rfind("closed:", 0) == 0);
+  CHECK(fx.sink.events[2].find("reset") != std::string::npos);
+  CHECK(c->aborted());
+  CHECK(fx.state->procs[0].conns.aborted.load() == 1);
+}
+
+TEST_CASE("connection: a protocol error closes only that connection, naming the reason", "[connection]") {
+  protocols::framing_options f;
+  f.type = protocols::framing_type::length;
+  f.max_length = 64;
+  fixture fx(f);
+  auto bad = std::make_shared<memory_pipe>();
+  auto good = std::make_shared<memory_pipe>();
+  auto cb = fx.connect(bad, 1);
+  auto cg = fx.connect(good, 2);
+  test::peer_send(fx.io, *bad, std::string("\x00\x00\x10\x00", 4) + "junk");
+  test::peer_send(fx.io, *good, std::string("\x00\x00\x00\x02", 4) + "ok");
+  fx.run();
+  CHECK(cb->closed());
+  CHECK(cb->aborted());
+  CHECK_FALSE(cg->closed());
+  bool named = false;
+  for (auto& e : fx.sink.events) named = named || (e.find("closed:") == 0 && e.find("max_length") != std::string::npos);
+  CHECK(named);
+  CHECK(fx.sink.events.back() == "0:" + std::string("\x00\x00\x00\x02", 4) + "ok");
+}
+
+TEST_CASE("connection: output the socket does not take is queued, flushed in order, bounded", "[connection]") {
+  fixture fx({}, 16);
+  auto p = std::make_shared<memory_pipe>();
+  auto c = fx.connect(p);
+  p->write_capacity = 3;
+  CHECK_FALSE(c->send("abcdef"));   // 3 written at once, 3 queued
+  CHECK(p->written == "abc");
+  CHECK(c->queued_bytes() == 3);
+  CHECK_FALSE(c->send("ghij"));     // queued behind
+  CHECK(c->queued_bytes() == 7);
+  CHECK(c->send("0123456789") == server_errc::output_buffer_full);  // 7 + 10 > 16
+  test::peer_read_window(fx.io, *p, 5);
+  fx.run();
+  CHECK(p->written == "abcdefgh");
+  test::peer_read_window(fx.io, *p, 100);
+  fx.run();
+  CHECK(p->written == "abcdefghij");
+  CHECK(c->queued_bytes() == 0);
+  // One reply larger than the limit still goes into an empty queue.
+  p->write_capacity = 0;
+  CHECK_FALSE(c->send(std::string(40, 'z')));
+  CHECK(c->queued_bytes() == 40);
+}
+
+TEST_CASE("connection: a write error at the Nth write closes it", "[connection]") {
+  fixture fx;
+  auto p = std::make_shared<memory_pipe>();
+  p->fail_write_at = 2;
+  auto c = fx.connect(p);
+  CHECK_FALSE(c->send("one"));
+  CHECK_FALSE(c->closed());
+  (void)c->send("two");
+  fx.run();
+  CHECK(c->closed());
+  CHECK(c->aborted());
+  CHECK(c->send("three") == server_errc::session_not_found);
+}
+
+TEST_CASE("connection: graceful close writes queued output first; reset drops it", "[connection]") {
+  fixture fx;
+  auto p = std::make_shared<memory_pipe>();
+  auto c = fx.connect(p, 1);
+  p->write_capacity = 2;
+  CHECK_FALSE(c->send("hello"));
+  CHECK_FALSE(fx.host->close(1, false));
+  CHECK_FALSE(c->closed());  // waits for its output
+  CHECK(c->send("more") == server_errc::session_not_found);
+  test::peer_read_window(fx.io, *p, 100);
+  fx.run();
+  CHECK(p->written == "hello");
+  CHECK(p->shut_down);
+  CHECK(c->closed());
+  CHECK_FALSE(c->aborted());
+
+  auto p2 = std::make_shared<memory_pipe>();
+  auto c2 = fx.connect(p2, 2);
+  p2->write_capacity = 0;
+  CHECK_FALSE(c2->send("lost"));
+  CHECK_FALSE(fx.host->close(2, true));
+  CHECK(c2->closed());
+  CHECK(p2->reset);
+  CHECK(p2->written.empty());
+  CHECK(fx.host->close(2, false) == server_errc::session_not_found);
+}
+
+TEST_CASE("connection: the codec is replaced mid-read; the rest of the bytes go to the new one",
+          "[connection]") {
+  protocols::framing_options length;
+  length.type = protocols::framing_type::length;
+  length.length_size = 2;
+  length.body_offset = 2;
+  fixture fx(eof_framing());
+  auto p = std::make_shared<memory_pipe>();
+  fx.sink.on_event_hook = [&](net::connection& c, const protocols::event& e) {
+    if (e.data == "UPGRADE") c.replace_codec(std::make_unique<protocols::frame_codec>(length));
+    return true;
+  };
+  auto c = fx.connect(p);
+  c->replace_codec(std::make_unique<line_codec>());  // before any byte: the first protocol
+  // One read holds the last line of the old protocol and two frames of the new one.
+  test::peer_send(fx.io, *p, std::string("hi\nUPGRADE\n") + std::string("\x00\x03", 2) + "abc" +
+                                 std::string("\x00\x01", 2) + "z");
+  fx.run();
+  CHECK(fx.sink.events == std::vector<std::string>{"open", "7:hi", "7:UPGRADE",
+                                                   "0:" + std::string("\x00\x03", 2) + "abc",
+                                                   "0:" + std::string("\x00\x01", 2) + "z"});
+  CHECK(c->codec().name() == "length");
+  CHECK(c->buffered_input() == 0);
+}
+
+TEST_CASE("connection: heartbeat-free host counts what it adopts", "[connection]") {
+  fixture fx;
+  auto p = std::make_shared<memory_pipe>();
+  auto c = fx.connect(p, 9);
+  CHECK(fx.host->find(9) == c.get());
+  CHECK(fx.state->procs[0].conns.open.load() == 1);
+  CHECK(fx.state->procs[0].conns.listener_open[0].load() == 1);
+  CHECK_FALSE(fx.host->bind(9, 42));
+  CHECK(c->uid == 42);
+  CHECK(fx.host->send(10, "x") == server_errc::session_not_found);
+}

@@ -1,0 +1,269 @@
+// Server parts that need no process: dispatch selection, config resolution, the worker
+// command line, the event runner (order per session, stand-ins), the process layout.
+
+#include <catch2/catch.hpp>
+
+#include <map>
+
+#include "master/reactors.hpp"
+#include "proc_layout.hpp"
+#include "swactor/actors/app_config.hpp"
+#include "swactor/actors/server.hpp"
+#include "worker/event_runner.hpp"
+
+using namespace swactor;
+
+namespace {
+
+struct counting_module final : module_base {
+  static constexpr std::string_view kName = "counting";
+  static constexpr std::string_view kDoc = "test";
+  struct options {
+    std::int64_t helpers = 0;
+  };
+  static config::schema<options> schema() {
+    config::schema<options> s;
+    s.integer("helpers", &options::helpers, "user processes", 0, 8);
+    return s;
+  }
+  static int user_process_count(const options& o) { return static_cast<int>(o.helpers); }
+  static inline int constructed = 0;
+  explicit counting_module(options) { ++constructed; }
+};
+
+std::optional<app_config> parse(const std::string& text, config::diagnostics& diag) {
+  static module_registry reg = [] {
+    module_registry r;
+    r.add<counting_module>();
+    return r;
+  }();
+  auto root = config::load_string(text, "app.toml", diag);
+  if (!root) return std::nullopt;
+  auto keep = std::make_shared<const toml::table>(std::move(*root));
+  auto app = parse_app_config(*keep, "app.toml", reg, diag);
+  if (app) app->root = keep;
+  return app;
+}
+
+}  // namespace
+
+TEST_CASE("config: strings are resolved once into enums, URLs, framing and module indexes", "[config]") {
+  config::diagnostics diag;
+  counting_module::constructed = 0;
+  auto app = parse(R"(
+[server]
+mode = "process"
+dispatch_mode = "ip"
+workers = 3
+[modules.a]
+type = "counting"
+helpers = 2
+[[listen]]
+url = "unix:///tmp/x.sock"
+module = "a"
+framing = { type = "eof", delimiter = "\r\n" }
+[[listen]]
+url = "udp://127.0.0.1:9000"
+module = "counting"
+)", diag);
+  REQUIRE(app);
+  CHECK(app->server.mode_kind == server_mode::process);
+  CHECK(app->process_mode());
+  CHECK(app->server.dispatch == dispatch_mode::ip);
+  REQUIRE(app->listen.size() == 2);
+  CHECK(app->listen[0].endpoint.kind == listen_kind::unix_stream);
+  CHECK(app->listen[0].endpoint.path == "/tmp/x.sock");
+  CHECK(app->listen[0].framing_options.type == protocols::framing_type::eof);
+  CHECK(app->listen[0].framing_options.eof == "\r\n");
+  CHECK(app->listen[0].module_index == 0);
+  CHECK(app->listen[1].endpoint.kind == listen_kind::udp);
+  CHECK(app->listen[1].module_index == 1);  // a built-in type named directly: its own instance
+  CHECK(app->user_procs == std::vector<std::pair<int, int>>{{0, 0}, {0, 1}});
+  CHECK(app->listen[0].max_queued_messages == 64);
+  // Validation and the user-process count come from the schema, not from instances.
+  CHECK(counting_module::constructed == 0);
+}
+
+TEST_CASE("config: defaults resolve too; bad values are refused with the key", "[config]") {
+  config::diagnostics diag;
+  auto app = parse(R"(
+[[listen]]
+url = "tcp://127.0.0.1:1"
+module = "counting"
+)", diag);
+  REQUIRE(app);
+  CHECK(app->server.mode_kind == server_mode::base);
+  CHECK(app->server.dispatch == dispatch_mode::connection);
+  CHECK(app->listen[0].endpoint.kind == listen_kind::tcp);
+  CHECK(app->listen[0].endpoint.port == 1);
+  config::diagnostics bad;
+  CHECK_FALSE(parse("[server]\ndispatch_mode = \"fastest\"\n", bad));
+  CHECK(bad.to_string().find("server.dispatch_mode") != std::string::npos);
+  config::diagnostics bad2;
+  CHECK_FALSE(parse("[[listen]]\nurl = \"tcp://127.0.0.1:1\"\nmodule = \"counting\"\nmax_queued_messages = 0\n", bad2));
+  CHECK(bad2.to_string().find("max_queued_messages") != std::string::npos);
+}
+
+TEST_CASE("dispatch: each mode picks as documented", "[dispatch]") {
+  std::vector<bool> up = {true, true, true, true};
+  std::vector<std::uint32_t> load = {3, 1, 0, 0};
+  auto alive = [&](int w) { return up[static_cast<std::size_t>(w)]; };
+  auto busy = [&](int w) { return load[static_cast<std::size_t>(w)]; };
+  std::uint64_t rr = 0;
+  detail::dispatch_input in;
+  in.has_connection = true;
+  in.session = 10;
+  CHECK(detail::pick_worker(dispatch_mode::connection, 4, in, rr, alive, busy) == 2);
+  // ip: same address hash, same worker, whatever the session.
+  in.ip_hash = 77;
+  int by_ip = detail::pick_worker(dispatch_mode::ip, 4, in, rr, alive, busy);
+  in.session = 11;
+  CHECK(detail::pick_worker(dispatch_mode::ip, 4, in, rr, alive, busy) == by_ip);
+  CHECK(by_ip == 77 % 4);
+  // uid: the bound uid decides; unbound falls back to the session.
+  in.uid = 6;
+  CHECK(detail::pick_worker(dispatch_mode::uid, 4, in, rr, alive, busy) == 2);
+  in.uid = 0;
+  CHECK(detail::pick_worker(dispatch_mode::uid, 4, in, rr, alive, busy) == 3);
+  // round_robin skips a dead worker.
+  up[1] = false;
+  rr = 0;
+  std::vector<int> seen;
+  for (int i = 0; i < 4; ++i) seen.push_back(detail::pick_worker(dispatch_mode::round_robin, 4, in, rr, alive, busy));
+  CHECK(seen == std::vector<int>{0, 2, 3, 0});
+  // idle: the least loaded live worker, round-robin among equals.
+  rr = 0;
+  int a = detail::pick_worker(dispatch_mode::idle, 4, in, rr, alive, busy);
+  int b = detail::pick_worker(dispatch_mode::idle, 4, in, rr, alive, busy);
+  CHECK(((a == 2 && b == 3) || (a == 3 && b == 2) || (a == 2 && b == 2) || (a == 3 && b == 3)));
+  CHECK(load[static_cast<std::size_t>(a)] == 0);
+  // ip without a connection (a datagram): round robin.
+  detail::dispatch_input none;
+  rr = 0;
+  CHECK(detail::pick_worker(dispatch_mode::ip, 4, none, rr, alive, busy) == 0);
+}
+
+TEST_CASE("worker command line: built and parsed by the same code", "[worker_args]") {
+  worker_args w;
+  w.role = proc_role::task;
+  w.id = 5;
+  w.ipc_fd = 7;
+  w.config_fd = 8;
+  w.state_fd = 9;
+  w.listen_fds = {10, 11};
+  w.table_fds = {12};
+  w.config_name = "my app.toml";
+  auto argv = w.to_argv("/usr/bin/swactor");
+  REQUIRE(argv.size() > 2);
+  CHECK(argv[1] == "worker");
+  std::string err;
+  auto back = worker_args::parse(std::vector<std::string>(argv.begin() + 2, argv.end()), err);
+  REQUIRE(back);
+  CHECK(back->role == proc_role::task);
+  CHECK(back->id == 5);
+  CHECK(back->listen_fds == std::vector<int>{10, 11});
+  CHECK(back->reactor_fds.empty());
+  CHECK(back->table_fds == std::vector<int>{12});
+  CHECK(back->config_name == "my app.toml");
+  CHECK(w.inherited_fds() == std::vector<int>{7, 8, 9, 10, 11, 12});
+  CHECK_FALSE(worker_args::parse({"--role", "boss", "--id", "1"}, err));
+  CHECK(err.find("--role") != std::string::npos);
+  CHECK_FALSE(worker_args::parse({"--id", "x"}, err));
+  CHECK_FALSE(worker_args::parse({"--role", "worker"}, err));
+  CHECK(err.find("required") != std::string::npos);
+  CHECK_FALSE(worker_args::parse({"--listen-fds", "1,,2"}, err));
+}
+
+TEST_CASE("process layout: one place for server-wide ids", "[layout]") {
+  app_config app;
+  app.server.workers = 2;
+  app.server.task_workers = 3;
+  app.user_procs = {{0, 0}};
+  detail::proc_layout l(app);
+  CHECK(l.total() == 6);
+  CHECK(l.role_of(1) == proc_role::worker);
+  CHECK(l.role_of(2) == proc_role::task);
+  CHECK(l.index_of(4) == 2);
+  CHECK(l.role_of(5) == proc_role::user);
+  CHECK(l.id_of(proc_role::task, 1) == 3);
+  CHECK(l.name(5) == "user#0");
+  CHECK(l.name(3) == "task#1");
+  CHECK_FALSE(l.valid(6));
+  CHECK_FALSE(l.valid(-1));
+}
+
+namespace {
+
+struct recording_host final : detail::handler_host {
+  asio::io_context& io;
+  std::vector<std::string> log;
+  std::vector<session_id> lows;
+  explicit recording_host(asio::io_context& i) : io(i) {}
+  task<void> handle_open(session_id s, int) override {
+    log.push_back("open " + std::to_string(s.value()));
+    co_return;
+  }
+  task<void> handle_message(session_id s, int, std::string data) override {
+    // A handler that suspends: later events of the session must still wait for it.
+    co_await asio::post(io, asio::use_awaitable);
+    log.push_back("msg " + std::to_string(s.value()) + " " + data);
+  }
+  task<void> handle_close(session_id s, int) override {
+    log.push_back("close " + std::to_string(s.value()));
+    co_return;
+  }
+  void queue_low(session_id s) override { lows.push_back(s); }
+};
+
+}  // namespace
+
+TEST_CASE("event runner: per session in order, one handler at a time; close last", "[runner]") {
+  asio::io_context io;
+  recording_host host(io);
+  detail::event_runner runner(io, host);
+  session_id a(1), b(2);
+  runner.open(a, 0, "1.2.3.4:5", 1000, -1);
+  runner.message(a, 0, "x");
+  runner.open(b, 0, "peer", 1000, -1);
+  runner.message(b, 0, "y");
+  CHECK(runner.message(a, 0, "z") == 3);  // open, x, z wait: nothing ran yet
+  runner.closed(a, 0);
+  REQUIRE(runner.find(a));
+  CHECK(runner.find(a)->remote == "1.2.3.4:5");
+  CHECK(runner.bind(a, user_id(9)));
+  CHECK(runner.find(a)->uid == user_id(9));
+  io.run();
+  std::vector<std::string> only_a;
+  for (auto& l : host.log)
+    if (l.find(" 1") != std::string::npos) only_a.push_back(l);
+  CHECK(only_a == std::vector<std::string>{"open 1", "msg 1 x", "msg 1 z", "close 1"});
+  CHECK(runner.find(a) == nullptr);  // closed and drained: gone
+  CHECK(runner.find(b) != nullptr);  // still open
+  CHECK(runner.running().count() == 0);
+}
+
+TEST_CASE("event runner: a stand-in without an open lives only while it has events", "[runner]") {
+  asio::io_context io;
+  recording_host host(io);
+  detail::event_runner runner(io, host);
+  session_id s(5);
+  runner.message(s, 0, "only");  // round_robin: another worker saw the open
+  REQUIRE(runner.find(s));
+  CHECK(runner.find(s)->listener == 0);
+  io.run();
+  CHECK(host.log == std::vector<std::string>{"msg 5 only"});
+  CHECK(runner.find(s) == nullptr);
+  CHECK(runner.sessions() == 0);
+}
+
+TEST_CASE("event runner: a paused session is resumed once a queued event is taken", "[runner]") {
+  asio::io_context io;
+  recording_host host(io);
+  detail::event_runner runner(io, host);
+  session_id s(3);
+  runner.open(s, 0, "p", 0, -1);
+  runner.message(s, 0, "1");
+  runner.note_paused(s);
+  io.run();
+  CHECK(host.lows == std::vector<session_id>{s});
+}
