@@ -26,8 +26,44 @@ struct memory_pipe {
   bool closed = false;
   bool reset = false;
   bool shut_down = false;
-  std::shared_ptr<net::io_owner> read_waiter;
+  std::shared_ptr<net::io_owner> read_waiter;  // a pending async_read_some
+  char* read_buf = nullptr;
+  std::size_t read_len = 0;
   std::shared_ptr<net::io_owner> write_waiter;
+
+  // One read as the socket would do it (counted; may be the one that fails).
+  std::size_t read(char* buf, std::size_t n, std::error_code& ec) {
+    ++reads;
+    if (fail_read_at && reads == fail_read_at) {
+      ec = make_error_code(std::errc::connection_reset);
+      return 0;
+    }
+    if (inbound.empty()) {
+      if (peer_closed) {
+        ec.clear();
+        return 0;
+      }
+      ec = make_error_code(std::errc::operation_would_block);
+      return 0;
+    }
+    auto& front = inbound.front();
+    auto k = std::min(n, front.size());
+    front.copy(buf, k);
+    front.erase(0, k);
+    if (front.empty()) inbound.pop_front();
+    ec.clear();
+    return k;
+  }
+
+  // Completes the pending async read if the "socket" has something (data, EOF, an error).
+  void complete_read(asio::io_context& io) {
+    if (!read_waiter) return;
+    if (inbound.empty() && !peer_closed && !(fail_read_at && reads + 1 == fail_read_at)) return;
+    std::error_code ec;
+    auto k = read(read_buf, read_len, ec);
+    auto o = std::move(read_waiter);
+    asio::post(io, [o, ec, k] { o->on_read(ec, k); });
+  }
 };
 
 class memory_transport final : public net::transport {
@@ -35,28 +71,7 @@ class memory_transport final : public net::transport {
   memory_transport(asio::io_context& io, std::shared_ptr<memory_pipe> p) : io_(io), p_(std::move(p)) {}
   ~memory_transport() override { close(false); }
 
-  std::size_t read_some(char* buf, std::size_t n, std::error_code& ec) override {
-    ++p_->reads;
-    if (p_->fail_read_at && p_->reads == p_->fail_read_at) {
-      ec = make_error_code(std::errc::connection_reset);
-      return 0;
-    }
-    if (p_->inbound.empty()) {
-      if (p_->peer_closed) {
-        ec.clear();
-        return 0;
-      }
-      ec = make_error_code(std::errc::operation_would_block);
-      return 0;
-    }
-    auto& front = p_->inbound.front();
-    auto k = std::min(n, front.size());
-    front.copy(buf, k);
-    front.erase(0, k);
-    if (front.empty()) p_->inbound.pop_front();
-    ec.clear();
-    return k;
-  }
+  std::size_t read_some(char* buf, std::size_t n, std::error_code& ec) override { return p_->read(buf, n, ec); }
 
   std::size_t write_some(const iovec* iov, int count, std::error_code& ec) override {
     ++p_->writes;
@@ -79,7 +94,12 @@ class memory_transport final : public net::transport {
     return total;
   }
 
-  void wait_readable(std::shared_ptr<net::io_owner> owner) override { p_->read_waiter = std::move(owner); }
+  void async_read_some(char* buf, std::size_t n, std::shared_ptr<net::io_owner> owner) override {
+    p_->read_waiter = std::move(owner);
+    p_->read_buf = buf;
+    p_->read_len = n;
+    p_->complete_read(io_);
+  }
   void wait_writable(std::shared_ptr<net::io_owner> owner) override { p_->write_waiter = std::move(owner); }
   void shutdown() noexcept override { p_->shut_down = true; }
   void close(bool reset) noexcept override {
@@ -92,7 +112,7 @@ class memory_transport final : public net::transport {
         bool is_read = w == &p_->read_waiter;
         asio::post(io_, [o, is_read] {
           if (is_read)
-            o->on_readable(asio::error::operation_aborted);
+            o->on_read(asio::error::operation_aborted, 0);
           else
             o->on_writable(asio::error::operation_aborted);
         });
@@ -110,11 +130,11 @@ class memory_transport final : public net::transport {
 // The peer's side: send bytes (the connection is told it can read), close, open the window.
 inline void peer_send(asio::io_context& io, memory_pipe& p, std::string bytes) {
   p.inbound.push_back(std::move(bytes));
-  if (auto o = std::move(p.read_waiter)) asio::post(io, [o] { o->on_readable({}); });
+  p.complete_read(io);
 }
 inline void peer_close(asio::io_context& io, memory_pipe& p) {
   p.peer_closed = true;
-  if (auto o = std::move(p.read_waiter)) asio::post(io, [o] { o->on_readable({}); });
+  p.complete_read(io);
 }
 inline void peer_read_window(asio::io_context& io, memory_pipe& p, std::size_t bytes) {
   p.write_capacity = bytes;

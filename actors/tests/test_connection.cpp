@@ -157,7 +157,7 @@ TEST_CASE("connection: the look-ahead bound pauses reading until the sink resume
 TEST_CASE("connection: a read error at the Nth read closes it as aborted, with the reason", "[connection]") {
   fixture fx(eof_framing());
   auto p = std::make_shared<memory_pipe>();
-  p->fail_read_at = 3;  // 1: would block at start, 2: data, 3: fails
+  p->fail_read_at = 2;  // 1: the data, 2: fails
   auto c = fx.connect(p);
   test::peer_send(fx.io, *p, "x\n");
   fx.run();

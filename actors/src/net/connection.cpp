@@ -41,19 +41,59 @@ connection::connection(conn_host& host, std::unique_ptr<transport> t,
 
 connection::~connection() = default;
 
-void connection::start() { read_ready(); }
+void connection::start() { arm_read(); }
 
 // -- reading --------------------------------------------------------------------------------
 
-void connection::on_readable(std::error_code ec) {
+void connection::arm_read() {
+  if (closed_ || paused_ || waiting_read_) return;
+  waiting_read_ = true;
+  transport_->async_read_some(inline_, sizeof inline_, shared_from_this());
+}
+
+void connection::on_read(std::error_code ec, std::size_t n) {
   waiting_read_ = false;
   if (closed_) return;
   if (ec) {
-    if (ec == asio::error::operation_aborted) return;
-    finish(true, ec.message());
+    if (ec != asio::error::operation_aborted) finish(true, ec.message());
     return;
   }
-  read_ready();
+  if (n == 0) {
+    finish(false, "closed by peer");
+    return;
+  }
+  last_activity = std::chrono::steady_clock::now();
+  last_receive_ms = now_ms();
+  auto self = shared_from_this();  // the sink may close and unregister us
+  if (n == sizeof inline_) {
+    // The socket may hold more: keep these bytes and read the rest now.
+    pending_.append(inline_, n);
+    read_ready();
+    return;
+  }
+  if (pending_.empty()) {
+    consume(std::string_view(inline_, n), false);
+  } else {
+    pending_.append(inline_, n);
+    consume(pending_, true);
+  }
+  if (!closed_) arm_read();
+}
+
+void connection::consume(std::string_view input, bool input_is_pending) {
+  auto used = process(input);
+  if (closed_) return;
+  if (codec_->failed()) {
+    log::warning("closing session {} from {}: {}", id_, remote, codec_->reason());
+    abort(codec_->reason());
+    return;
+  }
+  if (input_is_pending) {
+    pending_.erase(0, used);
+    if (pending_.empty() && pending_.capacity() > sizeof inline_) std::string().swap(pending_);
+  } else if (used < input.size()) {
+    pending_.assign(input.substr(used));
+  }
 }
 
 void connection::read_ready() {
@@ -76,42 +116,28 @@ void connection::read_ready() {
     std::error_code ec;
     auto n = transport_->read_some(dst, cap, ec);
     if (own) pending_.resize(old + n);  // commit
-    if (ec) {
-      if (would_block(ec)) {
-        waiting_read_ = true;
-        transport_->wait_readable(shared_from_this());
-      } else {
-        finish(true, ec.message());
-      }
+    if (ec && !would_block(ec)) {
+      finish(true, ec.message());
       return;
     }
-    if (n == 0) {
+    if (n == 0 && !ec) {
       finish(false, "closed by peer");
       return;
     }
-    last_activity = std::chrono::steady_clock::now();
-    last_receive_ms = now_ms();
-    std::string_view input = own ? std::string_view(pending_) : std::string_view(dst, n);
+    if (n > 0) {
+      last_activity = std::chrono::steady_clock::now();
+      last_receive_ms = now_ms();
+    }
     auto self = shared_from_this();  // the sink may close and unregister us
-    auto used = process(input);
-    if (closed_) return;
-    if (codec_->failed()) {
-      log::warning("closing session {} from {}: {}", id_, remote, codec_->reason());
-      abort(codec_->reason());
-      return;
-    }
     if (own) {
-      pending_.erase(0, used);
-      if (pending_.empty()) std::string().swap(pending_);  // idle again: give the memory back
-    } else if (used < input.size()) {
-      pending_.assign(input.substr(used));
+      consume(pending_, true);
+    } else if (n > 0) {
+      consume(std::string_view(dst, n), false);
     }
-    // A short read drained the socket: any later byte raises a fresh readiness edge.
+    if (closed_) return;
+    // A short read drained the socket: the pending read waits for the next edge.
     if (n < cap) {
-      if (!paused_ && !waiting_read_) {
-        waiting_read_ = true;
-        transport_->wait_readable(shared_from_this());
-      }
+      arm_read();
       return;
     }
   }
@@ -148,14 +174,8 @@ void connection::resume() {
   asio::post(host_.io(), [self = shared_from_this()] {
     if (self->closed_ || self->paused_) return;
     if (!self->pending_.empty() && !self->decoding_) {
-      auto used = self->process(self->pending_);
-      if (self->closed_) return;
-      if (self->codec_->failed()) {
-        self->abort(self->codec_->reason());
-        return;
-      }
-      self->pending_.erase(0, used);
-      if (self->paused_) return;
+      self->consume(self->pending_, true);
+      if (self->closed_ || self->paused_) return;
     }
     self->read_ready();
   });

@@ -76,11 +76,14 @@ class connection final : public io_owner,
   std::size_t output_limit() const noexcept { return out_limit_; }
 
  private:
-  void on_readable(std::error_code ec) override;
+  void on_read(std::error_code ec, std::size_t n) override;
   void on_writable(std::error_code ec) override;
   bool on_event(const protocols::event& e) override;
 
   void read_ready();
+  void arm_read();
+  // Runs the codec over `input` (pending_ or a buffer), keeps what it did not consume.
+  void consume(std::string_view input, bool input_is_pending);
   std::size_t process(std::string_view input);
   void flush();
   void write_codec_output();
@@ -106,6 +109,9 @@ class connection final : public io_owner,
   bool aborted_ = false;
   bool codec_switched_ = false;
   bool decoding_ = false;
+  // The pending read of an idle connection lands here: small messages are decoded from it
+  // directly; a read that fills it continues in the loop's buffer.
+  char inline_[128];
 };
 
 }  // namespace swactor::net

@@ -46,9 +46,13 @@ class socket_transport final : public transport {
     }
   }
 
-  void wait_readable(std::shared_ptr<io_owner> owner) override {
-    sock_.async_wait(asio::socket_base::wait_read,
-                     [o = std::move(owner)](std::error_code ec) { o->on_readable(ec); });
+  void async_read_some(char* buf, std::size_t n, std::shared_ptr<io_owner> owner) override {
+    // asio's speculative read: after a read that drained the socket it waits for the next
+    // readiness edge without a system call; async_wait would re-arm epoll every time.
+    sock_.async_read_some(asio::buffer(buf, n), [o = std::move(owner)](std::error_code ec, std::size_t k) {
+      if (ec == asio::error::eof) ec.clear();  // end of stream: 0 bytes, no error
+      o->on_read(ec, k);
+    });
   }
   void wait_writable(std::shared_ptr<io_owner> owner) override {
     sock_.async_wait(asio::socket_base::wait_write,

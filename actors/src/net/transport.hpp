@@ -1,7 +1,8 @@
 #pragma once
-// The byte pipe under a connection. The connection layer works in readiness style: it waits
-// until the transport can make progress, then reads into a loop-wide buffer and writes
-// without blocking, so an idle connection holds no read buffer and no coroutine frame.
+// The byte pipe under a connection. An idle connection has one small read pending (into a
+// few bytes it owns) and no coroutine frame; when more arrives than that, the rest is read
+// at once, without blocking, into the loop's buffer. Writes go out without blocking; only
+// what the socket does not take waits for writability.
 // TCP and Unix stream sockets implement it today; TLS slots in later as one more
 // implementation, without touching protocol code.
 
@@ -16,11 +17,12 @@
 
 namespace swactor::net {
 
-// What a transport reports readiness to (the connection). It is kept alive by the transport
-// until the callback has run.
+// What a transport reports to (the connection). It is kept alive by the transport until
+// the callback has run.
 class io_owner {
  public:
-  virtual void on_readable(std::error_code ec) = 0;
+  // async_read_some completed: `n` bytes are in the buffer it was given (0 = end of stream).
+  virtual void on_read(std::error_code ec, std::size_t n) = 0;
   virtual void on_writable(std::error_code ec) = 0;
 
  protected:
@@ -38,10 +40,12 @@ class transport {
   // Gathered write without blocking; partial writes happen. would_block when full.
   virtual std::size_t write_some(const iovec* iov, int count, std::error_code& ec) = 0;
 
-  // Calls owner->on_readable / on_writable once reading / writing can make progress (or
-  // fails). Only call wait_readable after read_some came back short or would_block. At
-  // most one wait of each kind is pending.
-  virtual void wait_readable(std::shared_ptr<io_owner> owner) = 0;
+  // Reads into `buf` (at most `n` bytes, a small buffer the owner keeps) as soon as data is
+  // there, then calls owner->on_read. The read is attempted at once only when the
+  // transport may hold data (the socket's readiness is tracked, so a drained socket costs no
+  // extra system call); then it waits. One pending read at a time.
+  virtual void async_read_some(char* buf, std::size_t n, std::shared_ptr<io_owner> owner) = 0;
+  // Calls owner->on_writable once writing can make progress (or fails). One at a time.
   virtual void wait_writable(std::shared_ptr<io_owner> owner) = 0;
 
   // Sends FIN once written (graceful close of the write side).

@@ -2,8 +2,13 @@
 
 #include <chrono>
 
+#include <asio/post.hpp>
+
 namespace swactor::detail {
 namespace {
+
+// Parked runners kept for the next burst; more than this exit once they are idle.
+constexpr std::size_t kMaxIdleRunners = 64;
 
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -12,6 +17,18 @@ std::int64_t now_ms() {
 }
 
 }  // namespace
+
+event_runner::~event_runner() {
+  // Dropping a parked handler ends its coroutine (asio destroys it on the loop), and with
+  // it the runner it owns.
+  auto idle = std::move(idle_);
+  for (auto* r : idle) {
+    r->stop = true;
+    auto h = std::move(r->parked);
+    r->parked.reset();
+    h.reset();
+  }
+}
 
 event_runner::session_state& event_runner::state_of(session_id s, int listener) {
   auto [it, fresh] = sessions_.try_emplace(s);
@@ -30,29 +47,30 @@ void event_runner::open(session_id s, int listener, std::string remote, std::int
   st.info.remote = std::move(remote);
   st.info.connect_time_ms = connect_ms;
   st.info.reactor = reactor;
-  push(s, st, pending{kind::open, listener, {}});
+  push(s, st, pending{event_kind::open, listener, {}});
 }
 
 std::size_t event_runner::message(session_id s, int listener, std::string data) {
   auto& st = state_of(s, listener);
   st.info.last_receive_ms = now_ms();
-  push(s, st, pending{kind::message, listener, std::move(data)});
-  return st.queue.size() - st.head;
+  push(s, st, pending{event_kind::message, listener, std::move(data)});
+  auto it = sessions_.find(s);  // the handler may have run (and finished) inline
+  return it == sessions_.end() ? 0 : it->second.queue.size() - it->second.head;
 }
 
 void event_runner::closed(session_id s, int listener) {
   auto& st = state_of(s, listener);
   st.closed = true;
-  push(s, st, pending{kind::closed, listener, {}});
+  push(s, st, pending{event_kind::closed, listener, {}});
+}
+
+void event_runner::note_paused(session_id s) {
+  if (auto it = sessions_.find(s); it != sessions_.end()) it->second.paused = true;
 }
 
 const session_info* event_runner::find(session_id s) const {
   auto it = sessions_.find(s);
   return it == sessions_.end() ? nullptr : &it->second.info;
-}
-
-void event_runner::note_paused(session_id s) {
-  if (auto it = sessions_.find(s); it != sessions_.end()) it->second.paused = true;
 }
 
 bool event_runner::bind(session_id s, user_id uid) {
@@ -67,41 +85,82 @@ void event_runner::push(session_id s, session_state& st, pending p) {
   if (st.running) return;
   st.running = true;
   running_.add();
-  spawn(io_, [this, s]() -> task<void> {
-    co_await drain(s);
-    running_.done();
-  }, "session events");
+  assign(s);
 }
 
-task<void> event_runner::drain(session_id s) {
+// Gives session `s` to a runner: a parked one if there is one, else a new one.
+void event_runner::assign(session_id s) {
+  if (!idle_.empty()) {
+    auto* r = idle_.back();
+    idle_.pop_back();
+    r->next = s;
+    auto h = std::move(*r->parked);
+    r->parked.reset();
+    if (inline_start_)
+      h();  // resumes the runner on this stack until its handler suspends or it parks again
+    else
+      asio::post(io_, std::move(h));
+    return;
+  }
+  auto* r = new runner;
+  r->next = s;
+  r->count = runners_;
+  ++*runners_;
+  spawn(io_, [this, r]() -> task<void> { co_await run(r); }, "event runner");
+}
+
+task<void> event_runner::park(runner& r) {
+  co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
+      [&r](auto&& handler) { r.parked.emplace(std::move(handler)); }, asio::use_awaitable);
+}
+
+task<void> event_runner::run(runner* r) {
+  struct owner {
+    runner* r;
+    ~owner() {
+      --*r->count;
+      delete r;
+    }
+  } own{r};
   for (;;) {
-    auto it = sessions_.find(s);
-    if (it == sessions_.end()) co_return;
-    auto& st = it->second;
-    if (st.head == st.queue.size()) {
-      st.queue.clear();
-      st.head = 0;
-      st.running = false;
-      // A stand-in that never saw its open (another worker has it, round_robin / idle)
-      // lives only while it has events; a closed session is done.
-      if (!st.opened || st.closed) {
-        if (st.opened) --opened_;
-        sessions_.erase(it);
-      }
-      co_return;
-    }
-    auto ev = std::move(st.queue[st.head++]);
-    if (st.paused) {
-      st.paused = false;
-      host_.queue_low(s);  // room for one more: the connection reads again
-    }
-    switch (ev.k) {
-      case kind::open: co_await host_.handle_open(s, ev.listener); break;
-      case kind::message:
-        co_await host_.handle_message(s, ev.listener, std::move(ev.data));
+    auto s = r->next;
+    // Drain the session: its events in order, one handler at a time.
+    for (;;) {
+      auto it = sessions_.find(s);
+      if (it == sessions_.end()) break;
+      auto& st = it->second;
+      if (st.head == st.queue.size()) {
+        st.queue.clear();
+        st.head = 0;
+        st.running = false;
+        // A stand-in that never saw its open (another worker has it, round_robin / idle)
+        // lives only while it has events; a closed session is done.
+        if (!st.opened || st.closed) {
+          if (st.opened) --opened_;
+          sessions_.erase(it);
+        }
         break;
-      case kind::closed: co_await host_.handle_close(s, ev.listener); break;
+      }
+      auto ev = std::move(st.queue[st.head++]);
+      if (st.paused) {
+        st.paused = false;
+        host_.queue_low(s);  // room for one more: the connection reads again
+      }
+      auto h = host_.handler_for(ev.k, s, ev.listener, ev.data);
+      if (!h) continue;
+      std::exception_ptr error;
+      try {
+        co_await std::move(*h);
+      } catch (...) {
+        error = std::current_exception();
+      }
+      host_.handler_done(ev.k, s, ev.listener, error);
     }
+    running_.done();
+    if (r->stop || idle_.size() >= kMaxIdleRunners) co_return;
+    idle_.push_back(r);
+    co_await park(*r);
+    if (r->stop) co_return;
   }
 }
 

@@ -3,11 +3,21 @@
 // order, one handler at a time, while the connection (here or in a reactor) keeps reading.
 // It also keeps the worker's stand-in of each session (what info() reports), fed the same
 // way in both modes: by the local sink in base mode, by reactor messages in process mode.
+//
+// Handlers run on a small pool of runner coroutines, not on a coroutine spawned per event:
+// a session with events takes a parked runner, which starts the handler at once (inline,
+// in base mode: no scheduler round trip), drains the session's queue, and parks again.
+// Only as many runners exist as sessions whose handlers are suspended at the same time.
 
 #include <cstdint>
+#include <exception>
+#include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#include <asio/use_awaitable.hpp>
 
 #include "swactor/actors/context.hpp"
 #include "swactor/core/coro.hpp"
@@ -15,13 +25,16 @@
 
 namespace swactor::detail {
 
+enum class event_kind : std::uint8_t { open, message, closed };
+
 // What the runner calls; the worker runtime implements it.
 class handler_host {
  public:
-  virtual task<void> handle_open(session_id s, int listener) = 0;
-  virtual task<void> handle_message(session_id s, int listener, std::string data) = 0;
-  virtual task<void> handle_close(session_id s, int listener) = 0;
-  // The session's queue fell below the look-ahead bound again (resume reading it).
+  // The module's handler for an event, not started yet; nullopt when nothing handles it.
+  virtual std::optional<task<void>> handler_for(event_kind k, session_id s, int listener, std::string& data) = 0;
+  // After the handler (error: what it threw, or null).
+  virtual void handler_done(event_kind k, session_id s, int listener, std::exception_ptr error) = 0;
+  // The session's queue has room again (resume reading it).
   virtual void queue_low(session_id s) = 0;
 
  protected:
@@ -31,6 +44,14 @@ class handler_host {
 class event_runner {
  public:
   event_runner(asio::io_context& io, handler_host& host) : io_(io), host_(host) {}
+  ~event_runner();
+  event_runner(const event_runner&) = delete;
+  event_runner& operator=(const event_runner&) = delete;
+
+  // Inline: start handlers from the caller's stack (base mode, called from socket
+  // callbacks). Otherwise they start from a posted call (process mode, called from the
+  // reactor-link coroutine).
+  void set_inline_start(bool on) noexcept { inline_start_ = on; }
 
   // A session opened (here or in reactor `reactor`).
   void open(session_id s, int listener, std::string remote, std::int64_t connect_ms, int reactor);
@@ -45,14 +66,16 @@ class event_runner {
   bool bind(session_id s, user_id uid);
   std::size_t sessions() const noexcept { return sessions_.size(); }
   std::size_t opened_sessions() const noexcept { return opened_; }
-  // Coroutines still draining a session's events.
+  // Sessions whose events are being handled (stop waits for it to reach zero).
   wait_group& running() noexcept { return running_; }
   void set_worker(int id) noexcept { worker_ = id; }
+  std::size_t runners() const noexcept { return *runners_; }
 
  private:
-  enum class kind : std::uint8_t { open, message, closed };
+  using wake_handler = asio::async_result<asio::use_awaitable_t<>, void()>::handler_type;
+
   struct pending {
-    kind k;
+    event_kind k;
     int listener;
     std::string data;
   };
@@ -65,16 +88,30 @@ class event_runner {
     std::vector<pending> queue;
     std::size_t head = 0;
   };
+  struct runner {
+    std::optional<wake_handler> parked;
+    session_id next;
+    bool stop = false;
+    // Shared with the runner count: a parked runner destroyed after the event_runner (asio
+    // destroys unfinished coroutines later, on its own loop) must not touch it.
+    std::shared_ptr<std::size_t> count;
+  };
+
   session_state& state_of(session_id s, int listener);
   void push(session_id s, session_state& st, pending p);
-  task<void> drain(session_id s);
+  void assign(session_id s);
+  task<void> run(runner* r);
+  task<void> park(runner& r);
 
   asio::io_context& io_;
   handler_host& host_;
+  bool inline_start_ = false;
   int worker_ = 0;
   std::size_t opened_ = 0;
   std::unordered_map<session_id, session_state> sessions_;
   wait_group running_;
+  std::vector<runner*> idle_;
+  std::shared_ptr<std::size_t> runners_ = std::make_shared<std::size_t>(0);
 };
 
 }  // namespace swactor::detail

@@ -57,6 +57,7 @@ worker_runtime::worker_runtime(swactor::loop& lp, const worker_args& args, app_c
                    (grace > 0 ? static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(grace + 1)) : 0);
   }
   // How handlers reach connections is decided once, here.
+  runner_.set_inline_start(!app_.process_mode());
   if (app_.process_mode()) {
     port_ = make_remote_port(app_, args.id, reactors_, runner_, state_->next_session);
   } else {
@@ -243,27 +244,43 @@ task<void> worker_runtime::stop_sequence(std::string why) {
 
 // -- running handlers -------------------------------------------------------------------------
 
-task<void> worker_runtime::invoke(int module, const char* event, session_id sid, swactor::task<void> t) {
+void worker_runtime::handler_begin() {
   in_flight_.add();
   slot_->in_flight.fetch_add(1, std::memory_order_relaxed);
   set_state(stopping_ ? proc_state::stopping : proc_state::busy);
+}
+
+void worker_runtime::handler_end() {
+  if (slot_->in_flight.fetch_sub(1, std::memory_order_relaxed) == 1 && !stopping_) set_state(proc_state::idle);
+  in_flight_.done();
+}
+
+void worker_runtime::log_failure(int module, const char* event, session_id sid, std::exception_ptr error) {
+  if (!error) return;
+  std::string where = sid ? fmt::format(" (session {})", sid) : std::string();
   try {
-    co_await std::move(t);
+    std::rethrow_exception(error);
   } catch (const std::system_error& e) {
     // Cancellation is how a stop interrupts a handler; not a failure.
     if (e.code() != asio::error::operation_aborted && e.code() != errc::cancelled)
-      log::error("module {} failed in {}{}: {}", modules_[module]->instance_name(), event,
-                 sid ? " (session " + std::to_string(sid.value()) + ")" : std::string(), e.what());
+      log::error("module {} failed in {}{}: {}", modules_[module]->instance_name(), event, where, e.what());
   } catch (const std::exception& e) {
-    if (sid)
-      log::error("module {} failed in {} (session {}): {}", modules_[module]->instance_name(), event, sid, e.what());
-    else
-      log::error("module {} failed in {}: {}", modules_[module]->instance_name(), event, e.what());
+    log::error("module {} failed in {}{}: {}", modules_[module]->instance_name(), event, where, e.what());
   } catch (...) {
-    log::error("module {} failed in {}: non-standard exception", modules_[module]->instance_name(), event);
+    log::error("module {} failed in {}{}: non-standard exception", modules_[module]->instance_name(), event, where);
   }
-  if (slot_->in_flight.fetch_sub(1, std::memory_order_relaxed) == 1 && !stopping_) set_state(proc_state::idle);
-  in_flight_.done();
+}
+
+task<void> worker_runtime::invoke(int module, const char* event, session_id sid, swactor::task<void> t) {
+  handler_begin();
+  std::exception_ptr error;
+  try {
+    co_await std::move(t);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  log_failure(module, event, sid, error);
+  handler_end();
 }
 
 void worker_runtime::note_message() {
@@ -274,24 +291,34 @@ void worker_runtime::note_message() {
   }
 }
 
-task<void> worker_runtime::handle_open(session_id s, int listener) {
-  int mod = module_of(listener);
-  if (mod < 0) co_return;
-  co_await invoke(mod, "on_connect", s, modules_[mod]->on_connect(*contexts_[mod], s));
+namespace {
+
+const char* event_name(event_kind k) {
+  return k == event_kind::open ? "on_connect" : k == event_kind::message ? "on_receive" : "on_close";
 }
 
-task<void> worker_runtime::handle_message(session_id s, int listener, std::string data) {
+}  // namespace
+
+std::optional<task<void>> worker_runtime::handler_for(event_kind k, session_id s, int listener, std::string& data) {
   int mod = module_of(listener);
-  if (mod < 0) co_return;
-  bump(slot_->messages);
-  co_await invoke(mod, "on_receive", s, modules_[mod]->on_receive(*contexts_[mod], s, std::move(data)));
-  note_message();
+  if (mod < 0) return std::nullopt;
+  handler_begin();
+  auto& m = *modules_[static_cast<std::size_t>(mod)];
+  auto& ctx = *contexts_[static_cast<std::size_t>(mod)];
+  switch (k) {
+    case event_kind::open: return m.on_connect(ctx, s);
+    case event_kind::message:
+      bump(slot_->messages);
+      return m.on_receive(ctx, s, std::move(data));
+    case event_kind::closed: return m.on_close(ctx, s);
+  }
+  return std::nullopt;
 }
 
-task<void> worker_runtime::handle_close(session_id s, int listener) {
-  int mod = module_of(listener);
-  if (mod < 0) co_return;
-  co_await invoke(mod, "on_close", s, modules_[mod]->on_close(*contexts_[mod], s));
+void worker_runtime::handler_done(event_kind k, session_id s, int listener, std::exception_ptr error) {
+  log_failure(module_of(listener), event_name(k), s, error);
+  handler_end();
+  if (k == event_kind::message) note_message();  // after the handler: a recycle never races its reply
 }
 
 task<void> worker_runtime::handle_packet(int listener, std::string from, std::string data) {

@@ -87,10 +87,12 @@ class worker_runtime final : private handler_host, private net::connection_sink 
 
  private:
   // -- handler_host (the runner calls these) -------------------------------------------------
-  task<void> handle_open(session_id s, int listener) override;
-  task<void> handle_message(session_id s, int listener, std::string data) override;
-  task<void> handle_close(session_id s, int listener) override;
+  std::optional<task<void>> handler_for(event_kind k, session_id s, int listener, std::string& data) override;
+  void handler_done(event_kind k, session_id s, int listener, std::exception_ptr error) override;
   void queue_low(session_id s) override;
+  void handler_begin();
+  void handler_end();
+  void log_failure(int module, const char* event, session_id sid, std::exception_ptr error);
 
   // -- connection_sink (base mode: this loop's connections) ---------------------------------
   void on_open(net::connection& c) override;
