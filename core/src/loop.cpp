@@ -23,7 +23,8 @@ std::string stall_report::to_string() const {
   return out;
 }
 
-loop::loop(loop_options opts) : opts_(opts) {}
+loop::loop(loop_options opts)
+    : opts_(opts), ctx_(opts.single_thread_io ? ASIO_CONCURRENCY_HINT_UNSAFE_IO : 1) {}
 
 loop::~loop() {
   timers_.reset();

@@ -53,9 +53,12 @@ void event_runner::open(session_id s, int listener, std::string remote, std::int
 std::size_t event_runner::message(session_id s, int listener, std::string data) {
   auto& st = state_of(s, listener);
   st.info.last_receive_ms = now_ms();
-  push(s, st, pending{event_kind::message, listener, std::move(data)});
-  auto it = sessions_.find(s);  // the handler may have run (and finished) inline
-  return it == sessions_.end() ? 0 : it->second.queue.size() - it->second.head;
+  st.queue.push_back(pending{event_kind::message, listener, std::move(data)});
+  if (st.running) return st.queue.size() - st.head;
+  st.running = true;
+  running_.add();
+  assign(s);  // may run the handler inline, which may end the session: `st` is stale now
+  return 0;
 }
 
 void event_runner::closed(session_id s, int listener) {
@@ -109,11 +112,6 @@ void event_runner::assign(session_id s) {
   spawn(io_, [this, r]() -> task<void> { co_await run(r); }, "event runner");
 }
 
-task<void> event_runner::park(runner& r) {
-  co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
-      [&r](auto&& handler) { r.parked.emplace(std::move(handler)); }, asio::use_awaitable);
-}
-
 task<void> event_runner::run(runner* r) {
   struct owner {
     runner* r;
@@ -159,7 +157,9 @@ task<void> event_runner::run(runner* r) {
     running_.done();
     if (r->stop || idle_.size() >= kMaxIdleRunners) co_return;
     idle_.push_back(r);
-    co_await park(*r);
+    // Park: the completion handler is kept, and assign() calls it (no coroutine frame).
+    co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
+        [r](auto&& handler) { r->parked.emplace(std::move(handler)); }, asio::use_awaitable);
     if (r->stop) co_return;
   }
 }

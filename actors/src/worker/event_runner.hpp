@@ -101,7 +101,6 @@ class event_runner {
   void push(session_id s, session_state& st, pending p);
   void assign(session_id s);
   task<void> run(runner* r);
-  task<void> park(runner& r);
 
   asio::io_context& io_;
   handler_host& host_;

@@ -244,14 +244,28 @@ task<void> worker_runtime::stop_sequence(std::string why) {
 
 // -- running handlers -------------------------------------------------------------------------
 
+// The shared slot shows how many handlers run (dispatch_mode idle reads it) and whether
+// the worker is busy. Written only by this process: plain stores, and the state only when
+// it changes.
+void worker_runtime::begin_busy() {
+  auto n = ++busy_;
+  slot_->in_flight.store(static_cast<std::uint32_t>(n), std::memory_order_relaxed);
+  if (n == 1 && !stopping_) set_state(proc_state::busy);
+}
+
+void worker_runtime::end_busy() {
+  auto n = --busy_;
+  slot_->in_flight.store(static_cast<std::uint32_t>(n), std::memory_order_relaxed);
+  if (n == 0 && !stopping_) set_state(proc_state::idle);
+}
+
 void worker_runtime::handler_begin() {
   in_flight_.add();
-  slot_->in_flight.fetch_add(1, std::memory_order_relaxed);
-  set_state(stopping_ ? proc_state::stopping : proc_state::busy);
+  begin_busy();
 }
 
 void worker_runtime::handler_end() {
-  if (slot_->in_flight.fetch_sub(1, std::memory_order_relaxed) == 1 && !stopping_) set_state(proc_state::idle);
+  end_busy();
   in_flight_.done();
 }
 
@@ -302,7 +316,8 @@ const char* event_name(event_kind k) {
 std::optional<task<void>> worker_runtime::handler_for(event_kind k, session_id s, int listener, std::string& data) {
   int mod = module_of(listener);
   if (mod < 0) return std::nullopt;
-  handler_begin();
+  // The runner's running() count covers these for stop; only the shared slot is told.
+  begin_busy();
   auto& m = *modules_[static_cast<std::size_t>(mod)];
   auto& ctx = *contexts_[static_cast<std::size_t>(mod)];
   switch (k) {
@@ -316,8 +331,8 @@ std::optional<task<void>> worker_runtime::handler_for(event_kind k, session_id s
 }
 
 void worker_runtime::handler_done(event_kind k, session_id s, int listener, std::exception_ptr error) {
-  log_failure(module_of(listener), event_name(k), s, error);
-  handler_end();
+  if (error) log_failure(module_of(listener), event_name(k), s, error);
+  end_busy();
   if (k == event_kind::message) note_message();  // after the handler: a recycle never races its reply
 }
 
@@ -477,9 +492,7 @@ task<void> worker_runtime::run_task(ipc::task_request t) {
     reply.failed = true;
     reply.payload = "no module #" + std::to_string(mod);
   } else {
-    in_flight_.add();
-    slot_->in_flight.fetch_add(1, std::memory_order_relaxed);
-    set_state(proc_state::busy);
+    handler_begin();
     try {
       reply.payload = co_await modules_[mod]->on_task(*contexts_[mod], task_id(t.task), static_cast<int>(t.src),
                                                       std::move(t.payload));
@@ -490,8 +503,7 @@ task<void> worker_runtime::run_task(ipc::task_request t) {
       reply.payload = e.what();
     }
     bump(slot_->tasks);
-    if (slot_->in_flight.fetch_sub(1, std::memory_order_relaxed) == 1 && !stopping_) set_state(proc_state::idle);
-    in_flight_.done();
+    handler_end();
   }
   (void)link_.send(ipc::encode(std::move(reply)));
 }

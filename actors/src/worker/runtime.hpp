@@ -92,6 +92,8 @@ class worker_runtime final : private handler_host, private net::connection_sink 
   void queue_low(session_id s) override;
   void handler_begin();
   void handler_end();
+  void begin_busy();
+  void end_busy();
   void log_failure(int module, const char* event, session_id sid, std::exception_ptr error);
 
   // -- connection_sink (base mode: this loop's connections) ---------------------------------
@@ -112,7 +114,7 @@ class worker_runtime final : private handler_host, private net::connection_sink 
   void note_message();
   bool owns_slot() const { return slot_->pid.load(std::memory_order_relaxed) == self_pid_; }
   void set_state(proc_state st) {
-    if (owns_slot()) slot_->state.store(static_cast<std::uint32_t>(st));
+    if (owns_slot()) slot_->state.store(static_cast<std::uint32_t>(st), std::memory_order_relaxed);
   }
   int module_of(int listener) const {
     return listener >= 0 && listener < static_cast<int>(app_.listen.size())
@@ -149,7 +151,8 @@ class worker_runtime final : private handler_host, private net::connection_sink 
   };
   std::unordered_map<task_id, pending_task> pending_tasks_;
   std::uint64_t next_task_ = 0;
-  wait_group in_flight_;
+  wait_group in_flight_;  // handlers outside the runner (tasks, pipe messages, datagrams)
+  std::int64_t busy_ = 0;  // every handler running now
   std::int64_t max_request_ = 0;
   std::int64_t handled_ = 0;
   bool stopping_ = false;

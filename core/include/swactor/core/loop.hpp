@@ -25,6 +25,9 @@ enum class stall_action {
 struct loop_options {
   stall_action on_stall = stall_action::stop;
   std::size_t actor_max_throughput = 256;  // messages an actor handles before yielding
+  // Only this loop's thread touches its sockets and timers (a worker process): asio then
+  // skips its per-descriptor locks. Posting from other threads stays allowed.
+  bool single_thread_io = false;
 };
 
 struct stall_report {
@@ -65,7 +68,7 @@ class loop {
   bool check_stall();
 
   loop_options opts_;
-  asio::io_context ctx_{1};  // concurrency hint 1: only this loop's thread runs it
+  asio::io_context ctx_;  // concurrency hint 1 (or UNSAFE_IO): only this loop's thread runs it
   std::unique_ptr<caf::actor_system_config> config_;
   std::unique_ptr<caf::actor_system> system_;
   std::unique_ptr<swactor::timers> timers_;
