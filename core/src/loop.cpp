@@ -86,11 +86,22 @@ int loop::run() {
   if (ctx_.stopped()) ctx_.restart();
   stalled_ = false;
   bool reported = false;
+  const bool eager = opts_.stall_check_after.count() <= 0;
   for (;;) {
-    auto n = ctx_.poll();
-    if (ctx_.stopped()) break;
-    if (n > 0) continue;
-    // Nothing ready: before blocking, make sure something can still wake us.
+    if (eager) {
+      // Run what is ready; before blocking, make sure something can still wake us.
+      auto n = ctx_.poll();
+      if (ctx_.stopped()) break;
+      if (n > 0) continue;
+    } else {
+      // One epoll_wait per wake-up: run_one_for runs one ready handler or blocks; the
+      // stall check waits until the loop was idle for stall_check_after.
+      auto n = ctx_.run_one_for(opts_.stall_check_after);
+      if (ctx_.stopped()) break;
+      if (n > 0) continue;
+      if (ctx_.poll() > 0) continue;
+      if (ctx_.stopped()) break;
+    }
     if (check_stall()) {
       if (!reported) {
         log::error("{}", last_stall_.to_string());
@@ -104,8 +115,10 @@ int loop::run() {
     } else {
       reported = false;
     }
-    ctx_.run_one();
-    if (ctx_.stopped()) break;
+    if (eager) {
+      ctx_.run_one();
+      if (ctx_.stopped()) break;
+    }
   }
   return 0;
 }

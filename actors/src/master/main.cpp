@@ -223,7 +223,7 @@ int run_master(const std::string& file, const module_registry& reg) {
     return 1;
   }
   ::signal(SIGPIPE, SIG_IGN);
-  loop lp({.on_stall = stall_action::log});
+  loop lp({.on_stall = stall_action::log, .stall_check_after = std::chrono::milliseconds(50)});
   master_resources res(app, *text);
   if (int rc = res.setup()) return rc;
   auto& state = res.state();

@@ -74,7 +74,7 @@ struct reactor_thread::impl final : net::connection_sink {
   int id;
   const app_config& app;
   server_state* state;
-  loop lp{{.on_stall = stall_action::log}};
+  loop lp{{.on_stall = stall_action::log, .stall_check_after = std::chrono::milliseconds(50)}};
   net::conn_host host;
   std::vector<worker_link> workers;
   std::uint64_t rr = 0;

@@ -73,7 +73,7 @@ int run_worker(const worker_args& args, const module_registry& reg) {
   }
   auto* state = static_cast<server_state*>(region->data());
 
-  loop lp({.on_stall = stall_action::log, .single_thread_io = true});
+  loop lp({.on_stall = stall_action::log, .single_thread_io = true, .stall_check_after = std::chrono::milliseconds(50)});
   ipc::link_options lo;
   lo.name = layout.name(args.id);
   auto link = ipc::link::from_fd(lp.context().get_executor(), args.ipc_fd, lo);

@@ -4,6 +4,7 @@
 // timeouts run on the loop's timers), the Timer API and the stall report.
 // CAF headers stay out of here; include swactor/core/actors.hpp where actors are used.
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,6 +29,10 @@ struct loop_options {
   // Only this loop's thread touches its sockets and timers (a worker process): asio then
   // skips its per-descriptor locks. Posting from other threads stays allowed.
   bool single_thread_io = false;
+  // 0: look for a stall before every block (reported at once; costs a second epoll_wait
+  // per wake-up). Above 0: only after the loop was idle this long (servers: one epoll_wait
+  // per wake-up; a stall is reported that much later).
+  std::chrono::milliseconds stall_check_after{0};
 };
 
 struct stall_report {
