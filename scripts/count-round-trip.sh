@@ -3,10 +3,10 @@
 # (callgrind) and system calls (strace) per round trip, summed over every process of the
 # server, by ../shared/tools/ipm.py. Repeatable on a noisy machine, unlike wall-clock figures.
 #
-#   scripts/count-round-trip.sh [BUILD_DIR]       (default build; takes several minutes)
+#   scripts/count-round-trip.sh [BUILD_DIR [SERVER...]]   (default build, every server; minutes)
 #
-# Servers: swactor_test_echo (the reference), swactor base mode 2 workers, swactor process
-# mode 1 reactor thread 2 workers (echo module, raw framing, log_level warning).
+# Servers: reference (swactor_test_echo), base_2 (swactor base mode, 2 workers),
+# process_1r_2w (process mode, 1 reactor thread, 2 workers) (echo module, raw framing, log_level warning).
 # IPM=path/to/ipm.py overrides the tool's path. SWACTOR_COUNT_PROFILE=1 also prints, per
 # server, the functions the extra round trips of the large run went to (per-function Ir of
 # the large run minus the small run, divided by the extra round trips).
@@ -34,10 +34,11 @@ done
 tmp=$(mktemp -d /tmp/count-round-trip-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 
-# ipm.py substitutes {port} in the command line only, so the config is written from a
-# template by a shell that then becomes the server (exec): SIGTERM to the group reaches it.
+# ipm.py substitutes {port} in the command line only (anywhere in it, so the template's
+# placeholder is @PORT@), so the config is written from a template by a shell that then
+# becomes the server (exec): SIGTERM to the group reaches it.
 write_template() {  # NAME SERVER_KEYS
-  printf '[server]\n%slog_level = "warning"\nadmin_socket = "%s/%s-{port}.sock"\n\n[[listen]]\nurl = "tcp://127.0.0.1:{port}"\nmodule = "echo"\n' \
+  printf '[server]\n%slog_level = "warning"\nadmin_socket = "%s/%s-@PORT@.sock"\n\n[[listen]]\nurl = "tcp://127.0.0.1:@PORT@"\nmodule = "echo"\n' \
     "$2" "$tmp" "$1" >"$tmp/$1.toml.in"
 }
 write_template base_2 $'mode = "base"\nworkers = 2\n'
@@ -46,7 +47,7 @@ write_template process_1r_2w $'mode = "process"\nworkers = 2\nreactor_threads = 
 run_with_config() {  # NAME: ipm.py on swactor with that template
   local in=$tmp/$1.toml.in
   # shellcheck disable=SC2016  # expanded by the inner shell
-  count "$1" sh -c 'sed "s/{port}/$1/g" "$2" >"$3" && exec "$4" run "$3"' sh '{port}' "$in" "$tmp/$1-{port}.toml" "$swactor"
+  count "$1" sh -c 'sed "s/@PORT@/$1/g" "$2" >"$3" && exec "$4" run "$3"' sh '{port}' "$in" "$tmp/$1-{port}.toml" "$swactor"
 }
 
 # Per-function instructions per round trip: the large run's callgrind files minus the small
@@ -70,7 +71,7 @@ a, b = per_function(sys.argv[1]), per_function(sys.argv[2])
 trips = 12000 - 2000
 rows = sorted(((b.get(k, 0) - a.get(k, 0)) / trips, k) for k in set(a) | set(b))[::-1]
 print(f"  top functions, Ir per round trip (large run minus small run, / {trips}):")
-for ir, k in rows[:25]:
+for ir, k in [r for r in rows if abs(r[0]) >= 0.5][:25]:
     print(f"  {ir:10.1f}  {k[:150]}")
 EOF
 }
@@ -88,6 +89,12 @@ count() {  # NAME CMD...
   fi
 }
 
-count reference "$echo_bin" --tcp '127.0.0.1:{port}'
-run_with_config base_2
-run_with_config process_1r_2w
+servers=("${@:2}")
+[ ${#servers[@]} -gt 0 ] || servers=(reference base_2 process_1r_2w)
+for s in "${servers[@]}"; do
+  case $s in
+    reference) count reference "$echo_bin" --tcp '127.0.0.1:{port}' ;;
+    base_2 | process_1r_2w) run_with_config "$s" ;;
+    *) echo "count-round-trip: unknown server $s" >&2; exit 2 ;;
+  esac
+done
