@@ -31,112 +31,17 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "bench_process.hpp"
 #include "bench_report.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-using clock_type = std::chrono::steady_clock;
-
-std::string find_bin(const char* env, const std::vector<fs::path>& candidates, const char* what) {
-  if (const char* e = std::getenv(env); e && *e) return fs::absolute(e).string();
-  for (const auto& p : candidates)
-    if (fs::exists(p)) return fs::canonical(p).string();
-  std::fprintf(stderr, "bench_server: %s not found; set %s\n", what, env);
-  std::exit(1);
-}
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
-// A child process with stdout/stderr in files, in its own process group; killed (group)
-// and reaped on destruction.
-struct child {
-  pid_t pid = -1;
-  fs::path out, err;
-  std::optional<int> status;
-
-  child(const std::vector<std::string>& argv, const fs::path& dir, const std::string& name) {
-    out = dir / (name + ".out");
-    err = dir / (name + ".err");
-    pid = ::fork();
-    if (pid == 0) {
-      ::setpgid(0, 0);
-      int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      int n = ::open("/dev/null", O_RDONLY);
-      ::dup2(n, 0);
-      ::dup2(o, 1);
-      ::dup2(e, 2);
-      std::vector<char*> args;
-      for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
-      ::execv(args[0], args.data());
-      ::_exit(127);
-    }
-    ::setpgid(pid, pid);
-  }
-  ~child() {
-    if (pid > 0 && !status) {
-      ::kill(-pid, SIGKILL);
-      int st = 0;
-      ::waitpid(pid, &st, 0);
-    }
-  }
-  bool running() {
-    if (status) return false;
-    int st = 0;
-    if (::waitpid(pid, &st, WNOHANG) == pid) {
-      status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-      return false;
-    }
-    return true;
-  }
-  std::optional<int> wait(clock_type::duration timeout) {
-    const auto until = clock_type::now() + timeout;
-    while (running() && clock_type::now() < until) std::this_thread::sleep_for(5ms);
-    return status;
-  }
-  // Waits until `text` appears `count` times in stdout/stderr (or the process exits).
-  bool wait_text(const std::string& text, int count, bool in_stderr, clock_type::duration timeout) {
-    const auto until = clock_type::now() + timeout;
-    for (;;) {
-      auto s = read_text(in_stderr ? err : out);
-      int n = 0;
-      for (std::size_t at = 0; (at = s.find(text, at)) != std::string::npos; at += text.size()) ++n;
-      if (n >= count) return true;
-      if (!running() || clock_type::now() >= until) return false;
-      std::this_thread::sleep_for(10ms);
-    }
-  }
-  int stop(clock_type::duration grace = 5s) {
-    if (status) return *status;
-    ::kill(pid, SIGTERM);
-    if (auto st = wait(grace)) {
-      ::kill(-pid, SIGKILL);
-      return *st;
-    }
-    ::kill(-pid, SIGKILL);
-    return wait(2s).value_or(-1);
-  }
-};
+using swactor::bench::child;
+using swactor::bench::clock_type;
+using swactor::bench::free_port;
+using swactor::bench::read_text;
 
 struct bench_result {
   double rps = 0;
@@ -230,10 +135,12 @@ std::optional<bench_result> run_swactor(const std::string& swactor, const fs::pa
 int main() {
   ::signal(SIGPIPE, SIG_IGN);
   const auto self = fs::read_symlink("/proc/self/exe").parent_path();
-  const auto swactor = find_bin("SWACTOR_BIN", {self / ".." / ".." / "apps" / "swactor"}, "swactor");
-  const auto echo = find_bin("SWACTOR_TEST_ECHO",
-                             {self / ".." / "support" / "swactor_test_echo", self / "swactor_test_echo"},
-                             "swactor_test_echo");
+  const auto swactor =
+      swactor::bench::find_bin("bench_server", "SWACTOR_BIN", {self / ".." / ".." / "apps" / "swactor"}, "swactor");
+  const auto echo =
+      swactor::bench::find_bin("bench_server", "SWACTOR_TEST_ECHO",
+                               {self / ".." / "support" / "swactor_test_echo", self / "swactor_test_echo"},
+                               "swactor_test_echo");
   std::string seconds = "3";
   if (const char* s = std::getenv("SWACTOR_BENCH_SECONDS"); s && std::atoi(s) > 0) seconds = std::to_string(std::atoi(s));
 

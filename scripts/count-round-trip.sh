@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Counted cost of a 64-byte TCP echo round trip (10 connections): userland instructions
+# (callgrind) and system calls (strace) per round trip, summed over every process of the
+# server, by ../shared/tools/ipm.py. Repeatable on a noisy machine, unlike wall-clock figures.
+#
+#   scripts/count-round-trip.sh [BUILD_DIR [SERVER...]]   (default build, every server; minutes)
+#
+# Servers: reference (swactor_test_echo), base_2 (swactor base mode, 2 workers),
+# process_1r_2w (process mode, 1 reactor thread, 2 workers) (echo module, raw framing, log_level warning).
+# IPM=path/to/ipm.py overrides the tool's path. SWACTOR_COUNT_PROFILE=1 also prints, per
+# server, the functions the extra round trips of the large run went to (per-function Ir of
+# the large run minus the small run, divided by the extra round trips).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+build=$(cd "${1:-build}" && pwd)
+ipm=${IPM:-$repo/../shared/tools/ipm.py}
+swactor=$build/apps/swactor
+echo_bin=$build/tests/support/swactor_test_echo
+
+if [ ! -f "$ipm" ]; then
+  echo "count-round-trip: $ipm not found (set IPM); skipped"
+  exit 0
+fi
+for tool in valgrind strace python3; do
+  if ! command -v "$tool" >/dev/null; then
+    echo "count-round-trip: $tool not installed; skipped"
+    exit 0
+  fi
+done
+for b in "$swactor" "$echo_bin"; do
+  [ -x "$b" ] || { echo "count-round-trip: $b missing (build it first)" >&2; exit 1; }
+done
+
+tmp=$(mktemp -d /tmp/count-round-trip-XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+
+# ipm.py substitutes {port} in the command line only (anywhere in it, so the template's
+# placeholder is @PORT@), so the config is written from a template by a shell that then
+# becomes the server (exec): SIGTERM to the group reaches it.
+write_template() {  # NAME SERVER_KEYS
+  printf '[server]\n%slog_level = "warning"\nadmin_socket = "%s/%s-@PORT@.sock"\n\n[[listen]]\nurl = "tcp://127.0.0.1:@PORT@"\nmodule = "echo"\n' \
+    "$2" "$tmp" "$1" >"$tmp/$1.toml.in"
+}
+write_template base_2 $'mode = "base"\nworkers = 2\n'
+write_template process_1r_2w $'mode = "process"\nworkers = 2\nreactor_threads = 1\n'
+
+run_with_config() {  # NAME: ipm.py on swactor with that template
+  local in=$tmp/$1.toml.in
+  # shellcheck disable=SC2016  # expanded by the inner shell
+  count "$1" sh -c 'sed "s/@PORT@/$1/g" "$2" >"$3" && exec "$4" run "$3"' sh '{port}' "$in" "$tmp/$1-{port}.toml" "$swactor"
+}
+
+# Per-function instructions per round trip: the large run's callgrind files minus the small
+# run's (ipm.py leaves them in its temp dirs, the first callgrind dir being the small run).
+profile() {  # NAME IPM_TMPDIR
+  local small large
+  small=$(find "$2" -maxdepth 1 -name 'ipm-*' -newer "$2/.mark" -type d -printf '%T@ %p\n' | sort -n | sed -n 1p | cut -d' ' -f2)
+  large=$(find "$2" -maxdepth 1 -name 'ipm-*' -newer "$2/.mark" -type d -printf '%T@ %p\n' | sort -n | sed -n 2p | cut -d' ' -f2)
+  python3 - "$small" "$large" <<'EOF'
+import glob, re, subprocess, sys
+def per_function(d):
+    out = {}
+    for f in glob.glob(d + "/cg.*"):
+        txt = subprocess.run(["callgrind_annotate", "--threshold=100", f], capture_output=True, text=True).stdout
+        for line in txt.splitlines():
+            m = re.match(r"^\s*([\d,]+)\s+(?:\([^)]*\)\s+)?(\S.*)$", line)
+            if m and ":" in m.group(2) and not m.group(2).startswith("PROGRAM TOTALS"):
+                out[m.group(2)] = out.get(m.group(2), 0) + int(m.group(1).replace(",", ""))
+    return out
+a, b = per_function(sys.argv[1]), per_function(sys.argv[2])
+trips = 12000 - 2000
+rows = sorted(((b.get(k, 0) - a.get(k, 0)) / trips, k) for k in set(a) | set(b))[::-1]
+print(f"  top functions, Ir per round trip (large run minus small run, / {trips}):")
+for ir, k in [r for r in rows if abs(r[0]) >= 0.5][:25]:
+    print(f"  {ir:10.1f}  {k[:150]}")
+EOF
+}
+
+count() {  # NAME CMD...
+  local name=$1
+  shift
+  echo "### $name: $*"
+  local d=$tmp/ipm-$name
+  mkdir -p "$d"
+  touch "$d/.mark"
+  TMPDIR=$d python3 "$ipm" --syscalls -- "$@"
+  if [ "${SWACTOR_COUNT_PROFILE:-0}" = 1 ] && command -v callgrind_annotate >/dev/null; then
+    profile "$name" "$d"
+  fi
+}
+
+servers=("${@:2}")
+[ ${#servers[@]} -gt 0 ] || servers=(reference base_2 process_1r_2w)
+for s in "${servers[@]}"; do
+  case $s in
+    reference) count reference "$echo_bin" --tcp '127.0.0.1:{port}' ;;
+    base_2 | process_1r_2w) run_with_config "$s" ;;
+    *) echo "count-round-trip: unknown server $s" >&2; exit 2 ;;
+  esac
+done
