@@ -68,7 +68,9 @@ worker_runtime::worker_runtime(swactor::loop& lp, const worker_args& args, app_c
 }
 
 worker_runtime::~worker_runtime() {
-  // Connections hold a reference to the host: close them before it goes.
+  // Connections hold a reference to the host: close them before it goes, without running
+  // handlers (the loop has stopped).
+  destroying_ = true;
   if (host_) host_->abort_all();
 }
 
@@ -365,6 +367,7 @@ bool worker_runtime::on_event(net::connection& c, const protocols::event& e) {
 }
 
 void worker_runtime::on_closed(net::connection& c, std::string_view) {
+  if (destroying_) return;
   runner_.closed(session_id(c.id()), c.listener());
 }
 

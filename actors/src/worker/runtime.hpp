@@ -156,6 +156,7 @@ class worker_runtime final : private handler_host, private net::connection_sink 
   std::int64_t max_request_ = 0;
   std::int64_t handled_ = 0;
   bool stopping_ = false;
+  bool destroying_ = false;
   int exit_code_ = 0;
 };
 
