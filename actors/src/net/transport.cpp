@@ -7,6 +7,17 @@
 namespace swactor::net {
 namespace {
 
+// A syscall's byte count or its errno as an error (would_block when the socket is not ready).
+std::size_t outcome(ssize_t r, std::error_code& ec) {
+  if (r >= 0) {
+    ec.clear();
+    return static_cast<std::size_t>(r);
+  }
+  ec = errno == EAGAIN || errno == EWOULDBLOCK ? make_error_code(std::errc::operation_would_block)
+                                               : std::error_code(errno, std::system_category());
+  return 0;
+}
+
 class socket_transport final : public transport {
  public:
   explicit socket_transport(asio::generic::stream_protocol::socket s) : sock_(std::move(s)) {
@@ -16,34 +27,20 @@ class socket_transport final : public transport {
 
   std::size_t read_some(char* buf, std::size_t n, std::error_code& ec) override {
     // recv() directly: asio's synchronous read would poll on would_block.
-    for (;;) {
-      auto r = ::recv(sock_.native_handle(), buf, n, 0);
-      if (r >= 0) {
-        ec.clear();
-        return static_cast<std::size_t>(r);
-      }
-      if (errno == EINTR) continue;
-      ec = errno == EAGAIN || errno == EWOULDBLOCK ? make_error_code(std::errc::operation_would_block)
-                                                   : std::error_code(errno, std::system_category());
-      return 0;
-    }
+    ssize_t r;
+    do r = ::recv(sock_.native_handle(), buf, n, 0);
+    while (r < 0 && errno == EINTR);
+    return outcome(r, ec);
   }
 
   std::size_t write_some(const iovec* iov, int count, std::error_code& ec) override {
     msghdr mh{};
     mh.msg_iov = const_cast<iovec*>(iov);
     mh.msg_iovlen = static_cast<std::size_t>(count);
-    for (;;) {
-      auto r = ::sendmsg(sock_.native_handle(), &mh, MSG_NOSIGNAL);
-      if (r >= 0) {
-        ec.clear();
-        return static_cast<std::size_t>(r);
-      }
-      if (errno == EINTR) continue;
-      ec = errno == EAGAIN || errno == EWOULDBLOCK ? make_error_code(std::errc::operation_would_block)
-                                                   : std::error_code(errno, std::system_category());
-      return 0;
-    }
+    ssize_t r;
+    do r = ::sendmsg(sock_.native_handle(), &mh, MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+    return outcome(r, ec);
   }
 
   void async_read_some(char* buf, std::size_t n, std::shared_ptr<io_owner> owner) override {
