@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -57,6 +58,10 @@ struct link::state : std::enable_shared_from_this<link::state> {
   std::vector<message> inflight;  // owns the payloads the encoder references during a write
   std::size_t pending_bytes = 0;
   std::size_t inflight_bytes = 0;
+  std::vector<asio::const_buffer> rest;  // the unwritten tail of the batch in `inflight`
+  std::size_t progress_waiters = 0;      // send_wait / flush callers parked on `notify`
+  std::function<void(message&&)> handler;               // set: messages go here, not to inbox
+  std::function<void(std::error_code)> closed_handler;  // with `handler`: the link closed
   bool open = true;
   bool writing = false;
   std::error_code error;
@@ -64,7 +69,10 @@ struct link::state : std::enable_shared_from_this<link::state> {
   link_stats counters;
 
   std::size_t queued() const noexcept { return pending_bytes + inflight_bytes; }
-  void wake() { notify.cancel(); }
+  // Cancelling the timer takes the reactor's timer lock: only when someone waits.
+  void wake() {
+    if (progress_waiters > 0) notify.cancel();
+  }
 
   void fail(std::error_code ec, std::string why) {
     if (!open) return;
@@ -78,6 +86,10 @@ struct link::state : std::enable_shared_from_this<link::state> {
     pending.clear();
     pending_bytes = 0;
     wake();
+    if (closed_handler) {
+      auto h = std::move(closed_handler);  // `handler` stays: it may be the caller
+      h(ec);
+    }
   }
 
   std::error_code try_send(message& m) {
@@ -89,16 +101,107 @@ struct link::state : std::enable_shared_from_this<link::state> {
     pending_bytes += size;
     if (!writing) {
       writing = true;
-      spawn(socket.get_executor(),
-            [self = shared_from_this()]() -> task<void> { co_await self->write_loop(); },
-            "ipc link writer");
+      // After the caller's turn: what it sends meanwhile goes out in the same write.
+      asio::post(socket.get_executor(), [self = shared_from_this()] { self->flush_now(); });
     }
     return {};
+  }
+
+  // Moves whole pending messages (up to max_batch_bytes, at least one) into `inflight` and
+  // encodes them; returns the batch size.
+  std::size_t take_batch() {
+    std::size_t batch = 0;
+    inflight.clear();
+    while (!pending.empty()) {
+      std::size_t size = encoded_size(pending.front().payload.size(), opts.codec);
+      if (!inflight.empty() && batch + size > opts.max_batch_bytes) break;
+      batch += size;
+      inflight.push_back(std::move(pending.front()));
+      pending.pop_front();
+    }
+    pending_bytes -= batch;
+    inflight_bytes = batch;
+    enc.clear();
+    for (const auto& m : inflight) (void)enc.append(m);  // sizes were checked by send()
+    return batch;
+  }
+
+  void batch_written(std::size_t batch) {
+    counters.messages_sent += inflight.size();
+    counters.bytes_sent += batch;
+    ++counters.writes;
+    inflight.clear();
+    enc.clear();
+    inflight_bytes = 0;
+    rest.clear();
+  }
+
+  // The common case without a coroutine: one non-blocking gathered write of everything
+  // pending. Only what the socket does not take goes to the writer coroutine.
+  void flush_now() {
+    for (int round = 0; round < 4 && open && !pending.empty(); ++round) {
+      auto batch = take_batch();
+      const auto& b = enc.buffers();
+      if (b.size() > 1024) {  // more than IOV_MAX: let the coroutine's async_write split it
+        for (auto x : b) rest.emplace_back(x.data(), x.size());
+        break;
+      }
+      iovec iov[1024];
+      for (std::size_t i = 0; i < b.size(); ++i) iov[i] = {const_cast<std::byte*>(b[i].data()), b[i].size()};
+      msghdr mh{};
+      mh.msg_iov = iov;
+      mh.msg_iovlen = b.size();
+      ssize_t n;
+      do n = ::sendmsg(socket.native_handle(), &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+      while (n < 0 && errno == EINTR);
+      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        std::error_code ec(errno, std::system_category());
+        log::info("ipc link {}: write failed, closing: {}", opts.name, ec.message());
+        inflight.clear();
+        enc.clear();
+        inflight_bytes = 0;
+        fail(ec, "write failed: " + ec.message());
+        writing = false;
+        return;
+      }
+      std::size_t done = n < 0 ? 0 : static_cast<std::size_t>(n);
+      if (done == batch) {
+        batch_written(batch);
+        wake();
+        continue;
+      }
+      // Partial: the rest of this batch first, then the writer carries on.
+      for (auto x : b) {
+        if (done >= x.size()) {
+          done -= x.size();
+          continue;
+        }
+        rest.emplace_back(x.data() + done, x.size() - done);
+        done = 0;
+      }
+      break;
+    }
+    if (!open) {
+      writing = false;
+      return;
+    }
+    if (rest.empty() && pending.empty()) {
+      writing = false;
+      wake();
+      return;
+    }
+    spawn(socket.get_executor(), [self = shared_from_this()]() -> task<void> { co_await self->write_loop(); },
+          "ipc link writer");
   }
 
   // Waits for the writer to make progress (or the link to close), up to `deadline`.
   task<std::error_code> wait_progress(std::optional<clock::time_point> deadline) {
     auto self = shared_from_this();
+    struct count {
+      std::size_t& n;
+      explicit count(std::size_t& c) : n(c) { ++n; }
+      ~count() { --n; }
+    } waiting(progress_waiters);
     if (!deadline) {
       co_await notify.async_wait(use_tuple);
       co_return std::error_code{};
@@ -115,23 +218,18 @@ struct link::state : std::enable_shared_from_this<link::state> {
   task<void> write_loop() {
     auto self = shared_from_this();
     std::vector<asio::const_buffer> bufs;
-    while (open && !pending.empty()) {
-      // Gather whole messages up to max_batch_bytes (always at least one).
-      std::size_t batch = 0;
-      inflight.clear();
-      while (!pending.empty()) {
-        std::size_t size = encoded_size(pending.front().payload.size(), opts.codec);
-        if (!inflight.empty() && batch + size > opts.max_batch_bytes) break;
-        batch += size;
-        inflight.push_back(std::move(pending.front()));
-        pending.pop_front();
+    while (open && (!rest.empty() || !pending.empty())) {
+      std::size_t batch = inflight_bytes;
+      if (!rest.empty()) {
+        // The tail of the batch flush_now() started.
+        bufs = std::move(rest);
+        rest.clear();
+      } else {
+        // Gather whole messages up to max_batch_bytes (always at least one).
+        batch = take_batch();
+        bufs.clear();
+        for (auto b : enc.buffers()) bufs.emplace_back(b.data(), b.size());
       }
-      pending_bytes -= batch;
-      inflight_bytes = batch;
-      enc.clear();
-      for (const auto& m : inflight) (void)enc.append(m);  // sizes were checked by send()
-      bufs.clear();
-      for (auto b : enc.buffers()) bufs.emplace_back(b.data(), b.size());
 
       std::error_code ec;
       if (opts.write_timeout == no_timeout) {
@@ -140,20 +238,17 @@ struct link::state : std::enable_shared_from_this<link::state> {
                                                  opts.write_timeout)) {
         ec = te;
       }
-      std::size_t count = inflight.size();
-      inflight.clear();
-      enc.clear();
-      inflight_bytes = 0;
       if (ec) {
+        inflight.clear();
+        enc.clear();
+        inflight_bytes = 0;
         if (open) {
           log::info("ipc link {}: write failed, closing: {}", opts.name, ec.message());
           fail(ec, "write failed: " + ec.message());
         }
         break;
       }
-      counters.messages_sent += count;
-      counters.bytes_sent += batch;
-      ++counters.writes;
+      batch_written(batch);
       wake();
     }
     writing = false;
@@ -173,7 +268,12 @@ struct link::state : std::enable_shared_from_this<link::state> {
         // Complete messages that came before any garbage are still good: deliver them.
         for (auto& m : out) {
           ++counters.messages_received;
-          if (co_await inbox.push(std::move(m))) co_return;  // closed meanwhile
+          if (handler) {
+            handler(std::move(m));  // may close the link
+            if (!open) co_return;
+          } else if (co_await inbox.push(std::move(m))) {
+            co_return;  // closed meanwhile
+          }
         }
         out.clear();
         if (perr) {
@@ -296,6 +396,22 @@ task<result<message>> link::receive(duration timeout) {
     co_return result<message>(st->error);
   }
   co_return r;
+}
+
+void link::set_handler(std::function<void(message&&)> on_message,
+                       std::function<void(std::error_code)> on_close) {
+  if (!st_) return;
+  st_->handler = std::move(on_message);
+  st_->closed_handler = std::move(on_close);
+  // Messages that arrived before go first, in order.
+  while (auto m = st_->inbox.try_pop()) {
+    if (!st_->handler) break;
+    st_->handler(std::move(*m));
+  }
+  if (!st_->open && st_->closed_handler) {
+    auto h = std::move(st_->closed_handler);
+    h(st_->error);
+  }
 }
 
 void link::close() {

@@ -6,6 +6,7 @@
 
 #include <deque>
 #include <future>
+#include <unordered_map>
 
 #include <asio/generic/datagram_protocol.hpp>
 
@@ -77,6 +78,7 @@ struct reactor_thread::impl final : net::connection_sink {
   loop lp{{.on_stall = stall_action::log, .stall_check_after = std::chrono::milliseconds(50)}};
   net::conn_host host;
   std::vector<worker_link> workers;
+  std::unordered_map<ipc::link*, std::shared_ptr<ipc::link>> live_links;
   std::uint64_t rr = 0;
   bool stopping = false;
   std::size_t max_backlog = 100000;
@@ -214,47 +216,51 @@ struct reactor_thread::impl final : net::connection_sink {
     // The previous process of this id keeps its own link until it exits, so replies to
     // what it is still working on reach their clients.
     workers[static_cast<std::size_t>(w)].link = shared;
-    spawn(lp.context(), [this, shared, w]() -> task<void> { co_await read_worker(shared, w); }, "reactor link");
+    // Callback mode: replies go straight to the connection, no queue or coroutine per message.
+    // The link stays alive until it closes (a retiring worker's replies still arrive on it).
+    std::weak_ptr<ipc::link> weak = shared;
+    live_links.emplace(shared.get(), shared);
+    shared->set_handler([this, weak, w](ipc::message&& m) {
+      if (auto l = weak.lock()) on_worker_message(l, w, std::move(m));
+    }, [this, raw = shared.get()](std::error_code) {
+      asio::post(lp.context(), [this, raw] { live_links.erase(raw); });
+    });
     flush_backlog(w);
   }
 
-  task<void> read_worker(std::shared_ptr<ipc::link> l, int w) {
-    for (;;) {
-      auto r = co_await l->receive();
-      if (!r) co_return;
-      auto m = ipc::decode(std::move(*r));
-      if (!m) {
-        log::warning("reactor {}: dropped a message from worker {}: {}", id, w, m.error().message());
-        continue;
-      }
-      std::visit([&](auto& v) {
-        using T = std::decay_t<decltype(v)>;
-        if constexpr (std::is_same_v<T, ipc::conn_send>) {
-          auto size = v.data.size();
-          auto ec = host.send(v.session, v.data, v.kind);
-          if (ec == server_errc::output_buffer_full) {
-            auto* c = host.find(v.session);
-            log::warning("session {}: output buffer full ({} bytes queued, limit {}); reply of {} bytes dropped",
-                         v.session, c ? c->queued_bytes() : 0, c ? c->output_limit() : 0, size);
-          }
-        } else if constexpr (std::is_same_v<T, ipc::conn_close>) {
-          (void)host.close(v.session, v.reset);
-        } else if constexpr (std::is_same_v<T, ipc::conn_bind>) {
-          (void)host.bind(v.session, v.uid);
-        } else if constexpr (std::is_same_v<T, ipc::datagram_out>) {
-          if (auto ec = host.sendto(v.to, v.data, v.listener))
-            log::debug("reactor {}: datagram to {} not sent: {}", id, v.to, ec.message());
-        } else if constexpr (std::is_same_v<T, ipc::drain>) {
-          // The worker is stopping: nothing more goes to it (its id's messages wait in the
-          // backlog for the replacement, or go to other workers). Everything sent before
-          // `drained` is already in the link, so the worker handles it before leaving.
-          if (workers[static_cast<std::size_t>(w)].link == l) workers[static_cast<std::size_t>(w)].link.reset();
-          (void)l->send(ipc::encode(ipc::drained{static_cast<std::uint32_t>(id)}));
-        } else {
-          log::warning("reactor {}: unexpected {} message from worker {}; dropped", id, ipc::kind_name(*m), w);
-        }
-      }, *m);
+  void on_worker_message(const std::shared_ptr<ipc::link>& l, int w, ipc::message&& raw) {
+    auto m = ipc::decode(std::move(raw));
+    if (!m) {
+      log::warning("reactor {}: dropped a message from worker {}: {}", id, w, m.error().message());
+      return;
     }
+    std::visit([&](auto& v) {
+      using T = std::decay_t<decltype(v)>;
+      if constexpr (std::is_same_v<T, ipc::conn_send>) {
+        auto size = v.data.size();
+        auto ec = host.send(v.session, v.data, v.kind);
+        if (ec == server_errc::output_buffer_full) {
+          auto* c = host.find(v.session);
+          log::warning("session {}: output buffer full ({} bytes queued, limit {}); reply of {} bytes dropped",
+                       v.session, c ? c->queued_bytes() : 0, c ? c->output_limit() : 0, size);
+        }
+      } else if constexpr (std::is_same_v<T, ipc::conn_close>) {
+        (void)host.close(v.session, v.reset);
+      } else if constexpr (std::is_same_v<T, ipc::conn_bind>) {
+        (void)host.bind(v.session, v.uid);
+      } else if constexpr (std::is_same_v<T, ipc::datagram_out>) {
+        if (auto ec = host.sendto(v.to, v.data, v.listener))
+          log::debug("reactor {}: datagram to {} not sent: {}", id, v.to, ec.message());
+      } else if constexpr (std::is_same_v<T, ipc::drain>) {
+        // The worker is stopping: nothing more goes to it (its id's messages wait in the
+        // backlog for the replacement, or go to other workers). Everything sent before
+        // `drained` is already in the link, so the worker handles it before leaving.
+        if (workers[static_cast<std::size_t>(w)].link == l) workers[static_cast<std::size_t>(w)].link.reset();
+        (void)l->send(ipc::encode(ipc::drained{static_cast<std::uint32_t>(id)}));
+      } else {
+        log::warning("reactor {}: unexpected {} message from worker {}; dropped", id, ipc::kind_name(*m), w);
+      }
+    }, *m);
   }
 
   void stop() {

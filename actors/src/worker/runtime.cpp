@@ -186,9 +186,16 @@ void worker_runtime::start_reactor_links() {
     }
     reactors_.push_back(std::make_unique<ipc::link>(std::move(*l)));
   }
+  // Callback mode: each event goes straight to the runner, no queue or coroutine per message.
   for (auto& l : reactors_) {
     auto* lp = l.get();
-    spawn(lp_.context(), [this, lp]() -> task<void> { co_await reactor_loop(*lp); }, "reactor link");
+    lp->set_handler([this](ipc::message&& m) { on_reactor_message(std::move(m)); },
+                    [this, lp](std::error_code) {
+                      if (stopping_) return;
+                      log::error("lost a reactor link ({}); stopping", lp->reason());
+                      exit_code_ = 1;
+                      begin_stop("reactor link closed");
+                    });
   }
 }
 
@@ -379,40 +386,29 @@ void worker_runtime::on_datagram(int listener, std::string from, std::string_vie
 
 // -- process mode: events from the reactors -------------------------------------------------------
 
-task<void> worker_runtime::reactor_loop(ipc::link& l) {
-  for (;;) {
-    auto r = co_await l.receive();
-    if (!r) {
-      if (!stopping_) {
-        log::error("lost a reactor link ({}); stopping", l.reason());
-        exit_code_ = 1;
-        begin_stop("reactor link closed");
-      }
-      co_return;
-    }
-    auto m = ipc::decode(std::move(*r));
-    if (!m) {
-      log::warning("dropped a message from a reactor: {}", m.error().message());
-      continue;
-    }
-    std::visit([&](auto& v) {
-      using T = std::decay_t<decltype(v)>;
-      if constexpr (std::is_same_v<T, ipc::conn_open>) {
-        runner_.open(session_id(v.session), static_cast<int>(v.listener), std::move(v.remote), v.connect_ms,
-                     static_cast<int>(v.reactor));
-      } else if constexpr (std::is_same_v<T, ipc::conn_data>) {
-        runner_.message(session_id(v.session), static_cast<int>(v.listener), std::move(v.data));
-      } else if constexpr (std::is_same_v<T, ipc::conn_closed>) {
-        runner_.closed(session_id(v.session), static_cast<int>(v.listener));
-      } else if constexpr (std::is_same_v<T, ipc::datagram_in>) {
-        on_datagram(static_cast<int>(v.listener), std::move(v.from), v.data);
-      } else if constexpr (std::is_same_v<T, ipc::drained>) {
-        drained_.done();
-      } else {
-        log::warning("unexpected {} message from a reactor; dropped", ipc::kind_name(*m));
-      }
-    }, *m);
+void worker_runtime::on_reactor_message(ipc::message&& raw) {
+  auto m = ipc::decode(std::move(raw));
+  if (!m) {
+    log::warning("dropped a message from a reactor: {}", m.error().message());
+    return;
   }
+  std::visit([&](auto& v) {
+    using T = std::decay_t<decltype(v)>;
+    if constexpr (std::is_same_v<T, ipc::conn_open>) {
+      runner_.open(session_id(v.session), static_cast<int>(v.listener), std::move(v.remote), v.connect_ms,
+                   static_cast<int>(v.reactor));
+    } else if constexpr (std::is_same_v<T, ipc::conn_data>) {
+      runner_.message(session_id(v.session), static_cast<int>(v.listener), std::move(v.data));
+    } else if constexpr (std::is_same_v<T, ipc::conn_closed>) {
+      runner_.closed(session_id(v.session), static_cast<int>(v.listener));
+    } else if constexpr (std::is_same_v<T, ipc::datagram_in>) {
+      on_datagram(static_cast<int>(v.listener), std::move(v.from), v.data);
+    } else if constexpr (std::is_same_v<T, ipc::drained>) {
+      drained_.done();
+    } else {
+      log::warning("unexpected {} message from a reactor; dropped", ipc::kind_name(*m));
+    }
+  }, *m);
 }
 
 // -- the link to the master -----------------------------------------------------------------------

@@ -107,7 +107,7 @@ class worker_runtime final : private handler_host, private net::connection_sink 
   void start_listeners();
   void start_reactor_links();
   task<void> master_loop();
-  task<void> reactor_loop(ipc::link& l);
+  void on_reactor_message(ipc::message&& raw);
   void on_master_message(ipc::any_message m);
   task<void> run_task(ipc::task_request t);
   task<void> stop_sequence(std::string why);

@@ -17,6 +17,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -88,6 +89,11 @@ class link {
   // once the link is closed and queued messages are drained, error(): swactor::errc::closed
   // (peer EOF or local close), an ipc::errc protocol error, or an I/O error.
   task<result<message>> receive(duration timeout = no_timeout);
+  // Callback mode, for consumers that do not wait (the server's reactor links): every
+  // message is handed to `on_message` on the link's loop as soon as it is decoded (no
+  // queue, no coroutine switch); `on_close` runs once with the reason when the link closes.
+  // Messages already queued for receive() are handed over first.
+  void set_handler(std::function<void(message&&)> on_message, std::function<void(std::error_code)> on_close);
 
   // -- state --------------------------------------------------------------------------------
 
