@@ -61,6 +61,16 @@ loop* loop::current() noexcept { return current_loop; }
 
 void loop::stop() { ctx_.stop(); }
 
+void loop::arm_idle_timer() {
+  idle_timer_->expires_after(opts_.stall_check_after);
+  idle_timer_->async_wait([this, seen = handlers_run_](std::error_code ec) {
+    if (ec) return;
+    // Only this timer's own handler ran since it was armed: the loop was idle.
+    if (handlers_run_ <= seen + 1) idle_due_ = true;
+    arm_idle_timer();
+  });
+}
+
 bool loop::check_stall() {
   auto& reg = registry_of(ctx_);
   auto s = reg.stats();
@@ -94,11 +104,18 @@ int loop::run() {
       if (ctx_.stopped()) break;
       if (n > 0) continue;
     } else {
-      // One epoll_wait per wake-up: run_one_for runs one ready handler or blocks; the
-      // stall check waits until the loop was idle for stall_check_after.
-      auto n = ctx_.run_one_for(opts_.stall_check_after);
+      // One epoll_wait per wake-up and no clock read per handler: run_one() runs one ready
+      // handler or blocks. A repeating idle timer notices when a whole interval passed with
+      // nothing else run; only then is the stall check worth making.
+      if (!idle_timer_) {
+        idle_timer_ = std::make_unique<asio::steady_timer>(ctx_);
+        arm_idle_timer();
+      }
+      ctx_.run_one();
       if (ctx_.stopped()) break;
-      if (n > 0) continue;
+      ++handlers_run_;
+      if (!idle_due_) continue;
+      idle_due_ = false;
       if (ctx_.poll() > 0) continue;
       if (ctx_.stopped()) break;
     }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
 #include <caf/fwd.hpp>
 
 #include "swactor/core/coro.hpp"
@@ -31,7 +32,8 @@ struct loop_options {
   bool single_thread_io = false;
   // 0: look for a stall before every block (reported at once; costs a second epoll_wait
   // per wake-up). Above 0: only after the loop was idle this long (servers: one epoll_wait
-  // per wake-up; a stall is reported that much later).
+  // per wake-up; a stall is reported that much later). Such a loop runs until stop(): its
+  // idle timer means there is always something left to do.
   std::chrono::milliseconds stall_check_after{0};
 };
 
@@ -71,6 +73,7 @@ class loop {
 
  private:
   bool check_stall();
+  void arm_idle_timer();
 
   loop_options opts_;
   asio::io_context ctx_;  // concurrency hint 1 (or UNSAFE_IO): only this loop's thread runs it
@@ -78,6 +81,10 @@ class loop {
   std::unique_ptr<caf::actor_system> system_;
   std::unique_ptr<swactor::timers> timers_;
   bool stalled_ = false;
+  // stall_check_after > 0: the idle timer and what it compares.
+  std::unique_ptr<asio::steady_timer> idle_timer_;
+  std::uint64_t handlers_run_ = 0;
+  bool idle_due_ = false;
   stall_report last_stall_;
 };
 
