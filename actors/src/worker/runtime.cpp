@@ -71,7 +71,14 @@ worker_runtime::~worker_runtime() {
   // Connections hold a reference to the host: close them before it goes, without running
   // handlers (the loop has stopped).
   destroying_ = true;
+  stopping_ = true;
   if (host_) host_->abort_all();
+  // The coroutines reading the links must see them close while this object still exists
+  // (otherwise the loop's final drain resumes them after it is gone).
+  link_.close();
+  for (auto& r : reactors_) r->close();
+  lp_.context().restart();
+  lp_.context().poll();
 }
 
 void worker_runtime::attach_tables(const std::vector<int>& fds) {
