@@ -65,20 +65,26 @@ class stream_codec {
   // codec emitted as kind 0.
   virtual std::string_view payload(std::string_view message) const noexcept { return message; }
 
-  std::error_code error() const noexcept { return error_; }
-  const std::string& reason() const noexcept { return reason_; }
-  bool failed() const noexcept { return static_cast<bool>(error_); }
+  std::error_code error() const noexcept { return failure_ ? failure_->error : std::error_code(); }
+  const std::string& reason() const noexcept {
+    static const std::string none;
+    return failure_ ? failure_->reason : none;
+  }
+  bool failed() const noexcept { return static_cast<bool>(failure_); }
 
  protected:
   void fail(std::error_code ec, std::string why) {
-    if (error_) return;
-    error_ = ec;
-    reason_ = std::move(why);
+    if (failure_) return;
+    failure_ = std::make_unique<failure>(failure{ec, std::move(why)});
   }
 
  private:
-  std::error_code error_;
-  std::string reason_;
+  // Only a failed codec pays for its error text: every idle connection holds a codec.
+  struct failure {
+    std::error_code error;
+    std::string reason;
+  };
+  std::unique_ptr<failure> failure_;
 };
 
 }  // namespace swactor::protocols
