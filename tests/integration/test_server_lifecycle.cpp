@@ -195,7 +195,7 @@ TEST_CASE("server: max_request recycles workers, restarts visible in stats", "[s
   srv.stop_and_check();
 }
 
-// Server bug (worker.cpp): serve() calls note_message() before invoke(on_receive). When the
+// Regression guard, fixed bug of the former worker.cpp: serve() called note_message() before invoke(on_receive). When the
 // message reaches max_request, begin_stop() spawns stop_sequence, and asio's co_spawn
 // dispatches it inline (we are on the loop thread): it runs at once up to its
 // in_flight_.wait(), which sees 0 because the triggering message's handler is not counted
@@ -266,7 +266,7 @@ TEST_CASE("server: reload replaces worker pids and keeps serving", "[server][rel
   srv.stop_and_check();
 }
 
-// Server bugs seen on reload (base mode):
+// Regression guards for fixed bugs seen on reload (base mode; the files named are former ones):
 // 1. `swactor reload` waits ~5 s (its receive timeout) for the reply to end: the admin
 //    session's accepted socket has no FD_CLOEXEC (master.cpp admin_loop / asio accept) and
 //    the replacement workers fork+exec'd while it is open inherit it, so the client sees no

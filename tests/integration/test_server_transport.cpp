@@ -211,7 +211,8 @@ TEST_CASE("server: oversize and negative lengths close only that connection", "[
   srv.stop_and_check();
 }
 
-// Server bug (worker.cpp worker_runtime::serve, same pattern in reactor.cpp): a framing error
+// Regression guard, fixed bug of the former worker.cpp/reactor.cpp (before the connection
+// layer): a framing error
 // found by framer::next() is not checked after the message loop; it only surfaces from the
 // next feed(), i.e. when the client sends more bytes. A client that sends a bad header and
 // then waits keeps its connection (and the log says nothing).
