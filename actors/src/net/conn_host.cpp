@@ -49,7 +49,7 @@ std::shared_ptr<connection> conn_host::adopt(asio::generic::stream_protocol::soc
   } else {
     remote = lc.endpoint.path;
   }
-  return adopt(make_socket_transport(std::move(sock)), listener, id, std::move(remote));
+  return adopt(make_socket_transport(io_, std::move(sock)), listener, id, std::move(remote));
 }
 
 std::shared_ptr<connection> conn_host::adopt(std::unique_ptr<transport> t, int listener, std::uint64_t id,

@@ -4,6 +4,8 @@
 
 #include <cerrno>
 
+#include <asio/basic_stream_socket.hpp>
+
 namespace swactor::net {
 namespace {
 
@@ -18,9 +20,11 @@ std::size_t outcome(ssize_t r, std::error_code& ec) {
   return 0;
 }
 
+using native_socket = asio::basic_stream_socket<asio::generic::stream_protocol, asio::io_context::executor_type>;
+
 class socket_transport final : public transport {
  public:
-  explicit socket_transport(asio::generic::stream_protocol::socket s) : sock_(std::move(s)) {
+  explicit socket_transport(native_socket s) : sock_(std::move(s)) {
     std::error_code ignored;
     sock_.non_blocking(true, ignored);
   }
@@ -70,18 +74,22 @@ class socket_transport final : public transport {
     sock_.close(ignored);
   }
   bool is_open() const noexcept override { return sock_.is_open(); }
-  int native_handle() const noexcept override {
-    return const_cast<asio::generic::stream_protocol::socket&>(sock_).native_handle();
-  }
+  int native_handle() const noexcept override { return const_cast<native_socket&>(sock_).native_handle(); }
 
  private:
-  asio::generic::stream_protocol::socket sock_;
+  native_socket sock_;
 };
 
 }  // namespace
 
-std::unique_ptr<transport> make_socket_transport(asio::generic::stream_protocol::socket sock) {
-  return std::make_unique<socket_transport>(std::move(sock));
+std::unique_ptr<transport> make_socket_transport(asio::io_context& io, asio::generic::stream_protocol::socket sock) {
+  std::error_code ec;
+  auto proto = sock.local_endpoint(ec).protocol();
+  if (ec) proto = asio::generic::stream_protocol(AF_INET, SOCK_STREAM);
+  int fd = sock.release(ec);
+  native_socket s(io.get_executor());
+  if (fd >= 0) s.assign(proto, fd, ec);
+  return std::make_unique<socket_transport>(std::move(s));
 }
 
 }  // namespace swactor::net

@@ -15,14 +15,10 @@ std::error_code server_context::sendto(const std::string& a, std::string_view d,
 
 std::error_code server_context::close(session_id s, bool reset) { return rt_.port().close(s, reset); }
 
-result<session_info> server_context::info(session_id s) {
-  const auto* i = rt_.runner().find(s);
-  if (!i) return make_error_code(server_errc::session_not_found);
-  return *i;
-}
+result<session_info> server_context::info(session_id s) { return rt_.port().info(s); }
 
 std::string_view server_context::payload(session_id s, std::string_view message) {
-  const auto* i = rt_.runner().find(s);
+  auto i = rt_.port().info(s);
   if (!i || i->listener < 0 || i->listener >= static_cast<int>(rt_.app().listen.size())) return message;
   return protocols::frame_payload(rt_.app().listen[static_cast<std::size_t>(i->listener)].framing_options, message);
 }

@@ -31,13 +31,33 @@ event_runner::~event_runner() {
 }
 
 event_runner::session_state& event_runner::state_of(session_id s, int listener) {
-  auto [it, fresh] = sessions_.try_emplace(s);
-  if (fresh) {
-    it->second.info.id = s;
-    it->second.info.listener = listener;
-    it->second.info.worker = worker_;
+  auto it = sessions_.find(s);
+  if (it != sessions_.end()) return it->second;
+  if (!spare_.empty()) {
+    auto nh = std::move(spare_.back());
+    spare_.pop_back();
+    nh.key() = s;
+    auto& st = nh.mapped();
+    st.info = session_info{};
+    st.opened = st.closed = st.running = st.paused = false;
+    st.queue.clear();
+    st.head = 0;
+    it = sessions_.insert(std::move(nh)).position;
+  } else {
+    it = sessions_.try_emplace(s).first;
   }
+  it->second.info.id = s;
+  it->second.info.listener = listener;
+  it->second.info.worker = worker_;
   return it->second;
+}
+
+void event_runner::drop(std::unordered_map<session_id, session_state>::iterator it) {
+  constexpr std::size_t kMaxSpare = 64;
+  if (spare_.size() < kMaxSpare)
+    spare_.push_back(sessions_.extract(it));
+  else
+    sessions_.erase(it);
 }
 
 void event_runner::open(session_id s, int listener, std::string remote, std::int64_t connect_ms, int reactor) {
@@ -52,7 +72,7 @@ void event_runner::open(session_id s, int listener, std::string remote, std::int
 
 std::size_t event_runner::message(session_id s, int listener, std::string data) {
   auto& st = state_of(s, listener);
-  st.info.last_receive_ms = now_ms();
+  if (keep_stand_ins_) st.info.last_receive_ms = now_ms();  // base mode: the connection keeps it
   st.queue.push_back(pending{event_kind::message, listener, std::move(data)});
   if (st.running) return st.queue.size() - st.head;
   st.running = true;
@@ -133,9 +153,9 @@ task<void> event_runner::run(runner* r) {
         st.running = false;
         // A stand-in that never saw its open (another worker has it, round_robin / idle)
         // lives only while it has events; a closed session is done.
-        if (!st.opened || st.closed) {
+        if (!st.opened || st.closed || !keep_stand_ins_) {
           if (st.opened) --opened_;
-          sessions_.erase(it);
+          drop(it);
         }
         break;
       }

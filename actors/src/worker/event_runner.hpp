@@ -52,6 +52,10 @@ class event_runner {
   // callbacks). Otherwise they start from a posted call (process mode, called from the
   // reactor-link coroutine).
   void set_inline_start(bool on) noexcept { inline_start_ = on; }
+  // Keep a session's stand-in from its open to its close (process mode: what info()
+  // reports). Otherwise (base mode: the connection itself knows) a session's state exists
+  // only while it has events, so an idle connection costs the runner nothing.
+  void set_keep_stand_ins(bool on) noexcept { keep_stand_ins_ = on; }
 
   // A session opened (here or in reactor `reactor`).
   void open(session_id s, int listener, std::string remote, std::int64_t connect_ms, int reactor);
@@ -105,9 +109,14 @@ class event_runner {
   asio::io_context& io_;
   handler_host& host_;
   bool inline_start_ = false;
+  bool keep_stand_ins_ = true;
   int worker_ = 0;
   std::size_t opened_ = 0;
   std::unordered_map<session_id, session_state> sessions_;
+  // With transient states (base mode) a state is made and dropped per burst of events: the
+  // dropped map nodes (with their queue's capacity) are kept and reused, not freed.
+  std::vector<std::unordered_map<session_id, session_state>::node_type> spare_;
+  void drop(std::unordered_map<session_id, session_state>::iterator it);
   wait_group running_;
   std::vector<runner*> idle_;
   std::shared_ptr<std::size_t> runners_ = std::make_shared<std::size_t>(0);

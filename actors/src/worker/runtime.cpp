@@ -58,12 +58,13 @@ worker_runtime::worker_runtime(swactor::loop& lp, const worker_args& args, app_c
   }
   // How handlers reach connections is decided once, here.
   runner_.set_inline_start(!app_.process_mode());
+  runner_.set_keep_stand_ins(app_.process_mode());
   if (app_.process_mode()) {
     port_ = make_remote_port(app_, args.id, reactors_, runner_, state_->next_session);
   } else {
     host_ = std::make_unique<net::conn_host>(lp_.context(), app_, *state_, slot_->conns,
                                              static_cast<net::connection_sink&>(*this));
-    port_ = make_local_port(*host_);
+    port_ = make_local_port(*host_, args.id);
   }
 }
 
@@ -552,7 +553,7 @@ std::string worker_runtime::stats_json() {
   j["request_count"] = state_->total_messages();
   j["worker_id"] = args_.id;
   j["worker_request_count"] = slot_->messages.load();
-  j["worker_connections"] = runner_.opened_sessions();
+  j["worker_connections"] = host_ ? host_->size() : runner_.opened_sessions();
   return j.dump();
 }
 

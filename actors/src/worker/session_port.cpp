@@ -14,16 +14,31 @@ namespace {
 
 class local_port final : public session_port {
  public:
-  explicit local_port(net::conn_host& h) : host_(h) {}
+  local_port(net::conn_host& h, int worker) : host_(h), worker_(worker) {}
   std::error_code send(session_id s, std::string_view data) override { return host_.send(s.value(), data); }
   std::error_code close(session_id s, bool reset) override { return host_.close(s.value(), reset); }
   std::error_code bind(session_id s, user_id uid) override { return host_.bind(s.value(), uid.value()); }
   std::error_code sendto(const std::string& address, std::string_view data, int listener) override {
     return host_.sendto(address, data, listener);
   }
+  result<session_info> info(session_id s) override {
+    auto* c = host_.find(s.value());
+    if (!c) return make_error_code(server_errc::session_not_found);
+    session_info i;
+    i.id = s;
+    i.remote = c->remote;
+    i.listener = c->listener();
+    i.connect_time_ms = c->connect_ms;
+    i.last_receive_ms = c->last_receive_ms;
+    i.worker = worker_;
+    i.reactor = -1;
+    i.uid = user_id(c->uid);
+    return i;
+  }
 
  private:
   net::conn_host& host_;
+  int worker_;
 };
 
 class remote_port final : public session_port {
@@ -69,6 +84,11 @@ class remote_port final : public session_port {
     m.data.assign(data);
     return reactors_[0]->send(ipc::encode(std::move(m)));
   }
+  result<session_info> info(session_id s) override {
+    const auto* i = runner_.find(s);
+    if (!i) return make_error_code(server_errc::session_not_found);
+    return *i;
+  }
 
  private:
   ipc::link* reactor_of(session_id s) {
@@ -94,7 +114,9 @@ class remote_port final : public session_port {
 
 }  // namespace
 
-std::unique_ptr<session_port> make_local_port(net::conn_host& host) { return std::make_unique<local_port>(host); }
+std::unique_ptr<session_port> make_local_port(net::conn_host& host, int worker_id) {
+  return std::make_unique<local_port>(host, worker_id);
+}
 
 std::unique_ptr<session_port> make_remote_port(const app_config& app, int worker_id,
                                                std::vector<std::unique_ptr<ipc::link>>& reactors,

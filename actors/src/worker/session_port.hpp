@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "swactor/actors/app_config.hpp"
+#include "swactor/actors/context.hpp"
 #include "swactor/actors/module.hpp"
 
 namespace swactor::ipc {
@@ -32,9 +33,12 @@ class session_port {
   virtual std::error_code close(session_id s, bool reset) = 0;
   virtual std::error_code bind(session_id s, user_id uid) = 0;
   virtual std::error_code sendto(const std::string& address, std::string_view data, int listener) = 0;
+  // What ctx.info() reports: from the connection itself (base mode) or from the worker's
+  // stand-in of the session (process mode).
+  virtual result<session_info> info(session_id s) = 0;
 };
 
-std::unique_ptr<session_port> make_local_port(net::conn_host& host);
+std::unique_ptr<session_port> make_local_port(net::conn_host& host, int worker_id);
 
 // Process mode. `reactors` are the links to the reactor threads (a session's reactor is
 // its id modulo their count); `runner` knows which sessions this worker has seen.
