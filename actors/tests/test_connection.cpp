@@ -293,3 +293,18 @@ TEST_CASE("connection: heartbeat-free host counts what it adopts", "[connection]
   CHECK(c->uid == 42);
   CHECK(fx.host->send(10, "x") == server_errc::session_not_found);
 }
+
+TEST_CASE("connection: a read larger than the landing buffer continues in the loop's buffer", "[connection]") {
+  fixture fx(eof_framing());
+  auto p = std::make_shared<memory_pipe>();
+  auto c = fx.connect(p);
+  std::string a(150, 'a'), b(200, 'b');
+  test::peer_send(fx.io, *p, a + "\n" + b + "\npart");
+  fx.run();
+  CHECK(fx.sink.events == std::vector<std::string>{"open", "0:" + a + "\n", "0:" + b + "\n"});
+  CHECK(c->buffered_input() == 4);  // only the unconsumed tail is kept
+  test::peer_send(fx.io, *p, "ial\n");
+  fx.run();
+  CHECK(fx.sink.events.back() == "0:partial\n");
+  CHECK(c->buffered_input() == 0);
+}

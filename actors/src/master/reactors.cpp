@@ -185,24 +185,9 @@ struct reactor_thread::impl final : net::connection_sink {
 
   // -- from the acceptor and the workers -------------------------------------------------------
 
-  void on_new_conn(int fd, int listener, std::uint64_t session) {
-    asio::generic::stream_protocol::socket sock(lp.context());
-    std::error_code ec;
-    sock.assign(asio::generic::stream_protocol(socket_family(fd), SOCK_STREAM), fd, ec);
-    if (ec) {
-      ::close(fd);
-      return;
-    }
-    host.adopt(std::move(sock), listener, session);
-  }
+  void on_new_conn(int fd, int listener, std::uint64_t session) { host.adopt(fd, listener, session); }
 
-  void serve_dgram(int listener, int fd) {
-    asio::generic::datagram_protocol::socket s(lp.context());
-    std::error_code ec;
-    s.assign(asio::generic::datagram_protocol(socket_family(fd), SOCK_DGRAM), fd, ec);
-    if (ec) return;
-    host.serve_datagrams(listener, std::move(s));
-  }
+  void serve_dgram(int listener, int fd) { host.serve_datagrams(listener, fd); }
 
   void attach(int w, int fd) {
     ipc::link_options lo;
@@ -343,8 +328,8 @@ void reactor_pool::start(const std::vector<int>& listen_fds) {
     auto* a = acc.get();
     acceptors_.push_back(std::move(acc));
     spawn(lp_.context(), [this, a, index]() -> task<void> {
-      co_await net::accept_loop(*a, app_.listen[static_cast<std::size_t>(index)], index, state_, state_.acceptor,
-                                [this, index](asio::generic::stream_protocol::socket s) {
+      co_await net::accept_loop(*a, lp_.context(), app_.listen[static_cast<std::size_t>(index)], index, state_,
+                                state_.acceptor, [this, index](net::native_socket s) {
                                   auto session = state_.next_session.fetch_add(1);
                                   // A session's reactor is a function of its id, so a worker finds it
                                   // without asking.

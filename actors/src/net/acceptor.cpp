@@ -11,11 +11,10 @@ namespace swactor::net {
 
 using namespace std::chrono_literals;
 
-task<void> accept_loop(stream_acceptor& acc, const listen_config& lc, int listener, server_state& state,
-                       conn_counters& counters,
-                       std::function<void(asio::generic::stream_protocol::socket)> on_accept) {
+task<void> accept_loop(stream_acceptor& acc, asio::io_context& io, const listen_config& lc, int listener,
+                       server_state& state, conn_counters& counters, std::function<void(native_socket)> on_accept) {
   for (;;) {
-    auto [ec, sock] = co_await acc.async_accept(asio::experimental::as_tuple(asio::use_awaitable));
+    auto [ec, sock] = co_await acc.async_accept(io, asio::experimental::as_tuple(asio::use_awaitable));
     if (ec) {
       if (ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor || !acc.is_open())
         co_return;

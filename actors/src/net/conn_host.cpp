@@ -1,6 +1,7 @@
 #include "net/conn_host.hpp"
 
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "net_util.hpp"
 #include "swactor/actors/errors.hpp"
@@ -39,8 +40,20 @@ conn_host::~conn_host() {
 
 // -- connections ----------------------------------------------------------------------------
 
-std::shared_ptr<connection> conn_host::adopt(asio::generic::stream_protocol::socket sock, int listener,
-                                             std::uint64_t id) {
+std::shared_ptr<connection> conn_host::adopt(int fd, int listener, std::uint64_t id) {
+  native_socket sock(io_.get_executor());
+  std::error_code ec;
+  sock.assign(asio::generic::stream_protocol(detail::socket_family(fd), SOCK_STREAM), fd, ec);
+  if (ec) {
+    ::close(fd);
+    state_.listeners[listener].connections.fetch_sub(1, std::memory_order_relaxed);
+    log::warning("session {}: cannot adopt descriptor {}: {}", id, fd, ec.message());
+    return nullptr;
+  }
+  return adopt(std::move(sock), listener, id);
+}
+
+std::shared_ptr<connection> conn_host::adopt(native_socket sock, int listener, std::uint64_t id) {
   const auto& lc = app_.listen[static_cast<std::size_t>(listener)];
   std::string remote;
   if (lc.endpoint.kind == listen_kind::tcp) {
@@ -49,7 +62,7 @@ std::shared_ptr<connection> conn_host::adopt(asio::generic::stream_protocol::soc
   } else {
     remote = lc.endpoint.path;
   }
-  return adopt(make_socket_transport(io_, std::move(sock)), listener, id, std::move(remote));
+  return adopt(make_socket_transport(std::move(sock)), listener, id, std::move(remote));
 }
 
 std::shared_ptr<connection> conn_host::adopt(std::unique_ptr<transport> t, int listener, std::uint64_t id,
@@ -130,9 +143,18 @@ void conn_host::on_connection_closed(connection& c, bool aborted, std::string_vi
 
 // -- datagrams ------------------------------------------------------------------------------
 
-void conn_host::serve_datagrams(int listener, asio::generic::datagram_protocol::socket sock) {
-  dgrams_[static_cast<std::size_t>(listener)] = std::make_unique<dgram_proto::socket>(std::move(sock));
+bool conn_host::serve_datagrams(int listener, int fd) {
+  auto s = std::make_unique<dgram_proto::socket>(io_);
+  std::error_code ec;
+  s->assign(dgram_proto(detail::socket_family(fd), SOCK_DGRAM), fd, ec);
+  if (ec) {
+    log::error("listener {}: cannot adopt inherited socket: {}", app_.listen[static_cast<std::size_t>(listener)].url,
+               ec.message());
+    return false;
+  }
+  dgrams_[static_cast<std::size_t>(listener)] = std::move(s);
   spawn(io_, [this, listener]() -> task<void> { co_await datagram_loop(listener); }, "datagram loop");
+  return true;
 }
 
 task<void> conn_host::datagram_loop(int listener) {
@@ -198,15 +220,13 @@ task<void> conn_host::heartbeat_loop(duration every) {
   for (;;) {
     co_await sleep(every);
     auto now = std::chrono::steady_clock::now();
-    std::vector<std::uint64_t> idle;
+    std::vector<std::pair<std::uint64_t, std::chrono::milliseconds>> idle;
     for (const auto& [id, c] : conns_) {
       auto t = app_.listen[static_cast<std::size_t>(c->listener())].heartbeat_idle_time;
-      if (t.count() > 0 && now - c->last_activity >= t) idle.push_back(id);
+      if (t.count() > 0 && now - c->last_activity >= t) idle.emplace_back(id, t);
     }
-    for (auto id : idle) {
-      log::info("closing idle session {} (no data for {} ms)", id,
-                app_.listen[static_cast<std::size_t>(find(id) ? find(id)->listener() : 0)]
-                    .heartbeat_idle_time.count());
+    for (auto [id, t] : idle) {
+      log::info("closing idle session {} (no data for {} ms)", id, t.count());
       (void)close(id, false);
     }
   }

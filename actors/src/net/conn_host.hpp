@@ -52,8 +52,9 @@ class conn_host {
 
   // -- connections ---------------------------------------------------------------------
   // Registers an accepted socket of listener `listener` as session `id` and starts it.
-  std::shared_ptr<connection> adopt(asio::generic::stream_protocol::socket sock, int listener,
-                                    std::uint64_t id);
+  std::shared_ptr<connection> adopt(native_socket sock, int listener, std::uint64_t id);
+  // Same for a descriptor accepted on another loop (process mode: the acceptor's).
+  std::shared_ptr<connection> adopt(int fd, int listener, std::uint64_t id);
   // Same over any transport (tests use an in-memory one); `remote` as info() shows it.
   std::shared_ptr<connection> adopt(std::unique_ptr<transport> t, int listener, std::uint64_t id,
                                     std::string remote);
@@ -69,7 +70,8 @@ class conn_host {
   void abort_all();
 
   // -- datagrams -----------------------------------------------------------------------
-  void serve_datagrams(int listener, asio::generic::datagram_protocol::socket sock);
+  // Serves the (inherited) datagram socket `fd` of listener `listener`; false if unusable.
+  bool serve_datagrams(int listener, int fd);
   // listener -1: the first datagram listener of the address's family.
   std::error_code sendto(const std::string& address, std::string_view data, int listener);
   void stop_datagrams();

@@ -1,5 +1,7 @@
 #include "net/connection.hpp"
 
+#include <cstring>
+
 #include <asio/post.hpp>
 
 #include "net/conn_host.hpp"
@@ -43,6 +45,12 @@ connection::~connection() = default;
 
 void connection::start() { arm_read(); }
 
+std::int64_t connection::last_receive_ms() const noexcept {
+  if (!received_) return 0;
+  auto ago = std::chrono::steady_clock::now() - last_activity;
+  return now_ms() - std::chrono::duration_cast<std::chrono::milliseconds>(ago).count();
+}
+
 // -- reading --------------------------------------------------------------------------------
 
 void connection::arm_read() {
@@ -62,13 +70,19 @@ void connection::on_read(std::error_code ec, std::size_t n) {
     finish(false, "closed by peer");
     return;
   }
+  // The transport's callback holds a reference: the sink may close and unregister us.
   last_activity = std::chrono::steady_clock::now();
-  last_receive_ms = now_ms();
-  auto self = shared_from_this();  // the sink may close and unregister us
+  received_ = true;
   if (n == sizeof inline_) {
-    // The socket may hold more: keep these bytes and read the rest now.
-    pending_.append(inline_, n);
-    read_ready();
+    // The socket may hold more: read the rest now, after these bytes, into the loop's
+    // buffer (or after the partial frame the connection already keeps).
+    if (pending_.empty()) {
+      std::memcpy(host_.read_buffer(), inline_, n);
+      read_ready(n);
+    } else {
+      pending_.append(inline_, n);
+      read_ready(0);
+    }
     return;
   }
   if (pending_.empty()) {
@@ -96,8 +110,8 @@ void connection::consume(std::string_view input, bool input_is_pending) {
   }
 }
 
-void connection::read_ready() {
-  for (int round = 0; round < kReadsPerWakeup; ++round) {
+void connection::read_ready(std::size_t carried) {
+  for (int round = 0; round < kReadsPerWakeup; ++round, carried = 0) {
     if (closed_ || paused_ || waiting_read_) return;
     // Prepare: a connection with a partial frame reads after it; any other reads into the
     // loop's buffer and keeps nothing once its codec consumed everything.
@@ -110,8 +124,9 @@ void connection::read_ready() {
       pending_.resize(old + cap);
       dst = pending_.data() + old;
     } else {
-      cap = host_.read_buffer_size();
-      dst = host_.read_buffer();
+      // `carried` bytes of this read are already at the start of the loop's buffer.
+      cap = host_.read_buffer_size() - carried;
+      dst = host_.read_buffer() + carried;
     }
     std::error_code ec;
     auto n = transport_->read_some(dst, cap, ec);
@@ -120,21 +135,25 @@ void connection::read_ready() {
       finish(true, ec.message());
       return;
     }
-    if (n == 0 && !ec) {
+    if (n == 0 && !ec && carried == 0) {
       finish(false, "closed by peer");
       return;
     }
     if (n > 0) {
       last_activity = std::chrono::steady_clock::now();
-      last_receive_ms = now_ms();
+      received_ = true;
     }
-    auto self = shared_from_this();  // the sink may close and unregister us
+    // Every caller (on_read, the posted continuation, resume) holds a reference.
     if (own) {
       consume(pending_, true);
-    } else if (n > 0) {
-      consume(std::string_view(dst, n), false);
+    } else if (n + carried > 0) {
+      consume(std::string_view(host_.read_buffer(), carried + n), false);
     }
     if (closed_) return;
+    if (n == 0 && !ec) {  // end of stream right after the carried bytes
+      finish(false, "closed by peer");
+      return;
+    }
     // A short read drained the socket: the pending read waits for the next edge.
     if (n < cap) {
       arm_read();
@@ -142,7 +161,7 @@ void connection::read_ready() {
     }
   }
   if (!closed_ && !paused_ && !waiting_read_)
-    asio::post(host_.io(), [self = shared_from_this()] { self->read_ready(); });
+    asio::post(host_.io(), [self = shared_from_this()] { self->read_ready(0); });
 }
 
 std::size_t connection::process(std::string_view input) {
@@ -177,7 +196,7 @@ void connection::resume() {
       self->consume(self->pending_, true);
       if (self->closed_ || self->paused_) return;
     }
-    self->read_ready();
+    self->read_ready(0);
   });
 }
 

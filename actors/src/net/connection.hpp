@@ -38,9 +38,11 @@ class connection final : public io_owner,
   int listener() const noexcept { return listener_; }
   std::string remote;
   std::uint64_t uid = 0;
-  std::int64_t connect_ms = 0;       // unix epoch ms
-  std::int64_t last_receive_ms = 0;  // 0 = nothing received yet
-  std::chrono::steady_clock::time_point last_activity;
+  std::int64_t connect_ms = 0;  // unix epoch ms
+  std::chrono::steady_clock::time_point last_activity;  // connect, then the last read
+  // Unix epoch ms of the last read, 0 = nothing received yet. Derived from last_activity
+  // when asked (info()), so the read path reads one clock, not two.
+  std::int64_t last_receive_ms() const noexcept;
   // For the sink's own use (the reactor keeps its dispatch state here).
   std::uint64_t sink_tag = 0;
   int sink_worker = -1;
@@ -80,7 +82,9 @@ class connection final : public io_owner,
   void on_writable(std::error_code ec) override;
   bool on_event(const protocols::event& e) override;
 
-  void read_ready();
+  // Reads what the socket holds now; `carried` bytes are already at the start of the
+  // loop's buffer (a full landing-buffer read).
+  void read_ready(std::size_t carried);
   void arm_read();
   // Runs the codec over `input` (pending_ or a buffer), keeps what it did not consume.
   void consume(std::string_view input, bool input_is_pending);
@@ -109,6 +113,7 @@ class connection final : public io_owner,
   bool aborted_ = false;
   bool codec_switched_ = false;
   bool decoding_ = false;
+  bool received_ = false;
   // The pending read of an idle connection lands here: small messages are decoded from it
   // directly (96 bytes: a typical small request fits, and it is paid by every idle
   // connection); a read that fills it continues in the loop's buffer.

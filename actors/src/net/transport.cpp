@@ -20,8 +20,6 @@ std::size_t outcome(ssize_t r, std::error_code& ec) {
   return 0;
 }
 
-using native_socket = asio::basic_stream_socket<asio::generic::stream_protocol, asio::io_context::executor_type>;
-
 class socket_transport final : public transport {
  public:
   explicit socket_transport(native_socket s) : sock_(std::move(s)) {
@@ -82,14 +80,8 @@ class socket_transport final : public transport {
 
 }  // namespace
 
-std::unique_ptr<transport> make_socket_transport(asio::io_context& io, asio::generic::stream_protocol::socket sock) {
-  std::error_code ec;
-  auto proto = sock.local_endpoint(ec).protocol();
-  if (ec) proto = asio::generic::stream_protocol(AF_INET, SOCK_STREAM);
-  int fd = sock.release(ec);
-  native_socket s(io.get_executor());
-  if (fd >= 0) s.assign(proto, fd, ec);
-  return std::make_unique<socket_transport>(std::move(s));
+std::unique_ptr<transport> make_socket_transport(native_socket sock) {
+  return std::make_unique<socket_transport>(std::move(sock));
 }
 
 }  // namespace swactor::net

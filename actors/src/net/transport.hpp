@@ -13,6 +13,7 @@
 #include <string>
 #include <system_error>
 
+#include <asio/basic_stream_socket.hpp>
 #include <asio/generic/stream_protocol.hpp>
 #include <asio/io_context.hpp>
 
@@ -57,9 +58,12 @@ class transport {
   virtual int native_handle() const noexcept = 0;
 };
 
-// TCP or Unix stream socket (already connected; made non-blocking here). The socket moves to
-// `io` with the io_context's own executor type: its operations then carry an 8-byte
-// executor instead of a type-erased one (smaller pending reads, no type-erased dispatch).
-std::unique_ptr<transport> make_socket_transport(asio::io_context& io, asio::generic::stream_protocol::socket sock);
+// A connection's socket uses the io_context's own executor type: its operations carry an
+// 8-byte executor instead of a type-erased one (smaller pending reads, no type-erased
+// dispatch). Accepting straight into it avoids re-registering the descriptor with epoll.
+using native_socket = asio::basic_stream_socket<asio::generic::stream_protocol, asio::io_context::executor_type>;
+
+// TCP or Unix stream socket (already connected; made non-blocking here).
+std::unique_ptr<transport> make_socket_transport(native_socket sock);
 
 }  // namespace swactor::net

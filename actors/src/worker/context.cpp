@@ -23,10 +23,7 @@ std::string_view server_context::payload(session_id s, std::string_view message)
   return protocols::frame_payload(rt_.app().listen[static_cast<std::size_t>(i->listener)].framing_options, message);
 }
 
-std::error_code server_context::bind(session_id s, user_id uid) {
-  rt_.runner().bind(s, uid);
-  return rt_.port().bind(s, uid);
-}
+std::error_code server_context::bind(session_id s, user_id uid) { return rt_.port().bind(s, uid); }
 
 result<task_id> server_context::task(std::string payload, int dst) {
   return rt_.start_task(module_, std::move(payload), dst, true, nullptr);

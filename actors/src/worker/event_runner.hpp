@@ -49,8 +49,8 @@ class event_runner {
   event_runner& operator=(const event_runner&) = delete;
 
   // Inline: start handlers from the caller's stack (base mode, called from socket
-  // callbacks). Otherwise they start from a posted call (process mode, called from the
-  // reactor-link coroutine).
+  // callbacks). Otherwise they start from a posted call (process mode, called from inside
+  // the IPC link's reader coroutine, which must not resume another coroutine inline).
   void set_inline_start(bool on) noexcept { inline_start_ = on; }
   // Keep a session's stand-in from its open to its close (process mode: what info()
   // reports). Otherwise (base mode: the connection itself knows) a session's state exists

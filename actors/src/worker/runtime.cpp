@@ -166,18 +166,13 @@ void worker_runtime::start_listeners() {
       acceptors_.push_back(std::move(acc));
       spawn(lp_.context(), [this, a, index]() -> task<void> {
         const auto& l = app_.listen[static_cast<std::size_t>(index)];
-        co_await net::accept_loop(*a, l, index, *state_, slot_->conns, [this, index](stream_proto::socket s) {
-          host_->adopt(std::move(s), index, state_->next_session.fetch_add(1));
-        });
+        co_await net::accept_loop(*a, lp_.context(), l, index, *state_, slot_->conns,
+                                  [this, index](net::native_socket s) {
+                                    host_->adopt(std::move(s), index, state_->next_session.fetch_add(1));
+                                  });
       }, "accept loop");
     } else {
-      dgram_proto::socket s(lp_.context());
-      s.assign(dgram_proto(family, SOCK_DGRAM), fd, ec);
-      if (ec) {
-        log::error("listener {}: cannot adopt inherited socket: {}", lc.url, ec.message());
-        continue;
-      }
-      host_->serve_datagrams(index, std::move(s));
+      host_->serve_datagrams(index, fd);
     }
   }
   host_->start_heartbeat();

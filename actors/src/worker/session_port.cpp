@@ -29,7 +29,7 @@ class local_port final : public session_port {
     i.remote = c->remote;
     i.listener = c->listener();
     i.connect_time_ms = c->connect_ms;
-    i.last_receive_ms = c->last_receive_ms;
+    i.last_receive_ms = c->last_receive_ms();
     i.worker = worker_;
     i.reactor = -1;
     i.uid = user_id(c->uid);
@@ -44,7 +44,7 @@ class local_port final : public session_port {
 class remote_port final : public session_port {
  public:
   remote_port(const app_config& app, int worker, std::vector<std::unique_ptr<ipc::link>>& reactors,
-              const event_runner& runner, const std::atomic<std::uint64_t>& next_session)
+              event_runner& runner, const std::atomic<std::uint64_t>& next_session)
       : app_(app), worker_(worker), reactors_(reactors), runner_(runner), next_session_(next_session) {}
 
   std::error_code send(session_id s, std::string_view data) override {
@@ -68,6 +68,7 @@ class remote_port final : public session_port {
     auto* l = reactor_of(s);
     if (!l) return server_errc::not_supported;
     if (auto ec = check(s)) return ec;
+    runner_.bind(s, uid);  // the stand-in info() reports here
     return l->send(ipc::encode(ipc::conn_bind{s.value(), uid.value()}));
   }
   std::error_code sendto(const std::string& address, std::string_view data, int listener) override {
@@ -108,7 +109,7 @@ class remote_port final : public session_port {
   const app_config& app_;
   int worker_;
   std::vector<std::unique_ptr<ipc::link>>& reactors_;
-  const event_runner& runner_;
+  event_runner& runner_;
   const std::atomic<std::uint64_t>& next_session_;
 };
 
@@ -120,7 +121,7 @@ std::unique_ptr<session_port> make_local_port(net::conn_host& host, int worker_i
 
 std::unique_ptr<session_port> make_remote_port(const app_config& app, int worker_id,
                                                std::vector<std::unique_ptr<ipc::link>>& reactors,
-                                               const event_runner& runner, const std::atomic<std::uint64_t>& next_session) {
+                                               event_runner& runner, const std::atomic<std::uint64_t>& next_session) {
   return std::make_unique<remote_port>(app, worker_id, reactors, runner, next_session);
 }
 

@@ -44,6 +44,6 @@ std::unique_ptr<session_port> make_local_port(net::conn_host& host, int worker_i
 // its id modulo their count); `runner` knows which sessions this worker has seen.
 std::unique_ptr<session_port> make_remote_port(const app_config& app, int worker_id,
                                                std::vector<std::unique_ptr<ipc::link>>& reactors,
-                                               const event_runner& runner, const std::atomic<std::uint64_t>& next_session);
+                                               event_runner& runner, const std::atomic<std::uint64_t>& next_session);
 
 }  // namespace swactor::detail
