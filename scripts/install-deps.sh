@@ -8,7 +8,7 @@ packages=(
   build-essential cmake pkg-config ccache
   libcaf-dev libasio-dev libssl-dev libnghttp2-dev nlohmann-json3-dev
   libtomlplusplus-dev catch2 libspdlog-dev libfmt-dev libcli11-dev
-  zlib1g-dev libmariadb-dev
+  zlib1g-dev libmariadb-dev node-llhttp
   procps
 )
 if [ "${1:-}" = "fuzz" ]; then

@@ -61,6 +61,36 @@ class stream_codec {
     return false;
   }
 
+  // -- connection-level protocol state (the framing codecs keep the defaults) -------------
+  // True while the codec takes no more input until replies go out (HTTP: the pipelining
+  // bound). The connection stops reading and decoding, and tries again after each encode().
+  virtual bool blocked() const noexcept { return false; }
+  // True once the protocol says the connection ends when its queued output is written
+  // (HTTP: `Connection: close`, an error response). The connection then closes gracefully.
+  virtual bool done() const noexcept { return false; }
+  // Requests the codec emitted that are not fully answered yet. In process mode the
+  // reactor keeps a connection on one worker while this is non-zero, so replies come back
+  // in order whatever the dispatch mode.
+  virtual std::uint32_t outstanding() const noexcept { return 0; }
+
+  // A codec cannot read a clock: it names the timeout of the phase it is in, and the
+  // connection layer measures it. `epoch` changes whenever a new phase starts (the
+  // connection restarts its measurement then); ms == 0 means no timeout now.
+  struct deadline {
+    std::uint32_t ms = 0;
+    std::uint32_t epoch = 0;
+  };
+  virtual deadline timeout() const noexcept { return {}; }
+  // The phase's timeout passed: the codec appends its last words (HTTP: 408) and is done().
+  // Returns a reason for the log line ("" = a quiet close, e.g. an idle keep-alive).
+  virtual std::string_view expire(std::string& out) {
+    (void)out;
+    return "timeout";
+  }
+  // Whoever answers the requests went away (process mode: the worker died): the codec
+  // answers what is outstanding (HTTP: 502) and is done(). No-op when nothing is.
+  virtual void abandon(std::string& out) { (void)out; }
+
   // The message without its framing (delimiter, length header); `message` is one that this
   // codec emitted as kind 0.
   virtual std::string_view payload(std::string_view message) const noexcept { return message; }

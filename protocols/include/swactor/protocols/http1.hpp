@@ -1,0 +1,131 @@
+#pragma once
+// HTTP/1.1 server codec (RFC 9110/9112), sans-I/O, parsing with llhttp in strict mode.
+//
+// Bytes in -> events out:
+//   kind request: a request head, encoded (request_head::encode). When the whole body is
+//                 already here and not larger than body_chunk_size, it rides along
+//                 (complete = true) and no body/end events follow.
+//   kind body:    the next piece of the decoded body (chunked framing removed).
+//   kind end:     the body is complete; data = the trailer fields, encoded (header_list).
+// Typed replies in -> bytes out (stream_codec::encode kinds):
+//   raw:          bytes as they are (not used by the HTTP layer)
+//   whole:        response_head::encode + body: a complete response
+//   head:         response_head::encode: status and headers of a streamed response
+//   body:         a piece of a streamed body (chunked on the wire when the client speaks 1.1)
+//   end:          end of a streamed response; data = trailers (header_list::encode)
+//   continue_100: "100 Continue" for the oldest request that expects it
+//
+// The codec validates everything a request smuggler could use (see http1.cpp), answers
+// protocol errors itself (400, 408, 413, 417, 431, 501, 505, then close), adds the framing
+// headers of responses (Content-Length / Transfer-Encoding, Connection, Server), drops the
+// body of a response to HEAD, and answers pipelined requests strictly in order.
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "swactor/protocols/codec.hpp"
+
+namespace swactor::protocols::http1 {
+
+// event::kind values
+enum class ev : std::uint8_t { request = 1, body = 2, end = 3 };
+// encode() kinds
+enum class out : std::uint8_t { raw = 0, whole = 1, head = 2, body = 3, end = 4, continue_100 = 5 };
+
+struct header {
+  std::string name;  // as received (lookups are case-insensitive)
+  std::string value;
+};
+
+// Header fields in arrival order, repeated names kept.
+struct header_list {
+  std::vector<header> items;
+
+  // First value of `name` (ASCII case-insensitive), or nullptr.
+  const std::string* find(std::string_view name) const noexcept;
+  void add(std::string name, std::string value) { items.push_back({std::move(name), std::move(value)}); }
+
+  // Wire form between processes: u32 count, then per field u32 name size, name, u32 value
+  // size, value (little endian). decode() returns false on a malformed input.
+  void encode_to(std::string& out) const;
+  std::string encode() const {
+    std::string s;
+    encode_to(s);
+    return s;
+  }
+  // Reads from `in` and advances it past what it read.
+  bool decode_from(std::string_view& in);
+};
+
+bool iequals(std::string_view a, std::string_view b) noexcept;
+
+struct request_head {
+  std::string method;     // "GET", as received (methods are case-sensitive)
+  std::string target;     // request-target as received ("/a?b", "http://h/a", "*", "h:443")
+  std::string authority;  // Host, or the authority of an absolute-form target (it wins)
+  std::uint8_t version_minor = 1;  // HTTP/1.<minor>; major is always 1
+  header_list headers;
+  bool keep_alive = true;        // the connection stays open after this response
+  bool expect_continue = false;  // "Expect: 100-continue" and a body follows
+  bool chunked = false;          // Transfer-Encoding: chunked
+  std::int64_t content_length = -1;  // -1 = none given (0 for no body, or chunked)
+  bool complete = true;          // body below is the whole body
+  std::string body;
+
+  // Wire form between processes (encode_to appends). decode() is strict: false on any
+  // truncated or inconsistent input (it comes from another process: never trusted).
+  void encode_to(std::string& out) const;
+  std::string encode() const {
+    std::string s;
+    encode_to(s);
+    return s;
+  }
+  bool decode(std::string_view in);
+};
+
+struct response_head {
+  int status = 200;
+  std::string reason;  // empty = the standard phrase for status
+  header_list headers;  // the handler's; the codec adds framing, Connection, Server
+  // For out::head: the body length when known (Content-Length), -1 = streamed (chunked
+  // for 1.1 clients, close-delimited for 1.0). Ignored for out::whole (the body's size).
+  std::int64_t content_length = -1;
+  bool close = false;  // the handler asks to close the connection after this response
+
+  void encode_to(std::string& out) const;
+  std::string encode() const {
+    std::string s;
+    encode_to(s);
+    return s;
+  }
+  // Reads a head from the front of `in` and advances `in` past it (the body follows for
+  // out::whole).
+  bool decode_from(std::string_view& in);
+};
+
+// The standard reason phrase ("Not Found"), or "Unknown".
+std::string_view reason_phrase(int status) noexcept;
+
+// Limits and behaviour, from the [[listen]] entry. Times are milliseconds (0 = none).
+struct options {
+  std::size_t max_header_size = 16 * 1024;  // request line + header fields -> 431
+  std::size_t max_headers = 100;            // header field count -> 431
+  std::uint64_t max_body_size = 8u << 20;   // Content-Length or chunked total -> 413
+  std::size_t body_chunk_size = 64 * 1024;  // bodies up to this size ride with the request
+  std::uint32_t max_pipelined = 16;         // requests parsed ahead of their responses
+  std::uint64_t max_requests_per_connection = 0;  // 0 = unlimited
+  std::uint32_t header_timeout_ms = 10000;   // the whole head must arrive within it -> 408
+  std::uint32_t keepalive_timeout_ms = 60000;  // idle between requests -> quiet close
+  std::uint32_t body_timeout_ms = 60000;     // no body progress -> 408
+  std::string server_name = "swactor";       // Server header; empty = none
+};
+
+// The codec for one connection.
+std::unique_ptr<stream_codec> make_server_codec(const options& opts);
+
+}  // namespace swactor::protocols::http1
