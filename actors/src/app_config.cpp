@@ -1,6 +1,8 @@
 #include "swactor/actors/app_config.hpp"
 
 #include "swactor/actors/listen_url.hpp"
+#include <algorithm>
+#include <limits>
 
 namespace swactor {
 
@@ -43,6 +45,79 @@ const config::schema<framing_config>& framing_schema() {
   return s;
 }
 
+namespace {
+
+void parse_routes(const toml::node& n, listen_config& lc, config::parse_context& ctx) {
+  const auto* arr = n.as_array();
+  if (!arr) {
+    ctx.diag.add(n.source(), ctx.path,
+                 "expected an array of tables like [ { path = \"/api/\", module = \"api\" } ], got " +
+                     config::type_name(n));
+    return;
+  }
+  for (std::size_t i = 0; i < arr->size(); ++i) {
+    const auto& el = *arr->get(i);
+    auto path = ctx.path + "[" + std::to_string(i) + "]";
+    const auto* t = el.as_table();
+    if (!t) {
+      ctx.diag.add(el.source(), path, "expected a table { path, module, methods }, got " + config::type_name(el));
+      continue;
+    }
+    route_config rc;
+    bool ok = true;
+    for (auto&& [k, v] : *t) {
+      std::string key(k.str());
+      auto kp = path + "." + key;
+      if (key == "path" || key == "module") {
+        auto sv = v.value<std::string>();
+        if (!v.is_string() || !sv || sv->empty()) {
+          ctx.diag.add(v.source(), kp, "expected a non-empty string, got " + config::type_name(v));
+          ok = false;
+          continue;
+        }
+        (key == "path" ? rc.path : rc.module) = *sv;
+      } else if (key == "methods") {
+        const auto* ma = v.as_array();
+        if (!ma) {
+          ctx.diag.add(v.source(), kp, "expected an array of method names like [\"GET\", \"HEAD\"], got " +
+                                           config::type_name(v));
+          ok = false;
+          continue;
+        }
+        for (auto&& m : *ma) {
+          auto ms = m.value<std::string>();
+          bool token = m.is_string() && ms && !ms->empty() &&
+                       std::all_of(ms->begin(), ms->end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+          if (!token) {
+            ctx.diag.add(m.source(), kp, "expected an upper-case method name like \"GET\", got " +
+                                             (m.is_string() ? "\"" + *ms + "\"" : config::type_name(m)));
+            ok = false;
+            continue;
+          }
+          rc.methods.push_back(*ms);
+        }
+      } else {
+        ctx.diag.add(v.source(), kp, "unknown key; a route has path, module and methods");
+        ok = false;
+      }
+    }
+    if (rc.path.empty() || rc.module.empty()) {
+      ctx.diag.add(el.source(), path, "a route needs both path and module");
+      ok = false;
+    }
+    rc.exact = !rc.path.empty() && rc.path[0] == '=';
+    rc.match = rc.exact ? rc.path.substr(1) : rc.path;
+    if (ok && (rc.match.empty() || rc.match[0] != '/')) {
+      ctx.diag.add(el.source(), path + ".path",
+                   "expected a path starting with \"/\" (or \"=/\" for an exact match), got \"" + rc.path + "\"");
+      ok = false;
+    }
+    if (ok) lc.routes.push_back(std::move(rc));
+  }
+}
+
+}  // namespace
+
 const config::schema<listen_config>& listen_schema() {
   static const auto s = [] {
     config::schema<listen_config> s;
@@ -52,8 +127,8 @@ const config::schema<listen_config>& listen_schema() {
         .required()
         .string("module", &listen_config::module,
                 "Module instance that handles this listener's events ([modules.NAME], or a "
-                "built-in module type used with default options).")
-        .required()
+                "built-in module type used with default options). Required, except on an "
+                "HTTP listener with `routes`.")
         .table("framing", &listen_config::framing, framing_schema(),
                "How a byte stream is cut into messages; see [listen.framing].")
         .size("output_buffer_size", &listen_config::output_buffer_size,
@@ -81,7 +156,49 @@ const config::schema<listen_config>& listen_schema() {
                  "Messages read from one connection and waiting for its handler; beyond it "
                  "the connection stops reading until the handler catches up (the look-ahead "
                  "that lets a connection keep reading while a handler runs).",
-                 1, 1'000'000);
+                 1, 1'000'000)
+        .custom("routes", "array of tables", "[]",
+                "HTTP listeners: which module answers which request. Each entry is `{ path, "
+                "module, methods }`: `path = \"/api/\"` matches every path starting with it "
+                "(longest prefix wins), `path = \"=/healthz\"` only that path (exact beats "
+                "prefix); `methods = [\"GET\", \"HEAD\"]` limits the entry (default: every "
+                "method). Entries with the same path may split methods between modules. No "
+                "match: 404; the path matches but not the method: 405 with Allow. Paths are "
+                "matched after percent-decoding and dot-segment removal.",
+                parse_routes)
+        .size("max_header_size", &listen_config::max_header_size,
+              "HTTP: bytes of the request line and header fields together; beyond it 431 and "
+              "close.",
+              256, 16u << 20)
+        .integer("max_headers", &listen_config::max_headers,
+                 "HTTP: header fields per request; beyond it 431 and close.", 1, 10000)
+        .size("max_body_size", &listen_config::max_body_size,
+              "HTTP: request body bytes (Content-Length, or the chunked total); beyond it 413 "
+              "and close, before the body is read.")
+        .duration("header_timeout", &listen_config::header_timeout,
+                  "HTTP: the whole request head must arrive within this time from its first "
+                  "byte (and a new connection must send one within it); else 408 and close "
+                  "(slowloris). 0 = no limit.")
+        .duration("keepalive_timeout", &listen_config::keepalive_timeout,
+                  "HTTP: a keep-alive connection idle this long between requests is closed "
+                  "(quietly). 0 = no limit.")
+        .duration("body_timeout", &listen_config::body_timeout,
+                  "HTTP: a request body that makes no progress for this long gets 408 and the "
+                  "connection is closed. 0 = no limit.")
+        .integer("max_requests_per_connection", &listen_config::max_requests_per_connection,
+                 "HTTP: the response to this request number carries `Connection: close`; 0 = "
+                 "unlimited.",
+                 0, std::numeric_limits<std::int64_t>::max())
+        .integer("max_concurrency", &listen_config::max_concurrency,
+                 "HTTP: requests being handled at once in one worker; beyond it 503 with "
+                 "Retry-After.",
+                 1, 10'000'000)
+        .integer("max_pipelined_requests", &listen_config::max_pipelined_requests,
+                 "HTTP: requests of one connection parsed ahead of their responses "
+                 "(pipelining); beyond it the connection stops reading until responses go out.",
+                 1, 1024)
+        .string("server_header", &listen_config::server_header,
+                "HTTP: the Server header of responses; \"\" = none.");
     return s;
   }();
   return s;
@@ -295,15 +412,66 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
       lc.endpoint = parse_listen_url(lc.url);
       if (!lc.endpoint) diag.add(listen_sources[i], lpath + ".url", lc.endpoint.error_text);
     }
-    if (!lc.module.empty() && app.module_index(lc.module) < 0) {
-      // A built-in type named directly gets an instance with default options.
-      if (const module_type* t = reg.find(lc.module)) {
-        app.modules.push_back(module_config{lc.module, lc.module, nullptr});
-        (void)t;
-      } else {
-        diag.add(listen_sources[i], lpath + ".module",
-                 "no module instance or built-in module named \"" + lc.module + "\"");
+    // A built-in type named directly gets an instance with default options.
+    auto resolve_module = [&](const std::string& name, const std::string& key) {
+      if (app.module_index(name) >= 0) return;
+      if (reg.find(name))
+        app.modules.push_back(module_config{name, name, nullptr});
+      else
+        diag.add(listen_sources[i], key, "no module instance or built-in module named \"" + name + "\"");
+    };
+    bool http = lc.endpoint && lc.endpoint.protocol == listen_protocol::http;
+    if (!lc.routes.empty() && !http) {
+      diag.add(listen_sources[i], lpath + ".routes", "routes are for HTTP listeners (http://, http+unix://)");
+    } else if (!lc.routes.empty() && !lc.module.empty()) {
+      diag.add(listen_sources[i], lpath + ".module",
+               "give either module (every request) or routes, not both; add { path = \"/\", module = \"" +
+                   lc.module + "\" } to routes instead");
+    } else if (lc.module.empty() && lc.routes.empty()) {
+      diag.add(listen_sources[i], lpath + ".module",
+               http ? "missing: an HTTP listener needs module (every request) or routes"
+                    : "missing required key (the module instance that handles this listener)");
+    }
+    if (!lc.module.empty()) resolve_module(lc.module, lpath + ".module");
+    for (std::size_t r = 0; r < lc.routes.size(); ++r) {
+      auto& rc = lc.routes[r];
+      resolve_module(rc.module, lpath + ".routes[" + std::to_string(r) + "].module");
+      rc.module_index = app.module_index(rc.module);
+      // An entry that an earlier one with the same path shadows can never be reached.
+      for (std::size_t q = 0; q < r; ++q) {
+        const auto& prev = lc.routes[q];
+        if (prev.path != rc.path) continue;
+        std::vector<std::string> shared;
+        if (prev.methods.empty() || rc.methods.empty()) {
+          shared = prev.methods.empty() ? rc.methods : prev.methods;
+          if (shared.empty()) shared.push_back("every method");
+        } else {
+          for (auto& m : rc.methods)
+            if (std::find(prev.methods.begin(), prev.methods.end(), m) != prev.methods.end()) shared.push_back(m);
+        }
+        if (shared.empty()) continue;
+        std::string list;
+        for (auto& m : shared) list += (list.empty() ? "" : ", ") + m;
+        diag.add(listen_sources[i], lpath + ".routes[" + std::to_string(r) + "]",
+                 "route " + std::to_string(r) + " (path \"" + rc.path + "\") overlaps route " + std::to_string(q) +
+                     " for " + list + ": route " + std::to_string(q) + " wins, so route " + std::to_string(r) +
+                     " is unreachable for them");
       }
+    }
+    if (http) {
+      auto& o = lc.http_options;
+      o.max_header_size = static_cast<std::size_t>(lc.max_header_size);
+      o.max_headers = static_cast<std::size_t>(lc.max_headers);
+      o.max_body_size = lc.max_body_size;
+      o.max_pipelined = static_cast<std::uint32_t>(lc.max_pipelined_requests);
+      o.max_requests_per_connection = static_cast<std::uint64_t>(lc.max_requests_per_connection);
+      auto ms = [](std::chrono::milliseconds d) {
+        return static_cast<std::uint32_t>(std::min<std::int64_t>(d.count(), 0xffffffffLL));
+      };
+      o.header_timeout_ms = ms(lc.header_timeout);
+      o.keepalive_timeout_ms = ms(lc.keepalive_timeout);
+      o.body_timeout_ms = ms(lc.body_timeout);
+      o.server_name = lc.server_header;
     }
     lc.framing_options = to_framing_options(lc.framing);
     for (const auto& problem : lc.framing_options.validate())

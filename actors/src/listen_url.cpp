@@ -8,11 +8,19 @@ listen_url parse_listen_url(const std::string& url) {
   listen_url out;
   auto scheme_end = url.find("://");
   if (scheme_end == std::string::npos) {
-    out.error_text = "expected SCHEME://ADDRESS with scheme tcp, udp, unix or unixgram, got \"" + url + "\"";
+    out.error_text = "expected SCHEME://ADDRESS with scheme tcp, udp, unix, unixgram, http or http+unix, got \"" + url + "\"";
     return out;
   }
   auto scheme = url.substr(0, scheme_end);
   auto rest = url.substr(scheme_end + 3);
+  // http:// and http+unix:// are tcp:// and unix:// speaking HTTP.
+  if (scheme == "http" || scheme == "http+unix") {
+    out.protocol = listen_protocol::http;
+    scheme = scheme == "http" ? "tcp" : "unix";
+    // An http URL may end in "/" (http://127.0.0.1:8080/); nothing else after the port.
+    if (out.protocol == listen_protocol::http && scheme == "tcp" && !rest.empty() && rest.back() == '/')
+      rest.pop_back();
+  }
   if (scheme == "unix" || scheme == "unixgram") {
     out.kind = scheme == "unix" ? listen_kind::unix_stream : listen_kind::unix_dgram;
     if (rest.empty() || rest[0] != '/') {
@@ -27,7 +35,7 @@ listen_url parse_listen_url(const std::string& url) {
     return out;
   }
   if (scheme != "tcp" && scheme != "udp") {
-    out.error_text = "unknown scheme \"" + scheme + "\"; expected tcp, udp, unix or unixgram";
+    out.error_text = "unknown scheme \"" + scheme + "\"; expected tcp, udp, unix, unixgram, http or http+unix";
     return out;
   }
   out.kind = scheme == "tcp" ? listen_kind::tcp : listen_kind::udp;

@@ -217,7 +217,8 @@ struct recording_host final : detail::handler_host {
     log.push_back(std::move(what));
     co_return;
   }
-  std::optional<task<void>> handler_for(detail::event_kind k, session_id s, int, std::string& data) override {
+  std::optional<task<void>> handler_for(detail::event_kind k, std::uint8_t, session_id s, int,
+                                        std::string& data) override {
     switch (k) {
       case detail::event_kind::open: return note("open " + std::to_string(s.value()));
       case detail::event_kind::message: return run_message(s, std::move(data));

@@ -91,7 +91,10 @@ class master_resources {
         return 1;
       }
       listen_fds_.push_back(*fd);
-      log::info("listening on {} (module {})", lc.url, lc.module);
+      if (lc.routes.empty())
+        log::info("listening on {} (module {})", lc.url, lc.module);
+      else
+        log::info("listening on {} ({} routes)", lc.url, lc.routes.size());
     }
     for (const auto& tc : app_.tables) {
       auto t = ipc::table::create(tc.name, tc.schema);

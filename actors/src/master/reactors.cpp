@@ -7,6 +7,7 @@
 #include <deque>
 #include <future>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <asio/generic/datagram_protocol.hpp>
 
@@ -16,6 +17,7 @@
 #include "swactor/core/log.hpp"
 #include "swactor/ipc/link.hpp"
 #include "swactor/ipc/messages.hpp"
+#include "swactor/protocols/http1.hpp"
 
 namespace swactor::detail {
 
@@ -79,6 +81,7 @@ struct reactor_thread::impl final : net::connection_sink {
   net::conn_host host;
   std::vector<worker_link> workers;
   std::unordered_map<ipc::link*, std::shared_ptr<ipc::link>> live_links;
+  std::unordered_set<ipc::link*> drained_links;  // links whose worker said it is leaving
   std::uint64_t rr = 0;
   bool stopping = false;
   std::size_t max_backlog = 100000;
@@ -149,6 +152,14 @@ struct reactor_thread::impl final : net::connection_sink {
   }
 
   bool on_event(net::connection& c, const protocols::event& e) override {
+    // A connection whose requests are not all answered stays with the worker that has
+    // them (HTTP replies go out in request order, whatever the dispatch mode); the first
+    // request after that is dispatched anew.
+    int w;
+    if (c.codec().outstanding() > 1 || (c.codec().outstanding() == 1 && !starts_request(c, e)))
+      w = c.sink_worker;
+    else
+      w = c.sink_worker = pick(&c, c.id());
     ipc::conn_data m;
     m.session = c.id();
     m.listener = static_cast<std::uint32_t>(c.listener());
@@ -156,8 +167,12 @@ struct reactor_thread::impl final : net::connection_sink {
     m.kind = e.kind;
     m.data.reserve(e.data.size() + ipc::trailer_reserve);
     m.data.assign(e.data);
-    deliver(pick(&c, c.id()), ipc::encode(std::move(m)));
+    deliver(w, ipc::encode(std::move(m)));
     return true;
+  }
+  bool starts_request(const net::connection& c, const protocols::event& e) const {
+    return app.listen[static_cast<std::size_t>(c.listener())].http() &&
+           e.kind == static_cast<std::uint8_t>(protocols::http1::ev::request);
   }
 
   void on_closed(net::connection& c, std::string_view reason) override {
@@ -207,8 +222,17 @@ struct reactor_thread::impl final : net::connection_sink {
     live_links.emplace(shared.get(), shared);
     shared->set_handler([this, weak, w](ipc::message&& m) {
       if (auto l = weak.lock()) on_worker_message(l, w, std::move(m));
-    }, [this, raw = shared.get()](std::error_code) {
-      asio::post(lp.context(), [this, raw] { live_links.erase(raw); });
+    }, [this, raw = shared.get(), w](std::error_code) {
+      asio::post(lp.context(), [this, raw, w] {
+        // A worker that went away without draining (killed, crashed) leaves requests
+        // unanswered: their connections get what their protocol says (HTTP: 502), the
+        // others stay open for the replacement.
+        if (!drained_links.erase(raw) && !stopping) {
+          for (auto id : host.ids())
+            if (auto* c = host.find(id); c && c->sink_worker == w && c->codec().outstanding() > 0) c->abandon();
+        }
+        live_links.erase(raw);
+      });
     });
     flush_backlog(w);
   }
@@ -241,6 +265,7 @@ struct reactor_thread::impl final : net::connection_sink {
         // backlog for the replacement, or go to other workers). Everything sent before
         // `drained` is already in the link, so the worker handles it before leaving.
         if (workers[static_cast<std::size_t>(w)].link == l) workers[static_cast<std::size_t>(w)].link.reset();
+        drained_links.insert(l.get());
         (void)l->send(ipc::encode(ipc::drained{static_cast<std::uint32_t>(id)}));
       } else {
         log::warning("reactor {}: unexpected {} message from worker {}; dropped", id, ipc::kind_name(*m), w);

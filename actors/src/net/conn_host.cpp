@@ -3,7 +3,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "net_util.hpp"
+#include "swactor/protocols/http1.hpp"
 #include "swactor/actors/errors.hpp"
 #include "swactor/core/log.hpp"
 
@@ -68,9 +71,12 @@ std::shared_ptr<connection> conn_host::adopt(native_socket sock, int listener, s
 std::shared_ptr<connection> conn_host::adopt(std::unique_ptr<transport> t, int listener, std::uint64_t id,
                                              std::string remote) {
   const auto& lc = app_.listen[static_cast<std::size_t>(listener)];
-  auto c = std::make_shared<connection>(*this, std::move(t),
-                                        std::make_unique<protocols::frame_codec>(lc.framing_options), id,
-                                        listener, lc.output_buffer_size);
+  std::unique_ptr<protocols::stream_codec> codec;
+  if (lc.http())
+    codec = protocols::http1::make_server_codec(lc.http_options);
+  else
+    codec = std::make_unique<protocols::frame_codec>(lc.framing_options);
+  auto c = std::make_shared<connection>(*this, std::move(t), std::move(codec), id, listener, lc.output_buffer_size);
   c->remote = std::move(remote);
   c->connect_ms = now_ms();
   conns_.emplace(id, c);
@@ -210,11 +216,39 @@ void conn_host::start_heartbeat() {
                                                         : duration(l.heartbeat_idle_time / 2);
     every = std::min(every, std::max<duration>(d, 1ms));
   }
-  if (every == duration::max()) return;
-  heartbeat_ = spawn(io_, [this, every]() -> task<void> { co_await heartbeat_loop(every); }, "heartbeat");
+  if (every != duration::max())
+    heartbeat_ = spawn(io_, [this, every]() -> task<void> { co_await heartbeat_loop(every); }, "heartbeat");
+  // Protocol timeouts (HTTP header/body/keep-alive): one sweep per loop, a quarter of the
+  // shortest timeout apart, instead of a timer per connection (idle connections stay small;
+  // a timeout fires up to a quarter late).
+  duration sweep = duration::max();
+  for (const auto& l : app_.listen) {
+    if (!l.http()) continue;
+    for (auto t : {l.header_timeout, l.keepalive_timeout, l.body_timeout})
+      if (t.count() > 0) sweep = std::min<duration>(sweep, duration(t) / 4);
+  }
+  if (sweep != duration::max()) {
+    sweep = std::clamp<duration>(sweep, 25ms, 1s);
+    deadlines_ = spawn(io_, [this, sweep]() -> task<void> { co_await deadline_loop(sweep); }, "deadlines");
+  }
 }
 
-void conn_host::stop_heartbeat() { heartbeat_.cancel(); }
+void conn_host::stop_heartbeat() {
+  heartbeat_.cancel();
+  deadlines_.cancel();
+}
+
+task<void> conn_host::deadline_loop(duration every) {
+  std::vector<std::shared_ptr<connection>> expired;
+  for (;;) {
+    co_await sleep(every);
+    auto now = std::chrono::steady_clock::now();
+    for (const auto& [id, c] : conns_)
+      if (c->deadline_passed(now)) expired.push_back(c);
+    for (auto& c : expired) c->expire();
+    expired.clear();
+  }
+}
 
 task<void> conn_host::heartbeat_loop(duration every) {
   for (;;) {

@@ -93,6 +93,7 @@ class conn_host {
  private:
   task<void> datagram_loop(int listener);
   task<void> heartbeat_loop(duration every);
+  task<void> deadline_loop(duration every);
 
   asio::io_context& io_;
   const app_config& app_;
@@ -106,6 +107,7 @@ class conn_host {
   std::unordered_map<std::uint64_t, std::shared_ptr<connection>> conns_;
   std::vector<std::unique_ptr<asio::generic::datagram_protocol::socket>> dgrams_;  // by listener
   coro_handle heartbeat_;
+  coro_handle deadlines_;
 };
 
 }  // namespace swactor::net

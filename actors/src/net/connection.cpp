@@ -67,6 +67,11 @@ void connection::on_read(std::error_code ec, std::size_t n) {
     return;
   }
   if (n == 0) {
+    if (codec_->outstanding() > 0) {
+      // A half-close after the last request (`curl`-style clients do it): answer first.
+      peer_eof_ = true;
+      return;
+    }
     finish(false, "closed by peer");
     return;
   }
@@ -98,8 +103,14 @@ void connection::consume(std::string_view input, bool input_is_pending) {
   auto used = process(input);
   if (closed_) return;
   if (codec_->failed()) {
-    log::warning("closing session {} from {}: {}", id_, remote, codec_->reason());
-    abort(codec_->reason());
+    if (!failure_logged_) {
+      failure_logged_ = true;
+      log::warning("closing session {} from {}: {}", id_, remote, codec_->reason());
+    }
+    // Nothing after the bad bytes is parsed; what the codec still owes (earlier pipelined
+    // replies, its error response) goes out before the close.
+    std::string().swap(pending_);
+    after_codec();
     return;
   }
   if (input_is_pending) {
@@ -136,6 +147,10 @@ void connection::read_ready(std::size_t carried) {
       return;
     }
     if (n == 0 && !ec && carried == 0) {
+      if (codec_->outstanding() > 0) {
+        peer_eof_ = true;
+        return;
+      }
       finish(false, "closed by peer");
       return;
     }
@@ -151,6 +166,10 @@ void connection::read_ready(std::size_t carried) {
     }
     if (closed_) return;
     if (n == 0 && !ec) {  // end of stream right after the carried bytes
+      if (codec_->outstanding() > 0) {
+        peer_eof_ = true;
+        return;
+      }
       finish(false, "closed by peer");
       return;
     }
@@ -171,22 +190,99 @@ std::size_t connection::process(std::string_view input) {
     codec_switched_ = false;
     used += codec_->decode(input.substr(used), *this);
     retired_codec_.reset();
+    if (!deferred_.empty()) {
+      auto replies = std::move(deferred_);
+      deferred_.clear();
+      deferred_bytes_ = 0;
+      for (auto& [kind, data] : replies)
+        if (!closed_) (void)encode_now(kind, data);
+    }
     write_codec_output();
     // After a switch the new codec gets the rest of this read at once.
     if (!codec_switched_ || closed_ || paused_ || codec_->failed() || used >= input.size()) break;
   }
   decoding_ = false;
+  if (!closed_ && !codec_->failed()) after_codec();
   return used;
 }
 
 bool connection::on_event(const protocols::event& e) {
   if (closed_) return false;
-  if (!host_.sink().on_event(*this, e)) paused_ = true;
+  if (!host_.sink().on_event(*this, e)) {
+    sink_paused_ = true;
+    set_paused();
+  }
   return !paused_ && !codec_switched_ && !closed_;
 }
 
+void connection::after_codec() {
+  if (closed_) return;
+  const bool owes = codec_->outstanding() > 0;
+  if (codec_->done() && !owes) {
+    close(false);
+    return;
+  }
+  if (codec_->failed()) {
+    codec_blocked_ = true;
+    set_paused();
+    // A codec with nothing to say (the framings) ends the connection now.
+    if (!owes && !codec_->done()) abort(codec_->reason());
+    return;
+  }
+  if (peer_eof_ && !owes) {
+    finish(false, "closed by peer");
+    return;
+  }
+  bool blocked = codec_->blocked() || peer_eof_;
+  if (blocked == codec_blocked_) return;
+  codec_blocked_ = blocked;
+  if (blocked) {
+    set_paused();
+  } else if (!sink_paused_) {
+    // Unblocked by a reply: decode what waited and read again.
+    paused_ = true;
+    sink_paused_ = true;
+    resume();
+  }
+}
+
+bool connection::deadline_passed(std::chrono::steady_clock::time_point now) noexcept {
+  if (closed_) return false;
+  auto d = codec_->timeout();
+  if (d.ms == 0) {
+    deadline_armed_ = false;
+    return false;
+  }
+  if (!deadline_armed_ || d.epoch != deadline_epoch_) {
+    deadline_armed_ = true;
+    deadline_epoch_ = d.epoch;
+    deadline_start_ = now;
+    return false;
+  }
+  return now - deadline_start_ >= std::chrono::milliseconds(d.ms);
+}
+
+void connection::expire() {
+  if (closed_) return;
+  std::string out;
+  auto why = codec_->expire(out);
+  if (!why.empty()) log::info("closing session {} from {}: {}", id_, remote, why);
+  deadline_armed_ = false;
+  if (!out.empty()) (void)queue_bytes(out);
+  close(false);
+}
+
+void connection::abandon() {
+  if (closed_) return;
+  std::string out;
+  codec_->abandon(out);
+  if (!out.empty()) (void)queue_bytes(out);
+  after_codec();
+}
+
 void connection::resume() {
-  if (!paused_ || closed_) return;
+  sink_paused_ = false;
+  if (!paused_ || closed_ || codec_blocked_) return;
   paused_ = false;
   // Posted: resume() may run inside another connection's decode, which uses the loop's
   // read buffer. The next read is speculative: readiness edges seen while paused are gone.
@@ -216,8 +312,25 @@ void connection::write_codec_output() {
 std::error_code connection::send(std::string_view data, std::uint8_t kind) {
   if (closed_ || close_requested_) return server_errc::session_not_found;
   if (kind == 0) return queue_bytes(data);
+  if (decoding_) {
+    // A handler that answered inline, from inside decode(): the codec is not re-entered;
+    // the reply is encoded as soon as decode() returns.
+    if (out_bytes_ + deferred_bytes_ + data.size() > out_limit_ && out_bytes_ + deferred_bytes_ > 0)
+      return server_errc::output_buffer_full;
+    deferred_bytes_ += data.size();
+    deferred_.emplace_back(kind, std::string(data));
+    return {};
+  }
+  auto ec = encode_now(kind, data);
+  after_codec();
+  return ec;
+}
+
+std::error_code connection::encode_now(std::uint8_t kind, std::string_view data) {
   std::string wire;
   codec_->encode(kind, data, wire);
+  std::string extra;  // e.g. an error response the codec held until this reply went out
+  if (codec_->take_output(extra)) wire += extra;
   return queue_bytes(wire);
 }
 
@@ -297,7 +410,7 @@ void connection::flush() {
   std::vector<std::string>().swap(out_);
   if (close_requested_) {
     transport_->shutdown();
-    finish(false, "closed by server");
+    finish(codec_->failed(), codec_->failed() ? std::string_view(codec_->reason()) : "closed by server");
   }
 }
 
@@ -312,7 +425,7 @@ void connection::close(bool reset) {
   close_requested_ = true;
   if (out_.empty()) {
     transport_->shutdown();
-    finish(false, "closed by server");
+    finish(codec_->failed(), codec_->failed() ? std::string_view(codec_->reason()) : "closed by server");
   }
 }
 

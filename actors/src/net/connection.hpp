@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "net/transport.hpp"
@@ -65,6 +66,13 @@ class connection final : public io_owner,
   // Look-ahead control for the sink: resume() reads again after on_event returned false.
   void resume();
   bool paused() const noexcept { return paused_; }
+  // Protocol timeouts (the host's sweep): whether the codec's current phase outlived its
+  // timeout; a new phase starts being measured at the first sweep that sees it.
+  bool deadline_passed(std::chrono::steady_clock::time_point now) noexcept;
+  // The phase's timeout passed: the codec's last words (HTTP 408), then close.
+  void expire();
+  // Whoever answers this connection's requests is gone (process mode: its worker died).
+  void abandon();
   // Replaces the codec in place (an Upgrade): bytes after the current event go to the new
   // codec. Call it from the sink's on_event.
   void replace_codec(std::unique_ptr<protocols::stream_codec> c);
@@ -92,7 +100,12 @@ class connection final : public io_owner,
   void flush();
   void write_codec_output();
   std::error_code queue_bytes(std::string_view data);
+  std::error_code encode_now(std::uint8_t kind, std::string_view data);
   void finish(bool aborted, std::string_view reason, bool reset = false);
+  // After the codec ran or encoded: close when the protocol is done, stop reading while it
+  // is blocked (or failed with replies still owed), read again when it unblocks.
+  void after_codec();
+  void set_paused() noexcept { paused_ = sink_paused_ || codec_blocked_; }
 
   conn_host& host_;
   std::unique_ptr<transport> transport_;
@@ -114,6 +127,16 @@ class connection final : public io_owner,
   bool codec_switched_ = false;
   bool decoding_ = false;
   bool received_ = false;
+  // Typed replies sent from inside decode() (inline handlers), encoded after it returns.
+  std::vector<std::pair<std::uint8_t, std::string>> deferred_;
+  std::size_t deferred_bytes_ = 0;
+  bool sink_paused_ = false;    // the sink's look-ahead bound
+  bool codec_blocked_ = false;  // the codec takes no input now (or failed)
+  bool peer_eof_ = false;       // the peer shut down its side with replies still owed
+  bool failure_logged_ = false;
+  bool deadline_armed_ = false;
+  std::uint32_t deadline_epoch_ = 0;
+  std::chrono::steady_clock::time_point deadline_start_;
   // The pending read of an idle connection lands here: small messages are decoded from it
   // directly (96 bytes: a typical small request fits, and it is paid by every idle
   // connection); a read that fills it continues in the loop's buffer.

@@ -67,13 +67,13 @@ void event_runner::open(session_id s, int listener, std::string remote, std::int
   st.info.remote = std::move(remote);
   st.info.connect_time_ms = connect_ms;
   st.info.reactor = reactor;
-  push(s, st, pending{event_kind::open, listener, {}});
+  push(s, st, pending{event_kind::open, 0, listener, {}});
 }
 
-std::size_t event_runner::message(session_id s, int listener, std::string data) {
+std::size_t event_runner::message(session_id s, int listener, std::string data, std::uint8_t kind) {
   auto& st = state_of(s, listener);
   if (keep_stand_ins_) st.info.last_receive_ms = now_ms();  // base mode: the connection keeps it
-  st.queue.push_back(pending{event_kind::message, listener, std::move(data)});
+  st.queue.push_back(pending{event_kind::message, kind, listener, std::move(data)});
   if (st.running) return st.queue.size() - st.head;
   st.running = true;
   running_.add();
@@ -84,7 +84,7 @@ std::size_t event_runner::message(session_id s, int listener, std::string data) 
 void event_runner::closed(session_id s, int listener) {
   auto& st = state_of(s, listener);
   st.closed = true;
-  push(s, st, pending{event_kind::closed, listener, {}});
+  push(s, st, pending{event_kind::closed, 0, listener, {}});
 }
 
 void event_runner::note_paused(session_id s) {
@@ -164,7 +164,7 @@ task<void> event_runner::run(runner* r) {
         st.paused = false;
         host_.queue_low(s);  // room for one more: the connection reads again
       }
-      auto h = host_.handler_for(ev.k, s, ev.listener, ev.data);
+      auto h = host_.handler_for(ev.k, ev.kind, s, ev.listener, ev.data);
       if (!h) continue;
       std::exception_ptr error;
       try {

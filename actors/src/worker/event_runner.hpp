@@ -31,7 +31,9 @@ enum class event_kind : std::uint8_t { open, message, closed };
 class handler_host {
  public:
   // The module's handler for an event, not started yet; nullopt when nothing handles it.
-  virtual std::optional<task<void>> handler_for(event_kind k, session_id s, int listener, std::string& data) = 0;
+  // `kind` is the codec's event kind (messages only).
+  virtual std::optional<task<void>> handler_for(event_kind k, std::uint8_t kind, session_id s, int listener,
+                                                std::string& data) = 0;
   // After the handler (error: what it threw, or null).
   virtual void handler_done(event_kind k, session_id s, int listener, std::exception_ptr error) = 0;
   // The session's queue has room again (resume reading it).
@@ -60,7 +62,7 @@ class event_runner {
   // A session opened (here or in reactor `reactor`).
   void open(session_id s, int listener, std::string remote, std::int64_t connect_ms, int reactor);
   // One message; returns how many events of the session wait now (look-ahead).
-  std::size_t message(session_id s, int listener, std::string data);
+  std::size_t message(session_id s, int listener, std::string data, std::uint8_t kind = 0);
   // The session closed; on_close runs after its queued events.
   void closed(session_id s, int listener);
 
@@ -80,6 +82,7 @@ class event_runner {
 
   struct pending {
     event_kind k;
+    std::uint8_t kind;  // the codec's event kind
     int listener;
     std::string data;
   };

@@ -32,6 +32,11 @@ task<std::string> module_base::on_task(context&, task_id, int, std::string) {
   co_return std::string();
 }
 
+task<void> module_base::on_request(context&, http::request&, http::response&) {
+  throw std::runtime_error("module " + instance_ + " has no on_request handler");
+  co_return;
+}
+
 int run_worker(const worker_args& args, const module_registry& reg) {
   // Ctrl-C in a terminal reaches the whole process group: the master decides, not us.
   ::signal(SIGINT, SIG_IGN);

@@ -325,7 +325,21 @@ const char* event_name(event_kind k) {
 
 }  // namespace
 
-std::optional<task<void>> worker_runtime::handler_for(event_kind k, session_id s, int listener, std::string& data) {
+std::optional<task<void>> worker_runtime::handler_for(event_kind k, std::uint8_t kind, session_id s, int listener,
+                                                      std::string& data) {
+  if (listener >= 0 && listener < static_cast<int>(app_.listen.size()) &&
+      app_.listen[static_cast<std::size_t>(listener)].http()) {
+    // HTTP listeners: requests go to on_request of the routed module (no connect/close
+    // handlers: a connection carries many requests, maybe for different modules).
+    if (k == event_kind::closed) http_closed(s);
+    if (k != event_kind::message) return std::nullopt;
+    auto t = http_event(kind, s, listener, data);
+    if (t) {
+      begin_busy();
+      bump(slot_->messages);
+    }
+    return t;
+  }
   int mod = module_of(listener);
   if (mod < 0) return std::nullopt;
   // The runner's running() count covers these for stop; only the shared slot is told.
@@ -343,7 +357,7 @@ std::optional<task<void>> worker_runtime::handler_for(event_kind k, session_id s
 }
 
 void worker_runtime::handler_done(event_kind k, session_id s, int listener, std::exception_ptr error) {
-  if (error) log_failure(module_of(listener), event_name(k), s, error);
+  if (error && module_of(listener) >= 0) log_failure(module_of(listener), event_name(k), s, error);
   end_busy();
   if (k == event_kind::message) note_message();  // after the handler: a recycle never races its reply
 }
@@ -370,7 +384,7 @@ void worker_runtime::on_open(net::connection& c) {
 
 bool worker_runtime::on_event(net::connection& c, const protocols::event& e) {
   session_id s(c.id());
-  auto depth = runner_.message(s, c.listener(), std::string(e.data));
+  auto depth = runner_.message(s, c.listener(), std::string(e.data), e.kind);
   if (depth < app_.listen[static_cast<std::size_t>(c.listener())].max_queued_messages) return true;
   runner_.note_paused(s);
   return false;
@@ -401,7 +415,7 @@ void worker_runtime::on_reactor_message(ipc::message&& raw) {
       runner_.open(session_id(v.session), static_cast<int>(v.listener), std::move(v.remote), v.connect_ms,
                    static_cast<int>(v.reactor));
     } else if constexpr (std::is_same_v<T, ipc::conn_data>) {
-      runner_.message(session_id(v.session), static_cast<int>(v.listener), std::move(v.data));
+      runner_.message(session_id(v.session), static_cast<int>(v.listener), std::move(v.data), v.kind);
     } else if constexpr (std::is_same_v<T, ipc::conn_closed>) {
       runner_.closed(session_id(v.session), static_cast<int>(v.listener));
     } else if constexpr (std::is_same_v<T, ipc::datagram_in>) {

@@ -19,6 +19,7 @@
 #include "proc_layout.hpp"
 #include "swactor/actors/app_config.hpp"
 #include "swactor/actors/context.hpp"
+#include "swactor/actors/http.hpp"
 #include "swactor/actors/server.hpp"
 #include "swactor/actors/server_state.hpp"
 #include "swactor/core/channel.hpp"
@@ -87,7 +88,19 @@ class worker_runtime final : private handler_host, private net::connection_sink 
 
  private:
   // -- handler_host (the runner calls these) -------------------------------------------------
-  std::optional<task<void>> handler_for(event_kind k, session_id s, int listener, std::string& data) override;
+  std::optional<task<void>> handler_for(event_kind k, std::uint8_t kind, session_id s, int listener,
+                                        std::string& data) override;
+  // -- HTTP listeners (http_events.cpp) ---------------------------------------------------------
+  struct http_exchange {
+    std::unique_ptr<http::request> req;
+    int module = -1;
+    int status = 0;  // non-zero: answered without a handler (404, 405, 503, 400)
+    std::string allow;
+    std::string reason;
+  };
+  std::optional<task<void>> http_event(std::uint8_t kind, session_id s, int listener, std::string& data);
+  task<void> serve_http(http_exchange x, int listener);
+  void http_closed(session_id s);
   void handler_done(event_kind k, session_id s, int listener, std::exception_ptr error) override;
   void queue_low(session_id s) override;
   void handler_begin();
@@ -150,6 +163,8 @@ class worker_runtime final : private handler_host, private net::connection_sink 
     std::shared_ptr<channel<result<std::string>>> waiter;
   };
   std::unordered_map<task_id, pending_task> pending_tasks_;
+  std::unordered_map<session_id, http_exchange> http_partials_;  // requests whose body is arriving
+  int http_in_flight_ = 0;
   std::uint64_t next_task_ = 0;
   wait_group in_flight_;  // handlers outside the runner (tasks, pipe messages, datagrams)
   std::int64_t busy_ = 0;  // every handler running now

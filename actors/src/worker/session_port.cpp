@@ -15,7 +15,20 @@ namespace {
 class local_port final : public session_port {
  public:
   local_port(net::conn_host& h, int worker) : host_(h), worker_(worker) {}
-  std::error_code send(session_id s, std::string_view data) override { return host_.send(s.value(), data); }
+  std::error_code send(session_id s, std::string_view data, std::uint8_t kind) override {
+    return host_.send(s.value(), data, kind);
+  }
+  task<std::error_code> drained(session_id s, duration timeout) override {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      auto* c = host_.find(s.value());
+      if (!c || c->closed()) co_return make_error_code(server_errc::session_not_found);
+      if (c->queued_bytes() <= c->output_limit() / 2) co_return std::error_code();
+      if (std::chrono::steady_clock::now() >= deadline) co_return make_error_code(errc::timeout);
+      // The connection writes from its own callbacks; look again shortly.
+      co_await sleep(std::chrono::milliseconds(2));
+    }
+  }
   std::error_code close(session_id s, bool reset) override { return host_.close(s.value(), reset); }
   std::error_code bind(session_id s, user_id uid) override { return host_.bind(s.value(), uid.value()); }
   std::error_code sendto(const std::string& address, std::string_view data, int listener) override {
@@ -47,13 +60,21 @@ class remote_port final : public session_port {
               event_runner& runner, const std::atomic<std::uint64_t>& next_session)
       : app_(app), worker_(worker), reactors_(reactors), runner_(runner), next_session_(next_session) {}
 
-  std::error_code send(session_id s, std::string_view data) override {
+  task<std::error_code> drained(session_id s, duration timeout) override {
+    // The queue is in the reactor: wait until this link has handed everything over.
+    auto* l = reactor_of(s);
+    if (!l) co_return make_error_code(server_errc::not_supported);
+    if (auto ec = check(s)) co_return ec;
+    co_return co_await l->flush(timeout);
+  }
+  std::error_code send(session_id s, std::string_view data, std::uint8_t kind) override {
     auto* l = reactor_of(s);
     if (!l) return server_errc::not_supported;
     if (auto ec = check(s)) return ec;
     ipc::conn_send m;
     m.session = s.value();
     m.worker = static_cast<std::uint32_t>(worker_);
+    m.kind = kind;
     m.data.reserve(data.size() + ipc::trailer_reserve);
     m.data.assign(data);
     return l->send(ipc::encode(std::move(m)));

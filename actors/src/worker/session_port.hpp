@@ -14,6 +14,7 @@
 #include "swactor/actors/app_config.hpp"
 #include "swactor/actors/context.hpp"
 #include "swactor/actors/module.hpp"
+#include "swactor/core/coro.hpp"
 
 namespace swactor::ipc {
 class link;
@@ -29,7 +30,10 @@ class event_runner;
 class session_port {
  public:
   virtual ~session_port() = default;
-  virtual std::error_code send(session_id s, std::string_view data) = 0;
+  // `kind` 0 = raw bytes; other kinds are typed replies the connection's codec frames.
+  virtual std::error_code send(session_id s, std::string_view data, std::uint8_t kind = 0) = 0;
+  // Waits until the session's queued output is below half its limit (streamed replies).
+  virtual task<std::error_code> drained(session_id s, duration timeout) = 0;
   virtual std::error_code close(session_id s, bool reset) = 0;
   virtual std::error_code bind(session_id s, user_id uid) = 0;
   virtual std::error_code sendto(const std::string& address, std::string_view data, int listener) = 0;

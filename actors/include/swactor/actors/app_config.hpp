@@ -12,6 +12,7 @@
 #include "swactor/core/config.hpp"
 #include "swactor/ipc/table.hpp"
 #include "swactor/protocols/framing.hpp"
+#include "swactor/protocols/http1.hpp"
 
 namespace swactor {
 
@@ -26,10 +27,14 @@ std::string_view to_string(server_mode m) noexcept;
 std::string_view to_string(dispatch_mode m) noexcept;
 
 enum class listen_kind { tcp, udp, unix_stream, unix_dgram };
+// What a stream listener speaks: framed messages (tcp://, unix://) or HTTP (http://,
+// http+unix://).
+enum class listen_protocol { framed, http };
 
-// A parsed listener URL: tcp://, udp://, unix://, unixgram://.
+// A parsed listener URL: tcp://, udp://, unix://, unixgram://, http://, http+unix://.
 struct listen_url {
   listen_kind kind = listen_kind::tcp;
+  listen_protocol protocol = listen_protocol::framed;
   std::string host;  // tcp/udp: address literal ("127.0.0.1", "::1", "0.0.0.0", "localhost")
   std::uint16_t port = 0;
   std::string path;  // unix
@@ -72,6 +77,18 @@ struct framing_config {
   std::uint64_t max_length = 2u << 20;
 };
 
+// One entry of an HTTP listener's `routes`.
+struct route_config {
+  std::string path;    // "/api/" (prefix) or "=/healthz" (exact)
+  std::string module;  // module instance
+  std::vector<std::string> methods;  // empty = every method
+
+  // Resolved by parse_app_config().
+  bool exact = false;
+  std::string match;  // path without the "=" marker
+  int module_index = -1;
+};
+
 struct listen_config {
   std::string url;
   std::string module;
@@ -86,12 +103,26 @@ struct listen_config {
   int max_connections = 10000;
   std::uint64_t max_packet_size = 65536;
   std::uint64_t max_queued_messages = 64;
+  // HTTP listeners
+  std::vector<route_config> routes;
+  std::uint64_t max_header_size = 16 * 1024;
+  int max_headers = 100;
+  std::uint64_t max_body_size = 8u << 20;
+  std::chrono::milliseconds header_timeout{10000};
+  std::chrono::milliseconds keepalive_timeout{60000};
+  std::chrono::milliseconds body_timeout{60000};
+  std::int64_t max_requests_per_connection = 0;
+  int max_concurrency = 10000;
+  int max_pipelined_requests = 16;
+  std::string server_header = "swactor";
 
   // Resolved by parse_app_config(): the URL, the framing as codec options, the module
   // instance index (into app_config::modules).
   listen_url endpoint;
   protocols::framing_options framing_options;
-  int module_index = -1;
+  protocols::http1::options http_options;
+  int module_index = -1;  // -1 for an HTTP listener with routes
+  bool http() const noexcept { return endpoint.protocol == listen_protocol::http; }
 };
 
 // "\r\n" escapes in the delimiter are decoded here.

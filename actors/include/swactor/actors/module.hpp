@@ -20,6 +20,10 @@
 namespace swactor {
 
 class context;  // what a handler can do: see swactor/actors/context.hpp
+namespace http {
+class request;  // see swactor/actors/http.hpp
+class response;
+}  // namespace http
 
 // Ids are distinct types: passing a task id where a session id belongs does not compile.
 // 0 is "none" for each. value() gives the number (for logs, maps, protocols).
@@ -68,6 +72,11 @@ class module_base {
   virtual task<void> on_connect(context&, session_id) { co_return; }
   virtual task<void> on_receive(context&, session_id, std::string /*message*/) { co_return; }
   virtual task<void> on_close(context&, session_id) { co_return; }
+  // HTTP listeners (http://, http+unix://): one complete request (body included). Answer
+  // with res.end(...) or stream with co_await res.write(...); returning without ending, or
+  // throwing, answers 500. Requests of one connection arrive in order, one at a time.
+  // The default answers 500 (a route to a module without it is a configuration mistake).
+  virtual task<void> on_request(context&, http::request&, http::response&);
   // Datagram listeners (udp, unixgram): one datagram from `from` ("ip:port" or a path).
   virtual task<void> on_packet(context&, const packet_info&, std::string /*data*/) { co_return; }
   // Task workers: the payload of a task() from worker `src_worker`; the return value is the

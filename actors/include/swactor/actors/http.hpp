@@ -1,0 +1,179 @@
+#pragma once
+// The HTTP handler API: what `module_base::on_request(ctx, request, response)` gets. The
+// same in base and process mode (in process mode the reactor parses and frames; the
+// worker sees the same complete request and its response is framed there).
+//
+//   task<void> on_request(context& ctx, http::request& req, http::response& res) override {
+//     if (req.method() == "GET") co_return (void)res.header("Content-Type", "text/plain").end("hi\n");
+//     res.status(405);
+//     (void)res.end();
+//   }
+//
+// A handler that throws, or returns without end(), gets a 500 (and a log line naming the
+// module, method and path); the worker goes on.
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "swactor/actors/module.hpp"
+#include "swactor/core/coro.hpp"
+#include "swactor/protocols/http1.hpp"
+
+namespace swactor::http {
+
+using protocols::http1::header;
+using protocols::http1::header_list;
+using param_list = std::vector<std::pair<std::string, std::string>>;
+
+// Percent-decoding ('+' is a space only in query strings and forms). False on a malformed
+// escape ("%zz", "%4"): the text is then kept as it is.
+bool percent_decode(std::string_view in, std::string& out, bool plus_is_space);
+// RFC 3986 §5.2.4: "/a/./b/../c" -> "/a/c"; never climbs above "/".
+std::string remove_dot_segments(std::string_view path);
+// "a=1&b=2&a=3" -> [(a,1),(b,2),(a,3)] (decoded, repeated keys kept in order).
+param_list parse_query(std::string_view query);
+// "Cookie: a=1; b=2" values -> [(a,1),(b,2)].
+void parse_cookies(std::string_view header_value, param_list& out);
+
+class request {
+ public:
+  request() = default;
+  request(protocols::http1::request_head head, session_id s, std::string remote);
+
+  session_id session() const noexcept { return session_; }
+  const std::string& method() const noexcept { return head_.method; }
+  // The request-target as received ("/a%20b?x=1", "http://h/a", "*").
+  const std::string& target() const noexcept { return head_.target; }
+  // The path: percent-decoded, dot-segments removed ("/a b"); "*" for OPTIONS *.
+  const std::string& path() const noexcept { return path_; }
+  // The raw query string (after '?', not decoded), "" when none.
+  std::string_view query() const noexcept { return query_; }
+  // Decoded query parameters, repeated keys kept in order.
+  const param_list& query_params() const;
+  std::optional<std::string_view> query_param(std::string_view name) const;
+  // "HTTP/1.1" or "HTTP/1.0".
+  std::string_view version() const noexcept { return head_.version_minor == 0 ? "HTTP/1.0" : "HTTP/1.1"; }
+  int version_minor() const noexcept { return head_.version_minor; }
+  // The Host (or the authority of an absolute-form target, which wins).
+  const std::string& host() const noexcept { return head_.authority; }
+
+  // Header fields (lookup is case-insensitive; repeated fields are kept in order).
+  const header_list& headers() const noexcept { return head_.headers; }
+  const std::string* header(std::string_view name) const noexcept { return head_.headers.find(name); }
+  std::vector<std::string_view> header_values(std::string_view name) const;
+  // Cookies from every Cookie header.
+  const param_list& cookies() const;
+  std::optional<std::string_view> cookie(std::string_view name) const;
+
+  const std::string& body() const noexcept { return head_.body; }
+  std::string& body() noexcept { return head_.body; }
+  // Fields of an application/x-www-form-urlencoded body (empty for other types).
+  const param_list& form() const;
+  // Trailer fields of a chunked body.
+  const header_list& trailers() const noexcept { return trailers_; }
+  header_list& trailers() noexcept { return trailers_; }
+  bool keep_alive() const noexcept { return head_.keep_alive; }
+
+  // Where the client is ("ip:port", "[v6]:port", or a unix path) and where it connected.
+  const std::string& remote_address() const noexcept { return remote_; }
+  const std::string& local_address() const noexcept { return local_; }
+  void set_local_address(std::string a) { local_ = std::move(a); }
+
+  const protocols::http1::request_head& head() const noexcept { return head_; }
+
+ private:
+  protocols::http1::request_head head_;
+  session_id session_;
+  std::string remote_, local_;
+  std::string path_;
+  std::string_view query_;
+  header_list trailers_;
+  mutable std::optional<param_list> query_params_, cookies_, form_;
+};
+
+struct cookie {
+  std::string name;
+  std::string value;
+  std::optional<std::chrono::system_clock::time_point> expires;
+  std::optional<std::int64_t> max_age;  // seconds
+  std::string domain;
+  std::string path;
+  bool secure = false;
+  bool http_only = false;
+  std::string same_site;  // "Strict", "Lax", "None" or "" (not sent)
+  bool partitioned = false;
+  // The Set-Cookie value.
+  std::string to_string() const;
+};
+
+// An HTTP date (RFC 9110 §5.6.7): "Sun, 06 Nov 1994 08:49:37 GMT".
+std::string format_http_date(std::chrono::system_clock::time_point t);
+
+// How a response reaches its connection (the worker implements it).
+class response_channel {
+ public:
+  // A reply of http1::out kind `kind` for the session.
+  virtual std::error_code send(std::uint8_t kind, std::string_view data) = 0;
+  // Waits until the session's queued output drained below half its limit (streaming
+  // backpressure); errc::timeout after `timeout`, session_not_found when it is gone.
+  virtual swactor::task<std::error_code> drained(duration timeout) = 0;
+
+ protected:
+  ~response_channel() = default;
+};
+
+class response {
+ public:
+  explicit response(response_channel& ch) : ch_(&ch) {}
+
+  response& status(int code, std::string reason = {});
+  int status_code() const noexcept { return head_.status; }
+  // Replaces every field of that name; header() adds one more.
+  response& set_header(std::string name, std::string value);
+  response& header(std::string name, std::string value);
+  const header_list& headers() const noexcept { return head_.headers; }
+  response& set_cookie(const cookie& c) { return header("Set-Cookie", c.to_string()); }
+  // Asks to close the connection after this response.
+  response& close() noexcept {
+    head_.close = true;
+    return *this;
+  }
+
+  // Sends the whole response (Content-Length = body size). Once per response.
+  [[nodiscard]] std::error_code end(std::string_view body = {});
+  // Streams: the first write sends the head (chunked for HTTP/1.1 clients unless a
+  // Content-Length was set with content_length()), each write one piece. Waits while the
+  // client does not read (the output stays under the listener's output_buffer_size).
+  [[nodiscard]] swactor::task<std::error_code> write(std::string_view chunk,
+                                                      duration timeout = std::chrono::seconds(30));
+  // After write()s: a trailer field, sent by end().
+  response& trailer(std::string name, std::string value);
+  // Announces the body size of a streamed response (no chunked framing).
+  response& content_length(std::uint64_t n) noexcept {
+    head_.content_length = static_cast<std::int64_t>(n);
+    return *this;
+  }
+  // 302 (or `code`) with Location and a short body.
+  [[nodiscard]] std::error_code redirect(std::string_view location, int code = 302);
+
+  bool started() const noexcept { return started_; }  // the head went out
+  bool ended() const noexcept { return ended_; }
+
+ private:
+  std::error_code send_head();
+
+  response_channel* ch_;
+  protocols::http1::response_head head_;
+  header_list trailers_;
+  std::uint64_t unacked_ = 0;
+  bool started_ = false;
+  bool ended_ = false;
+};
+
+}  // namespace swactor::http

@@ -1,0 +1,90 @@
+#pragma once
+// HTTP built-ins: `http_hello` (a fixed answer, for benchmarks) and `http_echo` (the
+// request back as JSON: the test workhorse).
+
+#include <nlohmann/json.hpp>
+
+#include "swactor/actors/context.hpp"
+#include "swactor/actors/http.hpp"
+#include "swactor/actors/module.hpp"
+
+namespace swactor::apps {
+
+class http_hello final : public module_base {
+ public:
+  static constexpr std::string_view kName = "http_hello";
+  static constexpr std::string_view kDoc = "Answers every HTTP request with the same body (benchmarks).";
+  struct options {
+    std::string body = "Hello World";
+    std::string content_type = "text/plain";
+  };
+  static config::schema<options> schema() {
+    config::schema<options> s;
+    s.string("body", &options::body, "The response body.")
+        .string("content_type", &options::content_type, "The Content-Type of the response.");
+    return s;
+  }
+  explicit http_hello(options o) : opts_(std::move(o)) {}
+
+  task<void> on_request(context&, http::request&, http::response& res) override {
+    (void)res.set_header("Content-Type", opts_.content_type).end(opts_.body);
+    co_return;
+  }
+
+ private:
+  options opts_;
+};
+
+std::string base64_encode(std::string_view in);
+
+class http_echo final : public module_base {
+ public:
+  static constexpr std::string_view kName = "http_echo";
+  static constexpr std::string_view kDoc =
+      "Answers every HTTP request with a JSON description of it: method, target, path, query, "
+      "version, host, headers (in order), cookies, form, trailers, body (and body_base64), remote. "
+      "A query parameter `status=NNN` sets the response status.";
+  struct options {};
+  static config::schema<options> schema() { return {}; }
+  explicit http_echo(options) {}
+
+  task<void> on_request(context&, http::request& req, http::response& res) override {
+    using nlohmann::json;
+    auto pairs = [](const auto& list) {
+      json a = json::array();
+      for (const auto& [k, v] : list) a.push_back(json::array({k, v}));
+      return a;
+    };
+    auto fields = [](const http::header_list& l) {
+      json a = json::array();
+      for (const auto& h : l.items) a.push_back(json::array({h.name, h.value}));
+      return a;
+    };
+    json j;
+    j["method"] = req.method();
+    j["target"] = req.target();
+    j["path"] = req.path();
+    j["query"] = std::string(req.query());
+    j["query_params"] = pairs(req.query_params());
+    j["version"] = std::string(req.version());
+    j["host"] = req.host();
+    j["headers"] = fields(req.headers());
+    j["cookies"] = pairs(req.cookies());
+    j["form"] = pairs(req.form());
+    j["trailers"] = fields(req.trailers());
+    j["body"] = req.body();
+    j["body_base64"] = base64_encode(req.body());
+    j["remote"] = req.remote_address();
+    int status = 200;
+    if (auto s = req.query_param("status")) {
+      int v = 0;
+      for (char c : *s) v = c >= '0' && c <= '9' ? v * 10 + (c - '0') : -1000;
+      if (v >= 200 && v <= 599) status = v;
+    }
+    res.status(status).set_header("Content-Type", "application/json");
+    (void)res.end(j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n");
+    co_return;
+  }
+};
+
+}  // namespace swactor::apps
