@@ -112,7 +112,9 @@ void parse_routes(const toml::node& n, listen_config& lc, config::parse_context&
                    "expected a path starting with \"/\" (or \"=/\" for an exact match), got \"" + rc.path + "\"");
       ok = false;
     }
-    if (ok) lc.routes.push_back(std::move(rc));
+    rc.where = el.source();
+    // Kept even when broken (the file is refused anyway), so positions stay route indexes.
+    lc.routes.push_back(std::move(rc));
   }
 }
 
@@ -413,12 +415,12 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
       if (!lc.endpoint) diag.add(listen_sources[i], lpath + ".url", lc.endpoint.error_text);
     }
     // A built-in type named directly gets an instance with default options.
-    auto resolve_module = [&](const std::string& name, const std::string& key) {
+    auto resolve_module = [&](const std::string& name, const std::string& key, const toml::source_region& where) {
       if (app.module_index(name) >= 0) return;
       if (reg.find(name))
         app.modules.push_back(module_config{name, name, nullptr});
       else
-        diag.add(listen_sources[i], key, "no module instance or built-in module named \"" + name + "\"");
+        diag.add(where, key, "no module instance or built-in module named \"" + name + "\"");
     };
     bool http = lc.endpoint && lc.endpoint.protocol == listen_protocol::http;
     if (!lc.routes.empty() && !http) {
@@ -432,10 +434,11 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
                http ? "missing: an HTTP listener needs module (every request) or routes"
                     : "missing required key (the module instance that handles this listener)");
     }
-    if (!lc.module.empty()) resolve_module(lc.module, lpath + ".module");
+    if (!lc.module.empty()) resolve_module(lc.module, lpath + ".module", listen_sources[i]);
     for (std::size_t r = 0; r < lc.routes.size(); ++r) {
       auto& rc = lc.routes[r];
-      resolve_module(rc.module, lpath + ".routes[" + std::to_string(r) + "].module");
+      if (rc.module.empty() || rc.path.empty()) continue;  // reported by the parser
+      resolve_module(rc.module, lpath + ".routes[" + std::to_string(r) + "].module", rc.where);
       rc.module_index = app.module_index(rc.module);
       // An entry that an earlier one with the same path shadows can never be reached.
       for (std::size_t q = 0; q < r; ++q) {
@@ -452,7 +455,7 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
         if (shared.empty()) continue;
         std::string list;
         for (auto& m : shared) list += (list.empty() ? "" : ", ") + m;
-        diag.add(listen_sources[i], lpath + ".routes[" + std::to_string(r) + "]",
+        diag.add(rc.where, lpath + ".routes[" + std::to_string(r) + "]",
                  "route " + std::to_string(r) + " (path \"" + rc.path + "\") overlaps route " + std::to_string(q) +
                      " for " + list + ": route " + std::to_string(q) + " wins, so route " + std::to_string(r) +
                      " is unreachable for them");

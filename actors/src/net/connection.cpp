@@ -218,7 +218,7 @@ bool connection::on_event(const protocols::event& e) {
 void connection::after_codec() {
   if (closed_) return;
   const bool owes = codec_->outstanding() > 0;
-  if (codec_->done() && !owes) {
+  if (codec_->done()) {
     close(false);
     return;
   }

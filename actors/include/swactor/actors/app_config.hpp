@@ -87,6 +87,7 @@ struct route_config {
   bool exact = false;
   std::string match;  // path without the "=" marker
   int module_index = -1;
+  toml::source_region where;  // for check's messages
 };
 
 struct listen_config {

@@ -1,0 +1,370 @@
+// HTTP pieces of the server layer without processes: routes (config and matching), the
+// request API's parsing helpers, and the connection layer driving the real HTTP codec over
+// the in-memory transport (pipelining order, errors, half-close, timeouts, abandon).
+
+#include <catch2/catch.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "http/router.hpp"
+#include "memory_transport.hpp"
+#include "net/conn_host.hpp"
+#include "swactor/actors/app_config.hpp"
+#include "swactor/actors/http.hpp"
+
+using namespace swactor;
+namespace h1 = swactor::protocols::http1;
+using swactor::test::memory_pipe;
+using swactor::test::memory_transport;
+
+namespace {
+
+struct plain_module final : module_base {
+  static constexpr std::string_view kName = "plain";
+  static constexpr std::string_view kDoc = "test";
+  struct options {};
+  static config::schema<options> schema() { return {}; }
+  explicit plain_module(options) {}
+};
+
+std::optional<app_config> parse(const std::string& text, config::diagnostics& diag) {
+  static module_registry reg = [] {
+    module_registry r;
+    r.add<plain_module>();
+    return r;
+  }();
+  auto root = config::load_string(text, "app.toml", diag);
+  if (!root) return std::nullopt;
+  auto keep = std::make_shared<const toml::table>(std::move(*root));
+  auto app = parse_app_config(*keep, "app.toml", reg, diag);
+  if (app) app->root = keep;
+  return app;
+}
+
+const char* kRoutes = R"(
+[modules.api]
+type = "plain"
+[modules.health]
+type = "plain"
+[modules.files]
+type = "plain"
+[modules.writer]
+type = "plain"
+[[listen]]
+url = "http://127.0.0.1:8080"
+max_body_size = "1KiB"
+header_timeout = "2s"
+routes = [ { path = "/api/", module = "api" },
+           { path = "=/healthz", module = "health" },
+           { path = "/", module = "files", methods = ["GET", "HEAD"] },
+           { path = "/", module = "writer", methods = ["PUT"] },
+           { path = "/api/v2/", module = "health" } ]
+)";
+
+}  // namespace
+
+TEST_CASE("http config: URLs, routes and limits resolve once", "[http][config]") {
+  config::diagnostics diag;
+  auto app = parse(kRoutes, diag);
+  INFO(diag.to_string());
+  REQUIRE(app);
+  const auto& lc = app->listen[0];
+  CHECK(lc.http());
+  CHECK(lc.endpoint.kind == listen_kind::tcp);
+  CHECK(lc.endpoint.port == 8080);
+  CHECK(lc.module_index == -1);
+  REQUIRE(lc.routes.size() == 5);
+  CHECK(lc.routes[1].exact);
+  CHECK(lc.routes[1].match == "/healthz");
+  CHECK(lc.routes[0].module_index == app->module_index("api"));
+  CHECK(lc.http_options.max_body_size == 1024);
+  CHECK(lc.http_options.header_timeout_ms == 2000);
+  CHECK(lc.http_options.keepalive_timeout_ms == 60000);
+  CHECK(lc.http_options.server_name == "swactor");
+
+  auto u = parse_listen_url("http+unix:///tmp/h.sock");
+  CHECK(u);
+  CHECK(u.kind == listen_kind::unix_stream);
+  CHECK(u.protocol == listen_protocol::http);
+  CHECK(parse_listen_url("tcp://127.0.0.1:1").protocol == listen_protocol::framed);
+}
+
+TEST_CASE("http config: overlapping, malformed and misplaced routes are refused with their position",
+          "[http][config]") {
+  config::diagnostics diag;
+  auto app = parse(R"(
+[modules.a]
+type = "plain"
+[[listen]]
+url = "http://127.0.0.1:8080"
+routes = [ { path = "/x/", module = "a", methods = ["GET"] },
+           { path = "/x/", module = "a", methods = ["POST", "GET"] },
+           { path = "nope", module = "a" },
+           { path = "/y/", module = "missing" },
+           { path = "/z/", module = "a", methods = ["get"] } ]
+[[listen]]
+url = "tcp://127.0.0.1:8081"
+routes = [ { path = "/", module = "a" } ]
+[[listen]]
+url = "http://127.0.0.1:8082"
+)", diag);
+  CHECK_FALSE(app);
+  auto text = diag.to_string();
+  INFO(text);
+  CHECK(text.find("listen[0].routes[1]: route 1 (path \"/x/\") overlaps route 0 for GET") != std::string::npos);
+  CHECK(text.find("listen[0].routes[2].path") != std::string::npos);
+  CHECK(text.find("listen[0].routes[3].module: no module instance or built-in module named \"missing\"") !=
+        std::string::npos);
+  CHECK(text.find("upper-case method name like \"GET\", got \"get\"") != std::string::npos);
+  CHECK(text.find("listen[1].routes: routes are for HTTP listeners") != std::string::npos);
+  CHECK(text.find("listen[2].module: missing: an HTTP listener needs module (every request) or routes") !=
+        std::string::npos);
+  // Positions: every line names the file and a line number.
+  for (auto& d : diag.items()) CHECK(d.line > 0);
+}
+
+TEST_CASE("http routes: exact beats prefix, longest prefix wins, 404, 405 with Allow", "[http][router]") {
+  config::diagnostics diag;
+  auto app = parse(kRoutes, diag);
+  REQUIRE(app);
+  const auto& lc = app->listen[0];
+  auto api = app->module_index("api"), health = app->module_index("health"), files = app->module_index("files"),
+       writer = app->module_index("writer");
+  CHECK(detail::match_route(lc, "/api/users", "POST").module == api);
+  CHECK(detail::match_route(lc, "/api/v2/x", "GET").module == health);  // longer prefix
+  CHECK(detail::match_route(lc, "/healthz", "GET").module == health);   // exact
+  CHECK(detail::match_route(lc, "/healthz/x", "GET").module == files);  // exact only
+  CHECK(detail::match_route(lc, "/index.html", "HEAD").module == files);
+  CHECK(detail::match_route(lc, "/index.html", "PUT").module == writer);  // same path, other methods
+  auto r = detail::match_route(lc, "/index.html", "DELETE");
+  CHECK(r.status == 405);
+  CHECK(r.allow == "GET, HEAD, PUT");
+  listen_config only_api;
+  only_api.routes.push_back(lc.routes[0]);
+  CHECK(detail::match_route(only_api, "/other", "GET").status == 404);
+  listen_config whole;
+  whole.module_index = 3;
+  CHECK(detail::match_route(whole, "/anything", "BREW").module == 3);
+}
+
+TEST_CASE("http request: path decoding, dot segments, query, cookies, form", "[http][request]") {
+  CHECK(http::remove_dot_segments("/a/./b/../c") == "/a/c");
+  CHECK(http::remove_dot_segments("/../../etc/passwd") == "/etc/passwd");
+  CHECK(http::remove_dot_segments("/a/b/..") == "/a/");
+  CHECK(http::remove_dot_segments("/") == "/");
+  std::string out;
+  CHECK(http::percent_decode("a%20b%2Fc", out, false));
+  CHECK(out == "a b/c");
+  CHECK_FALSE(http::percent_decode("100%", out, false));
+  CHECK(out == "100%");
+  CHECK(http::percent_decode("a+b", out, true));
+  CHECK(out == "a b");
+
+  h1::request_head head;
+  head.method = "POST";
+  head.target = "/shop/%2e%2e/cart/./items?id=7&tag=a&tag=b%20c#frag";
+  head.authority = "example.com";
+  head.headers.add("Cookie", "sid=abc; theme=\"dark\"");
+  head.headers.add("cookie", "lang=en");
+  head.headers.add("Content-Type", "application/x-www-form-urlencoded; charset=utf-8");
+  head.headers.add("X-Multi", "1");
+  head.headers.add("x-multi", "2");
+  head.body = "name=a+b&empty=&flag";
+  http::request req(head, session_id(9), "127.0.0.1:5000");
+  CHECK(req.path() == "/cart/items");
+  CHECK(req.query() == "id=7&tag=a&tag=b%20c");
+  CHECK(req.query_param("tag") == "a");
+  REQUIRE(req.query_params().size() == 3);
+  CHECK(req.query_params()[2].second == "b c");
+  CHECK(req.cookie("theme") == "dark");
+  CHECK(req.cookie("lang") == "en");
+  CHECK_FALSE(req.cookie("none"));
+  CHECK(req.header_values("X-MULTI") == std::vector<std::string_view>{"1", "2"});
+  REQUIRE(req.form().size() == 3);
+  CHECK(req.form()[0] == std::pair<std::string, std::string>{"name", "a b"});
+  CHECK(req.form()[2] == std::pair<std::string, std::string>{"flag", ""});
+  CHECK(req.host() == "example.com");
+
+  h1::request_head abs;
+  abs.method = "GET";
+  abs.target = "http://example.com:8080/a/b?x=1";
+  http::request r2(abs, session_id(1), "");
+  CHECK(r2.path() == "/a/b");
+  CHECK(r2.query() == "x=1");
+}
+
+TEST_CASE("http response: cookies with every attribute, HTTP dates", "[http][response]") {
+  http::cookie c;
+  c.name = "sid";
+  c.value = "42";
+  c.expires = std::chrono::system_clock::time_point(std::chrono::seconds(784111777));
+  c.max_age = 3600;
+  c.domain = "example.com";
+  c.path = "/";
+  c.secure = c.http_only = c.partitioned = true;
+  c.same_site = "Lax";
+  CHECK(c.to_string() ==
+        "sid=42; Expires=Sun, 06 Nov 1994 08:49:37 GMT; Max-Age=3600; Domain=example.com; Path=/; Secure; "
+        "HttpOnly; SameSite=Lax; Partitioned");
+}
+
+// -- the connection layer with the HTTP codec -------------------------------------------------
+
+namespace {
+
+struct recording_sink final : net::connection_sink {
+  std::vector<std::pair<std::uint8_t, std::string>> events;
+  std::vector<std::string> closed;
+  void on_open(net::connection&) override {}
+  bool on_event(net::connection&, const protocols::event& e) override {
+    events.emplace_back(e.kind, std::string(e.data));
+    return true;
+  }
+  void on_closed(net::connection&, std::string_view reason) override { closed.emplace_back(reason); }
+  void on_datagram(int, std::string, std::string_view) override {}
+};
+
+struct http_fixture {
+  asio::io_context io;
+  std::unique_ptr<server_state> state = std::make_unique<server_state>();
+  app_config app;
+  recording_sink sink;
+  std::unique_ptr<net::conn_host> host;
+
+  explicit http_fixture(h1::options o = {}) {
+    listen_config lc;
+    lc.url = "http://127.0.0.1:1";
+    lc.endpoint = parse_listen_url(lc.url);
+    lc.http_options = std::move(o);
+    app.listen.push_back(lc);
+    host = std::make_unique<net::conn_host>(io, app, *state, state->procs[0].conns, sink);
+  }
+  ~http_fixture() {
+    host->abort_all();
+    io.poll();
+  }
+  std::shared_ptr<net::connection> connect(const std::shared_ptr<memory_pipe>& p) {
+    state->listeners[0].connections.fetch_add(1);
+    auto c = host->adopt(std::make_unique<memory_transport>(io, p), 0, 1, "peer");
+    run();
+    return c;
+  }
+  void run() {
+    io.restart();
+    io.poll();
+  }
+};
+
+std::string whole(int status, std::string_view body) {
+  h1::response_head h;
+  h.status = status;
+  auto s = h.encode();
+  s.append(body);
+  return s;
+}
+
+std::string target_of(const std::string& event_data) {
+  h1::request_head h;
+  REQUIRE(h.decode(event_data));
+  return h.target;
+}
+
+}  // namespace
+
+TEST_CASE("http connection: pipelined requests parsed ahead, answered in order, bounded", "[http][connection]") {
+  h1::options o;
+  o.max_pipelined = 2;
+  http_fixture fx(o);
+  auto p = std::make_shared<memory_pipe>();
+  auto c = fx.connect(p);
+  test::peer_send(fx.io, *p,
+                  "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\nGET /3 HTTP/1.1\r\nHost: a\r\n\r\n");
+  fx.run();
+  // Two parsed ahead; the third waits until a response goes out.
+  REQUIRE(fx.sink.events.size() == 2);
+  CHECK(target_of(fx.sink.events[1].second) == "/2");
+  CHECK(c->codec().outstanding() == 2);
+  CHECK(c->send(whole(200, "one"), static_cast<std::uint8_t>(h1::out::whole)) == std::error_code());
+  fx.run();
+  REQUIRE(fx.sink.events.size() == 3);
+  CHECK(target_of(fx.sink.events[2].second) == "/3");
+  CHECK(c->send(whole(200, "two"), static_cast<std::uint8_t>(h1::out::whole)) == std::error_code());
+  CHECK(c->send(whole(404, "three"), static_cast<std::uint8_t>(h1::out::whole)) == std::error_code());
+  fx.run();
+  auto one = p->written.find("one"), two = p->written.find("two"), three = p->written.find("three");
+  CHECK(one < two);
+  CHECK(two < three);
+  CHECK(three != std::string::npos);
+  CHECK(p->written.find("HTTP/1.1 404 Not Found\r\n") != std::string::npos);
+  CHECK_FALSE(c->closed());
+}
+
+TEST_CASE("http connection: a smuggling attempt gets 400 after the replies owed, then close", "[http][connection]") {
+  http_fixture fx;
+  auto p = std::make_shared<memory_pipe>();
+  auto c = fx.connect(p);
+  test::peer_send(fx.io, *p,
+                  "GET /ok HTTP/1.1\r\nHost: a\r\n\r\n"
+                  "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+                  "GET /never HTTP/1.1\r\nHost: a\r\n\r\n");
+  fx.run();
+  REQUIRE(fx.sink.events.size() == 1);  // the handler never sees the bad request or what follows
+  CHECK_FALSE(c->closed());             // the first request is still owed its reply
+  CHECK(c->send(whole(200, "first"), static_cast<std::uint8_t>(h1::out::whole)) == std::error_code());
+  fx.run();
+  auto first = p->written.find("first");
+  auto bad = p->written.find("HTTP/1.1 400 ");
+  REQUIRE(first != std::string::npos);
+  REQUIRE(bad != std::string::npos);
+  CHECK(first < bad);
+  CHECK(c->closed());
+  REQUIRE(fx.sink.closed.size() == 1);
+  CHECK_FALSE(fx.sink.closed[0].empty());
+}
+
+TEST_CASE("http connection: a half-closed client still gets its answer", "[http][connection]") {
+  http_fixture fx;
+  auto p = std::make_shared<memory_pipe>();
+  auto c = fx.connect(p);
+  test::peer_send(fx.io, *p, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  test::peer_close(fx.io, *p);
+  fx.run();
+  REQUIRE(fx.sink.events.size() == 1);
+  CHECK_FALSE(c->closed());
+  CHECK(c->send(whole(200, "late"), static_cast<std::uint8_t>(h1::out::whole)) == std::error_code());
+  fx.run();
+  CHECK(p->written.find("late") != std::string::npos);
+  CHECK(c->closed());
+}
+
+TEST_CASE("http connection: the header timeout answers 408; abandon answers 502", "[http][connection]") {
+  h1::options o;
+  o.header_timeout_ms = 50;
+  http_fixture fx(o);
+  auto p = std::make_shared<memory_pipe>();
+  auto c = fx.connect(p);
+  test::peer_send(fx.io, *p, "GET / HTTP/1.1\r\nHo");
+  fx.run();
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK_FALSE(c->deadline_passed(t0));  // the first look starts the measurement
+  CHECK_FALSE(c->deadline_passed(t0 + std::chrono::milliseconds(40)));
+  CHECK(c->deadline_passed(t0 + std::chrono::milliseconds(60)));
+  c->expire();
+  fx.run();
+  CHECK(p->written.find("HTTP/1.1 408 ") == 0);
+  CHECK(c->closed());
+
+  auto p2 = std::make_shared<memory_pipe>();
+  fx.state->listeners[0].connections.fetch_add(1);
+  auto c2 = fx.host->adopt(std::make_unique<memory_transport>(fx.io, p2), 0, 2, "peer");
+  fx.run();
+  test::peer_send(fx.io, *p2, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  fx.run();
+  CHECK(c2->codec().outstanding() == 1);
+  c2->abandon();
+  fx.run();
+  CHECK(p2->written.find("HTTP/1.1 502 ") == 0);
+  CHECK(c2->closed());
+}
