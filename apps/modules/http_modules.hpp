@@ -2,6 +2,8 @@
 // HTTP built-ins: `http_hello` (a fixed answer, for benchmarks) and `http_echo` (the
 // request back as JSON: the test workhorse).
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "swactor/actors/context.hpp"
@@ -43,13 +45,35 @@ class http_echo final : public module_base {
   static constexpr std::string_view kDoc =
       "Answers every HTTP request with a JSON description of it: method, target, path, query, "
       "version, host, headers (in order), cookies, form, trailers, body (and body_base64), remote. "
-      "A query parameter `status=NNN` sets the response status.";
+      "Query parameters for tests: `status=NNN` sets the response status, `delay=MS` answers "
+      "after that many milliseconds, `chunks=N&size=S` streams N chunks of S bytes (chunked) "
+      "instead of the JSON.";
   struct options {};
   static config::schema<options> schema() { return {}; }
   explicit http_echo(options) {}
 
+  static std::int64_t number(const http::request& req, std::string_view name, std::int64_t fallback) {
+    auto s = req.query_param(name);
+    if (!s || s->empty() || s->size() > 12) return fallback;
+    std::int64_t v = 0;
+    for (char c : *s) {
+      if (c < '0' || c > '9') return fallback;
+      v = v * 10 + (c - '0');
+    }
+    return v;
+  }
+
   task<void> on_request(context&, http::request& req, http::response& res) override {
     using nlohmann::json;
+    if (auto ms = number(req, "delay", 0); ms > 0) co_await sleep(std::chrono::milliseconds(std::min<std::int64_t>(ms, 60000)));
+    if (auto n = number(req, "chunks", 0); n > 0) {
+      std::string piece(static_cast<std::size_t>(std::clamp<std::int64_t>(number(req, "size", 1024), 1, 1 << 20)), 'x');
+      res.set_header("Content-Type", "application/octet-stream");
+      for (std::int64_t i = 0; i < n; ++i)
+        if (auto ec = co_await res.write(piece)) co_return;  // the client left or stopped reading
+      (void)res.end();
+      co_return;
+    }
     auto pairs = [](const auto& list) {
       json a = json::array();
       for (const auto& [k, v] : list) a.push_back(json::array({k, v}));

@@ -89,6 +89,8 @@ std::string_view type_name(message_type t) noexcept {
     case message_type::drained: return "drained";
     case message_type::ready: return "ready";
     case message_type::stop: return "stop";
+    case message_type::conn_watch: return "conn_watch";
+    case message_type::conn_writable: return "conn_writable";
     case message_type::user: return "user";
   }
   return "unknown";

@@ -402,6 +402,20 @@ message encode(pipe_message m) {
   return out;
 }
 
+message encode(conn_watch m) {
+  auto out = with_type(message_type::conn_watch);
+  out.session_id = m.session;
+  out.src_worker = m.worker;
+  return out;
+}
+
+message encode(conn_writable m) {
+  auto out = with_type(message_type::conn_writable);
+  out.session_id = m.session;
+  out.reactor_id = m.reactor;
+  return out;
+}
+
 message encode(any_message m) {
   return std::visit([](auto& v) { return encode(std::move(v)); }, m);
 }
@@ -429,6 +443,8 @@ result<any_message> decode(message&& m) {
     case message_type::task: return decode_task_request(m);
     case message_type::task_result: return decode_task_result(m);
     case message_type::pipe_message: return decode_pipe_message(m);
+    case message_type::conn_watch: return empty_payload(conn_watch{m.session_id, m.src_worker});
+    case message_type::conn_writable: return empty_payload(conn_writable{m.session_id, m.reactor_id});
     default: return bad();
   }
 }
@@ -439,7 +455,8 @@ std::string_view kind_name(const any_message& m) noexcept {
   static constexpr std::string_view names[] = {
       "conn_open", "conn_data",    "conn_closed", "conn_send", "conn_close",
       "conn_bind", "datagram_in",  "datagram_out", "drain",    "drained",
-      "ready",     "stop",         "task_request", "task_result", "pipe_message"};
+      "ready",     "stop",         "task_request", "task_result", "pipe_message",
+      "conn_watch", "conn_writable"};
   static_assert(std::size(names) == std::variant_size_v<any_message>);
   return m.valueless_by_exception() ? std::string_view("valueless") : names[m.index()];
 }

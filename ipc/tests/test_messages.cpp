@@ -69,6 +69,10 @@ std::vector<any_message> samples() {
   v.emplace_back(pipe_message{0, 1, 3, "hello"});
   v.emplace_back(pipe_message{});
   v.emplace_back(pipe_message{5, 6, 7, nuls + big});
+  v.emplace_back(conn_watch{~0ull, 3});
+  v.emplace_back(conn_watch{});
+  v.emplace_back(conn_writable{12, 1});
+  v.emplace_back(conn_writable{});
   return v;
 }
 
@@ -139,6 +143,8 @@ TEST_CASE("messages: one message_type per kind, names for log lines", "[messages
       {task_request{}, {message_type::task, "task_request"}},
       {task_result{}, {message_type::task_result, "task_result"}},
       {pipe_message{}, {message_type::pipe_message, "pipe_message"}},
+      {conn_watch{}, {message_type::conn_watch, "conn_watch"}},
+      {conn_writable{}, {message_type::conn_writable, "conn_writable"}},
   };
   static_assert(std::size(table) == std::variant_size_v<any_message>);
   std::vector<message_type> seen;
@@ -315,7 +321,7 @@ TEST_CASE("messages: wrong type values are rejected", "[messages][garbage]") {
   }
   for (auto t : {message_type::none, message_type::control, message_type::stats,
                  message_type::bus, message_type::pause, message_type::resume,
-                 message_type::user, static_cast<message_type>(21),
+                 message_type::user, static_cast<message_type>(23),
                  static_cast<message_type>(255)}) {
     message m;
     m.type = t;

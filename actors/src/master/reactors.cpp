@@ -175,7 +175,11 @@ struct reactor_thread::impl final : net::connection_sink {
            e.kind == static_cast<std::uint8_t>(protocols::http1::ev::request);
   }
 
+  void on_drained(net::connection& c) override {
+    if (c.watcher >= 0) deliver(c.watcher, ipc::encode(ipc::conn_writable{c.id(), static_cast<std::uint32_t>(id)}));
+  }
   void on_closed(net::connection& c, std::string_view reason) override {
+    if (c.watching_drain()) on_drained(c);  // a writer waiting on it learns now, not at its timeout
     // With round_robin / idle, close goes where the connect went.
     auto d = app.server.dispatch;
     int w = d == dispatch_mode::round_robin || d == dispatch_mode::idle ? c.sink_worker : pick(&c, c.id());
@@ -255,6 +259,12 @@ struct reactor_thread::impl final : net::connection_sink {
         }
       } else if constexpr (std::is_same_v<T, ipc::conn_close>) {
         (void)host.close(v.session, v.reset);
+      } else if constexpr (std::is_same_v<T, ipc::conn_watch>) {
+        auto* c = host.find(v.session);
+        if (!c || c->closed() || c->queued_bytes() <= c->output_limit() / 2)
+          (void)l->send(ipc::encode(ipc::conn_writable{v.session, static_cast<std::uint32_t>(id)}));
+        else
+          c->watch_drain(static_cast<int>(v.worker));
       } else if constexpr (std::is_same_v<T, ipc::conn_bind>) {
         (void)host.bind(v.session, v.uid);
       } else if constexpr (std::is_same_v<T, ipc::datagram_out>) {

@@ -34,6 +34,8 @@ class connection_sink {
   virtual bool on_event(connection& c, const protocols::event& e) = 0;
   // The connection is gone (once per connection, after it was counted).
   virtual void on_closed(connection& c, std::string_view reason) = 0;
+  // The connection's queued output fell below half its limit after watch_drain().
+  virtual void on_drained(connection& c) { (void)c; }
   // A datagram on a datagram listener; `from` is "ip:port", "[v6]:port" or a path.
   virtual void on_datagram(int listener, std::string from, std::string_view data) = 0;
 

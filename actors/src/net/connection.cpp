@@ -398,6 +398,11 @@ void connection::flush() {
       }
     }
     out_.erase(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(done));
+    if (watching_ && out_bytes_ <= out_limit_ / 2) {
+      watching_ = false;
+      host_.sink().on_drained(*this);
+      if (closed_) return;
+    }
     if (ec) break;  // would block: wait below
   }
   if (!out_.empty()) {

@@ -84,6 +84,14 @@ class connection final : public io_owner,
   std::size_t queued_bytes() const noexcept { return out_bytes_; }
   std::size_t buffered_input() const noexcept { return pending_.size(); }
   std::size_t output_limit() const noexcept { return out_limit_; }
+  // Asks for one sink.on_drained() once queued output is below half the limit (streamed
+  // replies wait for it). `watcher` is for the sink (the reactor keeps the worker here).
+  void watch_drain(int watcher = -1) noexcept {
+    watching_ = true;
+    this->watcher = watcher;
+  }
+  bool watching_drain() const noexcept { return watching_; }
+  int watcher = -1;
 
  private:
   void on_read(std::error_code ec, std::size_t n) override;
@@ -134,6 +142,7 @@ class connection final : public io_owner,
   bool codec_blocked_ = false;  // the codec takes no input now (or failed)
   bool peer_eof_ = false;       // the peer shut down its side with replies still owed
   bool failure_logged_ = false;
+  bool watching_ = false;
   bool deadline_armed_ = false;
   std::uint32_t deadline_epoch_ = 0;
   std::chrono::steady_clock::time_point deadline_start_;

@@ -60,11 +60,11 @@ worker_runtime::worker_runtime(swactor::loop& lp, const worker_args& args, app_c
   runner_.set_inline_start(!app_.process_mode());
   runner_.set_keep_stand_ins(app_.process_mode());
   if (app_.process_mode()) {
-    port_ = make_remote_port(app_, args.id, reactors_, runner_, state_->next_session);
+    port_ = make_remote_port(app_, args.id, reactors_, runner_, state_->next_session, drain_waits_);
   } else {
     host_ = std::make_unique<net::conn_host>(lp_.context(), app_, *state_, slot_->conns,
                                              static_cast<net::connection_sink&>(*this));
-    port_ = make_local_port(*host_, args.id);
+    port_ = make_local_port(*host_, args.id, drain_waits_);
   }
 }
 
@@ -390,8 +390,11 @@ bool worker_runtime::on_event(net::connection& c, const protocols::event& e) {
   return false;
 }
 
+void worker_runtime::on_drained(net::connection& c) { drain_waits_.wake(session_id(c.id())); }
+
 void worker_runtime::on_closed(net::connection& c, std::string_view) {
   if (destroying_) return;
+  if (c.watching_drain()) drain_waits_.wake(session_id(c.id()), server_errc::session_not_found);
   runner_.closed(session_id(c.id()), c.listener());
 }
 
@@ -420,6 +423,8 @@ void worker_runtime::on_reactor_message(ipc::message&& raw) {
       runner_.closed(session_id(v.session), static_cast<int>(v.listener));
     } else if constexpr (std::is_same_v<T, ipc::datagram_in>) {
       on_datagram(static_cast<int>(v.listener), std::move(v.from), v.data);
+    } else if constexpr (std::is_same_v<T, ipc::conn_writable>) {
+      drain_waits_.wake(session_id(v.session));
     } else if constexpr (std::is_same_v<T, ipc::drained>) {
       drained_.done();
     } else {

@@ -113,6 +113,7 @@ class worker_runtime final : private handler_host, private net::connection_sink 
   void on_open(net::connection& c) override;
   bool on_event(net::connection& c, const protocols::event& e) override;
   void on_closed(net::connection& c, std::string_view reason) override;
+  void on_drained(net::connection& c) override;
   void on_datagram(int listener, std::string from, std::string_view data) override;
 
   task<void> invoke(int module, const char* event, session_id sid, swactor::task<void> t);
@@ -156,6 +157,7 @@ class worker_runtime final : private handler_host, private net::connection_sink 
   // process mode
   std::vector<std::unique_ptr<ipc::link>> reactors_;
   wait_group drained_;
+  drain_waits drain_waits_;  // before port_, which refers to it
   std::unique_ptr<session_port> port_;
   struct pending_task {
     int module;

@@ -14,20 +14,16 @@ namespace {
 
 class local_port final : public session_port {
  public:
-  local_port(net::conn_host& h, int worker) : host_(h), worker_(worker) {}
+  local_port(net::conn_host& h, int worker, drain_waits& waits) : host_(h), worker_(worker), waits_(waits) {}
   std::error_code send(session_id s, std::string_view data, std::uint8_t kind) override {
     return host_.send(s.value(), data, kind);
   }
   task<std::error_code> drained(session_id s, duration timeout) override {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-      auto* c = host_.find(s.value());
-      if (!c || c->closed()) co_return make_error_code(server_errc::session_not_found);
-      if (c->queued_bytes() <= c->output_limit() / 2) co_return std::error_code();
-      if (std::chrono::steady_clock::now() >= deadline) co_return make_error_code(errc::timeout);
-      // The connection writes from its own callbacks; look again shortly.
-      co_await sleep(std::chrono::milliseconds(2));
-    }
+    auto* c = host_.find(s.value());
+    if (!c || c->closed()) co_return make_error_code(server_errc::session_not_found);
+    if (c->queued_bytes() <= c->output_limit() / 2) co_return std::error_code();
+    c->watch_drain();  // the worker's sink wakes us (on_drained / on_closed)
+    co_return co_await waits_.wait(s, timeout);
   }
   std::error_code close(session_id s, bool reset) override { return host_.close(s.value(), reset); }
   std::error_code bind(session_id s, user_id uid) override { return host_.bind(s.value(), uid.value()); }
@@ -52,20 +48,23 @@ class local_port final : public session_port {
  private:
   net::conn_host& host_;
   int worker_;
+  drain_waits& waits_;
 };
 
 class remote_port final : public session_port {
  public:
   remote_port(const app_config& app, int worker, std::vector<std::unique_ptr<ipc::link>>& reactors,
-              event_runner& runner, const std::atomic<std::uint64_t>& next_session)
-      : app_(app), worker_(worker), reactors_(reactors), runner_(runner), next_session_(next_session) {}
+              event_runner& runner, const std::atomic<std::uint64_t>& next_session, drain_waits& waits)
+      : app_(app), worker_(worker), reactors_(reactors), runner_(runner), next_session_(next_session), waits_(waits) {}
 
   task<std::error_code> drained(session_id s, duration timeout) override {
-    // The queue is in the reactor: wait until this link has handed everything over.
+    // The queue is in the reactor: it answers conn_watch with conn_writable once the
+    // connection's output is below half its limit (or the connection is gone).
     auto* l = reactor_of(s);
     if (!l) co_return make_error_code(server_errc::not_supported);
     if (auto ec = check(s)) co_return ec;
-    co_return co_await l->flush(timeout);
+    if (auto ec = l->send(ipc::encode(ipc::conn_watch{s.value(), static_cast<std::uint32_t>(worker_)}))) co_return ec;
+    co_return co_await waits_.wait(s, timeout);
   }
   std::error_code send(session_id s, std::string_view data, std::uint8_t kind) override {
     auto* l = reactor_of(s);
@@ -132,18 +131,35 @@ class remote_port final : public session_port {
   std::vector<std::unique_ptr<ipc::link>>& reactors_;
   event_runner& runner_;
   const std::atomic<std::uint64_t>& next_session_;
+  drain_waits& waits_;
 };
 
 }  // namespace
 
-std::unique_ptr<session_port> make_local_port(net::conn_host& host, int worker_id) {
-  return std::make_unique<local_port>(host, worker_id);
+task<std::error_code> drain_waits::wait(session_id s, duration timeout) {
+  auto& q = queues_[s];
+  if (!q) q = std::make_unique<wait_queue>();
+  auto* raw = q.get();
+  auto ec = co_await raw->wait(nullptr, timeout, "output drain", std::source_location::current());
+  auto it = queues_.find(s);
+  if (it != queues_.end() && it->second->empty()) queues_.erase(it);
+  co_return ec;
+}
+
+void drain_waits::wake(session_id s, std::error_code ec) {
+  auto it = queues_.find(s);
+  if (it != queues_.end()) it->second->complete_all(ec);
+}
+
+std::unique_ptr<session_port> make_local_port(net::conn_host& host, int worker_id, drain_waits& waits) {
+  return std::make_unique<local_port>(host, worker_id, waits);
 }
 
 std::unique_ptr<session_port> make_remote_port(const app_config& app, int worker_id,
                                                std::vector<std::unique_ptr<ipc::link>>& reactors,
-                                               event_runner& runner, const std::atomic<std::uint64_t>& next_session) {
-  return std::make_unique<remote_port>(app, worker_id, reactors, runner, next_session);
+                                               event_runner& runner, const std::atomic<std::uint64_t>& next_session,
+                                               drain_waits& waits) {
+  return std::make_unique<remote_port>(app, worker_id, reactors, runner, next_session, waits);
 }
 
 }  // namespace swactor::detail

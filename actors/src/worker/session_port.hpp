@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <memory>
+#include <unordered_map>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -15,6 +16,7 @@
 #include "swactor/actors/context.hpp"
 #include "swactor/actors/module.hpp"
 #include "swactor/core/coro.hpp"
+#include "swactor/core/wait_queue.hpp"
 
 namespace swactor::ipc {
 class link;
@@ -26,6 +28,18 @@ class conn_host;
 namespace swactor::detail {
 
 class event_runner;
+
+// Coroutines waiting for a session's output to drain (streamed replies), woken by the
+// connection (base mode) or the reactor's conn_writable (process mode).
+class drain_waits {
+ public:
+  task<std::error_code> wait(session_id s, duration timeout);
+  // Wakes every waiter of `s` with `ec` (session_not_found: the connection is gone).
+  void wake(session_id s, std::error_code ec = {});
+
+ private:
+  std::unordered_map<session_id, std::unique_ptr<wait_queue>> queues_;
+};
 
 class session_port {
  public:
@@ -42,12 +56,13 @@ class session_port {
   virtual result<session_info> info(session_id s) = 0;
 };
 
-std::unique_ptr<session_port> make_local_port(net::conn_host& host, int worker_id);
+std::unique_ptr<session_port> make_local_port(net::conn_host& host, int worker_id, drain_waits& waits);
 
 // Process mode. `reactors` are the links to the reactor threads (a session's reactor is
 // its id modulo their count); `runner` knows which sessions this worker has seen.
 std::unique_ptr<session_port> make_remote_port(const app_config& app, int worker_id,
                                                std::vector<std::unique_ptr<ipc::link>>& reactors,
-                                               event_runner& runner, const std::atomic<std::uint64_t>& next_session);
+                                               event_runner& runner, const std::atomic<std::uint64_t>& next_session,
+                                               drain_waits& waits);
 
 }  // namespace swactor::detail

@@ -93,6 +93,8 @@ enum class message_type : std::uint8_t {
   drained = 18,       // reactor -> worker: everything before this was sent
   ready = 19,         // process -> master: serving
   stop = 20,          // master -> process: stop gracefully
+  conn_watch = 21,    // worker -> reactor: say when a connection's output has drained
+  conn_writable = 22, // reactor -> worker: it has (streamed replies: backpressure)
   user = 128,         // first value free for applications
 };
 

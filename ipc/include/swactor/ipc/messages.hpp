@@ -7,8 +7,9 @@
 //
 // Header fields carry only their true meaning:
 //   session_id  the connection's session (conn_*), else 0
-//   reactor_id  the reactor thread (conn_open, conn_data, conn_closed, datagram_in, drained)
-//   src_worker  the sending process (conn_send, drain, ready, task_*, pipe_message)
+//   reactor_id  the reactor thread (conn_open, conn_data, conn_closed, datagram_in, drained,
+//               conn_writable)
+//   src_worker  the sending process (conn_send, conn_watch, drain, ready, task_*, pipe_message)
 //   dst_worker  the receiving process (task_*, pipe_message)
 //   message_id  the task id (task_request, task_result), else 0
 //   flags       flag::error on a failed task_result
@@ -39,6 +40,8 @@
 //   task_request  task          u32 module, bool wants_finish        payload
 //   task_result   task_result   u32 module                           payload
 //   pipe_message  pipe_message  u32 module                           payload
+//   conn_watch    conn_watch    (empty)                              -
+//   conn_writable conn_writable (empty)                              -
 //
 // decode() refuses anything else with errc::bad_message: unknown type, short payload, a
 // length past the end, trailing bytes, a bool byte other than 0/1.
@@ -128,6 +131,22 @@ struct datagram_out {
   friend bool operator==(const datagram_out&, const datagram_out&) = default;
 };
 
+// worker -> reactor: send conn_writable once the connection's queued output is below half
+// its limit (at once if it already is). Streamed replies wait for it: a client that does not
+// read holds its writer, not the reactor's memory.
+struct conn_watch {
+  std::uint64_t session = 0;
+  std::uint32_t worker = 0;
+  friend bool operator==(const conn_watch&, const conn_watch&) = default;
+};
+
+// reactor -> worker: the answer to conn_watch (also when the connection is gone).
+struct conn_writable {
+  std::uint64_t session = 0;
+  std::uint32_t reactor = 0;
+  friend bool operator==(const conn_writable&, const conn_writable&) = default;
+};
+
 // worker -> reactor: send me nothing more.
 struct drain {
   std::uint32_t worker = 0;
@@ -186,7 +205,7 @@ struct pipe_message {
 using any_message =
     std::variant<conn_open, conn_data, conn_closed, conn_send, conn_close, conn_bind, datagram_in,
                  datagram_out, drain, drained, ready, stop, task_request, task_result,
-                 pipe_message>;
+                 pipe_message, conn_watch, conn_writable>;
 
 // Bytes a bulk kind appends after its bulk string, address strings (`from`, `to`) aside.
 // A bulk string built with this much spare capacity is moved into the payload and never
@@ -211,6 +230,8 @@ message encode(stop m);
 message encode(task_request m);
 message encode(task_result m);
 message encode(pipe_message m);
+message encode(conn_watch m);
+message encode(conn_writable m);
 message encode(any_message m);
 
 // errc::bad_message when `m` is not a well-formed message of a known kind. The rvalue
