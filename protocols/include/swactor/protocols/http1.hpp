@@ -111,6 +111,10 @@ struct response_head {
 // The standard reason phrase ("Not Found"), or "Unknown".
 std::string_view reason_phrase(int status) noexcept;
 
+// The codec fails with error codes of this category whose value is the HTTP status it
+// answered with (400, 413, 431, 501, 505, ...); message() is the reason phrase.
+const std::error_category& error_category() noexcept;
+
 // Limits and behaviour, from the [[listen]] entry. Times are milliseconds (0 = none).
 struct options {
   std::size_t max_header_size = 16 * 1024;  // request line + header fields -> 431
