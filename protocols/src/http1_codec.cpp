@@ -299,6 +299,7 @@ class server_codec final : public stream_codec {
   int on_body(const char* at, std::size_t n);
   int on_message_complete();
   int user_error(int status, const char* why) {
+    own_error_ = true;  // llhttp reports errors of *_complete callbacks as its own codes
     error_status_ = status;
     error_why_ = why;
     return HPE_USER;
@@ -316,6 +317,7 @@ class server_codec final : public stream_codec {
   bool emit_body(std::string_view data);
   bool emit_end();
   bool flush_deferred();
+  bool scan_head(const char* p, std::size_t n);
   bool may_parse() const noexcept {
     return !broken_ && !done_ && !closing_ && !stop_ &&
            !(phase_ == phase::idle && count_ >= opts_.max_pipelined);
@@ -363,6 +365,8 @@ class server_codec final : public stream_codec {
   std::string body_buf_;  // body kept until it is complete or exceeds body_chunk_size
   bool emitted_ = false;  // the request event of this message went out
   bool streaming_ = false;
+  bool own_error_ = false;
+  bool after_cr_ = false, after_lf_ = false;  // scan_head state across inputs
   int error_status_ = 400;
   const char* error_why_ = "bad request";
 
@@ -494,7 +498,8 @@ int server_codec::on_header_value(const char* at, std::size_t n) {
 int server_codec::on_header_value_complete() {
   if (fields_.empty()) return 0;
   auto& f = fields_.back();
-  // Trailing whitespace is not part of the value (RFC 9112 §5).
+  // Surrounding whitespace is not part of the value (RFC 9112 §5).
+  while (f.value_len && is_ows(head_buf_[f.value_off])) ++f.value_off, --f.value_len;
   while (f.value_len && is_ows(head_buf_[f.value_off + f.value_len - 1])) --f.value_len;
   std::string_view name(head_buf_.data() + f.name_off, f.name_len);
   std::string_view value(head_buf_.data() + f.value_off, f.value_len);
@@ -611,7 +616,14 @@ std::size_t server_codec::decode(std::string_view in, event_sink& sink) {
     auto err = llhttp_execute(&parser_, base, len);
     std::size_t used = len;
     if (err != HPE_OK) used = static_cast<std::size_t>(llhttp_get_error_pos(&parser_) - base);
-    if (in_head) head_bytes_ += used;
+    if (in_head) {
+      head_bytes_ += used;
+      if (!scan_head(base, used)) {
+        reject(400, "bare CR or LF, or obs-fold, in the request head");
+        break;
+      }
+      if (phase_ == phase::body) after_lf_ = after_cr_ = false;  // the head ended
+    }
     pos += used;
     if (err == HPE_OK) {
       if (phase_ == phase::head && head_bytes_ > opts_.max_header_size)
@@ -631,11 +643,31 @@ std::size_t server_codec::decode(std::string_view in, event_sink& sink) {
       continue;
     }
     if (err == HPE_PAUSED_UPGRADE) break;  // closing_ is set: the rest is not HTTP/1
-    if (err == HPE_USER) reject(error_status_, error_why_);
+    if (own_error_) reject(error_status_, error_why_);
     else reject_llhttp(err);
   }
   sink_ = nullptr;
   return broken_ ? std::min(msg_start, pos) : pos;
+}
+
+// llhttp 8.1 takes a bare LF as a line end and unfolds obs-fold even in strict mode; RFC
+// 9112 lets a server refuse both (§2.2, §5.2), and refusing is what keeps it in step with
+// a front end that reads them differently. Every CR must start a CRLF, every LF end one,
+// and no line of the head may start with whitespace.
+bool server_codec::scan_head(const char* p, std::size_t n) {
+  if (n == 0) return true;
+  if (after_cr_ && p[0] != '\n') return false;
+  if (after_lf_ && (p[0] == ' ' || p[0] == '\t')) return false;
+  const char* end = p + n;
+  for (const char* q = p; (q = static_cast<const char*>(std::memchr(q, '\n', end - q))); ++q) {
+    if (q == p ? !after_cr_ : q[-1] != '\r') return false;
+    if (q + 1 < end && (q[1] == ' ' || q[1] == '\t')) return false;
+  }
+  for (const char* q = p; (q = static_cast<const char*>(std::memchr(q, '\r', end - q))); ++q)
+    if (q + 1 < end && q[1] != '\n') return false;
+  after_cr_ = end[-1] == '\r';
+  after_lf_ = end[-1] == '\n';
+  return true;
 }
 
 bool server_codec::handle_headers() {
