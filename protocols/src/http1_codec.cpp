@@ -318,6 +318,7 @@ class server_codec final : public stream_codec {
   bool emit_end();
   bool flush_deferred();
   bool scan_head(const char* p, std::size_t n);
+  void track_request_line(const char* p, const char* end);
   bool may_parse() const noexcept {
     return !broken_ && !done_ && !closing_ && !stop_ &&
            !(phase_ == phase::idle && count_ >= opts_.max_pipelined);
@@ -367,6 +368,9 @@ class server_codec final : public stream_codec {
   bool streaming_ = false;
   bool own_error_ = false;
   bool after_cr_ = false, after_lf_ = false;  // scan_head state across inputs
+  // The end of the request line ("... HTTP/1.1\r"): llhttp 8.1 also takes ICE/ and RTSP/.
+  std::string line_tail_;
+  bool line_done_ = false;
   int error_status_ = 400;
   const char* error_why_ = "bad request";
 
@@ -667,7 +671,20 @@ bool server_codec::scan_head(const char* p, std::size_t n) {
     if (q + 1 < end && q[1] != '\n') return false;
   after_cr_ = end[-1] == '\r';
   after_lf_ = end[-1] == '\n';
+  if (!line_done_) track_request_line(p, end);
   return true;
+}
+
+void server_codec::track_request_line(const char* p, const char* end) {
+  while (!line_done_ && p < end) {
+    auto lf = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
+    line_tail_.append(p, lf ? lf : end);
+    if (line_tail_.size() > 16) line_tail_.erase(0, line_tail_.size() - 16);
+    if (!lf) return;
+    p = lf + 1;
+    if (line_tail_.size() <= 1) line_tail_.clear();  // an empty line before the request
+    else line_done_ = true;
+  }
 }
 
 bool server_codec::handle_headers() {
@@ -679,6 +696,12 @@ bool server_codec::handle_headers() {
   ++epoch_;
   if (parser_.http_major != 1 || minor_ > 1) {
     reject(505, "HTTP version not supported");
+    return false;
+  }
+  const auto tail = std::string_view(line_tail_);
+  if (tail.size() < 10 || tail[tail.size() - 10] != ' ' ||
+      tail.substr(tail.size() - 9, 5) != "HTTP/") {
+    reject(400, "not an HTTP request line");
     return false;
   }
   if (parser_.method == HTTP_CONNECT) {
@@ -771,6 +794,8 @@ bool server_codec::handle_message() {
   phase_ = phase::idle;
   ++epoch_;
   head_bytes_ = 0;
+  line_tail_.clear();
+  line_done_ = false;
   if (!keep_alive_) closing_ = true;
   const bool trailers = fields_.size() > trailer_start_;
   if (!emitted_ && !trailers) return emit_request(true);
