@@ -353,6 +353,7 @@ class server_codec final : public stream_codec {
   std::vector<field_ref> fields_;
   std::size_t trailer_start_ = 0;  // fields_ index where trailer fields begin
   bool in_name_ = false;
+  bool field_open_ = false;  // a field name arrived and its value is not complete yet
   std::uint32_t cl_count_ = 0, te_count_ = 0, host_count_ = 0;
   std::uint32_t host_field_ = 0;
   bool expect_100_ = false;
@@ -434,7 +435,7 @@ int server_codec::on_message_begin() {
   fields_.clear();
   body_buf_.clear();
   trailer_start_ = 0;
-  in_name_ = false;
+  in_name_ = field_open_ = false;
   cl_count_ = te_count_ = host_count_ = 0;
   expect_100_ = chunked_ = false;
   authority_len_ = 0;
@@ -467,7 +468,7 @@ int server_codec::on_header_field(const char* at, std::size_t n) {
     return user_error(431, "request head larger than max_header_size");
   }
   if (!in_name_) {
-    in_name_ = true;
+    in_name_ = field_open_ = true;
     auto off = static_cast<std::uint32_t>(head_buf_.size());
     fields_.push_back({off, 0, off, 0});
   }
@@ -478,7 +479,8 @@ int server_codec::on_header_field(const char* at, std::size_t n) {
 
 int server_codec::on_header_field_complete() {
   in_name_ = false;
-  if (fields_.empty()) return 0;
+  // llhttp 8.1 lets an empty field name (": x") through.
+  if (!field_open_) return user_error(400, "empty header field name");
   fields_.back().value_off = static_cast<std::uint32_t>(head_buf_.size());
   std::size_t count = phase_ == phase::body ? fields_.size() - trailer_start_ : fields_.size();
   if (count > opts_.max_headers) return user_error(431, "more header fields than max_headers");
@@ -486,7 +488,8 @@ int server_codec::on_header_field_complete() {
 }
 
 int server_codec::on_header_value(const char* at, std::size_t n) {
-  if (n == 0 || fields_.empty()) return 0;
+  if (n == 0) return 0;
+  if (!field_open_) return user_error(400, "empty header field name");
   if (phase_ == phase::body) {
     trailer_bytes_ += n;
     if (trailer_bytes_ > opts_.max_header_size)
@@ -500,7 +503,8 @@ int server_codec::on_header_value(const char* at, std::size_t n) {
 }
 
 int server_codec::on_header_value_complete() {
-  if (fields_.empty()) return 0;
+  if (!field_open_) return user_error(400, "empty header field name");
+  field_open_ = false;
   auto& f = fields_.back();
   // Surrounding whitespace is not part of the value (RFC 9112 §5).
   while (f.value_len && is_ows(head_buf_[f.value_off])) ++f.value_off, --f.value_len;
@@ -798,7 +802,14 @@ bool server_codec::handle_message() {
   line_done_ = false;
   if (!keep_alive_) closing_ = true;
   const bool trailers = fields_.size() > trailer_start_;
-  if (!emitted_ && !trailers) return emit_request(true);
+  // Whatever happens next (an error before the next head begins) is not this request's.
+  const bool emitted = emitted_;
+  emitted_ = false;
+  if (!emitted && !trailers) {
+    bool go = emit_request(true);
+    emitted_ = false;
+    return go;
+  }
   end_buf_.clear();
   put_u32(end_buf_, static_cast<std::uint32_t>(fields_.size() - trailer_start_));
   for (std::size_t i = trailer_start_; i < fields_.size(); ++i) {
@@ -806,9 +817,11 @@ bool server_codec::handle_message() {
     put_str(end_buf_, std::string_view(head_buf_.data() + f.name_off, f.name_len));
     put_str(end_buf_, std::string_view(head_buf_.data() + f.value_off, f.value_len));
   }
-  if (!emitted_) {
+  if (!emitted) {
     // Trailers only travel in an end event: head, body, end.
-    if (!emit_request(false)) {
+    bool go = emit_request(false);
+    emitted_ = false;
+    if (!go) {
       deferred_.append(body_buf_);
       deferred_end_ = true;
       return false;

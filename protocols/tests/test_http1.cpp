@@ -348,6 +348,7 @@ TEST_CASE("http1: smuggling defences answer with the exact status", "[http1]") {
   CHECK(rejected_with("GET / HTTP/1.2\r\nHost: h\r\n\r\n") == 505);
   CHECK(rejected_with("GET / HTTP/1.1\r\nHost: h\r\nExpect: something\r\n\r\n") == 417);
   CHECK(rejected_with("GET / HTTP/1.1\r\nHost : h\r\n\r\n") == 400);
+  CHECK(rejected_with("GET / HTTP/1.1\r\nHost: h\r\n: 4\r\n\r\n") == 400);  // empty name (fuzz)
 }
 
 TEST_CASE("http1: nothing after a bad request is parsed; earlier ones are answered first",
