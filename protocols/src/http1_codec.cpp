@@ -1,0 +1,1130 @@
+// The HTTP/1.1 server codec: llhttp (strict mode) parses, this file decides.
+//
+// How decoding stays exact about consumed bytes: llhttp callbacks never call the sink.
+// A callback that has something to hand over (headers complete, a body piece to stream,
+// message complete) records it and returns HPE_PAUSED; llhttp then reports where it stopped
+// (llhttp_get_error_pos) and decode() emits from there. So when the sink says "stop",
+// decode() returns exactly the bytes llhttp consumed up to that event. Head bytes that
+// arrive in pieces are copied into the codec's own buffers (method_, target_, head_buf_),
+// body bytes below body_chunk_size too: those count as consumed.
+//
+// Smuggling defences on top of llhttp 8.1 strict (which already refuses bare CR/LF,
+// obs-fold, bad tokens, invalid Content-Length, CL with TE): duplicate Content-Length is
+// refused even with equal values (RFC 9112 §6.3 allows merging them; a front end that picks
+// the other copy is exactly the desync we avoid), any transfer coding but a single final
+// `chunked` (501 for unknown codings, 400 for a misplaced/repeated chunked), Host missing
+// (1.1), repeated or malformed, control bytes in values or targets, request-target forms
+// that do not fit the method, CONNECT (no tunnels: 501), versions other than 1.0/1.1 (505).
+#include <algorithm>
+#include <cstring>
+
+#include <llhttp.h>
+
+#include "swactor/protocols/http1.hpp"
+
+namespace swactor::protocols::http1 {
+namespace {
+
+// -- wire helpers (the same layout as request_head::encode_to / header_list) ------------------
+
+void put_u32(std::string& out, std::uint32_t v) {
+  char b[4] = {static_cast<char>(v), static_cast<char>(v >> 8), static_cast<char>(v >> 16),
+               static_cast<char>(v >> 24)};
+  out.append(b, 4);
+}
+
+void put_str(std::string& out, std::string_view s) {
+  put_u32(out, static_cast<std::uint32_t>(s.size()));
+  out.append(s);
+}
+
+// Zero-copy reader for the replies handed to encode(): views into `data`, no allocation.
+struct view_reader {
+  std::string_view in;
+
+  bool u32(std::uint32_t& v) {
+    if (in.size() < 4) return false;
+    const auto* b = reinterpret_cast<const unsigned char*>(in.data());
+    v = std::uint32_t(b[0]) | std::uint32_t(b[1]) << 8 | std::uint32_t(b[2]) << 16 |
+        std::uint32_t(b[3]) << 24;
+    in.remove_prefix(4);
+    return true;
+  }
+  bool str(std::string_view& s) {
+    std::uint32_t n = 0;
+    if (!u32(n) || in.size() < n) return false;
+    s = in.substr(0, n);
+    in.remove_prefix(n);
+    return true;
+  }
+  // A header_list in wire form: checks it and returns it whole for a later walk.
+  bool fields(std::string_view& raw, std::uint32_t& count) {
+    const char* begin = in.data();
+    if (!u32(count)) return false;
+    std::string_view a, b;
+    for (std::uint32_t i = 0; i < count; ++i)
+      if (!str(a) || !str(b)) return false;
+    raw = std::string_view(begin, static_cast<std::size_t>(in.data() - begin));
+    return true;
+  }
+};
+
+// A response_head in wire form, as views into the reply.
+struct response_view {
+  int status = 0;
+  std::string_view reason;
+  std::string_view fields;  // header_list wire form (already checked)
+  std::int64_t content_length = -1;
+  bool close = false;
+};
+
+bool read_response(std::string_view& in, response_view& r) {
+  view_reader rd{in};
+  std::uint32_t status = 0, count = 0, lo = 0, hi = 0;
+  if (!rd.u32(status) || !rd.str(r.reason) || !rd.fields(r.fields, count) || !rd.u32(lo) ||
+      !rd.u32(hi) || rd.in.empty())
+    return false;
+  auto flag = static_cast<unsigned char>(rd.in[0]);
+  rd.in.remove_prefix(1);
+  if (status < 100 || status > 999 || flag > 1) return false;
+  r.status = static_cast<int>(status);
+  r.content_length = static_cast<std::int64_t>(std::uint64_t(hi) << 32 | lo);
+  if (r.content_length < -1) return false;
+  r.close = flag;
+  in = rd.in;
+  return true;
+}
+
+// Calls f(name, value) for each field of a checked header_list wire form.
+template <typename F>
+void for_each_field(std::string_view raw, F&& f) {
+  view_reader rd{raw};
+  std::uint32_t count = 0;
+  rd.u32(count);
+  std::string_view n, v;
+  for (std::uint32_t i = 0; i < count && rd.str(n) && rd.str(v); ++i) f(n, v);
+}
+
+// -- character classes ----------------------------------------------------------------------
+
+bool is_tchar(unsigned char c) {
+  if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return true;
+  if (c >= '0' && c <= '9') return true;
+  return std::strchr("!#$%&'*+-.^_`|~", c) != nullptr && c != 0;
+}
+
+bool is_token(std::string_view s) {
+  if (s.empty()) return false;
+  for (unsigned char c : s)
+    if (!is_tchar(c)) return false;
+  return true;
+}
+
+// Field values may hold HTAB, SP, VCHAR and obs-text; nothing else (no CR, LF, NUL, CTL).
+bool valid_value(std::string_view s) {
+  for (unsigned char c : s)
+    if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
+  return true;
+}
+
+bool is_ows(char c) { return c == ' ' || c == '\t'; }
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && is_ows(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_ows(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+bool is_hex(unsigned char c) {
+  return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+}
+
+// uri-host [ ":" port ] (RFC 3986): a reg-name, IPv4 or an IP-literal in brackets. No
+// userinfo: "user@host" is refused (RFC 9110 §4.2.4 deprecates it, and it fools loggers).
+bool valid_authority(std::string_view a) {
+  if (a.empty()) return false;
+  std::size_t i = 0;
+  if (a[0] == '[') {
+    auto close = a.find(']');
+    if (close == std::string_view::npos || close < 2) return false;
+    for (std::size_t k = 1; k < close; ++k) {
+      unsigned char c = a[k];
+      if (!is_hex(c) && c != ':' && c != '.' && c != 'v' && c != 'V') return false;
+    }
+    i = close + 1;
+  } else {
+    for (; i < a.size() && a[i] != ':'; ++i) {
+      unsigned char c = a[i];
+      if (c == '%') {
+        if (i + 2 >= a.size() || !is_hex(a[i + 1]) || !is_hex(a[i + 2])) return false;
+        i += 2;
+        continue;
+      }
+      bool ok = ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || (c >= '0' && c <= '9') ||
+                std::strchr("-._~!$&'()*+,;=", c) != nullptr;
+      if (!ok || c == 0) return false;
+    }
+    if (i == 0) return false;  // empty host
+  }
+  if (i == a.size()) return true;
+  if (a[i] != ':' || a.size() - i - 1 > 5) return false;
+  for (++i; i < a.size(); ++i)
+    if (a[i] < '0' || a[i] > '9') return false;
+  return true;
+}
+
+// The authority of an absolute-form target ("http://h:8080/x" -> "h:8080"), or npos-sized
+// view when `t` is not in absolute form.
+bool absolute_authority(std::string_view t, std::string_view& authority) {
+  std::size_t i = 0;
+  while (i < t.size() && (((t[i] | 0x20) >= 'a' && (t[i] | 0x20) <= 'z') ||
+                          (i > 0 && ((t[i] >= '0' && t[i] <= '9') || t[i] == '+' ||
+                                     t[i] == '-' || t[i] == '.'))))
+    ++i;
+  if (i == 0 || t.substr(i, 3) != "://") return false;
+  auto rest = t.substr(i + 3);
+  auto end = rest.find_first_of("/?#");
+  authority = rest.substr(0, end);
+  return true;
+}
+
+void append_uint(std::string& out, std::uint64_t v) {
+  char buf[20];
+  char* p = buf + sizeof buf;
+  do {
+    *--p = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v);
+  out.append(p, static_cast<std::size_t>(buf + sizeof buf - p));
+}
+
+void append_hex(std::string& out, std::uint64_t v) {
+  char buf[16];
+  char* p = buf + sizeof buf;
+  do {
+    *--p = "0123456789abcdef"[v & 15];
+    v >>= 4;
+  } while (v);
+  out.append(p, static_cast<std::size_t>(buf + sizeof buf - p));
+}
+
+// Does a Connection value list the token `close`?
+bool has_close_token(std::string_view v) {
+  while (!v.empty()) {
+    auto comma = v.find(',');
+    if (iequals(trim(v.substr(0, comma)), "close")) return true;
+    if (comma == std::string_view::npos) break;
+    v.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+
+class server_codec final : public stream_codec {
+ public:
+  explicit server_codec(const options& o) : opts_(o) {
+    if (opts_.max_pipelined == 0) opts_.max_pipelined = 1;
+    if (opts_.body_chunk_size == 0) opts_.body_chunk_size = 1;
+    if (opts_.max_header_size == 0) opts_.max_header_size = 1;
+    ring_.resize(opts_.max_pipelined);
+    llhttp_init(&parser_, HTTP_REQUEST, &settings());
+    parser_.data = this;
+  }
+
+  std::string_view name() const noexcept override { return "http/1.1"; }
+
+  std::size_t decode(std::string_view in, event_sink& sink) override;
+  void encode(std::uint8_t kind, std::string_view data, std::string& wire) override;
+
+  bool take_output(std::string& out) override {
+    if (output_.empty()) return false;
+    if (out.empty()) out.swap(output_);
+    else out.append(output_);
+    output_.clear();
+    return true;
+  }
+
+  bool blocked() const noexcept override {
+    if (done_) return false;
+    return broken_ || closing_ || (phase_ == phase::idle && count_ >= opts_.max_pipelined);
+  }
+  bool done() const noexcept override { return done_; }
+  std::uint32_t outstanding() const noexcept override { return count_; }
+
+  deadline timeout() const noexcept override {
+    if (done_ || broken_) return {};
+    switch (phase_) {
+      case phase::body: return {opts_.body_timeout_ms, epoch_};
+      case phase::head: return {count_ ? 0 : opts_.header_timeout_ms, epoch_};
+      case phase::idle:
+        if (count_ || closing_) return {};
+        return {requests_ ? opts_.keepalive_timeout_ms : opts_.header_timeout_ms, epoch_};
+    }
+    return {};
+  }
+
+  std::string_view expire(std::string& out) override;
+  void abandon(std::string& out) override;
+
+ private:
+  enum class phase : std::uint8_t { idle, head, body };
+  enum class action : std::uint8_t { none, headers, body, message };
+  enum class mode : std::uint8_t { none, length, chunked, until_close };
+
+  // What encode() needs to know about each request it still has to answer.
+  struct pending {
+    bool head = false;  // HEAD: no body bytes in the response
+    std::uint8_t minor = 1;
+    bool keep_alive = true;
+    bool expect = false;   // 100-continue still possible
+    bool upgrade = false;  // nothing is parsed after it; closes after its response
+  };
+
+  struct field_ref {
+    std::uint32_t name_off, name_len, value_off, value_len;
+  };
+
+  static const llhttp_settings_t& settings();
+
+  // -- llhttp callbacks ---------------------------------------------------------------------
+  int on_message_begin();
+  int on_method(const char* at, std::size_t n);
+  int on_url(const char* at, std::size_t n);
+  int on_header_field(const char* at, std::size_t n);
+  int on_header_field_complete();
+  int on_header_value(const char* at, std::size_t n);
+  int on_header_value_complete();
+  int on_headers_complete();
+  int on_body(const char* at, std::size_t n);
+  int on_message_complete();
+  int user_error(int status, const char* why) {
+    own_error_ = true;  // llhttp reports errors of *_complete callbacks as its own codes
+    error_status_ = status;
+    error_why_ = why;
+    return HPE_USER;
+  }
+  // Head bytes that are copied: a hard bound on top of decode()'s counting.
+  bool head_room(std::size_t n) const {
+    return head_buf_.size() + target_.size() + n <= 2 * opts_.max_header_size + 64;
+  }
+
+  // -- decoding steps -----------------------------------------------------------------------
+  bool handle_headers();
+  bool handle_body(std::string_view piece);
+  bool handle_message();
+  bool emit_request(bool complete);
+  bool emit_body(std::string_view data);
+  bool emit_end();
+  bool flush_deferred();
+  bool scan_head(const char* p, std::size_t n);
+  void track_request_line(const char* p, const char* end);
+  bool may_parse() const noexcept {
+    return !broken_ && !done_ && !closing_ && !stop_ &&
+           !(phase_ == phase::idle && count_ >= opts_.max_pipelined);
+  }
+  void reject(int status, const char* why);
+  void reject_llhttp(llhttp_errno_t err);
+
+  // -- encoding -----------------------------------------------------------------------------
+  void write_error(std::string& out, int status) const;
+  void write_head(std::string& out, const response_view& r, bool streamed, std::size_t body);
+  void finish_response(std::string& out);
+  pending& front() { return ring_[ring_head_]; }
+  void push(const pending& p) {
+    ring_[(ring_head_ + count_) % ring_.size()] = p;
+    ++count_;
+  }
+  void pop_front() {
+    ring_head_ = (ring_head_ + 1) % ring_.size();
+    --count_;
+    resp_started_ = false;
+  }
+
+  options opts_;
+  llhttp_t parser_{};
+  event_sink* sink_ = nullptr;
+
+  // The request being parsed.
+  phase phase_ = phase::idle;
+  action action_ = action::none;
+  std::string_view body_piece_;  // set by on_body when it pauses
+  std::string method_, target_, head_buf_;
+  std::vector<field_ref> fields_;
+  std::size_t trailer_start_ = 0;  // fields_ index where trailer fields begin
+  bool in_name_ = false;
+  bool field_open_ = false;  // a field name arrived and its value is not complete yet
+  std::uint32_t cl_count_ = 0, te_count_ = 0, host_count_ = 0;
+  std::uint32_t host_field_ = 0;
+  bool expect_100_ = false;
+  bool keep_alive_ = true, upgrade_ = false, chunked_ = false, expect_continue_ = false;
+  std::uint8_t minor_ = 1;
+  std::int64_t content_length_ = -1;
+  std::size_t authority_off_ = 0, authority_len_ = 0;
+  bool authority_in_target_ = false;
+  std::size_t head_bytes_ = 0, trailer_bytes_ = 0;
+  std::uint64_t body_total_ = 0;
+  std::string body_buf_;  // body kept until it is complete or exceeds body_chunk_size
+  bool emitted_ = false;  // the request event of this message went out
+  bool streaming_ = false;
+  bool own_error_ = false;
+  bool after_cr_ = false, after_lf_ = false;  // scan_head state across inputs
+  // The end of the request line ("... HTTP/1.1\r"): llhttp 8.1 also takes ICE/ and RTSP/.
+  std::string line_tail_;
+  bool line_done_ = false;
+  int error_status_ = 400;
+  const char* error_why_ = "bad request";
+
+  // Events the sink refused to take yet (body bytes, then maybe an end event).
+  std::string deferred_;
+  std::size_t deferred_off_ = 0;
+  bool deferred_end_ = false;
+
+  std::string event_buf_, end_buf_;
+  std::string output_;
+
+  // Requests emitted and not answered, oldest first.
+  std::vector<pending> ring_;
+  std::uint32_t ring_head_ = 0, count_ = 0;
+  std::uint64_t requests_ = 0;  // request heads seen (max_requests_per_connection)
+  bool resp_started_ = false;   // the oldest request's response has started (out::head)
+  bool resp_close_ = false;
+  mode resp_mode_ = mode::none;
+
+  bool stop_ = false;      // the sink asked to stop (per decode call)
+  bool closing_ = false;   // nothing more is parsed (close, upgrade, request limit)
+  bool broken_ = false;    // a protocol error: nothing more is parsed
+  bool done_ = false;
+  int held_status_ = 0;    // an error response waiting for earlier responses
+  const char* held_why_ = nullptr;
+  std::uint32_t epoch_ = 0;
+};
+
+server_codec& self(llhttp_t* p) { return *static_cast<server_codec*>(p->data); }
+
+// llhttp wants plain functions: these forward to the codec in parser->data.
+const llhttp_settings_t& server_codec::settings() {
+  static const llhttp_settings_t s = [] {
+    llhttp_settings_t t;
+    llhttp_settings_init(&t);
+    t.on_message_begin = [](llhttp_t* p) { return self(p).on_message_begin(); };
+    t.on_method = [](llhttp_t* p, const char* at, std::size_t n) { return self(p).on_method(at, n); };
+    t.on_url = [](llhttp_t* p, const char* at, std::size_t n) { return self(p).on_url(at, n); };
+    t.on_header_field = [](llhttp_t* p, const char* at, std::size_t n) {
+      return self(p).on_header_field(at, n);
+    };
+    t.on_header_field_complete = [](llhttp_t* p) { return self(p).on_header_field_complete(); };
+    t.on_header_value = [](llhttp_t* p, const char* at, std::size_t n) {
+      return self(p).on_header_value(at, n);
+    };
+    t.on_header_value_complete = [](llhttp_t* p) { return self(p).on_header_value_complete(); };
+    t.on_headers_complete = [](llhttp_t* p) { return self(p).on_headers_complete(); };
+    t.on_body = [](llhttp_t* p, const char* at, std::size_t n) { return self(p).on_body(at, n); };
+    t.on_message_complete = [](llhttp_t* p) { return self(p).on_message_complete(); };
+    return t;
+  }();
+  return s;
+}
+
+int server_codec::on_message_begin() {
+  phase_ = phase::head;
+  ++epoch_;  // the header timeout runs from the first byte of the head
+  method_.clear();
+  target_.clear();
+  head_buf_.clear();
+  fields_.clear();
+  body_buf_.clear();
+  trailer_start_ = 0;
+  in_name_ = field_open_ = false;
+  cl_count_ = te_count_ = host_count_ = 0;
+  expect_100_ = chunked_ = false;
+  authority_len_ = 0;
+  authority_in_target_ = false;
+  trailer_bytes_ = 0;
+  body_total_ = 0;
+  emitted_ = streaming_ = false;
+  return 0;
+}
+
+int server_codec::on_method(const char* at, std::size_t n) {
+  if (!head_room(n)) return user_error(431, "request head larger than max_header_size");
+  method_.append(at, n);
+  return 0;
+}
+
+int server_codec::on_url(const char* at, std::size_t n) {
+  if (!head_room(n)) return user_error(431, "request head larger than max_header_size");
+  target_.append(at, n);
+  return 0;
+}
+
+int server_codec::on_header_field(const char* at, std::size_t n) {
+  if (n == 0) return 0;
+  if (phase_ == phase::body) {
+    trailer_bytes_ += n;
+    if (trailer_bytes_ > opts_.max_header_size)
+      return user_error(431, "trailer fields larger than max_header_size");
+  } else if (!head_room(n)) {
+    return user_error(431, "request head larger than max_header_size");
+  }
+  if (!in_name_) {
+    in_name_ = field_open_ = true;
+    auto off = static_cast<std::uint32_t>(head_buf_.size());
+    fields_.push_back({off, 0, off, 0});
+  }
+  head_buf_.append(at, n);
+  fields_.back().name_len += static_cast<std::uint32_t>(n);
+  return 0;
+}
+
+int server_codec::on_header_field_complete() {
+  in_name_ = false;
+  // llhttp 8.1 lets an empty field name (": x") through.
+  if (!field_open_) return user_error(400, "empty header field name");
+  fields_.back().value_off = static_cast<std::uint32_t>(head_buf_.size());
+  std::size_t count = phase_ == phase::body ? fields_.size() - trailer_start_ : fields_.size();
+  if (count > opts_.max_headers) return user_error(431, "more header fields than max_headers");
+  return 0;
+}
+
+int server_codec::on_header_value(const char* at, std::size_t n) {
+  if (n == 0) return 0;
+  if (!field_open_) return user_error(400, "empty header field name");
+  if (phase_ == phase::body) {
+    trailer_bytes_ += n;
+    if (trailer_bytes_ > opts_.max_header_size)
+      return user_error(431, "trailer fields larger than max_header_size");
+  } else if (!head_room(n)) {
+    return user_error(431, "request head larger than max_header_size");
+  }
+  head_buf_.append(at, n);
+  fields_.back().value_len += static_cast<std::uint32_t>(n);
+  return 0;
+}
+
+int server_codec::on_header_value_complete() {
+  if (!field_open_) return user_error(400, "empty header field name");
+  field_open_ = false;
+  auto& f = fields_.back();
+  // Surrounding whitespace is not part of the value (RFC 9112 §5).
+  while (f.value_len && is_ows(head_buf_[f.value_off])) ++f.value_off, --f.value_len;
+  while (f.value_len && is_ows(head_buf_[f.value_off + f.value_len - 1])) --f.value_len;
+  std::string_view name(head_buf_.data() + f.name_off, f.name_len);
+  std::string_view value(head_buf_.data() + f.value_off, f.value_len);
+  if (!valid_value(value)) return user_error(400, "control character in a header value");
+  if (phase_ == phase::body) return 0;  // trailers carry no framing here
+
+  switch (name.size()) {
+    case 4:
+      if (iequals(name, "host")) {
+        if (++host_count_ > 1) return user_error(400, "more than one Host header");
+        if (!valid_authority(value)) return user_error(400, "invalid Host header");
+        host_field_ = static_cast<std::uint32_t>(fields_.size() - 1);
+      }
+      break;
+    case 6:
+      if (iequals(name, "expect")) {
+        if (!iequals(value, "100-continue")) return user_error(417, "unsupported Expect value");
+        expect_100_ = true;
+      }
+      break;
+    case 14:
+      if (iequals(name, "content-length")) {
+        // Equal duplicates are refused too (RFC 9112 §6.3 lets a recipient merge them):
+        // an intermediary that kept the other copy is the desync this prevents.
+        if (++cl_count_ > 1) return user_error(400, "duplicate Content-Length");
+        if (te_count_) return user_error(400, "Content-Length with Transfer-Encoding");
+        if (value.empty() || value.size() > 19 ||
+            !std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; }))
+          return user_error(400, "invalid Content-Length");
+      }
+      break;
+    case 17:
+      if (iequals(name, "transfer-encoding")) {
+        if (cl_count_) return user_error(400, "Content-Length with Transfer-Encoding");
+        // Each coding across all TE lines: only one `chunked`, and it must be the last.
+        for (;;) {
+          auto comma = value.find(',');
+          auto coding = trim(value.substr(0, comma));
+          auto semi = coding.find(';');  // parameters belong to the coding before them
+          auto token = trim(coding.substr(0, semi));
+          if (!is_token(token)) return user_error(400, "invalid Transfer-Encoding");
+          if (te_count_ > 0 && chunked_)
+            return user_error(400, "chunked is not the final transfer coding");
+          ++te_count_;
+          if (!iequals(token, "chunked"))
+            return user_error(501, "transfer coding not implemented");
+          if (semi != std::string_view::npos) return user_error(400, "invalid Transfer-Encoding");
+          chunked_ = true;
+          if (comma == std::string_view::npos) break;
+          value.remove_prefix(comma + 1);
+        }
+      }
+      break;
+    default: break;
+  }
+  return 0;
+}
+
+int server_codec::on_headers_complete() {
+  minor_ = parser_.http_minor;
+  keep_alive_ = llhttp_should_keep_alive(&parser_);
+  upgrade_ = parser_.upgrade;
+  chunked_ = parser_.flags & F_CHUNKED;
+  content_length_ = (parser_.flags & F_CONTENT_LENGTH)
+                        ? static_cast<std::int64_t>(parser_.content_length)
+                        : -1;
+  trailer_start_ = fields_.size();
+  action_ = action::headers;
+  return HPE_PAUSED;
+}
+
+int server_codec::on_body(const char* at, std::size_t n) {
+  if (n == 0) return 0;
+  ++epoch_;  // body progress restarts the body timeout
+  body_total_ += n;
+  if (body_total_ > opts_.max_body_size) return user_error(413, "body larger than max_body_size");
+  if (!streaming_ && body_buf_.size() + n <= opts_.body_chunk_size) {
+    body_buf_.append(at, n);
+    return 0;
+  }
+  body_piece_ = std::string_view(at, n);
+  action_ = action::body;
+  return HPE_PAUSED;
+}
+
+int server_codec::on_message_complete() {
+  action_ = action::message;
+  return HPE_PAUSED;
+}
+
+// -- decode ---------------------------------------------------------------------------------
+
+std::size_t server_codec::decode(std::string_view in, event_sink& sink) {
+  if (broken_ || done_) return 0;
+  sink_ = &sink;
+  stop_ = false;
+  if (!flush_deferred()) {
+    sink_ = nullptr;
+    return 0;
+  }
+  static const char nothing = 0;
+  std::size_t pos = 0, msg_start = 0;
+  bool kick = false;  // a resumed pause may have steps left that need no byte
+  while (may_parse()) {
+    const std::size_t avail = in.size() - pos;
+    if (avail == 0 && !kick) break;
+    kick = false;
+    const bool in_head = phase_ != phase::body;
+    if (phase_ == phase::idle) msg_start = pos;
+    std::size_t len = avail;
+    // Never run far past the head limit: a huge head is refused without reading it all.
+    if (in_head) len = std::min(len, opts_.max_header_size + 1 - head_bytes_);
+    const char* base = avail ? in.data() + pos : &nothing;
+    auto err = llhttp_execute(&parser_, base, len);
+    std::size_t used = len;
+    if (err != HPE_OK) used = static_cast<std::size_t>(llhttp_get_error_pos(&parser_) - base);
+    if (in_head) {
+      head_bytes_ += used;
+      if (!scan_head(base, used)) {
+        reject(400, "bare CR or LF, or obs-fold, in the request head");
+        break;
+      }
+      if (phase_ == phase::body) after_lf_ = after_cr_ = false;  // the head ended
+    }
+    pos += used;
+    if (err == HPE_OK) {
+      if (phase_ == phase::head && head_bytes_ > opts_.max_header_size)
+        reject(431, "request head larger than max_header_size");
+      continue;
+    }
+    if (err == HPE_PAUSED) {
+      llhttp_resume(&parser_);
+      kick = true;
+      auto a = action_;
+      action_ = action::none;
+      bool go = true;
+      if (a == action::headers) go = handle_headers();
+      else if (a == action::body) go = handle_body(body_piece_);
+      else if (a == action::message) go = handle_message();
+      if (!go) stop_ = true;
+      continue;
+    }
+    if (err == HPE_PAUSED_UPGRADE) break;  // closing_ is set: the rest is not HTTP/1
+    if (own_error_) reject(error_status_, error_why_);
+    else reject_llhttp(err);
+  }
+  sink_ = nullptr;
+  return broken_ ? std::min(msg_start, pos) : pos;
+}
+
+// llhttp 8.1 takes a bare LF as a line end and unfolds obs-fold even in strict mode; RFC
+// 9112 lets a server refuse both (§2.2, §5.2), and refusing is what keeps it in step with
+// a front end that reads them differently. Every CR must start a CRLF, every LF end one,
+// and no line of the head may start with whitespace.
+bool server_codec::scan_head(const char* p, std::size_t n) {
+  if (n == 0) return true;
+  if (after_cr_ && p[0] != '\n') return false;
+  if (after_lf_ && (p[0] == ' ' || p[0] == '\t')) return false;
+  const char* end = p + n;
+  for (const char* q = p; (q = static_cast<const char*>(std::memchr(q, '\n', end - q))); ++q) {
+    if (q == p ? !after_cr_ : q[-1] != '\r') return false;
+    if (q + 1 < end && (q[1] == ' ' || q[1] == '\t')) return false;
+  }
+  for (const char* q = p; (q = static_cast<const char*>(std::memchr(q, '\r', end - q))); ++q)
+    if (q + 1 < end && q[1] != '\n') return false;
+  after_cr_ = end[-1] == '\r';
+  after_lf_ = end[-1] == '\n';
+  if (!line_done_) track_request_line(p, end);
+  return true;
+}
+
+void server_codec::track_request_line(const char* p, const char* end) {
+  while (!line_done_ && p < end) {
+    auto lf = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
+    line_tail_.append(p, lf ? lf : end);
+    if (line_tail_.size() > 16) line_tail_.erase(0, line_tail_.size() - 16);
+    if (!lf) return;
+    p = lf + 1;
+    if (line_tail_.size() <= 1) line_tail_.clear();  // an empty line before the request
+    else line_done_ = true;
+  }
+}
+
+bool server_codec::handle_headers() {
+  if (head_bytes_ > opts_.max_header_size) {
+    reject(431, "request head larger than max_header_size");
+    return false;
+  }
+  phase_ = phase::body;
+  ++epoch_;
+  if (parser_.http_major != 1 || minor_ > 1) {
+    reject(505, "HTTP version not supported");
+    return false;
+  }
+  const auto tail = std::string_view(line_tail_);
+  if (tail.size() < 10 || tail[tail.size() - 10] != ' ' ||
+      tail.substr(tail.size() - 9, 5) != "HTTP/") {
+    reject(400, "not an HTTP request line");
+    return false;
+  }
+  if (parser_.method == HTTP_CONNECT) {
+    reject(501, "CONNECT is not supported (no tunnels)");
+    return false;
+  }
+  for (unsigned char c : target_) {
+    if (c <= 0x20 || c == 0x7f) {
+      reject(400, "invalid request-target");
+      return false;
+    }
+  }
+  // Request-target forms (RFC 9112 §3.2): origin-form for everything, absolute-form too
+  // (its authority wins over Host), asterisk-form for OPTIONS only, authority-form only
+  // for CONNECT, which is refused above.
+  if (target_.empty() || target_[0] != '/') {
+    std::string_view authority;
+    if (target_ == "*") {
+      if (parser_.method != HTTP_OPTIONS) {
+        reject(400, "asterisk-form target outside OPTIONS");
+        return false;
+      }
+    } else if (absolute_authority(target_, authority)) {
+      if (!valid_authority(authority)) {
+        reject(400, "invalid authority in absolute-form target");
+        return false;
+      }
+      authority_in_target_ = true;
+      authority_off_ = static_cast<std::size_t>(authority.data() - target_.data());
+      authority_len_ = authority.size();
+    } else {
+      reject(400, "invalid request-target form");
+      return false;
+    }
+  }
+  if (host_count_ == 0 && minor_ == 1) {
+    reject(400, "missing Host header");
+    return false;
+  }
+  if (!authority_in_target_ && host_count_) {
+    const auto& f = fields_[host_field_];
+    authority_off_ = f.value_off;
+    authority_len_ = f.value_len;
+  }
+  if (content_length_ > 0 && static_cast<std::uint64_t>(content_length_) > opts_.max_body_size) {
+    reject(413, "Content-Length above max_body_size");
+    return false;
+  }
+  if (chunked_) content_length_ = -1;
+  // 100-continue means something only with a body, and only from 1.1 clients (RFC 9110
+  // §10.1.1: a 1.0 request's expectation is ignored).
+  expect_continue_ = expect_100_ && minor_ == 1 && (chunked_ || content_length_ > 0);
+  ++requests_;
+  if (upgrade_ ||
+      (opts_.max_requests_per_connection && requests_ >= opts_.max_requests_per_connection))
+    keep_alive_ = false;
+  // Stream from the head on when the body will not ride along anyway, or the client waits
+  // for 100 Continue before it sends it.
+  if (expect_continue_ ||
+      (content_length_ > 0 && static_cast<std::uint64_t>(content_length_) > opts_.body_chunk_size)) {
+    streaming_ = true;
+    return emit_request(false);
+  }
+  return true;
+}
+
+bool server_codec::handle_body(std::string_view piece) {
+  if (!emitted_) {
+    // The buffered body outgrew body_chunk_size: the head goes, then what was buffered.
+    streaming_ = true;
+    if (!emit_request(false)) {
+      deferred_.append(body_buf_);
+      deferred_.append(piece);
+      body_buf_.clear();
+      return false;
+    }
+    bool ok = emit_body(body_buf_);
+    if (!ok) {
+      deferred_.append(piece);
+      body_buf_.clear();
+      return false;
+    }
+    body_buf_.clear();
+  }
+  return emit_body(piece);
+}
+
+bool server_codec::handle_message() {
+  // The connection state moves on before the event goes out: the sink may answer inline.
+  phase_ = phase::idle;
+  ++epoch_;
+  head_bytes_ = 0;
+  line_tail_.clear();
+  line_done_ = false;
+  if (!keep_alive_) closing_ = true;
+  const bool trailers = fields_.size() > trailer_start_;
+  // Whatever happens next (an error before the next head begins) is not this request's.
+  const bool emitted = emitted_;
+  emitted_ = false;
+  if (!emitted && !trailers) {
+    bool go = emit_request(true);
+    emitted_ = false;
+    return go;
+  }
+  end_buf_.clear();
+  put_u32(end_buf_, static_cast<std::uint32_t>(fields_.size() - trailer_start_));
+  for (std::size_t i = trailer_start_; i < fields_.size(); ++i) {
+    const auto& f = fields_[i];
+    put_str(end_buf_, std::string_view(head_buf_.data() + f.name_off, f.name_len));
+    put_str(end_buf_, std::string_view(head_buf_.data() + f.value_off, f.value_len));
+  }
+  if (!emitted) {
+    // Trailers only travel in an end event: head, body, end.
+    bool go = emit_request(false);
+    emitted_ = false;
+    if (!go) {
+      deferred_.append(body_buf_);
+      deferred_end_ = true;
+      return false;
+    }
+    if (!emit_body(body_buf_)) {
+      deferred_end_ = true;
+      return false;
+    }
+  }
+  return emit_end();
+}
+
+bool server_codec::emit_request(bool complete) {
+  auto& b = event_buf_;
+  b.clear();
+  put_str(b, method_);
+  put_str(b, target_);
+  if (authority_len_ == 0) put_u32(b, 0);
+  else put_str(b, std::string_view((authority_in_target_ ? target_ : head_buf_).data() +
+                                       authority_off_,
+                                   authority_len_));
+  b.push_back(static_cast<char>(minor_));
+  put_u32(b, static_cast<std::uint32_t>(trailer_start_));
+  for (std::size_t i = 0; i < trailer_start_; ++i) {
+    const auto& f = fields_[i];
+    put_str(b, std::string_view(head_buf_.data() + f.name_off, f.name_len));
+    put_str(b, std::string_view(head_buf_.data() + f.value_off, f.value_len));
+  }
+  b.push_back(static_cast<char>((keep_alive_ ? 1 : 0) | (expect_continue_ ? 2 : 0) |
+                                (chunked_ ? 4 : 0) | (complete ? 8 : 0)));
+  put_u32(b, static_cast<std::uint32_t>(content_length_));
+  put_u32(b, static_cast<std::uint32_t>(static_cast<std::uint64_t>(content_length_) >> 32));
+  if (complete) put_str(b, body_buf_);
+  else put_u32(b, 0);
+  emitted_ = true;
+  push({parser_.method == HTTP_HEAD, minor_, keep_alive_, expect_continue_, upgrade_});
+  return sink_->on_event({static_cast<std::uint8_t>(ev::request), b});
+}
+
+// Body pieces of at most body_chunk_size; what the sink refuses waits in deferred_.
+bool server_codec::emit_body(std::string_view data) {
+  while (!data.empty()) {
+    auto piece = data.substr(0, opts_.body_chunk_size);
+    data.remove_prefix(piece.size());
+    if (!sink_->on_event({static_cast<std::uint8_t>(ev::body), piece})) {
+      deferred_.append(data);
+      return false;
+    }
+  }
+  return true;
+}
+
+bool server_codec::emit_end() {
+  return sink_->on_event({static_cast<std::uint8_t>(ev::end), end_buf_});
+}
+
+bool server_codec::flush_deferred() {
+  while (deferred_off_ < deferred_.size()) {
+    auto piece = std::string_view(deferred_).substr(deferred_off_, opts_.body_chunk_size);
+    deferred_off_ += piece.size();
+    if (!sink_->on_event({static_cast<std::uint8_t>(ev::body), piece})) return false;
+  }
+  deferred_.clear();
+  deferred_off_ = 0;
+  if (deferred_end_) {
+    deferred_end_ = false;
+    if (!emit_end()) return false;
+  }
+  return true;
+}
+
+void server_codec::reject(int status, const char* why) {
+  broken_ = true;
+  phase_ = phase::idle;
+  if (emitted_) {
+    // The request already went to the handler: the error answers it, unless its own
+    // response has started (then there is nothing left to say but closing).
+    emitted_ = false;
+    bool started = count_ == 1 && resp_started_;
+    --count_;
+    if (started) {
+      done_ = true;
+      fail({status, error_category()}, why);
+      return;
+    }
+  }
+  if (count_ == 0) {
+    write_error(output_, status);
+    done_ = true;
+    fail({status, error_category()}, why);
+  } else {
+    // Responses stay in order: this one goes after the last outstanding one.
+    held_status_ = status;
+    held_why_ = why;
+  }
+}
+
+void server_codec::reject_llhttp(llhttp_errno_t err) {
+  int status = 400;
+  if (err == HPE_INVALID_VERSION) status = 505;
+  const char* why = llhttp_get_error_reason(&parser_);
+  reject(status, why ? why : llhttp_errno_name(err));
+}
+
+// -- encode ---------------------------------------------------------------------------------
+
+void server_codec::write_error(std::string& out, int status) const {
+  auto reason = reason_phrase(status);
+  out.append("HTTP/1.1 ");
+  append_uint(out, static_cast<std::uint64_t>(status));
+  out.push_back(' ');
+  out.append(reason);
+  out.append("\r\n");
+  if (!opts_.server_name.empty()) {
+    out.append("Server: ");
+    out.append(opts_.server_name);
+    out.append("\r\n");
+  }
+  out.append("Content-Type: text/plain\r\nContent-Length: ");
+  append_uint(out, reason.size() + 1);
+  out.append("\r\nConnection: close\r\n\r\n");
+  out.append(reason);
+  out.push_back('\n');
+}
+
+void server_codec::write_head(std::string& out, const response_view& r, bool streamed,
+                              std::size_t body) {
+  static const pending fallback;
+  const pending& req = count_ ? front() : fallback;
+  const int st = r.status;
+  resp_mode_ = mode::none;
+  const bool interim = st < 200;  // 1xx: no framing; 101 ends HTTP/1 on this connection
+  out.append("HTTP/1.1 ");
+  append_uint(out, static_cast<std::uint64_t>(st));
+  out.push_back(' ');
+  if (!r.reason.empty() && valid_value(r.reason)) out.append(r.reason);
+  else out.append(reason_phrase(st));
+  out.append("\r\n");
+  bool close = r.close || !req.keep_alive;
+  bool has_server = false;
+  // The codec owns the framing: the handler's Content-Length / Transfer-Encoding go, and
+  // so does its Connection header, whose `close` is honoured. Fields that could split the
+  // head (a CR or LF in them) are dropped rather than sent.
+  for_each_field(r.fields, [&](std::string_view n, std::string_view v) {
+    if (!is_token(n) || !valid_value(v)) return;
+    if (!interim) {
+      if (iequals(n, "content-length") || iequals(n, "transfer-encoding")) return;
+      if (iequals(n, "connection")) {
+        if (has_close_token(v)) close = true;
+        return;
+      }
+    }
+    if (iequals(n, "server")) has_server = true;
+    out.append(n);
+    out.append(": ");
+    out.append(v);
+    out.append("\r\n");
+  });
+  if (interim) {
+    out.append("\r\n");
+    return;
+  }
+  if (!has_server && !opts_.server_name.empty()) {
+    out.append("Server: ");
+    out.append(opts_.server_name);
+    out.append("\r\n");
+  }
+  const bool bodiless = st == 204 || st == 304;
+  if (!bodiless) {
+    std::int64_t length = -1;
+    if (!streamed) length = (req.head && body == 0 && r.content_length >= 0)
+                                ? r.content_length
+                                : static_cast<std::int64_t>(body);
+    else length = r.content_length;
+    if (length >= 0) {
+      out.append("Content-Length: ");
+      append_uint(out, static_cast<std::uint64_t>(length));
+      out.append("\r\n");
+      resp_mode_ = mode::length;
+    } else if (req.minor == 1) {
+      if (!req.head) out.append("Transfer-Encoding: chunked\r\n");
+      resp_mode_ = mode::chunked;
+    } else {
+      resp_mode_ = mode::until_close;  // a 1.0 client reads until the connection closes
+      close = true;
+    }
+    if (req.head) resp_mode_ = mode::none;
+  }
+  if (close) out.append("Connection: close\r\n");
+  else if (req.minor == 0) out.append("Connection: keep-alive\r\n");
+  out.append("\r\n");
+  resp_close_ = close;
+}
+
+void server_codec::finish_response(std::string& out) {
+  const bool close = resp_close_ || (count_ && front().upgrade);
+  if (count_) pop_front();
+  resp_mode_ = mode::none;
+  ++epoch_;
+  if (close) {
+    done_ = true;
+    return;
+  }
+  if (held_status_ && count_ == 0) {
+    write_error(out, held_status_);
+    done_ = true;
+    fail({held_status_, error_category()}, held_why_);
+    held_status_ = 0;
+  }
+}
+
+void server_codec::encode(std::uint8_t kind, std::string_view data, std::string& wire) {
+  if (done_) return;  // the connection ends: nothing may follow the last response
+  switch (static_cast<out>(kind)) {
+    case out::raw: wire.append(data); return;
+    case out::continue_100:
+      if (count_ && front().expect && !resp_started_) {
+        wire.append(kContinue);
+        front().expect = false;
+      }
+      return;
+    case out::whole: {
+      response_view r;
+      if (resp_started_ || !read_response(data, r)) return;
+      if (r.status < 200 && r.status != 101) {
+        write_head(wire, r, false, 0);
+        if (r.status == 100 && count_) front().expect = false;
+        return;
+      }
+      write_head(wire, r, false, data.size());
+      if (resp_mode_ != mode::none) wire.append(data);
+      if (r.status == 101) resp_close_ = true;  // no tunnels yet: the connection ends here
+      finish_response(wire);
+      return;
+    }
+    case out::head: {
+      response_view r;
+      if (resp_started_ || !read_response(data, r) || r.status < 200) return;
+      write_head(wire, r, true, 0);
+      resp_started_ = true;
+      if (r.status == 101) resp_close_ = true;
+      return;
+    }
+    case out::body:
+      if (!resp_started_ || data.empty()) return;
+      if (resp_mode_ == mode::chunked) {
+        append_hex(wire, data.size());
+        wire.append("\r\n");
+        wire.append(data);
+        wire.append("\r\n");
+      } else if (resp_mode_ != mode::none) {
+        wire.append(data);
+      }
+      return;
+    case out::end:
+      if (!resp_started_) return;
+      if (resp_mode_ == mode::chunked) {
+        wire.append("0\r\n");
+        view_reader rd{data};
+        std::string_view raw;
+        std::uint32_t count = 0;
+        if (rd.fields(raw, count)) {
+          for_each_field(raw, [&](std::string_view n, std::string_view v) {
+            if (!is_token(n) || !valid_value(v)) return;
+            wire.append(n);
+            wire.append(": ");
+            wire.append(v);
+            wire.append("\r\n");
+          });
+        }
+        wire.append("\r\n");
+      }
+      finish_response(wire);
+      return;
+  }
+}
+
+// -- timeouts and endings -------------------------------------------------------------------
+
+std::string_view server_codec::expire(std::string& out) {
+  if (done_) return "";
+  if (phase_ == phase::idle || broken_) {
+    done_ = true;
+    return "";  // idle keep-alive: a quiet close
+  }
+  const bool head = phase_ == phase::head;
+  // The 408 answers the request in progress; it can only go out when it is next in line.
+  bool mine = count_ == 0 || (emitted_ && count_ == 1 && !resp_started_);
+  if (mine) write_error(out, 408);
+  done_ = true;
+  return head ? "header timeout" : "body timeout";
+}
+
+void server_codec::abandon(std::string& out) {
+  if (count_ == 0 || done_) return;
+  if (!resp_started_) write_error(out, 502);
+  done_ = true;
+}
+
+}  // namespace
+
+std::unique_ptr<stream_codec> make_server_codec(const options& opts) {
+  return std::make_unique<server_codec>(opts);
+}
+
+}  // namespace swactor::protocols::http1

@@ -1,0 +1,254 @@
+// HTTP/1 value types and their wire form between processes (little-endian u32 sizes).
+// Everything decoded here may come from another process: bounds are checked on every read
+// and inconsistent input is refused, never trusted.
+#include <cstring>
+
+#include "swactor/protocols/http1.hpp"
+
+namespace swactor::protocols::http1 {
+namespace {
+
+void put_u32(std::string& out, std::uint32_t v) {
+  char b[4] = {static_cast<char>(v), static_cast<char>(v >> 8), static_cast<char>(v >> 16),
+               static_cast<char>(v >> 24)};
+  out.append(b, 4);
+}
+
+void put_u64(std::string& out, std::uint64_t v) {
+  put_u32(out, static_cast<std::uint32_t>(v));
+  put_u32(out, static_cast<std::uint32_t>(v >> 32));
+}
+
+void put_str(std::string& out, std::string_view s) {
+  put_u32(out, static_cast<std::uint32_t>(s.size()));
+  out.append(s);
+}
+
+// A cursor over untrusted input: every read checks the bounds first.
+struct reader {
+  std::string_view in;
+
+  bool u8(std::uint8_t& v) {
+    if (in.empty()) return false;
+    v = static_cast<std::uint8_t>(in[0]);
+    in.remove_prefix(1);
+    return true;
+  }
+  bool u32(std::uint32_t& v) {
+    if (in.size() < 4) return false;
+    const auto* b = reinterpret_cast<const unsigned char*>(in.data());
+    v = std::uint32_t(b[0]) | std::uint32_t(b[1]) << 8 | std::uint32_t(b[2]) << 16 |
+        std::uint32_t(b[3]) << 24;
+    in.remove_prefix(4);
+    return true;
+  }
+  bool u64(std::uint64_t& v) {
+    std::uint32_t lo = 0, hi = 0;
+    if (!u32(lo) || !u32(hi)) return false;
+    v = std::uint64_t(hi) << 32 | lo;
+    return true;
+  }
+  bool str(std::string& s) {
+    std::uint32_t n = 0;
+    if (!u32(n) || in.size() < n) return false;
+    s.assign(in.data(), n);
+    in.remove_prefix(n);
+    return true;
+  }
+};
+
+constexpr std::uint8_t kKeepAlive = 1, kExpect = 2, kChunked = 4, kComplete = 8;
+
+class category_impl final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "swactor.http1"; }
+  std::string message(int ev) const override { return std::string(reason_phrase(ev)); }
+};
+
+}  // namespace
+
+const std::error_category& error_category() noexcept {
+  static const category_impl instance;
+  return instance;
+}
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    unsigned char x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
+    if (x == y) continue;
+    if ((x | 0x20) != (y | 0x20) || (x | 0x20) < 'a' || (x | 0x20) > 'z') return false;
+  }
+  return true;
+}
+
+// -- header_list ----------------------------------------------------------------------------
+
+const std::string* header_list::find(std::string_view name) const noexcept {
+  for (const auto& h : items)
+    if (iequals(h.name, name)) return &h.value;
+  return nullptr;
+}
+
+void header_list::encode_to(std::string& out) const {
+  put_u32(out, static_cast<std::uint32_t>(items.size()));
+  for (const auto& h : items) {
+    put_str(out, h.name);
+    put_str(out, h.value);
+  }
+}
+
+bool header_list::decode_from(std::string_view& in) {
+  reader r{in};
+  std::uint32_t count = 0;
+  if (!r.u32(count)) return false;
+  // Each field takes at least 8 bytes: a count the input cannot hold is refused before
+  // anything is reserved for it.
+  if (count > r.in.size() / 8) return false;
+  std::vector<header> fields(count);
+  for (auto& h : fields)
+    if (!r.str(h.name) || !r.str(h.value)) return false;
+  items = std::move(fields);
+  in = r.in;
+  return true;
+}
+
+// -- request_head ---------------------------------------------------------------------------
+
+void request_head::encode_to(std::string& out) const {
+  put_str(out, method);
+  put_str(out, target);
+  put_str(out, authority);
+  out.push_back(static_cast<char>(version_minor));
+  headers.encode_to(out);
+  std::uint8_t flags = (keep_alive ? kKeepAlive : 0) | (expect_continue ? kExpect : 0) |
+                       (chunked ? kChunked : 0) | (complete ? kComplete : 0);
+  out.push_back(static_cast<char>(flags));
+  put_u64(out, static_cast<std::uint64_t>(content_length));
+  put_str(out, body);
+}
+
+bool request_head::decode(std::string_view in) {
+  reader r{in};
+  request_head h;
+  std::uint8_t flags = 0;
+  std::uint64_t cl = 0;
+  if (!r.str(h.method) || !r.str(h.target) || !r.str(h.authority) || !r.u8(h.version_minor))
+    return false;
+  if (!h.headers.decode_from(r.in) || !r.u8(flags) || !r.u64(cl) || !r.str(h.body)) return false;
+  if (!r.in.empty() || h.method.empty() || h.version_minor > 1) return false;
+  if (flags & ~(kKeepAlive | kExpect | kChunked | kComplete)) return false;
+  h.keep_alive = flags & kKeepAlive;
+  h.expect_continue = flags & kExpect;
+  h.chunked = flags & kChunked;
+  h.complete = flags & kComplete;
+  h.content_length = static_cast<std::int64_t>(cl);
+  if (h.content_length < -1) return false;
+  if (h.chunked && h.content_length >= 0) return false;  // both framings at once
+  // A complete body cannot be longer than its announced length.
+  if (h.content_length >= 0 && h.body.size() > static_cast<std::uint64_t>(h.content_length))
+    return false;
+  *this = std::move(h);
+  return true;
+}
+
+// -- response_head --------------------------------------------------------------------------
+
+void response_head::encode_to(std::string& out) const {
+  put_u32(out, static_cast<std::uint32_t>(status));
+  put_str(out, reason);
+  headers.encode_to(out);
+  put_u64(out, static_cast<std::uint64_t>(content_length));
+  out.push_back(close ? 1 : 0);
+}
+
+bool response_head::decode_from(std::string_view& in) {
+  reader r{in};
+  response_head h;
+  std::uint32_t status = 0;
+  std::uint64_t cl = 0;
+  std::uint8_t close_flag = 0;
+  if (!r.u32(status) || !r.str(h.reason) || !h.headers.decode_from(r.in) || !r.u64(cl) ||
+      !r.u8(close_flag))
+    return false;
+  if (status < 100 || status > 999 || close_flag > 1) return false;
+  h.status = static_cast<int>(status);
+  h.content_length = static_cast<std::int64_t>(cl);
+  if (h.content_length < -1) return false;
+  h.close = close_flag;
+  *this = std::move(h);
+  in = r.in;
+  return true;
+}
+
+// -- reason phrases -------------------------------------------------------------------------
+
+std::string_view reason_phrase(int status) noexcept {
+  switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 102: return "Processing";
+    case 103: return "Early Hints";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 203: return "Non-Authoritative Information";
+    case 204: return "No Content";
+    case 205: return "Reset Content";
+    case 206: return "Partial Content";
+    case 207: return "Multi-Status";
+    case 208: return "Already Reported";
+    case 226: return "IM Used";
+    case 300: return "Multiple Choices";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 305: return "Use Proxy";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 402: return "Payment Required";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 407: return "Proxy Authentication Required";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 412: return "Precondition Failed";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
+    case 417: return "Expectation Failed";
+    case 418: return "I'm a teapot";
+    case 421: return "Misdirected Request";
+    case 422: return "Unprocessable Content";
+    case 423: return "Locked";
+    case 424: return "Failed Dependency";
+    case 425: return "Too Early";
+    case 426: return "Upgrade Required";
+    case 428: return "Precondition Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 451: return "Unavailable For Legal Reasons";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    case 506: return "Variant Also Negotiates";
+    case 507: return "Insufficient Storage";
+    case 508: return "Loop Detected";
+    case 510: return "Not Extended";
+    case 511: return "Network Authentication Required";
+    default: return "Unknown";
+  }
+}
+
+}  // namespace swactor::protocols::http1
