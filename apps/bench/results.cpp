@@ -48,6 +48,8 @@ void results::merge(const results& o) {
   bytes_received += o.bytes_received;
   connections += o.connections;
   latency_ns.merge(o.latency_ns);
+  has_status = has_status || o.has_status;
+  for (std::size_t i = 0; i < status.size(); ++i) status[i] += o.status[i];
 }
 
 namespace {
@@ -77,7 +79,7 @@ nlohmann::json to_json(const settings& s, const results& r) {
   for (std::size_t i = 0; i < error_kind_count; ++i)
     errors[std::string(error_kind_name(static_cast<error_kind>(i)))] = r.errors[i];
   const auto& h = r.latency_ns;
-  return {
+  nlohmann::json j = {
       {"settings", to_json(s)},
       {"environment",
        {{"cores", std::thread::hardware_concurrency()},
@@ -104,6 +106,12 @@ nlohmann::json to_json(const settings& s, const results& r) {
         {"mean", h.mean() / 1000.0},
         {"stddev", h.stddev() / 1000.0}}},
   };
+  if (r.has_status) {
+    nlohmann::json st = nlohmann::json::object();
+    for (std::size_t i = 0; i < r.status.size(); ++i) st[fmt::format("{}xx", i + 1)] = r.status[i];
+    j["status"] = std::move(st);
+  }
+  return j;
 }
 
 std::string format_table(const settings& s, const results& r) {
@@ -122,6 +130,12 @@ std::string format_table(const settings& s, const results& r) {
                      us(h.min()), us(h.percentile(50)), us(h.percentile(90)),
                      us(h.percentile(99)), us(h.percentile(99.9)), us(h.max()),
                      h.mean() / 1000.0, h.stddev() / 1000.0);
+  if (r.has_status) {
+    out += "  status     ";
+    for (std::size_t i = 0; i < r.status.size(); ++i)
+      if (r.status[i]) out += fmt::format(" {}xx {}", i + 1, r.status[i]);
+    out += "\n";
+  }
   if (r.error_total() > 0) {
     out += "  errors     ";
     for (std::size_t i = 0; i < error_kind_count; ++i)
