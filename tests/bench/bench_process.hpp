@@ -2,6 +2,7 @@
 // Helpers for benchmark programs that start servers and clients as separate processes:
 // finding the binaries, free ports, and a child process in its own process group.
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -12,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -41,6 +43,50 @@ inline std::string read_text(const fs::path& p) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// Every process under `root` (inclusive), by ppid from /proc/*/stat.
+inline std::vector<pid_t> process_tree(pid_t root) {
+  std::multimap<pid_t, pid_t> kids;
+  if (DIR* d = ::opendir("/proc")) {
+    while (dirent* e = ::readdir(d)) {
+      char* end = nullptr;
+      long pid = std::strtol(e->d_name, &end, 10);
+      if (*end != '\0' || pid <= 0) continue;
+      auto stat = read_text(fs::path("/proc") / e->d_name / "stat");
+      // The command name may hold spaces and parentheses: ppid is the 2nd field after the last ')'.
+      auto rp = stat.rfind(')');
+      if (rp == std::string::npos) continue;
+      char state = 0;
+      int ppid = 0;
+      if (std::sscanf(stat.c_str() + rp + 1, " %c %d", &state, &ppid) == 2)
+        kids.emplace(static_cast<pid_t>(ppid), static_cast<pid_t>(pid));
+    }
+    ::closedir(d);
+  }
+  std::vector<pid_t> out{root};
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    auto [b, e] = kids.equal_range(out[i]);
+    for (auto it = b; it != e; ++it) out.push_back(it->second);
+  }
+  return out;
+}
+
+// CPU time (user + system, every thread) of the tree under `root`, in seconds. Children
+// that exited and were reaped are not in it: take it while the servers run.
+inline double tree_cpu_seconds(pid_t root) {
+  const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  double total = 0;
+  for (pid_t p : process_tree(root)) {
+    auto stat = read_text(fs::path("/proc") / std::to_string(p) / "stat");
+    auto rp = stat.rfind(')');
+    if (rp == std::string::npos) continue;
+    // Fields after the command: state(3) ... utime(14) stime(15).
+    unsigned long long ut = 0, st = 0;
+    if (std::sscanf(stat.c_str() + rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2)
+      total += static_cast<double>(ut + st) / tick;
+  }
+  return total;
 }
 
 inline int free_port() {
