@@ -136,8 +136,7 @@ class http_mode final : public mode {
  public:
   http_mode(const settings& s, bool one_shot) : one_shot_(one_shot), cfg_(s.http) {
     head_ = cfg_.method == "HEAD";
-    const std::string path =
-        !cfg_.path.empty() ? cfg_.path : !s.server.http_path.empty() ? s.server.http_path : "/";
+    const std::string path = http_path(s);
     std::string host;
     if (s.server.kind == scheme::unix_stream)
       host = "localhost";

@@ -117,8 +117,12 @@ nlohmann::json to_json(const settings& s, const results& r) {
 std::string format_table(const settings& s, const results& r) {
   const auto& h = r.latency_ns;
   std::string out;
-  out += fmt::format("swactor bench: {} {}  connections {}  threads {}  size {} B  pipeline {}{}{}\n",
-                     s.mode, s.server.url, s.connections, s.threads, s.size, s.pipeline,
+  // The http modes send a fixed request: show it instead of a payload size.
+  const bool http = s.mode == "http" || s.mode == "http_short";
+  out += fmt::format("swactor bench: {} {}  connections {}  threads {}  {}  pipeline {}{}{}\n",
+                     s.mode, s.server.url, s.connections, s.threads,
+                     http ? s.http.method + " " + http_path(s) : fmt::format("size {} B", s.size),
+                     s.pipeline,
                      s.rate > 0 ? fmt::format("  rate {}/s", s.rate) : std::string(),
                      r.interrupted ? "  (interrupted)" : "");
   out += fmt::format("  requests    {:>12}  ok {}  errors {}\n", r.requests, r.ok, r.error_total());

@@ -122,6 +122,11 @@ std::string escape(const std::string& in) {
   return out;
 }
 
+std::string http_path(const settings& s) {
+  if (!s.http.path.empty()) return s.http.path;
+  return s.server.http_path.empty() ? std::string("/") : s.server.http_path;
+}
+
 nlohmann::json to_json(const settings& s) {
   nlohmann::json j = {
       {"url", s.server.url},
@@ -147,9 +152,7 @@ nlohmann::json to_json(const settings& s) {
   if (s.mode == "eof" || s.mode == "length") j["max_length"] = s.frame.max_length;
   if (s.mode == "http" || s.mode == "http_short") {
     nlohmann::json h = {{"method", s.http.method},
-                        {"path", !s.http.path.empty()          ? s.http.path
-                                 : !s.server.http_path.empty() ? s.server.http_path
-                                                               : std::string("/")},
+                        {"path", http_path(s)},
                         {"headers", s.http.headers}};
     if (s.http.body) h["body_size"] = s.http.body->size();
     if (s.http.verify_body) h["verify_body"] = *s.http.verify_body;

@@ -67,4 +67,7 @@ std::string escape(const std::string& in);
 
 nlohmann::json to_json(const settings& s);
 
+// The http modes' request target: --path, else the URL's path, else "/".
+std::string http_path(const settings& s);
+
 }  // namespace swactor::bench
