@@ -16,7 +16,8 @@
 //      the run / completed requests. nginx and base; target base/nginx <= 0.8.
 //   3. p99 latency at 1000 connections: wrk -t1 -c1000 -dS --latency. nginx and base.
 //   4. The load tester itself: swactor bench -f http -c100 -t1 -dS against nginx, against
-//      wrk -t1 -c100 -dS run just before on the same nginx. Target >= 0.9.
+//      wrk -t1 -c100 -dS run just before on the same nginx. Target >= 0.9. Also each client's
+//      own CPU time per request (wait4 rusage), steadier than rates on a busy machine.
 // Never asserts a figure: the exit status is 1 only when nginx or a client fails.
 //
 // Binaries: $SWACTOR_BIN, $NGINX (default /usr/sbin/nginx), $WRK (default wrk in PATH).
@@ -180,6 +181,7 @@ void stop(server& s) {
 
 struct wrk_result {
   double rps = 0;
+  double cpu_us_per_request = 0;  // wrk's own CPU time / requests
   std::optional<double> p99_ms;
   std::string errors;  // wrk's socket errors / non-2xx lines, when any
 };
@@ -210,18 +212,22 @@ std::optional<wrk_result> run_wrk(const tools& t, const fs::path& dir, const ser
   wrk_result r;
   std::smatch m;
   if (std::regex_search(out, m, std::regex(R"(Requests/sec:\s+([0-9.]+))"))) r.rps = std::stod(m[1]);
+  if (std::regex_search(out, m, std::regex(R"((\d+) requests in)")) && std::stod(m[1]) > 0)
+    r.cpu_us_per_request = c.cpu_seconds() * 1e6 / std::stod(m[1]);
   if (std::regex_search(out, m, std::regex(R"(\n\s*99%\s+([0-9.]+)(us|ms|s|m)\b)")))
     r.p99_ms = to_ms(std::stod(m[1]), m[2]);
   for (const char* what : {"Socket errors:[^\n]*", "Non-2xx or 3xx responses:[^\n]*"})
     if (std::regex_search(out, m, std::regex(what))) r.errors += (r.errors.empty() ? "" : "; ") + m[0].str();
   char p99[48] = "";
   if (r.p99_ms) std::snprintf(p99, sizeof p99, ", p99 %.2f ms", *r.p99_ms);
-  std::printf("    -> %.0f req/s%s%s%s\n", r.rps, p99, r.errors.empty() ? "" : ", ", r.errors.c_str());
+  std::printf("    -> %.0f req/s%s, client CPU %.2f us/request%s%s\n", r.rps, p99, r.cpu_us_per_request,
+              r.errors.empty() ? "" : ", ", r.errors.c_str());
   return r;
 }
 
 struct bench_result {
   double rps = 0;
+  double cpu_us_per_request = 0;  // the client's own CPU time / requests
   std::uint64_t ok = 0, errors = 0;
   double p99_ms = 0;
 };
@@ -253,8 +259,11 @@ std::optional<bench_result> run_swactor_bench(const tools& t, const fs::path& di
   r.ok = j.at("ok").get<std::uint64_t>();
   r.errors = j.at("error_total").get<std::uint64_t>();
   r.p99_ms = j.at("latency_us").at("p99").get<double>() / 1000.0;
-  std::printf("    -> %.0f req/s, %llu ok, %llu errors, p99 %.2f ms\n", r.rps, static_cast<unsigned long long>(r.ok),
-              static_cast<unsigned long long>(r.errors), r.p99_ms);
+  const auto n = j.at("requests").get<std::uint64_t>();
+  if (n > 0) r.cpu_us_per_request = c.cpu_seconds() * 1e6 / static_cast<double>(n);
+  std::printf("    -> %.0f req/s, %llu ok, %llu errors, p99 %.2f ms, client CPU %.2f us/request\n", r.rps,
+              static_cast<unsigned long long>(r.ok), static_cast<unsigned long long>(r.errors), r.p99_ms,
+              r.cpu_us_per_request);
   return r;
 }
 
@@ -375,7 +384,7 @@ int main() {
   std::map<std::string, cpu_result> cpu;
   std::map<std::string, double> p99_ms;
   std::optional<bench_result> ours_on_nginx;
-  std::optional<double> wrk_on_nginx;
+  std::optional<double> wrk_on_nginx, wrk_cpu_on_nginx;
   for (variant* v : {&vs[0], &vs[1]}) {
     variant& var = *v;
     if (!var.skipped.empty()) continue;
@@ -386,7 +395,10 @@ int main() {
       p99_ms[var.name] = *r->p99_ms;
     if (var.name == "nginx") {
       // Back to back on the same server, so both clients see the same machine.
-      if (auto w = run_wrk(t, dir, *s, 100, seconds, false, "nginx-c100-pair")) wrk_on_nginx = w->rps;
+      if (auto w = run_wrk(t, dir, *s, 100, seconds, false, "nginx-c100-pair")) {
+        wrk_on_nginx = w->rps;
+        wrk_cpu_on_nginx = w->cpu_us_per_request;
+      }
       ours_on_nginx = run_swactor_bench(t, dir, *s, seconds, 0, "nginx-swactor-bench");
       if (!ours_on_nginx || !wrk_on_nginx) status = 1;
     }
@@ -438,6 +450,10 @@ int main() {
   row("rps swactor bench -f http -c100 -t1 on nginx", vs[0],
       ours_on_nginx ? std::optional<double>(ours_on_nginx->rps) : std::nullopt, "req/s", wrk_on_nginx,
       "wrk -t1 -c100 on nginx, run just before", 0.9);
+  // Steadier than the rates on a busy machine: what each client spends per request.
+  row("client CPU/request swactor bench (lower is better)", vs[0],
+      ours_on_nginx ? std::optional<double>(ours_on_nginx->cpu_us_per_request) : std::nullopt, "us/req",
+      wrk_cpu_on_nginx, "wrk, same runs", std::nullopt);
   for (const auto& v : vs)
     if (v.rps.size() > 1) {
       std::string all;

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -107,6 +108,7 @@ struct child {
   pid_t pid = -1;
   fs::path out, err;
   std::optional<int> status;
+  rusage usage{};  // the child's own CPU time, once it has exited and been reaped
 
   child(const std::vector<std::string>& argv, const fs::path& dir, const std::string& name) {
     out = dir / (name + ".out");
@@ -137,10 +139,15 @@ struct child {
       ::waitpid(pid, &st, 0);
     }
   }
+  // User + system CPU seconds of the exited child.
+  double cpu_seconds() const {
+    auto s = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + tv.tv_usec / 1e6; };
+    return s(usage.ru_utime) + s(usage.ru_stime);
+  }
   bool running() {
     if (status) return false;
     int st = 0;
-    if (::waitpid(pid, &st, WNOHANG) == pid) {
+    if (::wait4(pid, &st, WNOHANG, &usage) == pid) {
       status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
       return false;
     }
