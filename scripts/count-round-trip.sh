@@ -7,6 +7,10 @@
 #
 # Servers: reference (swactor_test_echo), base_2 (swactor base mode, 2 workers),
 # process_1r_2w (process mode, 1 reactor thread, 2 workers) (echo module, raw framing, log_level warning).
+# HTTP (keep-alive GET /, ipm.py --proto http; not in the default list): http_base (base mode,
+# 1 worker, http_hello module), http_process (process mode, 1 reactor thread, 1 worker),
+# nginx (/usr/sbin/nginx or $NGINX, one process, `return 200 "Hello World"`, the reference):
+#   scripts/count-round-trip.sh build http_base http_process nginx
 # IPM=path/to/ipm.py overrides the tool's path. SWACTOR_COUNT_PROFILE=1 also prints, per
 # server, the functions the extra round trips of the large run went to (per-function Ir of
 # the large run minus the small run, divided by the extra round trips).
@@ -27,8 +31,11 @@ for tool in valgrind strace python3; do
     exit 0
   fi
 done
+servers=("${@:2}")
+[ ${#servers[@]} -gt 0 ] || servers=(reference base_2 process_1r_2w)
 for b in "$swactor" "$echo_bin"; do
-  [ -x "$b" ] || { echo "count-round-trip: $b missing (build it first)" >&2; exit 1; }
+  # nginx alone needs neither.
+  [ -x "$b" ] || [ "${servers[*]}" = nginx ] || { echo "count-round-trip: $b missing (build it first)" >&2; exit 1; }
 done
 
 tmp=$(mktemp -d /tmp/count-round-trip-XXXXXX)
@@ -37,12 +44,48 @@ trap 'rm -rf "$tmp"' EXIT
 # ipm.py substitutes {port} in the command line only (anywhere in it, so the template's
 # placeholder is @PORT@), so the config is written from a template by a shell that then
 # becomes the server (exec): SIGTERM to the group reaches it.
-write_template() {  # NAME SERVER_KEYS
-  printf '[server]\n%slog_level = "warning"\nadmin_socket = "%s/%s-@PORT@.sock"\n\n[[listen]]\nurl = "tcp://127.0.0.1:@PORT@"\nmodule = "echo"\n' \
-    "$2" "$tmp" "$1" >"$tmp/$1.toml.in"
+echo_listen=$'url = "tcp://127.0.0.1:@PORT@"\nmodule = "echo"\n'
+write_template() {  # NAME SERVER_KEYS [LISTEN_KEYS_AND_MODULES]
+  printf '[server]\n%slog_level = "warning"\nadmin_socket = "%s/%s-@PORT@.sock"\n\n[[listen]]\n%s' \
+    "$2" "$tmp" "$1" "${3:-$echo_listen}" >"$tmp/$1.toml.in"
 }
 write_template base_2 $'mode = "base"\nworkers = 2\n'
 write_template process_1r_2w $'mode = "process"\nworkers = 2\nreactor_threads = 1\n'
+http_listen=$'url = "http://127.0.0.1:@PORT@"\nmodule = "hello"\n\n[modules.hello]\ntype = "http_hello"\n'
+write_template http_base $'mode = "base"\nworkers = 1\n' "$http_listen"
+write_template http_process $'mode = "process"\nworkers = 1\nreactor_threads = 1\n' "$http_listen"
+
+# nginx as one foreground process (callgrind names its output by the pid at start), every
+# file it writes in $tmp/nginx-PORT.
+cat >"$tmp/nginx.conf.in" <<'EOF'
+daemon off;
+master_process off;
+worker_processes 1;
+pid @DIR@/nginx.pid;
+error_log @DIR@/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  default_type text/plain;
+  client_body_temp_path @DIR@/body;
+  proxy_temp_path @DIR@/proxy;
+  fastcgi_temp_path @DIR@/fastcgi;
+  uwsgi_temp_path @DIR@/uwsgi;
+  scgi_temp_path @DIR@/scgi;
+  server {
+    listen 127.0.0.1:@PORT@;
+    location / { return 200 "Hello World"; }
+  }
+}
+EOF
+run_nginx() {
+  local nginx=${NGINX:-/usr/sbin/nginx}
+  [ -x "$nginx" ] || { echo "count-round-trip: $nginx missing; nginx skipped"; return 0; }
+  # shellcheck disable=SC2016  # expanded by the inner shell
+  proto=http count nginx sh -c 'd=$2-$1 && mkdir -p "$d" && sed -e "s/@PORT@/$1/g" -e "s|@DIR@|$d|g" "$3" >"$d/nginx.conf" && exec "$4" -p "$d" -e "$d/error.log" -c "$d/nginx.conf"' \
+    sh '{port}' "$tmp/nginx" "$tmp/nginx.conf.in" "$nginx"
+}
 
 run_with_config() {  # NAME: ipm.py on swactor with that template
   local in=$tmp/$1.toml.in
@@ -83,18 +126,18 @@ count() {  # NAME CMD...
   local d=$tmp/ipm-$name
   mkdir -p "$d"
   touch "$d/.mark"
-  TMPDIR=$d python3 "$ipm" --syscalls -- "$@"
+  TMPDIR=$d python3 "$ipm" --proto "${proto:-tcp}" --syscalls -- "$@"
   if [ "${SWACTOR_COUNT_PROFILE:-0}" = 1 ] && command -v callgrind_annotate >/dev/null; then
     profile "$name" "$d"
   fi
 }
 
-servers=("${@:2}")
-[ ${#servers[@]} -gt 0 ] || servers=(reference base_2 process_1r_2w)
 for s in "${servers[@]}"; do
   case $s in
     reference) count reference "$echo_bin" --tcp '127.0.0.1:{port}' ;;
-    base_2 | process_1r_2w) run_with_config "$s" ;;
+    base_2 | process_1r_2w) proto=tcp run_with_config "$s" ;;
+    http_base | http_process) proto=http run_with_config "$s" ;;
+    nginx) run_nginx ;;
     *) echo "count-round-trip: unknown server $s" >&2; exit 2 ;;
   esac
 done

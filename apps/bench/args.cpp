@@ -33,7 +33,9 @@ parsed_args parse_args(const std::vector<std::string>& args) {
       "runs for half a second; write -d 10s for ten) and bytes; units us ms s m h and B KB "
       "KiB MB MiB GB GiB. The framing flags mean what the [[listen]].framing keys of the "
       "same names mean, with the same defaults.");
-  app.add_option("-s,--server", url, "tcp://HOST:PORT, udp://HOST:PORT or unix:///PATH")
+  app.add_option("-s,--server", url,
+                 "tcp://HOST:PORT, udp://HOST:PORT, unix:///PATH, http://HOST[:PORT][/PATH] or "
+                 "http+unix:///PATH")
       ->required();
   std::string modes_help = "mode:";
   for (auto& m : mode_list()) modes_help += "\n  " + std::string(m.name) + ": " + std::string(m.help);
@@ -73,6 +75,17 @@ parsed_args parse_args(const std::vector<std::string>& args) {
                                "length mode: size, sign and byte order as Swoole's "
                                "package_length_type letter (c C s S n v l L N V q Q J P)");
   for (auto* o : {lsize, be, le, sig}) ltype->excludes(o);
+  app.add_option("--method", s.http.method, "http modes: request method")->capture_default_str();
+  app.add_option("--path", s.http.path, "http modes: request target (default: the URL's path, or /)");
+  // One value per --header: a header value may look like anything.
+  app.add_option("--header", s.http.headers,
+                 "http modes: extra request header \"Name: value\" (repeatable)")
+      ->allow_extra_args(false)
+      ->take_all();
+  std::string body_text, verify_body_text;
+  auto* body_opt = app.add_option("--body", body_text, "http modes: request body (sets Content-Length)");
+  auto* vbody_opt = app.add_option("--verify-body", verify_body_text,
+                                   "http modes with --verify: the response body must be exactly this");
   app.add_option("--max-length", max_length_text,
                  "eof and length modes: largest reply frame (the server's max_length)")
       ->capture_default_str();
@@ -87,6 +100,8 @@ parsed_args parse_args(const std::vector<std::string>& args) {
   }
 
   if (auto err = parse_url(url, s.server); !err.empty()) return fail(err);
+  if (body_opt->count() > 0) s.http.body = body_text;
+  if (vbody_opt->count() > 0) s.http.verify_body = verify_body_text;
   std::string why;
   // core's parsers: the same text means the same value here and in app.toml.
   if (!duration_text.empty()) {

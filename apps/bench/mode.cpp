@@ -14,6 +14,8 @@ std::unique_ptr<mode> make_unix_mode(const settings&);
 std::unique_ptr<mode> make_eof_mode(const settings&);
 std::unique_ptr<mode> make_length_mode(const settings&);
 std::unique_ptr<mode> make_connect_mode(const settings&);
+std::unique_ptr<mode> make_http_mode(const settings&);
+std::unique_ptr<mode> make_http_short_mode(const settings&);
 
 namespace {
 struct entry {
@@ -30,6 +32,10 @@ const entry table[] = {
     {{"length", "length-prefixed messages (--length-size/-offset, --body-offset)"},
      make_length_mode},
     {{"connect", "connection rate only: connect and close"}, make_connect_mode},
+    {{"http", "HTTP/1.1 keep-alive (http://HOST:PORT/path; --method --header --body)"},
+     make_http_mode},
+    {{"http_short", "HTTP/1.1, one connection per request (Connection: close)"},
+     make_http_short_mode},
 };
 }  // namespace
 

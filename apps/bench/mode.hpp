@@ -34,8 +34,10 @@ class mode {
   virtual std::string_view name() const = 0;
   virtual transport kind() const { return transport::stream; }
   virtual session pattern() const { return session::persistent; }
-  // Whether the mode runs over this URL scheme.
-  virtual bool accepts(scheme s) const { return s == scheme::tcp || s == scheme::unix_stream; }
+  // Whether the mode runs over this -s target (http:// targets are for the http modes).
+  virtual bool accepts(const target& t) const {
+    return !t.http && (t.kind == scheme::tcp || t.kind == scheme::unix_stream);
+  }
   // Settings this mode cannot honour (empty = fine), e.g. --pipeline with one_shot.
   virtual std::string check(const settings&) const { return {}; }
 
@@ -46,6 +48,23 @@ class mode {
   // Stream modes: the size of the complete reply at the front of `in` (to `request`),
   // 0 while more bytes are needed, -1 when `in` cannot start a valid reply.
   virtual std::ptrdiff_t reply_size(std::string_view in, std::string_view request) const = 0;
+
+  // What cut_reply() found at the front of the buffer.
+  struct cut {
+    std::ptrdiff_t size = 0;  // as reply_size(): > 0 whole, 0 more bytes needed, -1 invalid
+    int status = 0;           // the reply's status (HTTP: 100..599), 0 = none
+    bool last = false;        // the peer closes the connection after this reply
+  };
+  // The form of reply_size() the runner calls, for protocols whose replies say more than
+  // their size. `at_close`: the peer closed the connection with `in` (not empty) still
+  // unconsumed; the reply the close completes (an HTTP body without a length), or size -1
+  // (cut short). Default: reply_size(), and a close cuts any reply short.
+  virtual cut cut_reply(std::string_view in, std::string_view request, bool at_close) const {
+    if (at_close) return {-1};
+    return {reply_size(in, request)};
+  }
+  // Whether cut_reply() reports statuses (the results then count them by class).
+  virtual bool has_status() const { return false; }
 
   // Optional copy-free form of make_request(), for requests that are a short head
   // followed by bytes the mode keeps alive (a payload pattern): writes the head into

@@ -8,7 +8,7 @@ class udp_mode final : public raw_echo_mode {
   using raw_echo_mode::raw_echo_mode;
   std::string_view name() const override { return "udp"; }
   transport kind() const override { return transport::datagram; }
-  bool accepts(scheme s) const override { return s == scheme::udp; }
+  bool accepts(const target& t) const override { return t.kind == scheme::udp; }
   std::string check(const settings& s) const override {
     // Datagrams may be lost or reordered: replies are matched one at a time.
     if (s.pipeline > 1) return "--pipeline is not supported with udp (use more -c)";

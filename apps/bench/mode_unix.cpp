@@ -7,7 +7,9 @@ class unix_mode final : public raw_echo_mode {
  public:
   using raw_echo_mode::raw_echo_mode;
   std::string_view name() const override { return "unix"; }
-  bool accepts(scheme s) const override { return s == scheme::unix_stream; }
+  bool accepts(const target& t) const override {
+    return !t.http && t.kind == scheme::unix_stream;
+  }
 };
 }  // namespace
 

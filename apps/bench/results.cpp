@@ -48,6 +48,8 @@ void results::merge(const results& o) {
   bytes_received += o.bytes_received;
   connections += o.connections;
   latency_ns.merge(o.latency_ns);
+  has_status = has_status || o.has_status;
+  for (std::size_t i = 0; i < status.size(); ++i) status[i] += o.status[i];
 }
 
 namespace {
@@ -77,7 +79,7 @@ nlohmann::json to_json(const settings& s, const results& r) {
   for (std::size_t i = 0; i < error_kind_count; ++i)
     errors[std::string(error_kind_name(static_cast<error_kind>(i)))] = r.errors[i];
   const auto& h = r.latency_ns;
-  return {
+  nlohmann::json j = {
       {"settings", to_json(s)},
       {"environment",
        {{"cores", std::thread::hardware_concurrency()},
@@ -104,13 +106,23 @@ nlohmann::json to_json(const settings& s, const results& r) {
         {"mean", h.mean() / 1000.0},
         {"stddev", h.stddev() / 1000.0}}},
   };
+  if (r.has_status) {
+    nlohmann::json st = nlohmann::json::object();
+    for (std::size_t i = 0; i < r.status.size(); ++i) st[fmt::format("{}xx", i + 1)] = r.status[i];
+    j["status"] = std::move(st);
+  }
+  return j;
 }
 
 std::string format_table(const settings& s, const results& r) {
   const auto& h = r.latency_ns;
   std::string out;
-  out += fmt::format("swactor bench: {} {}  connections {}  threads {}  size {} B  pipeline {}{}{}\n",
-                     s.mode, s.server.url, s.connections, s.threads, s.size, s.pipeline,
+  // The http modes send a fixed request: show it instead of a payload size.
+  const bool http = s.mode == "http" || s.mode == "http_short";
+  out += fmt::format("swactor bench: {} {}  connections {}  threads {}  {}  pipeline {}{}{}\n",
+                     s.mode, s.server.url, s.connections, s.threads,
+                     http ? s.http.method + " " + http_path(s) : fmt::format("size {} B", s.size),
+                     s.pipeline,
                      s.rate > 0 ? fmt::format("  rate {}/s", s.rate) : std::string(),
                      r.interrupted ? "  (interrupted)" : "");
   out += fmt::format("  requests    {:>12}  ok {}  errors {}\n", r.requests, r.ok, r.error_total());
@@ -122,6 +134,12 @@ std::string format_table(const settings& s, const results& r) {
                      us(h.min()), us(h.percentile(50)), us(h.percentile(90)),
                      us(h.percentile(99)), us(h.percentile(99.9)), us(h.max()),
                      h.mean() / 1000.0, h.stddev() / 1000.0);
+  if (r.has_status) {
+    out += "  status     ";
+    for (std::size_t i = 0; i < r.status.size(); ++i)
+      if (r.status[i]) out += fmt::format(" {}xx {}", i + 1, r.status[i]);
+    out += "\n";
+  }
   if (r.error_total() > 0) {
     out += "  errors     ";
     for (std::size_t i = 0; i < error_kind_count; ++i)

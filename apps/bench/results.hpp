@@ -35,6 +35,10 @@ struct results {
   double duration_s = 0;
   bool interrupted = false;       // stop() (SIGINT) ended the run early
   histogram latency_ns;           // successful requests only
+  // Modes with a reply status (HTTP): replies by status class, [0] = 1xx .. [4] = 5xx;
+  // counted for every whole reply, --verify mismatches included.
+  bool has_status = false;
+  std::array<std::uint64_t, 5> status{};
 
   std::uint64_t error_total() const noexcept;
   double rps() const noexcept;          // successful requests per second
@@ -50,7 +54,8 @@ struct progress {
 };
 
 // {"settings", "environment", "requests", "ok", "errors", "duration_s", "rps",
-//  "bytes_per_s", "latency_us": {min, p50, p90, p99, p999, max, mean, stddev}, ...}
+//  "bytes_per_s", "latency_us": {min, p50, p90, p99, p999, max, mean, stddev}, ...},
+// plus "status": {"1xx", .., "5xx"} for modes with a reply status.
 nlohmann::json to_json(const settings& s, const results& r);
 std::string format_table(const settings& s, const results& r);
 // "done N  rate R/s  errors E": `rate` is the caller's current rate.

@@ -141,7 +141,9 @@ struct shard {
   }
 
   shard(runner::impl& r, asio::any_io_executor e, std::vector<std::uint64_t> ids)
-      : rt(r), ex(std::move(e)), conn_ids(std::move(ids)) {}
+      : rt(r), ex(std::move(e)), conn_ids(std::move(ids)) {
+    res.has_status = rt.proto->has_status();
+  }
 
   void count_ok(std::uint64_t latency_ns) {
     ++res.ok;
@@ -310,6 +312,8 @@ struct connection {
   struct reply {
     std::optional<error_kind> error;
     std::size_t size = 0;
+    int status = 0;     // mode::cut
+    bool last = false;  // the peer closes after it: reconnect for the next request
   };
 
   // Reads until the mode sees a whole reply at the front of the buffer. `sent`, when set,
@@ -318,18 +322,27 @@ struct connection {
   task<reply> read_reply(std::string_view request, clock_type::time_point sent = {}) {
     for (;;) {
       if (auto r = take_reply(request)) co_return *r;
-      if (auto err = co_await read_more(sent)) co_return reply{err, 0};
+      if (auto err = co_await read_more(sent)) co_return after_error(*err, request);
       sent = {};
     }
+  }
+
+  // A read failed with `err`. When the peer closed, what is buffered may be a whole reply
+  // that the close ends (an HTTP body without a length); the connection is spent then.
+  reply after_error(error_kind err, std::string_view request) {
+    if (err != error_kind::short_read || rbeg == rend) return reply{err, 0};
+    const auto c = proto.cut_reply(std::string_view(rbuf.data() + rbeg, rend - rbeg), request, true);
+    if (c.size <= 0) return reply{err, 0};
+    return reply{std::nullopt, static_cast<std::size_t>(c.size), c.status, true};
   }
 
   // The reply at the front of the buffer, if whole (or malformed); else makes room for
   // read_more().
   std::optional<reply> take_reply(std::string_view request) {
     const std::string_view avail(rbuf.data() + rbeg, rend - rbeg);
-    const auto n = proto.reply_size(avail, request);
-    if (n < 0) return reply{error_kind::mismatch, 0};
-    if (n > 0) return reply{std::nullopt, static_cast<std::size_t>(n)};
+    const auto c = proto.cut_reply(avail, request, false);
+    if (c.size < 0) return reply{error_kind::mismatch, 0};
+    if (c.size > 0) return reply{std::nullopt, static_cast<std::size_t>(c.size), c.status, c.last};
     if (rbeg > 0 && (rbeg == rend || rend == rbuf.size())) {
       std::copy(rbuf.begin() + static_cast<std::ptrdiff_t>(rbeg),
                 rbuf.begin() + static_cast<std::ptrdiff_t>(rend), rbuf.begin());
@@ -362,12 +375,13 @@ struct connection {
 
   // Counts a finished exchange; the reply is consumed from the buffer. Returns the clock
   // reading taken for the latency (the caller reuses it for the next -d deadline check).
-  clock_type::time_point finish(std::string_view request, std::size_t size,
+  clock_type::time_point finish(std::string_view request, const reply& r,
                                 clock_type::time_point t0) {
     const auto now = clock_type::now();
-    const std::string_view got(rbuf.data() + rbeg, size);
-    rbeg += size;
+    const std::string_view got(rbuf.data() + rbeg, r.size);
+    rbeg += r.size;
     if (rbeg == rend) rbeg = rend = 0;
+    if (r.status >= 100 && r.status < 600) ++sh.res.status[static_cast<std::size_t>(r.status / 100 - 1)];
     if (rt.cfg.verify && !proto.matches(request, got))
       sh.count_error(error_kind::mismatch);
     else
@@ -481,21 +495,22 @@ struct connection {
               continue;
             }
             if (ec != asio::error::would_block && ec != asio::error::try_again) {
-              got = reply{classify(ec, false), 0};
+              got = after_error(classify(ec, false), req);
               break;
             }
           }
           auto [ec, n] = co_await read_some(from);
           from = {};
           if (auto e = got_some(ec, n)) {
-            got = reply{e, 0};
+            got = after_error(*e, req);
             break;
           }
         }
         if (rt.hard) break;
         const reply& r = *got;
         if (!r.error) {
-          last = finish(req, r.size, t0);
+          last = finish(req, r, t0);
+          if (r.last) close_socket();  // the next request reconnects
           continue;
         }
         err = r.error;
@@ -522,7 +537,7 @@ struct connection {
           auto r = co_await read_reply(req);
           if (rt.hard) break;
           if (!r.error)
-            finish(req, r.size, t0);
+            finish(req, r, t0);
           else
             err = r.error;
         }
@@ -657,7 +672,7 @@ struct connection {
         fail(ch, failure, kind);
         continue;
       }
-      finish(f.request, r.size, f.t0);
+      finish(f.request, r, f.t0);
     }
   }
 
@@ -877,7 +892,7 @@ std::string validate(const settings& s) {
     for (auto& i : mode_list()) names += (names.empty() ? "" : ", ") + std::string(i.name);
     return "unknown mode '" + s.mode + "' (" + names + ")";
   }
-  if (!m->accepts(s.server.kind))
+  if (!m->accepts(s.server))
     return "mode " + s.mode + " does not run over " + s.server.url;
   if (s.requests == 0 && s.duration.count() <= 0) return "give -n REQUESTS or -d DURATION";
   if (s.requests > 0 && s.duration.count() > 0) return "give either -n or -d, not both";

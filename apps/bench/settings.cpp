@@ -12,9 +12,18 @@ std::string parse_url(const std::string& url, target& out) {
   out = target{};
   out.url = url;
   auto sep = url.find("://");
-  if (sep == std::string::npos) return "URL needs a scheme (tcp://, udp://, unix://): " + url;
+  if (sep == std::string::npos)
+    return "URL needs a scheme (tcp://, udp://, unix://, http://, http+unix://): " + url;
   const std::string sch = url.substr(0, sep);
-  const std::string rest = url.substr(sep + 3);
+  std::string rest = url.substr(sep + 3);
+  if (sch == "http+unix") {
+    out.http = true;
+    out.kind = scheme::unix_stream;
+    if (rest.empty() || rest[0] != '/')
+      return "http+unix URL needs an absolute socket path (http+unix:///path): " + url;
+    out.path = rest;
+    return {};
+  }
   if (sch == "unix") {
     out.kind = scheme::unix_stream;
     if (rest.empty() || rest[0] != '/') return "unix URL needs an absolute path (unix:///path): " + url;
@@ -25,8 +34,21 @@ std::string parse_url(const std::string& url, target& out) {
     out.kind = scheme::tcp;
   else if (sch == "udp")
     out.kind = scheme::udp;
+  else if (sch == "http")
+    out.http = true;
   else
-    return "unknown URL scheme '" + sch + "' (tcp, udp, unix): " + url;
+    return "unknown URL scheme '" + sch + "' (tcp, udp, unix, http, http+unix): " + url;
+  if (out.http) {
+    // The authority ends at the path; the port is optional.
+    if (auto slash = rest.find('/'); slash != std::string::npos) {
+      out.http_path = rest.substr(slash);
+      rest.resize(slash);
+    }
+    const auto bracket = rest.rfind(']');
+    const auto colon = rest.rfind(':');
+    if (colon == std::string::npos || (bracket != std::string::npos && colon < bracket))
+      rest += ":80";
+  }
   std::string host, port;
   if (!rest.empty() && rest[0] == '[') {
     auto close = rest.find(']');
@@ -100,6 +122,11 @@ std::string escape(const std::string& in) {
   return out;
 }
 
+std::string http_path(const settings& s) {
+  if (!s.http.path.empty()) return s.http.path;
+  return s.server.http_path.empty() ? std::string("/") : s.server.http_path;
+}
+
 nlohmann::json to_json(const settings& s) {
   nlohmann::json j = {
       {"url", s.server.url},
@@ -123,6 +150,14 @@ nlohmann::json to_json(const settings& s) {
                    {"signed", s.frame.length_signed}};
   }
   if (s.mode == "eof" || s.mode == "length") j["max_length"] = s.frame.max_length;
+  if (s.mode == "http" || s.mode == "http_short") {
+    nlohmann::json h = {{"method", s.http.method},
+                        {"path", http_path(s)},
+                        {"headers", s.http.headers}};
+    if (s.http.body) h["body_size"] = s.http.body->size();
+    if (s.http.verify_body) h["verify_body"] = *s.http.verify_body;
+    j["http"] = std::move(h);
+  }
   return j;
 }
 

@@ -4,7 +4,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -14,17 +16,30 @@ namespace swactor::bench {
 
 enum class scheme { tcp, udp, unix_stream };
 
-// A parsed -s URL: tcp://HOST:PORT, udp://HOST:PORT ([v6] hosts allowed) or unix:///PATH.
+// A parsed -s URL: tcp://HOST:PORT, udp://HOST:PORT ([v6] hosts allowed), unix:///PATH,
+// http://HOST[:PORT][/PATH] (a TCP target that speaks HTTP; port 80 by default) or
+// http+unix:///PATH (HTTP over a Unix socket; the request path comes from --path).
 struct target {
   scheme kind = scheme::tcp;
   std::string host;
   std::uint16_t port = 0;
-  std::string path;  // unix
-  std::string url;   // as given
+  std::string path;       // unix: the socket
+  std::string url;        // as given
+  bool http = false;      // http:// or http+unix://: only the http modes run over it
+  std::string http_path;  // http://: the path after the authority, "" when none
 };
 
 // Parses a URL into `out`; on failure returns the reason (empty on success).
 std::string parse_url(const std::string& url, target& out);
+
+// The http modes' request, and what --verify expects of the response.
+struct http_options {
+  std::string method = "GET";             // --method
+  std::string path;                       // --path; empty: the URL's path, else "/"
+  std::vector<std::string> headers;       // --header "Name: value", in order
+  std::optional<std::string> body;        // --body: sent with its Content-Length
+  std::optional<std::string> verify_body; // --verify-body: the response body must be this
+};
 
 struct settings {
   target server;
@@ -41,6 +56,7 @@ struct settings {
   // eof and length modes: the server's [[listen]].framing, with its defaults and
   // validation, so a flag means what the same key means there (the mode sets `type`).
   protocols::framing_options frame;
+  http_options http;                              // http and http_short modes
   std::string json_file;                          // --json
   bool progress = false;                          // live line once per second (CLI: on a TTY)
 };
@@ -50,5 +66,8 @@ bool unescape(const std::string& in, std::string& out);
 std::string escape(const std::string& in);
 
 nlohmann::json to_json(const settings& s);
+
+// The http modes' request target: --path, else the URL's path, else "/".
+std::string http_path(const settings& s);
 
 }  // namespace swactor::bench

@@ -13,6 +13,14 @@
 // so its count is the number of its open descriptors, polled until it is stable.
 // The issue's target is <= 1 KiB per connection (absolute, not a ratio).
 //
+// HTTP (idle keep-alive connections): every connection sends one
+// `GET / HTTP/1.1\r\nHost: x\r\n\r\n` and reads the response, then stays open, idle:
+//   (d) nginx (/usr/sbin/nginx or $NGINX, one process, `return 200`)   = the HTTP reference
+//   (e) swactor run, base mode, 1 worker, http:// listener, module http_hello
+//   (f) swactor run, process mode, 1 reactor thread, 1 worker
+// nginx's count is its open descriptors, like (a). A server that is missing or does not start
+// (no http_hello yet) is reported as skipped.
+//
 // N: $SWACTOR_BENCH_IDLE_CONNS (default 10000), lowered when RLIMIT_NOFILE's hard limit is
 // too small. Binaries: $SWACTOR_BIN and $SWACTOR_TEST_ECHO, else found relative to this
 // program in the build tree.
@@ -49,38 +57,12 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using swactor::bench::child;
 using swactor::bench::clock_type;
+using swactor::bench::process_tree;
 using swactor::bench::read_text;
 
 constexpr int warmup_conns = 300;
 // Descriptors the client and the server need beside the connections (listeners, logs, IPC).
 constexpr rlim_t fd_slack = 256;
-
-// Every process under `root` (inclusive), by ppid from /proc/*/stat.
-std::vector<pid_t> process_tree(pid_t root) {
-  std::multimap<pid_t, pid_t> kids;
-  if (DIR* d = ::opendir("/proc")) {
-    while (dirent* e = ::readdir(d)) {
-      char* end = nullptr;
-      long pid = std::strtol(e->d_name, &end, 10);
-      if (*end != '\0' || pid <= 0) continue;
-      auto stat = read_text(fs::path("/proc") / e->d_name / "stat");
-      // The command name may hold spaces and parentheses: ppid is the 2nd field after the last ')'.
-      auto rp = stat.rfind(')');
-      if (rp == std::string::npos) continue;
-      char state = 0;
-      int ppid = 0;
-      if (std::sscanf(stat.c_str() + rp + 1, " %c %d", &state, &ppid) == 2)
-        kids.emplace(static_cast<pid_t>(ppid), static_cast<pid_t>(pid));
-    }
-    ::closedir(d);
-  }
-  std::vector<pid_t> out{root};
-  for (std::size_t i = 0; i < out.size(); ++i) {
-    auto [b, e] = kids.equal_range(out[i]);
-    for (auto it = b; it != e; ++it) out.push_back(it->second);
-  }
-  return out;
-}
 
 // Summed VmRSS of the tree, in bytes.
 std::uint64_t tree_rss(pid_t root, int* procs = nullptr) {
@@ -118,6 +100,39 @@ int connect_one(int port) {
   return fd;
 }
 
+constexpr char http_request[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+
+// One keep-alive GET on `fd` and its whole response (Content-Length bodies only).
+bool http_exchange(int fd) {
+  timeval tv{2, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (::write(fd, http_request, sizeof http_request - 1) != static_cast<ssize_t>(sizeof http_request - 1))
+    return false;
+  std::string in;
+  char buf[1024];
+  for (;;) {
+    const auto end = in.find("\r\n\r\n");
+    if (end != std::string::npos) {
+      std::size_t body = 0;
+      for (const char* name : {"Content-Length:", "content-length:"})
+        if (auto at = in.find(name); at != std::string::npos && at < end)
+          body = std::strtoul(in.c_str() + at + std::strlen(name), nullptr, 10);
+      if (in.size() >= end + 4 + body) return in.compare(0, 7, "HTTP/1.") == 0;
+    }
+    const auto n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) return false;
+    in.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+bool http_probe(int port) {
+  int fd = connect_one(port);
+  if (fd < 0) return false;
+  const bool ok = http_exchange(fd);
+  ::close(fd);
+  return ok;
+}
+
 bool echo_probe(int port) {
   int fd = connect_one(port);
   if (fd < 0) return false;
@@ -135,6 +150,7 @@ struct server {
   std::string name;
   std::unique_ptr<child> proc;
   int port = 0;
+  bool http = false;  // each connection makes one keep-alive request, then idles
   std::function<int()> connections;  // -1 when it cannot tell
   bool counts_exactly = false;       // swactor's stats; the reference's descriptor count may lag
 };
@@ -175,17 +191,20 @@ std::optional<server> start_reference(const std::string& echo, const fs::path& d
 
 // nullopt and the reason when the master refuses the config or does not come up.
 std::optional<server> start_swactor(const std::string& swactor, const fs::path& dir, const std::string& name,
-                                    const std::string& server_keys, int max_conns, std::string& why_not) {
+                                    const std::string& server_keys, int max_conns, std::string& why_not,
+                                    bool http = false) {
   server s;
   s.name = name;
+  s.http = http;
   s.port = swactor::bench::free_port();
   const auto pid_file = (dir / (name + ".pid")).string();
   auto cfg = dir / (name + ".toml");
   std::ofstream(cfg) << "[server]\n"
                      << server_keys << "log_level = \"warning\"\npid_file = \"" << pid_file
                      << "\"\nadmin_socket = \"" << (dir / (name + ".sock")).string()
-                     << "\"\n\n[[listen]]\nurl = \"tcp://127.0.0.1:" << s.port
-                     << "\"\nmodule = \"echo\"\nbacklog = 4096\nmax_connections = " << max_conns << "\n";
+                     << "\"\n\n[[listen]]\nurl = \"" << (http ? "http" : "tcp") << "://127.0.0.1:" << s.port
+                     << "\"\nmodule = \"" << (http ? "hello" : "echo") << "\"\nbacklog = 4096\nmax_connections = "
+                     << max_conns << "\n" << (http ? "\n[modules.hello]\ntype = \"http_hello\"\n" : "");
   s.proc = std::make_unique<child>(std::vector<std::string>{swactor, "run", cfg.string()}, dir, name);
   s.counts_exactly = true;
   // Each poll is a `swactor stats` process; its output replaces the previous one's.
@@ -204,7 +223,7 @@ std::optional<server> start_swactor(const std::string& swactor, const fs::path& 
   // Up once a connection gets its echo back and every worker reports idle.
   const auto until = clock_type::now() + 15s;
   while (clock_type::now() < until && s.proc->running()) {
-    if (echo_probe(s.port)) {
+    if (http ? http_probe(s.port) : echo_probe(s.port)) {
       if (auto j = stats(); j && j->contains("workers")) {
         bool all_idle = !j->at("workers").empty();
         for (const auto& w : j->at("workers")) all_idle = all_idle && w.value("state", "") == "idle";
@@ -216,6 +235,42 @@ std::optional<server> start_swactor(const std::string& swactor, const fs::path& 
   s.proc->stop();
   why_not = "did not start (exit " + (s.proc->status ? std::to_string(*s.proc->status) : std::string("?")) +
             "): " + read_text(s.proc->err);
+  while (!why_not.empty() && why_not.back() == '\n') why_not.pop_back();
+  return std::nullopt;
+}
+
+// nginx as one process in the foreground (its connection count: open descriptors).
+std::optional<server> start_nginx(const std::string& nginx, const fs::path& dir, int max_conns, std::string& why_not) {
+  server s;
+  s.name = "nginx";
+  s.http = true;
+  s.port = swactor::bench::free_port();
+  const auto d = (dir / "nginx").string();
+  fs::create_directories(d);
+  const auto conf = fs::path(d) / "nginx.conf";
+  std::ofstream(conf) << "daemon off;\nmaster_process off;\nworker_processes 1;\nworker_rlimit_nofile "
+                      << max_conns + 1000 << ";\npid " << d << "/nginx.pid;\nerror_log " << d
+                      << "/error.log warn;\nevents { worker_connections " << max_conns
+                      << "; }\nhttp {\n  access_log off;\n  keepalive_requests 1000000;\n"
+                      << "  keepalive_timeout 600s;\n  client_body_temp_path " << d << "/body;\n  proxy_temp_path "
+                      << d << "/proxy;\n  fastcgi_temp_path " << d << "/fastcgi;\n  uwsgi_temp_path " << d
+                      << "/uwsgi;\n  scgi_temp_path " << d << "/scgi;\n  server {\n    listen 127.0.0.1:" << s.port
+                      << " backlog=4096;\n    location / { return 200 \"Hello World\"; }\n  }\n}\n";
+  s.proc = std::make_unique<child>(std::vector<std::string>{nginx, "-p", d, "-e", d + "/error.log", "-c", conf.string()},
+                                   dir, "nginx");
+  const auto until = clock_type::now() + 10s;
+  while (clock_type::now() < until && s.proc->running()) {
+    if (http_probe(s.port)) {
+      std::this_thread::sleep_for(300ms);  // the probe's connection closed and forgotten
+      const pid_t pid = s.proc->pid;
+      const int idle_fds = open_fds(pid);
+      s.connections = [pid, idle_fds] { return open_fds(pid) - idle_fds; };
+      return s;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  s.proc->stop();
+  why_not = "did not start: " + read_text(fs::path(d) / "error.log") + read_text(s.proc->err);
   while (!why_not.empty() && why_not.back() == '\n') why_not.pop_back();
   return std::nullopt;
 }
@@ -246,6 +301,7 @@ std::optional<measurement> measure(server& s, int n) {
     int fd = connect_one(s.port);
     if (fd < 0) return fail("warm-up connect failed");
     fds.push_back(fd);
+    if (s.http && !http_exchange(fd)) return fail("warm-up request failed");
   }
   if (!wait_for_count(s, static_cast<int>(fds.size()), 20s)) return fail("warm-up connections not reported");
   close_all(fds);
@@ -262,6 +318,10 @@ std::optional<measurement> measure(server& s, int n) {
       return fail("connect failed");
     }
     fds.push_back(fd);
+    if (s.http && !http_exchange(fd)) {
+      std::fprintf(stderr, "bench_idle_rss: %s: request on connection %d failed\n", s.name.c_str(), i);
+      return fail("request failed");
+    }
   }
   if (!wait_for_count(s, n, 60s)) return fail("connections not reported");
   std::this_thread::sleep_for(300ms);  // accepted and counted is not quite registered and parked
@@ -339,6 +399,39 @@ int main() {
       continue;
     }
     rep.add({v.metric, m->bytes_per_conn, "B/conn", ref->bytes_per_conn, ref_name, std::nullopt});
+  }
+
+  // HTTP: idle keep-alive connections after one request each, against nginx.
+  const char* nginx_env = std::getenv("NGINX");
+  const std::string nginx = nginx_env && *nginx_env ? nginx_env : "/usr/sbin/nginx";
+  std::optional<measurement> http_ref;
+  if (::access(nginx.c_str(), X_OK) != 0) {
+    std::printf("  nginx: skipped: %s not installed\n", nginx.c_str());
+  } else {
+    std::string why;
+    if (auto s = start_nginx(nginx, dir, n + 1000, why)) http_ref = measure(*s, n);
+    else std::printf("  nginx: skipped: %s\n", why.c_str());
+  }
+  rep.add({"idle HTTP keep-alive RSS per connection: nginx (reference)" +
+               std::string(http_ref ? "" : " (skipped)"),
+           http_ref ? http_ref->bytes_per_conn : 0, "B/conn", std::nullopt, "", std::nullopt});
+  for (const auto& v : std::vector<variant>{
+           {"http_base_1", "idle HTTP keep-alive RSS per connection: base, 1 worker", "mode = \"base\"\nworkers = 1\n"},
+           {"http_process_1r_1w", "idle HTTP keep-alive RSS per connection: process, 1 reactor, 1 worker",
+            "mode = \"process\"\nworkers = 1\nreactor_threads = 1\n"}}) {
+    std::string why;
+    auto s = start_swactor(swactor, dir, v.name, v.keys, n + 1000, why, true);
+    std::optional<measurement> m;
+    if (s) m = measure(*s, n);
+    else std::printf("  %s: skipped: %s\n", v.name.c_str(), why.c_str());
+    // Not started is expected while the http listener is being built: skipped, not failed.
+    if (!m) {
+      rep.add({v.metric + (s ? " (failed)" : " (skipped: did not start)"), 0, "B/conn", std::nullopt, "", std::nullopt});
+      if (s) status = 1;
+      continue;
+    }
+    rep.add({v.metric, m->bytes_per_conn, "B/conn",
+             http_ref ? std::optional<double>(http_ref->bytes_per_conn) : std::nullopt, "nginx", std::nullopt});
   }
   std::printf("target (issue 8): <= 1024 B/connection for swactor\n");
   rep.finish();

@@ -2,8 +2,10 @@
 // Helpers for benchmark programs that start servers and clients as separate processes:
 // finding the binaries, free ports, and a child process in its own process group.
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -43,6 +46,50 @@ inline std::string read_text(const fs::path& p) {
   return ss.str();
 }
 
+// Every process under `root` (inclusive), by ppid from /proc/*/stat.
+inline std::vector<pid_t> process_tree(pid_t root) {
+  std::multimap<pid_t, pid_t> kids;
+  if (DIR* d = ::opendir("/proc")) {
+    while (dirent* e = ::readdir(d)) {
+      char* end = nullptr;
+      long pid = std::strtol(e->d_name, &end, 10);
+      if (*end != '\0' || pid <= 0) continue;
+      auto stat = read_text(fs::path("/proc") / e->d_name / "stat");
+      // The command name may hold spaces and parentheses: ppid is the 2nd field after the last ')'.
+      auto rp = stat.rfind(')');
+      if (rp == std::string::npos) continue;
+      char state = 0;
+      int ppid = 0;
+      if (std::sscanf(stat.c_str() + rp + 1, " %c %d", &state, &ppid) == 2)
+        kids.emplace(static_cast<pid_t>(ppid), static_cast<pid_t>(pid));
+    }
+    ::closedir(d);
+  }
+  std::vector<pid_t> out{root};
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    auto [b, e] = kids.equal_range(out[i]);
+    for (auto it = b; it != e; ++it) out.push_back(it->second);
+  }
+  return out;
+}
+
+// CPU time (user + system, every thread) of the tree under `root`, in seconds. Children
+// that exited and were reaped are not in it: take it while the servers run.
+inline double tree_cpu_seconds(pid_t root) {
+  const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  double total = 0;
+  for (pid_t p : process_tree(root)) {
+    auto stat = read_text(fs::path("/proc") / std::to_string(p) / "stat");
+    auto rp = stat.rfind(')');
+    if (rp == std::string::npos) continue;
+    // Fields after the command: state(3) ... utime(14) stime(15).
+    unsigned long long ut = 0, st = 0;
+    if (std::sscanf(stat.c_str() + rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2)
+      total += static_cast<double>(ut + st) / tick;
+  }
+  return total;
+}
+
 inline int free_port() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
@@ -61,6 +108,7 @@ struct child {
   pid_t pid = -1;
   fs::path out, err;
   std::optional<int> status;
+  rusage usage{};  // the child's own CPU time, once it has exited and been reaped
 
   child(const std::vector<std::string>& argv, const fs::path& dir, const std::string& name) {
     out = dir / (name + ".out");
@@ -91,10 +139,15 @@ struct child {
       ::waitpid(pid, &st, 0);
     }
   }
+  // User + system CPU seconds of the exited child.
+  double cpu_seconds() const {
+    auto s = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + tv.tv_usec / 1e6; };
+    return s(usage.ru_utime) + s(usage.ru_stime);
+  }
   bool running() {
     if (status) return false;
     int st = 0;
-    if (::waitpid(pid, &st, WNOHANG) == pid) {
+    if (::wait4(pid, &st, WNOHANG, &usage) == pid) {
       status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
       return false;
     }

@@ -1,0 +1,467 @@
+// HTTP hello-world: swactor's http_hello module against nginx `return 200 "Hello World"`.
+//
+// Servers (each pinned to CPU 0, every client to CPU 1 when there are two CPUs and taskset):
+//   nginx        /usr/sbin/nginx, one process (master_process off), access_log off,
+//                keepalive_requests 1000000                          = the reference
+//   base         swactor run, base mode, 1 worker, [[listen]] http:// module http_hello
+//   process      swactor run, process mode, 1 reactor thread, 1 worker
+// A swactor variant that does not start (the config is refused, nothing answers HTTP) is
+// reported as skipped with the reason; nginx missing skips the program.
+//
+// Measurements (S = $SWACTOR_BENCH_SECONDS, default 10):
+//   1. wrk -t1 -c100 -dS, 3 rounds interleaved (nginx, base, process, nginx, ...), medians.
+//      Targets: base/nginx >= 1.2, process/base >= 0.65.
+//   2. Server CPU per request at a fixed offered rate: swactor bench -f http --rate 50000
+//      -c 100 -d min(S,5)s; utime+stime of the server's process tree (/proc/PID/stat) over
+//      the run / completed requests. nginx and base; target base/nginx <= 0.8.
+//   3. p99 latency at 1000 connections: wrk -t1 -c1000 -dS --latency. nginx and base.
+//   4. The load tester itself: swactor bench -f http -c100 -t1 -dS against nginx, against
+//      wrk -t1 -c100 -dS run just before on the same nginx. Target >= 0.9. Also each client's
+//      own CPU time per request (wait4 rusage), steadier than rates on a busy machine.
+// Never asserts a figure: the exit status is 1 only when nginx or a client fails.
+//
+// Binaries: $SWACTOR_BIN, $NGINX (default /usr/sbin/nginx), $WRK (default wrk in PATH).
+#include <sched.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <regex>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <nlohmann/json.hpp>
+
+#include "bench_process.hpp"
+#include "bench_report.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using swactor::bench::child;
+using swactor::bench::clock_type;
+using swactor::bench::free_port;
+using swactor::bench::read_text;
+
+constexpr int rounds = 3;
+constexpr double fixed_rate = 50000;
+
+struct tools {
+  std::string swactor, nginx, wrk, taskset;
+  bool pin = false;
+};
+
+// argv pinned to `cpu` when pinning is possible.
+std::vector<std::string> pinned(const tools& t, int cpu, std::vector<std::string> argv) {
+  if (!t.pin) return argv;
+  argv.insert(argv.begin(), {t.taskset, "-c", std::to_string(cpu)});
+  return argv;
+}
+
+std::string join(const std::vector<std::string>& argv) {
+  std::string out;
+  for (const auto& a : argv) out += (out.empty() ? "" : " ") + a;
+  return out;
+}
+
+std::string first_line(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  if (auto nl = s.rfind('\n'); nl != std::string::npos) s = s.substr(nl + 1);  // the last line says why
+  return s.size() > 200 ? s.substr(0, 200) + "..." : s;
+}
+
+// Whether an HTTP/1.1 GET on 127.0.0.1:port gets an HTTP response within 200 ms.
+bool http_probe(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval tv{0, 200000};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  bool ok = false;
+  static constexpr char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      ::write(fd, req, sizeof req - 1) == static_cast<ssize_t>(sizeof req - 1)) {
+    char buf[16] = {};
+    ok = ::read(fd, buf, sizeof buf) >= 7 && std::memcmp(buf, "HTTP/1.", 7) == 0;
+  }
+  ::close(fd);
+  return ok;
+}
+
+// -- servers ------------------------------------------------------------------------------
+
+struct server {
+  std::string name;
+  std::unique_ptr<child> proc;
+  int port = 0;
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port) + "/"; }
+};
+
+bool wait_up(server& s, std::string& why_not) {
+  const auto until = clock_type::now() + 10s;
+  while (clock_type::now() < until && s.proc->running()) {
+    if (http_probe(s.port)) {
+      std::this_thread::sleep_for(200ms);  // every worker up (the probe needed only one)
+      return true;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  s.proc->stop();
+  why_not = "did not start (exit " + (s.proc->status ? std::to_string(*s.proc->status) : std::string("?")) +
+            "): " + first_line(read_text(s.proc->err) + read_text(s.proc->out));
+  return false;
+}
+
+// nginx, one process in the foreground, everything it writes in `dir`.
+std::optional<server> start_nginx(const tools& t, const fs::path& dir, std::string& why_not) {
+  server s;
+  s.name = "nginx";
+  s.port = free_port();
+  const auto d = (dir / "nginx").string();
+  fs::create_directories(d);
+  const auto conf = fs::path(d) / "nginx.conf";
+  std::ofstream(conf) << "daemon off;\nmaster_process off;\nworker_processes 1;\nworker_rlimit_nofile 20000;\n"
+                      << "pid " << d << "/nginx.pid;\nerror_log " << d << "/error.log warn;\n"
+                      << "events { worker_connections 16384; }\nhttp {\n  access_log off;\n"
+                      << "  keepalive_requests 1000000;\n  default_type text/plain;\n"
+                      << "  client_body_temp_path " << d << "/body;\n  proxy_temp_path " << d << "/proxy;\n"
+                      << "  fastcgi_temp_path " << d << "/fastcgi;\n  uwsgi_temp_path " << d << "/uwsgi;\n"
+                      << "  scgi_temp_path " << d << "/scgi;\n  server {\n    listen 127.0.0.1:" << s.port
+                      << " backlog=4096;\n    location / { return 200 \"Hello World\"; }\n  }\n}\n";
+  s.proc = std::make_unique<child>(
+      pinned(t, 0, {t.nginx, "-p", d, "-e", d + "/error.log", "-c", conf.string()}), dir, "nginx");
+  if (!wait_up(s, why_not)) {
+    why_not += " " + first_line(read_text(fs::path(d) / "error.log"));
+    return std::nullopt;
+  }
+  return s;
+}
+
+std::optional<server> start_swactor(const tools& t, const fs::path& dir, const std::string& name,
+                                    const std::string& server_keys, std::string& why_not) {
+  server s;
+  s.name = name;
+  s.port = free_port();
+  const auto cfg = dir / (name + ".toml");
+  std::ofstream(cfg) << "[server]\n"
+                     << server_keys << "log_level = \"warning\"\nadmin_socket = \""
+                     << (dir / (name + ".sock")).string() << "\"\n\n[[listen]]\nurl = \"http://127.0.0.1:" << s.port
+                     << "\"\nmodule = \"hello\"\nbacklog = 4096\n\n[modules.hello]\ntype = \"http_hello\"\n";
+  s.proc = std::make_unique<child>(pinned(t, 0, {t.swactor, "run", cfg.string()}), dir, name);
+  if (!wait_up(s, why_not)) return std::nullopt;
+  return s;
+}
+
+void stop(server& s) {
+  const int rc = s.proc->stop(10s);
+  if (rc != 0 && !(s.name == "nginx" && rc == 128 + SIGTERM))
+    std::fprintf(stderr, "bench_http: %s exited with %d\n", s.name.c_str(), rc);
+}
+
+// -- clients ------------------------------------------------------------------------------
+
+struct wrk_result {
+  double rps = 0;
+  double cpu_us_per_request = 0;  // wrk's own CPU time / requests
+  std::optional<double> p99_ms;
+  std::string errors;  // wrk's socket errors / non-2xx lines, when any
+};
+
+double to_ms(double v, const std::string& unit) {
+  if (unit == "us") return v / 1000.0;
+  if (unit == "s") return v * 1000.0;
+  if (unit == "m") return v * 60000.0;
+  return v;  // ms
+}
+
+std::optional<wrk_result> run_wrk(const tools& t, const fs::path& dir, const server& s, int conns,
+                                  int seconds, bool latency, const std::string& tag) {
+  std::vector<std::string> argv = {t.wrk, "-t1", "-c" + std::to_string(conns), "-d" + std::to_string(seconds) + "s"};
+  if (latency) argv.push_back("--latency");
+  argv.push_back(s.url());
+  argv = pinned(t, 1, argv);
+  std::printf("  %s: %s\n", tag.c_str(), join(argv).c_str());
+  std::fflush(stdout);
+  child c(argv, dir, "wrk-" + tag);
+  auto st = c.wait(std::chrono::seconds(seconds + 30));
+  const auto out = read_text(c.out);
+  if (!st || *st != 0) {
+    std::fprintf(stderr, "bench_http: %s: wrk failed (%s): %s\n", tag.c_str(),
+                 st ? std::to_string(*st).c_str() : "timeout", first_line(read_text(c.err)).c_str());
+    return std::nullopt;
+  }
+  wrk_result r;
+  std::smatch m;
+  if (std::regex_search(out, m, std::regex(R"(Requests/sec:\s+([0-9.]+))"))) r.rps = std::stod(m[1]);
+  if (std::regex_search(out, m, std::regex(R"((\d+) requests in)")) && std::stod(m[1]) > 0)
+    r.cpu_us_per_request = c.cpu_seconds() * 1e6 / std::stod(m[1]);
+  if (std::regex_search(out, m, std::regex(R"(\n\s*99%\s+([0-9.]+)(us|ms|s|m)\b)")))
+    r.p99_ms = to_ms(std::stod(m[1]), m[2]);
+  for (const char* what : {"Socket errors:[^\n]*", "Non-2xx or 3xx responses:[^\n]*"})
+    if (std::regex_search(out, m, std::regex(what))) r.errors += (r.errors.empty() ? "" : "; ") + m[0].str();
+  char p99[48] = "";
+  if (r.p99_ms) std::snprintf(p99, sizeof p99, ", p99 %.2f ms", *r.p99_ms);
+  std::printf("    -> %.0f req/s%s, client CPU %.2f us/request%s%s\n", r.rps, p99, r.cpu_us_per_request,
+              r.errors.empty() ? "" : ", ", r.errors.c_str());
+  return r;
+}
+
+struct bench_result {
+  double rps = 0;
+  double cpu_us_per_request = 0;  // the client's own CPU time / requests
+  std::uint64_t ok = 0, errors = 0;
+  double p99_ms = 0;
+};
+
+std::optional<bench_result> run_swactor_bench(const tools& t, const fs::path& dir, const server& s,
+                                              int seconds, double rate, const std::string& tag) {
+  const auto json_path = dir / ("bench-" + tag + ".json");
+  std::vector<std::string> argv = {t.swactor, "bench", "-s", s.url(), "-f", "http", "-c", "100", "-t", "1",
+                                   "-d", std::to_string(seconds) + "s", "--timeout", "2s", "--json",
+                                   json_path.string()};
+  if (rate > 0) {
+    argv.push_back("--rate");
+    argv.push_back(std::to_string(static_cast<long>(rate)));
+  }
+  argv = pinned(t, 1, argv);
+  std::printf("  %s: %s\n", tag.c_str(), join(argv).c_str());
+  std::fflush(stdout);
+  child c(argv, dir, "bench-" + tag);
+  auto st = c.wait(std::chrono::seconds(seconds + 30));
+  const auto text = read_text(json_path);
+  if (!st || text.empty()) {
+    std::fprintf(stderr, "bench_http: %s: swactor bench failed (%s): %s\n", tag.c_str(),
+                 st ? std::to_string(*st).c_str() : "timeout", first_line(read_text(c.err)).c_str());
+    return std::nullopt;
+  }
+  const auto j = nlohmann::json::parse(text);
+  bench_result r;
+  r.rps = j.at("rps").get<double>();
+  r.ok = j.at("ok").get<std::uint64_t>();
+  r.errors = j.at("error_total").get<std::uint64_t>();
+  r.p99_ms = j.at("latency_us").at("p99").get<double>() / 1000.0;
+  const auto n = j.at("requests").get<std::uint64_t>();
+  if (n > 0) r.cpu_us_per_request = c.cpu_seconds() * 1e6 / static_cast<double>(n);
+  std::printf("    -> %.0f req/s, %llu ok, %llu errors, p99 %.2f ms, client CPU %.2f us/request\n", r.rps,
+              static_cast<unsigned long long>(r.ok), static_cast<unsigned long long>(r.errors), r.p99_ms,
+              r.cpu_us_per_request);
+  return r;
+}
+
+struct cpu_result {
+  double us_per_request = 0;
+  double achieved_rps = 0;  // below fixed_rate when the server (or the machine) cannot keep up
+};
+
+// Server CPU time per completed request while the bench client offers `fixed_rate`.
+std::optional<cpu_result> cpu_per_request(const tools& t, const fs::path& dir, const server& s, int seconds,
+                                          const std::string& tag) {
+  const double before = swactor::bench::tree_cpu_seconds(s.proc->pid);
+  auto r = run_swactor_bench(t, dir, s, seconds, fixed_rate, tag);
+  const double after = swactor::bench::tree_cpu_seconds(s.proc->pid);
+  if (!r || r->ok == 0) return std::nullopt;
+  cpu_result out{(after - before) * 1e6 / static_cast<double>(r->ok), r->rps};
+  std::printf("    -> server CPU %.2f s for %llu requests: %.2f us/request\n", after - before,
+              static_cast<unsigned long long>(r->ok), out.us_per_request);
+  return out;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const auto n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+std::string which(const char* program) {
+  const char* path = std::getenv("PATH");
+  std::string p = path ? path : "/usr/bin:/bin";
+  for (std::size_t at = 0; at <= p.size();) {
+    auto colon = p.find(':', at);
+    if (colon == std::string::npos) colon = p.size();
+    const auto cand = fs::path(p.substr(at, colon - at)) / program;
+    if (::access(cand.c_str(), X_OK) == 0) return cand.string();
+    at = colon + 1;
+  }
+  return {};
+}
+
+}  // namespace
+
+int main() {
+  ::signal(SIGPIPE, SIG_IGN);
+  const auto self = fs::read_symlink("/proc/self/exe").parent_path();
+  tools t;
+  t.swactor = swactor::bench::find_bin("bench_http", "SWACTOR_BIN", {self / ".." / ".." / "apps" / "swactor"},
+                                       "swactor");
+  const char* nginx_env = std::getenv("NGINX");
+  t.nginx = nginx_env && *nginx_env ? nginx_env : "/usr/sbin/nginx";
+  const char* wrk_env = std::getenv("WRK");
+  t.wrk = wrk_env && *wrk_env ? wrk_env : which("wrk");
+  t.taskset = which("taskset");
+  if (::access(t.nginx.c_str(), X_OK) != 0 || t.wrk.empty()) {
+    std::printf("bench_http: skipped: needs nginx (%s) and wrk (install nginx-light and wrk)\n", t.nginx.c_str());
+    return 0;
+  }
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  t.pin = !t.taskset.empty() && ::sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_ISSET(0, &cpus) &&
+          CPU_ISSET(1, &cpus);
+  int seconds = 10;
+  if (const char* s = std::getenv("SWACTOR_BENCH_SECONDS"); s && std::atoi(s) > 0) seconds = std::atoi(s);
+  const int rate_seconds = std::min(seconds, 5);
+
+  // wrk -c1000 and the servers each hold a descriptor per connection.
+  rlimit rl{};
+  ::getrlimit(RLIMIT_NOFILE, &rl);
+  rl.rlim_cur = rl.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &rl);
+
+  char tmpl[] = "/tmp/bench-http-XXXXXX";
+  if (!::mkdtemp(tmpl)) return 1;
+  const fs::path dir = tmpl;
+  std::printf("bench_http: hello world over HTTP/1.1 keep-alive, %d s per run, %s\n", seconds,
+              t.pin ? "servers on CPU 0, clients on CPU 1" : "not pinned (needs taskset and CPUs 0 and 1)");
+
+  struct variant {
+    std::string name, label, keys;
+    std::vector<double> rps;
+    std::string skipped;  // why, when it did not start
+  };
+  std::vector<variant> vs = {
+      {"nginx", "nginx 1 process", "", {}, {}},
+      {"base", "base mode, 1 worker", "mode = \"base\"\nworkers = 1\n", {}, {}},
+      {"process", "process mode, 1 reactor, 1 worker", "mode = \"process\"\nworkers = 1\nreactor_threads = 1\n", {}, {}},
+  };
+  auto start = [&](variant& v) -> std::optional<server> {
+    std::string why;
+    auto s = v.name == "nginx" ? start_nginx(t, dir, why) : start_swactor(t, dir, v.name, v.keys, why);
+    if (!s) {
+      v.skipped = why;
+      std::printf("  %s: skipped: %s\n", v.name.c_str(), why.c_str());
+    }
+    return s;
+  };
+
+  // 1. Throughput, interleaved rounds. A variant that failed to start is not retried.
+  int status = 0;
+  for (int round = 1; round <= rounds; ++round) {
+    for (auto& v : vs) {
+      if (!v.skipped.empty()) continue;
+      auto s = start(v);
+      if (!s) continue;
+      if (auto r = run_wrk(t, dir, *s, 100, seconds, false, v.name + "-c100-r" + std::to_string(round)))
+        v.rps.push_back(r->rps);
+      else
+        status = 1;
+      stop(*s);
+    }
+  }
+  if (!vs[0].skipped.empty()) {
+    std::fprintf(stderr, "bench_http: nginx did not start: %s\n", vs[0].skipped.c_str());
+    return 1;
+  }
+
+  // 2. CPU per request at a fixed rate, 3. p99 at 1000 connections, 4. the load tester.
+  std::map<std::string, cpu_result> cpu;
+  std::map<std::string, double> p99_ms;
+  std::optional<bench_result> ours_on_nginx;
+  std::optional<double> wrk_on_nginx, wrk_cpu_on_nginx;
+  for (variant* v : {&vs[0], &vs[1]}) {
+    variant& var = *v;
+    if (!var.skipped.empty()) continue;
+    auto s = start(var);
+    if (!s) continue;
+    if (auto c = cpu_per_request(t, dir, *s, rate_seconds, var.name + "-rate")) cpu[var.name] = *c;
+    if (auto r = run_wrk(t, dir, *s, 1000, seconds, true, var.name + "-c1000"); r && r->p99_ms)
+      p99_ms[var.name] = *r->p99_ms;
+    if (var.name == "nginx") {
+      // Back to back on the same server, so both clients see the same machine.
+      if (auto w = run_wrk(t, dir, *s, 100, seconds, false, "nginx-c100-pair")) {
+        wrk_on_nginx = w->rps;
+        wrk_cpu_on_nginx = w->cpu_us_per_request;
+      }
+      ours_on_nginx = run_swactor_bench(t, dir, *s, seconds, 0, "nginx-swactor-bench");
+      if (!ours_on_nginx || !wrk_on_nginx) status = 1;
+    }
+    stop(*s);
+  }
+
+  swactor::bench::report rep("bench_http");
+  auto med = [](const variant& v) -> std::optional<double> {
+    if (v.rps.empty()) return std::nullopt;
+    return median(v.rps);
+  };
+  // A skipped variant gets a row of zeros without a reference (its reason is printed above).
+  auto row = [&](const std::string& metric, const variant& v, std::optional<double> value, const char* unit,
+                 std::optional<double> ref, const std::string& ref_name, std::optional<double> target) {
+    if (!v.skipped.empty() || !value) {
+      rep.add({metric + (v.skipped.empty() ? " (failed)" : " (skipped: did not start)"), 0, unit, std::nullopt,
+               ref_name, target});
+      return;
+    }
+    rep.add({metric, *value, unit, ref, ref_name, target});
+  };
+  auto get = [](const auto& m, const std::string& k) -> std::optional<double> {
+    auto it = m.find(k);
+    if (it == m.end()) return std::nullopt;
+    if constexpr (std::is_same_v<std::decay_t<decltype(it->second)>, cpu_result>)
+      return it->second.us_per_request;
+    else
+      return it->second;
+  };
+  const auto nginx_rps = med(vs[0]);
+  const auto base_rps = med(vs[1]);
+  const std::string wrk100 = "rps wrk -t1 -c100, median of " + std::to_string(rounds) + ": ";
+  row(wrk100 + "nginx (reference)", vs[0], nginx_rps, "req/s", std::nullopt, "", std::nullopt);
+  row(wrk100 + "base 1 worker", vs[1], base_rps, "req/s", nginx_rps, "nginx", 1.2);
+  row(wrk100 + "process 1r 1w", vs[2], med(vs[2]), "req/s", base_rps, "base 1 worker", 0.65);
+  const std::string at = " at --rate " + std::to_string(static_cast<long>(fixed_rate)) + ": ";
+  row("server CPU/request" + at + "nginx", vs[0], get(cpu, "nginx"), "us/req", std::nullopt, "", std::nullopt);
+  row("server CPU/request" + at + "base (lower is better)", vs[1], get(cpu, "base"), "us/req", get(cpu, "nginx"),
+      "nginx", 0.8);
+  for (const auto* v : {&vs[0], &vs[1]}) {
+    auto it = cpu.find(v->name);
+    row("achieved rps" + at + v->name, *v,
+        it == cpu.end() ? std::nullopt : std::optional<double>(it->second.achieved_rps), "req/s", std::nullopt, "",
+        std::nullopt);
+  }
+  row("p99 latency wrk -t1 -c1000: nginx", vs[0], get(p99_ms, "nginx"), "ms", std::nullopt, "", std::nullopt);
+  row("p99 latency wrk -t1 -c1000: base (lower is better)", vs[1], get(p99_ms, "base"), "ms", get(p99_ms, "nginx"),
+      "nginx", std::nullopt);
+  row("rps swactor bench -f http -c100 -t1 on nginx", vs[0],
+      ours_on_nginx ? std::optional<double>(ours_on_nginx->rps) : std::nullopt, "req/s", wrk_on_nginx,
+      "wrk -t1 -c100 on nginx, run just before", 0.9);
+  // Steadier than the rates on a busy machine: what each client spends per request.
+  row("client CPU/request swactor bench (lower is better)", vs[0],
+      ours_on_nginx ? std::optional<double>(ours_on_nginx->cpu_us_per_request) : std::nullopt, "us/req",
+      wrk_cpu_on_nginx, "wrk, same runs", std::nullopt);
+  for (const auto& v : vs)
+    if (v.rps.size() > 1) {
+      std::string all;
+      for (double r : v.rps) all += (all.empty() ? "" : ", ") + std::to_string(static_cast<long>(r));
+      std::printf("  %s rounds: %s\n", v.name.c_str(), all.c_str());
+    }
+  rep.finish();
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  return status;
+}
