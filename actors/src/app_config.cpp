@@ -96,8 +96,15 @@ void parse_routes(const toml::node& n, listen_config& lc, config::parse_context&
           }
           rc.methods.push_back(*ms);
         }
+      } else if (key == "stream_body") {
+        if (!v.is_boolean()) {
+          ctx.diag.add(v.source(), kp, "expected true or false, got " + config::type_name(v));
+          ok = false;
+          continue;
+        }
+        rc.stream_body = *v.value<bool>();
       } else {
-        ctx.diag.add(v.source(), kp, "unknown key; a route has path, module and methods");
+        ctx.diag.add(v.source(), kp, "unknown key; a route has path, module, methods and stream_body");
         ok = false;
       }
     }
@@ -161,10 +168,12 @@ const config::schema<listen_config>& listen_schema() {
                  1, 1'000'000)
         .custom("routes", "array of tables", "[]",
                 "HTTP listeners: which module answers which request. Each entry is `{ path, "
-                "module, methods }`: `path = \"/api/\"` matches every path starting with it "
+                "module, methods, stream_body }`: `path = \"/api/\"` matches every path starting with it "
                 "(longest prefix wins), `path = \"=/healthz\"` only that path (exact beats "
                 "prefix); `methods = [\"GET\", \"HEAD\"]` limits the entry (default: every "
-                "method). Entries with the same path may split methods between modules. No "
+                "method); `stream_body = true` runs on_request as soon as the head is here and "
+                "hands the body out piece by piece (request::read_body), else the handler gets "
+                "the whole body. Entries with the same path may split methods between modules. No "
                 "match: 404; the path matches but not the method: 405 with Allow. Paths are "
                 "matched after percent-decoding and dot-segment removal.",
                 parse_routes)

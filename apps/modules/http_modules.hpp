@@ -66,6 +66,17 @@ class http_echo final : public module_base {
   task<void> on_request(context&, http::request& req, http::response& res) override {
     using nlohmann::json;
     if (auto ms = number(req, "delay", 0); ms > 0) co_await sleep(std::chrono::milliseconds(std::min<std::int64_t>(ms, 60000)));
+    // A route with stream_body: gather the pieces (counted, for tests of streaming).
+    std::int64_t pieces = 0;
+    if (req.body_streamed()) {
+      for (;;) {
+        auto piece = co_await req.read_body();
+        if (!piece) co_return;  // the client went away; nothing to answer
+        if (piece->empty()) break;
+        ++pieces;
+        req.body().append(*piece);
+      }
+    }
     if (auto n = number(req, "chunks", 0); n > 0) {
       std::string piece(static_cast<std::size_t>(std::clamp<std::int64_t>(number(req, "size", 1024), 1, 1 << 20)), 'x');
       res.set_header("Content-Type", "application/octet-stream");
@@ -99,6 +110,7 @@ class http_echo final : public module_base {
     j["body"] = req.body();
     j["body_base64"] = base64_encode(req.body());
     j["remote"] = req.remote_address();
+    j["streamed_pieces"] = pieces;
     int status = 200;
     if (auto s = req.query_param("status")) {
       int v = 0;

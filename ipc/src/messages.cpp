@@ -416,6 +416,20 @@ message encode(conn_writable m) {
   return out;
 }
 
+message encode(conn_pause m) {
+  auto out = with_type(message_type::pause);
+  out.session_id = m.session;
+  out.src_worker = m.worker;
+  return out;
+}
+
+message encode(conn_resume m) {
+  auto out = with_type(message_type::resume);
+  out.session_id = m.session;
+  out.src_worker = m.worker;
+  return out;
+}
+
 message encode(any_message m) {
   return std::visit([](auto& v) { return encode(std::move(v)); }, m);
 }
@@ -445,6 +459,8 @@ result<any_message> decode(message&& m) {
     case message_type::pipe_message: return decode_pipe_message(m);
     case message_type::conn_watch: return empty_payload(conn_watch{m.session_id, m.src_worker});
     case message_type::conn_writable: return empty_payload(conn_writable{m.session_id, m.reactor_id});
+    case message_type::pause: return empty_payload(conn_pause{m.session_id, m.src_worker});
+    case message_type::resume: return empty_payload(conn_resume{m.session_id, m.src_worker});
     default: return bad();
   }
 }
@@ -456,7 +472,7 @@ std::string_view kind_name(const any_message& m) noexcept {
       "conn_open", "conn_data",    "conn_closed", "conn_send", "conn_close",
       "conn_bind", "datagram_in",  "datagram_out", "drain",    "drained",
       "ready",     "stop",         "task_request", "task_result", "pipe_message",
-      "conn_watch", "conn_writable"};
+      "conn_watch", "conn_writable", "conn_pause", "conn_resume"};
   static_assert(std::size(names) == std::variant_size_v<any_message>);
   return m.valueless_by_exception() ? std::string_view("valueless") : names[m.index()];
 }

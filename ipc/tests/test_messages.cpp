@@ -73,6 +73,8 @@ std::vector<any_message> samples() {
   v.emplace_back(conn_watch{});
   v.emplace_back(conn_writable{12, 1});
   v.emplace_back(conn_writable{});
+  v.emplace_back(conn_pause{7, 1});
+  v.emplace_back(conn_resume{7, 1});
   return v;
 }
 
@@ -145,6 +147,8 @@ TEST_CASE("messages: one message_type per kind, names for log lines", "[messages
       {pipe_message{}, {message_type::pipe_message, "pipe_message"}},
       {conn_watch{}, {message_type::conn_watch, "conn_watch"}},
       {conn_writable{}, {message_type::conn_writable, "conn_writable"}},
+      {conn_pause{}, {message_type::pause, "conn_pause"}},
+      {conn_resume{}, {message_type::resume, "conn_resume"}},
   };
   static_assert(std::size(table) == std::variant_size_v<any_message>);
   std::vector<message_type> seen;
@@ -320,7 +324,7 @@ TEST_CASE("messages: wrong type values are rejected", "[messages][garbage]") {
     }
   }
   for (auto t : {message_type::none, message_type::control, message_type::stats,
-                 message_type::bus, message_type::pause, message_type::resume,
+                 message_type::bus,
                  message_type::user, static_cast<message_type>(23),
                  static_cast<message_type>(255)}) {
     message m;

@@ -197,6 +197,12 @@ const param_list& request::form() const {
   return *form_;
 }
 
+swactor::task<result<std::string>> request::read_body(duration timeout) {
+  if (!stream_) co_return std::string();  // the whole body is in body()
+  auto piece = co_await stream_->next(*this, timeout);
+  co_return piece;
+}
+
 // -- cookies and dates ------------------------------------------------------------------------
 
 std::string format_http_date(std::chrono::system_clock::time_point t) {
@@ -268,6 +274,15 @@ response& response::trailer(std::string name, std::string value) {
 std::error_code response::end(std::string_view body) {
   if (ended_) return server_errc::not_supported;
   ended_ = true;
+  if (!started_ && body.size() > kLargeBody) {
+    // A large body goes out in pieces behind a Content-Length head: no single message
+    // between processes (or queued reply) has to hold all of it.
+    head_.content_length = static_cast<std::int64_t>(body.size());
+    if (auto ec = send_head()) return fail(ec);
+    for (std::size_t off = 0; off < body.size(); off += kLargeBody)
+      if (auto ec = ch_->send(static_cast<std::uint8_t>(h1::out::body), body.substr(off, kLargeBody))) return fail(ec);
+    return fail(ch_->send(static_cast<std::uint8_t>(h1::out::end), trailers_.encode()));
+  }
   if (!started_) {
     started_ = true;
     if (!head_.headers.find("date")) head_.headers.add("Date", current_date());
@@ -275,11 +290,11 @@ std::error_code response::end(std::string_view body) {
     wire.reserve(64 + body.size());
     head_.encode_to(wire);
     wire.append(body);
-    return ch_->send(static_cast<std::uint8_t>(h1::out::whole), wire);
+    return fail(ch_->send(static_cast<std::uint8_t>(h1::out::whole), wire));
   }
   if (!body.empty())
-    if (auto ec = ch_->send(static_cast<std::uint8_t>(h1::out::body), body)) return ec;
-  return ch_->send(static_cast<std::uint8_t>(h1::out::end), trailers_.encode());
+    if (auto ec = ch_->send(static_cast<std::uint8_t>(h1::out::body), body)) return fail(ec);
+  return fail(ch_->send(static_cast<std::uint8_t>(h1::out::end), trailers_.encode()));
 }
 
 std::error_code response::send_head() {
@@ -291,9 +306,9 @@ std::error_code response::send_head() {
 swactor::task<std::error_code> response::write(std::string_view chunk, duration timeout) {
   if (ended_) co_return make_error_code(server_errc::not_supported);
   if (!started_)
-    if (auto ec = send_head()) co_return ec;
+    if (auto ec = send_head()) co_return fail(ec);
   if (chunk.empty()) co_return std::error_code();
-  if (auto ec = ch_->send(static_cast<std::uint8_t>(h1::out::body), chunk)) co_return ec;
+  if (auto ec = ch_->send(static_cast<std::uint8_t>(h1::out::body), chunk)) co_return fail(ec);
   // Backpressure: every so often, wait until the client took most of what is queued.
   unacked_ += chunk.size();
   if (unacked_ >= 64 * 1024) {

@@ -68,7 +68,8 @@ namespace {
 
 struct worker_link {
   std::shared_ptr<ipc::link> link;   // current process of this worker id
-  std::deque<ipc::message> backlog;  // waiting for a live link
+  std::deque<ipc::message> backlog;  // waiting for a live link, or for room in its queue
+  bool draining = false;             // a coroutine hands the backlog over as the link drains
 };
 
 }  // namespace
@@ -124,6 +125,19 @@ struct reactor_thread::impl final : net::connection_sink {
       return;
     }
     wl.backlog.push_back(std::move(m));
+    // A full link queue (a worker that reads slower than a connection sends) parks
+    // messages here; hand them over as the link drains, not only at the next attach.
+    if (wl.link && wl.link->is_open() && !wl.draining) {
+      wl.draining = true;
+      spawn(lp.context(), [this, w, link = wl.link]() -> task<void> {
+        auto& wl = workers[static_cast<std::size_t>(w)];
+        while (!wl.backlog.empty() && wl.link == link && link->is_open()) {
+          if (co_await link->flush(std::chrono::seconds(1)) == errc::closed) break;
+          flush_backlog(w);
+        }
+        wl.draining = false;
+      }, "reactor backlog");
+    }
   }
 
   void flush_backlog(int w) {
@@ -254,8 +268,12 @@ struct reactor_thread::impl final : net::connection_sink {
         auto ec = host.send(v.session, v.data, v.kind);
         if (ec == server_errc::output_buffer_full) {
           auto* c = host.find(v.session);
-          log::warning("session {}: output buffer full ({} bytes queued, limit {}); reply of {} bytes dropped",
-                       v.session, c ? c->queued_bytes() : 0, c ? c->output_limit() : 0, size);
+          log::warning("session {}: output buffer full ({} bytes queued, limit {}); reply of {} bytes dropped{}",
+                       v.session, c ? c->queued_bytes() : 0, c ? c->output_limit() : 0, size,
+                       v.kind != 0 ? ", closing (a protocol reply with a hole in it must not look whole)" : "");
+          // Raw sends lose a message (as in base mode, where send() reports it); a typed
+          // reply (an HTTP body piece) cannot go on without the piece.
+          if (c && v.kind != 0) c->abort("output buffer full");
         }
       } else if constexpr (std::is_same_v<T, ipc::conn_close>) {
         (void)host.close(v.session, v.reset);
@@ -265,6 +283,10 @@ struct reactor_thread::impl final : net::connection_sink {
           (void)l->send(ipc::encode(ipc::conn_writable{v.session, static_cast<std::uint32_t>(id)}));
         else
           c->watch_drain(static_cast<int>(v.worker));
+      } else if constexpr (std::is_same_v<T, ipc::conn_pause>) {
+        if (auto* c = host.find(v.session)) c->pause();
+      } else if constexpr (std::is_same_v<T, ipc::conn_resume>) {
+        if (auto* c = host.find(v.session)) c->resume();
       } else if constexpr (std::is_same_v<T, ipc::conn_bind>) {
         (void)host.bind(v.session, v.uid);
       } else if constexpr (std::is_same_v<T, ipc::datagram_out>) {

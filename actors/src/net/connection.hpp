@@ -65,6 +65,11 @@ class connection final : public io_owner,
   // -- reading -------------------------------------------------------------------------
   // Look-ahead control for the sink: resume() reads again after on_event returned false.
   void resume();
+  // Stops reading until resume() (a sink that cannot take more now).
+  void pause() noexcept {
+    sink_paused_ = true;
+    set_paused();
+  }
   bool paused() const noexcept { return paused_; }
   // Protocol timeouts (the host's sweep): whether the codec's current phase outlived its
   // timeout; a new phase starts being measured at the first sweep that sees it.

@@ -4,11 +4,14 @@
 // the runner delivers a session's events in order), routes the request to a module, and
 // runs its on_request with a response whose replies the codec frames.
 
+#include <deque>
+
 #include <fmt/format.h>
 
 #include "http/router.hpp"
 #include "swactor/actors/http.hpp"
 #include "swactor/core/log.hpp"
+#include "swactor/core/wait_queue.hpp"
 #include "worker/runtime.hpp"
 
 namespace swactor::detail {
@@ -41,6 +44,88 @@ void answer(session_port& port, session_id s, int status, std::string_view body,
 
 }  // namespace
 
+// The body of one request as it arrives: pieces in, read_body() (or serve_http, for
+// whole bodies) takes them. Unread bytes of a session above a bound stop its connection
+// from reading until the handler catches up.
+struct worker_runtime::body_pipe final : http::request::body_source {
+  worker_runtime& rt;
+  session_id s;
+  std::deque<std::string> pieces;
+  h1::header_list trailers;
+  detail::wait_queue waiters;
+  bool ended = false;
+  bool gone = false;     // the connection closed
+  bool taken = false;    // its request head reached a handler (or a refusal)
+  bool discard = false;  // refused request: pieces are dropped
+  bool continue_owed = false;
+
+  body_pipe(worker_runtime& r, session_id id) : rt(r), s(id) {}
+
+  swactor::task<result<std::string>> next(http::request& req, duration timeout) override {
+    if (continue_owed) {
+      continue_owed = false;
+      (void)rt.port_->send(s, {}, static_cast<std::uint8_t>(h1::out::continue_100));
+    }
+    while (pieces.empty() && !ended && !gone) {
+      auto ec = co_await waiters.wait(nullptr, timeout, "request body", std::source_location::current());
+      if (ec) co_return ec;
+    }
+    if (!pieces.empty()) {
+      auto p = std::move(pieces.front());
+      pieces.pop_front();
+      rt.http_body_taken(s, p.size());
+      co_return p;
+    }
+    if (gone && !ended) co_return make_error_code(server_errc::session_not_found);
+    req.trailers() = std::move(trailers);
+    co_return std::string();
+  }
+};
+
+void worker_runtime::http_body_taken(session_id s, std::size_t n) {
+  auto it = http_pipes_.find(s);
+  if (it == http_pipes_.end()) return;
+  auto& st = it->second;
+  st.unread -= std::min(st.unread, n);
+  if (st.paused && st.unread <= kHttpUnreadLimit / 2) {
+    st.paused = false;
+    resume_reading(s);
+  }
+}
+
+void worker_runtime::resume_reading(session_id s) {
+  if (host_) {
+    if (auto* c = host_->find(s.value())) c->resume();
+  } else if (!reactors_.empty()) {
+    (void)reactors_[s.value() % reactors_.size()]->send(
+        ipc::encode(ipc::conn_resume{s.value(), static_cast<std::uint32_t>(args_.id)}));
+  }
+}
+
+bool worker_runtime::http_body_event(session_id s, std::uint8_t kind, std::string_view data) {
+  auto& st = http_pipes_[s];
+  // A piece belongs to the newest request whose body is still arriving.
+  if (st.pipes.empty() || st.pipes.back()->ended) st.pipes.push_back(std::make_shared<body_pipe>(*this, s));
+  auto& pipe = *st.pipes.back();
+  if (kind == static_cast<std::uint8_t>(h1::ev::end)) {
+    std::string_view in = data;
+    if (!pipe.trailers.decode_from(in)) pipe.trailers.items.clear();
+    pipe.ended = true;
+  } else if (!pipe.discard && !data.empty()) {
+    pipe.pieces.emplace_back(data);
+    st.unread += data.size();
+  }
+  pipe.waiters.complete_all({});
+  // Pipes whose request was taken and whose body is complete leave the queue (the request
+  // keeps its pipe alive as long as it needs it).
+  while (!st.pipes.empty() && st.pipes.front()->taken && st.pipes.front()->ended) st.pipes.pop_front();
+  if (st.unread > kHttpUnreadLimit && !st.paused) {
+    st.paused = true;
+    return false;
+  }
+  return true;
+}
+
 std::optional<task<void>> worker_runtime::http_event(std::uint8_t kind, session_id s, int listener,
                                                       std::string& data) {
   const auto& lc = app_.listen[static_cast<std::size_t>(listener)];
@@ -62,33 +147,51 @@ std::optional<task<void>> worker_runtime::http_event(std::uint8_t kind, session_
       } else {
         auto r = match_route(lc, path, x.req->method());
         x.module = r.module;
+        x.route = r.route;
         x.status = r.status;
         x.allow = std::move(r.allow);
       }
       if (x.status == 0 && http_in_flight_ >= lc.max_concurrency) x.status = 503;
-      if (x.req->head().complete) return serve_http(std::move(x), listener);
-      // The body follows: ask for it only when a handler will read it.
-      if (x.status == 0 && x.req->head().expect_continue)
-        (void)port_->send(s, {}, static_cast<std::uint8_t>(h1::out::continue_100));
-      http_partials_[s] = std::move(x);
-      return std::nullopt;
-    }
-    case h1::ev::body: {
-      auto it = http_partials_.find(s);
-      if (it == http_partials_.end()) return std::nullopt;
-      // A request that will be refused does not keep its body.
-      if (it->second.status == 0) it->second.req->body().append(data);
-      return std::nullopt;
-    }
-    case h1::ev::end: {
-      auto it = http_partials_.find(s);
-      if (it == http_partials_.end()) return std::nullopt;
-      auto x = std::move(it->second);
-      http_partials_.erase(it);
-      std::string_view in = data;
-      if (!x.req->trailers().decode_from(in)) x.req->trailers().items.clear();
+      x.body_timeout = lc.body_timeout.count() > 0 ? std::chrono::milliseconds(lc.body_timeout)
+                                                   : std::chrono::milliseconds(std::chrono::hours(24));
+      if (x.status == 0 && x.route >= 0) x.stream = lc.routes[static_cast<std::size_t>(x.route)].stream_body;
+      if (!x.req->head().complete) {
+        // The body follows (body/end events go straight to this request's pipe).
+        auto& st = http_pipes_[s];
+        std::shared_ptr<body_pipe> pipe;
+        for (auto& p : st.pipes)
+          if (!p->taken) {
+            pipe = p;
+            break;
+          }
+        if (!pipe) {
+          pipe = std::make_shared<body_pipe>(*this, s);
+          st.pipes.push_back(pipe);
+        }
+        pipe->taken = true;
+        if (!info) pipe->gone = true;  // closed before its head got here
+        // What is already here arrived before the request was taken: keep it.
+        x.pipe = pipe;
+        if (x.status != 0) {
+          pipe->discard = true;
+          for (auto& p : pipe->pieces) http_body_taken(s, p.size());
+          pipe->pieces.clear();
+        } else if (x.req->head().expect_continue) {
+          // Ask for the body only when a handler will read it: now for whole bodies, at
+          // the first read_body() for streamed ones.
+          if (x.stream)
+            pipe->continue_owed = true;
+          else
+            (void)port_->send(s, {}, static_cast<std::uint8_t>(h1::out::continue_100));
+        }
+        while (!st.pipes.empty() && st.pipes.front()->taken && st.pipes.front()->ended) st.pipes.pop_front();
+      }
       return serve_http(std::move(x), listener);
     }
+    case h1::ev::body:
+    case h1::ev::end:
+      // Not through the runner: http_body_event() took them as they arrived.
+      return std::nullopt;
   }
   log::warning("session {}: unknown HTTP event kind {}; dropped", s, kind);
   return std::nullopt;
@@ -97,11 +200,16 @@ std::optional<task<void>> worker_runtime::http_event(std::uint8_t kind, session_
 task<void> worker_runtime::serve_http(http_exchange x, int listener) {
   (void)listener;
   auto s = x.req->session();
+  // A refused request whose body is still on its way: answer and close (reading a body
+  // nobody wants would let the client hold the connection).
+  const bool body_pending = x.pipe && !x.pipe->ended;
   if (x.status != 0) {
     switch (x.status) {
-      case 404: answer(*port_, s, 404, "Not Found\n"); break;
-      case 405: answer(*port_, s, 405, "Method Not Allowed\n", x.allow.c_str()); break;
-      case 503: answer(*port_, s, 503, "Service Unavailable: too many requests in this worker\n"); break;
+      case 404: answer(*port_, s, 404, "Not Found\n", nullptr, body_pending); break;
+      case 405: answer(*port_, s, 405, "Method Not Allowed\n", x.allow.c_str(), body_pending); break;
+      case 503:
+        answer(*port_, s, 503, "Service Unavailable: too many requests in this worker\n", nullptr, body_pending);
+        break;
       default:
         log::info("session {}: {} {}: {}", s, x.req->method(), x.req->target(), x.reason);
         answer(*port_, s, x.status, "Bad Request\n", nullptr, true);
@@ -111,6 +219,20 @@ task<void> worker_runtime::serve_http(http_exchange x, int listener) {
   }
   ++http_in_flight_;
   auto mod = x.module;
+  if (x.pipe && !x.stream) {
+    // A whole body: gather it before the handler runs.
+    for (;;) {
+      auto piece = co_await x.pipe->next(*x.req, x.body_timeout);
+      if (!piece) {
+        --http_in_flight_;
+        co_return;  // the client went away (or stalled: the codec's body_timeout answers)
+      }
+      if (piece->empty()) break;
+      x.req->body().append(*piece);
+    }
+  } else if (x.pipe) {
+    x.req->set_body_source(x.pipe);
+  }
   session_channel ch(*port_, s);
   http::response res(ch);
   std::exception_ptr error;
@@ -121,7 +243,12 @@ task<void> worker_runtime::serve_http(http_exchange x, int listener) {
     error = std::current_exception();
   }
   --http_in_flight_;
-  if (error || !res.ended()) {
+  if (!error && res.error() && res.error() != server_errc::session_not_found) {
+    log::warning("module {}: the response to {} {} (session {}) could not be sent: {}; closing the connection",
+                 modules_[static_cast<std::size_t>(mod)]->instance_name(), x.req->method(), x.req->path(), s,
+                 res.error().message());
+    (void)port_->close(s, true);
+  } else if (error || !res.ended()) {
     std::string what = "returned without ending the response";
     if (error) {
       try {
@@ -141,6 +268,14 @@ task<void> worker_runtime::serve_http(http_exchange x, int listener) {
   }
 }
 
-void worker_runtime::http_closed(session_id s) { http_partials_.erase(s); }
+void worker_runtime::http_closed(session_id s) {
+  auto it = http_pipes_.find(s);
+  if (it == http_pipes_.end()) return;
+  for (auto& p : it->second.pipes) {
+    p->gone = true;
+    p->waiters.complete_all({});
+  }
+  http_pipes_.erase(it);
+}
 
 }  // namespace swactor::detail

@@ -384,6 +384,7 @@ void worker_runtime::on_open(net::connection& c) {
 
 bool worker_runtime::on_event(net::connection& c, const protocols::event& e) {
   session_id s(c.id());
+  if (is_body_event(e.kind) && is_http(c.listener())) return http_body_event(s, e.kind, e.data);
   auto depth = runner_.message(s, c.listener(), std::string(e.data), e.kind);
   if (depth < app_.listen[static_cast<std::size_t>(c.listener())].max_queued_messages) return true;
   runner_.note_paused(s);
@@ -395,6 +396,7 @@ void worker_runtime::on_drained(net::connection& c) { drain_waits_.wake(session_
 void worker_runtime::on_closed(net::connection& c, std::string_view) {
   if (destroying_) return;
   if (c.watching_drain()) drain_waits_.wake(session_id(c.id()), server_errc::session_not_found);
+  if (is_http(c.listener())) http_closed(session_id(c.id()));  // a handler reading the body learns now
   runner_.closed(session_id(c.id()), c.listener());
 }
 
@@ -418,8 +420,15 @@ void worker_runtime::on_reactor_message(ipc::message&& raw) {
       runner_.open(session_id(v.session), static_cast<int>(v.listener), std::move(v.remote), v.connect_ms,
                    static_cast<int>(v.reactor));
     } else if constexpr (std::is_same_v<T, ipc::conn_data>) {
+      if (is_body_event(v.kind) && is_http(static_cast<int>(v.listener))) {
+        if (!http_body_event(session_id(v.session), v.kind, v.data) && !reactors_.empty())
+          (void)reactors_[v.session % reactors_.size()]->send(
+              ipc::encode(ipc::conn_pause{v.session, static_cast<std::uint32_t>(args_.id)}));
+        return;
+      }
       runner_.message(session_id(v.session), static_cast<int>(v.listener), std::move(v.data), v.kind);
     } else if constexpr (std::is_same_v<T, ipc::conn_closed>) {
+      if (is_http(static_cast<int>(v.listener))) http_closed(session_id(v.session));
       runner_.closed(session_id(v.session), static_cast<int>(v.listener));
     } else if constexpr (std::is_same_v<T, ipc::datagram_in>) {
       on_datagram(static_cast<int>(v.listener), std::move(v.from), v.data);

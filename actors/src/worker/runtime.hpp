@@ -9,6 +9,7 @@
 
 #include <unistd.h>
 
+#include <deque>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -91,9 +92,14 @@ class worker_runtime final : private handler_host, private net::connection_sink 
   std::optional<task<void>> handler_for(event_kind k, std::uint8_t kind, session_id s, int listener,
                                         std::string& data) override;
   // -- HTTP listeners (http_events.cpp) ---------------------------------------------------------
+  struct body_pipe;
   struct http_exchange {
     std::unique_ptr<http::request> req;
     int module = -1;
+    int route = -1;
+    bool stream = false;  // the route streams the body to the handler
+    std::shared_ptr<body_pipe> pipe;  // requests whose body follows the head
+    std::chrono::milliseconds body_timeout{0};
     int status = 0;  // non-zero: answered without a handler (404, 405, 503, 400)
     std::string allow;
     std::string reason;
@@ -101,6 +107,19 @@ class worker_runtime final : private handler_host, private net::connection_sink 
   std::optional<task<void>> http_event(std::uint8_t kind, session_id s, int listener, std::string& data);
   task<void> serve_http(http_exchange x, int listener);
   void http_closed(session_id s);
+  // A body/end event as it arrives (not through the runner, which may be running the
+  // handler that waits for it); false: stop reading the connection for now.
+  bool http_body_event(session_id s, std::uint8_t kind, std::string_view data);
+  void http_body_taken(session_id s, std::size_t n);
+  void resume_reading(session_id s);
+  bool is_http(int listener) const {
+    return listener >= 0 && listener < static_cast<int>(app_.listen.size()) &&
+           app_.listen[static_cast<std::size_t>(listener)].http();
+  }
+  static bool is_body_event(std::uint8_t kind) {
+    return kind == static_cast<std::uint8_t>(protocols::http1::ev::body) ||
+           kind == static_cast<std::uint8_t>(protocols::http1::ev::end);
+  }
   void handler_done(event_kind k, session_id s, int listener, std::exception_ptr error) override;
   void queue_low(session_id s) override;
   void handler_begin();
@@ -165,7 +184,13 @@ class worker_runtime final : private handler_host, private net::connection_sink 
     std::shared_ptr<channel<result<std::string>>> waiter;
   };
   std::unordered_map<task_id, pending_task> pending_tasks_;
-  std::unordered_map<session_id, http_exchange> http_partials_;  // requests whose body is arriving
+  struct http_pipes {
+    std::deque<std::shared_ptr<body_pipe>> pipes;  // requests whose body is arriving, oldest first
+    std::size_t unread = 0;                        // bytes in them nobody took yet
+    bool paused = false;
+  };
+  std::unordered_map<session_id, http_pipes> http_pipes_;
+  static constexpr std::size_t kHttpUnreadLimit = 256 * 1024;
   int http_in_flight_ = 0;
   std::uint64_t next_task_ = 0;
   wait_group in_flight_;  // handlers outside the runner (tasks, pipe messages, datagrams)

@@ -82,6 +82,7 @@ struct route_config {
   std::string path;    // "/api/" (prefix) or "=/healthz" (exact)
   std::string module;  // module instance
   std::vector<std::string> methods;  // empty = every method
+  bool stream_body = false;  // on_request runs at the head; the body via read_body()
 
   // Resolved by parse_app_config().
   bool exact = false;

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,6 +24,7 @@
 
 #include "swactor/actors/module.hpp"
 #include "swactor/core/coro.hpp"
+#include "swactor/core/error.hpp"
 #include "swactor/protocols/http1.hpp"
 
 namespace swactor::http {
@@ -71,6 +73,8 @@ class request {
   const param_list& cookies() const;
   std::optional<std::string_view> cookie(std::string_view name) const;
 
+  // The whole body (routes without stream_body). With stream_body the handler runs as soon
+  // as the head is here, body() stays empty, and read_body() hands out the pieces.
   const std::string& body() const noexcept { return head_.body; }
   std::string& body() noexcept { return head_.body; }
   // Fields of an application/x-www-form-urlencoded body (empty for other types).
@@ -79,6 +83,18 @@ class request {
   const header_list& trailers() const noexcept { return trailers_; }
   header_list& trailers() noexcept { return trailers_; }
   bool keep_alive() const noexcept { return head_.keep_alive; }
+
+  // -- streamed bodies (a route with stream_body = true) --------------------------------
+  bool body_streamed() const noexcept { return static_cast<bool>(stream_); }
+  // The next piece of the body as it arrives; "" once it is complete (trailers() are then
+  // set). errc::timeout when nothing arrives within `timeout`, session_not_found when the
+  // client went away. The connection stops reading while unread pieces pile up (more than
+  // four body_chunk_size pieces), so a slow handler holds the client, not memory. The first
+  // call answers `Expect: 100-continue`.
+  [[nodiscard]] swactor::task<result<std::string>> read_body(duration timeout = std::chrono::seconds(60));
+  // Worker side: where read_body() takes its pieces from.
+  struct body_source;
+  void set_body_source(std::shared_ptr<body_source> s) { stream_ = std::move(s); }
 
   // Where the client is ("ip:port", "[v6]:port", or a unix path) and where it connected.
   const std::string& remote_address() const noexcept { return remote_; }
@@ -95,6 +111,15 @@ class request {
   std::string_view query_;
   header_list trailers_;
   mutable std::optional<param_list> query_params_, cookies_, form_;
+  std::shared_ptr<body_source> stream_;
+};
+
+// The pieces of a streamed body between the worker (which adds them as they arrive) and
+// read_body() (which takes them).
+struct request::body_source {
+  virtual ~body_source() = default;
+  // The next piece, "" at the end.
+  virtual swactor::task<result<std::string>> next(request& req, duration timeout) = 0;
 };
 
 struct cookie {
@@ -164,9 +189,17 @@ class response {
 
   bool started() const noexcept { return started_; }  // the head went out
   bool ended() const noexcept { return ended_; }
+  // The first error a send of this response met (the engine closes the connection then,
+  // so a partial response never looks complete).
+  std::error_code error() const noexcept { return error_; }
 
  private:
+  static constexpr std::size_t kLargeBody = 1u << 20;
   std::error_code send_head();
+  std::error_code fail(std::error_code ec) noexcept {
+    if (ec && !error_) error_ = ec;
+    return ec;
+  }
 
   response_channel* ch_;
   protocols::http1::response_head head_;
@@ -174,6 +207,7 @@ class response {
   std::uint64_t unacked_ = 0;
   bool started_ = false;
   bool ended_ = false;
+  std::error_code error_;
 };
 
 }  // namespace swactor::http

@@ -9,7 +9,8 @@
 //   session_id  the connection's session (conn_*), else 0
 //   reactor_id  the reactor thread (conn_open, conn_data, conn_closed, datagram_in, drained,
 //               conn_writable)
-//   src_worker  the sending process (conn_send, conn_watch, drain, ready, task_*, pipe_message)
+//   src_worker  the sending process (conn_send, conn_watch, conn_pause, conn_resume, drain,
+//               ready, task_*, pipe_message)
 //   dst_worker  the receiving process (task_*, pipe_message)
 //   message_id  the task id (task_request, task_result), else 0
 //   flags       flag::error on a failed task_result
@@ -41,6 +42,8 @@
 //   task_result   task_result   u32 module                           payload
 //   pipe_message  pipe_message  u32 module                           payload
 //   conn_watch    conn_watch    (empty)                              -
+//   conn_pause    pause         (empty)                              -
+//   conn_resume   resume        (empty)                              -
 //   conn_writable conn_writable (empty)                              -
 //
 // decode() refuses anything else with errc::bad_message: unknown type, short payload, a
@@ -140,6 +143,19 @@ struct conn_watch {
   friend bool operator==(const conn_watch&, const conn_watch&) = default;
 };
 
+// worker -> reactor: stop / start reading a connection (a streamed request body the
+// handler has not caught up with).
+struct conn_pause {
+  std::uint64_t session = 0;
+  std::uint32_t worker = 0;
+  friend bool operator==(const conn_pause&, const conn_pause&) = default;
+};
+struct conn_resume {
+  std::uint64_t session = 0;
+  std::uint32_t worker = 0;
+  friend bool operator==(const conn_resume&, const conn_resume&) = default;
+};
+
 // reactor -> worker: the answer to conn_watch (also when the connection is gone).
 struct conn_writable {
   std::uint64_t session = 0;
@@ -205,7 +221,7 @@ struct pipe_message {
 using any_message =
     std::variant<conn_open, conn_data, conn_closed, conn_send, conn_close, conn_bind, datagram_in,
                  datagram_out, drain, drained, ready, stop, task_request, task_result,
-                 pipe_message, conn_watch, conn_writable>;
+                 pipe_message, conn_watch, conn_writable, conn_pause, conn_resume>;
 
 // Bytes a bulk kind appends after its bulk string, address strings (`from`, `to`) aside.
 // A bulk string built with this much spare capacity is moved into the payload and never
@@ -232,6 +248,8 @@ message encode(task_result m);
 message encode(pipe_message m);
 message encode(conn_watch m);
 message encode(conn_writable m);
+message encode(conn_pause m);
+message encode(conn_resume m);
 message encode(any_message m);
 
 // errc::bad_message when `m` is not a well-formed message of a known kind. The rvalue
