@@ -10,6 +10,7 @@ packages=(
   libtomlplusplus-dev catch2 libspdlog-dev libfmt-dev libcli11-dev
   zlib1g-dev libmariadb-dev node-llhttp
   procps
+  curl wrk apache2-utils python3
 )
 if [ "${1:-}" = "fuzz" ]; then
   packages+=(clang libclang-rt-14-dev)
