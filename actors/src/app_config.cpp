@@ -132,7 +132,8 @@ const config::schema<listen_config>& listen_schema() {
     config::schema<listen_config> s;
     s.string("url", &listen_config::url,
              "Where to listen: `tcp://HOST:PORT`, `tcp://[::1]:PORT`, `udp://HOST:PORT`, "
-             "`unix:///path` (stream) or `unixgram:///path` (datagram).")
+             "`unix:///path` (stream), `unixgram:///path` (datagram), `http://HOST:PORT` or "
+             "`http+unix:///path` (HTTP/1.1).")
         .required()
         .string("module", &listen_config::module,
                 "Module instance that handles this listener's events ([modules.NAME], or a "
@@ -188,8 +189,8 @@ const config::schema<listen_config>& listen_schema() {
               "and close, before the body is read.")
         .duration("header_timeout", &listen_config::header_timeout,
                   "HTTP: the whole request head must arrive within this time from its first "
-                  "byte (and a new connection must send one within it); else 408 and close "
-                  "(slowloris). 0 = no limit.")
+                  "byte, else 408 and close (slowloris); a new connection that sends nothing "
+                  "within it is closed quietly. 0 = no limit.")
         .duration("keepalive_timeout", &listen_config::keepalive_timeout,
                   "HTTP: a keep-alive connection idle this long between requests is closed "
                   "(quietly). 0 = no limit.")

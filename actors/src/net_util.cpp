@@ -127,4 +127,12 @@ int socket_family(int fd) {
   return ss.ss_family;
 }
 
+std::string local_address(int fd) {
+  if (fd < 0) return {};
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return {};
+  return format_address(reinterpret_cast<const sockaddr*>(&ss), len);
+}
+
 }  // namespace swactor::detail

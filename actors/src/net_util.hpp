@@ -29,4 +29,7 @@ bool parse_address(const std::string& text, asio::generic::datagram_protocol::en
 
 int socket_family(int fd);
 
+// The local address of a connected socket ("" when unknown).
+std::string local_address(int fd);
+
 }  // namespace swactor::detail

@@ -110,6 +110,7 @@ class http_echo final : public module_base {
     j["body"] = req.body();
     j["body_base64"] = base64_encode(req.body());
     j["remote"] = req.remote_address();
+    j["local"] = req.local_address();
     j["streamed_pieces"] = pieces;
     int status = 200;
     if (auto s = req.query_param("status")) {

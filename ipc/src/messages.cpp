@@ -119,6 +119,7 @@ result<any_message> decode_conn_open(message& m) {
   v.listener = r.get<std::uint32_t>();
   v.connect_ms = r.get<std::int64_t>();
   v.remote = r.get_str();
+  v.local = r.get_str();
   if (!r.done()) return bad();
   return any_message(std::move(v));
 }
@@ -271,10 +272,11 @@ message encode(conn_open m) {
   auto out = with_type(message_type::connect);
   out.session_id = m.session;
   out.reactor_id = m.reactor;
-  out.payload.reserve(4 + 8 + 4 + m.remote.size());
+  out.payload.reserve(4 + 8 + 4 + m.remote.size() + 4 + m.local.size());
   put<std::uint32_t>(out.payload, m.listener);
   put<std::int64_t>(out.payload, m.connect_ms);
   put_str(out.payload, m.remote);
+  put_str(out.payload, m.local);
   return out;
 }
 

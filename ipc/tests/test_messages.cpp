@@ -203,7 +203,7 @@ TEST_CASE("messages: payload layout is the documented one", "[messages]") {
   CHECK(d.payload == "abc\x04\x03\x02\x01\x09\x05\0\0\0"s);
   // conn_open: u32 listener, i64 connect_ms, str remote
   auto o = encode(conn_open{1, 2, 3, "ab", -2});
-  CHECK(o.payload == "\x02\0\0\0\xfe\xff\xff\xff\xff\xff\xff\xff\x02\0\0\0ab"s);
+  CHECK(o.payload == "\x02\0\0\0\xfe\xff\xff\xff\xff\xff\xff\xff\x02\0\0\0ab\0\0\0\0"s);
   // datagram_out: bulk, i32 listener, str to, u32 size of fields
   auto g = encode(datagram_out{-1, "h", "D"});
   CHECK(g.payload == "D\xff\xff\xff\xff\x01\0\0\0h\x09\0\0\0"s);

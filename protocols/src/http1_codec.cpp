@@ -358,6 +358,7 @@ class server_codec final : public stream_codec {
   std::uint32_t host_field_ = 0;
   bool expect_100_ = false;
   bool keep_alive_ = true, upgrade_ = false, chunked_ = false, expect_continue_ = false;
+  bool conn_close_ = false;  // a Connection header lists `close`
   std::uint8_t minor_ = 1;
   std::int64_t content_length_ = -1;
   std::size_t authority_off_ = 0, authority_len_ = 0;
@@ -433,6 +434,7 @@ int server_codec::on_message_begin() {
   target_.clear();
   head_buf_.clear();
   fields_.clear();
+  conn_close_ = false;
   body_buf_.clear();
   trailer_start_ = 0;
   in_name_ = field_open_ = false;
@@ -522,6 +524,10 @@ int server_codec::on_header_value_complete() {
         host_field_ = static_cast<std::uint32_t>(fields_.size() - 1);
       }
       break;
+    case 10:
+      // llhttp 8.1 misses `close` followed by a tab; the token list is read here as well.
+      if (iequals(name, "connection") && has_close_token(value)) conn_close_ = true;
+      break;
     case 6:
       if (iequals(name, "expect")) {
         if (!iequals(value, "100-continue")) return user_error(417, "unsupported Expect value");
@@ -568,7 +574,7 @@ int server_codec::on_header_value_complete() {
 
 int server_codec::on_headers_complete() {
   minor_ = parser_.http_minor;
-  keep_alive_ = llhttp_should_keep_alive(&parser_);
+  keep_alive_ = llhttp_should_keep_alive(&parser_) && !conn_close_;
   upgrade_ = parser_.upgrade;
   chunked_ = parser_.flags & F_CHUNKED;
   content_length_ = (parser_.flags & F_CONTENT_LENGTH)
@@ -921,8 +927,16 @@ void server_codec::reject(int status, const char* why) {
 
 void server_codec::reject_llhttp(llhttp_errno_t err) {
   int status = 400;
-  if (err == HPE_INVALID_VERSION) status = 505;
   const char* why = llhttp_get_error_reason(&parser_);
+  // 505 only for a well-formed version we do not speak (HTTP/2.0, HTTP/1.2); a malformed
+  // request line (a bare CR after the version) is a plain 400.
+  std::string_view reason = why ? why : "";
+  if (err == HPE_INVALID_VERSION &&
+      (reason.find("major version") != std::string_view::npos || reason.find("minor version") != std::string_view::npos ||
+       reason.find("HTTP version") != std::string_view::npos))
+    status = 505;
+  // RFC 9110 §9.1: a method the server does not know is 501, not a client error.
+  if (err == HPE_INVALID_METHOD) status = 501;
   reject(status, why ? why : llhttp_errno_name(err));
 }
 

@@ -212,10 +212,9 @@ max_pipelined_requests = 2
   // 10 requests on each listener, and 40 (more than the default limit of 16) on the first.
   for (auto [port, count] : {std::pair{srv.port, 10}, std::pair{srv.port2, 10}, std::pair{srv.port, 40}}) {
     INFO("port " << port << (port == srv.port2 ? " (max_pipelined_requests = 2)" : "") << ", " << count << " requests");
-    // server bug: in base mode a connection that has more requests buffered than
-    // max_pipelined_requests answers that many and then stalls for good: the bytes already
-    // read are not parsed again once the responses went out (process mode is fine).
-    const bool known_stall = mode == "base" && (port == srv.port2 || count > 16);
+    // A regression guard: base mode once stalled here when one read held more requests
+    // than max_pipelined_requests (the inline replies unblocked the codec, but the bytes
+    // already read were not parsed again).
     auto c = connect_tcp("127.0.0.1", port);
     REQUIRE(c);
     std::string batch;
@@ -224,23 +223,15 @@ max_pipelined_requests = 2
       batch += i % 3 == 1 ? http::post(target, "body #" + std::to_string(i)) : http::get(target);
     }
     REQUIRE(c.send_all(batch));
-    bool stalled = false;
-    for (int i = 0; i < count && !stalled; ++i) {
+    for (int i = 0; i < count; ++i) {
       INFO("response " << i);
-      auto r = http::read_response(c, known_stall ? 2s : 5s);
-      if (!r && known_stall) {
-        WARN("server bug: base mode stalls after " << i << " of " << count << " pipelined requests");
-        stalled = true;
-        break;
-      }
+      auto r = http::read_response(c, 5s);
       REQUIRE(r);
       CHECK(r->status == 200);
       auto j = r->echo();
       CHECK(j.value("target", "") == "/p/" + std::to_string(i));
       CHECK(j.value("body", "") == (i % 3 == 1 ? "body #" + std::to_string(i) : std::string()));
     }
-    if (stalled) continue;
-    if (known_stall) WARN("the base-mode pipelining stall is fixed: drop known_stall");
     // The connection is still good afterwards.
     REQUIRE(c.send_all(http::get("/p/last")));
     auto r = http::read_response(c);

@@ -151,6 +151,11 @@ request::request(h1::request_head head, session_id s, std::string remote)
   path_ = remove_dot_segments(decoded);
 }
 
+const std::string& request::local_address() const {
+  if (!local_) local_ = lookup_ ? lookup_->local_address(session_) : std::string();
+  return *local_;
+}
+
 const param_list& request::query_params() const {
   if (!query_params_) query_params_ = parse_query(query_);
   return *query_params_;

@@ -161,6 +161,7 @@ struct reactor_thread::impl final : net::connection_sink {
     m.listener = static_cast<std::uint32_t>(c.listener());
     m.reactor = static_cast<std::uint32_t>(id);
     m.remote = c.remote;
+    m.local = local_address(c.native_handle());
     m.connect_ms = c.connect_ms;
     deliver(c.sink_worker, ipc::encode(std::move(m)));
   }

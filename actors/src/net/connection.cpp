@@ -190,16 +190,20 @@ std::size_t connection::process(std::string_view input) {
     codec_switched_ = false;
     used += codec_->decode(input.substr(used), *this);
     retired_codec_.reset();
+    bool replied = false;
     if (!deferred_.empty()) {
       auto replies = std::move(deferred_);
       deferred_.clear();
       deferred_bytes_ = 0;
+      replied = true;
       for (auto& [kind, data] : replies)
         if (!closed_) (void)encode_now(kind, data);
     }
     write_codec_output();
-    // After a switch the new codec gets the rest of this read at once.
-    if (!codec_switched_ || closed_ || paused_ || codec_->failed() || used >= input.size()) break;
+    // After a switch the new codec gets the rest of this read at once; so does a codec
+    // that stopped at its pipelining bound and was unblocked by inline replies.
+    bool again = codec_switched_ || (replied && !codec_->blocked() && !codec_->done());
+    if (!again || closed_ || paused_ || codec_->failed() || used >= input.size()) break;
   }
   decoding_ = false;
   if (!closed_ && !codec_->failed()) after_codec();
@@ -230,7 +234,7 @@ void connection::after_codec() {
     return;
   }
   if (peer_eof_ && !owes) {
-    finish(false, "closed by peer");
+    close(false);  // after the last reply is written
     return;
   }
   bool blocked = codec_->blocked() || peer_eof_;

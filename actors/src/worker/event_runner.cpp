@@ -60,11 +60,13 @@ void event_runner::drop(std::unordered_map<session_id, session_state>::iterator 
     sessions_.erase(it);
 }
 
-void event_runner::open(session_id s, int listener, std::string remote, std::int64_t connect_ms, int reactor) {
+void event_runner::open(session_id s, int listener, std::string remote, std::int64_t connect_ms, int reactor,
+                        std::string local) {
   auto& st = state_of(s, listener);
   st.opened = true;
   ++opened_;
   st.info.remote = std::move(remote);
+  st.info.local = std::move(local);
   st.info.connect_time_ms = connect_ms;
   st.info.reactor = reactor;
   push(s, st, pending{event_kind::open, 0, listener, {}});

@@ -5,6 +5,7 @@
 // runs its on_request with a response whose replies the codec frames.
 
 #include <deque>
+#include <unordered_set>
 
 #include <fmt/format.h>
 
@@ -21,13 +22,23 @@ namespace h1 = protocols::http1;
 
 class session_channel final : public http::response_channel {
  public:
-  session_channel(session_port& port, session_id s) : port_(port), s_(s) {}
-  std::error_code send(std::uint8_t kind, std::string_view data) override { return port_.send(s_, data, kind); }
-  task<std::error_code> drained(duration timeout) override { return port_.drained(s_, timeout); }
+  session_channel(session_port& port, session_id s, const std::unordered_set<session_id>* gone = nullptr)
+      : port_(port), s_(s), gone_(gone) {}
+  std::error_code send(std::uint8_t kind, std::string_view data) override {
+    // Process mode: the close may be known here before the runner gets to it.
+    if (gone_ && gone_->contains(s_)) return server_errc::session_not_found;
+    return port_.send(s_, data, kind);
+  }
+  task<std::error_code> drained(duration timeout) override {
+    auto ec = co_await port_.drained(s_, timeout);
+    if (!ec && gone_ && gone_->contains(s_)) ec = server_errc::session_not_found;
+    co_return ec;
+  }
 
  private:
   session_port& port_;
   session_id s_;
+  const std::unordered_set<session_id>* gone_;
 };
 
 // A reply the worker makes without a handler (404, 405, 503, 500, 400).
@@ -137,9 +148,10 @@ std::optional<task<void>> worker_runtime::http_event(std::uint8_t kind, session_
         (void)port_->close(s, true);
         return std::nullopt;
       }
-      auto info = port_->info(s);
+      const bool open = port_->is_open(s);
       http_exchange x;
-      x.req = std::make_unique<http::request>(std::move(head), s, info ? info->remote : std::string());
+      x.req = std::make_unique<http::request>(std::move(head), s, std::string(port_->remote_of(s)));
+      x.req->set_address_lookup(this);
       const auto& path = x.req->path();
       if (path.find('\0') != std::string::npos) {
         x.status = 400;
@@ -169,7 +181,7 @@ std::optional<task<void>> worker_runtime::http_event(std::uint8_t kind, session_
           st.pipes.push_back(pipe);
         }
         pipe->taken = true;
-        if (!info) pipe->gone = true;  // closed before its head got here
+        if (!open) pipe->gone = true;  // closed before its head got here
         // What is already here arrived before the request was taken: keep it.
         x.pipe = pipe;
         if (x.status != 0) {
@@ -233,7 +245,7 @@ task<void> worker_runtime::serve_http(http_exchange x, int listener) {
   } else if (x.pipe) {
     x.req->set_body_source(x.pipe);
   }
-  session_channel ch(*port_, s);
+  session_channel ch(*port_, s, &http_gone_);
   http::response res(ch);
   std::exception_ptr error;
   try {
@@ -266,6 +278,11 @@ task<void> worker_runtime::serve_http(http_exchange x, int listener) {
     else
       (void)port_->close(s, true);  // a half-sent body must not look complete
   }
+}
+
+std::string worker_runtime::local_address(session_id s) {
+  auto i = port_->info(s);
+  return i ? std::move(i->local) : std::string();
 }
 
 void worker_runtime::http_closed(session_id s) {

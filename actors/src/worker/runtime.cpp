@@ -331,7 +331,10 @@ std::optional<task<void>> worker_runtime::handler_for(event_kind k, std::uint8_t
       app_.listen[static_cast<std::size_t>(listener)].http()) {
     // HTTP listeners: requests go to on_request of the routed module (no connect/close
     // handlers: a connection carries many requests, maybe for different modules).
-    if (k == event_kind::closed) http_closed(s);
+    if (k == event_kind::closed) {
+      http_closed(s);
+      http_gone_.erase(s);
+    }
     if (k != event_kind::message) return std::nullopt;
     auto t = http_event(kind, s, listener, data);
     if (t) {
@@ -418,7 +421,7 @@ void worker_runtime::on_reactor_message(ipc::message&& raw) {
     using T = std::decay_t<decltype(v)>;
     if constexpr (std::is_same_v<T, ipc::conn_open>) {
       runner_.open(session_id(v.session), static_cast<int>(v.listener), std::move(v.remote), v.connect_ms,
-                   static_cast<int>(v.reactor));
+                   static_cast<int>(v.reactor), std::move(v.local));
     } else if constexpr (std::is_same_v<T, ipc::conn_data>) {
       if (is_body_event(v.kind) && is_http(static_cast<int>(v.listener))) {
         if (!http_body_event(session_id(v.session), v.kind, v.data) && !reactors_.empty())
@@ -428,7 +431,10 @@ void worker_runtime::on_reactor_message(ipc::message&& raw) {
       }
       runner_.message(session_id(v.session), static_cast<int>(v.listener), std::move(v.data), v.kind);
     } else if constexpr (std::is_same_v<T, ipc::conn_closed>) {
-      if (is_http(static_cast<int>(v.listener))) http_closed(session_id(v.session));
+      if (is_http(static_cast<int>(v.listener))) {
+        http_gone_.insert(session_id(v.session));
+        http_closed(session_id(v.session));
+      }
       runner_.closed(session_id(v.session), static_cast<int>(v.listener));
     } else if constexpr (std::is_same_v<T, ipc::datagram_in>) {
       on_datagram(static_cast<int>(v.listener), std::move(v.from), v.data);

@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "net/acceptor.hpp"
@@ -62,7 +63,7 @@ class server_context final : public context {
   int module_;
 };
 
-class worker_runtime final : private handler_host, private net::connection_sink {
+class worker_runtime final : private handler_host, private net::connection_sink, private http::request::address_lookup {
  public:
   worker_runtime(swactor::loop& lp, const worker_args& args, app_config app, server_state* state,
                  ipc::link link, const module_registry& reg);
@@ -107,6 +108,7 @@ class worker_runtime final : private handler_host, private net::connection_sink 
   std::optional<task<void>> http_event(std::uint8_t kind, session_id s, int listener, std::string& data);
   task<void> serve_http(http_exchange x, int listener);
   void http_closed(session_id s);
+  std::string local_address(session_id s) override;
   // A body/end event as it arrives (not through the runner, which may be running the
   // handler that waits for it); false: stop reading the connection for now.
   bool http_body_event(session_id s, std::uint8_t kind, std::string_view data);
@@ -190,6 +192,8 @@ class worker_runtime final : private handler_host, private net::connection_sink 
     bool paused = false;
   };
   std::unordered_map<session_id, http_pipes> http_pipes_;
+  // Process mode: HTTP sessions whose close arrived but is still queued behind a handler.
+  std::unordered_set<session_id> http_gone_;
   static constexpr std::size_t kHttpUnreadLimit = 256 * 1024;
   int http_in_flight_ = 0;
   std::uint64_t next_task_ = 0;

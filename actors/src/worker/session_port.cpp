@@ -30,12 +30,21 @@ class local_port final : public session_port {
   std::error_code sendto(const std::string& address, std::string_view data, int listener) override {
     return host_.sendto(address, data, listener);
   }
+  std::string_view remote_of(session_id s) override {
+    auto* c = host_.find(s.value());
+    return c ? std::string_view(c->remote) : std::string_view();
+  }
+  bool is_open(session_id s) override {
+    auto* c = host_.find(s.value());
+    return c && !c->closed();
+  }
   result<session_info> info(session_id s) override {
     auto* c = host_.find(s.value());
     if (!c) return make_error_code(server_errc::session_not_found);
     session_info i;
     i.id = s;
     i.remote = c->remote;
+    i.local = local_address(c->native_handle());
     i.listener = c->listener();
     i.connect_time_ms = c->connect_ms;
     i.last_receive_ms = c->last_receive_ms();
@@ -105,6 +114,11 @@ class remote_port final : public session_port {
     m.data.assign(data);
     return reactors_[0]->send(ipc::encode(std::move(m)));
   }
+  std::string_view remote_of(session_id s) override {
+    const auto* i = runner_.find(s);
+    return i ? std::string_view(i->remote) : std::string_view();
+  }
+  bool is_open(session_id s) override { return runner_.find(s) != nullptr; }
   result<session_info> info(session_id s) override {
     const auto* i = runner_.find(s);
     if (!i) return make_error_code(server_errc::session_not_found);

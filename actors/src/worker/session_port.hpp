@@ -54,6 +54,10 @@ class session_port {
   // What ctx.info() reports: from the connection itself (base mode) or from the worker's
   // stand-in of the session (process mode).
   virtual result<session_info> info(session_id s) = 0;
+  // The peer's address without building a session_info ("" when unknown), and whether the
+  // session is still open as far as this worker knows: per-request fast paths.
+  virtual std::string_view remote_of(session_id s) = 0;
+  virtual bool is_open(session_id s) = 0;
 };
 
 std::unique_ptr<session_port> make_local_port(net::conn_host& host, int worker_id, drain_waits& waits);

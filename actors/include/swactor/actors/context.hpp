@@ -21,6 +21,7 @@ class table;
 struct session_info {
   session_id id;
   std::string remote;             // "ip:port", "[v6]:port" or a unix path
+  std::string local;              // the address it connected to (same forms)
   int listener = 0;               // [[listen]] index
   std::int64_t connect_time_ms = 0;   // unix epoch milliseconds
   std::int64_t last_receive_ms = 0;   // 0 = nothing received yet

@@ -98,15 +98,25 @@ class request {
 
   // Where the client is ("ip:port", "[v6]:port", or a unix path) and where it connected.
   const std::string& remote_address() const noexcept { return remote_; }
-  const std::string& local_address() const noexcept { return local_; }
-  void set_local_address(std::string a) { local_ = std::move(a); }
+  const std::string& local_address() const;  // looked up on first use
+  // Worker side: where local_address() comes from (a getsockname per use in base mode,
+  // the reactor's note in process mode: not paid by requests that never ask).
+  struct address_lookup {
+    virtual std::string local_address(session_id s) = 0;
+
+   protected:
+    ~address_lookup() = default;
+  };
+  void set_address_lookup(address_lookup* l) noexcept { lookup_ = l; }
 
   const protocols::http1::request_head& head() const noexcept { return head_; }
 
  private:
   protocols::http1::request_head head_;
   session_id session_;
-  std::string remote_, local_;
+  std::string remote_;
+  mutable std::optional<std::string> local_;
+  address_lookup* lookup_ = nullptr;
   std::string path_;
   std::string_view query_;
   header_list trailers_;

@@ -26,7 +26,7 @@
 //   other kinds: [fields]
 //
 //   kind          type          payload fields (in order)            bulk
-//   conn_open     connect       u32 listener, i64 connect_ms, str remote  -
+//   conn_open     connect       u32 listener, i64 connect_ms, str remote, str local  -
 //   conn_data     receive       u32 listener, u8 kind                data
 //   conn_closed   close         u32 listener, bool aborted, str reason    -
 //   conn_send     send          u8 kind                              data
@@ -69,6 +69,7 @@ struct conn_open {
   std::uint32_t reactor = 0;
   std::string remote;
   std::int64_t connect_ms = 0;
+  std::string local;  // the address the client connected to
   friend bool operator==(const conn_open&, const conn_open&) = default;
 };
 
