@@ -365,6 +365,18 @@ TEST_CASE("http connection: the header timeout answers 408; abandon answers 502"
   CHECK(c2->codec().outstanding() == 1);
   c2->abandon();
   fx.run();
+  // The one request that was lost is answered; the connection stays usable.
+  CHECK(p2->written.find("HTTP/1.1 502 ") == 0);
+  CHECK_FALSE(c2->closed());
+  CHECK(c2->codec().outstanding() == 0);
+
+  // Two lost requests (pipelined): the first gets 502, then the connection ends.
+  test::peer_send(fx.io, *p2, "GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n");
+  fx.run();
+  CHECK(c2->codec().outstanding() == 2);
+  p2->written.clear();
+  c2->abandon();
+  fx.run();
   CHECK(p2->written.find("HTTP/1.1 502 ") == 0);
   CHECK(c2->closed());
 }

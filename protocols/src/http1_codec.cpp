@@ -1131,6 +1131,17 @@ std::string_view server_codec::expire(std::string& out) {
 
 void server_codec::abandon(std::string& out) {
   if (count_ == 0 || done_) return;
+  if (count_ == 1 && !resp_started_ && phase_ == phase::idle && !front().upgrade && !held_status_) {
+    // Only this request was lost, and it arrived whole: answer it like any response and
+    // keep the connection (a client that was idle when its worker died keeps working).
+    response_head h;
+    h.status = 502;
+    h.headers.add("Content-Type", "text/plain; charset=utf-8");
+    auto wire = h.encode();
+    wire.append("Bad Gateway: the worker handling this request went away\n");
+    encode(static_cast<std::uint8_t>(out::whole), wire, out);
+    return;
+  }
   if (!resp_started_) write_error(out, 502);
   done_ = true;
 }

@@ -430,11 +430,9 @@ TEST_CASE("http: kill -9 of a worker keeps idle keep-alive connections working",
   REQUIRE(pids.size() == 2);
   REQUIRE(::kill(pids[0], SIGKILL) == 0);
 
-  // server bug: now and then (more often under load) one idle connection is closed without
-  // any answer when its next request arrives just after the kill, while the worker is
-  // being restarted (the log shows only the kill and the restart). Recorded
-  // with a WARN until fixed; every other outcome is checked.
-  int closed = 0;
+  // A request that reaches the reactor before it noticed the death is lost with the
+  // worker: it gets 502 and the connection stays open (a regression guard: it used to be
+  // closed after the 502).
   for (int i = 0; i < 6; ++i) {
     INFO("connection " << i);
     auto& c = conns[static_cast<std::size_t>(i)];
@@ -445,12 +443,6 @@ TEST_CASE("http: kill -9 of a worker keeps idle keep-alive connections working",
       REQUIRE(c.send_all(http::get("/after/" + std::to_string(i))));
       auto r = http::read_response(c, 5s);
       INFO((c.eof() ? "closed" : "no answer within 5 s") << ", received: " << printable(c.buffer()));
-      if (!r && c.eof() && c.buffer().empty()) {
-        ++closed;
-        WARN("server bug: idle keep-alive connection " << i << " closed without an answer after kill -9 of worker pid " << pids[0]);
-        status = -1;
-        break;
-      }
       REQUIRE(r);  // an answer (no hang), and the connection still open
       status = r->status;
       if (status == 200) {
@@ -461,9 +453,9 @@ TEST_CASE("http: kill -9 of a worker keeps idle keep-alive connections working",
       CHECK((status == 502 || status == 503));
       std::this_thread::sleep_for(200ms);
     }
-    CHECK((status == 200 || status == -1));
+    CHECK(status == 200);
+    CHECK_FALSE(c.eof());
   }
-  CHECK(closed < 6);  // the connections on the surviving worker at least
   // The master replaced the worker; a new connection works too.
   CHECK(srv.wait_workers_ready(10s));
   auto now = srv.worker_pids(srv.stats());
