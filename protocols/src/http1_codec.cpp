@@ -381,7 +381,7 @@ class server_codec final : public stream_codec {
   std::size_t deferred_off_ = 0;
   bool deferred_end_ = false;
 
-  std::string event_buf_, end_buf_;
+  std::string end_buf_;
   std::string output_;
 
   // Requests emitted and not answered, oldest first.
@@ -841,7 +841,10 @@ bool server_codec::handle_message() {
 }
 
 bool server_codec::emit_request(bool complete) {
-  auto& b = event_buf_;
+  // One encode buffer per thread, not per connection: the event is valid only during the
+  // sink call, and an idle connection should not keep a request-sized buffer.
+  thread_local std::string event_buf;
+  auto& b = event_buf;
   b.clear();
   put_str(b, method_);
   put_str(b, target_);
