@@ -3,6 +3,7 @@
 // request back as JSON: the test workhorse).
 
 #include <algorithm>
+#include <stdexcept>
 
 #include <nlohmann/json.hpp>
 
@@ -47,7 +48,8 @@ class http_echo final : public module_base {
       "version, host, headers (in order), cookies, form, trailers, body (and body_base64), remote. "
       "Query parameters for tests: `status=NNN` sets the response status, `delay=MS` answers "
       "after that many milliseconds, `chunks=N&size=S` streams N chunks of S bytes (chunked) "
-      "instead of the JSON.";
+      "instead of the JSON, `fail=throw` throws and `fail=noend` returns without answering "
+      "(both end in the engine's 500).";
   struct options {};
   static config::schema<options> schema() { return {}; }
   explicit http_echo(options) {}
@@ -65,6 +67,10 @@ class http_echo final : public module_base {
 
   task<void> on_request(context&, http::request& req, http::response& res) override {
     using nlohmann::json;
+    if (auto f = req.query_param("fail")) {
+      if (*f == "throw") throw std::runtime_error("http_echo: asked to fail");
+      if (*f == "noend") co_return;
+    }
     if (auto ms = number(req, "delay", 0); ms > 0) co_await sleep(std::chrono::milliseconds(std::min<std::int64_t>(ms, 60000)));
     // A route with stream_body: gather the pieces (counted, for tests of streaming).
     std::int64_t pieces = 0;

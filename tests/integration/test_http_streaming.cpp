@@ -114,3 +114,27 @@ routes = [ { path = "/up/", module = "echo", stream_body = true }, { path = "/",
   CHECK(r->echo().value("body_base64", "") == http::base64_encode(body));
   srv.stop_and_check();
 }
+
+TEST_CASE("http: a handler that throws or does not answer gets a 500 and a log line; the worker goes on",
+          "[http][errors]") {
+  const std::string mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  server_under_test srv(http::server_keys(mode), http::echo_listener());
+  auto c = connect_tcp("127.0.0.1", srv.port);
+  REQUIRE(c);
+  for (std::string how : {"throw", "noend"}) {
+    INFO("fail=" << how);
+    REQUIRE(c.send_all(http::get("/broken/" + how + "?fail=" + how)));
+    auto r = http::read_response(c);
+    REQUIRE(r);
+    CHECK(r->status == 500);
+    // The log names the module, the method and the path.
+    CHECK(srv.wait_log("module echo failed in on_request for GET /broken/" + how, 5s));
+  }
+  // The same connection and worker go on.
+  REQUIRE(c.send_all(http::get("/fine")));
+  auto r = http::read_response(c);
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  srv.stop_and_check();
+}

@@ -1,7 +1,9 @@
 #pragma once
 // The HTTP handler API: what `module_base::on_request(ctx, request, response)` gets. The
 // same in base and process mode (in process mode the reactor parses and frames; the
-// worker sees the same complete request and its response is framed there).
+// worker sees the same request, and its response is framed there). A handler gets the
+// whole body in body(), or, on a route with `stream_body = true`, reads it piece by piece
+// with read_body().
 //
 //   task<void> on_request(context& ctx, http::request& req, http::response& res) override {
 //     if (req.method() == "GET") co_return (void)res.header("Content-Type", "text/plain").end("hi\n");
