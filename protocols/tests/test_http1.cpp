@@ -158,8 +158,7 @@ TEST_CASE("http1 wire: response_head and header_list round trips, garbage", "[ht
   }
   response_head bad = r;
   bad.status = 99;
-  std::string_view bv = (bad.encode());
-  std::string bs(bv);
+  std::string bs = bad.encode();
   std::string_view bsv(bs);
   CHECK_FALSE(d.decode_from(bsv));
 
