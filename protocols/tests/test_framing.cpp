@@ -178,7 +178,9 @@ TEST_CASE("framing: a large eof buffer fed byte by byte stays linear", "[framing
   REQUIRE(out.size() == 1);
   CHECK(out[0].size() == n + 4);
   CHECK(f.buffered() == 4);
-  CHECK(took < std::chrono::seconds(2));  // a rescan per byte would take hours
+  // Not a speed check (sanitizer builds and a loaded CI machine take seconds here): a rescan
+  // per byte would take hours, so only a bound that far out is asserted.
+  CHECK(took < std::chrono::seconds(120));
 }
 
 TEST_CASE("framing: length fields of every size, sign and byte order", "[framing]") {
