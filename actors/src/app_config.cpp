@@ -47,6 +47,27 @@ const config::schema<framing_config>& framing_schema() {
 
 namespace {
 
+void parse_methods(const toml::node& v, route_config& rc, config::parse_context& ctx) {
+  const auto* ma = v.as_array();
+  if (!ma) {
+    ctx.diag.add(v.source(), ctx.path,
+                 "expected an array of method names like [\"GET\", \"HEAD\"], got " + config::type_name(v));
+    return;
+  }
+  for (auto&& m : *ma) {
+    auto ms = m.value<std::string>();
+    bool token = m.is_string() && ms && !ms->empty() &&
+                 std::all_of(ms->begin(), ms->end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+    if (!token) {
+      ctx.diag.add(m.source(), ctx.path,
+                   "expected an upper-case method name like \"GET\", got " +
+                       (m.is_string() ? "\"" + *ms + "\"" : config::type_name(m)));
+      continue;
+    }
+    rc.methods.push_back(*ms);
+  }
+}
+
 void parse_routes(const toml::node& n, listen_config& lc, config::parse_context& ctx) {
   const auto* arr = n.as_array();
   if (!arr) {
@@ -64,61 +85,15 @@ void parse_routes(const toml::node& n, listen_config& lc, config::parse_context&
       continue;
     }
     route_config rc;
-    bool ok = true;
-    for (auto&& [k, v] : *t) {
-      std::string key(k.str());
-      auto kp = path + "." + key;
-      if (key == "path" || key == "module") {
-        auto sv = v.value<std::string>();
-        if (!v.is_string() || !sv || sv->empty()) {
-          ctx.diag.add(v.source(), kp, "expected a non-empty string, got " + config::type_name(v));
-          ok = false;
-          continue;
-        }
-        (key == "path" ? rc.path : rc.module) = *sv;
-      } else if (key == "methods") {
-        const auto* ma = v.as_array();
-        if (!ma) {
-          ctx.diag.add(v.source(), kp, "expected an array of method names like [\"GET\", \"HEAD\"], got " +
-                                           config::type_name(v));
-          ok = false;
-          continue;
-        }
-        for (auto&& m : *ma) {
-          auto ms = m.value<std::string>();
-          bool token = m.is_string() && ms && !ms->empty() &&
-                       std::all_of(ms->begin(), ms->end(), [](char c) { return c >= 'A' && c <= 'Z'; });
-          if (!token) {
-            ctx.diag.add(m.source(), kp, "expected an upper-case method name like \"GET\", got " +
-                                             (m.is_string() ? "\"" + *ms + "\"" : config::type_name(m)));
-            ok = false;
-            continue;
-          }
-          rc.methods.push_back(*ms);
-        }
-      } else if (key == "stream_body") {
-        if (!v.is_boolean()) {
-          ctx.diag.add(v.source(), kp, "expected true or false, got " + config::type_name(v));
-          ok = false;
-          continue;
-        }
-        rc.stream_body = *v.value<bool>();
-      } else {
-        ctx.diag.add(v.source(), kp, "unknown key; a route has path, module, methods and stream_body");
-        ok = false;
-      }
-    }
-    if (rc.path.empty() || rc.module.empty()) {
-      ctx.diag.add(el.source(), path, "a route needs both path and module");
-      ok = false;
-    }
+    auto before = ctx.diag.items().size();
+    route_schema().parse(*t, rc, ctx.diag, path);
+    if (t->contains("module") && rc.module.empty())
+      ctx.diag.add(el.source(), path + ".module", "expected a module instance name, got \"\"");
     rc.exact = !rc.path.empty() && rc.path[0] == '=';
     rc.match = rc.exact ? rc.path.substr(1) : rc.path;
-    if (ok && (rc.match.empty() || rc.match[0] != '/')) {
+    if (ctx.diag.items().size() == before && (rc.match.empty() || rc.match[0] != '/'))
       ctx.diag.add(el.source(), path + ".path",
                    "expected a path starting with \"/\" (or \"=/\" for an exact match), got \"" + rc.path + "\"");
-      ok = false;
-    }
     rc.where = el.source();
     // Kept even when broken (the file is refused anyway), so positions stay route indexes.
     lc.routes.push_back(std::move(rc));
@@ -126,6 +101,26 @@ void parse_routes(const toml::node& n, listen_config& lc, config::parse_context&
 }
 
 }  // namespace
+
+const config::schema<route_config>& route_schema() {
+  static const auto s = [] {
+    config::schema<route_config> s;
+    s.string("path", &route_config::path,
+             "`\"/api/\"`: every path starting with it (the longest such entry wins); "
+             "`\"=/healthz\"`: only that path (beats any prefix).")
+        .required()
+        .string("module", &route_config::module, "Module instance that answers the requests.")
+        .required()
+        .custom("methods", "array of strings", "[]",
+                "Methods this entry takes (`[\"GET\", \"HEAD\"]`); empty = every method.",
+                parse_methods)
+        .boolean("stream_body", &route_config::stream_body,
+                 "on_request runs as soon as the head is here and reads the body piece by "
+                 "piece (request::read_body); else it gets the whole body.");
+    return s;
+  }();
+  return s;
+}
 
 const config::schema<listen_config>& listen_schema() {
   static const auto s = [] {
@@ -168,15 +163,9 @@ const config::schema<listen_config>& listen_schema() {
                  "that lets a connection keep reading while a handler runs).",
                  1, 1'000'000)
         .custom("routes", "array of tables", "[]",
-                "HTTP listeners: which module answers which request. Each entry is `{ path, "
-                "module, methods, stream_body }`: `path = \"/api/\"` matches every path starting with it "
-                "(longest prefix wins), `path = \"=/healthz\"` only that path (exact beats "
-                "prefix); `methods = [\"GET\", \"HEAD\"]` limits the entry (default: every "
-                "method); `stream_body = true` runs on_request as soon as the head is here and "
-                "hands the body out piece by piece (request::read_body), else the handler gets "
-                "the whole body. Entries with the same path may split methods between modules. No "
-                "match: 404; the path matches but not the method: 405 with Allow. Paths are "
-                "matched after percent-decoding and dot-segment removal.",
+                "HTTP listeners: which module answers which request (instead of `module`); "
+                "see [listen.routes]. Paths are matched after percent-decoding and dot-segment "
+                "removal.",
                 parse_routes)
         .size("max_header_size", &listen_config::max_header_size,
               "HTTP: bytes of the request line and header fields together; beyond it 431 and "
@@ -506,14 +495,28 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
   return app;
 }
 
-std::optional<app_config> load_app_config(const std::string& path, const module_registry& reg,
-                                          config::diagnostics& diag) {
-  auto root = config::load_file(path, diag);
+namespace {
+
+// The parsed config keeps its TOML root: module option tables point into it.
+std::optional<app_config> parse_keeping_root(std::optional<toml::table> root, const std::string& name,
+                                             const module_registry& reg, config::diagnostics& diag) {
   if (!root) return std::nullopt;
   auto shared = std::make_shared<const toml::table>(std::move(*root));
-  auto app = parse_app_config(*shared, path, reg, diag);
+  auto app = parse_app_config(*shared, name, reg, diag);
   if (app) app->root = std::move(shared);
   return app;
+}
+
+}  // namespace
+
+std::optional<app_config> load_app_config(const std::string& path, const module_registry& reg,
+                                          config::diagnostics& diag) {
+  return parse_keeping_root(config::load_file(path, diag), path, reg, diag);
+}
+
+std::optional<app_config> load_app_config_text(std::string_view text, const std::string& name,
+                                               const module_registry& reg, config::diagnostics& diag) {
+  return parse_keeping_root(config::load_string(text, name, diag), name, reg, diag);
 }
 
 std::string_view to_string(server_mode m) noexcept { return m == server_mode::process ? "process" : "base"; }
@@ -542,6 +545,12 @@ std::string config_reference_markdown(const module_registry& reg) {
                       {{"size", "integer (>= 1)", "", "Rows: the fixed capacity.", true},
                        {"columns", "array of `{ name, type, size }`", "", "Columns: `type` is `int` (64-bit), "
                         "`float` (double) or `string` (`size` = max bytes; longer values are rejected).", true}}});
+  sections.push_back({"[listen.routes]",
+                      "HTTP listeners: an array of inline tables, `routes = [ { path = \"/api/\", "
+                      "module = \"api\" }, { path = \"=/healthz\", module = \"health\", methods = "
+                      "[\"GET\"] } ]`. No entry matches the path: 404; only the method fails: 405 "
+                      "with Allow. Entries with the same path may split the methods.",
+                      route_schema().docs()});
   sections.push_back({"[listen.framing]",
                       "An inline table: `framing = { type = \"eof\", delimiter = \"\\r\\n\" }` or "
                       "`framing = { type = \"length\", length_size = 4, length_offset = 0, "

@@ -35,12 +35,7 @@ std::optional<app_config> parse(const std::string& text, config::diagnostics& di
     r.add<plain_module>();
     return r;
   }();
-  auto root = config::load_string(text, "app.toml", diag);
-  if (!root) return std::nullopt;
-  auto keep = std::make_shared<const toml::table>(std::move(*root));
-  auto app = parse_app_config(*keep, "app.toml", reg, diag);
-  if (app) app->root = keep;
-  return app;
+  return load_app_config_text(text, "app.toml", reg, diag);
 }
 
 const char* kRoutes = R"(

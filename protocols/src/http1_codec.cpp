@@ -20,54 +20,16 @@
 
 #include <llhttp.h>
 
+#include "http1_wire.hpp"
 #include "swactor/protocols/http1.hpp"
 
 namespace swactor::protocols::http1 {
 namespace {
 
-// -- wire helpers (the same layout as request_head::encode_to / header_list) ------------------
-
-void put_u32(std::string& out, std::uint32_t v) {
-  char b[4] = {static_cast<char>(v), static_cast<char>(v >> 8), static_cast<char>(v >> 16),
-               static_cast<char>(v >> 24)};
-  out.append(b, 4);
-}
-
-void put_str(std::string& out, std::string_view s) {
-  put_u32(out, static_cast<std::uint32_t>(s.size()));
-  out.append(s);
-}
-
-// Zero-copy reader for the replies handed to encode(): views into `data`, no allocation.
-struct view_reader {
-  std::string_view in;
-
-  bool u32(std::uint32_t& v) {
-    if (in.size() < 4) return false;
-    const auto* b = reinterpret_cast<const unsigned char*>(in.data());
-    v = std::uint32_t(b[0]) | std::uint32_t(b[1]) << 8 | std::uint32_t(b[2]) << 16 |
-        std::uint32_t(b[3]) << 24;
-    in.remove_prefix(4);
-    return true;
-  }
-  bool str(std::string_view& s) {
-    std::uint32_t n = 0;
-    if (!u32(n) || in.size() < n) return false;
-    s = in.substr(0, n);
-    in.remove_prefix(n);
-    return true;
-  }
-  // A header_list in wire form: checks it and returns it whole for a later walk.
-  bool fields(std::string_view& raw, std::uint32_t& count) {
-    const char* begin = in.data();
-    if (!u32(count)) return false;
-    std::string_view a, b;
-    for (std::uint32_t i = 0; i < count; ++i)
-      if (!str(a) || !str(b)) return false;
-    raw = std::string_view(begin, static_cast<std::size_t>(in.data() - begin));
-    return true;
-  }
-};
+using wire::put_str;
+using wire::put_u32;
+using wire::put_u64;
+using view_reader = wire::reader;
 
 // A response_head in wire form, as views into the reply.
 struct response_view {
@@ -80,15 +42,14 @@ struct response_view {
 
 bool read_response(std::string_view& in, response_view& r) {
   view_reader rd{in};
-  std::uint32_t status = 0, count = 0, lo = 0, hi = 0;
-  if (!rd.u32(status) || !rd.str(r.reason) || !rd.fields(r.fields, count) || !rd.u32(lo) ||
-      !rd.u32(hi) || rd.in.empty())
+  std::uint32_t status = 0, count = 0;
+  std::uint64_t length = 0;
+  std::uint8_t flag = 0;
+  if (!rd.u32(status) || !rd.str(r.reason) || !rd.fields(r.fields, count) || !rd.u64(length) || !rd.u8(flag))
     return false;
-  auto flag = static_cast<unsigned char>(rd.in[0]);
-  rd.in.remove_prefix(1);
   if (status < 100 || status > 999 || flag > 1) return false;
   r.status = static_cast<int>(status);
-  r.content_length = static_cast<std::int64_t>(std::uint64_t(hi) << 32 | lo);
+  r.content_length = static_cast<std::int64_t>(length);
   if (r.content_length < -1) return false;
   r.close = flag;
   in = rd.in;
@@ -859,10 +820,8 @@ bool server_codec::emit_request(bool complete) {
     put_str(b, std::string_view(head_buf_.data() + f.name_off, f.name_len));
     put_str(b, std::string_view(head_buf_.data() + f.value_off, f.value_len));
   }
-  b.push_back(static_cast<char>((keep_alive_ ? 1 : 0) | (expect_continue_ ? 2 : 0) |
-                                (chunked_ ? 4 : 0) | (complete ? 8 : 0)));
-  put_u32(b, static_cast<std::uint32_t>(content_length_));
-  put_u32(b, static_cast<std::uint32_t>(static_cast<std::uint64_t>(content_length_) >> 32));
+  b.push_back(static_cast<char>(wire::request_flags(keep_alive_, expect_continue_, chunked_, complete)));
+  put_u64(b, static_cast<std::uint64_t>(content_length_));
   if (complete) put_str(b, body_buf_);
   else put_u32(b, 0);
   emitted_ = true;

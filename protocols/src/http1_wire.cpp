@@ -3,61 +3,14 @@
 // and inconsistent input is refused, never trusted.
 #include <cstring>
 
+#include "http1_wire.hpp"
 #include "swactor/protocols/http1.hpp"
 
 namespace swactor::protocols::http1 {
+
+using namespace wire;
+
 namespace {
-
-void put_u32(std::string& out, std::uint32_t v) {
-  char b[4] = {static_cast<char>(v), static_cast<char>(v >> 8), static_cast<char>(v >> 16),
-               static_cast<char>(v >> 24)};
-  out.append(b, 4);
-}
-
-void put_u64(std::string& out, std::uint64_t v) {
-  put_u32(out, static_cast<std::uint32_t>(v));
-  put_u32(out, static_cast<std::uint32_t>(v >> 32));
-}
-
-void put_str(std::string& out, std::string_view s) {
-  put_u32(out, static_cast<std::uint32_t>(s.size()));
-  out.append(s);
-}
-
-// A cursor over untrusted input: every read checks the bounds first.
-struct reader {
-  std::string_view in;
-
-  bool u8(std::uint8_t& v) {
-    if (in.empty()) return false;
-    v = static_cast<std::uint8_t>(in[0]);
-    in.remove_prefix(1);
-    return true;
-  }
-  bool u32(std::uint32_t& v) {
-    if (in.size() < 4) return false;
-    const auto* b = reinterpret_cast<const unsigned char*>(in.data());
-    v = std::uint32_t(b[0]) | std::uint32_t(b[1]) << 8 | std::uint32_t(b[2]) << 16 |
-        std::uint32_t(b[3]) << 24;
-    in.remove_prefix(4);
-    return true;
-  }
-  bool u64(std::uint64_t& v) {
-    std::uint32_t lo = 0, hi = 0;
-    if (!u32(lo) || !u32(hi)) return false;
-    v = std::uint64_t(hi) << 32 | lo;
-    return true;
-  }
-  bool str(std::string& s) {
-    std::uint32_t n = 0;
-    if (!u32(n) || in.size() < n) return false;
-    s.assign(in.data(), n);
-    in.remove_prefix(n);
-    return true;
-  }
-};
-
-constexpr std::uint8_t kKeepAlive = 1, kExpect = 2, kChunked = 4, kComplete = 8;
 
 class category_impl final : public std::error_category {
  public:
@@ -121,9 +74,7 @@ void request_head::encode_to(std::string& out) const {
   put_str(out, authority);
   out.push_back(static_cast<char>(version_minor));
   headers.encode_to(out);
-  std::uint8_t flags = (keep_alive ? kKeepAlive : 0) | (expect_continue ? kExpect : 0) |
-                       (chunked ? kChunked : 0) | (complete ? kComplete : 0);
-  out.push_back(static_cast<char>(flags));
+  out.push_back(static_cast<char>(request_flags(keep_alive, expect_continue, chunked, complete)));
   put_u64(out, static_cast<std::uint64_t>(content_length));
   put_str(out, body);
 }

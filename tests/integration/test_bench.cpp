@@ -11,6 +11,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "bench_run.hpp"
 #include "harness.hpp"
 
 using namespace std::chrono_literals;
@@ -41,27 +42,7 @@ struct echo_server {
   std::string unix_url() const { return "unix://" + unix_path; }
 };
 
-struct bench_run {
-  t::run_result r;
-  json report;
-};
-
-bench_run bench(std::vector<std::string> args, t::duration timeout = 30s) {
-  t::temp_dir dir("swactor-bench");
-  const auto report = dir.file("report.json").string();
-  std::vector<std::string> argv = {t::swactor_bin(), "bench"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  argv.push_back("--json");
-  argv.push_back(report);
-  bench_run out;
-  out.r = t::run(argv, timeout);
-  INFO("stdout: " << out.r.out << "\nstderr: " << out.r.err);
-  REQUIRE_FALSE(out.r.timed_out);
-  const auto text = t::read_file(report);
-  REQUIRE_FALSE(text.empty());
-  out.report = json::parse(text);
-  return out;
-}
+using t::bench_run;
 
 std::uint64_t errors_of(const json& j, const char* kind) {
   return j.at("errors").at(kind).get<std::uint64_t>();
@@ -115,7 +96,7 @@ TEST_CASE("bench: every mode against the echo server, verified, exact count") {
     SECTION(v.name) {
       auto args = v.args;
       args.insert(args.end(), {"-n", n, "--verify"});
-      auto b = bench(args);
+      auto b = t::run_bench(args);
       require_clean(b, 2000);
       CHECK(b.report.at("settings").at("mode") == args[3]);
       CHECK(b.report.at("environment").at("cores").get<int>() >= 1);
@@ -125,7 +106,7 @@ TEST_CASE("bench: every mode against the echo server, verified, exact count") {
 
 TEST_CASE("bench: -d ends on time") {
   echo_server echo;
-  auto b = bench({"-s", echo.tcp(), "-f", "long_tcp", "-c", "4", "-d", "500ms", "--verify"});
+  auto b = t::run_bench({"-s", echo.tcp(), "-f", "long_tcp", "-c", "4", "-d", "500ms", "--verify"});
   INFO(b.r.out << b.r.err);
   CHECK(b.r.exit_code == 0);
   const double d = b.report.at("duration_s").get<double>();
@@ -139,7 +120,7 @@ TEST_CASE("bench: -d ends on time") {
 TEST_CASE("bench: --rate sends on a fixed schedule") {
   echo_server echo;
   // 1000 requests at 2000/s take about 0.5 s whatever the server's speed.
-  auto b = bench({"-s", echo.tcp(), "-f", "long_tcp", "-c", "4", "-n", "1000", "--rate", "2000"});
+  auto b = t::run_bench({"-s", echo.tcp(), "-f", "long_tcp", "-c", "4", "-n", "1000", "--rate", "2000"});
   require_clean(b, 1000);
   const double d = b.report.at("duration_s").get<double>();
   CHECK(d >= 0.45);
@@ -151,7 +132,7 @@ TEST_CASE("bench: faulty server: errors by kind, exact count, ends on time") {
   SECTION("long_tcp") {
     // 30 connections: some are the server's 10th/20th/30th, closed at accept or after a
     // request; every 100th reply is corrupted.
-    auto b = bench({"-s", echo.tcp(), "-f", "long_tcp", "-c", "30", "-n", "3000", "--verify",
+    auto b = t::run_bench({"-s", echo.tcp(), "-f", "long_tcp", "-c", "30", "-n", "3000", "--verify",
                     "--timeout", "2s"});
     INFO(b.r.out << b.r.err << b.report.dump(1));
     CHECK(b.r.exit_code == 1);
@@ -164,7 +145,7 @@ TEST_CASE("bench: faulty server: errors by kind, exact count, ends on time") {
     CHECK(b.r.elapsed_s < 10);
   }
   SECTION("long_tcp pipelined") {
-    auto b = bench({"-s", echo.tcp(), "-f", "long_tcp", "-c", "30", "-n", "3000", "--verify",
+    auto b = t::run_bench({"-s", echo.tcp(), "-f", "long_tcp", "-c", "30", "-n", "3000", "--verify",
                     "--pipeline", "4", "--timeout", "2s"});
     INFO(b.r.out << b.r.err << b.report.dump(1));
     CHECK(b.r.exit_code == 1);
@@ -174,7 +155,7 @@ TEST_CASE("bench: faulty server: errors by kind, exact count, ends on time") {
     CHECK(b.r.elapsed_s < 10);
   }
   SECTION("short_tcp") {
-    auto b = bench({"-s", echo.tcp(), "-f", "short_tcp", "-c", "4", "-n", "1000", "--verify"});
+    auto b = t::run_bench({"-s", echo.tcp(), "-f", "short_tcp", "-c", "4", "-n", "1000", "--verify"});
     INFO(b.r.out << b.r.err << b.report.dump(1));
     CHECK(b.r.exit_code == 1);
     CHECK(b.report.at("requests").get<std::uint64_t>() == 1000);
@@ -182,13 +163,13 @@ TEST_CASE("bench: faulty server: errors by kind, exact count, ends on time") {
     CHECK(errors_of(b.report, "mismatch") > 0);
   }
   SECTION("udp") {
-    auto b = bench({"-s", echo.udp(), "-f", "udp", "-c", "4", "-n", "1000", "--verify"});
+    auto b = t::run_bench({"-s", echo.udp(), "-f", "udp", "-c", "4", "-n", "1000", "--verify"});
     CHECK(b.r.exit_code == 1);
     CHECK(errors_of(b.report, "mismatch") == 10);
     CHECK(b.report.at("requests").get<std::uint64_t>() == 1000);
   }
   SECTION("-d") {
-    auto b = bench({"-s", echo.tcp(), "-f", "long_tcp", "-c", "30", "-d", "500ms", "--verify"});
+    auto b = t::run_bench({"-s", echo.tcp(), "-f", "long_tcp", "-c", "30", "-d", "500ms", "--verify"});
     CHECK(b.r.exit_code == 1);
     CHECK(b.report.at("duration_s").get<double>() < 2.0);
     CHECK(b.r.elapsed_s < 5.0);
@@ -197,12 +178,12 @@ TEST_CASE("bench: faulty server: errors by kind, exact count, ends on time") {
 
 TEST_CASE("bench: connection refused is counted and bounded") {
   const auto port = std::to_string(t::free_tcp_port());
-  auto b = bench({"-s", "tcp://127.0.0.1:" + port, "-f", "long_tcp", "-c", "4", "-n", "100"});
+  auto b = t::run_bench({"-s", "tcp://127.0.0.1:" + port, "-f", "long_tcp", "-c", "4", "-n", "100"});
   CHECK(b.r.exit_code == 1);
   CHECK(b.report.at("requests").get<std::uint64_t>() == 100);
   CHECK(errors_of(b.report, "connect_refused") == 100);
 
-  auto c = bench({"-s", "unix:///nonexistent/swactor.sock", "-f", "connect", "-c", "2", "-n", "10"});
+  auto c = t::run_bench({"-s", "unix:///nonexistent/swactor.sock", "-f", "connect", "-c", "2", "-n", "10"});
   CHECK(errors_of(c.report, "connect_refused") == 10);
 }
 
@@ -220,13 +201,13 @@ TEST_CASE("bench: a server that never answers times out") {
   const auto url = "tcp://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
 
   SECTION("sequential") {
-    auto b = bench({"-s", url, "-f", "long_tcp", "-c", "2", "-n", "4", "--timeout", "200ms"});
+    auto b = t::run_bench({"-s", url, "-f", "long_tcp", "-c", "2", "-n", "4", "--timeout", "200ms"});
     CHECK(b.r.exit_code == 1);
     CHECK(errors_of(b.report, "timeout") == 4);
     CHECK(b.r.elapsed_s < 3.0);
   }
   SECTION("pipelined") {
-    auto b = bench({"-s", url, "-f", "long_tcp", "-c", "2", "-n", "20", "--pipeline", "5",
+    auto b = t::run_bench({"-s", url, "-f", "long_tcp", "-c", "2", "-n", "20", "--pipeline", "5",
                     "--timeout", "200ms"});
     CHECK(b.r.exit_code == 1);
     CHECK(b.report.at("requests").get<std::uint64_t>() == 20);

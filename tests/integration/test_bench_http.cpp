@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "args.hpp"
+#include "bench_run.hpp"
 #include "harness.hpp"
 #include "mode.hpp"
 
@@ -312,27 +313,7 @@ class tiny_http {
   std::vector<std::thread> workers_;
 };
 
-struct bench_run {
-  t::run_result r;
-  json report;
-};
-
-bench_run bench(std::vector<std::string> args) {
-  t::temp_dir dir("swactor-bench-http");
-  const auto report = dir.file("report.json").string();
-  std::vector<std::string> argv = {t::swactor_bin(), "bench"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  argv.push_back("--json");
-  argv.push_back(report);
-  bench_run out;
-  out.r = t::run(argv, 30s);
-  INFO("stdout: " << out.r.out << "\nstderr: " << out.r.err);
-  REQUIRE_FALSE(out.r.timed_out);
-  const auto text = t::read_file(report);
-  REQUIRE_FALSE(text.empty());
-  out.report = json::parse(text);
-  return out;
-}
+using t::bench_run;
 
 std::uint64_t status_of(const json& j, const char* cls) { return j.at("status").at(cls).get<std::uint64_t>(); }
 
@@ -352,61 +333,61 @@ TEST_CASE("bench: http modes against a tiny server, verified, exact count") {
   const std::string hello = "Hello World";
   SECTION("keep-alive, Content-Length") {
     tiny_http srv(ok_cl, false);
-    require_clean(bench({"-s", srv.url(), "-f", "http", "-c", "4", "-n", "1000", "--verify", "--verify-body", hello}),
+    require_clean(t::run_bench({"-s", srv.url(), "-f", "http", "-c", "4", "-n", "1000", "--verify", "--verify-body", hello}),
                   1000);
     CHECK(srv.requests() == 1000);
   }
   SECTION("keep-alive, chunked, pipelined") {
     tiny_http srv(ok_chunked, false);
-    require_clean(bench({"-s", srv.url(), "-f", "http", "-c", "2", "-n", "1000", "--pipeline", "8", "--verify",
+    require_clean(t::run_bench({"-s", srv.url(), "-f", "http", "-c", "2", "-n", "1000", "--pipeline", "8", "--verify",
                          "--verify-body", hello}),
                   1000);
   }
   SECTION("keep-alive, interim 100 Continue, POST body") {
     tiny_http srv(continue_then_ok, false);
-    require_clean(bench({"-s", srv.url(), "-f", "http", "-c", "2", "-n", "500", "--method", "POST", "--body",
+    require_clean(t::run_bench({"-s", srv.url(), "-f", "http", "-c", "2", "-n", "500", "--method", "POST", "--body",
                          "payload", "--verify", "--verify-body", hello}),
                   500);
   }
   SECTION("keep-alive against a server that closes after each close-delimited reply") {
     tiny_http srv("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nHello World", true);
-    auto r = bench({"-s", srv.url(), "-f", "http", "-c", "2", "-n", "300", "--verify", "--verify-body", hello});
+    auto r = t::run_bench({"-s", srv.url(), "-f", "http", "-c", "2", "-n", "300", "--verify", "--verify-body", hello});
     require_clean(r, 300);
     CHECK(r.report.at("connections").get<std::uint64_t>() == 300);
   }
   SECTION("keep-alive against a server that says Connection: close after a sized reply") {
     tiny_http srv("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 11\r\n\r\nHello World", true);
-    auto r = bench({"-s", srv.url(), "-f", "http", "-c", "2", "-n", "300", "--verify"});
+    auto r = t::run_bench({"-s", srv.url(), "-f", "http", "-c", "2", "-n", "300", "--verify"});
     require_clean(r, 300);
     CHECK(r.report.at("connections").get<std::uint64_t>() == 300);
   }
   SECTION("http_short, close-delimited body") {
     tiny_http srv("HTTP/1.0 200 OK\r\n\r\nHello World", true);
-    require_clean(bench({"-s", srv.url(), "-f", "http_short", "-c", "4", "-n", "500", "--verify", "--verify-body",
+    require_clean(t::run_bench({"-s", srv.url(), "-f", "http_short", "-c", "4", "-n", "500", "--verify", "--verify-body",
                          hello}),
                   500);
   }
   SECTION("status classes are counted; --verify fails non-2xx") {
     tiny_http srv(not_found, false);
-    auto plain = bench({"-s", srv.url(), "-f", "http", "-c", "2", "-n", "200"});
+    auto plain = t::run_bench({"-s", srv.url(), "-f", "http", "-c", "2", "-n", "200"});
     CHECK(plain.r.exit_code == 0);
     CHECK(plain.report.at("ok").get<std::uint64_t>() == 200);
     CHECK(status_of(plain.report, "4xx") == 200);
     CHECK(status_of(plain.report, "2xx") == 0);
-    auto verified = bench({"-s", srv.url(), "-f", "http", "-c", "2", "-n", "200", "--verify"});
+    auto verified = t::run_bench({"-s", srv.url(), "-f", "http", "-c", "2", "-n", "200", "--verify"});
     CHECK(verified.r.exit_code == 1);
     CHECK(verified.report.at("errors").at("mismatch").get<std::uint64_t>() == 200);
     CHECK(status_of(verified.report, "4xx") == 200);
   }
   SECTION("a malformed response is a mismatch error") {
     tiny_http srv("HTTP/1.1 2x0 OK\r\n\r\n", false);
-    auto r = bench({"-s", srv.url(), "-f", "http", "-c", "1", "-n", "5", "--timeout", "1s"});
+    auto r = t::run_bench({"-s", srv.url(), "-f", "http", "-c", "1", "-n", "5", "--timeout", "1s"});
     CHECK(r.r.exit_code == 1);
     CHECK(r.report.at("errors").at("mismatch").get<std::uint64_t>() == 5);
   }
   SECTION("--rate paces the requests") {
     tiny_http srv(ok_cl, false);
-    auto r = bench({"-s", srv.url(), "-f", "http", "-c", "4", "-n", "200", "--rate", "1000"});
+    auto r = t::run_bench({"-s", srv.url(), "-f", "http", "-c", "4", "-n", "200", "--rate", "1000"});
     require_clean(r, 200);
     CHECK(r.report.at("duration_s").get<double>() >= 0.15);  // 200 at 1000/s: about 0.2 s
   }
@@ -447,26 +428,26 @@ TEST_CASE("bench: http modes against nginx") {
   REQUIRE(up);
 
   SECTION("http keep-alive") {
-    require_clean(bench({"-s", url + "/", "-f", "http", "-c", "8", "-n", "3000", "--verify", "--verify-body",
+    require_clean(t::run_bench({"-s", url + "/", "-f", "http", "-c", "8", "-n", "3000", "--verify", "--verify-body",
                          "Hello World"}),
                   3000);
   }
   SECTION("http pipelined") {
-    require_clean(bench({"-s", url + "/", "-f", "http", "-c", "4", "-n", "3000", "--pipeline", "8", "--verify"}),
+    require_clean(t::run_bench({"-s", url + "/", "-f", "http", "-c", "4", "-n", "3000", "--pipeline", "8", "--verify"}),
                   3000);
   }
   SECTION("http_short") {
-    auto r = bench({"-s", url + "/", "-f", "http_short", "-c", "4", "-n", "1000", "--verify", "--verify-body",
+    auto r = t::run_bench({"-s", url + "/", "-f", "http_short", "-c", "4", "-n", "1000", "--verify", "--verify-body",
                     "Hello World"});
     require_clean(r, 1000);
     CHECK(r.report.at("connections").get<std::uint64_t>() == 1000);
   }
   SECTION("HEAD") {
-    require_clean(bench({"-s", url + "/", "-f", "http", "-c", "2", "-n", "500", "--method", "HEAD", "--verify"}),
+    require_clean(t::run_bench({"-s", url + "/", "-f", "http", "-c", "2", "-n", "500", "--method", "HEAD", "--verify"}),
                   500);
   }
   SECTION("404 counted as 4xx") {
-    auto r = bench({"-s", url + "/missing", "-f", "http", "-c", "2", "-n", "500"});
+    auto r = t::run_bench({"-s", url + "/missing", "-f", "http", "-c", "2", "-n", "500"});
     CHECK(r.r.exit_code == 0);
     CHECK(status_of(r.report, "4xx") == 500);
   }

@@ -66,6 +66,8 @@ bool percent_decode(std::string_view in, std::string& out, bool plus_is_space) {
 }
 
 std::string remove_dot_segments(std::string_view in) {
+  // Most paths have no dot segment: an absolute path without "/." is already normal.
+  if (!in.empty() && in[0] == '/' && in.find("/.") == std::string_view::npos) return std::string(in);
   // Works on segments: "." is dropped, ".." drops the segment before it (never the root).
   std::vector<std::string_view> segs;
   bool trailing_slash = false;
@@ -291,11 +293,20 @@ std::error_code response::end(std::string_view body) {
   if (!started_) {
     started_ = true;
     if (!head_.headers.find("date")) head_.headers.add("Date", current_date());
-    std::string wire;
-    wire.reserve(64 + body.size());
+    // One buffer per thread: send() copies what it keeps before it returns (a nested end()
+    // on this thread, from a close inside send(), gets a buffer of its own).
+    thread_local std::string buffer;
+    thread_local bool busy = false;
+    std::string local;
+    std::string& wire = busy ? local : buffer;
+    const bool mine = !busy;
+    busy = true;
+    wire.clear();
     head_.encode_to(wire);
     wire.append(body);
-    return fail(ch_->send(static_cast<std::uint8_t>(h1::out::whole), wire));
+    auto ec = ch_->send(static_cast<std::uint8_t>(h1::out::whole), wire);
+    if (mine) busy = false;
+    return fail(ec);
   }
   if (!body.empty())
     if (auto ec = ch_->send(static_cast<std::uint8_t>(h1::out::body), body)) return fail(ec);

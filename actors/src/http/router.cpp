@@ -25,7 +25,6 @@ route_result match_route(const listen_config& lc, std::string_view path, std::st
   }
   // Every entry with that path, in file order: the first that takes the method.
   std::vector<std::string_view> allow;
-  bool any_method = false;
   for (std::size_t i = 0; i < lc.routes.size(); ++i) {
     const auto& rc = lc.routes[i];
     if (rc.path != best->path) continue;
@@ -34,11 +33,9 @@ route_result match_route(const listen_config& lc, std::string_view path, std::st
       r.route = static_cast<int>(i);
       return r;
     }
-    if (rc.methods.empty()) any_method = true;
     for (auto& m : rc.methods)
       if (std::find(allow.begin(), allow.end(), m) == allow.end()) allow.push_back(m);
   }
-  (void)any_method;
   r.status = 405;
   for (auto m : allow) {
     if (!r.allow.empty()) r.allow += ", ";

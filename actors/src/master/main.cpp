@@ -203,22 +203,12 @@ int run_master(const std::string& file, const module_registry& reg) {
     return 1;
   }
   config::diagnostics diag;
-  auto root = config::load_string(*text, file, diag);
-  std::optional<app_config> parsed;
-  std::shared_ptr<const toml::table> shared_root;
-  if (root) {
-    shared_root = std::make_shared<const toml::table>(std::move(*root));
-    parsed = parse_app_config(*shared_root, file, reg, diag);
-  }
+  auto parsed = load_app_config_text(*text, file, reg, diag);
   if (!parsed) {
     std::fprintf(stderr, "%s", diag.to_string().c_str());
     return 1;
   }
-  const app_config app = [&] {
-    auto a = std::move(*parsed);
-    a.root = shared_root;
-    return a;
-  }();
+  const app_config app = std::move(*parsed);
   try {
     log::init(*log::parse_level(app.server.log_level), app.server.log_file, "master");
   } catch (const std::exception& e) {

@@ -91,6 +91,25 @@ class conn_host {
   std::size_t read_buffer_size() const noexcept { return read_buf_size_; }
   void on_connection_closed(connection& c, bool aborted, std::string_view reason);
   const app_config& app() const noexcept { return app_; }
+  // Typed replies that handlers sent from inside a connection's decode() (inline, base
+  // mode), encoded once decode() returns. One connection decodes at a time on a loop, so
+  // one set of buffers serves them all and an idle connection holds none.
+  struct deferred_reply {
+    std::uint8_t kind;
+    std::size_t offset, size;  // into data
+  };
+  struct deferred_set {
+    std::vector<deferred_reply> replies;
+    std::string data;
+  };
+  deferred_set& deferred_replies() noexcept { return deferred_; }
+  // The loop's buffer for encoding one reply; null while it is in use.
+  std::string* take_encode_buffer() noexcept {
+    if (encode_busy_) return nullptr;
+    encode_busy_ = true;
+    return &encode_buf_;
+  }
+  void return_encode_buffer() noexcept { encode_busy_ = false; }
 
  private:
   task<void> datagram_loop(int listener);
@@ -106,6 +125,9 @@ class conn_host {
   // did not consume, so an idle connection holds no buffer.
   std::size_t read_buf_size_ = 64 * 1024;
   std::unique_ptr<char[]> read_buf_;
+  deferred_set deferred_;
+  std::string encode_buf_;
+  bool encode_busy_ = false;
   std::unordered_map<std::uint64_t, std::shared_ptr<connection>> conns_;
   std::vector<std::unique_ptr<asio::generic::datagram_protocol::socket>> dgrams_;  // by listener
   coro_handle heartbeat_;

@@ -190,15 +190,16 @@ std::size_t connection::process(std::string_view input) {
     codec_switched_ = false;
     used += codec_->decode(input.substr(used), *this);
     retired_codec_.reset();
-    bool replied = false;
-    if (!deferred_.empty()) {
-      auto replies = std::move(deferred_);
-      deferred_.clear();
-      deferred_bytes_ = 0;
-      replied = true;
-      for (auto& [kind, data] : replies)
-        if (!closed_) (void)encode_now(kind, data);
+    auto& deferred = host_.deferred_replies();
+    const bool replied = !deferred.replies.empty();
+    // Only this connection is decoding on this loop, so every deferred reply is ours. The
+    // buffers are the loop's: cleared, never shrunk, no allocation per reply.
+    for (std::size_t i = 0; i < deferred.replies.size() && !closed_; ++i) {
+      const auto& r = deferred.replies[i];
+      (void)encode_now(r.kind, std::string_view(deferred.data).substr(r.offset, r.size));
     }
+    deferred.replies.clear();
+    deferred.data.clear();
     write_codec_output();
     // After a switch the new codec gets the rest of this read at once; so does a codec
     // that stopped at its pipelining bound and was unblocked by inline replies.
@@ -319,10 +320,11 @@ std::error_code connection::send(std::string_view data, std::uint8_t kind) {
   if (decoding_) {
     // A handler that answered inline, from inside decode(): the codec is not re-entered;
     // the reply is encoded as soon as decode() returns.
-    if (out_bytes_ + deferred_bytes_ + data.size() > out_limit_ && out_bytes_ + deferred_bytes_ > 0)
-      return server_errc::output_buffer_full;
-    deferred_bytes_ += data.size();
-    deferred_.emplace_back(kind, std::string(data));
+    auto& deferred = host_.deferred_replies();
+    const std::size_t waiting = out_bytes_ + deferred.data.size();
+    if (waiting + data.size() > out_limit_ && waiting > 0) return server_errc::output_buffer_full;
+    deferred.replies.push_back({kind, deferred.data.size(), data.size()});
+    deferred.data.append(data);
     return {};
   }
   auto ec = encode_now(kind, data);
@@ -331,11 +333,17 @@ std::error_code connection::send(std::string_view data, std::uint8_t kind) {
 }
 
 std::error_code connection::encode_now(std::uint8_t kind, std::string_view data) {
-  std::string wire;
-  codec_->encode(kind, data, wire);
-  std::string extra;  // e.g. an error response the codec held until this reply went out
-  if (codec_->take_output(extra)) wire += extra;
-  return queue_bytes(wire);
+  // The loop's encode buffer (no allocation per reply); a local one if this is re-entered
+  // (a close inside queue_bytes() can run another connection's handler, which may send).
+  std::string local;
+  std::string* wire = host_.take_encode_buffer();
+  if (!wire) wire = &local;
+  wire->clear();
+  codec_->encode(kind, data, *wire);
+  codec_->take_output(*wire);  // e.g. an error response the codec held until this reply went out
+  auto ec = queue_bytes(*wire);
+  if (wire != &local) host_.return_encode_buffer();
+  return ec;
 }
 
 std::error_code connection::queue_bytes(std::string_view data) {

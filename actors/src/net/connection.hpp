@@ -141,9 +141,6 @@ class connection final : public io_owner,
   bool codec_switched_ = false;
   bool decoding_ = false;
   bool received_ = false;
-  // Typed replies sent from inside decode() (inline handlers), encoded after it returns.
-  std::vector<std::pair<std::uint8_t, std::string>> deferred_;
-  std::size_t deferred_bytes_ = 0;
   bool sink_paused_ = false;    // the sink's look-ahead bound
   bool codec_blocked_ = false;  // the codec takes no input now (or failed)
   bool peer_eof_ = false;       // the peer shut down its side with replies still owed

@@ -98,6 +98,11 @@ const session_info* event_runner::find(session_id s) const {
   return it == sessions_.end() ? nullptr : &it->second.info;
 }
 
+bool event_runner::closing(session_id s) const {
+  auto it = sessions_.find(s);
+  return it != sessions_.end() && it->second.closed;
+}
+
 bool event_runner::bind(session_id s, user_id uid) {
   auto it = sessions_.find(s);
   if (it == sessions_.end()) return false;

@@ -70,6 +70,8 @@ class event_runner {
   // The sink stopped reading the session (look-ahead full): queue_low() once it drains one.
   void note_paused(session_id s);
   const session_info* find(session_id s) const;
+  // The session's close arrived (its on_close may still wait behind running handlers).
+  bool closing(session_id s) const;
   bool bind(session_id s, user_id uid);
   std::size_t sessions() const noexcept { return sessions_.size(); }
   std::size_t opened_sessions() const noexcept { return opened_; }

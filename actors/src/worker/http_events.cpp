@@ -5,7 +5,6 @@
 // runs its on_request with a response whose replies the codec frames.
 
 #include <deque>
-#include <unordered_set>
 
 #include <fmt/format.h>
 
@@ -22,23 +21,13 @@ namespace h1 = protocols::http1;
 
 class session_channel final : public http::response_channel {
  public:
-  session_channel(session_port& port, session_id s, const std::unordered_set<session_id>* gone = nullptr)
-      : port_(port), s_(s), gone_(gone) {}
-  std::error_code send(std::uint8_t kind, std::string_view data) override {
-    // Process mode: the close may be known here before the runner gets to it.
-    if (gone_ && gone_->contains(s_)) return server_errc::session_not_found;
-    return port_.send(s_, data, kind);
-  }
-  task<std::error_code> drained(duration timeout) override {
-    auto ec = co_await port_.drained(s_, timeout);
-    if (!ec && gone_ && gone_->contains(s_)) ec = server_errc::session_not_found;
-    co_return ec;
-  }
+  session_channel(session_port& port, session_id s) : port_(port), s_(s) {}
+  std::error_code send(std::uint8_t kind, std::string_view data) override { return port_.send(s_, data, kind); }
+  task<std::error_code> drained(duration timeout) override { return port_.drained(s_, timeout); }
 
  private:
   session_port& port_;
   session_id s_;
-  const std::unordered_set<session_id>* gone_;
 };
 
 // A reply the worker makes without a handler (404, 405, 503, 500, 400).
@@ -100,20 +89,11 @@ void worker_runtime::http_body_taken(session_id s, std::size_t n) {
   st.unread -= std::min(st.unread, n);
   if (st.paused && st.unread <= kHttpUnreadLimit / 2) {
     st.paused = false;
-    resume_reading(s);
+    port_->resume_reading(s);
   }
 }
 
-void worker_runtime::resume_reading(session_id s) {
-  if (host_) {
-    if (auto* c = host_->find(s.value())) c->resume();
-  } else if (!reactors_.empty()) {
-    (void)reactors_[s.value() % reactors_.size()]->send(
-        ipc::encode(ipc::conn_resume{s.value(), static_cast<std::uint32_t>(args_.id)}));
-  }
-}
-
-bool worker_runtime::http_body_event(session_id s, std::uint8_t kind, std::string_view data) {
+void worker_runtime::http_body_event(session_id s, std::uint8_t kind, std::string_view data) {
   auto& st = http_pipes_[s];
   // A piece belongs to the newest request whose body is still arriving.
   if (st.pipes.empty() || st.pipes.back()->ended) st.pipes.push_back(std::make_shared<body_pipe>(*this, s));
@@ -132,9 +112,8 @@ bool worker_runtime::http_body_event(session_id s, std::uint8_t kind, std::strin
   while (!st.pipes.empty() && st.pipes.front()->taken && st.pipes.front()->ended) st.pipes.pop_front();
   if (st.unread > kHttpUnreadLimit && !st.paused) {
     st.paused = true;
-    return false;
+    port_->pause_reading(s);
   }
-  return true;
 }
 
 std::optional<task<void>> worker_runtime::http_event(std::uint8_t kind, session_id s, int listener,
@@ -198,7 +177,7 @@ std::optional<task<void>> worker_runtime::http_event(std::uint8_t kind, session_
         }
         while (!st.pipes.empty() && st.pipes.front()->taken && st.pipes.front()->ended) st.pipes.pop_front();
       }
-      return serve_http(std::move(x), listener);
+      return serve_http(std::move(x));
     }
     case h1::ev::body:
     case h1::ev::end:
@@ -209,8 +188,7 @@ std::optional<task<void>> worker_runtime::http_event(std::uint8_t kind, session_
   return std::nullopt;
 }
 
-task<void> worker_runtime::serve_http(http_exchange x, int listener) {
-  (void)listener;
+task<void> worker_runtime::serve_http(http_exchange x) {
   auto s = x.req->session();
   // A refused request whose body is still on its way: answer and close (reading a body
   // nobody wants would let the client hold the connection).
@@ -245,7 +223,7 @@ task<void> worker_runtime::serve_http(http_exchange x, int listener) {
   } else if (x.pipe) {
     x.req->set_body_source(x.pipe);
   }
-  session_channel ch(*port_, s, &http_gone_);
+  session_channel ch(*port_, s);
   http::response res(ch);
   std::exception_ptr error;
   try {

@@ -48,18 +48,11 @@ int run_worker(const worker_args& args, const module_registry& reg) {
   }
   // Parsed once: the root stays alive for the module option tables.
   config::diagnostics diag;
-  auto root = config::load_string(*text, args.config_name, diag);
-  std::optional<app_config> app;
-  std::shared_ptr<const toml::table> shared_root;
-  if (root) {
-    shared_root = std::make_shared<const toml::table>(std::move(*root));
-    app = parse_app_config(*shared_root, args.config_name, reg, diag);
-  }
+  auto app = load_app_config_text(*text, args.config_name, reg, diag);
   if (!app) {
     std::fprintf(stderr, "%s", diag.to_string().c_str());
     return 1;
   }
-  app->root = shared_root;
   detail::proc_layout layout(*app);
   if (!layout.valid(args.id) || args.id >= kMaxProcesses) {
     std::fprintf(stderr, "swactor worker: no process #%d in this config\n", args.id);

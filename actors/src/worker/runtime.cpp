@@ -333,7 +333,6 @@ std::optional<task<void>> worker_runtime::handler_for(event_kind k, std::uint8_t
     // handlers: a connection carries many requests, maybe for different modules).
     if (k == event_kind::closed) {
       http_closed(s);
-      http_gone_.erase(s);
     }
     if (k != event_kind::message) return std::nullopt;
     auto t = http_event(kind, s, listener, data);
@@ -374,10 +373,7 @@ task<void> worker_runtime::handle_packet(int listener, std::string from, std::st
   note_message();
 }
 
-void worker_runtime::queue_low(session_id s) {
-  if (!host_) return;
-  if (auto* c = host_->find(s.value())) c->resume();
-}
+void worker_runtime::queue_low(session_id s) { port_->resume_reading(s); }
 
 // -- base mode: this loop's connections ---------------------------------------------------------
 
@@ -387,7 +383,10 @@ void worker_runtime::on_open(net::connection& c) {
 
 bool worker_runtime::on_event(net::connection& c, const protocols::event& e) {
   session_id s(c.id());
-  if (is_body_event(e.kind) && is_http(c.listener())) return http_body_event(s, e.kind, e.data);
+  if (is_body_event(e.kind) && is_http(c.listener())) {
+    http_body_event(s, e.kind, e.data);
+    return !c.paused();
+  }
   auto depth = runner_.message(s, c.listener(), std::string(e.data), e.kind);
   if (depth < app_.listen[static_cast<std::size_t>(c.listener())].max_queued_messages) return true;
   runner_.note_paused(s);
@@ -424,17 +423,13 @@ void worker_runtime::on_reactor_message(ipc::message&& raw) {
                    static_cast<int>(v.reactor), std::move(v.local));
     } else if constexpr (std::is_same_v<T, ipc::conn_data>) {
       if (is_body_event(v.kind) && is_http(static_cast<int>(v.listener))) {
-        if (!http_body_event(session_id(v.session), v.kind, v.data) && !reactors_.empty())
-          (void)reactors_[v.session % reactors_.size()]->send(
-              ipc::encode(ipc::conn_pause{v.session, static_cast<std::uint32_t>(args_.id)}));
+        http_body_event(session_id(v.session), v.kind, v.data);
         return;
       }
       runner_.message(session_id(v.session), static_cast<int>(v.listener), std::move(v.data), v.kind);
     } else if constexpr (std::is_same_v<T, ipc::conn_closed>) {
-      if (is_http(static_cast<int>(v.listener))) {
-        http_gone_.insert(session_id(v.session));
-        http_closed(session_id(v.session));
-      }
+      // A handler waiting for a body learns it now, not behind itself in the queue.
+      if (is_http(static_cast<int>(v.listener))) http_closed(session_id(v.session));
       runner_.closed(session_id(v.session), static_cast<int>(v.listener));
     } else if constexpr (std::is_same_v<T, ipc::datagram_in>) {
       on_datagram(static_cast<int>(v.listener), std::move(v.from), v.data);

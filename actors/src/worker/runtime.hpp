@@ -106,14 +106,13 @@ class worker_runtime final : private handler_host, private net::connection_sink,
     std::string reason;
   };
   std::optional<task<void>> http_event(std::uint8_t kind, session_id s, int listener, std::string& data);
-  task<void> serve_http(http_exchange x, int listener);
+  task<void> serve_http(http_exchange x);
   void http_closed(session_id s);
   std::string local_address(session_id s) override;
   // A body/end event as it arrives (not through the runner, which may be running the
-  // handler that waits for it); false: stop reading the connection for now.
-  bool http_body_event(session_id s, std::uint8_t kind, std::string_view data);
+  // handler that waits for it); pauses the connection while too much is unread.
+  void http_body_event(session_id s, std::uint8_t kind, std::string_view data);
   void http_body_taken(session_id s, std::size_t n);
-  void resume_reading(session_id s);
   bool is_http(int listener) const {
     return listener >= 0 && listener < static_cast<int>(app_.listen.size()) &&
            app_.listen[static_cast<std::size_t>(listener)].http();
@@ -192,8 +191,6 @@ class worker_runtime final : private handler_host, private net::connection_sink,
     bool paused = false;
   };
   std::unordered_map<session_id, http_pipes> http_pipes_;
-  // Process mode: HTTP sessions whose close arrived but is still queued behind a handler.
-  std::unordered_set<session_id> http_gone_;
   static constexpr std::size_t kHttpUnreadLimit = 256 * 1024;
   int http_in_flight_ = 0;
   std::uint64_t next_task_ = 0;

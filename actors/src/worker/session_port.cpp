@@ -27,6 +27,12 @@ class local_port final : public session_port {
   }
   std::error_code close(session_id s, bool reset) override { return host_.close(s.value(), reset); }
   std::error_code bind(session_id s, user_id uid) override { return host_.bind(s.value(), uid.value()); }
+  void pause_reading(session_id s) override {
+    if (auto* c = host_.find(s.value())) c->pause();
+  }
+  void resume_reading(session_id s) override {
+    if (auto* c = host_.find(s.value())) c->resume();
+  }
   std::error_code sendto(const std::string& address, std::string_view data, int listener) override {
     return host_.sendto(address, data, listener);
   }
@@ -73,7 +79,8 @@ class remote_port final : public session_port {
     if (!l) co_return make_error_code(server_errc::not_supported);
     if (auto ec = check(s)) co_return ec;
     if (auto ec = l->send(ipc::encode(ipc::conn_watch{s.value(), static_cast<std::uint32_t>(worker_)}))) co_return ec;
-    co_return co_await waits_.wait(s, timeout);
+    auto ec = co_await waits_.wait(s, timeout);
+    co_return ec ? ec : check(s);  // a close wakes the writer too
   }
   std::error_code send(session_id s, std::string_view data, std::uint8_t kind) override {
     auto* l = reactor_of(s);
@@ -100,6 +107,12 @@ class remote_port final : public session_port {
     runner_.bind(s, uid);  // the stand-in info() reports here
     return l->send(ipc::encode(ipc::conn_bind{s.value(), uid.value()}));
   }
+  void pause_reading(session_id s) override {
+    if (auto* l = reactor_of(s)) (void)l->send(ipc::encode(ipc::conn_pause{s.value(), static_cast<std::uint32_t>(worker_)}));
+  }
+  void resume_reading(session_id s) override {
+    if (auto* l = reactor_of(s)) (void)l->send(ipc::encode(ipc::conn_resume{s.value(), static_cast<std::uint32_t>(worker_)}));
+  }
   std::error_code sendto(const std::string& address, std::string_view data, int listener) override {
     asio::generic::datagram_protocol::endpoint ep;
     if (!parse_address(address, ep)) return server_errc::bad_address;
@@ -118,7 +131,7 @@ class remote_port final : public session_port {
     const auto* i = runner_.find(s);
     return i ? std::string_view(i->remote) : std::string_view();
   }
-  bool is_open(session_id s) override { return runner_.find(s) != nullptr; }
+  bool is_open(session_id s) override { return runner_.find(s) && !runner_.closing(s); }
   result<session_info> info(session_id s) override {
     const auto* i = runner_.find(s);
     if (!i) return make_error_code(server_errc::session_not_found);
@@ -130,10 +143,12 @@ class remote_port final : public session_port {
     if (reactors_.empty()) return nullptr;
     return reactors_[s.value() % reactors_.size()].get();
   }
-  // A session id never handed out, or (when every event of a session comes to this worker)
-  // one that closed here, is an error now; otherwise the reactor drops what it cannot use.
+  // A session id never handed out, one whose close already arrived here, or (when every
+  // event of a session comes to this worker) one that closed here, is an error now;
+  // otherwise the reactor drops what it cannot use.
   std::error_code check(session_id s) const {
     if (!s || s.value() >= next_session_.load(std::memory_order_relaxed)) return server_errc::session_not_found;
+    if (runner_.closing(s)) return server_errc::session_not_found;
     auto d = app_.server.dispatch;
     if ((d == dispatch_mode::connection || d == dispatch_mode::ip) && !runner_.find(s))
       return server_errc::session_not_found;

@@ -50,6 +50,9 @@ class session_port {
   virtual task<std::error_code> drained(session_id s, duration timeout) = 0;
   virtual std::error_code close(session_id s, bool reset) = 0;
   virtual std::error_code bind(session_id s, user_id uid) = 0;
+  // Stop / start reading a connection (this worker cannot take more of it for now).
+  virtual void pause_reading(session_id s) = 0;
+  virtual void resume_reading(session_id s) = 0;
   virtual std::error_code sendto(const std::string& address, std::string_view data, int listener) = 0;
   // What ctx.info() reports: from the connection itself (base mode) or from the worker's
   // stand-in of the session (process mode).

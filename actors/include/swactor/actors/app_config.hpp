@@ -161,10 +161,15 @@ struct app_config {
 const config::schema<server_config>& server_schema();
 const config::schema<listen_config>& listen_schema();
 const config::schema<framing_config>& framing_schema();
+const config::schema<route_config>& route_schema();
 
 // Parses and validates; nullopt (with diagnostics) on any error.
 std::optional<app_config> load_app_config(const std::string& path, const module_registry& reg,
                                           config::diagnostics& diag);
+// The same from TOML text (`name` for the messages): what the master read from the file,
+// the config handed to a worker, a test's string.
+std::optional<app_config> load_app_config_text(std::string_view text, const std::string& name,
+                                               const module_registry& reg, config::diagnostics& diag);
 std::optional<app_config> parse_app_config(const toml::table& root, const std::string& path,
                                            const module_registry& reg,
                                            config::diagnostics& diag);

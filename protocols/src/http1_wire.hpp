@@ -1,0 +1,87 @@
+#pragma once
+// The HTTP/1 wire form between processes (http1.hpp: request_head, response_head,
+// header_list): little-endian u32 sizes. One copy of the layout for both sides: the value
+// types' encode/decode (http1_wire.cpp) and the codec, which writes request events straight
+// from llhttp's buffers and reads replies as views (http1_codec.cpp).
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace swactor::protocols::http1::wire {
+
+// request_head flag bits
+inline constexpr std::uint8_t kKeepAlive = 1, kExpect = 2, kChunked = 4, kComplete = 8;
+
+inline void put_u32(std::string& out, std::uint32_t v) {
+  char b[4] = {static_cast<char>(v), static_cast<char>(v >> 8), static_cast<char>(v >> 16),
+               static_cast<char>(v >> 24)};
+  out.append(b, 4);
+}
+
+inline void put_u64(std::string& out, std::uint64_t v) {
+  put_u32(out, static_cast<std::uint32_t>(v));
+  put_u32(out, static_cast<std::uint32_t>(v >> 32));
+}
+
+inline void put_str(std::string& out, std::string_view s) {
+  put_u32(out, static_cast<std::uint32_t>(s.size()));
+  out.append(s);
+}
+
+inline std::uint8_t request_flags(bool keep_alive, bool expect, bool chunked, bool complete) {
+  return static_cast<std::uint8_t>((keep_alive ? kKeepAlive : 0) | (expect ? kExpect : 0) |
+                                   (chunked ? kChunked : 0) | (complete ? kComplete : 0));
+}
+
+// A cursor over untrusted input: every read checks the bounds first. Strings come out as
+// views into the input (no allocation) or copied into a std::string.
+struct reader {
+  std::string_view in;
+
+  bool u8(std::uint8_t& v) {
+    if (in.empty()) return false;
+    v = static_cast<std::uint8_t>(in[0]);
+    in.remove_prefix(1);
+    return true;
+  }
+  bool u32(std::uint32_t& v) {
+    if (in.size() < 4) return false;
+    const auto* b = reinterpret_cast<const unsigned char*>(in.data());
+    v = std::uint32_t(b[0]) | std::uint32_t(b[1]) << 8 | std::uint32_t(b[2]) << 16 |
+        std::uint32_t(b[3]) << 24;
+    in.remove_prefix(4);
+    return true;
+  }
+  bool u64(std::uint64_t& v) {
+    std::uint32_t lo = 0, hi = 0;
+    if (!u32(lo) || !u32(hi)) return false;
+    v = std::uint64_t(hi) << 32 | lo;
+    return true;
+  }
+  bool str(std::string_view& s) {
+    std::uint32_t n = 0;
+    if (!u32(n) || in.size() < n) return false;
+    s = in.substr(0, n);
+    in.remove_prefix(n);
+    return true;
+  }
+  bool str(std::string& s) {
+    std::string_view v;
+    if (!str(v)) return false;
+    s.assign(v);
+    return true;
+  }
+  // A header_list in wire form: checks it and returns it whole for a later walk.
+  bool fields(std::string_view& raw, std::uint32_t& count) {
+    const char* begin = in.data();
+    if (!u32(count)) return false;
+    std::string_view a, b;
+    for (std::uint32_t i = 0; i < count; ++i)
+      if (!str(a) || !str(b)) return false;
+    raw = std::string_view(begin, static_cast<std::size_t>(in.data() - begin));
+    return true;
+  }
+};
+
+}  // namespace swactor::protocols::http1::wire
