@@ -253,6 +253,27 @@ const config::schema<server_config>& server_schema() {
   return s;
 }
 
+const config::schema<bus_config>& bus_schema() {
+  static const auto s = [] {
+    config::schema<bus_config> s;
+    s.integer("mailbox_limit", &bus_config::mailbox_limit,
+              "Bus messages waiting for one module instance's on_bus_message; a message that "
+              "arrives when the mailbox is full is dropped and counted (dropped_mailbox_full in "
+              "`swactor bus stats`).",
+              1, 10'000'000)
+        .size("max_message_size", &bus_config::max_message_size,
+              "Largest bus message (topic + tag + payload); larger publishes and sends fail with "
+              "message_too_large.",
+              64, std::uint64_t(1) << 30)
+        .integer("max_stats_topics", &bus_config::max_stats_topics,
+                 "Topics counted one by one in `swactor bus stats`; later topics are counted "
+                 "together under \"(other)\".",
+                 0, 1'000'000);
+    return s;
+  }();
+  return s;
+}
+
 namespace {
 
 // [tables.NAME]: size = rows, columns = [{ name, type = "int" | "float" | "string", size }].
@@ -340,6 +361,12 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
         continue;
       }
       server_schema().parse(*node.as_table(), app.server, diag, "server");
+    } else if (key == "bus") {
+      if (!node.is_table()) {
+        diag.add(node.source(), key, "expected a table, got " + config::type_name(node));
+        continue;
+      }
+      bus_schema().parse(*node.as_table(), app.bus, diag, "bus");
     } else if (key == "listen") {
       if (!node.is_array_of_tables()) {
         diag.add(node.source(), key, "expected [[listen]] tables (an array of tables)");
@@ -377,7 +404,7 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
           continue;
         }
         const toml::table* opts = mnode.as_table();
-        module_config mc{inst, inst, nullptr};
+        module_config mc{inst, inst, nullptr, {}};
         if (auto* t = opts->get("type")) {
           if (!t->is_string()) {
             diag.add(t->source(), mpath + ".type",
@@ -394,6 +421,25 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
                    "unknown module type \"" + mc.type + "\"; built-in modules: " + known);
           continue;
         }
+        if (auto* sub = opts->get("subscribe")) {
+          auto* arr = sub->as_array();
+          if (!arr) {
+            diag.add(sub->source(), mpath + ".subscribe",
+                     "expected an array of bus topic patterns, got " + config::type_name(*sub));
+          } else {
+            for (std::size_t k = 0; k < arr->size(); ++k) {
+              const auto& el = *arr->get(k);
+              auto v = el.value<std::string>();
+              if (!el.is_string() || !bus::valid_pattern(*v)) {
+                diag.add(el.source(), mpath + ".subscribe[" + std::to_string(k) + "]",
+                         "expected a bus topic pattern: dot-separated tokens, '*' for one token, "
+                         "'>' (last) for the rest, e.g. \"orders.*\"");
+                continue;
+              }
+              mc.subscribe.push_back(*v);
+            }
+          }
+        }
         // Validate the options now so that `check` reports them (no instance is built:
         // each process that runs the module builds it once).
         type->check(opts, diag, mpath);
@@ -402,7 +448,7 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
       }
     } else {
       diag.add(k.source().begin.line ? k.source() : node.source(), key,
-               "unknown top-level key; expected [server], [[listen]], [modules.NAME] or [tables.NAME]");
+               "unknown top-level key; expected [server], [[listen]], [modules.NAME], [tables.NAME] or [bus]");
     }
   }
   // Cross-checks that need the whole file.
@@ -417,7 +463,7 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
     auto resolve_module = [&](const std::string& name, const std::string& key, const toml::source_region& where) {
       if (app.module_index(name) >= 0) return;
       if (reg.find(name))
-        app.modules.push_back(module_config{name, name, nullptr});
+        app.modules.push_back(module_config{name, name, nullptr, {}});
       else
         diag.add(where, key, "no module instance or built-in module named \"" + name + "\"");
     };
@@ -535,6 +581,9 @@ std::string_view to_string(dispatch_mode m) noexcept {
 std::string config_reference_markdown(const module_registry& reg) {
   std::vector<config::section_doc> sections;
   sections.push_back({"[server]", "Process-wide settings.", server_schema().docs()});
+  sections.push_back({"[bus]",
+                      "The message bus between module instances (docs/modules.md, \"The bus\").",
+                      bus_schema().docs()});
   sections.push_back({"[[listen]]",
                       "One entry per listening socket. Several listeners may share a module.",
                       listen_schema().docs()});
@@ -559,6 +608,10 @@ std::string config_reference_markdown(const module_registry& reg) {
                       framing_schema().docs()});
   for (const auto& [name, t] : reg.types()) {
     auto keys = t.keys;
+    keys.insert(keys.begin(), config::key_doc{"subscribe", "array of strings", "[]",
+                                              "Bus topic patterns this instance subscribes to in "
+                                              "every process that runs it, before on_worker_start.",
+                                              false});
     keys.insert(keys.begin(), config::key_doc{"type", "string", name,
                                               "Module type; defaults to the instance name.",
                                               false});

@@ -18,6 +18,12 @@ class server_category_impl final : public std::error_category {
       case server_errc::stopping: return "worker is stopping";
       case server_errc::bad_address: return "bad address";
       case server_errc::task_failed: return "task handler failed";
+      case server_errc::bad_topic: return "invalid bus topic or pattern";
+      case server_errc::module_not_found: return "no module instance of that name";
+      case server_errc::no_route: return "no running process to deliver to";
+      case server_errc::no_reply: return "the request's handler returned without replying";
+      case server_errc::request_failed: return "the request's handler failed";
+      case server_errc::message_too_large: return "bus message larger than bus.max_message_size";
     }
     return "unknown server error";
   }

@@ -18,6 +18,26 @@
 //   close / reset                -> "bye", then a graceful close / an immediate RST (the reply
 //                                   is usually lost on reset)
 //
+// The bus (raw text messages; module instance = this probe instance everywhere):
+//   subscribe PATTERN            -> "ok" or "error: ..."; unsubscribe PATTERN likewise
+//   publish TOPIC TEXT           -> "ok": raw TEXT to TOPIC
+//   publish_note TOPIC TEXT      -> "ok": a typed probe.note carrying TEXT
+//   publish_tag TOPIC TAG TEXT   -> "ok": raw TEXT under tag TAG (receivers drop an unknown
+//                                   tag, or a probe.note whose bytes do not decode)
+//   bus_send PROC TEXT           -> "ok": a direct message to process PROC's probe
+//   request PROC TEXT MS         -> the reply, or "error: <message>"; PROC -1 = any worker.
+//                                   The receiving probe answers "PROC:TEXT", except: TEXT
+//                                   "inbox" answers its bus inbox, "sleep:MS2" answers after
+//                                   MS2 ms, "noreply" returns without replying, "fail" throws
+//   bus_inbox                    -> what this probe received: "SENDER SEQ TOPIC TEXT" items
+//                                   joined by "|" (TOPIC "-" for direct messages)
+//   bus_summary                  -> "total=N" then " SENDER:COUNT:ordered|unordered" per sender
+//                                   (ordered: each sender's seq numbers only increased)
+//   bus_clear                    -> "ok": empties the bus inbox
+//
+// Options: user_processes = N runs N user processes of this instance (they idle, and answer
+// bus requests like any probe).
+//
 // Tasks (on_task) interpret their payload: "sleep:MS:TEXT" sleeps MS ms then returns TEXT;
 // "fail:TEXT" throws (the waiter sees an error); anything else is returned unchanged.
 // Datagrams are answered with the same commands (reply sent to the sender).
@@ -25,6 +45,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -44,10 +65,57 @@ class probe final : public module_base {
   static constexpr std::string_view kDoc =
       "Diagnostics over a line protocol (use eof framing \"\\n\"): whoami, task_wait MS P, "
       "task_wait_all MS P..., send_message W TEXT, inbox, info, bind UID, stats, sleep MS, close, "
-      "reset; one reply line per command. Tasks: \"sleep:MS:TEXT\" and \"fail:TEXT\".";
-  struct options {};
-  static config::schema<options> schema() { return {}; }
-  explicit probe(options) {}
+      "reset; bus: subscribe P, unsubscribe P, publish T TEXT, publish_note T TEXT, publish_tag T "
+      "TAG TEXT, bus_send PROC TEXT, request PROC TEXT MS, bus_inbox, bus_summary, bus_clear; one "
+      "reply line per command. Tasks: \"sleep:MS:TEXT\" and \"fail:TEXT\".";
+  struct options {
+    int user_processes = 0;
+  };
+  static config::schema<options> schema() {
+    config::schema<options> s;
+    s.integer("user_processes", &options::user_processes,
+              "User processes of this instance (they idle and answer bus requests).", 0, 64);
+    return s;
+  }
+  static int user_process_count(const options& o) { return o.user_processes; }
+
+  // A typed bus message: one string.
+  struct note {
+    static constexpr std::string_view bus_tag = "probe.note";
+    std::string text;
+    void bus_write(bus::writer& w) const { w.str(text); }
+    bool bus_read(bus::reader& r) {
+      text = r.str();
+      return r.ok();
+    }
+  };
+
+  explicit probe(options) { accept_bus_type<note>(); }
+
+  task<void> on_user_process(context&, int) override {
+    for (;;) co_await sleep(std::chrono::hours(1));
+  }
+
+  task<void> on_bus_message(context& ctx, const bus::message& m) override {
+    std::string text = m.data;
+    if (auto* n = m.as<note>()) text = "note:" + n->text;
+    if (m.is_request()) {
+      if (text == "noreply") co_return;
+      if (text == "fail") throw std::runtime_error("probe: asked to fail");
+      if (text.starts_with("sleep:")) co_await sleep(std::chrono::milliseconds(to_int(std::string_view(text).substr(6))));
+      auto answer = text == "inbox" ? bus_inbox_ : std::to_string(ctx.worker_id()) + ":" + text;
+      (void)ctx.reply(m, bus::payload::raw(std::move(answer)));
+      co_return;
+    }
+    if (!bus_inbox_.empty()) bus_inbox_ += "|";
+    bus_inbox_ += std::to_string(m.sender) + " " + std::to_string(m.seq) + " " +
+                  (m.topic.empty() ? std::string("-") : m.topic) + " " + text;
+    ++bus_total_;
+    auto& s = senders_[m.sender];
+    if (s.count > 0 && m.seq <= s.last_seq) s.ordered = false;
+    ++s.count;
+    s.last_seq = m.seq;
+  }
 
   task<void> on_receive(context& ctx, session_id s, std::string msg) override {
     auto line = trim(msg);
@@ -147,6 +215,54 @@ class probe final : public module_base {
       co_return ec ? "error: " + ec.message() : "ok";
     }
     if (cmd == "stats") co_return ctx.stats();
+    if (cmd == "subscribe" || cmd == "unsubscribe") {
+      auto ec = cmd == "subscribe" ? ctx.subscribe(word(rest)) : ctx.unsubscribe(word(rest));
+      co_return ec ? "error: " + ec.message() : "ok";
+    }
+    if (cmd == "publish" || cmd == "publish_note" || cmd == "publish_tag") {
+      auto topic = word(rest);
+      bus::payload p;
+      if (cmd == "publish_note") {
+        p = bus::payload::of(note{std::string(rest)});
+      } else if (cmd == "publish_tag") {
+        p.tag = std::string(word(rest));
+        p.data = std::string(rest);
+      } else {
+        p = bus::payload::raw(std::string(rest));
+      }
+      auto ec = ctx.publish(topic, std::move(p));
+      co_return ec ? "error: " + ec.message() : "ok";
+    }
+    if (cmd == "bus_send") {
+      auto proc = static_cast<int>(to_int(word(rest)));
+      auto ec = ctx.send_to(bus::target::worker(proc), bus::payload::raw(std::string(rest)));
+      co_return ec ? "error: " + ec.message() : "ok";
+    }
+    if (cmd == "request") {
+      auto proc = static_cast<int>(to_int(word(rest)));
+      // TEXT is everything up to the last word (MS).
+      auto last = rest.rfind(' ');
+      if (last == std::string_view::npos) co_return "error: usage: request PROC TEXT MS";
+      auto ms = to_int(rest.substr(last + 1));
+      auto to = proc < 0 ? bus::target::any() : bus::target::worker(proc);
+      auto r = co_await ctx.request(to, bus::payload::raw(std::string(rest.substr(0, last))),
+                                    std::chrono::milliseconds(ms));
+      co_return r ? r->data : "error: " + r.error().message();
+    }
+    if (cmd == "bus_inbox") co_return bus_inbox_;
+    if (cmd == "bus_summary") {
+      std::string out = "total=" + std::to_string(bus_total_);
+      for (const auto& [sender, st] : senders_)
+        out += " " + std::to_string(sender) + ":" + std::to_string(st.count) + ":" +
+               (st.ordered ? "ordered" : "unordered");
+      co_return out;
+    }
+    if (cmd == "bus_clear") {
+      bus_inbox_.clear();
+      senders_.clear();
+      bus_total_ = 0;
+      co_return "ok";
+    }
     if (cmd == "sleep") {
       auto ms = to_int(word(rest));
       co_await sleep(std::chrono::milliseconds(ms));
@@ -156,6 +272,15 @@ class probe final : public module_base {
   }
 
   std::string inbox_;
+  // The bus inbox (kept whole until bus_clear; tests read it) and per-sender order.
+  std::string bus_inbox_;
+  std::uint64_t bus_total_ = 0;
+  struct sender_state {
+    std::uint64_t count = 0;
+    std::uint64_t last_seq = 0;
+    bool ordered = true;
+  };
+  std::map<int, sender_state> senders_;
 };
 
 }  // namespace swactor::apps

@@ -12,7 +12,8 @@
 
 namespace swactor::apps {
 
-int cmd_admin(const std::string& cmd, const std::string& pid_file, const std::string& socket) {
+int cmd_admin(const std::string& cmd, const std::string& pid_file, const std::string& socket,
+              const std::string& command_line) {
   std::string path = socket;
   if (path.empty()) {
     if (pid_file.empty()) {
@@ -43,7 +44,7 @@ int cmd_admin(const std::string& cmd, const std::string& pid_file, const std::st
     ::close(fd);
     return 1;
   }
-  std::string line = cmd + "\n";
+  std::string line = (command_line.empty() ? cmd : command_line) + "\n";
   if (::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
     std::cerr << "swactor " << cmd << ": write failed: " << std::strerror(errno) << "\n";
     ::close(fd);

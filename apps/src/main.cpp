@@ -17,6 +17,7 @@
 #include "modules/builtin.hpp"
 #include "admin.hpp"
 #include "run.hpp"
+#include "swactor/actors/bus.hpp"
 #include "swactor/actors/app_config.hpp"
 #include "swactor/core/log.hpp"
 
@@ -103,6 +104,20 @@ int main(int argc, char** argv) {
   }
   bool tasks_only = false;
   admin_cmds[1]->add_flag("--tasks", tasks_only, "Reload task workers only (SIGUSR2)");
+  // swactor bus publish|stats: the message bus from outside.
+  auto* bus = app.add_subcommand("bus", "Publish on a running server's message bus, or print its bus stats");
+  bus->require_subcommand(1);
+  std::string bus_topic, bus_text;
+  auto* bus_pub = bus->add_subcommand("publish", "Publish MESSAGE (raw text) to TOPIC; prints how many received it");
+  bus_pub->add_option("TOPIC", bus_topic, "topic, e.g. room.lobby")->required();
+  bus_pub->add_option("MESSAGE", bus_text, "the message (one line of text)")->required();
+  auto* bus_stats = bus->add_subcommand("stats", "Print the bus stats as JSON: published, delivered per "
+                                                 "subscriber, dropped, by topic");
+  for (auto* c : {bus_pub, bus_stats}) {
+    auto* pf = c->add_option("--pid-file", pid_file, "pid_file of the server");
+    auto* so = c->add_option("--socket", socket_path, "admin socket of the server");
+    pf->excludes(so);
+  }
 
   try {
     app.parse(argc, argv);
@@ -124,6 +139,19 @@ int main(int argc, char** argv) {
       if (cmd == "reload" && tasks_only) cmd = "reload-tasks";
       return swactor::apps::cmd_admin(cmd, pid_file, socket_path);
     }
+  if (bus_pub->parsed()) {
+    if (!swactor::bus::valid_topic(bus_topic)) {
+      std::cerr << "swactor bus publish: invalid topic \"" << bus_topic
+                << "\": dot-separated tokens of printable characters, without spaces, '*' or '>'\n";
+      return 2;
+    }
+    if (bus_text.find_first_of("\r\n") != std::string::npos) {
+      std::cerr << "swactor bus publish: MESSAGE must be one line (no CR or LF)\n";
+      return 2;
+    }
+    return swactor::apps::cmd_admin("bus publish", pid_file, socket_path, "bus_publish " + bus_topic + " " + bus_text);
+  }
+  if (bus_stats->parsed()) return swactor::apps::cmd_admin("bus stats", pid_file, socket_path, "bus_stats");
   if (check->parsed()) return cmd_check(check_file);
   if (version->parsed()) return cmd_version();
   if (modules->parsed()) return cmd_modules();

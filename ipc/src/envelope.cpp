@@ -91,6 +91,7 @@ std::string_view type_name(message_type t) noexcept {
     case message_type::stop: return "stop";
     case message_type::conn_watch: return "conn_watch";
     case message_type::conn_writable: return "conn_writable";
+    case message_type::bus_subscribe: return "bus_subscribe";
     case message_type::user: return "user";
   }
   return "unknown";

@@ -264,6 +264,45 @@ result<any_message> decode_pipe_message(message& m) {
   return any_message(std::move(v));
 }
 
+result<any_message> decode_bus_message(message& m) {
+  std::size_t bulk = 0;
+  std::string_view f;
+  if (!split_trailer(m.payload, bulk, f)) return bad();
+  reader r(f);
+  bus_message v;
+  v.src = m.src_worker;
+  v.dst = m.dst_worker;
+  v.request = m.message_id;
+  auto op = r.get<std::uint8_t>();
+  auto status = r.get<std::uint8_t>();
+  if (op > static_cast<std::uint8_t>(bus_op::reply) || status > static_cast<std::uint8_t>(bus_status::failed))
+    return bad();
+  v.op = static_cast<bus_op>(op);
+  v.status = static_cast<bus_status>(status);
+  v.pick = r.get<std::uint8_t>();
+  if (v.pick > 1) return bad();
+  v.self = r.get_bool();
+  v.src_module = r.get<std::uint32_t>();
+  v.dst_module = r.get<std::uint32_t>();
+  v.seq = r.get<std::uint64_t>();
+  v.topic = r.get_str();
+  v.tag = r.get_str();
+  if (!r.done()) return bad();
+  v.data = take_bulk(m, bulk);
+  return any_message(std::move(v));
+}
+
+result<any_message> decode_bus_subscription(message& m) {
+  reader r(m.payload);
+  bus_subscription v;
+  v.process = m.src_worker;
+  v.module = r.get<std::uint32_t>();
+  v.subscribe = r.get_bool();
+  v.pattern = r.get_str();
+  if (!r.done()) return bad();
+  return any_message(std::move(v));
+}
+
 }  // namespace
 
 // -- encode -----------------------------------------------------------------------------------
@@ -432,6 +471,34 @@ message encode(conn_resume m) {
   return out;
 }
 
+message encode(bus_message m) {
+  auto out = with_type(message_type::bus);
+  out.src_worker = m.src;
+  out.dst_worker = m.dst;
+  out.message_id = m.request;
+  auto f = begin_trailer(out, std::move(m.data));
+  put<std::uint8_t>(out.payload, static_cast<std::uint8_t>(m.op));
+  put<std::uint8_t>(out.payload, static_cast<std::uint8_t>(m.status));
+  put<std::uint8_t>(out.payload, m.pick);
+  put_bool(out.payload, m.self);
+  put<std::uint32_t>(out.payload, m.src_module);
+  put<std::uint32_t>(out.payload, m.dst_module);
+  put<std::uint64_t>(out.payload, m.seq);
+  put_str(out.payload, m.topic);
+  put_str(out.payload, m.tag);
+  end_trailer(out, f);
+  return out;
+}
+
+message encode(bus_subscription m) {
+  auto out = with_type(message_type::bus_subscribe);
+  out.src_worker = m.process;
+  put<std::uint32_t>(out.payload, m.module);
+  put_bool(out.payload, m.subscribe);
+  put_str(out.payload, m.pattern);
+  return out;
+}
+
 message encode(any_message m) {
   return std::visit([](auto& v) { return encode(std::move(v)); }, m);
 }
@@ -463,6 +530,8 @@ result<any_message> decode(message&& m) {
     case message_type::conn_writable: return empty_payload(conn_writable{m.session_id, m.reactor_id});
     case message_type::pause: return empty_payload(conn_pause{m.session_id, m.src_worker});
     case message_type::resume: return empty_payload(conn_resume{m.session_id, m.src_worker});
+    case message_type::bus: return decode_bus_message(m);
+    case message_type::bus_subscribe: return decode_bus_subscription(m);
     default: return bad();
   }
 }
@@ -474,7 +543,8 @@ std::string_view kind_name(const any_message& m) noexcept {
       "conn_open", "conn_data",    "conn_closed", "conn_send", "conn_close",
       "conn_bind", "datagram_in",  "datagram_out", "drain",    "drained",
       "ready",     "stop",         "task_request", "task_result", "pipe_message",
-      "conn_watch", "conn_writable", "conn_pause", "conn_resume"};
+      "conn_watch", "conn_writable", "conn_pause", "conn_resume", "bus_message",
+      "bus_subscription"};
   static_assert(std::size(names) == std::variant_size_v<any_message>);
   return m.valueless_by_exception() ? std::string_view("valueless") : names[m.index()];
 }

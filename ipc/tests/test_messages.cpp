@@ -75,6 +75,30 @@ std::vector<any_message> samples() {
   v.emplace_back(conn_writable{});
   v.emplace_back(conn_pause{7, 1});
   v.emplace_back(conn_resume{7, 1});
+  {
+    bus_message b;
+    b.op = bus_op::request;
+    b.pick = 1;
+    b.self = false;
+    b.src = 2;
+    b.request = 77;
+    b.src_module = 1;
+    b.dst_module = 3;
+    b.seq = ~0ull;
+    b.topic = "room.a";
+    b.tag = "chat.line";
+    b.data = nuls + big;
+    v.emplace_back(b);
+    v.emplace_back(bus_message{});
+    bus_message r;
+    r.op = bus_op::reply;
+    r.status = bus_status::no_reply;
+    r.dst = 4;
+    r.data = "why";
+    v.emplace_back(r);
+  }
+  v.emplace_back(bus_subscription{3, 1, true, "room.>"});
+  v.emplace_back(bus_subscription{});
   return v;
 }
 
@@ -83,7 +107,7 @@ bool is_bulk(const any_message& m) {
   return std::holds_alternative<conn_data>(m) || std::holds_alternative<conn_send>(m) ||
          std::holds_alternative<datagram_in>(m) || std::holds_alternative<datagram_out>(m) ||
          std::holds_alternative<task_request>(m) || std::holds_alternative<task_result>(m) ||
-         std::holds_alternative<pipe_message>(m);
+         std::holds_alternative<pipe_message>(m) || std::holds_alternative<bus_message>(m);
 }
 
 const std::string* bulk_of(const any_message& m) {
@@ -94,6 +118,7 @@ const std::string* bulk_of(const any_message& m) {
   if (auto* p = std::get_if<task_request>(&m)) return &p->payload;
   if (auto* p = std::get_if<task_result>(&m)) return &p->payload;
   if (auto* p = std::get_if<pipe_message>(&m)) return &p->payload;
+  if (auto* p = std::get_if<bus_message>(&m)) return &p->data;
   return nullptr;
 }
 
@@ -149,6 +174,8 @@ TEST_CASE("messages: one message_type per kind, names for log lines", "[messages
       {conn_writable{}, {message_type::conn_writable, "conn_writable"}},
       {conn_pause{}, {message_type::pause, "conn_pause"}},
       {conn_resume{}, {message_type::resume, "conn_resume"}},
+      {bus_message{}, {message_type::bus, "bus_message"}},
+      {bus_subscription{}, {message_type::bus_subscribe, "bus_subscription"}},
   };
   static_assert(std::size(table) == std::variant_size_v<any_message>);
   std::vector<message_type> seen;
@@ -289,11 +316,28 @@ TEST_CASE("messages: lengths past the end are rejected", "[messages][garbage]") 
   for (auto t : {message_type::receive, message_type::send, message_type::packet,
                  message_type::datagram_out, message_type::task, message_type::task_result,
                  message_type::pipe_message, message_type::connect, message_type::close,
-                 message_type::conn_close, message_type::conn_bind, message_type::stop}) {
+                 message_type::conn_close, message_type::conn_bind, message_type::stop,
+                 message_type::bus, message_type::bus_subscribe}) {
     message m;
     m.type = t;
     CHECK(is_bad(decode(m)));  // empty payload: too short for every kind with fields
   }
+}
+
+TEST_CASE("messages: bus messages with an unknown op, status or pick are rejected", "[messages][garbage]") {
+  bus_message b;
+  b.data = "x";
+  auto good = encode(b);
+  // Fields follow the 1-byte bulk: op, status, pick.
+  for (std::size_t off : {1u, 2u, 3u}) {
+    auto m = good;
+    m.payload[off] = 9;
+    CHECK(is_bad(decode(m)));
+  }
+  auto m = good;
+  m.payload[4] = 2;  // self: a bool
+  CHECK(is_bad(decode(m)));
+  CHECK(decode(good));
 }
 
 TEST_CASE("messages: a bool byte other than 0 or 1 is rejected", "[messages][garbage]") {

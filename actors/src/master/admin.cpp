@@ -53,7 +53,8 @@ task<void> admin_endpoint::accept_loop() {
 }
 
 task<void> admin_endpoint::session(asio::local::stream_protocol::socket sock) {
-  asio::streambuf buf(4096);
+  // Room for `bus_publish TOPIC MESSAGE` up to bus.max_message_size's default (1 MiB).
+  asio::streambuf buf(2 << 20);
   auto read = co_await with_timeout(
       [&]() -> task<std::size_t> { co_return co_await asio::async_read_until(sock, buf, '\n', asio::use_awaitable); }(),
       2s);
@@ -71,11 +72,23 @@ task<void> admin_endpoint::session(asio::local::stream_protocol::socket sock) {
     } else if (cmd == "reload" || cmd == "reload-tasks") {
       caf::anon_send(manager_, reload_atom::value, cmd == "reload-tasks");
       reply = "{\"ok\":true}\n";
+    } else if (cmd == "bus_stats") {
+      auto r = co_await request<std::string>(lp_.actors(), manager_, 2s, bus_stats_atom::value);
+      reply = (r ? *r : std::string("{\"error\":\"bus stats request failed\"}")) + "\n";
+    } else if (cmd.starts_with("bus_publish ")) {
+      // bus_publish TOPIC MESSAGE (the rest of the line)
+      std::string_view rest(cmd);
+      rest.remove_prefix(12);
+      auto sp = rest.find(' ');
+      std::string topic(rest.substr(0, sp));
+      std::string text(sp == std::string_view::npos ? std::string_view() : rest.substr(sp + 1));
+      auto r = co_await request<std::string>(lp_.actors(), manager_, 2s, bus_publish_atom::value, topic, text);
+      reply = (r ? *r : std::string("{\"error\":\"bus publish request failed\"}")) + "\n";
     } else if (cmd == "stop") {
       caf::anon_send(manager_, stop_atom::value);
       reply = "{\"ok\":true}\n";
     } else {
-      reply = "{\"error\":\"unknown command; expected stats, reload, reload-tasks or stop\"}\n";
+      reply = "{\"error\":\"unknown command; expected stats, reload, reload-tasks, stop, bus_stats or bus_publish TOPIC MESSAGE\"}\n";
     }
   }
   (void)co_await with_timeout(

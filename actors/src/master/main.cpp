@@ -149,7 +149,8 @@ class master_resources {
   std::vector<ipc::table> tables_;
 };
 
-std::string stats_json(const app_config& app, const server_state& st, const detail::supervisor& sup) {
+std::string stats_json(const app_config& app, const server_state& st, const detail::supervisor& sup,
+                       const detail::router& rt) {
   const auto& layout = sup.layout();
   nlohmann::json j;
   j["start_time"] = st.start_ms.load() / 1000;
@@ -191,6 +192,7 @@ std::string stats_json(const app_config& app, const server_state& st, const deta
   j["task_worker_num"] = layout.task_workers();
   j["idle_worker_num"] = idle_workers;
   j["task_idle_worker_num"] = idle_tasks;
+  j["bus"] = rt.bus().stats();
   return j.dump();
 }
 
@@ -257,7 +259,20 @@ int run_master(const std::string& file, const module_registry& reg) {
         [&](detail::stop_atom) {
           spawn(lp.context(), [&]() -> task<void> { co_await shutdown("stop requested"); }, "shutdown");
         },
-        [&](detail::stats_atom) { return stats_json(app, state, sup); },
+        [&](detail::stats_atom) { return stats_json(app, state, sup, rt); },
+        [&](detail::bus_publish_atom, const std::string& topic, const std::string& text) {
+          nlohmann::json j;
+          if (!bus::valid_topic(topic)) {
+            j["error"] = "invalid topic \"" + topic + "\": dot-separated tokens without spaces, '*' or '>'";
+          } else if (topic.size() + text.size() > app.bus.max_message_size) {
+            j["error"] = "message larger than bus.max_message_size";
+          } else {
+            j["ok"] = true;
+            j["delivered"] = rt.bus().publish_from_operator(topic, text);
+          }
+          return j.dump();
+        },
+        [&](detail::bus_stats_atom) { return rt.bus().stats().dump(); },
     };
   });
   admin = std::make_unique<detail::admin_endpoint>(lp, manager);

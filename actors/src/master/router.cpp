@@ -18,6 +18,10 @@ void router::on_process_message(proc_handle& from, ipc::any_message m) {
       route_result(std::move(v));
     } else if constexpr (std::is_same_v<T, ipc::pipe_message>) {
       route_pipe(from, std::move(v));
+    } else if constexpr (std::is_same_v<T, ipc::bus_message>) {
+      bus_.on_message(from, std::move(v));
+    } else if constexpr (std::is_same_v<T, ipc::bus_subscription>) {
+      bus_.on_subscription(from, v);
     } else {
       log::warning("unexpected {} message from {}; dropped", ipc::kind_name(m), layout_.name(from.id));
     }
@@ -103,6 +107,7 @@ void router::route_result(ipc::task_result r) {
 }
 
 void router::on_process_exit(proc_handle& h) {
+  bus_.on_process_exit(h);
   if (layout_.role_of(h.id) != proc_role::task) return;
   std::vector<std::uint64_t> lost;
   for (const auto& [rid, rt] : routes_)

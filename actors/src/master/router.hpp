@@ -8,16 +8,22 @@
 #include <unordered_map>
 #include <vector>
 
+#include "master/bus_hub.hpp"
 #include "master/supervisor.hpp"
 
 namespace swactor::detail {
 
 class router final : public process_messages {
  public:
-  router(const app_config& app, server_state& state) : layout_(app), state_(state) {
+  router(const app_config& app, server_state& state) : layout_(app), state_(state), bus_(app, state) {
     task_load_.assign(static_cast<std::size_t>(layout_.task_workers()), 0);
   }
-  void set_supervisor(supervisor& s) noexcept { sup_ = &s; }
+  void set_supervisor(supervisor& s) noexcept {
+    sup_ = &s;
+    bus_.set_supervisor(s);
+  }
+  bus_hub& bus() noexcept { return bus_; }
+  const bus_hub& bus() const noexcept { return bus_; }
 
   void on_process_message(proc_handle& from, ipc::any_message m) override;
   void on_process_exit(proc_handle& h) override;
@@ -31,6 +37,7 @@ class router final : public process_messages {
   proc_layout layout_;
   server_state& state_;
   supervisor* sup_ = nullptr;
+  bus_hub bus_;
   struct route {
     std::weak_ptr<proc_handle> origin;
     std::uint64_t origin_task;

@@ -89,4 +89,28 @@ ipc::table* server_context::table(std::string_view name) { return rt_.find_table
 
 int server_context::user_process_id(int index) const { return rt_.user_process_id(module_, index); }
 
+// -- the bus: the process's bus_endpoint, as this module instance ---------------------------------
+
+std::error_code server_context::subscribe(std::string_view pattern) { return rt_.bus().subscribe(module_, pattern, true); }
+
+std::error_code server_context::unsubscribe(std::string_view pattern) {
+  return rt_.bus().subscribe(module_, pattern, false);
+}
+
+std::error_code server_context::publish(std::string_view topic, bus::payload message, bus::publish_options options) {
+  return rt_.bus().publish(module_, topic, std::move(message), options);
+}
+
+std::error_code server_context::send_to(const bus::target& to, bus::payload message) {
+  return rt_.bus().send(module_, to, std::move(message));
+}
+
+swactor::task<result<bus::message>> server_context::request(bus::target to, bus::payload message, duration timeout) {
+  co_return co_await rt_.bus().request(module_, std::move(to), std::move(message), timeout);
+}
+
+std::error_code server_context::reply(const bus::message& request, bus::payload message) {
+  return rt_.bus().reply(module_, request, std::move(message));
+}
+
 }  // namespace swactor::detail

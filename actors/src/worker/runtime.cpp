@@ -56,6 +56,7 @@ worker_runtime::worker_runtime(swactor::loop& lp, const worker_args& args, app_c
     max_request_ = app_.server.max_request +
                    (grace > 0 ? static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(grace + 1)) : 0);
   }
+  bus_ = std::make_unique<bus_endpoint>(lp_, app_, args.id, link_, *slot_, static_cast<bus_host&>(*this));
   // How handlers reach connections is decided once, here.
   runner_.set_inline_start(!app_.process_mode());
   runner_.set_keep_stand_ins(app_.process_mode());
@@ -78,6 +79,7 @@ worker_runtime::~worker_runtime() {
   // (otherwise the loop's final drain resumes them after it is gone).
   link_.close();
   for (auto& r : reactors_) r->close();
+  if (bus_) bus_->close();
   lp_.context().restart();
   lp_.context().poll();
 }
@@ -121,6 +123,8 @@ task<void> worker_runtime::start() {
       co_return;
     }
     auto [mod, index] = app_.user_procs[k];
+    bus_->open({mod});
+    bus_->start();
     set_state(proc_state::busy);
     log::info("user process of module {} (#{}) started (pid {})", modules_[mod]->instance_name(), index, getpid());
     (void)link_.send(ipc::encode(ipc::ready{static_cast<std::uint32_t>(args_.id)}));
@@ -132,8 +136,14 @@ task<void> worker_runtime::start() {
     }, "user process");
     co_return;
   }
+  // Configured subscriptions go first, so nothing published after `ready` is missed; the
+  // mailboxes fill meanwhile and their handlers start after on_worker_start.
+  std::vector<int> all(modules_.size());
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i);
+  bus_->open(std::move(all));
   for (std::size_t i = 0; i < modules_.size(); ++i)
     co_await invoke(static_cast<int>(i), "on_worker_start", {}, modules_[i]->on_worker_start(*contexts_[i]));
+  bus_->start();
   if (!is_task_) {
     if (app_.process_mode())
       start_reactor_links();
@@ -221,6 +231,8 @@ task<void> worker_runtime::stop_sequence(std::string why) {
   if (host_) host_->stop_datagrams();
   // A user process is told to stop by cancelling its coroutine.
   user_coro_.cancel();
+  // The bus takes no more mail; what is queued is still handled (below).
+  bus_->close();
   // Process mode: the reactors stop sending to us; what they sent before is still handled.
   if (!reactors_.empty()) {
     drained_.add(static_cast<std::int64_t>(reactors_.size()));
@@ -236,6 +248,7 @@ task<void> worker_runtime::stop_sequence(std::string why) {
     log::warning("{} session(s) still have handlers running after max_wait_time", runner_.running().count());
   if (co_await in_flight_.wait(left()))
     log::warning("{} handler(s) still running after max_wait_time", in_flight_.count());
+  if (co_await bus_->wait(left())) log::warning("bus mailboxes not emptied after max_wait_time");
   if (!is_user_)
     for (std::size_t i = 0; i < modules_.size(); ++i)
       co_await invoke(static_cast<int>(i), "on_worker_stop", {}, modules_[i]->on_worker_stop(*contexts_[i]));
@@ -307,6 +320,19 @@ task<void> worker_runtime::invoke(int module, const char* event, session_id sid,
   }
   log_failure(module, event, sid, error);
   handler_end();
+}
+
+task<bool> worker_runtime::run_bus_handler(int module, const bus::message& m) {
+  handler_begin();
+  std::exception_ptr error;
+  try {
+    co_await modules_[static_cast<std::size_t>(module)]->on_bus_message(*contexts_[static_cast<std::size_t>(module)], m);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  log_failure(module, "on_bus_message", {}, error);
+  handler_end();
+  co_return !error;
 }
 
 void worker_runtime::note_message() {
@@ -492,6 +518,8 @@ void worker_runtime::on_master_message(ipc::any_message msg) {
           co_await invoke(mod, "on_finish", {}, modules_[mod]->on_finish(*contexts_[mod], id, std::move(r)));
         }, "on_finish");
       }
+    } else if constexpr (std::is_same_v<T, ipc::bus_message>) {
+      bus_->on_message(std::move(v));
     } else if constexpr (std::is_same_v<T, ipc::pipe_message>) {
       int mod = static_cast<int>(v.module);
       if (is_user_) {

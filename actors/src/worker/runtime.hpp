@@ -30,6 +30,7 @@
 #include "swactor/ipc/link.hpp"
 #include "swactor/ipc/messages.hpp"
 #include "swactor/ipc/table.hpp"
+#include "worker/bus_endpoint.hpp"
 #include "worker/event_runner.hpp"
 #include "worker/session_port.hpp"
 
@@ -54,6 +55,12 @@ class server_context final : public context {
   swactor::task<std::vector<result<std::string>>> task_wait_all(std::vector<std::string> payloads,
                                                                duration timeout) override;
   std::error_code send_message(int worker_id, std::string payload) override;
+  std::error_code subscribe(std::string_view pattern) override;
+  std::error_code unsubscribe(std::string_view pattern) override;
+  std::error_code publish(std::string_view topic, bus::payload message, bus::publish_options options) override;
+  std::error_code send_to(const bus::target& to, bus::payload message) override;
+  swactor::task<result<bus::message>> request(bus::target to, bus::payload message, duration timeout) override;
+  std::error_code reply(const bus::message& request, bus::payload message) override;
   std::string stats() override;
   ipc::table* table(std::string_view name) override;
   int user_process_id(int index) const override;
@@ -63,7 +70,10 @@ class server_context final : public context {
   int module_;
 };
 
-class worker_runtime final : private handler_host, private net::connection_sink, private http::request::address_lookup {
+class worker_runtime final : private handler_host,
+                             private net::connection_sink,
+                             private http::request::address_lookup,
+                             private bus_host {
  public:
   worker_runtime(swactor::loop& lp, const worker_args& args, app_config app, server_state* state,
                  ipc::link link, const module_registry& reg);
@@ -87,6 +97,7 @@ class worker_runtime final : private handler_host, private net::connection_sink,
   ipc::table* find_table(std::string_view name);
   int user_process_id(int module, int index) const;
   int id() const noexcept { return args_.id; }
+  bus_endpoint& bus() noexcept { return *bus_; }
 
  private:
   // -- handler_host (the runner calls these) -------------------------------------------------
@@ -122,6 +133,9 @@ class worker_runtime final : private handler_host, private net::connection_sink,
            kind == static_cast<std::uint8_t>(protocols::http1::ev::end);
   }
   void handler_done(event_kind k, session_id s, int listener, std::exception_ptr error) override;
+  // -- bus_host ----------------------------------------------------------------------------------
+  task<bool> run_bus_handler(int module, const bus::message& m) override;
+  const bus::type_set& bus_types(int module) const override { return modules_[static_cast<std::size_t>(module)]->bus_types(); }
   void queue_low(session_id s) override;
   void handler_begin();
   void handler_end();
@@ -170,6 +184,7 @@ class worker_runtime final : private handler_host, private net::connection_sink,
   std::vector<std::pair<std::string, ipc::table>> tables_;
   std::vector<std::unique_ptr<module_base>> modules_;
   std::vector<std::unique_ptr<server_context>> contexts_;
+  std::unique_ptr<bus_endpoint> bus_;
   event_runner runner_;
   // base mode
   std::unique_ptr<net::conn_host> host_;

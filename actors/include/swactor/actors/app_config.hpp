@@ -141,6 +141,14 @@ struct module_config {
   std::string instance;  // the NAME of [modules.NAME]
   std::string type;      // module type; defaults to the instance name
   const toml::table* options = nullptr;  // points into app_config::root
+  std::vector<std::string> subscribe;    // bus patterns every instance subscribes to at start
+};
+
+// [bus]: the message bus between module instances.
+struct bus_config {
+  std::int64_t mailbox_limit = 10000;        // messages waiting per instance; more are dropped
+  std::uint64_t max_message_size = 1 << 20;  // topic + tag + payload bytes
+  std::int64_t max_stats_topics = 1000;      // topics counted one by one in bus stats
 };
 
 struct app_config {
@@ -150,6 +158,7 @@ struct app_config {
   std::vector<listen_config> listen;
   std::vector<module_config> modules;
   std::vector<table_config> tables;
+  bus_config bus;
   // index of a module instance by name, or -1
   int module_index(const std::string& instance) const;
   // User processes (module index, index within the module), in id order; their ids start
@@ -162,6 +171,7 @@ const config::schema<server_config>& server_schema();
 const config::schema<listen_config>& listen_schema();
 const config::schema<framing_config>& framing_schema();
 const config::schema<route_config>& route_schema();
+const config::schema<bus_config>& bus_schema();
 
 // Parses and validates; nullopt (with diagnostics) on any error.
 std::optional<app_config> load_app_config(const std::string& path, const module_registry& reg,

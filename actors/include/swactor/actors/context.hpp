@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "swactor/actors/bus.hpp"
 #include "swactor/actors/errors.hpp"
 #include "swactor/actors/module.hpp"
 #include "swactor/core/error.hpp"
@@ -99,6 +100,44 @@ class context {
   // Delivers to on_pipe_message of the same module instance in worker `worker_id`.
   [[nodiscard]] virtual std::error_code send_message(int worker_id, std::string payload) {
     (void)worker_id, (void)payload;
+    return server_errc::not_supported;
+  }
+
+  // -- the bus (docs/modules.md, "The bus") ---------------------------------------------
+  // This module instance receives, in on_bus_message, what is published to topics matching
+  // `pattern` (bus::matches: "room.*", "room.>") from now on. Errors: bad_topic.
+  [[nodiscard]] virtual std::error_code subscribe(std::string_view pattern) {
+    (void)pattern;
+    return server_errc::not_supported;
+  }
+  [[nodiscard]] virtual std::error_code unsubscribe(std::string_view pattern) {
+    (void)pattern;
+    return server_errc::not_supported;
+  }
+  // To every instance subscribed to a pattern matching `topic`, in every process.
+  // At-most-once, FIFO per publisher and subscriber. Errors: bad_topic, message_too_large.
+  [[nodiscard]] virtual std::error_code publish(std::string_view topic, bus::payload message,
+                                                bus::publish_options options = {}) {
+    (void)topic, (void)message, (void)options;
+    return server_errc::not_supported;
+  }
+  // To one module instance (bus::target::worker(id, "module") or ::any("module")); its
+  // on_bus_message gets kind::direct. Errors: module_not_found, worker_not_found.
+  [[nodiscard]] virtual std::error_code send_to(const bus::target& to, bus::payload message) {
+    (void)to, (void)message;
+    return server_errc::not_supported;
+  }
+  // Sends kind::request and waits for the handler's ctx.reply(): the reply, or
+  // errc::timeout after `timeout` (a late reply is dropped, never given to a later
+  // request), no_route, no_reply (the handler returned without replying), request_failed.
+  [[nodiscard]] virtual swactor::task<result<bus::message>> request(bus::target to, bus::payload message,
+                                                                    duration timeout) {
+    (void)to, (void)message, (void)timeout;
+    co_return make_error_code(server_errc::not_supported);
+  }
+  // Answers a request (once; later calls are ignored and return not_supported).
+  [[nodiscard]] virtual std::error_code reply(const bus::message& request, bus::payload message) {
+    (void)request, (void)message;
     return server_errc::not_supported;
   }
 

@@ -15,6 +15,12 @@ enum class server_errc {
   stopping,               // the worker is stopping and takes no new work
   bad_address,            // sendto() address that cannot be parsed
   task_failed,            // on_task threw; the result carries the message
+  bad_topic,              // bus: not a valid topic (or pattern, for subscribe)
+  module_not_found,       // bus: no module instance of that name
+  no_route,               // bus: no running process has the target
+  no_reply,               // bus: the request's handler returned without replying
+  request_failed,         // bus: the request's handler threw
+  message_too_large,      // bus: over [bus] max_message_size
 };
 
 const std::error_category& server_category() noexcept;

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "swactor/actors/bus.hpp"
 #include "swactor/core/config.hpp"
 #include "swactor/core/coro.hpp"
 
@@ -57,6 +58,8 @@ class module_base {
   // Instance name from the config ("echo" for [modules.echo]).
   const std::string& instance_name() const noexcept { return instance_; }
   void set_instance_name(std::string n) { instance_ = std::move(n); }
+  // The typed bus messages this instance accepts (raw messages are always accepted).
+  const bus::type_set& bus_types() const noexcept { return bus_types_; }
 
   // -- handlers (all optional) ---------------------------------------------------------
   // Every handler runs as a coroutine on the worker's loop. A handler that throws is logged
@@ -87,6 +90,11 @@ class module_base {
   virtual task<void> on_finish(context&, task_id, std::string /*result*/) { co_return; }
   // A message from send_message() of worker `src_worker` (same module instance).
   virtual task<void> on_pipe_message(context&, int /*src_worker*/, std::string) { co_return; }
+  // The bus: what this instance subscribed to (ctx.subscribe or `subscribe = [...]` in its
+  // config), sent to it (ctx.send_to) or asked of it (ctx.request: answer with ctx.reply;
+  // returning without a reply answers the requester with no_reply). One at a time per
+  // instance, in arrival order, from the instance's mailbox ([bus] mailbox_limit).
+  virtual task<void> on_bus_message(context&, const bus::message&) { co_return; }
 
   // Swoole's addProcess: a module type with a static `int user_process_count(const
   // options&)` gets that many user processes, each calling on_user_process(ctx, index) in a
@@ -95,9 +103,25 @@ class module_base {
   // (A static function, so the master knows the count without building an instance.)
   virtual task<void> on_user_process(context&, int /*index*/) { co_return; }
 
+ protected:
+  // Call in the constructor for each message type on_bus_message handles; a message of any
+  // other tag is logged and dropped before the handler runs.
+  template <class T>
+  void accept_bus_type() {
+    bus_types_.add<T>();
+  }
+
  private:
   std::string instance_;
+  bus::type_set bus_types_;
 };
+
+// Keys of a [modules.NAME] table that belong to the instance, not to the module's options
+// (its schema skips them): type, subscribe.
+inline const std::vector<std::string>& module_instance_keys() {
+  static const std::vector<std::string> keys{"type", "subscribe"};
+  return keys;
+}
 
 // Documentation and factory of one module type.
 struct module_type {
@@ -127,19 +151,19 @@ class module_registry {
                 const std::string& path) -> std::unique_ptr<module_base> {
       typename M::options opts;
       auto before = diag.items().size();
-      if (tbl) M::schema().parse(*tbl, opts, diag, path, {"type"});
+      if (tbl) M::schema().parse(*tbl, opts, diag, path, module_instance_keys());
       if (diag.items().size() != before) return nullptr;
       return std::make_unique<M>(std::move(opts));
     };
     t.check = [](const toml::table* tbl, config::diagnostics& diag, const std::string& path) {
       typename M::options opts;
-      if (tbl) M::schema().parse(*tbl, opts, diag, path, {"type"});
+      if (tbl) M::schema().parse(*tbl, opts, diag, path, module_instance_keys());
     };
     t.user_processes = [](const toml::table* tbl) -> int {
       if constexpr (requires(const typename M::options& o) { M::user_process_count(o); }) {
         typename M::options opts;
         config::diagnostics diag;
-        if (tbl) M::schema().parse(*tbl, opts, diag, "", {"type"});
+        if (tbl) M::schema().parse(*tbl, opts, diag, "", module_instance_keys());
         return diag.ok() ? M::user_process_count(opts) : 0;
       } else {
         (void)tbl;

@@ -38,6 +38,11 @@ struct proc_slot {
   std::atomic<std::uint64_t> tasks{0};         // task worker: tasks run; worker: tasks started
   std::atomic<std::uint64_t> restarts{0};
   std::atomic<std::int64_t> started_ms{0};
+  // The bus, counted by the receiving process: messages given to a handler, dropped because
+  // the instance's mailbox was full, dropped because the tag is unknown or the payload bad.
+  std::atomic<std::uint64_t> bus_handled{0};
+  std::atomic<std::uint64_t> bus_dropped_full{0};
+  std::atomic<std::uint64_t> bus_dropped_invalid{0};
   conn_counters conns;                         // base mode: this worker's connections
 };
 
@@ -46,7 +51,7 @@ struct listener_counters {
 };
 
 struct server_state {
-  static constexpr std::uint64_t kMagic = 0x7377'6163'746f'7202ull;
+  static constexpr std::uint64_t kMagic = 0x7377'6163'746f'7203ull;
   std::uint64_t magic = kMagic;
   std::atomic<std::uint64_t> next_session{1};
   std::atomic<std::int64_t> start_ms{0};

@@ -95,6 +95,7 @@ enum class message_type : std::uint8_t {
   stop = 20,          // master -> process: stop gracefully
   conn_watch = 21,    // worker -> reactor: say when a connection's output has drained
   conn_writable = 22, // reactor -> worker: it has (streamed replies: backpressure)
+  bus_subscribe = 23, // process -> master: (un)subscribe a module instance to a bus pattern
   user = 128,         // first value free for applications
 };
 

@@ -10,9 +10,10 @@
 //   reactor_id  the reactor thread (conn_open, conn_data, conn_closed, datagram_in, drained,
 //               conn_writable)
 //   src_worker  the sending process (conn_send, conn_watch, conn_pause, conn_resume, drain,
-//               ready, task_*, pipe_message)
-//   dst_worker  the receiving process (task_*, pipe_message)
-//   message_id  the task id (task_request, task_result), else 0
+//               ready, task_*, pipe_message, bus_*)
+//   dst_worker  the receiving process (task_*, pipe_message, bus_message)
+//   message_id  the task id (task_request, task_result), the request id (bus_message),
+//               else 0
 //   flags       flag::error on a failed task_result
 // Fields a kind does not use are left as message{} has them (no_worker / 0) by encode(), so
 // a router may fill them, and are ignored by decode().
@@ -45,6 +46,9 @@
 //   conn_pause    pause         (empty)                              -
 //   conn_resume   resume        (empty)                              -
 //   conn_writable conn_writable (empty)                              -
+//   bus_message   bus           u8 op, u8 status, u8 pick, bool self, u32 src_module,
+//                               u32 dst_module, u64 seq, str topic, str tag    data
+//   bus_subscription bus_subscribe  u32 module, bool subscribe, str pattern       -
 //
 // decode() refuses anything else with errc::bad_message: unknown type, short payload, a
 // length past the end, trailing bytes, a bool byte other than 0/1.
@@ -219,10 +223,42 @@ struct pipe_message {
   friend bool operator==(const pipe_message&, const pipe_message&) = default;
 };
 
+inline constexpr std::uint32_t no_module = 0xffff'ffffu;
+
+// The message bus (actors/bus): process -> master -> process(es).
+enum class bus_op : std::uint8_t { publish = 0, direct = 1, request = 2, reply = 3 };
+enum class bus_status : std::uint8_t { ok = 0, no_route = 1, no_reply = 2, failed = 3 };
+struct bus_message {
+  bus_op op = bus_op::publish;
+  bus_status status = bus_status::ok;  // replies
+  std::uint8_t pick = 0;               // to any worker (dst = no_worker): 0 round robin, 1 least loaded
+  bool self = true;                    // publish: deliver to the publishing instance too
+  std::uint32_t src = no_worker;       // sending process (no_worker: the master, for an operator)
+  std::uint32_t dst = no_worker;       // receiving process (publish: set by the master per subscriber)
+  std::uint64_t request = 0;           // request / reply: the requester's id
+  std::uint32_t src_module = no_module;
+  std::uint32_t dst_module = no_module;  // publish: set by the master per subscriber
+  std::uint64_t seq = 0;               // the sending process's bus message counter
+  std::string topic;
+  std::string tag;
+  std::string data;
+  friend bool operator==(const bus_message&, const bus_message&) = default;
+};
+
+// process -> master: a module instance (un)subscribes to a pattern.
+struct bus_subscription {
+  std::uint32_t process = 0;
+  std::uint32_t module = 0;
+  bool subscribe = true;
+  std::string pattern;
+  friend bool operator==(const bus_subscription&, const bus_subscription&) = default;
+};
+
 using any_message =
     std::variant<conn_open, conn_data, conn_closed, conn_send, conn_close, conn_bind, datagram_in,
                  datagram_out, drain, drained, ready, stop, task_request, task_result,
-                 pipe_message, conn_watch, conn_writable, conn_pause, conn_resume>;
+                 pipe_message, conn_watch, conn_writable, conn_pause, conn_resume, bus_message,
+                 bus_subscription>;
 
 // Bytes a bulk kind appends after its bulk string, address strings (`from`, `to`) aside.
 // A bulk string built with this much spare capacity is moved into the payload and never
@@ -251,6 +287,8 @@ message encode(conn_watch m);
 message encode(conn_writable m);
 message encode(conn_pause m);
 message encode(conn_resume m);
+message encode(bus_message m);
+message encode(bus_subscription m);
 message encode(any_message m);
 
 // errc::bad_message when `m` is not a well-formed message of a known kind. The rvalue

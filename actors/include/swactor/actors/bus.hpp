@@ -1,0 +1,234 @@
+#pragma once
+// The message bus between module instances, across every process of a server: topics with
+// publish/subscribe, point-to-point sends and request/reply. See docs/modules.md ("The
+// bus") for the guarantees; routing is in docs/architecture.md.
+//
+// Typed messages: a message type has a stable tag and a serializer, given by
+// `bus::traits<T>`. The default traits use members of T:
+//
+//   struct chat_line {
+//     static constexpr std::string_view bus_tag = "chat.line";
+//     std::string room, text;
+//     void bus_write(bus::writer& w) const { w.str(room); w.str(text); }
+//     bool bus_read(bus::reader& r) { room = r.str(); text = r.str(); return r.ok(); }
+//   };
+//
+// (specialize bus::traits<T> for a type you cannot change). Raw bytes are a message with
+// an empty tag. A receiving module lists the tags it accepts with accept_bus_type<T>() (in
+// its constructor); a message of another tag, or one whose payload does not decode, is
+// logged and dropped before its handler runs.
+
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+namespace swactor::bus {
+
+// -- serializer helpers: little-endian integers, strings as u32 length + bytes -----------------
+
+class writer {
+ public:
+  explicit writer(std::string& out) noexcept : out_(out) {}
+  template <class T>
+    requires std::is_integral_v<T>
+  void integer(T v) {
+    using U = std::make_unsigned_t<T>;
+    auto u = static_cast<U>(v);
+    for (std::size_t i = 0; i < sizeof(T); ++i) out_.push_back(static_cast<char>(u >> (8 * i)));
+  }
+  void u8(std::uint8_t v) { integer(v); }
+  void u32(std::uint32_t v) { integer(v); }
+  void u64(std::uint64_t v) { integer(v); }
+  void i64(std::int64_t v) { integer(v); }
+  void boolean(bool v) { out_.push_back(v ? '\1' : '\0'); }
+  void f64(double v) {
+    std::uint64_t u;
+    std::memcpy(&u, &v, sizeof u);
+    integer(u);
+  }
+  void str(std::string_view s) {
+    u32(static_cast<std::uint32_t>(s.size()));
+    out_.append(s);
+  }
+
+ private:
+  std::string& out_;
+};
+
+// Reads what a writer wrote. A read past the end (or a bool byte other than 0/1) makes
+// ok() false for good and returns zero values, so a decoder checks once at the end.
+class reader {
+ public:
+  explicit reader(std::string_view in) noexcept : in_(in) {}
+  template <class T>
+    requires std::is_integral_v<T>
+  T integer() {
+    using U = std::make_unsigned_t<T>;
+    if (!take(sizeof(T))) return T{};
+    U u = 0;
+    for (std::size_t i = 0; i < sizeof(T); ++i)
+      u |= static_cast<U>(static_cast<U>(static_cast<unsigned char>(in_[pos_ - sizeof(T) + i])) << (8 * i));
+    return static_cast<T>(u);
+  }
+  std::uint8_t u8() { return integer<std::uint8_t>(); }
+  std::uint32_t u32() { return integer<std::uint32_t>(); }
+  std::uint64_t u64() { return integer<std::uint64_t>(); }
+  std::int64_t i64() { return integer<std::int64_t>(); }
+  bool boolean() {
+    auto b = u8();
+    if (b > 1) ok_ = false;
+    return b == 1;
+  }
+  double f64() {
+    auto u = u64();
+    double v;
+    std::memcpy(&v, &u, sizeof v);
+    return v;
+  }
+  std::string str() {
+    auto n = u32();
+    if (!take(n)) return {};
+    return std::string(in_.substr(pos_ - n, n));
+  }
+  bool ok() const noexcept { return ok_; }
+  // Every read succeeded and nothing is left over.
+  bool done() const noexcept { return ok_ && pos_ == in_.size(); }
+
+ private:
+  bool take(std::size_t n) {
+    if (!ok_ || n > in_.size() - pos_) {
+      ok_ = false;
+      return false;
+    }
+    pos_ += n;
+    return true;
+  }
+  std::string_view in_;
+  std::size_t pos_ = 0;
+  bool ok_ = true;
+};
+
+// Tag and serializer of a message type. Specialize for types you cannot add members to.
+template <class T>
+struct traits {
+  static constexpr std::string_view tag = T::bus_tag;
+  static void write(const T& v, writer& w) { v.bus_write(w); }
+  // False (or bytes left over) = the payload is not a T.
+  static bool read(T& v, reader& r) { return v.bus_read(r) && r.done(); }
+};
+
+template <class T>
+bool decode(std::string_view data, T& out) {
+  reader r(data);
+  return traits<T>::read(out, r) && r.done();
+}
+
+// What is sent: a tag ("" = raw bytes) and the serialized bytes.
+struct payload {
+  std::string tag;
+  std::string data;
+
+  static payload raw(std::string bytes) { return {{}, std::move(bytes)}; }
+  template <class T>
+  static payload of(const T& v) {
+    payload p;
+    p.tag = std::string(traits<T>::tag);
+    writer w(p.data);
+    traits<T>::write(v, w);
+    return p;
+  }
+};
+
+enum class kind : std::uint8_t {
+  publish = 0,  // to a topic
+  direct = 1,   // to one module instance
+  request = 2,  // direct, and the sender waits for ctx.reply()
+};
+
+// What a handler receives (on_bus_message) and what a request returns (the reply).
+struct message {
+  bus::kind kind = bus::kind::publish;
+  std::string topic;          // publish only
+  std::string tag;            // "" = raw bytes
+  std::string data;
+  int sender = -1;            // server-wide process id; -1 = an operator (`swactor bus publish`)
+  std::string sender_module;  // module instance that sent it ("" from an operator)
+  std::uint64_t seq = 0;      // the sender process's message counter: FIFO per sender
+  std::uint64_t request_id = 0;  // requests: what ctx.reply() answers
+
+  bool is_request() const noexcept { return kind == bus::kind::request; }
+
+  // The payload as a T: null when the tag is another type's or the bytes do not decode.
+  // Decoded once (by the receiver's check, or by the first call) and kept.
+  template <class T>
+  const T* as() const {
+    if (tag != traits<T>::tag) return nullptr;
+    if (!decoded_) {
+      auto v = std::make_shared<T>();
+      if (!decode(data, *v)) return nullptr;
+      decoded_ = std::move(v);
+    }
+    return static_cast<const T*>(decoded_.get());
+  }
+
+  // -- runtime bookkeeping (not for handlers) ------------------------------------------------
+  mutable std::shared_ptr<const void> decoded_;
+  mutable bool replied_ = false;
+};
+
+// Where a point-to-point message or a request goes.
+enum class pick : std::uint8_t {
+  round_robin = 0,   // the next worker in turn
+  least_loaded = 1,  // the worker running the fewest handlers now (ties: in turn)
+};
+struct target {
+  int process = -1;     // server-wide id (worker, task worker, user process); -1 = any worker
+  std::string module;   // instance name; "" = the sender's own instance
+  bus::pick pick = bus::pick::round_robin;
+
+  static target worker(int id, std::string module = {}) { return {id, std::move(module), pick::round_robin}; }
+  static target any(std::string module = {}, bus::pick p = pick::round_robin) { return {-1, std::move(module), p}; }
+};
+
+struct publish_options {
+  bool self = true;  // deliver to the publishing instance too when it subscribes to the topic
+};
+
+// Topic names and patterns: tokens separated by '.', each non-empty, of printable ASCII
+// without spaces, '*' or '>'. Patterns may use '*' for exactly one token and '>' (last only)
+// for one or more trailing tokens: "room.*" matches "room.a" but not "room.a.b";
+// "room.>" matches both, and neither matches "room". At most kMaxTopic bytes.
+inline constexpr std::size_t kMaxTopic = 256;
+bool valid_topic(std::string_view topic) noexcept;
+bool valid_pattern(std::string_view pattern) noexcept;
+bool matches(std::string_view pattern, std::string_view topic) noexcept;
+
+// The tags a module instance accepts, with their decoders (module_base holds one).
+class type_set {
+ public:
+  template <class T>
+  void add() {
+    decoders_[std::string(traits<T>::tag)] = [](std::string_view data) -> std::shared_ptr<const void> {
+      auto v = std::make_shared<T>();
+      if (!bus::decode(data, *v)) return nullptr;
+      return v;
+    };
+  }
+  bool empty() const noexcept { return decoders_.empty(); }
+  bool knows(std::string_view tag) const { return decoders_.find(tag) != decoders_.end(); }
+  // Null when the tag is unknown or the payload does not decode.
+  std::shared_ptr<const void> decode(std::string_view tag, std::string_view data) const {
+    auto it = decoders_.find(tag);
+    return it == decoders_.end() ? nullptr : it->second(data);
+  }
+
+ private:
+  std::map<std::string, std::function<std::shared_ptr<const void>(std::string_view)>, std::less<>> decoders_;
+};
+
+}  // namespace swactor::bus
