@@ -27,13 +27,18 @@
 //   bus_send PROC TEXT           -> "ok": a direct message to process PROC's probe
 //   request PROC TEXT MS         -> the reply, or "error: <message>"; PROC -1 = any worker.
 //                                   The receiving probe answers "PROC:TEXT", except: TEXT
-//                                   "inbox" answers its bus inbox, "sleep:MS2" answers after
+//                                   "inbox" / "summary" answers its bus_inbox / bus_summary,
+//                                   "subscribe:PATTERN" subscribes it ("ok"), "burst:TOPIC:N"
+//                                   publishes N messages ("ok N"), "sleep:MS2" answers after
 //                                   MS2 ms, "noreply" returns without replying, "fail" throws
+//   publish_burst TOPIC N        -> "ok N": publishes raw "0".."N-1" to TOPIC
 //   bus_inbox                    -> what this probe received: "SENDER SEQ TOPIC TEXT" items
 //                                   joined by "|" (TOPIC "-" for direct messages)
 //   bus_summary                  -> "total=N" then " SENDER:COUNT:ordered|unordered" per sender
 //                                   (ordered: each sender's seq numbers only increased)
 //   bus_clear                    -> "ok": empties the bus inbox
+// A published or direct message "sleep:MS" keeps this instance's bus handler busy for MS ms
+// (its mailbox fills meanwhile).
 //
 // Options: user_processes = N runs N user processes of this instance (they idle, and answer
 // bus requests like any probe).
@@ -99,8 +104,26 @@ class probe final : public module_base {
   task<void> on_bus_message(context& ctx, const bus::message& m) override {
     std::string text = m.data;
     if (auto* n = m.as<note>()) text = "note:" + n->text;
+    if (text.starts_with("sleep:") && !m.is_request())
+      co_await sleep(std::chrono::milliseconds(to_int(std::string_view(text).substr(6))));
     if (m.is_request()) {
       if (text == "noreply") co_return;
+      if (text.starts_with("subscribe:")) {
+        auto ec = ctx.subscribe(std::string_view(text).substr(10));
+        (void)ctx.reply(m, bus::payload::raw(ec ? "error: " + ec.message() : "ok"));
+        co_return;
+      }
+      if (text.starts_with("burst:")) {
+        std::string_view spec = std::string_view(text).substr(6);
+        auto colon = spec.rfind(':');
+        auto n = burst(ctx, spec.substr(0, colon), to_int(spec.substr(colon + 1)));
+        (void)ctx.reply(m, bus::payload::raw(n));
+        co_return;
+      }
+      if (text == "summary") {
+        (void)ctx.reply(m, bus::payload::raw(summary()));
+        co_return;
+      }
       if (text == "fail") throw std::runtime_error("probe: asked to fail");
       if (text.starts_with("sleep:")) co_await sleep(std::chrono::milliseconds(to_int(std::string_view(text).substr(6))));
       auto answer = text == "inbox" ? bus_inbox_ : std::to_string(ctx.worker_id()) + ":" + text;
@@ -250,12 +273,10 @@ class probe final : public module_base {
       co_return r ? r->data : "error: " + r.error().message();
     }
     if (cmd == "bus_inbox") co_return bus_inbox_;
-    if (cmd == "bus_summary") {
-      std::string out = "total=" + std::to_string(bus_total_);
-      for (const auto& [sender, st] : senders_)
-        out += " " + std::to_string(sender) + ":" + std::to_string(st.count) + ":" +
-               (st.ordered ? "ordered" : "unordered");
-      co_return out;
+    if (cmd == "bus_summary") co_return summary();
+    if (cmd == "publish_burst") {
+      auto topic = word(rest);
+      co_return burst(ctx, topic, to_int(word(rest)));
     }
     if (cmd == "bus_clear") {
       bus_inbox_.clear();
@@ -269,6 +290,20 @@ class probe final : public module_base {
       co_return "slept " + std::to_string(ms);
     }
     co_return "error: unknown command \"" + std::string(cmd) + "\"";
+  }
+
+  std::string summary() const {
+    std::string out = "total=" + std::to_string(bus_total_);
+    for (const auto& [sender, st] : senders_)
+      out += " " + std::to_string(sender) + ":" + std::to_string(st.count) + ":" +
+             (st.ordered ? "ordered" : "unordered");
+    return out;
+  }
+  static std::string burst(context& ctx, std::string_view topic, std::int64_t n) {
+    for (std::int64_t i = 0; i < n; ++i)
+      if (auto ec = ctx.publish(topic, bus::payload::raw(std::to_string(i))))
+        return "error: " + ec.message() + " after " + std::to_string(i);
+    return "ok " + std::to_string(n);
   }
 
   std::string inbox_;

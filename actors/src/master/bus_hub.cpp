@@ -92,7 +92,6 @@ bus_hub::counters& bus_hub::topic_counters(const std::string& topic) {
 }
 
 bool bus_hub::deliver(proc_handle& to, ipc::bus_message m) {
-  auto key = std::make_pair(to.id, m.dst_module);
   if (!to.link || !to.link->is_open()) {
     ++dropped_link_;
     return false;
@@ -103,7 +102,6 @@ bool bus_hub::deliver(proc_handle& to, ipc::bus_message m) {
     return false;
   }
   ++delivered_;
-  ++delivered_to_[key];
   return true;
 }
 
@@ -137,7 +135,10 @@ void bus_hub::publish(proc_handle* from, ipc::bus_message m) {
     ipc::bus_message copy = i + 1 == targets.size() ? std::move(m) : m;
     copy.dst = static_cast<std::uint32_t>(h->id);
     copy.dst_module = mod;
-    if (deliver(*h, std::move(copy))) ++tc.delivered;
+    if (deliver(*h, std::move(copy))) {
+      ++tc.delivered;
+      ++delivered_to_[{h->id, mod}];
+    }
   }
 }
 
@@ -274,6 +275,7 @@ nlohmann::json bus_hub::stats() const {
   nlohmann::json subs = nlohmann::json::array();
   auto add = [&](const sub& s) {
     subs.push_back({{"process", s.process},
+                    {"pid", s.handle->pid},
                     {"name", layout_.name(s.process)},
                     {"module", app_.modules[s.module].instance},
                     {"pattern", s.pattern}});

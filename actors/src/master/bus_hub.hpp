@@ -77,7 +77,7 @@ class bus_hub {
                 dropped_link_ = 0, requests_ = 0, replies_ = 0;
   std::map<std::string, counters> topics_;
   counters other_topics_;
-  std::map<std::pair<int, std::uint32_t>, std::uint64_t> delivered_to_;
+  std::map<std::pair<int, std::uint32_t>, std::uint64_t> delivered_to_;  // publishes per subscriber
 };
 
 }  // namespace swactor::detail
