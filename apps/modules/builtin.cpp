@@ -1,6 +1,7 @@
 #include "builtin.hpp"
 
 #include "bench_module.hpp"
+#include "bus_bench.hpp"
 #include "echo.hpp"
 #include "http_modules.hpp"
 #include "kv.hpp"
@@ -34,6 +35,7 @@ const module_registry& builtin_modules() {
   static const module_registry reg = [] {
     module_registry r;
     r.add<bench_module>();
+    r.add<bus_bench>();
     r.add<echo>();
     r.add<http_echo>();
     r.add<http_hello>();
