@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "swactor/actors/module.hpp"
+#include "swactor/actors/plugin.hpp"
 #include "swactor/core/config.hpp"
 #include "swactor/ipc/table.hpp"
 #include "swactor/protocols/framing.hpp"
@@ -141,6 +142,9 @@ struct module_config {
   std::string instance;  // the NAME of [modules.NAME]
   std::string type;      // module type; defaults to the instance name
   const toml::table* options = nullptr;  // points into app_config::root
+  std::string plugin;    // absolute path of the shared library; "" for a built-in type
+  // The type, from the registry or from the plugin (kept loaded by app_config::plugins).
+  const module_type* resolved = nullptr;
 };
 
 struct app_config {
@@ -150,6 +154,8 @@ struct app_config {
   std::vector<listen_config> listen;
   std::vector<module_config> modules;
   std::vector<table_config> tables;
+  // The plugin libraries the modules use (their types stay valid while these live).
+  std::vector<std::shared_ptr<const loaded_plugin>> plugins;
   // index of a module instance by name, or -1
   int module_index(const std::string& instance) const;
   // User processes (module index, index within the module), in id order; their ids start
