@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <limits>
+#include <set>
 
 namespace swactor {
 
@@ -388,6 +389,8 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
   app.file = path;
   auto before = diag.items().size();
   std::vector<toml::source_region> listen_sources;
+  // Every [modules.NAME], also those with errors (a listener naming one is not an error more).
+  std::set<std::string> declared_modules;
   for (auto&& [k, node] : root) {
     std::string key(k.str());
     if (key == "server") {
@@ -427,6 +430,7 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
       }
       for (auto&& [name, mnode] : *node.as_table()) {
         std::string inst(name.str());
+        declared_modules.insert(inst);
         std::string mpath = "modules." + inst;
         if (!mnode.is_table()) {
           diag.add(mnode.source(), mpath, "expected a table, got " + config::type_name(mnode));
@@ -479,7 +483,7 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
     }
     // A built-in type named directly gets an instance with default options.
     auto resolve_module = [&](const std::string& name, const std::string& key, const toml::source_region& where) {
-      if (app.module_index(name) >= 0) return;
+      if (app.module_index(name) >= 0 || declared_modules.count(name)) return;
       if (const auto* type = reg.find(name))
         app.modules.push_back(module_config{name, name, nullptr, "", type});
       else

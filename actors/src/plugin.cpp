@@ -27,10 +27,8 @@ std::shared_ptr<const loaded_plugin> load_plugin(const std::string& path, std::s
   ::dlerror();
   void* sym = ::dlsym(handle, plugin_entry_symbol);
   if (!sym) {
-    const char* why = ::dlerror();
-    error = std::string(path) + " is not a swactor plugin: no entry point `" + plugin_entry_symbol +
-            "` (define it with SWACTOR_PLUGIN(register_fn) from <swactor/actors/plugin.hpp>)" +
-            (why ? std::string(": ") + why : std::string());
+    error = path + " is not a swactor plugin: no entry point `" + plugin_entry_symbol +
+            "` (define it with SWACTOR_PLUGIN(register_fn) from <swactor/actors/plugin.hpp>)";
     ::dlclose(handle);
     return nullptr;
   }
