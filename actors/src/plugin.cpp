@@ -27,8 +27,9 @@ std::shared_ptr<const loaded_plugin> load_plugin(const std::string& path, std::s
   ::dlerror();
   void* sym = ::dlsym(handle, plugin_entry_symbol);
   if (!sym) {
-    error = path + " is not a swactor plugin: no entry point `" + plugin_entry_symbol +
-            "` (define it with SWACTOR_PLUGIN(register_fn) from <swactor/actors/plugin.hpp>)";
+    const char* why = ::dlerror();
+    error = path + " is not a swactor plugin: no entry point `" + plugin_entry_symbol + "` (dlsym: " +
+            (why ? why : "not found") + "); define it with SWACTOR_PLUGIN(register_fn) from <swactor/actors/plugin.hpp>";
     ::dlclose(handle);
     return nullptr;
   }

@@ -110,9 +110,20 @@ TEST_CASE("plugins: a missing file or entry point and an undefined symbol are cl
   const std::vector<bad_case> cases = {
       {"libmissing.so", "no plugin file " + dir.file("libmissing.so").string() +
                             " (a relative path is relative to the config file's directory)"},
-      {"libnoentry.so", "is not a swactor plugin: no entry point `swactor_plugin_entry`"},
+      {"libnoentry.so", "is not a swactor plugin: no entry point `swactor_plugin_entry` (dlsym: " +
+                            dir.file("libnoentry.so").string() + ": undefined symbol: swactor_plugin_entry)"},
       {"libundefined.so", "undefined symbol: swactor_test_no_such_function"},
   };
+  {
+    auto text = app_text(t::free_tcp_port(), "plugin = 42\n");
+    auto cfg = dir.write("number.toml", text);
+    auto r = t::run({t::swactor_bin(), "check", cfg.string()}, 20s);
+    INFO(r.err);
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find("number.toml:" + std::to_string(line_of(text, "plugin =")) +
+                     ":10: modules.m.plugin: expected the path of a plugin library like \"lib/libmymod.so\", got "
+                     "an integer") != std::string::npos);
+  }
   for (const auto& c : cases) {
     auto text = app_text(t::free_tcp_port(), "type = \"x\"\nplugin = \"" + c.file + "\"\n");
     auto cfg = dir.write("app.toml", text);
