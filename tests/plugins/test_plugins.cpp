@@ -181,12 +181,18 @@ type = "first"
 plugin = ")" + dir.file("lib/libtwo.so").string() + R"("
 type = "second"
 times = 2
+user_processes = 1
 )");
   line_client one(srv.port), two(srv.port2);
   REQUIRE(one.ok());
   REQUIRE(two.ok());
   CHECK(one.call("x") == "first: x");
   CHECK(two.call("y") == "second: y y");
+  // The master counted the user processes through the plugin's type; the process runs it.
+  CHECK(srv.wait_log("second: user process 0 runs the plugin's code", 10s));
+  auto stats = srv.stats();
+  REQUIRE(stats.is_object());
+  CHECK(stats["user_processes"].size() == 1);
 
   auto listed = t::run({t::swactor_bin(), "modules", "--config", srv.config}, 20s);
   INFO(listed.out << listed.err);
