@@ -68,6 +68,13 @@ std::string app_text(std::uint16_t port, const std::string& module_keys, const s
 }
 
 // With SWACTOR_BIN set, server_under_test runs that binary (the installed one here).
+// Decrements a counter when it goes out of scope (a client thread's exit, however it ends).
+struct count_down {
+  explicit count_down(std::atomic<int>& n) : n_(n) {}
+  ~count_down() { --n_; }
+  std::atomic<int>& n_;
+};
+
 struct use_binary {
   explicit use_binary(const fs::path& bin) { ::setenv("SWACTOR_BIN", bin.c_str(), 1); }
   ~use_binary() { ::unsetenv("SWACTOR_BIN"); }
@@ -270,11 +277,12 @@ plugin = ")" + lib.string() + "\"\n");
   constexpr int clients = 4;
   std::atomic<bool> stop{false};
   std::atomic<bool> reloaded{false};
-  std::atomic<int> answered{0}, failed{0}, new_after_reload{0}, old_after_reload{0};
+  std::atomic<int> answered{0}, failed{0}, new_after_reload{0}, old_after_reload{0}, running{clients};
   std::vector<std::string> odd(clients);
   std::vector<std::thread> load;
   for (int i = 0; i < clients; ++i)
     load.emplace_back([&, i] {
+      count_down done(running);
       line_client c(srv.port);
       if (!c.ok()) {
         ++failed;
@@ -282,7 +290,7 @@ plugin = ")" + lib.string() + "\"\n");
         return;
       }
       const auto name = "c" + std::to_string(i);
-      for (int k = 0; k < 20000 && !stop; ++k) {
+      for (int k = 0; k < 200000 && !stop; ++k) {
         // Read before asking: a reply that comes after "reload done" must be the new code's.
         bool after = reloaded;
         auto r = c.call(name);
@@ -299,7 +307,13 @@ plugin = ")" + lib.string() + "\"\n");
         }
       }
     });
-  while (answered < 200 && failed == 0) std::this_thread::sleep_for(5ms);
+  // Until the clients got going (bounded: each client stops by itself after its requests).
+  auto wait_answers = [&](int n) {
+    const auto until = std::chrono::steady_clock::now() + 60s;
+    while (answered < n && failed == 0 && running > 0 && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(5ms);
+  };
+  wait_answers(200);
 
   replace_atomically(greeter("bonjour"), lib);
   auto r = t::run({installed_swactor().string(), "reload", "--pid-file", srv.pid_file}, 10s);
@@ -308,7 +322,7 @@ plugin = ")" + lib.string() + "\"\n");
   REQUIRE(srv.wait_log("reload done", 20s));
   reloaded = true;
   const int at_reload = answered;
-  while (answered < at_reload + 200 && failed == 0) std::this_thread::sleep_for(5ms);
+  wait_answers(at_reload + 200);
   stop = true;
   for (auto& th : load) th.join();
 
