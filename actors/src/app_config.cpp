@@ -2,7 +2,9 @@
 
 #include "swactor/actors/listen_url.hpp"
 #include <algorithm>
+#include <filesystem>
 #include <limits>
+#include <set>
 
 namespace swactor {
 
@@ -344,6 +346,61 @@ void parse_table(table_config& tc, const toml::node& node, const std::string& pa
     for (const auto& problem : tc.schema.validate()) diag.add(t.source(), path, problem);
 }
 
+std::string type_names(const module_registry& reg) {
+  std::string out;
+  for (auto& [n, _] : reg.types()) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+// [modules.NAME] plugin = "...": loads the library (a relative path is relative to the config
+// file's directory) and picks its module type: `type` when given, else the only one it has.
+const module_type* plugin_type(const toml::node& node, const std::string& config_path, const std::string& mpath,
+                               bool named_type, module_config& mc, app_config& app, config::diagnostics& diag) {
+  const auto key = mpath + ".plugin";
+  auto text = node.value<std::string>();
+  if (!node.is_string() || text->empty()) {
+    diag.add(node.source(), key,
+             "expected the path of a plugin library like \"lib/libmymod.so\", got " +
+                 (node.is_string() ? std::string("\"\"") : config::type_name(node)));
+    return nullptr;
+  }
+  std::filesystem::path file(*text);
+  if (file.is_relative()) file = std::filesystem::path(config_path).parent_path() / file;
+  std::error_code ec;
+  auto abs = std::filesystem::absolute(file, ec).lexically_normal();
+  if (ec) abs = file;
+  if (!std::filesystem::is_regular_file(abs, ec)) {
+    diag.add(node.source(), key,
+             "no plugin file " + abs.string() + " (a relative path is relative to the config file's directory)");
+    return nullptr;
+  }
+  std::string error;
+  auto lib = load_plugin(abs.string(), error);
+  if (!lib) {
+    diag.add(node.source(), key, error);
+    return nullptr;
+  }
+  mc.plugin = abs.string();
+  if (std::find(app.plugins.begin(), app.plugins.end(), lib) == app.plugins.end()) app.plugins.push_back(lib);
+  const auto& types = lib->types.types();
+  if (named_type) {
+    if (const auto* t = lib->types.find(mc.type)) return t;
+    diag.add(node.source(), key,
+             mc.plugin + " registers no module type \"" + mc.type + "\"; it registers: " +
+                 (types.empty() ? std::string("none") : type_names(lib->types)));
+    return nullptr;
+  }
+  if (types.size() == 1) {
+    mc.type = types.begin()->first;
+    return &types.begin()->second;
+  }
+  diag.add(node.source(), key,
+           types.empty() ? mc.plugin + " registers no module type"
+                         : mc.plugin + " registers several module types (" + type_names(lib->types) +
+                               "): pick one with type = \"" + types.begin()->first + "\"");
+  return nullptr;
+}
+
 }  // namespace
 
 std::optional<app_config> parse_app_config(const toml::table& root, const std::string& path,
@@ -353,6 +410,8 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
   app.file = path;
   auto before = diag.items().size();
   std::vector<toml::source_region> listen_sources;
+  // Every [modules.NAME], also those with errors (a listener naming one is not an error more).
+  std::set<std::string> declared_modules;
   for (auto&& [k, node] : root) {
     std::string key(k.str());
     if (key == "server") {
@@ -398,13 +457,15 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
       }
       for (auto&& [name, mnode] : *node.as_table()) {
         std::string inst(name.str());
+        declared_modules.insert(inst);
         std::string mpath = "modules." + inst;
         if (!mnode.is_table()) {
           diag.add(mnode.source(), mpath, "expected a table, got " + config::type_name(mnode));
           continue;
         }
         const toml::table* opts = mnode.as_table();
-        module_config mc{inst, inst, nullptr, {}};
+        module_config mc{inst, inst, nullptr, {}, "", nullptr};
+        bool named_type = false;
         if (auto* t = opts->get("type")) {
           if (!t->is_string()) {
             diag.add(t->source(), mpath + ".type",
@@ -412,14 +473,20 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
             continue;
           }
           mc.type = *t->value<std::string>();
+          named_type = true;
         }
-        const module_type* type = reg.find(mc.type);
-        if (!type) {
-          std::string known;
-          for (auto& [n, _] : reg.types()) known += (known.empty() ? "" : ", ") + n;
-          diag.add(mnode.source(), mpath,
-                   "unknown module type \"" + mc.type + "\"; built-in modules: " + known);
-          continue;
+        const module_type* type = nullptr;
+        if (auto* p = opts->get("plugin")) {
+          type = plugin_type(*p, path, mpath, named_type, mc, app, diag);
+          if (!type) continue;
+        } else {
+          type = reg.find(mc.type);
+          if (!type) {
+            diag.add(mnode.source(), mpath,
+                     "unknown module type \"" + mc.type + "\"; built-in modules: " + type_names(reg) +
+                         " (a module in a shared library is named with plugin = \"path/to/libNAME.so\")");
+            continue;
+          }
         }
         if (auto* sub = opts->get("subscribe")) {
           auto* arr = sub->as_array();
@@ -440,6 +507,7 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
             }
           }
         }
+        mc.resolved = type;
         // Validate the options now so that `check` reports them (no instance is built:
         // each process that runs the module builds it once).
         type->check(opts, diag, mpath);
@@ -461,9 +529,9 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
     }
     // A built-in type named directly gets an instance with default options.
     auto resolve_module = [&](const std::string& name, const std::string& key, const toml::source_region& where) {
-      if (app.module_index(name) >= 0) return;
-      if (reg.find(name))
-        app.modules.push_back(module_config{name, name, nullptr, {}});
+      if (app.module_index(name) >= 0 || declared_modules.count(name)) return;
+      if (const auto* type = reg.find(name))
+        app.modules.push_back(module_config{name, name, nullptr, {}, "", type});
       else
         diag.add(where, key, "no module instance or built-in module named \"" + name + "\"");
     };
@@ -534,7 +602,7 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
   for (auto [name, value] : dispatch_names)
     if (app.server.dispatch_mode == name) app.server.dispatch = value;
   for (std::size_t i = 0; i < app.modules.size(); ++i) {
-    const module_type* t = reg.find(app.modules[i].type);
+    const module_type* t = app.modules[i].resolved;
     int n = t ? t->user_processes(app.modules[i].options) : 0;
     for (int k = 0; k < n; ++k) app.user_procs.emplace_back(static_cast<int>(i), k);
   }
@@ -606,17 +674,22 @@ std::string config_reference_markdown(const module_registry& reg) {
                       "body_offset = 4, big_endian = true, signed = false, max_length = "
                       "\"8MiB\" }`. Keys of the other type are ignored.",
                       framing_schema().docs()});
-  for (const auto& [name, t] : reg.types()) {
-    auto keys = t.keys;
-    keys.insert(keys.begin(), config::key_doc{"subscribe", "array of strings", "[]",
-                                              "Bus topic patterns this instance subscribes to in "
-                                              "every process that runs it, before on_worker_start.",
-                                              false});
-    keys.insert(keys.begin(), config::key_doc{"type", "string", name,
-                                              "Module type; defaults to the instance name.",
-                                              false});
-    sections.push_back({"[modules." + name + "]", t.doc, keys});
-  }
+  sections.push_back(
+      {"[modules.NAME]",
+       "A module instance: its type, and the options of that type (the sections below). A listener "
+       "may also name a built-in type directly, which gets an instance with default options.",
+       {{"type", "string", "NAME", "Module type: a built-in one, or one the `plugin` registers.", false},
+        {"plugin", "string", "\"\"",
+         "Path of a shared library (`libNAME.so`, relative to this file's directory) whose module "
+         "types this instance picks from (`type` may be left out when it registers one). Loaded with "
+         "dlopen by `swactor check`, the master and every process that runs the module; see "
+         "docs/modules.md, \"Write a plugin\".",
+         false},
+        {"subscribe", "array of strings", "[]",
+         "Bus topic patterns (`room.*`, `orders.>`) this instance subscribes to in every process that "
+         "runs it, before on_worker_start; see docs/modules.md, \"The bus\".",
+         false}}});
+  for (const auto& [name, t] : reg.types()) sections.push_back({"[modules." + name + "]", t.doc, t.keys});
   auto md = config::render_markdown(
       "Configuration reference",
       "Generated by `swactor config-reference` from the schemas the parser uses; "

@@ -1,5 +1,7 @@
 // The `swactor` command line: run, check, bench, version, modules.
+#include <charconv>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -19,6 +21,7 @@
 #include "run.hpp"
 #include "swactor/actors/bus.hpp"
 #include "swactor/actors/app_config.hpp"
+#include "swactor/actors/server.hpp"
 #include "swactor/core/log.hpp"
 
 namespace {
@@ -53,9 +56,34 @@ int cmd_version() {
   return 0;
 }
 
-int cmd_modules() {
-  for (const auto& [name, t] : swactor::apps::builtin_modules().types())
-    std::printf("%-12s %s\n", name.c_str(), t.doc.c_str());
+void print_module_types(const swactor::module_registry& reg) {
+  for (const auto& [name, t] : reg.types()) {
+    std::printf("  %-12s %s\n", name.c_str(), t.doc.c_str());
+    for (const auto& k : t.keys)
+      std::printf("      %s (%s%s%s): %s\n", k.name.c_str(), k.type.c_str(), k.required ? ", required" : ", default ",
+                  k.required ? "" : (k.default_text.empty() ? "\"\"" : k.default_text.c_str()), k.doc.c_str());
+  }
+}
+
+// The built-in module types, and with a config file the types of the plugins it loads.
+int cmd_modules(const std::string& file) {
+  std::printf("built-in modules:\n");
+  print_module_types(swactor::apps::builtin_modules());
+  if (file.empty()) return 0;
+  swactor::config::diagnostics diag;
+  auto app = swactor::load_app_config(file, swactor::apps::builtin_modules(), diag);
+  if (!app) {
+    std::cerr << diag.to_string();
+    std::cerr << file << ": " << diag.items().size() << " error(s)\n";
+    return 1;
+  }
+  for (const auto& plugin : app->plugins) {
+    std::string users;
+    for (const auto& mc : app->modules)
+      if (mc.plugin == plugin->path) users += (users.empty() ? "" : ", ") + ("[modules." + mc.instance + "]");
+    std::printf("plugin %s (used by %s):\n", plugin->path.c_str(), users.c_str());
+    print_module_types(plugin->types);
+  }
   return 0;
 }
 
@@ -73,6 +101,17 @@ int main(int argc, char** argv) {
     }
     return swactor::apps::cmd_worker(*wargs);
   }
+  // Internal: the master's check before a reload (`worker-check --config-fd N --config-name F`).
+  if (argc == 6 && std::string_view(argv[1]) == "worker-check" && std::string_view(argv[2]) == "--config-fd" &&
+      std::string_view(argv[4]) == "--config-name") {
+    int fd = -1;
+    auto [end, ec] = std::from_chars(argv[3], argv[3] + std::strlen(argv[3]), fd);
+    if (ec != std::errc() || *end != '\0' || fd < 0) {
+      std::cerr << "swactor worker-check: bad descriptor " << argv[3] << " (started by the master only)\n";
+      return 2;
+    }
+    return swactor::run_config_check(fd, argv[5], swactor::apps::builtin_modules());
+  }
   CLI::App app{"swactor: a C++20 actor networking engine (Swoole's model, with actors)", "swactor"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every subcommand");
@@ -83,7 +122,11 @@ int main(int argc, char** argv) {
   auto* check = app.add_subcommand("check", "Validate FILE; print every error with file:line:column");
   check->add_option("FILE", check_file, "app.toml")->required()->check(CLI::ExistingFile);
   auto* version = app.add_subcommand("version", "Print the versions of swactor and its libraries");
-  auto* modules = app.add_subcommand("modules", "List the built-in modules");
+  std::string modules_config;
+  auto* modules = app.add_subcommand("modules", "List the built-in modules, and the plugins' with --config, "
+                                                "with their options");
+  modules->add_option("-c,--config", modules_config, "app.toml whose plugin modules to list too")
+      ->check(CLI::ExistingFile);
   std::string ref_out;
   auto* ref = app.add_subcommand("config-reference", "Print docs/config.md (generated)");
   ref->add_option("-o,--output", ref_out, "Write to this file instead of stdout");
@@ -154,7 +197,7 @@ int main(int argc, char** argv) {
   if (bus_stats->parsed()) return swactor::apps::cmd_admin("bus stats", pid_file, socket_path, "bus_stats");
   if (check->parsed()) return cmd_check(check_file);
   if (version->parsed()) return cmd_version();
-  if (modules->parsed()) return cmd_modules();
+  if (modules->parsed()) return cmd_modules(modules_config);
   if (ref->parsed()) {
     auto md = swactor::config_reference_markdown(swactor::apps::builtin_modules());
     if (ref_out.empty()) {

@@ -17,6 +17,15 @@
 #include "swactor/actors/module.hpp"
 #include "swactor/core/config.hpp"
 
+// `plugin = "..."` would dlopen whatever path the fuzzer spells (running the initializers of
+// any library or executable it finds): this target gets a loader that refuses, so the key's
+// checks before and after loading are fuzzed, not the system's libraries. (The replay build
+// links swactor_actors, whose loader is then not pulled from the archive.)
+std::shared_ptr<const swactor::loaded_plugin> swactor::load_plugin(const std::string& path, std::string& error) {
+  error = "the fuzz target loads no plugin (" + path + ")";
+  return nullptr;
+}
+
 namespace {
 // toml++ 3.3.0 (Debian 12) reaches TOML_UNREACHABLE (__builtin_unreachable: undefined
 // behaviour, also in the release library) in is_non_ascii_horizontal_whitespace() for code

@@ -165,6 +165,11 @@ task<void> supervisor::reload(bool tasks_only) {
   }
   reloading_ = true;
   log::notice("reloading {}", tasks_only ? "task workers" : "workers and task workers");
+  if (auto why = co_await check_new_code(); !why.empty()) {
+    log::error("reload refused, the running processes keep serving: a new one would fail to start: {}", why);
+    reloading_ = false;
+    co_return;
+  }
   std::vector<std::shared_ptr<proc_handle>> olds, news;
   int first = tasks_only ? layout_.first_task() : 0;
   // User processes are not reloaded (as in Swoole): they restart only when they exit.
@@ -193,6 +198,39 @@ task<void> supervisor::reload(bool tasks_only) {
   }
   log::notice("reload done ({} process(es) replaced)", news.size());
   reloading_ = false;
+}
+
+// New processes are exec'd, so they load plugin libraries as they are on disk at that moment;
+// the master's own copy is the one of its start (a loaded library cannot be reloaded in a
+// process). So a short-lived `swactor worker-check` does what a new worker would do first,
+// and a plugin that fails there refuses the reload instead of replacing serving processes
+// with ones that crash at start.
+task<std::string> supervisor::check_new_code() {
+  ipc::process_options po;
+  po.pipe_stdout = true;
+  po.stderr_to_stdout = true;
+  po.channel = false;
+  po.inherit_fds = {plan_.config_fd};
+  po.die_with_parent = true;
+  po.kill_on_destroy = true;
+  auto p = ipc::process::exec(lp_.context().get_executor(),
+                              {plan_.exe, "worker-check", "--config-fd", std::to_string(plan_.config_fd),
+                               "--config-name", plan_.config_name},
+                              po);
+  if (!p) co_return "cannot start " + plan_.exe + ": " + p.error().message();
+  constexpr auto limit = 10s;
+  auto out = co_await p->read_all(limit);
+  auto st = co_await p->wait(limit);
+  if (!st) {
+    p->kill_and_reap();
+    co_return "the check (" + plan_.exe + " worker-check) did not finish within 10 s";
+  }
+  if (st->success()) co_return std::string();
+  std::string text = out ? *out : std::string();
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  for (auto& c : text)
+    if (c == '\n') c = ';';
+  co_return text.empty() ? "the check exited with " + st->to_string() : text;
 }
 
 task<void> supervisor::stop_all() {

@@ -65,6 +65,7 @@ class supervisor {
              process_messages& sink);
 
   void start_all();
+  // Refused (logged, nothing replaced) when a new process could not start its modules.
   task<void> reload(bool tasks_only);
   task<void> stop_all();
   bool stopping() const noexcept { return stopping_; }
@@ -85,6 +86,8 @@ class supervisor {
   task<void> watch(std::shared_ptr<proc_handle> h);
   task<void> read_link(std::shared_ptr<proc_handle> h);
   void release_connections(proc_handle& h);
+  // "" when a new process would start its modules (plugins as they are on disk now), else why not.
+  task<std::string> check_new_code();
 
   swactor::loop& lp_;
   const app_config& app_;

@@ -37,6 +37,33 @@ task<void> module_base::on_request(context&, http::request&, http::response&) {
   co_return;
 }
 
+int run_config_check(int config_fd, const std::string& config_name, const module_registry& reg) {
+  auto text = read_config_text(config_fd);
+  if (!text) {
+    std::fprintf(stderr, "cannot read the config from fd %d\n", config_fd);
+    return 1;
+  }
+  config::diagnostics diag;
+  auto app = load_app_config_text(*text, config_name, reg, diag);
+  if (!app) {
+    std::fprintf(stderr, "%s", diag.to_string().c_str());
+    return 1;
+  }
+  for (const auto& mc : app->modules) {
+    try {
+      if (!mc.resolved->make(mc.options, diag, "modules." + mc.instance)) {
+        std::fprintf(stderr, "%s", diag.to_string().c_str());
+        return 1;
+      }
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "module %s (type %s): its constructor threw: %s\n", mc.instance.c_str(),
+                   mc.type.c_str(), e.what());
+      return 1;
+    }
+  }
+  return 0;
+}
+
 int run_worker(const worker_args& args, const module_registry& reg) {
   // Ctrl-C in a terminal reaches the whole process group: the master decides, not us.
   ::signal(SIGINT, SIG_IGN);

@@ -28,7 +28,7 @@ std::int64_t now_ms() {
 }  // namespace
 
 worker_runtime::worker_runtime(swactor::loop& lp, const worker_args& args, app_config app, server_state* state,
-                               ipc::link link, const module_registry& reg)
+                               ipc::link link, const module_registry& /*reg: module types come resolved in app_config*/)
     : lp_(lp),
       args_(args),
       app_(std::move(app)),
@@ -44,7 +44,7 @@ worker_runtime::worker_runtime(swactor::loop& lp, const worker_args& args, app_c
   for (std::size_t i = 0; i < app_.modules.size(); ++i) {
     const auto& mc = app_.modules[i];
     config::diagnostics d;
-    auto m = reg.find(mc.type)->make(mc.options, d, "modules." + mc.instance);
+    auto m = mc.resolved->make(mc.options, d, "modules." + mc.instance);
     m->set_instance_name(mc.instance);
     modules_.push_back(std::move(m));
     contexts_.push_back(std::make_unique<server_context>(*this, static_cast<int>(i), lp_,

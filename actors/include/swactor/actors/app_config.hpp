@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "swactor/actors/module.hpp"
+#include "swactor/actors/plugin.hpp"
 #include "swactor/core/config.hpp"
 #include "swactor/ipc/table.hpp"
 #include "swactor/protocols/framing.hpp"
@@ -142,6 +143,9 @@ struct module_config {
   std::string type;      // module type; defaults to the instance name
   const toml::table* options = nullptr;  // points into app_config::root
   std::vector<std::string> subscribe;    // bus patterns every instance subscribes to at start
+  std::string plugin;    // absolute path of the shared library; "" for a built-in type
+  // The type, from the registry or from the plugin (kept loaded by app_config::plugins).
+  const module_type* resolved = nullptr;
 };
 
 // [bus]: the message bus between module instances.
@@ -159,6 +163,8 @@ struct app_config {
   std::vector<module_config> modules;
   std::vector<table_config> tables;
   bus_config bus;
+  // The plugin libraries the modules use (their types stay valid while these live).
+  std::vector<std::shared_ptr<const loaded_plugin>> plugins;
   // index of a module instance by name, or -1
   int module_index(const std::string& instance) const;
   // User processes (module index, index within the module), in id order; their ids start

@@ -116,10 +116,10 @@ class module_base {
   bus::type_set bus_types_;
 };
 
-// Keys of a [modules.NAME] table that belong to the instance, not to the module's options
-// (its schema skips them): type, subscribe.
-inline const std::vector<std::string>& module_instance_keys() {
-  static const std::vector<std::string> keys{"type", "subscribe"};
+// Keys of a [modules.NAME] table that belong to swactor (the instance), not to the
+// module's options: type, plugin, subscribe.
+inline const std::vector<std::string>& module_reserved_keys() {
+  static const std::vector<std::string> keys = {"type", "plugin", "subscribe"};
   return keys;
 }
 
@@ -128,7 +128,7 @@ struct module_type {
   std::string name;
   std::string doc;
   std::vector<config::key_doc> keys;
-  // Parses options (tbl may be null: all defaults; its `type` key is skipped) and builds an
+  // Parses options (tbl may be null: all defaults; module_reserved_keys() are skipped) and builds an
   // instance. Errors go to diag; returns null when there were any.
   std::function<std::unique_ptr<module_base>(const toml::table* tbl, config::diagnostics& diag,
                                              const std::string& path)>
@@ -151,19 +151,19 @@ class module_registry {
                 const std::string& path) -> std::unique_ptr<module_base> {
       typename M::options opts;
       auto before = diag.items().size();
-      if (tbl) M::schema().parse(*tbl, opts, diag, path, module_instance_keys());
+      if (tbl) M::schema().parse(*tbl, opts, diag, path, module_reserved_keys());
       if (diag.items().size() != before) return nullptr;
       return std::make_unique<M>(std::move(opts));
     };
     t.check = [](const toml::table* tbl, config::diagnostics& diag, const std::string& path) {
       typename M::options opts;
-      if (tbl) M::schema().parse(*tbl, opts, diag, path, module_instance_keys());
+      if (tbl) M::schema().parse(*tbl, opts, diag, path, module_reserved_keys());
     };
     t.user_processes = [](const toml::table* tbl) -> int {
       if constexpr (requires(const typename M::options& o) { M::user_process_count(o); }) {
         typename M::options opts;
         config::diagnostics diag;
-        if (tbl) M::schema().parse(*tbl, opts, diag, "", module_instance_keys());
+        if (tbl) M::schema().parse(*tbl, opts, diag, "", module_reserved_keys());
         return diag.ok() ? M::user_process_count(opts) : 0;
       } else {
         (void)tbl;

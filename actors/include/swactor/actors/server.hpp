@@ -39,4 +39,10 @@ struct worker_args {
 // `swactor worker ...` (started by the master only): returns the exit status.
 int run_worker(const worker_args& args, const module_registry& reg);
 
+// `swactor worker-check --config-fd N --config-name NAME` (started by the master before a
+// reload): what a new worker does before it serves, without serving: read the config the
+// master holds, load its plugins as they are on disk now, build every module instance.
+// Returns 0, or prints why not on stderr and returns 1.
+int run_config_check(int config_fd, const std::string& config_name, const module_registry& reg);
+
 }  // namespace swactor
