@@ -1,0 +1,138 @@
+#pragma once
+// WebSocket (RFC 6455), server side, as a sans-I/O codec: client frames in, messages and
+// control events out; the module's messages in, server frames out. Frames are taken as their
+// bytes arrive (a payload is unmasked and, for text, UTF-8-checked piece by piece), so a bad
+// byte closes the connection at once, before the rest of its frame is read.
+//
+// What the codec enforces, each with its close code (RFC 6455 §7.4.1):
+//   1002  unmasked client frame; reserved bits without a negotiated extension; unknown
+//         opcode; control frame over 125 bytes or fragmented; continuation without a message
+//         or a data frame inside one; a length not in its shortest form or with the top bit
+//         set; a close frame of 1 byte or with an invalid code
+//   1007  text (or a close reason) that is not UTF-8
+//   1009  a frame over max_frame_size, a message over max_message_size
+// It answers pings with pongs and a close with a close (take_output), and is done() once
+// the close handshake is complete (or after an error close).
+//
+// Event kinds (what crosses IPC in process mode):
+//   text, binary   one whole message (fragments reassembled)
+//   ping, pong     only with options::deliver_control
+//   close          data = u16 code (big-endian, absent when the peer sent none) + reason
+// Reply kinds for encode(): text, binary, ping, pong, close (data = u16 code + reason, or
+// empty), and raw (0) bytes as every codec.
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+#include "swactor/protocols/codec.hpp"
+
+namespace swactor::protocols::websocket {
+
+enum class ev : std::uint8_t { text = 1, binary = 2, ping = 3, pong = 4, close = 5 };
+using reply = ev;  // encode() kinds: the same numbers
+
+enum class opcode : std::uint8_t { continuation = 0, text = 1, binary = 2, close = 8, ping = 9, pong = 10 };
+
+// Close codes this codec sends.
+inline constexpr std::uint16_t close_normal = 1000;
+inline constexpr std::uint16_t close_going_away = 1001;
+inline constexpr std::uint16_t close_protocol_error = 1002;
+inline constexpr std::uint16_t close_invalid_payload = 1007;
+inline constexpr std::uint16_t close_policy = 1008;
+inline constexpr std::uint16_t close_too_big = 1009;
+
+// A code a peer may send in a close frame: 1000-1003, 1007-1011, 3000-4999 (1004-1006 and
+// 1015 are reserved for local use; 1012-1014 and 1016-2999 are unassigned to clients).
+bool valid_close_code(std::uint16_t code) noexcept;
+
+struct options {
+  std::uint64_t max_frame_size = 16 << 20;    // one frame's payload
+  std::uint64_t max_message_size = 16 << 20;  // a reassembled message
+  bool deliver_control = false;               // pings and pongs as events too
+  bool rsv1_allowed = false;                  // a negotiated extension uses RSV1 (permessage-deflate)
+};
+
+// The codec fails with error codes of this category whose value is the close code it sent.
+const std::error_category& error_category() noexcept;
+
+// Incremental UTF-8 validation (RFC 3629: no overlongs, no surrogates, nothing above
+// U+10FFFF), fed piece by piece; ASCII runs are checked eight bytes at a time.
+class utf8_validator {
+ public:
+  // False at the first byte that cannot be part of valid UTF-8 (sticky).
+  bool feed(std::string_view bytes) noexcept;
+  // True when everything fed so far is valid and no sequence is left open.
+  bool complete() const noexcept { return ok_ && need_ == 0; }
+  bool ok() const noexcept { return ok_; }
+  void reset() noexcept { *this = {}; }
+
+ private:
+  bool ok_ = true;
+  std::uint8_t need_ = 0;   // continuation bytes still expected
+  std::uint8_t lo_ = 0x80;  // bounds of the next continuation byte (overlong / surrogate /
+  std::uint8_t hi_ = 0xBF;  // range checks of the lead byte)
+};
+
+// XORs `data` with the 4-byte `mask` starting at mask byte `offset` (0..3), a word at a time.
+// Returns the offset for the byte after `data`.
+std::size_t unmask(char* data, std::size_t n, const std::uint8_t mask[4], std::size_t offset) noexcept;
+
+// Appends one unmasked server frame (FIN set) with the shortest length form.
+void write_frame(std::string& out, opcode op, std::string_view payload, bool rsv1 = false);
+// A close frame: `code` 0 sends an empty close.
+void write_close(std::string& out, std::uint16_t code, std::string_view reason);
+
+class codec final : public stream_codec {
+ public:
+  explicit codec(const options& o = {}) : opts_(o) {}
+
+  std::string_view name() const noexcept override { return "websocket"; }
+  std::size_t decode(std::string_view in, event_sink& out) override;
+  void encode(std::uint8_t kind, std::string_view data, std::string& out) override;
+  bool take_output(std::string& out) override;
+  bool done() const noexcept override { return closed_ && output_.empty(); }
+
+  // Sends close (`code`, `reason`) now if it was not sent yet: a server-initiated close
+  // (stop, idle timeout, the module's disconnect). Further input is only read for the
+  // peer's close reply.
+  void start_close(std::uint16_t code, std::string_view reason);
+  bool close_sent() const noexcept { return close_sent_; }
+  bool close_received() const noexcept { return close_received_; }
+
+ private:
+  enum class phase : std::uint8_t { header, payload };
+  bool on_frame_start(std::uint8_t b0, std::uint64_t len);
+  bool finish_frame(event_sink& out, bool& stop);
+  void protocol_error(std::uint16_t code, std::string why);
+
+  options opts_;
+  phase phase_ = phase::header;
+  // The frame being read.
+  opcode op_ = opcode::continuation;
+  bool fin_ = false;
+  bool rsv1_ = false;
+  std::uint64_t left_ = 0;  // payload bytes still to read
+  std::uint8_t mask_[4] = {0, 0, 0, 0};
+  std::size_t mask_off_ = 0;
+  // The message being reassembled (data frames) and the control frame being read.
+  bool in_message_ = false;
+  opcode message_op_ = opcode::text;
+  bool message_rsv1_ = false;
+  std::string message_;
+  std::string control_;
+  utf8_validator utf8_;
+  std::string output_;  // pongs and closes the codec answers by itself
+  bool close_sent_ = false;
+  bool close_received_ = false;
+  bool closed_ = false;  // no more input: the handshake is complete or an error close went out
+};
+
+// The handshake's Sec-WebSocket-Accept for a client's Sec-WebSocket-Key (SHA-1 + base64).
+std::string accept_key(std::string_view client_key);
+// A Sec-WebSocket-Key is base64 of 16 bytes: 22 base64 characters and "==".
+bool valid_client_key(std::string_view key) noexcept;
+
+}  // namespace swactor::protocols::websocket

@@ -1,0 +1,380 @@
+#include "swactor/protocols/websocket.hpp"
+
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
+#include <cstring>
+
+namespace swactor::protocols::websocket {
+
+namespace {
+
+class ws_category final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "websocket"; }
+  std::string message(int code) const override {
+    switch (code) {
+      case close_protocol_error: return "protocol error (close 1002)";
+      case close_invalid_payload: return "invalid payload data (close 1007)";
+      case close_policy: return "policy violation (close 1008)";
+      case close_too_big: return "message too big (close 1009)";
+      default: return "websocket close " + std::to_string(code);
+    }
+  }
+};
+
+bool is_control(opcode op) noexcept { return static_cast<std::uint8_t>(op) >= 8; }
+
+std::error_code ws_error(std::uint16_t code) { return {code, error_category()}; }
+
+}  // namespace
+
+const std::error_category& error_category() noexcept {
+  static const ws_category c;
+  return c;
+}
+
+bool valid_close_code(std::uint16_t code) noexcept {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) || (code >= 3000 && code <= 4999);
+}
+
+// -- UTF-8 ------------------------------------------------------------------------------------
+
+bool utf8_validator::feed(std::string_view bytes) noexcept {
+  if (!ok_) return false;
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+  const auto* end = p + bytes.size();
+  while (p < end) {
+    if (need_ == 0) {
+      // ASCII runs, eight bytes at a time.
+      while (end - p >= 8) {
+        std::uint64_t w;
+        std::memcpy(&w, p, 8);
+        if (w & 0x8080808080808080ull) break;
+        p += 8;
+      }
+      if (p == end) break;
+      unsigned char b = *p++;
+      if (b < 0x80) continue;
+      lo_ = 0x80;
+      hi_ = 0xBF;
+      if (b >= 0xC2 && b <= 0xDF) {
+        need_ = 1;
+      } else if (b >= 0xE0 && b <= 0xEF) {
+        need_ = 2;
+        if (b == 0xE0) lo_ = 0xA0;       // overlong
+        if (b == 0xED) hi_ = 0x9F;       // surrogates
+      } else if (b >= 0xF0 && b <= 0xF4) {
+        need_ = 3;
+        if (b == 0xF0) lo_ = 0x90;       // overlong
+        if (b == 0xF4) hi_ = 0x8F;       // above U+10FFFF
+      } else {
+        ok_ = false;
+        return false;
+      }
+    } else {
+      unsigned char b = *p++;
+      if (b < lo_ || b > hi_) {
+        ok_ = false;
+        return false;
+      }
+      lo_ = 0x80;
+      hi_ = 0xBF;
+      --need_;
+    }
+  }
+  return true;
+}
+
+// -- frames -----------------------------------------------------------------------------------
+
+std::size_t unmask(char* data, std::size_t n, const std::uint8_t mask[4], std::size_t offset) noexcept {
+  std::size_t i = 0;
+  if (n >= 16) {
+    // The mask repeated over a word, starting at `offset`.
+    unsigned char m8[8];
+    for (std::size_t k = 0; k < 8; ++k) m8[k] = mask[(offset + k) & 3];
+    std::uint64_t m;
+    std::memcpy(&m, m8, 8);
+    for (; i + 8 <= n; i += 8) {
+      std::uint64_t w;
+      std::memcpy(&w, data + i, 8);
+      w ^= m;
+      std::memcpy(data + i, &w, 8);
+    }
+  }
+  for (; i < n; ++i) data[i] = static_cast<char>(data[i] ^ static_cast<char>(mask[(offset + i) & 3]));
+  return (offset + n) & 3;
+}
+
+void write_frame(std::string& out, opcode op, std::string_view payload, bool rsv1) {
+  auto n = payload.size();
+  char h[10];
+  std::size_t hl = 2;
+  h[0] = static_cast<char>(0x80 | (rsv1 ? 0x40 : 0) | static_cast<std::uint8_t>(op));
+  if (n < 126) {
+    h[1] = static_cast<char>(n);
+  } else if (n <= 0xFFFF) {
+    h[1] = 126;
+    h[2] = static_cast<char>(n >> 8);
+    h[3] = static_cast<char>(n);
+    hl = 4;
+  } else {
+    h[1] = 127;
+    for (int k = 0; k < 8; ++k) h[2 + k] = static_cast<char>(static_cast<std::uint64_t>(n) >> (8 * (7 - k)));
+    hl = 10;
+  }
+  out.reserve(out.size() + hl + n);
+  out.append(h, hl);
+  out.append(payload);
+}
+
+void write_close(std::string& out, std::uint16_t code, std::string_view reason) {
+  if (code == 0) {
+    write_frame(out, opcode::close, {});
+    return;
+  }
+  // A control frame holds 125 bytes: the code and at most 123 of the reason.
+  if (reason.size() > 123) reason = reason.substr(0, 123);
+  std::string p;
+  p.push_back(static_cast<char>(code >> 8));
+  p.push_back(static_cast<char>(code));
+  p.append(reason);
+  write_frame(out, opcode::close, p);
+}
+
+void codec::protocol_error(std::uint16_t code, std::string why) {
+  if (!close_sent_) {
+    write_close(output_, code, {});
+    close_sent_ = true;
+  }
+  closed_ = true;
+  fail(ws_error(code), std::move(why));
+}
+
+void codec::start_close(std::uint16_t code, std::string_view reason) {
+  if (close_sent_ || closed_) return;
+  write_close(output_, code, reason);
+  close_sent_ = true;
+}
+
+// Checks a frame's first byte and length before any of its payload is read.
+bool codec::on_frame_start(std::uint8_t b0, std::uint64_t len) {
+  auto op = static_cast<opcode>(b0 & 0x0F);
+  fin_ = (b0 & 0x80) != 0;
+  rsv1_ = (b0 & 0x40) != 0;
+  op_ = op;
+  if (is_control(op)) {
+    if (rsv1_) return protocol_error(close_protocol_error, "RSV1 set on a control frame"), false;
+    // (length and FIN of control frames are checked with the first two bytes)
+    return true;
+  }
+  if (op == opcode::continuation) {
+    if (!in_message_) return protocol_error(close_protocol_error, "continuation frame without a message"), false;
+    if (rsv1_) return protocol_error(close_protocol_error, "RSV1 set on a continuation frame"), false;
+  } else {
+    if (in_message_)
+      return protocol_error(close_protocol_error, "new data frame inside a fragmented message"), false;
+    if (rsv1_ && !opts_.rsv1_allowed)
+      return protocol_error(close_protocol_error, "RSV1 set without a negotiated extension"), false;
+    in_message_ = true;
+    message_op_ = op;
+    message_rsv1_ = rsv1_;
+    utf8_.reset();
+  }
+  if (len > opts_.max_frame_size)
+    return protocol_error(close_too_big, "frame of " + std::to_string(len) + " bytes over max_frame_size"), false;
+  if (message_.size() + len > opts_.max_message_size)
+    return protocol_error(close_too_big, "message over max_message_size"), false;
+  return true;
+}
+
+std::size_t codec::decode(std::string_view in, event_sink& out) {
+  std::size_t pos = 0;
+  while (pos < in.size()) {
+    if (closed_) return in.size();  // after the close handshake (or an error) input is ignored
+    if (phase_ == phase::header) {
+      auto avail = in.size() - pos;
+      if (avail < 2) break;
+      auto b0 = static_cast<std::uint8_t>(in[pos]);
+      auto b1 = static_cast<std::uint8_t>(in[pos + 1]);
+      // What two bytes can tell, at once (fail fast).
+      if (b0 & 0x30) {
+        protocol_error(close_protocol_error, "RSV2/RSV3 set without a negotiated extension");
+        return pos;
+      }
+      auto op = b0 & 0x0F;
+      if (!(op <= 2 || (op >= 8 && op <= 10))) {
+        protocol_error(close_protocol_error, "unknown opcode " + std::to_string(op));
+        return pos;
+      }
+      if (!(b1 & 0x80)) {
+        protocol_error(close_protocol_error, "unmasked client frame");
+        return pos;
+      }
+      std::uint64_t len = b1 & 0x7F;
+      if (op >= 8 && (len > 125 || !(b0 & 0x80))) {
+        protocol_error(close_protocol_error, len > 125 ? "control frame over 125 bytes" : "fragmented control frame");
+        return pos;
+      }
+      std::size_t hl = 2 + (len == 126 ? 2 : len == 127 ? 8 : 0) + 4;
+      if (avail < hl) break;
+      const auto* p = reinterpret_cast<const unsigned char*>(in.data() + pos + 2);
+      if (len == 126) {
+        len = (std::uint64_t(p[0]) << 8) | p[1];
+        if (len < 126) {
+          protocol_error(close_protocol_error, "16-bit length not in shortest form");
+          return pos;
+        }
+        p += 2;
+      } else if (len == 127) {
+        len = 0;
+        for (int k = 0; k < 8; ++k) len = (len << 8) | p[k];
+        if (len >> 63) {
+          protocol_error(close_protocol_error, "64-bit length with the top bit set");
+          return pos;
+        }
+        if (len <= 0xFFFF) {
+          protocol_error(close_protocol_error, "64-bit length not in shortest form");
+          return pos;
+        }
+        p += 8;
+      }
+      std::memcpy(mask_, p, 4);
+      mask_off_ = 0;
+      if (!on_frame_start(b0, len)) return pos;
+      pos += hl;
+      left_ = len;
+      phase_ = phase::payload;
+      if (is_control(op_)) control_.clear();
+    }
+    // Payload: take what is there, unmask it, check text as it comes.
+    std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left_, in.size() - pos));
+    if (n > 0) {
+      auto& dst = is_control(op_) ? control_ : message_;
+      auto at = dst.size();
+      dst.append(in.data() + pos, n);
+      mask_off_ = unmask(dst.data() + at, n, mask_, mask_off_);
+      pos += n;
+      left_ -= n;
+      if (!is_control(op_) && message_op_ == opcode::text && !message_rsv1_ &&
+          !utf8_.feed(std::string_view(dst).substr(at, n))) {
+        protocol_error(close_invalid_payload, "text message is not valid UTF-8");
+        return pos;
+      }
+    }
+    if (left_ > 0) break;  // the rest of the payload has not arrived
+    phase_ = phase::header;
+    bool stop = false;
+    if (!finish_frame(out, stop)) return pos;
+    if (stop) return pos;
+  }
+  return pos;
+}
+
+// A frame's payload is complete: answer control frames, emit whole messages.
+bool codec::finish_frame(event_sink& out, bool& stop) {
+  switch (op_) {
+    case opcode::ping:
+      if (!close_sent_) write_frame(output_, opcode::pong, control_);
+      if (opts_.deliver_control) stop = !out.on_event({static_cast<std::uint8_t>(ev::ping), control_});
+      return true;
+    case opcode::pong:
+      if (opts_.deliver_control) stop = !out.on_event({static_cast<std::uint8_t>(ev::pong), control_});
+      return true;
+    case opcode::close: {
+      std::uint16_t code = 0;
+      if (control_.size() == 1) return protocol_error(close_protocol_error, "close frame of 1 byte"), false;
+      if (control_.size() >= 2) {
+        code = static_cast<std::uint16_t>((static_cast<unsigned char>(control_[0]) << 8) |
+                                          static_cast<unsigned char>(control_[1]));
+        if (!valid_close_code(code))
+          return protocol_error(close_protocol_error, "invalid close code " + std::to_string(code)), false;
+        utf8_validator v;
+        if (!v.feed(std::string_view(control_).substr(2)) || !v.complete())
+          return protocol_error(close_invalid_payload, "close reason is not valid UTF-8"), false;
+      }
+      close_received_ = true;
+      if (!close_sent_) {
+        // Echo the peer's code (an empty close gets an empty close).
+        write_close(output_, code, {});
+        close_sent_ = true;
+      }
+      closed_ = true;
+      stop = !out.on_event({static_cast<std::uint8_t>(ev::close), control_});
+      return true;
+    }
+    default: break;
+  }
+  if (!fin_) return true;  // more fragments to come
+  if (message_op_ == opcode::text && !message_rsv1_ && !utf8_.complete())
+    return protocol_error(close_invalid_payload, "text message ends inside a UTF-8 sequence"), false;
+  in_message_ = false;
+  // After our close went out, data is read and dropped (RFC 6455 §5.5.1).
+  if (!close_sent_)
+    stop = !out.on_event({static_cast<std::uint8_t>(message_op_ == opcode::text ? ev::text : ev::binary), message_});
+  // An idle connection should not keep a large message's buffer.
+  if (message_.capacity() > 64 * 1024)
+    std::string().swap(message_);
+  else
+    message_.clear();
+  return true;
+}
+
+void codec::encode(std::uint8_t kind, std::string_view data, std::string& out) {
+  switch (static_cast<reply>(kind)) {
+    case reply::text:
+    case reply::binary:
+    case reply::ping:
+    case reply::pong: {
+      if (close_sent_) return;  // nothing follows a close
+      static constexpr opcode ops[] = {opcode::text, opcode::binary, opcode::ping, opcode::pong};
+      write_frame(out, ops[kind - 1], data);
+      return;
+    }
+    case reply::close: {
+      if (close_sent_) return;
+      std::uint16_t code = 0;
+      if (data.size() >= 2)
+        code = static_cast<std::uint16_t>((static_cast<unsigned char>(data[0]) << 8) | static_cast<unsigned char>(data[1]));
+      write_close(out, code, data.size() > 2 ? data.substr(2) : std::string_view());
+      close_sent_ = true;
+      if (close_received_) closed_ = true;
+      return;
+    }
+  }
+  out.append(data);  // kind 0: raw bytes
+}
+
+bool codec::take_output(std::string& out) {
+  if (output_.empty()) return false;
+  out.append(output_);
+  std::string().swap(output_);
+  return true;
+}
+
+// -- handshake helpers ---------------------------------------------------------------------------
+
+std::string accept_key(std::string_view client_key) {
+  static constexpr std::string_view guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+  std::string in(client_key);
+  in.append(guid);
+  unsigned char digest[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char*>(in.data()), in.size(), digest);
+  unsigned char b64[4 * ((SHA_DIGEST_LENGTH + 2) / 3) + 1];
+  int n = EVP_EncodeBlock(b64, digest, SHA_DIGEST_LENGTH);
+  return std::string(reinterpret_cast<char*>(b64), static_cast<std::size_t>(n));
+}
+
+bool valid_client_key(std::string_view key) noexcept {
+  if (key.size() != 24 || key[22] != '=' || key[23] != '=') return false;
+  auto b64 = [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
+  };
+  for (std::size_t i = 0; i < 22; ++i)
+    if (!b64(key[i])) return false;
+  // 16 bytes leave the last character's low 4 bits zero.
+  return std::string_view("AQgw").find(key[21]) != std::string_view::npos;
+}
+
+}  // namespace swactor::protocols::websocket

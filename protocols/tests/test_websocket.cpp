@@ -1,0 +1,321 @@
+// The WebSocket frame codec on byte strings: every frame type, 7/16/64-bit lengths, masks,
+// input split at every byte, and each violation with its close code.
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+#include "swactor/protocols/websocket.hpp"
+
+namespace ws = swactor::protocols::websocket;
+using swactor::protocols::event;
+
+namespace {
+
+struct collected {
+  std::uint8_t kind;
+  std::string data;
+  bool operator==(const collected&) const = default;
+};
+
+struct sink final : swactor::protocols::event_sink {
+  std::vector<collected> events;
+  bool on_event(const event& e) override {
+    events.push_back({e.kind, std::string(e.data)});
+    return true;
+  }
+};
+
+// A client frame: masked with `mask`, the shortest length form unless `len_form` forces one.
+std::string client_frame(std::uint8_t b0, std::string_view payload, std::uint32_t mask = 0x37fa213d,
+                         int len_form = 0, bool masked = true) {
+  std::string f;
+  f.push_back(static_cast<char>(b0));
+  auto n = payload.size();
+  char mbit = masked ? char(0x80) : 0;
+  int form = len_form ? len_form : (n < 126 ? 7 : n <= 0xFFFF ? 16 : 64);
+  if (form == 7) {
+    f.push_back(static_cast<char>(mbit | static_cast<char>(n)));
+  } else if (form == 16) {
+    f.push_back(static_cast<char>(mbit | 126));
+    f.push_back(static_cast<char>(n >> 8));
+    f.push_back(static_cast<char>(n));
+  } else {
+    f.push_back(static_cast<char>(mbit | 127));
+    for (int k = 7; k >= 0; --k) f.push_back(static_cast<char>(static_cast<std::uint64_t>(n) >> (8 * k)));
+  }
+  std::uint8_t m[4] = {std::uint8_t(mask >> 24), std::uint8_t(mask >> 16), std::uint8_t(mask >> 8), std::uint8_t(mask)};
+  if (masked) f.append(reinterpret_cast<char*>(m), 4);
+  for (std::size_t i = 0; i < n; ++i) f.push_back(masked ? static_cast<char>(payload[i] ^ static_cast<char>(m[i & 3])) : payload[i]);
+  return f;
+}
+
+constexpr std::uint8_t fin = 0x80;
+constexpr std::uint8_t text = 0x1, binary = 0x2, cont = 0x0, close_op = 0x8, ping = 0x9, pong = 0xA;
+
+std::string close_payload(std::uint16_t code, std::string_view reason = {}) {
+  std::string p;
+  p.push_back(static_cast<char>(code >> 8));
+  p.push_back(static_cast<char>(code));
+  p.append(reason);
+  return p;
+}
+
+// Feeds `wire` in pieces of `step` bytes (0 = all at once), keeping unconsumed bytes as the
+// connection does.
+sink feed(ws::codec& c, const std::string& wire, std::size_t step = 0) {
+  sink s;
+  std::string pending;
+  std::size_t at = 0;
+  while (at < wire.size()) {
+    auto n = step ? std::min(step, wire.size() - at) : wire.size() - at;
+    pending.append(wire, at, n);
+    at += n;
+    auto used = c.decode(pending, s);
+    pending.erase(0, used);
+    if (c.failed()) break;
+  }
+  return s;
+}
+
+std::string output_of(ws::codec& c) {
+  std::string out;
+  c.take_output(out);
+  return out;
+}
+
+// The close code of a server close frame at the start of `wire` (0 if none / empty).
+int close_code_of(const std::string& wire) {
+  if (wire.size() < 2 || static_cast<std::uint8_t>(wire[0]) != 0x88) return -1;
+  if (wire[1] == 0) return 0;
+  return (static_cast<std::uint8_t>(wire[2]) << 8) | static_cast<std::uint8_t>(wire[3]);
+}
+
+void expect_violation(const std::string& wire, int code, ws::options o = {}) {
+  for (std::size_t step : {std::size_t(0), std::size_t(1)}) {
+    ws::codec c(o);
+    auto s = feed(c, wire, step);
+    INFO("step " << step);
+    REQUIRE(c.failed());
+    CHECK(c.error().value() == code);
+    CHECK(&c.error().category() == &ws::error_category());
+    CHECK(close_code_of(output_of(c)) == code);
+    CHECK(c.done());
+    for (auto& e : s.events) CHECK(e.kind != static_cast<std::uint8_t>(ws::ev::text));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("websocket: text and binary at 7-, 16- and 64-bit lengths, split at every byte", "[websocket]") {
+  for (std::size_t n : {0, 1, 125, 126, 127, 1000, 65535, 65536, 70000}) {
+    std::string payload(n, 'a');
+    for (std::size_t i = 0; i < n; ++i) payload[i] = static_cast<char>('a' + i % 26);
+    auto wire = client_frame(fin | text, payload) + client_frame(fin | binary, std::string(n, '\xff'), 0x01020304);
+    for (std::size_t step : {std::size_t(0), std::size_t(1), std::size_t(7), std::size_t(4096)}) {
+      if (step == 1 && n > 1000) continue;  // byte by byte is covered by the smaller ones
+      INFO("n " << n << " step " << step);
+      ws::codec c;
+      auto s = feed(c, wire, step);
+      REQUIRE_FALSE(c.failed());
+      REQUIRE(s.events.size() == 2);
+      CHECK(s.events[0] == collected{1, payload});
+      CHECK(s.events[1] == collected{2, std::string(n, '\xff')});
+      CHECK_FALSE(c.done());
+    }
+  }
+}
+
+TEST_CASE("websocket: fragments reassemble, with control frames between them", "[websocket]") {
+  auto wire = client_frame(text, "Hel") + client_frame(fin | ping, "are you there") + client_frame(cont, "lo, ") +
+              client_frame(fin | pong, "x") + client_frame(fin | cont, "world") + client_frame(fin | binary, "b");
+  for (std::size_t step = 0; step <= wire.size(); ++step) {
+    INFO("step " << step);
+    ws::codec c;
+    auto s = feed(c, wire, step);
+    REQUIRE_FALSE(c.failed());
+    REQUIRE(s.events.size() == 2);
+    CHECK(s.events[0] == collected{1, "Hello, world"});
+    CHECK(s.events[1] == collected{2, "b"});
+    // The ping was answered with a pong carrying its payload (unmasked: server frame).
+    auto out = output_of(c);
+    std::string pong_frame;
+    ws::write_frame(pong_frame, ws::opcode::pong, "are you there");
+    CHECK(out == pong_frame);
+  }
+}
+
+TEST_CASE("websocket: pings and pongs are delivered when asked", "[websocket]") {
+  ws::options o;
+  o.deliver_control = true;
+  ws::codec c(o);
+  auto s = feed(c, client_frame(fin | ping, "p") + client_frame(fin | pong, "q"));
+  REQUIRE(s.events.size() == 2);
+  CHECK(s.events[0] == collected{3, "p"});
+  CHECK(s.events[1] == collected{4, "q"});
+}
+
+TEST_CASE("websocket: the close handshake, from the client and from the server", "[websocket]") {
+  SECTION("client closes with a code and a reason") {
+    ws::codec c;
+    auto s = feed(c, client_frame(fin | close_op, close_payload(1000, "bye")) + client_frame(fin | text, "late"));
+    REQUIRE(s.events.size() == 1);
+    CHECK(s.events[0] == collected{5, close_payload(1000, "bye")});
+    CHECK_FALSE(c.done());  // the echo is still to be written
+    CHECK(close_code_of(output_of(c)) == 1000);
+    CHECK(c.done());
+    CHECK_FALSE(c.failed());
+  }
+  SECTION("client closes without a code: an empty close answers") {
+    ws::codec c;
+    auto s = feed(c, client_frame(fin | close_op, ""));
+    REQUIRE(s.events.size() == 1);
+    CHECK(s.events[0].data.empty());
+    CHECK(close_code_of(output_of(c)) == 0);
+  }
+  SECTION("server closes first; data after its close is not delivered; the reply completes it") {
+    ws::codec c;
+    c.start_close(1001, "going away");
+    auto out = output_of(c);
+    CHECK(close_code_of(out) == 1001);
+    CHECK(out.substr(4) == "going away");
+    std::string more;
+    c.encode(static_cast<std::uint8_t>(ws::reply::text), "dropped", more);
+    CHECK(more.empty());
+    auto s = feed(c, client_frame(fin | text, "in flight") + client_frame(fin | close_op, close_payload(1001)));
+    REQUIRE(s.events.size() == 1);
+    CHECK(s.events[0].kind == 5);
+    CHECK(output_of(c).empty());  // no second close
+    CHECK(c.done());
+  }
+}
+
+TEST_CASE("websocket: protocol violations close with 1002", "[websocket]") {
+  expect_violation(client_frame(fin | text, "x", 0, 0, false), 1002);          // unmasked
+  expect_violation(client_frame(fin | 0x40 | text, "x"), 1002);                // RSV1 without extension
+  expect_violation(client_frame(fin | 0x20 | text, "x"), 1002);                // RSV2
+  expect_violation(client_frame(fin | 0x10 | text, "x"), 1002);                // RSV3
+  expect_violation(client_frame(fin | 0x3, "x"), 1002);                        // reserved data opcode
+  expect_violation(client_frame(fin | 0xB, "x"), 1002);                        // reserved control opcode
+  expect_violation(client_frame(fin | ping, std::string(126, 'p')), 1002);     // control over 125
+  expect_violation(client_frame(ping, "p"), 1002);                             // fragmented control
+  expect_violation(client_frame(fin | cont, "x"), 1002);                       // continuation, no message
+  expect_violation(client_frame(text, "a") + client_frame(fin | text, "b"), 1002);  // data inside a message
+  expect_violation(client_frame(fin | binary, "short", 0x11223344, 16), 1002);       // non-minimal 16-bit
+  expect_violation(client_frame(fin | binary, "short", 0x11223344, 64), 1002);       // non-minimal 64-bit
+  {
+    std::string top;  // 64-bit length with the top bit set
+    top.push_back(static_cast<char>(fin | binary));
+    top.push_back(static_cast<char>(0x80 | 127));
+    top.push_back(static_cast<char>(0x80));
+    top.append(7, '\0');
+    top.append(4, 'm');
+    expect_violation(top, 1002);
+  }
+  expect_violation(client_frame(fin | close_op, "x"), 1002);                   // 1-byte close
+  for (std::uint16_t bad : {0, 999, 1004, 1005, 1006, 1012, 1015, 1016, 2000, 2999, 5000})
+    expect_violation(client_frame(fin | close_op, close_payload(bad)), 1002);
+  expect_violation(client_frame(fin | 0x40 | ping, "x"), 1002, ws::options{.rsv1_allowed = true});  // RSV1 on control
+}
+
+TEST_CASE("websocket: valid close codes are accepted", "[websocket]") {
+  for (std::uint16_t code : {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999}) {
+    ws::codec c;
+    auto s = feed(c, client_frame(fin | close_op, close_payload(code)));
+    CHECK_FALSE(c.failed());
+    CHECK(close_code_of(output_of(c)) == code);
+  }
+}
+
+TEST_CASE("websocket: invalid UTF-8 closes with 1007, at the first bad byte", "[websocket]") {
+  expect_violation(client_frame(fin | text, "ok \xc0\xaf"), 1007);             // overlong
+  expect_violation(client_frame(fin | text, "\xed\xa0\x80"), 1007);            // surrogate
+  expect_violation(client_frame(fin | text, "\xf4\x90\x80\x80"), 1007);        // above U+10FFFF
+  expect_violation(client_frame(fin | text, "\xe2\x82"), 1007);                // ends inside a sequence
+  expect_violation(client_frame(text, "\xce") + client_frame(fin | cont, "x"), 1007);  // across fragments
+  expect_violation(client_frame(fin | close_op, close_payload(1000, "\xff")), 1007);   // close reason
+  // Valid text split inside a sequence across fragments is fine.
+  {
+    ws::codec c;
+    auto s = feed(c, client_frame(text, "\xce") + client_frame(fin | cont, "\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5"));
+    CHECK_FALSE(c.failed());
+    REQUIRE(s.events.size() == 1);
+  }
+  // Fail fast: the header and the first bad byte are enough, the rest of the frame has not come.
+  {
+    ws::codec c;
+    auto wire = client_frame(fin | text, std::string("\xff") + std::string(1000, 'a'));
+    auto s = feed(c, wire.substr(0, 2 + 2 + 4 + 1));
+    CHECK(c.failed());
+    CHECK(c.error().value() == 1007);
+  }
+}
+
+TEST_CASE("websocket: frames over max_frame_size and messages over max_message_size close with 1009", "[websocket]") {
+  ws::options o;
+  o.max_frame_size = 1000;
+  o.max_message_size = 1500;
+  expect_violation(client_frame(fin | binary, std::string(1001, 'x')), 1009, o);
+  expect_violation(client_frame(binary, std::string(1000, 'x')) + client_frame(fin | cont, std::string(501, 'x')), 1009, o);
+  // Exactly at the limits is fine; many tiny fragments are fine too.
+  ws::codec c(o);
+  std::string many = client_frame(binary, std::string(1000, 'x'));
+  for (int i = 0; i < 499; ++i) many += client_frame(cont, "y");
+  many += client_frame(fin | cont, "z");
+  auto s = feed(c, many);
+  CHECK_FALSE(c.failed());
+  REQUIRE(s.events.size() == 1);
+  CHECK(s.events[0].data.size() == 1500);
+}
+
+TEST_CASE("websocket: UTF-8 validator", "[websocket]") {
+  auto ok = [](std::string_view s) {
+    ws::utf8_validator v;
+    return v.feed(s) && v.complete();
+  };
+  CHECK(ok(""));
+  CHECK(ok("plain ascii, long enough to take the eight-byte path twice"));
+  CHECK(ok("\xc2\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf \xef\xbf\xbf"));
+  for (std::string_view bad : {"\x80", "\xc1\xbf", "\xe0\x9f\xbf", "\xed\xbf\xbf", "\xf0\x8f\xbf\xbf", "\xf5\x80\x80\x80",
+                               "\xff", "abc\xc2", "\xe2\x28\xa1"})
+    CHECK_FALSE(ok(bad));
+  // Byte by byte gives the same answers.
+  ws::utf8_validator v;
+  for (char c : std::string_view("\xf0\x9f\x98\x80")) CHECK(v.feed(std::string_view(&c, 1)));
+  CHECK(v.complete());
+}
+
+TEST_CASE("websocket: unmask a word at a time equals byte by byte", "[websocket]") {
+  const std::uint8_t mask[4] = {0xde, 0xad, 0xbe, 0xef};
+  for (std::size_t off = 0; off < 4; ++off)
+    for (std::size_t n = 0; n < 70; ++n) {
+      std::string a(n, '\0'), b;
+      for (std::size_t i = 0; i < n; ++i) a[i] = static_cast<char>(i * 7 + 1);
+      b = a;
+      auto next = ws::unmask(a.data(), n, mask, off);
+      for (std::size_t i = 0; i < n; ++i) b[i] = static_cast<char>(b[i] ^ static_cast<char>(mask[(off + i) % 4]));
+      CHECK(a == b);
+      CHECK(next == (off + n) % 4);
+    }
+}
+
+TEST_CASE("websocket: server frames use the shortest length and no mask", "[websocket]") {
+  ws::codec c;
+  for (std::size_t n : {0, 125, 126, 65535, 65536}) {
+    std::string out;
+    c.encode(static_cast<std::uint8_t>(ws::reply::binary), std::string(n, 'z'), out);
+    std::size_t header = n < 126 ? 2 : n <= 0xFFFF ? 4 : 10;
+    CHECK(out.size() == header + n);
+    CHECK(static_cast<std::uint8_t>(out[0]) == 0x82);
+    CHECK((static_cast<std::uint8_t>(out[1]) & 0x80) == 0);
+  }
+}
+
+TEST_CASE("websocket: handshake keys (RFC 6455 section 1.3)", "[websocket]") {
+  CHECK(ws::accept_key("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+  CHECK(ws::valid_client_key("dGhlIHNhbXBsZSBub25jZQ=="));
+  CHECK_FALSE(ws::valid_client_key("dGhlIHNhbXBsZSBub25jZQ="));
+  CHECK_FALSE(ws::valid_client_key("dGhlIHNhbXBsZSBub25jZR=="));  // 16 bytes leave zero bits
+  CHECK_FALSE(ws::valid_client_key("dGhlIHNhbXBsZSBub25j*Q=="));
+  CHECK_FALSE(ws::valid_client_key(""));
+}
