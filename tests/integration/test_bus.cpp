@@ -261,3 +261,38 @@ TEST_CASE("bus: swactor bus publish and stats from the command line", "[bus][cli
   CHECK(srv.stats().at("bus").at("published").get<int>() == 1);
   srv.stop_and_check();
 }
+
+TEST_CASE("bus: after a reload every new worker gets each publish once, old ones none", "[bus][reload]") {
+  auto mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  server_under_test srv(server_keys(mode, "workers = 2\ntask_workers = 1"),
+                        std::string(kProbe) + "[modules.probe]\nsubscribe = [\"news.>\"]\n");
+  auto before = srv.all_pids(srv.stats());
+  REQUIRE(before.size() == 3);
+  auto r = t::run({t::swactor_bin(), "reload", "--pid-file", srv.pid_file}, 5s);
+  REQUIRE(r.exit_code == 0);
+  // Reloaded when the hub holds a subscription of a new pid for every process.
+  const auto until = clock_type::now() + 20s;
+  bool ready = false;
+  while (clock_type::now() < until && !ready) {
+    auto st = bus_stats(srv);
+    std::set<int> fresh;
+    for (auto& sub : st.at("subscriptions")) {
+      auto pid = sub.at("pid").get<pid_t>();
+      if (std::find(before.begin(), before.end(), pid) == before.end()) fresh.insert(sub.at("process").get<int>());
+    }
+    ready = fresh.size() == 3 && st.at("subscriptions").size() == 3;
+    if (!ready) std::this_thread::sleep_for(50ms);
+  }
+  REQUIRE(ready);
+  auto c = probe(srv);
+  for (int i = 0; i < 20; ++i) CHECK(c.ask("publish news.x n" + std::to_string(i)) == "ok");
+  for (int proc = 0; proc < 3; ++proc) {
+    INFO("process " << proc);
+    CHECK(wait_total(c, proc, 20).find("total=20 ") == 0);
+  }
+  // Exactly one delivery per subscriber and message: none went to a retiring process.
+  auto st = bus_stats(srv);
+  CHECK(st.at("topics").at("news.x").at("delivered").get<int>() == 60);
+  srv.stop_and_check();
+}
