@@ -378,3 +378,182 @@ bool valid_client_key(std::string_view key) noexcept {
 }
 
 }  // namespace swactor::protocols::websocket
+
+namespace swactor::protocols::websocket {
+
+namespace {
+
+std::string_view trim(std::string_view s) noexcept {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
+    if (x != y) return false;
+  }
+  return true;
+}
+
+// Calls f(item) for each comma-separated, trimmed, non-empty item; stops when f returns true.
+template <class F>
+bool any_item(std::string_view list, F f) {
+  while (true) {
+    auto comma = list.find(',');
+    auto item = trim(list.substr(0, comma));
+    if (!item.empty() && f(item)) return true;
+    if (comma == std::string_view::npos) return false;
+    list.remove_prefix(comma + 1);
+  }
+}
+
+// RFC 7230 token characters.
+bool is_token(std::string_view t) noexcept {
+  if (t.empty()) return false;
+  for (char c : t) {
+    if (c <= ' ' || c >= 127) return false;
+    if (std::string_view("\"(),/:;<=>?@[\\]{}").find(c) != std::string_view::npos) return false;
+  }
+  return true;
+}
+
+// One permessage-deflate offer's parameters ("; "-separated after the name); false when
+// malformed (unknown or repeated parameter, bad value): the offer is then declined.
+bool parse_deflate_params(std::string_view params, deflate_offer& o) {
+  bool seen[4] = {false, false, false, false};
+  while (!params.empty()) {
+    auto semi = params.find(';');
+    auto p = trim(params.substr(0, semi));
+    params = semi == std::string_view::npos ? std::string_view() : params.substr(semi + 1);
+    if (p.empty()) return false;
+    auto eq = p.find('=');
+    auto name = trim(p.substr(0, eq));
+    std::string_view value;
+    bool has_value = eq != std::string_view::npos;
+    if (has_value) {
+      value = trim(p.substr(eq + 1));
+      if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
+    }
+    auto bits = [&](int& out) {
+      if (value.empty() || value.size() > 2) return false;
+      int v = 0;
+      for (char c : value) {
+        if (c < '0' || c > '9') return false;
+        v = v * 10 + (c - '0');
+      }
+      if (v < 8 || v > 15) return false;
+      out = v;
+      return true;
+    };
+    int idx;
+    if (name == "server_no_context_takeover") {
+      idx = 0;
+      if (has_value) return false;
+      o.server_no_context_takeover = true;
+    } else if (name == "client_no_context_takeover") {
+      idx = 1;
+      if (has_value) return false;
+      o.client_no_context_takeover = true;
+    } else if (name == "server_max_window_bits") {
+      idx = 2;
+      if (!bits(o.server_max_window_bits)) return false;
+    } else if (name == "client_max_window_bits") {
+      idx = 3;
+      if (has_value) {
+        if (!bits(o.client_max_window_bits)) return false;
+      } else {
+        o.client_max_window_bits = -1;
+      }
+    } else {
+      return false;
+    }
+    if (seen[idx]) return false;
+    seen[idx] = true;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool is_upgrade_request(const handshake_request& r) noexcept {
+  return any_item(r.upgrade, [](std::string_view t) { return iequals(t, "websocket"); });
+}
+
+handshake_check check_handshake(const handshake_request& r) {
+  handshake_check c;
+  auto refuse = [&](int status, std::string why) {
+    c.status = status;
+    c.error = std::move(why);
+    return c;
+  };
+  if (r.method != "GET") return refuse(400, "a WebSocket handshake must be a GET request");
+  if (r.version_minor < 1) return refuse(400, "a WebSocket handshake needs HTTP/1.1");
+  if (!is_upgrade_request(r)) return refuse(400, "Upgrade does not list websocket");
+  if (!any_item(r.connection, [](std::string_view t) { return iequals(t, "upgrade"); }))
+    return refuse(400, "Connection does not list Upgrade");
+  if (trim(r.version) != "13")
+    return refuse(426, r.version.empty() ? std::string("missing Sec-WebSocket-Version")
+                                         : "unsupported Sec-WebSocket-Version " + std::string(trim(r.version)));
+  auto key = trim(r.key);
+  if (!valid_client_key(key)) return refuse(400, "Sec-WebSocket-Key is not base64 of 16 bytes");
+  bool bad_protocol = false;
+  any_item(r.protocols, [&](std::string_view p) {
+    if (!is_token(p)) {
+      bad_protocol = true;
+      return true;
+    }
+    c.protocols.emplace_back(p);
+    return false;
+  });
+  if (bad_protocol) return refuse(400, "Sec-WebSocket-Protocol is not a list of tokens");
+  any_item(r.extensions, [&](std::string_view ext) {
+    auto semi = ext.find(';');
+    auto name = trim(ext.substr(0, semi));
+    deflate_offer o;
+    if (name == "permessage-deflate" &&
+        parse_deflate_params(semi == std::string_view::npos ? std::string_view() : ext.substr(semi + 1), o))
+      c.deflate_offers.push_back(o);
+    return false;  // unknown extensions are ignored, not refused (RFC 6455 §9.1)
+  });
+  c.accept = accept_key(key);
+  return c;
+}
+
+std::string switching_protocols_head(const handshake_check& c, std::string_view protocol,
+                                     std::string_view extension_response, std::string_view extra) {
+  std::string h = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  "Sec-WebSocket-Accept: ";
+  h += c.accept;
+  h += "\r\n";
+  if (!protocol.empty()) {
+    h += "Sec-WebSocket-Protocol: ";
+    h += protocol;
+    h += "\r\n";
+  }
+  if (!extension_response.empty()) {
+    h += "Sec-WebSocket-Extensions: ";
+    h += extension_response;
+    h += "\r\n";
+  }
+  h += extra;
+  h += "\r\n";
+  return h;
+}
+
+std::string refusal(const handshake_check& c) {
+  std::string body = c.error + "\n";
+  std::string h = c.status == 426 ? "HTTP/1.1 426 Upgrade Required\r\nSec-WebSocket-Version: 13\r\n"
+                                  : "HTTP/1.1 400 Bad Request\r\n";
+  h += "Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: ";
+  h += std::to_string(body.size());
+  h += "\r\n\r\n";
+  h += body;
+  return h;
+}
+
+}  // namespace swactor::protocols::websocket

@@ -319,3 +319,55 @@ TEST_CASE("websocket: handshake keys (RFC 6455 section 1.3)", "[websocket]") {
   CHECK_FALSE(ws::valid_client_key("dGhlIHNhbXBsZSBub25j*Q=="));
   CHECK_FALSE(ws::valid_client_key(""));
 }
+
+TEST_CASE("websocket: the opening handshake is checked", "[websocket][handshake]") {
+  ws::handshake_request r;
+  r.method = "GET";
+  r.upgrade = "websocket";
+  r.connection = "keep-alive, Upgrade";
+  r.key = "dGhlIHNhbXBsZSBub25jZQ==";
+  r.version = "13";
+  r.protocols = "chat, superchat";
+  r.extensions = "permessage-deflate; client_max_window_bits, permessage-deflate; server_max_window_bits=10; "
+                 "server_no_context_takeover, x-unknown, permessage-deflate; bogus";
+  auto c = ws::check_handshake(r);
+  REQUIRE(c);
+  CHECK(c.accept == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+  CHECK(c.protocols == std::vector<std::string>{"chat", "superchat"});
+  REQUIRE(c.deflate_offers.size() == 2);  // the malformed third offer is declined
+  CHECK(c.deflate_offers[0].client_max_window_bits == -1);
+  CHECK(c.deflate_offers[1].server_max_window_bits == 10);
+  CHECK(c.deflate_offers[1].server_no_context_takeover);
+  auto head = ws::switching_protocols_head(c, "chat");
+  CHECK(head ==
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: chat\r\n\r\n");
+  CHECK(ws::is_upgrade_request(r));
+
+  auto refused = [&](auto edit, int status, std::string_view why) {
+    auto x = r;
+    edit(x);
+    auto k = ws::check_handshake(x);
+    CHECK_FALSE(k);
+    CHECK(k.status == status);
+    CHECK(k.error.find(why) != std::string::npos);
+    auto text = ws::refusal(k);
+    CHECK(text.rfind("HTTP/1.1 " + std::to_string(status), 0) == 0);
+    if (status == 426) CHECK(text.find("Sec-WebSocket-Version: 13\r\n") != std::string::npos);
+  };
+  refused([](auto& x) { x.method = "POST"; }, 400, "GET");
+  refused([](auto& x) { x.version_minor = 0; }, 400, "HTTP/1.1");
+  refused([](auto& x) { x.upgrade = "h2c"; }, 400, "Upgrade");
+  refused([](auto& x) { x.connection = "keep-alive"; }, 400, "Connection");
+  refused([](auto& x) { x.version = "8"; }, 426, "unsupported");
+  refused([](auto& x) { x.version = ""; }, 426, "missing");
+  refused([](auto& x) { x.key = "short=="; }, 400, "Sec-WebSocket-Key");
+  refused([](auto& x) { x.protocols = "chat, bad protocol"; }, 400, "Sec-WebSocket-Protocol");
+  // Tokens are case-insensitive and may sit in lists.
+  auto y = r;
+  y.upgrade = "foo, WebSocket";
+  y.connection = "UPGRADE";
+  CHECK(ws::check_handshake(y));
+  y.upgrade = "http/2";
+  CHECK_FALSE(ws::is_upgrade_request(y));
+}

@@ -26,6 +26,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <vector>
 
 #include "swactor/protocols/codec.hpp"
 
@@ -129,6 +130,54 @@ class codec final : public stream_codec {
   bool close_received_ = false;
   bool closed_ = false;  // no more input: the handshake is complete or an error close went out
 };
+
+// -- the opening handshake (RFC 6455 §4.2), on an HTTP request already parsed ---------------------
+
+// The request's fields that matter (views into the request; header values as received,
+// repeated headers joined with ", ").
+struct handshake_request {
+  std::string_view method;
+  int version_minor = 1;  // HTTP/1.x
+  std::string_view upgrade;
+  std::string_view connection;
+  std::string_view key;         // Sec-WebSocket-Key
+  std::string_view version;     // Sec-WebSocket-Version
+  std::string_view protocols;   // Sec-WebSocket-Protocol (may be empty)
+  std::string_view extensions;  // Sec-WebSocket-Extensions (may be empty)
+};
+
+// A permessage-deflate offer (RFC 7692 §7.1), as the client sent it.
+struct deflate_offer {
+  bool server_no_context_takeover = false;
+  bool client_no_context_takeover = false;
+  int server_max_window_bits = 15;   // 8..15
+  int client_max_window_bits = 0;    // 0 = the client did not offer the parameter; -1 = offered without a value
+};
+
+struct handshake_check {
+  int status = 101;       // 101: go ahead; else 400 (bad handshake) or 426 (unsupported version)
+  std::string error;      // why, for the log line and the response body
+  std::string accept;     // Sec-WebSocket-Accept, when status is 101
+  std::vector<std::string> protocols;       // offered subprotocols, in the client's order
+  std::vector<deflate_offer> deflate_offers;  // well-formed permessage-deflate offers, in order
+  explicit operator bool() const noexcept { return status == 101; }
+};
+
+// True when the request asks for a WebSocket at all (Upgrade: websocket); check it only
+// then — any other request is plain HTTP.
+bool is_upgrade_request(const handshake_request& r) noexcept;
+// Validates an upgrade request: GET, HTTP/1.1 or later, an `Upgrade` list with
+// `websocket`, a `Connection` list with `upgrade`, a well-formed key, version 13 (426
+// otherwise, answered with `Sec-WebSocket-Version: 13`), well-formed subprotocol tokens.
+handshake_check check_handshake(const handshake_request& r);
+// The 101 response head: Upgrade, Connection, Sec-WebSocket-Accept, and the chosen
+// subprotocol and extension response when not empty; `extra` is more header lines, each
+// ending with CRLF.
+std::string switching_protocols_head(const handshake_check& c, std::string_view protocol,
+                                     std::string_view extension_response = {}, std::string_view extra = {});
+// The refusal for a failed check (400, or 426 with Sec-WebSocket-Version: 13), with the
+// reason as a text body, closing the connection.
+std::string refusal(const handshake_check& c);
 
 // The handshake's Sec-WebSocket-Accept for a client's Sec-WebSocket-Key (SHA-1 + base64).
 std::string accept_key(std::string_view client_key);
