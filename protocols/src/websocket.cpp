@@ -2,7 +2,9 @@
 
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <zlib.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace swactor::protocols::websocket {
@@ -142,6 +144,12 @@ void write_close(std::string& out, std::uint16_t code, std::string_view reason) 
   p.append(reason);
   write_frame(out, opcode::close, p);
 }
+
+codec::codec(const options& o) : opts_(o) {
+  if (opts_.deflate) opts_.rsv1_allowed = true;
+}
+
+codec::~codec() = default;
 
 void codec::protocol_error(std::uint16_t code, std::string why) {
   if (!close_sent_) {
@@ -307,12 +315,30 @@ bool codec::finish_frame(event_sink& out, bool& stop) {
     default: break;
   }
   if (!fin_) return true;  // more fragments to come
-  if (message_op_ == opcode::text && !message_rsv1_ && !utf8_.complete())
+  std::string_view whole = message_;
+  if (message_rsv1_) {
+    // permessage-deflate: inflate (bounded), then check text as a whole.
+    if (!deflate_) deflate_ = std::make_unique<deflater>(opts_.deflate_with);
+    inflated_.clear();
+    bool too_big = false;
+    if (!deflate_->inflate_message(message_, inflated_, static_cast<std::size_t>(opts_.max_message_size), too_big))
+      return protocol_error(too_big ? close_too_big : close_invalid_payload,
+                            too_big ? "message inflates past max_message_size" : "invalid deflate data"),
+             false;
+    whole = inflated_;
+    if (message_op_ == opcode::text) {
+      utf8_validator v;
+      if (!v.feed(whole) || !v.complete())
+        return protocol_error(close_invalid_payload, "text message is not valid UTF-8"), false;
+    }
+  } else if (message_op_ == opcode::text && !utf8_.complete()) {
     return protocol_error(close_invalid_payload, "text message ends inside a UTF-8 sequence"), false;
+  }
   in_message_ = false;
   // After our close went out, data is read and dropped (RFC 6455 §5.5.1).
   if (!close_sent_)
-    stop = !out.on_event({static_cast<std::uint8_t>(message_op_ == opcode::text ? ev::text : ev::binary), message_});
+    stop = !out.on_event({static_cast<std::uint8_t>(message_op_ == opcode::text ? ev::text : ev::binary), whole});
+  if (inflated_.capacity() > 64 * 1024) std::string().swap(inflated_);
   // An idle connection should not keep a large message's buffer.
   if (message_.capacity() > 64 * 1024)
     std::string().swap(message_);
@@ -329,7 +355,15 @@ void codec::encode(std::uint8_t kind, std::string_view data, std::string& out) {
     case reply::pong: {
       if (close_sent_) return;  // nothing follows a close
       static constexpr opcode ops[] = {opcode::text, opcode::binary, opcode::ping, opcode::pong};
-      write_frame(out, ops[kind - 1], data);
+      auto op = ops[kind - 1];
+      if (opts_.deflate && !is_control(op) && data.size() >= opts_.deflate_min_size) {
+        if (!deflate_) deflate_ = std::make_unique<deflater>(opts_.deflate_with);
+        std::string z;
+        deflate_->deflate_message(data, z);
+        write_frame(out, op, z, true);
+        return;
+      }
+      write_frame(out, op, data);
       return;
     }
     case reply::close: {
@@ -554,6 +588,115 @@ std::string refusal(const handshake_check& c) {
   h += "\r\n\r\n";
   h += body;
   return h;
+}
+
+}  // namespace swactor::protocols::websocket
+
+// -- permessage-deflate ------------------------------------------------------------------------
+
+namespace swactor::protocols::websocket {
+
+namespace {
+constexpr unsigned char sync_tail[4] = {0x00, 0x00, 0xff, 0xff};
+z_stream* zs(void* p) { return static_cast<z_stream*>(p); }
+}  // namespace
+
+deflater::~deflater() {
+  if (inflate_) {
+    inflateEnd(zs(inflate_));
+    delete zs(inflate_);
+  }
+  if (deflate_) {
+    deflateEnd(zs(deflate_));
+    delete zs(deflate_);
+  }
+}
+
+bool deflater::inflate_message(std::string_view in, std::string& out, std::size_t limit, bool& too_big) {
+  too_big = false;
+  if (!inflate_) {
+    auto* z = new z_stream{};
+    // A 32 KiB window inflates whatever window the client uses (<= 15 bits).
+    if (inflateInit2(z, -15) != Z_OK) {
+      delete z;
+      return false;
+    }
+    inflate_ = z;
+  }
+  auto* z = zs(inflate_);
+  auto run = [&](const unsigned char* data, std::size_t n) {
+    z->next_in = const_cast<unsigned char*>(data);
+    z->avail_in = static_cast<uInt>(n);
+    while (z->avail_in > 0) {
+      unsigned char buf[16384];
+      z->next_out = buf;
+      z->avail_out = sizeof buf;
+      int rc = inflate(z, Z_SYNC_FLUSH);
+      auto got = sizeof buf - z->avail_out;
+      if (out.size() + got > limit) {
+        too_big = true;
+        return false;
+      }
+      out.append(reinterpret_cast<char*>(buf), got);
+      if (rc == Z_STREAM_END) {
+        // A final block ends the stream: what follows starts a new one (allowed by RFC 7692).
+        inflateReset(z);
+        continue;
+      }
+      if (rc == Z_BUF_ERROR && got == 0) break;  // needs more input
+      if (rc != Z_OK && rc != Z_BUF_ERROR) return false;
+    }
+    return true;
+  };
+  bool ok = run(reinterpret_cast<const unsigned char*>(in.data()), in.size()) && run(sync_tail, sizeof sync_tail);
+  if (!ok || params_.client_no_context_takeover) inflateReset(z);
+  return ok;
+}
+
+void deflater::deflate_message(std::string_view in, std::string& out) {
+  if (!deflate_) {
+    auto* z = new z_stream{};
+    // zlib does not make raw streams with an 8-bit window: 9 is the smallest.
+    int bits = params_.server_max_window_bits < 9 ? 9 : params_.server_max_window_bits;
+    deflateInit2(z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -bits, 8, Z_DEFAULT_STRATEGY);
+    deflate_ = z;
+  }
+  auto* z = zs(deflate_);
+  z->next_in = reinterpret_cast<unsigned char*>(const_cast<char*>(in.data()));
+  z->avail_in = static_cast<uInt>(in.size());
+  auto start = out.size();
+  do {
+    unsigned char buf[16384];
+    z->next_out = buf;
+    z->avail_out = sizeof buf;
+    deflate(z, Z_SYNC_FLUSH);
+    out.append(reinterpret_cast<char*>(buf), sizeof buf - z->avail_out);
+  } while (z->avail_out == 0);
+  // The sync flush ends with 00 00 ff ff, which the receiver adds back (RFC 7692 §7.2.1).
+  if (out.size() - start >= 4 && std::memcmp(out.data() + out.size() - 4, sync_tail, 4) == 0) out.resize(out.size() - 4);
+  if (params_.server_no_context_takeover) deflateReset(z);
+}
+
+std::string negotiate_deflate(const std::vector<deflate_offer>& offers, bool no_context_takeover,
+                              int max_window_bits, deflate_params& out) {
+  max_window_bits = std::clamp(max_window_bits, 9, 15);
+  for (const auto& o : offers) {
+    // zlib cannot compress with an 8-bit window: an offer that insists on it is declined.
+    if (o.server_max_window_bits < 9) continue;
+    deflate_params p;
+    p.server_no_context_takeover = o.server_no_context_takeover || no_context_takeover;
+    p.client_no_context_takeover = o.client_no_context_takeover;
+    p.server_max_window_bits = std::min(o.server_max_window_bits, max_window_bits);
+    p.client_max_window_bits = o.client_max_window_bits > 0 ? o.client_max_window_bits : 15;
+    std::string r = "permessage-deflate";
+    if (p.server_no_context_takeover) r += "; server_no_context_takeover";
+    if (p.client_no_context_takeover) r += "; client_no_context_takeover";
+    if (p.server_max_window_bits < 15) r += "; server_max_window_bits=" + std::to_string(p.server_max_window_bits);
+    if (o.client_max_window_bits > 0) r += "; client_max_window_bits=" + std::to_string(o.client_max_window_bits);
+    out = p;
+    return r;
+  }
+  return {};
 }
 
 }  // namespace swactor::protocols::websocket

@@ -215,7 +215,9 @@ TEST_CASE("websocket: protocol violations close with 1002", "[websocket]") {
   expect_violation(client_frame(fin | close_op, "x"), 1002);                   // 1-byte close
   for (std::uint16_t bad : {0, 999, 1004, 1005, 1006, 1012, 1015, 1016, 2000, 2999, 5000})
     expect_violation(client_frame(fin | close_op, close_payload(bad)), 1002);
-  expect_violation(client_frame(fin | 0x40 | ping, "x"), 1002, ws::options{.rsv1_allowed = true});  // RSV1 on control
+  ws::options deflate_on;
+  deflate_on.deflate = true;
+  expect_violation(client_frame(fin | 0x40 | ping, "x"), 1002, deflate_on);  // RSV1 on a control frame
 }
 
 TEST_CASE("websocket: valid close codes are accepted", "[websocket]") {
@@ -370,4 +372,84 @@ TEST_CASE("websocket: the opening handshake is checked", "[websocket][handshake]
   CHECK(ws::check_handshake(y));
   y.upgrade = "http/2";
   CHECK_FALSE(ws::is_upgrade_request(y));
+}
+
+TEST_CASE("websocket: permessage-deflate offers are negotiated", "[websocket][deflate]") {
+  ws::deflate_params p;
+  std::vector<ws::deflate_offer> offers(1);
+  CHECK(ws::negotiate_deflate(offers, false, 15, p) == "permessage-deflate");
+  offers[0].client_max_window_bits = 12;
+  offers[0].client_no_context_takeover = true;
+  CHECK(ws::negotiate_deflate(offers, true, 10, p) ==
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=10; "
+        "client_max_window_bits=12");
+  CHECK(p.server_no_context_takeover);
+  CHECK(p.server_max_window_bits == 10);
+  CHECK(p.client_max_window_bits == 12);
+  // An offer that insists on an 8-bit server window is declined; the next one is taken.
+  std::vector<ws::deflate_offer> two(2);
+  two[0].server_max_window_bits = 8;
+  CHECK(ws::negotiate_deflate(two, false, 15, p) == "permessage-deflate");
+  CHECK(ws::negotiate_deflate({two[0]}, false, 15, p).empty());
+}
+
+TEST_CASE("websocket: compressed messages in, compressed replies out", "[websocket][deflate]") {
+  for (bool no_takeover : {false, true}) {
+    INFO("no_context_takeover " << no_takeover);
+    ws::options o;
+    o.deflate = true;
+    o.deflate_with.server_no_context_takeover = no_takeover;
+    o.deflate_with.client_no_context_takeover = no_takeover;
+    o.deflate_min_size = 16;
+    ws::codec server(o);
+    // The client side of the same stream: our own deflater with the roles' params swapped.
+    ws::deflater client(ws::deflate_params{no_takeover, no_takeover, 15, 15});
+    std::string wire;
+    std::vector<std::string> texts = {"hello hello hello hello hello", "κόσμε κόσμε κόσμε κόσμε", std::string(5000, 'z'), ""};
+    for (auto& t : texts) {
+      std::string z;
+      client.deflate_message(t, z);
+      wire += client_frame(fin | 0x40 | text, z);
+    }
+    for (std::size_t step : {std::size_t(0), std::size_t(3)}) {
+      ws::codec c(o);
+      auto s = feed(c, wire, step);
+      REQUIRE_FALSE(c.failed());
+      REQUIRE(s.events.size() == texts.size());
+      for (std::size_t i = 0; i < texts.size(); ++i) CHECK(s.events[i].data == texts[i]);
+    }
+    // Replies: at or over deflate_min_size compressed (RSV1), smaller ones plain.
+    std::string out;
+    server.encode(static_cast<std::uint8_t>(ws::reply::text), std::string(1000, 'a'), out);
+    CHECK((static_cast<std::uint8_t>(out[0]) & 0x40) != 0);
+    CHECK(out.size() < 100);
+    std::string small;
+    server.encode(static_cast<std::uint8_t>(ws::reply::text), "tiny", small);
+    CHECK((static_cast<std::uint8_t>(small[0]) & 0x40) == 0);
+    // The client inflates what we sent.
+    ws::deflater reader(ws::deflate_params{no_takeover, no_takeover, 15, 15});
+    std::string plain;
+    bool too_big = false;
+    REQUIRE(reader.inflate_message(std::string_view(out).substr(2), plain, 1 << 20, too_big));
+    CHECK(plain == std::string(1000, 'a'));
+  }
+}
+
+TEST_CASE("websocket: a deflate bomb closes with 1009, bad deflate data with 1007", "[websocket][deflate]") {
+  ws::options o;
+  o.deflate = true;
+  o.max_message_size = 100000;
+  ws::deflater client(ws::deflate_params{});
+  std::string bomb;
+  client.deflate_message(std::string(10'000'000, '\0'), bomb);  // ~10 KB on the wire
+  CHECK(bomb.size() < 20000);
+  expect_violation(client_frame(fin | 0x40 | binary, bomb), 1009, o);
+  expect_violation(client_frame(fin | 0x40 | binary, "\xff\xff\xff garbage"), 1007, o);
+  // Invalid UTF-8 inside a compressed text message.
+  std::string z;
+  ws::deflater c2(ws::deflate_params{});
+  c2.deflate_message("abc\xc0\xaf", z);
+  expect_violation(client_frame(fin | 0x40 | text, z), 1007, o);
+  // RSV1 on a continuation frame is still an error.
+  expect_violation(client_frame(0x40 | text, "a") + client_frame(fin | 0x40 | cont, "b"), 1002, o);
 }

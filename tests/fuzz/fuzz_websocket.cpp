@@ -1,9 +1,10 @@
 // libFuzzer target for the WebSocket frame codec (server side).
 // Input: 2 option bytes, then the client's byte stream:
-//   0 bit 0 deliver_control, bit 1 rsv1_allowed; 1 feed step (0 = whole)
+//   0 bit 0 deliver_control, bit 1 permessage-deflate (bit 2: no context takeover); 1 feed step
 // Checks: whole and piecewise feeding agree (events, failure and close code); a failure's
-// code is 1002, 1007 or 1009 and the output then ends with a close frame; text messages are
-// valid UTF-8; no message is larger than max_message_size.
+// code is 1002, 1007 or 1009 and the output then ends with a close frame; text messages
+// (inflated ones too) are valid UTF-8; no message, inflated or not, is larger than
+// max_message_size.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -59,7 +60,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size < 2) return 0;
   ws::options o;
   o.deliver_control = data[0] & 1;
-  o.rsv1_allowed = data[0] & 2;
+  o.deflate = data[0] & 2;
+  o.deflate_with.client_no_context_takeover = data[0] & 4;
   o.max_frame_size = 4096;
   o.max_message_size = 8192;
   std::size_t step = data[1] % 17;
@@ -70,7 +72,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   check(whole.code == piecewise.code);
   for (const auto& [kind, payload] : whole.events) {
     check(payload.size() <= o.max_message_size);
-    if (kind == static_cast<std::uint8_t>(ws::ev::text) && !o.rsv1_allowed) {
+    if (kind == static_cast<std::uint8_t>(ws::ev::text)) {
       ws::utf8_validator v;
       check(v.feed(payload) && v.complete());
     }

@@ -23,6 +23,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -49,11 +50,22 @@ inline constexpr std::uint16_t close_too_big = 1009;
 // 1015 are reserved for local use; 1012-1014 and 1016-2999 are unassigned to clients).
 bool valid_close_code(std::uint16_t code) noexcept;
 
+// permessage-deflate (RFC 7692) as negotiated for one connection.
+struct deflate_params {
+  bool server_no_context_takeover = false;  // we reset our compressor after each message
+  bool client_no_context_takeover = false;  // the client resets its own: we may reset our decompressor
+  int server_max_window_bits = 15;          // our compressor's window (8 is sent as 9: zlib's limit)
+  int client_max_window_bits = 15;          // the client's window: our decompressor's
+};
+
 struct options {
   std::uint64_t max_frame_size = 16 << 20;    // one frame's payload
-  std::uint64_t max_message_size = 16 << 20;  // a reassembled message
+  std::uint64_t max_message_size = 16 << 20;  // a reassembled message (inflated, when compressed)
   bool deliver_control = false;               // pings and pongs as events too
-  bool rsv1_allowed = false;                  // a negotiated extension uses RSV1 (permessage-deflate)
+  bool rsv1_allowed = false;                  // RSV1 on data frames (set by `deflate`, its only user)
+  bool deflate = false;                       // permessage-deflate was negotiated with `deflate_with`
+  deflate_params deflate_with;
+  std::size_t deflate_min_size = 64;          // smaller outgoing messages go uncompressed
 };
 
 // The codec fails with error codes of this category whose value is the close code it sent.
@@ -86,9 +98,34 @@ void write_frame(std::string& out, opcode op, std::string_view payload, bool rsv
 // A close frame: `code` 0 sends an empty close.
 void write_close(std::string& out, std::uint16_t code, std::string_view reason);
 
+// One connection's permessage-deflate state: zlib streams made on first use (an idle
+// connection pays nothing), reset after each message where no_context_takeover says so.
+// Memory when in use: about 7 KiB + a 32 KiB window for inflating (any client window), about
+// 2^(server_max_window_bits + 2) + 128 KiB (zlib memLevel 8: 256 KiB at 15 bits) for deflating.
+class deflater {
+ public:
+  explicit deflater(const deflate_params& p) : params_(p) {}
+  ~deflater();
+  deflater(const deflater&) = delete;
+  deflater& operator=(const deflater&) = delete;
+
+  // Inflates one message's compressed payload (the 0x00 0x00 0xff 0xff tail added here) and
+  // appends it to `out`; false when the data is not valid deflate or inflates past `limit`
+  // bytes (`too_big` then set: a deflate bomb).
+  bool inflate_message(std::string_view in, std::string& out, std::size_t limit, bool& too_big);
+  // Compresses one message for a frame with RSV1 (the sync-flush tail removed).
+  void deflate_message(std::string_view in, std::string& out);
+
+ private:
+  deflate_params params_;
+  void* inflate_ = nullptr;  // z_stream*, kept out of this header
+  void* deflate_ = nullptr;
+};
+
 class codec final : public stream_codec {
  public:
-  explicit codec(const options& o = {}) : opts_(o) {}
+  explicit codec(const options& o = {});
+  ~codec() override;
 
   std::string_view name() const noexcept override { return "websocket"; }
   std::size_t decode(std::string_view in, event_sink& out) override;
@@ -125,6 +162,8 @@ class codec final : public stream_codec {
   std::string message_;
   std::string control_;
   utf8_validator utf8_;
+  std::unique_ptr<deflater> deflate_;  // when negotiated; made on first compressed message
+  std::string inflated_;
   std::string output_;  // pongs and closes the codec answers by itself
   bool close_sent_ = false;
   bool close_received_ = false;
@@ -178,6 +217,12 @@ std::string switching_protocols_head(const handshake_check& c, std::string_view 
 // The refusal for a failed check (400, or 426 with Sec-WebSocket-Version: 13), with the
 // reason as a text body, closing the connection.
 std::string refusal(const handshake_check& c);
+
+// The response to the first acceptable permessage-deflate offer, given the server's wishes
+// (`no_context_takeover`: ask for server_no_context_takeover; `max_window_bits` 9..15 for our
+// compressor). Fills `out` with what both sides use; "" when no offer is acceptable.
+std::string negotiate_deflate(const std::vector<deflate_offer>& offers, bool no_context_takeover,
+                              int max_window_bits, deflate_params& out);
 
 // The handshake's Sec-WebSocket-Accept for a client's Sec-WebSocket-Key (SHA-1 + base64).
 std::string accept_key(std::string_view client_key);
