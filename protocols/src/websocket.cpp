@@ -355,7 +355,7 @@ void codec::encode(std::uint8_t kind, std::string_view data, std::string& out) {
     case reply::pong: {
       if (close_sent_) return;  // nothing follows a close
       static constexpr opcode ops[] = {opcode::text, opcode::binary, opcode::ping, opcode::pong};
-      auto op = ops[kind - 1];
+      auto op = ops[kind - static_cast<std::uint8_t>(reply::text)];
       if (opts_.deflate && !is_control(op) && data.size() >= opts_.deflate_min_size) {
         if (!deflate_) deflate_ = std::make_unique<deflater>(opts_.deflate_with);
         std::string z;

@@ -33,7 +33,9 @@
 
 namespace swactor::protocols::websocket {
 
-enum class ev : std::uint8_t { text = 1, binary = 2, ping = 3, pong = 4, close = 5 };
+// Kinds start at 16 so that they never collide with HTTP/1's (1..5) on a connection that
+// was upgraded: in process mode the worker tells the two apart by the kind alone.
+enum class ev : std::uint8_t { text = 16, binary = 17, ping = 18, pong = 19, close = 20 };
 using reply = ev;  // encode() kinds: the same numbers
 
 enum class opcode : std::uint8_t { continuation = 0, text = 1, binary = 2, close = 8, ping = 9, pong = 10 };
