@@ -28,14 +28,20 @@ namespace {
 
 constexpr const char* kVersion = SWACTOR_VERSION;  // from CMake project(VERSION)
 
-int cmd_check(const std::string& file) {
+// The config with every error printed (file:line:column: key: what) when it does not load.
+std::optional<swactor::app_config> load_or_report(const std::string& file) {
   swactor::config::diagnostics diag;
   auto app = swactor::load_app_config(file, swactor::apps::builtin_modules(), diag);
   if (!app) {
     std::cerr << diag.to_string();
     std::cerr << file << ": " << diag.items().size() << " error(s)\n";
-    return 1;
   }
+  return app;
+}
+
+int cmd_check(const std::string& file) {
+  auto app = load_or_report(file);
+  if (!app) return 1;
   std::cout << file << ": ok (" << app->modules.size() << " module instance(s))\n";
   return 0;
 }
@@ -70,13 +76,8 @@ int cmd_modules(const std::string& file) {
   std::printf("built-in modules:\n");
   print_module_types(swactor::apps::builtin_modules());
   if (file.empty()) return 0;
-  swactor::config::diagnostics diag;
-  auto app = swactor::load_app_config(file, swactor::apps::builtin_modules(), diag);
-  if (!app) {
-    std::cerr << diag.to_string();
-    std::cerr << file << ": " << diag.items().size() << " error(s)\n";
-    return 1;
-  }
+  auto app = load_or_report(file);
+  if (!app) return 1;
   for (const auto& plugin : app->plugins) {
     std::string users;
     for (const auto& mc : app->modules)

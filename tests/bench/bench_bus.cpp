@@ -164,18 +164,6 @@ run_figures reference_round_trips(std::size_t n, std::size_t size) {
 
 // -- swactor ----------------------------------------------------------------------------------
 
-int connect_port(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<std::uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
 
 // One command line, one reply line.
 std::string ask(int fd, const std::string& line) {
@@ -224,7 +212,7 @@ int main() {
     int fd = -1;
     for (int i = 0; i < 200 && fd < 0; ++i) {
       std::this_thread::sleep_for(50ms);
-      fd = connect_port(port);
+      fd = swactor::bench::connect_loopback(port);
     }
     if (fd < 0) {
       std::fprintf(stderr, "bench_bus: the server did not start; see %s\n", srv.err.c_str());

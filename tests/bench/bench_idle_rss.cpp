@@ -86,19 +86,7 @@ int open_fds(pid_t pid) {
   return n;
 }
 
-int connect_one(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<std::uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
+int connect_one(int port) { return swactor::bench::connect_loopback(port); }
 
 constexpr char http_request[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
 

@@ -38,6 +38,15 @@
 
 namespace swactor::testing::server {
 
+// A `probe` module on {port}, line protocol (eof "\n"): the usual listener of tests that
+// drive the module API from outside.
+inline constexpr const char* kProbe = R"(
+[[listen]]
+url = "tcp://127.0.0.1:{port}"
+module = "probe"
+framing = { type = "eof", delimiter = "\n" }
+)";
+
 using namespace std::chrono_literals;
 using clock_type = std::chrono::steady_clock;
 using json = nlohmann::json;

@@ -10,12 +10,6 @@ using namespace swactor::testing::server;
 
 namespace {
 
-const char* kProbe = R"(
-[[listen]]
-url = "tcp://127.0.0.1:{port}"
-module = "probe"
-framing = { type = "eof", delimiter = "\n" }
-)";
 
 std::string server_keys(const std::string& mode, const std::string& more) {
   return "mode = \"" + mode + "\"\n" + more;

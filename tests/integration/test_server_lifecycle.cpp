@@ -24,12 +24,6 @@ url = "tcp://127.0.0.1:{port2}"
 module = "echo"
 )";
 
-const char* kProbe = R"(
-[[listen]]
-url = "tcp://127.0.0.1:{port}"
-module = "probe"
-framing = { type = "eof", delimiter = "\n" }
-)";
 
 // `whoami` on a fresh connection.
 std::optional<std::pair<int, pid_t>> whoami(std::uint16_t port) {

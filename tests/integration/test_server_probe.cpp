@@ -6,17 +6,6 @@ using namespace std::chrono_literals;
 namespace t = swactor::testing;
 using namespace swactor::testing::server;
 
-namespace {
-
-const char* kProbe = R"(
-[[listen]]
-url = "tcp://127.0.0.1:{port}"
-module = "probe"
-framing = { type = "eof", delimiter = "\n" }
-)";
-
-}  // namespace
-
 TEST_CASE("server: probe task_wait: timeout, then the next call gets its own result", "[server][probe][tasks]") {
   server_under_test srv("workers = 1\ntask_workers = 1", kProbe);
   auto c = connect_tcp("127.0.0.1", srv.port);
