@@ -8,7 +8,7 @@
 #include <asio/co_spawn.hpp>
 #include <fmt/format.h>
 #include <spdlog/sinks/base_sink.h>
-#include <toml++/toml.hpp>
+#include <toml++/toml.h>
 
 namespace swactor::test_kit {
 
@@ -204,7 +204,7 @@ int context::user_process_id(int index) const {
 
 toml::table detail::parse_toml(const std::string& text) {
   try {
-    return toml::parse(text, "modules.test");
+    return toml::parse(std::string_view(text), std::string_view("modules.test"));
   } catch (const toml::parse_error& e) {
     throw option_error(fmt::format("TOML syntax error at line {}: {}", e.source().begin.line, e.description()));
   }
