@@ -91,7 +91,10 @@ TEST_CASE("probe: info, bind, close and reset act on the in-memory session", "[m
   kit::module_harness<swactor::apps::probe> h;
   h.start();
   h.ctx().set_clock_ms(1000);
-  auto s = h.connect({.remote = "10.0.0.7:5555", .local = "127.0.0.1:9000", .listener = 2});
+  kit::connect_options from;
+  from.remote = "10.0.0.7:5555";
+  from.listener = 2;
+  auto s = h.connect(from);
   h.ctx().set_clock_ms(2500);
   auto info = ask(h, s, "info");
   CHECK_THAT(info, Catch::StartsWith("id=1 remote=10.0.0.7:5555 listener=2 worker=0 reactor=-1 uid=0"));
@@ -133,7 +136,10 @@ TEST_CASE("probe: task_wait and task_wait_all are answered by the stub", "[modul
 }
 
 TEST_CASE("probe: on_task runs in the harness; a throwing task is task_failed", "[modules][probe]") {
-  kit::module_harness<swactor::apps::probe> h(swactor::apps::probe::options{}, {.role = "task", .worker_id = 2});
+  kit::harness_options task_worker;
+  task_worker.role = "task";
+  task_worker.worker_id = 2;
+  kit::module_harness<swactor::apps::probe> h(swactor::apps::probe::options{}, task_worker);
   CHECK(h.ctx().role() == "task");
   CHECK(h.run_task("plain").value() == "plain");
   CHECK(h.run_task("fail:boom").error() == make_error_code(server_errc::task_failed));
@@ -231,7 +237,9 @@ TEST_CASE("probe: publish, bus_send and request go through the context", "[modul
 }
 
 TEST_CASE("probe: requests get the handler's reply, no_reply or request_failed", "[modules][probe][bus]") {
-  kit::module_harness<swactor::apps::probe> h(swactor::apps::probe::options{}, {.worker_id = 3});
+  kit::harness_options worker3;
+  worker3.worker_id = 3;
+  kit::module_harness<swactor::apps::probe> h(swactor::apps::probe::options{}, worker3);
   auto r = h.request(payload::raw("ping"));
   REQUIRE(r);
   CHECK(r->data == "3:ping");
@@ -264,8 +272,9 @@ TEST_CASE("probe: requests get the handler's reply, no_reply or request_failed",
 
 TEST_CASE("ticker logs once per interval on the manual clock and stops with the worker", "[modules][ticker]") {
   kit::log_capture logs;
-  kit::module_harness<swactor::apps::ticker> h(kit::toml_text{"interval = \"250ms\"\nmessage = \"beat\""},
-                                               {.instance = "heart"});
+  kit::harness_options named;
+  named.instance = "heart";
+  kit::module_harness<swactor::apps::ticker> h(kit::toml_text{"interval = \"250ms\"\nmessage = \"beat\""}, named);
   h.start();
   REQUIRE(h.timers().list().size() == 1);
   CHECK(h.advance(249ms) == 0);
@@ -306,7 +315,9 @@ class stuck final : public swactor::module_base {
 }  // namespace
 
 TEST_CASE("the kit fails a stuck handler instead of hanging, and passes on a throw", "[modules][kit]") {
-  kit::module_harness<stuck> h(stuck::options{}, {.handler_limit = 50ms});
+  kit::harness_options quick;
+  quick.handler_limit = 50ms;
+  kit::module_harness<stuck> h(stuck::options{}, quick);
   auto s = h.connect();
   CHECK_THROWS_AS(h.receive(s, "sleep"), kit::handler_stuck);
   CHECK_THROWS_AS(h.receive(s, "wait"), kit::handler_stuck);

@@ -13,10 +13,19 @@
 namespace kit = swactor::test_kit;
 using greeter_example::greeter;
 
+namespace {
+// The listener's eof framing: ctx.payload() drops the "\n".
+kit::connect_options line_framing() {
+  kit::connect_options o;
+  o.delimiter = "\n";
+  return o;
+}
+const kit::connect_options line = line_framing();
+}  // namespace
+
 TEST_CASE("greeter answers a line with the greeting and its punctuation") {
   kit::module_harness<greeter> h(kit::toml_text{"punctuation = \"?!\""});
-  // The listener's eof framing: ctx.payload() drops the "\n".
-  auto s = h.connect({.delimiter = "\n"});
+  auto s = h.connect(line);
   h.receive(s, "world\n");
   CHECK(h.ctx().take_sent(s) == std::string(greeter_greeting()) + ", world?!\n");
   h.receive(s, "again\n");
@@ -25,7 +34,7 @@ TEST_CASE("greeter answers a line with the greeting and its punctuation") {
 
 TEST_CASE("greeter options: the default punctuation, and unknown keys are errors") {
   kit::module_harness<greeter> h;
-  auto s = h.connect({.delimiter = "\n"});
+  auto s = h.connect(line);
   h.receive(s, "you\n");
   CHECK(h.ctx().take_sent(s) == std::string(greeter_greeting()) + ", you!\n");
   CHECK_THAT(kit::option_errors<greeter>(kit::toml_text{"punctuaton = \".\""}), Catch::Contains("punctuaton"));
