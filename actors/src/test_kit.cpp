@@ -223,9 +223,11 @@ harness::harness(std::unique_ptr<module_base> module, harness_options opts)
 }
 
 harness::~harness() {
-  // Suspended frames (a handler that hit the cap) are destroyed with the loop, while the
-  // module and the context they refer to still exist.
+  // A handler that hit the cap may still be suspended. The module goes first: what it owns
+  // (a channel, a wait group) completes its waiters by posting to the loop, which is still
+  // there; then the loop is destroyed without running, destroying those frames unresumed.
   loop_->timers().clear_all();
+  module_.reset();
   loop_.reset();
 }
 

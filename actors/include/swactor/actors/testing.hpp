@@ -311,8 +311,8 @@ class harness {
   std::uint64_t next_session_ = 1;
   std::uint64_t next_task_ = 1;
   harness_options opts_;
-  // Declared first, destroyed last but reset first in ~harness: handler frames still
-  // suspended on the loop are destroyed while the module and the context exist.
+  // ~harness resets the module, then the loop (frames of a stuck handler are destroyed
+  // unresumed), then the context.
   std::unique_ptr<swactor::loop> loop_;
   std::unique_ptr<test_kit::context> ctx_;
   std::unique_ptr<module_base> module_;
