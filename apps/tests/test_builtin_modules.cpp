@@ -135,7 +135,7 @@ TEST_CASE("probe: task_wait and task_wait_all are answered by the stub", "[modul
   CHECK(h.ctx().tasks()[3].payload == "slow");
 }
 
-TEST_CASE("probe: on_task runs in the harness; a throwing task is task_failed", "[modules][probe]") {
+TEST_CASE("probe: on_task runs in the harness, a throwing task is task_failed", "[modules][probe]") {
   kit::harness_options task_worker;
   task_worker.role = "task";
   task_worker.worker_id = 2;
@@ -151,7 +151,7 @@ TEST_CASE("probe: on_task runs in the harness; a throwing task is task_failed", 
   CHECK(ask(w, s, "task_wait_all 100 a b") == "a b\n");
 }
 
-TEST_CASE("probe: send_message is recorded; on_pipe_message fills the inbox", "[modules][probe]") {
+TEST_CASE("probe: send_message is recorded, on_pipe_message fills the inbox", "[modules][probe]") {
   kit::module_harness<swactor::apps::probe> h;
   auto s = h.connect();
   CHECK(ask(h, s, "send_message 3 hi there") == "ok\n");
