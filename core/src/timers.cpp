@@ -7,7 +7,7 @@ namespace swactor {
 timer_id timers::add(milliseconds interval, bool repeating, callback fn) {
   if (interval < milliseconds(1)) interval = milliseconds(1);  // 1 ms resolution
   auto id = next_id_++;
-  auto due = std::chrono::steady_clock::now() + interval;
+  auto due = now() + interval;
   entries_.emplace(id, entry{interval, repeating, 0, due, std::move(fn)});
   heap_.push({due, id});
   ++stats_.created;
@@ -33,7 +33,7 @@ std::optional<timer_info> timers::info(timer_id id) const {
   auto it = entries_.find(id);
   if (it == entries_.end()) return std::nullopt;
   const auto& e = it->second;
-  auto left = std::chrono::duration_cast<milliseconds>(e.due - std::chrono::steady_clock::now());
+  auto left = std::chrono::duration_cast<milliseconds>(e.due - now());
   return timer_info{id, e.interval, e.repeating, e.exec_count, e.due,
                     std::max(left, milliseconds(0))};
 }
@@ -59,7 +59,7 @@ void timers::arm() {
     if (it != entries_.end() && it->second.due == heap_.top().due) break;
     heap_.pop();
   }
-  if (heap_.empty()) {
+  if (heap_.empty() || manual_) {  // manual clock: advance() runs what is due
     if (armed_) {
       timer_.cancel();
       armed_ = false;
@@ -74,13 +74,38 @@ void timers::arm() {
   timer_.async_wait([this](std::error_code ec) {
     if (ec == asio::error::operation_aborted) return;
     armed_ = false;
-    fire();
+    fire(std::chrono::steady_clock::now());
   });
 }
 
-void timers::fire() {
+void timers::use_manual_clock() {
+  if (manual_) return;
+  manual_now_ = std::chrono::steady_clock::now();
+  manual_ = true;
+  arm();  // cancels the asio timer
+}
+
+std::uint64_t timers::advance(milliseconds d) {
+  if (!manual_) return 0;
+  const auto before = stats_.fired;
+  const auto target = manual_now_ + std::max(d, milliseconds(0));
+  for (;;) {
+    // Step to the earliest live entry, so entries run in due order and a tick sees each of
+    // its due times (fire() reschedules it one interval on).
+    arm();  // drops cleared entries from the top of the heap
+    if (heap_.empty() || heap_.top().due > target) break;
+    manual_now_ = std::max(manual_now_, heap_.top().due);
+    fire(manual_now_);
+    // Coroutines spawned by the callbacks run until they suspend.
+    if (ctx_.stopped()) ctx_.restart();
+    ctx_.poll();
+  }
+  manual_now_ = target;
+  return stats_.fired - before;
+}
+
+void timers::fire(std::chrono::steady_clock::time_point now) {  // now: the clock entries follow
   ++stats_.rounds;
-  auto now = std::chrono::steady_clock::now();
   while (!heap_.empty() && heap_.top().due <= now) {
     auto item = heap_.top();
     heap_.pop();

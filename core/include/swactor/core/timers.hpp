@@ -3,6 +3,10 @@
 // One steady_timer armed at the earliest due time drives a binary heap of entries, so a
 // million timers cost a million heap entries, not a million asio timers. Callbacks run on
 // the loop; a callback returning task<void> runs as a spawned coroutine. Not thread-safe.
+//
+// Tests can switch an instance to a manual clock (use_manual_clock): time then only moves
+// with advance(), which runs every entry falling due in order (swactor/actors/testing.hpp
+// uses it). Only these timers follow it: sleep(), with_timeout() and asio timers stay real.
 
 #include <chrono>
 #include <cstdint>
@@ -65,6 +69,23 @@ class timers {
   std::vector<timer_id> list() const;
   timer_stats stats() const;
 
+  // -- manual clock (tests) ----------------------------------------------------------------
+  // From now on time moves only by advance(): no asio timer is armed and due times, info()
+  // and new entries use the manual clock, which starts at the current steady time (so entries
+  // already added keep their remaining time). Cannot be switched back.
+  void use_manual_clock();
+  bool manual_clock() const noexcept { return manual_; }
+  // Moves the manual clock forward by `d`, running each entry as it falls due, in due order
+  // (a tick as often as its interval fits), and after each callback runs the loop's ready
+  // handlers, so coroutines a callback spawned run until they next suspend. Call it from
+  // outside the loop (a test body), never from a callback or coroutine on it. Returns the
+  // callbacks run. Without use_manual_clock() it does nothing and returns 0.
+  std::uint64_t advance(milliseconds d);
+  // The clock the entries follow: steady_clock::now(), or the manual clock.
+  std::chrono::steady_clock::time_point now() const {
+    return manual_ ? manual_now_ : std::chrono::steady_clock::now();
+  }
+
  private:
   using callback = std::function<void(timer_id)>;
 
@@ -108,7 +129,7 @@ class timers {
 
   timer_id add(milliseconds interval, bool repeating, callback fn);
   void arm();
-  void fire();
+  void fire(std::chrono::steady_clock::time_point now);  // runs entries due at or before now
 
   asio::io_context& ctx_;
   asio::steady_timer timer_;
@@ -118,6 +139,8 @@ class timers {
   bool armed_ = false;
   std::chrono::steady_clock::time_point armed_due_{};
   timer_stats stats_;
+  bool manual_ = false;
+  std::chrono::steady_clock::time_point manual_now_{};
 };
 
 }  // namespace swactor
