@@ -25,7 +25,8 @@
 //   publish_tag TOPIC TAG TEXT   -> "ok": raw TEXT under tag TAG (receivers drop an unknown
 //                                   tag, or a probe.note whose bytes do not decode)
 //   bus_send PROC TEXT           -> "ok": a direct message to process PROC's probe
-//   request PROC TEXT MS         -> the reply, or "error: <message>"; PROC -1 = any worker.
+//   request PROC TEXT MS         -> the reply, or "error: <message>"; PROC -1 = any worker
+//                                   (round robin), -2 = the least loaded worker.
 //                                   The receiving probe answers "PROC:TEXT", except: TEXT
 //                                   "inbox" / "summary" answers its bus_inbox / bus_summary,
 //                                   "subscribe:PATTERN" subscribes it ("ok"), "burst:TOPIC:N"
@@ -267,7 +268,9 @@ class probe final : public module_base {
       auto last = rest.rfind(' ');
       if (last == std::string_view::npos) co_return "error: usage: request PROC TEXT MS";
       auto ms = to_int(rest.substr(last + 1));
-      auto to = proc < 0 ? bus::target::any() : bus::target::worker(proc);
+      auto to = proc == -2   ? bus::target::any({}, bus::pick::least_loaded)
+                : proc < 0   ? bus::target::any()
+                             : bus::target::worker(proc);
       auto r = co_await ctx.request(to, bus::payload::raw(std::string(rest.substr(0, last))),
                                     std::chrono::milliseconds(ms));
       co_return r ? r->data : "error: " + r.error().message();

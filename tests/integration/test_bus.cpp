@@ -117,6 +117,22 @@ TEST_CASE("bus: request/reply, timeouts, late replies, no reply, failures, any w
   srv.stop_and_check();
 }
 
+TEST_CASE("bus: least_loaded picks the worker running the fewest handlers", "[bus]") {
+  auto mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  server_under_test srv(server_keys(mode, "workers = 3"), kProbe);
+  auto c = probe(srv);
+  auto me = c.ask("whoami");
+  REQUIRE(me);
+  int self = std::stoi(me->substr(7));
+  // This worker runs the command's handler; `busy` runs a bus handler for 2 s; `idle` nothing.
+  int busy = (self + 1) % 3, idle = (self + 2) % 3;
+  CHECK(c.ask("bus_send " + std::to_string(busy) + " sleep:2000") == "ok");
+  std::this_thread::sleep_for(200ms);
+  for (int i = 0; i < 3; ++i) CHECK(c.ask("request -2 ll 1500") == std::to_string(idle) + ":ll");
+  srv.stop_and_check();
+}
+
 TEST_CASE("bus: 100,000 messages from 2 publishers to 3 subscribers arrive complete and in order", "[bus][load]") {
   auto mode = GENERATE(as<std::string>{}, "base", "process");
   INFO("mode " << mode);
