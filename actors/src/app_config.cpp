@@ -130,7 +130,8 @@ const config::schema<listen_config>& listen_schema() {
     s.string("url", &listen_config::url,
              "Where to listen: `tcp://HOST:PORT`, `tcp://[::1]:PORT`, `udp://HOST:PORT`, "
              "`unix:///path` (stream), `unixgram:///path` (datagram), `http://HOST:PORT` or "
-             "`http+unix:///path` (HTTP/1.1).")
+             "`http+unix:///path` (HTTP/1.1), `ws://HOST:PORT` or `ws+unix:///path` (HTTP/1.1 "
+             "with WebSocket upgrades).")
         .required()
         .string("module", &listen_config::module,
                 "Module instance that handles this listener's events ([modules.NAME], or a "
@@ -201,7 +202,10 @@ const config::schema<listen_config>& listen_schema() {
                  "(pipelining); beyond it the connection stops reading until responses go out.",
                  1, 1024)
         .string("server_header", &listen_config::server_header,
-                "HTTP: the Server header of responses; \"\" = none.");
+                "HTTP: the Server header of responses; \"\" = none.")
+        .table("websocket", &listen_config::websocket, websocket_schema(),
+               "HTTP: WebSocket upgrades on this listener (see [listen.websocket]); a `ws://` URL "
+               "turns them on with the defaults.");
     return s;
   }();
   return s;
@@ -250,6 +254,48 @@ const config::schema<server_config>& server_schema() {
         .string("log_file", &server_config::log_file,
                 "Log file path; empty logs to stderr. Every line is tagged with the role "
                 "(master, worker#N, task#N) and pid.");
+    return s;
+  }();
+  return s;
+}
+
+const config::schema<websocket_config>& websocket_schema() {
+  static const auto s = [] {
+    config::schema<websocket_config> s;
+    s.size("max_message_size", &websocket_config::max_message_size,
+           "Largest message (fragments reassembled, inflated when compressed); larger closes with 1009.", 1)
+        .size("max_frame_size", &websocket_config::max_frame_size,
+              "Largest frame payload; larger closes with 1009.", 1)
+        .boolean("permessage_deflate", &websocket_config::permessage_deflate,
+                 "Accept permessage-deflate (RFC 7692) when the client offers it.")
+        .size("deflate_min_size", &websocket_config::deflate_min_size,
+              "Messages sent smaller than this go uncompressed.")
+        .boolean("no_context_takeover", &websocket_config::no_context_takeover,
+                 "Ask for server_no_context_takeover: our compressor resets after each message, so "
+                 "its memory is not kept between messages.")
+        .integer("deflate_window_bits", &websocket_config::deflate_window_bits,
+                 "Our compressor's window (server_max_window_bits): 9 (512 B) .. 15 (32 KiB).", 9, 15)
+        .duration("close_timeout", &websocket_config::close_timeout,
+                  "After our close frame, how long the client has to answer before the connection closes.")
+        .custom("origins", "array of strings", "[]",
+                "Allowed Origin header values (\"https://example.com\"); a handshake from another "
+                "origin gets 403. Empty = any.",
+                [](const toml::node& n, websocket_config& w, config::parse_context& ctx) {
+                  auto* arr = n.as_array();
+                  if (!arr) {
+                    ctx.diag.add(n.source(), ctx.path, "expected an array of strings, got " + config::type_name(n));
+                    return;
+                  }
+                  for (std::size_t k = 0; k < arr->size(); ++k) {
+                    auto v = arr->get(k)->value<std::string>();
+                    if (!v) {
+                      ctx.diag.add(arr->get(k)->source(), ctx.path + "[" + std::to_string(k) + "]",
+                                   "expected a string (an origin such as \"https://example.com\")");
+                      continue;
+                    }
+                    w.origins.push_back(*v);
+                  }
+                });
     return s;
   }();
   return s;
@@ -436,6 +482,7 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
         listen_config lc;
         auto lpath = "listen[" + std::to_string(i++) + "]";
         listen_schema().parse(*el.as_table(), lc, diag, lpath);
+        lc.websocket.enabled = el.as_table()->contains("websocket");
         app.listen.push_back(std::move(lc));
         listen_sources.push_back(el.source());
       }
@@ -588,6 +635,14 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
       o.keepalive_timeout_ms = ms(lc.keepalive_timeout);
       o.body_timeout_ms = ms(lc.body_timeout);
       o.server_name = lc.server_header;
+      auto& w = lc.websocket;
+      if (lc.endpoint.websocket) w.enabled = true;
+      o.websocket.max_message_size = w.max_message_size;
+      o.websocket.max_frame_size = w.max_frame_size;
+      o.websocket.deflate_min_size = static_cast<std::size_t>(w.deflate_min_size);
+      o.websocket.close_timeout_ms = ms(w.close_timeout);
+    } else if (lc.websocket.enabled) {
+      diag.add(listen_sources[i], lpath + ".websocket", "websocket is for HTTP listeners (http://, ws://)");
     }
     lc.framing_options = to_framing_options(lc.framing);
     for (const auto& problem : lc.framing_options.validate())
@@ -668,6 +723,12 @@ std::string config_reference_markdown(const module_registry& reg) {
                       "[\"GET\"] } ]`. No entry matches the path: 404; only the method fails: 405 "
                       "with Allow. Entries with the same path may split the methods.",
                       route_schema().docs()});
+  sections.push_back({"[listen.websocket]",
+                      "HTTP listeners: an inline table, `websocket = { max_message_size = \"1MiB\", "
+                      "origins = [\"https://example.com\"] }`. Its presence (or a `ws://` URL) turns "
+                      "WebSocket upgrades on: a GET with `Upgrade: websocket` to a route whose module has "
+                      "WebSocket handlers becomes a WebSocket (docs/modules.md, \"WebSocket modules\").",
+                      websocket_schema().docs()});
   sections.push_back({"[listen.framing]",
                       "An inline table: `framing = { type = \"eof\", delimiter = \"\\r\\n\" }` or "
                       "`framing = { type = \"length\", length_size = 4, length_offset = 0, "

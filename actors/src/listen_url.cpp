@@ -8,15 +8,17 @@ listen_url parse_listen_url(const std::string& url) {
   listen_url out;
   auto scheme_end = url.find("://");
   if (scheme_end == std::string::npos) {
-    out.error_text = "expected SCHEME://ADDRESS with scheme tcp, udp, unix, unixgram, http or http+unix, got \"" + url + "\"";
+    out.error_text = "expected SCHEME://ADDRESS with scheme tcp, udp, unix, unixgram, http, http+unix, ws or ws+unix, got \"" + url + "\"";
     return out;
   }
   auto scheme = url.substr(0, scheme_end);
   auto rest = url.substr(scheme_end + 3);
-  // http:// and http+unix:// are tcp:// and unix:// speaking HTTP.
-  if (scheme == "http" || scheme == "http+unix") {
+  // http:// and http+unix:// are tcp:// and unix:// speaking HTTP; ws:// and ws+unix:// are
+  // the same with WebSocket upgrades on.
+  if (scheme == "http" || scheme == "http+unix" || scheme == "ws" || scheme == "ws+unix") {
     out.protocol = listen_protocol::http;
-    scheme = scheme == "http" ? "tcp" : "unix";
+    out.websocket = scheme.starts_with("ws");
+    scheme = scheme == "http" || scheme == "ws" ? "tcp" : "unix";
     // An http URL may end in "/" (http://127.0.0.1:8080/); nothing else after the port.
     if (out.protocol == listen_protocol::http && scheme == "tcp" && !rest.empty() && rest.back() == '/')
       rest.pop_back();
@@ -35,7 +37,7 @@ listen_url parse_listen_url(const std::string& url) {
     return out;
   }
   if (scheme != "tcp" && scheme != "udp") {
-    out.error_text = "unknown scheme \"" + scheme + "\"; expected tcp, udp, unix, unixgram, http or http+unix";
+    out.error_text = "unknown scheme \"" + scheme + "\"; expected tcp, udp, unix, unixgram, http, http+unix, ws or ws+unix";
     return out;
   }
   out.kind = scheme == "tcp" ? listen_kind::tcp : listen_kind::udp;

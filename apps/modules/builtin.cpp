@@ -7,6 +7,7 @@
 #include "kv.hpp"
 #include "probe.hpp"
 #include "ticker.hpp"
+#include "ws_modules.hpp"
 
 namespace swactor::apps {
 
@@ -43,6 +44,7 @@ const module_registry& builtin_modules() {
     r.add<task_echo>();
     r.add<kv>();
     r.add<ticker>();
+    r.add<ws_echo>();
     return r;
   }();
   return reg;

@@ -212,6 +212,7 @@ class server_codec final : public stream_codec {
   }
   bool done() const noexcept override { return done_; }
   std::uint32_t outstanding() const noexcept override { return count_; }
+  std::unique_ptr<stream_codec> take_successor() override { return std::move(successor_); }
 
   deadline timeout() const noexcept override {
     if (done_ || broken_) return {};
@@ -357,6 +358,7 @@ class server_codec final : public stream_codec {
   bool closing_ = false;   // nothing more is parsed (close, upgrade, request limit)
   bool broken_ = false;    // a protocol error: nothing more is parsed
   bool done_ = false;
+  std::unique_ptr<stream_codec> successor_;  // the WebSocket codec after an accepted upgrade
   int held_status_ = 0;    // an error response waiting for earlier responses
   const char* held_why_ = nullptr;
   std::uint32_t epoch_ = 0;
@@ -1013,6 +1015,23 @@ void server_codec::encode(std::uint8_t kind, std::string_view data, std::string&
   if (done_) return;  // the connection ends: nothing may follow the last response
   switch (static_cast<out>(kind)) {
     case out::raw: wire.append(data); return;
+    case out::ws_accept: {
+      // Only the oldest request, only an upgrade, only before any response to it.
+      if (resp_started_ || !count_ || !front().upgrade || data.size() < 3) return;
+      auto o = opts_.websocket;
+      auto flags = static_cast<std::uint8_t>(data[0]);
+      o.deflate = (flags & 1) != 0;
+      o.deflate_with.server_no_context_takeover = (flags & 2) != 0;
+      o.deflate_with.client_no_context_takeover = (flags & 4) != 0;
+      o.deflate_with.server_max_window_bits = static_cast<std::uint8_t>(data[1]);
+      o.deflate_with.client_max_window_bits = static_cast<std::uint8_t>(data[2]);
+      wire.append(data.substr(3));
+      pop_front();
+      ++epoch_;
+      successor_ = std::make_unique<websocket::codec>(o);
+      done_ = true;  // HTTP ends here; the successor reads what follows
+      return;
+    }
     case out::continue_100:
       if (count_ && front().expect && !resp_started_) {
         wire.append(kContinue);

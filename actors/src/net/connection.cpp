@@ -341,6 +341,13 @@ std::error_code connection::encode_now(std::uint8_t kind, std::string_view data)
   wire->clear();
   codec_->encode(kind, data, *wire);
   codec_->take_output(*wire);  // e.g. an error response the codec held until this reply went out
+  if (auto next = codec_->take_successor()) {
+    // An accepted upgrade: what follows on this connection is the new protocol's. Safe to
+    // drop the old codec here: encode_now never runs inside a decode().
+    codec_ = std::move(next);
+    codec_switched_ = true;
+    deadline_armed_ = false;
+  }
   auto ec = queue_bytes(*wire);
   if (wire != &local) host_.return_encode_buffer();
   return ec;

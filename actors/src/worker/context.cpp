@@ -25,6 +25,23 @@ std::string_view server_context::payload(session_id s, std::string_view message)
 
 std::error_code server_context::bind(session_id s, user_id uid) { return rt_.port().bind(s, uid); }
 
+std::error_code server_context::push(session_id s, std::string_view data, ws_opcode op) {
+  namespace ws = protocols::websocket;
+  auto kind = op == ws_opcode::binary ? ws::reply::binary : ws::reply::text;
+  return rt_.port().send(s, data, static_cast<std::uint8_t>(kind));
+}
+
+std::error_code server_context::disconnect(session_id s, std::uint16_t code, std::string_view reason) {
+  if (code < 1000 || code > 4999) return std::make_error_code(std::errc::invalid_argument);
+  std::string payload;
+  payload.push_back(static_cast<char>(code >> 8));
+  payload.push_back(static_cast<char>(code));
+  payload.append(reason.substr(0, 123));
+  return rt_.port().send(s, payload, static_cast<std::uint8_t>(protocols::websocket::reply::close));
+}
+
+bool server_context::exists(session_id s) { return rt_.port().is_open(s); }
+
 result<task_id> server_context::task(std::string payload, int dst) {
   return rt_.start_task(module_, std::move(payload), dst, true, nullptr);
 }

@@ -177,6 +177,11 @@ std::optional<task<void>> worker_runtime::http_event(std::uint8_t kind, session_
         }
         while (!st.pipes.empty() && st.pipes.front()->taken && st.pipes.front()->ended) st.pipes.pop_front();
       }
+      x.listener = listener;
+      if (x.status == 0 && lc.websocket.enabled && x.module >= 0 &&
+          modules_[static_cast<std::size_t>(x.module)]->websocket() && x.req->header("upgrade") &&
+          protocols::websocket::is_upgrade_request({x.req->method(), 1, *x.req->header("upgrade"), {}, {}, {}, {}, {}}))
+        return serve_ws_handshake(std::move(x));
       return serve_http(std::move(x));
     }
     case h1::ev::body:
@@ -271,6 +276,158 @@ void worker_runtime::http_closed(session_id s) {
     p->waiters.complete_all({});
   }
   http_pipes_.erase(it);
+}
+
+// -- WebSocket ---------------------------------------------------------------------------------
+
+namespace {
+// A header's values joined with ", " (repeated fields are one list).
+std::string joined(const http::request& req, std::string_view name) {
+  std::string out;
+  for (auto v : req.header_values(name)) {
+    if (!out.empty()) out += ", ";
+    out += v;
+  }
+  return out;
+}
+bool clean_header(std::string_view s) { return s.find_first_of("\r\n") == std::string_view::npos; }
+}  // namespace
+
+task<void> worker_runtime::serve_ws_handshake(http_exchange x) {
+  namespace ws = protocols::websocket;
+  auto s = x.req->session();
+  const auto& wc = app_.listen[static_cast<std::size_t>(x.listener)].websocket;
+  auto upgrade = joined(*x.req, "upgrade"), connection = joined(*x.req, "connection"), key = joined(*x.req, "sec-websocket-key"),
+       version = joined(*x.req, "sec-websocket-version"), protocols = joined(*x.req, "sec-websocket-protocol"),
+       extensions = joined(*x.req, "sec-websocket-extensions");
+  ws::handshake_request hr{x.req->method(), x.req->version_minor(), upgrade, connection, key, version, protocols, extensions};
+  auto chk = ws::check_handshake(hr);
+  if (!chk) {
+    log::info("session {}: WebSocket handshake refused ({}): {}", s, chk.status, chk.error);
+    session_channel ch(*port_, s);
+    http::response res(ch);
+    res.status(chk.status).set_header("Content-Type", "text/plain; charset=utf-8");
+    if (chk.status == 426) res.set_header("Sec-WebSocket-Version", "13");
+    res.close();
+    (void)res.end(chk.error + "\n");
+    co_return;
+  }
+  if (!wc.origins.empty()) {
+    auto* origin = x.req->header("origin");
+    if (!origin || std::find(wc.origins.begin(), wc.origins.end(), *origin) == wc.origins.end()) {
+      log::info("session {}: WebSocket handshake refused: origin {} not allowed", s, origin ? *origin : "(none)");
+      answer(*port_, s, 403, "Forbidden: origin not allowed\n", nullptr, true);
+      co_return;
+    }
+  }
+  auto mod = static_cast<std::size_t>(x.module);
+  auto& m = *modules_[mod];
+  auto& ctx = *contexts_[mod];
+  ws_handshake hs(chk.protocols);
+  std::exception_ptr error;
+  handler_begin();
+  try {
+    co_await m.on_handshake(ctx, *x.req, hs);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  handler_end();
+  if (error) {
+    log_failure(x.module, "on_handshake", s, error);
+    answer(*port_, s, 500, "Internal Server Error\n", nullptr, true);
+    co_return;
+  }
+  if (hs.refused()) {
+    answer(*port_, s, hs.refused() >= 400 && hs.refused() <= 599 ? hs.refused() : 403,
+           hs.refusal_body().empty() ? std::string_view("Forbidden\n") : std::string_view(hs.refusal_body()), nullptr,
+           true);
+    co_return;
+  }
+  std::string extra;
+  for (const auto& [name, value] : hs.headers()) {
+    if (!clean_header(name) || !clean_header(value) || name.empty()) {
+      log::warning("module {}: header {:?} for the 101 response dropped (CR or LF in it)", m.instance_name(), name);
+      continue;
+    }
+    extra += name + ": " + value + "\r\n";
+  }
+  ws::deflate_params dp;
+  std::string ext;
+  if (wc.permessage_deflate && !chk.deflate_offers.empty())
+    ext = ws::negotiate_deflate(chk.deflate_offers, wc.no_context_takeover, wc.deflate_window_bits, dp);
+  std::string accept;
+  std::uint8_t flags = 0;
+  if (!ext.empty()) flags = static_cast<std::uint8_t>(1 | (dp.server_no_context_takeover ? 2 : 0) |
+                                                      (dp.client_no_context_takeover ? 4 : 0));
+  accept.push_back(static_cast<char>(flags));
+  accept.push_back(static_cast<char>(dp.server_max_window_bits));
+  accept.push_back(static_cast<char>(dp.client_max_window_bits));
+  accept += ws::switching_protocols_head(chk, hs.protocol(), ext, extra);
+  if (auto ec = port_->send(s, accept, static_cast<std::uint8_t>(h1::out::ws_accept))) {
+    log::info("session {}: WebSocket accept not sent: {}", s, ec.message());
+    co_return;
+  }
+  ws_sessions_[s] = ws_session{x.module, false};
+  co_await run_ws(x.module, s, "on_open", m.on_open(ctx, s, *x.req));
+}
+
+task<void> worker_runtime::run_ws(int module, session_id s, const char* event, task<void> t) {
+  handler_begin();
+  std::exception_ptr error;
+  try {
+    co_await std::move(t);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  log_failure(module, event, s, error);
+  handler_end();
+}
+
+std::optional<task<void>> worker_runtime::ws_event(std::uint8_t kind, session_id s, std::string& data) {
+  namespace ws = protocols::websocket;
+  auto it = ws_sessions_.find(s);
+  if (it == ws_sessions_.end()) {
+    log::warning("session {}: WebSocket event for a session this worker did not upgrade; dropped (use a sticky "
+                 "dispatch_mode for WebSocket listeners)", s);
+    return std::nullopt;
+  }
+  int mod = it->second.module;
+  auto& m = *modules_[static_cast<std::size_t>(mod)];
+  auto& ctx = *contexts_[static_cast<std::size_t>(mod)];
+  switch (static_cast<ws::ev>(kind)) {
+    case ws::ev::text:
+    case ws::ev::binary: {
+      ws_message msg{kind == static_cast<std::uint8_t>(ws::ev::text) ? ws_opcode::text : ws_opcode::binary,
+                     std::move(data)};
+      return run_ws(mod, s, "on_message", m.on_message(ctx, s, std::move(msg)));
+    }
+    case ws::ev::close: {
+      if (it->second.close_seen) return std::nullopt;
+      it->second.close_seen = true;
+      std::uint16_t code = 1005;  // "no status received"
+      std::string reason;
+      if (data.size() >= 2) {
+        code = static_cast<std::uint16_t>((static_cast<unsigned char>(data[0]) << 8) | static_cast<unsigned char>(data[1]));
+        reason = data.substr(2);
+      }
+      return run_ws(mod, s, "on_close", m.on_close(ctx, s, code, std::move(reason)));
+    }
+    case ws::ev::ping:
+    case ws::ev::pong: return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+std::optional<task<void>> worker_runtime::ws_closed(session_id s) {
+  auto it = ws_sessions_.find(s);
+  if (it == ws_sessions_.end()) return std::nullopt;
+  auto st = it->second;
+  ws_sessions_.erase(it);
+  if (st.close_seen) return std::nullopt;
+  // Closed without a close frame (the peer vanished, a protocol error, our close timed out).
+  auto& m = *modules_[static_cast<std::size_t>(st.module)];
+  auto& ctx = *contexts_[static_cast<std::size_t>(st.module)];
+  return run_ws(st.module, s, "on_close", m.on_close(ctx, s, 1006, {}));
 }
 
 }  // namespace swactor::detail

@@ -359,9 +359,15 @@ std::optional<task<void>> worker_runtime::handler_for(event_kind k, std::uint8_t
     // handlers: a connection carries many requests, maybe for different modules).
     if (k == event_kind::closed) {
       http_closed(s);
+      if (auto t = ws_closed(s)) {
+        begin_busy();
+        return t;
+      }
     }
     if (k != event_kind::message) return std::nullopt;
-    auto t = http_event(kind, s, listener, data);
+    // An upgraded connection's events are WebSocket kinds (16 and up), never HTTP's.
+    auto t = kind >= static_cast<std::uint8_t>(protocols::websocket::ev::text) ? ws_event(kind, s, data)
+                                                                              : http_event(kind, s, listener, data);
     if (t) {
       begin_busy();
       bump(slot_->messages);

@@ -50,6 +50,9 @@ class server_context final : public context {
   result<session_info> info(session_id s) override;
   std::string_view payload(session_id s, std::string_view message) override;
   std::error_code bind(session_id s, user_id uid) override;
+  std::error_code push(session_id s, std::string_view data, ws_opcode op) override;
+  std::error_code disconnect(session_id s, std::uint16_t code, std::string_view reason) override;
+  bool exists(session_id s) override;
   result<task_id> task(std::string payload, int dst) override;
   swactor::task<result<std::string>> task_wait(std::string payload, duration timeout, int dst) override;
   swactor::task<std::vector<result<std::string>>> task_wait_all(std::vector<std::string> payloads,
@@ -109,6 +112,7 @@ class worker_runtime final : private handler_host,
     std::unique_ptr<http::request> req;
     int module = -1;
     int route = -1;
+    int listener = -1;
     bool stream = false;  // the route streams the body to the handler
     std::shared_ptr<body_pipe> pipe;  // requests whose body follows the head
     std::chrono::milliseconds body_timeout{0};
@@ -118,6 +122,16 @@ class worker_runtime final : private handler_host,
   };
   std::optional<task<void>> http_event(std::uint8_t kind, session_id s, int listener, std::string& data);
   task<void> serve_http(http_exchange x);
+  // WebSocket (ws_events.cpp): the upgrade, then the connection's frames.
+  task<void> serve_ws_handshake(http_exchange x);
+  std::optional<task<void>> ws_event(std::uint8_t kind, session_id s, std::string& data);
+  std::optional<task<void>> ws_closed(session_id s);
+  task<void> run_ws(int module, session_id s, const char* event, task<void> t);
+  struct ws_session {
+    int module = -1;
+    bool close_seen = false;  // on_close ran (a close frame came)
+  };
+  std::unordered_map<session_id, ws_session> ws_sessions_;
   void http_closed(session_id s);
   std::string local_address(session_id s) override;
   // A body/end event as it arrives (not through the runner, which may be running the

@@ -39,6 +39,7 @@ struct listen_url {
   std::string host;  // tcp/udp: address literal ("127.0.0.1", "::1", "0.0.0.0", "localhost")
   std::uint16_t port = 0;
   std::string path;  // unix
+  bool websocket = false;  // ws://, ws+unix://: HTTP with WebSocket upgrades
   std::string error_text;  // set when parsing failed
   explicit operator bool() const noexcept { return error_text.empty(); }
   bool stream() const noexcept { return kind == listen_kind::tcp || kind == listen_kind::unix_stream; }
@@ -78,6 +79,21 @@ struct framing_config {
   std::uint64_t max_length = 2u << 20;
 };
 
+// [[listen]] websocket = { ... }: WebSocket upgrades on an HTTP listener (ws:// turns them
+// on with these defaults).
+struct websocket_config {
+  std::uint64_t max_message_size = 16u << 20;
+  std::uint64_t max_frame_size = 16u << 20;
+  bool permessage_deflate = true;
+  std::uint64_t deflate_min_size = 64;
+  bool no_context_takeover = false;
+  int deflate_window_bits = 15;
+  std::chrono::milliseconds close_timeout{5000};
+  std::vector<std::string> origins;  // empty = any Origin
+
+  bool enabled = false;  // resolved: ws:// or the table is present
+};
+
 // One entry of an HTTP listener's `routes`.
 struct route_config {
   std::string path;    // "/api/" (prefix) or "=/healthz" (exact)
@@ -108,6 +124,7 @@ struct listen_config {
   std::uint64_t max_queued_messages = 64;
   // HTTP listeners
   std::vector<route_config> routes;
+  websocket_config websocket;
   std::uint64_t max_header_size = 16 * 1024;
   int max_headers = 100;
   std::uint64_t max_body_size = 8u << 20;
@@ -178,6 +195,7 @@ const config::schema<listen_config>& listen_schema();
 const config::schema<framing_config>& framing_schema();
 const config::schema<route_config>& route_schema();
 const config::schema<bus_config>& bus_schema();
+const config::schema<websocket_config>& websocket_schema();
 
 // Parses and validates; nullopt (with diagnostics) on any error.
 std::optional<app_config> load_app_config(const std::string& path, const module_registry& reg,

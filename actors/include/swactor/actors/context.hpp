@@ -74,6 +74,25 @@ class context {
     return server_errc::not_supported;
   }
 
+  // -- WebSocket --------------------------------------------------------------------
+  // A message to a WebSocket session of this worker (base mode) or of the server (process
+  // mode). Errors: session_not_found, output_buffer_full.
+  [[nodiscard]] virtual std::error_code push(session_id s, std::string_view data, ws_opcode op = ws_opcode::text) {
+    (void)s, (void)data, (void)op;
+    return server_errc::not_supported;
+  }
+  // Starts the close handshake (code 1000..4999, reason up to 123 bytes); the connection
+  // closes when the client answers or after the listener's close_timeout.
+  [[nodiscard]] virtual std::error_code disconnect(session_id s, std::uint16_t code = 1000, std::string_view reason = {}) {
+    (void)s, (void)code, (void)reason;
+    return server_errc::not_supported;
+  }
+  // Whether the session is open (any listener kind).
+  virtual bool exists(session_id s) {
+    (void)s;
+    return false;
+  }
+
   // -- tasks ------------------------------------------------------------------------
   // Starts a task on a task worker (`dst` = its index among task workers, -1 = any);
   // the result arrives in on_finish. Returns the task id.

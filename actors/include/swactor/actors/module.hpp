@@ -46,6 +46,49 @@ using session_id = basic_id<struct session_id_tag>;  // a connection, server-wid
 using task_id = basic_id<struct task_id_tag>;        // a task, unique in its worker
 using user_id = basic_id<struct user_id_tag>;        // the uid bound to a connection
 
+// WebSocket (docs/modules.md, "WebSocket modules").
+enum class ws_opcode : std::uint8_t { text = 1, binary = 2 };
+struct ws_message {
+  ws_opcode opcode = ws_opcode::text;
+  std::string data;  // text: valid UTF-8 (checked before the handler runs)
+  bool is_text() const noexcept { return opcode == ws_opcode::text; }
+};
+// What on_handshake decides for one upgrade request: a subprotocol from the client's list,
+// extra response headers, or a refusal with any status.
+class ws_handshake {
+ public:
+  explicit ws_handshake(std::vector<std::string> offered) : offered_(std::move(offered)) {}
+  // Subprotocols the client offered (Sec-WebSocket-Protocol), in its order.
+  const std::vector<std::string>& offered_protocols() const noexcept { return offered_; }
+  // Picks one of them (false, and nothing changes, for one not offered).
+  bool select_protocol(std::string_view p) {
+    for (const auto& o : offered_)
+      if (o == p) {
+        protocol_ = o;
+        return true;
+      }
+    return false;
+  }
+  const std::string& protocol() const noexcept { return protocol_; }
+  // A header for the 101 response (Set-Cookie, ...). CR and LF are not allowed in either.
+  void add_header(std::string name, std::string value) { headers_.emplace_back(std::move(name), std::move(value)); }
+  const std::vector<std::pair<std::string, std::string>>& headers() const noexcept { return headers_; }
+  // Answers the request with `status` (>= 400) and `body` instead of upgrading.
+  void refuse(int status, std::string body = {}) {
+    refused_ = status;
+    body_ = std::move(body);
+  }
+  int refused() const noexcept { return refused_; }
+  const std::string& refusal_body() const noexcept { return body_; }
+
+ private:
+  std::vector<std::string> offered_;
+  std::string protocol_;
+  std::vector<std::pair<std::string, std::string>> headers_;
+  int refused_ = 0;
+  std::string body_;
+};
+
 struct packet_info {
   std::string address;  // "127.0.0.1:5000", "[::1]:5000", or a unix path ("" if unnamed)
   int listener = 0;     // index of the [[listen]] entry
@@ -80,6 +123,17 @@ class module_base {
   // throwing, answers 500. Requests of one connection arrive in order, one at a time.
   // The default answers 500 (a route to a module without it is a configuration mistake).
   virtual task<void> on_request(context&, http::request&, http::response&);
+  // WebSocket, on HTTP listeners with upgrades on (ws://, or a `websocket` table): a module
+  // whose websocket() is true gets the upgrade requests routed to it. on_handshake may pick
+  // a subprotocol, add headers or refuse; then on_open, each message in on_message (fragments
+  // reassembled), and on_close once with the close code (1006 when the connection ended
+  // without a close frame) and reason. Events of one connection arrive in order, one at a
+  // time. Send with ctx.push(session, data, opcode), close with ctx.disconnect(...).
+  virtual bool websocket() const { return false; }
+  virtual task<void> on_handshake(context&, const http::request&, ws_handshake&) { co_return; }
+  virtual task<void> on_open(context&, session_id, const http::request&) { co_return; }
+  virtual task<void> on_message(context&, session_id, ws_message) { co_return; }
+  virtual task<void> on_close(context&, session_id, std::uint16_t /*code*/, std::string /*reason*/) { co_return; }
   // Datagram listeners (udp, unixgram): one datagram from `from` ("ip:port" or a path).
   virtual task<void> on_packet(context&, const packet_info&, std::string /*data*/) { co_return; }
   // Task workers: the payload of a task() from worker `src_worker`; the return value is the

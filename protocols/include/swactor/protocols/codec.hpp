@@ -91,6 +91,11 @@ class stream_codec {
   // answers what is outstanding (HTTP: 502) and is done(). No-op when nothing is.
   virtual void abandon(std::string& out) { (void)out; }
 
+  // The codec that takes over after the reply just encoded (HTTP/1.1 -> WebSocket after a
+  // 101): the connection swaps it in at once, and the bytes after the upgrade request go to
+  // it. Null when there is none.
+  virtual std::unique_ptr<stream_codec> take_successor() { return nullptr; }
+
   // The message without its framing (delimiter, length header); `message` is one that this
   // codec emitted as kind 0.
   virtual std::string_view payload(std::string_view message) const noexcept { return message; }

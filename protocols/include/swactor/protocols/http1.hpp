@@ -14,6 +14,11 @@
 //   body:         a piece of a streamed body (chunked on the wire when the client speaks 1.1)
 //   end:          end of a streamed response; data = trailers (header_list::encode)
 //   continue_100: "100 Continue" for the oldest request that expects it
+//   ws_accept:    the oldest request (an upgrade) becomes a WebSocket: data = u8 flags
+//                 (1 permessage-deflate, 2 server_no_context_takeover, 4
+//                 client_no_context_takeover), u8 server_max_window_bits, u8
+//                 client_max_window_bits, then the 101 head as bytes; the codec writes the
+//                 head and hands over to a websocket::codec (take_successor)
 //
 // The codec validates everything a request smuggler could use (see http1.cpp), answers
 // protocol errors itself (400, 408, 413, 417, 431, 501, 505, then close), adds the framing
@@ -29,13 +34,14 @@
 #include <vector>
 
 #include "swactor/protocols/codec.hpp"
+#include "swactor/protocols/websocket.hpp"
 
 namespace swactor::protocols::http1 {
 
 // event::kind values
 enum class ev : std::uint8_t { request = 1, body = 2, end = 3 };
 // encode() kinds
-enum class out : std::uint8_t { raw = 0, whole = 1, head = 2, body = 3, end = 4, continue_100 = 5 };
+enum class out : std::uint8_t { raw = 0, whole = 1, head = 2, body = 3, end = 4, continue_100 = 5, ws_accept = 6 };
 
 struct header {
   std::string name;  // as received (lookups are case-insensitive)
@@ -127,6 +133,7 @@ struct options {
   std::uint32_t keepalive_timeout_ms = 60000;  // idle between requests -> quiet close
   std::uint32_t body_timeout_ms = 60000;     // no body progress -> 408
   std::string server_name = "swactor";       // Server header; empty = none
+  websocket::options websocket;              // the codec an accepted upgrade continues with
 };
 
 // The codec for one connection.

@@ -68,6 +68,7 @@ struct options {
   bool deflate = false;                       // permessage-deflate was negotiated with `deflate_with`
   deflate_params deflate_with;
   std::size_t deflate_min_size = 64;          // smaller outgoing messages go uncompressed
+  std::uint32_t close_timeout_ms = 5000;      // after our close, how long the peer has to answer
 };
 
 // The codec fails with error codes of this category whose value is the close code it sent.
@@ -134,6 +135,15 @@ class codec final : public stream_codec {
   void encode(std::uint8_t kind, std::string_view data, std::string& out) override;
   bool take_output(std::string& out) override;
   bool done() const noexcept override { return closed_ && output_.empty(); }
+  // After our close frame: the peer's reply is due within close_timeout_ms.
+  deadline timeout() const noexcept override {
+    return close_sent_ && !closed_ ? deadline{opts_.close_timeout_ms, 1} : deadline{};
+  }
+  std::string_view expire(std::string& out) override {
+    (void)out;
+    closed_ = true;
+    return "no close reply within close_timeout";
+  }
 
   // Sends close (`code`, `reason`) now if it was not sent yet: a server-initiated close
   // (stop, idle timeout, the module's disconnect). Further input is only read for the
