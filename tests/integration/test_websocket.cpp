@@ -1,0 +1,224 @@
+// WebSocket end to end against the real server (ws_echo), in both modes, with a small client
+// written here (masked frames, the handshake over a plain socket): the handshake and its
+// refusals, echo at every length form, fragments with a ping between them, the close
+// handshake, permessage-deflate, and protocol violations with their close codes.
+#include "server_helpers.hpp"
+#include "swactor/protocols/websocket.hpp"
+
+using namespace std::chrono_literals;
+namespace t = swactor::testing;
+using namespace swactor::testing::server;
+namespace ws = swactor::protocols::websocket;
+
+namespace {
+
+const char* kEcho = R"(
+[modules.ws_echo]
+subprotocols = ["chat.v2", "chat"]
+
+[[listen]]
+url = "ws://127.0.0.1:{port}"
+module = "ws_echo"
+websocket = { max_message_size = "1MiB", close_timeout = "500ms" }
+)";
+
+std::string client_frame(std::uint8_t b0, std::string_view payload, bool masked = true) {
+  std::string f(1, static_cast<char>(b0));
+  auto n = payload.size();
+  char m = masked ? char(0x80) : 0;
+  if (n < 126) {
+    f.push_back(static_cast<char>(m | static_cast<char>(n)));
+  } else if (n <= 0xFFFF) {
+    f.push_back(static_cast<char>(m | 126));
+    f.push_back(static_cast<char>(n >> 8));
+    f.push_back(static_cast<char>(n));
+  } else {
+    f.push_back(static_cast<char>(m | 127));
+    for (int k = 7; k >= 0; --k) f.push_back(static_cast<char>(static_cast<std::uint64_t>(n) >> (8 * k)));
+  }
+  const char mask[4] = {'\x5a', '\x13', '\x7e', '\x01'};
+  if (masked) f.append(mask, 4);
+  for (std::size_t i = 0; i < n; ++i) f.push_back(masked ? static_cast<char>(payload[i] ^ mask[i & 3]) : payload[i]);
+  return f;
+}
+
+struct frame {
+  std::uint8_t b0 = 0;
+  std::string payload;
+};
+
+std::optional<frame> read_frame(conn& c, t::duration timeout = 3s) {
+  auto h = c.read_exact(2, timeout);
+  if (!h) return std::nullopt;
+  frame f{static_cast<std::uint8_t>((*h)[0]), {}};
+  std::uint64_t n = static_cast<std::uint8_t>((*h)[1]) & 0x7F;
+  if (n >= 126) {
+    auto ext = c.read_exact(n == 126 ? 2 : 8, timeout);
+    if (!ext) return std::nullopt;
+    n = 0;
+    for (char ch : *ext) n = (n << 8) | static_cast<std::uint8_t>(ch);
+  }
+  if (n == 0) return f;  // read_exact(0) would wait for a byte
+  auto p = c.read_exact(static_cast<std::size_t>(n), timeout);
+  if (!p) return std::nullopt;
+  f.payload = std::move(*p);
+  return f;
+}
+
+// Sends the upgrade request; returns the response head (up to the blank line).
+std::string handshake(conn& c, const std::string& extra = {}, const std::string& version = "13",
+                      const std::string& key = "dGhlIHNhbXBsZSBub25jZQ==") {
+  REQUIRE(c.send_all("GET /chat HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n"
+                     "Sec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Version: " + version + "\r\n" + extra + "\r\n"));
+  auto head = c.read_until([](const std::string& b) -> std::size_t {
+    auto e = b.find("\r\n\r\n");
+    return e == std::string::npos ? 0 : e + 4;
+  }, 3s);
+  REQUIRE(head);
+  return *head;
+}
+
+int close_code(const frame& f) {
+  if (f.payload.size() < 2) return 0;
+  return (static_cast<std::uint8_t>(f.payload[0]) << 8) | static_cast<std::uint8_t>(f.payload[1]);
+}
+
+}  // namespace
+
+TEST_CASE("websocket: handshake, echo at every length form, fragments with a ping, close", "[websocket]") {
+  auto mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  server_under_test srv("mode = \"" + mode + "\"\nworkers = 2", kEcho);
+  auto c = connect_tcp("127.0.0.1", srv.port);
+  REQUIRE(c);
+  auto head = handshake(c, "Sec-WebSocket-Protocol: chat, chat.v2\r\n");
+  CHECK(head.rfind("HTTP/1.1 101 Switching Protocols\r\n", 0) == 0);
+  CHECK(head.find("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n") != std::string::npos);
+  CHECK(head.find("Sec-WebSocket-Protocol: chat.v2\r\n") != std::string::npos);  // the module's preference
+  for (std::size_t n : {0, 5, 125, 126, 65535, 65536, 300000}) {
+    INFO("size " << n);
+    std::string text(n, 'x');
+    for (std::size_t i = 0; i < n; ++i) text[i] = static_cast<char>('a' + i % 26);
+    REQUIRE(c.send_all(client_frame(0x81, text)));
+    auto f = read_frame(c);
+    REQUIRE(f);
+    CHECK(f->b0 == 0x81);
+    CHECK(f->payload == text);
+    REQUIRE(c.send_all(client_frame(0x82, std::string(n, '\0'))));
+    f = read_frame(c);
+    REQUIRE(f);
+    CHECK(f->b0 == 0x82);
+    CHECK(f->payload.size() == n);
+  }
+  // Fragments with a ping in between: a pong with its payload, and the whole message.
+  REQUIRE(c.send_all(client_frame(0x01, "frag") + client_frame(0x89, "are you there") + client_frame(0x80, "ment")));
+  std::vector<frame> got;
+  for (int i = 0; i < 2; ++i) {
+    auto f = read_frame(c);
+    REQUIRE(f);
+    got.push_back(*f);
+  }
+  std::sort(got.begin(), got.end(), [](const frame& a, const frame& b) { return a.b0 < b.b0; });
+  CHECK(got[0].b0 == 0x81);
+  CHECK(got[0].payload == "fragment");
+  CHECK(got[1].b0 == 0x8A);
+  CHECK(got[1].payload == "are you there");
+  // Close: the server answers with the same code and closes the connection.
+  REQUIRE(c.send_all(client_frame(0x88, std::string("\x03\xe8", 2) + "bye")));
+  auto f = read_frame(c);
+  REQUIRE(f);
+  CHECK(f->b0 == 0x88);
+  CHECK(close_code(*f) == 1000);
+  CHECK(c.wait_closed(3s));
+  srv.stop_and_check();
+}
+
+TEST_CASE("websocket: refused handshakes: version, key, origin", "[websocket]") {
+  auto mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  server_under_test srv("mode = \"" + mode + "\"\nworkers = 1",
+                        std::string(kEcho) + "\n[[listen]]\nurl = \"http://127.0.0.1:{port2}\"\nmodule = \"ws_echo\"\n"
+                                             "websocket = { origins = [\"https://good.example\"] }\n");
+  {
+    auto c = connect_tcp("127.0.0.1", srv.port);
+    auto head = handshake(c, {}, "8");
+    CHECK(head.rfind("HTTP/1.1 426 ", 0) == 0);
+    CHECK(head.find("Sec-WebSocket-Version: 13\r\n") != std::string::npos);
+    CHECK(c.wait_closed(3s));
+  }
+  {
+    auto c = connect_tcp("127.0.0.1", srv.port);
+    auto head = handshake(c, {}, "13", "not-a-key");
+    CHECK(head.rfind("HTTP/1.1 400 ", 0) == 0);
+  }
+  {
+    auto c = connect_tcp("127.0.0.1", srv.port2);
+    auto head = handshake(c, "Origin: https://evil.example\r\n");
+    CHECK(head.rfind("HTTP/1.1 403 ", 0) == 0);
+    auto ok = connect_tcp("127.0.0.1", srv.port2);
+    CHECK(handshake(ok, "Origin: https://good.example\r\n").rfind("HTTP/1.1 101 ", 0) == 0);
+  }
+  CHECK(srv.wait_log("WebSocket handshake refused \\(426\\)", 2s));
+  CHECK(srv.wait_log("origin https://evil.example not allowed", 2s));
+  srv.stop_and_check();
+}
+
+TEST_CASE("websocket: permessage-deflate is negotiated and both directions compress", "[websocket][deflate]") {
+  auto mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  server_under_test srv("mode = \"" + mode + "\"\nworkers = 1", kEcho);
+  auto c = connect_tcp("127.0.0.1", srv.port);
+  auto head = handshake(c, "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n");
+  REQUIRE(head.rfind("HTTP/1.1 101 ", 0) == 0);
+  CHECK(head.find("Sec-WebSocket-Extensions: permessage-deflate\r\n") != std::string::npos);
+  ws::deflater client(ws::deflate_params{});
+  ws::deflater reader(ws::deflate_params{});
+  for (int i = 0; i < 3; ++i) {  // context takeover across messages on both sides
+    std::string text;
+    for (int k = 0; k < 200; ++k) text += "compress me " + std::to_string(i) + " ";
+    std::string z;
+    client.deflate_message(text, z);
+    REQUIRE(c.send_all(client_frame(0xC1, z)));
+    auto f = read_frame(c);
+    REQUIRE(f);
+    CHECK(f->b0 == 0xC1);  // FIN, RSV1, text
+    CHECK(f->payload.size() < text.size() / 4);
+    std::string plain;
+    bool too_big = false;
+    REQUIRE(reader.inflate_message(f->payload, plain, 1 << 20, too_big));
+    CHECK(plain == text);
+  }
+  srv.stop_and_check();
+}
+
+TEST_CASE("websocket: violations close with 1002 / 1007 / 1009 and a log line", "[websocket]") {
+  auto mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  server_under_test srv("mode = \"" + mode + "\"\nworkers = 1", kEcho);
+  struct bad_case {
+    std::string wire;
+    int code;
+    const char* log;
+  };
+  const bad_case cases[] = {
+      {client_frame(0x81, "ok \xc0\xaf"), 1007, "not valid UTF-8"},
+      {client_frame(0x81, "x", false), 1002, "unmasked client frame"},
+      // Refused at its header: only the start of the payload is sent.
+      {client_frame(0x82, std::string((1 << 20) + 1, 'x')).substr(0, 2 + 8 + 4 + 100), 1009,
+       "over max_frame_size|over max_message_size"},
+      {client_frame(0x80, "x"), 1002, "continuation frame without a message"},
+  };
+  for (const auto& bc : cases) {
+    INFO("expect " << bc.code);
+    auto c = connect_tcp("127.0.0.1", srv.port);
+    REQUIRE(handshake(c).rfind("HTTP/1.1 101 ", 0) == 0);
+    REQUIRE(c.send_all(bc.wire));
+    auto f = read_frame(c);
+    REQUIRE(f);
+    CHECK(f->b0 == 0x88);
+    CHECK(close_code(*f) == bc.code);
+    CHECK(c.wait_closed(3s));
+    CHECK(srv.wait_log(bc.log, 2s));
+  }
+  srv.stop_and_check();
+}
