@@ -325,13 +325,11 @@ task<void> worker_runtime::serve_ws_handshake(http_exchange x) {
   auto& ctx = *contexts_[mod];
   ws_handshake hs(chk.protocols);
   std::exception_ptr error;
-  handler_begin();
   try {
     co_await m.on_handshake(ctx, *x.req, hs);
   } catch (...) {
     error = std::current_exception();
   }
-  handler_end();
   if (error) {
     log_failure(x.module, "on_handshake", s, error);
     answer(*port_, s, 500, "Internal Server Error\n", nullptr, true);
@@ -371,8 +369,9 @@ task<void> worker_runtime::serve_ws_handshake(http_exchange x) {
   co_await run_ws(x.module, s, "on_open", m.on_open(ctx, s, *x.req));
 }
 
+// The runner already counts these as running handlers (they come from handler_for): only
+// a failure is this function's business.
 task<void> worker_runtime::run_ws(int module, session_id s, const char* event, task<void> t) {
-  handler_begin();
   std::exception_ptr error;
   try {
     co_await std::move(t);
@@ -380,7 +379,6 @@ task<void> worker_runtime::run_ws(int module, session_id s, const char* event, t
     error = std::current_exception();
   }
   log_failure(module, event, s, error);
-  handler_end();
 }
 
 std::optional<task<void>> worker_runtime::ws_event(std::uint8_t kind, session_id s, std::string& data) {
