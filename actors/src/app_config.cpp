@@ -277,25 +277,10 @@ const config::schema<websocket_config>& websocket_schema() {
                  "Our compressor's window (server_max_window_bits): 9 (512 B) .. 15 (32 KiB).", 9, 15)
         .duration("close_timeout", &websocket_config::close_timeout,
                   "After our close frame, how long the client has to answer before the connection closes.")
-        .custom("origins", "array of strings", "[]",
-                "Allowed Origin header values (\"https://example.com\"); a handshake from another "
-                "origin gets 403. Empty = any.",
-                [](const toml::node& n, websocket_config& w, config::parse_context& ctx) {
-                  auto* arr = n.as_array();
-                  if (!arr) {
-                    ctx.diag.add(n.source(), ctx.path, "expected an array of strings, got " + config::type_name(n));
-                    return;
-                  }
-                  for (std::size_t k = 0; k < arr->size(); ++k) {
-                    auto v = arr->get(k)->value<std::string>();
-                    if (!v) {
-                      ctx.diag.add(arr->get(k)->source(), ctx.path + "[" + std::to_string(k) + "]",
-                                   "expected a string (an origin such as \"https://example.com\")");
-                      continue;
-                    }
-                    w.origins.push_back(*v);
-                  }
-                });
+        .strings("origins", &websocket_config::origins,
+                 "Allowed Origin header values (\"https://example.com\"); a handshake from another "
+                 "origin gets 403. Empty = any.",
+                 {}, "a string (an origin such as \"https://example.com\")");
     return s;
   }();
   return s;
@@ -535,25 +520,11 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
             continue;
           }
         }
-        if (auto* sub = opts->get("subscribe")) {
-          auto* arr = sub->as_array();
-          if (!arr) {
-            diag.add(sub->source(), mpath + ".subscribe",
-                     "expected an array of bus topic patterns, got " + config::type_name(*sub));
-          } else {
-            for (std::size_t k = 0; k < arr->size(); ++k) {
-              const auto& el = *arr->get(k);
-              auto v = el.value<std::string>();
-              if (!el.is_string() || !bus::valid_pattern(*v)) {
-                diag.add(el.source(), mpath + ".subscribe[" + std::to_string(k) + "]",
-                         "expected a bus topic pattern: dot-separated tokens, '*' for one token, "
-                         "'>' (last) for the rest, e.g. \"orders.*\"");
-                continue;
-              }
-              mc.subscribe.push_back(*v);
-            }
-          }
-        }
+        if (auto* sub = opts->get("subscribe"))
+          config::parse_strings(*sub, mpath + ".subscribe", diag, mc.subscribe,
+                                [](std::string_view p) { return bus::valid_pattern(p); },
+                                "a bus topic pattern: dot-separated tokens, '*' for one token, '>' (last) for "
+                                "the rest, e.g. \"orders.*\"");
         mc.resolved = type;
         // Validate the options now so that `check` reports them (no instance is built:
         // each process that runs the module builds it once).
@@ -637,10 +608,14 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
       o.server_name = lc.server_header;
       auto& w = lc.websocket;
       if (lc.endpoint.websocket) w.enabled = true;
-      o.websocket.max_message_size = w.max_message_size;
-      o.websocket.max_frame_size = w.max_frame_size;
-      o.websocket.deflate_min_size = static_cast<std::size_t>(w.deflate_min_size);
-      o.websocket.close_timeout_ms = ms(w.close_timeout);
+      if (w.enabled) {
+        protocols::websocket::options wo;
+        wo.max_message_size = w.max_message_size;
+        wo.max_frame_size = w.max_frame_size;
+        wo.deflate_min_size = static_cast<std::size_t>(w.deflate_min_size);
+        wo.close_timeout_ms = ms(w.close_timeout);
+        o.websocket = std::make_shared<const protocols::websocket::options>(wo);
+      }
     } else if (lc.websocket.enabled) {
       diag.add(listen_sources[i], lpath + ".websocket", "websocket is for HTTP listeners (http://, ws://)");
     }

@@ -385,43 +385,36 @@ bool accepted(const module_base& mod, bus::message& m) {
 }
 }  // namespace
 
-bool harness::publish(std::string topic, bus::payload message, int sender, std::string sender_module) {
-  if (!bus::valid_topic(topic)) throw std::invalid_argument("test_kit: publish to an invalid topic \"" + topic + "\"");
-  if (!ctx_->subscribed(topic)) return false;
+bus::message harness::incoming(bus::kind kind, bus::payload message, int sender, std::string sender_module) {
   bus::message m;
-  m.kind = bus::kind::publish;
-  m.topic = std::move(topic);
+  m.kind = kind;
   m.tag = std::move(message.tag);
   m.data = std::move(message.data);
   m.sender = sender;
   m.sender_module = std::move(sender_module);
   m.seq = next_seq_++;
+  return m;
+}
+
+bool harness::publish(std::string topic, bus::payload message, int sender, std::string sender_module) {
+  if (!bus::valid_topic(topic)) throw std::invalid_argument("test_kit: publish to an invalid topic \"" + topic + "\"");
+  if (!ctx_->subscribed(topic)) return false;
+  auto m = incoming(bus::kind::publish, std::move(message), sender, std::move(sender_module));
+  m.topic = std::move(topic);
   if (!accepted(*module_, m)) return false;
   deliver(m);
   return true;
 }
 
 bool harness::send_direct(bus::payload message, int sender, std::string sender_module) {
-  bus::message m;
-  m.kind = bus::kind::direct;
-  m.tag = std::move(message.tag);
-  m.data = std::move(message.data);
-  m.sender = sender;
-  m.sender_module = std::move(sender_module);
-  m.seq = next_seq_++;
+  auto m = incoming(bus::kind::direct, std::move(message), sender, std::move(sender_module));
   if (!accepted(*module_, m)) return false;
   deliver(m);
   return true;
 }
 
 result<bus::message> harness::request(bus::payload message, int sender, std::string sender_module) {
-  bus::message m;
-  m.kind = bus::kind::request;
-  m.tag = std::move(message.tag);
-  m.data = std::move(message.data);
-  m.sender = sender;
-  m.sender_module = std::move(sender_module);
-  m.seq = next_seq_++;
+  auto m = incoming(bus::kind::request, std::move(message), sender, std::move(sender_module));
   m.request_id = next_request_++;
   if (!accepted(*module_, m)) return make_error_code(server_errc::request_failed);
   auto before = ctx_->replies().size();

@@ -23,23 +23,8 @@ class ws_echo final : public module_base {
   };
   static config::schema<options> schema() {
     config::schema<options> s;
-    s.custom("subprotocols", "array of strings", "[]",
-             "Subprotocols it speaks, preferred first; the first one the client offers is chosen.",
-             [](const toml::node& n, options& o, config::parse_context& ctx) {
-               auto* arr = n.as_array();
-               if (!arr) {
-                 ctx.diag.add(n.source(), ctx.path, "expected an array of strings, got " + config::type_name(n));
-                 return;
-               }
-               for (std::size_t k = 0; k < arr->size(); ++k) {
-                 auto v = arr->get(k)->value<std::string>();
-                 if (!v) {
-                   ctx.diag.add(arr->get(k)->source(), ctx.path + "[" + std::to_string(k) + "]", "expected a string");
-                   continue;
-                 }
-                 o.subprotocols.push_back(*v);
-               }
-             });
+    s.strings("subprotocols", &options::subprotocols,
+              "Subprotocols it speaks, preferred first; the first one the client offers is chosen.");
     return s;
   }
   explicit ws_echo(options o) : opts_(std::move(o)) {}

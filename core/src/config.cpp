@@ -145,6 +145,24 @@ std::string format_duration(std::chrono::milliseconds d) {
   return std::to_string(ms) + "ms";
 }
 
+void parse_strings(const toml::node& n, const std::string& path, diagnostics& diag, std::vector<std::string>& out,
+                   const std::function<bool(std::string_view)>& valid, std::string_view expected) {
+  const auto* arr = n.as_array();
+  if (!arr) {
+    diag.add(n.source(), path, "expected an array of strings, got " + type_name(n));
+    return;
+  }
+  for (std::size_t k = 0; k < arr->size(); ++k) {
+    const auto& el = *arr->get(k);
+    const auto* v = el.as_string();
+    if (!v || (valid && !valid(v->get()))) {
+      diag.add(el.source(), path + "[" + std::to_string(k) + "]", "expected " + std::string(expected));
+      continue;
+    }
+    out.push_back(v->get());
+  }
+}
+
 std::string type_name(const toml::node& n) {
   switch (n.type()) {
     case toml::node_type::string: return "a string";

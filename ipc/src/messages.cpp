@@ -4,26 +4,19 @@
 #include <type_traits>
 #include <utility>
 
+#include "swactor/core/wire.hpp"
+
 namespace swactor::ipc {
 namespace {
 
-// -- writing --------------------------------------------------------------------------------
+// -- fields (swactor/core/wire.hpp) -----------------------------------------------------------
 
 template <class T>
 void put(std::string& out, T v) {
-  using U = std::make_unsigned_t<T>;
-  auto u = static_cast<U>(v);
-  char b[sizeof(T)];
-  for (std::size_t i = 0; i < sizeof(T); ++i) b[i] = static_cast<char>(u >> (8 * i));
-  out.append(b, sizeof(T));
+  wire::writer(out).integer(v);
 }
-
-void put_bool(std::string& out, bool v) { out.push_back(v ? '\1' : '\0'); }
-
-void put_str(std::string& out, std::string_view s) {
-  put<std::uint32_t>(out, static_cast<std::uint32_t>(s.size()));
-  out.append(s);
-}
+void put_bool(std::string& out, bool v) { wire::writer(out).boolean(v); }
+void put_str(std::string& out, std::string_view s) { wire::writer(out).str(s); }
 
 // Starts the trailer of a bulk kind: the bulk string becomes the payload (moved, so the
 // only possible copy is the reallocation of the appends that follow).
@@ -42,54 +35,7 @@ message with_type(message_type t) {
   return m;
 }
 
-// -- reading --------------------------------------------------------------------------------
-
-// Reads fields front to back; any read past the end, or a bad bool, makes ok() false for good.
-class reader {
- public:
-  explicit reader(std::string_view s) : s_(s) {}
-
-  template <class T>
-  T get() {
-    using U = std::make_unsigned_t<T>;
-    if (!take(sizeof(T))) return T{};
-    U u = 0;
-    for (std::size_t i = 0; i < sizeof(T); ++i) {
-      u |= static_cast<U>(static_cast<U>(static_cast<unsigned char>(s_[pos_ - sizeof(T) + i]))
-                          << (8 * i));
-    }
-    return static_cast<T>(u);
-  }
-
-  bool get_bool() {
-    auto b = get<std::uint8_t>();
-    if (b > 1) ok_ = false;
-    return b == 1;
-  }
-
-  std::string get_str() {
-    auto n = get<std::uint32_t>();
-    if (!take(n)) return {};
-    return std::string(s_.substr(pos_ - n, n));
-  }
-
-  // True when every read succeeded and nothing is left over.
-  bool done() const noexcept { return ok_ && pos_ == s_.size(); }
-
- private:
-  bool take(std::size_t n) {
-    if (!ok_ || n > s_.size() - pos_) {
-      ok_ = false;
-      return false;
-    }
-    pos_ += n;
-    return true;
-  }
-
-  std::string_view s_;
-  std::size_t pos_ = 0;
-  bool ok_ = true;
-};
+using reader = wire::reader;
 
 std::error_code bad() { return make_error_code(errc::bad_message); }
 
@@ -97,7 +43,7 @@ std::error_code bad() { return make_error_code(errc::bad_message); }
 // shrinks the payload to bulk_size once the fields are read (shrinking never reallocates).
 bool split_trailer(const std::string& payload, std::size_t& bulk_size, std::string_view& fields) {
   if (payload.size() < 4) return false;
-  std::uint32_t n = reader(std::string_view(payload).substr(payload.size() - 4)).get<std::uint32_t>();
+  std::uint32_t n = reader(std::string_view(payload).substr(payload.size() - 4)).integer<std::uint32_t>();
   if (n > payload.size() - 4) return false;
   bulk_size = payload.size() - 4 - n;
   fields = std::string_view(payload).substr(bulk_size, n);
@@ -116,10 +62,10 @@ result<any_message> decode_conn_open(message& m) {
   conn_open v;
   v.session = m.session_id;
   v.reactor = m.reactor_id;
-  v.listener = r.get<std::uint32_t>();
-  v.connect_ms = r.get<std::int64_t>();
-  v.remote = r.get_str();
-  v.local = r.get_str();
+  v.listener = r.integer<std::uint32_t>();
+  v.connect_ms = r.integer<std::int64_t>();
+  v.remote = r.str();
+  v.local = r.str();
   if (!r.done()) return bad();
   return any_message(std::move(v));
 }
@@ -132,8 +78,8 @@ result<any_message> decode_conn_data(message& m) {
   conn_data v;
   v.session = m.session_id;
   v.reactor = m.reactor_id;
-  v.listener = r.get<std::uint32_t>();
-  v.kind = r.get<std::uint8_t>();
+  v.listener = r.integer<std::uint32_t>();
+  v.kind = r.integer<std::uint8_t>();
   if (!r.done()) return bad();
   v.data = take_bulk(m, bulk);
   return any_message(std::move(v));
@@ -144,9 +90,9 @@ result<any_message> decode_conn_closed(message& m) {
   conn_closed v;
   v.session = m.session_id;
   v.reactor = m.reactor_id;
-  v.listener = r.get<std::uint32_t>();
-  v.aborted = r.get_bool();
-  v.reason = r.get_str();
+  v.listener = r.integer<std::uint32_t>();
+  v.aborted = r.boolean();
+  v.reason = r.str();
   if (!r.done()) return bad();
   return any_message(std::move(v));
 }
@@ -159,7 +105,7 @@ result<any_message> decode_conn_send(message& m) {
   conn_send v;
   v.session = m.session_id;
   v.worker = m.src_worker;
-  v.kind = r.get<std::uint8_t>();
+  v.kind = r.integer<std::uint8_t>();
   if (!r.done()) return bad();
   v.data = take_bulk(m, bulk);
   return any_message(std::move(v));
@@ -169,7 +115,7 @@ result<any_message> decode_conn_close(message& m) {
   reader r(m.payload);
   conn_close v;
   v.session = m.session_id;
-  v.reset = r.get_bool();
+  v.reset = r.boolean();
   if (!r.done()) return bad();
   return any_message(v);
 }
@@ -178,7 +124,7 @@ result<any_message> decode_conn_bind(message& m) {
   reader r(m.payload);
   conn_bind v;
   v.session = m.session_id;
-  v.uid = r.get<std::uint64_t>();
+  v.uid = r.integer<std::uint64_t>();
   if (!r.done()) return bad();
   return any_message(v);
 }
@@ -190,8 +136,8 @@ result<any_message> decode_datagram_in(message& m) {
   reader r(f);
   datagram_in v;
   v.reactor = m.reactor_id;
-  v.listener = r.get<std::uint32_t>();
-  v.from = r.get_str();
+  v.listener = r.integer<std::uint32_t>();
+  v.from = r.str();
   if (!r.done()) return bad();
   v.data = take_bulk(m, bulk);
   return any_message(std::move(v));
@@ -203,8 +149,8 @@ result<any_message> decode_datagram_out(message& m) {
   if (!split_trailer(m.payload, bulk, f)) return bad();
   reader r(f);
   datagram_out v;
-  v.listener = r.get<std::int32_t>();
-  v.to = r.get_str();
+  v.listener = r.integer<std::int32_t>();
+  v.to = r.str();
   if (!r.done()) return bad();
   v.data = take_bulk(m, bulk);
   return any_message(std::move(v));
@@ -213,7 +159,7 @@ result<any_message> decode_datagram_out(message& m) {
 result<any_message> decode_stop(message& m) {
   reader r(m.payload);
   stop v;
-  v.reason = r.get_str();
+  v.reason = r.str();
   if (!r.done()) return bad();
   return any_message(std::move(v));
 }
@@ -227,8 +173,8 @@ result<any_message> decode_task_request(message& m) {
   v.task = m.message_id;
   v.src = m.src_worker;
   v.dst = m.dst_worker;
-  v.module = r.get<std::uint32_t>();
-  v.wants_finish = r.get_bool();
+  v.module = r.integer<std::uint32_t>();
+  v.wants_finish = r.boolean();
   if (!r.done()) return bad();
   v.payload = take_bulk(m, bulk);
   return any_message(std::move(v));
@@ -244,7 +190,7 @@ result<any_message> decode_task_result(message& m) {
   v.src = m.src_worker;
   v.dst = m.dst_worker;
   v.failed = m.has_error();
-  v.module = r.get<std::uint32_t>();
+  v.module = r.integer<std::uint32_t>();
   if (!r.done()) return bad();
   v.payload = take_bulk(m, bulk);
   return any_message(std::move(v));
@@ -258,7 +204,7 @@ result<any_message> decode_pipe_message(message& m) {
   pipe_message v;
   v.src = m.src_worker;
   v.dst = m.dst_worker;
-  v.module = r.get<std::uint32_t>();
+  v.module = r.integer<std::uint32_t>();
   if (!r.done()) return bad();
   v.payload = take_bulk(m, bulk);
   return any_message(std::move(v));
@@ -273,20 +219,20 @@ result<any_message> decode_bus_message(message& m) {
   v.src = m.src_worker;
   v.dst = m.dst_worker;
   v.request = m.message_id;
-  auto op = r.get<std::uint8_t>();
-  auto status = r.get<std::uint8_t>();
+  auto op = r.integer<std::uint8_t>();
+  auto status = r.integer<std::uint8_t>();
   if (op > static_cast<std::uint8_t>(bus_op::reply) || status > static_cast<std::uint8_t>(bus_status::failed))
     return bad();
   v.op = static_cast<bus_op>(op);
   v.status = static_cast<bus_status>(status);
-  v.pick = r.get<std::uint8_t>();
+  v.pick = r.integer<std::uint8_t>();
   if (v.pick > 1) return bad();
-  v.self = r.get_bool();
-  v.src_module = r.get<std::uint32_t>();
-  v.dst_module = r.get<std::uint32_t>();
-  v.seq = r.get<std::uint64_t>();
-  v.topic = r.get_str();
-  v.tag = r.get_str();
+  v.self = r.boolean();
+  v.src_module = r.integer<std::uint32_t>();
+  v.dst_module = r.integer<std::uint32_t>();
+  v.seq = r.integer<std::uint64_t>();
+  v.topic = r.str();
+  v.tag = r.str();
   if (!r.done()) return bad();
   v.data = take_bulk(m, bulk);
   return any_message(std::move(v));
@@ -296,9 +242,9 @@ result<any_message> decode_bus_subscription(message& m) {
   reader r(m.payload);
   bus_subscription v;
   v.process = m.src_worker;
-  v.module = r.get<std::uint32_t>();
-  v.subscribe = r.get_bool();
-  v.pattern = r.get_str();
+  v.module = r.integer<std::uint32_t>();
+  v.subscribe = r.boolean();
+  v.pattern = r.str();
   if (!r.done()) return bad();
   return any_message(std::move(v));
 }

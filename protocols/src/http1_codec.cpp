@@ -1017,8 +1017,8 @@ void server_codec::encode(std::uint8_t kind, std::string_view data, std::string&
     case out::raw: wire.append(data); return;
     case out::ws_accept: {
       // Only the oldest request, only an upgrade, only before any response to it.
-      if (resp_started_ || !count_ || !front().upgrade || data.size() < 3) return;
-      auto o = opts_.websocket;
+      if (resp_started_ || !count_ || !front().upgrade || data.size() < 3 || !opts_.websocket) return;
+      auto o = *opts_.websocket;
       auto flags = static_cast<std::uint8_t>(data[0]);
       o.deflate = (flags & 1) != 0;
       o.deflate_with.server_no_context_takeover = (flags & 2) != 0;

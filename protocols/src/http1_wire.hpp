@@ -8,26 +8,17 @@
 #include <string>
 #include <string_view>
 
+#include "swactor/core/wire.hpp"
+
 namespace swactor::protocols::http1::wire {
 
 // request_head flag bits
 inline constexpr std::uint8_t kKeepAlive = 1, kExpect = 2, kChunked = 4, kComplete = 8;
 
-inline void put_u32(std::string& out, std::uint32_t v) {
-  char b[4] = {static_cast<char>(v), static_cast<char>(v >> 8), static_cast<char>(v >> 16),
-               static_cast<char>(v >> 24)};
-  out.append(b, 4);
-}
-
-inline void put_u64(std::string& out, std::uint64_t v) {
-  put_u32(out, static_cast<std::uint32_t>(v));
-  put_u32(out, static_cast<std::uint32_t>(v >> 32));
-}
-
-inline void put_str(std::string& out, std::string_view s) {
-  put_u32(out, static_cast<std::uint32_t>(s.size()));
-  out.append(s);
-}
+// Writing is swactor/core/wire.hpp's; reading keeps views into the input (below).
+inline void put_u32(std::string& out, std::uint32_t v) { swactor::wire::writer(out).u32(v); }
+inline void put_u64(std::string& out, std::uint64_t v) { swactor::wire::writer(out).u64(v); }
+inline void put_str(std::string& out, std::string_view s) { swactor::wire::writer(out).str(s); }
 
 inline std::uint8_t request_flags(bool keep_alive, bool expect, bool chunked, bool complete) {
   return static_cast<std::uint8_t>((keep_alive ? kKeepAlive : 0) | (expect ? kExpect : 0) |

@@ -306,6 +306,8 @@ class harness {
   void run(swactor::task<void> body, std::string_view what = "coroutine");
 
  private:
+  // A bus message as the runtime would hand it over (seq numbered here).
+  bus::message incoming(bus::kind kind, bus::payload message, int sender, std::string sender_module);
   std::uint64_t next_seq_ = 1;
   std::uint64_t next_request_ = 1;
   std::uint64_t next_session_ = 1;

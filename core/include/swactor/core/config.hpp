@@ -52,6 +52,11 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text, s
 std::string format_size(std::uint64_t bytes);
 std::string format_duration(std::chrono::milliseconds d);
 std::string type_name(const toml::node& n);
+// An array of strings into `out` (appended). Each element must be a string and, when `valid`
+// is given, pass it; otherwise "PATH[i]: expected <expected>" is reported (wrong elements
+// are skipped, the others kept). A non-array node is reported as a whole.
+void parse_strings(const toml::node& n, const std::string& path, diagnostics& diag, std::vector<std::string>& out,
+                   const std::function<bool(std::string_view)>& valid = {}, std::string_view expected = "a string");
 // Control characters as TOML escapes (\r, \n, \t, \u00XX), for docs and messages.
 std::string escape(const std::string& s);
 
@@ -240,6 +245,16 @@ class schema {
                    return;
                  }
                  subp->parse(*n.as_table(), s.*m, ctx.diag, ctx.path);
+               });
+  }
+
+  // An array of strings (default: the member's initial value, documented as "[]").
+  schema& strings(std::string name, std::vector<std::string> S::*m, std::string doc,
+                  std::function<bool(std::string_view)> valid = {}, std::string expected = "a string") {
+    return add(std::move(name), "array of strings", "[]", std::move(doc),
+               [m, valid = std::move(valid), expected = std::move(expected)](const toml::node& n, S& s,
+                                                                             parse_context& ctx) {
+                 parse_strings(n, ctx.path, ctx.diag, s.*m, valid, expected);
                });
   }
 

@@ -133,7 +133,9 @@ struct options {
   std::uint32_t keepalive_timeout_ms = 60000;  // idle between requests -> quiet close
   std::uint32_t body_timeout_ms = 60000;     // no body progress -> 408
   std::string server_name = "swactor";       // Server header; empty = none
-  websocket::options websocket;              // the codec an accepted upgrade continues with
+  // The WebSocket codec's options after an accepted upgrade; null = this listener does not
+  // upgrade (ws_accept is ignored). Shared, not copied: every connection holds its options.
+  std::shared_ptr<const websocket::options> websocket;
 };
 
 // The codec for one connection.
