@@ -205,7 +205,9 @@ const config::schema<listen_config>& listen_schema() {
                 "HTTP: the Server header of responses; \"\" = none.")
         .table("websocket", &listen_config::websocket, websocket_schema(),
                "HTTP: WebSocket upgrades on this listener (see [listen.websocket]); a `ws://` URL "
-               "turns them on with the defaults.");
+               "turns them on with the defaults.")
+        .table("redis", &listen_config::redis, redis_schema(),
+               "Redis listeners (redis://, redis+unix://): the RESP limits (see [listen.redis]).");
     return s;
   }();
   return s;
@@ -281,6 +283,26 @@ const config::schema<websocket_config>& websocket_schema() {
                  "Allowed Origin header values (\"https://example.com\"); a handshake from another "
                  "origin gets 403. Empty = any.",
                  {}, "a string (an origin such as \"https://example.com\")");
+    return s;
+  }();
+  return s;
+}
+
+const config::schema<redis_config>& redis_schema() {
+  static const auto s = [] {
+    config::schema<redis_config> s;
+    s.size("proto_max_bulk_len", &redis_config::proto_max_bulk_len,
+           "Largest argument of a command (Redis's proto-max-bulk-len); a longer bulk header gets "
+           "`-ERR Protocol error: invalid bulk length` and the connection closes.",
+           1)
+        .integer("max_multibulk_len", &redis_config::max_multibulk_len,
+                 "Most arguments in one command; more gets `-ERR Protocol error: invalid multibulk "
+                 "length` and the connection closes.",
+                 1, 2147483647)
+        .size("max_inline_len", &redis_config::max_inline_len,
+              "Longest inline (telnet style) command and longest count line; longer gets `-ERR "
+              "Protocol error: too big inline request` and the connection closes.",
+              16, std::uint64_t(1) << 30);
     return s;
   }();
   return s;
@@ -441,6 +463,7 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
   app.file = path;
   auto before = diag.items().size();
   std::vector<toml::source_region> listen_sources;
+  std::vector<bool> el_has_redis;  // [[listen]] entries with a redis table
   // Every [modules.NAME], also those with errors (a listener naming one is not an error more).
   std::set<std::string> declared_modules;
   for (auto&& [k, node] : root) {
@@ -468,6 +491,7 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
         auto lpath = "listen[" + std::to_string(i++) + "]";
         listen_schema().parse(*el.as_table(), lc, diag, lpath);
         lc.websocket.enabled = el.as_table()->contains("websocket");
+        el_has_redis.push_back(el.as_table()->contains("redis"));
         app.listen.push_back(std::move(lc));
         listen_sources.push_back(el.source());
       }
@@ -619,6 +643,14 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
     } else if (lc.websocket.enabled) {
       diag.add(listen_sources[i], lpath + ".websocket", "websocket is for HTTP listeners (http://, ws://)");
     }
+    if (lc.redis()) {
+      auto& o = lc.redis_options;
+      o.max_bulk_len = static_cast<std::size_t>(lc.redis.proto_max_bulk_len);
+      o.max_multibulk_len = static_cast<std::size_t>(lc.redis.max_multibulk_len);
+      o.max_inline_len = static_cast<std::size_t>(lc.redis.max_inline_len);
+    } else if (el_has_redis[i]) {
+      diag.add(listen_sources[i], lpath + ".redis", "redis is for Redis listeners (redis://, redis+unix://)");
+    }
     lc.framing_options = to_framing_options(lc.framing);
     for (const auto& problem : lc.framing_options.validate())
       diag.add(listen_sources[i], lpath + ".framing", problem);
@@ -704,6 +736,11 @@ std::string config_reference_markdown(const module_registry& reg) {
                       "WebSocket upgrades on: a GET with `Upgrade: websocket` to a route whose module has "
                       "WebSocket handlers becomes a WebSocket (docs/modules.md, \"WebSocket modules\").",
                       websocket_schema().docs()});
+  sections.push_back({"[listen.redis]",
+                      "Redis listeners: an inline table, `redis = { proto_max_bulk_len = \"64MiB\" }`. "
+                      "Every command of the connection goes to the listener's module (`on_command`; "
+                      "docs/modules.md, \"Redis modules\").",
+                      redis_schema().docs()});
   sections.push_back({"[listen.framing]",
                       "An inline table: `framing = { type = \"eof\", delimiter = \"\\r\\n\" }` or "
                       "`framing = { type = \"length\", length_size = 4, length_offset = 0, "

@@ -8,7 +8,7 @@ listen_url parse_listen_url(const std::string& url) {
   listen_url out;
   auto scheme_end = url.find("://");
   if (scheme_end == std::string::npos) {
-    out.error_text = "expected SCHEME://ADDRESS with scheme tcp, udp, unix, unixgram, http, http+unix, ws or ws+unix, got \"" + url + "\"";
+    out.error_text = "expected SCHEME://ADDRESS with scheme tcp, udp, unix, unixgram, http, http+unix, ws, ws+unix, redis or redis+unix, got \"" + url + "\"";
     return out;
   }
   auto scheme = url.substr(0, scheme_end);
@@ -22,6 +22,10 @@ listen_url parse_listen_url(const std::string& url) {
     // An http URL may end in "/" (http://127.0.0.1:8080/); nothing else after the port.
     if (out.protocol == listen_protocol::http && scheme == "tcp" && !rest.empty() && rest.back() == '/')
       rest.pop_back();
+  }
+  if (scheme == "redis" || scheme == "redis+unix") {
+    out.protocol = listen_protocol::redis;
+    scheme = scheme == "redis" ? "tcp" : "unix";
   }
   if (scheme == "unix" || scheme == "unixgram") {
     out.kind = scheme == "unix" ? listen_kind::unix_stream : listen_kind::unix_dgram;
@@ -37,7 +41,7 @@ listen_url parse_listen_url(const std::string& url) {
     return out;
   }
   if (scheme != "tcp" && scheme != "udp") {
-    out.error_text = "unknown scheme \"" + scheme + "\"; expected tcp, udp, unix, unixgram, http, http+unix, ws or ws+unix";
+    out.error_text = "unknown scheme \"" + scheme + "\"; expected tcp, udp, unix, unixgram, http, http+unix, ws, ws+unix, redis or redis+unix";
     return out;
   }
   out.kind = scheme == "tcp" ? listen_kind::tcp : listen_kind::udp;

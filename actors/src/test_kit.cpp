@@ -1,6 +1,8 @@
 // The test kit for module authors (swactor/actors/testing.hpp).
 #include "swactor/actors/testing.hpp"
 
+#include "swactor/actors/redis.hpp"
+
 #include <algorithm>
 #include <exception>
 #include <mutex>
@@ -293,6 +295,31 @@ void harness::receive(session_id s, std::string message) {
   if (!rec || !rec->open) throw std::invalid_argument(fmt::format("test_kit: receive on session {}, which is not open", s));
   rec->info.last_receive_ms = ctx_->clock_ms();
   run(module_->on_receive(*ctx_, s, std::move(message)), "on_receive");
+}
+
+std::string harness::command(session_id s, std::vector<std::string> args) {
+  auto* rec = ctx_->session(s);
+  if (!rec || !rec->open) throw std::invalid_argument(fmt::format("test_kit: command on session {}, which is not open", s));
+  std::string raw = "*" + std::to_string(args.size()) + "\r\n";
+  for (const auto& a : args) {
+    raw += "$" + std::to_string(a.size()) + "\r\n";
+    raw += a;
+    raw += "\r\n";
+  }
+  namespace pr = protocols::redis;
+  auto kind = static_cast<std::uint8_t>(pr::ev::command);
+  if (redis_protocol(s) == 3) kind |= pr::resp3_flag;
+  redis::command cmd(std::move(raw), kind);
+  rec->info.last_receive_ms = ctx_->clock_ms();
+  run(module_->on_command(*ctx_, s, cmd), "on_command");
+  if (cmd.switched_protocol()) redis_protocol_[s] = cmd.switched_protocol();
+  if (!cmd.replied()) return "-ERR the command handler returned without a reply\r\n";
+  return cmd.reply_bytes();
+}
+
+int harness::redis_protocol(session_id s) const {
+  auto it = redis_protocol_.find(s);
+  return it == redis_protocol_.end() ? 2 : it->second;
 }
 
 void harness::close(session_id s) {

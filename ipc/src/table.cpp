@@ -826,6 +826,141 @@ std::size_t table::for_each(const std::function<bool(const row&)>& fn) const {
   return visited;
 }
 
+// -- in-place access ----------------------------------------------------------------------
+
+std::string_view row_ref::key() const noexcept {
+  if (!index_) return key_;
+  auto* r = static_cast<table::impl*>(table_)->row_at(index_);
+  return {r->key, r->key_len};
+}
+
+std::int64_t row_ref::get_int(int column) const noexcept {
+  if (!index_) return 0;
+  auto& t = *static_cast<table::impl*>(table_);
+  std::int64_t x;
+  std::memcpy(&x, table::impl::data_of(t.row_at(index_)) + t.layout->offsets[static_cast<std::size_t>(column)], 8);
+  return x;
+}
+
+double row_ref::get_float(int column) const noexcept {
+  if (!index_) return 0;
+  auto& t = *static_cast<table::impl*>(table_);
+  double x;
+  std::memcpy(&x, table::impl::data_of(t.row_at(index_)) + t.layout->offsets[static_cast<std::size_t>(column)], 8);
+  return x;
+}
+
+std::string_view row_ref::get_string(int column) const noexcept {
+  if (!index_) return {};
+  auto& t = *static_cast<table::impl*>(table_);
+  const auto& col = t.layout->schema.columns[static_cast<std::size_t>(column)];
+  const char* p = table::impl::data_of(t.row_at(index_)) + t.layout->offsets[static_cast<std::size_t>(column)];
+  std::uint32_t len;
+  std::memcpy(&len, p, 4);
+  // A torn seqlock read may see any length: clamp (the caller's copy is discarded anyway).
+  return {p + 4, std::min<std::size_t>(len, col.size)};
+}
+
+std::error_code row_ref::set(int column, value_ref v) noexcept {
+  if (!writable_ || column < 0) return make_error_code(shm_errc::no_such_column);
+  auto& t = *static_cast<table::impl*>(table_);
+  if (static_cast<std::size_t>(column) >= t.layout->schema.columns.size())
+    return make_error_code(shm_errc::no_such_column);
+  const auto& col = t.layout->schema.columns[static_cast<std::size_t>(column)];
+  if (auto ec = table::impl::check_value(col, v)) return ec;
+  auto& b = *static_cast<bucket*>(bucket_);
+  if (!index_) {
+    index_ = t.insert(b, h32_, key_);
+    if (!index_) return make_error_code(shm_errc::table_full);
+  } else {
+    bump(b.updates);
+  }
+  table::impl::write_value(table::impl::data_of(t.row_at(index_)), col,
+                           t.layout->offsets[static_cast<std::size_t>(column)], v);
+  return {};
+}
+
+void row_ref::erase() noexcept {
+  if (!writable_ || !index_) return;
+  auto& t = *static_cast<table::impl*>(table_);
+  auto& b = *static_cast<bucket*>(bucket_);
+  // Keep the key readable for the caller after the row is gone.
+  std::uint32_t prev = 0;
+  for (std::uint32_t i = b.head.load(std::memory_order_relaxed); i != 0 && i != index_;
+       i = t.row_at(i)->next.load(std::memory_order_relaxed))
+    prev = i;
+  std::uint32_t next = t.row_at(index_)->next.load(std::memory_order_relaxed);
+  if (prev == 0)
+    b.head.store(next, std::memory_order_release);
+  else
+    t.row_at(prev)->next.store(next, std::memory_order_release);
+  bump(b.deletes);
+  t.header->count.fetch_sub(1, std::memory_order_relaxed);
+  // Unlinked, so no chain reaches it; the bucket's odd sequence makes racing readers retry.
+  t.free_row(index_);
+  index_ = 0;
+}
+
+int table::column_index(std::string_view column) const noexcept { return impl_->layout->index_of(column); }
+
+std::size_t table::bucket_count() const noexcept { return std::size_t(impl_->mask) + 1; }
+
+std::error_code table::modify_impl(std::string_view key, row_fn fn, void* f) {
+  if (key.size() > key_capacity) return make_error_code(shm_errc::key_too_long);
+  auto& t = *impl_;
+  std::uint64_t h = hash_key(key);
+  row_ref r;
+  r.table_ = &t;
+  r.key_ = key;
+  r.h32_ = static_cast<std::uint32_t>(h >> 32);
+  bucket& b = t.buckets[h & t.mask];
+  r.bucket_ = &b;
+  r.writable_ = true;
+  impl::write_guard g(t, b);
+  r.index_ = t.find(b, r.h32_, key);
+  fn(f, r);
+  return {};
+}
+
+std::error_code table::inspect_impl(std::string_view key, row_fn fn, void* f) const {
+  if (key.size() > key_capacity) return make_error_code(shm_errc::key_too_long);
+  auto& t = *impl_;
+  t.read(key, [&](row_header* rh) {
+    row_ref r;
+    r.table_ = &t;
+    r.key_ = key;
+    r.index_ = rh ? static_cast<std::uint32_t>((reinterpret_cast<char*>(rh) - t.rows) / t.row_size) + 1 : 0;
+    fn(f, r);
+    return 0;
+  });
+  return {};
+}
+
+std::uint64_t table::scan_impl(std::uint64_t cursor, std::size_t count, row_fn fn, void* f) {
+  auto& t = *impl_;
+  std::size_t seen = 0;
+  std::uint64_t bi = cursor;
+  for (; bi <= t.mask && (seen < count || count == 0); ++bi) {
+    bucket& b = t.buckets[bi];
+    if (b.head.load(std::memory_order_relaxed) == 0) continue;
+    impl::write_guard g(t, b);
+    for (std::uint32_t i = b.head.load(std::memory_order_relaxed); i != 0;) {
+      std::uint32_t next = t.row_at(i)->next.load(std::memory_order_relaxed);
+      row_ref r;
+      r.table_ = &t;
+      r.bucket_ = &b;
+      r.index_ = i;
+      r.key_ = {t.row_at(i)->key, t.row_at(i)->key_len};
+      r.h32_ = t.row_at(i)->hash;
+      r.writable_ = true;
+      fn(f, r);
+      ++seen;
+      i = next;
+    }
+  }
+  return bi > t.mask ? 0 : bi;
+}
+
 void table::debug_leak_lock(std::string_view key) {
   auto& t = *impl_;
   bucket& b = t.buckets[hash_key(key) & t.mask];

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -175,6 +176,64 @@ TEST_CASE("table rejects long keys, long strings and wrong types without writing
   CHECK(t.set("s", "missing", 1) == shm_errc::no_such_column);
   CHECK(t.get("s", "missing").error() == shm_errc::no_such_column);
   CHECK(t.get_int("s", "s").error() == shm_errc::type_mismatch);
+}
+
+TEST_CASE("table modify/inspect work on one row in place", "[table]") {
+  auto t = make_table(counters_schema(64));
+  const int n = t.column_index("n"), str = t.column_index("s");
+  CHECK(t.column_index("nope") == -1);
+  // An absent row: reads give zero values; the first write creates it.
+  bool existed = true;
+  CHECK_FALSE(t.modify("a", [&](row_ref& r) {
+    existed = r.exists();
+    CHECK(r.get_int(n) == 0);
+    CHECK(r.get_string(str).empty());
+    CHECK_FALSE(r.set(n, std::int64_t{7}));
+    CHECK_FALSE(r.set(str, std::string_view("hello")));
+    CHECK(r.set(str, std::string_view("this is longer than 16")) == shm_errc::value_too_long);
+    CHECK(r.set(n, std::string_view("x")) == shm_errc::type_mismatch);
+  }));
+  CHECK_FALSE(existed);
+  CHECK(*t.get_int("a", "n") == 7);
+  CHECK(*t.get_string("a", "s") == "hello");
+  std::string seen;
+  CHECK_FALSE(t.inspect("a", [&](const row_ref& r) { seen = std::string(r.get_string(str)) + std::to_string(r.get_int(n)); }));
+  CHECK(seen == "hello7");
+  // Read-modify-write, then erase inside modify.
+  CHECK_FALSE(t.modify("a", [&](row_ref& r) { (void)r.set(n, r.get_int(n) * 6); }));
+  CHECK(*t.get_int("a", "n") == 42);
+  CHECK_FALSE(t.modify("a", [&](row_ref& r) {
+    r.erase();
+    CHECK_FALSE(r.exists());
+  }));
+  CHECK_FALSE(t.exists("a"));
+  CHECK(t.count() == 0);
+  // Absent and untouched: nothing is created.
+  CHECK_FALSE(t.modify("b", [](row_ref&) {}));
+  CHECK_FALSE(t.exists("b"));
+  CHECK(t.modify(std::string(64, 'k'), [](row_ref&) { FAIL("ran for a too-long key"); }) == shm_errc::key_too_long);
+}
+
+TEST_CASE("table scan visits every row once per pass and may erase", "[table]") {
+  auto t = make_table(counters_schema(256));
+  const int n = t.column_index("n");
+  for (int i = 0; i < 200; ++i) REQUIRE_FALSE(t.set("k" + std::to_string(i), "n", i));
+  std::multiset<std::string> keys;
+  std::uint64_t cursor = 0;
+  int calls = 0;
+  do {
+    cursor = t.scan(cursor, 10, [&](row_ref& r) {
+      keys.insert(std::string(r.key()));
+      if (r.get_int(n) % 2 == 0) r.erase();  // erase the even ones while scanning
+    });
+    ++calls;
+  } while (cursor != 0);
+  CHECK(calls > 5);  // it stops after about `count` rows
+  CHECK(keys.size() == 200);
+  CHECK(std::set<std::string>(keys.begin(), keys.end()).size() == 200);
+  CHECK(t.count() == 100);
+  for (int i = 0; i < 200; ++i) CHECK(t.exists("k" + std::to_string(i)) == (i % 2 == 1));
+  CHECK(t.bucket_count() == 256);
 }
 
 TEST_CASE("a full table refuses inserts and overwrites nothing", "[table]") {

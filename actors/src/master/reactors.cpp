@@ -186,8 +186,9 @@ struct reactor_thread::impl final : net::connection_sink {
     return true;
   }
   bool starts_request(const net::connection& c, const protocols::event& e) const {
-    return app.listen[static_cast<std::size_t>(c.listener())].http() &&
-           e.kind == static_cast<std::uint8_t>(protocols::http1::ev::request);
+    const auto& l = app.listen[static_cast<std::size_t>(c.listener())];
+    return (l.http() && e.kind == static_cast<std::uint8_t>(protocols::http1::ev::request)) ||
+           (l.redis() && protocols::redis::is_command_kind(e.kind));
   }
 
   void on_drained(net::connection& c) override {

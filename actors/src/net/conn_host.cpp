@@ -7,6 +7,7 @@
 
 #include "net_util.hpp"
 #include "swactor/protocols/http1.hpp"
+#include "swactor/protocols/redis.hpp"
 #include "swactor/actors/errors.hpp"
 #include "swactor/core/log.hpp"
 
@@ -74,6 +75,8 @@ std::shared_ptr<connection> conn_host::adopt(std::unique_ptr<transport> t, int l
   std::unique_ptr<protocols::stream_codec> codec;
   if (lc.http())
     codec = protocols::http1::make_server_codec(lc.http_options);
+  else if (lc.redis())
+    codec = protocols::redis::make_server_codec(lc.redis_options);
   else
     codec = std::make_unique<protocols::frame_codec>(lc.framing_options);
   auto c = std::make_shared<connection>(*this, std::move(t), std::move(codec), id, listener, lc.output_buffer_size);

@@ -132,6 +132,8 @@ class worker_runtime final : private handler_host,
     bool close_seen = false;  // on_close ran (a close frame came)
   };
   std::unordered_map<session_id, ws_session> ws_sessions_;
+  // Redis listeners (redis_events.cpp): one command through the module's on_command.
+  task<void> serve_redis(int module, session_id s, std::string data, std::uint8_t kind);
   void http_closed(session_id s);
   std::string local_address(session_id s) override;
   // A body/end event as it arrives (not through the runner, which may be running the

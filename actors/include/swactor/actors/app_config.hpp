@@ -14,6 +14,7 @@
 #include "swactor/ipc/table.hpp"
 #include "swactor/protocols/framing.hpp"
 #include "swactor/protocols/http1.hpp"
+#include "swactor/protocols/redis.hpp"
 
 namespace swactor {
 
@@ -28,11 +29,12 @@ std::string_view to_string(server_mode m) noexcept;
 std::string_view to_string(dispatch_mode m) noexcept;
 
 enum class listen_kind { tcp, udp, unix_stream, unix_dgram };
-// What a stream listener speaks: framed messages (tcp://, unix://) or HTTP (http://,
-// http+unix://).
-enum class listen_protocol { framed, http };
+// What a stream listener speaks: framed messages (tcp://, unix://), HTTP (http://,
+// http+unix://) or the Redis protocol (redis://, redis+unix://).
+enum class listen_protocol { framed, http, redis };
 
-// A parsed listener URL: tcp://, udp://, unix://, unixgram://, http://, http+unix://.
+// A parsed listener URL: tcp://, udp://, unix://, unixgram://, http://, http+unix://, ws://,
+// ws+unix://, redis://, redis+unix://.
 struct listen_url {
   listen_kind kind = listen_kind::tcp;
   listen_protocol protocol = listen_protocol::framed;
@@ -94,6 +96,13 @@ struct websocket_config {
   bool enabled = false;  // resolved: ws:// or the table is present
 };
 
+// [[listen]] redis = { ... }: the RESP limits of a redis:// listener (Redis's own defaults).
+struct redis_config {
+  std::uint64_t proto_max_bulk_len = std::uint64_t{512} << 20;
+  std::int64_t max_multibulk_len = 2147483647;
+  std::uint64_t max_inline_len = 64 * 1024;
+};
+
 // One entry of an HTTP listener's `routes`.
 struct route_config {
   std::string path;    // "/api/" (prefix) or "=/healthz" (exact)
@@ -135,14 +144,18 @@ struct listen_config {
   int max_concurrency = 10000;
   int max_pipelined_requests = 16;
   std::string server_header = "swactor";
+  // Redis listeners
+  redis_config redis;
 
   // Resolved by parse_app_config(): the URL, the framing as codec options, the module
   // instance index (into app_config::modules).
   listen_url endpoint;
   protocols::framing_options framing_options;
   protocols::http1::options http_options;
+  protocols::redis::options redis_options;
   int module_index = -1;  // -1 for an HTTP listener with routes
   bool http() const noexcept { return endpoint.protocol == listen_protocol::http; }
+  bool redis() const noexcept { return endpoint.protocol == listen_protocol::redis; }
 };
 
 // "\r\n" escapes in the delimiter are decoded here.
@@ -196,6 +209,7 @@ const config::schema<framing_config>& framing_schema();
 const config::schema<route_config>& route_schema();
 const config::schema<bus_config>& bus_schema();
 const config::schema<websocket_config>& websocket_schema();
+const config::schema<redis_config>& redis_schema();
 
 // Parses and validates; nullopt (with diagnostics) on any error.
 std::optional<app_config> load_app_config(const std::string& path, const module_registry& reg,

@@ -25,6 +25,9 @@ namespace http {
 class request;  // see swactor/actors/http.hpp
 class response;
 }  // namespace http
+namespace redis {
+class command;  // see swactor/actors/redis.hpp
+}
 
 // Ids are distinct types: passing a task id where a session id belongs does not compile.
 // 0 is "none" for each. value() gives the number (for logs, maps, protocols).
@@ -134,6 +137,13 @@ class module_base {
   virtual task<void> on_open(context&, session_id, const http::request&) { co_return; }
   virtual task<void> on_message(context&, session_id, ws_message) { co_return; }
   virtual task<void> on_close(context&, session_id, std::uint16_t /*code*/, std::string /*reason*/) { co_return; }
+  // Redis listeners (redis://, redis+unix://): one command of a connection, answered through
+  // cmd.reply() (RESP2 or RESP3, as the connection negotiated); the reply goes out when the
+  // handler returns (one returning without a reply answers an error). Commands of one
+  // connection arrive in order, one at a time; on_connect/on_close run as for tcp://.
+  // ctx.send(session, bytes) pushes out-of-band data (pub/sub messages). The default
+  // answers Redis's unknown-command error. See swactor/actors/redis.hpp.
+  virtual task<void> on_command(context&, session_id, redis::command&);
   // Datagram listeners (udp, unixgram): one datagram from `from` ("ip:port" or a path).
   virtual task<void> on_packet(context&, const packet_info&, std::string /*data*/) { co_return; }
   // Task workers: the payload of a task() from worker `src_worker`; the return value is the

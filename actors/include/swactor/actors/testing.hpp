@@ -271,6 +271,12 @@ class harness {
   session_id connect(connect_options opts = {});  // a new session, then on_connect
   void receive(session_id s, std::string message);  // on_receive (updates last_receive_ms)
   void close(session_id s);  // the peer closes: on_close, and the session is no longer open
+  // Redis listeners: one command (args[0] is its name) through on_command, as the connection
+  // speaking RESP `protocol` would send it; returns the reply bytes (an error reply when the
+  // handler wrote none). The protocol a HELLO switches to is kept for the session's later
+  // commands (redis_protocol()).
+  std::string command(session_id s, std::vector<std::string> args);
+  int redis_protocol(session_id s) const;
 
   // -- other events --
   void packet(std::string data, packet_info from = {"127.0.0.1:40001", 0});  // on_packet
@@ -312,6 +318,7 @@ class harness {
   std::uint64_t next_request_ = 1;
   std::uint64_t next_session_ = 1;
   std::uint64_t next_task_ = 1;
+  std::map<session_id, int> redis_protocol_;
   harness_options opts_;
   // ~harness resets the module, then the loop (frames of a stuck handler are destroyed
   // unresumed), then the context.

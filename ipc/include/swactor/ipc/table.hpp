@@ -126,6 +126,38 @@ struct table_stats {
   std::size_t memory_bytes = 0;       // size of the shared segment
 };
 
+// -- in-place access ----------------------------------------------------------------------
+
+class table;
+
+// One row as modify() / scan() / inspect() see it: its columns read and written in place,
+// by column index (table::column_index), while the row's bucket is locked (inspect: while a
+// seqlock read is stable). Only valid inside the callback; the callback must not call the
+// table (its bucket lock is held and not re-entrant).
+class row_ref {
+ public:
+  bool exists() const noexcept { return index_ != 0; }
+  std::string_view key() const noexcept;
+  // Reads of an absent row give 0 / 0.0 / "". The column must exist and have that type.
+  std::int64_t get_int(int column) const noexcept;
+  double get_float(int column) const noexcept;
+  std::string_view get_string(int column) const noexcept;
+  // Writes (modify/scan only). An absent row is created (zeroed) by the first write; errors:
+  // type_mismatch, value_too_long, table_full (nothing written then).
+  std::error_code set(int column, value_ref v) noexcept;
+  // Removes the row (modify/scan only); a no-op when absent.
+  void erase() noexcept;
+
+ private:
+  friend class table;
+  void* table_ = nullptr;  // table::impl
+  void* bucket_ = nullptr;
+  std::string_view key_;
+  std::uint32_t h32_ = 0;
+  std::uint32_t index_ = 0;  // row index + 1, 0 = absent
+  bool writable_ = false;
+};
+
 // -- the table ----------------------------------------------------------------------------
 
 class table {
@@ -215,13 +247,48 @@ class table {
 
   table_stats stats() const;
 
+  // -- in-place access (row_ref) -------------------------------------------------------
+  // Index of a column for row_ref, or -1.
+  int column_index(std::string_view column) const noexcept;
+  // Runs fn(row_ref&) once under the key's bucket lock: an atomic read-modify-write of one
+  // row (present or not) across every process. Errors: key_too_long (fn not run).
+  template <class F>
+  std::error_code modify(std::string_view key, F&& fn) {
+    return modify_impl(key, &call_ref<F>, &fn);
+  }
+  // Runs fn(const row_ref&) without the lock (seqlock); it may run more than once and must
+  // only copy what it needs; its last run saw a consistent row. Errors: key_too_long.
+  template <class F>
+  std::error_code inspect(std::string_view key, F&& fn) const {
+    return inspect_impl(key, &call_ref<F>, &fn);
+  }
+  // Visits the rows of buckets from `cursor` on, each bucket under its lock, until at least
+  // `count` rows were seen or the last bucket was done; fn(row_ref&) may erase the row or
+  // write it. Returns the cursor to continue from, 0 after the last bucket. The bucket
+  // array never changes size, so a full pass from 0 to 0 sees every row present during the
+  // whole pass at least once (Redis's SCAN guarantee).
+  template <class F>
+  std::uint64_t scan(std::uint64_t cursor, std::size_t count, F&& fn) {
+    return scan_impl(cursor, count, &call_ref<F>, &fn);
+  }
+  std::size_t bucket_count() const noexcept;
+
   // Testing aid: takes the bucket lock of `key` and never releases it, as a process that
   // dies in the middle of an operation would. Not for production code.
   void debug_leak_lock(std::string_view key);
 
  private:
+  friend class row_ref;
   struct impl;
   explicit table(std::unique_ptr<impl> p);
+  using row_fn = void (*)(void*, row_ref&);
+  template <class F>
+  static void call_ref(void* f, row_ref& r) {
+    (*static_cast<std::remove_reference_t<F>*>(f))(r);
+  }
+  std::error_code modify_impl(std::string_view key, row_fn fn, void* f);
+  std::error_code inspect_impl(std::string_view key, row_fn fn, void* f) const;
+  std::uint64_t scan_impl(std::uint64_t cursor, std::size_t count, row_fn fn, void* f);
   std::unique_ptr<impl> impl_;
 };
 

@@ -1,0 +1,87 @@
+#pragma once
+// Redis-protocol modules (docs/modules.md, "Redis modules"): a redis:// listener hands each
+// command of a connection to its module's on_command, one at a time and in order; the
+// handler answers through the command's reply writer, which encodes RESP2 or RESP3 by what
+// the connection negotiated (HELLO). The reply goes out when the handler returns.
+//
+//   task<void> on_command(context& ctx, session_id s, redis::command& cmd) override {
+//     if (cmd.is("PING")) cmd.reply().status("PONG");
+//     else redis::reply_unknown_command(cmd);
+//     co_return;
+//   }
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "swactor/protocols/redis.hpp"
+
+namespace swactor::redis {
+
+using protocols::redis::writer;
+
+// ASCII case-insensitive equality (command names and options are case-insensitive).
+bool iequals(std::string_view a, std::string_view b) noexcept;
+
+class command {
+ public:
+  // `raw` is what the codec emitted as event `kind` (a multibulk command or an inline line).
+  command(std::string raw, std::uint8_t kind);
+  command(const command&) = delete;
+  command& operator=(const command&) = delete;
+
+  // False when the command could not be split (never for what the codec emitted).
+  bool valid() const noexcept { return valid_; }
+  // Arguments; args()[0] is the command name as sent. Views stay valid while the command lives.
+  const std::vector<std::string_view>& args() const noexcept { return args_; }
+  std::size_t size() const noexcept { return args_.size(); }
+  std::string_view operator[](std::size_t i) const noexcept { return args_[i]; }
+  std::string_view name() const noexcept { return args_.empty() ? std::string_view() : args_[0]; }
+  // The command name is `n` (case-insensitive).
+  bool is(std::string_view n) const noexcept { return !args_.empty() && iequals(args_[0], n); }
+
+  // 2 or 3: the protocol the connection speaks for this command's reply.
+  int protocol() const noexcept { return protocol_; }
+  writer& reply() noexcept { return writer_; }
+  const std::string& reply_bytes() const noexcept { return out_; }
+  bool replied() const noexcept { return !out_.empty(); }
+  // Drops what was written so far (a handler that failed half-way through a reply).
+  void discard_reply() noexcept { out_.clear(); }
+
+  // HELLO: the connection speaks `p` (2 or 3) from this reply on (the reply itself too:
+  // the writer switches now, so call it before writing the reply).
+  void switch_protocol(int p);
+  int switched_protocol() const noexcept { return switch_to_; }
+  // QUIT: the connection closes once this reply is written.
+  void close_after_reply() noexcept { close_ = true; }
+  bool closes() const noexcept { return close_; }
+
+ private:
+  std::string raw_;
+  std::vector<std::string> inline_args_;  // inline commands: the unquoted arguments
+  std::vector<std::string_view> args_;
+  int protocol_ = 2;
+  int switch_to_ = 0;
+  bool close_ = false;
+  bool valid_ = false;
+  std::string out_;
+  writer writer_;
+};
+
+// Redis's exact texts for the common errors.
+// "-ERR unknown command 'x', with args beginning with: 'a' 'b' "
+void reply_unknown_command(command& cmd);
+// "-ERR wrong number of arguments for 'get' command"
+void reply_wrong_arity(command& cmd);
+// "-ERR syntax error"
+void reply_syntax_error(command& cmd);
+
+// Redis's arity rule: n > 0 exactly n arguments (name included), n < 0 at least -n.
+inline bool arity_ok(const command& cmd, int arity) noexcept {
+  auto n = static_cast<int>(cmd.size());
+  return arity >= 0 ? n == arity : n >= -arity;
+}
+
+}  // namespace swactor::redis
