@@ -643,7 +643,7 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
     } else if (lc.websocket.enabled) {
       diag.add(listen_sources[i], lpath + ".websocket", "websocket is for HTTP listeners (http://, ws://)");
     }
-    if (lc.redis()) {
+    if (lc.is_redis()) {
       auto& o = lc.redis_options;
       o.max_bulk_len = static_cast<std::size_t>(lc.redis.proto_max_bulk_len);
       o.max_multibulk_len = static_cast<std::size_t>(lc.redis.max_multibulk_len);

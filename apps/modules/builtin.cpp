@@ -6,6 +6,7 @@
 #include "http_modules.hpp"
 #include "kv.hpp"
 #include "probe.hpp"
+#include "redis_kv.hpp"
 #include "ticker.hpp"
 #include "ws_modules.hpp"
 
@@ -41,6 +42,7 @@ const module_registry& builtin_modules() {
     r.add<http_echo>();
     r.add<http_hello>();
     r.add<probe>();
+    r.add<redis_kv>();
     r.add<task_echo>();
     r.add<kv>();
     r.add<ticker>();

@@ -10,9 +10,11 @@
 // refused with an error naming the limit; a key longer than the table's key size (63 bytes)
 // likewise; nothing is stored then.
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <unordered_map>
 #include <vector>
 
@@ -23,6 +25,7 @@
 
 namespace swactor::ipc {
 class table;
+class row_ref;
 }
 
 namespace swactor::apps {
@@ -66,13 +69,17 @@ class redis_kv final : public module_base {
   struct entry {
     handler fn;
     int arity;  // Redis's: n = exactly n arguments (name included), -n = at least n
+    bool uses_table = true;  // false: answered without the table (PING, HELLO, AUTH, ...)
   };
   static const entry* find(std::string_view name);
+  static const std::unordered_map<std::string_view, entry>& commands();  // by lowercase name
 
   // Columns of the table (-1 until on_worker_start found them).
   ipc::table* table_ = nullptr;
   int col_type_ = -1, col_expire_ = -1, col_value_ = -1;
   std::size_t value_size_ = 0;
+  std::string table_problem_;  // why the table is unusable (set by on_worker_start)
+  std::int64_t started_ms_ = 0;
   options opts_;
   std::unordered_map<session_id, client> clients_;
   // The expiry sweep: a timer in worker 0 (one sweeper is enough: the table is shared).
@@ -85,9 +92,87 @@ class redis_kv final : public module_base {
 #define SWACTOR_REDIS_CMD(fn) void fn(context& ctx, session_id s, client& c, redis::command& cmd);
   SWACTOR_REDIS_CMD(cmd_ping)
   SWACTOR_REDIS_CMD(cmd_echo)
+  SWACTOR_REDIS_CMD(cmd_hello)
+  SWACTOR_REDIS_CMD(cmd_auth)
+  SWACTOR_REDIS_CMD(cmd_select)
+  SWACTOR_REDIS_CMD(cmd_quit)
+  SWACTOR_REDIS_CMD(cmd_client)
+  SWACTOR_REDIS_CMD(cmd_command)
+  SWACTOR_REDIS_CMD(cmd_info)
+  SWACTOR_REDIS_CMD(cmd_function)
   SWACTOR_REDIS_CMD(cmd_get)
   SWACTOR_REDIS_CMD(cmd_set)
+  SWACTOR_REDIS_CMD(cmd_setnx)
+  SWACTOR_REDIS_CMD(cmd_setex)
+  SWACTOR_REDIS_CMD(cmd_psetex)
+  SWACTOR_REDIS_CMD(cmd_mget)
+  SWACTOR_REDIS_CMD(cmd_mset)
+  SWACTOR_REDIS_CMD(cmd_msetnx)
+  SWACTOR_REDIS_CMD(cmd_getset)
+  SWACTOR_REDIS_CMD(cmd_getdel)
+  SWACTOR_REDIS_CMD(cmd_getex)
+  SWACTOR_REDIS_CMD(cmd_append)
+  SWACTOR_REDIS_CMD(cmd_strlen)
+  SWACTOR_REDIS_CMD(cmd_getrange)
+  SWACTOR_REDIS_CMD(cmd_setrange)
+  SWACTOR_REDIS_CMD(cmd_incr)
+  SWACTOR_REDIS_CMD(cmd_incrby)
+  SWACTOR_REDIS_CMD(cmd_decr)
+  SWACTOR_REDIS_CMD(cmd_decrby)
+  SWACTOR_REDIS_CMD(cmd_incrbyfloat)
+  SWACTOR_REDIS_CMD(cmd_del)
+  SWACTOR_REDIS_CMD(cmd_exists)
+  SWACTOR_REDIS_CMD(cmd_type)
+  SWACTOR_REDIS_CMD(cmd_expire)
+  SWACTOR_REDIS_CMD(cmd_pexpire)
+  SWACTOR_REDIS_CMD(cmd_expireat)
+  SWACTOR_REDIS_CMD(cmd_pexpireat)
+  SWACTOR_REDIS_CMD(cmd_expiretime)
+  SWACTOR_REDIS_CMD(cmd_pexpiretime)
+  SWACTOR_REDIS_CMD(cmd_ttl)
+  SWACTOR_REDIS_CMD(cmd_pttl)
+  SWACTOR_REDIS_CMD(cmd_persist)
+  SWACTOR_REDIS_CMD(cmd_keys)
+  SWACTOR_REDIS_CMD(cmd_scan)
+  SWACTOR_REDIS_CMD(cmd_rename)
+  SWACTOR_REDIS_CMD(cmd_renamenx)
+  SWACTOR_REDIS_CMD(cmd_dbsize)
+  SWACTOR_REDIS_CMD(cmd_flushdb)
+  SWACTOR_REDIS_CMD(cmd_randomkey)
+  SWACTOR_REDIS_CMD(cmd_touch)
+  SWACTOR_REDIS_CMD(cmd_hset)
+  SWACTOR_REDIS_CMD(cmd_hmset)
+  SWACTOR_REDIS_CMD(cmd_hsetnx)
+  SWACTOR_REDIS_CMD(cmd_hget)
+  SWACTOR_REDIS_CMD(cmd_hmget)
+  SWACTOR_REDIS_CMD(cmd_hgetall)
+  SWACTOR_REDIS_CMD(cmd_hkeys)
+  SWACTOR_REDIS_CMD(cmd_hvals)
+  SWACTOR_REDIS_CMD(cmd_hdel)
+  SWACTOR_REDIS_CMD(cmd_hexists)
+  SWACTOR_REDIS_CMD(cmd_hlen)
+  SWACTOR_REDIS_CMD(cmd_hincrby)
+  SWACTOR_REDIS_CMD(cmd_hincrbyfloat)
+  SWACTOR_REDIS_CMD(cmd_hstrlen)
 #undef SWACTOR_REDIS_CMD
+
+  // -- helpers (redis_kv.cpp) --
+  struct snapshot;  // a copy of one live row
+  bool check_key(redis::command& cmd, std::string_view key);
+  bool alive(ipc::row_ref& r, std::int64_t now) const;  // erases an expired row (lazy expiry)
+  snapshot load(std::string_view key, std::int64_t now, bool with_value);
+  std::error_code write(ipc::row_ref& r, std::int64_t type, std::string_view value, std::int64_t expire);
+  void reply_write_error(redis::command& cmd, std::error_code ec);
+  void reply_too_large(redis::command& cmd);
+  void set_generic(redis::command& cmd, int flags, std::string_view key, std::string_view value,
+                   std::string_view expire, bool expire_given, int ok_reply);
+  void expire_generic(redis::command& cmd, std::int64_t base, bool seconds);
+  void ttl_generic(redis::command& cmd, bool ms, bool absolute);
+  void incr_generic(redis::command& cmd, std::int64_t by);
+  void rename_generic(redis::command& cmd, bool nx);
+  void hash_fields(redis::command& cmd, bool keys, bool values);
+  template <class F>
+  void hash_update(redis::command& cmd, F&& fn);
 
   // -- pub/sub (redis_pubsub.cpp) --
   // True when the command was a pub/sub one (answered here); PUBLISH awaits the counts of
@@ -99,7 +184,11 @@ class redis_kv final : public module_base {
   void pubsub_closed(context& ctx, session_id s, client& c);
   // Local delivery of one published message; returns the receivers here.
   std::int64_t deliver(context& ctx, std::string_view channel, std::string_view message);
-  std::int64_t subscribed_here_ = 0;  // channel + pattern subscriptions of this worker's clients
+  // Who subscribed here: channel -> sessions, pattern -> sessions (in subscription order).
+  std::unordered_map<std::string, std::vector<session_id>> channel_subs_;
+  std::vector<std::pair<std::string, std::vector<session_id>>> pattern_subs_;
+  void push_to(context& ctx, session_id s, std::string_view kind, std::string_view pattern, std::string_view channel,
+               std::string_view message);
 };
 
 }  // namespace swactor::apps

@@ -188,7 +188,7 @@ struct reactor_thread::impl final : net::connection_sink {
   bool starts_request(const net::connection& c, const protocols::event& e) const {
     const auto& l = app.listen[static_cast<std::size_t>(c.listener())];
     return (l.http() && e.kind == static_cast<std::uint8_t>(protocols::http1::ev::request)) ||
-           (l.redis() && protocols::redis::is_command_kind(e.kind));
+           (l.is_redis() && protocols::redis::is_command_kind(e.kind));
   }
 
   void on_drained(net::connection& c) override {

@@ -75,7 +75,7 @@ std::shared_ptr<connection> conn_host::adopt(std::unique_ptr<transport> t, int l
   std::unique_ptr<protocols::stream_codec> codec;
   if (lc.http())
     codec = protocols::http1::make_server_codec(lc.http_options);
-  else if (lc.redis())
+  else if (lc.is_redis())
     codec = protocols::redis::make_server_codec(lc.redis_options);
   else
     codec = std::make_unique<protocols::frame_codec>(lc.framing_options);

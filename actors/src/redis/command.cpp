@@ -79,6 +79,88 @@ void reply_wrong_arity(command& cmd) {
   cmd.reply().error(err);
 }
 
+namespace {
+char fold(char c, bool nocase) noexcept { return nocase && c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; }
+
+// Whether pattern[p] (a '[' class, p just past the '[') matches c; moves p past the ']'.
+bool class_match(std::string_view pat, std::size_t& p, char c, bool nocase) noexcept {
+  bool negate = p < pat.size() && pat[p] == '^';
+  if (negate) ++p;
+  bool match = false;
+  for (;;) {
+    if (p >= pat.size()) {
+      // An unterminated class: Redis treats the end as its close (p stays on the last char).
+      break;
+    }
+    if (pat[p] == '\\' && p + 1 < pat.size()) {
+      ++p;
+      if (fold(pat[p], nocase) == fold(c, nocase)) match = true;
+    } else if (pat[p] == ']') {
+      break;
+    } else if (p + 2 < pat.size() && pat[p + 1] == '-') {
+      auto lo = static_cast<unsigned char>(fold(pat[p], nocase)), hi = static_cast<unsigned char>(fold(pat[p + 2], nocase));
+      auto x = static_cast<unsigned char>(fold(c, nocase));
+      if (lo > hi) std::swap(lo, hi);
+      if (x >= lo && x <= hi) match = true;
+      p += 2;
+    } else if (fold(pat[p], nocase) == fold(c, nocase)) {
+      match = true;
+    }
+    ++p;
+  }
+  if (p < pat.size()) ++p;  // past the ']'
+  return negate ? !match : match;
+}
+}  // namespace
+
+bool glob_match(std::string_view pat, std::string_view str, bool nocase) noexcept {
+  // Backtracking to the last '*' is enough: a later star can always absorb what an
+  // earlier one would have.
+  std::size_t p = 0, s = 0, star_p = std::string_view::npos, star_s = 0;
+  while (s < str.size()) {
+    if (p < pat.size()) {
+      char pc = pat[p];
+      if (pc == '*') {
+        while (p < pat.size() && pat[p] == '*') ++p;
+        if (p == pat.size()) return true;
+        star_p = p;
+        star_s = s;
+        continue;
+      }
+      if (pc == '?') {
+        ++p;
+        ++s;
+        continue;
+      }
+      if (pc == '[') {
+        std::size_t q = p + 1;
+        if (class_match(pat, q, str[s], nocase)) {
+          p = q;
+          ++s;
+          continue;
+        }
+      } else {
+        if (pc == '\\' && p + 1 < pat.size()) {
+          if (fold(pat[p + 1], nocase) == fold(str[s], nocase)) {
+            p += 2;
+            ++s;
+            continue;
+          }
+        } else if (fold(pc, nocase) == fold(str[s], nocase)) {
+          ++p;
+          ++s;
+          continue;
+        }
+      }
+    }
+    if (star_p == std::string_view::npos) return false;
+    p = star_p;
+    s = ++star_s;
+  }
+  while (p < pat.size() && pat[p] == '*') ++p;
+  return p == pat.size();
+}
+
 void reply_syntax_error(command& cmd) { cmd.reply().error("ERR syntax error"); }
 
 }  // namespace swactor::redis

@@ -106,6 +106,8 @@ ipc::table* server_context::table(std::string_view name) { return rt_.find_table
 
 int server_context::user_process_id(int index) const { return rt_.user_process_id(module_, index); }
 
+int server_context::workers() const { return rt_.app().server.workers; }
+
 // -- the bus: the process's bus_endpoint, as this module instance ---------------------------------
 
 std::error_code server_context::subscribe(std::string_view pattern) { return rt_.bus().subscribe(module_, pattern, true); }

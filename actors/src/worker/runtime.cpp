@@ -384,7 +384,7 @@ std::optional<task<void>> worker_runtime::handler_for(event_kind k, std::uint8_t
     case event_kind::open: return m.on_connect(ctx, s);
     case event_kind::message:
       bump(slot_->messages);
-      if (protocols::redis::is_command_kind(kind) && app_.listen[static_cast<std::size_t>(listener)].redis())
+      if (protocols::redis::is_command_kind(kind) && app_.listen[static_cast<std::size_t>(listener)].is_redis())
         return serve_redis(mod, s, std::move(data), kind);
       return m.on_receive(ctx, s, std::move(data));
     case event_kind::closed: return m.on_close(ctx, s);

@@ -67,6 +67,7 @@ class server_context final : public context {
   std::string stats() override;
   ipc::table* table(std::string_view name) override;
   int user_process_id(int index) const override;
+  int workers() const override;
 
  private:
   worker_runtime& rt_;

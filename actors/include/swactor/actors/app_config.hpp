@@ -155,7 +155,7 @@ struct listen_config {
   protocols::redis::options redis_options;
   int module_index = -1;  // -1 for an HTTP listener with routes
   bool http() const noexcept { return endpoint.protocol == listen_protocol::http; }
-  bool redis() const noexcept { return endpoint.protocol == listen_protocol::redis; }
+  bool is_redis() const noexcept { return endpoint.protocol == listen_protocol::redis; }
 };
 
 // "\r\n" escapes in the delimiter are decoded here.

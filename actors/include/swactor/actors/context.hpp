@@ -170,6 +170,9 @@ class context {
     (void)name;
     return nullptr;
   }
+  // Workers in the server: their ids are 0..workers()-1 (task workers and user processes
+  // come after them).
+  virtual int workers() const { return 1; }
   // The server-wide id of this module's user process `index` (for send_message), or -1.
   virtual int user_process_id(int index) const {
     (void)index;

@@ -78,6 +78,10 @@ void reply_wrong_arity(command& cmd);
 // "-ERR syntax error"
 void reply_syntax_error(command& cmd);
 
+// Redis's glob (KEYS, SCAN MATCH, PSUBSCRIBE): * ? [abc] [^a] [a-z] and \ escapes, as
+// redis-server's stringmatchlen; `nocase` folds ASCII case.
+bool glob_match(std::string_view pattern, std::string_view text, bool nocase = false) noexcept;
+
 // Redis's arity rule: n > 0 exactly n arguments (name included), n < 0 at least -n.
 inline bool arity_ok(const command& cmd, int arity) noexcept {
   auto n = static_cast<int>(cmd.size());

@@ -1,0 +1,157 @@
+// The Redis-protocol server end to end: the real server with redis_kv on a shared table, in
+// both modes, against redis-cli (RESP2 and -3), redis-benchmark, raw sockets, and the Python
+// scripts in tests/integration/redis/ (a differential test against a real redis-server,
+// protocol edge cases, pub/sub across workers).
+#include <filesystem>
+
+#include "server_helpers.hpp"
+
+using namespace std::chrono_literals;
+namespace t = swactor::testing;
+using namespace swactor::testing::server;
+
+namespace {
+
+const char* kKv = R"(
+[tables.kv]
+size = 4096
+columns = [ { name = "type", type = "int" }, { name = "expire", type = "int" },
+            { name = "value", type = "string", size = 1024 } ]
+
+[modules.kv]
+type = "redis_kv"
+table = "kv"
+
+[[listen]]
+url = "redis://127.0.0.1:{port}"
+module = "kv"
+)";
+
+std::string server_keys(const std::string& mode, int workers) {
+  return "mode = \"" + mode + "\"\nworkers = " + std::to_string(workers);
+}
+
+bool have(const std::string& program) {
+  auto r = t::run({"sh", "-c", "command -v " + program}, 10s);
+  return r.exit_code == 0;
+}
+
+// The Python scripts live next to this file (SWACTOR_REDIS_SCRIPTS).
+std::string script(const std::string& name) { return std::string(SWACTOR_REDIS_SCRIPTS) + "/" + name; }
+
+t::run_result cli(std::uint16_t port, std::vector<std::string> args, bool resp3 = false) {
+  std::vector<std::string> argv = {"redis-cli", "-h", "127.0.0.1", "-p", std::to_string(port)};
+  if (resp3) argv.push_back("-3");
+  argv.insert(argv.end(), args.begin(), args.end());
+  return t::run(argv, 20s);
+}
+
+// Sends raw bytes and reads until `expect` bytes arrived (or the timeout).
+std::string exchange(conn& c, std::string_view out, std::size_t expect) {
+  REQUIRE(c.send_all(out));
+  auto got = c.read_exact(expect, 3s);
+  return got ? *got : c.buffer();
+}
+
+}  // namespace
+
+TEST_CASE("redis: redis-cli in RESP2 and RESP3, pipelined raw commands, protocol errors", "[redis]") {
+  REQUIRE(have("redis-cli"));  // scripts/install-deps.sh installs redis-tools
+  auto mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  server_under_test srv(server_keys(mode, 2), kKv);
+
+  auto r = cli(srv.port, {"SET", "greeting", "hello world"});
+  CHECK(r.out == "OK\n");
+  r = cli(srv.port, {"GET", "greeting"});
+  CHECK(r.out == "hello world\n");
+  r = cli(srv.port, {"INCRBYFLOAT", "f", "0.1"});
+  r = cli(srv.port, {"INCRBYFLOAT", "f", "0.2"});
+  CHECK(r.out == "0.3\n");
+  r = cli(srv.port, {"HSET", "h", "a", "1", "b", "2"});
+  CHECK(r.out == "2\n");
+  r = cli(srv.port, {"HGETALL", "h"}, true);  // RESP3: a map
+  CHECK(r.out == "1# \"a\" => \"1\"\n2# \"b\" => \"2\"\n");
+  r = cli(srv.port, {"NOSUCH", "x", "y"});
+  CHECK(r.out == "ERR unknown command 'NOSUCH', with args beginning with: 'x' 'y' \n");
+
+  // Pipelining: 100 commands in one write, replies in order.
+  auto c = connect_tcp("127.0.0.1", srv.port);
+  REQUIRE(c);
+  std::string batch, expect;
+  for (int i = 0; i < 100; ++i) {
+    batch += "*2\r\n$4\r\nINCR\r\n$3\r\nctr\r\n";
+    expect += ":" + std::to_string(i + 1) + "\r\n";
+  }
+  CHECK(exchange(c, batch, expect.size()) == expect);
+  // Inline commands with quotes.
+  CHECK(exchange(c, "SET \"a b\" 'c d'\r\nGET \"a b\"\r\n", 14) == "+OK\r\n$3\r\nc d\r\n");
+  // A protocol error: the earlier command is answered, then Redis's error, then the close.
+  std::string bad = "*1\r\n$4\r\nPING\r\n*1\r\n$x\r\n";
+  std::string want = "+PONG\r\n-ERR Protocol error: invalid bulk length\r\n";
+  CHECK(exchange(c, bad, want.size()) == want);
+  CHECK(c.wait_closed(3s));
+  srv.stop_and_check();
+}
+
+TEST_CASE("redis: redis-benchmark at -P 1 and -P 16 with zero errors", "[redis]") {
+  REQUIRE(have("redis-benchmark"));
+  auto mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  server_under_test srv(server_keys(mode, 2), kKv);
+  for (const char* pipeline : {"1", "16"}) {
+    INFO("pipeline " << pipeline);
+    auto r = t::run({"redis-benchmark", "-h", "127.0.0.1", "-p", std::to_string(srv.port), "-t",
+                     "ping,set,get,incr,hset", "-n", "2000", "-c", "10", "-r", "1000", "-P", pipeline, "-q", "--csv"},
+                    120s);
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    // One CSV line per test with its requests per second; an error reply aborts the tool.
+    for (const char* name : {"PING_INLINE", "PING_MBULK", "SET", "GET", "INCR", "HSET"})
+      CHECK(r.out.find(std::string("\"") + name + "\"") != std::string::npos);
+    CHECK(r.err.find("ERR") == std::string::npos);
+  }
+  auto r = cli(srv.port, {"GET", "counter:__rand_int__"});
+  CHECK(r.exit_code == 0);
+  srv.stop_and_check();
+}
+
+TEST_CASE("redis: differential test against a real redis-server (RESP2 and RESP3)", "[redis]") {
+  REQUIRE(have("python3"));
+  REQUIRE(std::filesystem::exists("/usr/bin/redis-server"));
+  auto mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  server_under_test srv(server_keys(mode, 2), kKv);
+  for (const char* resp : {"2", "3"}) {
+    auto r = t::run({"python3", script("redis_diff.py"), "--target", "127.0.0.1:" + std::to_string(srv.port),
+                     "--redis-server", "/usr/bin/redis-server", "--seed", "7", "--count", "3000", "--resp", resp},
+                    240s);
+    INFO("resp " << resp << "\n" << r.out << r.err);
+    CHECK(r.exit_code == 0);
+  }
+  srv.stop_and_check();
+}
+
+TEST_CASE("redis: protocol edge cases over raw sockets", "[redis]") {
+  REQUIRE(have("python3"));
+  auto mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  server_under_test srv(server_keys(mode, 1), kKv);
+  auto r = t::run({"python3", script("redis_edge.py"), "--target", "127.0.0.1:" + std::to_string(srv.port)}, 180s);
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 0);
+  srv.stop_and_check();
+}
+
+TEST_CASE("redis: pub/sub across two workers reaches every subscriber", "[redis]") {
+  REQUIRE(have("python3"));
+  auto mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  server_under_test srv(server_keys(mode, 2), kKv);
+  auto r = t::run({"python3", script("redis_pubsub.py"), "--target", "127.0.0.1:" + std::to_string(srv.port),
+                   "--clients", "8"},
+                  120s);
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 0);
+  srv.stop_and_check();
+}
