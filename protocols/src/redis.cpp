@@ -246,6 +246,7 @@ class server_codec final : public stream_codec {
   void abandon(std::string& out) override {
     if (done_ || count_ == 0) return;
     for (; count_; --count_) out.append("-ERR the worker handling this command went away\r\n");
+    if (failed()) out.append("-ERR ").append(reason()).append(crlf);  // the held error, last
     hello_wait_ = false;
     done_ = true;
   }

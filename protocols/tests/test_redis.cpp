@@ -437,6 +437,15 @@ TEST_CASE("redis: abandon answers every outstanding command and ends", "[redis]"
   CHECK(codec->outstanding() == 0);
   CHECK(codec->done());
   CHECK(codec->name() == "redis");
+
+  // A held protocol error follows the answers.
+  codec = redis::make_server_codec({});
+  codec->decode("A\r\n*x\r\n", s);
+  out.clear();
+  codec->abandon(out);
+  CHECK(out == "-ERR the worker handling this command went away\r\n"
+               "-ERR Protocol error: invalid multibulk length\r\n");
+  CHECK(codec->done());
 }
 
 TEST_CASE("redis: split_inline follows sdssplitargs", "[redis]") {
