@@ -29,7 +29,7 @@
 
 namespace swactor::apps {
 
-namespace {
+namespace kvx {
 
 using ipc::row_ref;
 using ipc::shm_errc;
@@ -101,6 +101,9 @@ bool string2ll(std::string_view s, long long& out) {
   return true;
 }
 
+// redis-server's default proto-max-bulk-len: the largest string it makes (SETRANGE, APPEND).
+constexpr unsigned long long kProtoMaxBulkLen = 512ull << 20;
+
 // Redis's string2ld (strtold; rejects a leading space, trailing bytes, NaN and overflow).
 bool string2ld(std::string_view s, long double& out) {
   constexpr std::size_t kMax = 5 * 1024;  // MAX_LONG_DOUBLE_CHARS
@@ -111,7 +114,9 @@ bool string2ld(std::string_view s, long double& out) {
   errno = 0;
   char* end = nullptr;
   long double v = std::strtold(buf, &end);
+  // A NUL inside the value ends strtold early: all of it must have been read.
   if (std::isspace(static_cast<unsigned char>(buf[0])) || end[0] != '\0' ||
+      static_cast<std::size_t>(end - buf) != s.size() ||
       (errno == ERANGE && (v == HUGE_VALL || v == -HUGE_VALL || std::fpclassify(v) == FP_ZERO)) ||
       errno == EINVAL || std::isnan(v))
     return false;
@@ -139,98 +144,8 @@ std::string ld2string(long double v) {
   return std::string(buf, static_cast<std::size_t>(l));
 }
 
-// Redis's stringmatchlen (case-sensitive): * ? [a-z] [^a] \x. `pattern` and `string` are
-// NUL-terminated copies (the algorithm peeks one byte past the end, as Redis's does).
-int match_impl(const char* pattern, int patternLen, const char* string, int stringLen, int* skipLonger) {
-  while (patternLen && stringLen) {
-    switch (pattern[0]) {
-      case '*':
-        while (patternLen && pattern[1] == '*') {
-          ++pattern;
-          --patternLen;
-        }
-        if (patternLen == 1) return 1;
-        while (stringLen) {
-          if (match_impl(pattern + 1, patternLen - 1, string, stringLen, skipLonger)) return 1;
-          if (*skipLonger) return 0;
-          ++string;
-          --stringLen;
-        }
-        *skipLonger = 1;
-        return 0;
-      case '?':
-        ++string;
-        --stringLen;
-        break;
-      case '[': {
-        ++pattern;
-        --patternLen;
-        bool negate = pattern[0] == '^';
-        if (negate) {
-          ++pattern;
-          --patternLen;
-        }
-        bool match = false;
-        while (true) {
-          if (pattern[0] == '\\' && patternLen >= 2) {
-            ++pattern;
-            --patternLen;
-            if (pattern[0] == string[0]) match = true;
-          } else if (pattern[0] == ']') {
-            break;
-          } else if (patternLen == 0) {
-            --pattern;
-            ++patternLen;
-            break;
-          } else if (patternLen >= 3 && pattern[1] == '-') {
-            int start = pattern[0], end = pattern[2], ch = string[0];
-            if (start > end) std::swap(start, end);
-            pattern += 2;
-            patternLen -= 2;
-            if (ch >= start && ch <= end) match = true;
-          } else if (pattern[0] == string[0]) {
-            match = true;
-          }
-          ++pattern;
-          --patternLen;
-        }
-        if (negate) match = !match;
-        if (!match) return 0;
-        ++string;
-        --stringLen;
-        break;
-      }
-      case '\\':
-        if (patternLen >= 2) {
-          ++pattern;
-          --patternLen;
-        }
-        [[fallthrough]];
-      default:
-        if (pattern[0] != string[0]) return 0;
-        ++string;
-        --stringLen;
-        break;
-    }
-    ++pattern;
-    --patternLen;
-    if (stringLen == 0) {
-      while (*pattern == '*') {
-        ++pattern;
-        --patternLen;
-      }
-      break;
-    }
-  }
-  return patternLen == 0 && stringLen == 0 ? 1 : 0;
-}
-
-bool glob_match(const std::string& pattern, std::string_view key) {
-  std::string k(key);
-  int skip = 0;
-  return match_impl(pattern.c_str(), static_cast<int>(pattern.size()), k.c_str(), static_cast<int>(k.size()),
-                    &skip) != 0;
-}
+// Redis's glob (KEYS, SCAN MATCH): redis::glob_match, shared with PSUBSCRIBE.
+bool glob_match(const std::string& pattern, std::string_view key) { return redis::glob_match(pattern, key); }
 
 // -- the hash value: (varint length, field, varint length, value)* in insertion order ----------
 
@@ -367,7 +282,7 @@ bool is_pubsub_name(std::string_view n) {
   return false;
 }
 
-}  // namespace
+}  // namespace kvx
 
 struct redis_kv::snapshot {
   bool found = false;
@@ -397,32 +312,37 @@ config::schema<redis_kv::options> redis_kv::schema() {
 
 redis_kv::redis_kv(options o) : opts_(std::move(o)) {}
 
+namespace kvx {
+// The index of column `name` when `t` has it with type `type`; -1 and a reason otherwise.
+int check_column(const ipc::table& t, std::string_view name, ipc::column_type type, std::string& problem,
+                 std::size_t* size = nullptr) {
+  const auto& cols = t.schema().columns;
+  auto it = std::find_if(cols.begin(), cols.end(), [&](const ipc::column_def& d) { return d.name == name; });
+  const char* sep = problem.empty() ? "" : "; ";
+  if (it == cols.end()) {
+    problem += fmt::format("{}no column `{}` ({})", sep, name, ipc::column_type_name(type));
+    return -1;
+  }
+  if (it->type != type) {
+    problem += fmt::format("{}column `{}` is {}, expected {}", sep, name, ipc::column_type_name(it->type),
+                           ipc::column_type_name(type));
+    return -1;
+  }
+  if (size) *size = it->size;
+  return t.column_index(name);
+}
+}  // namespace kvx
+
 task<void> redis_kv::on_worker_start(context& ctx) {
-  started_ms_ = now_ms();
+  started_ms_ = kvx::now_ms();
   table_ = ctx.table(opts_.table);
   table_problem_.clear();
   if (!table_) {
     table_problem_ = fmt::format("no table \"{}\"; declare [tables.{}]", opts_.table, opts_.table);
   } else {
-    const auto& cols = table_->schema().columns;
-    auto check = [&](std::string_view name, ipc::column_type type) -> int {
-      auto it = std::find_if(cols.begin(), cols.end(), [&](const ipc::column_def& d) { return d.name == name; });
-      if (it == cols.end()) {
-        table_problem_ += fmt::format("{}no column `{}` ({})", table_problem_.empty() ? "" : "; ", name,
-                                      ipc::column_type_name(type));
-        return -1;
-      }
-      if (it->type != type) {
-        table_problem_ += fmt::format("{}column `{}` is {}, expected {}", table_problem_.empty() ? "" : "; ", name,
-                                      ipc::column_type_name(it->type), ipc::column_type_name(type));
-        return -1;
-      }
-      return table_->column_index(name);
-    };
-    col_type_ = check("type", ipc::column_type::int64);
-    col_expire_ = check("expire", ipc::column_type::int64);
-    col_value_ = check("value", ipc::column_type::string);
-    if (col_value_ >= 0) value_size_ = cols[static_cast<std::size_t>(col_value_)].size;
+    col_type_ = kvx::check_column(*table_, "type", ipc::column_type::int64, table_problem_);
+    col_expire_ = kvx::check_column(*table_, "expire", ipc::column_type::int64, table_problem_);
+    col_value_ = kvx::check_column(*table_, "value", ipc::column_type::string, table_problem_, &value_size_);
     if (!table_problem_.empty())
       table_problem_ = fmt::format("table \"{}\": {}", opts_.table, table_problem_);
   }
@@ -432,7 +352,7 @@ task<void> redis_kv::on_worker_start(context& ctx) {
     co_return;
   }
   if (ctx.worker_id() == 0 && ctx.role() == "worker")
-    sweep_timer_ = ctx.timers().tick(opts_.sweep_interval, [this, &ctx](timer_id) { sweep(ctx); });
+    start_sweep(ctx);
   co_return;
 }
 
@@ -442,11 +362,15 @@ task<void> redis_kv::on_worker_stop(context& ctx) {
   co_return;
 }
 
+void redis_kv::start_sweep(context& ctx) {
+  sweep_timer_ = ctx.timers().tick(opts_.sweep_interval, [this, &ctx](timer_id) { sweep(ctx); });
+}
+
 void redis_kv::sweep(context&) {
   if (!table_) return;
-  const auto now = now_ms();
+  const auto now = kvx::now_ms();
   const int ce = col_expire_;
-  sweep_cursor_ = table_->scan(sweep_cursor_, static_cast<std::size_t>(opts_.sweep_keys), [&](row_ref& r) {
+  sweep_cursor_ = table_->scan(sweep_cursor_, static_cast<std::size_t>(opts_.sweep_keys), [&](kvx::row_ref& r) {
     auto e = r.get_int(ce);
     if (e != 0 && now > e) r.erase();
   });
@@ -571,13 +495,13 @@ task<void> redis_kv::on_command(context& ctx, session_id s, redis::command& cmd)
     redis::reply_wrong_arity(cmd);
     co_return;
   }
-  if (!e && !is_pubsub_name(cmd.name())) {
+  if (!e && !kvx::is_pubsub_name(cmd.name())) {
     redis::reply_unknown_command(cmd);
     co_return;
   }
   if (!c.authenticated &&
       !(e && (e->fn == &redis_kv::cmd_auth || e->fn == &redis_kv::cmd_hello || e->fn == &redis_kv::cmd_quit))) {
-    cmd.reply().error(kNoAuth);
+    cmd.reply().error(kvx::kNoAuth);
     co_return;
   }
   if (pubsub_refuses(c, cmd)) co_return;
@@ -603,7 +527,7 @@ bool redis_kv::check_key(redis::command& cmd, std::string_view key) {
   return false;
 }
 
-bool redis_kv::alive(row_ref& r, std::int64_t now) const {
+bool redis_kv::alive(kvx::row_ref& r, std::int64_t now) const {
   if (!r.exists()) return false;
   auto e = r.get_int(col_expire_);
   if (e != 0 && now > e) {
@@ -617,7 +541,7 @@ redis_kv::snapshot redis_kv::load(std::string_view key, std::int64_t now, bool w
   snapshot s;
   bool expired = false;
   const int ct = col_type_, ce = col_expire_, cv = col_value_;
-  table_->inspect(key, [&](const row_ref& r) {
+  table_->inspect(key, [&](const kvx::row_ref& r) {
     expired = false;
     s.found = r.exists();
     if (!s.found) return;
@@ -630,13 +554,13 @@ redis_kv::snapshot redis_kv::load(std::string_view key, std::int64_t now, bool w
     }
     if (with_value) s.value.assign(r.get_string(cv));
   });
-  if (expired) table_->modify(key, [&](row_ref& r) { (void)alive(r, now); });
+  if (expired) table_->modify(key, [&](kvx::row_ref& r) { (void)alive(r, now); });
   if (!s.found) s = snapshot{};
   return s;
 }
 
-std::error_code redis_kv::write(row_ref& r, std::int64_t type, std::string_view value, std::int64_t expire) {
-  if (value.size() > value_size_) return make_error_code(shm_errc::value_too_long);
+std::error_code redis_kv::write(kvx::row_ref& r, std::int64_t type, std::string_view value, std::int64_t expire) {
+  if (value.size() > value_size_) return make_error_code(kvx::shm_errc::value_too_long);
   if (auto ec = r.set(col_value_, value)) return ec;  // first: creates the row, or fails with nothing written
   (void)r.set(col_type_, type);
   (void)r.set(col_expire_, expire);
@@ -650,11 +574,11 @@ void redis_kv::reply_too_large(redis::command& cmd) {
 }
 
 void redis_kv::reply_write_error(redis::command& cmd, std::error_code ec) {
-  if (ec == shm_errc::value_too_long) return reply_too_large(cmd);
+  if (ec == kvx::shm_errc::value_too_long) return reply_too_large(cmd);
   cmd.discard_reply();
-  if (ec == shm_errc::table_full)
+  if (ec == kvx::shm_errc::table_full)
     cmd.reply().error(fmt::format("OOM command not allowed: the table is full ({} rows)", table_->schema().size));
-  else if (ec == shm_errc::key_too_long)
+  else if (ec == kvx::shm_errc::key_too_long)
     cmd.reply().error("ERR key too long: the table's keys are at most 63 bytes");
   else
     cmd.reply().error("ERR " + ec.message());
@@ -672,31 +596,31 @@ void redis_kv::cmd_ping(context&, session_id, client&, redis::command& cmd) {
 
 void redis_kv::cmd_echo(context&, session_id, client&, redis::command& cmd) { cmd.reply().bulk(cmd[1]); }
 
-namespace {
+namespace kvx {
 bool valid_client_name(std::string_view n) {
   for (char ch : n)
     if (ch < '!' || ch > '~') return false;
   return true;
 }
-}  // namespace
+}  // namespace kvx
 
 void redis_kv::cmd_hello(context&, session_id s, client& c, redis::command& cmd) {
   long long ver = 0;
   std::size_t next = 1;
   if (cmd.size() >= 2) {
-    if (!string2ll(cmd[next++], ver)) return cmd.reply().error("ERR Protocol version is not an integer or out of range");
+    if (!kvx::string2ll(cmd[next++], ver)) return cmd.reply().error("ERR Protocol version is not an integer or out of range");
     if (ver < 2 || ver > 3) return cmd.reply().error("NOPROTO unsupported protocol version");
   }
   for (std::size_t j = next; j < cmd.size(); ++j) {
     const std::size_t more = cmd.size() - 1 - j;
     auto opt = cmd[j];
-    if (ieq(opt, "auth") && more >= 2) {
+    if (kvx::ieq(opt, "auth") && more >= 2) {
       bool ok = cmd[j + 1] == "default" && (opts_.password.empty() || cmd[j + 2] == opts_.password);
-      if (!ok) return cmd.reply().error(kWrongPass);
+      if (!ok) return cmd.reply().error(kvx::kWrongPass);
       c.authenticated = true;
       j += 2;
-    } else if (ieq(opt, "setname") && more >= 1) {
-      if (!valid_client_name(cmd[j + 1]))
+    } else if (kvx::ieq(opt, "setname") && more >= 1) {
+      if (!kvx::valid_client_name(cmd[j + 1]))
         return cmd.reply().error("ERR Client names cannot contain spaces, newlines or special characters.");
       c.name = std::string(cmd[j + 1]);
       ++j;
@@ -733,7 +657,7 @@ void redis_kv::cmd_hello(context&, session_id s, client& c, redis::command& cmd)
 }
 
 void redis_kv::cmd_auth(context&, session_id, client& c, redis::command& cmd) {
-  if (cmd.size() > 3) return cmd.reply().error(kSyntax);
+  if (cmd.size() > 3) return cmd.reply().error(kvx::kSyntax);
   std::string_view user = "default", pass;
   if (cmd.size() == 2) {
     if (opts_.password.empty())
@@ -749,13 +673,13 @@ void redis_kv::cmd_auth(context&, session_id, client& c, redis::command& cmd) {
     c.authenticated = true;
     cmd.reply().status("OK");
   } else {
-    cmd.reply().error(kWrongPass);
+    cmd.reply().error(kvx::kWrongPass);
   }
 }
 
 void redis_kv::cmd_select(context&, session_id, client&, redis::command& cmd) {
   long long id;
-  if (!string2ll(cmd[1], id) || id < INT_MIN || id > INT_MAX) return cmd.reply().error(kNotInteger);
+  if (!kvx::string2ll(cmd[1], id) || id < INT_MIN || id > INT_MAX) return cmd.reply().error(kvx::kNotInteger);
   if (id != 0) return cmd.reply().error("ERR DB index is out of range");
   cmd.reply().status("OK");
 }
@@ -770,16 +694,16 @@ void redis_kv::cmd_client(context&, session_id s, client& c, redis::command& cmd
   auto arity = [&](const char* name) {
     cmd.reply().error(fmt::format("ERR wrong number of arguments for 'client|{}' command", name));
   };
-  if (ieq(sub, "id")) {
+  if (kvx::ieq(sub, "id")) {
     if (cmd.size() != 2) return arity("id");
     cmd.reply().integer(static_cast<long long>(s.value()));
-  } else if (ieq(sub, "setname")) {
+  } else if (kvx::ieq(sub, "setname")) {
     if (cmd.size() != 3) return arity("setname");
-    if (!valid_client_name(cmd[2]))
+    if (!kvx::valid_client_name(cmd[2]))
       return cmd.reply().error("ERR Client names cannot contain spaces, newlines or special characters.");
     c.name = std::string(cmd[2]);
     cmd.reply().status("OK");
-  } else if (ieq(sub, "getname")) {
+  } else if (kvx::ieq(sub, "getname")) {
     if (cmd.size() != 2) return arity("getname");
     if (c.name.empty())
       cmd.reply().null();
@@ -794,10 +718,10 @@ void redis_kv::cmd_client(context&, session_id s, client& c, redis::command& cmd
 void redis_kv::cmd_command(context&, session_id, client&, redis::command& cmd) {
   if (cmd.size() == 1) return cmd.reply().array(0);
   auto sub = cmd[1];
-  if (ieq(sub, "count")) {
+  if (kvx::ieq(sub, "count")) {
     if (cmd.size() != 2) return cmd.reply().error("ERR wrong number of arguments for 'command|count' command");
     cmd.reply().integer(static_cast<long long>(commands().size()));
-  } else if (ieq(sub, "docs")) {
+  } else if (kvx::ieq(sub, "docs")) {
     cmd.reply().map(0);
   } else {
     std::string n(sub.substr(0, std::min<std::size_t>(sub.find('\0'), 128)));
@@ -807,9 +731,9 @@ void redis_kv::cmd_command(context&, session_id, client&, redis::command& cmd) {
 
 void redis_kv::cmd_function(context&, session_id, client&, redis::command& cmd) {
   auto sub = cmd[1];
-  if (ieq(sub, "flush")) {
+  if (kvx::ieq(sub, "flush")) {
     if (cmd.size() > 3) return cmd.reply().error("ERR wrong number of arguments for 'function|flush' command");
-    if (cmd.size() == 3 && !ieq(cmd[2], "async") && !ieq(cmd[2], "sync"))
+    if (cmd.size() == 3 && !kvx::ieq(cmd[2], "async") && !kvx::ieq(cmd[2], "sync"))
       return cmd.reply().error("ERR FUNCTION FLUSH only supports SYNC|ASYNC option");
     cmd.reply().status("OK");
   } else {
@@ -824,7 +748,7 @@ void redis_kv::cmd_info(context&, session_id, client&, redis::command& cmd) {
     server = clients = memory = keyspace = true;
   } else {
     for (std::size_t i = 1; i < cmd.size(); ++i) {
-      auto sec = lower(cmd[i]);
+      auto sec = kvx::lower(cmd[i]);
       if (sec == "default" || sec == "all" || sec == "everything") server = clients = memory = keyspace = true;
       if (sec == "server") server = true;
       if (sec == "clients") clients = true;
@@ -842,7 +766,7 @@ void redis_kv::cmd_info(context&, session_id, client&, redis::command& cmd) {
   };
   if (server) {
     section("Server");
-    auto up = (now_ms() - started_ms_) / 1000;
+    auto up = (kvx::now_ms() - started_ms_) / 1000;
     info += fmt::format(
         "redis_version:7.0.15\r\nredis_mode:standalone\r\nos:Linux\r\narch_bits:{}\r\nprocess_id:{}\r\n"
         "uptime_in_seconds:{}\r\nuptime_in_days:{}\r\n",
@@ -862,8 +786,8 @@ void redis_kv::cmd_info(context&, session_id, client&, redis::command& cmd) {
     if (table_) {
       std::size_t keys = 0, expires = 0;
       const int ce = col_expire_;
-      const auto now = now_ms();
-      table_->scan(0, 0, [&](row_ref& r) {
+      const auto now = kvx::now_ms();
+      table_->scan(0, 0, [&](kvx::row_ref& r) {
         auto e = r.get_int(ce);
         if (e != 0 && now > e) return;
         ++keys;
@@ -879,38 +803,38 @@ void redis_kv::cmd_info(context&, session_id, client&, redis::command& cmd) {
 
 void redis_kv::cmd_get(context&, session_id, client&, redis::command& cmd) {
   if (!check_key(cmd, cmd[1])) return;
-  auto v = load(cmd[1], now_ms(), true);
+  auto v = load(cmd[1], kvx::now_ms(), true);
   if (!v.found) return cmd.reply().null();
-  if (v.type != kString) return cmd.reply().error(kWrongType);
+  if (v.type != kvx::kString) return cmd.reply().error(kvx::kWrongType);
   cmd.reply().bulk(v.value);
 }
 
 // ok_reply: 0 = +OK / nil, 1 = :1 / :0 (SETNX)
 void redis_kv::set_generic(redis::command& cmd, int flags, std::string_view key, std::string_view value,
                            std::string_view expire, bool expire_given, int ok_reply) {
-  const auto now = now_ms();
+  const auto now = kvx::now_ms();
   long long when = 0;
   if (expire_given) {
     std::string err;
-    if (!expire_ms(expire, flags, now, cmd.name(), when, err)) return cmd.reply().error(err);
+    if (!kvx::expire_ms(expire, flags, now, cmd.name(), when, err)) return cmd.reply().error(err);
   }
   if (!check_key(cmd, key)) return;
   if (value.size() > value_size_) return reply_too_large(cmd);
   std::error_code wec;
-  table_->modify(key, [&](row_ref& r) {
+  table_->modify(key, [&](kvx::row_ref& r) {
     bool found = alive(r, now);
-    if (flags & f_get) {
+    if (flags & kvx::f_get) {
       if (!found) {
         cmd.reply().null();
-      } else if (r.get_int(col_type_) != kString) {
-        cmd.reply().error(kWrongType);
+      } else if (r.get_int(col_type_) != kvx::kString) {
+        cmd.reply().error(kvx::kWrongType);
         return;
       } else {
         cmd.reply().bulk(r.get_string(col_value_));
       }
     }
-    if (((flags & f_nx) && found) || ((flags & f_xx) && !found)) {
-      if (!(flags & f_get)) {
+    if (((flags & kvx::f_nx) && found) || ((flags & kvx::f_xx) && !found)) {
+      if (!(flags & kvx::f_get)) {
         if (ok_reply == 1)
           cmd.reply().integer(0);
         else
@@ -921,10 +845,10 @@ void redis_kv::set_generic(redis::command& cmd, int flags, std::string_view key,
     std::int64_t exp = 0;
     if (expire_given)
       exp = when;
-    else if ((flags & f_keepttl) && found)
+    else if ((flags & kvx::f_keepttl) && found)
       exp = r.get_int(col_expire_);
-    if ((wec = write(r, kString, value, exp))) return;
-    if (!(flags & f_get)) {
+    if ((wec = write(r, kvx::kString, value, exp))) return;
+    if (!(flags & kvx::f_get)) {
       if (ok_reply == 1)
         cmd.reply().integer(1);
       else
@@ -937,24 +861,24 @@ void redis_kv::set_generic(redis::command& cmd, int flags, std::string_view key,
 void redis_kv::cmd_set(context&, session_id, client&, redis::command& cmd) {
   int flags = 0;
   std::string_view expire;
-  if (!parse_string_options(cmd, true, flags, expire)) return cmd.reply().error(kSyntax);
-  set_generic(cmd, flags, cmd[1], cmd[2], expire, (flags & (f_ex | f_px | f_exat | f_pxat)) != 0, 0);
+  if (!kvx::parse_string_options(cmd, true, flags, expire)) return cmd.reply().error(kvx::kSyntax);
+  set_generic(cmd, flags, cmd[1], cmd[2], expire, (flags & (kvx::f_ex | kvx::f_px | kvx::f_exat | kvx::f_pxat)) != 0, 0);
 }
 
 void redis_kv::cmd_setnx(context&, session_id, client&, redis::command& cmd) {
-  set_generic(cmd, f_nx, cmd[1], cmd[2], {}, false, 1);
+  set_generic(cmd, kvx::f_nx, cmd[1], cmd[2], {}, false, 1);
 }
 
 void redis_kv::cmd_setex(context&, session_id, client&, redis::command& cmd) {
-  set_generic(cmd, f_ex, cmd[1], cmd[3], cmd[2], true, 0);
+  set_generic(cmd, kvx::f_ex, cmd[1], cmd[3], cmd[2], true, 0);
 }
 
 void redis_kv::cmd_psetex(context&, session_id, client&, redis::command& cmd) {
-  set_generic(cmd, f_px, cmd[1], cmd[3], cmd[2], true, 0);
+  set_generic(cmd, kvx::f_px, cmd[1], cmd[3], cmd[2], true, 0);
 }
 
 void redis_kv::cmd_mget(context&, session_id, client&, redis::command& cmd) {
-  const auto now = now_ms();
+  const auto now = kvx::now_ms();
   for (std::size_t i = 1; i < cmd.size(); ++i)
     if (!check_key(cmd, cmd[i])) return;
   std::vector<snapshot> vals;
@@ -962,7 +886,7 @@ void redis_kv::cmd_mget(context&, session_id, client&, redis::command& cmd) {
   for (std::size_t i = 1; i < cmd.size(); ++i) vals.push_back(load(cmd[i], now, true));
   cmd.reply().array(vals.size());
   for (auto& v : vals) {
-    if (v.found && v.type == kString)
+    if (v.found && v.type == kvx::kString)
       cmd.reply().bulk(v.value);
     else
       cmd.reply().null();
@@ -977,7 +901,7 @@ void redis_kv::cmd_mset(context&, session_id, client&, redis::command& cmd) {
   }
   for (std::size_t i = 1; i < cmd.size(); i += 2) {
     std::error_code ec;
-    table_->modify(cmd[i], [&](row_ref& r) { ec = write(r, kString, cmd[i + 1], 0); });
+    table_->modify(cmd[i], [&](kvx::row_ref& r) { ec = write(r, kvx::kString, cmd[i + 1], 0); });
     if (ec) return reply_write_error(cmd, ec);
   }
   cmd.reply().status("OK");
@@ -985,7 +909,7 @@ void redis_kv::cmd_mset(context&, session_id, client&, redis::command& cmd) {
 
 void redis_kv::cmd_msetnx(context&, session_id, client&, redis::command& cmd) {
   if (cmd.size() % 2 == 0) return redis::reply_wrong_arity(cmd);
-  const auto now = now_ms();
+  const auto now = kvx::now_ms();
   for (std::size_t i = 1; i < cmd.size(); i += 2) {
     if (!check_key(cmd, cmd[i])) return;
     if (cmd[i + 1].size() > value_size_) return reply_too_large(cmd);
@@ -994,7 +918,7 @@ void redis_kv::cmd_msetnx(context&, session_id, client&, redis::command& cmd) {
     if (load(cmd[i], now, false).found) return cmd.reply().integer(0);
   for (std::size_t i = 1; i < cmd.size(); i += 2) {
     std::error_code ec;
-    table_->modify(cmd[i], [&](row_ref& r) { ec = write(r, kString, cmd[i + 1], 0); });
+    table_->modify(cmd[i], [&](kvx::row_ref& r) { ec = write(r, kvx::kString, cmd[i + 1], 0); });
     if (ec) return reply_write_error(cmd, ec);
   }
   cmd.reply().integer(1);
@@ -1003,26 +927,26 @@ void redis_kv::cmd_msetnx(context&, session_id, client&, redis::command& cmd) {
 void redis_kv::cmd_getset(context&, session_id, client&, redis::command& cmd) {
   if (!check_key(cmd, cmd[1])) return;
   if (cmd[2].size() > value_size_) return reply_too_large(cmd);
-  const auto now = now_ms();
+  const auto now = kvx::now_ms();
   std::error_code ec;
-  table_->modify(cmd[1], [&](row_ref& r) {
+  table_->modify(cmd[1], [&](kvx::row_ref& r) {
     if (alive(r, now)) {
-      if (r.get_int(col_type_) != kString) return cmd.reply().error(kWrongType);
+      if (r.get_int(col_type_) != kvx::kString) return cmd.reply().error(kvx::kWrongType);
       cmd.reply().bulk(r.get_string(col_value_));
     } else {
       cmd.reply().null();
     }
-    ec = write(r, kString, cmd[2], 0);
+    ec = write(r, kvx::kString, cmd[2], 0);
   });
   if (ec) reply_write_error(cmd, ec);
 }
 
 void redis_kv::cmd_getdel(context&, session_id, client&, redis::command& cmd) {
   if (!check_key(cmd, cmd[1])) return;
-  const auto now = now_ms();
-  table_->modify(cmd[1], [&](row_ref& r) {
+  const auto now = kvx::now_ms();
+  table_->modify(cmd[1], [&](kvx::row_ref& r) {
     if (!alive(r, now)) return cmd.reply().null();
-    if (r.get_int(col_type_) != kString) return cmd.reply().error(kWrongType);
+    if (r.get_int(col_type_) != kvx::kString) return cmd.reply().error(kvx::kWrongType);
     cmd.reply().bulk(r.get_string(col_value_));
     r.erase();
   });
@@ -1031,40 +955,40 @@ void redis_kv::cmd_getdel(context&, session_id, client&, redis::command& cmd) {
 void redis_kv::cmd_getex(context&, session_id, client&, redis::command& cmd) {
   int flags = 0;
   std::string_view expire;
-  if (!parse_string_options(cmd, false, flags, expire)) return cmd.reply().error(kSyntax);
+  if (!kvx::parse_string_options(cmd, false, flags, expire)) return cmd.reply().error(kvx::kSyntax);
   if (!check_key(cmd, cmd[1])) return;
-  const auto now = now_ms();
-  const bool has_expire = (flags & (f_ex | f_px | f_exat | f_pxat)) != 0;
-  table_->modify(cmd[1], [&](row_ref& r) {
+  const auto now = kvx::now_ms();
+  const bool has_expire = (flags & (kvx::f_ex | kvx::f_px | kvx::f_exat | kvx::f_pxat)) != 0;
+  table_->modify(cmd[1], [&](kvx::row_ref& r) {
     if (!alive(r, now)) return cmd.reply().null();
-    if (r.get_int(col_type_) != kString) return cmd.reply().error(kWrongType);
+    if (r.get_int(col_type_) != kvx::kString) return cmd.reply().error(kvx::kWrongType);
     long long when = 0;
     if (has_expire) {
       std::string err;
-      if (!expire_ms(expire, flags, now, "getex", when, err)) return cmd.reply().error(err);
+      if (!kvx::expire_ms(expire, flags, now, "getex", when, err)) return cmd.reply().error(err);
     }
     cmd.reply().bulk(r.get_string(col_value_));
-    if ((flags & (f_exat | f_pxat)) && when <= now)
+    if ((flags & (kvx::f_exat | kvx::f_pxat)) && when <= now)
       r.erase();
     else if (has_expire)
       (void)r.set(col_expire_, static_cast<std::int64_t>(when));
-    else if (flags & f_persist)
+    else if (flags & kvx::f_persist)
       (void)r.set(col_expire_, std::int64_t{0});
   });
 }
 
 void redis_kv::cmd_append(context&, session_id, client&, redis::command& cmd) {
   if (!check_key(cmd, cmd[1])) return;
-  const auto now = now_ms();
+  const auto now = kvx::now_ms();
   std::error_code ec;
-  table_->modify(cmd[1], [&](row_ref& r) {
+  table_->modify(cmd[1], [&](kvx::row_ref& r) {
     std::string v;
     std::int64_t exp = 0;
     if (alive(r, now)) {
-      if (r.get_int(col_type_) != kString) return cmd.reply().error(kWrongType);
+      if (r.get_int(col_type_) != kvx::kString) return cmd.reply().error(kvx::kWrongType);
       auto old = r.get_string(col_value_);
       if (old.size() + cmd[2].size() > value_size_) {
-        ec = make_error_code(shm_errc::value_too_long);
+        ec = make_error_code(kvx::shm_errc::value_too_long);
         return;
       }
       v.reserve(old.size() + cmd[2].size());
@@ -1072,7 +996,7 @@ void redis_kv::cmd_append(context&, session_id, client&, redis::command& cmd) {
       exp = r.get_int(col_expire_);
     }
     v.append(cmd[2]);
-    if ((ec = write(r, kString, v, exp))) return;
+    if ((ec = write(r, kvx::kString, v, exp))) return;
     cmd.reply().integer(static_cast<long long>(v.size()));
   });
   if (ec) reply_write_error(cmd, ec);
@@ -1080,19 +1004,19 @@ void redis_kv::cmd_append(context&, session_id, client&, redis::command& cmd) {
 
 void redis_kv::cmd_strlen(context&, session_id, client&, redis::command& cmd) {
   if (!check_key(cmd, cmd[1])) return;
-  auto v = load(cmd[1], now_ms(), true);
+  auto v = load(cmd[1], kvx::now_ms(), true);
   if (!v.found) return cmd.reply().integer(0);
-  if (v.type != kString) return cmd.reply().error(kWrongType);
+  if (v.type != kvx::kString) return cmd.reply().error(kvx::kWrongType);
   cmd.reply().integer(static_cast<long long>(v.value.size()));
 }
 
 void redis_kv::cmd_getrange(context&, session_id, client&, redis::command& cmd) {
   long long start, end;
-  if (!string2ll(cmd[2], start) || !string2ll(cmd[3], end)) return cmd.reply().error(kNotInteger);
+  if (!kvx::string2ll(cmd[2], start) || !kvx::string2ll(cmd[3], end)) return cmd.reply().error(kvx::kNotInteger);
   if (!check_key(cmd, cmd[1])) return;
-  auto v = load(cmd[1], now_ms(), true);
+  auto v = load(cmd[1], kvx::now_ms(), true);
   if (!v.found) return cmd.reply().bulk("");
-  if (v.type != kString) return cmd.reply().error(kWrongType);
+  if (v.type != kvx::kString) return cmd.reply().error(kvx::kWrongType);
   const auto len = static_cast<long long>(v.value.size());
   if (start < 0 && end < 0 && start > end) return cmd.reply().bulk("");
   if (start < 0) start = len + start;
@@ -1107,32 +1031,35 @@ void redis_kv::cmd_getrange(context&, session_id, client&, redis::command& cmd) 
 
 void redis_kv::cmd_setrange(context&, session_id, client&, redis::command& cmd) {
   long long offset;
-  if (!string2ll(cmd[2], offset)) return cmd.reply().error(kNotInteger);
+  if (!kvx::string2ll(cmd[2], offset)) return cmd.reply().error(kvx::kNotInteger);
   if (offset < 0) return cmd.reply().error("ERR offset is out of range");
   if (!check_key(cmd, cmd[1])) return;
-  const auto now = now_ms();
+  const auto now = kvx::now_ms();
   const auto piece = cmd[3];
   std::error_code ec;
-  table_->modify(cmd[1], [&](row_ref& r) {
+  table_->modify(cmd[1], [&](kvx::row_ref& r) {
     std::string v;
     std::int64_t exp = 0;
     if (!alive(r, now)) {
       if (piece.empty()) return cmd.reply().integer(0);
     } else {
-      if (r.get_int(col_type_) != kString) return cmd.reply().error(kWrongType);
+      if (r.get_int(col_type_) != kvx::kString) return cmd.reply().error(kvx::kWrongType);
       auto old = r.get_string(col_value_);
       if (piece.empty()) return cmd.reply().integer(static_cast<long long>(old.size()));
       v.assign(old);
       exp = r.get_int(col_expire_);
     }
+    // Redis's own limit first (its checkStringLength), then the table's column.
+    if (static_cast<unsigned long long>(offset) + piece.size() > kvx::kProtoMaxBulkLen)
+      return cmd.reply().error("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
     if (static_cast<unsigned long long>(offset) + piece.size() > value_size_) {
-      ec = make_error_code(shm_errc::value_too_long);
+      ec = make_error_code(kvx::shm_errc::value_too_long);
       return;
     }
     auto need = static_cast<std::size_t>(offset) + piece.size();
     if (v.size() < need) v.resize(need, '\0');
     std::memcpy(v.data() + offset, piece.data(), piece.size());
-    if ((ec = write(r, kString, v, exp))) return;
+    if ((ec = write(r, kvx::kString, v, exp))) return;
     cmd.reply().integer(static_cast<long long>(v.size()));
   });
   if (ec) reply_write_error(cmd, ec);
@@ -1140,20 +1067,20 @@ void redis_kv::cmd_setrange(context&, session_id, client&, redis::command& cmd) 
 
 void redis_kv::incr_generic(redis::command& cmd, std::int64_t by) {
   if (!check_key(cmd, cmd[1])) return;
-  const auto now = now_ms();
+  const auto now = kvx::now_ms();
   std::error_code ec;
-  table_->modify(cmd[1], [&](row_ref& r) {
+  table_->modify(cmd[1], [&](kvx::row_ref& r) {
     long long value = 0;
     std::int64_t exp = 0;
     if (alive(r, now)) {
-      if (r.get_int(col_type_) != kString) return cmd.reply().error(kWrongType);
-      if (!string2ll(r.get_string(col_value_), value)) return cmd.reply().error(kNotInteger);
+      if (r.get_int(col_type_) != kvx::kString) return cmd.reply().error(kvx::kWrongType);
+      if (!kvx::string2ll(r.get_string(col_value_), value)) return cmd.reply().error(kvx::kNotInteger);
       exp = r.get_int(col_expire_);
     }
     if ((by < 0 && value < 0 && by < LLONG_MIN - value) || (by > 0 && value > 0 && by > LLONG_MAX - value))
-      return cmd.reply().error(kOverflow);
+      return cmd.reply().error(kvx::kOverflow);
     value += by;
-    if ((ec = write(r, kString, std::to_string(value), exp))) return;
+    if ((ec = write(r, kvx::kString, std::to_string(value), exp))) return;
     cmd.reply().integer(value);
   });
   if (ec) reply_write_error(cmd, ec);
@@ -1164,34 +1091,34 @@ void redis_kv::cmd_decr(context&, session_id, client&, redis::command& cmd) { in
 
 void redis_kv::cmd_incrby(context&, session_id, client&, redis::command& cmd) {
   long long by;
-  if (!string2ll(cmd[2], by)) return cmd.reply().error(kNotInteger);
+  if (!kvx::string2ll(cmd[2], by)) return cmd.reply().error(kvx::kNotInteger);
   incr_generic(cmd, by);
 }
 
 void redis_kv::cmd_decrby(context&, session_id, client&, redis::command& cmd) {
   long long by;
-  if (!string2ll(cmd[2], by)) return cmd.reply().error(kNotInteger);
+  if (!kvx::string2ll(cmd[2], by)) return cmd.reply().error(kvx::kNotInteger);
   if (by == LLONG_MIN) return cmd.reply().error("ERR decrement would overflow");
   incr_generic(cmd, -by);
 }
 
 void redis_kv::cmd_incrbyfloat(context&, session_id, client&, redis::command& cmd) {
   if (!check_key(cmd, cmd[1])) return;
-  const auto now = now_ms();
+  const auto now = kvx::now_ms();
   std::error_code ec;
-  table_->modify(cmd[1], [&](row_ref& r) {
+  table_->modify(cmd[1], [&](kvx::row_ref& r) {
     long double value = 0, incr = 0;
     std::int64_t exp = 0;
     if (alive(r, now)) {
-      if (r.get_int(col_type_) != kString) return cmd.reply().error(kWrongType);
-      if (!string2ld(r.get_string(col_value_), value)) return cmd.reply().error(kNotFloat);
+      if (r.get_int(col_type_) != kvx::kString) return cmd.reply().error(kvx::kWrongType);
+      if (!kvx::string2ld(r.get_string(col_value_), value)) return cmd.reply().error(kvx::kNotFloat);
       exp = r.get_int(col_expire_);
     }
-    if (!string2ld(cmd[2], incr)) return cmd.reply().error(kNotFloat);
+    if (!kvx::string2ld(cmd[2], incr)) return cmd.reply().error(kvx::kNotFloat);
     value += incr;
-    if (std::isnan(value) || std::isinf(value)) return cmd.reply().error(kNanInf);
-    auto text = ld2string(value);
-    if ((ec = write(r, kString, text, exp))) return;
+    if (std::isnan(value) || std::isinf(value)) return cmd.reply().error(kvx::kNanInf);
+    auto text = kvx::ld2string(value);
+    if ((ec = write(r, kvx::kString, text, exp))) return;
     cmd.reply().bulk(text);
   });
   if (ec) reply_write_error(cmd, ec);
@@ -1202,10 +1129,10 @@ void redis_kv::cmd_incrbyfloat(context&, session_id, client&, redis::command& cm
 void redis_kv::cmd_del(context&, session_id, client&, redis::command& cmd) {
   for (std::size_t i = 1; i < cmd.size(); ++i)
     if (!check_key(cmd, cmd[i])) return;
-  const auto now = now_ms();
+  const auto now = kvx::now_ms();
   long long n = 0;
   for (std::size_t i = 1; i < cmd.size(); ++i)
-    table_->modify(cmd[i], [&](row_ref& r) {
+    table_->modify(cmd[i], [&](kvx::row_ref& r) {
       if (alive(r, now)) {
         r.erase();
         ++n;
@@ -1217,7 +1144,7 @@ void redis_kv::cmd_del(context&, session_id, client&, redis::command& cmd) {
 void redis_kv::cmd_exists(context&, session_id, client&, redis::command& cmd) {
   for (std::size_t i = 1; i < cmd.size(); ++i)
     if (!check_key(cmd, cmd[i])) return;
-  const auto now = now_ms();
+  const auto now = kvx::now_ms();
   long long n = 0;
   for (std::size_t i = 1; i < cmd.size(); ++i)
     if (load(cmd[i], now, false).found) ++n;
@@ -1228,8 +1155,8 @@ void redis_kv::cmd_touch(context& ctx, session_id s, client& c, redis::command& 
 
 void redis_kv::cmd_type(context&, session_id, client&, redis::command& cmd) {
   if (!check_key(cmd, cmd[1])) return;
-  auto v = load(cmd[1], now_ms(), false);
-  cmd.reply().status(type_name(v.found ? v.type : 0));
+  auto v = load(cmd[1], kvx::now_ms(), false);
+  cmd.reply().status(kvx::type_name(v.found ? v.type : 0));
 }
 
 void redis_kv::expire_generic(redis::command& cmd, std::int64_t base, bool seconds) {
@@ -1237,13 +1164,13 @@ void redis_kv::expire_generic(redis::command& cmd, std::int64_t base, bool secon
   int flag = 0;
   for (std::size_t j = 3; j < cmd.size(); ++j) {
     auto opt = cmd[j];
-    if (ieq(opt, "nx"))
+    if (kvx::ieq(opt, "nx"))
       flag |= nx;
-    else if (ieq(opt, "xx"))
+    else if (kvx::ieq(opt, "xx"))
       flag |= xx;
-    else if (ieq(opt, "gt"))
+    else if (kvx::ieq(opt, "gt"))
       flag |= gt;
-    else if (ieq(opt, "lt"))
+    else if (kvx::ieq(opt, "lt"))
       flag |= lt;
     else
       return cmd.reply().error("ERR Unsupported option " + std::string(opt.substr(0, opt.find('\0'))));
@@ -1253,8 +1180,8 @@ void redis_kv::expire_generic(redis::command& cmd, std::int64_t base, bool secon
   if ((flag & gt) && (flag & lt))
     return cmd.reply().error("ERR GT and LT options at the same time are not compatible");
   long long when;
-  if (!string2ll(cmd[2], when)) return cmd.reply().error(kNotInteger);
-  auto invalid = [&] { cmd.reply().error("ERR invalid expire time in '" + lower(cmd.name()) + "' command"); };
+  if (!kvx::string2ll(cmd[2], when)) return cmd.reply().error(kvx::kNotInteger);
+  auto invalid = [&] { cmd.reply().error("ERR invalid expire time in '" + kvx::lower(cmd.name()) + "' command"); };
   if (seconds) {
     if (when > LLONG_MAX / 1000 || when < LLONG_MIN / 1000) return invalid();
     when *= 1000;
@@ -1262,8 +1189,8 @@ void redis_kv::expire_generic(redis::command& cmd, std::int64_t base, bool secon
   if (when > LLONG_MAX - base) return invalid();
   when += base;
   if (!check_key(cmd, cmd[1])) return;
-  const auto now = now_ms();
-  table_->modify(cmd[1], [&](row_ref& r) {
+  const auto now = kvx::now_ms();
+  table_->modify(cmd[1], [&](kvx::row_ref& r) {
     if (!alive(r, now)) return cmd.reply().integer(0);
     long long current = r.get_int(col_expire_);
     if (current == 0) current = -1;
@@ -1279,14 +1206,14 @@ void redis_kv::expire_generic(redis::command& cmd, std::int64_t base, bool secon
   });
 }
 
-void redis_kv::cmd_expire(context&, session_id, client&, redis::command& cmd) { expire_generic(cmd, now_ms(), true); }
-void redis_kv::cmd_pexpire(context&, session_id, client&, redis::command& cmd) { expire_generic(cmd, now_ms(), false); }
+void redis_kv::cmd_expire(context&, session_id, client&, redis::command& cmd) { expire_generic(cmd, kvx::now_ms(), true); }
+void redis_kv::cmd_pexpire(context&, session_id, client&, redis::command& cmd) { expire_generic(cmd, kvx::now_ms(), false); }
 void redis_kv::cmd_expireat(context&, session_id, client&, redis::command& cmd) { expire_generic(cmd, 0, true); }
 void redis_kv::cmd_pexpireat(context&, session_id, client&, redis::command& cmd) { expire_generic(cmd, 0, false); }
 
 void redis_kv::ttl_generic(redis::command& cmd, bool ms, bool absolute) {
   if (!check_key(cmd, cmd[1])) return;
-  const auto now = now_ms();
+  const auto now = kvx::now_ms();
   auto v = load(cmd[1], now, false);
   if (!v.found) return cmd.reply().integer(-2);
   if (v.expire == 0) return cmd.reply().integer(-1);
@@ -1302,8 +1229,8 @@ void redis_kv::cmd_pexpiretime(context&, session_id, client&, redis::command& cm
 
 void redis_kv::cmd_persist(context&, session_id, client&, redis::command& cmd) {
   if (!check_key(cmd, cmd[1])) return;
-  const auto now = now_ms();
-  table_->modify(cmd[1], [&](row_ref& r) {
+  const auto now = kvx::now_ms();
+  table_->modify(cmd[1], [&](kvx::row_ref& r) {
     if (!alive(r, now) || r.get_int(col_expire_) == 0) return cmd.reply().integer(0);
     (void)r.set(col_expire_, std::int64_t{0});
     cmd.reply().integer(1);
@@ -1313,11 +1240,11 @@ void redis_kv::cmd_persist(context&, session_id, client&, redis::command& cmd) {
 void redis_kv::cmd_keys(context&, session_id, client&, redis::command& cmd) {
   const std::string pattern(cmd[1]);
   const bool all = pattern == "*";
-  const auto now = now_ms();
+  const auto now = kvx::now_ms();
   std::vector<std::string> keys;
-  table_->scan(0, 0, [&](row_ref& r) {
+  table_->scan(0, 0, [&](kvx::row_ref& r) {
     if (!alive(r, now)) return;
-    if (all || glob_match(pattern, r.key())) keys.emplace_back(r.key());
+    if (all || kvx::glob_match(pattern, r.key())) keys.emplace_back(r.key());
   });
   cmd.reply().array(keys.size());
   for (auto& k : keys) cmd.reply().bulk(k);
@@ -1338,30 +1265,30 @@ void redis_kv::cmd_scan(context&, session_id, client&, redis::command& cmd) {
   bool use_type = false;
   for (std::size_t i = 2; i < cmd.size();) {
     const std::size_t left = cmd.size() - i;
-    if (ieq(cmd[i], "count") && left >= 2) {
-      if (!string2ll(cmd[i + 1], count)) return cmd.reply().error(kNotInteger);
-      if (count < 1) return cmd.reply().error(kSyntax);
+    if (kvx::ieq(cmd[i], "count") && left >= 2) {
+      if (!kvx::string2ll(cmd[i + 1], count)) return cmd.reply().error(kvx::kNotInteger);
+      if (count < 1) return cmd.reply().error(kvx::kSyntax);
       i += 2;
-    } else if (ieq(cmd[i], "match") && left >= 2) {
+    } else if (kvx::ieq(cmd[i], "match") && left >= 2) {
       pattern = std::string(cmd[i + 1]);
       use_pattern = pattern != "*";
       i += 2;
-    } else if (ieq(cmd[i], "type") && left >= 2) {
+    } else if (kvx::ieq(cmd[i], "type") && left >= 2) {
       type = std::string(cmd[i + 1]);
       use_type = true;
       i += 2;
     } else {
-      return cmd.reply().error(kSyntax);
+      return cmd.reply().error(kvx::kSyntax);
     }
   }
-  const auto now = now_ms();
+  const auto now = kvx::now_ms();
   std::vector<std::string> keys;
   std::uint64_t next = 0;
   if (cursor < table_->bucket_count()) {
-    next = table_->scan(cursor, static_cast<std::size_t>(count), [&](row_ref& r) {
+    next = table_->scan(cursor, static_cast<std::size_t>(count), [&](kvx::row_ref& r) {
       if (!alive(r, now)) return;
-      if (use_type && !ieq(type, type_name(r.get_int(col_type_)))) return;
-      if (use_pattern && !glob_match(pattern, r.key())) return;
+      if (use_type && !kvx::ieq(type, kvx::type_name(r.get_int(col_type_)))) return;
+      if (use_pattern && !kvx::glob_match(pattern, r.key())) return;
       keys.emplace_back(r.key());
     });
   }
@@ -1374,7 +1301,7 @@ void redis_kv::cmd_scan(context&, session_id, client&, redis::command& cmd) {
 
 void redis_kv::rename_generic(redis::command& cmd, bool nx) {
   if (!check_key(cmd, cmd[1]) || !check_key(cmd, cmd[2])) return;
-  const auto now = now_ms();
+  const auto now = kvx::now_ms();
   auto src = load(cmd[1], now, true);
   if (!src.found) return cmd.reply().error("ERR no such key");
   if (cmd[1] == cmd[2]) {
@@ -1386,7 +1313,7 @@ void redis_kv::rename_generic(redis::command& cmd, bool nx) {
   }
   std::error_code ec;
   bool exists = false;
-  table_->modify(cmd[2], [&](row_ref& r) {
+  table_->modify(cmd[2], [&](kvx::row_ref& r) {
     if (alive(r, now) && nx) {
       exists = true;
       return;
@@ -1395,7 +1322,7 @@ void redis_kv::rename_generic(redis::command& cmd, bool nx) {
   });
   if (exists) return cmd.reply().integer(0);
   if (ec) return reply_write_error(cmd, ec);
-  table_->modify(cmd[1], [&](row_ref& r) { r.erase(); });
+  table_->modify(cmd[1], [&](kvx::row_ref& r) { r.erase(); });
   if (nx)
     cmd.reply().integer(1);
   else
@@ -1410,20 +1337,20 @@ void redis_kv::cmd_dbsize(context&, session_id, client&, redis::command& cmd) {
 }
 
 void redis_kv::cmd_flushdb(context&, session_id, client&, redis::command& cmd) {
-  if (cmd.size() > 2 || (cmd.size() == 2 && !ieq(cmd[1], "sync") && !ieq(cmd[1], "async")))
-    return cmd.reply().error(kSyntax);
-  table_->scan(0, 0, [](row_ref& r) { r.erase(); });
+  if (cmd.size() > 2 || (cmd.size() == 2 && !kvx::ieq(cmd[1], "sync") && !kvx::ieq(cmd[1], "async")))
+    return cmd.reply().error(kvx::kSyntax);
+  table_->scan(0, 0, [](kvx::row_ref& r) { r.erase(); });
   cmd.reply().status("OK");
 }
 
 void redis_kv::cmd_randomkey(context&, session_id, client&, redis::command& cmd) {
   static thread_local std::minstd_rand rng(std::random_device{}());
-  const auto now = now_ms();
+  const auto now = kvx::now_ms();
   const std::uint64_t buckets = table_->bucket_count();
   const std::uint64_t start = std::uniform_int_distribution<std::uint64_t>(0, buckets - 1)(rng);
   std::string key;
   bool found = false;
-  auto visit = [&](row_ref& r) {
+  auto visit = [&](kvx::row_ref& r) {
     if (found || !alive(r, now)) return;
     key.assign(r.key());
     found = true;
@@ -1454,25 +1381,25 @@ void redis_kv::cmd_randomkey(context&, session_id, client&, redis::command& cmd)
 template <class F>
 void redis_kv::hash_update(redis::command& cmd, F&& fn) {
   if (!check_key(cmd, cmd[1])) return;
-  const auto now = now_ms();
+  const auto now = kvx::now_ms();
   std::error_code ec;
-  table_->modify(cmd[1], [&](row_ref& r) {
-    pairs fields;
+  table_->modify(cmd[1], [&](kvx::row_ref& r) {
+    kvx::pairs fields;
     std::int64_t exp = 0;
     if (alive(r, now)) {
-      if (r.get_int(col_type_) != kHash) return cmd.reply().error(kWrongType);
-      fields = decode_hash(r.get_string(col_value_));
+      if (r.get_int(col_type_) != kvx::kHash) return cmd.reply().error(kvx::kWrongType);
+      fields = kvx::decode_hash(r.get_string(col_value_));
       exp = r.get_int(col_expire_);
     }
     bool changed = false;
     if (!fn(fields, changed) || !changed) return;
     if (fields.empty()) return r.erase();
-    ec = write(r, kHash, encode_hash(fields), exp);
+    ec = write(r, kvx::kHash, kvx::encode_hash(fields), exp);
   });
   if (ec) reply_write_error(cmd, ec);
 }
 
-namespace {
+namespace kvx {
 void hset_fields(redis::command& cmd, pairs& fields, long long& created) {
   for (std::size_t i = 2; i + 1 < cmd.size(); i += 2) {
     auto it = find_field(fields, cmd[i]);
@@ -1484,13 +1411,13 @@ void hset_fields(redis::command& cmd, pairs& fields, long long& created) {
     }
   }
 }
-}  // namespace
+}  // namespace kvx
 
 void redis_kv::cmd_hset(context&, session_id, client&, redis::command& cmd) {
   if (cmd.size() % 2 == 1) return redis::reply_wrong_arity(cmd);
-  hash_update(cmd, [&](pairs& fields, bool& changed) {
+  hash_update(cmd, [&](kvx::pairs& fields, bool& changed) {
     long long created = 0;
-    hset_fields(cmd, fields, created);
+    kvx::hset_fields(cmd, fields, created);
     changed = true;
     cmd.reply().integer(created);
     return true;
@@ -1499,9 +1426,9 @@ void redis_kv::cmd_hset(context&, session_id, client&, redis::command& cmd) {
 
 void redis_kv::cmd_hmset(context&, session_id, client&, redis::command& cmd) {
   if (cmd.size() % 2 == 1) return redis::reply_wrong_arity(cmd);
-  hash_update(cmd, [&](pairs& fields, bool& changed) {
+  hash_update(cmd, [&](kvx::pairs& fields, bool& changed) {
     long long created = 0;
-    hset_fields(cmd, fields, created);
+    kvx::hset_fields(cmd, fields, created);
     changed = true;
     cmd.reply().status("OK");
     return true;
@@ -1509,8 +1436,8 @@ void redis_kv::cmd_hmset(context&, session_id, client&, redis::command& cmd) {
 }
 
 void redis_kv::cmd_hsetnx(context&, session_id, client&, redis::command& cmd) {
-  hash_update(cmd, [&](pairs& fields, bool& changed) {
-    if (find_field(fields, cmd[2]) != fields.end()) {
+  hash_update(cmd, [&](kvx::pairs& fields, bool& changed) {
+    if (kvx::find_field(fields, cmd[2]) != fields.end()) {
       cmd.reply().integer(0);
       return true;
     }
@@ -1522,10 +1449,10 @@ void redis_kv::cmd_hsetnx(context&, session_id, client&, redis::command& cmd) {
 }
 
 void redis_kv::cmd_hdel(context&, session_id, client&, redis::command& cmd) {
-  hash_update(cmd, [&](pairs& fields, bool& changed) {
+  hash_update(cmd, [&](kvx::pairs& fields, bool& changed) {
     long long deleted = 0;
     for (std::size_t i = 2; i < cmd.size(); ++i) {
-      auto it = find_field(fields, cmd[i]);
+      auto it = kvx::find_field(fields, cmd[i]);
       if (it != fields.end()) {
         fields.erase(it);
         ++deleted;
@@ -1539,17 +1466,17 @@ void redis_kv::cmd_hdel(context&, session_id, client&, redis::command& cmd) {
 
 void redis_kv::cmd_hincrby(context&, session_id, client&, redis::command& cmd) {
   long long incr;
-  if (!string2ll(cmd[3], incr)) return cmd.reply().error(kNotInteger);
+  if (!kvx::string2ll(cmd[3], incr)) return cmd.reply().error(kvx::kNotInteger);
   std::string text;
-  hash_update(cmd, [&](pairs& fields, bool& changed) {
+  hash_update(cmd, [&](kvx::pairs& fields, bool& changed) {
     long long value = 0;
-    auto it = find_field(fields, cmd[2]);
-    if (it != fields.end() && !string2ll(it->second, value)) {
+    auto it = kvx::find_field(fields, cmd[2]);
+    if (it != fields.end() && !kvx::string2ll(it->second, value)) {
       cmd.reply().error("ERR hash value is not an integer");
       return false;
     }
     if ((incr < 0 && value < 0 && incr < LLONG_MIN - value) || (incr > 0 && value > 0 && incr > LLONG_MAX - value)) {
-      cmd.reply().error(kOverflow);
+      cmd.reply().error(kvx::kOverflow);
       return false;
     }
     value += incr;
@@ -1566,22 +1493,22 @@ void redis_kv::cmd_hincrby(context&, session_id, client&, redis::command& cmd) {
 
 void redis_kv::cmd_hincrbyfloat(context&, session_id, client&, redis::command& cmd) {
   long double incr;
-  if (!string2ld(cmd[3], incr)) return cmd.reply().error(kNotFloat);
+  if (!kvx::string2ld(cmd[3], incr)) return cmd.reply().error(kvx::kNotFloat);
   if (std::isnan(incr) || std::isinf(incr)) return cmd.reply().error("ERR value is NaN or Infinity");
   std::string text;
-  hash_update(cmd, [&](pairs& fields, bool& changed) {
+  hash_update(cmd, [&](kvx::pairs& fields, bool& changed) {
     long double value = 0;
-    auto it = find_field(fields, cmd[2]);
-    if (it != fields.end() && !string2ld(it->second, value)) {
+    auto it = kvx::find_field(fields, cmd[2]);
+    if (it != fields.end() && !kvx::string2ld(it->second, value)) {
       cmd.reply().error("ERR hash value is not a float");
       return false;
     }
     value += incr;
     if (std::isnan(value) || std::isinf(value)) {
-      cmd.reply().error(kNanInf);
+      cmd.reply().error(kvx::kNanInf);
       return false;
     }
-    text = ld2string(value);
+    text = kvx::ld2string(value);
     if (it != fields.end())
       it->second = text;
     else
@@ -1594,23 +1521,23 @@ void redis_kv::cmd_hincrbyfloat(context&, session_id, client&, redis::command& c
 
 void redis_kv::cmd_hget(context&, session_id, client&, redis::command& cmd) {
   if (!check_key(cmd, cmd[1])) return;
-  auto v = load(cmd[1], now_ms(), true);
+  auto v = load(cmd[1], kvx::now_ms(), true);
   if (!v.found) return cmd.reply().null();
-  if (v.type != kHash) return cmd.reply().error(kWrongType);
-  auto fields = decode_hash(v.value);
-  auto it = find_field(fields, cmd[2]);
+  if (v.type != kvx::kHash) return cmd.reply().error(kvx::kWrongType);
+  auto fields = kvx::decode_hash(v.value);
+  auto it = kvx::find_field(fields, cmd[2]);
   if (it == fields.end()) return cmd.reply().null();
   cmd.reply().bulk(it->second);
 }
 
 void redis_kv::cmd_hmget(context&, session_id, client&, redis::command& cmd) {
   if (!check_key(cmd, cmd[1])) return;
-  auto v = load(cmd[1], now_ms(), true);
-  if (v.found && v.type != kHash) return cmd.reply().error(kWrongType);
-  auto fields = decode_hash(v.value);
+  auto v = load(cmd[1], kvx::now_ms(), true);
+  if (v.found && v.type != kvx::kHash) return cmd.reply().error(kvx::kWrongType);
+  auto fields = kvx::decode_hash(v.value);
   cmd.reply().array(cmd.size() - 2);
   for (std::size_t i = 2; i < cmd.size(); ++i) {
-    auto it = find_field(fields, cmd[i]);
+    auto it = kvx::find_field(fields, cmd[i]);
     if (it == fields.end())
       cmd.reply().null();
     else
@@ -1620,9 +1547,9 @@ void redis_kv::cmd_hmget(context&, session_id, client&, redis::command& cmd) {
 
 void redis_kv::hash_fields(redis::command& cmd, bool keys, bool values) {
   if (!check_key(cmd, cmd[1])) return;
-  auto v = load(cmd[1], now_ms(), true);
-  if (v.found && v.type != kHash) return cmd.reply().error(kWrongType);
-  auto fields = decode_hash(v.value);
+  auto v = load(cmd[1], kvx::now_ms(), true);
+  if (v.found && v.type != kvx::kHash) return cmd.reply().error(kvx::kWrongType);
+  auto fields = kvx::decode_hash(v.value);
   auto& w = cmd.reply();
   if (keys && values)
     w.map(fields.size());
@@ -1640,25 +1567,25 @@ void redis_kv::cmd_hvals(context&, session_id, client&, redis::command& cmd) { h
 
 void redis_kv::cmd_hexists(context&, session_id, client&, redis::command& cmd) {
   if (!check_key(cmd, cmd[1])) return;
-  auto v = load(cmd[1], now_ms(), true);
-  if (v.found && v.type != kHash) return cmd.reply().error(kWrongType);
-  auto fields = decode_hash(v.value);
-  cmd.reply().integer(find_field(fields, cmd[2]) != fields.end() ? 1 : 0);
+  auto v = load(cmd[1], kvx::now_ms(), true);
+  if (v.found && v.type != kvx::kHash) return cmd.reply().error(kvx::kWrongType);
+  auto fields = kvx::decode_hash(v.value);
+  cmd.reply().integer(kvx::find_field(fields, cmd[2]) != fields.end() ? 1 : 0);
 }
 
 void redis_kv::cmd_hlen(context&, session_id, client&, redis::command& cmd) {
   if (!check_key(cmd, cmd[1])) return;
-  auto v = load(cmd[1], now_ms(), true);
-  if (v.found && v.type != kHash) return cmd.reply().error(kWrongType);
-  cmd.reply().integer(static_cast<long long>(decode_hash(v.value).size()));
+  auto v = load(cmd[1], kvx::now_ms(), true);
+  if (v.found && v.type != kvx::kHash) return cmd.reply().error(kvx::kWrongType);
+  cmd.reply().integer(static_cast<long long>(kvx::decode_hash(v.value).size()));
 }
 
 void redis_kv::cmd_hstrlen(context&, session_id, client&, redis::command& cmd) {
   if (!check_key(cmd, cmd[1])) return;
-  auto v = load(cmd[1], now_ms(), true);
-  if (v.found && v.type != kHash) return cmd.reply().error(kWrongType);
-  auto fields = decode_hash(v.value);
-  auto it = find_field(fields, cmd[2]);
+  auto v = load(cmd[1], kvx::now_ms(), true);
+  if (v.found && v.type != kvx::kHash) return cmd.reply().error(kvx::kWrongType);
+  auto fields = kvx::decode_hash(v.value);
+  auto it = kvx::find_field(fields, cmd[2]);
   cmd.reply().integer(it == fields.end() ? 0 : static_cast<long long>(it->second.size()));
 }
 

@@ -84,6 +84,7 @@ class redis_kv final : public module_base {
   std::unordered_map<session_id, client> clients_;
   // The expiry sweep: a timer in worker 0 (one sweeper is enough: the table is shared).
   void sweep(context& ctx);
+  void start_sweep(context& ctx);
   timer_id sweep_timer_ = 0;
   std::uint64_t sweep_cursor_ = 0;
 

@@ -455,7 +455,11 @@ struct table::impl {
     r->hash = h32;
     r->key_len = static_cast<std::uint8_t>(key.size());
     std::memcpy(r->key, key.data(), key.size());
-    std::memset(data_of(r), 0, row_size - sizeof(row_header));
+    // Zero each column's value (a string's length prefix, not its capacity): a row with a
+    // large string column is not written through, so untouched pages stay unmapped.
+    char* d = data_of(r);
+    for (std::size_t c = 0; c < layout->schema.columns.size(); ++c)
+      std::memset(d + layout->offsets[c], 0, layout->schema.columns[c].type == column_type::string ? 4 : 8);
     std::uint32_t head = b.head.load(std::memory_order_relaxed);
     if (head != 0) bump(b.collisions);
     r->next.store(head, std::memory_order_relaxed);

@@ -194,19 +194,22 @@ bool tokenize(std::string_view line, Out& on) {
   }
 }
 
-// Counts the arguments of an inline line and notes whether the first one is HELLO.
+// Counts the arguments of an inline line and notes whether the first one is HELLO or QUIT
+// (the commands after which the codec waits for the reply).
 struct inline_check {
   std::size_t count = 0;
   std::size_t len = 0;  // bytes of the first argument so far
   bool hello = true;    // the first argument matches "hello" so far
+  bool quit = true;     // ... "quit"
   void begin() noexcept { ++count; }
   void put(char c) noexcept {
     if (count != 1) return;
     if (len >= 5 || (c | 0x20) != "hello"[len]) hello = false;
+    if (len >= 4 || (c | 0x20) != "quit"[len]) quit = false;
     ++len;
   }
   void end() noexcept {}
-  bool first_is_hello() const noexcept { return count > 0 && hello && len == 5; }
+  bool first_is_hello() const noexcept { return count > 0 && ((hello && len == 5) || (quit && len == 4)); }
 };
 
 struct inline_args {
@@ -238,7 +241,8 @@ class server_codec final : public stream_codec {
   }
 
   // After a HELLO nothing is decoded until it is answered, so the commands after it carry
-  // the protocol it chose; a failed codec takes nothing more either.
+  // the protocol it chose; after a QUIT likewise, so nothing pipelined behind it runs (as in
+  // redis-server); a failed codec takes nothing more either.
   bool blocked() const noexcept override { return !done_ && (hello_wait_ || failed()); }
   bool done() const noexcept override { return done_; }
   std::uint32_t outstanding() const noexcept override { return count_; }
@@ -272,7 +276,7 @@ class server_codec final : public stream_codec {
   std::string output_;
   std::uint32_t count_ = 0;  // commands emitted and not answered yet
   bool resp3_ = false;
-  bool hello_wait_ = false;  // a HELLO was emitted and is not answered yet
+  bool hello_wait_ = false;  // a HELLO or QUIT was emitted and is not answered yet
   bool done_ = false;
 
   // Progress in the current command, relative to its first byte.
@@ -282,7 +286,7 @@ class server_codec final : public stream_codec {
   std::size_t bulk_ = 0;  // length of the bulk being read
   long long left_ = 0;    // arguments still to read
   bool first_ = true;     // the next bulk is the command name
-  bool hello_ = false;    // the command name is HELLO
+  bool hello_ = false;    // the command name is HELLO or QUIT (decoding waits for its reply)
   // Results of parse().
   std::size_t size_ = 0;
   std::string_view data_;
@@ -371,7 +375,9 @@ server_codec::step server_codec::parse(std::string_view buf) {
     }
     // bulk_data: the data and two more bytes (meant to be CRLF, skipped unchecked).
     if (buf.size() - pos_ < bulk_ + 2) return step::more;
-    if (first_) hello_ = bulk_ == 5 && iequals(buf.substr(pos_, 5), "hello");
+    if (first_)
+      hello_ = (bulk_ == 5 && iequals(buf.substr(pos_, 5), "hello")) ||
+               (bulk_ == 4 && iequals(buf.substr(pos_, 4), "quit"));
     first_ = false;
     pos_ += bulk_ + 2;
     scan_ = pos_;

@@ -341,12 +341,31 @@ TEST_CASE("redis: reply_close ends the connection after its reply", "[redis]") {
   auto codec = redis::make_server_codec({});
   sink s;
   std::string in = "QUIT\r\nPING\r\n";
-  CHECK(codec->decode(in, s) == in.size());
+  // Nothing after a QUIT is decoded until it is answered (redis-server runs nothing
+  // pipelined behind it).
+  CHECK(codec->decode(in, s) == 6);
+  CHECK(s.events.size() == 1);
+  CHECK(codec->blocked());
   std::string wire;
   codec->encode(static_cast<std::uint8_t>(redis::out::reply_close), "+OK\r\n", wire);
   CHECK(codec->done());
   codec->encode(reply, "+PONG\r\n", wire);
   CHECK(wire == "+OK\r\n");
+  CHECK(codec->decode(std::string_view(in).substr(6), s) == 0);
+  CHECK(s.events.size() == 1);
+}
+
+TEST_CASE("redis: a QUIT answered with a plain reply lets decoding go on", "[redis]") {
+  auto codec = redis::make_server_codec({});
+  sink s;
+  std::string in = mbulk({"quit"}) + "PING\r\n";
+  CHECK(codec->decode(in, s) == 14);
+  CHECK(codec->blocked());
+  std::string wire;
+  codec->encode(reply, "-ERR not now\r\n", wire);
+  CHECK_FALSE(codec->blocked());
+  CHECK(codec->decode(std::string_view(in).substr(14), s) == 6);
+  CHECK(s.events.size() == 2);
 }
 
 TEST_CASE("redis: HELLO blocks decoding until answered and sets the protocol", "[redis]") {
