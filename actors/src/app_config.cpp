@@ -131,7 +131,8 @@ const config::schema<listen_config>& listen_schema() {
              "Where to listen: `tcp://HOST:PORT`, `tcp://[::1]:PORT`, `udp://HOST:PORT`, "
              "`unix:///path` (stream), `unixgram:///path` (datagram), `http://HOST:PORT` or "
              "`http+unix:///path` (HTTP/1.1), `ws://HOST:PORT` or `ws+unix:///path` (HTTP/1.1 "
-             "with WebSocket upgrades).")
+             "with WebSocket upgrades), `redis://HOST:PORT` or `redis+unix:///path` (the Redis "
+             "protocol).")
         .required()
         .string("module", &listen_config::module,
                 "Module instance that handles this listener's events ([modules.NAME], or a "
