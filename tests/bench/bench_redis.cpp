@@ -320,9 +320,9 @@ int main() {
   servers[0].name = "redis";
   servers[0].label = "redis-server";
   servers[1].name = "swactor";
-  servers[1].label = "swactor redis_kv 1 worker";
+  servers[1].label = "swactor 1 worker";
   servers[2].name = "swactor-w2";
-  servers[2].label = "swactor redis_kv 2 workers";
+  servers[2].label = "swactor 2 workers";
   start_redis(t, dir, servers[0]);
   start_swactor(t, dir, servers[1], 1);
   start_swactor(t, dir, servers[2], 2);
@@ -384,15 +384,15 @@ int main() {
     return median(it->second);
   };
   for (const auto& c : cases) {
-    const std::string what = "redis-benchmark -c" + std::to_string(clients) + " -P" +
-                             std::to_string(c.pipeline) + " " + c.cmd + ": ";
+    // redis-benchmark -c 50 -r 10000 -n N -P P -t CMD (see the top of this file)
+    const std::string what = "-P" + std::to_string(c.pipeline) + " " + c.cmd + ": ";
     const auto ref_rps = med(servers[0].rps, c.name());
     const auto ref_cpu = med(servers[0].cpu_us, c.name());
     for (const auto& s : servers) {
       const bool ref = s.name == "redis";
       const auto rps = med(s.rps, c.name());
       const auto cpu = med(s.cpu_us, c.name());
-      const std::string why = s.skipped.empty() ? " (failed)" : " (skipped: did not start)";
+      const std::string why = s.skipped.empty() ? " (failed)" : " (skipped)";
       rep.add({"rps " + what + s.label + (rps ? "" : why), rps.value_or(0), "req/s",
                ref || !rps ? std::nullopt : ref_rps, ref ? "" : "redis-server", std::nullopt});
       rep.add({"server CPU/cmd " + what + s.label + (cpu ? "" : why), cpu.value_or(0), "us/cmd",
@@ -400,8 +400,7 @@ int main() {
                std::nullopt});
     }
     auto it = tester.find(c.name());
-    rep.add({"rps swactor bench -f redis -c" + std::to_string(clients) + " --pipeline " +
-                 std::to_string(c.pipeline) + " --mix " + c.cmd + " on redis" +
+    rep.add({"rps " + what + "swactor bench -f redis on redis" +
                  (it == tester.end() ? " (failed)" : ""),
              it == tester.end() ? 0 : it->second.rps, "req/s",
              it == tester.end() ? std::nullopt : ref_rps, "redis-benchmark on redis",
