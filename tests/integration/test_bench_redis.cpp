@@ -127,7 +127,7 @@ TEST_CASE("bench redis: requests follow the mix and the keyspace") {
       ++sets;
       REQUIRE(resp::encoder::command_of(req) == resp::command::set);
       REQUIRE(req.rfind("*3\r\n$3\r\nSET\r\n$16\r\nkey:", 0) == 0);
-      REQUIRE(req.substr(req.size() - 11) == "\r\n$5\r\nxxxxx\r\n");
+      REQUIRE(req.substr(req.size() - 13) == "\r\n$5\r\nxxxxx\r\n");
     }
     const auto key = req.substr(req.find("key:"), 16);
     CHECK(std::stoul(key.substr(4)) < 100);
