@@ -17,8 +17,12 @@
 //      redis so that a case takes about S seconds there; every server gets the same -n.
 //   2. Server CPU per command: utime+stime of the server's process tree (/proc/PID/stat)
 //      before and after each redis-benchmark run, divided by its -n; medians.
-//   3. The load tester: swactor bench -f redis -c 50 --mix CMD --pipeline P -n N against
-//      redis, once per case after the rounds, against redis-benchmark's median there.
+//   3. The load tester as a second client: swactor bench -f redis -c 50 --mix CMD
+//      --pipeline P -n N, once per case and server after the rounds. On redis it is compared
+//      with redis-benchmark's median (is the load tester a fair client?); on swactor with
+//      its own figure on redis. It costs less CPU per request than redis-benchmark, which
+//      on a 2-core machine is the bottleneck at -P 1 (docs/benchmarks.md): these rows show
+//      what the servers do when the client is not.
 // Never asserts a figure: the exit status is 1 only when redis or a client fails.
 //
 // Binaries: $SWACTOR_BIN, $REDIS_SERVER, $REDIS_BENCHMARK (default: found in PATH).
@@ -364,14 +368,17 @@ int main() {
         }
       }
 
-  // 3. the load tester against redis-benchmark, on redis.
-  std::map<std::string, tester_result> tester;
+  // 3. the load tester as the client, on every server that runs.
+  std::map<std::string, tester_result> tester;  // by server name + " " + case name
   for (const auto& c : cases)
-    if (auto r = run_swactor_bench(t, dir, servers[0], c, n_of[c.pipeline],
-                                   "tester-" + c.cmd + "-P" + std::to_string(c.pipeline)))
-      tester[c.name()] = *r;
-    else
-      status = 1;
+    for (auto& s : servers) {
+      if (!s.skipped.empty()) continue;
+      const auto tag = "tester-" + s.name + "-" + c.cmd + "-P" + std::to_string(c.pipeline);
+      if (auto r = run_swactor_bench(t, dir, s, c, n_of[c.pipeline], tag))
+        tester[s.name + " " + c.name()] = *r;
+      else if (s.name == "redis")
+        status = 1;
+    }
 
   for (auto& s : servers)
     if (s.proc && !s.proc->status) s.proc->stop(10s);
@@ -399,12 +406,24 @@ int main() {
                ref || !cpu ? std::nullopt : ref_cpu, ref ? "" : "redis-server (lower is better)",
                std::nullopt});
     }
-    auto it = tester.find(c.name());
-    rep.add({"rps " + what + "swactor bench -f redis on redis" +
-                 (it == tester.end() ? " (failed)" : ""),
-             it == tester.end() ? 0 : it->second.rps, "req/s",
-             it == tester.end() ? std::nullopt : ref_rps, "redis-benchmark on redis",
-             std::nullopt});
+    const auto on_redis = tester.find("redis " + c.name());
+    for (const auto& s : servers) {
+      const bool ref = s.name == "redis";
+      const auto it = tester.find(s.name + " " + c.name());
+      std::optional<double> value, reference;
+      std::string suffix = s.skipped.empty() ? " (failed)" : " (skipped)";
+      if (it != tester.end()) {
+        value = it->second.rps;
+        suffix = it->second.errors ? " (" + std::to_string(it->second.errors) + " errors)" : "";
+        if (ref)
+          reference = ref_rps;
+        else if (on_redis != tester.end())
+          reference = on_redis->second.rps;
+      }
+      rep.add({"rps " + what + "swactor bench, " + s.label + suffix, value.value_or(0), "req/s",
+               reference, ref ? "redis-benchmark on redis-server" : "swactor bench on redis-server",
+               std::nullopt});
+    }
   }
   for (const auto& s : servers)
     for (const auto& [k, v] : s.rps) {
