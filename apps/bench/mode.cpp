@@ -37,8 +37,9 @@ const entry table[] = {
      make_http_mode},
     {{"http_short", "HTTP/1.1, one connection per request (Connection: close)"},
      make_http_short_mode},
-    {{"redis", "RESP2 commands (redis://HOST:PORT; --mix --keyspace --value-size; --pipeline N "
-               "in rounds, as redis-benchmark -P)"},
+    {{"redis",
+      "RESP2 commands (redis://HOST:PORT; --mix --keyspace --value-size; --pipeline N "
+      "in rounds, as redis-benchmark -P)"},
      make_redis_mode},
 };
 }  // namespace
