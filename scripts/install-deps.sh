@@ -11,6 +11,7 @@ packages=(
   zlib1g-dev libmariadb-dev node-llhttp
   procps
   curl wrk apache2-utils python3
+  redis-server redis-tools  # bench -f redis tests, bench_redis (they start their own servers)
 )
 if [ "${1:-}" = "fuzz" ]; then
   packages+=(clang libclang-rt-14-dev)

@@ -25,17 +25,18 @@ parsed_args parse_args(const std::vector<std::string>& args) {
   settings s;
   std::string url, duration_text, timeout_text = "5s", eof_text = "\\r\\n", size_text = "64";
   std::string max_length_text = config::format_size(s.frame.max_length), length_type;
+  std::string value_size_text = std::to_string(s.redis.value_size);
   bool big = false, little = false;
 
-  CLI::App app("Load tester for TCP, UDP and Unix-socket servers", "swactor bench");
+  CLI::App app("Load tester for TCP, UDP, Unix-socket, HTTP and Redis servers", "swactor bench");
   app.footer(
       "Durations and sizes are read as in app.toml: a bare number is milliseconds (-d 500 "
       "runs for half a second; write -d 10s for ten) and bytes; units us ms s m h and B KB "
       "KiB MB MiB GB GiB. The framing flags mean what the [[listen]].framing keys of the "
       "same names mean, with the same defaults.");
   app.add_option("-s,--server", url,
-                 "tcp://HOST:PORT, udp://HOST:PORT, unix:///PATH, http://HOST[:PORT][/PATH] or "
-                 "http+unix:///PATH")
+                 "tcp://HOST:PORT, udp://HOST:PORT, unix:///PATH, http://HOST[:PORT][/PATH], "
+                 "http+unix:///PATH or redis://HOST[:PORT]")
       ->required();
   std::string modes_help = "mode:";
   for (auto& m : mode_list()) modes_help += "\n  " + std::string(m.name) + ": " + std::string(m.help);
@@ -47,7 +48,9 @@ parsed_args parse_args(const std::vector<std::string>& args) {
   app.add_option("-t,--threads", s.threads, "threads, one loop each")->capture_default_str();
   app.add_option("--size", size_text, "payload bytes per request: 64, 4KiB, 1MiB")
       ->capture_default_str();
-  app.add_option("--pipeline", s.pipeline, "requests in flight per connection")
+  app.add_option("--pipeline", s.pipeline,
+                 "requests in flight per connection (redis: commands per round, written at "
+                 "once, all replies read before the next round)")
       ->capture_default_str();
   app.add_option("--rate", s.rate,
                  "total requests/s at a fixed schedule; latency from the intended send time");
@@ -86,6 +89,16 @@ parsed_args parse_args(const std::vector<std::string>& args) {
   auto* body_opt = app.add_option("--body", body_text, "http modes: request body (sets Content-Length)");
   auto* vbody_opt = app.add_option("--verify-body", verify_body_text,
                                    "http modes with --verify: the response body must be exactly this");
+  app.add_option("--mix", s.redis.mix,
+                 "redis mode: commands (get set incr ping) with weights: get, set,get or "
+                 "get:8,set:2")
+      ->capture_default_str();
+  app.add_option("--keyspace", s.redis.keyspace,
+                 "redis mode: random keys key:000000000000 .. N-1 (redis-benchmark -r)")
+      ->capture_default_str();
+  app.add_option("--value-size", value_size_text,
+                 "redis mode: SET value bytes (redis-benchmark -d)")
+      ->capture_default_str();
   app.add_option("--max-length", max_length_text,
                  "eof and length modes: largest reply frame (the server's max_length)")
       ->capture_default_str();
@@ -117,6 +130,10 @@ parsed_args parse_args(const std::vector<std::string>& args) {
     s.size = static_cast<std::size_t>(*n);
   else
     return fail("--size: " + why);
+  if (auto n = config::parse_size(value_size_text, why))
+    s.redis.value_size = static_cast<std::size_t>(*n);
+  else
+    return fail("--value-size: " + why);
   if (auto n = config::parse_size(max_length_text, why))
     s.frame.max_length = static_cast<std::size_t>(*n);
   else

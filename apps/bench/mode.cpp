@@ -16,6 +16,7 @@ std::unique_ptr<mode> make_length_mode(const settings&);
 std::unique_ptr<mode> make_connect_mode(const settings&);
 std::unique_ptr<mode> make_http_mode(const settings&);
 std::unique_ptr<mode> make_http_short_mode(const settings&);
+std::unique_ptr<mode> make_redis_mode(const settings&);
 
 namespace {
 struct entry {
@@ -36,6 +37,10 @@ const entry table[] = {
      make_http_mode},
     {{"http_short", "HTTP/1.1, one connection per request (Connection: close)"},
      make_http_short_mode},
+    {{"redis",
+      "RESP2 commands (redis://HOST:PORT; --mix --keyspace --value-size; --pipeline N "
+      "in rounds, as redis-benchmark -P)"},
+     make_redis_mode},
 };
 }  // namespace
 

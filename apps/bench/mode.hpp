@@ -34,9 +34,10 @@ class mode {
   virtual std::string_view name() const = 0;
   virtual transport kind() const { return transport::stream; }
   virtual session pattern() const { return session::persistent; }
-  // Whether the mode runs over this -s target (http:// targets are for the http modes).
+  // Whether the mode runs over this -s target (http:// targets are for the http modes,
+  // redis:// ones for the redis mode).
   virtual bool accepts(const target& t) const {
-    return !t.http && (t.kind == scheme::tcp || t.kind == scheme::unix_stream);
+    return !t.http && !t.redis && (t.kind == scheme::tcp || t.kind == scheme::unix_stream);
   }
   // Settings this mode cannot honour (empty = fine), e.g. --pipeline with one_shot.
   virtual std::string check(const settings&) const { return {}; }
@@ -54,6 +55,8 @@ class mode {
     std::ptrdiff_t size = 0;  // as reply_size(): > 0 whole, 0 more bytes needed, -1 invalid
     int status = 0;           // the reply's status (HTTP: 100..599), 0 = none
     bool last = false;        // the peer closes the connection after this reply
+    bool failed = false;      // a whole, well-formed reply that reports a failure (a RESP
+                              // error): counted as error_kind::server_error, not ok
   };
   // The form of reply_size() the runner calls, for protocols whose replies say more than
   // their size. `at_close`: the peer closed the connection with `in` (not empty) still
@@ -65,6 +68,11 @@ class mode {
   }
   // Whether cut_reply() reports statuses (the results then count them by class).
   virtual bool has_status() const { return false; }
+
+  // --pipeline N as rounds (redis-benchmark -P): N requests go out in one write, all N
+  // replies are read, then the next round. false: a window of N requests in flight, each
+  // written as soon as a slot frees up.
+  virtual bool pipeline_rounds() const { return false; }
 
   // Optional copy-free form of make_request(), for requests that are a short head
   // followed by bytes the mode keeps alive (a payload pattern): writes the head into

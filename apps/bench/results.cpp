@@ -22,6 +22,7 @@ std::string_view error_kind_name(error_kind k) {
     case error_kind::short_read: return "short_read";
     case error_kind::mismatch: return "mismatch";
     case error_kind::other: return "other";
+    case error_kind::server_error: return "server_error";
   }
   return "other";
 }
@@ -117,11 +118,16 @@ nlohmann::json to_json(const settings& s, const results& r) {
 std::string format_table(const settings& s, const results& r) {
   const auto& h = r.latency_ns;
   std::string out;
-  // The http modes send a fixed request: show it instead of a payload size.
+  // The http modes send a fixed request, redis a command mix: show it instead of a payload size.
   const bool http = s.mode == "http" || s.mode == "http_short";
+  std::string what = fmt::format("size {} B", s.size);
+  if (http)
+    what = s.http.method + " " + http_path(s);
+  else if (s.mode == "redis")
+    what = fmt::format("mix {}  keyspace {}  value {} B", s.redis.mix, s.redis.keyspace,
+                       s.redis.value_size);
   out += fmt::format("swactor bench: {} {}  connections {}  threads {}  {}  pipeline {}{}{}\n",
-                     s.mode, s.server.url, s.connections, s.threads,
-                     http ? s.http.method + " " + http_path(s) : fmt::format("size {} B", s.size),
+                     s.mode, s.server.url, s.connections, s.threads, what,
                      s.pipeline,
                      s.rate > 0 ? fmt::format("  rate {}/s", s.rate) : std::string(),
                      r.interrupted ? "  (interrupted)" : "");

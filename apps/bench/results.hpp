@@ -21,8 +21,9 @@ enum class error_kind : std::uint8_t {
   short_read,       // the peer closed before the whole reply arrived
   mismatch,         // --verify: the reply differs from the request; or a malformed frame
   other,
+  server_error,     // a well-formed reply that reports failure (redis: an error reply "-...")
 };
-inline constexpr std::size_t error_kind_count = 6;
+inline constexpr std::size_t error_kind_count = 7;
 std::string_view error_kind_name(error_kind k);
 
 struct results {

@@ -312,8 +312,9 @@ struct connection {
   struct reply {
     std::optional<error_kind> error;
     std::size_t size = 0;
-    int status = 0;     // mode::cut
-    bool last = false;  // the peer closes after it: reconnect for the next request
+    int status = 0;       // mode::cut
+    bool last = false;    // the peer closes after it: reconnect for the next request
+    bool failed = false;  // a whole reply that reports failure: server_error
   };
 
   // Reads until the mode sees a whole reply at the front of the buffer. `sent`, when set,
@@ -333,7 +334,7 @@ struct connection {
     if (err != error_kind::short_read || rbeg == rend) return reply{err, 0};
     const auto c = proto.cut_reply(std::string_view(rbuf.data() + rbeg, rend - rbeg), request, true);
     if (c.size <= 0) return reply{err, 0};
-    return reply{std::nullopt, static_cast<std::size_t>(c.size), c.status, true};
+    return reply{std::nullopt, static_cast<std::size_t>(c.size), c.status, true, c.failed};
   }
 
   // The reply at the front of the buffer, if whole (or malformed); else makes room for
@@ -342,7 +343,8 @@ struct connection {
     const std::string_view avail(rbuf.data() + rbeg, rend - rbeg);
     const auto c = proto.cut_reply(avail, request, false);
     if (c.size < 0) return reply{error_kind::mismatch, 0};
-    if (c.size > 0) return reply{std::nullopt, static_cast<std::size_t>(c.size), c.status, c.last};
+    if (c.size > 0)
+      return reply{std::nullopt, static_cast<std::size_t>(c.size), c.status, c.last, c.failed};
     if (rbeg > 0 && (rbeg == rend || rend == rbuf.size())) {
       std::copy(rbuf.begin() + static_cast<std::ptrdiff_t>(rbeg),
                 rbuf.begin() + static_cast<std::ptrdiff_t>(rend), rbuf.begin());
@@ -382,7 +384,9 @@ struct connection {
     rbeg += r.size;
     if (rbeg == rend) rbeg = rend = 0;
     if (r.status >= 100 && r.status < 600) ++sh.res.status[static_cast<std::size_t>(r.status / 100 - 1)];
-    if (rt.cfg.verify && !proto.matches(request, got))
+    if (r.failed)
+      sh.count_error(error_kind::server_error);
+    else if (rt.cfg.verify && !proto.matches(request, got))
       sh.count_error(error_kind::mismatch);
     else
       sh.count_ok(ns_between(t0, now));
@@ -676,6 +680,71 @@ struct connection {
     }
   }
 
+  // persistent, --pipeline N in rounds (mode::pipeline_rounds(), redis-benchmark -P): the
+  // round's requests go out in one write, then its replies are read in order, and only then
+  // does the next round start. Each request counts on its own, its latency running from the
+  // round's send (with --rate: from its own intended time) to its own reply. A failure
+  // fails the rest of the round with the same kind and the next round reconnects.
+  task<void> run_rounds() {
+    const unsigned n = rt.cfg.pipeline;
+    const bool defer_reads = sh.conn_ids.size() > 1;
+    std::vector<std::string> reqs(n);
+    std::vector<clock_type::time_point> t0(n);
+    std::string batch;
+    auto last = clock_type::now();
+    for (;;) {
+      unsigned k = 0;
+      while (k < n && rt.claim(last)) ++k;
+      if (k == 0 || rt.hard) co_return;
+      if (!open) {
+        auto err = co_await connect();
+        if (rt.hard) co_return;
+        if (err) {
+          for (unsigned i = 0; i < k; ++i) sh.count_error(*err);
+          co_await backoff();
+          last = clock_type::now();
+          continue;
+        }
+      }
+      batch.clear();
+      for (unsigned i = 0; i < k; ++i) {
+        if (interval.count()) t0[i] = co_await pace();
+        proto.make_request(id, seq++, reqs[i]);
+        batch += reqs[i];
+      }
+      if (rt.hard) co_return;
+      const auto sent = clock_type::now();
+      if (!interval.count()) std::fill_n(t0.begin(), k, sent);
+      auto err = co_await write_request(batch);
+      if (rt.hard) co_return;
+      // As in run_sequential(): let the other connections send first, so the replies are
+      // usually there when this one reads.
+      if (!err && defer_reads) {
+        co_await sh.yield_to_others();
+        if (rt.hard) co_return;
+      }
+      unsigned i = 0;
+      for (; !err && i < k; ++i) {
+        auto r = co_await read_reply(reqs[i]);
+        if (rt.hard) co_return;
+        if (r.error) {
+          err = r.error;
+          break;
+        }
+        last = finish(reqs[i], r, t0[i]);
+        if (r.last) {  // the peer closes: what the round still waits for is cut short
+          close_socket();
+          err = error_kind::short_read;
+        }
+      }
+      if (err) {
+        for (; i < k; ++i) sh.count_error(*err);
+        close_socket();
+        last = clock_type::now();
+      }
+    }
+  }
+
   task<void> body() {
     if (proto.pattern() == session::connect_only)
       co_await run_one_shot(false);
@@ -683,6 +752,8 @@ struct connection {
       co_await run_one_shot(true);
     else if (proto.kind() == transport::datagram)
       co_await run_datagram();
+    else if (rt.cfg.pipeline > 1 && proto.pipeline_rounds())
+      co_await run_rounds();
     else if (rt.cfg.pipeline > 1)
       co_await run_pipelined();
     else

@@ -13,7 +13,7 @@ std::string parse_url(const std::string& url, target& out) {
   out.url = url;
   auto sep = url.find("://");
   if (sep == std::string::npos)
-    return "URL needs a scheme (tcp://, udp://, unix://, http://, http+unix://): " + url;
+    return "URL needs a scheme (tcp://, udp://, unix://, http://, http+unix://, redis://): " + url;
   const std::string sch = url.substr(0, sep);
   std::string rest = url.substr(sep + 3);
   if (sch == "http+unix") {
@@ -36,8 +36,23 @@ std::string parse_url(const std::string& url, target& out) {
     out.kind = scheme::udp;
   else if (sch == "http")
     out.http = true;
+  else if (sch == "redis")
+    out.redis = true;
   else
-    return "unknown URL scheme '" + sch + "' (tcp, udp, unix, http, http+unix): " + url;
+    return "unknown URL scheme '" + sch + "' (tcp, udp, unix, http, http+unix, redis): " + url;
+  if (out.redis) {
+    // No user, password or database: the bench sends commands, not AUTH or SELECT.
+    if (rest.find('@') != std::string::npos)
+      return "redis URL: credentials are not supported: " + url;
+    if (auto slash = rest.find('/'); slash != std::string::npos) {
+      if (slash + 1 != rest.size()) return "redis URL: database selection is not supported: " + url;
+      rest.resize(slash);
+    }
+    const auto bracket = rest.rfind(']');
+    const auto colon = rest.rfind(':');
+    if (colon == std::string::npos || (bracket != std::string::npos && colon < bracket))
+      rest += ":6379";
+  }
   if (out.http) {
     // The authority ends at the path; the port is optional.
     if (auto slash = rest.find('/'); slash != std::string::npos) {
@@ -158,6 +173,10 @@ nlohmann::json to_json(const settings& s) {
     if (s.http.verify_body) h["verify_body"] = *s.http.verify_body;
     j["http"] = std::move(h);
   }
+  if (s.mode == "redis")
+    j["redis"] = {{"mix", s.redis.mix},
+                  {"keyspace", s.redis.keyspace},
+                  {"value_size", s.redis.value_size}};
   return j;
 }
 

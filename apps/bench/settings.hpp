@@ -17,8 +17,9 @@ namespace swactor::bench {
 enum class scheme { tcp, udp, unix_stream };
 
 // A parsed -s URL: tcp://HOST:PORT, udp://HOST:PORT ([v6] hosts allowed), unix:///PATH,
-// http://HOST[:PORT][/PATH] (a TCP target that speaks HTTP; port 80 by default) or
-// http+unix:///PATH (HTTP over a Unix socket; the request path comes from --path).
+// http://HOST[:PORT][/PATH] (a TCP target that speaks HTTP; port 80 by default),
+// http+unix:///PATH (HTTP over a Unix socket; the request path comes from --path) or
+// redis://HOST[:PORT] (a TCP target that speaks RESP; port 6379 by default).
 struct target {
   scheme kind = scheme::tcp;
   std::string host;
@@ -27,6 +28,7 @@ struct target {
   std::string url;        // as given
   bool http = false;      // http:// or http+unix://: only the http modes run over it
   std::string http_path;  // http://: the path after the authority, "" when none
+  bool redis = false;     // redis://: only the redis mode runs over it
 };
 
 // Parses a URL into `out`; on failure returns the reason (empty on success).
@@ -39,6 +41,13 @@ struct http_options {
   std::vector<std::string> headers;       // --header "Name: value", in order
   std::optional<std::string> body;        // --body: sent with its Content-Length
   std::optional<std::string> verify_body; // --verify-body: the response body must be this
+};
+
+// The redis mode's commands (mode_redis.cpp).
+struct redis_options {
+  std::string mix = "set:1,get:1";  // --mix: commands and their weights
+  std::uint64_t keyspace = 10000;   // --keyspace: random keys in [0, N) (redis-benchmark -r)
+  std::size_t value_size = 3;       // --value-size: SET value bytes (redis-benchmark -d)
 };
 
 struct settings {
@@ -57,6 +66,7 @@ struct settings {
   // validation, so a flag means what the same key means there (the mode sets `type`).
   protocols::framing_options frame;
   http_options http;                              // http and http_short modes
+  redis_options redis;                            // redis mode
   std::string json_file;                          // --json
   bool progress = false;                          // live line once per second (CLI: on a TTY)
 };
