@@ -194,9 +194,15 @@ std::size_t connection::process(std::string_view input) {
     const bool replied = !deferred.replies.empty();
     // Only this connection is decoding on this loop, so every deferred reply is ours. The
     // buffers are the loop's: cleared, never shrunk, no allocation per reply.
-    for (std::size_t i = 0; i < deferred.replies.size() && !closed_; ++i) {
-      const auto& r = deferred.replies[i];
-      (void)encode_now(r.kind, std::string_view(deferred.data).substr(r.offset, r.size));
+    // All of them in one write: a pipelined batch costs one syscall, not one per reply.
+    if (replied && !closed_) {
+      std::string local;
+      std::string* wire = host_.take_encode_buffer();
+      if (!wire) wire = &local;
+      wire->clear();
+      for (const auto& r : deferred.replies) encode_into(r.kind, std::string_view(deferred.data).substr(r.offset, r.size), *wire);
+      (void)queue_bytes(*wire);
+      if (wire != &local) host_.return_encode_buffer();
     }
     deferred.replies.clear();
     deferred.data.clear();
@@ -204,9 +210,13 @@ std::size_t connection::process(std::string_view input) {
     // After a switch the new codec gets the rest of this read at once; so does a codec
     // that stopped at its pipelining bound and was unblocked by inline replies.
     bool again = codec_switched_ || (replied && !codec_->blocked() && !codec_->done());
-    if (!again || closed_ || paused_ || codec_->failed() || used >= input.size()) break;
+    if (!again || closed_ || close_after_decode_ || paused_ || codec_->failed() || used >= input.size()) break;
   }
   decoding_ = false;
+  if (close_after_decode_ && !closed_) {
+    close_after_decode_ = false;
+    close(false);
+  }
   if (!closed_ && !codec_->failed()) after_codec();
   return used;
 }
@@ -217,7 +227,7 @@ bool connection::on_event(const protocols::event& e) {
     sink_paused_ = true;
     set_paused();
   }
-  return !paused_ && !codec_switched_ && !closed_;
+  return !paused_ && !codec_switched_ && !closed_ && !close_after_decode_;
 }
 
 void connection::after_codec() {
@@ -315,11 +325,12 @@ void connection::write_codec_output() {
 // -- writing --------------------------------------------------------------------------------
 
 std::error_code connection::send(std::string_view data, std::uint8_t kind) {
-  if (closed_ || close_requested_) return server_errc::session_not_found;
-  if (kind == 0) return queue_bytes(data);
+  if (closed_ || close_requested_ || close_after_decode_) return server_errc::session_not_found;
+  if (kind == 0 && !decoding_) return queue_bytes(data);
   if (decoding_) {
     // A handler that answered inline, from inside decode(): the codec is not re-entered;
-    // the reply is encoded as soon as decode() returns.
+    // the reply is encoded as soon as decode() returns (raw bytes wait with the replies, so
+    // they stay in order with them).
     auto& deferred = host_.deferred_replies();
     const std::size_t waiting = out_bytes_ + deferred.data.size();
     if (waiting + data.size() > out_limit_ && waiting > 0) return server_errc::output_buffer_full;
@@ -339,18 +350,22 @@ std::error_code connection::encode_now(std::uint8_t kind, std::string_view data)
   std::string* wire = host_.take_encode_buffer();
   if (!wire) wire = &local;
   wire->clear();
-  codec_->encode(kind, data, *wire);
-  codec_->take_output(*wire);  // e.g. an error response the codec held until this reply went out
+  encode_into(kind, data, *wire);
+  auto ec = queue_bytes(*wire);
+  if (wire != &local) host_.return_encode_buffer();
+  return ec;
+}
+
+void connection::encode_into(std::uint8_t kind, std::string_view data, std::string& wire) {
+  codec_->encode(kind, data, wire);
+  codec_->take_output(wire);  // e.g. an error response the codec held until this reply went out
   if (auto next = codec_->take_successor()) {
     // An accepted upgrade: what follows on this connection is the new protocol's. Safe to
-    // drop the old codec here: encode_now never runs inside a decode().
+    // drop the old codec here: this never runs inside a decode().
     codec_ = std::move(next);
     codec_switched_ = true;
     deadline_armed_ = false;
   }
-  auto ec = queue_bytes(*wire);
-  if (wire != &local) host_.return_encode_buffer();
-  return ec;
 }
 
 std::error_code connection::queue_bytes(std::string_view data) {
@@ -444,6 +459,11 @@ void connection::close(bool reset) {
   if (closed_) return;
   if (reset) {
     finish(true, "reset by server", true);
+    return;
+  }
+  if (decoding_) {
+    // Replies deferred in this decode() go out first: close once they are queued.
+    close_after_decode_ = true;
     return;
   }
   close_requested_ = true;

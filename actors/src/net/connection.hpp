@@ -115,6 +115,8 @@ class connection final : public io_owner,
   void write_codec_output();
   std::error_code queue_bytes(std::string_view data);
   std::error_code encode_now(std::uint8_t kind, std::string_view data);
+  // Encodes one reply (and what the codec adds) onto `wire`, swapping in a successor codec.
+  void encode_into(std::uint8_t kind, std::string_view data, std::string& wire);
   void finish(bool aborted, std::string_view reason, bool reset = false);
   // After the codec ran or encoded: close when the protocol is done, stop reading while it
   // is blocked (or failed with replies still owed), read again when it unblocks.
@@ -140,6 +142,7 @@ class connection final : public io_owner,
   bool aborted_ = false;
   bool codec_switched_ = false;
   bool decoding_ = false;
+  bool close_after_decode_ = false;  // close(false) came from a handler inside decode()
   bool received_ = false;
   bool sink_paused_ = false;    // the sink's look-ahead bound
   bool codec_blocked_ = false;  // the codec takes no input now (or failed)
