@@ -481,14 +481,50 @@ const redis_kv::entry* redis_kv::find(std::string_view name) {
   return it == commands.end() ? nullptr : &it->second;
 }
 
-task<void> redis_kv::on_command(context& ctx, session_id s, redis::command& cmd) {
+redis_kv::client& redis_kv::client_of(session_id s) {
   auto it = clients_.find(s);
   if (it == clients_.end()) {
     client fresh;
     fresh.authenticated = opts_.password.empty();
     it = clients_.emplace(s, std::move(fresh)).first;
   }
-  client& c = it->second;
+  return it->second;
+}
+
+// The order of redis-server's processCommand: unknown command, arity, authentication, the
+// RESP2 pub/sub context, then the command.
+bool redis_kv::on_command_now(context& ctx, session_id s, redis::command& cmd) {
+  client& c = client_of(s);
+  // Pub/sub (PUBLISH waits for the other workers) and subscribed connections take the
+  // coroutine path; nothing is written before this.
+  if (c.subscriptions() > 0 || kvx::is_pubsub_name(cmd.name())) return false;
+  c.protocol = cmd.protocol();
+  const entry* e = find(cmd.name());
+  if (!e) {
+    redis::reply_unknown_command(cmd);
+    return true;
+  }
+  if (!redis::arity_ok(cmd, e->arity)) {
+    redis::reply_wrong_arity(cmd);
+    return true;
+  }
+  if (!c.authenticated && e->fn != &redis_kv::cmd_auth && e->fn != &redis_kv::cmd_hello && e->fn != &redis_kv::cmd_quit) {
+    cmd.reply().error(kvx::kNoAuth);
+    return true;
+  }
+  if (e->uses_table && !table_) {
+    cmd.reply().error(fmt::format("ERR redis_kv: no usable table: {}",
+                                  table_problem_.empty() ? "the module was not started" : table_problem_));
+    return true;
+  }
+  (this->*(e->fn))(ctx, s, c, cmd);
+  c.protocol = cmd.protocol();
+  return true;
+}
+
+task<void> redis_kv::on_command(context& ctx, session_id s, redis::command& cmd) {
+  if (on_command_now(ctx, s, cmd)) co_return;
+  client& c = client_of(s);
   c.protocol = cmd.protocol();
   const entry* e = find(cmd.name());
   if (e && !redis::arity_ok(cmd, e->arity)) {

@@ -51,6 +51,7 @@ class redis_kv final : public module_base {
   task<void> on_connect(context& ctx, session_id s) override;
   task<void> on_close(context& ctx, session_id s) override;
   task<void> on_command(context& ctx, session_id s, redis::command& cmd) override;
+  bool on_command_now(context& ctx, session_id s, redis::command& cmd) override;
   task<void> on_bus_message(context& ctx, const bus::message& m) override;
 
   // -- per connection --
@@ -72,6 +73,7 @@ class redis_kv final : public module_base {
     bool uses_table = true;  // false: answered without the table (PING, HELLO, AUTH, ...)
   };
   static const entry* find(std::string_view name);
+  client& client_of(session_id s);  // this connection's state, made on first use
   static const std::unordered_map<std::string_view, entry>& commands();  // by lowercase name
 
   // Columns of the table (-1 until on_worker_start found them).

@@ -19,18 +19,40 @@ bool iequals(std::string_view a, std::string_view b) noexcept {
   return true;
 }
 
-command::command(std::string raw, std::uint8_t kind)
-    : raw_(std::move(raw)), protocol_(pr::is_resp3_kind(kind) ? 3 : 2), writer_(out_, protocol_) {
+command::command(std::string raw, std::uint8_t kind) : raw_(std::move(raw)), writer_(out_, 2) {
+  parse(raw_, kind);
+}
+
+command::command() : writer_(out_, 2) {}
+
+void command::reset(std::string_view raw, std::uint8_t kind) {
+  raw_.clear();
+  out_.clear();
+  switch_to_ = 0;
+  close_ = false;
+  parse(raw, kind);
+}
+
+void command::parse(std::string_view raw, std::uint8_t kind) {
+  args_.clear();
+  inline_args_.clear();
+  valid_ = false;
+  const int p = pr::is_resp3_kind(kind) ? 3 : 2;
+  if (p != protocol_) {
+    protocol_ = p;
+    std::destroy_at(&writer_);
+    std::construct_at(&writer_, out_, p);
+  }
   const auto base = static_cast<std::uint8_t>(kind & ~pr::resp3_flag);
   if (base == static_cast<std::uint8_t>(pr::ev::inline_command)) {
-    if (auto a = pr::split_inline(raw_)) {
+    if (auto a = pr::split_inline(raw)) {
       inline_args_ = std::move(*a);
       args_.reserve(inline_args_.size());
       for (const auto& s : inline_args_) args_.emplace_back(s);
       valid_ = !args_.empty();
     }
   } else {
-    valid_ = pr::split_multibulk(raw_, args_) && !args_.empty();
+    valid_ = pr::split_multibulk(raw, args_) && !args_.empty();
   }
 }
 

@@ -98,6 +98,15 @@ const session_info* event_runner::find(session_id s) const {
   return it == sessions_.end() ? nullptr : &it->second.info;
 }
 
+bool event_runner::idle_for_inline(session_id s) {
+  auto it = sessions_.find(s);
+  if (it == sessions_.end()) return true;  // no state: nothing can be ahead of it
+  auto& st = it->second;
+  if (st.running || st.closed || st.head != st.queue.size()) return false;
+  if (keep_stand_ins_) st.info.last_receive_ms = now_ms();
+  return true;
+}
+
 bool event_runner::closing(session_id s) const {
   auto it = sessions_.find(s);
   return it != sessions_.end() && it->second.closed;

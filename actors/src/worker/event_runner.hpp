@@ -72,6 +72,10 @@ class event_runner {
   const session_info* find(session_id s) const;
   // The session's close arrived (its on_close may still wait behind running handlers).
   bool closing(session_id s) const;
+  // True when nothing of `s` is queued or running, so its next message may be handled inline
+  // by the caller, in order, instead of through message() (redis commands). Notes the receive
+  // time as message() would.
+  bool idle_for_inline(session_id s);
   bool bind(session_id s, user_id uid);
   std::size_t sessions() const noexcept { return sessions_.size(); }
   std::size_t opened_sessions() const noexcept { return opened_; }

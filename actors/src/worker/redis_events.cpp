@@ -1,12 +1,68 @@
 // Redis commands through module handlers: the worker side of a redis:// listener, the same
 // in both modes (the codec runs here in base mode, in a reactor in process mode).
+//
+// Two paths. Inline (redis_now): when nothing of the session is queued, the command is
+// parsed over the codec's bytes into a reused command object and the module's
+// on_command_now answers it on the spot: no copy, no coroutine, no queue. Queued
+// (serve_redis): otherwise, or when on_command_now declines, the event goes through the
+// runner and on_command runs as a coroutine.
 
 #include "swactor/actors/redis.hpp"
+#include "swactor/core/log.hpp"
 #include "worker/runtime.hpp"
 
 namespace swactor::detail {
 
 namespace pr = protocols::redis;
+
+void worker_runtime::send_redis_reply(session_id s, redis::command& cmd) {
+  // Every command gets exactly one reply, or the connection's later replies would answer
+  // the wrong commands.
+  if (!cmd.replied()) cmd.reply().error("ERR the command handler returned without a reply");
+  auto out = cmd.closes()                    ? pr::out::reply_close
+             : cmd.switched_protocol() == 3 ? pr::out::reply_resp3
+             : cmd.switched_protocol() == 2 ? pr::out::reply_resp2
+                                            : pr::out::reply;
+  // A reply that cannot be queued (the client stopped reading past the output limit) would
+  // leave the connection out of step: close it instead.
+  if (auto ec = port_->send(s, cmd.reply_bytes(), static_cast<std::uint8_t>(out));
+      ec == server_errc::output_buffer_full)
+    (void)port_->close(s, true);
+}
+
+bool worker_runtime::redis_now(int listener, session_id s, std::string_view data, std::uint8_t kind) {
+  if (redis_now_busy_ || !runner_.idle_for_inline(s)) return false;
+  const int mod = module_of(listener);
+  if (mod < 0) return false;
+  if (!redis_cmd_) redis_cmd_ = std::make_unique<redis::command>();
+  auto& cmd = *redis_cmd_;
+  cmd.reset(data, kind);
+  if (!cmd.valid()) return false;  // the queued path answers it
+  auto& m = *modules_[static_cast<std::size_t>(mod)];
+  redis_now_busy_ = true;  // a send from inside that reaches this worker's own decode path queues
+  begin_busy();
+  bool answered = false;
+  std::exception_ptr error;
+  try {
+    answered = m.on_command_now(*contexts_[static_cast<std::size_t>(mod)], s, cmd);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  redis_now_busy_ = false;
+  if (error) {
+    log_failure(mod, "on_command_now", s, error);
+    cmd.discard_reply();
+    cmd.reply().error("ERR internal error in the command handler (see the server log)");
+    answered = true;
+  }
+  if (answered) {
+    bump(slot_->messages);
+    send_redis_reply(s, cmd);
+  }
+  end_busy();
+  if (answered) note_message();
+  return answered;
+}
 
 task<void> worker_runtime::serve_redis(int module, session_id s, std::string data, std::uint8_t kind) {
   redis::command cmd(std::move(data), kind);
@@ -20,25 +76,13 @@ task<void> worker_runtime::serve_redis(int module, session_id s, std::string dat
     }
   }
   log_failure(module, "on_command", s, error);
-  // Every command gets exactly one reply, or the connection's later replies would answer
-  // the wrong commands.
-  if (!cmd.valid())
+  if (!cmd.valid()) {
     cmd.reply().error("ERR Protocol error: malformed command");
-  else if (error) {
+  } else if (error) {
     cmd.discard_reply();  // maybe half an array
     cmd.reply().error("ERR internal error in the command handler (see the server log)");
   }
-  else if (!cmd.replied())
-    cmd.reply().error("ERR the command handler returned without a reply");
-  auto out = cmd.closes()                    ? pr::out::reply_close
-             : cmd.switched_protocol() == 3 ? pr::out::reply_resp3
-             : cmd.switched_protocol() == 2 ? pr::out::reply_resp2
-                                            : pr::out::reply;
-  // A reply that cannot be queued (the client stopped reading past the output limit) would
-  // leave the connection out of step: close it instead.
-  if (auto ec = port_->send(s, cmd.reply_bytes(), static_cast<std::uint8_t>(out));
-      ec == server_errc::output_buffer_full)
-    (void)port_->close(s, true);
+  send_redis_reply(s, cmd);
 }
 
 }  // namespace swactor::detail

@@ -421,6 +421,9 @@ bool worker_runtime::on_event(net::connection& c, const protocols::event& e) {
     http_body_event(s, e.kind, e.data);
     return !c.paused();
   }
+  if (protocols::redis::is_command_kind(e.kind) && app_.listen[static_cast<std::size_t>(c.listener())].is_redis() &&
+      redis_now(c.listener(), s, e.data, e.kind))
+    return !c.paused();
   auto depth = runner_.message(s, c.listener(), std::string(e.data), e.kind);
   if (depth < app_.listen[static_cast<std::size_t>(c.listener())].max_queued_messages) return true;
   runner_.note_paused(s);
@@ -460,6 +463,9 @@ void worker_runtime::on_reactor_message(ipc::message&& raw) {
         http_body_event(session_id(v.session), v.kind, v.data);
         return;
       }
+      if (protocols::redis::is_command_kind(v.kind) && is_redis(static_cast<int>(v.listener)) &&
+          redis_now(static_cast<int>(v.listener), session_id(v.session), v.data, v.kind))
+        return;
       runner_.message(session_id(v.session), static_cast<int>(v.listener), std::move(v.data), v.kind);
     } else if constexpr (std::is_same_v<T, ipc::conn_closed>) {
       // A handler waiting for a body learns it now, not behind itself in the queue.

@@ -22,6 +22,7 @@
 #include "swactor/actors/app_config.hpp"
 #include "swactor/actors/context.hpp"
 #include "swactor/actors/http.hpp"
+#include "swactor/actors/redis.hpp"
 #include "swactor/actors/server.hpp"
 #include "swactor/actors/server_state.hpp"
 #include "swactor/core/channel.hpp"
@@ -135,6 +136,12 @@ class worker_runtime final : private handler_host,
   std::unordered_map<session_id, ws_session> ws_sessions_;
   // Redis listeners (redis_events.cpp): one command through the module's on_command.
   task<void> serve_redis(int module, session_id s, std::string data, std::uint8_t kind);
+  // The inline path: the module's on_command_now on a reused command over the codec's bytes;
+  // false when it is not taken (then the event is queued as usual).
+  bool redis_now(int listener, session_id s, std::string_view data, std::uint8_t kind);
+  void send_redis_reply(session_id s, redis::command& cmd);
+  std::unique_ptr<redis::command> redis_cmd_;  // reused by redis_now
+  bool redis_now_busy_ = false;                 // a handler inside redis_now sent to itself
   void http_closed(session_id s);
   std::string local_address(session_id s) override;
   // A body/end event as it arrives (not through the runner, which may be running the
@@ -144,6 +151,10 @@ class worker_runtime final : private handler_host,
   bool is_http(int listener) const {
     return listener >= 0 && listener < static_cast<int>(app_.listen.size()) &&
            app_.listen[static_cast<std::size_t>(listener)].http();
+  }
+  bool is_redis(int listener) const {
+    return listener >= 0 && listener < static_cast<int>(app_.listen.size()) &&
+           app_.listen[static_cast<std::size_t>(listener)].is_redis();
   }
   static bool is_body_event(std::uint8_t kind) {
     return kind == static_cast<std::uint8_t>(protocols::http1::ev::body) ||

@@ -144,6 +144,11 @@ class module_base {
   // ctx.send(session, bytes) pushes out-of-band data (pub/sub messages). The default
   // answers Redis's unknown-command error. See swactor/actors/redis.hpp.
   virtual task<void> on_command(context&, session_id, redis::command&);
+  // Optional fast path for commands answered without waiting (most of them): answer and
+  // return true, or return false having written nothing, and on_command runs instead. It
+  // runs inline as the command is parsed, without a coroutine or a copy of the command, so
+  // its arguments are valid only during the call.
+  virtual bool on_command_now(context&, session_id, redis::command&) { return false; }
   // Datagram listeners (udp, unixgram): one datagram from `from` ("ip:port" or a path).
   virtual task<void> on_packet(context&, const packet_info&, std::string /*data*/) { co_return; }
   // Task workers: the payload of a task() from worker `src_worker`; the return value is the

@@ -29,8 +29,13 @@ class command {
  public:
   // `raw` is what the codec emitted as event `kind` (a multibulk command or an inline line).
   command(std::string raw, std::uint8_t kind);
+  // An empty command for reset() (the worker reuses one, keeping its buffers' capacity).
+  command();
   command(const command&) = delete;
   command& operator=(const command&) = delete;
+  // Parses `raw` in place, without copying it: the arguments then point into `raw`, which
+  // must outlive their use (the worker's inline path: valid during on_command_now only).
+  void reset(std::string_view raw, std::uint8_t kind);
 
   // False when the command could not be split (never for what the codec emitted).
   bool valid() const noexcept { return valid_; }
@@ -59,7 +64,8 @@ class command {
   bool closes() const noexcept { return close_; }
 
  private:
-  std::string raw_;
+  void parse(std::string_view raw, std::uint8_t kind);
+  std::string raw_;  // owned bytes (the queued path); empty when reset() points elsewhere
   std::vector<std::string> inline_args_;  // inline commands: the unquoted arguments
   std::vector<std::string_view> args_;
   int protocol_ = 2;
