@@ -56,7 +56,16 @@ std::int64_t connection::last_receive_ms() const noexcept {
 void connection::arm_read() {
   if (closed_ || paused_ || waiting_read_) return;
   waiting_read_ = true;
-  transport_->async_read_some(inline_, sizeof inline_, shared_from_this());
+  transport_->async_read_some(read_buf(), read_cap(), shared_from_this());
+}
+
+void connection::size_read_buffer(std::size_t last_read) {
+  if (waiting_read_) return;  // a read into the current buffer is pending (a handler resumed us)
+  if (last_read >= sizeof inline_) {
+    if (!busy_buf_) busy_buf_.reset(new char[kBusyRead]);
+  } else if (busy_buf_) {
+    busy_buf_.reset();
+  }
 }
 
 void connection::on_read(std::error_code ec, std::size_t n) {
@@ -78,25 +87,31 @@ void connection::on_read(std::error_code ec, std::size_t n) {
   // The transport's callback holds a reference: the sink may close and unregister us.
   last_activity = std::chrono::steady_clock::now();
   received_ = true;
-  if (n == sizeof inline_) {
+  const char* buf = read_buf();
+  if (n == read_cap()) {
     // The socket may hold more: read the rest now, after these bytes, into the loop's
     // buffer (or after the partial frame the connection already keeps).
     if (pending_.empty()) {
-      std::memcpy(host_.read_buffer(), inline_, n);
+      std::memcpy(host_.read_buffer(), buf, n);
+      size_read_buffer(n);
       read_ready(n);
     } else {
-      pending_.append(inline_, n);
+      pending_.append(buf, n);
+      size_read_buffer(n);
       read_ready(0);
     }
     return;
   }
   if (pending_.empty()) {
-    consume(std::string_view(inline_, n), false);
+    consume(std::string_view(buf, n), false);
   } else {
-    pending_.append(inline_, n);
+    pending_.append(buf, n);
     consume(pending_, true);
   }
-  if (!closed_) arm_read();
+  if (!closed_) {
+    size_read_buffer(n);
+    arm_read();
+  }
 }
 
 void connection::consume(std::string_view input, bool input_is_pending) {

@@ -156,6 +156,15 @@ class connection final : public io_owner,
   // directly (96 bytes: a typical small request fits, and it is paid by every idle
   // connection); a read that fills it continues in the loop's buffer.
   char inline_[96];
+  // A connection whose reads fill inline_ (pipelined commands, larger requests) reads into
+  // this instead, one system call per batch rather than two; it goes back to inline_ (and
+  // frees this) after a read that inline_ would have held.
+  static constexpr std::size_t kBusyRead = 4096;
+  std::unique_ptr<char[]> busy_buf_;
+  char* read_buf() noexcept { return busy_buf_ ? busy_buf_.get() : inline_; }
+  std::size_t read_cap() const noexcept { return busy_buf_ ? kBusyRead : sizeof inline_; }
+  // Picks the buffer for the next read from how much the last one brought.
+  void size_read_buffer(std::size_t last_read);
 };
 
 }  // namespace swactor::net
