@@ -280,6 +280,12 @@ const config::schema<websocket_config>& websocket_schema() {
                  "Our compressor's window (server_max_window_bits): 9 (512 B) .. 15 (32 KiB).", 9, 15)
         .duration("close_timeout", &websocket_config::close_timeout,
                   "After our close frame, how long the client has to answer before the connection closes.")
+        .duration("ping_interval", &websocket_config::ping_interval,
+                  "A connection that sent nothing for this long gets a ping (keeps NAT mappings and proxies "
+                  "open, and makes a live client answer). 0 = no pings.")
+        .duration("idle_timeout", &websocket_config::idle_timeout,
+                  "A connection that sent nothing (no frame, no pong) for this long is closed with 1001 "
+                  "\"idle timeout\". 0 = never.")
         .strings("origins", &websocket_config::origins,
                  "Allowed Origin header values (\"https://example.com\"); a handshake from another "
                  "origin gets 403. Empty = any.",
@@ -639,6 +645,8 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
         wo.max_frame_size = w.max_frame_size;
         wo.deflate_min_size = static_cast<std::size_t>(w.deflate_min_size);
         wo.close_timeout_ms = ms(w.close_timeout);
+        wo.ping_interval_ms = ms(w.ping_interval);
+        wo.idle_timeout_ms = ms(w.idle_timeout);
         o.websocket = std::make_shared<const protocols::websocket::options>(wo);
       }
     } else if (lc.websocket.enabled) {

@@ -164,6 +164,41 @@ void codec::start_close(std::uint16_t code, std::string_view reason) {
   if (close_sent_ || closed_) return;
   write_close(output_, code, reason);
   close_sent_ = true;
+  ++epoch_;
+}
+
+// The next liveness step is a ping when pinging is on and either no ping is out yet (and
+// it comes before the idle limit) or there is no idle limit (then it pings on and on).
+bool codec::ping_next() const noexcept {
+  const auto ping = opts_.ping_interval_ms, idle = opts_.idle_timeout_ms;
+  if (!ping) return false;
+  return ping_pending_ ? idle == 0 : (idle == 0 || ping < idle);
+}
+
+stream_codec::deadline codec::timeout() const noexcept {
+  if (closed_) return {};
+  if (close_sent_) return {opts_.close_timeout_ms, epoch_};
+  if (ping_next()) return {opts_.ping_interval_ms, epoch_};
+  const auto idle = opts_.idle_timeout_ms;
+  if (!idle) return {};
+  // Idle is measured from the last input; a ping went out ping_interval_ms into it.
+  return {ping_pending_ ? idle - opts_.ping_interval_ms : idle, epoch_};
+}
+
+std::string_view codec::expire(std::string& out) {
+  if (close_sent_) {
+    closed_ = true;
+    return "no close reply within close_timeout";
+  }
+  ++epoch_;
+  if (ping_next()) {
+    write_frame(out, opcode::ping, {});
+    ping_pending_ = true;
+    return {};
+  }
+  write_close(out, close_going_away, "idle timeout");
+  close_sent_ = true;
+  return "idle timeout";
 }
 
 // Checks a frame's first byte and length before any of its payload is read.
@@ -198,6 +233,11 @@ bool codec::on_frame_start(std::uint8_t b0, std::uint64_t len) {
 }
 
 std::size_t codec::decode(std::string_view in, event_sink& out) {
+  if (!in.empty() && !close_sent_) {
+    // The peer is alive: the liveness phases start over.
+    ping_pending_ = false;
+    ++epoch_;
+  }
   std::size_t pos = 0;
   while (pos < in.size()) {
     if (closed_) return in.size();  // after the close handshake (or an error) input is ignored

@@ -453,3 +453,81 @@ TEST_CASE("websocket: a deflate bomb closes with 1009, bad deflate data with 100
   // RSV1 on a continuation frame is still an error.
   expect_violation(client_frame(0x40 | text, "a") + client_frame(fin | 0x40 | cont, "b"), 1002, o);
 }
+
+TEST_CASE("websocket: liveness: a ping after ping_interval, the idle close after idle_timeout", "[websocket]") {
+  ws::options o;
+  o.ping_interval_ms = 100;
+  o.idle_timeout_ms = 300;
+  o.close_timeout_ms = 50;
+  ws::codec c(o);
+  auto d = c.timeout();
+  CHECK(d.ms == 100);  // first the ping
+  std::string out;
+  CHECK(c.expire(out).empty());  // nothing to log
+  REQUIRE(out.size() == 2);
+  CHECK(static_cast<std::uint8_t>(out[0]) == 0x89);  // FIN | ping, empty
+  CHECK_FALSE(c.done());
+  auto d2 = c.timeout();
+  CHECK(d2.ms == 200);  // the rest of idle_timeout
+  CHECK(d2.epoch != d.epoch);
+  // Any input (a pong) starts over: a ping is due again, not the close.
+  feed(c, client_frame(0x8A, ""));
+  auto d3 = c.timeout();
+  CHECK(d3.ms == 100);
+  CHECK(d3.epoch != d2.epoch);
+  out.clear();
+  CHECK(c.expire(out).empty());
+  // Silence after the ping: the close, with 1001 and the reason.
+  out.clear();
+  CHECK(c.expire(out) == "idle timeout");
+  CHECK(close_code_of(out) == 1001);
+  CHECK(out.substr(4) == "idle timeout");
+  CHECK(c.close_sent());
+  CHECK(c.timeout().ms == 50);  // the client's close reply is due
+  CHECK_FALSE(c.done());
+  out.clear();
+  CHECK(c.expire(out) == "no close reply within close_timeout");
+  CHECK(c.done());
+  CHECK(c.timeout().ms == 0);
+}
+
+TEST_CASE("websocket: liveness: pings only, idle only, neither", "[websocket]") {
+  SECTION("no idle limit: it pings on and on") {
+    ws::options o;
+    o.ping_interval_ms = 100;
+    ws::codec c(o);
+    for (int i = 0; i < 3; ++i) {
+      auto before = c.timeout();
+      CHECK(before.ms == 100);
+      std::string out;
+      CHECK(c.expire(out).empty());
+      CHECK(static_cast<std::uint8_t>(out[0]) == 0x89);
+      CHECK(c.timeout().epoch != before.epoch);
+    }
+    CHECK_FALSE(c.close_sent());
+  }
+  SECTION("no pings: the close after idle_timeout") {
+    ws::options o;
+    o.idle_timeout_ms = 250;
+    ws::codec c(o);
+    CHECK(c.timeout().ms == 250);
+    std::string out;
+    CHECK(c.expire(out) == "idle timeout");
+    CHECK(close_code_of(out) == 1001);
+  }
+  SECTION("a ping interval at or past the idle limit never pings") {
+    ws::options o;
+    o.ping_interval_ms = 300;
+    o.idle_timeout_ms = 300;
+    ws::codec c(o);
+    CHECK(c.timeout().ms == 300);
+    std::string out;
+    CHECK(c.expire(out) == "idle timeout");
+  }
+  SECTION("both off: no deadline until a close is sent") {
+    ws::codec c;
+    CHECK(c.timeout().ms == 0);
+    c.start_close(1000, "");
+    CHECK(c.timeout().ms == 5000);
+  }
+}

@@ -222,3 +222,56 @@ TEST_CASE("websocket: violations close with 1002 / 1007 / 1009 and a log line", 
   }
   srv.stop_and_check();
 }
+
+TEST_CASE("websocket: server pings a quiet client and closes it with 1001 when it stops answering", "[websocket]") {
+  auto mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  server_under_test srv("mode = \"" + mode + "\"\nworkers = 1", R"(
+[modules.ws_echo]
+
+[[listen]]
+url = "ws://127.0.0.1:{port}"
+module = "ws_echo"
+websocket = { ping_interval = "200ms", idle_timeout = "800ms", close_timeout = "300ms" }
+)");
+  // A client that answers every ping stays open well past idle_timeout.
+  auto live = connect_tcp("127.0.0.1", srv.port);
+  REQUIRE(live);
+  CHECK(handshake(live).rfind("HTTP/1.1 101", 0) == 0);
+  // A client that never answers.
+  auto quiet = connect_tcp("127.0.0.1", srv.port);
+  REQUIRE(quiet);
+  CHECK(handshake(quiet).rfind("HTTP/1.1 101", 0) == 0);
+  auto start = std::chrono::steady_clock::now();
+  int pings = 0;
+  while (std::chrono::steady_clock::now() - start < 1800ms) {
+    auto f = read_frame(live, 1s);
+    REQUIRE(f);
+    REQUIRE(f->b0 == 0x89);  // only pings come
+    ++pings;
+    REQUIRE(live.send_all(client_frame(0x8A, f->payload)));
+  }
+  CHECK(pings >= 4);
+  auto p = read_frame(quiet, 1s);
+  REQUIRE(p);
+  CHECK(p->b0 == 0x89);  // the ping it did not answer (it was sent long ago; read now)
+  auto c = read_frame(quiet, 2s);
+  REQUIRE(c);
+  CHECK(c->b0 == 0x88);
+  CHECK(close_code(*c) == 1001);
+  CHECK(c->payload.substr(2) == "idle timeout");
+  // No close reply: the server ends the connection after close_timeout.
+  CHECK(quiet.wait_closed(3s));
+  // The live one still echoes.
+  REQUIRE(live.send_all(client_frame(0x81, "still here")));
+  for (;;) {
+    auto f = read_frame(live, 2s);
+    REQUIRE(f);
+    if (f->b0 == 0x89) continue;  // a ping in between
+    CHECK(f->b0 == 0x81);
+    CHECK(f->payload == "still here");
+    break;
+  }
+  CHECK(srv.wait_log("idle timeout", 3s));
+  srv.stop_and_check();
+}

@@ -229,6 +229,9 @@ void conn_host::start_heartbeat() {
     if (!l.http()) continue;
     for (auto t : {l.header_timeout, l.keepalive_timeout, l.body_timeout})
       if (t.count() > 0) sweep = std::min<duration>(sweep, duration(t) / 4);
+    if (l.websocket.enabled)
+      for (auto t : {l.websocket.close_timeout, l.websocket.ping_interval, l.websocket.idle_timeout})
+        if (t.count() > 0) sweep = std::min<duration>(sweep, duration(t) / 4);
   }
   if (sweep != duration::max()) {
     sweep = std::clamp<duration>(sweep, 25ms, 1s);

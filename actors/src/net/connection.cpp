@@ -299,7 +299,9 @@ void connection::expire() {
   if (!why.empty()) log::info("closing session {} from {}: {}", id_, remote, why);
   deadline_armed_ = false;
   if (!out.empty()) (void)queue_bytes(out);
-  close(false);
+  // A codec that names a next phase goes on (a WebSocket ping, or its close handshake
+  // waiting for the reply); the others are done.
+  if (codec_->done() || codec_->failed() || codec_->timeout().ms == 0) close(false);
 }
 
 void connection::abandon() {

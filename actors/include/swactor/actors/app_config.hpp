@@ -91,6 +91,8 @@ struct websocket_config {
   bool no_context_takeover = false;
   int deflate_window_bits = 15;
   std::chrono::milliseconds close_timeout{5000};
+  std::chrono::milliseconds ping_interval{30000};
+  std::chrono::milliseconds idle_timeout{90000};
   std::vector<std::string> origins;  // empty = any Origin
 
   bool enabled = false;  // resolved: ws:// or the table is present

@@ -81,8 +81,10 @@ class stream_codec {
     std::uint32_t epoch = 0;
   };
   virtual deadline timeout() const noexcept { return {}; }
-  // The phase's timeout passed: the codec appends its last words (HTTP: 408) and is done().
-  // Returns a reason for the log line ("" = a quiet close, e.g. an idle keep-alive).
+  // The phase's timeout passed: the codec appends its last words (HTTP: 408) and is done();
+  // or it appends what the phase ends with and names the next phase in timeout() (a
+  // WebSocket ping, then its idle close), and the connection goes on. Returns a reason for
+  // the log line ("" = nothing to log: an idle keep-alive's quiet close, a ping).
   virtual std::string_view expire(std::string& out) {
     (void)out;
     return "timeout";

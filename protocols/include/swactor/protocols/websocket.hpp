@@ -69,6 +69,10 @@ struct options {
   deflate_params deflate_with;
   std::size_t deflate_min_size = 64;          // smaller outgoing messages go uncompressed
   std::uint32_t close_timeout_ms = 5000;      // after our close, how long the peer has to answer
+  // Liveness: after ping_interval_ms without a byte from the peer we send a ping; after
+  // idle_timeout_ms without one we close with 1001 "idle timeout". 0 turns either off.
+  std::uint32_t ping_interval_ms = 0;
+  std::uint32_t idle_timeout_ms = 0;
 };
 
 // The codec fails with error codes of this category whose value is the close code it sent.
@@ -135,15 +139,12 @@ class codec final : public stream_codec {
   void encode(std::uint8_t kind, std::string_view data, std::string& out) override;
   bool take_output(std::string& out) override;
   bool done() const noexcept override { return closed_ && output_.empty(); }
-  // After our close frame: the peer's reply is due within close_timeout_ms.
-  deadline timeout() const noexcept override {
-    return close_sent_ && !closed_ ? deadline{opts_.close_timeout_ms, 1} : deadline{};
-  }
-  std::string_view expire(std::string& out) override {
-    (void)out;
-    closed_ = true;
-    return "no close reply within close_timeout";
-  }
+  // After our close frame: the peer's reply is due within close_timeout_ms. Before it, the
+  // liveness phases: quiet for ping_interval_ms (then a ping goes out), then for the rest of
+  // idle_timeout_ms (then the close). Every byte from the peer starts over.
+  deadline timeout() const noexcept override;
+  // Ends a phase: a ping (the connection goes on), the idle close, or (no close reply) the end.
+  std::string_view expire(std::string& out) override;
 
   // Sends close (`code`, `reason`) now if it was not sent yet: a server-initiated close
   // (stop, idle timeout, the module's disconnect). Further input is only read for the
@@ -157,8 +158,11 @@ class codec final : public stream_codec {
   bool on_frame_start(std::uint8_t b0, std::uint64_t len);
   bool finish_frame(event_sink& out, bool& stop);
   void protocol_error(std::uint16_t code, std::string why);
+  bool ping_next() const noexcept;
 
   options opts_;
+  std::uint32_t epoch_ = 0;    // changes when a liveness phase starts (input, ping, close)
+  bool ping_pending_ = false;  // we pinged after ping_interval_ms and heard nothing since
   phase phase_ = phase::header;
   // The frame being read.
   opcode op_ = opcode::continuation;
