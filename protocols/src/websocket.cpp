@@ -185,6 +185,14 @@ stream_codec::deadline codec::timeout() const noexcept {
   return {ping_pending_ ? idle - opts_.ping_interval_ms : idle, epoch_};
 }
 
+bool codec::go_away(std::string& out) {
+  if (close_sent_ || closed_) return false;
+  write_close(out, close_going_away, "going away");
+  close_sent_ = true;
+  ++epoch_;
+  return true;
+}
+
 std::string_view codec::expire(std::string& out) {
   if (close_sent_) {
     closed_ = true;

@@ -531,3 +531,18 @@ TEST_CASE("websocket: liveness: pings only, idle only, neither", "[websocket]") 
     CHECK(c.timeout().ms == 5000);
   }
 }
+
+TEST_CASE("websocket: go_away closes with 1001 once, then waits for the reply", "[websocket]") {
+  ws::codec c;
+  std::string out;
+  CHECK(c.go_away(out));
+  CHECK(close_code_of(out) == 1001);
+  CHECK(out.substr(4) == "going away");
+  CHECK(c.close_sent());
+  CHECK(c.timeout().ms == 5000);
+  std::string again;
+  CHECK_FALSE(c.go_away(again));  // said once
+  CHECK(again.empty());
+  feed(c, client_frame(0x88, std::string("\x03\xe9", 2)));
+  CHECK(c.done());
+}

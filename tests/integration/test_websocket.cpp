@@ -275,3 +275,36 @@ websocket = { ping_interval = "200ms", idle_timeout = "800ms", close_timeout = "
   CHECK(srv.wait_log("idle timeout", 3s));
   srv.stop_and_check();
 }
+
+TEST_CASE("websocket: a stopping server closes upgraded connections with 1001 and waits for the reply", "[websocket]") {
+  auto mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  server_under_test srv("mode = \"" + mode + "\"\nworkers = 1\nmax_wait_time = \"5s\"", kEcho);
+  auto c = connect_tcp("127.0.0.1", srv.port);
+  REQUIRE(c);
+  CHECK(handshake(c).rfind("HTTP/1.1 101", 0) == 0);
+  REQUIRE(c.send_all(client_frame(0x81, "before")));
+  auto e = read_frame(c);
+  REQUIRE(e);
+  CHECK(e->payload == "before");
+  auto stats = srv.stats();
+  auto pids = srv.all_pids(stats);
+  REQUIRE(srv.proc->signal(SIGTERM));
+  auto f = read_frame(c, 5s);
+  REQUIRE(f);
+  CHECK(f->b0 == 0x88);
+  CHECK(close_code(*f) == 1001);
+  CHECK(f->payload.substr(2) == "going away");
+  // The client finishes the handshake; the server closes the TCP connection and exits.
+  REQUIRE(c.send_all(client_frame(0x88, std::string("\x03\xe9", 2))));
+  CHECK(c.wait_closed(5s));
+  auto code = srv.proc->wait(10s);
+  INFO(server_under_test::tail(srv.log()));
+  REQUIRE(code);
+  CHECK(*code == 0);
+  for (auto p : pids) {
+    auto until = std::chrono::steady_clock::now() + 2s;
+    while (pid_alive(p) && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(10ms);
+    CHECK_FALSE(pid_alive(p));
+  }
+}

@@ -310,10 +310,15 @@ struct reactor_thread::impl final : net::connection_sink {
   void stop() {
     stopping = true;
     keep_alive.reset();
-    host.stop_heartbeat();
     host.stop_datagrams();
-    host.close_all();
-    spawn(lp.context(), [this]() -> task<void> {
+    // Upgraded connections hear 1001 first and get a moment for the close handshake (the
+    // deadline sweep still ends the ones that do not answer); then the rest is closed.
+    const bool told = host.go_away_all() > 0;
+    spawn(lp.context(), [this, told]() -> task<void> {
+      if (told)
+        for (int i = 0; i < 50 && host.size() > 0; ++i) co_await sleep(10ms);
+      host.stop_heartbeat();
+      host.close_all();
       for (int i = 0; i < 100 && host.size() > 0; ++i) co_await sleep(10ms);
       host.abort_all();
       for (auto& w : workers)

@@ -123,6 +123,16 @@ std::error_code conn_host::bind(std::uint64_t id, std::uint64_t uid) {
   return {};
 }
 
+std::size_t conn_host::go_away_all() {
+  std::size_t n = 0;
+  for (auto id : ids())
+    if (auto it = conns_.find(id); it != conns_.end()) {
+      auto keep = it->second;
+      if (keep->go_away()) ++n;
+    }
+  return n;
+}
+
 void conn_host::close_all() {
   for (auto id : ids()) (void)close(id, false);
 }

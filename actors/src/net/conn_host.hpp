@@ -69,6 +69,9 @@ class conn_host {
   std::error_code bind(std::uint64_t id, std::uint64_t uid);
   // Graceful close of every connection (queued output is written first).
   void close_all();
+  // Tells every connection whose protocol can say so that the server is going away (see
+  // connection::go_away); returns how many were told.
+  std::size_t go_away_all();
   void abort_all();
 
   // -- datagrams -----------------------------------------------------------------------

@@ -490,6 +490,15 @@ void connection::close(bool reset) {
   }
 }
 
+bool connection::go_away() {
+  if (closed_ || close_requested_) return false;
+  std::string out;
+  if (!codec_->go_away(out)) return false;
+  deadline_armed_ = false;  // the close handshake's timeout starts now
+  if (!out.empty()) (void)queue_bytes(out);
+  return true;
+}
+
 void connection::abort(std::string_view reason) { finish(true, reason); }
 
 void connection::finish(bool aborted, std::string_view reason, bool reset) {

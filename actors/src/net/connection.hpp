@@ -59,6 +59,9 @@ class connection final : public io_owner,
   std::error_code send(std::string_view data, std::uint8_t kind = 0);
   // Closes once queued output is written; reset = RST now, queued output dropped.
   void close(bool reset);
+  // The server is stopping: the codec says so if its protocol can (WebSocket: close 1001).
+  // True when it did (the connection then ends by the protocol's handshake or timeout).
+  bool go_away();
   // Closes now with a reason (limit, protocol error): counted as aborted.
   void abort(std::string_view reason);
 

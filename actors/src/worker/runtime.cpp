@@ -228,7 +228,12 @@ task<void> worker_runtime::stop_sequence(std::string why) {
     std::error_code ec;
     a->close(ec);
   }
-  if (host_) host_->stop_datagrams();
+  if (host_) {
+    host_->stop_datagrams();
+    // Upgraded connections never end by themselves: say goodbye (WebSocket 1001) and let
+    // the clients finish the close handshake while the rest drains.
+    if (auto n = host_->go_away_all()) log::info("told {} connection(s) the server is going away", n);
+  }
   // A user process is told to stop by cancelling its coroutine.
   user_coro_.cancel();
   // The bus takes no more mail; what is queued is still handled (below).

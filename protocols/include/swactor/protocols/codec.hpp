@@ -89,6 +89,13 @@ class stream_codec {
     (void)out;
     return "timeout";
   }
+  // The server is stopping (or this process is being replaced): a protocol that can say so
+  // appends it (WebSocket: a close with 1001) and returns true; the connection then waits
+  // for the peer to finish, within the codec's timeouts. The default says nothing.
+  virtual bool go_away(std::string& out) {
+    (void)out;
+    return false;
+  }
   // Whoever answers the requests went away (process mode: the worker died): the codec
   // answers what is outstanding (HTTP: 502) and is done(). No-op when nothing is.
   virtual void abandon(std::string& out) { (void)out; }

@@ -145,6 +145,8 @@ class codec final : public stream_codec {
   deadline timeout() const noexcept override;
   // Ends a phase: a ping (the connection goes on), the idle close, or (no close reply) the end.
   std::string_view expire(std::string& out) override;
+  // Stop and reload: close with 1001 "going away"; the reply is due within close_timeout.
+  bool go_away(std::string& out) override;
 
   // Sends close (`code`, `reason`) now if it was not sent yet: a server-initiated close
   // (stop, idle timeout, the module's disconnect). Further input is only read for the
