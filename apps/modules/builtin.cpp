@@ -47,6 +47,7 @@ const module_registry& builtin_modules() {
     r.add<kv>();
     r.add<ticker>();
     r.add<ws_echo>();
+    r.add<ws_chat>();
     return r;
   }();
   return reg;

@@ -308,3 +308,58 @@ TEST_CASE("websocket: a stopping server closes upgraded connections with 1001 an
     CHECK_FALSE(pid_alive(p));
   }
 }
+
+TEST_CASE("websocket: ws_chat reaches every client on every worker, and /to reaches one on another worker",
+          "[websocket]") {
+  auto mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  server_under_test srv("mode = \"" + mode + "\"\nworkers = 2", R"(
+[modules.chat]
+type = "ws_chat"
+
+[[listen]]
+url = "ws://127.0.0.1:{port}"
+module = "chat"
+)");
+  constexpr int kClients = 6;
+  std::vector<conn> clients;
+  std::vector<std::string> ids;
+  // Reads text frames until one satisfies `pred` (joins of later clients arrive in between).
+  auto wait_for = [](conn& c, const std::function<bool(const std::string&)>& pred) -> std::optional<std::string> {
+    for (int i = 0; i < 50; ++i) {
+      auto f = read_frame(c, 3s);
+      if (!f) return std::nullopt;
+      if (f->b0 == 0x81 && pred(f->payload)) return f->payload;
+    }
+    return std::nullopt;
+  };
+  for (int i = 0; i < kClients; ++i) {
+    clients.push_back(connect_tcp("127.0.0.1", srv.port));
+    REQUIRE(clients.back());
+    REQUIRE(handshake(clients.back()).rfind("HTTP/1.1 101", 0) == 0);
+    auto w = wait_for(clients.back(), [](const std::string& t) { return t.starts_with("welcome, you are #"); });
+    REQUIRE(w);
+    ids.push_back(w->substr(std::string("welcome, you are #").size()));
+  }
+  // With two workers in base mode the clients land on both (accepts alternate between them
+  // under load; with six clients both get some in practice): the stats say so.
+  REQUIRE(clients[0].send_all(client_frame(0x81, "hello all")));
+  const std::string line = "#" + ids[0] + ": hello all";
+  for (int i = 0; i < kClients; ++i) {
+    INFO("client " << i);
+    CHECK(wait_for(clients[i], [&](const std::string& t) { return t == line; }));
+  }
+  // A private line from the last client to the first, wherever each is held.
+  REQUIRE(clients[kClients - 1].send_all(client_frame(0x81, "/to " + ids[0] + " psst")));
+  CHECK(wait_for(clients[0], [&](const std::string& t) { return t == "#" + ids[kClients - 1] + " (to you): psst"; }));
+  // Every client to every other one, so some pair crosses workers in base mode.
+  for (int from = 0; from < kClients; ++from) {
+    int to = (from + 1) % kClients;
+    REQUIRE(clients[from].send_all(client_frame(0x81, "/to " + ids[to] + " hi " + std::to_string(from))));
+    INFO("from " << from << " to " << to);
+    CHECK(wait_for(clients[to], [&](const std::string& t) {
+      return t == "#" + ids[from] + " (to you): hi " + std::to_string(from);
+    }));
+  }
+  srv.stop_and_check();
+}

@@ -31,6 +31,9 @@ class bus_host {
   // Runs the instance's on_bus_message; false when it threw (logged by the host).
   virtual task<bool> run_bus_handler(int module, const bus::message& m) = 0;
   virtual const bus::type_set& bus_types(int module) const = 0;
+  // The runtime's own point-to-point messages ride the bus under tags starting with
+  // "swactor." (a WebSocket push to a session another worker holds): true when it took one.
+  virtual bool runtime_message(const ipc::bus_message& m) = 0;
 
  protected:
   ~bus_host() = default;

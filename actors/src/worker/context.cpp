@@ -27,8 +27,11 @@ std::error_code server_context::bind(session_id s, user_id uid) { return rt_.por
 
 std::error_code server_context::push(session_id s, std::string_view data, ws_opcode op) {
   namespace ws = protocols::websocket;
-  auto kind = op == ws_opcode::binary ? ws::reply::binary : ws::reply::text;
-  return rt_.port().send(s, data, static_cast<std::uint8_t>(kind));
+  auto kind = static_cast<std::uint8_t>(op == ws_opcode::binary ? ws::reply::binary : ws::reply::text);
+  auto ec = rt_.port().send(s, data, kind);
+  // A session another worker handles: through that worker (base mode) or its reactor.
+  if (ec == server_errc::session_not_found) return rt_.send_elsewhere(module_, s, kind, data);
+  return ec;
 }
 
 std::error_code server_context::disconnect(session_id s, std::uint16_t code, std::string_view reason) {
@@ -37,7 +40,10 @@ std::error_code server_context::disconnect(session_id s, std::uint16_t code, std
   payload.push_back(static_cast<char>(code >> 8));
   payload.push_back(static_cast<char>(code));
   payload.append(reason.substr(0, 123));
-  return rt_.port().send(s, payload, static_cast<std::uint8_t>(protocols::websocket::reply::close));
+  const auto kind = static_cast<std::uint8_t>(protocols::websocket::reply::close);
+  auto ec = rt_.port().send(s, payload, kind);
+  if (ec == server_errc::session_not_found) return rt_.send_elsewhere(module_, s, kind, payload);
+  return ec;
 }
 
 bool server_context::exists(session_id s) { return rt_.port().is_open(s); }

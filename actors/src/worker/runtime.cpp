@@ -1,5 +1,7 @@
 #include "worker/runtime.hpp"
 
+#include "swactor/core/wire.hpp"
+
 #include <fcntl.h>
 #include <sys/socket.h>
 
@@ -178,7 +180,10 @@ void worker_runtime::start_listeners() {
         const auto& l = app_.listen[static_cast<std::size_t>(index)];
         co_await net::accept_loop(*a, lp_.context(), l, index, *state_, slot_->conns,
                                   [this, index](net::native_socket s) {
-                                    host_->adopt(std::move(s), index, state_->next_session.fetch_add(1));
+                                    host_->adopt(std::move(s), index,
+                                                 // The id says which worker holds it (pushes from others).
+                                                 ((state_->next_session.fetch_add(1) + 1) << kSessionWorkerBits) |
+                                                     static_cast<std::uint64_t>(args_.id));
                                   });
       }, "accept loop");
     } else {
@@ -325,6 +330,43 @@ task<void> worker_runtime::invoke(int module, const char* event, session_id sid,
   }
   log_failure(module, event, sid, error);
   handler_end();
+}
+
+int worker_runtime::session_owner(session_id s) const {
+  if (app_.process_mode()) return -1;
+  auto w = static_cast<int>(s.value() & ((1u << kSessionWorkerBits) - 1));
+  return w < app_.server.workers ? w : -1;
+}
+
+namespace {
+constexpr std::string_view kWsForwardTag = "swactor.ws_send";
+}  // namespace
+
+std::error_code worker_runtime::forward_ws(int module, session_id s, std::uint8_t kind, std::string_view data) {
+  const int owner = session_owner(s);
+  if (owner < 0 || owner == args_.id) return server_errc::session_not_found;
+  bus::payload p;
+  p.tag = std::string(kWsForwardTag);
+  wire::writer w(p.data);
+  w.u64(s.value());
+  w.u8(kind);
+  w.str(data);
+  return bus_->send(module, bus::target::worker(owner), std::move(p));
+}
+
+bool worker_runtime::runtime_message(const ipc::bus_message& m) {
+  if (m.tag != kWsForwardTag) return false;
+  wire::reader r(m.data);
+  session_id s(r.u64());
+  auto kind = r.u8();
+  auto data = r.str();
+  if (!r.done()) {
+    log::warning("bus: malformed {} from process {}; dropped", kWsForwardTag, m.src);
+    return true;
+  }
+  if (auto ec = port_->send(s, data, kind))
+    log::debug("WebSocket send forwarded to session {}: {}", s, ec.message());
+  return true;
 }
 
 task<bool> worker_runtime::run_bus_handler(int module, const bus::message& m) {

@@ -163,6 +163,24 @@ class worker_runtime final : private handler_host,
   void handler_done(event_kind k, session_id s, int listener, std::exception_ptr error) override;
   // -- bus_host ----------------------------------------------------------------------------------
   task<bool> run_bus_handler(int module, const bus::message& m) override;
+  bool runtime_message(const ipc::bus_message& m) override;
+
+ public:
+  // Base mode: the worker that holds session `s` (its id carries it), or -1 when unknown
+  // (process mode: any worker reaches any session through the reactors).
+  int session_owner(session_id s) const;
+  // A WebSocket reply (push, close) for a session another worker holds: sent there over the
+  // bus, in order with this worker's other sends to it.
+  std::error_code forward_ws(int module, session_id s, std::uint8_t kind, std::string_view data);
+  // A typed send to a session this worker does not handle: forward_ws in base mode, the
+  // reactor directly in process mode.
+  std::error_code send_elsewhere(int module, session_id s, std::uint8_t kind, std::string_view data) {
+    if (app_.process_mode()) return port_->send_any(s, data, kind);
+    return forward_ws(module, s, kind, data);
+  }
+  static constexpr int kSessionWorkerBits = 10;  // workers <= 1024
+
+ private:
   const bus::type_set& bus_types(int module) const override { return modules_[static_cast<std::size_t>(module)]->bus_types(); }
   void queue_low(session_id s) override;
   void handler_begin();

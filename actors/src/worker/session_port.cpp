@@ -83,9 +83,13 @@ class remote_port final : public session_port {
     co_return ec ? ec : check(s);  // a close wakes the writer too
   }
   std::error_code send(session_id s, std::string_view data, std::uint8_t kind) override {
+    if (auto ec = check(s)) return ec;
+    return send_any(s, data, kind);
+  }
+  std::error_code send_any(session_id s, std::string_view data, std::uint8_t kind) override {
     auto* l = reactor_of(s);
     if (!l) return server_errc::not_supported;
-    if (auto ec = check(s)) return ec;
+    if (!s || s.value() >= next_session_.load(std::memory_order_relaxed)) return server_errc::session_not_found;
     ipc::conn_send m;
     m.session = s.value();
     m.worker = static_cast<std::uint32_t>(worker_);

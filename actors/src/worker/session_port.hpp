@@ -46,6 +46,13 @@ class session_port {
   virtual ~session_port() = default;
   // `kind` 0 = raw bytes; other kinds are typed replies the connection's codec frames.
   virtual std::error_code send(session_id s, std::string_view data, std::uint8_t kind = 0) = 0;
+  // A send to a session this worker does not handle (process mode: another worker's
+  // WebSocket, reached through its reactor; the reactor drops it if the session is gone).
+  // session_not_found where that cannot be done (base mode: see worker_runtime::forward_ws).
+  virtual std::error_code send_any(session_id s, std::string_view data, std::uint8_t kind) {
+    (void)s, (void)data, (void)kind;
+    return server_errc::session_not_found;
+  }
   // Waits until the session's queued output is below half its limit (streamed replies).
   virtual task<std::error_code> drained(session_id s, duration timeout) = 0;
   virtual std::error_code close(session_id s, bool reset) = 0;
