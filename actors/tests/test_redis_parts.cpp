@@ -172,3 +172,30 @@ TEST_CASE("redis glob: Redis's KEYS/PSUBSCRIBE patterns", "[redis]") {
   CHECK(redis::iequals("PiNg", "ping"));
   CHECK_FALSE(redis::iequals("ping", "pong"));
 }
+
+TEST_CASE("redis command_table: handlers by name in any case, Redis's arity rule", "[redis]") {
+  struct entry {
+    int id;
+    int arity;
+  };
+  redis::command_table<entry> t = {{"get", {1, 2}}, {"MSET", {2, -3}}};
+  t.add("Ping", {3, -1});
+  CHECK(t.size() == 3);
+  REQUIRE(t.find("GeT"));
+  CHECK(t.find("GeT")->id == 1);
+  CHECK(t.find("ping")->id == 3);
+  CHECK(t.find("mset")->id == 2);
+  CHECK_FALSE(t.find("nope"));
+  CHECK_FALSE(t.find(std::string(100, 'a')));
+
+  redis::command ok(mbulk({"MsEt", "a", "1"}), k_command);
+  REQUIRE(t.route(ok));
+  CHECK(t.route(ok)->id == 2);
+  CHECK_FALSE(ok.replied());
+  redis::command few(mbulk({"mset", "a"}), k_command);
+  CHECK_FALSE(t.route(few));
+  CHECK(few.reply_bytes() == "-ERR wrong number of arguments for 'mset' command\r\n");
+  redis::command unknown(mbulk({"frob", "x"}), k_command);
+  CHECK_FALSE(t.route(unknown));
+  CHECK(unknown.reply_bytes() == "-ERR unknown command 'frob', with args beginning with: 'x' \r\n");
+}

@@ -391,9 +391,9 @@ task<void> redis_kv::on_close(context& ctx, session_id s) {
   co_return;
 }
 
-const std::unordered_map<std::string_view, redis_kv::entry>& redis_kv::commands() {
+const redis::command_table<redis_kv::entry>& redis_kv::commands() {
   using k = redis_kv;
-  static const std::unordered_map<std::string_view, entry> table = {
+  static const redis::command_table<entry> table = {
       // connection
       {"ping", {&k::cmd_ping, -1, false}},
       {"echo", {&k::cmd_echo, 2, false}},
@@ -469,17 +469,7 @@ const std::unordered_map<std::string_view, redis_kv::entry>& redis_kv::commands(
   return table;
 }
 
-const redis_kv::entry* redis_kv::find(std::string_view name) {
-  const auto& commands = redis_kv::commands();
-  char buf[32];
-  if (name.size() > sizeof(buf)) return nullptr;
-  for (std::size_t i = 0; i < name.size(); ++i) {
-    char ch = name[i];
-    buf[i] = (ch >= 'A' && ch <= 'Z') ? static_cast<char>(ch + 32) : ch;
-  }
-  auto it = commands.find(std::string_view(buf, name.size()));
-  return it == commands.end() ? nullptr : &it->second;
-}
+const redis_kv::entry* redis_kv::find(std::string_view name) { return commands().find(name); }
 
 redis_kv::client& redis_kv::client_of(session_id s) {
   auto it = clients_.find(s);
@@ -499,15 +489,8 @@ bool redis_kv::on_command_now(context& ctx, session_id s, redis::command& cmd) {
   // coroutine path; nothing is written before this.
   if (c.subscriptions() > 0 || kvx::is_pubsub_name(cmd.name())) return false;
   c.protocol = cmd.protocol();
-  const entry* e = find(cmd.name());
-  if (!e) {
-    redis::reply_unknown_command(cmd);
-    return true;
-  }
-  if (!redis::arity_ok(cmd, e->arity)) {
-    redis::reply_wrong_arity(cmd);
-    return true;
-  }
+  const entry* e = commands().route(cmd);  // unknown or wrong arity: answered
+  if (!e) return true;
   if (!c.authenticated && e->fn != &redis_kv::cmd_auth && e->fn != &redis_kv::cmd_hello && e->fn != &redis_kv::cmd_quit) {
     cmd.reply().error(kvx::kNoAuth);
     return true;

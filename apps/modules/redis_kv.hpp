@@ -74,7 +74,7 @@ class redis_kv final : public module_base {
   };
   static const entry* find(std::string_view name);
   client& client_of(session_id s);  // this connection's state, made on first use
-  static const std::unordered_map<std::string_view, entry>& commands();  // by lowercase name
+  static const redis::command_table<entry>& commands();  // by name, any case
 
   // Columns of the table (-1 until on_worker_start found them).
   ipc::table* table_ = nullptr;

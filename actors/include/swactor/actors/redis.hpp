@@ -12,7 +12,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <initializer_list>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <string_view>
 #include <vector>
 
@@ -93,5 +97,60 @@ inline bool arity_ok(const command& cmd, int arity) noexcept {
   auto n = static_cast<int>(cmd.size());
   return arity >= 0 ? n == arity : n >= -arity;
 }
+
+// Handlers by command name, case-insensitive, with Redis's arity rule. `Entry` is the
+// module's own (a member-function pointer, flags, ...) with an `int arity` member:
+//
+//   struct entry { void (my_module::*fn)(context&, session_id, redis::command&); int arity; };
+//   static const redis::command_table<entry> commands = {{"get", {&my_module::get, 2}}, ...};
+//   if (const auto* e = commands.route(cmd)) (this->*(e->fn))(ctx, s, cmd);
+template <class Entry>
+class command_table {
+ public:
+  command_table(std::initializer_list<std::pair<std::string_view, Entry>> entries) {
+    for (const auto& [name, e] : entries) add(name, e);
+  }
+  void add(std::string_view name, Entry e) { map_.insert_or_assign(lower(name), std::move(e)); }
+  // The entry for `name` in any case, or nullptr.
+  const Entry* find(std::string_view name) const {
+    if (name.size() > kMaxName) return nullptr;
+    char buf[kMaxName];
+    for (std::size_t i = 0; i < name.size(); ++i) {
+      char ch = name[i];
+      buf[i] = ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch + 32) : ch;
+    }
+    auto it = map_.find(std::string_view(buf, name.size()));
+    return it == map_.end() ? nullptr : &it->second;
+  }
+  // The command's entry with its arity checked; otherwise nullptr, with Redis's unknown-
+  // command or wrong-arity error already written to the reply.
+  const Entry* route(command& cmd) const {
+    const Entry* e = find(cmd.name());
+    if (!e) {
+      reply_unknown_command(cmd);
+      return nullptr;
+    }
+    if (!arity_ok(cmd, e->arity)) {
+      reply_wrong_arity(cmd);
+      return nullptr;
+    }
+    return e;
+  }
+  std::size_t size() const noexcept { return map_.size(); }
+
+ private:
+  static constexpr std::size_t kMaxName = 64;
+  static std::string lower(std::string_view s) {
+    std::string out(s);
+    for (auto& ch : out)
+      if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch + 32);
+    return out;
+  }
+  struct hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, Entry, hash, std::equal_to<>> map_;
+};
 
 }  // namespace swactor::redis
