@@ -343,11 +343,13 @@ void connection::write_codec_output() {
 
 std::error_code connection::send(std::string_view data, std::uint8_t kind) {
   if (closed_ || close_requested_ || close_after_decode_) return server_errc::session_not_found;
-  if (kind == 0 && !decoding_) return queue_bytes(data);
+  // Raw bytes go out at once unless typed replies of this decode() wait (order): the common
+  // echo costs no copy.
+  if (kind == 0 && (!decoding_ || host_.deferred_replies().replies.empty())) return queue_bytes(data);
   if (decoding_) {
     // A handler that answered inline, from inside decode(): the codec is not re-entered;
-    // the reply is encoded as soon as decode() returns (raw bytes wait with the replies, so
-    // they stay in order with them).
+    // the reply is encoded as soon as decode() returns (raw bytes after it wait with it, so
+    // they stay in order).
     auto& deferred = host_.deferred_replies();
     const std::size_t waiting = out_bytes_ + deferred.data.size();
     if (waiting + data.size() > out_limit_ && waiting > 0) return server_errc::output_buffer_full;
