@@ -28,7 +28,7 @@ parsed_args parse_args(const std::vector<std::string>& args) {
   std::string value_size_text = std::to_string(s.redis.value_size);
   bool big = false, little = false;
 
-  CLI::App app("Load tester for TCP, UDP, Unix-socket, HTTP and Redis servers", "swactor bench");
+  CLI::App app("Load tester for TCP, UDP, Unix-socket, HTTP, Redis and WebSocket servers", "swactor bench");
   app.footer(
       "Durations and sizes are read as in app.toml: a bare number is milliseconds (-d 500 "
       "runs for half a second; write -d 10s for ten) and bytes; units us ms s m h and B KB "
@@ -36,7 +36,7 @@ parsed_args parse_args(const std::vector<std::string>& args) {
       "same names mean, with the same defaults.");
   app.add_option("-s,--server", url,
                  "tcp://HOST:PORT, udp://HOST:PORT, unix:///PATH, http://HOST[:PORT][/PATH], "
-                 "http+unix:///PATH or redis://HOST[:PORT]")
+                 "http+unix:///PATH, redis://HOST[:PORT] or ws://HOST[:PORT][/PATH]")
       ->required();
   std::string modes_help = "mode:";
   for (auto& m : mode_list()) modes_help += "\n  " + std::string(m.name) + ": " + std::string(m.help);
@@ -46,7 +46,8 @@ parsed_args parse_args(const std::vector<std::string>& args) {
                  "run for a duration: 10s, 500ms, 2m (a bare number is milliseconds)");
   app.add_option("-c,--connections", s.connections, "connections (total)")->capture_default_str();
   app.add_option("-t,--threads", s.threads, "threads, one loop each")->capture_default_str();
-  app.add_option("--size", size_text, "payload bytes per request: 64, 4KiB, 1MiB")
+  app.add_option("--size", size_text,
+                 "payload bytes per request (websocket: the message size): 64, 4KiB, 1MiB")
       ->capture_default_str();
   app.add_option("--pipeline", s.pipeline,
                  "requests in flight per connection (redis: commands per round, written at "

@@ -17,6 +17,8 @@ std::unique_ptr<mode> make_connect_mode(const settings&);
 std::unique_ptr<mode> make_http_mode(const settings&);
 std::unique_ptr<mode> make_http_short_mode(const settings&);
 std::unique_ptr<mode> make_redis_mode(const settings&);
+std::unique_ptr<mode> make_websocket_mode(const settings&);
+std::unique_ptr<mode> make_websocket_connect_mode(const settings&);
 
 namespace {
 struct entry {
@@ -41,6 +43,14 @@ const entry table[] = {
       "RESP2 commands (redis://HOST:PORT; --mix --keyspace --value-size; --pipeline N "
       "in rounds, as redis-benchmark -P)"},
      make_redis_mode},
+    {{"websocket",
+      "WebSocket echo (ws://HOST:PORT/path): upgrade once per connection, then one masked "
+      "text frame of --size bytes and its echo per request; --pipeline N in flight"},
+     make_websocket_mode},
+    {{"websocket_connect",
+      "WebSocket sessions: connect, upgrade, one echo, close frame 1000 and the server's "
+      "close, per request"},
+     make_websocket_connect_mode},
 };
 }  // namespace
 

@@ -37,7 +37,7 @@ class mode {
   // Whether the mode runs over this -s target (http:// targets are for the http modes,
   // redis:// ones for the redis mode).
   virtual bool accepts(const target& t) const {
-    return !t.http && !t.redis && (t.kind == scheme::tcp || t.kind == scheme::unix_stream);
+    return !t.http && !t.redis && !t.websocket && (t.kind == scheme::tcp || t.kind == scheme::unix_stream);
   }
   // Settings this mode cannot honour (empty = fine), e.g. --pipeline with one_shot.
   virtual std::string check(const settings&) const { return {}; }
@@ -83,6 +83,29 @@ class mode {
                                                         std::string&) const {
     return std::nullopt;
   }
+
+  // An opening exchange once per connection, right after the connect and before any
+  // request (WebSocket's upgrade). The runner treats it as part of connecting: a failure is
+  // error_kind::handshake and the connection is dropped. Writes the bytes to send into
+  // `out` and what handshake_reply() checks the answer against into `state`; false: the
+  // mode has no handshake.
+  virtual bool make_handshake(std::uint64_t /*conn*/, std::string& /*out*/,
+                              std::string& /*state*/) const {
+    return false;
+  }
+  // The size of the whole handshake answer at the front of `in`, 0 while more bytes are
+  // needed, -1 when it refuses the session (`why` says how, for the report).
+  virtual std::ptrdiff_t handshake_reply(std::string_view /*in*/, std::string_view /*state*/,
+                                         std::string& why) const {
+    why = "no handshake";
+    return -1;
+  }
+  // one_shot sessions: bytes that end the session after the exchange (a WebSocket close
+  // frame). The runner sends them and waits for goodbye_reply() or the peer's EOF before
+  // the request counts; empty: just close.
+  virtual std::string_view goodbye() const { return {}; }
+  // The size of the peer's answer to goodbye() at the front of `in`: as reply_size().
+  virtual std::ptrdiff_t goodbye_reply(std::string_view in) const { return in.empty() ? 0 : -1; }
 
   // --verify: whether `reply` is the right answer to `request` (echo: identical bytes).
   virtual bool matches(std::string_view request, std::string_view reply) const {

@@ -225,7 +225,7 @@ class redis_mode final : public mode {
 
   std::string_view name() const override { return "redis"; }
   bool accepts(const target& t) const override {
-    return !t.http && (t.kind == scheme::tcp || t.kind == scheme::unix_stream);
+    return !t.http && !t.websocket && (t.kind == scheme::tcp || t.kind == scheme::unix_stream);
   }
   bool pipeline_rounds() const override { return true; }
 

@@ -8,7 +8,7 @@ class unix_mode final : public raw_echo_mode {
   using raw_echo_mode::raw_echo_mode;
   std::string_view name() const override { return "unix"; }
   bool accepts(const target& t) const override {
-    return !t.http && t.kind == scheme::unix_stream;
+    return !t.http && !t.websocket && t.kind == scheme::unix_stream;
   }
 };
 }  // namespace

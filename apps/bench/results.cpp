@@ -23,6 +23,7 @@ std::string_view error_kind_name(error_kind k) {
     case error_kind::mismatch: return "mismatch";
     case error_kind::other: return "other";
     case error_kind::server_error: return "server_error";
+    case error_kind::handshake: return "handshake";
   }
   return "other";
 }
@@ -51,6 +52,7 @@ void results::merge(const results& o) {
   latency_ns.merge(o.latency_ns);
   has_status = has_status || o.has_status;
   for (std::size_t i = 0; i < status.size(); ++i) status[i] += o.status[i];
+  if (handshake_error.empty()) handshake_error = o.handshake_error;
 }
 
 namespace {
@@ -112,6 +114,7 @@ nlohmann::json to_json(const settings& s, const results& r) {
     for (std::size_t i = 0; i < r.status.size(); ++i) st[fmt::format("{}xx", i + 1)] = r.status[i];
     j["status"] = std::move(st);
   }
+  if (!r.handshake_error.empty()) j["handshake_error"] = r.handshake_error;
   return j;
 }
 
@@ -123,6 +126,8 @@ std::string format_table(const settings& s, const results& r) {
   std::string what = fmt::format("size {} B", s.size);
   if (http)
     what = s.http.method + " " + http_path(s);
+  else if (s.mode == "websocket" || s.mode == "websocket_connect")
+    what = fmt::format("path {}  size {} B", websocket_path(s), s.size);
   else if (s.mode == "redis")
     what = fmt::format("mix {}  keyspace {}  value {} B", s.redis.mix, s.redis.keyspace,
                        s.redis.value_size);
@@ -153,6 +158,7 @@ std::string format_table(const settings& s, const results& r) {
         out += fmt::format(" {} {}", error_kind_name(static_cast<error_kind>(i)), r.errors[i]);
     out += "\n";
   }
+  if (!r.handshake_error.empty()) out += "  handshake   failed: " + r.handshake_error + "\n";
   return out;
 }
 

@@ -22,8 +22,9 @@ enum class error_kind : std::uint8_t {
   mismatch,         // --verify: the reply differs from the request; or a malformed frame
   other,
   server_error,     // a well-formed reply that reports failure (redis: an error reply "-...")
+  handshake,        // the session's opening exchange failed (WebSocket: no 101, wrong accept key)
 };
-inline constexpr std::size_t error_kind_count = 7;
+inline constexpr std::size_t error_kind_count = 8;
 std::string_view error_kind_name(error_kind k);
 
 struct results {
@@ -40,6 +41,9 @@ struct results {
   // counted for every whole reply, --verify mismatches included.
   bool has_status = false;
   std::array<std::uint64_t, 5> status{};
+  // Why the first failed handshake failed (e.g. "HTTP/1.1 404 Not Found"): a count alone
+  // does not say what the server objected to. Empty when none failed.
+  std::string handshake_error;
 
   std::uint64_t error_total() const noexcept;
   double rps() const noexcept;          // successful requests per second

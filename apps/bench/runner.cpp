@@ -192,6 +192,7 @@ struct connection {
   std::uint64_t seq = 0;
   std::string req;
   std::string head;  // split_request()'s head
+  std::string hs_state;  // mode::make_handshake()'s state for the answer
   std::vector<char> rbuf;
   std::size_t rbeg = 0, rend = 0;
 
@@ -302,10 +303,77 @@ struct connection {
         close_socket();
         co_return kind;
       }
+      ++sh.res.connections;
+      if (proto.make_handshake(id, req, hs_state)) {
+        if (auto err = co_await handshake()) {
+          close_socket();
+          co_return err;
+        }
+      }
+      open = true;
+      co_return std::nullopt;
     }
     open = true;
     ++sh.res.connections;
     co_return std::nullopt;
+  }
+
+  // The mode's opening exchange (`req` holds it): written, then its answer read and
+  // consumed. Whatever follows the answer in the buffer belongs to the first request.
+  task<std::optional<error_kind>> handshake() {
+    if (auto err = co_await write_request(req)) co_return err;
+    for (;;) {
+      std::string why;
+      const auto n =
+          proto.handshake_reply(std::string_view(rbuf.data() + rbeg, rend - rbeg), hs_state, why);
+      if (n > 0) {
+        consume(static_cast<std::size_t>(n));
+        co_return std::nullopt;
+      }
+      if (n < 0) {
+        if (sh.res.handshake_error.empty()) sh.res.handshake_error = why;
+        co_return error_kind::handshake;
+      }
+      make_room();
+      if (auto err = co_await read_more({})) {
+        if (*err == error_kind::short_read && sh.res.handshake_error.empty())
+          sh.res.handshake_error = "the server closed the connection during the handshake";
+        co_return err;
+      }
+    }
+  }
+
+  void consume(std::size_t n) {
+    rbeg += n;
+    if (rbeg == rend) rbeg = rend = 0;
+  }
+
+  // Before a read: moves unconsumed bytes to the front, grows a full buffer.
+  void make_room() {
+    if (rbeg > 0 && (rbeg == rend || rend == rbuf.size())) {
+      std::copy(rbuf.begin() + static_cast<std::ptrdiff_t>(rbeg),
+                rbuf.begin() + static_cast<std::ptrdiff_t>(rend), rbuf.begin());
+      rend -= rbeg;
+      rbeg = 0;
+    }
+    if (rend == rbuf.size()) rbuf.resize(rbuf.size() * 2);
+  }
+
+  // one_shot modes with mode::goodbye(): sends it and waits for the peer's answer to it
+  // or for its EOF (either ends the session properly).
+  task<std::optional<error_kind>> say_goodbye() {
+    req.assign(proto.goodbye());
+    if (auto err = co_await write_request(req)) co_return err;
+    for (;;) {
+      const auto n = proto.goodbye_reply(std::string_view(rbuf.data() + rbeg, rend - rbeg));
+      if (n > 0) co_return std::nullopt;
+      if (n < 0) co_return error_kind::mismatch;
+      make_room();
+      if (auto err = co_await read_more({})) {
+        if (*err == error_kind::short_read) co_return std::nullopt;
+        co_return err;
+      }
+    }
   }
 
   // -- stream replies ---------------------------------------------------------------------
@@ -345,13 +413,7 @@ struct connection {
     if (c.size < 0) return reply{error_kind::mismatch, 0};
     if (c.size > 0)
       return reply{std::nullopt, static_cast<std::size_t>(c.size), c.status, c.last, c.failed};
-    if (rbeg > 0 && (rbeg == rend || rend == rbuf.size())) {
-      std::copy(rbuf.begin() + static_cast<std::ptrdiff_t>(rbeg),
-                rbuf.begin() + static_cast<std::ptrdiff_t>(rend), rbuf.begin());
-      rend -= rbeg;
-      rbeg = 0;
-    }
-    if (rend == rbuf.size()) rbuf.resize(rbuf.size() * 2);
+    make_room();
     return std::nullopt;
   }
 
@@ -380,17 +442,23 @@ struct connection {
   clock_type::time_point finish(std::string_view request, const reply& r,
                                 clock_type::time_point t0) {
     const auto now = clock_type::now();
-    const std::string_view got(rbuf.data() + rbeg, r.size);
-    rbeg += r.size;
-    if (rbeg == rend) rbeg = rend = 0;
-    if (r.status >= 100 && r.status < 600) ++sh.res.status[static_cast<std::size_t>(r.status / 100 - 1)];
-    if (r.failed)
-      sh.count_error(error_kind::server_error);
-    else if (rt.cfg.verify && !proto.matches(request, got))
-      sh.count_error(error_kind::mismatch);
+    if (auto err = judge(request, r))
+      sh.count_error(*err);
     else
       sh.count_ok(ns_between(t0, now));
     return now;
+  }
+  // finish() without the counting: consumes the reply, returns its failure if any.
+  std::optional<error_kind> judge(std::string_view request, const reply& r) {
+    const std::string_view got(rbuf.data() + rbeg, r.size);
+    if (r.status >= 100 && r.status < 600) ++sh.res.status[static_cast<std::size_t>(r.status / 100 - 1)];
+    std::optional<error_kind> err;
+    if (r.failed)
+      err = error_kind::server_error;
+    else if (rt.cfg.verify && !proto.matches(request, got))
+      err = error_kind::mismatch;
+    consume(r.size);
+    return err;
   }
 
   // Most requests fit the socket buffer: a non-blocking send then saves a round trip
@@ -540,10 +608,17 @@ struct connection {
         if (!err) {
           auto r = co_await read_reply(req);
           if (rt.hard) break;
-          if (!r.error)
-            finish(req, r, t0);
-          else
+          if (r.error) {
             err = r.error;
+          } else if (proto.goodbye().empty()) {
+            finish(req, r, t0);
+          } else {
+            // The session's close is part of the request: count it once that is done.
+            err = judge(req, r);
+            if (!err && !r.last) err = co_await say_goodbye();
+            if (rt.hard) break;
+            if (!err) sh.count_ok(ns_between(t0, clock_type::now()));
+          }
         }
       } else if (!err) {
         sh.count_ok(ns_between(t0, clock_type::now()));

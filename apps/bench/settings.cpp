@@ -13,7 +13,7 @@ std::string parse_url(const std::string& url, target& out) {
   out.url = url;
   auto sep = url.find("://");
   if (sep == std::string::npos)
-    return "URL needs a scheme (tcp://, udp://, unix://, http://, http+unix://, redis://): " + url;
+    return "URL needs a scheme (tcp://, udp://, unix://, http://, http+unix://, redis://, ws://): " + url;
   const std::string sch = url.substr(0, sep);
   std::string rest = url.substr(sep + 3);
   if (sch == "http+unix") {
@@ -38,8 +38,12 @@ std::string parse_url(const std::string& url, target& out) {
     out.http = true;
   else if (sch == "redis")
     out.redis = true;
+  else if (sch == "ws")
+    out.websocket = true;
+  else if (sch == "wss")
+    return "wss:// (TLS) is not supported; use ws://: " + url;
   else
-    return "unknown URL scheme '" + sch + "' (tcp, udp, unix, http, http+unix, redis): " + url;
+    return "unknown URL scheme '" + sch + "' (tcp, udp, unix, http, http+unix, redis, ws): " + url;
   if (out.redis) {
     // No user, password or database: the bench sends commands, not AUTH or SELECT.
     if (rest.find('@') != std::string::npos)
@@ -53,7 +57,7 @@ std::string parse_url(const std::string& url, target& out) {
     if (colon == std::string::npos || (bracket != std::string::npos && colon < bracket))
       rest += ":6379";
   }
-  if (out.http) {
+  if (out.http || out.websocket) {
     // The authority ends at the path; the port is optional.
     if (auto slash = rest.find('/'); slash != std::string::npos) {
       out.http_path = rest.substr(slash);
@@ -137,6 +141,10 @@ std::string escape(const std::string& in) {
   return out;
 }
 
+std::string websocket_path(const settings& s) {
+  return s.server.http_path.empty() ? std::string("/") : s.server.http_path;
+}
+
 std::string http_path(const settings& s) {
   if (!s.http.path.empty()) return s.http.path;
   return s.server.http_path.empty() ? std::string("/") : s.server.http_path;
@@ -173,6 +181,8 @@ nlohmann::json to_json(const settings& s) {
     if (s.http.verify_body) h["verify_body"] = *s.http.verify_body;
     j["http"] = std::move(h);
   }
+  if (s.mode == "websocket" || s.mode == "websocket_connect")
+    j["websocket"] = {{"path", websocket_path(s)}};
   if (s.mode == "redis")
     j["redis"] = {{"mix", s.redis.mix},
                   {"keyspace", s.redis.keyspace},

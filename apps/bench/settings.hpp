@@ -19,7 +19,8 @@ enum class scheme { tcp, udp, unix_stream };
 // A parsed -s URL: tcp://HOST:PORT, udp://HOST:PORT ([v6] hosts allowed), unix:///PATH,
 // http://HOST[:PORT][/PATH] (a TCP target that speaks HTTP; port 80 by default),
 // http+unix:///PATH (HTTP over a Unix socket; the request path comes from --path) or
-// redis://HOST[:PORT] (a TCP target that speaks RESP; port 6379 by default).
+// redis://HOST[:PORT] (a TCP target that speaks RESP; port 6379 by default) or
+// ws://HOST[:PORT][/PATH] (a TCP target that speaks WebSocket; port 80, path "/" by default).
 struct target {
   scheme kind = scheme::tcp;
   std::string host;
@@ -27,8 +28,9 @@ struct target {
   std::string path;       // unix: the socket
   std::string url;        // as given
   bool http = false;      // http:// or http+unix://: only the http modes run over it
-  std::string http_path;  // http://: the path after the authority, "" when none
+  std::string http_path;  // http:// and ws://: the path after the authority, "" when none
   bool redis = false;     // redis://: only the redis mode runs over it
+  bool websocket = false; // ws://: only the websocket modes run over it
 };
 
 // Parses a URL into `out`; on failure returns the reason (empty on success).
@@ -79,5 +81,7 @@ nlohmann::json to_json(const settings& s);
 
 // The http modes' request target: --path, else the URL's path, else "/".
 std::string http_path(const settings& s);
+// The websocket modes' upgrade request target: the ws:// URL's path, else "/".
+std::string websocket_path(const settings& s);
 
 }  // namespace swactor::bench
