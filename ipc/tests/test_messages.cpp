@@ -29,9 +29,9 @@ std::vector<any_message> samples() {
   const std::string big = binary(100'000);
   const std::string nuls = "\0a\0\0b\0"s;
   std::vector<any_message> v;
-  v.emplace_back(conn_open{42, 1, 2, "127.0.0.1:5555", 1'700'000'000'123});
+  v.emplace_back(conn_open{42, 1, 2, "127.0.0.1:5555", 1'700'000'000'123, {}});
   v.emplace_back(conn_open{});
-  v.emplace_back(conn_open{~0ull, ~0u, ~0u, nuls, -1});
+  v.emplace_back(conn_open{~0ull, ~0u, ~0u, nuls, -1, {}});
   v.emplace_back(conn_data{7, 0, 1, 0, "GET / HTTP/1.1\r\n\r\n"});
   v.emplace_back(conn_data{});
   v.emplace_back(conn_data{~0ull, 3, 4, 255, big});
@@ -229,7 +229,7 @@ TEST_CASE("messages: payload layout is the documented one", "[messages]") {
   auto d = encode(conn_data{7, 0x01020304, 2, 9, "abc"});
   CHECK(d.payload == "abc\x04\x03\x02\x01\x09\x05\0\0\0"s);
   // conn_open: u32 listener, i64 connect_ms, str remote
-  auto o = encode(conn_open{1, 2, 3, "ab", -2});
+  auto o = encode(conn_open{1, 2, 3, "ab", -2, {}});
   CHECK(o.payload == "\x02\0\0\0\xfe\xff\xff\xff\xff\xff\xff\xff\x02\0\0\0ab\0\0\0\0"s);
   // datagram_out: bulk, i32 listener, str to, u32 size of fields
   auto g = encode(datagram_out{-1, "h", "D"});
@@ -297,7 +297,7 @@ TEST_CASE("messages: trailing junk on fixed layouts is rejected", "[messages][ga
 }
 
 TEST_CASE("messages: lengths past the end are rejected", "[messages][garbage]") {
-  auto o = encode(conn_open{1, 2, 3, "abc", 4});
+  auto o = encode(conn_open{1, 2, 3, "abc", 4, {}});
   poke(o.payload, 12, 0xffffffff, 4);
   CHECK(is_bad(decode(o)));
   poke(o.payload, 12, 4, 4);
