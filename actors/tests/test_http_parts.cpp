@@ -11,6 +11,7 @@
 #include "http/router.hpp"
 #include "memory_transport.hpp"
 #include "net/conn_host.hpp"
+#include "config_helpers.hpp"
 #include "swactor/actors/app_config.hpp"
 #include "swactor/actors/http.hpp"
 
@@ -21,21 +22,8 @@ using swactor::test::memory_transport;
 
 namespace {
 
-struct plain_module final : module_base {
-  static constexpr std::string_view kName = "plain";
-  static constexpr std::string_view kDoc = "test";
-  struct options {};
-  static config::schema<options> schema() { return {}; }
-  explicit plain_module(options) {}
-};
-
 std::optional<app_config> parse(const std::string& text, config::diagnostics& diag) {
-  static module_registry reg = [] {
-    module_registry r;
-    r.add<plain_module>();
-    return r;
-  }();
-  return load_app_config_text(text, "app.toml", reg, diag);
+  return test::parse_plain(text, diag);
 }
 
 const char* kRoutes = R"(

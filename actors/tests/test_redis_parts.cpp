@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "config_helpers.hpp"
 #include "swactor/actors/app_config.hpp"
 #include "swactor/actors/redis.hpp"
 
@@ -14,21 +15,8 @@ namespace pr = swactor::protocols::redis;
 
 namespace {
 
-struct plain_module final : module_base {
-  static constexpr std::string_view kName = "plain";
-  static constexpr std::string_view kDoc = "test";
-  struct options {};
-  static config::schema<options> schema() { return {}; }
-  explicit plain_module(options) {}
-};
-
 std::optional<app_config> parse(const std::string& text, config::diagnostics& diag) {
-  static module_registry reg = [] {
-    module_registry r;
-    r.add<plain_module>();
-    return r;
-  }();
-  return load_app_config_text(text, "app.toml", reg, diag);
+  return test::parse_plain(text, diag);
 }
 
 std::string mbulk(std::vector<std::string> args) {

@@ -16,6 +16,7 @@
 #include <random>
 
 #include "mode.hpp"
+#include "swactor/protocols/ascii.hpp"
 #include "swactor/protocols/websocket.hpp"
 #include "ws_client.hpp"
 
@@ -40,15 +41,6 @@ std::string base64(const unsigned char* p, std::size_t n) {
   return out;
 }
 
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (lower(a[i]) != lower(b[i])) return false;
-  return true;
-}
-
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
@@ -59,7 +51,7 @@ std::string_view trim(std::string_view s) {
 bool has_token(std::string_view list, std::string_view token) {
   while (!list.empty()) {
     const auto comma = list.find(',');
-    if (iequals(trim(list.substr(0, comma)), token)) return true;
+    if (protocols::ascii_iequals(trim(list.substr(0, comma)), token)) return true;
     if (comma == std::string_view::npos) break;
     list.remove_prefix(comma + 1);
   }
@@ -121,11 +113,11 @@ std::ptrdiff_t upgrade_reply(std::string_view in, std::string_view accept, std::
     if (colon == std::string_view::npos) continue;
     const auto name = trim(line.substr(0, colon));
     const auto value = trim(line.substr(colon + 1));
-    if (iequals(name, "upgrade"))
+    if (protocols::ascii_iequals(name, "upgrade"))
       upgrade = upgrade || has_token(value, "websocket");
-    else if (iequals(name, "connection"))
+    else if (protocols::ascii_iequals(name, "connection"))
       connection = connection || has_token(value, "upgrade");
-    else if (iequals(name, "sec-websocket-accept")) {
+    else if (protocols::ascii_iequals(name, "sec-websocket-accept")) {
       got_accept = true;
       accept_value = value;
     }

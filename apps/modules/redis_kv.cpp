@@ -51,14 +51,6 @@ std::int64_t now_ms() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& ch : out)
-    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch + 32);
-  return out;
-}
-
-bool ieq(std::string_view a, std::string_view b) { return redis::iequals(a, b); }
 
 // Redis's string2ll: no spaces, no '+', no leading zeros, overflow fails.
 bool string2ll(std::string_view s, long long& out) {
@@ -225,26 +217,26 @@ bool parse_string_options(redis::command& cmd, bool set_cmd, int& flags, std::st
   for (std::size_t j = set_cmd ? 3 : 2; j < cmd.size(); ++j) {
     auto opt = cmd[j];
     bool next = j + 1 < cmd.size();
-    if (ieq(opt, "nx") && !(flags & f_xx) && set_cmd) {
+    if (redis::iequals(opt, "nx") && !(flags & f_xx) && set_cmd) {
       flags |= f_nx;
-    } else if (ieq(opt, "xx") && !(flags & f_nx) && set_cmd) {
+    } else if (redis::iequals(opt, "xx") && !(flags & f_nx) && set_cmd) {
       flags |= f_xx;
-    } else if (ieq(opt, "get") && set_cmd) {
+    } else if (redis::iequals(opt, "get") && set_cmd) {
       flags |= f_get;
-    } else if (ieq(opt, "keepttl") && !(flags & (f_persist | f_ex | f_exat | f_px | f_pxat)) && set_cmd) {
+    } else if (redis::iequals(opt, "keepttl") && !(flags & (f_persist | f_ex | f_exat | f_px | f_pxat)) && set_cmd) {
       flags |= f_keepttl;
-    } else if (ieq(opt, "persist") && !set_cmd && !(flags & (f_ex | f_exat | f_px | f_pxat | f_keepttl))) {
+    } else if (redis::iequals(opt, "persist") && !set_cmd && !(flags & (f_ex | f_exat | f_px | f_pxat | f_keepttl))) {
       flags |= f_persist;
-    } else if (ieq(opt, "ex") && !(flags & (f_keepttl | f_persist | f_exat | f_px | f_pxat)) && next) {
+    } else if (redis::iequals(opt, "ex") && !(flags & (f_keepttl | f_persist | f_exat | f_px | f_pxat)) && next) {
       flags |= f_ex;
       expire = cmd[++j];
-    } else if (ieq(opt, "px") && !(flags & (f_keepttl | f_persist | f_ex | f_exat | f_pxat)) && next) {
+    } else if (redis::iequals(opt, "px") && !(flags & (f_keepttl | f_persist | f_ex | f_exat | f_pxat)) && next) {
       flags |= f_px;
       expire = cmd[++j];
-    } else if (ieq(opt, "exat") && !(flags & (f_keepttl | f_persist | f_ex | f_px | f_pxat)) && next) {
+    } else if (redis::iequals(opt, "exat") && !(flags & (f_keepttl | f_persist | f_ex | f_px | f_pxat)) && next) {
       flags |= f_exat;
       expire = cmd[++j];
-    } else if (ieq(opt, "pxat") && !(flags & (f_keepttl | f_persist | f_ex | f_exat | f_px)) && next) {
+    } else if (redis::iequals(opt, "pxat") && !(flags & (f_keepttl | f_persist | f_ex | f_exat | f_px)) && next) {
       flags |= f_pxat;
       expire = cmd[++j];
     } else {
@@ -263,7 +255,7 @@ bool expire_ms(std::string_view arg, int flags, std::int64_t now, std::string_vi
   }
   const bool seconds = (flags & (f_ex | f_exat)) != 0;
   auto invalid = [&] {
-    err = "ERR invalid expire time in '" + lower(cmd_name) + "' command";
+    err = "ERR invalid expire time in '" + protocols::ascii_lowered(cmd_name) + "' command";
     return false;
   };
   if (ms <= 0 || (seconds && ms > LLONG_MAX / 1000)) return invalid();
@@ -278,7 +270,7 @@ bool expire_ms(std::string_view arg, int flags, std::int64_t now, std::string_vi
 bool is_pubsub_name(std::string_view n) {
   for (std::string_view p : {"publish", "subscribe", "unsubscribe", "psubscribe", "punsubscribe", "pubsub",
                              "ssubscribe", "sunsubscribe", "spublish", "reset"})
-    if (ieq(n, p)) return true;
+    if (redis::iequals(n, p)) return true;
   return false;
 }
 
@@ -485,28 +477,31 @@ redis_kv::client& redis_kv::client_of(session_id s) {
 // RESP2 pub/sub context, then the command.
 bool redis_kv::on_command_now(context& ctx, session_id s, redis::command& cmd) {
   client& c = client_of(s);
-  // Pub/sub (PUBLISH waits for the other workers) and subscribed connections take the
-  // coroutine path; nothing is written before this.
-  if (c.subscriptions() > 0 || kvx::is_pubsub_name(cmd.name())) return false;
+  // Subscribed connections and the pub/sub commands (PUBLISH waits for the other workers)
+  // take the coroutine path; nothing is written before this.
+  if (c.subscriptions() > 0) return false;
+  const entry* e = find(cmd.name());
+  if (!e && kvx::is_pubsub_name(cmd.name())) return false;  // only for names not in the table
   c.protocol = cmd.protocol();
-  const entry* e = commands().route(cmd);  // unknown or wrong arity: answered
-  if (!e) return true;
-  if (!c.authenticated && e->fn != &redis_kv::cmd_auth && e->fn != &redis_kv::cmd_hello && e->fn != &redis_kv::cmd_quit) {
+  if (!e) {
+    redis::reply_unknown_command(cmd);
+    return true;
+  }
+  if (!redis::arity_ok(cmd, e->arity)) {
+    redis::reply_wrong_arity(cmd);
+    return true;
+  }
+  if (!authorized(c, e)) {
     cmd.reply().error(kvx::kNoAuth);
     return true;
   }
-  if (e->uses_table && !table_) {
-    cmd.reply().error(fmt::format("ERR redis_kv: no usable table: {}",
-                                  table_problem_.empty() ? "the module was not started" : table_problem_));
-    return true;
-  }
-  (this->*(e->fn))(ctx, s, c, cmd);
-  c.protocol = cmd.protocol();
+  execute(ctx, s, c, *e, cmd);
   return true;
 }
 
 task<void> redis_kv::on_command(context& ctx, session_id s, redis::command& cmd) {
   if (on_command_now(ctx, s, cmd)) co_return;
+  // A pub/sub command, or any command of a subscribed connection.
   client& c = client_of(s);
   c.protocol = cmd.protocol();
   const entry* e = find(cmd.name());
@@ -518,8 +513,7 @@ task<void> redis_kv::on_command(context& ctx, session_id s, redis::command& cmd)
     redis::reply_unknown_command(cmd);
     co_return;
   }
-  if (!c.authenticated &&
-      !(e && (e->fn == &redis_kv::cmd_auth || e->fn == &redis_kv::cmd_hello || e->fn == &redis_kv::cmd_quit))) {
+  if (!authorized(c, e)) {
     cmd.reply().error(kvx::kNoAuth);
     co_return;
   }
@@ -529,12 +523,20 @@ task<void> redis_kv::on_command(context& ctx, session_id s, redis::command& cmd)
     redis::reply_unknown_command(cmd);
     co_return;
   }
-  if (e->uses_table && !table_) {
+  execute(ctx, s, c, *e, cmd);
+}
+
+bool redis_kv::authorized(const client& c, const entry* e) const {
+  return c.authenticated || (e && (e->fn == &redis_kv::cmd_auth || e->fn == &redis_kv::cmd_hello || e->fn == &redis_kv::cmd_quit));
+}
+
+void redis_kv::execute(context& ctx, session_id s, client& c, const entry& e, redis::command& cmd) {
+  if (e.uses_table && !table_) {
     cmd.reply().error(fmt::format("ERR redis_kv: no usable table: {}",
                                   table_problem_.empty() ? "the module was not started" : table_problem_));
-    co_return;
+    return;
   }
-  (this->*(e->fn))(ctx, s, c, cmd);
+  (this->*(e.fn))(ctx, s, c, cmd);
   c.protocol = cmd.protocol();
 }
 
@@ -633,12 +635,12 @@ void redis_kv::cmd_hello(context&, session_id s, client& c, redis::command& cmd)
   for (std::size_t j = next; j < cmd.size(); ++j) {
     const std::size_t more = cmd.size() - 1 - j;
     auto opt = cmd[j];
-    if (kvx::ieq(opt, "auth") && more >= 2) {
+    if (redis::iequals(opt, "auth") && more >= 2) {
       bool ok = cmd[j + 1] == "default" && (opts_.password.empty() || cmd[j + 2] == opts_.password);
       if (!ok) return cmd.reply().error(kvx::kWrongPass);
       c.authenticated = true;
       j += 2;
-    } else if (kvx::ieq(opt, "setname") && more >= 1) {
+    } else if (redis::iequals(opt, "setname") && more >= 1) {
       if (!kvx::valid_client_name(cmd[j + 1]))
         return cmd.reply().error("ERR Client names cannot contain spaces, newlines or special characters.");
       c.name = std::string(cmd[j + 1]);
@@ -713,16 +715,16 @@ void redis_kv::cmd_client(context&, session_id s, client& c, redis::command& cmd
   auto arity = [&](const char* name) {
     cmd.reply().error(fmt::format("ERR wrong number of arguments for 'client|{}' command", name));
   };
-  if (kvx::ieq(sub, "id")) {
+  if (redis::iequals(sub, "id")) {
     if (cmd.size() != 2) return arity("id");
     cmd.reply().integer(static_cast<long long>(s.value()));
-  } else if (kvx::ieq(sub, "setname")) {
+  } else if (redis::iequals(sub, "setname")) {
     if (cmd.size() != 3) return arity("setname");
     if (!kvx::valid_client_name(cmd[2]))
       return cmd.reply().error("ERR Client names cannot contain spaces, newlines or special characters.");
     c.name = std::string(cmd[2]);
     cmd.reply().status("OK");
-  } else if (kvx::ieq(sub, "getname")) {
+  } else if (redis::iequals(sub, "getname")) {
     if (cmd.size() != 2) return arity("getname");
     if (c.name.empty())
       cmd.reply().null();
@@ -737,10 +739,10 @@ void redis_kv::cmd_client(context&, session_id s, client& c, redis::command& cmd
 void redis_kv::cmd_command(context&, session_id, client&, redis::command& cmd) {
   if (cmd.size() == 1) return cmd.reply().array(0);
   auto sub = cmd[1];
-  if (kvx::ieq(sub, "count")) {
+  if (redis::iequals(sub, "count")) {
     if (cmd.size() != 2) return cmd.reply().error("ERR wrong number of arguments for 'command|count' command");
     cmd.reply().integer(static_cast<long long>(commands().size()));
-  } else if (kvx::ieq(sub, "docs")) {
+  } else if (redis::iequals(sub, "docs")) {
     cmd.reply().map(0);
   } else {
     std::string n(sub.substr(0, std::min<std::size_t>(sub.find('\0'), 128)));
@@ -750,9 +752,9 @@ void redis_kv::cmd_command(context&, session_id, client&, redis::command& cmd) {
 
 void redis_kv::cmd_function(context&, session_id, client&, redis::command& cmd) {
   auto sub = cmd[1];
-  if (kvx::ieq(sub, "flush")) {
+  if (redis::iequals(sub, "flush")) {
     if (cmd.size() > 3) return cmd.reply().error("ERR wrong number of arguments for 'function|flush' command");
-    if (cmd.size() == 3 && !kvx::ieq(cmd[2], "async") && !kvx::ieq(cmd[2], "sync"))
+    if (cmd.size() == 3 && !redis::iequals(cmd[2], "async") && !redis::iequals(cmd[2], "sync"))
       return cmd.reply().error("ERR FUNCTION FLUSH only supports SYNC|ASYNC option");
     cmd.reply().status("OK");
   } else {
@@ -767,7 +769,7 @@ void redis_kv::cmd_info(context&, session_id, client&, redis::command& cmd) {
     server = clients = memory = keyspace = true;
   } else {
     for (std::size_t i = 1; i < cmd.size(); ++i) {
-      auto sec = kvx::lower(cmd[i]);
+      auto sec = protocols::ascii_lowered(cmd[i]);
       if (sec == "default" || sec == "all" || sec == "everything") server = clients = memory = keyspace = true;
       if (sec == "server") server = true;
       if (sec == "clients") clients = true;
@@ -1183,13 +1185,13 @@ void redis_kv::expire_generic(redis::command& cmd, std::int64_t base, bool secon
   int flag = 0;
   for (std::size_t j = 3; j < cmd.size(); ++j) {
     auto opt = cmd[j];
-    if (kvx::ieq(opt, "nx"))
+    if (redis::iequals(opt, "nx"))
       flag |= nx;
-    else if (kvx::ieq(opt, "xx"))
+    else if (redis::iequals(opt, "xx"))
       flag |= xx;
-    else if (kvx::ieq(opt, "gt"))
+    else if (redis::iequals(opt, "gt"))
       flag |= gt;
-    else if (kvx::ieq(opt, "lt"))
+    else if (redis::iequals(opt, "lt"))
       flag |= lt;
     else
       return cmd.reply().error("ERR Unsupported option " + std::string(opt.substr(0, opt.find('\0'))));
@@ -1200,7 +1202,7 @@ void redis_kv::expire_generic(redis::command& cmd, std::int64_t base, bool secon
     return cmd.reply().error("ERR GT and LT options at the same time are not compatible");
   long long when;
   if (!kvx::string2ll(cmd[2], when)) return cmd.reply().error(kvx::kNotInteger);
-  auto invalid = [&] { cmd.reply().error("ERR invalid expire time in '" + kvx::lower(cmd.name()) + "' command"); };
+  auto invalid = [&] { cmd.reply().error("ERR invalid expire time in '" + protocols::ascii_lowered(cmd.name()) + "' command"); };
   if (seconds) {
     if (when > LLONG_MAX / 1000 || when < LLONG_MIN / 1000) return invalid();
     when *= 1000;
@@ -1284,15 +1286,15 @@ void redis_kv::cmd_scan(context&, session_id, client&, redis::command& cmd) {
   bool use_type = false;
   for (std::size_t i = 2; i < cmd.size();) {
     const std::size_t left = cmd.size() - i;
-    if (kvx::ieq(cmd[i], "count") && left >= 2) {
+    if (redis::iequals(cmd[i], "count") && left >= 2) {
       if (!kvx::string2ll(cmd[i + 1], count)) return cmd.reply().error(kvx::kNotInteger);
       if (count < 1) return cmd.reply().error(kvx::kSyntax);
       i += 2;
-    } else if (kvx::ieq(cmd[i], "match") && left >= 2) {
+    } else if (redis::iequals(cmd[i], "match") && left >= 2) {
       pattern = std::string(cmd[i + 1]);
       use_pattern = pattern != "*";
       i += 2;
-    } else if (kvx::ieq(cmd[i], "type") && left >= 2) {
+    } else if (redis::iequals(cmd[i], "type") && left >= 2) {
       type = std::string(cmd[i + 1]);
       use_type = true;
       i += 2;
@@ -1306,7 +1308,7 @@ void redis_kv::cmd_scan(context&, session_id, client&, redis::command& cmd) {
   if (cursor < table_->bucket_count()) {
     next = table_->scan(cursor, static_cast<std::size_t>(count), [&](kvx::row_ref& r) {
       if (!alive(r, now)) return;
-      if (use_type && !kvx::ieq(type, kvx::type_name(r.get_int(col_type_)))) return;
+      if (use_type && !redis::iequals(type, kvx::type_name(r.get_int(col_type_)))) return;
       if (use_pattern && !kvx::glob_match(pattern, r.key())) return;
       keys.emplace_back(r.key());
     });
@@ -1356,7 +1358,7 @@ void redis_kv::cmd_dbsize(context&, session_id, client&, redis::command& cmd) {
 }
 
 void redis_kv::cmd_flushdb(context&, session_id, client&, redis::command& cmd) {
-  if (cmd.size() > 2 || (cmd.size() == 2 && !kvx::ieq(cmd[1], "sync") && !kvx::ieq(cmd[1], "async")))
+  if (cmd.size() > 2 || (cmd.size() == 2 && !redis::iequals(cmd[1], "sync") && !redis::iequals(cmd[1], "async")))
     return cmd.reply().error(kvx::kSyntax);
   table_->scan(0, 0, [](kvx::row_ref& r) { r.erase(); });
   cmd.reply().status("OK");

@@ -74,6 +74,10 @@ class redis_kv final : public module_base {
   };
   static const entry* find(std::string_view name);
   client& client_of(session_id s);  // this connection's state, made on first use
+  // AUTH, HELLO and QUIT run before authentication; everything else after it.
+  bool authorized(const client& c, const entry* e) const;
+  // The command, once it is known, checked and allowed.
+  void execute(context& ctx, session_id s, client& c, const entry& e, redis::command& cmd);
   static const redis::command_table<entry>& commands();  // by name, any case
 
   // Columns of the table (-1 until on_worker_start found them).

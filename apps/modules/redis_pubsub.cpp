@@ -23,13 +23,6 @@ bool allowed_when_subscribed(const redis::command& cmd) {
   return false;
 }
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& ch : out)
-    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch + 32);
-  return out;
-}
-
 void remove_session(std::vector<session_id>& v, session_id s) { std::erase(v, s); }
 
 // A subscribe / unsubscribe confirmation: an array in RESP2, a push in RESP3.
@@ -49,7 +42,7 @@ constexpr auto kRequestTimeout = std::chrono::seconds(2);
 
 bool redis_kv::pubsub_refuses(client& c, redis::command& cmd) {
   if (c.subscriptions() == 0 || c.protocol != 2 || allowed_when_subscribed(cmd)) return false;
-  cmd.reply().error("ERR Can't execute '" + lower(cmd.name()) +
+  cmd.reply().error("ERR Can't execute '" + protocols::ascii_lowered(cmd.name()) +
                     "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context");
   return true;
 }

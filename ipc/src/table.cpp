@@ -307,6 +307,18 @@ struct table::impl {
     return 0;
   }
 
+  // Under the bucket's write lock: takes row `idx` (whose predecessor in the chain is
+  // `prev`, 0 = head) out of `b`. The caller frees it.
+  void unlink(bucket& b, std::uint32_t prev, std::uint32_t idx) noexcept {
+    std::uint32_t next = row_at(idx)->next.load(std::memory_order_relaxed);
+    if (prev == 0)
+      b.head.store(next, std::memory_order_release);
+    else
+      row_at(prev)->next.store(next, std::memory_order_release);
+    bump(b.deletes);
+    header->count.fetch_sub(1, std::memory_order_relaxed);
+  }
+
   // A row from the free list (recycled), else a never-used one; 0 when full. Lock-free:
   // the generation in free_head defeats ABA between processes.
   std::uint32_t alloc_row() noexcept {
@@ -713,13 +725,7 @@ std::error_code table::del(std::string_view key) {
     std::uint32_t prev = 0;
     idx = t.find(b, h32, key, &prev);
     if (idx == 0) return make_error_code(shm_errc::not_found);
-    std::uint32_t next = t.row_at(idx)->next.load(std::memory_order_relaxed);
-    if (prev == 0)
-      b.head.store(next, std::memory_order_release);
-    else
-      t.row_at(prev)->next.store(next, std::memory_order_release);
-    bump(b.deletes);
-    t.header->count.fetch_sub(1, std::memory_order_relaxed);
+    t.unlink(b, prev, idx);
   }
   // Unlinked: nobody can reach it through a chain any more.
   t.free_row(idx);
@@ -888,18 +894,11 @@ void row_ref::erase() noexcept {
   if (!writable_ || !index_) return;
   auto& t = *static_cast<table::impl*>(table_);
   auto& b = *static_cast<bucket*>(bucket_);
-  // Keep the key readable for the caller after the row is gone.
   std::uint32_t prev = 0;
   for (std::uint32_t i = b.head.load(std::memory_order_relaxed); i != 0 && i != index_;
        i = t.row_at(i)->next.load(std::memory_order_relaxed))
     prev = i;
-  std::uint32_t next = t.row_at(index_)->next.load(std::memory_order_relaxed);
-  if (prev == 0)
-    b.head.store(next, std::memory_order_release);
-  else
-    t.row_at(prev)->next.store(next, std::memory_order_release);
-  bump(b.deletes);
-  t.header->count.fetch_sub(1, std::memory_order_relaxed);
+  t.unlink(b, prev, index_);
   // Unlinked, so no chain reaches it; the bucket's odd sequence makes racing readers retry.
   t.free_row(index_);
   index_ = 0;

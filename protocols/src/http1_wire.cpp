@@ -25,16 +25,6 @@ const std::error_category& error_category() noexcept {
   return instance;
 }
 
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    unsigned char x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
-    if (x == y) continue;
-    if ((x | 0x20) != (y | 0x20) || (x | 0x20) < 'a' || (x | 0x20) > 'z') return false;
-  }
-  return true;
-}
-
 // -- header_list ----------------------------------------------------------------------------
 
 const std::string* header_list::find(std::string_view name) const noexcept {

@@ -25,6 +25,8 @@
 
 #include "swactor/protocols/redis.hpp"
 
+#include "swactor/protocols/ascii.hpp"
+
 namespace swactor::protocols::redis {
 namespace {
 
@@ -56,17 +58,6 @@ constexpr int hex_value(char c) noexcept {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   return c - 'A' + 10;
-}
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
-    if (x != y) return false;
-  }
-  return true;
 }
 
 // Redis's string2ll: an optional '-', then "0" alone or a digit 1-9 and more digits; no
@@ -376,8 +367,8 @@ server_codec::step server_codec::parse(std::string_view buf) {
     // bulk_data: the data and two more bytes (meant to be CRLF, skipped unchecked).
     if (buf.size() - pos_ < bulk_ + 2) return step::more;
     if (first_)
-      hello_ = (bulk_ == 5 && iequals(buf.substr(pos_, 5), "hello")) ||
-               (bulk_ == 4 && iequals(buf.substr(pos_, 4), "quit"));
+      hello_ = (bulk_ == 5 && ascii_iequals(buf.substr(pos_, 5), "hello")) ||
+               (bulk_ == 4 && ascii_iequals(buf.substr(pos_, 4), "quit"));
     first_ = false;
     pos_ += bulk_ + 2;
     scan_ = pos_;

@@ -1,5 +1,7 @@
 #include "swactor/protocols/websocket.hpp"
 
+#include "swactor/protocols/ascii.hpp"
+
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <zlib.h>
@@ -471,17 +473,6 @@ std::string_view trim(std::string_view s) noexcept {
   return s;
 }
 
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
-    if (x != y) return false;
-  }
-  return true;
-}
-
 // Calls f(item) for each comma-separated, trimmed, non-empty item; stops when f returns true.
 template <class F>
 bool any_item(std::string_view list, F f) {
@@ -563,7 +554,7 @@ bool parse_deflate_params(std::string_view params, deflate_offer& o) {
 }  // namespace
 
 bool is_upgrade_request(const handshake_request& r) noexcept {
-  return any_item(r.upgrade, [](std::string_view t) { return iequals(t, "websocket"); });
+  return any_item(r.upgrade, [](std::string_view t) { return ascii_iequals(t, "websocket"); });
 }
 
 handshake_check check_handshake(const handshake_request& r) {
@@ -576,7 +567,7 @@ handshake_check check_handshake(const handshake_request& r) {
   if (r.method != "GET") return refuse(400, "a WebSocket handshake must be a GET request");
   if (r.version_minor < 1) return refuse(400, "a WebSocket handshake needs HTTP/1.1");
   if (!is_upgrade_request(r)) return refuse(400, "Upgrade does not list websocket");
-  if (!any_item(r.connection, [](std::string_view t) { return iequals(t, "upgrade"); }))
+  if (!any_item(r.connection, [](std::string_view t) { return ascii_iequals(t, "upgrade"); }))
     return refuse(400, "Connection does not list Upgrade");
   if (trim(r.version) != "13")
     return refuse(426, r.version.empty() ? std::string("missing Sec-WebSocket-Version")

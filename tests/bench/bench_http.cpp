@@ -57,6 +57,8 @@ using namespace std::chrono_literals;
 using swactor::bench::child;
 using swactor::bench::clock_type;
 using swactor::bench::free_port;
+using swactor::bench::join;
+using swactor::bench::pinned;
 using swactor::bench::read_text;
 
 constexpr int rounds = 3;
@@ -67,19 +69,6 @@ struct tools {
   bool pin = false;
 };
 
-// argv pinned to `cpu` when pinning is possible.
-std::vector<std::string> pinned(const tools& t, int cpu, std::vector<std::string> argv) {
-  if (!t.pin) return argv;
-  argv.insert(argv.begin(), {t.taskset, "-c", std::to_string(cpu)});
-  return argv;
-}
-
-std::string join(const std::vector<std::string>& argv) {
-  std::string out;
-  for (const auto& a : argv) out += (out.empty() ? "" : " ") + a;
-  return out;
-}
-
 std::string first_line(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   if (auto nl = s.rfind('\n'); nl != std::string::npos) s = s.substr(nl + 1);  // the last line says why
@@ -87,25 +76,7 @@ std::string first_line(std::string s) {
 }
 
 // Whether an HTTP/1.1 GET on 127.0.0.1:port gets an HTTP response within 200 ms.
-bool http_probe(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<std::uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{0, 200000};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  bool ok = false;
-  static constexpr char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      ::write(fd, req, sizeof req - 1) == static_cast<ssize_t>(sizeof req - 1)) {
-    char buf[16] = {};
-    ok = ::read(fd, buf, sizeof buf) >= 7 && std::memcmp(buf, "HTTP/1.", 7) == 0;
-  }
-  ::close(fd);
-  return ok;
-}
+bool http_probe(int port) { return swactor::bench::probe_reply(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1."); }
 
 // -- servers ------------------------------------------------------------------------------
 
@@ -148,7 +119,7 @@ std::optional<server> start_nginx(const tools& t, const fs::path& dir, std::stri
                       << "  scgi_temp_path " << d << "/scgi;\n  server {\n    listen 127.0.0.1:" << s.port
                       << " backlog=4096;\n    location / { return 200 \"Hello World\"; }\n  }\n}\n";
   s.proc = std::make_unique<child>(
-      pinned(t, 0, {t.nginx, "-p", d, "-e", d + "/error.log", "-c", conf.string()}), dir, "nginx");
+      pinned(t.pin, t.taskset, 0, {t.nginx, "-p", d, "-e", d + "/error.log", "-c", conf.string()}), dir, "nginx");
   if (!wait_up(s, why_not)) {
     why_not += " " + first_line(read_text(fs::path(d) / "error.log"));
     return std::nullopt;
@@ -166,7 +137,7 @@ std::optional<server> start_swactor(const tools& t, const fs::path& dir, const s
                      << server_keys << "log_level = \"warning\"\nadmin_socket = \""
                      << (dir / (name + ".sock")).string() << "\"\n\n[[listen]]\nurl = \"http://127.0.0.1:" << s.port
                      << "\"\nmodule = \"hello\"\nbacklog = 4096\n\n[modules.hello]\ntype = \"http_hello\"\n";
-  s.proc = std::make_unique<child>(pinned(t, 0, {t.swactor, "run", cfg.string()}), dir, name);
+  s.proc = std::make_unique<child>(pinned(t.pin, t.taskset, 0, {t.swactor, "run", cfg.string()}), dir, name);
   if (!wait_up(s, why_not)) return std::nullopt;
   return s;
 }
@@ -198,7 +169,7 @@ std::optional<wrk_result> run_wrk(const tools& t, const fs::path& dir, const ser
   std::vector<std::string> argv = {t.wrk, "-t1", "-c" + std::to_string(conns), "-d" + std::to_string(seconds) + "s"};
   if (latency) argv.push_back("--latency");
   argv.push_back(s.url());
-  argv = pinned(t, 1, argv);
+  argv = pinned(t.pin, t.taskset, 1, argv);
   std::printf("  %s: %s\n", tag.c_str(), join(argv).c_str());
   std::fflush(stdout);
   child c(argv, dir, "wrk-" + tag);
@@ -242,7 +213,7 @@ std::optional<bench_result> run_swactor_bench(const tools& t, const fs::path& di
     argv.push_back("--rate");
     argv.push_back(std::to_string(static_cast<long>(rate)));
   }
-  argv = pinned(t, 1, argv);
+  argv = pinned(t.pin, t.taskset, 1, argv);
   std::printf("  %s: %s\n", tag.c_str(), join(argv).c_str());
   std::fflush(stdout);
   child c(argv, dir, "bench-" + tag);

@@ -18,6 +18,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -116,6 +117,35 @@ inline int connect_loopback(int port) {
     return -1;
   }
   return fd;
+}
+
+// Whether `request` sent on 127.0.0.1:port is answered, within 200 ms, with bytes that start
+// with `prefix` (a server is up and speaks the protocol).
+inline bool probe_reply(int port, std::string_view request, std::string_view prefix) {
+  int fd = connect_loopback(port);
+  if (fd < 0) return false;
+  timeval tv{0, 200000};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char buf[32] = {};
+  const bool ok = ::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size()) &&
+                  ::read(fd, buf, sizeof buf) >= static_cast<ssize_t>(prefix.size()) &&
+                  std::string_view(buf, prefix.size()) == prefix;
+  ::close(fd);
+  return ok;
+}
+
+// argv behind `taskset -c cpu` when pinning is on.
+inline std::vector<std::string> pinned(bool pin, const std::string& taskset, int cpu, std::vector<std::string> argv) {
+  if (!pin) return argv;
+  argv.insert(argv.begin(), {taskset, "-c", std::to_string(cpu)});
+  return argv;
+}
+
+// A command line for the log ('' for empty arguments).
+inline std::string join(const std::vector<std::string>& argv) {
+  std::string out;
+  for (const auto& a : argv) out += (out.empty() ? "" : " ") + (a.empty() ? std::string("''") : a);
+  return out;
 }
 
 // A child process with stdout/stderr in files, in its own process group; killed (group)

@@ -60,6 +60,8 @@ using namespace std::chrono_literals;
 using swactor::bench::child;
 using swactor::bench::clock_type;
 using swactor::bench::free_port;
+using swactor::bench::join;
+using swactor::bench::pinned;
 using swactor::bench::read_text;
 
 constexpr int rounds = 2;
@@ -70,18 +72,6 @@ struct tools {
   std::string swactor, redis_server, redis_benchmark, taskset;
   bool pin = false;
 };
-
-std::vector<std::string> pinned(const tools& t, int cpu, std::vector<std::string> argv) {
-  if (!t.pin) return argv;
-  argv.insert(argv.begin(), {t.taskset, "-c", std::to_string(cpu)});
-  return argv;
-}
-
-std::string join(const std::vector<std::string>& argv) {
-  std::string out;
-  for (const auto& a : argv) out += (out.empty() ? "" : " ") + (a.empty() ? std::string("''") : a);
-  return out;
-}
 
 // The last `n` non-empty lines of `s`, joined by " | ": where a failing server says why.
 std::string last_lines(const std::string& s, int n = 5) {
@@ -101,25 +91,7 @@ std::string last_lines(const std::string& s, int n = 5) {
 }
 
 // Whether a RESP PING on 127.0.0.1:port gets +PONG within 200 ms.
-bool redis_probe(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<std::uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{0, 200000};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  bool ok = false;
-  static constexpr char req[] = "*1\r\n$4\r\nPING\r\n";
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      ::write(fd, req, sizeof req - 1) == static_cast<ssize_t>(sizeof req - 1)) {
-    char buf[8] = {};
-    ok = ::read(fd, buf, sizeof buf) >= 5 && std::memcmp(buf, "+PONG", 5) == 0;
-  }
-  ::close(fd);
-  return ok;
-}
+bool redis_probe(int port) { return swactor::bench::probe_reply(port, "*1\r\n$4\r\nPING\r\n", "+PONG"); }
 
 // -- servers ------------------------------------------------------------------------------
 
@@ -155,7 +127,7 @@ void start_redis(const tools& t, const fs::path& dir, server& s) {
   const auto d = dir / "redis";
   fs::create_directories(d);
   s.proc = std::make_unique<child>(
-      pinned(t, 0,
+      pinned(t.pin, t.taskset, 0,
              {t.redis_server, "--port", std::to_string(s.port), "--bind", "127.0.0.1", "--save", "",
               "--appendonly", "no", "--dir", d.string(), "--daemonize", "no", "--logfile", ""}),
       dir, s.name);
@@ -174,7 +146,7 @@ void start_swactor(const tools& t, const fs::path& dir, server& s, int workers) 
          "[modules.kv]\ntype = \"redis_kv\"\ntable = \"kv\"\n\n[[listen]]\nurl = "
          "\"redis://127.0.0.1:"
       << s.port << "\"\nmodule = \"kv\"\nbacklog = 4096\n";
-  s.proc = std::make_unique<child>(pinned(t, 0, {t.swactor, "run", cfg.string()}), dir, s.name);
+  s.proc = std::make_unique<child>(pinned(t.pin, t.taskset, 0, {t.swactor, "run", cfg.string()}), dir, s.name);
   wait_up(s);
 }
 
@@ -202,7 +174,7 @@ struct run_result {
 std::optional<run_result> run_redis_benchmark(const tools& t, const fs::path& dir, const server& s,
                                               const case_def& c, long n, const std::string& tag) {
   auto argv =
-      pinned(t, 1,
+      pinned(t.pin, t.taskset, 1,
              {t.redis_benchmark, "-h", "127.0.0.1", "-p", std::to_string(s.port), "-c",
               std::to_string(clients), "-n", std::to_string(n), "-r", std::to_string(keyspace),
               "-P", std::to_string(c.pipeline), "-t", c.cmd, "--csv"});
@@ -233,7 +205,7 @@ struct tester_result {
 std::optional<tester_result> run_swactor_bench(const tools& t, const fs::path& dir, const server& s,
                                                const case_def& c, long n, const std::string& tag) {
   const auto json_path = dir / ("bench-" + tag + ".json");
-  auto argv = pinned(t, 1, {t.swactor,    "bench",
+  auto argv = pinned(t.pin, t.taskset, 1, {t.swactor,    "bench",
                             "-s",         "redis://127.0.0.1:" + std::to_string(s.port),
                             "-f",         "redis",
                             "-c",         std::to_string(clients),

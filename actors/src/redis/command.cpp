@@ -8,17 +8,6 @@ namespace swactor::redis {
 
 namespace pr = protocols::redis;
 
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    auto x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
-    if (x >= 'A' && x <= 'Z') x = static_cast<unsigned char>(x + 32);
-    if (y >= 'A' && y <= 'Z') y = static_cast<unsigned char>(y + 32);
-    if (x != y) return false;
-  }
-  return true;
-}
-
 command::command(std::string raw, std::uint8_t kind) : raw_(std::move(raw)), writer_(out_, 2) {
   parse(raw_, kind);
 }
@@ -93,16 +82,13 @@ void reply_unknown_command(command& cmd) {
 }
 
 void reply_wrong_arity(command& cmd) {
-  std::string name(cmd.name());
-  for (auto& c : name)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
-  std::string err = "ERR wrong number of arguments for '" + name + "' command";
+  std::string err = "ERR wrong number of arguments for '" + protocols::ascii_lowered(cmd.name()) + "' command";
   sanitize(err);
   cmd.reply().error(err);
 }
 
 namespace {
-char fold(char c, bool nocase) noexcept { return nocase && c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; }
+char fold(char c, bool nocase) noexcept { return nocase ? protocols::ascii_lower(c) : c; }
 
 // Whether pattern[p] (a '[' class, p just past the '[') matches c; moves p past the ']'.
 bool class_match(std::string_view pat, std::size_t& p, char c, bool nocase) noexcept {

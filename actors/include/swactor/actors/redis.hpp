@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "swactor/protocols/ascii.hpp"
 #include "swactor/protocols/redis.hpp"
 
 namespace swactor::redis {
@@ -27,7 +28,8 @@ namespace swactor::redis {
 using protocols::redis::writer;
 
 // ASCII case-insensitive equality (command names and options are case-insensitive).
-bool iequals(std::string_view a, std::string_view b) noexcept;
+using protocols::ascii_iequals;
+constexpr bool iequals(std::string_view a, std::string_view b) noexcept { return ascii_iequals(a, b); }
 
 class command {
  public:
@@ -110,15 +112,12 @@ class command_table {
   command_table(std::initializer_list<std::pair<std::string_view, Entry>> entries) {
     for (const auto& [name, e] : entries) add(name, e);
   }
-  void add(std::string_view name, Entry e) { map_.insert_or_assign(lower(name), std::move(e)); }
+  void add(std::string_view name, Entry e) { map_.insert_or_assign(protocols::ascii_lowered(name), std::move(e)); }
   // The entry for `name` in any case, or nullptr.
   const Entry* find(std::string_view name) const {
     if (name.size() > kMaxName) return nullptr;
     char buf[kMaxName];
-    for (std::size_t i = 0; i < name.size(); ++i) {
-      char ch = name[i];
-      buf[i] = ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch + 32) : ch;
-    }
+    for (std::size_t i = 0; i < name.size(); ++i) buf[i] = protocols::ascii_lower(name[i]);
     auto it = map_.find(std::string_view(buf, name.size()));
     return it == map_.end() ? nullptr : &it->second;
   }
@@ -140,12 +139,6 @@ class command_table {
 
  private:
   static constexpr std::size_t kMaxName = 64;
-  static std::string lower(std::string_view s) {
-    std::string out(s);
-    for (auto& ch : out)
-      if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch + 32);
-    return out;
-  }
   struct hash {
     using is_transparent = void;
     std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }

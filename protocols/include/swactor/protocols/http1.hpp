@@ -33,6 +33,7 @@
 #include <utility>
 #include <vector>
 
+#include "swactor/protocols/ascii.hpp"
 #include "swactor/protocols/codec.hpp"
 #include "swactor/protocols/websocket.hpp"
 
@@ -68,7 +69,9 @@ struct header_list {
   bool decode_from(std::string_view& in);
 };
 
-bool iequals(std::string_view a, std::string_view b) noexcept;
+using protocols::ascii_iequals;
+// Header names and tokens compare case-insensitively (ASCII).
+constexpr bool iequals(std::string_view a, std::string_view b) noexcept { return ascii_iequals(a, b); }
 
 struct request_head {
   std::string method;     // "GET", as received (methods are case-sensitive)

@@ -1,0 +1,26 @@
+#pragma once
+// ASCII case folding for protocol tokens (HTTP header names, WebSocket tokens, Redis command
+// names): only A-Z fold; every other byte compares as it is (no locale).
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace swactor::protocols {
+
+constexpr char ascii_lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c; }
+
+constexpr bool ascii_iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+  return true;
+}
+
+inline std::string ascii_lowered(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = ascii_lower(c);
+  return out;
+}
+
+}  // namespace swactor::protocols
