@@ -289,7 +289,12 @@ const config::schema<websocket_config>& websocket_schema() {
         .strings("origins", &websocket_config::origins,
                  "Allowed Origin header values (\"https://example.com\"); a handshake from another "
                  "origin gets 403. Empty = any.",
-                 {}, "a string (an origin such as \"https://example.com\")");
+                 {}, "a string (an origin such as \"https://example.com\")")
+        .string("on_output_full", &websocket_config::on_output_full,
+                "A connection whose output reached the listener's output_buffer_size (a peer that does "
+                "not read): \"error\" = ctx.push / ctx.broadcast to it fail with output_buffer_full and "
+                "the message is dropped; \"close\" = it is also closed with 1008.",
+                {"error", "close"});
     return s;
   }();
   return s;
@@ -639,6 +644,7 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
       o.server_name = lc.server_header;
       auto& w = lc.websocket;
       if (lc.endpoint.websocket) w.enabled = true;
+      w.close_on_output_full = w.on_output_full == "close";
       if (w.enabled) {
         protocols::websocket::options wo;
         wo.max_message_size = w.max_message_size;

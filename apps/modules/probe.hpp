@@ -38,6 +38,13 @@
 //   bus_summary                  -> "total=N" then " SENDER:COUNT:ordered|unordered" per sender
 //                                   (ordered: each sender's seq numbers only increased)
 //   bus_clear                    -> "ok": empties the bus inbox
+//
+// WebSocket groups (sessions of any WebSocket listener, held by any process):
+//   ws_join GROUP SESSION / ws_leave GROUP SESSION  -> "ok" or "error: ..."
+//   ws_broadcast GROUP TEXT      -> "ok": TEXT to every member (GROUP "*": every WebSocket)
+//   ws_push SESSION TEXT         -> "ok" or "error: ..."
+// and from a task worker, as task payloads (task_wait MS ws_broadcast:GROUP:TEXT):
+//   "ws_broadcast:GROUP:TEXT", "ws_join:GROUP:SESSION" -> "ok" or "error: ..."
 // A published or direct message "sleep:MS" keeps this instance's bus handler busy for MS ms
 // (its mailbox fills meanwhile).
 //
@@ -72,8 +79,10 @@ class probe final : public module_base {
       "Diagnostics over a line protocol (use eof framing \"\\n\"): whoami, task_wait MS P, "
       "task_wait_all MS P..., send_message W TEXT, inbox, info, bind UID, stats, sleep MS, close, "
       "reset; bus: subscribe P, unsubscribe P, publish T TEXT, publish_note T TEXT, publish_tag T "
-      "TAG TEXT, bus_send PROC TEXT, request PROC TEXT MS, bus_inbox, bus_summary, bus_clear; one "
-      "reply line per command. Tasks: \"sleep:MS:TEXT\" and \"fail:TEXT\".";
+      "TAG TEXT, bus_send PROC TEXT, request PROC TEXT MS, bus_inbox, bus_summary, bus_clear; "
+      "WebSocket groups: ws_join G S, ws_leave G S, ws_broadcast G TEXT (G * = all), ws_push S TEXT; one "
+      "reply line per command. Tasks: \"sleep:MS:TEXT\", \"fail:TEXT\", \"ws_broadcast:G:TEXT\", "
+      "\"ws_join:G:S\".";
   struct options {
     int user_processes = 0;
   };
@@ -159,7 +168,7 @@ class probe final : public module_base {
     (void)ctx.sendto(p.address, reply + "\n", p.listener);
   }
 
-  task<std::string> on_task(context&, task_id, int, std::string payload) override {
+  task<std::string> on_task(context& ctx, task_id, int, std::string payload) override {
     std::string_view p = payload;
     if (p.starts_with("sleep:")) {
       p.remove_prefix(6);
@@ -169,6 +178,17 @@ class probe final : public module_base {
       co_return colon == std::string_view::npos ? std::string() : std::string(p.substr(colon + 1));
     }
     if (p.starts_with("fail:")) throw std::runtime_error(std::string(p.substr(5)));
+    if (p.starts_with("ws_broadcast:") || p.starts_with("ws_join:")) {
+      const bool cast = p.starts_with("ws_broadcast:");
+      p.remove_prefix(p.find(':') + 1);
+      auto colon = p.find(':');
+      if (colon == std::string_view::npos) co_return "error: usage";
+      auto group = p.substr(0, colon);
+      if (group == "*") group = context::all_websockets;
+      auto ec = cast ? ctx.broadcast(group, p.substr(colon + 1))
+                     : ctx.join(group, session_id(static_cast<std::uint64_t>(to_int(p.substr(colon + 1)))));
+      co_return ec ? "error: " + ec.message() : std::string("ok");
+    }
     co_return payload;
   }
 
@@ -286,6 +306,22 @@ class probe final : public module_base {
       senders_.clear();
       bus_total_ = 0;
       co_return "ok";
+    }
+    if (cmd == "ws_join" || cmd == "ws_leave") {
+      auto group = word(rest);
+      session_id target(static_cast<std::uint64_t>(to_int(word(rest))));
+      auto ec = cmd == "ws_join" ? ctx.join(group, target) : ctx.leave(group, target);
+      co_return ec ? "error: " + ec.message() : std::string("ok");
+    }
+    if (cmd == "ws_broadcast") {
+      auto group = word(rest);
+      auto ec = ctx.broadcast(group == "*" ? context::all_websockets : group, rest);
+      co_return ec ? "error: " + ec.message() : std::string("ok");
+    }
+    if (cmd == "ws_push") {
+      session_id target(static_cast<std::uint64_t>(to_int(word(rest))));
+      auto ec = ctx.push(target, rest);
+      co_return ec ? "error: " + ec.message() : std::string("ok");
     }
     if (cmd == "sleep") {
       auto ms = to_int(word(rest));

@@ -1,13 +1,13 @@
 #pragma once
 // WebSocket modules: `ws_echo` sends every message back with its opcode (the conformance and
 // benchmark target); with `subprotocols` it picks the first of them the client offers.
-// `ws_chat` is one chat room across every worker: what a client says reaches every client,
-// whichever worker holds it (a bus topic per instance), and "/to ID text" reaches one client
-// on any worker (ctx.push forwards to the worker that holds it).
+// `ws_chat` (ws_chat.cpp) is a chat with rooms across every worker: a room is a group
+// (ctx.join / ctx.broadcast), and "/to ID text" reaches one client on any worker (ctx.push
+// forwards to the process that holds it).
 
 #include <charconv>
 #include <string>
-#include <unordered_set>
+#include <unordered_map>
 #include <vector>
 
 #include "swactor/actors/context.hpp"
@@ -56,73 +56,47 @@ class ws_chat final : public module_base {
  public:
   static constexpr std::string_view kName = "ws_chat";
   static constexpr std::string_view kDoc =
-      "WebSocket chat room across all workers: each text message goes to every client as \"#ID: text\"; "
-      "\"/to ID text\" goes to one client; joins and leaves are announced.";
+      "WebSocket chat with rooms, across every worker: the room is the URL path after `base_path` "
+      "(\"/chat/games\" is room \"games\", \"/chat\" is \"lobby\"), the nickname the `nick` query "
+      "parameter. Each text message goes to everyone in the room as JSON "
+      "{\"type\":\"message\",\"room\",\"nick\",\"id\",\"text\"}; joins and leaves are announced "
+      "({\"type\":\"join\"|\"leave\",...}); \"/to ID text\" goes to one client. A plain GET of the same "
+      "path answers a small HTML chat page.";
   struct options {
-    std::string welcome = "welcome";
+    std::string base_path = "/chat";
+    std::string title = "swactor chat";
   };
   static config::schema<options> schema() {
     config::schema<options> s;
-    s.string("welcome", &options::welcome, "First line a client gets, followed by \", you are #ID\".");
+    s.string("base_path", &options::base_path,
+             "URL path the rooms are under: BASE is room \"lobby\", BASE/NAME is room NAME.")
+        .string("title", &options::title, "Title of the HTML page.");
     return s;
   }
   explicit ws_chat(options o) : opts_(std::move(o)) {}
 
   bool websocket() const override { return true; }
+  task<void> on_request(context& ctx, http::request& req, http::response& res) override;
+  task<void> on_handshake(context& ctx, const http::request& req, ws_handshake& hs) override;
+  task<void> on_open(context& ctx, session_id s, const http::request& req) override;
+  task<void> on_adopt(context& ctx, session_id s, const http::request& req) override;
+  task<void> on_message(context& ctx, session_id s, ws_message m) override;
+  task<void> on_close(context& ctx, session_id s, std::uint16_t code, std::string reason) override;
 
-  task<void> on_worker_start(context& ctx) override {
-    // Every worker's instance hears the room; task workers have no clients.
-    if (ctx.role() == "worker") {
-      if (auto ec = ctx.subscribe(topic()))
-        log::error("ws_chat {}: cannot subscribe to {}: {}", instance_name(), topic(), ec.message());
-    }
-    co_return;
-  }
-
-  task<void> on_open(context& ctx, session_id s, const http::request&) override {
-    here_.insert(s);
-    (void)ctx.push(s, fmt::format("{}, you are #{}", opts_.welcome, s));
-    say(ctx, fmt::format("* #{} joined", s));
-    co_return;
-  }
-
-  task<void> on_message(context& ctx, session_id s, ws_message m) override {
-    std::string_view text = m.data;
-    if (text.starts_with("/to ")) {
-      text.remove_prefix(4);
-      auto space = text.find(' ');
-      std::uint64_t id = 0;
-      auto [p, ec] = std::from_chars(text.data(), text.data() + (space == std::string_view::npos ? text.size() : space), id);
-      if (ec != std::errc{} || space == std::string_view::npos) {
-        (void)ctx.push(s, "usage: /to ID text");
-        co_return;
-      }
-      if (auto e = ctx.push(session_id(id), fmt::format("#{} (to you): {}", s, text.substr(space + 1))))
-        (void)ctx.push(s, fmt::format("#{}: {}", id, e.message()));
-      co_return;
-    }
-    say(ctx, fmt::format("#{}: {}", s, text));
-    co_return;
-  }
-
-  task<void> on_close(context& ctx, session_id s, std::uint16_t, std::string) override {
-    if (here_.erase(s)) say(ctx, fmt::format("* #{} left", s));
-    co_return;
-  }
-
-  task<void> on_bus_message(context& ctx, const bus::message& m) override {
-    if (m.kind != bus::kind::publish || m.topic != topic()) co_return;
-    for (auto s : std::vector<session_id>(here_.begin(), here_.end())) (void)ctx.push(s, m.data);
-  }
+  // The room of a request path ("" when the path is not a valid room), and a nickname
+  // from the query (a default from the session id when missing or unusable).
+  std::string room_of(std::string_view path) const;
+  static std::string nick_of(const http::request& req, session_id s);
 
  private:
-  std::string topic() const { return "ws_chat." + instance_name(); }
-  void say(context& ctx, std::string line) {
-    if (auto ec = ctx.publish(topic(), bus::payload::raw(std::move(line))))
-      log::warning("ws_chat {}: publish failed: {}", instance_name(), ec.message());
-  }
+  struct member {
+    std::string nick, room;
+  };
+  std::string group_of(std::string_view room) const { return "ws_chat." + instance_name() + "." + std::string(room); }
   options opts_;
-  std::unordered_set<session_id> here_;  // this worker's clients
+  // Nick and room of this process's sessions (rebuilt by on_adopt after a process-mode
+  // worker restart); membership itself is a group, held with the connection.
+  std::unordered_map<session_id, member> members_;
 };
 
 }  // namespace swactor::apps

@@ -92,6 +92,10 @@ std::string_view type_name(message_type t) noexcept {
     case message_type::conn_watch: return "conn_watch";
     case message_type::conn_writable: return "conn_writable";
     case message_type::bus_subscribe: return "bus_subscribe";
+    case message_type::conn_upgrade: return "conn_upgrade";
+    case message_type::conn_adopt: return "conn_adopt";
+    case message_type::group_op: return "group_op";
+    case message_type::group_send: return "group_send";
     case message_type::user: return "user";
   }
   return "unknown";

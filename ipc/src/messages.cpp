@@ -129,6 +129,57 @@ result<any_message> decode_conn_bind(message& m) {
   return any_message(v);
 }
 
+result<any_message> decode_conn_upgrade(message& m) {
+  reader r(m.payload);
+  conn_upgrade v;
+  v.session = m.session_id;
+  v.worker = m.src_worker;
+  v.module = r.integer<std::uint32_t>();
+  v.target = r.str();
+  if (!r.done()) return bad();
+  return any_message(std::move(v));
+}
+
+result<any_message> decode_conn_adopt(message& m) {
+  reader r(m.payload);
+  conn_adopt v;
+  v.session = m.session_id;
+  v.reactor = m.reactor_id;
+  v.listener = r.integer<std::uint32_t>();
+  v.module = r.integer<std::uint32_t>();
+  v.connect_ms = r.integer<std::int64_t>();
+  v.remote = r.str();
+  v.local = r.str();
+  v.target = r.str();
+  if (!r.done()) return bad();
+  return any_message(std::move(v));
+}
+
+result<any_message> decode_group_op(message& m) {
+  reader r(m.payload);
+  group_op v;
+  v.session = m.session_id;
+  v.worker = m.src_worker;
+  v.join = r.boolean();
+  v.group = r.str();
+  if (!r.done()) return bad();
+  return any_message(std::move(v));
+}
+
+result<any_message> decode_group_send(message& m) {
+  std::size_t bulk = 0;
+  std::string_view f;
+  if (!split_trailer(m.payload, bulk, f)) return bad();
+  reader r(f);
+  group_send v;
+  v.worker = m.src_worker;
+  v.kind = r.integer<std::uint8_t>();
+  v.group = r.str();
+  if (!r.done()) return bad();
+  v.data = take_bulk(m, bulk);
+  return any_message(std::move(v));
+}
+
 result<any_message> decode_datagram_in(message& m) {
   std::size_t bulk = 0;
   std::string_view f;
@@ -301,6 +352,47 @@ message encode(conn_close m) {
   auto out = with_type(message_type::conn_close);
   out.session_id = m.session;
   put_bool(out.payload, m.reset);
+  return out;
+}
+
+message encode(conn_upgrade m) {
+  auto out = with_type(message_type::conn_upgrade);
+  out.session_id = m.session;
+  out.src_worker = m.worker;
+  put<std::uint32_t>(out.payload, m.module);
+  put_str(out.payload, m.target);
+  return out;
+}
+
+message encode(conn_adopt m) {
+  auto out = with_type(message_type::conn_adopt);
+  out.session_id = m.session;
+  out.reactor_id = m.reactor;
+  put<std::uint32_t>(out.payload, m.listener);
+  put<std::uint32_t>(out.payload, m.module);
+  put<std::int64_t>(out.payload, m.connect_ms);
+  put_str(out.payload, m.remote);
+  put_str(out.payload, m.local);
+  put_str(out.payload, m.target);
+  return out;
+}
+
+message encode(group_op m) {
+  auto out = with_type(message_type::group_op);
+  out.session_id = m.session;
+  out.src_worker = m.worker;
+  put_bool(out.payload, m.join);
+  put_str(out.payload, m.group);
+  return out;
+}
+
+message encode(group_send m) {
+  auto out = with_type(message_type::group_send);
+  out.src_worker = m.worker;
+  auto f = begin_trailer(out, std::move(m.data));
+  put<std::uint8_t>(out.payload, m.kind);
+  put_str(out.payload, m.group);
+  end_trailer(out, f);
   return out;
 }
 
@@ -478,6 +570,10 @@ result<any_message> decode(message&& m) {
     case message_type::resume: return empty_payload(conn_resume{m.session_id, m.src_worker});
     case message_type::bus: return decode_bus_message(m);
     case message_type::bus_subscribe: return decode_bus_subscription(m);
+    case message_type::conn_upgrade: return decode_conn_upgrade(m);
+    case message_type::conn_adopt: return decode_conn_adopt(m);
+    case message_type::group_op: return decode_group_op(m);
+    case message_type::group_send: return decode_group_send(m);
     default: return bad();
   }
 }
@@ -490,7 +586,7 @@ std::string_view kind_name(const any_message& m) noexcept {
       "conn_bind", "datagram_in",  "datagram_out", "drain",    "drained",
       "ready",     "stop",         "task_request", "task_result", "pipe_message",
       "conn_watch", "conn_writable", "conn_pause", "conn_resume", "bus_message",
-      "bus_subscription"};
+      "bus_subscription", "conn_upgrade", "conn_adopt", "group_op", "group_send"};
   static_assert(std::size(names) == std::variant_size_v<any_message>);
   return m.valueless_by_exception() ? std::string_view("valueless") : names[m.index()];
 }

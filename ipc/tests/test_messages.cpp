@@ -45,6 +45,17 @@ std::vector<any_message> samples() {
   v.emplace_back(conn_close{});
   v.emplace_back(conn_bind{7, 0x1122334455667788ull});
   v.emplace_back(conn_bind{});
+  v.emplace_back(conn_upgrade{7, 1, 3, "/chat/games?nick=ann"});
+  v.emplace_back(conn_upgrade{});
+  v.emplace_back(conn_adopt{9, 1, 2, 3, 1'700'000'000'123, "127.0.0.1:5555", "127.0.0.1:8081", "/chat"});
+  v.emplace_back(conn_adopt{});
+  v.emplace_back(conn_adopt{~0ull, ~0u, ~0u, ~0u, -1, nuls, nuls, big});
+  v.emplace_back(group_op{7, 1, true, "room.lobby"});
+  v.emplace_back(group_op{7, 1, false, nuls});
+  v.emplace_back(group_op{});
+  v.emplace_back(group_send{1, 16, "room.lobby", "hello"});
+  v.emplace_back(group_send{});
+  v.emplace_back(group_send{no_worker, 255, nuls, big});
   v.emplace_back(datagram_in{1, 0, "10.0.0.1:53", "query"});
   v.emplace_back(datagram_in{});
   v.emplace_back(datagram_in{~0u, ~0u, nuls, big});
@@ -176,6 +187,10 @@ TEST_CASE("messages: one message_type per kind, names for log lines", "[messages
       {conn_resume{}, {message_type::resume, "conn_resume"}},
       {bus_message{}, {message_type::bus, "bus_message"}},
       {bus_subscription{}, {message_type::bus_subscribe, "bus_subscription"}},
+      {conn_upgrade{}, {message_type::conn_upgrade, "conn_upgrade"}},
+      {conn_adopt{}, {message_type::conn_adopt, "conn_adopt"}},
+      {group_op{}, {message_type::group_op, "group_op"}},
+      {group_send{}, {message_type::group_send, "group_send"}},
   };
   static_assert(std::size(table) == std::variant_size_v<any_message>);
   std::vector<message_type> seen;
@@ -317,7 +332,8 @@ TEST_CASE("messages: lengths past the end are rejected", "[messages][garbage]") 
                  message_type::datagram_out, message_type::task, message_type::task_result,
                  message_type::pipe_message, message_type::connect, message_type::close,
                  message_type::conn_close, message_type::conn_bind, message_type::stop,
-                 message_type::bus, message_type::bus_subscribe}) {
+                 message_type::bus, message_type::bus_subscribe, message_type::conn_upgrade,
+                 message_type::conn_adopt, message_type::group_op, message_type::group_send}) {
     message m;
     m.type = t;
     CHECK(is_bad(decode(m)));  // empty payload: too short for every kind with fields

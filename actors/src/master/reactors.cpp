@@ -83,6 +83,9 @@ struct reactor_thread::impl final : net::connection_sink {
   std::vector<worker_link> workers;
   std::unordered_map<ipc::link*, std::shared_ptr<ipc::link>> live_links;
   std::unordered_set<ipc::link*> drained_links;  // links whose worker said it is leaving
+  // The upgrade request target of each WebSocket: a new process of its worker gets it with
+  // the connection (module on_adopt).
+  std::unordered_map<std::uint64_t, std::string> ws_targets;
   std::uint64_t rr = 0;
   bool stopping = false;
   std::size_t max_backlog = 100000;
@@ -171,7 +174,9 @@ struct reactor_thread::impl final : net::connection_sink {
     // them (HTTP replies go out in request order, whatever the dispatch mode); the first
     // request after that is dispatched anew.
     int w;
-    if (c.codec().outstanding() > 1 || (c.codec().outstanding() == 1 && !starts_request(c, e)))
+    // A WebSocket stays with the worker id that upgraded it, whatever the dispatch mode:
+    // its module state is there, and its messages keep their order.
+    if (c.ws_module >= 0 || c.codec().outstanding() > 1 || (c.codec().outstanding() == 1 && !starts_request(c, e)))
       w = c.sink_worker;
     else
       w = c.sink_worker = pick(&c, c.id());
@@ -195,10 +200,12 @@ struct reactor_thread::impl final : net::connection_sink {
     if (c.watcher >= 0) deliver(c.watcher, ipc::encode(ipc::conn_writable{c.id(), static_cast<std::uint32_t>(id)}));
   }
   void on_closed(net::connection& c, std::string_view reason) override {
+    if (c.ws_module >= 0) ws_targets.erase(c.id());
     if (c.watching_drain()) on_drained(c);  // a writer waiting on it learns now, not at its timeout
     // With round_robin / idle, close goes where the connect went.
     auto d = app.server.dispatch;
-    int w = d == dispatch_mode::round_robin || d == dispatch_mode::idle ? c.sink_worker : pick(&c, c.id());
+    int w = c.ws_module >= 0 || d == dispatch_mode::round_robin || d == dispatch_mode::idle ? c.sink_worker
+                                                                                           : pick(&c, c.id());
     if (w < 0) w = c.sink_worker;
     ipc::conn_closed m;
     m.session = c.id();
@@ -240,6 +247,7 @@ struct reactor_thread::impl final : net::connection_sink {
     // The link stays alive until it closes (a retiring worker's replies still arrive on it).
     std::weak_ptr<ipc::link> weak = shared;
     live_links.emplace(shared.get(), shared);
+    adopt_websockets(w, *shared);
     shared->set_handler([this, weak, w](ipc::message&& m) {
       if (auto l = weak.lock()) on_worker_message(l, w, std::move(m));
     }, [this, raw = shared.get(), w](std::error_code) {
@@ -257,6 +265,29 @@ struct reactor_thread::impl final : net::connection_sink {
     flush_backlog(w);
   }
 
+  // A new process of worker id `w` (reload, crash): before anything else reaches it, it
+  // learns the WebSockets its id serves, so they stay open across the restart.
+  void adopt_websockets(int w, ipc::link& l) {
+    std::size_t n = 0;
+    for (auto sid : host.ids()) {
+      auto* c = host.find(sid);
+      if (!c || c->closed() || c->ws_module < 0 || c->sink_worker != w) continue;
+      ipc::conn_adopt m;
+      m.session = sid;
+      m.reactor = static_cast<std::uint32_t>(id);
+      m.listener = static_cast<std::uint32_t>(c->listener());
+      m.module = static_cast<std::uint32_t>(c->ws_module);
+      m.connect_ms = c->connect_ms;
+      m.remote = c->remote;
+      m.local = local_address(c->native_handle());
+      if (auto t = ws_targets.find(sid); t != ws_targets.end()) m.target = t->second;
+      if (auto ec = l.send(ipc::encode(std::move(m))))
+        log::warning("reactor {}: session {} not handed to worker {}: {}", id, sid, w, ec.message());
+      ++n;
+    }
+    if (n) log::info("reactor {}: {} open WebSocket(s) handed to the new process of worker {}", id, n, w);
+  }
+
   void on_worker_message(const std::shared_ptr<ipc::link>& l, int w, ipc::message&& raw) {
     auto m = ipc::decode(std::move(raw));
     if (!m) {
@@ -270,13 +301,26 @@ struct reactor_thread::impl final : net::connection_sink {
         auto ec = host.send(v.session, v.data, v.kind);
         if (ec == server_errc::output_buffer_full) {
           auto* c = host.find(v.session);
+          // A WebSocket message is whole or not sent (the listener's on_output_full already
+          // acted); a raw send loses a message, as in base mode where send() reports it; a
+          // piece of an HTTP reply cannot be skipped, so that connection ends.
+          const bool ws_reply = c && c->ws_module >= 0;
+          const bool fatal = c && v.kind != 0 && !ws_reply;
           log::warning("session {}: output buffer full ({} bytes queued, limit {}); reply of {} bytes dropped{}",
                        v.session, c ? c->queued_bytes() : 0, c ? c->output_limit() : 0, size,
-                       v.kind != 0 ? ", closing (a protocol reply with a hole in it must not look whole)" : "");
-          // Raw sends lose a message (as in base mode, where send() reports it); a typed
-          // reply (an HTTP body piece) cannot go on without the piece.
-          if (c && v.kind != 0) c->abort("output buffer full");
+                       fatal ? ", closing (a protocol reply with a hole in it must not look whole)" : "");
+          if (fatal) c->abort("output buffer full");
         }
+      } else if constexpr (std::is_same_v<T, ipc::conn_upgrade>) {
+        if (auto* c = host.find(v.session)) {
+          (void)host.set_websocket(v.session, static_cast<int>(v.module));
+          c->sink_worker = w;
+          ws_targets[v.session] = std::move(v.target);
+        }
+      } else if constexpr (std::is_same_v<T, ipc::group_op>) {
+        (void)(v.join ? host.join(v.session, v.group) : host.leave(v.session, v.group));
+      } else if constexpr (std::is_same_v<T, ipc::group_send>) {
+        (void)host.broadcast(v.group, v.data, v.kind);
       } else if constexpr (std::is_same_v<T, ipc::conn_close>) {
         (void)host.close(v.session, v.reset);
       } else if constexpr (std::is_same_v<T, ipc::conn_watch>) {

@@ -105,7 +105,87 @@ std::vector<std::uint64_t> conn_host::ids() const {
 std::error_code conn_host::send(std::uint64_t id, std::string_view data, std::uint8_t kind) {
   auto* c = find(id);
   if (!c) return server_errc::session_not_found;
-  return c->send(data, kind);
+  auto ec = c->send(data, kind);
+  if (ec == server_errc::output_buffer_full && c->ws_module >= 0) {
+    // A WebSocket peer that does not read: the listener says whether pushes just fail or
+    // the connection ends (1008: a policy of this server).
+    const auto& wc = app_.listen[static_cast<std::size_t>(c->listener())].websocket;
+    if (wc.close_on_output_full) {
+      log::info("session {} from {}: output buffer full ({} bytes queued); closing with 1008", id, c->remote,
+                c->queued_bytes());
+      static constexpr char kClose[] = "\x03\xf0output buffer full";  // 1008 + reason
+      (void)c->send(std::string_view(kClose, sizeof kClose - 1),
+                    static_cast<std::uint8_t>(protocols::websocket::reply::close), true);
+    }
+  }
+  return ec;
+}
+
+std::error_code conn_host::set_websocket(std::uint64_t id, int module) {
+  auto* c = find(id);
+  if (!c) return server_errc::session_not_found;
+  if (c->ws_module < 0) ++websockets_;
+  c->ws_module = module;
+  return {};
+}
+
+std::error_code conn_host::join(std::uint64_t id, std::string_view group) {
+  auto* c = find(id);
+  if (!c || c->closed()) return server_errc::session_not_found;
+  auto g = groups_.find(group);
+  if (g == groups_.end()) g = groups_.emplace(std::string(group), std::unordered_set<std::uint64_t>{}).first;
+  if (g->second.insert(id).second) member_of_[id].push_back(g->first);
+  return {};
+}
+
+std::error_code conn_host::leave(std::uint64_t id, std::string_view group) {
+  if (!find(id)) return server_errc::session_not_found;
+  auto g = groups_.find(group);
+  if (g == groups_.end() || !g->second.erase(id)) return {};
+  if (g->second.empty()) groups_.erase(g);
+  if (auto m = member_of_.find(id); m != member_of_.end()) {
+    std::erase(m->second, group);
+    if (m->second.empty()) member_of_.erase(m);
+  }
+  return {};
+}
+
+std::size_t conn_host::broadcast(std::string_view group, std::string_view data, std::uint8_t kind) {
+  // Ids first: a send can close its connection, which leaves its groups under our feet.
+  std::vector<std::uint64_t> to;
+  if (group.empty()) {
+    to.reserve(websockets_);
+    for (const auto& [id, c] : conns_)
+      if (c->ws_module >= 0) to.push_back(id);
+  } else {
+    auto g = groups_.find(group);
+    if (g == groups_.end()) return 0;
+    to.assign(g->second.begin(), g->second.end());
+  }
+  std::size_t n = 0, full = 0;
+  for (auto id : to) {
+    auto ec = send(id, data, kind);
+    if (!ec) ++n;
+    else if (ec == server_errc::output_buffer_full) ++full;
+  }
+  if (full) {
+    // Once a second at most: a peer that stopped reading misses every broadcast.
+    full_missed_ += full;
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_full_log_ >= std::chrono::seconds(1)) {
+      log::warning("broadcast{}{}: {} message(s) not sent to members whose output buffer is full", group.empty() ? "" : " to ",
+                   group, full_missed_);
+      full_missed_ = 0;
+      last_full_log_ = now;
+    }
+  }
+  return n;
+}
+
+std::size_t conn_host::group_size(std::string_view group) const {
+  if (group.empty()) return websockets_;
+  auto g = groups_.find(group);
+  return g == groups_.end() ? 0 : g->second.size();
 }
 
 std::error_code conn_host::close(std::uint64_t id, bool reset) {
@@ -150,6 +230,13 @@ void conn_host::on_connection_closed(connection& c, bool aborted, std::string_vi
   if (it == conns_.end() || it->second.get() != &c) return;
   auto keep = std::move(it->second);
   conns_.erase(it);
+  if (c.ws_module >= 0) --websockets_;
+  if (auto m = member_of_.find(c.id()); m != member_of_.end()) {
+    for (const auto& name : m->second)
+      if (auto g = groups_.find(name); g != groups_.end() && g->second.erase(c.id()) && g->second.empty())
+        groups_.erase(g);
+    member_of_.erase(m);
+  }
   auto l = static_cast<std::size_t>(c.listener());
   state_.listeners[l].connections.fetch_sub(1, std::memory_order_relaxed);
   bump(counters_.open, std::int64_t{-1});

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <system_error>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <asio/generic/datagram_protocol.hpp>
@@ -74,6 +75,20 @@ class conn_host {
   std::size_t go_away_all();
   void abort_all();
 
+  // -- groups (WebSocket push to many) ----------------------------------------------------
+  // Membership lives with the connection, on the loop that holds it, so it survives a
+  // worker restart in process mode and ends with the connection.
+  // The connection is now a WebSocket served by module instance `module`: it is in the
+  // "every WebSocket" group ("") from now on.
+  std::error_code set_websocket(std::uint64_t id, int module);
+  // Errors: session_not_found. Joining twice / leaving a group it is not in is no error.
+  std::error_code join(std::uint64_t id, std::string_view group);
+  std::error_code leave(std::uint64_t id, std::string_view group);
+  // A typed reply to each member on this loop ("" = every WebSocket); returns how many
+  // took it (a member whose output is full loses this one, as its push would).
+  std::size_t broadcast(std::string_view group, std::string_view data, std::uint8_t kind);
+  std::size_t group_size(std::string_view group) const;
+
   // -- datagrams -----------------------------------------------------------------------
   // Serves the (inherited) datagram socket `fd` of listener `listener`; false if unusable.
   bool serve_datagrams(int listener, int fd);
@@ -132,6 +147,15 @@ class conn_host {
   std::string encode_buf_;
   bool encode_busy_ = false;
   std::unordered_map<std::uint64_t, std::shared_ptr<connection>> conns_;
+  struct name_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, std::unordered_set<std::uint64_t>, name_hash, std::equal_to<>> groups_;
+  std::unordered_map<std::uint64_t, std::vector<std::string>> member_of_;  // only connections in a group
+  std::size_t websockets_ = 0;
+  std::size_t full_missed_ = 0;  // broadcasts lost to full outputs since the last log line
+  std::chrono::steady_clock::time_point last_full_log_{};
   std::vector<std::unique_ptr<asio::generic::datagram_protocol::socket>> dgrams_;  // by listener
   coro_handle heartbeat_;
   coro_handle deadlines_;

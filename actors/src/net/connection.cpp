@@ -216,7 +216,7 @@ std::size_t connection::process(std::string_view input) {
       if (!wire) wire = &local;
       wire->clear();
       for (const auto& r : deferred.replies) encode_into(r.kind, std::string_view(deferred.data).substr(r.offset, r.size), *wire);
-      (void)queue_bytes(*wire);
+      (void)queue_bytes(*wire, true);  // each was checked against the limit when it was deferred
       if (wire != &local) host_.return_encode_buffer();
     }
     deferred.replies.clear();
@@ -341,8 +341,9 @@ void connection::write_codec_output() {
 
 // -- writing --------------------------------------------------------------------------------
 
-std::error_code connection::send(std::string_view data, std::uint8_t kind) {
+std::error_code connection::send(std::string_view data, std::uint8_t kind, bool force) {
   if (closed_ || close_requested_ || close_after_decode_) return server_errc::session_not_found;
+  if (!force && out_bytes_ > 0 && out_bytes_ + data.size() > out_limit_) return server_errc::output_buffer_full;
   // Raw bytes go out at once unless typed replies of this decode() wait (order): the common
   // echo costs no copy.
   if (kind == 0 && (!decoding_ || host_.deferred_replies().replies.empty())) return queue_bytes(data);
@@ -370,7 +371,7 @@ std::error_code connection::encode_now(std::uint8_t kind, std::string_view data)
   if (!wire) wire = &local;
   wire->clear();
   encode_into(kind, data, *wire);
-  auto ec = queue_bytes(*wire);
+  auto ec = queue_bytes(*wire, true);  // send() checked the limit before the codec ran
   if (wire != &local) host_.return_encode_buffer();
   return ec;
 }
@@ -387,9 +388,9 @@ void connection::encode_into(std::uint8_t kind, std::string_view data, std::stri
   }
 }
 
-std::error_code connection::queue_bytes(std::string_view data) {
+std::error_code connection::queue_bytes(std::string_view data, bool force) {
   if (closed_ || close_requested_) return server_errc::session_not_found;
-  if (out_bytes_ + data.size() > out_limit_ && out_bytes_ > 0) return server_errc::output_buffer_full;
+  if (!force && out_bytes_ + data.size() > out_limit_ && out_bytes_ > 0) return server_errc::output_buffer_full;
   if (data.empty()) return {};
   if (out_.empty()) {
     // Most replies fit in the socket buffer: write now, copy nothing.

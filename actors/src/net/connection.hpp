@@ -47,6 +47,8 @@ class connection final : public io_owner,
   // For the sink's own use (the reactor keeps its dispatch state here).
   std::uint64_t sink_tag = 0;
   int sink_worker = -1;
+  // The module instance serving this connection as a WebSocket, -1 before an upgrade.
+  int ws_module = -1;
 
   // Starts reading (after the host registered the connection and told the sink).
   void start();
@@ -55,8 +57,10 @@ class connection final : public io_owner,
   // Queues a reply of `kind` (0 = raw bytes) through the codec. Errors:
   // server_errc::session_not_found (closed or closing), server_errc::output_buffer_full
   // (the peer does not read; one reply larger than the limit still goes into an empty
-  // queue). Only what the socket does not take at once is copied.
-  std::error_code send(std::string_view data, std::uint8_t kind = 0);
+  // queue). Only what the socket does not take at once is copied. A typed reply is refused
+  // before the codec sees it, never after: a stateful codec (permessage-deflate) must not
+  // have encoded what is then dropped. `force` queues past the limit (a last close frame).
+  std::error_code send(std::string_view data, std::uint8_t kind = 0, bool force = false);
   // Closes once queued output is written; reset = RST now, queued output dropped.
   void close(bool reset);
   // The server is stopping: the codec says so if its protocol can (WebSocket: close 1001).
@@ -116,7 +120,7 @@ class connection final : public io_owner,
   std::size_t process(std::string_view input);
   void flush();
   void write_codec_output();
-  std::error_code queue_bytes(std::string_view data);
+  std::error_code queue_bytes(std::string_view data, bool force = false);
   std::error_code encode_now(std::uint8_t kind, std::string_view data);
   // Encodes one reply (and what the codec adds) onto `wire`, swapping in a successor codec.
   void encode_into(std::uint8_t kind, std::string_view data, std::string& wire);

@@ -48,6 +48,27 @@ std::error_code server_context::disconnect(session_id s, std::uint16_t code, std
 
 bool server_context::exists(session_id s) { return rt_.port().is_open(s); }
 
+namespace {
+bool valid_group(std::string_view g) { return !g.empty() && g.size() <= 255; }
+}  // namespace
+
+std::error_code server_context::join(std::string_view group, session_id s) {
+  if (!valid_group(group)) return std::make_error_code(std::errc::invalid_argument);
+  return rt_.ws_group(module_, s, group, true);
+}
+
+std::error_code server_context::leave(std::string_view group, session_id s) {
+  if (!valid_group(group)) return std::make_error_code(std::errc::invalid_argument);
+  return rt_.ws_group(module_, s, group, false);
+}
+
+std::error_code server_context::broadcast(std::string_view group, std::string_view data, ws_opcode op) {
+  if (!group.empty() && !valid_group(group)) return std::make_error_code(std::errc::invalid_argument);
+  namespace ws = protocols::websocket;
+  auto kind = static_cast<std::uint8_t>(op == ws_opcode::binary ? ws::reply::binary : ws::reply::text);
+  return rt_.ws_broadcast(module_, group, kind, data);
+}
+
 result<task_id> server_context::task(std::string payload, int dst) {
   return rt_.start_task(module_, std::move(payload), dst, true, nullptr);
 }

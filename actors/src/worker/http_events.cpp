@@ -361,6 +361,12 @@ task<void> worker_runtime::serve_ws_handshake(http_exchange x) {
   accept.push_back(static_cast<char>(dp.server_max_window_bits));
   accept.push_back(static_cast<char>(dp.client_max_window_bits));
   accept += ws::switching_protocols_head(chk, hs.protocol(), ext, extra);
+  // Before the 101: in process mode the reactor must know whose WebSocket it is by the
+  // time the client's first frame can arrive.
+  if (auto ec = port_->upgraded(s, x.module, x.req->target())) {
+    log::info("session {}: WebSocket upgrade dropped: {}", s, ec.message());
+    co_return;
+  }
   if (auto ec = port_->send(s, accept, static_cast<std::uint8_t>(h1::out::ws_accept))) {
     log::info("session {}: WebSocket accept not sent: {}", s, ec.message());
     co_return;
@@ -392,6 +398,13 @@ std::optional<task<void>> worker_runtime::ws_event(std::uint8_t kind, session_id
   int mod = it->second.module;
   auto& m = *modules_[static_cast<std::size_t>(mod)];
   auto& ctx = *contexts_[static_cast<std::size_t>(mod)];
+  if (kind == kWsAdopted) {
+    h1::request_head head;
+    head.method = "GET";
+    head.target = std::move(data);
+    auto req = std::make_shared<http::request>(std::move(head), s, std::string(port_->remote_of(s)));
+    return run_ws(mod, s, "on_adopt", adopt(m, ctx, s, std::move(req)));
+  }
   switch (static_cast<ws::ev>(kind)) {
     case ws::ev::text:
     case ws::ev::binary: {
@@ -414,6 +427,10 @@ std::optional<task<void>> worker_runtime::ws_event(std::uint8_t kind, session_id
     case ws::ev::pong: return std::nullopt;
   }
   return std::nullopt;
+}
+
+task<void> worker_runtime::adopt(module_base& m, context& ctx, session_id s, std::shared_ptr<http::request> req) {
+  co_await m.on_adopt(ctx, s, *req);  // the request lives in this frame while on_adopt runs
 }
 
 std::optional<task<void>> worker_runtime::ws_closed(session_id s) {

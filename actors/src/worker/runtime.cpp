@@ -339,34 +339,111 @@ int worker_runtime::session_owner(session_id s) const {
 }
 
 namespace {
-constexpr std::string_view kWsForwardTag = "swactor.ws_send";
+// Runtime messages between workers over the bus (never seen by modules).
+constexpr std::string_view kWsForwardTag = "swactor.ws_send";     // u64 session, u8 kind, str data
+constexpr std::string_view kWsGroupTag = "swactor.ws_group";       // u64 session, bool join, str group
+constexpr std::string_view kWsBroadcastTag = "swactor.ws_cast";    // u8 kind, str group, str data
+constexpr int kRelayWorker = 0;  // process mode: the worker that relays for task workers
 }  // namespace
 
-std::error_code worker_runtime::forward_ws(int module, session_id s, std::uint8_t kind, std::string_view data) {
+// Where a send / group operation for `s` goes when this process cannot do it itself: the
+// owning worker (base mode), or in process mode a worker that has reactor links.
+int worker_runtime::relay_for(session_id s) const {
+  if (app_.process_mode()) return port_->reaches_connections() ? -1 : kRelayWorker;
   const int owner = session_owner(s);
-  if (owner < 0 || owner == args_.id) return server_errc::session_not_found;
+  return owner == args_.id ? -1 : owner;
+}
+
+std::error_code worker_runtime::forward_ws(int module, session_id s, std::uint8_t kind, std::string_view data) {
+  const int to = relay_for(s);
+  if (to < 0) return server_errc::session_not_found;
   bus::payload p;
   p.tag = std::string(kWsForwardTag);
   wire::writer w(p.data);
   w.u64(s.value());
   w.u8(kind);
   w.str(data);
-  return bus_->send(module, bus::target::worker(owner), std::move(p));
+  return bus_->send(module, bus::target::worker(to), std::move(p));
+}
+
+std::error_code worker_runtime::ws_group(int module, session_id s, std::string_view name, bool join) {
+  if (!app_.process_mode() && session_owner(s) < 0) return server_errc::session_not_found;
+  const int to = relay_for(s);
+  if (to < 0) return port_->group(s, name, join);
+  bus::payload p;
+  p.tag = std::string(kWsGroupTag);
+  wire::writer w(p.data);
+  w.u64(s.value());
+  w.boolean(join);
+  w.str(name);
+  return bus_->send(module, bus::target::worker(to), std::move(p));
+}
+
+std::error_code worker_runtime::ws_broadcast(int module, std::string_view name, std::uint8_t kind,
+                                             std::string_view data) {
+  // Every loop that holds connections gets it once: the reactors (process mode, through a
+  // worker from a task worker), or each worker's own connections (base mode).
+  std::vector<int> relays;
+  std::error_code first;
+  if (app_.process_mode()) {
+    if (port_->reaches_connections()) return port_->broadcast(name, data, kind);
+    relays.push_back(kRelayWorker);
+  } else {
+    if (!is_task_ && !is_user_) first = port_->broadcast(name, data, kind);
+    for (int w = 0; w < app_.server.workers; ++w)
+      if (w != args_.id || is_task_ || is_user_) relays.push_back(w);
+  }
+  for (int to : relays) {
+    bus::payload p;
+    p.tag = std::string(kWsBroadcastTag);
+    wire::writer w(p.data);
+    w.u8(kind);
+    w.str(name);
+    w.str(data);
+    if (auto ec = bus_->send(module, bus::target::worker(to), std::move(p)); ec && !first) first = ec;
+  }
+  return first;
 }
 
 bool worker_runtime::runtime_message(const ipc::bus_message& m) {
-  if (m.tag != kWsForwardTag) return false;
   wire::reader r(m.data);
-  session_id s(r.u64());
-  auto kind = r.u8();
-  auto data = r.str();
-  if (!r.done()) {
-    log::warning("bus: malformed {} from process {}; dropped", kWsForwardTag, m.src);
+  if (m.tag == kWsForwardTag) {
+    session_id s(r.u64());
+    auto kind = r.u8();
+    auto data = r.str();
+    if (!r.done()) {
+      log::warning("bus: malformed {} from process {}; dropped", m.tag, m.src);
+      return true;
+    }
+    // Process mode: the session may be any worker's; the reactor drops it if it is gone.
+    auto ec = app_.process_mode() ? port_->send_any(s, data, kind) : port_->send(s, data, kind);
+    if (ec) log::debug("WebSocket send forwarded to session {}: {}", s, ec.message());
     return true;
   }
-  if (auto ec = port_->send(s, data, kind))
-    log::debug("WebSocket send forwarded to session {}: {}", s, ec.message());
-  return true;
+  if (m.tag == kWsGroupTag) {
+    session_id s(r.u64());
+    bool join = r.boolean();
+    auto name = r.str();
+    if (!r.done()) {
+      log::warning("bus: malformed {} from process {}; dropped", m.tag, m.src);
+      return true;
+    }
+    if (auto ec = port_->group(s, name, join))
+      log::debug("group {} {} for session {}: {}", join ? "join" : "leave", name, s, ec.message());
+    return true;
+  }
+  if (m.tag == kWsBroadcastTag) {
+    auto kind = r.u8();
+    auto name = r.str();
+    auto data = r.str();
+    if (!r.done()) {
+      log::warning("bus: malformed {} from process {}; dropped", m.tag, m.src);
+      return true;
+    }
+    (void)port_->broadcast(name, data, kind);
+    return true;
+  }
+  return false;
 }
 
 task<bool> worker_runtime::run_bus_handler(int module, const bus::message& m) {
@@ -505,6 +582,20 @@ void worker_runtime::on_reactor_message(ipc::message&& raw) {
     if constexpr (std::is_same_v<T, ipc::conn_open>) {
       runner_.open(session_id(v.session), static_cast<int>(v.listener), std::move(v.remote), v.connect_ms,
                    static_cast<int>(v.reactor), std::move(v.local));
+    } else if constexpr (std::is_same_v<T, ipc::conn_adopt>) {
+      // An open WebSocket of this worker id that an earlier process of it upgraded (reload,
+      // crash): serve it from here on, with no new on_open (the client saw no new handshake).
+      if (v.module >= modules_.size() || !modules_[v.module]->websocket()) {
+        log::warning("session {}: adopted WebSocket of unknown module {}; dropped", v.session, v.module);
+        return;
+      }
+      session_id s(v.session);
+      runner_.open(s, static_cast<int>(v.listener), std::move(v.remote), v.connect_ms, static_cast<int>(v.reactor),
+                   std::move(v.local));
+      ws_sessions_[s] = ws_session{static_cast<int>(v.module), false};
+      // on_adopt runs as the session's first event, so its messages wait for it.
+      runner_.message(s, static_cast<int>(v.listener), std::move(v.target),
+                      kWsAdopted);
     } else if constexpr (std::is_same_v<T, ipc::conn_data>) {
       if (is_body_event(v.kind) && is_http(static_cast<int>(v.listener))) {
         http_body_event(session_id(v.session), v.kind, v.data);

@@ -54,6 +54,9 @@ class server_context final : public context {
   std::error_code push(session_id s, std::string_view data, ws_opcode op) override;
   std::error_code disconnect(session_id s, std::uint16_t code, std::string_view reason) override;
   bool exists(session_id s) override;
+  std::error_code join(std::string_view group, session_id s) override;
+  std::error_code leave(std::string_view group, session_id s) override;
+  std::error_code broadcast(std::string_view group, std::string_view data, ws_opcode op) override;
   result<task_id> task(std::string payload, int dst) override;
   swactor::task<result<std::string>> task_wait(std::string payload, duration timeout, int dst) override;
   swactor::task<std::vector<result<std::string>>> task_wait_all(std::vector<std::string> payloads,
@@ -128,6 +131,10 @@ class worker_runtime final : private handler_host,
   task<void> serve_ws_handshake(http_exchange x);
   std::optional<task<void>> ws_event(std::uint8_t kind, session_id s, std::string& data);
   std::optional<task<void>> ws_closed(session_id s);
+  task<void> adopt(module_base& m, context& ctx, session_id s, std::shared_ptr<http::request> req);
+  // The event kind of an adopted WebSocket (conn_adopt), queued as the session's first
+  // event: the engine's own, after the codec's WebSocket kinds (16..20).
+  static constexpr std::uint8_t kWsAdopted = 21;
   task<void> run_ws(int module, session_id s, const char* event, task<void> t);
   struct ws_session {
     int module = -1;
@@ -172,12 +179,19 @@ class worker_runtime final : private handler_host,
   // A WebSocket reply (push, close) for a session another worker holds: sent there over the
   // bus, in order with this worker's other sends to it.
   std::error_code forward_ws(int module, session_id s, std::uint8_t kind, std::string_view data);
+  // The worker that must do a session operation this process cannot, or -1 (do it here).
+  int relay_for(session_id s) const;
   // A typed send to a session this worker does not handle: forward_ws in base mode, the
-  // reactor directly in process mode.
+  // reactor directly in process mode (through a worker from a task worker, which has no
+  // reactor links).
   std::error_code send_elsewhere(int module, session_id s, std::uint8_t kind, std::string_view data) {
-    if (app_.process_mode()) return port_->send_any(s, data, kind);
+    if (app_.process_mode() && port_->reaches_connections()) return port_->send_any(s, data, kind);
     return forward_ws(module, s, kind, data);
   }
+  // Group membership of any session of the server (ctx.join / ctx.leave).
+  std::error_code ws_group(int module, session_id s, std::string_view name, bool join);
+  // A typed reply to every member of `name` in the server ("" = every WebSocket).
+  std::error_code ws_broadcast(int module, std::string_view name, std::uint8_t kind, std::string_view data);
   static constexpr int kSessionWorkerBits = 10;  // workers <= 1024
 
  private:

@@ -25,6 +25,17 @@ class local_port final : public session_port {
     c->watch_drain();  // the worker's sink wakes us (on_drained / on_closed)
     co_return co_await waits_.wait(s, timeout);
   }
+  std::error_code upgraded(session_id s, int module, std::string_view) override {
+    return host_.set_websocket(s.value(), module);
+  }
+  std::error_code group(session_id s, std::string_view name, bool join) override {
+    return join ? host_.join(s.value(), name) : host_.leave(s.value(), name);
+  }
+  std::error_code broadcast(std::string_view name, std::string_view data, std::uint8_t kind) override {
+    (void)host_.broadcast(name, data, kind);
+    return {};
+  }
+  bool reaches_connections() const override { return true; }
   std::error_code close(session_id s, bool reset) override { return host_.close(s.value(), reset); }
   std::error_code bind(session_id s, user_id uid) override { return host_.bind(s.value(), uid.value()); }
   void pause_reading(session_id s) override {
@@ -98,6 +109,35 @@ class remote_port final : public session_port {
     m.data.assign(data);
     return l->send(ipc::encode(std::move(m)));
   }
+  std::error_code upgraded(session_id s, int module, std::string_view target) override {
+    auto* l = reactor_of(s);
+    if (!l) return server_errc::not_supported;
+    return l->send(ipc::encode(ipc::conn_upgrade{s.value(), static_cast<std::uint32_t>(worker_),
+                                                 static_cast<std::uint32_t>(module), std::string(target)}));
+  }
+  std::error_code group(session_id s, std::string_view name, bool join) override {
+    // The reactor holds the membership; it ignores a session that is gone by then.
+    auto* l = reactor_of(s);
+    if (!l) return server_errc::not_supported;
+    if (!s || s.value() >= next_session_.load(std::memory_order_relaxed) || runner_.closing(s))
+      return server_errc::session_not_found;
+    return l->send(ipc::encode(ipc::group_op{s.value(), static_cast<std::uint32_t>(worker_), join, std::string(name)}));
+  }
+  std::error_code broadcast(std::string_view name, std::string_view data, std::uint8_t kind) override {
+    if (reactors_.empty()) return server_errc::not_supported;
+    std::error_code first;
+    for (auto& l : reactors_) {
+      ipc::group_send m;
+      m.worker = static_cast<std::uint32_t>(worker_);
+      m.kind = kind;
+      m.group.assign(name);
+      m.data.reserve(data.size() + name.size() + ipc::trailer_reserve);
+      m.data.assign(data);
+      if (auto ec = l->send(ipc::encode(std::move(m))); ec && !first) first = ec;
+    }
+    return first;
+  }
+  bool reaches_connections() const override { return !reactors_.empty(); }
   std::error_code close(session_id s, bool reset) override {
     auto* l = reactor_of(s);
     if (!l) return server_errc::not_supported;

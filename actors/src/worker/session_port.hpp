@@ -53,6 +53,18 @@ class session_port {
     (void)s, (void)data, (void)kind;
     return server_errc::session_not_found;
   }
+  // -- WebSocket sessions and groups --------------------------------------------------------
+  // The connection became a WebSocket of module instance `module` (its 101 is on the way):
+  // in process mode its events stay with this worker id from now on.
+  virtual std::error_code upgraded(session_id s, int module, std::string_view target) = 0;
+  // Joins / leaves a group, where the connection lives. session_not_found: this port
+  // cannot reach it (base mode: another worker's).
+  virtual std::error_code group(session_id s, std::string_view name, bool join) = 0;
+  // A typed reply to each member of `name` ("" = every WebSocket) this port reaches: this
+  // worker's connections (base mode), every reactor's (process mode).
+  virtual std::error_code broadcast(std::string_view name, std::string_view data, std::uint8_t kind) = 0;
+  // Whether this process reaches connections at all (process mode: task workers do not).
+  virtual bool reaches_connections() const = 0;
   // Waits until the session's queued output is below half its limit (streamed replies).
   virtual task<std::error_code> drained(session_id s, duration timeout) = 0;
   virtual std::error_code close(session_id s, bool reset) = 0;

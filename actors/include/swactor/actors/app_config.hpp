@@ -94,8 +94,10 @@ struct websocket_config {
   std::chrono::milliseconds ping_interval{30000};
   std::chrono::milliseconds idle_timeout{90000};
   std::vector<std::string> origins;  // empty = any Origin
+  std::string on_output_full = "error";  // "error" | "close"
 
   bool enabled = false;  // resolved: ws:// or the table is present
+  bool close_on_output_full = false;  // resolved from on_output_full
 };
 
 // [[listen]] redis = { ... }: the RESP limits of a redis:// listener (Redis's own defaults).

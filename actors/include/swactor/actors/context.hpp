@@ -93,6 +93,31 @@ class context {
     return false;
   }
 
+  // -- WebSocket groups -------------------------------------------------------------
+  // A group is a name (1..255 bytes) for a set of WebSocket sessions of the whole server;
+  // membership lives with the connection (the worker that holds it in base mode, its
+  // reactor in process mode), so a connection that closes leaves its groups and, in process
+  // mode, a worker reload keeps them. Join / leave work for any session from any worker or
+  // task worker; a session another process holds is told asynchronously (an unknown one is
+  // then ignored there). Errors: invalid_argument (name), session_not_found.
+  [[nodiscard]] virtual std::error_code join(std::string_view group, session_id s) {
+    (void)group, (void)s;
+    return server_errc::not_supported;
+  }
+  [[nodiscard]] virtual std::error_code leave(std::string_view group, session_id s) {
+    (void)group, (void)s;
+    return server_errc::not_supported;
+  }
+  // Sends a message to every member of `group` (all_websockets: every WebSocket of the
+  // server) in every process; members get broadcasts from one sender in the order sent. A
+  // member whose output is full misses it (or is closed: the listener's on_output_full).
+  [[nodiscard]] virtual std::error_code broadcast(std::string_view group, std::string_view data,
+                                                  ws_opcode op = ws_opcode::text) {
+    (void)group, (void)data, (void)op;
+    return server_errc::not_supported;
+  }
+  static constexpr std::string_view all_websockets{};
+
   // -- tasks ------------------------------------------------------------------------
   // Starts a task on a task worker (`dst` = its index among task workers, -1 = any);
   // the result arrives in on_finish. Returns the task id.

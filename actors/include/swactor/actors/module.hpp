@@ -137,6 +137,11 @@ class module_base {
   virtual task<void> on_open(context&, session_id, const http::request&) { co_return; }
   virtual task<void> on_message(context&, session_id, ws_message) { co_return; }
   virtual task<void> on_close(context&, session_id, std::uint16_t /*code*/, std::string /*reason*/) { co_return; }
+  // Process mode: a WebSocket that an earlier process of this worker upgraded (the worker was
+  // reloaded or crashed; the reactor kept the connection open). Instead of on_open: the
+  // request has the method and target of the upgrade request, no headers. Membership of
+  // groups is kept by the engine; rebuild what the module kept per session.
+  virtual task<void> on_adopt(context&, session_id, const http::request&) { co_return; }
   // Redis listeners (redis://, redis+unix://): one command of a connection, answered through
   // cmd.reply() (RESP2 or RESP3, as the connection negotiated); the reply goes out when the
   // handler returns (one returning without a reply answers an error). Commands of one

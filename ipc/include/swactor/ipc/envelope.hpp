@@ -96,6 +96,10 @@ enum class message_type : std::uint8_t {
   conn_watch = 21,    // worker -> reactor: say when a connection's output has drained
   conn_writable = 22, // reactor -> worker: it has (streamed replies: backpressure)
   bus_subscribe = 23, // process -> master: (un)subscribe a module instance to a bus pattern
+  conn_upgrade = 24,  // worker -> reactor: a connection became a WebSocket of a module
+  conn_adopt = 25,    // reactor -> worker: an open WebSocket the worker's new process takes over
+  group_op = 26,      // worker -> reactor: a connection joins / leaves a group
+  group_send = 27,    // worker -> reactor: a typed reply to every member of a group
   user = 128,         // first value free for applications
 };
 

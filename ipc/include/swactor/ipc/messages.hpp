@@ -6,11 +6,11 @@
 // user processes after; ipc::no_worker means none.
 //
 // Header fields carry only their true meaning:
-//   session_id  the connection's session (conn_*), else 0
+//   session_id  the connection's session (conn_*, group_op), else 0
 //   reactor_id  the reactor thread (conn_open, conn_data, conn_closed, datagram_in, drained,
-//               conn_writable)
+//               conn_writable, conn_adopt)
 //   src_worker  the sending process (conn_send, conn_watch, conn_pause, conn_resume, drain,
-//               ready, task_*, pipe_message, bus_*)
+//               ready, task_*, pipe_message, bus_*, conn_upgrade, group_*)
 //   dst_worker  the receiving process (task_*, pipe_message, bus_message)
 //   message_id  the task id (task_request, task_result), the request id (bus_message),
 //               else 0
@@ -49,6 +49,11 @@
 //   bus_message   bus           u8 op, u8 status, u8 pick, bool self, u32 src_module,
 //                               u32 dst_module, u64 seq, str topic, str tag    data
 //   bus_subscription bus_subscribe  u32 module, bool subscribe, str pattern       -
+//   conn_upgrade  conn_upgrade  u32 module, str target               -
+//   conn_adopt    conn_adopt    u32 listener, u32 module, i64 connect_ms, str remote,
+//                               str local, str target                -
+//   group_op      group_op      bool join, str group                 -
+//   group_send    group_send    u8 kind, str group                   data
 //
 // decode() refuses anything else with errc::bad_message: unknown type, short payload, a
 // length past the end, trailing bytes, a bool byte other than 0/1.
@@ -254,11 +259,56 @@ struct bus_subscription {
   friend bool operator==(const bus_subscription&, const bus_subscription&) = default;
 };
 
+// worker -> reactor: the connection is now a WebSocket handled by module instance `module`
+// of this worker; its events stay with this worker id (a restarted process of it too).
+struct conn_upgrade {
+  std::uint64_t session = 0;
+  std::uint32_t worker = 0;
+  std::uint32_t module = 0;
+  std::string target;  // of the upgrade request (given back in conn_adopt)
+  friend bool operator==(const conn_upgrade&, const conn_upgrade&) = default;
+};
+
+// reactor -> worker: an open WebSocket of this worker id, sent to a new process of it
+// (after a reload or a crash) before anything else of the session, so it serves the
+// connection without a new handshake.
+struct conn_adopt {
+  std::uint64_t session = 0;
+  std::uint32_t reactor = 0;
+  std::uint32_t listener = 0;
+  std::uint32_t module = 0;
+  std::int64_t connect_ms = 0;
+  std::string remote;
+  std::string local;
+  std::string target;  // of the upgrade request
+  friend bool operator==(const conn_adopt&, const conn_adopt&) = default;
+};
+
+// worker -> reactor: the connection joins (or leaves) a group; a closing connection leaves
+// all of its groups by itself.
+struct group_op {
+  std::uint64_t session = 0;
+  std::uint32_t worker = 0;
+  bool join = true;
+  std::string group;
+  friend bool operator==(const group_op&, const group_op&) = default;
+};
+
+// worker -> every reactor: a typed reply (`kind` as conn_send) to each connection of the
+// reactor in `group` ("" = every WebSocket).
+struct group_send {
+  std::uint32_t worker = 0;
+  std::uint8_t kind = 0;
+  std::string group;
+  std::string data;
+  friend bool operator==(const group_send&, const group_send&) = default;
+};
+
 using any_message =
     std::variant<conn_open, conn_data, conn_closed, conn_send, conn_close, conn_bind, datagram_in,
                  datagram_out, drain, drained, ready, stop, task_request, task_result,
                  pipe_message, conn_watch, conn_writable, conn_pause, conn_resume, bus_message,
-                 bus_subscription>;
+                 bus_subscription, conn_upgrade, conn_adopt, group_op, group_send>;
 
 // Bytes a bulk kind appends after its bulk string, address strings (`from`, `to`) aside.
 // A bulk string built with this much spare capacity is moved into the payload and never
@@ -273,6 +323,10 @@ message encode(conn_data m);
 message encode(conn_closed m);
 message encode(conn_send m);
 message encode(conn_close m);
+message encode(conn_upgrade m);
+message encode(conn_adopt m);
+message encode(group_op m);
+message encode(group_send m);
 message encode(conn_bind m);
 message encode(datagram_in m);
 message encode(datagram_out m);
