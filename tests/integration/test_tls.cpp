@@ -165,7 +165,7 @@ void exercise(const std::string& mode) {
 
   // wss://: an upgrade, then a masked text frame (mask 0) echoed back.
   {
-    auto r = s_client(s.port, "-quiet",
+    auto r = s_client(s.port, "-brief",
                       "GET /ws HTTP/1.1\\r\\nHost: x\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\n"
                       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\\r\\nSec-WebSocket-Version: 13\\r\\n\\r\\n"
                       "\\201\\205\\000\\000\\000\\000hello");
@@ -188,7 +188,7 @@ void exercise(const std::string& mode) {
 
   // tls:// (framed): the probe answers per line; its info() shows the session.
   {
-    auto r = s_client(s.port2, "-quiet -servername x.test", "whoami\\ninfo\\n");
+    auto r = s_client(s.port2, "-brief -servername x.test", "whoami\\ninfo\\n");
     INFO(r.out);
     CHECK(r.out.find("worker ") != std::string::npos);
     CHECK(r.out.find("tls_version=TLSv1.3") != std::string::npos);
@@ -264,7 +264,7 @@ void exercise(const std::string& mode) {
     if (mode == "process") {
       open.emplace(std::vector<std::string>{
           "sh", "-c",
-          "(printf 'whoami\\n'; sleep 2.5; printf 'whoami\\n'; sleep 0.7) | openssl s_client -quiet -connect 127.0.0.1:" +
+          "(printf 'whoami\\n'; sleep 2.5; printf 'whoami\\n'; sleep 0.7) | openssl s_client -brief -connect 127.0.0.1:" +
               std::to_string(s.port2) + " 2>/dev/null"});
       REQUIRE(open->wait_for("worker \\d+", 10s));
     }
