@@ -6,6 +6,8 @@
 #include <limits>
 #include <set>
 
+#include "net/tls.hpp"
+
 namespace swactor {
 
 int app_config::module_index(const std::string& instance) const {
@@ -104,6 +106,125 @@ void parse_routes(const toml::node& n, listen_config& lc, config::parse_context&
 
 }  // namespace
 
+const config::schema<tls_sni_config>& tls_sni_schema() {
+  static const auto s = [] {
+    config::schema<tls_sni_config> s;
+    s.string("host", &tls_sni_config::host,
+             "Server name this entry answers: `api.example.com`, or `*.example.com` for any one "
+             "label in front of `example.com` (not `example.com` itself). Matched without case.")
+        .required()
+        .string("cert", &tls_sni_config::cert, "PEM certificate chain for that name.")
+        .required()
+        .string("key", &tls_sni_config::key,
+                "PEM private key of `cert` (the listener's `passphrase_file` decrypts it).")
+        .required();
+    return s;
+  }();
+  return s;
+}
+
+namespace {
+
+constexpr std::string_view kTlsVersions[] = {"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"};
+
+void parse_sni(const toml::node& n, tls_config& tc, config::parse_context& ctx) {
+  const auto* arr = n.as_array();
+  if (!arr) {
+    ctx.diag.add(n.source(), ctx.path,
+                 "expected an array of tables like [ { host = \"*.example.com\", cert = \"x.pem\", key = "
+                 "\"x.key\" } ], got " + config::type_name(n));
+    return;
+  }
+  for (std::size_t i = 0; i < arr->size(); ++i) {
+    const auto& el = *arr->get(i);
+    auto path = ctx.path + "[" + std::to_string(i) + "]";
+    const auto* t = el.as_table();
+    if (!t) {
+      ctx.diag.add(el.source(), path, "expected a table { host, cert, key }, got " + config::type_name(el));
+      continue;
+    }
+    tls_sni_config sc;
+    tls_sni_schema().parse(*t, sc, ctx.diag, path);
+    tc.sni.push_back(std::move(sc));
+  }
+}
+
+}  // namespace
+
+const config::schema<tls_config>& tls_schema() {
+  static const auto s = [] {
+    config::schema<tls_config> s;
+    auto version_ok = [](std::string_view v) {
+      return std::find(std::begin(kTlsVersions), std::end(kTlsVersions), v) != std::end(kTlsVersions);
+    };
+    s.string("cert", &tls_config::cert,
+             "PEM certificate chain (the server certificate first, then intermediates). A relative "
+             "path is relative to the config file's directory, as for every file below.")
+        .required()
+        .string("key", &tls_config::key, "PEM private key of `cert` (PKCS#8 or traditional; may be encrypted).")
+        .required()
+        .string("passphrase_file", &tls_config::passphrase_file,
+                "File whose first line is the passphrase of an encrypted `key` (and of the `sni` keys); "
+                "\"\" = keys are not encrypted.")
+        .string("ca", &tls_config::ca,
+                "PEM file of the CAs that client certificates must chain to; needed by `verify_client`.")
+        .string("verify_client", &tls_config::verify_client,
+                "Mutual TLS: `none` asks for no client certificate; `optional` asks for one and checks it "
+                "when given; `required` refuses a handshake without a valid one.",
+                {"none", "optional", "required"})
+        .custom("protocols", "array of strings", "[\"TLSv1.2\", \"TLSv1.3\"]",
+                "TLS versions accepted, from the oldest to the newest named: `TLSv1`, `TLSv1.1`, `TLSv1.2`, "
+                "`TLSv1.3`. Older clients fail the handshake (a log line).",
+                [version_ok](const toml::node& n, tls_config& tc, config::parse_context& ctx) {
+                  std::vector<std::string> v;
+                  auto before = ctx.diag.items().size();
+                  config::parse_strings(n, ctx.path, ctx.diag, v, version_ok,
+                                        "one of \"TLSv1\", \"TLSv1.1\", \"TLSv1.2\", \"TLSv1.3\"");
+                  if (ctx.diag.items().size() != before) return;
+                  if (v.empty()) {
+                    ctx.diag.add(n.source(), ctx.path, "expected at least one TLS version like \"TLSv1.3\"");
+                    return;
+                  }
+                  tc.protocols = std::move(v);
+                })
+        .string("ciphers", &tls_config::ciphers,
+                "TLS 1.2 and older: an OpenSSL cipher list (`ECDHE+AESGCM:ECDHE+CHACHA20`); \"\" = "
+                "OpenSSL's default.")
+        .string("ciphersuites", &tls_config::ciphersuites,
+                "TLS 1.3: an OpenSSL ciphersuite list (`TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256`); "
+                "\"\" = OpenSSL's default.")
+        .string("curves", &tls_config::curves,
+                "Key exchange groups in order of preference (`X25519:P-256`); \"\" = OpenSSL's default.")
+        .custom("sni", "array of tables", "[]",
+                "More certificates chosen by the server name the client asks for (see [listen.tls.sni]); "
+                "a name that matches none gets `cert`.",
+                parse_sni)
+        .custom("alpn", "array of strings", "[\"http/1.1\"] on HTTP listeners, else []",
+                "Application protocols offered by ALPN, in order of preference; a client that offers none "
+                "of them continues without ALPN.",
+                [](const toml::node& n, tls_config& tc, config::parse_context& ctx) {
+                  tc.alpn.clear();
+                  tc.alpn_set = true;
+                  config::parse_strings(n, ctx.path, ctx.diag, tc.alpn,
+                                        [](std::string_view p) { return !p.empty() && p.size() < 256; },
+                                        "a protocol name of 1-255 bytes like \"http/1.1\"");
+                })
+        .boolean("session_tickets", &tls_config::session_tickets,
+                 "Resume sessions with tickets (RFC 5077 / TLS 1.3 PSK). The ticket keys are made once by "
+                 "the master and shared by every worker and reactor, so a ticket works on any of them; "
+                 "false = no resumption.")
+        .string("ocsp_file", &tls_config::ocsp_file,
+                "DER OCSP response for `cert`, stapled for clients that ask (status_request); re-read "
+                "with the certificates on reload. \"\" = no stapling.")
+        .duration("handshake_timeout", &tls_config::handshake_timeout,
+                  "A client must finish the TLS handshake within this time from its accept, else the "
+                  "connection is closed with a log line.",
+                  std::chrono::milliseconds(1));
+    return s;
+  }();
+  return s;
+}
+
 const config::schema<route_config>& route_schema() {
   static const auto s = [] {
     config::schema<route_config> s;
@@ -132,7 +253,8 @@ const config::schema<listen_config>& listen_schema() {
              "`unix:///path` (stream), `unixgram:///path` (datagram), `http://HOST:PORT` or "
              "`http+unix:///path` (HTTP/1.1), `ws://HOST:PORT` or `ws+unix:///path` (HTTP/1.1 "
              "with WebSocket upgrades), `redis://HOST:PORT` or `redis+unix:///path` (the Redis "
-             "protocol).")
+             "protocol); over TLS (needs `tls`): `https://HOST:PORT`, `wss://HOST:PORT`, "
+             "`tls://HOST:PORT` (framed like tcp://).")
         .required()
         .string("module", &listen_config::module,
                 "Module instance that handles this listener's events ([modules.NAME], or a "
@@ -208,7 +330,10 @@ const config::schema<listen_config>& listen_schema() {
                "HTTP: WebSocket upgrades on this listener (see [listen.websocket]); a `ws://` URL "
                "turns them on with the defaults.")
         .table("redis", &listen_config::redis, redis_schema(),
-               "Redis listeners (redis://, redis+unix://): the RESP limits (see [listen.redis]).");
+               "Redis listeners (redis://, redis+unix://): the RESP limits (see [listen.redis]).")
+        .table("tls", &listen_config::tls, tls_schema(),
+               "TLS listeners (https://, tls://, wss://): certificates and handshake settings (see "
+               "[listen.tls]); required by those URLs, refused on others.");
     return s;
   }();
   return s;
@@ -466,6 +591,51 @@ const module_type* plugin_type(const toml::node& node, const std::string& config
   return nullptr;
 }
 
+// A tls table: file paths made absolute (relative to the config file), the listener's
+// default ALPN, then everything loaded the way the server will load it, so that a missing,
+// unreadable, unparsable or mismatched file is reported here with the key that names it.
+void resolve_tls(listen_config& lc, const std::string& config_path, const std::string& lpath,
+                 const toml::table* el, config::diagnostics& diag) {
+  auto& tc = lc.tls;
+  auto base = std::filesystem::path(config_path).parent_path();
+  auto absolute = [&](std::string& file) {
+    if (file.empty()) return;
+    std::filesystem::path p(file);
+    if (p.is_relative()) p = base / p;
+    std::error_code ec;
+    auto abs = std::filesystem::absolute(p, ec);
+    file = (ec ? p : abs).lexically_normal().string();
+  };
+  for (auto* f : {&tc.cert, &tc.key, &tc.passphrase_file, &tc.ca, &tc.ocsp_file}) absolute(*f);
+  for (auto& e : tc.sni) {
+    absolute(e.cert);
+    absolute(e.key);
+  }
+  if (!tc.alpn_set && lc.endpoint.protocol == listen_protocol::http) tc.alpn = {"http/1.1"};
+  if (tc.verify_client != "none" && tc.ca.empty()) {
+    diag.add(el ? el->source() : toml::source_region{}, lpath + ".tls.ca",
+             "missing: verify_client = \"" + tc.verify_client + "\" needs ca (the CAs client certificates chain to)");
+    return;
+  }
+  auto problem = net::check_tls(tc);
+  if (!problem) return;
+  // Point at the key that names the bad file (or at the tls table).
+  const toml::node* tls_node = el ? el->get("tls") : nullptr;
+  toml::source_region where = tls_node ? tls_node->source() : (el ? el->source() : toml::source_region{});
+  std::string key = lpath + ".tls";
+  if (const auto* t = tls_node ? tls_node->as_table() : nullptr) {
+    if (problem->sni >= 0) {
+      key += ".sni[" + std::to_string(problem->sni) + "]";
+      if (const auto* arr = t->get("sni") ? t->get("sni")->as_array() : nullptr)
+        if (const auto* e = arr->get(static_cast<std::size_t>(problem->sni))) where = e->source();
+    } else if (const auto* k = t->get(problem->key)) {
+      where = k->source();
+    }
+  }
+  if (!problem->key.empty()) key += "." + problem->key;
+  diag.add(where, key, problem->text);
+}
+
 }  // namespace
 
 std::optional<app_config> parse_app_config(const toml::table& root, const std::string& path,
@@ -476,6 +646,7 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
   auto before = diag.items().size();
   std::vector<toml::source_region> listen_sources;
   std::vector<bool> el_has_redis;  // [[listen]] entries with a redis table
+  std::vector<const toml::table*> el_tables;  // the [[listen]] tables (positions of tls keys)
   // Every [modules.NAME], also those with errors (a listener naming one is not an error more).
   std::set<std::string> declared_modules;
   for (auto&& [k, node] : root) {
@@ -503,7 +674,9 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
         auto lpath = "listen[" + std::to_string(i++) + "]";
         listen_schema().parse(*el.as_table(), lc, diag, lpath);
         lc.websocket.enabled = el.as_table()->contains("websocket");
+        lc.tls.enabled = el.as_table()->contains("tls");
         el_has_redis.push_back(el.as_table()->contains("redis"));
+        el_tables.push_back(el.as_table());
         app.listen.push_back(std::move(lc));
         listen_sources.push_back(el.source());
       }
@@ -666,6 +839,14 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
     } else if (el_has_redis[i]) {
       diag.add(listen_sources[i], lpath + ".redis", "redis is for Redis listeners (redis://, redis+unix://)");
     }
+    if (lc.endpoint && lc.endpoint.tls != lc.tls.enabled) {
+      diag.add(listen_sources[i], lpath + ".tls",
+               lc.endpoint.tls ? "missing: a " + lc.url.substr(0, lc.url.find(':')) +
+                                     ":// listener needs tls = { cert = \"server.pem\", key = \"server.key\" }"
+                               : std::string("tls is for TLS listeners (https://, tls://, wss://)"));
+    } else if (lc.tls.enabled) {
+      resolve_tls(lc, path, lpath, el_tables[i], diag);
+    }
     lc.framing_options = to_framing_options(lc.framing);
     for (const auto& problem : lc.framing_options.validate())
       diag.add(listen_sources[i], lpath + ".framing", problem);
@@ -756,6 +937,18 @@ std::string config_reference_markdown(const module_registry& reg) {
                       "Every command of the connection goes to the listener's module (`on_command`; "
                       "docs/modules.md, \"Redis modules\").",
                       redis_schema().docs()});
+  sections.push_back({"[listen.tls]",
+                      "TLS listeners (`https://`, `tls://`, `wss://`): an inline table, `tls = { cert = "
+                      "\"server.pem\", key = \"server.key\" }`. The handshake runs where the connection "
+                      "lives (the worker in base mode, a reactor thread in process mode); modules see the "
+                      "decrypted stream and `ctx.info(session).tls`. `swactor check` loads every file; "
+                      "`swactor reload` (SIGUSR1) re-reads them (docs/operations.md, \"TLS\").",
+                      tls_schema().docs()});
+  sections.push_back({"[listen.tls.sni]",
+                      "An array of inline tables, `sni = [ { host = \"*.example.com\", cert = \"wild.pem\", "
+                      "key = \"wild.key\" } ]`: the first entry whose host matches the name the client "
+                      "asks for serves its certificate; the other settings are the listener's.",
+                      tls_sni_schema().docs()});
   sections.push_back({"[listen.framing]",
                       "An inline table: `framing = { type = \"eof\", delimiter = \"\\r\\n\" }` or "
                       "`framing = { type = \"length\", length_size = 4, length_offset = 0, "

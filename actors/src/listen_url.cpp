@@ -8,11 +8,16 @@ listen_url parse_listen_url(const std::string& url) {
   listen_url out;
   auto scheme_end = url.find("://");
   if (scheme_end == std::string::npos) {
-    out.error_text = "expected SCHEME://ADDRESS with scheme tcp, udp, unix, unixgram, http, http+unix, ws, ws+unix, redis or redis+unix, got \"" + url + "\"";
+    out.error_text = "expected SCHEME://ADDRESS with scheme tcp, tls, udp, unix, unixgram, http, https, http+unix, ws, wss, ws+unix, redis or redis+unix, got \"" + url + "\"";
     return out;
   }
   auto scheme = url.substr(0, scheme_end);
   auto rest = url.substr(scheme_end + 3);
+  // https://, wss:// and tls:// are http://, ws:// and tcp:// over TLS.
+  if (scheme == "https" || scheme == "wss" || scheme == "tls") {
+    out.tls = true;
+    scheme = scheme == "https" ? "http" : scheme == "wss" ? "ws" : "tcp";
+  }
   // http:// and http+unix:// are tcp:// and unix:// speaking HTTP; ws:// and ws+unix:// are
   // the same with WebSocket upgrades on.
   if (scheme == "http" || scheme == "http+unix" || scheme == "ws" || scheme == "ws+unix") {
@@ -41,7 +46,7 @@ listen_url parse_listen_url(const std::string& url) {
     return out;
   }
   if (scheme != "tcp" && scheme != "udp") {
-    out.error_text = "unknown scheme \"" + scheme + "\"; expected tcp, udp, unix, unixgram, http, http+unix, ws, ws+unix, redis or redis+unix";
+    out.error_text = "unknown scheme \"" + scheme + "\"; expected tcp, tls, udp, unix, unixgram, http, https, http+unix, ws, wss, ws+unix, redis or redis+unix";
     return out;
   }
   out.kind = scheme == "tcp" ? listen_kind::tcp : listen_kind::udp;

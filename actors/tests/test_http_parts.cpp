@@ -72,6 +72,15 @@ TEST_CASE("http config: URLs, routes and limits resolve once", "[http][config]")
   CHECK(u.kind == listen_kind::unix_stream);
   CHECK(u.protocol == listen_protocol::http);
   CHECK(parse_listen_url("tcp://127.0.0.1:1").protocol == listen_protocol::framed);
+  CHECK_FALSE(parse_listen_url("tcp://127.0.0.1:1").tls);
+
+  // Over TLS: https:// and wss:// are HTTP, tls:// is framed TCP.
+  auto s = parse_listen_url("https://127.0.0.1:443/");
+  CHECK((s && s.tls && s.kind == listen_kind::tcp && s.protocol == listen_protocol::http && !s.websocket));
+  auto w = parse_listen_url("wss://[::1]:8443");
+  CHECK((w && w.tls && w.websocket && w.host == "::1"));
+  auto f = parse_listen_url("tls://127.0.0.1:7000");
+  CHECK((f && f.tls && f.protocol == listen_protocol::framed && f.port == 7000));
 }
 
 TEST_CASE("http config: overlapping, malformed and misplaced routes are refused with their position",

@@ -45,7 +45,8 @@ class http_echo final : public module_base {
   static constexpr std::string_view kName = "http_echo";
   static constexpr std::string_view kDoc =
       "Answers every HTTP request with a JSON description of it: method, target, path, query, "
-      "version, host, headers (in order), cookies, form, trailers, body (and body_base64), remote. "
+      "version, host, headers (in order), cookies, form, trailers, body (and body_base64), remote, "
+      "worker, and on a TLS listener tls (version, cipher, sni, alpn, peer_subject, peer_fingerprint, resumed). "
       "Query parameters for tests: `status=NNN` sets the response status, `delay=MS` answers "
       "after that many milliseconds, `chunks=N&size=S` streams N chunks of S bytes (chunked) "
       "instead of the JSON, `fail=throw` throws and `fail=noend` returns without answering "
@@ -65,7 +66,7 @@ class http_echo final : public module_base {
     return v;
   }
 
-  task<void> on_request(context&, http::request& req, http::response& res) override {
+  task<void> on_request(context& ctx, http::request& req, http::response& res) override {
     using nlohmann::json;
     if (auto f = req.query_param("fail")) {
       if (*f == "throw") throw std::runtime_error("http_echo: asked to fail");
@@ -118,6 +119,14 @@ class http_echo final : public module_base {
     j["remote"] = req.remote_address();
     j["local"] = req.local_address();
     j["streamed_pieces"] = pieces;
+    if (auto i = ctx.info(req.session())) {
+      j["worker"] = i->worker;
+      if (i->tls)
+        j["tls"] = {{"version", i->tls->version},           {"cipher", i->tls->cipher},
+                    {"sni", i->tls->sni},                   {"alpn", i->tls->alpn},
+                    {"peer_subject", i->tls->peer_subject}, {"peer_fingerprint", i->tls->peer_fingerprint},
+                    {"resumed", i->tls->resumed}};
+    }
     int status = 200;
     if (auto s = req.query_param("status")) {
       int v = 0;

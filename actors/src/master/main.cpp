@@ -17,6 +17,7 @@
 #include "master/reactors.hpp"
 #include "master/router.hpp"
 #include "master/supervisor.hpp"
+#include "net/tls.hpp"
 #include "net_util.hpp"
 #include "swactor/actors/server.hpp"
 #include "swactor/core/actors.hpp"
@@ -223,11 +224,26 @@ int run_master(const std::string& file, const module_registry& reg) {
   if (int rc = res.setup()) return rc;
   auto& state = res.state();
 
+  // TLS: one set of ticket keys for every process; the master's own contexts serve the
+  // reactors in process mode and check new certificates on reload in both modes.
+  net::tls_store tls;
+  {
+    std::string err;
+    if (!net::make_ticket_keys(state.tls_ticket_keys)) {
+      log::error("cannot make TLS session ticket keys: the random generator failed");
+      return 1;
+    }
+    if (!tls.load(app, &state.tls_ticket_keys, err)) {
+      log::error("{}", err);
+      return 1;
+    }
+  }
+
   detail::router rt(app, state);
   std::unique_ptr<detail::reactor_pool> reactors;
   auto plan = res.plan(app.file);
   if (app.process_mode()) {
-    reactors = std::make_unique<detail::reactor_pool>(lp, app, state);
+    reactors = std::make_unique<detail::reactor_pool>(lp, app, state, &tls);
     auto* pool = reactors.get();
     plan.reactor_links = [pool](int id) { return pool->make_links(id); };
     plan.reactor_links_done = [pool](int id, bool ok) { pool->links_done(id, ok); };
@@ -254,6 +270,16 @@ int run_master(const std::string& file, const module_registry& reg) {
   auto manager = lp.actors().spawn([&](detail::manager_actor::pointer) -> detail::manager_actor::behavior_type {
     return {
         [&](detail::reload_atom, bool tasks_only) {
+          if (!tasks_only && !tls.empty()) {
+            // New certificates first: a bad one refuses the reload (base-mode workers would
+            // fail to start with it), and everything keeps its current certificates.
+            std::string err;
+            if (!tls.reload(err)) {
+              log::error("reload refused, the running processes keep serving with the certificates they have: {}", err);
+              return;
+            }
+            log::notice("TLS certificates re-read; new connections get them, open ones keep theirs");
+          }
           spawn(lp.context(), [&sup, tasks_only]() -> task<void> { co_await sup.reload(tasks_only); }, "reload");
         },
         [&](detail::stop_atom) {

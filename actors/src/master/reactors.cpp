@@ -166,6 +166,16 @@ struct reactor_thread::impl final : net::connection_sink {
     m.remote = c.remote;
     m.local = local_address(c.native_handle());
     m.connect_ms = c.connect_ms;
+    if (const auto* t = c.tls()) {
+      m.tls = true;
+      m.tls_version = t->version;
+      m.tls_cipher = t->cipher;
+      m.tls_sni = t->sni;
+      m.tls_alpn = t->alpn;
+      m.tls_peer_subject = t->peer_subject;
+      m.tls_peer_fingerprint = t->peer_fingerprint;
+      m.tls_resumed = t->resumed;
+    }
     deliver(c.sink_worker, ipc::encode(std::move(m)));
   }
 
@@ -372,8 +382,10 @@ struct reactor_thread::impl final : net::connection_sink {
   }
 };
 
-reactor_thread::reactor_thread(int id, const app_config& app, server_state* state)
-    : id_(id), impl_(std::make_unique<impl>(id, app, state)) {}
+reactor_thread::reactor_thread(int id, const app_config& app, server_state* state, const net::tls_store* tls)
+    : id_(id), impl_(std::make_unique<impl>(id, app, state)) {
+  impl_->host.set_tls(tls);
+}
 
 reactor_thread::~reactor_thread() { join(); }
 
@@ -407,14 +419,14 @@ void reactor_thread::join() {
 
 // -- the pool and its acceptor --------------------------------------------------------------------
 
-reactor_pool::reactor_pool(swactor::loop& lp, const app_config& app, server_state& state)
-    : lp_(lp), app_(app), state_(state) {}
+reactor_pool::reactor_pool(swactor::loop& lp, const app_config& app, server_state& state, const net::tls_store* tls)
+    : lp_(lp), app_(app), state_(state), tls_(tls) {}
 
 reactor_pool::~reactor_pool() { stop(); }
 
 void reactor_pool::start(const std::vector<int>& listen_fds) {
   for (int r = 0; r < app_.server.reactor_threads && r < kMaxReactors; ++r) {
-    threads_.push_back(std::make_unique<reactor_thread>(r, app_, &state_));
+    threads_.push_back(std::make_unique<reactor_thread>(r, app_, &state_, tls_));
     actors_.push_back(threads_.back()->start());
   }
   for (std::size_t i = 0; i < app_.listen.size() && i < listen_fds.size(); ++i) {

@@ -17,6 +17,10 @@
 #include "swactor/actors/server_state.hpp"
 #include "swactor/core/loop.hpp"
 
+namespace swactor::net {
+class tls_store;
+}
+
 namespace swactor::detail {
 
 using conn_atom = caf::atom_constant<caf::atom("conn")>;
@@ -44,7 +48,8 @@ int pick_worker(dispatch_mode mode, int workers, const dispatch_input& in, std::
 
 class reactor_thread {
  public:
-  reactor_thread(int id, const app_config& app, server_state* state);
+  // `tls`: the TLS listeners' contexts (shared by every reactor; may be null without any).
+  reactor_thread(int id, const app_config& app, server_state* state, const net::tls_store* tls);
   ~reactor_thread();  // stops and joins
 
   // Starts the thread; returns its actor once the loop runs.
@@ -63,7 +68,7 @@ class reactor_thread {
 // The reactor threads and the acceptor that feeds them.
 class reactor_pool {
  public:
-  reactor_pool(swactor::loop& lp, const app_config& app, server_state& state);
+  reactor_pool(swactor::loop& lp, const app_config& app, server_state& state, const net::tls_store* tls);
   ~reactor_pool();
 
   // Starts the threads and accepts on the inherited listening sockets (one per listener).
@@ -81,6 +86,7 @@ class reactor_pool {
   swactor::loop& lp_;
   const app_config& app_;
   server_state& state_;
+  const net::tls_store* tls_;
   std::vector<std::unique_ptr<reactor_thread>> threads_;
   std::vector<reactor_actor> actors_;
   std::vector<std::unique_ptr<net::stream_acceptor>> acceptors_;

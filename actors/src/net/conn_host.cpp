@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "net/tls.hpp"
 #include "net_util.hpp"
 #include "swactor/protocols/http1.hpp"
 #include "swactor/protocols/redis.hpp"
@@ -38,13 +39,14 @@ conn_host::conn_host(asio::io_context& io, const app_config& app, server_state& 
 }
 
 conn_host::~conn_host() {
+  cancel_handshakes();
   stop_heartbeat();
   stop_datagrams();
 }
 
 // -- connections ----------------------------------------------------------------------------
 
-std::shared_ptr<connection> conn_host::adopt(int fd, int listener, std::uint64_t id) {
+void conn_host::adopt(int fd, int listener, std::uint64_t id) {
   native_socket sock(io_.get_executor());
   std::error_code ec;
   sock.assign(asio::generic::stream_protocol(detail::socket_family(fd), SOCK_STREAM), fd, ec);
@@ -52,12 +54,12 @@ std::shared_ptr<connection> conn_host::adopt(int fd, int listener, std::uint64_t
     ::close(fd);
     state_.listeners[listener].connections.fetch_sub(1, std::memory_order_relaxed);
     log::warning("session {}: cannot adopt descriptor {}: {}", id, fd, ec.message());
-    return nullptr;
+    return;
   }
-  return adopt(std::move(sock), listener, id);
+  adopt(std::move(sock), listener, id);
 }
 
-std::shared_ptr<connection> conn_host::adopt(native_socket sock, int listener, std::uint64_t id) {
+void conn_host::adopt(native_socket sock, int listener, std::uint64_t id) {
   const auto& lc = app_.listen[static_cast<std::size_t>(listener)];
   std::string remote;
   if (lc.endpoint.kind == listen_kind::tcp) {
@@ -66,7 +68,49 @@ std::shared_ptr<connection> conn_host::adopt(native_socket sock, int listener, s
   } else {
     remote = lc.endpoint.path;
   }
-  return adopt(make_socket_transport(std::move(sock)), listener, id, std::move(remote));
+  if (lc.tls.enabled) {
+    handshake(std::move(sock), listener, id, std::move(remote));
+    return;
+  }
+  adopt(make_socket_transport(std::move(sock)), listener, id, std::move(remote));
+}
+
+void conn_host::handshake(native_socket sock, int listener, std::uint64_t id, std::string remote) {
+  const auto& lc = app_.listen[static_cast<std::size_t>(listener)];
+  auto ctx = tls_ ? tls_->get(listener) : nullptr;
+  if (!ctx) {
+    log::error("listener {}: no TLS context; closing the connection from {}", lc.url, remote);
+    std::error_code ignored;
+    sock.close(ignored);
+    release(listener, true);
+    return;
+  }
+  // The context is taken now: a reload later does not change this connection's certificate.
+  auto h = start_tls(std::move(sock), std::move(ctx), lc.tls.handshake_timeout,
+                     [this, listener, id, remote](std::unique_ptr<transport> t, std::string why) mutable {
+                       handshakes_.erase(id);
+                       if (!t) {
+                         log::info("listener {}: TLS handshake with {} failed: {}",
+                                   app_.listen[static_cast<std::size_t>(listener)].url, remote, why);
+                         release(listener, true);
+                         return;
+                       }
+                       adopt(std::move(t), listener, id, std::move(remote));
+                     });
+  // A handshake that failed at once has already run its callback.
+  if (h && !h->done()) handshakes_.emplace(id, std::move(h));
+}
+
+void conn_host::release(int listener, bool aborted) {
+  state_.listeners[static_cast<std::size_t>(listener)].connections.fetch_sub(1, std::memory_order_relaxed);
+  bump(counters_.closed);
+  if (aborted) bump(counters_.aborted);
+}
+
+void conn_host::cancel_handshakes() {
+  auto pending = std::move(handshakes_);
+  handshakes_.clear();
+  for (auto& [id, h] : pending) h->cancel();
 }
 
 std::shared_ptr<connection> conn_host::adopt(std::unique_ptr<transport> t, int listener, std::uint64_t id,
@@ -214,10 +258,12 @@ std::size_t conn_host::go_away_all() {
 }
 
 void conn_host::close_all() {
+  cancel_handshakes();
   for (auto id : ids()) (void)close(id, false);
 }
 
 void conn_host::abort_all() {
+  cancel_handshakes();
   for (auto id : ids())
     if (auto it = conns_.find(id); it != conns_.end()) {
       auto keep = it->second;

@@ -26,6 +26,9 @@
 
 namespace swactor::net {
 
+class tls_store;
+class tls_handshake;
+
 class connection_sink {
  public:
   // A connection was registered (before its first event).
@@ -53,16 +56,23 @@ class conn_host {
   conn_host(const conn_host&) = delete;
   conn_host& operator=(const conn_host&) = delete;
 
+  // The TLS contexts of this process's listeners (https://, tls://, wss://); must outlive
+  // the host. Without it a TLS listener's connections are refused.
+  void set_tls(const tls_store* store) noexcept { tls_ = store; }
+
   // -- connections ---------------------------------------------------------------------
-  // Registers an accepted socket of listener `listener` as session `id` and starts it.
-  std::shared_ptr<connection> adopt(native_socket sock, int listener, std::uint64_t id);
+  // Registers an accepted socket of listener `listener` as session `id` and starts it. On a
+  // TLS listener the handshake runs first (bounded by its handshake_timeout): the session
+  // exists, and the sink hears of it, only once it succeeded; a failed one is one log line.
+  void adopt(native_socket sock, int listener, std::uint64_t id);
   // Same for a descriptor accepted on another loop (process mode: the acceptor's).
-  std::shared_ptr<connection> adopt(int fd, int listener, std::uint64_t id);
+  void adopt(int fd, int listener, std::uint64_t id);
   // Same over any transport (tests use an in-memory one); `remote` as info() shows it.
   std::shared_ptr<connection> adopt(std::unique_ptr<transport> t, int listener, std::uint64_t id,
                                     std::string remote);
   connection* find(std::uint64_t id) const;
   std::size_t size() const noexcept { return conns_.size(); }
+  std::size_t handshaking() const noexcept { return handshakes_.size(); }
   std::vector<std::uint64_t> ids() const;
 
   std::error_code send(std::uint64_t id, std::string_view data, std::uint8_t kind = 0);
@@ -130,6 +140,10 @@ class conn_host {
   void return_encode_buffer() noexcept { encode_busy_ = false; }
 
  private:
+  void handshake(native_socket sock, int listener, std::uint64_t id, std::string remote);
+  // A connection that never became a session (failed handshake): off the counters.
+  void release(int listener, bool aborted);
+  void cancel_handshakes();
   task<void> datagram_loop(int listener);
   task<void> heartbeat_loop(duration every);
   task<void> deadline_loop(duration every);
@@ -156,6 +170,8 @@ class conn_host {
   std::size_t websockets_ = 0;
   std::size_t full_missed_ = 0;  // broadcasts lost to full outputs since the last log line
   std::chrono::steady_clock::time_point last_full_log_{};
+  const tls_store* tls_ = nullptr;
+  std::unordered_map<std::uint64_t, std::shared_ptr<tls_handshake>> handshakes_;  // by session id
   std::vector<std::unique_ptr<asio::generic::datagram_protocol::socket>> dgrams_;  // by listener
   coro_handle heartbeat_;
   coro_handle deadlines_;

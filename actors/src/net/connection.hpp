@@ -93,6 +93,8 @@ class connection final : public io_owner,
   // -- state ---------------------------------------------------------------------------
   bool closed() const noexcept { return closed_; }
   int native_handle() const noexcept { return transport_->native_handle(); }
+  // What TLS negotiated (null on a plain connection).
+  const tls_info* tls() const noexcept { return transport_->tls(); }
   bool aborted() const noexcept { return aborted_; }
   std::size_t queued_bytes() const noexcept { return out_bytes_; }
   std::size_t buffered_input() const noexcept { return pending_.size(); }

@@ -3,8 +3,8 @@
 // few bytes it owns) and no coroutine frame; when more arrives than that, the rest is read
 // at once, without blocking, into the loop's buffer. Writes go out without blocking; only
 // what the socket does not take waits for writability.
-// TCP and Unix stream sockets implement it today; TLS slots in later as one more
-// implementation, without touching protocol code.
+// TCP and Unix stream sockets implement it, and TLS over them (net/tls.hpp), without
+// touching protocol code.
 
 #include <sys/uio.h>
 
@@ -16,6 +16,8 @@
 #include <asio/basic_stream_socket.hpp>
 #include <asio/generic/stream_protocol.hpp>
 #include <asio/io_context.hpp>
+
+#include "swactor/actors/tls_info.hpp"
 
 namespace swactor::net {
 
@@ -56,6 +58,8 @@ class transport {
   virtual void close(bool reset) noexcept = 0;
   virtual bool is_open() const noexcept = 0;
   virtual int native_handle() const noexcept = 0;
+  // What the TLS handshake negotiated; null for a plain transport.
+  virtual const tls_info* tls() const noexcept { return nullptr; }
 };
 
 // A connection's socket uses the io_context's own executor type: its operations carry an

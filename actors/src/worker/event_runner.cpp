@@ -61,7 +61,7 @@ void event_runner::drop(std::unordered_map<session_id, session_state>::iterator 
 }
 
 void event_runner::open(session_id s, int listener, std::string remote, std::int64_t connect_ms, int reactor,
-                        std::string local) {
+                        std::string local, std::optional<tls_info> tls) {
   auto& st = state_of(s, listener);
   st.opened = true;
   ++opened_;
@@ -69,6 +69,7 @@ void event_runner::open(session_id s, int listener, std::string remote, std::int
   st.info.local = std::move(local);
   st.info.connect_time_ms = connect_ms;
   st.info.reactor = reactor;
+  st.info.tls = std::move(tls);
   push(s, st, pending{event_kind::open, 0, listener, {}});
 }
 

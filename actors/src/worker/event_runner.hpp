@@ -61,7 +61,7 @@ class event_runner {
 
   // A session opened (here or in reactor `reactor`).
   void open(session_id s, int listener, std::string remote, std::int64_t connect_ms, int reactor,
-            std::string local = {});
+            std::string local = {}, std::optional<tls_info> tls = {});
   // One message; returns how many events of the session wait now (look-ahead).
   std::size_t message(session_id s, int listener, std::string data, std::uint8_t kind = 0);
   // The session closed; on_close runs after its queued events.

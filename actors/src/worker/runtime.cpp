@@ -160,6 +160,14 @@ task<void> worker_runtime::start() {
 }
 
 void worker_runtime::start_listeners() {
+  // Certificates are read here, at each (re)start: a reload gives new workers new ones.
+  if (std::string err; !tls_.load(app_, &state_->tls_ticket_keys, err)) {
+    log::error("{}; stopping", err);
+    exit_code_ = 1;
+    begin_stop("TLS setup failed");
+    return;
+  }
+  host_->set_tls(&tls_);
   for (std::size_t i = 0; i < app_.listen.size(); ++i) {
     const auto& lc = app_.listen[i];
     int fd = i < args_.listen_fds.size() ? args_.listen_fds[i] : -1;
@@ -580,8 +588,12 @@ void worker_runtime::on_reactor_message(ipc::message&& raw) {
   std::visit([&](auto& v) {
     using T = std::decay_t<decltype(v)>;
     if constexpr (std::is_same_v<T, ipc::conn_open>) {
+      std::optional<tls_info> tls;
+      if (v.tls)
+        tls = tls_info{std::move(v.tls_version), std::move(v.tls_cipher), std::move(v.tls_sni), std::move(v.tls_alpn),
+                       std::move(v.tls_peer_subject), std::move(v.tls_peer_fingerprint), v.tls_resumed};
       runner_.open(session_id(v.session), static_cast<int>(v.listener), std::move(v.remote), v.connect_ms,
-                   static_cast<int>(v.reactor), std::move(v.local));
+                   static_cast<int>(v.reactor), std::move(v.local), std::move(tls));
     } else if constexpr (std::is_same_v<T, ipc::conn_adopt>) {
       // An open WebSocket of this worker id that an earlier process of it upgraded (reload,
       // crash): serve it from here on, with no new on_open (the client saw no new handshake).

@@ -18,6 +18,7 @@
 
 #include "net/acceptor.hpp"
 #include "net/conn_host.hpp"
+#include "net/tls.hpp"
 #include "proc_layout.hpp"
 #include "swactor/actors/app_config.hpp"
 #include "swactor/actors/context.hpp"
@@ -248,6 +249,7 @@ class worker_runtime final : private handler_host,
   event_runner runner_;
   // base mode
   std::unique_ptr<net::conn_host> host_;
+  net::tls_store tls_;  // base mode: this worker's TLS listeners (ticket keys from server_state)
   std::vector<std::unique_ptr<net::stream_acceptor>> acceptors_;
   // process mode
   std::vector<std::unique_ptr<ipc::link>> reactors_;

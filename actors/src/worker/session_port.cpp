@@ -68,6 +68,7 @@ class local_port final : public session_port {
     i.worker = worker_;
     i.reactor = -1;
     i.uid = user_id(c->uid);
+    if (const auto* t = c->tls()) i.tls = *t;
     return i;
   }
 

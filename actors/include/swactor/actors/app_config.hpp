@@ -34,7 +34,7 @@ enum class listen_kind { tcp, udp, unix_stream, unix_dgram };
 enum class listen_protocol { framed, http, redis };
 
 // A parsed listener URL: tcp://, udp://, unix://, unixgram://, http://, http+unix://, ws://,
-// ws+unix://, redis://, redis+unix://.
+// ws+unix://, redis://, redis+unix://, and over TLS https://, tls:// (framed), wss://.
 struct listen_url {
   listen_kind kind = listen_kind::tcp;
   listen_protocol protocol = listen_protocol::framed;
@@ -42,6 +42,7 @@ struct listen_url {
   std::uint16_t port = 0;
   std::string path;  // unix
   bool websocket = false;  // ws://, ws+unix://: HTTP with WebSocket upgrades
+  bool tls = false;        // https://, tls://, wss://: the stream is TLS (listen_config::tls)
   std::string error_text;  // set when parsing failed
   explicit operator bool() const noexcept { return error_text.empty(); }
   bool stream() const noexcept { return kind == listen_kind::tcp || kind == listen_kind::unix_stream; }
@@ -107,6 +108,35 @@ struct redis_config {
   std::uint64_t max_inline_len = 64 * 1024;
 };
 
+// One entry of [[listen]] tls.sni: the certificate for clients that ask for `host`.
+struct tls_sni_config {
+  std::string host;  // "api.example.com" or "*.example.com" (one label)
+  std::string cert;
+  std::string key;
+};
+
+// [[listen]] tls = { ... }: the TLS side of an https://, tls:// or wss:// listener. Paths
+// are made absolute (relative to the config file's directory) by parse_app_config().
+struct tls_config {
+  std::string cert;
+  std::string key;
+  std::string passphrase_file;
+  std::string ca;
+  std::string verify_client = "none";
+  std::vector<std::string> protocols{"TLSv1.2", "TLSv1.3"};
+  std::string ciphers;
+  std::string ciphersuites;
+  std::string curves;
+  std::vector<tls_sni_config> sni;
+  std::vector<std::string> alpn;
+  bool session_tickets = true;
+  std::string ocsp_file;
+  std::chrono::milliseconds handshake_timeout{10000};
+
+  bool enabled = false;    // resolved: the table is present
+  bool alpn_set = false;   // resolved: `alpn` was given (else the listener's default)
+};
+
 // One entry of an HTTP listener's `routes`.
 struct route_config {
   std::string path;    // "/api/" (prefix) or "=/healthz" (exact)
@@ -150,6 +180,8 @@ struct listen_config {
   std::string server_header = "swactor";
   // Redis listeners
   redis_config redis;
+  // TLS listeners (https://, tls://, wss://)
+  tls_config tls;
 
   // Resolved by parse_app_config(): the URL, the framing as codec options, the module
   // instance index (into app_config::modules).
@@ -214,6 +246,8 @@ const config::schema<route_config>& route_schema();
 const config::schema<bus_config>& bus_schema();
 const config::schema<websocket_config>& websocket_schema();
 const config::schema<redis_config>& redis_schema();
+const config::schema<tls_config>& tls_schema();
+const config::schema<tls_sni_config>& tls_sni_schema();
 
 // Parses and validates; nullopt (with diagnostics) on any error.
 std::optional<app_config> load_app_config(const std::string& path, const module_registry& reg,

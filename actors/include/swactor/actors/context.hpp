@@ -3,6 +3,7 @@
 // belongs to that process's loop (single-threaded: no locks needed).
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "swactor/actors/bus.hpp"
 #include "swactor/actors/errors.hpp"
 #include "swactor/actors/module.hpp"
+#include "swactor/actors/tls_info.hpp"
 #include "swactor/core/error.hpp"
 #include "swactor/core/loop.hpp"
 
@@ -29,6 +31,7 @@ struct session_info {
   int worker = 0;                 // worker that handles its events
   int reactor = -1;               // process mode: reactor thread; -1 in base mode
   user_id uid;                    // bound uid, 0 = none
+  std::optional<tls_info> tls;    // set on the sessions of https://, tls://, wss:// listeners
 };
 
 class context {

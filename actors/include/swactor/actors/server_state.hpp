@@ -5,6 +5,7 @@
 // (they survive a worker crash), and session ids come from it (64-bit, monotonic, never
 // reused while the master lives).
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 
@@ -51,7 +52,7 @@ struct listener_counters {
 };
 
 struct server_state {
-  static constexpr std::uint64_t kMagic = 0x7377'6163'746f'7203ull;
+  static constexpr std::uint64_t kMagic = 0x7377'6163'746f'7204ull;
   std::uint64_t magic = kMagic;
   std::atomic<std::uint64_t> next_session{1};
   std::atomic<std::int64_t> start_ms{0};
@@ -63,6 +64,10 @@ struct server_state {
   conn_counters acceptor;                      // process mode: accepted / refused
   conn_counters reactors[kMaxReactors];        // process mode: closed / open per reactor
   proc_slot procs[kMaxProcesses];
+  // TLS session ticket keys: written by the master before it starts any process, then only
+  // read, so every worker and reactor encrypts and decrypts tickets alike (resumption works
+  // on any of them). In shared memory rather than argv: /proc/PID/cmdline is world-readable.
+  std::array<unsigned char, 80> tls_ticket_keys{};
 
   // Sums over every place that counts (for stats).
   std::uint64_t total_accepted() const noexcept;

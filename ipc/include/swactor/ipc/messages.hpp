@@ -27,7 +27,10 @@
 //   other kinds: [fields]
 //
 //   kind          type          payload fields (in order)            bulk
-//   conn_open     connect       u32 listener, i64 connect_ms, str remote, str local  -
+//   conn_open     connect       u32 listener, i64 connect_ms, str remote, str local,
+//                               bool tls, and when tls: str version, str cipher, str sni,
+//                               str alpn, str peer_subject, str peer_fingerprint,
+//                               bool resumed                                          -
 //   conn_data     receive       u32 listener, u8 kind                data
 //   conn_closed   close         u32 listener, bool aborted, str reason    -
 //   conn_send     send          u8 kind                              data
@@ -79,6 +82,10 @@ struct conn_open {
   std::string remote;
   std::int64_t connect_ms = 0;
   std::string local;  // the address the client connected to
+  // A TLS listener's session: what the reactor's handshake negotiated (info().tls).
+  bool tls = false;
+  std::string tls_version, tls_cipher, tls_sni, tls_alpn, tls_peer_subject, tls_peer_fingerprint;
+  bool tls_resumed = false;
   friend bool operator==(const conn_open&, const conn_open&) = default;
 };
 
