@@ -2,6 +2,8 @@
 // written here (masked frames, the handshake over a plain socket): the handshake and its
 // refusals, echo at every length form, fragments with a ping between them, the close
 // handshake, permessage-deflate, and protocol violations with their close codes.
+#include <set>
+
 #include "server_helpers.hpp"
 #include "swactor/protocols/websocket.hpp"
 
@@ -323,13 +325,16 @@ module = "chat"
 )");
   constexpr int kClients = 6;
   std::vector<conn> clients;
-  std::vector<std::string> ids;
-  // Reads text frames until one satisfies `pred` (joins of later clients arrive in between).
-  auto wait_for = [](conn& c, const std::function<bool(const std::string&)>& pred) -> std::optional<std::string> {
+  std::vector<std::uint64_t> ids;
+  std::set<int> workers;
+  // Reads JSON text frames until one satisfies `pred` (joins of later clients arrive in between).
+  auto wait_for = [](conn& c, const std::function<bool(const json&)>& pred) -> std::optional<json> {
     for (int i = 0; i < 50; ++i) {
       auto f = read_frame(c, 3s);
       if (!f) return std::nullopt;
-      if (f->b0 == 0x81 && pred(f->payload)) return f->payload;
+      if (f->b0 != 0x81) continue;
+      auto j = json::parse(f->payload, nullptr, false);
+      if (!j.is_discarded() && pred(j)) return j;
     }
     return std::nullopt;
   };
@@ -337,29 +342,55 @@ module = "chat"
     clients.push_back(connect_tcp("127.0.0.1", srv.port));
     REQUIRE(clients.back());
     REQUIRE(handshake(clients.back()).rfind("HTTP/1.1 101", 0) == 0);
-    auto w = wait_for(clients.back(), [](const std::string& t) { return t.starts_with("welcome, you are #"); });
+    auto w = wait_for(clients.back(), [](const json& j) { return j.value("type", "") == "welcome"; });
     REQUIRE(w);
-    ids.push_back(w->substr(std::string("welcome, you are #").size()));
+    CHECK(w->at("room") == "lobby");
+    CHECK(w->at("nick").get<std::string>().starts_with("guest-"));
+    ids.push_back(w->at("id").get<std::uint64_t>());
+    workers.insert(w->at("worker").get<int>());
   }
-  // With two workers in base mode the clients land on both (accepts alternate between them
-  // under load; with six clients both get some in practice): the stats say so.
+  CHECK(workers.size() == 2);
   REQUIRE(clients[0].send_all(client_frame(0x81, "hello all")));
-  const std::string line = "#" + ids[0] + ": hello all";
   for (int i = 0; i < kClients; ++i) {
     INFO("client " << i);
-    CHECK(wait_for(clients[i], [&](const std::string& t) { return t == line; }));
-  }
-  // A private line from the last client to the first, wherever each is held.
-  REQUIRE(clients[kClients - 1].send_all(client_frame(0x81, "/to " + ids[0] + " psst")));
-  CHECK(wait_for(clients[0], [&](const std::string& t) { return t == "#" + ids[kClients - 1] + " (to you): psst"; }));
-  // Every client to every other one, so some pair crosses workers in base mode.
-  for (int from = 0; from < kClients; ++from) {
-    int to = (from + 1) % kClients;
-    REQUIRE(clients[from].send_all(client_frame(0x81, "/to " + ids[to] + " hi " + std::to_string(from))));
-    INFO("from " << from << " to " << to);
-    CHECK(wait_for(clients[to], [&](const std::string& t) {
-      return t == "#" + ids[from] + " (to you): hi " + std::to_string(from);
+    CHECK(wait_for(clients[i], [&](const json& j) {
+      return j.value("type", "") == "message" && j.value("text", "") == "hello all" && j.at("id") == ids[0];
     }));
   }
+  // A private line from the last client to the first, wherever each is held.
+  REQUIRE(clients[kClients - 1].send_all(client_frame(0x81, "/to " + std::to_string(ids[0]) + " psst")));
+  CHECK(wait_for(clients[0], [&](const json& j) {
+    return j.value("type", "") == "private" && j.value("text", "") == "psst" && j.at("id") == ids[kClients - 1];
+  }));
+  // Every client to every other one, so some pair crosses workers.
+  for (int from = 0; from < kClients; ++from) {
+    int to = (from + 1) % kClients;
+    const std::string text = "hi " + std::to_string(from);
+    REQUIRE(clients[from].send_all(client_frame(0x81, "/to " + std::to_string(ids[to]) + " " + text)));
+    INFO("from " << from << " to " << to);
+    CHECK(wait_for(clients[to], [&](const json& j) {
+      return j.value("type", "") == "private" && j.value("text", "") == text && j.at("id") == ids[from];
+    }));
+  }
+  // A plain GET of the room's path is the HTML page; a bad room name is 404.
+  auto page = connect_tcp("127.0.0.1", srv.port);
+  REQUIRE(page.send_all("GET /chat/games HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"));
+  auto upto = [](std::string_view marker) {
+    return [marker](const std::string& b) -> std::size_t {
+      auto e = b.find(marker);
+      return e == std::string::npos ? 0 : e + marker.size();
+    };
+  };
+  auto got = page.read_until(upto("</html>"), 5s);
+  REQUIRE(got);
+  const auto& body = *got;
+  CHECK(body.rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(body.find("text/html") != std::string::npos);
+  CHECK(body.find("new WebSocket(") != std::string::npos);
+  auto bad = connect_tcp("127.0.0.1", srv.port);
+  REQUIRE(bad.send_all("GET /chat/a%20b HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"));
+  auto refused = bad.read_until(upto("\r\n\r\n"), 5s);
+  REQUIRE(refused);
+  CHECK(refused->rfind("HTTP/1.1 404", 0) == 0);
   srv.stop_and_check();
 }

@@ -44,8 +44,8 @@ TEST_CASE("websocket groups: 1,000 connections over two workers get 100 broadcas
   auto mode = GENERATE(as<std::string>{}, "base", "process");
   INFO("mode " << mode);
   server_under_test srv(server_keys(mode, 2), kChat);
-  auto r = t::run({"python3", script(), "scale", "--target", target(srv, srv.port), "--clients", "1000", "--messages",
-                   "100", "--workers", "2"},
+  auto r = t::run({"python3", script(), "scale", "--target", target(srv, srv.port), "--probe", target(srv, srv.port2),
+                   "--clients", "1000", "--messages", "100", "--workers", "2"},
                   200s);
   INFO(r.out << r.err << server_under_test::tail(srv.log()));
   CHECK(r.exit_code == 0);

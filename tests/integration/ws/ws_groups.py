@@ -1,8 +1,9 @@
 """WebSocket groups against a running swactor (test_websocket_groups.cpp starts it).
 
-  scale   --target H:P --clients N --messages M --workers W
-          N ws_chat clients in one room (spread over W workers: their welcome says which);
-          one of them sends M messages; every client must get all M, in order.
+  scale   --target H:P --probe H:P --clients N --messages M --workers W
+          N ws_chat clients (spread over W workers: their welcome says which) join one
+          group through the probe, which broadcasts M messages to it; every client must get
+          all M, in order.
   api     --target H:P --probe H:P
           ws_chat clients in two rooms plus a probe control connection: join / leave /
           broadcast to a group from a worker and from a task worker, broadcast to every
@@ -67,24 +68,34 @@ async def connect_many(host, port, path, n, prefix):
 
 async def scale(args):
     host, port = split(args.target)
-    clients = await connect_many(host, port, "/chat/load", args.clients, "c")
+    # Each client in a room of its own (no join notices to everyone), all of them in one
+    # group joined through the probe, which then broadcasts.
+    clients = []
+    for start in range(0, args.clients, 100):
+        clients.extend(await asyncio.gather(*(join_chat(host, port, f"/chat/r{i}", f"c{i}")
+                                              for i in range(start, min(args.clients, start + 100)))))
     workers = {c.worker for c in clients}
     print(f"{len(clients)} clients on workers {sorted(workers)}")
     if len(workers) != args.workers:
         print(f"FAIL: expected clients on {args.workers} workers, got {sorted(workers)}")
         return 1
-    sender = clients[0]
-    for k in range(args.messages):
-        sender.send(f"m{k}")
-    await sender.writer.drain()
+    ph, pp = split(args.probe)
+    probe = await asyncio.open_connection(ph, pp)
+    # Pipelined: one reply line per command, in order.
+    lines = [f"ws_join load {c.id}" for c in clients] + [f"ws_broadcast load m{k}" for k in range(args.messages)]
+    probe[1].write("".join(line + "\n" for line in lines).encode())
+    for line in lines:
+        r = (await asyncio.wait_for(probe[0].readline(), 30)).decode().rstrip("\n")
+        if r != "ok":
+            print(f"FAIL: {line}: {r}")
+            return 1
 
     async def collect(c):
         got = []
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 60
         while len(got) < args.messages:
-            m = await until(c, lambda m: m["type"] == "message" and m["id"] == sender.id,
-                            deadline - loop.time())
+            m = await until(c, lambda m: m["type"] == "raw", deadline - loop.time())
             got.append(m["text"])
         return got
 
@@ -100,6 +111,7 @@ async def scale(args):
     print(f"{len(clients) - bad}/{len(clients)} clients got all {args.messages} broadcasts in order")
     for c in clients:
         c.abort()
+    probe[1].close()
     return 1 if bad else 0
 
 
