@@ -10,7 +10,7 @@ packages=(
   libtomlplusplus-dev catch2 libspdlog-dev libfmt-dev libcli11-dev
   zlib1g-dev libmariadb-dev node-llhttp
   procps
-  curl wrk apache2-utils python3
+  curl wrk apache2-utils python3 openssl
   redis-server redis-tools  # bench -f redis tests, bench_redis (they start their own servers)
 )
 if [ "${1:-}" = "fuzz" ]; then

@@ -24,16 +24,28 @@ std::string binary(std::size_t n, unsigned seed = 1) {
   return s;
 }
 
+// A conn_open of a plain (not TLS) listener.
+conn_open plain_open(std::uint64_t session, std::uint32_t listener, std::uint32_t reactor, std::string remote,
+                     std::int64_t connect_ms) {
+  conn_open o;
+  o.session = session;
+  o.listener = listener;
+  o.reactor = reactor;
+  o.remote = std::move(remote);
+  o.connect_ms = connect_ms;
+  return o;
+}
+
 // Typical, empty and large/binary values of every kind.
 std::vector<any_message> samples() {
   const std::string big = binary(100'000);
   const std::string nuls = "\0a\0\0b\0"s;
   std::vector<any_message> v;
-  v.emplace_back(conn_open{42, 1, 2, "127.0.0.1:5555", 1'700'000'000'123, {}});
+  v.emplace_back(plain_open(42, 1, 2, "127.0.0.1:5555", 1'700'000'000'123));
   v.emplace_back(conn_open{});
   v.emplace_back(conn_open{5, 1, 0, "[::1]:443", 7, "[::1]:8443", true, "TLSv1.3", "TLS_AES_256_GCM_SHA384",
                            "api.example.com", "http/1.1", "CN=client,O=test", "AB:CD", true});
-  v.emplace_back(conn_open{~0ull, ~0u, ~0u, nuls, -1, {}});
+  v.emplace_back(plain_open(~0ull, ~0u, ~0u, nuls, -1));
   v.emplace_back(conn_data{7, 0, 1, 0, "GET / HTTP/1.1\r\n\r\n"});
   v.emplace_back(conn_data{});
   v.emplace_back(conn_data{~0ull, 3, 4, 255, big});
@@ -246,7 +258,7 @@ TEST_CASE("messages: payload layout is the documented one", "[messages]") {
   auto d = encode(conn_data{7, 0x01020304, 2, 9, "abc"});
   CHECK(d.payload == "abc\x04\x03\x02\x01\x09\x05\0\0\0"s);
   // conn_open: u32 listener, i64 connect_ms, str remote, str local, bool tls
-  auto o = encode(conn_open{1, 2, 3, "ab", -2, {}});
+  auto o = encode(plain_open(1, 2, 3, "ab", -2));
   CHECK(o.payload == "\x02\0\0\0\xfe\xff\xff\xff\xff\xff\xff\xff\x02\0\0\0ab\0\0\0\0\0"s);
   // ... and with tls: the six strings, then bool resumed
   conn_open t{1, 0, 3, "", 0, "", true, "v", "c", "s", "a", "p", "f", true};
@@ -318,7 +330,7 @@ TEST_CASE("messages: trailing junk on fixed layouts is rejected", "[messages][ga
 }
 
 TEST_CASE("messages: lengths past the end are rejected", "[messages][garbage]") {
-  auto o = encode(conn_open{1, 2, 3, "abc", 4, {}});
+  auto o = encode(plain_open(1, 2, 3, "abc", 4));
   poke(o.payload, 12, 0xffffffff, 4);
   CHECK(is_bad(decode(o)));
   poke(o.payload, 12, 4, 4);

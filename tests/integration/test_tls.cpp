@@ -136,7 +136,8 @@ json curl_json(const test_pki& pki, std::uint16_t port, const std::string& extra
 }
 
 void exercise(const std::string& mode) {
-  if (!t::http::have_tool("openssl") || !t::http::have_tool("curl")) SKIP("openssl and curl are needed");
+  REQUIRE(t::http::have_tool("openssl"));  // scripts/install-deps.sh installs openssl and curl
+  REQUIRE(t::http::have_tool("curl"));
   test_pki pki;
   tls_server s(pki, mode);
   REQUIRE(s.started);
@@ -307,7 +308,7 @@ TEST_CASE("tls: https and tls listeners in base mode", "[tls]") { exercise("base
 TEST_CASE("tls: https and tls listeners in process mode", "[tls][process]") { exercise("process"); }
 
 TEST_CASE("tls: check and run refuse bad TLS settings with file, line and key", "[tls]") {
-  if (!t::http::have_tool("openssl")) SKIP("openssl is needed");
+  REQUIRE(t::http::have_tool("openssl"));
   test_pki pki;
   auto check = [&](const std::string& listen) {
     auto cfg = pki.dir.write("app.toml", "[[listen]]\n" + listen);
