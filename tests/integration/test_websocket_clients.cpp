@@ -69,7 +69,8 @@ script_result run_script(const std::string& name, std::vector<std::string> args,
   argv.insert(argv.end(), args.begin(), args.end());
   t::spawn_options opts;
   opts.env = {"NODE_PATH=" + (node_dir() / "node_modules").string()};
-  script_result r{t::run(argv, timeout, opts)};
+  script_result r;
+  r.run = t::run(argv, timeout, opts);
   r.lines = t::lines(r.run.out);
   for (const auto& l : r.lines) {
     if (l.rfind("ok ", 0) == 0) ++r.ok;
