@@ -11,11 +11,12 @@
 // report). Replies: server pings and pongs before the message are skipped (the server
 // only pings idle clients, and a loaded client is not idle); a close frame instead of the
 // message is a server_error and ends the connection. --verify compares the echoed payload.
+// --deflate: permessage-deflate offered (and required in the answer), every message sent
+// compressed on its own, compressed replies (RSV1) accepted.
 #include <zlib.h>
 
 #include <array>
 #include <cstring>
-#include <memory>
 #include <random>
 
 #include "mode.hpp"
