@@ -10,7 +10,7 @@ CMAKE_FLAGS ?=
 all: build
 
 deps:
-	@scripts/install-deps.sh
+	@SWACTOR_NODE_DIR=$(BUILD_DIR)/node scripts/install-deps.sh
 
 $(BUILD_DIR)/CMakeCache.txt: | deps
 	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS)

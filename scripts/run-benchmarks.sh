@@ -6,6 +6,7 @@ set -euo pipefail
 build=${1:-build}
 export SWACTOR_BENCH_DIR="$build/bench"
 export SWACTOR_BIN="$build/apps/swactor"
+export SWACTOR_NODE_DIR="${SWACTOR_NODE_DIR:-$build/node}"  # bench_ws: npm's ws (install-deps.sh)
 mkdir -p "$SWACTOR_BENCH_DIR"
 status=0
 for b in "$build"/tests/bench/bench_*; do

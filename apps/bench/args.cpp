@@ -90,6 +90,9 @@ parsed_args parse_args(const std::vector<std::string>& args) {
   auto* body_opt = app.add_option("--body", body_text, "http modes: request body (sets Content-Length)");
   auto* vbody_opt = app.add_option("--verify-body", verify_body_text,
                                    "http modes with --verify: the response body must be exactly this");
+  app.add_flag("--deflate", s.deflate,
+               "websocket modes: offer permessage-deflate (the server must accept it); every "
+               "message goes compressed, replies may come compressed");
   app.add_option("--mix", s.redis.mix,
                  "redis mode: commands (get set incr ping) with weights: get, set,get or "
                  "get:8,set:2")

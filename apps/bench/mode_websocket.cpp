@@ -11,6 +11,10 @@
 // report). Replies: server pings and pongs before the message are skipped (the server
 // only pings idle clients, and a loaded client is not idle); a close frame instead of the
 // message is a server_error and ends the connection. --verify compares the echoed payload.
+// --deflate: permessage-deflate offered (and required in the answer), every message sent
+// compressed on its own, compressed replies (RSV1) accepted.
+#include <zlib.h>
+
 #include <array>
 #include <cstring>
 #include <random>
@@ -75,7 +79,8 @@ std::string make_key() {
   return base64(raw.data(), raw.size());
 }
 
-std::string upgrade_request(std::string_view host, std::string_view path, std::string_view key) {
+std::string upgrade_request(std::string_view host, std::string_view path, std::string_view key,
+                            bool deflate) {
   std::string out;
   out.reserve(160 + host.size() + path.size());
   out += "GET ";
@@ -84,11 +89,13 @@ std::string upgrade_request(std::string_view host, std::string_view path, std::s
   out += host;
   out += "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ";
   out += key;
-  out += "\r\nSec-WebSocket-Version: 13\r\n\r\n";
+  out += "\r\nSec-WebSocket-Version: 13\r\n";
+  if (deflate) out += "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n";
+  out += "\r\n";
   return out;
 }
 
-std::ptrdiff_t upgrade_reply(std::string_view in, std::string_view accept, std::string& why) {
+std::ptrdiff_t upgrade_reply(std::string_view in, std::string_view accept, std::string& why, bool deflate) {
   const auto end = in.find("\r\n\r\n");
   if (end == std::string_view::npos) {
     if (in.size() <= max_head) return 0;
@@ -104,8 +111,8 @@ std::ptrdiff_t upgrade_reply(std::string_view in, std::string_view accept, std::
           "\", not 101 Switching Protocols";
     return -1;
   }
-  bool upgrade = false, connection = false, got_accept = false;
-  std::string_view accept_value;
+  bool upgrade = false, connection = false, got_accept = false, got_deflate = false;
+  std::string_view accept_value, extensions;
   for (auto pos = eol + 2; pos < head.size(); pos = eol + 2) {
     eol = head.find("\r\n", pos);
     const auto line = head.substr(pos, eol - pos);
@@ -120,6 +127,10 @@ std::ptrdiff_t upgrade_reply(std::string_view in, std::string_view accept, std::
     else if (protocols::ascii_iequals(name, "sec-websocket-accept")) {
       got_accept = true;
       accept_value = value;
+    } else if (protocols::ascii_iequals(name, "sec-websocket-extensions")) {
+      extensions = value;
+      // The extension's name, before its parameters.
+      got_deflate = got_deflate || trim(value.substr(0, value.find(';'))) == "permessage-deflate";
     }
   }
   if (!upgrade) why = "101 without \"Upgrade: websocket\"";
@@ -128,16 +139,22 @@ std::ptrdiff_t upgrade_reply(std::string_view in, std::string_view accept, std::
   else if (accept_value != accept)
     why = "wrong Sec-WebSocket-Accept \"" + std::string(accept_value.substr(0, 64)) + "\" (expected \"" +
           std::string(accept) + "\")";
+  else if (deflate && !got_deflate)
+    why = "the server did not accept permessage-deflate (--deflate)";
+  else if (!deflate && !extensions.empty())
+    why = "the server answered with extension \"" + std::string(extensions.substr(0, 64)) + "\", none was offered";
   else
     return static_cast<std::ptrdiff_t>(end + 4);
   return -1;
 }
 
-std::ptrdiff_t parse_head(std::string_view in, frame_head& h) {
+std::ptrdiff_t parse_head(std::string_view in, frame_head& h, bool rsv1_ok) {
   if (in.size() < 2) return 0;
   const auto b0 = static_cast<std::uint8_t>(in[0]);
   const auto b1 = static_cast<std::uint8_t>(in[1]);
-  if ((b0 & 0x70) != 0) return -1;  // RSV bits: no extension was negotiated
+  // RSV bits: only RSV1, on a text or binary frame, and only with permessage-deflate.
+  if ((b0 & 0x30) != 0) return -1;
+  if ((b0 & 0x40) != 0 && (!rsv1_ok || ((b0 & 0x0f) != op_text && (b0 & 0x0f) != op_binary))) return -1;
   if (b1 & 0x80) return -1;         // a server never masks
   h.fin = (b0 & 0x80) != 0;
   h.opcode = b0 & 0x0f;
@@ -163,12 +180,12 @@ std::ptrdiff_t parse_head(std::string_view in, frame_head& h) {
   return static_cast<std::ptrdiff_t>(header);
 }
 
-message_cut cut_message(std::string_view in) {
+message_cut cut_message(std::string_view in, bool rsv1_ok) {
   std::size_t pos = 0;
   bool in_message = false;  // a data frame without FIN came: continuations follow
   for (;;) {
     frame_head h;
-    const auto n = parse_head(in.substr(pos), h);
+    const auto n = parse_head(in.substr(pos), h, rsv1_ok);
     if (n <= 0) return {n};
     if (in.size() - pos - h.header < h.length) return {};
     const auto next = pos + h.header + static_cast<std::size_t>(h.length);
@@ -192,12 +209,12 @@ message_cut cut_message(std::string_view in) {
   }
 }
 
-std::string message_payload(std::string_view reply, std::uint8_t* opcode) {
+std::string message_payload(std::string_view reply, std::uint8_t* opcode, bool rsv1_ok) {
   std::string out;
   bool first = true;
   for (std::size_t pos = 0; pos < reply.size();) {
     frame_head h;
-    if (parse_head(reply.substr(pos), h) <= 0) break;
+    if (parse_head(reply.substr(pos), h, rsv1_ok) <= 0) break;
     const auto body = reply.substr(pos + h.header, static_cast<std::size_t>(h.length));
     if (h.opcode < 8) {
       if (first && opcode) *opcode = h.opcode;
@@ -210,9 +227,9 @@ std::string message_payload(std::string_view reply, std::uint8_t* opcode) {
 }
 
 void append_client_frame(std::string& out, std::uint8_t opcode, std::string_view payload,
-                         std::uint32_t mask) {
+                         std::uint32_t mask, bool rsv1) {
   const auto n = payload.size();
-  out += static_cast<char>(0x80 | opcode);
+  out += static_cast<char>(0x80 | (rsv1 ? 0x40 : 0) | opcode);
   if (n < 126) {
     out += static_cast<char>(0x80 | n);
   } else if (n <= 0xffff) {
@@ -251,10 +268,40 @@ std::string client_payload(std::string_view frame) {
   return out;
 }
 
-std::ptrdiff_t cut_close(std::string_view in) {
+void deflate_message(std::string_view in, std::string& out) {
+  struct stream {
+    z_stream z{};
+    bool ok = false;
+    stream() {
+      // Raw deflate (negative window bits), 32 KiB window; memLevel 1 keeps the hash table
+      // at 512 B, which deflateReset() clears for every message.
+      ok = deflateInit2(&z, Z_BEST_SPEED, Z_DEFLATED, -15, 1, Z_DEFAULT_STRATEGY) == Z_OK;
+    }
+    ~stream() {
+      if (ok) deflateEnd(&z);
+    }
+  };
+  thread_local stream s;
+  auto& z = s.z;
+  deflateReset(&z);  // no context from earlier messages
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  z.avail_in = static_cast<uInt>(in.size());
+  const auto start = out.size();
+  // A sync flush of n bytes needs at most deflateBound() plus the 4-5 byte empty block.
+  out.resize(start + deflateBound(&z, static_cast<uLong>(in.size())) + 16);
+  z.next_out = reinterpret_cast<Bytef*>(out.data() + start);
+  z.avail_out = static_cast<uInt>(out.size() - start);
+  deflate(&z, Z_SYNC_FLUSH);
+  auto end = out.size() - z.avail_out;
+  static constexpr char tail[4] = {0, 0, static_cast<char>(0xff), static_cast<char>(0xff)};
+  if (end - start >= 4 && std::memcmp(out.data() + end - 4, tail, 4) == 0) end -= 4;
+  out.resize(end);
+}
+
+std::ptrdiff_t cut_close(std::string_view in, bool rsv1_ok) {
   for (std::size_t pos = 0;;) {
     frame_head h;
-    const auto n = parse_head(in.substr(pos), h);
+    const auto n = parse_head(in.substr(pos), h, rsv1_ok);
     if (n <= 0) return n;
     if (in.size() - pos - h.header < h.length) return 0;
     pos += h.header + static_cast<std::size_t>(h.length);
@@ -276,7 +323,7 @@ std::uint64_t splitmix64(std::uint64_t x) {
 class websocket_mode final : public mode {
  public:
   websocket_mode(const settings& s, bool one_shot)
-      : one_shot_(one_shot), payload_(s.size), path_(websocket_path(s)) {
+      : one_shot_(one_shot), deflate_(s.deflate), payload_(s.size), path_(websocket_path(s)) {
     const auto& t = s.server;
     host_ = t.host.find(':') != std::string::npos ? "[" + t.host + "]" : t.host;
     host_ += ":" + std::to_string(t.port);
@@ -291,6 +338,8 @@ class websocket_mode final : public mode {
 
   std::string check(const settings& s) const override {
     if (one_shot_ && s.pipeline > 1) return "--pipeline needs a persistent mode, not websocket_connect";
+    // Checking a compressed echo would need the server's compression context per connection.
+    if (deflate_ && s.verify) return "--verify does not work with --deflate";
     if (path_.empty() || path_[0] != '/' || path_.find_first_of(" \r\n\t") != std::string::npos)
       return "ws:// path '" + path_ + "' is not a request target";
     return {};
@@ -298,34 +347,42 @@ class websocket_mode final : public mode {
 
   bool make_handshake(std::uint64_t, std::string& out, std::string& state) const override {
     const auto key = ws::make_key();
-    out = ws::upgrade_request(host_, path_, key);
+    out = ws::upgrade_request(host_, path_, key, deflate_);
     state = protocols::websocket::accept_key(key);
     return true;
   }
   std::ptrdiff_t handshake_reply(std::string_view in, std::string_view state,
                                  std::string& why) const override {
-    return ws::upgrade_reply(in, state, why);
+    return ws::upgrade_reply(in, state, why, deflate_);
   }
 
   std::string_view goodbye() const override { return one_shot_ ? std::string_view(goodbye_) : std::string_view(); }
-  std::ptrdiff_t goodbye_reply(std::string_view in) const override { return ws::cut_close(in); }
+  std::ptrdiff_t goodbye_reply(std::string_view in) const override { return ws::cut_close(in, deflate_); }
 
   void make_request(std::uint64_t conn, std::uint64_t seq, std::string& out) const override {
     // The payload is printable ASCII: valid UTF-8 for a text frame.
     payload_.fill(scratch(), conn, seq);
     out.clear();
     const auto mask = static_cast<std::uint32_t>(splitmix64(conn * 0xD1342543DE82EF95ull + seq));
+    if (deflate_) {
+      // Every message compressed, as a browser does with permessage-deflate.
+      auto& z = compressed();
+      z.clear();
+      ws::deflate_message(scratch(), z);
+      ws::append_client_frame(out, ws::op_text, z, mask, true);
+      return;
+    }
     ws::append_client_frame(out, ws::op_text, scratch(), mask);
   }
 
   std::ptrdiff_t reply_size(std::string_view in, std::string_view) const override {
-    return ws::cut_message(in).size;
+    return ws::cut_message(in, deflate_).size;
   }
 
   // A close frame in place of the echo: the server ends the session (a server_error).
   cut cut_reply(std::string_view in, std::string_view, bool at_close) const override {
     if (at_close) return {-1};
-    const auto m = ws::cut_message(in);
+    const auto m = ws::cut_message(in, deflate_);
     cut c;
     c.size = m.size;
     c.failed = m.close;
@@ -345,8 +402,13 @@ class websocket_mode final : public mode {
     thread_local std::string s;
     return s;
   }
+  static std::string& compressed() {
+    thread_local std::string s;
+    return s;
+  }
 
   bool one_shot_;
+  bool deflate_;
   payload payload_;
   std::string path_;
   std::string host_;

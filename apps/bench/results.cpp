@@ -127,7 +127,7 @@ std::string format_table(const settings& s, const results& r) {
   if (http)
     what = s.http.method + " " + http_path(s);
   else if (s.mode == "websocket" || s.mode == "websocket_connect")
-    what = fmt::format("path {}  size {} B", websocket_path(s), s.size);
+    what = fmt::format("path {}  size {} B{}", websocket_path(s), s.size, s.deflate ? "  permessage-deflate" : "");
   else if (s.mode == "redis")
     what = fmt::format("mix {}  keyspace {}  value {} B", s.redis.mix, s.redis.keyspace,
                        s.redis.value_size);

@@ -182,7 +182,7 @@ nlohmann::json to_json(const settings& s) {
     j["http"] = std::move(h);
   }
   if (s.mode == "websocket" || s.mode == "websocket_connect")
-    j["websocket"] = {{"path", websocket_path(s)}};
+    j["websocket"] = {{"path", websocket_path(s)}, {"deflate", s.deflate}};
   if (s.mode == "redis")
     j["redis"] = {{"mix", s.redis.mix},
                   {"keyspace", s.redis.keyspace},

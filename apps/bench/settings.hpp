@@ -69,6 +69,7 @@ struct settings {
   protocols::framing_options frame;
   http_options http;                              // http and http_short modes
   redis_options redis;                            // redis mode
+  bool deflate = false;                           // websocket modes: permessage-deflate (--deflate)
   std::string json_file;                          // --json
   bool progress = false;                          // live line once per second (CLI: on a TTY)
 };

@@ -638,6 +638,35 @@ namespace swactor::protocols::websocket {
 namespace {
 constexpr unsigned char sync_tail[4] = {0x00, 0x00, 0xff, 0xff};
 z_stream* zs(void* p) { return static_cast<z_stream*>(p); }
+
+// Where a side keeps no context between messages (no_context_takeover), its stream holds
+// nothing of a connection once a message is done: every message is inflated or deflated
+// whole within one call and the stream is reset after it. So those streams are shared by
+// every connection of the thread instead of one per connection: an idle compressed
+// connection then holds no zlib memory for that side (a deflate stream is about 256 KiB of
+// which some 70 KiB is touched at once, an inflate one 7 KiB + a 32 KiB window).
+struct shared_streams {
+  void* inflater = nullptr;
+  void* deflaters[16] = {};  // by window bits (9..15)
+  shared_streams() = default;
+  shared_streams(const shared_streams&) = delete;
+  shared_streams& operator=(const shared_streams&) = delete;
+  ~shared_streams() {
+    if (inflater) {
+      inflateEnd(zs(inflater));
+      delete zs(inflater);
+    }
+    for (void* d : deflaters)
+      if (d) {
+        deflateEnd(zs(d));
+        delete zs(d);
+      }
+  }
+};
+shared_streams& thread_streams() {
+  thread_local shared_streams s;
+  return s;
+}
 }  // namespace
 
 deflater::~deflater() {
@@ -653,16 +682,18 @@ deflater::~deflater() {
 
 bool deflater::inflate_message(std::string_view in, std::string& out, std::size_t limit, bool& too_big) {
   too_big = false;
-  if (!inflate_) {
+  // The client resets its compressor after each message: the thread's shared stream will do.
+  void*& stream = params_.client_no_context_takeover ? thread_streams().inflater : inflate_;
+  if (!stream) {
     auto* z = new z_stream{};
     // A 32 KiB window inflates whatever window the client uses (<= 15 bits).
     if (inflateInit2(z, -15) != Z_OK) {
       delete z;
       return false;
     }
-    inflate_ = z;
+    stream = z;
   }
-  auto* z = zs(inflate_);
+  auto* z = zs(stream);
   auto run = [&](const unsigned char* data, std::size_t n) {
     z->next_in = const_cast<unsigned char*>(data);
     z->avail_in = static_cast<uInt>(n);
@@ -693,14 +724,16 @@ bool deflater::inflate_message(std::string_view in, std::string& out, std::size_
 }
 
 void deflater::deflate_message(std::string_view in, std::string& out) {
-  if (!deflate_) {
+  // zlib does not make raw streams with an 8-bit window: 9 is the smallest.
+  const int bits = params_.server_max_window_bits < 9 ? 9 : params_.server_max_window_bits;
+  // Reset after each message (server_no_context_takeover): the thread's shared stream.
+  void*& stream = params_.server_no_context_takeover ? thread_streams().deflaters[bits] : deflate_;
+  if (!stream) {
     auto* z = new z_stream{};
-    // zlib does not make raw streams with an 8-bit window: 9 is the smallest.
-    int bits = params_.server_max_window_bits < 9 ? 9 : params_.server_max_window_bits;
     deflateInit2(z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -bits, 8, Z_DEFAULT_STRATEGY);
-    deflate_ = z;
+    stream = z;
   }
-  auto* z = zs(deflate_);
+  auto* z = zs(stream);
   z->next_in = reinterpret_cast<unsigned char*>(const_cast<char*>(in.data()));
   z->avail_in = static_cast<uInt>(in.size());
   auto start = out.size();

@@ -435,6 +435,44 @@ TEST_CASE("websocket: compressed messages in, compressed replies out", "[websock
   }
 }
 
+TEST_CASE("websocket: no_context_takeover connections share the thread's zlib streams safely",
+          "[websocket][deflate]") {
+  // Connections without context takeover use one stream per thread (nothing of a message is
+  // left in it afterwards); interleaved with each other, with a context-keeping one, and
+  // with a failed inflate (a bomb) in between, every message still comes out right.
+  const ws::deflate_params none{true, true, 15, 15};
+  const ws::deflate_params keep{false, false, 15, 15};
+  ws::deflater a(none), b(none), k(keep);
+  ws::deflater client_a(none), client_b(none), client_k(keep);
+  ws::deflater reader_a(none), reader_b(none), reader_k(keep);
+  for (int round = 0; round < 3; ++round) {
+    INFO("round " << round);
+    for (auto* pair : {&a, &b, &k}) {
+      auto& client = pair == &a ? client_a : pair == &b ? client_b : client_k;
+      auto& reader = pair == &a ? reader_a : pair == &b ? reader_b : reader_k;
+      std::string text;
+      for (int i = 0; i < 50; ++i) text += pair == &a ? "alpha " : pair == &b ? "bravo " : "kilo ";
+      text += std::to_string(round);
+      std::string z, plain;
+      bool too_big = false;
+      client.deflate_message(text, z);
+      REQUIRE(pair->inflate_message(z, plain, 1 << 20, too_big));
+      CHECK(plain == text);
+      std::string back;
+      pair->deflate_message(text, back);
+      std::string again;
+      REQUIRE(reader.inflate_message(back, again, 1 << 20, too_big));
+      CHECK(again == text);
+    }
+    // A bomb on `a` fails in the middle of the shared stream; `b` is not affected.
+    std::string bomb, plain;
+    bool too_big = false;
+    ws::deflater(ws::deflate_params{}).deflate_message(std::string(1'000'000, '\0'), bomb);
+    CHECK_FALSE(a.inflate_message(bomb, plain, 1000, too_big));
+    CHECK(too_big);
+  }
+}
+
 TEST_CASE("websocket: a deflate bomb closes with 1009, bad deflate data with 1007", "[websocket][deflate]") {
   ws::options o;
   o.deflate = true;

@@ -21,6 +21,19 @@
 // nginx's count is its open descriptors, like (a). A server that is missing or does not start
 // (no http_hello yet) is reported as skipped.
 //
+// WebSocket (idle upgraded connections): every connection upgrades (GET + Upgrade, a 101),
+// exchanges one 100-byte text message with ws_echo, then stays open, idle; swactor run,
+// ws:// listener, module ws_echo:
+//   (g) base mode, 1 worker, no extension offered
+//   (h) process mode, 1 reactor thread, 1 worker, no extension offered
+//   (i) base mode, 1 worker, permessage-deflate offered and accepted (the message goes
+//       compressed both ways, so both zlib streams exist, with context takeover)
+//   (j) base mode, 1 worker, listener `no_context_takeover = true`, the client offers
+//       `client_no_context_takeover` too: no compression context is kept between messages
+// The issue's target is <= 1 KiB per connection without deflate; (i) and (j) are reported.
+//
+// $SWACTOR_BENCH_IDLE_ONLY=PREFIX measures only the variants whose name starts with it (and
+// the reference): ws for the WebSocket ones, http, base, process.
 // N: $SWACTOR_BENCH_IDLE_CONNS (default 10000), lowered when RLIMIT_NOFILE's hard limit is
 // too small. Binaries: $SWACTOR_BIN and $SWACTOR_TEST_ECHO, else found relative to this
 // program in the build tree.
@@ -50,6 +63,7 @@
 
 #include "bench_process.hpp"
 #include "bench_report.hpp"
+#include "swactor/protocols/websocket.hpp"
 
 namespace {
 
@@ -133,12 +147,99 @@ bool echo_probe(int port) {
   return ok;
 }
 
+// -- WebSocket clients -----------------------------------------------------------------------
+
+enum class ws_offer { none, deflate, deflate_no_context };
+
+// Reads exactly n bytes (the socket has a receive timeout).
+bool read_exact(int fd, char* p, std::size_t n) {
+  while (n > 0) {
+    const auto got = ::read(fd, p, n);
+    if (got <= 0) return false;
+    p += got;
+    n -= static_cast<std::size_t>(got);
+  }
+  return true;
+}
+
+// Upgrades `fd` (checking that the extension was accepted exactly when offered), sends one
+// 100-byte masked text message (compressed when deflate was negotiated) and reads its echo.
+bool ws_exchange(int fd, ws_offer offer) {
+  namespace pws = swactor::protocols::websocket;
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string req =
+      "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+  if (offer == ws_offer::deflate) req += "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n";
+  if (offer == ws_offer::deflate_no_context)
+    req += "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover\r\n";
+  req += "\r\n";
+  if (::write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) return false;
+  std::string in;
+  char buf[1024];
+  while (in.find("\r\n\r\n") == std::string::npos) {
+    const auto n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) return false;
+    in.append(buf, static_cast<std::size_t>(n));
+  }
+  const auto head_end = in.find("\r\n\r\n") + 4;
+  const bool deflate = in.find("permessage-deflate") < head_end;
+  if (in.rfind("HTTP/1.1 101 ", 0) != 0 || deflate != (offer != ws_offer::none)) return false;
+  in.erase(0, head_end);  // nothing follows the 101 before our message
+
+  // The message: the same text every time (its content does not matter to memory).
+  std::string text(100, 'x');  // over deflate_min_size (64), under 126 (a 7-bit length)
+  for (std::size_t i = 0; i < text.size(); ++i) text[i] = static_cast<char>('a' + i % 26);
+  std::string payload = text;
+  if (deflate) {
+    // One compressor for every connection, reset per message: the client keeps no context.
+    static pws::deflater z([] {
+      pws::deflate_params p;
+      p.server_no_context_takeover = true;  // "server" = the compressing side here
+      return p;
+    }());
+    payload.clear();
+    z.deflate_message(text, payload);
+  }
+  std::string frame(1, static_cast<char>(deflate ? 0xc1 : 0x81));
+  frame += static_cast<char>(0x80 | payload.size());  // < 126 bytes either way
+  const char mask[4] = {0x11, 0x22, 0x33, 0x44};
+  frame.append(mask, 4);
+  for (std::size_t i = 0; i < payload.size(); ++i) frame += static_cast<char>(payload[i] ^ mask[i & 3]);
+  if (::write(fd, frame.data(), frame.size()) != static_cast<ssize_t>(frame.size())) return false;
+  // The echo: one unmasked frame (under 126 bytes on the wire).
+  char h[2];
+  if (in.size() >= 2) {
+    h[0] = in[0];
+    h[1] = in[1];
+    in.erase(0, 2);
+  } else if (!in.empty() || !read_exact(fd, h, 2)) {
+    return false;
+  }
+  const std::size_t len = static_cast<std::uint8_t>(h[1]) & 0x7f;
+  if ((static_cast<std::uint8_t>(h[0]) & 0x0f) != 0x1 || len >= 126) return false;
+  std::string body(len, '\0');
+  const auto have = std::min(in.size(), len);
+  std::copy_n(in.data(), have, body.data());
+  return read_exact(fd, body.data() + have, len - have);
+}
+
+bool ws_probe(int port) {
+  int fd = connect_one(port);
+  if (fd < 0) return false;
+  const bool ok = ws_exchange(fd, ws_offer::none);
+  ::close(fd);
+  return ok;
+}
+
 // A running server and how to ask it how many connections it holds.
 struct server {
   std::string name;
   std::unique_ptr<child> proc;
   int port = 0;
   bool http = false;  // each connection makes one keep-alive request, then idles
+  std::optional<ws_offer> ws;  // each connection upgrades and echoes one message, then idles
   std::function<int()> connections;  // -1 when it cannot tell
   bool counts_exactly = false;       // swactor's stats; the reference's descriptor count may lag
 };
@@ -178,21 +279,28 @@ std::optional<server> start_reference(const std::string& echo, const fs::path& d
 }
 
 // nullopt and the reason when the master refuses the config or does not come up.
+// `ws`: a ws:// listener on ws_echo whose connections make `ws`'s offer; `ws_options`: its
+// websocket = { ... } table's contents.
 std::optional<server> start_swactor(const std::string& swactor, const fs::path& dir, const std::string& name,
                                     const std::string& server_keys, int max_conns, std::string& why_not,
-                                    bool http = false) {
+                                    bool http = false, std::optional<ws_offer> ws = std::nullopt,
+                                    const std::string& ws_options = "") {
   server s;
   s.name = name;
   s.http = http;
+  s.ws = ws;
   s.port = swactor::bench::free_port();
   const auto pid_file = (dir / (name + ".pid")).string();
   auto cfg = dir / (name + ".toml");
+  const char* scheme = ws ? "ws" : http ? "http" : "tcp";
+  const char* module = ws ? "ws_echo" : http ? "hello" : "echo";
   std::ofstream(cfg) << "[server]\n"
                      << server_keys << "log_level = \"warning\"\npid_file = \"" << pid_file
                      << "\"\nadmin_socket = \"" << (dir / (name + ".sock")).string()
-                     << "\"\n\n[[listen]]\nurl = \"" << (http ? "http" : "tcp") << "://127.0.0.1:" << s.port
-                     << "\"\nmodule = \"" << (http ? "hello" : "echo") << "\"\nbacklog = 4096\nmax_connections = "
-                     << max_conns << "\n" << (http ? "\n[modules.hello]\ntype = \"http_hello\"\n" : "");
+                     << "\"\n\n[[listen]]\nurl = \"" << scheme << "://127.0.0.1:" << s.port
+                     << "\"\nmodule = \"" << module << "\"\nbacklog = 4096\nmax_connections = "
+                     << max_conns << "\n" << (http ? "\n[modules.hello]\ntype = \"http_hello\"\n" : "")
+                     << (ws ? "websocket = { " + ws_options + " }\n" : "");
   s.proc = std::make_unique<child>(std::vector<std::string>{swactor, "run", cfg.string()}, dir, name);
   s.counts_exactly = true;
   // Each poll is a `swactor stats` process; its output replaces the previous one's.
@@ -211,7 +319,7 @@ std::optional<server> start_swactor(const std::string& swactor, const fs::path& 
   // Up once a connection gets its echo back and every worker reports idle.
   const auto until = clock_type::now() + 15s;
   while (clock_type::now() < until && s.proc->running()) {
-    if (http ? http_probe(s.port) : echo_probe(s.port)) {
+    if (ws ? ws_probe(s.port) : http ? http_probe(s.port) : echo_probe(s.port)) {
       if (auto j = stats(); j && j->contains("workers")) {
         bool all_idle = !j->at("workers").empty();
         for (const auto& w : j->at("workers")) all_idle = all_idle && w.value("state", "") == "idle";
@@ -290,6 +398,7 @@ std::optional<measurement> measure(server& s, int n) {
     if (fd < 0) return fail("warm-up connect failed");
     fds.push_back(fd);
     if (s.http && !http_exchange(fd)) return fail("warm-up request failed");
+    if (s.ws && !ws_exchange(fd, *s.ws)) return fail("warm-up WebSocket exchange failed");
   }
   if (!wait_for_count(s, static_cast<int>(fds.size()), 20s)) return fail("warm-up connections not reported");
   close_all(fds);
@@ -309,6 +418,10 @@ std::optional<measurement> measure(server& s, int n) {
     if (s.http && !http_exchange(fd)) {
       std::fprintf(stderr, "bench_idle_rss: %s: request on connection %d failed\n", s.name.c_str(), i);
       return fail("request failed");
+    }
+    if (s.ws && !ws_exchange(fd, *s.ws)) {
+      std::fprintf(stderr, "bench_idle_rss: %s: WebSocket exchange on connection %d failed\n", s.name.c_str(), i);
+      return fail("WebSocket exchange failed");
     }
   }
   if (!wait_for_count(s, n, 60s)) return fail("connections not reported");
@@ -369,6 +482,9 @@ int main() {
   rep.add({"idle RSS per connection: swactor_test_echo (reference)", ref->bytes_per_conn, "B/conn", std::nullopt, "",
            std::nullopt});
   int status = 0;
+  const char* only_env = std::getenv("SWACTOR_BENCH_IDLE_ONLY");
+  const std::string only = only_env ? only_env : "";
+  auto wanted = [&](const std::string& name) { return name.rfind(only, 0) == 0; };
   struct variant {
     std::string name, metric, keys;
   };
@@ -376,6 +492,7 @@ int main() {
            {"base_2", "idle RSS per connection: base mode, 2 workers", "mode = \"base\"\nworkers = 2\n"},
            {"process_1r_2w", "idle RSS per connection: process, 1 reactor, 2 workers",
             "mode = \"process\"\nworkers = 2\nreactor_threads = 1\n"}}) {
+    if (!wanted(v.name)) continue;
     std::string why;
     auto s = start_swactor(swactor, dir, v.name, v.keys, n + 1000, why);
     std::optional<measurement> m;
@@ -393,20 +510,22 @@ int main() {
   const char* nginx_env = std::getenv("NGINX");
   const std::string nginx = nginx_env && *nginx_env ? nginx_env : "/usr/sbin/nginx";
   std::optional<measurement> http_ref;
-  if (::access(nginx.c_str(), X_OK) != 0) {
-    std::printf("  nginx: skipped: %s not installed\n", nginx.c_str());
-  } else {
-    std::string why;
-    if (auto s = start_nginx(nginx, dir, n + 1000, why)) http_ref = measure(*s, n);
-    else std::printf("  nginx: skipped: %s\n", why.c_str());
+  if (wanted("http")) {
+    if (::access(nginx.c_str(), X_OK) != 0) {
+      std::printf("  nginx: skipped: %s not installed\n", nginx.c_str());
+    } else {
+      std::string why;
+      if (auto s = start_nginx(nginx, dir, n + 1000, why)) http_ref = measure(*s, n);
+      else std::printf("  nginx: skipped: %s\n", why.c_str());
+    }
+    rep.add({"idle HTTP keep-alive RSS per connection: nginx (reference)" + std::string(http_ref ? "" : " (skipped)"),
+             http_ref ? http_ref->bytes_per_conn : 0, "B/conn", std::nullopt, "", std::nullopt});
   }
-  rep.add({"idle HTTP keep-alive RSS per connection: nginx (reference)" +
-               std::string(http_ref ? "" : " (skipped)"),
-           http_ref ? http_ref->bytes_per_conn : 0, "B/conn", std::nullopt, "", std::nullopt});
   for (const auto& v : std::vector<variant>{
            {"http_base_1", "idle HTTP keep-alive RSS per connection: base, 1 worker", "mode = \"base\"\nworkers = 1\n"},
            {"http_process_1r_1w", "idle HTTP keep-alive RSS per connection: process, 1 reactor, 1 worker",
             "mode = \"process\"\nworkers = 1\nreactor_threads = 1\n"}}) {
+    if (!wanted(v.name)) continue;
     std::string why;
     auto s = start_swactor(swactor, dir, v.name, v.keys, n + 1000, why, true);
     std::optional<measurement> m;
@@ -421,7 +540,37 @@ int main() {
     rep.add({v.metric, m->bytes_per_conn, "B/conn",
              http_ref ? std::optional<double>(http_ref->bytes_per_conn) : std::nullopt, "nginx", std::nullopt});
   }
-  std::printf("target (issue 8): <= 1024 B/connection for swactor\n");
+
+  // WebSocket: idle upgraded connections after one message each (see the top of this file).
+  struct ws_variant {
+    std::string name, metric, keys;
+    ws_offer offer;
+    std::string options;
+  };
+  for (const auto& v : std::vector<ws_variant>{
+           {"ws_base_1", "idle WebSocket RSS per connection: base, 1 worker", "mode = \"base\"\nworkers = 1\n",
+            ws_offer::none, ""},
+           {"ws_process_1r_1w", "idle WebSocket RSS per connection: process, 1 reactor, 1 worker",
+            "mode = \"process\"\nworkers = 1\nreactor_threads = 1\n", ws_offer::none, ""},
+           {"ws_deflate_base_1", "idle WebSocket RSS per connection: base, deflate", "mode = \"base\"\nworkers = 1\n",
+            ws_offer::deflate, ""},
+           {"ws_deflate_nct_base_1", "idle WebSocket RSS per connection: base, deflate, no_context_takeover",
+            "mode = \"base\"\nworkers = 1\n", ws_offer::deflate_no_context, "no_context_takeover = true"}}) {
+    if (!wanted(v.name)) continue;
+    std::string why;
+    auto s = start_swactor(swactor, dir, v.name, v.keys, n + 1000, why, false, v.offer, v.options);
+    std::optional<measurement> m;
+    if (s) m = measure(*s, n);
+    else std::printf("  %s: skipped: %s\n", v.name.c_str(), why.c_str());
+    if (!m) {
+      rep.add({v.metric + " (failed)", 0, "B/conn", std::nullopt, "", std::nullopt});
+      status = 1;
+      continue;
+    }
+    rep.add({v.metric, m->bytes_per_conn, "B/conn", ref->bytes_per_conn, ref_name, std::nullopt});
+  }
+  std::printf("target (issue 8): <= 1024 B/connection for swactor; (issue 12) <= 1024 B per idle WebSocket "
+              "without deflate\n");
   rep.finish();
   std::error_code ec;
   fs::remove_all(dir, ec);

@@ -230,3 +230,91 @@ websocket = { origins = ["https://good.example"] }
   CHECK(r.r.out.find("handshake   failed:") != std::string::npos);
   srv.stop_and_check();
 }
+
+TEST_CASE("bench websocket: --deflate offers permessage-deflate, compresses, reads compressed replies",
+          "[bench][websocket][deflate]") {
+  // The offer, and the answer's check: accepted, declined, answered when not offered.
+  const auto key = bws::make_key();
+  CHECK(bws::upgrade_request("h", "/", key, true).find(
+            "\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n") != std::string::npos);
+  CHECK(bws::upgrade_request("h", "/", key).find("Sec-WebSocket-Extensions") == std::string::npos);
+  const std::string accept = swactor::protocols::websocket::accept_key(key);
+  const std::string head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                           "Sec-WebSocket-Accept: " + accept + "\r\n";
+  const std::string with_ext = head + "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n\r\n";
+  std::string why;
+  CHECK(bws::upgrade_reply(with_ext, accept, why, true) == static_cast<std::ptrdiff_t>(with_ext.size()));
+  CHECK(bws::upgrade_reply(head + "\r\n", accept, why, true) == -1);
+  CHECK(why.find("did not accept permessage-deflate") != std::string::npos);
+  why.clear();
+  CHECK(bws::upgrade_reply(with_ext, accept, why, false) == -1);
+  CHECK(why.find("none was offered") != std::string::npos);
+
+  // RSV1 only on a data frame's first frame, and only when deflate was negotiated.
+  const std::string compressed_text("\xc1\x02xy", 4);
+  CHECK(bws::cut_message(compressed_text).size == -1);
+  CHECK(bws::cut_message(compressed_text, true).size == 4);
+  CHECK(bws::cut_message(std::string("\xc9\x00", 2), true).size == -1);  // a "compressed" ping
+  CHECK(bws::cut_message(std::string("\xe1\x00", 2), true).size == -1);  // RSV2
+
+  // Each message compresses on its own: the server's inflater (no shared context needed)
+  // gets it back, and a compressible payload shrinks.
+  namespace pws = swactor::protocols::websocket;
+  for (std::size_t n : {1, 64, 1024, 70000}) {
+    INFO("size " << n);
+    std::string text;
+    while (text.size() < n) text += "abcdefgh" + std::to_string(text.size() % 97);
+    text.resize(n);
+    std::string z;
+    bws::deflate_message(text, z);
+    if (n >= 1024) CHECK(z.size() < n / 2);
+    pws::deflater inflater(pws::deflate_params{});
+    std::string back;
+    bool too_big = false;
+    REQUIRE(inflater.inflate_message(z, back, 1 << 20, too_big));
+    CHECK(back == text);
+    std::string f;
+    bws::append_client_frame(f, bws::op_text, z, 0x01020304u, true);
+    CHECK(static_cast<std::uint8_t>(f[0]) == 0xc1);
+    CHECK(bws::client_payload(f) == z);
+  }
+
+  CHECK_FALSE(b::parse_args({"-s", "ws://127.0.0.1:1", "-f", "websocket", "-n", "1", "--deflate", "--verify"}).config);
+  auto p = b::parse_args({"-s", "ws://127.0.0.1:1", "-f", "websocket", "-n", "1", "--deflate"});
+  REQUIRE(p.config);
+  CHECK(p.config->deflate);
+}
+
+TEST_CASE("bench websocket: --deflate against ws_echo, and against a listener that declines it",
+          "[bench][websocket][deflate]") {
+  auto mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  server_under_test srv("mode = \"" + mode + "\"\nworkers = 2", std::string(kWsEcho) + R"(
+[[listen]]
+url = "ws://127.0.0.1:{port2}"
+module = "ws_echo"
+websocket = { permessage_deflate = false }
+)");
+  for (const char* size : {"64", "1024", "70000"}) {
+    INFO("size " << size);
+    auto r = t::run_bench({"-s", "ws://127.0.0.1:" + std::to_string(srv.port) + "/", "-f", "websocket", "-c", "4",
+                           "-n", "1000", "--size", size, "--deflate"});
+    require_clean(r, 1000);
+    CHECK(r.report.at("settings").at("websocket").at("deflate") == true);
+    // Both directions compressed: the payload is a repeated pattern, so far fewer bytes
+    // than 1000 x size went each way (handshakes included).
+    if (std::string(size) != "64") {
+      const auto plain = 1000 * std::stoull(size);
+      CHECK(r.report.at("bytes_sent").get<std::uint64_t>() < plain / 2);
+      CHECK(r.report.at("bytes_received").get<std::uint64_t>() < plain / 2);
+    }
+  }
+  auto r = t::run_bench({"-s", "ws://127.0.0.1:" + std::to_string(srv.port2) + "/", "-f", "websocket", "-c", "2",
+                         "-n", "10", "--deflate", "--timeout", "2s"});
+  INFO("stdout: " << r.r.out << "\nstderr: " << r.r.err);
+  CHECK(r.r.exit_code == 1);
+  CHECK(r.report.at("errors").at("handshake").get<std::uint64_t>() == 10);
+  CHECK(r.report.at("handshake_error").get<std::string>().find("did not accept permessage-deflate") !=
+        std::string::npos);
+  srv.stop_and_check();
+}

@@ -1,0 +1,136 @@
+// WebSocket against third-party clients: Node `ws` 8 and headless Chromium (Debian's
+// chromium driven by playwright-core) talk to the real server's ws_echo, in both modes. The
+// clients are the scripts in tests/integration/node/ (each check prints "ok NAME" or
+// "not ok NAME"); their npm packages are installed by scripts/install-deps.sh into the
+// build's node/ dir. Missing node, packages or chromium fail these tests: they are part of
+// `make test`, which runs install-deps first.
+#include <filesystem>
+
+#include "server_helpers.hpp"
+
+using namespace std::chrono_literals;
+namespace t = swactor::testing;
+namespace fs = std::filesystem;
+using namespace swactor::testing::server;
+
+namespace {
+
+// Two listeners on ws_echo: {port} accepts permessage-deflate (the default), {port2} refuses
+// it. Messages up to 4 MiB (the clients send 1 MiB).
+const char* kEcho = R"(
+[modules.ws_echo]
+
+[[listen]]
+url = "ws://127.0.0.1:{port}"
+module = "ws_echo"
+websocket = { max_message_size = "4MiB" }
+
+[[listen]]
+url = "ws://127.0.0.1:{port2}"
+module = "ws_echo"
+websocket = { max_message_size = "4MiB", permessage_deflate = false }
+)";
+
+// Where install-deps put the npm packages: $SWACTOR_NODE_DIR, else the build's node/ dir,
+// else the source tree's build/node (install-deps' default when make was not used).
+fs::path node_dir() {
+  if (const char* e = std::getenv("SWACTOR_NODE_DIR"); e && *e) return e;
+  for (fs::path p : {fs::path(SWACTOR_NODE_DIR), fs::path(SWACTOR_NODE_SCRIPTS) / ".." / ".." / ".." / "build" / "node"})
+    if (fs::exists(p / "node_modules" / "ws" / "package.json")) return p;
+  return SWACTOR_NODE_DIR;
+}
+
+// Fails (never skips) when something install-deps provides is missing.
+void require_deps(bool browser) {
+  const auto dir = node_dir();
+  INFO("the WebSocket client tests need node, npm packages and chromium: run scripts/install-deps.sh "
+       "(make test does), with SWACTOR_NODE_DIR=" << dir.string() << " when the build dir is not build/");
+  REQUIRE(t::run({"sh", "-c", "command -v node"}, 10s).exit_code == 0);
+  REQUIRE(fs::exists(dir / "node_modules" / "ws" / "package.json"));
+  if (browser) {
+    REQUIRE(fs::exists(dir / "node_modules" / "playwright-core" / "package.json"));
+    REQUIRE(fs::exists("/usr/bin/chromium"));
+  }
+}
+
+struct script_result {
+  t::run_result run;
+  int ok = 0, not_ok = 0;
+  std::vector<std::string> lines;
+  bool has(const std::string& prefix) const {
+    for (const auto& l : lines)
+      if (l.rfind(prefix, 0) == 0) return true;
+    return false;
+  }
+};
+
+script_result run_script(const std::string& name, std::vector<std::string> args, t::duration timeout) {
+  std::vector<std::string> argv = {"node", std::string(SWACTOR_NODE_SCRIPTS) + "/" + name};
+  argv.insert(argv.end(), args.begin(), args.end());
+  t::spawn_options opts;
+  opts.env = {"NODE_PATH=" + (node_dir() / "node_modules").string()};
+  script_result r;
+  r.run = t::run(argv, timeout, opts);
+  r.lines = t::lines(r.run.out);
+  for (const auto& l : r.lines) {
+    if (l.rfind("ok ", 0) == 0) ++r.ok;
+    if (l.rfind("not ok ", 0) == 0) ++r.not_ok;
+  }
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("websocket clients: Node ws echoes 200 B to 1 MiB, fragments, ping, close, with deflate on and off",
+          "[websocket][clients]") {
+  require_deps(false);
+  auto mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  server_under_test srv("mode = \"" + mode + "\"\nworkers = 2", kEcho);
+  struct variant {
+    std::uint16_t port;
+    const char* offer;   // the client offers permessage-deflate
+    const char* expect;  // the server accepts it
+  };
+  for (const variant v : {variant{srv.port, "on", "yes"}, variant{srv.port, "off", "no"},
+                          variant{srv.port2, "on", "no"}}) {
+    INFO("port " << v.port << " client deflate " << v.offer << ", negotiated " << v.expect);
+    auto r = run_script("ws_interop.js",
+                        {"ws://127.0.0.1:" + std::to_string(v.port) + "/echo", "--deflate", v.offer,
+                         "--expect-deflate", v.expect},
+                        90s);
+    INFO(r.run.out << r.run.err << "\nserver log:\n" << server_under_test::tail(srv.log()));
+    CHECK(r.run.exit_code == 0);
+    CHECK(r.not_ok == 0);
+    // Every check ran: extensions, 3 sizes x text/binary, the compression check, 2 fragmented,
+    // ping, pipelined, close, socket closed.
+    CHECK(r.ok == 14);
+    CHECK(r.has("summary: 14 ok, 0 not ok"));
+    CHECK(r.has(std::string("ok extensions \"") + (std::string(v.expect) == "yes" ? "permessage-deflate" : "") + "\""));
+    CHECK(r.has("ok text 1048576 got 1048576 B binary=false"));
+    CHECK(r.has("ok binary 1048576 got 1048576 B binary=true"));
+    CHECK(r.has("ok fragmented binary 3 frames, 71005 B"));
+    CHECK(r.has("ok close code 4000"));
+  }
+  CHECK_FALSE(srv.wait_log(" (error|critical) \\[", 0ms));  // no client made the server log an error
+  srv.stop_and_check();
+}
+
+TEST_CASE("websocket clients: headless Chromium echoes text and binary up to 1 MiB with permessage-deflate",
+          "[websocket][clients][browser]") {
+  require_deps(true);
+  auto mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  server_under_test srv("mode = \"" + mode + "\"\nworkers = 2", kEcho);
+  auto r = run_script("browser_ws.js", {"ws://127.0.0.1:" + std::to_string(srv.port) + "/echo"}, 150s);
+  INFO(r.run.out << r.run.err << "\nserver log:\n" << server_under_test::tail(srv.log()));
+  CHECK(r.run.exit_code == 0);
+  CHECK(r.not_ok == 0);
+  // Page, extensions, 4 sizes x text/binary, close, message count.
+  CHECK(r.ok == 12);
+  CHECK(r.has("ok extensions \"permessage-deflate"));
+  CHECK(r.has("ok text 1048576 string 1048576"));
+  CHECK(r.has("ok binary 1048576 ArrayBuffer 1048576"));
+  CHECK(r.has("ok close code 1000 wasClean true"));
+  srv.stop_and_check();
+}
