@@ -134,3 +134,30 @@ TEST_CASE("websocket clients: headless Chromium echoes text and binary up to 1 M
   CHECK(r.has("ok close code 1000 wasClean true"));
   srv.stop_and_check();
 }
+
+TEST_CASE("websocket clients: ws_chat in headless Chromium, four users in two rooms across both workers",
+          "[websocket][clients][browser]") {
+  require_deps(true);
+  auto mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  // The default app's shape: the chat on an http:// listener with upgrades on.
+  server_under_test srv("mode = \"" + mode + "\"\nworkers = 2", R"(
+[modules.chat]
+type = "ws_chat"
+
+[[listen]]
+url = "http://127.0.0.1:{port}"
+websocket = {}
+routes = [ { path = "/chat", module = "chat" } ]
+)");
+  auto r = run_script("browser_chat.js", {"http://127.0.0.1:" + std::to_string(srv.port) + "/chat"}, 150s);
+  INFO(r.run.out << r.run.err << "\nserver log:\n" << server_under_test::tail(srv.log()));
+  CHECK(r.run.exit_code == 0);
+  CHECK(r.not_ok == 0);
+  CHECK(r.ok == 16);
+  CHECK(r.has("ok users on both workers"));
+  CHECK(r.has("ok bob gets ann's line"));
+  CHECK(r.has("ok blue did not get red"));
+  CHECK(r.has("ok cid sees dee leave"));
+  srv.stop_and_check();
+}
