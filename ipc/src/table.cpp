@@ -1,6 +1,7 @@
 #include "swactor/ipc/table.hpp"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <bit>
 #include <cstring>
@@ -819,6 +820,32 @@ result<std::string> table::get_string(std::string_view key, std::string_view col
 bool table::exists(std::string_view key) const {
   if (key.size() > key_capacity) return false;
   return impl_->read(key, [](row_header* r) { return r != nullptr; });
+}
+
+void table::prefetch(std::span<const std::string_view> keys) const noexcept {
+  const auto& t = *impl_;
+  constexpr std::size_t batch = 32;
+  std::array<const bucket*, batch> bs;
+  for (std::size_t at = 0; at < keys.size(); at += batch) {
+    const std::size_t n = std::min(batch, keys.size() - at);
+    for (std::size_t i = 0; i < n; ++i) {
+      bs[i] = nullptr;
+      if (keys[at + i].size() > key_capacity) continue;
+      bs[i] = &t.buckets[hash_key(keys[at + i]) & t.mask];
+      __builtin_prefetch(bs[i]);
+    }
+    // The heads, read racily (only an address to prefetch): the first read waits for its
+    // bucket, the others arrived meanwhile. A row's header and its first column values
+    // span two cache lines.
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!bs[i]) continue;
+      const std::uint32_t head = bs[i]->head.load(std::memory_order_relaxed);
+      if (head == 0 || head > t.capacity) continue;
+      const char* r = reinterpret_cast<const char*>(t.row_at(head));
+      __builtin_prefetch(r);
+      __builtin_prefetch(r + 64);
+    }
+  }
 }
 
 std::size_t table::count() const noexcept {
