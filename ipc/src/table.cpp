@@ -487,11 +487,13 @@ struct table::impl {
     std::uint32_t head = b.head.load(std::memory_order_relaxed);
     if (head != 0) bump(counters().collisions);
     r->next.store(head, std::memory_order_relaxed);
+    // Counted before it is published: a process dying in between leaves the count one
+    // high with the row leaked, never a reachable row that is not counted.
+    header->count.fetch_add(1, std::memory_order_relaxed);
     // One store publishes the fully built row: a process dying before it leaks the row
     // but never leaves a broken chain.
     b.head.store(idx, std::memory_order_release);
     bump(counters().inserts);
-    header->count.fetch_add(1, std::memory_order_relaxed);
     return idx;
   }
 
