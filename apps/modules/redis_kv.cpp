@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cctype>
 #include <climits>
@@ -497,6 +498,20 @@ bool redis_kv::on_command_now(context& ctx, session_id s, redis::command& cmd) {
   }
   execute(ctx, s, c, *e, cmd);
   return true;
+}
+
+void redis_kv::on_commands_ahead(context&, session_id, std::span<const std::string_view> commands) {
+  if (!table_) return;
+  // The key is the first argument of nearly every command; for the others a prefetch
+  // costs a wasted cache line at most.
+  std::array<std::string_view, 64> keys;
+  std::size_t n = 0;
+  for (auto raw : commands) {
+    if (n == keys.size()) break;
+    std::array<std::string_view, 2> args;
+    if (redis::first_args(raw, args) == 2) keys[n++] = args[1];
+  }
+  table_->prefetch(std::span<const std::string_view>(keys.data(), n));
 }
 
 task<void> redis_kv::on_command(context& ctx, session_id s, redis::command& cmd) {

@@ -52,6 +52,8 @@ class redis_kv final : public module_base {
   task<void> on_close(context& ctx, session_id s) override;
   task<void> on_command(context& ctx, session_id s, redis::command& cmd) override;
   bool on_command_now(context& ctx, session_id s, redis::command& cmd) override;
+  // Prefetches the table rows of a pipelined batch's keys (each command's first argument).
+  void on_commands_ahead(context& ctx, session_id s, std::span<const std::string_view> commands) override;
   task<void> on_bus_message(context& ctx, const bus::message& m) override;
 
   // -- per connection --

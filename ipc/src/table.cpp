@@ -1,6 +1,7 @@
 #include "swactor/ipc/table.hpp"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <bit>
 #include <cstring>
@@ -84,6 +85,14 @@ struct shm_column {
   std::uint32_t reserved;
 };
 
+struct alignas(64) counter_stripe {
+  std::atomic<std::uint64_t> inserts;
+  std::atomic<std::uint64_t> updates;  // set/incr/cmpset on an existing row
+  std::atomic<std::uint64_t> deletes;
+  std::atomic<std::uint64_t> collisions;  // inserts into a non-empty bucket
+};
+constexpr std::size_t counter_stripes = 16;
+
 struct shm_table_header {
   detail::segment_header seg;
   std::uint64_t total_size;
@@ -98,25 +107,25 @@ struct shm_table_header {
   std::atomic<std::uint32_t> alloc_next;  // rows [0, alloc_next) were handed out at least once
   std::atomic<std::uint64_t> lock_recoveries;
   std::atomic<std::uint64_t> full_failures;
+  // The cumulative counters of stats(), striped by pid: a process bumps a line it mostly
+  // keeps to itself, and the buckets stay small (fewer of them per cache miss).
+  counter_stripe counters[counter_stripes];
   alignas(64) shm_column columns[table_schema::max_columns];
 };
 static_assert(sizeof(shm_table_header) <= header_bytes);
 
-// 32 bytes: the lock word, the chain head, a sequence number and counters changed only
-// under the lock (relaxed load+store suffices; they are atomics so stats() and the
-// lock-free readers may read them any time).
+// 16 bytes, four to a cache line: the lock word, the chain head and a sequence number. A
+// lookup's first cache miss is its bucket, so the array is kept dense (the counters live
+// in the header's stripes).
 struct bucket {
   std::atomic<std::uint32_t> lock;
   std::atomic<std::uint32_t> head;  // row index + 1, 0 = empty
-  std::atomic<std::uint64_t> updates;
-  std::atomic<std::uint32_t> inserts;
-  std::atomic<std::uint32_t> deletes;
-  std::atomic<std::uint32_t> collisions;
   // Seqlock: odd while a writer changes the bucket; readers copy without taking the lock
   // and retry if it moved.
   std::atomic<std::uint32_t> seq;
+  std::uint32_t reserved;
 };
-static_assert(sizeof(bucket) == 32);
+static_assert(sizeof(bucket) == 16);
 
 struct row_header {
   std::atomic<std::uint32_t> next;  // chain link, or free-list link when free
@@ -126,10 +135,8 @@ struct row_header {
 };
 static_assert(sizeof(row_header) == 72);
 
-template <class T>
-void bump(std::atomic<T>& c) noexcept {
-  c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-}
+// A counter of this process's stripe; several processes may share a stripe, hence the RMW.
+void bump(std::atomic<std::uint64_t>& c) noexcept { c.fetch_add(1, std::memory_order_relaxed); }
 
 inline std::uint64_t rotl(std::uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
 
@@ -203,6 +210,11 @@ struct table::impl {
   std::uint32_t mask = 0;
   std::uint32_t row_size = 0;
   std::uint32_t capacity = 0;
+
+  // This process's counters (the pid changes in a forked child, so it is read each time).
+  counter_stripe& counters() const noexcept {
+    return header->counters[detail::self_pid() % counter_stripes];
+  }
 
   // A field resolved against the schema, checked before any lock is taken.
   struct resolved {
@@ -315,7 +327,7 @@ struct table::impl {
       b.head.store(next, std::memory_order_release);
     else
       row_at(prev)->next.store(next, std::memory_order_release);
-    bump(b.deletes);
+    bump(counters().deletes);
     header->count.fetch_sub(1, std::memory_order_relaxed);
   }
 
@@ -473,13 +485,15 @@ struct table::impl {
     for (std::size_t c = 0; c < layout->schema.columns.size(); ++c)
       std::memset(d + layout->offsets[c], 0, layout->schema.columns[c].type == column_type::string ? 4 : 8);
     std::uint32_t head = b.head.load(std::memory_order_relaxed);
-    if (head != 0) bump(b.collisions);
+    if (head != 0) bump(counters().collisions);
     r->next.store(head, std::memory_order_relaxed);
+    // Counted before it is published: a process dying in between leaves the count one
+    // high with the row leaked, never a reachable row that is not counted.
+    header->count.fetch_add(1, std::memory_order_relaxed);
     // One store publishes the fully built row: a process dying before it leaks the row
     // but never leaves a broken chain.
     b.head.store(idx, std::memory_order_release);
-    bump(b.inserts);
-    header->count.fetch_add(1, std::memory_order_relaxed);
+    bump(counters().inserts);
     return idx;
   }
 
@@ -521,7 +535,7 @@ struct table::impl {
     std::uint32_t idx = find(b, h32, key);
     if (idx != 0) {
       if (m == mode::insert_only) return make_error_code(shm_errc::exists);
-      bump(b.updates);
+      bump(counters().updates);
     } else {
       if (m == mode::update_only) return make_error_code(shm_errc::not_found);
       idx = insert(b, h32, key);
@@ -581,7 +595,7 @@ struct table::impl {
       idx = insert(b, h32, key);
       if (idx == 0) return make_error_code(shm_errc::table_full);
     } else {
-      bump(b.updates);
+      bump(counters().updates);
     }
     char* p = data_of(row_at(idx)) + off;
     T x;
@@ -765,7 +779,7 @@ result<bool> table::cmpset(std::string_view key, std::string_view column, value_
   char* d = impl::data_of(t.row_at(idx));
   if (!impl::equal(d, col, off, expected)) return false;
   impl::write_value(d, col, off, desired);
-  bump(b.updates);
+  bump(t.counters().updates);
   return true;
 }
 
@@ -808,6 +822,32 @@ result<std::string> table::get_string(std::string_view key, std::string_view col
 bool table::exists(std::string_view key) const {
   if (key.size() > key_capacity) return false;
   return impl_->read(key, [](row_header* r) { return r != nullptr; });
+}
+
+void table::prefetch(std::span<const std::string_view> keys) const noexcept {
+  const auto& t = *impl_;
+  constexpr std::size_t batch = 32;
+  std::array<const bucket*, batch> bs;
+  for (std::size_t at = 0; at < keys.size(); at += batch) {
+    const std::size_t n = std::min(batch, keys.size() - at);
+    for (std::size_t i = 0; i < n; ++i) {
+      bs[i] = nullptr;
+      if (keys[at + i].size() > key_capacity) continue;
+      bs[i] = &t.buckets[hash_key(keys[at + i]) & t.mask];
+      __builtin_prefetch(bs[i]);
+    }
+    // The heads, read racily (only an address to prefetch): the first read waits for its
+    // bucket, the others arrived meanwhile. A row's header and its first column values
+    // span two cache lines.
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!bs[i]) continue;
+      const std::uint32_t head = bs[i]->head.load(std::memory_order_relaxed);
+      if (head == 0 || head > t.capacity) continue;
+      const char* r = reinterpret_cast<const char*>(t.row_at(head));
+      __builtin_prefetch(r);
+      __builtin_prefetch(r + 64);
+    }
+  }
 }
 
 std::size_t table::count() const noexcept {
@@ -883,7 +923,7 @@ std::error_code row_ref::set(int column, value_ref v) noexcept {
     index_ = t.insert(b, h32_, key_);
     if (!index_) return make_error_code(shm_errc::table_full);
   } else {
-    bump(b.updates);
+    bump(t.counters().updates);
   }
   table::impl::write_value(table::impl::data_of(t.row_at(index_)), col,
                            t.layout->offsets[static_cast<std::size_t>(column)], v);
@@ -980,12 +1020,14 @@ table_stats table::stats() const {
   s.memory_bytes = t.region.size();
   s.full_failures = t.header->full_failures.load(std::memory_order_relaxed);
   s.lock_recoveries = t.header->lock_recoveries.load(std::memory_order_relaxed);
+  for (const auto& c : t.header->counters) {
+    s.inserts += c.inserts.load(std::memory_order_relaxed);
+    s.updates += c.updates.load(std::memory_order_relaxed);
+    s.deletes += c.deletes.load(std::memory_order_relaxed);
+    s.collisions += c.collisions.load(std::memory_order_relaxed);
+  }
   for (std::uint32_t bi = 0; bi <= t.mask; ++bi) {
     bucket& b = t.buckets[bi];
-    s.inserts += b.inserts.load(std::memory_order_relaxed);
-    s.updates += b.updates.load(std::memory_order_relaxed);
-    s.deletes += b.deletes.load(std::memory_order_relaxed);
-    s.collisions += b.collisions.load(std::memory_order_relaxed);
     if (b.head.load(std::memory_order_relaxed) == 0) continue;
     std::size_t len = 0;
     {

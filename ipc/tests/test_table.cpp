@@ -314,6 +314,22 @@ TEST_CASE("4 processes incr one key: exact total", "[table][multiprocess]") {
   CHECK(*t.get_int("hot", "n") == std::int64_t(procs) * iterations);
   CHECK(*t.get_float("hotf", "f") == procs * 1000 * 0.5);
   CHECK(t.stats().lock_recoveries == 0);
+  // The counters are striped by pid: every process's updates are summed.
+  CHECK(t.stats().inserts == 2);
+  CHECK(t.stats().updates == std::uint64_t(procs) * (iterations + 1000) - 2);
+}
+
+TEST_CASE("table prefetch is only a hint", "[table]") {
+  auto t = make_table(counters_schema(64));
+  REQUIRE_FALSE(t.set("a", "n", 1));
+  const std::string long_key(100, 'x');
+  std::vector<std::string_view> keys{"a", "absent", long_key, ""};
+  for (int i = 0; i < 70; ++i) keys.push_back("a");  // more than one batch
+  t.prefetch(keys);
+  t.prefetch({});
+  CHECK(*t.get_int("a", "n") == 1);
+  CHECK_FALSE(t.exists("absent"));
+  CHECK(t.count() == 1);
 }
 
 TEST_CASE("4 processes race add/del/cmpset: one winner per round", "[table][multiprocess]") {

@@ -17,6 +17,7 @@
 // new ones appended, so a large command arriving in pieces is scanned once, not once per
 // piece. A command is consumed only once complete (its event carries all of its bytes).
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -109,6 +110,33 @@ std::size_t find_c(std::string_view s, std::size_t& scan, char c) noexcept {
   }
   scan = i;
   return std::string_view::npos;
+}
+
+// A "*N\r\n" or "$N\r\n" line at `at`: the position after it (its "\r\n"), 0 if there is
+// none or N is not a number. A quick look for the look-ahead: parse() decides what bytes are.
+std::size_t number_line(std::string_view buf, std::size_t at, long long& n) noexcept {
+  constexpr std::size_t max_line = 24;  // "$" and 21 characters of a long long, "\r\n"
+  auto cr = buf.substr(0, std::min(buf.size(), at + max_line)).find('\r', at);
+  if (cr == std::string_view::npos || cr + 2 > buf.size() || !parse_ll(buf.substr(at + 1, cr - at - 1), n))
+    return 0;
+  return cr + 2;
+}
+
+// The size of the complete multibulk command at the start of `buf`, with 1 to `max_args`
+// arguments; 0 when it is incomplete, malformed or larger.
+std::size_t multibulk_size(std::string_view buf, long long max_args) noexcept {
+  if (buf.empty() || buf[0] != '*') return 0;
+  long long n = 0;
+  std::size_t pos = number_line(buf, 0, n);
+  if (pos == 0 || n <= 0 || n > max_args) return 0;
+  for (long long i = 0; i < n; ++i) {
+    long long len = 0;
+    if (pos >= buf.size() || buf[pos] != '$') return 0;
+    pos = number_line(buf, pos, len);
+    if (pos == 0 || len < 0 || buf.size() - pos < static_cast<unsigned long long>(len) + 2) return 0;
+    pos += static_cast<std::size_t>(len) + 2;
+  }
+  return pos;
 }
 
 // -- inline arguments -----------------------------------------------------------------------
@@ -262,6 +290,9 @@ class server_codec final : public stream_codec {
     hello_ = false;
   }
   void protocol_error(std::string text);
+  // The look-ahead hint: the complete multibulk commands at the start of `buf` (a bounded
+  // number) go to sink.on_ahead when there are two or more. Returns the bytes they span.
+  std::size_t announce(std::string_view buf, event_sink& sink);
 
   options opts_;
   std::string output_;
@@ -381,11 +412,31 @@ server_codec::step server_codec::parse(std::string_view buf) {
   }
 }
 
+std::size_t server_codec::announce(std::string_view buf, event_sink& sink) {
+  // A pipelined batch (redis-benchmark -P 16) fits; commands with many arguments (MSET)
+  // end the look-ahead, which then costs a bounded scan per command at most.
+  constexpr std::size_t max_ahead = 16;
+  constexpr long long max_args = 16;
+  std::array<event, max_ahead> ahead;
+  std::size_t n = 0, at = 0;
+  const auto kind = static_cast<std::uint8_t>(static_cast<std::uint8_t>(ev::command) | (resp3_ ? resp3_flag : 0));
+  while (n < max_ahead) {
+    const auto size = multibulk_size(buf.substr(at), max_args);
+    if (size == 0) break;
+    ahead[n++] = {kind, buf.substr(at, size)};
+    at += size;
+  }
+  if (n >= 2) sink.on_ahead(std::span<const event>(ahead.data(), n));
+  return at;
+}
+
 std::size_t server_codec::decode(std::string_view in, event_sink& sink) {
   if (failed() || done_ || hello_wait_) return 0;
   std::size_t used = 0;
+  std::size_t announced = 0;  // bytes of `in` the look-ahead covered
   while (used < in.size()) {
     auto buf = in.substr(used);
+    if (used >= announced && state_ == state::start) announced = used + announce(buf, sink);
     // Defensive: the progress kept is only valid for the same bytes presented again.
     if (pos_ > buf.size() || scan_ > buf.size()) reset();
     const auto base = state_ == state::inline_line || (state_ == state::start && buf[0] != '*')
@@ -491,6 +542,23 @@ bool split_multibulk(std::string_view raw, std::vector<std::string_view>& args) 
     return false;
   }
   return true;
+}
+
+std::size_t first_args(std::string_view raw, std::span<std::string_view> out) noexcept {
+  if (raw.empty() || raw[0] != '*') return 0;
+  long long n = 0;
+  std::size_t pos = number_line(raw, 0, n);
+  if (pos == 0 || n <= 0) return 0;
+  std::size_t filled = 0;
+  while (filled < out.size() && filled < static_cast<unsigned long long>(n)) {
+    long long len = 0;
+    if (pos >= raw.size() || raw[pos] != '$') break;
+    pos = number_line(raw, pos, len);
+    if (pos == 0 || len < 0 || raw.size() - pos < static_cast<unsigned long long>(len) + 2) break;
+    out[filled++] = raw.substr(pos, static_cast<std::size_t>(len));
+    pos += static_cast<std::size_t>(len) + 2;
+  }
+  return filled;
 }
 
 std::optional<std::vector<std::string>> split_inline(std::string_view line) {

@@ -3,6 +3,7 @@
 // held error after them; split_multibulk/split_inline; the writer in RESP2 and RESP3.
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -515,6 +516,55 @@ TEST_CASE("redis: split_multibulk refuses what is not one complete command", "[r
   CHECK_FALSE(redis::split_multibulk("*1\r\n$-1\r\n", args));
   CHECK_FALSE(redis::split_multibulk("*1000000\r\n$1\r\na\r\n", args));
   CHECK_FALSE(redis::split_multibulk("*1\r\n:1\r\n", args));
+}
+
+TEST_CASE("redis: first_args reads the leading arguments only", "[redis]") {
+  std::array<std::string_view, 2> a;
+  auto raw = mbulk({"GET", "key:1", "extra"});
+  CHECK(redis::first_args(raw, a) == 2);
+  CHECK(a[0] == "GET");
+  CHECK(a[1] == "key:1");
+  CHECK(redis::first_args(mbulk({"PING"}), a) == 1);
+  CHECK(redis::first_args("PING", a) == 0);
+  CHECK(redis::first_args("*2\r\n$3\r\nGET\r\n$9\r\nke", a) == 1);  // cut: what is whole
+  CHECK(redis::first_args("*0\r\n", a) == 0);
+}
+
+TEST_CASE("redis: the look-ahead announces a pipelined batch before its events", "[redis]") {
+  struct ahead_sink final : swactor::protocols::event_sink {
+    std::vector<std::vector<std::string>> batches;
+    std::vector<std::string> events;
+    bool on_event(const event& e) override {
+      events.emplace_back(e.data);
+      return true;
+    }
+    void on_ahead(std::span<const event> upcoming) override {
+      CHECK(events.size() % 16 == 0);  // at the start of a batch, before its commands
+      auto& b = batches.emplace_back();
+      for (const auto& e : upcoming) {
+        CHECK(e.kind == k_command);
+        b.emplace_back(e.data);
+      }
+    }
+  };
+  std::string in;
+  for (int i = 0; i < 20; ++i) in += mbulk({"GET", "k" + std::to_string(i)});
+  in += "*2\r\n$3\r\nGET\r\n$2\r\nk";  // incomplete: neither announced nor emitted
+  auto codec = redis::make_server_codec({});
+  ahead_sink s;
+  auto used = codec->decode(in, s);
+  CHECK(used == in.size() - 18);
+  REQUIRE(s.events.size() == 20);
+  REQUIRE(s.batches.size() == 2);  // 16 at most at once, then the 4 left
+  CHECK(s.batches[0].size() == 16);
+  CHECK(s.batches[1].size() == 4);
+  for (std::size_t i = 0; i < 16; ++i) CHECK(s.batches[0][i] == s.events[i]);
+  // One command alone gains nothing from a hint: not announced.
+  ahead_sink one;
+  auto c2 = redis::make_server_codec({});
+  c2->decode(mbulk({"GET", "k"}), one);
+  CHECK(one.batches.empty());
+  CHECK(one.events.size() == 1);
 }
 
 TEST_CASE("redis: the writer in RESP2 and RESP3", "[redis]") {

@@ -36,6 +36,11 @@ class connection_sink {
   // One decoded event; the view is valid during the call only. Return false to stop
   // reading this connection until c.resume() (the look-ahead bound).
   virtual bool on_event(connection& c, const protocols::event& e) = 0;
+  // The codec's look-ahead hint (protocols::event_sink::on_ahead): events about to come.
+  virtual void on_ahead(connection& c, std::span<const protocols::event> upcoming) {
+    (void)c;
+    (void)upcoming;
+  }
   // The connection is gone (once per connection, after it was counted).
   virtual void on_closed(connection& c, std::string_view reason) = 0;
   // The connection's queued output fell below half its limit after watch_drain().

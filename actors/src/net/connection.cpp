@@ -236,6 +236,10 @@ std::size_t connection::process(std::string_view input) {
   return used;
 }
 
+void connection::on_ahead(std::span<const protocols::event> upcoming) {
+  if (!closed_) host_.sink().on_ahead(*this, upcoming);
+}
+
 bool connection::on_event(const protocols::event& e) {
   if (closed_) return false;
   if (!host_.sink().on_event(*this, e)) {

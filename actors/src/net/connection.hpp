@@ -112,6 +112,7 @@ class connection final : public io_owner,
   void on_read(std::error_code ec, std::size_t n) override;
   void on_writable(std::error_code ec) override;
   bool on_event(const protocols::event& e) override;
+  void on_ahead(std::span<const protocols::event> upcoming) override;
 
   // Reads what the socket holds now; `carried` bytes are already at the start of the
   // loop's buffer (a full landing-buffer read).

@@ -7,6 +7,8 @@
 // (serve_redis): otherwise, or when on_command_now declines, the event goes through the
 // runner and on_command runs as a coroutine.
 
+#include <array>
+
 #include "swactor/actors/redis.hpp"
 #include "swactor/core/log.hpp"
 #include "worker/runtime.hpp"
@@ -62,6 +64,24 @@ bool worker_runtime::redis_now(int listener, session_id s, std::string_view data
   end_busy();
   if (answered) note_message();
   return answered;
+}
+
+void worker_runtime::redis_ahead(int listener, session_id s, std::span<const protocols::event> upcoming) {
+  const int mod = module_of(listener);
+  if (mod < 0) return;
+  std::array<std::string_view, 64> raw;
+  std::size_t n = 0;
+  for (const auto& e : upcoming) {
+    if (n == raw.size()) break;
+    if ((e.kind & ~pr::resp3_flag) == static_cast<std::uint8_t>(pr::ev::command)) raw[n++] = e.data;
+  }
+  if (n == 0) return;
+  // Only a hint: a module that throws here loses nothing but the prefetch.
+  try {
+    modules_[static_cast<std::size_t>(mod)]->on_commands_ahead(*contexts_[static_cast<std::size_t>(mod)], s,
+                                                               std::span<const std::string_view>(raw.data(), n));
+  } catch (...) {
+  }
 }
 
 task<void> worker_runtime::serve_redis(int module, session_id s, std::string data, std::uint8_t kind) {

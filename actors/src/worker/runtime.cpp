@@ -562,6 +562,11 @@ bool worker_runtime::on_event(net::connection& c, const protocols::event& e) {
   return false;
 }
 
+// Pipelined redis commands: the module may prefetch what they will touch (redis_events.cpp).
+void worker_runtime::on_ahead(net::connection& c, std::span<const protocols::event> upcoming) {
+  if (app_.listen[static_cast<std::size_t>(c.listener())].is_redis()) redis_ahead(c.listener(), session_id(c.id()), upcoming);
+}
+
 void worker_runtime::on_drained(net::connection& c) { drain_waits_.wake(session_id(c.id())); }
 
 void worker_runtime::on_closed(net::connection& c, std::string_view) {

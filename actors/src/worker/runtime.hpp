@@ -148,6 +148,8 @@ class worker_runtime final : private handler_host,
   // false when it is not taken (then the event is queued as usual).
   bool redis_now(int listener, session_id s, std::string_view data, std::uint8_t kind);
   void send_redis_reply(session_id s, redis::command& cmd);
+  // The codec's look-ahead: the module's on_commands_ahead over the multibulk commands.
+  void redis_ahead(int listener, session_id s, std::span<const protocols::event> upcoming);
   std::unique_ptr<redis::command> redis_cmd_;  // reused by redis_now
   bool redis_now_busy_ = false;                 // a handler inside redis_now sent to itself
   void http_closed(session_id s);
@@ -207,6 +209,7 @@ class worker_runtime final : private handler_host,
   // -- connection_sink (base mode: this loop's connections) ---------------------------------
   void on_open(net::connection& c) override;
   bool on_event(net::connection& c, const protocols::event& e) override;
+  void on_ahead(net::connection& c, std::span<const protocols::event> upcoming) override;
   void on_closed(net::connection& c, std::string_view reason) override;
   void on_drained(net::connection& c) override;
   void on_datagram(int listener, std::string from, std::string_view data) override;

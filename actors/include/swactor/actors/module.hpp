@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -154,6 +155,12 @@ class module_base {
   // runs inline as the command is parsed, without a coroutine or a copy of the command, so
   // its arguments are valid only during the call.
   virtual bool on_command_now(context&, session_id, redis::command&) { return false; }
+  // Optional hint: raw multibulk commands of this connection that a pipelined read is about
+  // to hand to the handlers above, in order (redis::first_args reads their arguments); a
+  // module may start fetching what they will touch (the shared table's prefetch), so the
+  // batch's cache misses overlap. Valid during the call only; changes nothing, answers
+  // nothing; base mode only.
+  virtual void on_commands_ahead(context&, session_id, std::span<const std::string_view> /*commands*/) {}
   // Datagram listeners (udp, unixgram): one datagram from `from` ("ip:port" or a path).
   virtual task<void> on_packet(context&, const packet_info&, std::string /*data*/) { co_return; }
   // Task workers: the payload of a task() from worker `src_worker`; the return value is the

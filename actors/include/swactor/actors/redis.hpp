@@ -26,6 +26,7 @@
 namespace swactor::redis {
 
 using protocols::redis::writer;
+using protocols::redis::first_args;
 
 // ASCII case-insensitive equality (command names and options are case-insensitive).
 using protocols::ascii_iequals;

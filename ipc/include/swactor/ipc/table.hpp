@@ -237,6 +237,11 @@ class table {
   result<double> get_float(std::string_view key, std::string_view column) const;
   result<std::string> get_string(std::string_view key, std::string_view column) const;
   bool exists(std::string_view key) const;
+  // A hint before a batch of operations on `keys`: starts loading their buckets and the
+  // first row of each chain into the cache, all at once, so the batch's cache misses
+  // overlap instead of coming one per operation. Reads nothing a caller sees, changes
+  // nothing; keys too long are skipped.
+  void prefetch(std::span<const std::string_view> keys) const noexcept;
   std::size_t count() const noexcept;
 
   // Visits every row. Each row is copied under its bucket lock (so it is consistent), and

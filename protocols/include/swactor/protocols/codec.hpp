@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -30,6 +31,11 @@ struct event {
 class event_sink {
  public:
   virtual bool on_event(const event& e) = 0;
+  // A hint, before on_event(): complete events that this decode() is about to hand over, in
+  // order (not necessarily all of them), so the sink can start fetching what they will
+  // need; a pipelined batch then overlaps its cache misses instead of taking them one by
+  // one. The views are valid during the call only; the events still come through on_event.
+  virtual void on_ahead(std::span<const event> upcoming) { (void)upcoming; }
 
  protected:
   ~event_sink() = default;

@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -57,6 +58,10 @@ std::unique_ptr<stream_codec> make_server_codec(const options& o);
 // The arguments of a `command` event, views into `raw`. False when `raw` is not one
 // complete multibulk command (never for what the codec emitted).
 bool split_multibulk(std::string_view raw, std::vector<std::string_view>& args);
+// The first out.size() arguments of a `command` event (fewer if it has fewer), without
+// allocating or reading past them: how many were filled, 0 when `raw` is not multibulk.
+// For the look-ahead (module::on_commands_ahead), which needs only a command's key.
+std::size_t first_args(std::string_view raw, std::span<std::string_view> out) noexcept;
 // The arguments of an inline command line, with Redis's quoting rules ("..." with \n \r \t
 // \b \a \\ \" \xHH escapes, '...' with \' only). nullopt: unbalanced quotes.
 std::optional<std::vector<std::string>> split_inline(std::string_view line);
