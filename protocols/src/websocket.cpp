@@ -681,6 +681,12 @@ bool deflater::inflate_message(std::string_view in, std::string& out, std::size_
     inflate_ = z;
   }
   auto* z = zs(inflate_);
+  // An empty payload is an empty message. Inflating the tail alone would open a stored block
+  // (00 | 00 ff | ff ..) and swallow the next message's bytes as its lengths.
+  if (in.empty()) {
+    if (params_.client_no_context_takeover) inflateReset(z);
+    return true;
+  }
   auto run = [&](const unsigned char* data, std::size_t n) {
     z->next_in = const_cast<unsigned char*>(data);
     z->avail_in = static_cast<uInt>(n);
@@ -731,6 +737,10 @@ void deflater::deflate_message(std::string_view in, std::string& out) {
   } while (z->avail_out == 0);
   // The sync flush ends with 00 00 ff ff, which the receiver adds back (RFC 7692 §7.2.1).
   if (out.size() - start >= 4 && std::memcmp(out.data() + out.size() - 4, sync_tail, 4) == 0) out.resize(out.size() - 4);
+  // An empty message right after another flush makes zlib write nothing at all; a peer that
+  // appends the tail to nothing is then out of step with our stream. A lone 0x00 (an empty
+  // stored block once the tail is back, RFC 7692 §7.2.3.6) is valid whatever came before.
+  if (out.size() == start) out.push_back('\0');
   if (params_.server_no_context_takeover) deflateReset(z);
 }
 

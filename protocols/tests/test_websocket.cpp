@@ -1,6 +1,7 @@
 // The WebSocket frame codec on byte strings: every frame type, 7/16/64-bit lengths, masks,
 // input split at every byte, and each violation with its close code.
 #include <catch2/catch.hpp>
+#include <zlib.h>
 
 #include <string>
 #include <vector>
@@ -632,4 +633,77 @@ TEST_CASE("websocket: a reply to a message read before an error or a close prece
     c.encode(text_kind, "Hello", late);
     CHECK(late.empty());
   }
+}
+
+namespace {
+// What a browser or any zlib client does with our compressed frames: one raw inflate stream
+// for the connection, the 00 00 ff ff tail appended to every payload (RFC 7692 §7.2.2).
+struct zlib_client {
+  z_stream z{};
+  zlib_client() { REQUIRE(inflateInit2(&z, -15) == Z_OK); }
+  ~zlib_client() { inflateEnd(&z); }
+  bool inflate_payload(std::string payload, std::string& out) {
+    payload.append("\x00\x00\xff\xff", 4);
+    z.next_in = reinterpret_cast<Bytef*>(payload.data());
+    z.avail_in = static_cast<uInt>(payload.size());
+    while (z.avail_in > 0) {
+      char buf[4096];
+      z.next_out = reinterpret_cast<Bytef*>(buf);
+      z.avail_out = sizeof buf;
+      int rc = inflate(&z, Z_SYNC_FLUSH);
+      out.append(buf, sizeof buf - z.avail_out);
+      if (rc != Z_OK && rc != Z_BUF_ERROR) return false;
+      if (rc == Z_BUF_ERROR && z.avail_out == sizeof buf) return false;  // stuck mid-block
+    }
+    // Everything consumed and no block left open: the stream is at a message boundary.
+    return true;
+  }
+};
+}  // namespace
+
+// Found by fuzz_websocket's echo round trip: with context takeover, an empty message after
+// another compressed one made zlib write nothing (a second sync flush with no input), so the
+// frame's payload was empty; a client that appends the tail to it opens a stored block and
+// reads the next message's bytes as its lengths.
+TEST_CASE("websocket: empty compressed messages keep a zlib client in step", "[websocket][deflate]") {
+  for (bool no_takeover : {false, true}) {
+    INFO("server_no_context_takeover " << no_takeover);
+    ws::options o;
+    o.deflate = true;
+    o.deflate_min_size = 0;
+    o.deflate_with.server_no_context_takeover = no_takeover;
+    ws::codec server(o);
+    zlib_client client;
+    for (std::string m : {"", "a", "", "", "hello hello hello", "", "a"}) {
+      std::string wire;
+      server.encode(static_cast<std::uint8_t>(ws::reply::text), m, wire);
+      REQUIRE(wire.size() >= 2);
+      CHECK(static_cast<std::uint8_t>(wire[0]) == (0x80 | 0x40 | text));
+      std::size_t n = static_cast<std::uint8_t>(wire[1]);
+      REQUIRE(n < 126);
+      CHECK(n >= 1);  // never an empty compressed payload
+      std::string back;
+      REQUIRE(client.inflate_payload(wire.substr(2), back));
+      CHECK(back == m);
+    }
+  }
+}
+
+TEST_CASE("websocket: an empty compressed payload from the client is an empty message", "[websocket][deflate]") {
+  ws::options o;
+  o.deflate = true;
+  ws::deflater client(ws::deflate_params{});
+  std::string z1, z2;
+  client.deflate_message("first first first", z1);
+  client.deflate_message("second second", z2);
+  auto wire = client_frame(fin | 0x40 | text, z1) + client_frame(fin | 0x40 | text, "") +
+              client_frame(fin | 0x40 | binary, "") + client_frame(fin | 0x40 | text, z2);
+  ws::codec c(o);
+  auto s = feed(c, wire);
+  REQUIRE_FALSE(c.failed());
+  REQUIRE(s.events.size() == 4);
+  CHECK(s.events[0].data == "first first first");
+  CHECK(s.events[1] == collected{16, ""});
+  CHECK(s.events[2] == collected{17, ""});
+  CHECK(s.events[3].data == "second second");
 }
