@@ -191,6 +191,7 @@ bool codec::go_away(std::string& out) {
   if (close_sent_ || closed_) return false;
   write_close(out, close_going_away, "going away");
   close_sent_ = true;
+  close_out_ = true;
   ++epoch_;
   return true;
 }
@@ -208,6 +209,7 @@ std::string_view codec::expire(std::string& out) {
   }
   write_close(out, close_going_away, "idle timeout");
   close_sent_ = true;
+  close_out_ = true;
   return "idle timeout";
 }
 
@@ -386,8 +388,11 @@ bool codec::finish_frame(event_sink& out, bool& stop) {
   }
   in_message_ = false;
   // After our close went out, data is read and dropped (RFC 6455 §5.5.1).
-  if (!close_sent_)
+  if (!close_sent_) {
+    // Pongs queued so far answer frames read before this message's end: they precede its reply.
+    output_before_event_ = output_.size();
     stop = !out.on_event({static_cast<std::uint8_t>(message_op_ == opcode::text ? ev::text : ev::binary), whole});
+  }
   if (inflated_.capacity() > 64 * 1024) std::string().swap(inflated_);
   // An idle connection should not keep a large message's buffer.
   if (message_.capacity() > 64 * 1024)
@@ -403,7 +408,9 @@ void codec::encode(std::uint8_t kind, std::string_view data, std::string& out) {
     case reply::binary:
     case reply::ping:
     case reply::pong: {
-      if (close_sent_) return;  // nothing follows a close
+      // Nothing follows a close on the wire; a close still waiting in output_ follows this.
+      if (close_out_) return;
+      flush_before_reply(out);
       static constexpr opcode ops[] = {opcode::text, opcode::binary, opcode::ping, opcode::pong};
       auto op = ops[kind - static_cast<std::uint8_t>(reply::text)];
       if (opts_.deflate && !is_control(op) && data.size() >= opts_.deflate_min_size) {
@@ -418,11 +425,13 @@ void codec::encode(std::uint8_t kind, std::string_view data, std::string& out) {
     }
     case reply::close: {
       if (close_sent_) return;
+      flush_before_reply(out);
       std::uint16_t code = 0;
       if (data.size() >= 2)
         code = static_cast<std::uint16_t>((static_cast<unsigned char>(data[0]) << 8) | static_cast<unsigned char>(data[1]));
       write_close(out, code, data.size() > 2 ? data.substr(2) : std::string_view());
       close_sent_ = true;
+      close_out_ = true;
       if (close_received_) closed_ = true;
       return;
     }
@@ -430,7 +439,16 @@ void codec::encode(std::uint8_t kind, std::string_view data, std::string& out) {
   out.append(data);  // kind 0: raw bytes
 }
 
+void codec::flush_before_reply(std::string& out) {
+  if (output_before_event_ == 0) return;
+  out.append(output_, 0, output_before_event_);
+  output_.erase(0, output_before_event_);
+  output_before_event_ = 0;
+}
+
 bool codec::take_output(std::string& out) {
+  output_before_event_ = 0;
+  if (close_sent_) close_out_ = true;
   if (output_.empty()) return false;
   out.append(output_);
   std::string().swap(output_);
@@ -694,6 +712,12 @@ bool deflater::inflate_message(std::string_view in, std::string& out, std::size_
     stream = z;
   }
   auto* z = zs(stream);
+  // An empty payload is an empty message. Inflating the tail alone would open a stored block
+  // (00 | 00 ff | ff ..) and swallow the next message's bytes as its lengths.
+  if (in.empty()) {
+    if (params_.client_no_context_takeover) inflateReset(z);
+    return true;
+  }
   auto run = [&](const unsigned char* data, std::size_t n) {
     z->next_in = const_cast<unsigned char*>(data);
     z->avail_in = static_cast<uInt>(n);
@@ -746,6 +770,10 @@ void deflater::deflate_message(std::string_view in, std::string& out) {
   } while (z->avail_out == 0);
   // The sync flush ends with 00 00 ff ff, which the receiver adds back (RFC 7692 §7.2.1).
   if (out.size() - start >= 4 && std::memcmp(out.data() + out.size() - 4, sync_tail, 4) == 0) out.resize(out.size() - 4);
+  // An empty message right after another flush makes zlib write nothing at all; a peer that
+  // appends the tail to nothing is then out of step with our stream. A lone 0x00 (an empty
+  // stored block once the tail is back, RFC 7692 §7.2.3.6) is valid whatever came before.
+  if (out.size() == start) out.push_back('\0');
   if (params_.server_no_context_takeover) deflateReset(z);
 }
 

@@ -1,6 +1,7 @@
 // The WebSocket frame codec on byte strings: every frame type, 7/16/64-bit lengths, masks,
 // input split at every byte, and each violation with its close code.
 #include <catch2/catch.hpp>
+#include <zlib.h>
 
 #include <string>
 #include <vector>
@@ -583,4 +584,164 @@ TEST_CASE("websocket: go_away closes with 1001 once, then waits for the reply", 
   CHECK(again.empty());
   feed(c, client_frame(0x88, std::string("\x03\xe9", 2)));
   CHECK(c.done());
+}
+
+// Autobahn 5.6-5.8, 5.19, 5.20: a pong must not wait behind the reply to a message whose last
+// fragment came after the ping. The connection encodes inline replies after decode() returns
+// and takes the codec's own output after them, so the codec puts the pong ahead itself.
+TEST_CASE("websocket: a pong for a ping between fragments goes out before the message's reply", "[websocket]") {
+  const auto text_kind = static_cast<std::uint8_t>(ws::reply::text);
+  std::string pong_frame, echo_frame;
+  ws::write_frame(pong_frame, ws::opcode::pong, "ping payload");
+  ws::write_frame(echo_frame, ws::opcode::text, "fragment1fragment2");
+  auto wire = client_frame(text, "fragment1") + client_frame(fin | ping, "ping payload") +
+              client_frame(fin | cont, "fragment2");
+  for (std::size_t step : {std::size_t(0), std::size_t(1), std::size_t(5)}) {
+    INFO("step " << step);
+    ws::codec c;
+    // Fed whole, or in pieces with nothing taken between them (one read's worth).
+    auto s = feed(c, wire, step);
+    REQUIRE(s.events.size() == 1);
+    std::string out;
+    c.encode(text_kind, s.events[0].data, out);  // the handler's inline echo
+    c.take_output(out);
+    CHECK(out == pong_frame + echo_frame);
+  }
+  SECTION("a ping after a whole message is answered after that message's reply") {
+    ws::codec c;
+    auto s = feed(c, client_frame(fin | text, "first") + client_frame(fin | ping, "ping payload"));
+    REQUIRE(s.events.size() == 1);
+    std::string out, first;
+    c.encode(text_kind, "first", out);
+    c.take_output(out);
+    ws::write_frame(first, ws::opcode::text, "first");
+    CHECK(out == first + pong_frame);
+  }
+  SECTION("a pong already taken is not sent twice") {
+    ws::codec c;
+    feed(c, client_frame(text, "a") + client_frame(fin | ping, "ping payload") + client_frame(fin | cont, "b"));
+    CHECK(output_of(c) == pong_frame);  // process mode: taken right after decode()
+    std::string out, ab;
+    c.encode(text_kind, "ab", out);
+    ws::write_frame(ab, ws::opcode::text, "ab");
+    CHECK(out == ab);
+  }
+}
+
+// Autobahn 3.2, 3.3, 4.1.3, 4.1.4, 4.2.3, 4.2.4, 5.15 (and 7.1.x with a close): a message and
+// a bad frame (or the peer's close) in one read. The message was delivered before the error,
+// so its reply still goes out, ahead of the close; nothing goes out after the close.
+TEST_CASE("websocket: a reply to a message read before an error or a close precedes our close", "[websocket]") {
+  const auto text_kind = static_cast<std::uint8_t>(ws::reply::text);
+  std::string echo_frame;
+  ws::write_frame(echo_frame, ws::opcode::text, "Hello");
+  SECTION("protocol error") {
+    ws::codec c;
+    auto s = feed(c, client_frame(fin | text, "Hello") + client_frame(fin | 0x20 | text, "Hello") +
+                         client_frame(fin | ping, ""));
+    REQUIRE(c.failed());
+    REQUIRE(s.events.size() == 1);
+    std::string out;
+    c.encode(text_kind, "Hello", out);
+    c.take_output(out);
+    REQUIRE(out.size() > echo_frame.size());
+    CHECK(out.substr(0, echo_frame.size()) == echo_frame);
+    CHECK(close_code_of(out.substr(echo_frame.size())) == 1002);
+    CHECK(c.done());
+    std::string late;
+    c.encode(text_kind, "late", late);
+    CHECK(late.empty());
+  }
+  SECTION("the peer's close") {
+    ws::codec c;
+    auto s = feed(c, client_frame(fin | text, "Hello") + client_frame(fin | close_op, close_payload(1000)));
+    REQUIRE(s.events.size() == 2);
+    std::string out;
+    c.encode(text_kind, "Hello", out);
+    c.take_output(out);
+    CHECK(out.substr(0, echo_frame.size()) == echo_frame);
+    CHECK(close_code_of(out.substr(echo_frame.size())) == 1000);
+    CHECK(c.done());
+  }
+  SECTION("the close already taken: the late reply is dropped") {
+    ws::codec c;
+    feed(c, client_frame(fin | text, "Hello") + client_frame(fin | close_op, close_payload(1000)));
+    CHECK(close_code_of(output_of(c)) == 1000);
+    std::string late;
+    c.encode(text_kind, "Hello", late);
+    CHECK(late.empty());
+  }
+}
+
+namespace {
+// What a browser or any zlib client does with our compressed frames: one raw inflate stream
+// for the connection, the 00 00 ff ff tail appended to every payload (RFC 7692 §7.2.2).
+struct zlib_client {
+  z_stream z{};
+  zlib_client() { REQUIRE(inflateInit2(&z, -15) == Z_OK); }
+  ~zlib_client() { inflateEnd(&z); }
+  bool inflate_payload(std::string payload, std::string& out) {
+    payload.append("\x00\x00\xff\xff", 4);
+    z.next_in = reinterpret_cast<Bytef*>(payload.data());
+    z.avail_in = static_cast<uInt>(payload.size());
+    while (z.avail_in > 0) {
+      char buf[4096];
+      z.next_out = reinterpret_cast<Bytef*>(buf);
+      z.avail_out = sizeof buf;
+      int rc = inflate(&z, Z_SYNC_FLUSH);
+      out.append(buf, sizeof buf - z.avail_out);
+      if (rc != Z_OK && rc != Z_BUF_ERROR) return false;
+      if (rc == Z_BUF_ERROR && z.avail_out == sizeof buf) return false;  // stuck mid-block
+    }
+    // Everything consumed and no block left open: the stream is at a message boundary.
+    return true;
+  }
+};
+}  // namespace
+
+// Found by fuzz_websocket's echo round trip: with context takeover, an empty message after
+// another compressed one made zlib write nothing (a second sync flush with no input), so the
+// frame's payload was empty; a client that appends the tail to it opens a stored block and
+// reads the next message's bytes as its lengths.
+TEST_CASE("websocket: empty compressed messages keep a zlib client in step", "[websocket][deflate]") {
+  for (bool no_takeover : {false, true}) {
+    INFO("server_no_context_takeover " << no_takeover);
+    ws::options o;
+    o.deflate = true;
+    o.deflate_min_size = 0;
+    o.deflate_with.server_no_context_takeover = no_takeover;
+    ws::codec server(o);
+    zlib_client client;
+    for (std::string m : {"", "a", "", "", "hello hello hello", "", "a"}) {
+      std::string wire;
+      server.encode(static_cast<std::uint8_t>(ws::reply::text), m, wire);
+      REQUIRE(wire.size() >= 2);
+      CHECK(static_cast<std::uint8_t>(wire[0]) == (0x80 | 0x40 | text));
+      std::size_t n = static_cast<std::uint8_t>(wire[1]);
+      REQUIRE(n < 126);
+      CHECK(n >= 1);  // never an empty compressed payload
+      std::string back;
+      REQUIRE(client.inflate_payload(wire.substr(2), back));
+      CHECK(back == m);
+    }
+  }
+}
+
+TEST_CASE("websocket: an empty compressed payload from the client is an empty message", "[websocket][deflate]") {
+  ws::options o;
+  o.deflate = true;
+  ws::deflater client(ws::deflate_params{});
+  std::string z1, z2;
+  client.deflate_message("first first first", z1);
+  client.deflate_message("second second", z2);
+  auto wire = client_frame(fin | 0x40 | text, z1) + client_frame(fin | 0x40 | text, "") +
+              client_frame(fin | 0x40 | binary, "") + client_frame(fin | 0x40 | text, z2);
+  ws::codec c(o);
+  auto s = feed(c, wire);
+  REQUIRE_FALSE(c.failed());
+  REQUIRE(s.events.size() == 4);
+  CHECK(s.events[0].data == "first first first");
+  CHECK(s.events[1] == collected{16, ""});
+  CHECK(s.events[2] == collected{17, ""});
+  CHECK(s.events[3].data == "second second");
 }

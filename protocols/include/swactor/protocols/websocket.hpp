@@ -161,6 +161,7 @@ class codec final : public stream_codec {
   bool finish_frame(event_sink& out, bool& stop);
   void protocol_error(std::uint16_t code, std::string why);
   bool ping_next() const noexcept;
+  void flush_before_reply(std::string& out);
 
   options opts_;
   std::uint32_t epoch_ = 0;    // changes when a liveness phase starts (input, ping, close)
@@ -183,7 +184,16 @@ class codec final : public stream_codec {
   std::unique_ptr<deflater> deflate_;  // when negotiated; made on first compressed message
   std::string inflated_;
   std::string output_;  // pongs and closes the codec answers by itself
+  // Bytes at the front of output_ queued before the last message was delivered: a reply to
+  // that message is encoded after them (a pong answering a ping between two fragments goes
+  // out before the echo of the message), the rest of output_ after the reply.
+  std::size_t output_before_event_ = 0;
   bool close_sent_ = false;
+  // Our close is on its way to the wire (written by encode()/expire()/go_away(), or taken
+  // from output_). Until then replies to messages delivered before it may still go ahead
+  // of it: a peer's close or a protocol error read in the same input as a message does
+  // not swallow that message's reply.
+  bool close_out_ = false;
   bool close_received_ = false;
   bool closed_ = false;  // no more input: the handshake is complete or an error close went out
 };
