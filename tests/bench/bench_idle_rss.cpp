@@ -426,9 +426,6 @@ std::optional<measurement> measure(server& s, int n) {
   }
   if (!wait_for_count(s, n, 60s)) return fail("connections not reported");
   std::this_thread::sleep_for(300ms);  // accepted and counted is not quite registered and parked
-  // HTTP and WebSocket connections quiet for 2 s give back their busy read buffer at the next
-  // sweep (<= 1 s later): measure them idle, not just accepted.
-  if (s.ws || s.http) std::this_thread::sleep_for(3500ms);
   m.loaded = tree_rss(s.proc->pid, &m.procs);
   const double secs = std::chrono::duration<double>(clock_type::now() - t0).count();
   m.bytes_per_conn = (static_cast<double>(m.loaded) - static_cast<double>(m.baseline)) / n;

@@ -52,7 +52,7 @@ result run_mode(const std::string& bin, const std::string& mode, int n, int roun
   auto cfg = dir / ("ws_broadcast_" + mode + ".toml");
   {
     std::ofstream f(cfg);
-    f << "[server]\nmode = \"" << mode << "\"\nworkers = 2\nlog_level = \"warning\"\n\n"
+    f << "[server]\nmode = \"" << mode << "\"\nworkers = 2\n\n"
       << "[modules.ws_echo]\n[modules.probe]\n\n"
       << "[[listen]]\nurl = \"ws://127.0.0.1:" << port << "\"\nmodule = \"ws_echo\"\nbacklog = 4096\n"
       << "websocket = { permessage_deflate = false, ping_interval = \"0s\", idle_timeout = \"0s\" }\n\n"

@@ -392,12 +392,8 @@ task<void> conn_host::deadline_loop(duration every) {
   for (;;) {
     co_await sleep(every);
     auto now = std::chrono::steady_clock::now();
-    // Connections quiet for two seconds give back their 4 KiB busy read buffer.
-    const auto idle_cutoff = now - std::chrono::seconds(2);
-    for (const auto& [id, c] : conns_) {
+    for (const auto& [id, c] : conns_)
       if (c->deadline_passed(now)) expired.push_back(c);
-      c->shrink_if_idle(idle_cutoff);
-    }
     for (auto& c : expired) c->expire();
     expired.clear();
   }

@@ -68,24 +68,9 @@ void connection::size_read_buffer(std::size_t last_read) {
   }
 }
 
-void connection::shrink_if_idle(std::chrono::steady_clock::time_point cutoff) noexcept {
-  // Not while a write waits: cancelling the socket would cancel that wait too.
-  if (!busy_buf_ || !waiting_read_ || waiting_write_ || closed_ || shrinking_ || last_activity > cutoff) return;
-  shrinking_ = transport_->cancel_read();
-}
-
 void connection::on_read(std::error_code ec, std::size_t n) {
   waiting_read_ = false;
   if (closed_) return;
-  if (shrinking_) {
-    shrinking_ = false;
-    if (ec == asio::error::operation_aborted) {
-      busy_buf_.reset();
-      arm_read();
-      return;
-    }
-    // The read completed before the cancel: its bytes are in busy_buf_, go on as usual.
-  }
   if (ec) {
     if (ec != asio::error::operation_aborted) finish(true, ec.message());
     return;

@@ -83,9 +83,6 @@ class connection final : public io_owner,
   bool deadline_passed(std::chrono::steady_clock::time_point now) noexcept;
   // The phase's timeout passed: the codec's last words (HTTP 408), then close.
   void expire();
-  // A connection quiet since before `cutoff` gives back its busy read buffer (the host's
-  // sweep calls this): an idle connection then holds only its inline buffer.
-  void shrink_if_idle(std::chrono::steady_clock::time_point cutoff) noexcept;
   // Whoever answers this connection's requests is gone (process mode: its worker died).
   void abandon();
   // Replaces the codec in place (an Upgrade): bytes after the current event go to the new
@@ -174,7 +171,6 @@ class connection final : public io_owner,
   // frees this) after a read that inline_ would have held.
   static constexpr std::size_t kBusyRead = 4096;
   std::unique_ptr<char[]> busy_buf_;
-  bool shrinking_ = false;  // the pending read was cancelled to swap busy_buf_ for inline_
   char* read_buf() noexcept { return busy_buf_ ? busy_buf_.get() : inline_; }
   std::size_t read_cap() const noexcept { return busy_buf_ ? kBusyRead : sizeof inline_; }
   // Picks the buffer for the next read from how much the last one brought.

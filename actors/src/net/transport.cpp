@@ -53,11 +53,6 @@ class socket_transport final : public transport {
       o->on_read(ec, k);
     });
   }
-  bool cancel_read() noexcept override {
-    std::error_code ec;
-    sock_.cancel(ec);
-    return !ec;
-  }
   void wait_writable(std::shared_ptr<io_owner> owner) override {
     sock_.async_wait(asio::socket_base::wait_write,
                      [o = std::move(owner)](std::error_code ec) { o->on_writable(ec); });

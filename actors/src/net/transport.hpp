@@ -51,9 +51,6 @@ class transport {
   virtual void async_read_some(char* buf, std::size_t n, std::shared_ptr<io_owner> owner) = 0;
   // Calls owner->on_writable once writing can make progress (or fails). One at a time.
   virtual void wait_writable(std::shared_ptr<io_owner> owner) = 0;
-  // Cancels the pending async_read_some (its owner gets operation_aborted); false when the
-  // transport cannot (then the read stays pending). Also cancels a pending wait_writable.
-  virtual bool cancel_read() noexcept { return false; }
 
   // Sends FIN once written (graceful close of the write side).
   virtual void shutdown() noexcept = 0;
