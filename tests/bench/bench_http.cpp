@@ -60,6 +60,7 @@ using swactor::bench::free_port;
 using swactor::bench::join;
 using swactor::bench::pinned;
 using swactor::bench::read_text;
+using swactor::bench::which;
 
 constexpr int rounds = 3;
 constexpr double fixed_rate = 50000;
@@ -260,19 +261,6 @@ double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const auto n = v.size();
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-std::string which(const char* program) {
-  const char* path = std::getenv("PATH");
-  std::string p = path ? path : "/usr/bin:/bin";
-  for (std::size_t at = 0; at <= p.size();) {
-    auto colon = p.find(':', at);
-    if (colon == std::string::npos) colon = p.size();
-    const auto cand = fs::path(p.substr(at, colon - at)) / program;
-    if (::access(cand.c_str(), X_OK) == 0) return cand.string();
-    at = colon + 1;
-  }
-  return {};
 }
 
 }  // namespace

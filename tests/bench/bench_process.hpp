@@ -104,6 +104,26 @@ inline int free_port() {
   return ntohs(a.sin_port);
 }
 
+// The path of `program` in $PATH ("" when it is not there).
+inline std::string which(const char* program) {
+  const char* path = std::getenv("PATH");
+  std::string p = path ? path : "/usr/bin:/bin";
+  for (std::size_t at = 0; at <= p.size();) {
+    auto colon = p.find(':', at);
+    if (colon == std::string::npos) colon = p.size();
+    const auto cand = fs::path(p.substr(at, colon - at)) / program;
+    if (::access(cand.c_str(), X_OK) == 0) return cand.string();
+    at = colon + 1;
+  }
+  return {};
+}
+
+// $name if set and not empty, else `fallback`.
+inline std::string env_or(const char* name, const std::string& fallback) {
+  const char* e = std::getenv(name);
+  return e && *e ? std::string(e) : fallback;
+}
+
 // A blocking TCP connection to 127.0.0.1:port; -1 when it fails.
 inline int connect_loopback(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -63,6 +63,8 @@ using swactor::bench::free_port;
 using swactor::bench::join;
 using swactor::bench::pinned;
 using swactor::bench::read_text;
+using swactor::bench::which;
+using swactor::bench::env_or;
 
 constexpr int rounds = 2;
 constexpr int clients = 50;
@@ -239,24 +241,6 @@ double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const auto n = v.size();
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-std::string which(const char* program) {
-  const char* path = std::getenv("PATH");
-  std::string p = path ? path : "/usr/bin:/bin";
-  for (std::size_t at = 0; at <= p.size();) {
-    auto colon = p.find(':', at);
-    if (colon == std::string::npos) colon = p.size();
-    const auto cand = fs::path(p.substr(at, colon - at)) / program;
-    if (::access(cand.c_str(), X_OK) == 0) return cand.string();
-    at = colon + 1;
-  }
-  return {};
-}
-
-std::string env_or(const char* name, const std::string& fallback) {
-  const char* e = std::getenv(name);
-  return e && *e ? std::string(e) : fallback;
 }
 
 }  // namespace

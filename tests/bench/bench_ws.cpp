@@ -68,6 +68,7 @@ using swactor::bench::free_port;
 using swactor::bench::join;
 using swactor::bench::pinned;
 using swactor::bench::read_text;
+using swactor::bench::which;
 
 constexpr int rounds = 2;
 constexpr int connections = 100;
@@ -76,19 +77,6 @@ struct tools {
   std::string swactor, node, taskset, scripts;
   bool pin = false;
 };
-
-std::string which(const char* program) {
-  const char* path = std::getenv("PATH");
-  std::string p = path ? path : "/usr/bin:/bin";
-  for (std::size_t at = 0; at <= p.size();) {
-    auto colon = p.find(':', at);
-    if (colon == std::string::npos) colon = p.size();
-    const auto cand = fs::path(p.substr(at, colon - at)) / program;
-    if (::access(cand.c_str(), X_OK) == 0) return cand.string();
-    at = colon + 1;
-  }
-  return {};
-}
 
 std::string last_lines(const std::string& s, std::size_t n = 400) {
   return s.size() <= n ? s : "..." + s.substr(s.size() - n);
