@@ -5,7 +5,6 @@
 // (ctx.join / ctx.broadcast), and "/to ID text" reaches one client on any worker (ctx.push
 // forwards to the process that holds it).
 
-#include <charconv>
 #include <string>
 #include <unordered_map>
 #include <vector>

@@ -168,7 +168,6 @@ std::error_code conn_host::send(std::uint64_t id, std::string_view data, std::ui
 std::error_code conn_host::set_websocket(std::uint64_t id, int module) {
   auto* c = find(id);
   if (!c) return server_errc::session_not_found;
-  if (c->ws_module < 0) ++websockets_;
   c->ws_module = module;
   return {};
 }
@@ -198,7 +197,6 @@ std::size_t conn_host::broadcast(std::string_view group, std::string_view data, 
   // Ids first: a send can close its connection, which leaves its groups under our feet.
   std::vector<std::uint64_t> to;
   if (group.empty()) {
-    to.reserve(websockets_);
     for (const auto& [id, c] : conns_)
       if (c->ws_module >= 0) to.push_back(id);
   } else {
@@ -224,12 +222,6 @@ std::size_t conn_host::broadcast(std::string_view group, std::string_view data, 
     }
   }
   return n;
-}
-
-std::size_t conn_host::group_size(std::string_view group) const {
-  if (group.empty()) return websockets_;
-  auto g = groups_.find(group);
-  return g == groups_.end() ? 0 : g->second.size();
 }
 
 std::error_code conn_host::close(std::uint64_t id, bool reset) {
@@ -276,7 +268,6 @@ void conn_host::on_connection_closed(connection& c, bool aborted, std::string_vi
   if (it == conns_.end() || it->second.get() != &c) return;
   auto keep = std::move(it->second);
   conns_.erase(it);
-  if (c.ws_module >= 0) --websockets_;
   if (auto m = member_of_.find(c.id()); m != member_of_.end()) {
     for (const auto& name : m->second)
       if (auto g = groups_.find(name); g != groups_.end() && g->second.erase(c.id()) && g->second.empty())

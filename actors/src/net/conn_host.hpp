@@ -102,7 +102,6 @@ class conn_host {
   // A typed reply to each member on this loop ("" = every WebSocket); returns how many
   // took it (a member whose output is full loses this one, as its push would).
   std::size_t broadcast(std::string_view group, std::string_view data, std::uint8_t kind);
-  std::size_t group_size(std::string_view group) const;
 
   // -- datagrams -----------------------------------------------------------------------
   // Serves the (inherited) datagram socket `fd` of listener `listener`; false if unusable.
@@ -172,7 +171,6 @@ class conn_host {
   };
   std::unordered_map<std::string, std::unordered_set<std::uint64_t>, name_hash, std::equal_to<>> groups_;
   std::unordered_map<std::uint64_t, std::vector<std::string>> member_of_;  // only connections in a group
-  std::size_t websockets_ = 0;
   std::size_t full_missed_ = 0;  // broadcasts lost to full outputs since the last log line
   std::chrono::steady_clock::time_point last_full_log_{};
   const tls_store* tls_ = nullptr;
