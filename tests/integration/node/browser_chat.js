@@ -8,17 +8,9 @@
 // not the blue room, and the other way round, and that a leave is announced. Prints "ok ..." /
 // "not ok ..." lines and a summary; exits 1 when a check failed, 2 when the run broke.
 'use strict';
-const fs = require('fs');
-const os = require('os');
-const path = require('path');
-const { chromium } = require('playwright-core');
+const { check, with_browser, run } = require('./chromium');
 
 const base = process.argv[2];
-let ok = 0, failed = 0;
-const check = (name, cond, detail = '') => {
-  if (cond) ++ok; else ++failed;
-  console.log(`${cond ? 'ok' : 'not ok'} ${name}${detail ? ' ' + detail : ''}`);
-};
 
 // The page keeps its messages in the list; the welcome line names the worker through the
 // JSON the page got, which we read from the socket the page exposes (window.chat).
@@ -61,16 +53,7 @@ async function say(u, text) {
 }
 
 async function main() {
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'swactor-chromium-'));
-  let context;
-  try {
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-      headless: true,
-      timeout: 30000,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-             '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+  await with_browser(async (context) => {
     const users = [];
     for (const [room, nick] of [['red', 'ann'], ['red', 'bob'], ['blue', 'cid'], ['blue', 'dee']])
       users.push(await open_user(context, room, nick));
@@ -96,21 +79,7 @@ async function main() {
     check('red did not get blue', !(await log_text(bob)).some((l) => l.includes('hello blue room')));
     await dee.page.close();
     check('cid sees dee leave', await wait_line(cid, ') left'));
-  } finally {
-    if (context) await context.close();
-    fs.rmSync(profile, { recursive: true, force: true });
-  }
+  });
 }
 
-const watchdog = setTimeout(() => {
-  console.log('not ok watchdog: no result within 90 s');
-  process.exit(2);
-}, 90000);
-main().then(() => {
-  clearTimeout(watchdog);
-  console.log(`summary: ${ok} ok, ${failed} not ok`);
-  process.exit(failed ? 1 : 0);
-}, (err) => {
-  console.log(`not ok run: ${err && err.stack ? err.stack : err}`);
-  process.exit(2);
-});
+run(main);

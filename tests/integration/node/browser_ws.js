@@ -9,18 +9,10 @@
 // "not ok NAME detail" lines and "summary: N ok, M not ok"; exits 1 when a check failed, 2
 // when the run broke (no browser, a timeout).
 'use strict';
-const fs = require('fs');
 const http = require('http');
-const os = require('os');
-const path = require('path');
-const { chromium } = require('playwright-core');
+const { check, with_browser, run } = require('./chromium');
 
 const ws_url = process.argv[2];
-let ok = 0, failed = 0;
-const check = (name, cond, detail = '') => {
-  if (cond) ++ok; else ++failed;
-  console.log(`${cond ? 'ok' : 'not ok'} ${name}${detail ? ' ' + detail : ''}`);
-};
 
 // Everything the page does: it reports one result object back.
 const page_html = `<!doctype html><meta charset="utf-8"><title>ws test</title><script>
@@ -63,43 +55,21 @@ async function main() {
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   const page_url = `http://127.0.0.1:${server.address().port}/`;
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'swactor-chromium-'));
-  let context;
   try {
-    // A fresh profile each run; without the background-networking flags Chromium keeps
-    // trying to reach its services, which hangs on a closed network.
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-      headless: true,
-      timeout: 30000,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-             '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    await with_browser(async (context) => {
+      const page = await context.newPage();
+      await page.goto(page_url, { timeout: 15000 });
+      check('page served', (await page.textContent('p')) === 'swactor WebSocket test page');
+      const out = await page.evaluate((u) => run(u), ws_url);
+      check('extensions', /(^|, *)permessage-deflate($|[;,])/.test(out.extensions), `"${out.extensions}"`);
+      for (const c of out.checks) check(c.name, c.ok, c.detail);
+      check('close', out.close.code === 1000 && out.close.wasClean === true,
+            `code ${out.close.code} wasClean ${out.close.wasClean} reason "${out.close.reason}"`);
+      check('message count', out.checks.length === 8, `${out.checks.length} echoes`);
     });
-    const page = await context.newPage();
-    await page.goto(page_url, { timeout: 15000 });
-    check('page served', (await page.textContent('p')) === 'swactor WebSocket test page');
-    const out = await page.evaluate((u) => run(u), ws_url);
-    check('extensions', /(^|, *)permessage-deflate($|[;,])/.test(out.extensions), `"${out.extensions}"`);
-    for (const c of out.checks) check(c.name, c.ok, c.detail);
-    check('close', out.close.code === 1000 && out.close.wasClean === true,
-          `code ${out.close.code} wasClean ${out.close.wasClean} reason "${out.close.reason}"`);
-    check('message count', out.checks.length === 8, `${out.checks.length} echoes`);
   } finally {
-    if (context) await context.close();
     server.close();
-    fs.rmSync(profile, { recursive: true, force: true });
   }
 }
 
-const watchdog = setTimeout(() => {
-  console.log('not ok watchdog: no result within 90 s');
-  process.exit(2);
-}, 90000);
-main().then(() => {
-  clearTimeout(watchdog);
-  console.log(`summary: ${ok} ok, ${failed} not ok`);
-  process.exit(failed ? 1 : 0);
-}, (err) => {
-  console.log(`not ok run: ${err && err.stack ? err.stack : err}`);
-  process.exit(2);
-});
+run(main);
