@@ -150,6 +150,12 @@ async def api(args):
 
     a = await connect_many(host, port, "/chat/red", 4, "red")
     b = await connect_many(host, port, "/chat/blue", 4, "blue")
+    # Base mode: the kernel picks the worker that accepts; more red clients until both
+    # workers hold some.
+    for i in range(16):
+        if len({c.worker for c in a + b}) == 2:
+            break
+        a += await connect_many(host, port, "/chat/red", 1, f"redx{i}_")
     everyone = a + b
     check(len({c.worker for c in everyone}) == 2, "clients on both workers")
     # A group across rooms and workers, joined from the probe's worker.
