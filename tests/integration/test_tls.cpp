@@ -63,6 +63,17 @@ struct test_pki {
     REQUIRE(ok);
   }
 
+  // A DER OCSP response saying `name`'s certificate is good, signed by the CA (which acts as
+  // its own responder), as a CA's OCSP service would hand it to a server to staple.
+  bool ocsp_good(const std::string& name, const std::string& out) {
+    return sh("cd " + dir.path().string() + " && serial=$(openssl x509 -in " + name +
+              ".pem -noout -serial | cut -d= -f2) && subj=$(openssl x509 -in " + name +
+              ".pem -noout -subject -nameopt compat | sed 's/^subject=//') && printf 'V\\t300101000000Z\\t\\t%s\\t"
+              "unknown\\t%s\\n' \"$serial\" \"$subj\" > index.txt && openssl ocsp -issuer ca.pem -cert " +
+              name + ".pem -reqout ocsp-req.der && openssl ocsp -index index.txt -rsigner ca.pem -rkey ca.key -CA ca.pem"
+              " -reqin ocsp-req.der -respout " + out + " -ndays 1 2>/dev/null");
+  }
+
   // openssl x509 -fingerprint's form: "AB:CD:...".
   std::string fingerprint(const std::string& name) const {
     std::string out;
@@ -306,6 +317,47 @@ void exercise(const std::string& mode) {
 TEST_CASE("tls: https and tls listeners in base mode", "[tls]") { exercise("base"); }
 
 TEST_CASE("tls: https and tls listeners in process mode", "[tls][process]") { exercise("process"); }
+
+// OCSP stapling: a client that asks (status_request) gets the response from ocsp_file; one
+// that does not ask gets none; a file that is not an OCSP response is refused at check.
+TEST_CASE("tls: OCSP stapling from ocsp_file", "[tls]") {
+  REQUIRE(t::http::have_tool("openssl"));
+  test_pki pki;
+  REQUIRE(pki.ocsp_good("server", "server.ocsp"));
+  for (const char* mode : {"base", "process"}) {
+    INFO("mode " << mode);
+    srv::server_under_test s(std::string("mode = \"") + mode + "\"\nworkers = 1\nmax_wait_time = \"1s\"\n",
+                             "[[listen]]\nurl = \"https://127.0.0.1:{port}\"\nmodule = \"http_echo\"\n"
+                             "tls = { cert = \"" + pki.path("server.pem") + "\", key = \"" + pki.path("server.key") +
+                                 "\", ocsp_file = \"" + pki.path("server.ocsp") + "\" }\n");
+    REQUIRE(s.started);
+    auto asked = s_client(s.port, "-status -CAfile " + pki.path("ca.pem"));
+    INFO(asked.out);
+    CHECK(asked.ok);
+    CHECK(asked.out.find("OCSP Response Status: successful") != std::string::npos);
+    CHECK(asked.out.find("Cert Status: good") != std::string::npos);
+    CHECK(field(asked.out, "Serial Number: ([0-9A-F]+)") ==
+          [&] {
+            std::string o;
+            sh("openssl x509 -in " + pki.path("server.pem") + " -noout -serial | cut -d= -f2", &o);
+            while (!o.empty() && (o.back() == '\n' || o.back() == '\r')) o.pop_back();
+            return o;
+          }());
+    auto quiet = s_client(s.port, "-status -CAfile " + pki.path("ca.pem"), "", "0.2");
+    CHECK(quiet.out.find("OCSP Response Status: successful") != std::string::npos);  // every handshake staples
+    auto plain = s_client(s.port, "-CAfile " + pki.path("ca.pem"), "", "0.2");
+    CHECK(plain.ok);
+    CHECK(plain.out.find("OCSP response") == std::string::npos);  // not asked, not sent
+    s.stop_and_check();
+  }
+  auto cfg = pki.dir.write("app.toml", "[[listen]]\nurl = \"https://127.0.0.1:1\"\nmodule = \"http_echo\"\n"
+                                       "tls = { cert = \"server.pem\", key = \"server.key\", ocsp_file = \"pass.txt\" }\n");
+  auto bad = t::run({t::swactor_bin(), "check", cfg.string()}, 20s);
+  INFO(bad.out << bad.err);
+  CHECK(bad.exit_code != 0);
+  CHECK(bad.err.find("listen[0].tls.ocsp_file") != std::string::npos);
+  CHECK(bad.err.find("is not a DER OCSP response") != std::string::npos);
+}
 
 TEST_CASE("tls: check and run refuse bad TLS settings with file, line and key", "[tls]") {
   REQUIRE(t::http::have_tool("openssl"));
