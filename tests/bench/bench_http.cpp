@@ -18,6 +18,11 @@
 //   4. The load tester itself: swactor bench -f http -c100 -t1 -dS against nginx, against
 //      wrk -t1 -c100 -dS run just before on the same nginx. Target >= 0.9. Also each client's
 //      own CPU time per request (wait4 rusage), steadier than rates on a busy machine.
+//   5. TLS (https://, the same self-signed P-256 certificate, nginx `ssl_session_cache off`):
+//      wrk -t1 -c100 -dS keep-alive, 3 rounds interleaved, medians; target base/nginx >= 1.2.
+//      Handshakes: openssl s_time -new (full) and -reuse (ticket resumption; tickets on in
+//      both servers) for min(S,5) s each; the figure is connections per second of server CPU
+//      (s_time itself is client-bound); target base/nginx >= 1.0.
 // Never asserts a figure: the exit status is 1 only when nginx or a client fails.
 //
 // Binaries: $SWACTOR_BIN, $NGINX (default /usr/sbin/nginx), $WRK (default wrk in PATH).
@@ -263,6 +268,169 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+// -- TLS (https://) -----------------------------------------------------------------------
+// Both servers get the same self-signed P-256 certificate, TLS 1.2 and 1.3, and answer the
+// same 11 bytes. nginx: `ssl_session_cache off` (its default keeps no server-side cache
+// either) and `ssl_session_tickets` on or off; swactor: `session_tickets` on or off.
+
+bool make_certificate(const fs::path& dir) {
+  const std::string cmd = "cd '" + dir.string() +
+                          "' && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+                          " -keyout tls.key -out tls.pem -days 2 -subj /CN=localhost >/dev/null 2>&1";
+  return std::system(cmd.c_str()) == 0;
+}
+
+// A TLS server is up once it accepts TCP connections (a plain probe gets no HTTP answer).
+bool wait_accepting(server& s, std::string& why_not) {
+  const auto until = clock_type::now() + 10s;
+  while (clock_type::now() < until && s.proc->running()) {
+    if (int fd = swactor::bench::connect_loopback(s.port); fd >= 0) {
+      ::close(fd);
+      std::this_thread::sleep_for(300ms);
+      return true;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  s.proc->stop();
+  why_not = "did not start: " + first_line(read_text(s.proc->err) + read_text(s.proc->out));
+  return false;
+}
+
+std::optional<server> start_nginx_tls(const tools& t, const fs::path& dir, bool tickets, std::string& why_not) {
+  server s;
+  s.name = tickets ? "nginx-tls-tickets" : "nginx-tls";
+  s.port = free_port();
+  const auto d = (dir / s.name).string();
+  fs::create_directories(d);
+  const auto conf = fs::path(d) / "nginx.conf";
+  std::ofstream(conf) << "daemon off;\nmaster_process off;\nworker_processes 1;\nworker_rlimit_nofile 20000;\n"
+                      << "pid " << d << "/nginx.pid;\nerror_log " << d << "/error.log warn;\n"
+                      << "events { worker_connections 16384; }\nhttp {\n  access_log off;\n"
+                      << "  keepalive_requests 1000000;\n  default_type text/plain;\n"
+                      << "  client_body_temp_path " << d << "/body;\n  proxy_temp_path " << d << "/proxy;\n"
+                      << "  fastcgi_temp_path " << d << "/fastcgi;\n  uwsgi_temp_path " << d << "/uwsgi;\n"
+                      << "  scgi_temp_path " << d << "/scgi;\n  server {\n    listen 127.0.0.1:" << s.port
+                      << " ssl backlog=4096;\n    ssl_certificate " << (dir / "tls.pem").string()
+                      << ";\n    ssl_certificate_key " << (dir / "tls.key").string()
+                      << ";\n    ssl_protocols TLSv1.2 TLSv1.3;\n    ssl_session_cache off;\n"
+                      << "    ssl_session_tickets " << (tickets ? "on" : "off")
+                      << ";\n    location / { return 200 \"Hello World\"; }\n  }\n}\n";
+  s.proc = std::make_unique<child>(
+      pinned(t.pin, t.taskset, 0, {t.nginx, "-p", d, "-e", d + "/error.log", "-c", conf.string()}), dir, s.name);
+  if (!wait_accepting(s, why_not)) {
+    why_not += " " + first_line(read_text(fs::path(d) / "error.log"));
+    return std::nullopt;
+  }
+  return s;
+}
+
+std::optional<server> start_swactor_tls(const tools& t, const fs::path& dir, bool tickets, std::string& why_not) {
+  server s;
+  s.name = tickets ? "base-tls-tickets" : "base-tls";
+  s.port = free_port();
+  const auto cfg = dir / (s.name + ".toml");
+  std::ofstream(cfg) << "[server]\nmode = \"base\"\nworkers = 1\nlog_level = \"warning\"\nadmin_socket = \""
+                     << (dir / (s.name + ".sock")).string() << "\"\n\n[[listen]]\nurl = \"https://127.0.0.1:"
+                     << s.port << "\"\nmodule = \"hello\"\nbacklog = 4096\ntls = { cert = \""
+                     << (dir / "tls.pem").string() << "\", key = \"" << (dir / "tls.key").string()
+                     << "\", session_tickets = " << (tickets ? "true" : "false")
+                     << " }\n\n[modules.hello]\ntype = \"http_hello\"\n";
+  s.proc = std::make_unique<child>(pinned(t.pin, t.taskset, 0, {t.swactor, "run", cfg.string()}), dir, s.name);
+  if (!wait_accepting(s, why_not)) return std::nullopt;
+  return s;
+}
+
+// `openssl s_time` (one client, pinned to CPU 1): a new connection with a full handshake
+// (or, with `reuse`, a resumed one) and one GET per connection, for `seconds`. Its rate is
+// bounded by the client's own handshake work, so the figure to compare is the server's CPU
+// time per handshake (the inverse is the handshakes/s one server core sustains).
+struct handshake_result {
+  double per_second = 0;        // what s_time achieved
+  double server_us_per_conn = 0;  // server CPU time / connections
+};
+
+std::optional<handshake_result> run_s_time(const tools& t, const fs::path& dir, const server& s, int seconds,
+                                           bool reuse, const std::string& tag) {
+  std::vector<std::string> argv = {"openssl", "s_time", "-connect", "127.0.0.1:" + std::to_string(s.port),
+                                   reuse ? "-reuse" : "-new", "-time", std::to_string(seconds), "-www", "/"};
+  argv = pinned(t.pin, t.taskset, 1, argv);
+  std::printf("  %s: %s\n", tag.c_str(), join(argv).c_str());
+  std::fflush(stdout);
+  const double before = swactor::bench::tree_cpu_seconds(s.proc->pid);
+  const auto t0 = clock_type::now();
+  child c(argv, dir, "s_time-" + tag);
+  auto st = c.wait(std::chrono::seconds(seconds + 30));
+  const double wall = std::chrono::duration<double>(clock_type::now() - t0).count();
+  const double after = swactor::bench::tree_cpu_seconds(s.proc->pid);
+  const auto out = read_text(c.out);
+  std::smatch m;
+  // "1234 connections in 6 real seconds, 123 bytes read per connection" (whole seconds: the
+  // rate comes from our own wall clock around the run instead)
+  if (!st || *st != 0 || !std::regex_search(out, m, std::regex(R"((\d+) connections in \d+ real seconds)"))) {
+    std::fprintf(stderr, "bench_http: %s: openssl s_time failed: %s\n", tag.c_str(),
+                 first_line(out + read_text(c.err)).c_str());
+    return std::nullopt;
+  }
+  const double conns = std::stod(m[1]);
+  if (conns <= 0 || wall <= 0) return std::nullopt;
+  handshake_result r{conns / wall, (after - before) * 1e6 / conns};
+  std::printf("    -> %.0f connections/s, server CPU %.1f us/connection\n", r.per_second, r.server_us_per_conn);
+  return r;
+}
+
+struct tls_figures {
+  std::map<std::string, std::vector<double>> rps;  // keep-alive wrk, per server name
+  std::map<std::string, handshake_result> full, resumed;
+  std::string skipped;
+};
+
+tls_figures tls_section(const tools& t, const fs::path& dir, int seconds) {
+  tls_figures f;
+  if (!make_certificate(dir)) {
+    f.skipped = "openssl could not make a certificate";
+    return f;
+  }
+  std::printf("bench_http: TLS (https://, TLS 1.3, P-256 certificate)\n");
+  std::fflush(stdout);
+  for (int round = 1; round <= rounds; ++round)
+    for (bool ours : {false, true}) {
+      std::string why;
+      auto s = ours ? start_swactor_tls(t, dir, true, why) : start_nginx_tls(t, dir, true, why);
+      if (!s) {
+        f.skipped = why;
+        return f;
+      }
+      server w = std::move(*s);
+      w.name = ours ? "base" : "nginx";
+      const std::string url = "https://127.0.0.1:" + std::to_string(w.port) + "/";
+      std::vector<std::string> argv = pinned(t.pin, t.taskset, 1,
+                                             {t.wrk, "-t1", "-c100", "-d" + std::to_string(seconds) + "s", url});
+      std::printf("  %s-https-r%d: %s\n", w.name.c_str(), round, join(argv).c_str());
+      std::fflush(stdout);
+      child c(argv, dir, "wrk-https");
+      auto st = c.wait(std::chrono::seconds(seconds + 30));
+      std::smatch m;
+      const auto out = read_text(c.out);
+      if (st && *st == 0 && std::regex_search(out, m, std::regex(R"(Requests/sec:\s+([0-9.]+))"))) {
+        f.rps[w.name].push_back(std::stod(m[1]));
+        std::printf("    -> %s req/s\n", m[1].str().c_str());
+      }
+      stop(w);
+    }
+  const int hs_seconds = std::min(seconds, 5);
+  for (bool tickets : {false, true})
+    for (bool ours : {false, true}) {
+      std::string why;
+      auto s = ours ? start_swactor_tls(t, dir, tickets, why) : start_nginx_tls(t, dir, tickets, why);
+      if (!s) continue;
+      const std::string name = ours ? "base" : "nginx";
+      if (auto r = run_s_time(t, dir, *s, hs_seconds, tickets, name + (tickets ? "-resumed" : "-full")))
+        (tickets ? f.resumed : f.full)[name] = *r;
+      stop(*s);
+    }
+  return f;
+}
+
 }  // namespace
 
 int main() {
@@ -364,6 +532,10 @@ int main() {
     stop(*s);
   }
 
+  // 5. TLS: keep-alive over https, full and resumed handshakes.
+  const auto tls = tls_section(t, dir, seconds);
+  if (!tls.skipped.empty()) std::printf("  TLS: skipped: %s\n", tls.skipped.c_str());
+
   swactor::bench::report rep("bench_http");
   auto med = [](const variant& v) -> std::optional<double> {
     if (v.rps.empty()) return std::nullopt;
@@ -413,6 +585,39 @@ int main() {
   row("client CPU/request swactor bench (lower is better)", vs[0],
       ours_on_nginx ? std::optional<double>(ours_on_nginx->cpu_us_per_request) : std::nullopt, "us/req",
       wrk_cpu_on_nginx, "wrk, same runs", std::nullopt);
+  if (tls.skipped.empty()) {
+    auto tls_med = [&](const char* name) -> std::optional<double> {
+      auto it = tls.rps.find(name);
+      if (it == tls.rps.end() || it->second.empty()) return std::nullopt;
+      return median(it->second);
+    };
+    const std::string https = "rps https wrk -t1 -c100, median of " + std::to_string(rounds) + ": ";
+    const auto nginx_tls = tls_med("nginx");
+    row(https + "nginx (reference)", vs[0], nginx_tls, "req/s", std::nullopt, "", std::nullopt);
+    row(https + "base 1 worker", vs[1], tls_med("base"), "req/s", nginx_tls, "nginx", 1.2);
+    // Handshakes per second of server CPU (1e6 / CPU us per connection): what one core sustains.
+    for (const auto* which_hs : {&tls.full, &tls.resumed}) {
+      const std::string kind = which_hs == &tls.full ? "full handshake" : "resumed (ticket)";
+      auto cap = [&](const char* name) -> std::optional<double> {
+        auto it = which_hs->find(name);
+        if (it == which_hs->end() || it->second.server_us_per_conn <= 0) return std::nullopt;
+        return 1e6 / it->second.server_us_per_conn;
+      };
+      auto seen = [&](const char* name) -> std::optional<double> {
+        auto it = which_hs->find(name);
+        if (it == which_hs->end()) return std::nullopt;
+        return it->second.per_second;
+      };
+      row("TLS " + kind + " + GET per server CPU second: nginx", vs[0], cap("nginx"), "conn/s", std::nullopt, "",
+          std::nullopt);
+      row("TLS " + kind + " + GET per server CPU second: base", vs[1], cap("base"), "conn/s", cap("nginx"), "nginx",
+          1.0);
+      row("TLS " + kind + " openssl s_time rate (client-bound): nginx", vs[0], seen("nginx"), "conn/s",
+          std::nullopt, "", std::nullopt);
+      row("TLS " + kind + " openssl s_time rate (client-bound): base", vs[1], seen("base"), "conn/s",
+          seen("nginx"), "nginx", std::nullopt);
+    }
+  }
   for (const auto& v : vs)
     if (v.rps.size() > 1) {
       std::string all;
