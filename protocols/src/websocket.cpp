@@ -13,6 +13,18 @@ namespace swactor::protocols::websocket {
 
 namespace {
 
+// The reassembly buffer between messages, one per thread: codecs take it when a message
+// starts and give it back once it is delivered, so the buffer is reused without every idle
+// connection holding one.
+std::string& spare_message() noexcept {
+  thread_local std::string spare;
+  return spare;
+}
+std::string& spare_inflated() noexcept {
+  thread_local std::string spare;
+  return spare;
+}
+
 class ws_category final : public std::error_category {
  public:
   const char* name() const noexcept override { return "websocket"; }
@@ -236,6 +248,7 @@ bool codec::on_frame_start(std::uint8_t b0, std::uint64_t len) {
     message_op_ = op;
     message_rsv1_ = rsv1_;
     utf8_.reset();
+    if (message_.capacity() < spare_message().capacity()) message_.swap(spare_message());
   }
   if (len > opts_.max_frame_size)
     return protocol_error(close_too_big, "frame of " + std::to_string(len) + " bytes over max_frame_size"), false;
@@ -368,16 +381,26 @@ bool codec::finish_frame(event_sink& out, bool& stop) {
   }
   if (!fin_) return true;  // more fragments to come
   std::string_view whole = message_;
+  // The inflated message lives only while it is delivered: the thread's buffer holds it.
+  std::string inflated;
+  struct give_back {
+    std::string& s;
+    ~give_back() {
+      s.clear();
+      if (s.capacity() <= 64 * 1024 && s.capacity() > spare_inflated().capacity()) s.swap(spare_inflated());
+    }
+  } keep{inflated};
   if (message_rsv1_) {
     // permessage-deflate: inflate (bounded), then check text as a whole.
     if (!deflate_) deflate_ = std::make_unique<deflater>(opts_.deflate_with);
-    inflated_.clear();
+    inflated.swap(spare_inflated());
+    inflated.clear();
     bool too_big = false;
-    if (!deflate_->inflate_message(message_, inflated_, static_cast<std::size_t>(opts_.max_message_size), too_big))
+    if (!deflate_->inflate_message(message_, inflated, static_cast<std::size_t>(opts_.max_message_size), too_big))
       return protocol_error(too_big ? close_too_big : close_invalid_payload,
                             too_big ? "message inflates past max_message_size" : "invalid deflate data"),
              false;
-    whole = inflated_;
+    whole = inflated;
     if (message_op_ == opcode::text) {
       utf8_validator v;
       if (!v.feed(whole) || !v.complete())
@@ -393,12 +416,14 @@ bool codec::finish_frame(event_sink& out, bool& stop) {
     output_before_event_ = output_.size();
     stop = !out.on_event({static_cast<std::uint8_t>(message_op_ == opcode::text ? ev::text : ev::binary), whole});
   }
-  if (inflated_.capacity() > 64 * 1024) std::string().swap(inflated_);
-  // An idle connection should not keep a large message's buffer.
+  // An idle connection keeps no message buffer: the thread's spare takes it back for the
+  // next message of any connection (a large one is freed).
+  message_.clear();
   if (message_.capacity() > 64 * 1024)
     std::string().swap(message_);
-  else
-    message_.clear();
+  else if (message_.capacity() > spare_message().capacity())
+    message_.swap(spare_message());
+  if (message_.capacity() > 15) std::string().swap(message_);  // past the inline (SSO) size
   return true;
 }
 

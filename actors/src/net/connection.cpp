@@ -59,12 +59,12 @@ void connection::arm_read() {
   transport_->async_read_some(read_buf(), read_cap(), shared_from_this());
 }
 
-void connection::size_read_buffer(std::size_t last_read) {
+void connection::size_read_buffer(std::size_t batch) {
   if (waiting_read_) return;  // a read into the current buffer is pending (a handler resumed us)
-  if (last_read >= sizeof inline_) {
-    if (!busy_buf_) busy_buf_.reset(new char[kBusyRead]);
-  } else if (busy_buf_) {
-    busy_buf_.reset();
+  if (busy_buf_) {
+    if (batch < sizeof inline_) busy_buf_.reset();
+  } else if (batch >= kBusyAfter) {
+    busy_buf_.reset(new char[kBusyRead]);
   }
 }
 
@@ -91,14 +91,13 @@ void connection::on_read(std::error_code ec, std::size_t n) {
   if (n == read_cap()) {
     // The socket may hold more: read the rest now, after these bytes, into the loop's
     // buffer (or after the partial frame the connection already keeps).
+    // The buffer for the next read is chosen once the socket is drained, from the whole batch.
     if (pending_.empty()) {
       std::memcpy(host_.read_buffer(), buf, n);
-      size_read_buffer(n);
-      read_ready(n);
+      read_ready(n, n);
     } else {
       pending_.append(buf, n);
-      size_read_buffer(n);
-      read_ready(0);
+      read_ready(0, n);
     }
     return;
   }
@@ -136,7 +135,7 @@ void connection::consume(std::string_view input, bool input_is_pending) {
   }
 }
 
-void connection::read_ready(std::size_t carried) {
+void connection::read_ready(std::size_t carried, std::size_t batch) {
   for (int round = 0; round < kReadsPerWakeup; ++round, carried = 0) {
     if (closed_ || paused_ || waiting_read_) return;
     // Prepare: a connection with a partial frame reads after it; any other reads into the
@@ -190,12 +189,14 @@ void connection::read_ready(std::size_t carried) {
     }
     // A short read drained the socket: the pending read waits for the next edge.
     if (n < cap) {
+      if (round == 0 && batch > 0) size_read_buffer(batch + n);
       arm_read();
       return;
     }
   }
+  if (batch > 0) size_read_buffer(kBusyRead);  // the socket keeps delivering: a busy connection
   if (!closed_ && !paused_ && !waiting_read_)
-    asio::post(host_.io(), [self = shared_from_this()] { self->read_ready(0); });
+    asio::post(host_.io(), [self = shared_from_this()] { self->read_ready(0, 0); });
 }
 
 std::size_t connection::process(std::string_view input) {
@@ -328,7 +329,7 @@ void connection::resume() {
       self->consume(self->pending_, true);
       if (self->closed_ || self->paused_) return;
     }
-    self->read_ready(0);
+    self->read_ready(0, 0);
   });
 }
 

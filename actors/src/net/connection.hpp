@@ -115,8 +115,9 @@ class connection final : public io_owner,
   void on_ahead(std::span<const protocols::event> upcoming) override;
 
   // Reads what the socket holds now; `carried` bytes are already at the start of the
-  // loop's buffer (a full landing-buffer read).
-  void read_ready(std::size_t carried);
+  // loop's buffer (a full landing-buffer read); `batch` bytes were read in this wakeup
+  // before (0 when the call does not come from on_read).
+  void read_ready(std::size_t carried, std::size_t batch);
   void arm_read();
   // Runs the codec over `input` (pending_ or a buffer), keeps what it did not consume.
   void consume(std::string_view input, bool input_is_pending);
@@ -166,15 +167,19 @@ class connection final : public io_owner,
   // directly (96 bytes: a typical small request fits, and it is paid by every idle
   // connection); a read that fills it continues in the loop's buffer.
   char inline_[96];
-  // A connection whose reads fill inline_ (pipelined commands, larger requests) reads into
-  // this instead, one system call per batch rather than two; it goes back to inline_ (and
-  // frees this) after a read that inline_ would have held.
+  // A connection whose batches are large (pipelined commands, uploads) reads into this
+  // instead, one system call per batch rather than two; it goes back to inline_ (and frees
+  // this) after a read that inline_ would have held. A batch of a few hundred bytes (an
+  // upgrade request, a browser's request, a chat message) does not get one: it would stay
+  // allocated on every idle connection that once received one, and glibc keeps a freed
+  // chunk resident anyway (4 KiB of the 5.4 KB an idle WebSocket held).
   static constexpr std::size_t kBusyRead = 4096;
+  static constexpr std::size_t kBusyAfter = 512;
   std::unique_ptr<char[]> busy_buf_;
   char* read_buf() noexcept { return busy_buf_ ? busy_buf_.get() : inline_; }
   std::size_t read_cap() const noexcept { return busy_buf_ ? kBusyRead : sizeof inline_; }
-  // Picks the buffer for the next read from how much the last one brought.
-  void size_read_buffer(std::size_t last_read);
+  // Picks the buffer for the next read from the bytes of the last wakeup.
+  void size_read_buffer(std::size_t batch);
 };
 
 }  // namespace swactor::net

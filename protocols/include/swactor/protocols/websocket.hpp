@@ -182,7 +182,6 @@ class codec final : public stream_codec {
   std::string control_;
   utf8_validator utf8_;
   std::unique_ptr<deflater> deflate_;  // when negotiated; made on first compressed message
-  std::string inflated_;
   std::string output_;  // pongs and closes the codec answers by itself
   // Bytes at the front of output_ queued before the last message was delivered: a reply to
   // that message is encoded after them (a pong answering a ping between two fragments goes
