@@ -158,6 +158,13 @@ result<any_message> decode_conn_adopt(message& m) {
   v.remote = r.str();
   v.local = r.str();
   v.target = r.str();
+  v.tls = r.boolean();
+  if (v.tls) {
+    for (auto* f : {&v.tls_version, &v.tls_cipher, &v.tls_sni, &v.tls_alpn, &v.tls_peer_subject,
+                    &v.tls_peer_fingerprint})
+      *f = r.str();
+    v.tls_resumed = r.boolean();
+  }
   if (!r.done()) return bad();
   return any_message(std::move(v));
 }
@@ -388,6 +395,13 @@ message encode(conn_adopt m) {
   put_str(out.payload, m.remote);
   put_str(out.payload, m.local);
   put_str(out.payload, m.target);
+  put_bool(out.payload, m.tls);
+  if (m.tls) {
+    for (const auto* f : {&m.tls_version, &m.tls_cipher, &m.tls_sni, &m.tls_alpn, &m.tls_peer_subject,
+                          &m.tls_peer_fingerprint})
+      put_str(out.payload, *f);
+    put_bool(out.payload, m.tls_resumed);
+  }
   return out;
 }
 

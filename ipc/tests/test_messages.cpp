@@ -61,9 +61,34 @@ std::vector<any_message> samples() {
   v.emplace_back(conn_bind{});
   v.emplace_back(conn_upgrade{7, 1, 3, "/chat/games?nick=ann"});
   v.emplace_back(conn_upgrade{});
-  v.emplace_back(conn_adopt{9, 1, 2, 3, 1'700'000'000'123, "127.0.0.1:5555", "127.0.0.1:8081", "/chat"});
+  auto adopt = [](std::uint64_t session, std::uint32_t reactor, std::uint32_t listener, std::uint32_t module,
+                  std::int64_t ms, std::string remote, std::string local, std::string target) {
+    conn_adopt a;
+    a.session = session;
+    a.reactor = reactor;
+    a.listener = listener;
+    a.module = module;
+    a.connect_ms = ms;
+    a.remote = std::move(remote);
+    a.local = std::move(local);
+    a.target = std::move(target);
+    return a;
+  };
+  v.emplace_back(adopt(9, 1, 2, 3, 1'700'000'000'123, "127.0.0.1:5555", "127.0.0.1:8081", "/chat"));
   v.emplace_back(conn_adopt{});
-  v.emplace_back(conn_adopt{~0ull, ~0u, ~0u, ~0u, -1, nuls, nuls, big});
+  {
+    auto secure = adopt(9, 1, 2, 3, 1'700'000'000'123, "127.0.0.1:5555", "127.0.0.1:8081", "/chat");
+    secure.tls = true;
+    secure.tls_version = "TLSv1.3";
+    secure.tls_cipher = "TLS_AES_128_GCM_SHA256";
+    secure.tls_sni = "chat.example";
+    secure.tls_alpn = "http/1.1";
+    secure.tls_peer_subject = "CN=client";
+    secure.tls_peer_fingerprint = "AB:CD";
+    secure.tls_resumed = true;
+    v.emplace_back(std::move(secure));
+  }
+  v.emplace_back(adopt(~0ull, ~0u, ~0u, ~0u, -1, nuls, nuls, big));
   v.emplace_back(group_op{7, 1, true, "room.lobby"});
   v.emplace_back(group_op{7, 1, false, nuls});
   v.emplace_back(group_op{});

@@ -291,6 +291,16 @@ struct reactor_thread::impl final : net::connection_sink {
       m.remote = c->remote;
       m.local = local_address(c->native_handle());
       if (auto t = ws_targets.find(sid); t != ws_targets.end()) m.target = t->second;
+      if (const auto* t = c->tls()) {
+        m.tls = true;
+        m.tls_version = t->version;
+        m.tls_cipher = t->cipher;
+        m.tls_sni = t->sni;
+        m.tls_alpn = t->alpn;
+        m.tls_peer_subject = t->peer_subject;
+        m.tls_peer_fingerprint = t->peer_fingerprint;
+        m.tls_resumed = t->resumed;
+      }
       if (auto ec = l.send(ipc::encode(std::move(m))))
         log::warning("reactor {}: session {} not handed to worker {}: {}", id, sid, w, ec.message());
       ++n;

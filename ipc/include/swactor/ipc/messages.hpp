@@ -54,7 +54,8 @@
 //   bus_subscription bus_subscribe  u32 module, bool subscribe, str pattern       -
 //   conn_upgrade  conn_upgrade  u32 module, str target               -
 //   conn_adopt    conn_adopt    u32 listener, u32 module, i64 connect_ms, str remote,
-//                               str local, str target                -
+//                               str local, str target, bool tls
+//                               [str x6, bool resumed] (as conn_open) -
 //   group_op      group_op      bool join, str group                 -
 //   group_send    group_send    u8 kind, str group                   data
 //
@@ -288,6 +289,10 @@ struct conn_adopt {
   std::string remote;
   std::string local;
   std::string target;  // of the upgrade request
+  // A wss:// session: what the reactor's handshake negotiated (info().tls), as in conn_open.
+  bool tls = false;
+  std::string tls_version, tls_cipher, tls_sni, tls_alpn, tls_peer_subject, tls_peer_fingerprint;
+  bool tls_resumed = false;
   friend bool operator==(const conn_adopt&, const conn_adopt&) = default;
 };
 
