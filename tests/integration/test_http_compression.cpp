@@ -80,7 +80,7 @@ routes = [ { path = "/up/", module = "echo", stream_body = true }, { path = "/",
 }
 
 // One request on a fresh connection; the response (chunked framing removed).
-http::response exchange(const server_under_test& srv, const std::string& request, bool head = false) {
+http::response round_trip(const server_under_test& srv, const std::string& request, bool head = false) {
   auto c = connect_tcp("127.0.0.1", srv.port);
   REQUIRE(c);
   REQUIRE(c.send_all(request));
@@ -133,7 +133,7 @@ TEST_CASE("http compression: responses by Accept-Encoding, Vary, and what is nev
                    want_t{"*;q=0.3, br;q=0", "gzip"}, want_t{"deflate", "deflate"}, want_t{"zstd", ""},
                    want_t{"gzip;q=0.4, identity;q=0.9", ""}}) {
       INFO("Accept-Encoding: " << w.accept);
-      auto r = exchange(srv, post_big(std::string("Accept-Encoding: ") + w.accept + "\r\n"));
+      auto r = round_trip(srv, post_big(std::string("Accept-Encoding: ") + w.accept + "\r\n"));
       CHECK(r.status == 200);
       REQUIRE(r.header("vary"));
       CHECK(*r.header("vary") == "Accept-Encoding");
@@ -153,14 +153,14 @@ TEST_CASE("http compression: responses by Accept-Encoding, Vary, and what is nev
       CHECK(parse_json(plain).value("body", std::string()) == big);
     }
     // No Accept-Encoding at all: identity, and the response still varies on it.
-    auto r = exchange(srv, post_big(""));
+    auto r = round_trip(srv, post_big(""));
     CHECK_FALSE(r.header("content-encoding"));
     CHECK(r.header("vary"));
   }
 
   SECTION("never compressed: small bodies, excluded types, HEAD, 206, 304, a handler's own coding") {
     const std::string ae = "Accept-Encoding: gzip, br\r\n";
-    auto small = exchange(srv, http::get("/s", ae));
+    auto small = round_trip(srv, http::get("/s", ae));
     CHECK(small.status == 200);
     CHECK(small.body.size() < 1024);
     CHECK_FALSE(small.header("content-encoding"));
@@ -168,21 +168,21 @@ TEST_CASE("http compression: responses by Accept-Encoding, Vary, and what is nev
 
     for (const char* type : {"image/png", "video/mp4", "application/zip", "application/gzip"}) {
       INFO(type);
-      auto r = exchange(srv, http::post(std::string("/x?type=") + type, big, ae));
+      auto r = round_trip(srv, http::post(std::string("/x?type=") + type, big, ae));
       CHECK(r.status == 200);
       CHECK(r.body.size() > big.size());
       CHECK_FALSE(r.header("content-encoding"));
       CHECK_FALSE(r.header("vary"));
     }
     // SVG is an image but text: compressed.
-    auto svg = exchange(srv, http::post("/x?type=image/svg%2Bxml", big, ae));
+    auto svg = round_trip(srv, http::post("/x?type=image/svg%2Bxml", big, ae));
     CHECK(svg.header("content-encoding"));
 
-    auto head = exchange(srv, "HEAD /x HTTP/1.1\r\nHost: localhost\r\n" + ae + "Content-Length: 0\r\n\r\n", true);
+    auto head = round_trip(srv, "HEAD /x HTTP/1.1\r\nHost: localhost\r\n" + ae + "Content-Length: 0\r\n\r\n", true);
     CHECK(head.status == 200);
     CHECK_FALSE(head.header("content-encoding"));
 
-    auto partial = exchange(srv, http::post("/x?status=206", big, ae));
+    auto partial = round_trip(srv, http::post("/x?status=206", big, ae));
     CHECK(partial.status == 206);
     CHECK_FALSE(partial.header("content-encoding"));
     CHECK(parse_json(partial.body).value("body", std::string()) == big);
@@ -198,16 +198,16 @@ TEST_CASE("http compression: the listener's compression table", "[http][compress
                                  "excluded_types = [\"application/json\"] }"));
   const std::string ae = "Accept-Encoding: br, gzip\r\n";
   // JSON excluded by this listener, a small text body now over min_size, br not offered.
-  auto j = exchange(srv, http::get("/s", ae));
+  auto j = round_trip(srv, http::get("/s", ae));
   CHECK_FALSE(j.header("content-encoding"));
-  auto txt = exchange(srv, http::post("/x?type=text/plain", text_body(200), ae));
+  auto txt = round_trip(srv, http::post("/x?type=text/plain", text_body(200), ae));
   REQUIRE(txt.header("content-encoding"));
   CHECK(*txt.header("content-encoding") == "gzip");
   CHECK(gunzip(txt.body).has_value());
 
   // Off entirely.
   server_under_test off(http::server_keys(mode), listener("compression = { enabled = false }"));
-  auto r = exchange(off, http::post("/x?type=text/plain", text_body(5000), ae));
+  auto r = round_trip(off, http::post("/x?type=text/plain", text_body(5000), ae));
   CHECK(r.status == 200);
   CHECK_FALSE(r.header("content-encoding"));
   CHECK_FALSE(r.header("vary"));
@@ -291,7 +291,7 @@ TEST_CASE("http compression: compressed request bodies are inflated; bombs get 4
       for (std::string path : {"/api/", "/up/"}) {
         INFO(cz::to_string(coding) << " " << path);
         auto z = cz::compress(coding, 6, plain);
-        auto r = exchange(srv, http::post(path, z, "Content-Encoding: " + std::string(cz::to_string(coding)) + "\r\n"));
+        auto r = round_trip(srv, http::post(path, z, "Content-Encoding: " + std::string(cz::to_string(coding)) + "\r\n"));
         CHECK(r.status == 200);
         auto j = parse_json(r.body);
         CHECK(j.value("body", std::string()) == plain);
@@ -308,7 +308,7 @@ TEST_CASE("http compression: compressed request bodies are inflated; bombs get 4
       }
     }
     // A small body that rides along with its head.
-    auto r = exchange(srv, http::post("/api/small", cz::compress(cz::coding::gzip, 6, "tiny"), "Content-Encoding: gzip\r\n"));
+    auto r = round_trip(srv, http::post("/api/small", cz::compress(cz::coding::gzip, 6, "tiny"), "Content-Encoding: gzip\r\n"));
     CHECK(parse_json(r.body).value("body", std::string()) == "tiny");
     if (http::have_tool("curl")) {
       t::temp_dir dir;
@@ -322,16 +322,16 @@ TEST_CASE("http compression: compressed request bodies are inflated; bombs get 4
   }
 
   SECTION("unknown codings get 415, invalid data 400") {
-    auto r = exchange(srv, http::post("/api/", "abc", "Content-Encoding: zstd\r\n"));
+    auto r = round_trip(srv, http::post("/api/", "abc", "Content-Encoding: zstd\r\n"));
     CHECK(r.status == 415);
     REQUIRE(r.header("accept-encoding"));
-    r = exchange(srv, http::post("/api/", cz::compress(cz::coding::gzip, 6, "x"), "Content-Encoding: gzip, br\r\n"));
+    r = round_trip(srv, http::post("/api/", cz::compress(cz::coding::gzip, 6, "x"), "Content-Encoding: gzip, br\r\n"));
     CHECK(r.status == 415);
-    r = exchange(srv, http::post("/api/", "this is not gzip", "Content-Encoding: gzip\r\n"));
+    r = round_trip(srv, http::post("/api/", "this is not gzip", "Content-Encoding: gzip\r\n"));
     CHECK(r.status == 400);
     CHECK(srv.wait_log("request body is not valid compressed data", 10s));
     // identity is no coding at all.
-    r = exchange(srv, http::post("/api/", "plain", "Content-Encoding: identity\r\n"));
+    r = round_trip(srv, http::post("/api/", "plain", "Content-Encoding: identity\r\n"));
     CHECK(r.status == 200);
     CHECK(parse_json(r.body).value("body", std::string()) == "plain");
   }
@@ -341,15 +341,15 @@ TEST_CASE("http compression: compressed request bodies are inflated; bombs get 4
     REQUIRE(bomb.size() < (1u << 20));  // the codec lets it in: the compressed size is fine
     for (std::string path : {"/api/", "/up/"}) {
       INFO(path);
-      auto r = exchange(srv, http::post(path, bomb, "Content-Encoding: gzip\r\n"));
+      auto r = round_trip(srv, http::post(path, bomb, "Content-Encoding: gzip\r\n"));
       CHECK(r.status == 413);
       CHECK(srv.wait_log("inflates past max_body_size", 10s));
       // The server stays up and serves the next connection.
-      auto ok = exchange(srv, http::get("/after"));
+      auto ok = round_trip(srv, http::get("/after"));
       CHECK(ok.status == 200);
     }
     // Exactly at the limit is fine.
-    auto at = exchange(srv, http::post("/api/", cz::compress(cz::coding::gzip, 9, std::string(1u << 20, 'a')),
+    auto at = round_trip(srv, http::post("/api/", cz::compress(cz::coding::gzip, 9, std::string(1u << 20, 'a')),
                                        "Content-Encoding: gzip\r\n"));
     CHECK(at.status == 200);
   }
@@ -357,10 +357,10 @@ TEST_CASE("http compression: compressed request bodies are inflated; bombs get 4
   SECTION("inflate_requests = false: the body reaches the handler as sent") {
     server_under_test raw(http::server_keys(mode), listener("compression = { inflate_requests = false }"));
     auto z = cz::compress(cz::coding::gzip, 6, "hello");
-    auto r = exchange(raw, http::post("/api/", z, "Content-Encoding: gzip\r\n"));
+    auto r = round_trip(raw, http::post("/api/", z, "Content-Encoding: gzip\r\n"));
     CHECK(r.status == 200);
     CHECK(parse_json(r.body).value("body_base64", std::string()).size() == (z.size() + 2) / 3 * 4);
-    r = exchange(raw, http::post("/api/", "abc", "Content-Encoding: zstd\r\n"));
+    r = round_trip(raw, http::post("/api/", "abc", "Content-Encoding: zstd\r\n"));
     CHECK(r.status == 200);
     raw.stop_and_check();
   }
