@@ -311,7 +311,8 @@ TEST_CASE("http response: compression at the head, Vary, ETag, streamed pieces",
            [](http::response& r) { r.set_header("Cache-Control", "public, no-transform"); },
            [](http::response& r) { r.compress(false); }}) {
     auto [h3, b3] = run_whole(cz::coding::br, setup);
-    CHECK(*h3.headers.find("content-encoding") != "gzip");
+    const auto* ce = h3.headers.find("content-encoding");
+    CHECK((!ce || *ce == "br"));  // only the handler's own coding
     CHECK_FALSE(h3.headers.find("vary"));
     if (h3.status != 304) CHECK(b3 == body);
   }
@@ -344,7 +345,7 @@ TEST_CASE("http response: compression at the head, Vary, ETag, streamed pieces",
     REQUIRE(done);
     CHECK_FALSE((e1 || e2 || e3));
   }
-  REQUIRE(ch.sent.size() == 4);
+  REQUIRE(ch.sent.size() == 5);  // head, two pieces, the stream's end, end
   CHECK(ch.sent[0].first == static_cast<std::uint8_t>(h1::out::head));
   std::string_view hv = ch.sent[0].second;
   h1::response_head sh;
@@ -356,7 +357,9 @@ TEST_CASE("http response: compression at the head, Vary, ETag, streamed pieces",
   CHECK(out == "first piece ");
   REQUIRE(sd->feed(ch.sent[2].second, out) == cz::decode_status::ok);
   CHECK(out == "first piece second piece");
-  CHECK(ch.sent[3].first == static_cast<std::uint8_t>(h1::out::end));
+  REQUIRE(sd->feed(ch.sent[3].second, out) == cz::decode_status::ok);
+  CHECK(out == "first piece second piece");
+  CHECK(ch.sent[4].first == static_cast<std::uint8_t>(h1::out::end));
   CHECK(sd->finish() == cz::decode_status::ok);
 }
 

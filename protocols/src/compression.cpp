@@ -40,20 +40,27 @@ constexpr std::size_t kStep = 16 * 1024;
 
 class zlib_encoder final : public encoder {
  public:
-  zlib_encoder(bool gzip, int level, std::uint64_t size_hint) {
-    int wbits = 15, mem_level = 8;
-    // A body known to be small does not need a 32 KiB window (zlib's window is 262 bytes
-    // less than 1 << wbits); each step down halves the memory deflate allocates and clears.
-    if (size_hint > 0)
-      while (wbits > 9 && size_hint + 262 < (std::uint64_t{1} << (wbits - 1))) {
-        --wbits;
-        mem_level = std::max(1, mem_level - 1);
-      }
-    level = std::clamp(level, 1, 9);
-    if (deflateInit2(&z_, level, Z_DEFLATED, gzip ? wbits + 16 : wbits, mem_level, Z_DEFAULT_STRATEGY) != Z_OK)
+  zlib_encoder(bool gzip, int level, std::uint64_t size_hint) : level_(std::clamp(level, 1, 9)) {
+    const int wbits = window_bits(size_hint);
+    const int mem_level = std::max(1, 8 - (15 - wbits));
+    if (deflateInit2(&z_, level_, Z_DEFLATED, gzip ? wbits + 16 : wbits, mem_level, Z_DEFAULT_STRATEGY) != Z_OK)
       throw std::bad_alloc();
   }
   ~zlib_encoder() override { deflateEnd(&z_); }
+
+  // A body known to be small does not need a 32 KiB window (zlib's window is 262 bytes less
+  // than 1 << wbits); each step down halves the memory deflate allocates and clears.
+  static int window_bits(std::uint64_t size_hint) noexcept {
+    int wbits = 15;
+    if (size_hint > 0)
+      while (wbits > 9 && size_hint + 262 < (std::uint64_t{1} << (wbits - 1))) --wbits;
+    return wbits;
+  }
+  int level() const noexcept { return level_; }
+  // Ready for a new stream with the same settings (keeps the allocations).
+  void reset() {
+    if (deflateReset(&z_) != Z_OK) throw std::bad_alloc();
+  }
 
   void feed(std::string_view in, std::string& out) override { run(in, Z_NO_FLUSH, out); }
   void flush(std::string& out) override { run({}, Z_SYNC_FLUSH, out); }
@@ -79,6 +86,7 @@ class zlib_encoder final : public encoder {
     }
   }
 
+  int level_;
   z_stream z_{};
 };
 
@@ -320,6 +328,22 @@ std::unique_ptr<encoder> make_encoder(coding c, int level, std::uint64_t size_hi
 }
 
 std::string compress(coding c, int level, std::string_view in) {
+  if (c == coding::gzip || c == coding::deflate) {
+    // One deflate state per thread, coding and window size, reset between bodies: a fresh
+    // one per response (100..300 KiB) made glibc grow and trim the heap every time (two brk
+    // calls and new zeroed pages per response, 10x the CPU of the compression itself).
+    thread_local std::unique_ptr<zlib_encoder> cache[2][7];
+    const bool gzip = c == coding::gzip;
+    auto& e = cache[gzip ? 0 : 1][zlib_encoder::window_bits(in.size()) - 9];
+    if (e && e->level() == std::clamp(level, 1, 9))
+      e->reset();
+    else
+      e = std::make_unique<zlib_encoder>(gzip, level, in.size());
+    std::string out;
+    e->feed(in, out);
+    e->finish(out);
+    return out;
+  }
   auto e = make_encoder(c, level, in.size());
   if (!e) return std::string(in);
   std::string out;
