@@ -280,7 +280,7 @@ TEST_CASE("http compression: a streamed response is compressed piece by piece", 
   srv.stop_and_check();
 }
 
-TEST_CASE("http compression: compressed request bodies are inflated; bombs get 413", "[http][compression]") {
+TEST_CASE("http compression: compressed request bodies are inflated, bombs get 413", "[http][compression]") {
   const std::string mode = GENERATE(as<std::string>{}, "base", "process");
   INFO("mode " << mode);
   server_under_test srv(http::server_keys(mode), listener("max_body_size = \"1MiB\""));
