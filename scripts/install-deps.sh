@@ -12,7 +12,7 @@ packages=(
   build-essential cmake pkg-config ccache
   libcaf-dev libasio-dev libssl-dev libnghttp2-dev nlohmann-json3-dev
   libtomlplusplus-dev catch2 libspdlog-dev libfmt-dev libcli11-dev
-  zlib1g-dev libmariadb-dev node-llhttp
+  zlib1g-dev libbrotli-dev libmariadb-dev node-llhttp
   procps
   curl wrk apache2-utils python3 openssl
   redis-server redis-tools  # bench -f redis tests, bench_redis (they start their own servers)

@@ -333,7 +333,10 @@ const config::schema<listen_config>& listen_schema() {
                "Redis listeners (redis://, redis+unix://): the RESP limits (see [listen.redis]).")
         .table("tls", &listen_config::tls, tls_schema(),
                "TLS listeners (https://, tls://, wss://): certificates and handshake settings (see "
-               "[listen.tls]); required by those URLs, refused on others.");
+               "[listen.tls]); required by those URLs, refused on others.")
+        .table("compression", &listen_config::compression, compression_schema(),
+               "HTTP: response compression (gzip, deflate, br by Accept-Encoding) and compressed "
+               "request bodies (see [listen.compression]); on with the defaults when absent.");
     return s;
   }();
   return s;
@@ -382,6 +385,73 @@ const config::schema<server_config>& server_schema() {
         .string("log_file", &server_config::log_file,
                 "Log file path; empty logs to stderr. Every line is tagged with the role "
                 "(master, worker#N, task#N) and pid.");
+    return s;
+  }();
+  return s;
+}
+
+const config::schema<compression_config>& compression_schema() {
+  static const auto s = [] {
+    config::schema<compression_config> s;
+    auto list_text = [](const std::vector<std::string>& v) {
+      std::string t = "[";
+      for (auto& x : v) t += (t.size() > 1 ? ", \"" : "\"") + x + "\"";
+      return t + "]";
+    };
+    auto strings_with_default = [](std::vector<std::string> compression_config::*m, bool codings) {
+      return [m, codings](const toml::node& n, compression_config& c, config::parse_context& ctx) {
+        std::vector<std::string> v;
+        if (codings)
+          config::parse_strings(
+              n, ctx.path, ctx.diag, v,
+              [](std::string_view t) {
+                auto k = protocols::compression::parse_coding(t);
+                return k && *k != protocols::compression::coding::identity;
+              },
+              "one of \"br\", \"gzip\", \"deflate\"");
+        else
+          config::parse_strings(
+              n, ctx.path, ctx.diag, v,
+              [](std::string_view t) { return !t.empty() && t.find('/') != std::string_view::npos; },
+              "a media type (\"text/html\", \"image/*\")");
+        c.*m = std::move(v);
+      };
+    };
+    s.boolean("enabled", &compression_config::enabled,
+              "Compress responses: the coding is chosen by the request's Accept-Encoding (RFC 9110 "
+              "§12.5.3 q-values; ties go to the earlier entry of `algorithms`); `Vary: Accept-Encoding` is "
+              "set on every response whose compression depended on it. Not compressed: HEAD, 1xx/204/304, "
+              "206 and Content-Range, a response with Content-Encoding or `Cache-Control: no-transform`, "
+              "a streamed response given a content_length(), excluded types. A strong ETag becomes weak.")
+        .size("min_size", &compression_config::min_size,
+              "Whole bodies smaller than this go uncompressed (not worth it); streamed (chunked) bodies "
+              "are compressed whatever their size, one flushed piece per write().")
+        .integer("gzip_level", &compression_config::gzip_level, "zlib level of gzip: 1 (fastest) .. 9 (smallest).",
+                 1, 9)
+        .integer("deflate_level", &compression_config::deflate_level,
+                 "zlib level of deflate (the zlib format): 1 .. 9.", 1, 9)
+        .integer("brotli_quality", &compression_config::brotli_quality,
+                 "brotli quality of br: 0 (fastest) .. 11 (smallest; far too slow for dynamic responses).", 0,
+                 11)
+        .custom("algorithms", "array of strings", list_text(compression_config{}.algorithms),
+                "The codings offered, most preferred first (\"br\", \"gzip\", \"deflate\"); [] = no "
+                "response compression.",
+                strings_with_default(&compression_config::algorithms, true))
+        .custom("types", "array of strings", "[]",
+                "When not empty, only responses of these media types are compressed (\"text/*\", "
+                "\"application/json\"; parameters ignored, case-insensitive). A response without "
+                "Content-Type counts as \"\".",
+                strings_with_default(&compression_config::types, false))
+        .custom("excluded_types", "array of strings", list_text(compression_config{}.excluded_types),
+                "Media types never compressed (already compressed formats); \"type/*\" matches a whole "
+                "type. Setting it replaces the list.",
+                strings_with_default(&compression_config::excluded_types, false))
+        .boolean("inflate_requests", &compression_config::inflate_requests,
+                 "Request bodies with `Content-Encoding: gzip`, `deflate` or `br` reach the handler inflated "
+                 "(the header removed, Content-Length set to the inflated size); the inflated size is bounded "
+                 "by max_body_size (beyond it 413 and close, never more than that held in memory); invalid "
+                 "data gets 400, an unknown coding 415 (with Accept-Encoding listing ours). false = bodies "
+                 "reach the handler as sent.");
     return s;
   }();
   return s;
@@ -831,6 +901,25 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
     } else if (lc.websocket.enabled) {
       diag.add(listen_sources[i], lpath + ".websocket", "websocket is for HTTP listeners (http://, ws://)");
     }
+    if (http) {
+      auto& cc = lc.compression;
+      auto& co = lc.compression_options;
+      co.enabled = cc.enabled;
+      co.min_size = cc.min_size;
+      co.gzip_level = cc.gzip_level;
+      co.deflate_level = cc.deflate_level;
+      co.brotli_quality = cc.brotli_quality;
+      co.offered.clear();
+      for (auto& a : cc.algorithms)
+        if (auto k = protocols::compression::parse_coding(a);
+            k && std::find(co.offered.begin(), co.offered.end(), *k) == co.offered.end())
+          co.offered.push_back(*k);
+      co.types = cc.types;
+      co.excluded_types = cc.excluded_types;
+      co.inflate_requests = cc.inflate_requests;
+    } else if (el_tables[i]->contains("compression")) {
+      diag.add(listen_sources[i], lpath + ".compression", "compression is for HTTP listeners (http://, ws://)");
+    }
     if (lc.is_redis()) {
       auto& o = lc.redis_options;
       o.max_bulk_len = static_cast<std::size_t>(lc.redis.proto_max_bulk_len);
@@ -944,6 +1033,12 @@ std::string config_reference_markdown(const module_registry& reg) {
                       "decrypted stream and `ctx.info(session).tls`. `swactor check` loads every file; "
                       "`swactor reload` (SIGUSR1) re-reads them (docs/operations.md, \"TLS\").",
                       tls_schema().docs()});
+  sections.push_back({"[listen.compression]",
+                      "HTTP listeners: an inline table, `compression = { min_size = \"256B\", gzip_level = 1 }`. "
+                      "On by default: responses are compressed in the worker as the handler ends or writes them "
+                      "(both server modes), compressed request bodies are inflated before the handler sees them "
+                      "(docs/modules.md, \"Compression\").",
+                      compression_schema().docs()});
   sections.push_back({"[listen.tls.sni]",
                       "An array of inline tables, `sni = [ { host = \"*.example.com\", cert = \"wild.pem\", "
                       "key = \"wild.key\" } ]`: the first entry whose host matches the name the client "

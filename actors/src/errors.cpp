@@ -24,6 +24,8 @@ class server_category_impl final : public std::error_category {
       case server_errc::no_reply: return "the request's handler returned without replying";
       case server_errc::request_failed: return "the request's handler failed";
       case server_errc::message_too_large: return "bus message larger than bus.max_message_size";
+      case server_errc::body_too_large: return "the request body inflates past max_body_size";
+      case server_errc::bad_body_encoding: return "the request body is not valid data of its Content-Encoding";
     }
     return "unknown server error";
   }

@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -200,6 +201,166 @@ TEST_CASE("http response: cookies with every attribute, HTTP dates", "[http][res
   CHECK(c.to_string() ==
         "sid=42; Expires=Sun, 06 Nov 1994 08:49:37 GMT; Max-Age=3600; Domain=example.com; Path=/; Secure; "
         "HttpOnly; SameSite=Lax; Partitioned");
+}
+
+// -- compression ----------------------------------------------------------------------------------
+
+namespace {
+
+namespace cz = swactor::protocols::compression;
+
+// What a response sends, kind by kind.
+struct capture_channel final : http::response_channel {
+  std::vector<std::pair<std::uint8_t, std::string>> sent;
+  std::error_code send(std::uint8_t kind, std::string_view data) override {
+    sent.emplace_back(kind, std::string(data));
+    return {};
+  }
+  task<std::error_code> drained(duration) override { co_return std::error_code(); }
+};
+
+// The head and body of an out::whole reply.
+std::pair<h1::response_head, std::string> whole_of(const std::string& data) {
+  std::string_view in = data;
+  h1::response_head h;
+  REQUIRE(h.decode_from(in));
+  return {h, std::string(in)};
+}
+
+}  // namespace
+
+TEST_CASE("http config: the compression table", "[http][config][compression]") {
+  config::diagnostics diag;
+  auto app = parse(R"(
+[modules.api]
+type = "plain"
+[[listen]]
+url = "http://127.0.0.1:8080"
+module = "api"
+compression = { min_size = "2KiB", algorithms = ["gzip", "br", "gzip"], gzip_level = 1, types = ["text/*"], inflate_requests = false }
+[[listen]]
+url = "http://127.0.0.1:8081"
+module = "api"
+)", diag);
+  INFO(diag.to_string());
+  REQUIRE(app);
+  const auto& co = app->listen[0].compression_options;
+  CHECK(co.enabled);
+  CHECK(co.min_size == 2048);
+  CHECK(co.offered == std::vector<cz::coding>{cz::coding::gzip, cz::coding::br});
+  CHECK(co.level(cz::coding::gzip) == 1);
+  CHECK(co.types == std::vector<std::string>{"text/*"});
+  CHECK_FALSE(co.inflate_requests);
+  const auto& def = app->listen[1].compression_options;
+  CHECK(def.enabled);
+  CHECK(def.min_size == 1024);
+  CHECK(def.offered == std::vector<cz::coding>{cz::coding::br, cz::coding::gzip, cz::coding::deflate});
+  CHECK(def.excluded_types == cz::default_excluded_types());
+  CHECK(def.inflate_requests);
+
+  for (const char* bad : {"compression = { algorithms = [\"zstd\"] }", "compression = { gzip_level = 10 }",
+                          "compression = { excluded_types = [\"png\"] }", "compression = { level = 1 }"}) {
+    INFO(bad);
+    config::diagnostics d;
+    CHECK_FALSE(parse(std::string("[modules.api]\ntype = \"plain\"\n[[listen]]\nurl = \"http://127.0.0.1:1\"\nmodule = \"api\"\n") + bad, d));
+    CHECK(d.to_string().find("compression") != std::string::npos);
+  }
+  config::diagnostics d;
+  CHECK_FALSE(parse("[modules.api]\ntype = \"plain\"\n[[listen]]\nurl = \"tcp://127.0.0.1:1\"\nmodule = \"api\"\ncompression = {}\n", d));
+  CHECK(d.to_string().find("compression is for HTTP listeners") != std::string::npos);
+}
+
+TEST_CASE("http response: compression at the head, Vary, ETag, streamed pieces", "[http][response][compression]") {
+  cz::options o;
+  o.excluded_types = cz::default_excluded_types();
+  const std::string body(5000, 'a');
+  auto run_whole = [&](cz::coding c, auto&& setup) {
+    capture_channel ch;
+    http::response res(ch);
+    res.set_compression(&o, c);
+    setup(res);
+    REQUIRE_FALSE(res.end(body));
+    REQUIRE(ch.sent.size() == 1);
+    return whole_of(ch.sent[0].second);
+  };
+  auto nothing = [](http::response&) {};
+
+  auto [h, b] = run_whole(cz::coding::gzip, [](http::response& r) {
+    r.set_header("Content-Type", "text/plain").set_header("ETag", "\"v1\"").set_header("Vary", "Cookie");
+  });
+  CHECK(*h.headers.find("content-encoding") == "gzip");
+  CHECK(*h.headers.find("vary") == "Cookie, Accept-Encoding");
+  CHECK(*h.headers.find("etag") == "W/\"v1\"");
+  auto d = cz::make_decoder(cz::coding::gzip, 1 << 20);
+  std::string plain;
+  CHECK(d->feed(b, plain) == cz::decode_status::ok);
+  CHECK(plain == body);
+
+  // identity chosen: not compressed, but it varies.
+  auto [h2, b2] = run_whole(cz::coding::identity, nothing);
+  CHECK_FALSE(h2.headers.find("content-encoding"));
+  CHECK(*h2.headers.find("vary") == "Accept-Encoding");
+  CHECK(b2 == body);
+
+  // Not compressed, not varying.
+  for (auto setup : std::vector<std::function<void(http::response&)>>{
+           [](http::response& r) { r.status(206).set_header("Content-Range", "bytes 0-4999/9000"); },
+           [](http::response& r) { r.status(304); },
+           [](http::response& r) { r.set_header("Content-Encoding", "br"); },
+           [](http::response& r) { r.set_header("Content-Type", "image/jpeg"); },
+           [](http::response& r) { r.set_header("Cache-Control", "public, no-transform"); },
+           [](http::response& r) { r.compress(false); }}) {
+    auto [h3, b3] = run_whole(cz::coding::br, setup);
+    const auto* ce = h3.headers.find("content-encoding");
+    CHECK((!ce || *ce == "br"));  // only the handler's own coding
+    CHECK_FALSE(h3.headers.find("vary"));
+    if (h3.status != 304) CHECK(b3 == body);
+  }
+  // Below min_size.
+  {
+    capture_channel ch;
+    http::response res(ch);
+    res.set_compression(&o, cz::coding::gzip);
+    REQUIRE_FALSE(res.end("small"));
+    auto [h4, b4] = whole_of(ch.sent[0].second);
+    CHECK_FALSE(h4.headers.find("content-encoding"));
+    CHECK(b4 == "small");
+  }
+
+  // Streamed: the head says br, each write is one decodable piece, end() finishes.
+  capture_channel ch;
+  {
+    http::response res(ch);
+    res.set_compression(&o, cz::coding::br);
+    asio::io_context ctx;
+    std::error_code e1, e2, e3;
+    bool done = false;
+    swactor::spawn(ctx, [&]() -> task<void> {
+      e1 = co_await res.write("first piece ");
+      e2 = co_await res.write("second piece");
+      e3 = res.end();
+      done = true;
+    });
+    ctx.run();
+    REQUIRE(done);
+    CHECK_FALSE((e1 || e2 || e3));
+  }
+  REQUIRE(ch.sent.size() == 5);  // head, two pieces, the stream's end, end
+  CHECK(ch.sent[0].first == static_cast<std::uint8_t>(h1::out::head));
+  std::string_view hv = ch.sent[0].second;
+  h1::response_head sh;
+  REQUIRE(sh.decode_from(hv));
+  CHECK(*sh.headers.find("content-encoding") == "br");
+  auto sd = cz::make_decoder(cz::coding::br, 1 << 20);
+  std::string out;
+  REQUIRE(sd->feed(ch.sent[1].second, out) == cz::decode_status::ok);
+  CHECK(out == "first piece ");
+  REQUIRE(sd->feed(ch.sent[2].second, out) == cz::decode_status::ok);
+  CHECK(out == "first piece second piece");
+  REQUIRE(sd->feed(ch.sent[3].second, out) == cz::decode_status::ok);
+  CHECK(out == "first piece second piece");
+  CHECK(ch.sent[4].first == static_cast<std::uint8_t>(h1::out::end));
+  CHECK(sd->finish() == cz::decode_status::ok);
 }
 
 // -- the connection layer with the HTTP codec -------------------------------------------------

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "swactor/actors/context.hpp"
+#include "swactor/actors/errors.hpp"
 #include "swactor/actors/http.hpp"
 #include "swactor/actors/module.hpp"
 
@@ -49,8 +50,9 @@ class http_echo final : public module_base {
       "worker, and on a TLS listener tls (version, cipher, sni, alpn, peer_subject, peer_fingerprint, resumed). "
       "Query parameters for tests: `status=NNN` sets the response status, `delay=MS` answers "
       "after that many milliseconds, `chunks=N&size=S` streams N chunks of S bytes (chunked) "
-      "instead of the JSON, `fail=throw` throws and `fail=noend` returns without answering "
-      "(both end in the engine's 500).";
+      "instead of the JSON (`numbered=1`: chunk i is \"i \" repeated, else x's), `type=T` sets the "
+      "Content-Type, `fail=throw` throws and `fail=noend` returns without answering "
+      "(both end in the engine's 500). A streamed body that inflates past max_body_size gets 413.";
   struct options {};
   static config::schema<options> schema() { return {}; }
   explicit http_echo(options) {}
@@ -78,17 +80,33 @@ class http_echo final : public module_base {
     if (req.body_streamed()) {
       for (;;) {
         auto piece = co_await req.read_body();
-        if (!piece) co_return;  // the client went away; nothing to answer
+        if (!piece) {
+          // A compressed body the engine could not inflate: say so (the rest of the body is
+          // not read, so the connection closes); otherwise the client went away.
+          const bool big = piece.error() == server_errc::body_too_large;
+          if (big || piece.error() == server_errc::bad_body_encoding)
+            (void)res.status(big ? 413 : 400).close().end(piece.error().message() + "\n");
+          co_return;
+        }
         if (piece->empty()) break;
         ++pieces;
         req.body().append(*piece);
       }
     }
     if (auto n = number(req, "chunks", 0); n > 0) {
-      std::string piece(static_cast<std::size_t>(std::clamp<std::int64_t>(number(req, "size", 1024), 1, 1 << 20)), 'x');
-      res.set_header("Content-Type", "application/octet-stream");
-      for (std::int64_t i = 0; i < n; ++i)
+      const auto size = static_cast<std::size_t>(std::clamp<std::int64_t>(number(req, "size", 1024), 1, 1 << 20));
+      const bool numbered = number(req, "numbered", 0) != 0;
+      std::string piece(size, 'x');
+      res.set_header("Content-Type", std::string(req.query_param("type").value_or("application/octet-stream")));
+      for (std::int64_t i = 0; i < n; ++i) {
+        if (numbered) {
+          piece.clear();
+          auto tag = std::to_string(i) + " ";
+          while (piece.size() < size) piece += tag;
+          piece.resize(size);
+        }
         if (auto ec = co_await res.write(piece)) co_return;  // the client left or stopped reading
+      }
       (void)res.end();
       co_return;
     }
@@ -133,7 +151,7 @@ class http_echo final : public module_base {
       for (char c : *s) v = c >= '0' && c <= '9' ? v * 10 + (c - '0') : -1000;
       if (v >= 200 && v <= 599) status = v;
     }
-    res.status(status).set_header("Content-Type", "application/json");
+    res.status(status).set_header("Content-Type", std::string(req.query_param("type").value_or("application/json")));
     (void)res.end(j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n");
     co_return;
   }

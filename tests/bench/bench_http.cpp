@@ -23,6 +23,11 @@
 //      Handshakes: openssl s_time -new (full) and -reuse (ticket resumption; tickets on in
 //      both servers) for min(S,5) s each; the figure is connections per second of server CPU
 //      (s_time itself is client-bound); target base/nginx >= 1.0.
+//   6. gzip level 1 on a 10 KiB JSON body: nginx `gzip on; gzip_comp_level 1` (the body from
+//      a file, gzip_types application/json) against swactor http_hello with that body and
+//      `compression = { gzip_level = 1, algorithms = ["gzip"] }`, base and process mode;
+//      wrk -t1 -c50 -dS -H "Accept-Encoding: gzip"; server CPU (process tree utime+stime) per
+//      response. Each server is first checked to answer with Content-Encoding: gzip.
 // Never asserts a figure: the exit status is 1 only when nginx or a client fails.
 //
 // Binaries: $SWACTOR_BIN, $NGINX (default /usr/sbin/nginx), $WRK (default wrk in PATH).
@@ -32,6 +37,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -86,6 +92,38 @@ bool http_probe(int port) { return swactor::bench::probe_reply(port, "GET / HTTP
 
 // -- servers ------------------------------------------------------------------------------
 
+// The 10 KiB JSON body of the compression runs (the same bytes for every server).
+const std::string& json_body() {
+  static const std::string body = [] {
+    std::string s = "[";
+    for (int i = 0; s.size() < 10 * 1024 - 120; ++i)
+      s += (i ? "," : "") + std::string("{\"id\":") + std::to_string(i) + ",\"name\":\"item " + std::to_string(i * 37 % 1000) +
+           "\",\"price\":" + std::to_string(i * 13 % 500) + ".5,\"tags\":[\"red\",\"blue\"],\"stock\":" +
+           std::to_string(i * 7 % 90) + "}";
+    return s + "]";
+  }();
+  return body;
+}
+
+// Whether a GET with Accept-Encoding: gzip gets a response head with Content-Encoding: gzip.
+bool answers_gzip(int port) {
+  int fd = swactor::bench::connect_loopback(port);
+  if (fd < 0) return false;
+  timeval tv{2, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  const std::string req = "GET / HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n";
+  std::string got;
+  if (::write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
+    char buf[4096];
+    for (ssize_t n; got.find("\r\n\r\n") == std::string::npos && (n = ::read(fd, buf, sizeof buf)) > 0;)
+      got.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  auto head = got.substr(0, got.find("\r\n\r\n"));
+  for (auto& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return head.find("\r\ncontent-encoding: gzip") != std::string::npos;
+}
+
 struct server {
   std::string name;
   std::unique_ptr<child> proc;
@@ -109,12 +147,19 @@ bool wait_up(server& s, std::string& why_not) {
 }
 
 // nginx, one process in the foreground, everything it writes in `dir`.
-std::optional<server> start_nginx(const tools& t, const fs::path& dir, std::string& why_not) {
+std::optional<server> start_nginx(const tools& t, const fs::path& dir, std::string& why_not, bool gzip = false) {
   server s;
   s.name = "nginx";
   s.port = free_port();
   const auto d = (dir / "nginx").string();
   fs::create_directories(d);
+  // The JSON is too long for a `return` string (nginx caps a parameter at 4 KiB): a file,
+  // read per request (nginx's gzip filter does not sendfile).
+  if (gzip) std::ofstream(fs::path(d) / "body.json") << json_body();
+  const std::string location =
+      gzip ? "location / { gzip on; gzip_comp_level 1; gzip_types application/json; default_type application/json; "
+             "root " + d + "; rewrite ^ /body.json break; }"
+           : "location / { return 200 \"Hello World\"; }";
   const auto conf = fs::path(d) / "nginx.conf";
   std::ofstream(conf) << "daemon off;\nmaster_process off;\nworker_processes 1;\nworker_rlimit_nofile 20000;\n"
                       << "pid " << d << "/nginx.pid;\nerror_log " << d << "/error.log warn;\n"
@@ -123,7 +168,7 @@ std::optional<server> start_nginx(const tools& t, const fs::path& dir, std::stri
                       << "  client_body_temp_path " << d << "/body;\n  proxy_temp_path " << d << "/proxy;\n"
                       << "  fastcgi_temp_path " << d << "/fastcgi;\n  uwsgi_temp_path " << d << "/uwsgi;\n"
                       << "  scgi_temp_path " << d << "/scgi;\n  server {\n    listen 127.0.0.1:" << s.port
-                      << " backlog=4096;\n    location / { return 200 \"Hello World\"; }\n  }\n}\n";
+                      << " backlog=4096;\n    " << location << "\n  }\n}\n";
   s.proc = std::make_unique<child>(
       pinned(t.pin, t.taskset, 0, {t.nginx, "-p", d, "-e", d + "/error.log", "-c", conf.string()}), dir, "nginx");
   if (!wait_up(s, why_not)) {
@@ -134,7 +179,7 @@ std::optional<server> start_nginx(const tools& t, const fs::path& dir, std::stri
 }
 
 std::optional<server> start_swactor(const tools& t, const fs::path& dir, const std::string& name,
-                                    const std::string& server_keys, std::string& why_not) {
+                                    const std::string& server_keys, std::string& why_not, bool gzip = false) {
   server s;
   s.name = name;
   s.port = free_port();
@@ -142,7 +187,10 @@ std::optional<server> start_swactor(const tools& t, const fs::path& dir, const s
   std::ofstream(cfg) << "[server]\n"
                      << server_keys << "log_level = \"warning\"\nadmin_socket = \""
                      << (dir / (name + ".sock")).string() << "\"\n\n[[listen]]\nurl = \"http://127.0.0.1:" << s.port
-                     << "\"\nmodule = \"hello\"\nbacklog = 4096\n\n[modules.hello]\ntype = \"http_hello\"\n";
+                     << "\"\nmodule = \"hello\"\nbacklog = 4096\n"
+                     << (gzip ? "compression = { gzip_level = 1, algorithms = [\"gzip\"] }\n" : "")
+                     << "\n[modules.hello]\ntype = \"http_hello\"\n"
+                     << (gzip ? "content_type = \"application/json\"\nbody = '" + json_body() + "'\n" : "");
   s.proc = std::make_unique<child>(pinned(t.pin, t.taskset, 0, {t.swactor, "run", cfg.string()}), dir, name);
   if (!wait_up(s, why_not)) return std::nullopt;
   return s;
@@ -159,6 +207,7 @@ void stop(server& s) {
 struct wrk_result {
   double rps = 0;
   double cpu_us_per_request = 0;  // wrk's own CPU time / requests
+  double requests = 0;
   std::optional<double> p99_ms;
   std::string errors;  // wrk's socket errors / non-2xx lines, when any
 };
@@ -171,9 +220,11 @@ double to_ms(double v, const std::string& unit) {
 }
 
 std::optional<wrk_result> run_wrk(const tools& t, const fs::path& dir, const server& s, int conns,
-                                  int seconds, bool latency, const std::string& tag) {
+                                  int seconds, bool latency, const std::string& tag,
+                                  const std::vector<std::string>& extra = {}) {
   std::vector<std::string> argv = {t.wrk, "-t1", "-c" + std::to_string(conns), "-d" + std::to_string(seconds) + "s"};
   if (latency) argv.push_back("--latency");
+  argv.insert(argv.end(), extra.begin(), extra.end());
   argv.push_back(s.url());
   argv = pinned(t.pin, t.taskset, 1, argv);
   std::printf("  %s: %s\n", tag.c_str(), join(argv).c_str());
@@ -189,8 +240,10 @@ std::optional<wrk_result> run_wrk(const tools& t, const fs::path& dir, const ser
   wrk_result r;
   std::smatch m;
   if (std::regex_search(out, m, std::regex(R"(Requests/sec:\s+([0-9.]+))"))) r.rps = std::stod(m[1]);
-  if (std::regex_search(out, m, std::regex(R"((\d+) requests in)")) && std::stod(m[1]) > 0)
-    r.cpu_us_per_request = c.cpu_seconds() * 1e6 / std::stod(m[1]);
+  if (std::regex_search(out, m, std::regex(R"((\d+) requests in)")) && std::stod(m[1]) > 0) {
+    r.requests = std::stod(m[1]);
+    r.cpu_us_per_request = c.cpu_seconds() * 1e6 / r.requests;
+  }
   if (std::regex_search(out, m, std::regex(R"(\n\s*99%\s+([0-9.]+)(us|ms|s|m)\b)")))
     r.p99_ms = to_ms(std::stod(m[1]), m[2]);
   for (const char* what : {"Socket errors:[^\n]*", "Non-2xx or 3xx responses:[^\n]*"})
@@ -536,6 +589,37 @@ int main() {
   const auto tls = tls_section(t, dir, seconds);
   if (!tls.skipped.empty()) std::printf("  TLS: skipped: %s\n", tls.skipped.c_str());
 
+  // 6. gzip level 1 on a 10 KiB JSON body: server CPU per response.
+  std::map<std::string, double> gzip_cpu;
+  std::map<std::string, std::string> gzip_skipped;
+  for (const auto& v : vs) {
+    if (!v.skipped.empty()) continue;
+    std::string why;
+    auto s = v.name == "nginx" ? start_nginx(t, dir, why, true) : start_swactor(t, dir, v.name + "-gzip", v.keys, why, true);
+    if (!s) {
+      gzip_skipped[v.name] = why;
+      std::printf("  %s gzip: skipped: %s\n", v.name.c_str(), why.c_str());
+      continue;
+    }
+    if (!answers_gzip(s->port)) {
+      gzip_skipped[v.name] = "no Content-Encoding: gzip in its answer";
+      std::printf("  %s gzip: skipped: %s\n", v.name.c_str(), gzip_skipped[v.name].c_str());
+      stop(*s);
+      continue;
+    }
+    const double before = swactor::bench::tree_cpu_seconds(s->proc->pid);
+    auto r = run_wrk(t, dir, *s, 50, seconds, false, v.name + "-gzip1-json10k", {"-H", "Accept-Encoding: gzip"});
+    const double after = swactor::bench::tree_cpu_seconds(s->proc->pid);
+    if (r && r->requests > 0) {
+      gzip_cpu[v.name] = (after - before) * 1e6 / r->requests;
+      std::printf("    -> server CPU %.2f s for %.0f responses: %.2f us/response\n", after - before, r->requests,
+                  gzip_cpu[v.name]);
+    } else {
+      status = 1;
+    }
+    stop(*s);
+  }
+
   swactor::bench::report rep("bench_http");
   auto med = [](const variant& v) -> std::optional<double> {
     if (v.rps.empty()) return std::nullopt;
@@ -617,6 +701,14 @@ int main() {
       row("TLS " + kind + " openssl s_time rate (client-bound): base", vs[1], seen("base"), "conn/s",
           seen("nginx"), "nginx", std::nullopt);
     }
+  }
+  const std::string gz = "server CPU/response, gzip level 1, 10 KiB JSON, wrk -t1 -c50: ";
+  for (const auto& v : vs) {
+    variant gv = v;
+    if (auto it = gzip_skipped.find(v.name); it != gzip_skipped.end()) gv.skipped = it->second;
+    const bool ref = v.name == "nginx";
+    row(gz + v.name + (ref ? " (reference)" : " (lower is better)"), gv, get(gzip_cpu, v.name), "us/resp",
+        ref ? std::nullopt : get(gzip_cpu, "nginx"), ref ? "" : "nginx", std::nullopt);
   }
   for (const auto& v : vs)
     if (v.rps.size() > 1) {

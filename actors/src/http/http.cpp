@@ -10,6 +10,7 @@
 namespace swactor::http {
 namespace {
 
+using protocols::ascii_lowered;
 using protocols::http1::iequals;
 namespace h1 = protocols::http1;
 
@@ -153,6 +154,15 @@ request::request(h1::request_head head, session_id s, std::string remote)
   path_ = remove_dot_segments(decoded);
 }
 
+void request::mark_inflated(bool whole) {
+  auto& items = head_.headers.items;
+  std::erase_if(items, [](const h1::header& h) {
+    return iequals(h.name, "content-encoding") || iequals(h.name, "content-length");
+  });
+  head_.content_length = whole ? static_cast<std::int64_t>(head_.body.size()) : -1;
+  if (whole) items.push_back({"Content-Length", std::to_string(head_.body.size())});
+}
+
 const std::string& request::local_address() const {
   if (!local_) local_ = lookup_ ? lookup_->local_address(session_) : std::string();
   return *local_;
@@ -255,6 +265,44 @@ const std::string& current_date() {
 
 // -- response ---------------------------------------------------------------------------------
 
+namespace cz = protocols::compression;
+
+cz::coding response::choose_coding(std::uint64_t size, bool streamed) {
+  const auto* o = compression_;
+  if (!o || !o->enabled || !compress_allowed_ || o->offered.empty()) return cz::coding::identity;
+  const int st = head_.status;
+  // No body, or a body whose bytes are addressed as they are (ranges).
+  if (st < 200 || st == 204 || st == 304 || st == 206) return cz::coding::identity;
+  const auto& hs = head_.headers;
+  if (hs.find("content-encoding") || hs.find("content-range")) return cz::coding::identity;
+  if (streamed ? head_.content_length >= 0 : size < o->min_size) return cz::coding::identity;
+  for (auto& h : hs.items)
+    if (iequals(h.name, "cache-control") && ascii_lowered(h.value).find("no-transform") != std::string::npos)
+      return cz::coding::identity;
+  const auto* ct = hs.find("content-type");
+  if (!cz::compressible_type(ct ? std::string_view(*ct) : std::string_view(), *o)) return cz::coding::identity;
+  // From here on the request's Accept-Encoding decides: caches must key on it.
+  bool vary_done = false;
+  for (auto& h : head_.headers.items) {
+    if (!iequals(h.name, "vary")) continue;
+    auto v = ascii_lowered(h.value);
+    if (v.find("accept-encoding") != std::string::npos || trim(v) == "*") vary_done = true;
+    else if (!vary_done) {
+      h.value += trim(h.value).empty() ? "Accept-Encoding" : ", Accept-Encoding";
+      vary_done = true;
+    }
+    break;
+  }
+  if (!vary_done) head_.headers.add("Vary", "Accept-Encoding");
+  if (coding_ == cz::coding::identity) return coding_;
+  head_.headers.add("Content-Encoding", std::string(cz::to_string(coding_)));
+  // The compressed bytes are another representation: a strong validator of the plain one
+  // must not match them (RFC 9110 §8.8.1), so it is weakened, as nginx does.
+  for (auto& h : head_.headers.items)
+    if (iequals(h.name, "etag") && !h.value.starts_with("W/")) h.value.insert(0, "W/");
+  return coding_;
+}
+
 response& response::status(int code, std::string reason) {
   head_.status = code;
   head_.reason = std::move(reason);
@@ -281,6 +329,18 @@ response& response::trailer(std::string name, std::string value) {
 std::error_code response::end(std::string_view body) {
   if (ended_) return server_errc::not_supported;
   ended_ = true;
+  std::string packed;
+  if (!started_ && compression_) {
+    if (auto c = choose_coding(body.size(), false); c != cz::coding::identity) {
+      packed = cz::compress(c, compression_->level(c), body);
+      body = packed;
+    }
+  } else if (encoder_) {
+    encoder_->feed(body, packed);
+    encoder_->finish(packed);
+    encoder_.reset();
+    body = packed;
+  }
   if (!started_ && body.size() > kLargeBody) {
     // A large body goes out in pieces behind a Content-Length head: no single message
     // between processes (or queued reply) has to hold all of it.
@@ -321,9 +381,20 @@ std::error_code response::send_head() {
 
 swactor::task<std::error_code> response::write(std::string_view chunk, duration timeout) {
   if (ended_) co_return make_error_code(server_errc::not_supported);
-  if (!started_)
+  if (!started_) {
+    if (compression_)
+      if (auto c = choose_coding(0, true); c != cz::coding::identity) encoder_ = cz::make_encoder(c, compression_->level(c));
     if (auto ec = send_head()) co_return fail(ec);
+  }
   if (chunk.empty()) co_return std::error_code();
+  std::string packed;
+  if (encoder_) {
+    // Flushed per write: the client can decode each piece as it arrives (a progress line,
+    // an event), at some cost in ratio for tiny pieces.
+    encoder_->feed(chunk, packed);
+    encoder_->flush(packed);
+    chunk = packed;
+  }
   if (auto ec = ch_->send(static_cast<std::uint8_t>(h1::out::body), chunk)) co_return fail(ec);
   // Backpressure: every so often, wait until the client took most of what is queued.
   unacked_ += chunk.size();

@@ -18,6 +18,7 @@ namespace swactor::detail {
 namespace {
 
 namespace h1 = protocols::http1;
+namespace cz = protocols::compression;
 
 class session_channel final : public http::response_channel {
  public:
@@ -41,6 +42,60 @@ void answer(session_port& port, session_id s, int status, std::string_view body,
   if (close) res.close();
   (void)res.end(body);
 }
+
+// The request's Content-Encoding (every field, a list each): one coding this engine
+// inflates, or a refusal with 415 (`status`, `reason`). identity entries count as none.
+void request_coding(const http::request& req, cz::coding& inflate, int& status, std::string& reason) {
+  if (req.head().complete && req.body().empty()) return;  // no body: nothing to inflate
+  std::vector<std::string_view> codings;
+  for (auto v : req.header_values("content-encoding")) {
+    while (!v.empty()) {
+      auto comma = v.find(',');
+      auto t = v.substr(0, comma);
+      v = comma == std::string_view::npos ? std::string_view() : v.substr(comma + 1);
+      while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
+      while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
+      if (!t.empty() && !h1::iequals(t, "identity")) codings.push_back(t);
+    }
+  }
+  if (codings.empty()) return;
+  auto c = cz::parse_coding(codings[0]);
+  if (codings.size() > 1 || !c) {
+    status = 415;
+    reason = codings.size() > 1 ? "request body with more than one content coding"
+                                   : fmt::format("request body in an unknown content coding {:?}", codings[0]);
+    return;
+  }
+  inflate = *c;
+}
+
+// A streamed body whose pieces are inflated as read_body() takes them.
+struct inflating_source final : http::request::body_source {
+  std::shared_ptr<http::request::body_source> inner;
+  std::unique_ptr<cz::decoder> decoder;
+  bool done = false;
+
+  inflating_source(std::shared_ptr<http::request::body_source> in, std::unique_ptr<cz::decoder> d)
+      : inner(std::move(in)), decoder(std::move(d)) {}
+
+  task<result<std::string>> next(http::request& req, duration timeout) override {
+    while (!done) {
+      auto piece = co_await inner->next(req, timeout);
+      if (!piece) co_return piece;
+      std::string out;
+      auto st = piece->empty() ? decoder->finish() : decoder->feed(*piece, out);
+      if (st != cz::decode_status::ok) {
+        log::info("session {}: {} {}: the request body {}", req.session(), req.method(), req.target(),
+                  st == cz::decode_status::too_large ? "inflates past max_body_size" : "is not valid compressed data");
+        co_return make_error_code(st == cz::decode_status::too_large ? server_errc::body_too_large
+                                                                      : server_errc::bad_body_encoding);
+      }
+      if (piece->empty()) done = true;
+      else if (!out.empty()) co_return out;
+    }
+    co_return std::string();
+  }
+};
 
 }  // namespace
 
@@ -142,6 +197,7 @@ std::optional<task<void>> worker_runtime::http_event(std::uint8_t kind, session_
         x.status = r.status;
         x.allow = std::move(r.allow);
       }
+      if (x.status == 0 && lc.compression_options.inflate_requests) request_coding(*x.req, x.inflate, x.status, x.reason);
       if (x.status == 0 && http_in_flight_ >= lc.max_concurrency) x.status = 503;
       x.body_timeout = lc.body_timeout.count() > 0 ? std::chrono::milliseconds(lc.body_timeout)
                                                    : std::chrono::milliseconds(std::chrono::hours(24));
@@ -205,6 +261,16 @@ task<void> worker_runtime::serve_http(http_exchange x) {
       case 503:
         answer(*port_, s, 503, "Service Unavailable: too many requests in this worker\n", nullptr, body_pending);
         break;
+      case 415: {
+        log::info("session {}: {} {}: {}; 415", s, x.req->method(), x.req->target(), x.reason);
+        session_channel ch(*port_, s);
+        http::response res(ch);
+        // RFC 9110 §12.5.3: a 415 for a content coding says which ones are accepted.
+        res.status(415).set_header("Content-Type", "text/plain; charset=utf-8").set_header("Accept-Encoding", "gzip, deflate, br");
+        if (body_pending) res.close();
+        (void)res.end("Unsupported Media Type: content coding not supported\n");
+        break;
+      }
       default:
         log::info("session {}: {} {}: {}", s, x.req->method(), x.req->target(), x.reason);
         answer(*port_, s, x.status, "Bad Request\n", nullptr, true);
@@ -214,6 +280,22 @@ task<void> worker_runtime::serve_http(http_exchange x) {
   }
   ++http_in_flight_;
   auto mod = x.module;
+  const auto& lc = app_.listen[static_cast<std::size_t>(x.listener)];
+  // A compressed body is inflated as it arrives, never past max_body_size (a zip bomb
+  // costs that much memory at most, then 413).
+  std::unique_ptr<cz::decoder> inflater;
+  if (x.inflate != cz::coding::identity) inflater = cz::make_decoder(x.inflate, lc.max_body_size);
+  auto refuse = [&](cz::decode_status st) {
+    const bool big = st == cz::decode_status::too_large;
+    log::info("session {}: {} {}: the {} request body {}; {} and close", s, x.req->method(), x.req->target(),
+              cz::to_string(x.inflate),
+              big ? fmt::format("inflates past max_body_size ({} bytes)", lc.max_body_size)
+                  : std::string("is not valid compressed data"),
+              big ? 413 : 400);
+    answer(*port_, s, big ? 413 : 400,
+           big ? "Payload Too Large: the body inflates past max_body_size\n" : "Bad Request: invalid compressed body\n",
+           nullptr, true);
+  };
   if (x.pipe && !x.stream) {
     // A whole body: gather it before the handler runs.
     for (;;) {
@@ -223,13 +305,49 @@ task<void> worker_runtime::serve_http(http_exchange x) {
         co_return;  // the client went away (or stalled: the codec's body_timeout answers)
       }
       if (piece->empty()) break;
-      x.req->body().append(*piece);
+      auto st = inflater ? inflater->feed(*piece, x.req->body()) : (x.req->body().append(*piece), cz::decode_status::ok);
+      if (st != cz::decode_status::ok) {
+        --http_in_flight_;
+        refuse(st);
+        co_return;
+      }
     }
   } else if (x.pipe) {
-    x.req->set_body_source(x.pipe);
+    if (inflater) {
+      x.req->set_body_source(std::make_shared<inflating_source>(x.pipe, std::move(inflater)));
+      x.req->mark_inflated(false);
+    } else {
+      x.req->set_body_source(x.pipe);
+    }
+  } else if (inflater) {
+    // The body rode along with the head.
+    auto raw = std::move(x.req->body());
+    x.req->body().clear();
+    if (auto st = inflater->feed(raw, x.req->body()); st != cz::decode_status::ok) {
+      --http_in_flight_;
+      refuse(st);
+      co_return;
+    }
+  }
+  if (inflater) {
+    if (auto st = inflater->finish(); st != cz::decode_status::ok) {
+      --http_in_flight_;
+      refuse(st);
+      co_return;
+    }
+    x.req->mark_inflated(true);
   }
   session_channel ch(*port_, s);
   http::response res(ch);
+  if (const auto& co = lc.compression_options; co.enabled && !co.offered.empty() && x.req->method() != "HEAD") {
+    auto values = x.req->header_values("accept-encoding");
+    std::string joined;
+    for (auto v : values) {
+      if (!joined.empty()) joined += ", ";
+      joined += v;
+    }
+    res.set_compression(&co, cz::negotiate(joined, !values.empty(), co.offered));
+  }
   std::exception_ptr error;
   try {
     co_await modules_[static_cast<std::size_t>(mod)]->on_request(*contexts_[static_cast<std::size_t>(mod)], *x.req,

@@ -122,7 +122,10 @@ class worker_runtime final : private handler_host,
     bool stream = false;  // the route streams the body to the handler
     std::shared_ptr<body_pipe> pipe;  // requests whose body follows the head
     std::chrono::milliseconds body_timeout{0};
-    int status = 0;  // non-zero: answered without a handler (404, 405, 503, 400)
+    // The request body's Content-Encoding, inflated before the handler sees it (identity:
+    // none).
+    protocols::compression::coding inflate = protocols::compression::coding::identity;
+    int status = 0;  // non-zero: answered without a handler (404, 405, 503, 400, 415)
     std::string allow;
     std::string reason;
   };

@@ -12,6 +12,7 @@
 #include "swactor/actors/plugin.hpp"
 #include "swactor/core/config.hpp"
 #include "swactor/ipc/table.hpp"
+#include "swactor/protocols/compression.hpp"
 #include "swactor/protocols/framing.hpp"
 #include "swactor/protocols/http1.hpp"
 #include "swactor/protocols/redis.hpp"
@@ -137,6 +138,20 @@ struct tls_config {
   bool alpn_set = false;   // resolved: `alpn` was given (else the listener's default)
 };
 
+// [[listen]] compression = { ... }: HTTP response compression and compressed request
+// bodies (on by default for HTTP listeners).
+struct compression_config {
+  bool enabled = true;
+  std::uint64_t min_size = 1024;
+  int gzip_level = 6;
+  int deflate_level = 6;
+  int brotli_quality = 4;
+  std::vector<std::string> algorithms{"br", "gzip", "deflate"};
+  std::vector<std::string> types;
+  std::vector<std::string> excluded_types = protocols::compression::default_excluded_types();
+  bool inflate_requests = true;
+};
+
 // One entry of an HTTP listener's `routes`.
 struct route_config {
   std::string path;    // "/api/" (prefix) or "=/healthz" (exact)
@@ -182,6 +197,8 @@ struct listen_config {
   redis_config redis;
   // TLS listeners (https://, tls://, wss://)
   tls_config tls;
+  // HTTP compression
+  compression_config compression;
 
   // Resolved by parse_app_config(): the URL, the framing as codec options, the module
   // instance index (into app_config::modules).
@@ -189,6 +206,7 @@ struct listen_config {
   protocols::framing_options framing_options;
   protocols::http1::options http_options;
   protocols::redis::options redis_options;
+  protocols::compression::options compression_options;
   int module_index = -1;  // -1 for an HTTP listener with routes
   bool http() const noexcept { return endpoint.protocol == listen_protocol::http; }
   bool is_redis() const noexcept { return endpoint.protocol == listen_protocol::redis; }
@@ -248,6 +266,7 @@ const config::schema<websocket_config>& websocket_schema();
 const config::schema<redis_config>& redis_schema();
 const config::schema<tls_config>& tls_schema();
 const config::schema<tls_sni_config>& tls_sni_schema();
+const config::schema<compression_config>& compression_schema();
 
 // Parses and validates; nullopt (with diagnostics) on any error.
 std::optional<app_config> load_app_config(const std::string& path, const module_registry& reg,

@@ -21,6 +21,8 @@ enum class server_errc {
   no_reply,               // bus: the request's handler returned without replying
   request_failed,         // bus: the request's handler threw
   message_too_large,      // bus: over [bus] max_message_size
+  body_too_large,         // http: a compressed request body inflates past max_body_size
+  bad_body_encoding,      // http: a compressed request body is not valid data of its coding
 };
 
 const std::error_category& server_category() noexcept;

@@ -27,6 +27,7 @@
 #include "swactor/actors/module.hpp"
 #include "swactor/core/coro.hpp"
 #include "swactor/core/error.hpp"
+#include "swactor/protocols/compression.hpp"
 #include "swactor/protocols/http1.hpp"
 
 namespace swactor::http {
@@ -70,6 +71,10 @@ class request {
   // Header fields (lookup is case-insensitive; repeated fields are kept in order).
   const header_list& headers() const noexcept { return head_.headers; }
   const std::string* header(std::string_view name) const noexcept { return head_.headers.find(name); }
+  // Engine side: the body was (whole) or will be (streamed) inflated from its
+  // Content-Encoding: that header goes, Content-Length becomes the inflated size (whole) or
+  // goes (streamed), so the handler sees the body as if it had been sent plain.
+  void mark_inflated(bool whole);
   std::vector<std::string_view> header_values(std::string_view name) const;
   // Cookies from every Cookie header.
   const param_list& cookies() const;
@@ -176,6 +181,19 @@ class response {
   response& header(std::string name, std::string value);
   const header_list& headers() const noexcept { return head_.headers; }
   response& set_cookie(const cookie& c) { return header("Set-Cookie", c.to_string()); }
+  // Compression of this response (on by default where the listener's `compression` table
+  // allows it and the client asks; see docs/config.md [listen.compression]). false before
+  // the first write()/end() sends it as it is, e.g. for a body the handler compressed itself.
+  response& compress(bool on) noexcept {
+    compress_allowed_ = on;
+    return *this;
+  }
+  // Engine side: the listener's options and the coding the request's Accept-Encoding chose
+  // (identity = none acceptable: only Vary is added then). Not called for HEAD.
+  void set_compression(const protocols::compression::options* o, protocols::compression::coding c) noexcept {
+    compression_ = o;
+    coding_ = c;
+  }
   // Asks to close the connection after this response.
   response& close() noexcept {
     head_.close = true;
@@ -208,6 +226,9 @@ class response {
  private:
   static constexpr std::size_t kLargeBody = 1u << 20;
   std::error_code send_head();
+  // At the head: whether and how this response is compressed (adds Content-Encoding, Vary,
+  // weakens a strong ETag). size = the whole body's size (streamed: ignored).
+  protocols::compression::coding choose_coding(std::uint64_t size, bool streamed);
   std::error_code fail(std::error_code ec) noexcept {
     if (ec && !error_) error_ = ec;
     return ec;
@@ -219,7 +240,11 @@ class response {
   std::uint64_t unacked_ = 0;
   bool started_ = false;
   bool ended_ = false;
+  bool compress_allowed_ = true;
   std::error_code error_;
+  const protocols::compression::options* compression_ = nullptr;
+  protocols::compression::coding coding_ = protocols::compression::coding::identity;
+  std::unique_ptr<protocols::compression::encoder> encoder_;  // a compressed streamed body
 };
 
 }  // namespace swactor::http
