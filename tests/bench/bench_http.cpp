@@ -18,6 +18,10 @@
 //   4. The load tester itself: swactor bench -f http -c100 -t1 -dS against nginx, against
 //      wrk -t1 -c100 -dS run just before on the same nginx. Target >= 0.9. Also each client's
 //      own CPU time per request (wait4 rusage), steadier than rates on a busy machine.
+//   5. A 1 MiB static file over plain HTTP (run first): nginx `sendfile on; tcp_nopush on`
+//      against http_static in base mode with 1 worker (sendfile(2) as well), wrk -t1 -c10
+//      -dS, 3 rounds interleaved, medians; target base/nginx >= 1.0.
+//      SWACTOR_BENCH_HTTP_ONLY=static runs only this.
 // Never asserts a figure: the exit status is 1 only when nginx or a client fails.
 //
 // Binaries: $SWACTOR_BIN, $NGINX (default /usr/sbin/nginx), $WRK (default wrk in PATH).
@@ -85,7 +89,8 @@ struct server {
   std::string name;
   std::unique_ptr<child> proc;
   int port = 0;
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port) + "/"; }
+  std::string path = "/";
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port) + path; }
 };
 
 bool wait_up(server& s, std::string& why_not) {
@@ -104,7 +109,9 @@ bool wait_up(server& s, std::string& why_not) {
 }
 
 // nginx, one process in the foreground, everything it writes in `dir`.
-std::optional<server> start_nginx(const tools& t, const fs::path& dir, std::string& why_not) {
+// `static_root`: serve files from there (`sendfile on`) instead of the fixed answer.
+std::optional<server> start_nginx(const tools& t, const fs::path& dir, std::string& why_not,
+                                  const std::string& static_root = {}) {
   server s;
   s.name = "nginx";
   s.port = free_port();
@@ -118,7 +125,11 @@ std::optional<server> start_nginx(const tools& t, const fs::path& dir, std::stri
                       << "  client_body_temp_path " << d << "/body;\n  proxy_temp_path " << d << "/proxy;\n"
                       << "  fastcgi_temp_path " << d << "/fastcgi;\n  uwsgi_temp_path " << d << "/uwsgi;\n"
                       << "  scgi_temp_path " << d << "/scgi;\n  server {\n    listen 127.0.0.1:" << s.port
-                      << " backlog=4096;\n    location / { return 200 \"Hello World\"; }\n  }\n}\n";
+                      << " backlog=4096;\n"
+                      << (static_root.empty() ? "    location / { return 200 \"Hello World\"; }\n"
+                                              : "    sendfile on;\n    tcp_nopush on;\n    location / { root " +
+                                                    static_root + "; }\n")
+                      << "  }\n}\n";
   s.proc = std::make_unique<child>(
       pinned(t.pin, t.taskset, 0, {t.nginx, "-p", d, "-e", d + "/error.log", "-c", conf.string()}), dir, "nginx");
   if (!wait_up(s, why_not)) {
@@ -129,7 +140,8 @@ std::optional<server> start_nginx(const tools& t, const fs::path& dir, std::stri
 }
 
 std::optional<server> start_swactor(const tools& t, const fs::path& dir, const std::string& name,
-                                    const std::string& server_keys, std::string& why_not) {
+                                    const std::string& server_keys, std::string& why_not,
+                                    const std::string& static_root = {}) {
   server s;
   s.name = name;
   s.port = free_port();
@@ -137,7 +149,9 @@ std::optional<server> start_swactor(const tools& t, const fs::path& dir, const s
   std::ofstream(cfg) << "[server]\n"
                      << server_keys << "log_level = \"warning\"\nadmin_socket = \""
                      << (dir / (name + ".sock")).string() << "\"\n\n[[listen]]\nurl = \"http://127.0.0.1:" << s.port
-                     << "\"\nmodule = \"hello\"\nbacklog = 4096\n\n[modules.hello]\ntype = \"http_hello\"\n";
+                     << "\"\nmodule = \"" << (static_root.empty() ? "hello" : "files")
+                     << "\"\nbacklog = 4096\n\n[modules.hello]\ntype = \"http_hello\"\n\n[modules.files]\n"
+                     << "type = \"http_static\"\nroot = \"" << (static_root.empty() ? dir.string() : static_root) << "\"\n";
   s.proc = std::make_unique<child>(pinned(t.pin, t.taskset, 0, {t.swactor, "run", cfg.string()}), dir, name);
   if (!wait_up(s, why_not)) return std::nullopt;
   return s;
@@ -320,8 +334,60 @@ int main() {
     return s;
   };
 
-  // 1. Throughput, interleaved rounds. A variant that failed to start is not retried.
   int status = 0;
+  const char* only = std::getenv("SWACTOR_BENCH_HTTP_ONLY");
+  const bool static_only = only && std::string(only) == "static";
+
+  // 5. A 1 MiB static file: nginx `sendfile on` against http_static (sendfile(2) too), wrk
+  // -t1 -c10, interleaved rounds, medians. Target: base/nginx >= 1.0.
+  std::vector<double> static_rps[2];
+  auto med_of = [](const std::vector<double>& v) -> std::optional<double> {
+    if (v.empty()) return std::nullopt;
+    return median(v);
+  };
+  {
+    const auto root = dir / "www";
+    fs::create_directories(root);
+    {
+      std::ofstream f(root / "1mib.bin", std::ios::binary);
+      std::string block(4096, '\0');
+      for (int i = 0; i < 256; ++i) {
+        for (std::size_t k = 0; k < block.size(); ++k) block[k] = static_cast<char>((i * 31 + k) & 0xff);
+        f.write(block.data(), static_cast<std::streamsize>(block.size()));
+      }
+    }
+    for (int round = 1; round <= rounds; ++round) {
+      for (int which = 0; which < 2; ++which) {
+        std::string why;
+        auto s = which == 0 ? start_nginx(t, dir, why, root.string())
+                            : start_swactor(t, dir, "static", "mode = \"base\"\nworkers = 1\n", why, root.string());
+        if (!s) {
+          std::printf("  static %s: skipped: %s\n", which == 0 ? "nginx" : "base", why.c_str());
+          status = 1;
+          continue;
+        }
+        s->path = "/1mib.bin";
+        if (auto r = run_wrk(t, dir, *s, 10, seconds, false,
+                             std::string(which == 0 ? "nginx" : "base") + "-static-1mib-r" + std::to_string(round)))
+          static_rps[which].push_back(r->rps);
+        else
+          status = 1;
+        stop(*s);
+      }
+    }
+  }
+  if (static_only) {
+    swactor::bench::report rep("bench_http");
+    const std::string label = "1 MiB static file wrk -t1 -c10, median of " + std::to_string(rounds) + ": ";
+    if (auto n = med_of(static_rps[0])) rep.add({label + "nginx sendfile on (reference)", *n, "req/s", std::nullopt, "", std::nullopt});
+    if (auto b = med_of(static_rps[1])) rep.add({label + "http_static base 1 worker", *b, "req/s", med_of(static_rps[0]), "nginx", 1.0});
+    rep.finish();
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    return status;
+  }
+
+  // 1. Throughput, interleaved rounds. A variant that failed to start is not retried.
   for (int round = 1; round <= rounds; ++round) {
     for (auto& v : vs) {
       if (!v.skipped.empty()) continue;
@@ -413,6 +479,13 @@ int main() {
   row("client CPU/request swactor bench (lower is better)", vs[0],
       ours_on_nginx ? std::optional<double>(ours_on_nginx->cpu_us_per_request) : std::nullopt, "us/req",
       wrk_cpu_on_nginx, "wrk, same runs", std::nullopt);
+  {
+    const std::string label = "1 MiB static file wrk -t1 -c10, median of " + std::to_string(rounds) + ": ";
+    const auto n = med_of(static_rps[0]);
+    const auto b = med_of(static_rps[1]);
+    row(label + "nginx sendfile on (reference)", vs[0], n, "req/s", std::nullopt, "", std::nullopt);
+    row(label + "http_static base 1 worker", vs[1], b, "req/s", n, "nginx", 1.0);
+  }
   for (const auto& v : vs)
     if (v.rps.size() > 1) {
       std::string all;
