@@ -282,7 +282,7 @@ TEST_CASE("http_static: Range requests: single, suffix, open, multipart/byterang
   srv.stop_and_check();
 }
 
-TEST_CASE("http_static: ETag / Last-Modified give 304; If-Range picks 206 or 200", "[http][static]") {
+TEST_CASE("http_static: ETag / Last-Modified give 304, If-Range picks 206 or 200", "[http][static]") {
   REQUIRE(http::have_tool("curl"));
   const std::string mode = GENERATE(as<std::string>{}, "base", "process");
   INFO("mode " << mode);
