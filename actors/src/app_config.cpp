@@ -1013,7 +1013,10 @@ std::string config_reference_markdown(const module_registry& reg) {
                       "HTTP listeners: an array of inline tables, `routes = [ { path = \"/api/\", "
                       "module = \"api\" }, { path = \"=/healthz\", module = \"health\", methods = "
                       "[\"GET\"] } ]`. No entry matches the path: 404; only the method fails: 405 "
-                      "with Allow. Entries with the same path may split the methods.",
+                      "with Allow. Entries with the same path may split the methods. In process mode a route to an "
+                      "`http_static` instance is answered by the reactor itself (no worker round trip) whenever the "
+                      "request came whole and is the only one its connection still waits for; otherwise a worker's "
+                      "instance answers it the same way.",
                       route_schema().docs()});
   sections.push_back({"[listen.websocket]",
                       "HTTP listeners: an inline table, `websocket = { max_message_size = \"1MiB\", "

@@ -4,6 +4,7 @@
 #include "bus_bench.hpp"
 #include "echo.hpp"
 #include "http_modules.hpp"
+#include "http_static.hpp"
 #include "kv.hpp"
 #include "probe.hpp"
 #include "redis_kv.hpp"
@@ -41,6 +42,7 @@ const module_registry& builtin_modules() {
     r.add<echo>();
     r.add<http_echo>();
     r.add<http_hello>();
+    r.add<http_static>();
     r.add<probe>();
     r.add<redis_kv>();
     r.add<task_echo>();

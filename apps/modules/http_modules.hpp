@@ -52,7 +52,9 @@ class http_echo final : public module_base {
       "after that many milliseconds, `chunks=N&size=S` streams N chunks of S bytes (chunked) "
       "instead of the JSON (`numbered=1`: chunk i is \"i \" repeated, else x's), `type=T` sets the "
       "Content-Type, `fail=throw` throws and `fail=noend` returns without answering "
-      "(both end in the engine's 500). A streamed body that inflates past max_body_size gets 413.";
+      "(both end in the engine's 500), `sendfile=PATH&offset=N&length=N` answers with that file range "
+      "through response.sendfile() (an error: the engine's 500). A streamed body that inflates past "
+      "max_body_size gets 413.";
   struct options {};
   static config::schema<options> schema() { return {}; }
   explicit http_echo(options) {}
@@ -73,6 +75,13 @@ class http_echo final : public module_base {
     if (auto f = req.query_param("fail")) {
       if (*f == "throw") throw std::runtime_error("http_echo: asked to fail");
       if (*f == "noend") co_return;
+    }
+    if (auto path = req.query_param("sendfile")) {
+      auto length = number(req, "length", -1);
+      auto ec = res.sendfile(*path, static_cast<std::uint64_t>(number(req, "offset", 0)),
+                             length < 0 ? http::response::npos : static_cast<std::uint64_t>(length));
+      if (ec) throw std::runtime_error("http_echo: sendfile: " + ec.message());
+      co_return;
     }
     if (auto ms = number(req, "delay", 0); ms > 0) co_await sleep(std::chrono::milliseconds(std::min<std::int64_t>(ms, 60000)));
     // A route with stream_body: gather the pieces (counted, for tests of streaming).

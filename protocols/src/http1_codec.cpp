@@ -226,6 +226,16 @@ class server_codec final : public stream_codec {
     return {};
   }
 
+  bool frame_file(std::uint64_t length, std::string& before, std::string& after) override {
+    if (done_ || !resp_started_ || length == 0 || resp_mode_ == mode::none) return false;
+    if (resp_mode_ == mode::chunked) {
+      append_hex(before, length);
+      before.append("\r\n");
+      after.append("\r\n");
+    }
+    return true;
+  }
+
   std::string_view expire(std::string& out) override;
   void abandon(std::string& out) override;
 

@@ -28,6 +28,10 @@
 //      `compression = { gzip_level = 1, algorithms = ["gzip"] }`, base and process mode;
 //      wrk -t1 -c50 -dS -H "Accept-Encoding: gzip"; server CPU (process tree utime+stime) per
 //      response. Each server is first checked to answer with Content-Encoding: gzip.
+//   7. A 1 MiB static file over plain HTTP (run first): nginx `sendfile on; tcp_nopush on`
+//      against http_static in base mode with 1 worker (sendfile(2) as well), wrk -t1 -c10
+//      -dS, 3 rounds interleaved, medians; target base/nginx >= 1.0.
+//      SWACTOR_BENCH_HTTP_ONLY=static runs only this (=tls only section 5).
 // Never asserts a figure: the exit status is 1 only when nginx or a client fails.
 //
 // Binaries: $SWACTOR_BIN, $NGINX (default /usr/sbin/nginx), $WRK (default wrk in PATH).
@@ -128,7 +132,8 @@ struct server {
   std::string name;
   std::unique_ptr<child> proc;
   int port = 0;
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port) + "/"; }
+  std::string path = "/";
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port) + path; }
 };
 
 bool wait_up(server& s, std::string& why_not) {
@@ -147,7 +152,10 @@ bool wait_up(server& s, std::string& why_not) {
 }
 
 // nginx, one process in the foreground, everything it writes in `dir`.
-std::optional<server> start_nginx(const tools& t, const fs::path& dir, std::string& why_not, bool gzip = false) {
+// `gzip`: a 10 KiB JSON body through nginx's gzip filter; `static_root`: serve files from
+// there (`sendfile on`) instead of the fixed answer.
+std::optional<server> start_nginx(const tools& t, const fs::path& dir, std::string& why_not, bool gzip = false,
+                                  const std::string& static_root = {}) {
   server s;
   s.name = "nginx";
   s.port = free_port();
@@ -168,7 +176,11 @@ std::optional<server> start_nginx(const tools& t, const fs::path& dir, std::stri
                       << "  client_body_temp_path " << d << "/body;\n  proxy_temp_path " << d << "/proxy;\n"
                       << "  fastcgi_temp_path " << d << "/fastcgi;\n  uwsgi_temp_path " << d << "/uwsgi;\n"
                       << "  scgi_temp_path " << d << "/scgi;\n  server {\n    listen 127.0.0.1:" << s.port
-                      << " backlog=4096;\n    " << location << "\n  }\n}\n";
+                      << " backlog=4096;\n"
+                      << (!static_root.empty() ? "    sendfile on;\n    tcp_nopush on;\n    location / { root " +
+                                                     static_root + "; }\n"
+                                               : "    " + location + "\n")
+                      << "  }\n}\n";
   s.proc = std::make_unique<child>(
       pinned(t.pin, t.taskset, 0, {t.nginx, "-p", d, "-e", d + "/error.log", "-c", conf.string()}), dir, "nginx");
   if (!wait_up(s, why_not)) {
@@ -179,7 +191,8 @@ std::optional<server> start_nginx(const tools& t, const fs::path& dir, std::stri
 }
 
 std::optional<server> start_swactor(const tools& t, const fs::path& dir, const std::string& name,
-                                    const std::string& server_keys, std::string& why_not, bool gzip = false) {
+                                    const std::string& server_keys, std::string& why_not, bool gzip = false,
+                                    const std::string& static_root = {}) {
   server s;
   s.name = name;
   s.port = free_port();
@@ -187,10 +200,12 @@ std::optional<server> start_swactor(const tools& t, const fs::path& dir, const s
   std::ofstream(cfg) << "[server]\n"
                      << server_keys << "log_level = \"warning\"\nadmin_socket = \""
                      << (dir / (name + ".sock")).string() << "\"\n\n[[listen]]\nurl = \"http://127.0.0.1:" << s.port
-                     << "\"\nmodule = \"hello\"\nbacklog = 4096\n"
+                     << "\"\nmodule = \"" << (static_root.empty() ? "hello" : "files") << "\"\nbacklog = 4096\n"
                      << (gzip ? "compression = { gzip_level = 1, algorithms = [\"gzip\"] }\n" : "")
                      << "\n[modules.hello]\ntype = \"http_hello\"\n"
-                     << (gzip ? "content_type = \"application/json\"\nbody = '" + json_body() + "'\n" : "");
+                     << (gzip ? "content_type = \"application/json\"\nbody = '" + json_body() + "'\n" : "")
+                     << "\n[modules.files]\ntype = \"http_static\"\nroot = \""
+                     << (static_root.empty() ? dir.string() : static_root) << "\"\n";
   s.proc = std::make_unique<child>(pinned(t.pin, t.taskset, 0, {t.swactor, "run", cfg.string()}), dir, name);
   if (!wait_up(s, why_not)) return std::nullopt;
   return s;
@@ -484,6 +499,44 @@ tls_figures tls_section(const tools& t, const fs::path& dir, int seconds) {
   return f;
 }
 
+// The TLS rows of the report (none when the section was skipped).
+void tls_rows(swactor::bench::report& rep, const tls_figures& tls) {
+  if (!tls.skipped.empty()) return;
+  auto add = [&](const std::string& metric, std::optional<double> value, const char* unit, std::optional<double> ref,
+                 const std::string& ref_name, std::optional<double> target) {
+    rep.add({metric + (value ? "" : " (failed)"), value.value_or(0), unit, value ? ref : std::nullopt, ref_name, target});
+  };
+  auto tls_med = [&](const char* name) -> std::optional<double> {
+    auto it = tls.rps.find(name);
+    if (it == tls.rps.end() || it->second.empty()) return std::nullopt;
+    return median(it->second);
+  };
+  const std::string https = "rps https wrk -t1 -c100, median of " + std::to_string(rounds) + ": ";
+  const auto nginx_tls = tls_med("nginx");
+  add(https + "nginx (reference)", nginx_tls, "req/s", std::nullopt, "", std::nullopt);
+  add(https + "base 1 worker", tls_med("base"), "req/s", nginx_tls, "nginx", 1.2);
+  // Handshakes per second of server CPU (1e6 / CPU us per connection): what one core sustains.
+  for (const auto* which_hs : {&tls.full, &tls.resumed}) {
+    const std::string kind = which_hs == &tls.full ? "full handshake" : "resumed (ticket)";
+    auto cap = [&](const char* name) -> std::optional<double> {
+      auto it = which_hs->find(name);
+      if (it == which_hs->end() || it->second.server_us_per_conn <= 0) return std::nullopt;
+      return 1e6 / it->second.server_us_per_conn;
+    };
+    auto seen = [&](const char* name) -> std::optional<double> {
+      auto it = which_hs->find(name);
+      if (it == which_hs->end()) return std::nullopt;
+      return it->second.per_second;
+    };
+    add("TLS " + kind + " + GET per server CPU second: nginx", cap("nginx"), "conn/s", std::nullopt, "", std::nullopt);
+    add("TLS " + kind + " + GET per server CPU second: base", cap("base"), "conn/s", cap("nginx"), "nginx", 1.0);
+    add("TLS " + kind + " openssl s_time rate (client-bound): nginx", seen("nginx"), "conn/s", std::nullopt, "",
+        std::nullopt);
+    add("TLS " + kind + " openssl s_time rate (client-bound): base", seen("base"), "conn/s", seen("nginx"), "nginx",
+        std::nullopt);
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -541,8 +594,70 @@ int main() {
     return s;
   };
 
-  // 1. Throughput, interleaved rounds. A variant that failed to start is not retried.
   int status = 0;
+  const char* only = std::getenv("SWACTOR_BENCH_HTTP_ONLY");
+  const bool static_only = only && std::string(only) == "static";
+  if (only && std::string(only) == "tls") {
+    const auto tls = tls_section(t, dir, seconds);
+    if (!tls.skipped.empty()) std::printf("  TLS: skipped: %s\n", tls.skipped.c_str());
+    swactor::bench::report rep("bench_http");
+    tls_rows(rep, tls);
+    rep.finish();
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    return tls.skipped.empty() ? status : 1;
+  }
+
+  // 7. A 1 MiB static file: nginx `sendfile on` against http_static (sendfile(2) too), wrk
+  // -t1 -c10, interleaved rounds, medians. Target: base/nginx >= 1.0.
+  std::vector<double> static_rps[2];
+  auto med_of = [](const std::vector<double>& v) -> std::optional<double> {
+    if (v.empty()) return std::nullopt;
+    return median(v);
+  };
+  {
+    const auto root = dir / "www";
+    fs::create_directories(root);
+    {
+      std::ofstream f(root / "1mib.bin", std::ios::binary);
+      std::string block(4096, '\0');
+      for (int i = 0; i < 256; ++i) {
+        for (std::size_t k = 0; k < block.size(); ++k) block[k] = static_cast<char>((i * 31 + k) & 0xff);
+        f.write(block.data(), static_cast<std::streamsize>(block.size()));
+      }
+    }
+    for (int round = 1; round <= rounds; ++round) {
+      for (int which = 0; which < 2; ++which) {
+        std::string why;
+        auto s = which == 0 ? start_nginx(t, dir, why, false, root.string())
+                            : start_swactor(t, dir, "static", "mode = \"base\"\nworkers = 1\n", why, false, root.string());
+        if (!s) {
+          std::printf("  static %s: skipped: %s\n", which == 0 ? "nginx" : "base", why.c_str());
+          status = 1;
+          continue;
+        }
+        s->path = "/1mib.bin";
+        if (auto r = run_wrk(t, dir, *s, 10, seconds, false,
+                             std::string(which == 0 ? "nginx" : "base") + "-static-1mib-r" + std::to_string(round)))
+          static_rps[which].push_back(r->rps);
+        else
+          status = 1;
+        stop(*s);
+      }
+    }
+  }
+  if (static_only) {
+    swactor::bench::report rep("bench_http");
+    const std::string label = "1 MiB static file wrk -t1 -c10, median of " + std::to_string(rounds) + ": ";
+    if (auto n = med_of(static_rps[0])) rep.add({label + "nginx sendfile on (reference)", *n, "req/s", std::nullopt, "", std::nullopt});
+    if (auto b = med_of(static_rps[1])) rep.add({label + "http_static base 1 worker", *b, "req/s", med_of(static_rps[0]), "nginx", 1.0});
+    rep.finish();
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    return status;
+  }
+
+  // 1. Throughput, interleaved rounds. A variant that failed to start is not retried.
   for (int round = 1; round <= rounds; ++round) {
     for (auto& v : vs) {
       if (!v.skipped.empty()) continue;
@@ -669,39 +784,7 @@ int main() {
   row("client CPU/request swactor bench (lower is better)", vs[0],
       ours_on_nginx ? std::optional<double>(ours_on_nginx->cpu_us_per_request) : std::nullopt, "us/req",
       wrk_cpu_on_nginx, "wrk, same runs", std::nullopt);
-  if (tls.skipped.empty()) {
-    auto tls_med = [&](const char* name) -> std::optional<double> {
-      auto it = tls.rps.find(name);
-      if (it == tls.rps.end() || it->second.empty()) return std::nullopt;
-      return median(it->second);
-    };
-    const std::string https = "rps https wrk -t1 -c100, median of " + std::to_string(rounds) + ": ";
-    const auto nginx_tls = tls_med("nginx");
-    row(https + "nginx (reference)", vs[0], nginx_tls, "req/s", std::nullopt, "", std::nullopt);
-    row(https + "base 1 worker", vs[1], tls_med("base"), "req/s", nginx_tls, "nginx", 1.2);
-    // Handshakes per second of server CPU (1e6 / CPU us per connection): what one core sustains.
-    for (const auto* which_hs : {&tls.full, &tls.resumed}) {
-      const std::string kind = which_hs == &tls.full ? "full handshake" : "resumed (ticket)";
-      auto cap = [&](const char* name) -> std::optional<double> {
-        auto it = which_hs->find(name);
-        if (it == which_hs->end() || it->second.server_us_per_conn <= 0) return std::nullopt;
-        return 1e6 / it->second.server_us_per_conn;
-      };
-      auto seen = [&](const char* name) -> std::optional<double> {
-        auto it = which_hs->find(name);
-        if (it == which_hs->end()) return std::nullopt;
-        return it->second.per_second;
-      };
-      row("TLS " + kind + " + GET per server CPU second: nginx", vs[0], cap("nginx"), "conn/s", std::nullopt, "",
-          std::nullopt);
-      row("TLS " + kind + " + GET per server CPU second: base", vs[1], cap("base"), "conn/s", cap("nginx"), "nginx",
-          1.0);
-      row("TLS " + kind + " openssl s_time rate (client-bound): nginx", vs[0], seen("nginx"), "conn/s",
-          std::nullopt, "", std::nullopt);
-      row("TLS " + kind + " openssl s_time rate (client-bound): base", vs[1], seen("base"), "conn/s",
-          seen("nginx"), "nginx", std::nullopt);
-    }
-  }
+  tls_rows(rep, tls);
   const std::string gz = "server CPU/response, gzip level 1, 10 KiB JSON, wrk -t1 -c50: ";
   for (const auto& v : vs) {
     variant gv = v;
@@ -709,6 +792,13 @@ int main() {
     const bool ref = v.name == "nginx";
     row(gz + v.name + (ref ? " (reference)" : " (lower is better)"), gv, get(gzip_cpu, v.name), "us/resp",
         ref ? std::nullopt : get(gzip_cpu, "nginx"), ref ? "" : "nginx", std::nullopt);
+  }
+  {
+    const std::string label = "1 MiB static file wrk -t1 -c10, median of " + std::to_string(rounds) + ": ";
+    const auto n = med_of(static_rps[0]);
+    const auto b = med_of(static_rps[1]);
+    row(label + "nginx sendfile on (reference)", vs[0], n, "req/s", std::nullopt, "", std::nullopt);
+    row(label + "http_static base 1 worker", vs[1], b, "req/s", n, "nginx", 1.0);
   }
   for (const auto& v : vs)
     if (v.rps.size() > 1) {

@@ -1,5 +1,9 @@
 #include "swactor/actors/http.hpp"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <ctime>
 
 #include <fmt/format.h>
@@ -403,6 +407,53 @@ swactor::task<std::error_code> response::write(std::string_view chunk, duration 
     co_return co_await ch_->drained(timeout);
   }
   co_return std::error_code();
+}
+
+namespace {
+// The range checked against the file as it is now (the connection checks again when it
+// opens it): a clear error for the handler instead of a closed connection.
+std::error_code check_range(std::string_view path, std::uint64_t offset, std::uint64_t& length) {
+  struct stat st{};
+  if (::stat(std::string(path).c_str(), &st) != 0) return {errno, std::system_category()};
+  if (!S_ISREG(st.st_mode)) return make_error_code(std::errc::invalid_argument);
+  auto size = static_cast<std::uint64_t>(st.st_size);
+  if (offset > size) return make_error_code(std::errc::invalid_argument);
+  if (length == response::npos) length = size - offset;
+  if (length > size - offset) return make_error_code(std::errc::invalid_argument);
+  return {};
+}
+
+// Relative paths are the handler's view (its working directory); the reactor that opens
+// the file in process mode gets an absolute one.
+std::string absolute(std::string_view path) {
+  if (!path.empty() && path[0] == '/') return std::string(path);
+  char cwd[4096];
+  if (!::getcwd(cwd, sizeof cwd)) return std::string(path);
+  return std::string(cwd) + "/" + std::string(path);
+}
+}  // namespace
+
+std::error_code response::sendfile(std::string_view p, std::uint64_t offset, std::uint64_t length) {
+  if (ended_ || started_) return server_errc::not_supported;
+  auto path = absolute(p);
+  if (auto ec = check_range(path, offset, length)) return ec;
+  ended_ = true;
+  head_.content_length = static_cast<std::int64_t>(length);
+  if (auto ec = send_head()) return fail(ec);
+  if (length > 0)
+    if (auto ec = ch_->send(protocols::kind_file, protocols::file_range{offset, length, std::string(path)}.encode()))
+      return fail(ec);
+  return fail(ch_->send(static_cast<std::uint8_t>(h1::out::end), {}));
+}
+
+std::error_code response::write_file(std::string_view p, std::uint64_t offset, std::uint64_t length) {
+  if (ended_) return server_errc::not_supported;
+  auto path = absolute(p);
+  if (auto ec = check_range(path, offset, length)) return ec;
+  if (!started_)
+    if (auto ec = send_head()) return fail(ec);
+  if (length == 0) return {};
+  return fail(ch_->send(protocols::kind_file, protocols::file_range{offset, length, std::string(path)}.encode()));
 }
 
 std::error_code response::redirect(std::string_view location, int code) {

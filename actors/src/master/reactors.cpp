@@ -11,9 +11,12 @@
 
 #include <asio/generic/datagram_protocol.hpp>
 
+#include "http/router.hpp"
 #include "net/conn_host.hpp"
 #include "net_util.hpp"
 #include "swactor/actors/errors.hpp"
+#include "swactor/actors/http.hpp"
+#include "swactor/actors/static_files.hpp"
 #include "swactor/core/log.hpp"
 #include "swactor/ipc/link.hpp"
 #include "swactor/ipc/messages.hpp"
@@ -93,9 +96,65 @@ struct reactor_thread::impl final : net::connection_sink {
   // pending in between, so keep the loop running until stop().
   asio::executor_work_guard<asio::io_context::executor_type> keep_alive{lp.context().get_executor()};
 
+  // The http_static instances by module index (null for other modules): their routes are
+  // answered here, without a worker round trip.
+  std::vector<std::unique_ptr<http::static_site>> static_sites;
+  std::vector<bool> static_listener;  // by listener: has a route to one of them
+
   impl(int i, const app_config& a, server_state* s)
       : id(i), app(a), state(s), host(lp.context(), a, *s, s->reactors[i], *this) {
     workers.resize(static_cast<std::size_t>(app.server.workers));
+    static_sites.resize(app.modules.size());
+    for (std::size_t m = 0; m < app.modules.size(); ++m) {
+      const auto& mc = app.modules[m];
+      if (mc.type != "http_static" || !mc.plugin.empty() || !mc.options) continue;
+      http::static_options o;
+      config::diagnostics diag;
+      http::static_schema().parse(*mc.options, o, diag, "", module_reserved_keys());
+      if (!diag.ok()) continue;  // `check` reported it; the workers' instance answers then
+      static_sites[m] = std::make_unique<http::static_site>(std::move(o));
+    }
+    static_listener.resize(app.listen.size());
+    for (std::size_t l = 0; l < app.listen.size(); ++l)
+      for (const auto& r : app.listen[l].routes)
+        if (r.module_index >= 0 && static_sites[static_cast<std::size_t>(r.module_index)]) static_listener[l] = true;
+  }
+
+  // A request to an http_static route, answered here when it is the only one the
+  // connection owes (an earlier one still at a worker must be answered first) and it came
+  // whole. False: it goes to a worker like any other (whose http_static answers the same).
+  bool serve_static(net::connection& c, const protocols::event& e) {
+    namespace h1 = protocols::http1;
+    if (c.codec().outstanding() != 1) return false;
+    h1::request_head head;
+    if (!head.decode(e.data) || !head.complete) return false;
+    const auto& lc = app.listen[static_cast<std::size_t>(c.listener())];
+    http::request req(std::move(head), session_id(c.id()), std::string());
+    if (req.path().find('\0') != std::string::npos) return false;  // the worker's 400
+    auto route = detail::match_route(lc, req.path(), req.method());
+    if (route.status != 0 || route.module < 0) return false;
+    const auto* site = static_sites[static_cast<std::size_t>(route.module)].get();
+    if (!site) return false;
+    auto r = site->serve(req.method(), req.path(), req.headers());
+    h1::response_head rh;
+    rh.status = r.status;
+    rh.headers = std::move(r.headers);
+    if (!r.has_file()) {
+      auto wire = rh.encode();
+      for (const auto& p : r.body) wire += p.bytes;
+      (void)c.send(wire, static_cast<std::uint8_t>(h1::out::whole));
+      return true;
+    }
+    rh.content_length = static_cast<std::int64_t>(r.content_length);
+    (void)c.send(rh.encode(), static_cast<std::uint8_t>(h1::out::head));
+    for (const auto& p : r.body) {
+      if (p.file)
+        (void)c.send(protocols::file_range{p.offset, p.length, r.file}.encode(), protocols::kind_file);
+      else
+        (void)c.send(p.bytes, static_cast<std::uint8_t>(h1::out::body));
+    }
+    (void)c.send(h1::header_list{}.encode(), static_cast<std::uint8_t>(h1::out::end));
+    return true;
   }
   ~impl() { host.abort_all(); }
 
@@ -183,6 +242,9 @@ struct reactor_thread::impl final : net::connection_sink {
     // A connection whose requests are not all answered stays with the worker that has
     // them (HTTP replies go out in request order, whatever the dispatch mode); the first
     // request after that is dispatched anew.
+    if (c.ws_module < 0 && e.kind == static_cast<std::uint8_t>(protocols::http1::ev::request) &&
+        static_listener[static_cast<std::size_t>(c.listener())] && serve_static(c, e))
+      return true;
     int w;
     // A WebSocket stays with the worker id that upgraded it, whatever the dispatch mode:
     // its module state is there, and its messages keep their order.
@@ -319,6 +381,14 @@ struct reactor_thread::impl final : net::connection_sink {
       if constexpr (std::is_same_v<T, ipc::conn_send>) {
         auto size = v.data.size();
         auto ec = host.send(v.session, v.data, v.kind);
+        if (ec && v.kind == protocols::kind_file && ec != server_errc::output_buffer_full &&
+            ec != server_errc::session_not_found) {
+          // The head went out before: a response with a hole in it must not look whole.
+          if (auto* c = host.find(v.session)) {
+            log::warning("session {}: file reply not sent: {}; closing", v.session, ec.message());
+            c->abort("file reply not sent");
+          }
+        }
         if (ec == server_errc::output_buffer_full) {
           auto* c = host.find(v.session);
           // A WebSocket message is whole or not sent (the listener's on_output_full already

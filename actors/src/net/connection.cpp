@@ -1,5 +1,9 @@
 #include "net/connection.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cstring>
 
 #include <asio/post.hpp>
@@ -216,8 +220,22 @@ std::size_t connection::process(std::string_view input) {
       std::string* wire = host_.take_encode_buffer();
       if (!wire) wire = &local;
       wire->clear();
-      for (const auto& r : deferred.replies) encode_into(r.kind, std::string_view(deferred.data).substr(r.offset, r.size), *wire);
-      (void)queue_bytes(*wire, true);  // each was checked against the limit when it was deferred
+      for (const auto& r : deferred.replies) {
+        auto data = std::string_view(deferred.data).substr(r.offset, r.size);
+        if (r.kind != protocols::kind_file) {
+          encode_into(r.kind, data, *wire);
+          continue;
+        }
+        // A file range goes behind the bytes encoded so far.
+        (void)queue_bytes(*wire, true);
+        wire->clear();
+        if (auto ec = send_file(data); ec && !closed_) {
+          // Its head is out: a response with a hole in it must not look complete.
+          finish(true, "file reply not sent: " + ec.message());
+        }
+        if (closed_) break;
+      }
+      if (!closed_) (void)queue_bytes(*wire, true);  // each was checked against the limit when it was deferred
       if (wire != &local) host_.return_encode_buffer();
     }
     deferred.replies.clear();
@@ -363,6 +381,11 @@ std::error_code connection::send(std::string_view data, std::uint8_t kind, bool 
     deferred.data.append(data);
     return {};
   }
+  if (kind == protocols::kind_file) {
+    auto ec = send_file(data);
+    after_codec();
+    return ec;
+  }
   auto ec = encode_now(kind, data);
   after_codec();
   return ec;
@@ -410,12 +433,75 @@ std::error_code connection::queue_bytes(std::string_view data, bool force) {
     data.remove_prefix(n);
   }
   out_bytes_ += data.size();
-  out_.emplace_back(data);
+  out_.push_back({std::string(data), nullptr});
   if (!waiting_write_) {
     waiting_write_ = true;
     transport_->wait_writable(shared_from_this());
   }
   return {};
+}
+
+connection::file_part::~file_part() {
+  if (fd >= 0) ::close(fd);
+}
+
+std::error_code connection::send_file(std::string_view data) {
+  protocols::file_range fr;
+  if (!fr.decode(data)) return make_error_code(std::errc::invalid_argument);
+  if (fr.length == 0) return {};
+  auto part = std::make_unique<file_part>();
+  part->fd = ::open(fr.path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (part->fd < 0) return {errno, std::system_category()};
+  struct stat st{};
+  if (::fstat(part->fd, &st) != 0) return {errno, std::system_category()};
+  if (!S_ISREG(st.st_mode) || fr.offset > static_cast<std::uint64_t>(st.st_size) ||
+      fr.length > static_cast<std::uint64_t>(st.st_size) - fr.offset)
+    return make_error_code(std::errc::invalid_argument);
+  part->offset = fr.offset;
+  part->remaining = fr.length;
+  std::string before, after;
+  if (!codec_->frame_file(fr.length, before, after)) return {};  // HEAD: no body bytes
+  if (auto ec = queue_bytes(before, true)) return ec;
+  if (closed_ || close_requested_) return server_errc::session_not_found;
+  out_bytes_ += kFileWeight;
+  out_.push_back({std::string(), std::move(part)});
+  if (!waiting_write_) flush();  // the socket may take it now
+  if (!after.empty()) (void)queue_bytes(after, true);
+  return {};
+}
+
+connection::file_step connection::write_front_file() {
+  // Per call at most this much: a big file does not keep the loop from its other connections.
+  constexpr std::size_t kFileBurst = 4u << 20;
+  auto& f = *out_.front().file;
+  std::size_t sent = 0;
+  while (f.remaining > 0 && sent < kFileBurst) {
+    std::error_code ec;
+    auto want = static_cast<std::size_t>(std::min<std::uint64_t>(f.remaining, kFileBurst - sent));
+    auto n = transport_->write_file(f.fd, f.offset, want, ec);
+    if (ec) {
+      if (would_block(ec)) return file_step::blocked;
+      finish(true, "sending a file: " + ec.message());
+      return file_step::ended;
+    }
+    if (n == 0) {
+      finish(true, "a file ended before its announced length (truncated while being sent)");
+      return file_step::ended;
+    }
+    f.offset += n;
+    f.remaining -= n;
+    sent += n;
+  }
+  if (f.remaining > 0) {
+    // A burst went out and the socket still takes more: go on after the loop's other work.
+    asio::post(host_.io(), [self = shared_from_this()] {
+      if (!self->closed_ && !self->waiting_write_) self->flush();
+    });
+    return file_step::yielded;
+  }
+  out_bytes_ -= kFileWeight;
+  out_.erase(out_.begin());
+  return file_step::done;
 }
 
 void connection::on_writable(std::error_code ec) {
@@ -429,13 +515,27 @@ void connection::on_writable(std::error_code ec) {
 }
 
 void connection::flush() {
+  bool posted = false;
   while (!out_.empty()) {
+    if (out_.front().file) {
+      auto step = write_front_file();
+      if (step == file_step::ended) return;
+      // A burst continuation is posted (the socket was not full): no writability wait.
+      posted = step == file_step::yielded;
+      if (step != file_step::done) break;
+      if (watching_ && out_bytes_ <= out_limit_ / 2) {
+        watching_ = false;
+        host_.sink().on_drained(*this);
+        if (closed_) return;
+      }
+      continue;
+    }
     iovec iov[kMaxIov];
     int count = 0;
-    for (std::size_t i = 0; i < out_.size() && count < kMaxIov; ++i, ++count) {
+    for (std::size_t i = 0; i < out_.size() && count < kMaxIov && !out_[i].file; ++i, ++count) {
       std::size_t skip = i == 0 ? front_sent_ : 0;
-      iov[count].iov_base = out_[i].data() + skip;
-      iov[count].iov_len = out_[i].size() - skip;
+      iov[count].iov_base = out_[i].bytes.data() + skip;
+      iov[count].iov_len = out_[i].bytes.size() - skip;
     }
     std::error_code ec;
     auto n = transport_->write_some(iov, count, ec);
@@ -446,7 +546,7 @@ void connection::flush() {
     out_bytes_ -= n;
     std::size_t done = 0;
     while (n > 0 && done < out_.size()) {
-      std::size_t left = out_[done].size() - front_sent_;
+      std::size_t left = out_[done].bytes.size() - front_sent_;
       if (n >= left) {
         n -= left;
         front_sent_ = 0;
@@ -465,13 +565,13 @@ void connection::flush() {
     if (ec) break;  // would block: wait below
   }
   if (!out_.empty()) {
-    if (!waiting_write_) {
+    if (!waiting_write_ && !posted) {
       waiting_write_ = true;
       transport_->wait_writable(shared_from_this());
     }
     return;
   }
-  std::vector<std::string>().swap(out_);
+  std::vector<out_item>().swap(out_);
   if (close_requested_) {
     transport_->shutdown();
     finish(codec_->failed(), codec_->failed() ? std::string_view(codec_->reason()) : "closed by server");

@@ -60,6 +60,9 @@ class connection final : public io_owner,
   // queue). Only what the socket does not take at once is copied. A typed reply is refused
   // before the codec sees it, never after: a stateful codec (permessage-deflate) must not
   // have encoded what is then dropped. `force` queues past the limit (a last close frame).
+  // kind_file (protocols/codec.hpp): a file range the connection writes itself; the file
+  // is opened here (errc no_such_file_or_directory, invalid_argument when the range is not
+  // inside it), and read only as the socket takes bytes.
   std::error_code send(std::string_view data, std::uint8_t kind = 0, bool force = false);
   // Closes once queued output is written; reset = RST now, queued output dropped.
   void close(bool reset);
@@ -125,6 +128,13 @@ class connection final : public io_owner,
   void flush();
   void write_codec_output();
   std::error_code queue_bytes(std::string_view data, bool force = false);
+  // A kind_file reply: opened, framed by the codec, queued behind what is there.
+  std::error_code send_file(std::string_view data);
+  // Writes the front file range: done (it is gone from the queue), blocked (the socket is
+  // full), yielded (a burst went out; the rest continues from a posted callback), ended
+  // (the connection closed: a write error or a file shorter than announced).
+  enum class file_step : std::uint8_t { done, blocked, yielded, ended };
+  file_step write_front_file();
   std::error_code encode_now(std::uint8_t kind, std::string_view data);
   // Encodes one reply (and what the codec adds) onto `wire`, swapping in a successor codec.
   void encode_into(std::uint8_t kind, std::string_view data, std::string& wire);
@@ -141,7 +151,24 @@ class connection final : public io_owner,
   std::uint64_t id_;
   int listener_;
   std::string pending_;              // unconsumed input; empty (no allocation) when idle
-  std::vector<std::string> out_;     // output the socket did not take; front_sent_ of out_[0] is gone
+  // A file range in the output queue: the descriptor is its own (closed with it).
+  struct file_part {
+    int fd = -1;
+    std::uint64_t offset = 0;
+    std::uint64_t remaining = 0;
+    file_part() = default;
+    file_part(const file_part&) = delete;
+    file_part& operator=(const file_part&) = delete;
+    ~file_part();
+  };
+  // Bytes, or (file set, bytes empty) a file range. A queued file range counts as
+  // kFileWeight bytes against the output limit: it holds a descriptor, not its bytes.
+  struct out_item {
+    std::string bytes;
+    std::unique_ptr<file_part> file;
+  };
+  static constexpr std::size_t kFileWeight = 16 * 1024;
+  std::vector<out_item> out_;        // output the socket did not take; front_sent_ of out_[0] is gone
   std::size_t front_sent_ = 0;
   std::size_t out_bytes_ = 0;
   std::size_t out_limit_;

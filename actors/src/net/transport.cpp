@@ -1,7 +1,10 @@
 #include "net/transport.hpp"
 
+#include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include <asio/basic_stream_socket.hpp>
@@ -19,6 +22,22 @@ std::size_t outcome(ssize_t r, std::error_code& ec) {
                                                : std::error_code(errno, std::system_category());
   return 0;
 }
+
+}  // namespace
+
+std::size_t transport::write_file(int fd, std::uint64_t offset, std::size_t n, std::error_code& ec) {
+  // One TLS record's worth per call: the chunk is re-read on a retry, never kept.
+  constexpr std::size_t kChunk = 16 * 1024;
+  thread_local char buf[kChunk];
+  ssize_t got;
+  do got = ::pread(fd, buf, std::min(n, kChunk), static_cast<off_t>(offset));
+  while (got < 0 && errno == EINTR);
+  if (got <= 0) return outcome(got, ec);
+  iovec iov{buf, static_cast<std::size_t>(got)};
+  return write_some(&iov, 1, ec);
+}
+
+namespace {
 
 class socket_transport final : public transport {
  public:
@@ -41,6 +60,14 @@ class socket_transport final : public transport {
     mh.msg_iovlen = static_cast<std::size_t>(count);
     ssize_t r;
     do r = ::sendmsg(sock_.native_handle(), &mh, MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+    return outcome(r, ec);
+  }
+
+  std::size_t write_file(int fd, std::uint64_t offset, std::size_t n, std::error_code& ec) override {
+    auto off = static_cast<off_t>(offset);
+    ssize_t r;
+    do r = ::sendfile(sock_.native_handle(), fd, &off, n);
     while (r < 0 && errno == EINTR);
     return outcome(r, ec);
   }

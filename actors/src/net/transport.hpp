@@ -44,6 +44,13 @@ class transport {
   // Gathered write without blocking; partial writes happen. would_block when full.
   virtual std::size_t write_some(const iovec* iov, int count, std::error_code& ec) = 0;
 
+  // Writes up to `n` bytes of file `fd` from `offset` without blocking (a file range of the
+  // output queue). 0 without an error: the file ended early. The default reads a chunk
+  // with pread and hands it to write_some (TLS must encrypt it); a plain socket overrides
+  // it with sendfile(2), which copies nothing through user space. A retry after
+  // would_block covers at least the bytes the blocked call was given (OpenSSL needs that).
+  virtual std::size_t write_file(int fd, std::uint64_t offset, std::size_t n, std::error_code& ec);
+
   // Reads into `buf` (at most `n` bytes, a small buffer the owner keeps) as soon as data is
   // there, then calls owner->on_read. The read is attempted at once only when the
   // transport may hold data (the socket's readiness is tracked, so a drained socket costs no

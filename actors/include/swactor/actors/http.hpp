@@ -214,6 +214,21 @@ class response {
     head_.content_length = static_cast<std::int64_t>(n);
     return *this;
   }
+  // -- files: the connection sends them, without reading them into memory -------------------
+  // Sends the whole response with bytes [offset, offset + length) of the file at `path` as
+  // its body (length npos: to the end of the file; Content-Length is set). Once per
+  // response, like end(). The connection writes the file itself (sendfile(2) on a plain
+  // socket, pread + write in 16 KiB pieces under TLS; in process mode the reactor does it),
+  // reading only as the client takes bytes. Errors: no_such_file_or_directory / the open
+  // error, invalid_argument when the range is not inside the file.
+  [[nodiscard]] std::error_code sendfile(std::string_view path, std::uint64_t offset = 0,
+                                         std::uint64_t length = npos);
+  // After write()s (or as the first piece, sending the head): a range of a file as the next
+  // piece of a streamed body (multipart/byteranges). Set content_length() first, or the
+  // body goes out chunked.
+  [[nodiscard]] std::error_code write_file(std::string_view path, std::uint64_t offset, std::uint64_t length);
+  static constexpr std::uint64_t npos = ~std::uint64_t(0);
+
   // 302 (or `code`) with Location and a short body.
   [[nodiscard]] std::error_code redirect(std::string_view location, int code = 302);
 

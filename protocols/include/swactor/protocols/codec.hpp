@@ -25,6 +25,40 @@ struct event {
   std::string_view data;
 };
 
+// A reply kind every connection understands, whatever its codec: a range of a file that
+// the connection writes itself (sendfile(2) on a plain socket, pread + write under TLS),
+// so file bytes never sit in the output queue or cross IPC. `data` is file_range::encode().
+// The codec frames it (stream_codec::frame_file); the connection opens the file when the
+// reply is queued and reads it only as the socket takes bytes (the output's backpressure).
+inline constexpr std::uint8_t kind_file = 0xF0;
+
+struct file_range {
+  std::uint64_t offset = 0;
+  std::uint64_t length = 0;
+  std::string path;
+
+  // u64 offset, u64 length (little endian), then the path bytes.
+  std::string encode() const {
+    std::string s;
+    s.reserve(16 + path.size());
+    for (auto v : {offset, length})
+      for (int i = 0; i < 8; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+    s.append(path);
+    return s;
+  }
+  // False on a truncated input, an empty path or one with a NUL in it.
+  bool decode(std::string_view in) {
+    if (in.size() <= 16) return false;
+    std::uint64_t v[2] = {0, 0};
+    for (int k = 0; k < 2; ++k)
+      for (int i = 7; i >= 0; --i) v[k] = (v[k] << 8) | static_cast<unsigned char>(in[static_cast<std::size_t>(8 * k + i)]);
+    offset = v[0];
+    length = v[1];
+    path.assign(in.substr(16));
+    return path.find('\0') == std::string::npos;
+  }
+};
+
 // Where decode() hands events. Returning false stops decoding after this event: the
 // connection is full (look-ahead bound reached) or the sink switched the codec; decode()
 // then reports the bytes consumed up to and including this event.
@@ -58,6 +92,15 @@ class stream_codec {
   virtual void encode(std::uint8_t kind, std::string_view data, std::string& out) {
     (void)kind;
     out.append(data);
+  }
+
+  // A body piece of `length` bytes that the connection writes from a file (kind_file): the
+  // codec appends its framing before the piece to `before` and after it to `after`. False
+  // when no body bytes may go out now (HEAD, 304, no streamed response open): the piece is
+  // dropped. The default sends it raw, like kind 0.
+  virtual bool frame_file(std::uint64_t length, std::string& before, std::string& after) {
+    (void)length, (void)before, (void)after;
+    return true;
   }
 
   // Bytes the codec answers by itself (a pong, a WINDOW_UPDATE), taken by the connection

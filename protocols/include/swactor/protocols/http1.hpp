@@ -19,6 +19,9 @@
 //                 client_no_context_takeover), u8 server_max_window_bits, u8
 //                 client_max_window_bits, then the 101 head as bytes; the codec writes the
 //                 head and hands over to a websocket::codec (take_successor)
+//   kind_file:    (codec.hpp) a piece of a streamed body that the connection writes from a
+//                 file; the codec frames it (frame_file: a chunk header when chunked,
+//                 nothing after a HEAD or a 304)
 //
 // The codec validates everything a request smuggler could use (see http1.cpp), answers
 // protocol errors itself (400, 408, 413, 417, 431, 501, 505, then close), adds the framing
