@@ -49,7 +49,7 @@ class http_echo final : public module_base {
       "worker, and on a TLS listener tls (version, cipher, sni, alpn, peer_subject, peer_fingerprint, resumed). "
       "Query parameters for tests: `status=NNN` sets the response status, `delay=MS` answers "
       "after that many milliseconds, `chunks=N&size=S` streams N chunks of S bytes (chunked) "
-      "instead of the JSON, `fail=throw` throws and `fail=noend` returns without answering "
+      "instead of the JSON (with `trailer=V`: a trailer field x-echo-trailer: V after them), `fail=throw` throws and `fail=noend` returns without answering "
       "(both end in the engine's 500).";
   struct options {};
   static config::schema<options> schema() { return {}; }
@@ -89,6 +89,7 @@ class http_echo final : public module_base {
       res.set_header("Content-Type", "application/octet-stream");
       for (std::int64_t i = 0; i < n; ++i)
         if (auto ec = co_await res.write(piece)) co_return;  // the client left or stopped reading
+      if (auto t = req.query_param("trailer")) res.trailer("x-echo-trailer", std::string(*t));
       (void)res.end();
       co_return;
     }

@@ -18,6 +18,7 @@
 #include "swactor/ipc/link.hpp"
 #include "swactor/ipc/messages.hpp"
 #include "swactor/protocols/http1.hpp"
+#include "swactor/protocols/http2.hpp"
 
 namespace swactor::detail {
 
@@ -202,7 +203,8 @@ struct reactor_thread::impl final : net::connection_sink {
   }
   bool starts_request(const net::connection& c, const protocols::event& e) const {
     const auto& l = app.listen[static_cast<std::size_t>(c.listener())];
-    return (l.http() && e.kind == static_cast<std::uint8_t>(protocols::http1::ev::request)) ||
+    return (l.http() && (e.kind == static_cast<std::uint8_t>(protocols::http1::ev::request) ||
+                         e.kind == static_cast<std::uint8_t>(protocols::http2::ev::request))) ||
            (l.is_redis() && protocols::redis::is_command_kind(e.kind));
   }
 
