@@ -391,6 +391,13 @@ reactor_thread::reactor_thread(int id, const app_config& app, server_state* stat
 
 reactor_thread::~reactor_thread() { join(); }
 
+void reactor_thread::go_away() {
+  auto* i = impl_.get();
+  asio::post(i->lp.context(), [i] {
+    if (auto n = i->host.go_away_all()) log::info("reactor {}: told {} connection(s) the server is going away", i->id, n);
+  });
+}
+
 reactor_actor reactor_thread::start() {
   std::promise<reactor_actor> ready;
   auto fut = ready.get_future();
@@ -468,6 +475,10 @@ void reactor_pool::stop_accepting() {
     std::error_code ignored;
     a->close(ignored);
   }
+}
+
+void reactor_pool::go_away() {
+  for (auto& t : threads_) t->go_away();
 }
 
 void reactor_pool::stop() {
