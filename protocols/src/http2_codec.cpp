@@ -106,6 +106,7 @@ class server_codec final : public stream_codec {
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, &on_stream_close);
     nghttp2_session_callbacks_set_on_begin_frame_callback(cb, &on_begin_frame);
     nghttp2_session_callbacks_set_error_callback2(cb, &on_error);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cb, &on_frame_send);
     nghttp2_option* opt = nullptr;
     nghttp2_option_new(&opt);
     const std::uint64_t resets = std::max<std::uint32_t>(opts_.max_resets_per_second, 1);
@@ -380,6 +381,8 @@ class server_codec final : public stream_codec {
 
   void settle() {
     if (done_) return;
+    if (!failed() && !error_.empty() && nghttp2_session_want_read(session_) == 0)
+      fail({400, h1::error_category()}, "HTTP/2: " + error_);
     const bool idle = nghttp2_session_want_read(session_) == 0 && nghttp2_session_want_write(session_) == 0;
     if (idle || (failed() && nghttp2_session_want_write(session_) == 0)) done_ = true;
     // After our GOAWAY the connection ends once the streams that were in flight finished.
@@ -387,6 +390,17 @@ class server_codec final : public stream_codec {
   }
 
   // -- nghttp2 callbacks -------------------------------------------------------------------
+  // A GOAWAY with an error that nghttp2 decided on by itself (its reset-rate and
+  // CONTINUATION limits, a protocol error): the reason for the log line.
+  static int on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
+    auto& c = self(ud);
+    if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR && c.error_.empty() &&
+        !c.failed())
+      c.error_ = std::string("GOAWAY ") + nghttp2_http2_strerror(frame->goaway.error_code) +
+                 (frame->goaway.error_code == NGHTTP2_INTERNAL_ERROR ? " (too many streams reset: h2_max_resets_per_second?)" : "");
+    return 0;
+  }
+
   static int on_error(nghttp2_session*, int code, const char* msg, std::size_t len, void* ud) {
     auto& c = self(ud);
     // Only connection-ending errors matter for the log line; stream errors reset a stream.
