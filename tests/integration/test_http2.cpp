@@ -250,12 +250,14 @@ TEST_CASE("http2: attacks end their own connection and the server keeps serving"
   auto j = as_json(attack(s.port, "rapid_reset"));
   INFO(j.dump());
   CHECK((j["goaway"].is_number() && j["goaway"] != 0));  // nghttp2's reset limiter: INTERNAL_ERROR
+  CHECK(s.wait_log("closing session .*: HTTP/2: GOAWAY INTERNAL_ERROR", 5s));
   CHECK(serves(s.port));
 
   // CONTINUATION flood: a header block that never ends.
   j = as_json(attack(s.port, "continuation"));
   INFO(j.dump());
   CHECK((j["goaway"].is_number() && j["goaway"] != 0));
+  CHECK(s.wait_log("closing session .*: HTTP/2: Too many CONTINUATION frames", 5s));
   CHECK(serves(s.port));
 
   // HPACK bomb: 8 MB of header list from 6 KB of frames: the stream is refused.
@@ -272,6 +274,8 @@ TEST_CASE("http2: attacks end their own connection and the server keeps serving"
     CHECK((j["goaway"].is_number() && j["goaway"] != 0));
     CHECK(serves(s.port));
   }
+  CHECK(s.count_log("closing session .*: HTTP/2: control frame flood") == 2);
+  CHECK(s.count_log("closing session .*: HTTP/2: empty DATA frame flood") == 1);
 
   // A stream stalled on a zero window is reset after h2_idle_stream_timeout.
   j = as_json(attack(s.port, "zero_window"));
