@@ -326,6 +326,45 @@ const config::schema<listen_config>& listen_schema() {
                  1, 1024)
         .string("server_header", &listen_config::server_header,
                 "HTTP: the Server header of responses; \"\" = none.")
+        .boolean("h2c", &listen_config::h2c,
+                 "HTTP (http://): HTTP/2 in cleartext, by prior knowledge (the connection starts "
+                 "with the HTTP/2 preface) or by an `Upgrade: h2c` request (answered on stream 1). "
+                 "HTTP/2 over TLS is chosen by ALPN instead (`alpn = [\"h2\", \"http/1.1\"]` in "
+                 "[listen.tls]).")
+        .integer("h2_max_concurrent_streams", &listen_config::h2_max_concurrent_streams,
+                 "HTTP/2: streams one connection may have open (SETTINGS_MAX_CONCURRENT_STREAMS); "
+                 "more before our SETTINGS are acknowledged get RST_STREAM REFUSED_STREAM, after it "
+                 "a connection error.",
+                 1, 1'000'000)
+        .size("h2_initial_window_size", &listen_config::h2_initial_window_size,
+              "HTTP/2: request body bytes a client may send on one stream before we acknowledge "
+              "them (SETTINGS_INITIAL_WINDOW_SIZE).",
+              0, 0x7fffffff)
+        .size("h2_connection_window_size", &listen_config::h2_connection_window_size,
+              "HTTP/2: request body bytes a client may send on the whole connection before we "
+              "acknowledge them.",
+              65535, 0x7fffffff)
+        .size("h2_max_frame_size", &listen_config::h2_max_frame_size,
+              "HTTP/2: largest frame payload a client may send (SETTINGS_MAX_FRAME_SIZE).", 16384,
+              16777215)
+        .size("h2_max_header_list_size", &listen_config::h2_max_header_list_size,
+              "HTTP/2: decoded header bytes of one request (names + values + 32 per field, "
+              "SETTINGS_MAX_HEADER_LIST_SIZE); beyond it the stream is reset (HPACK bombs stop "
+              "here).",
+              256, 16u << 20)
+        .duration("h2_idle_stream_timeout", &listen_config::h2_idle_stream_timeout,
+                  "HTTP/2: a stream with no progress for this long (no frame of it received, no "
+                  "body sent, including one stalled on a zero flow-control window) is reset with "
+                  "CANCEL. Measured in whole seconds. 0 = no limit.")
+        .integer("h2_max_resets_per_second", &listen_config::h2_max_resets_per_second,
+                 "HTTP/2: RST_STREAM frames a client may send per second (a token bucket of this "
+                 "size refilled at this rate); beyond it GOAWAY ENHANCE_YOUR_CALM and close "
+                 "(rapid reset, CVE-2023-44487).",
+                 1, 10'000'000)
+        .integer("h2_max_control_frames_per_second", &listen_config::h2_max_control_frames_per_second,
+                 "HTTP/2: PING, SETTINGS and PRIORITY frames and empty DATA frames a client may "
+                 "send per second; beyond it GOAWAY ENHANCE_YOUR_CALM and close (floods).",
+                 1, 10'000'000)
         .table("websocket", &listen_config::websocket, websocket_schema(),
                "HTTP: WebSocket upgrades on this listener (see [listen.websocket]); a `ws://` URL "
                "turns them on with the defaults.")
@@ -885,6 +924,19 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
       o.keepalive_timeout_ms = ms(lc.keepalive_timeout);
       o.body_timeout_ms = ms(lc.body_timeout);
       o.server_name = lc.server_header;
+      auto& h2 = lc.h2_options;
+      h2.max_concurrent_streams = lc.h2_max_concurrent_streams;
+      h2.initial_window_size = static_cast<std::uint32_t>(lc.h2_initial_window_size);
+      h2.connection_window_size = static_cast<std::uint32_t>(lc.h2_connection_window_size);
+      h2.max_frame_size = static_cast<std::uint32_t>(lc.h2_max_frame_size);
+      h2.max_header_list_size = static_cast<std::uint32_t>(lc.h2_max_header_list_size);
+      h2.idle_stream_timeout_ms = ms(lc.h2_idle_stream_timeout);
+      h2.max_resets_per_second = lc.h2_max_resets_per_second;
+      h2.max_control_frames_per_second = lc.h2_max_control_frames_per_second;
+      h2.max_body_size = lc.max_body_size;
+      h2.keepalive_timeout_ms = ms(lc.keepalive_timeout);
+      h2.server_name = lc.server_header;
+      if (lc.h2c && !lc.tls.enabled) o.h2c = std::make_shared<const protocols::http2::options>(h2);
       auto& w = lc.websocket;
       if (lc.endpoint.websocket) w.enabled = true;
       w.close_on_output_full = w.on_output_full == "close";

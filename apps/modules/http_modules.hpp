@@ -50,11 +50,11 @@ class http_echo final : public module_base {
       "worker, and on a TLS listener tls (version, cipher, sni, alpn, peer_subject, peer_fingerprint, resumed). "
       "Query parameters for tests: `status=NNN` sets the response status, `delay=MS` answers "
       "after that many milliseconds, `chunks=N&size=S` streams N chunks of S bytes (chunked) "
-      "instead of the JSON (`numbered=1`: chunk i is \"i \" repeated, else x's), `type=T` sets the "
-      "Content-Type, `fail=throw` throws and `fail=noend` returns without answering "
-      "(both end in the engine's 500), `sendfile=PATH&offset=N&length=N` answers with that file range "
-      "through response.sendfile() (an error: the engine's 500). A streamed body that inflates past "
-      "max_body_size gets 413.";
+      "instead of the JSON (`numbered=1`: chunk i is \"i \" repeated, else x's; with `trailer=V`: a "
+      "trailer field x-echo-trailer: V after them), `type=T` sets the Content-Type, `fail=throw` throws "
+      "and `fail=noend` returns without answering (both end in the engine's 500), "
+      "`sendfile=PATH&offset=N&length=N` answers with that file range through response.sendfile() (an "
+      "error: the engine's 500). A streamed body that inflates past max_body_size gets 413.";
   struct options {};
   static config::schema<options> schema() { return {}; }
   explicit http_echo(options) {}
@@ -116,6 +116,7 @@ class http_echo final : public module_base {
         }
         if (auto ec = co_await res.write(piece)) co_return;  // the client left or stopped reading
       }
+      if (auto t = req.query_param("trailer")) res.trailer("x-echo-trailer", std::string(*t));
       (void)res.end();
       co_return;
     }

@@ -20,8 +20,11 @@
 
 #include <llhttp.h>
 
+#include <openssl/evp.h>
+
 #include "http1_wire.hpp"
 #include "swactor/protocols/http1.hpp"
+#include "swactor/protocols/http2.hpp"
 
 namespace swactor::protocols::http1 {
 namespace {
@@ -285,6 +288,7 @@ class server_codec final : public stream_codec {
   bool handle_headers();
   bool handle_body(std::string_view piece);
   bool handle_message();
+  bool h2c_upgrade();
   bool emit_request(bool complete);
   bool emit_body(std::string_view data);
   bool emit_end();
@@ -368,7 +372,8 @@ class server_codec final : public stream_codec {
   bool closing_ = false;   // nothing more is parsed (close, upgrade, request limit)
   bool broken_ = false;    // a protocol error: nothing more is parsed
   bool done_ = false;
-  std::unique_ptr<stream_codec> successor_;  // the WebSocket codec after an accepted upgrade
+  std::unique_ptr<stream_codec> successor_;  // the WebSocket / HTTP/2 codec after a switch
+  bool preface_checked_ = false;  // the first bytes were looked at for the HTTP/2 preface
   int held_status_ = 0;    // an error response waiting for earlier responses
   const char* held_why_ = nullptr;
   std::uint32_t epoch_ = 0;
@@ -581,6 +586,18 @@ int server_codec::on_message_complete() {
 
 std::size_t server_codec::decode(std::string_view in, event_sink& sink) {
   if (broken_ || done_) return 0;
+  if (!preface_checked_ && opts_.h2c) {
+    // h2c with prior knowledge (RFC 9113 §3.3): the connection starts with the client
+    // preface. An HTTP/1 request never starts with "PRI * HTTP/2.0", so a prefix of it waits.
+    const auto n = std::min(in.size(), http2::kPreface.size());
+    if (in.substr(0, n) == http2::kPreface.substr(0, n)) {
+      if (n < http2::kPreface.size()) return 0;
+      successor_ = http2::make_server_codec(*opts_.h2c);
+      done_ = true;
+      return 0;
+    }
+    if (!in.empty()) preface_checked_ = true;
+  }
   sink_ = &sink;
   stop_ = false;
   if (!flush_deferred()) {
@@ -784,6 +801,7 @@ bool server_codec::handle_message() {
   // Whatever happens next (an error before the next head begins) is not this request's.
   const bool emitted = emitted_;
   emitted_ = false;
+  if (!emitted && !trailers && upgrade_ && opts_.h2c && count_ == 0 && h2c_upgrade()) return false;
   if (!emitted && !trailers) {
     bool go = emit_request(true);
     emitted_ = false;
@@ -811,6 +829,71 @@ bool server_codec::handle_message() {
     }
   }
   return emit_end();
+}
+
+// `Upgrade: h2c` with one HTTP2-Settings (RFC 7540 §3.2): answer 101 and hand the request
+// over to an HTTP/2 codec as stream 1. Only for a request whose body is complete here (it
+// rode along); anything else stays HTTP/1.1 (the upgrade is optional for the server).
+bool server_codec::h2c_upgrade() {
+  std::string_view settings;
+  bool h2c = false;
+  int settings_count = 0;
+  for (std::size_t i = 0; i < trailer_start_; ++i) {
+    const auto& f = fields_[i];
+    std::string_view n(head_buf_.data() + f.name_off, f.name_len);
+    std::string_view v(head_buf_.data() + f.value_off, f.value_len);
+    if (iequals(n, "upgrade")) {
+      for (;;) {
+        auto comma = v.find(',');
+        if (iequals(trim(v.substr(0, comma)), "h2c")) h2c = true;
+        if (comma == std::string_view::npos) break;
+        v.remove_prefix(comma + 1);
+      }
+    } else if (iequals(n, "http2-settings")) {
+      ++settings_count;
+      settings = v;
+    }
+  }
+  if (!h2c || settings_count != 1 || settings.size() > 4096) return false;
+  // token68 in base64url without padding -> the SETTINGS payload.
+  std::string b64(settings);
+  for (auto& c : b64) {
+    if (c == '-') c = '+';
+    else if (c == '_') c = '/';
+  }
+  while (b64.size() % 4) b64.push_back('=');
+  std::string raw(b64.size() / 4 * 3, '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(raw.data()),
+                          reinterpret_cast<const unsigned char*>(b64.data()), static_cast<int>(b64.size()));
+  if (n < 0) return false;
+  std::size_t pad = 0;
+  for (auto it = b64.rbegin(); it != b64.rend() && *it == '='; ++it) ++pad;
+  raw.resize(static_cast<std::size_t>(n) - std::min<std::size_t>(pad, static_cast<std::size_t>(n)));
+  request_head r;
+  r.method = method_;
+  r.target = target_;
+  if (authority_len_)
+    r.authority.assign((authority_in_target_ ? target_ : head_buf_).data() + authority_off_, authority_len_);
+  for (std::size_t i = 0; i < trailer_start_; ++i) {
+    const auto& f = fields_[i];
+    std::string_view n(head_buf_.data() + f.name_off, f.name_len);
+    // Connection-specific fields end with HTTP/1.1 (RFC 9113 §8.2.2).
+    if (iequals(n, "connection") || iequals(n, "upgrade") || iequals(n, "http2-settings") ||
+        iequals(n, "keep-alive") || iequals(n, "transfer-encoding") || iequals(n, "host"))
+      continue;
+    std::string name(n);
+    for (auto& c : name)
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    r.headers.add(std::move(name), std::string(head_buf_.data() + f.value_off, f.value_len));
+  }
+  r.content_length = static_cast<std::int64_t>(body_buf_.size());
+  r.body = body_buf_;
+  auto next = http2::make_upgrade_codec(*opts_.h2c, raw, r, parser_.method == HTTP_HEAD);
+  if (!next) return false;
+  output_.append("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n");
+  successor_ = std::move(next);
+  done_ = true;
+  return true;
 }
 
 bool server_codec::emit_request(bool complete) {

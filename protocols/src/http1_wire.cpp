@@ -77,7 +77,7 @@ bool request_head::decode(std::string_view in) {
   if (!r.str(h.method) || !r.str(h.target) || !r.str(h.authority) || !r.u8(h.version_minor))
     return false;
   if (!h.headers.decode_from(r.in) || !r.u8(flags) || !r.u64(cl) || !r.str(h.body)) return false;
-  if (!r.in.empty() || h.method.empty() || h.version_minor > 1) return false;
+  if (!r.in.empty() || h.method.empty() || h.version_minor > 2) return false;  // 2 = HTTP/2
   if (flags & ~(kKeepAlive | kExpect | kChunked | kComplete)) return false;
   h.keep_alive = flags & kKeepAlive;
   h.expect_continue = flags & kExpect;

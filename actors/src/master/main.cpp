@@ -258,7 +258,10 @@ int run_master(const std::string& file, const module_registry& reg) {
     stopping = true;
     log::notice("{}: stopping {} process(es)", why, sup.layout().total());
     if (admin) admin->close();
-    if (reactors) reactors->stop_accepting();
+    if (reactors) {
+      reactors->stop_accepting();
+      reactors->go_away();  // HTTP/2 clients learn it now, while their streams are answered
+    }
     co_await sup.stop_all();
     // Workers are done: their last replies are with the reactors, which flush and close.
     if (reactors) reactors->stop();

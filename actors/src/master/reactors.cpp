@@ -21,6 +21,7 @@
 #include "swactor/ipc/link.hpp"
 #include "swactor/ipc/messages.hpp"
 #include "swactor/protocols/http1.hpp"
+#include "swactor/protocols/http2.hpp"
 
 namespace swactor::detail {
 
@@ -264,7 +265,8 @@ struct reactor_thread::impl final : net::connection_sink {
   }
   bool starts_request(const net::connection& c, const protocols::event& e) const {
     const auto& l = app.listen[static_cast<std::size_t>(c.listener())];
-    return (l.http() && e.kind == static_cast<std::uint8_t>(protocols::http1::ev::request)) ||
+    return (l.http() && (e.kind == static_cast<std::uint8_t>(protocols::http1::ev::request) ||
+                         e.kind == static_cast<std::uint8_t>(protocols::http2::ev::request))) ||
            (l.is_redis() && protocols::redis::is_command_kind(e.kind));
   }
 
@@ -469,6 +471,13 @@ reactor_thread::reactor_thread(int id, const app_config& app, server_state* stat
 
 reactor_thread::~reactor_thread() { join(); }
 
+void reactor_thread::go_away() {
+  auto* i = impl_.get();
+  asio::post(i->lp.context(), [i] {
+    if (auto n = i->host.go_away_all()) log::info("reactor {}: told {} connection(s) the server is going away", i->id, n);
+  });
+}
+
 reactor_actor reactor_thread::start() {
   std::promise<reactor_actor> ready;
   auto fut = ready.get_future();
@@ -546,6 +555,10 @@ void reactor_pool::stop_accepting() {
     std::error_code ignored;
     a->close(ignored);
   }
+}
+
+void reactor_pool::go_away() {
+  for (auto& t : threads_) t->go_away();
 }
 
 void reactor_pool::stop() {

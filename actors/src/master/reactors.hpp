@@ -56,6 +56,9 @@ class reactor_thread {
   reactor_actor start();
   void join();
   int id() const noexcept { return id_; }
+  // From any thread: the reactor tells its connections the server is going away (HTTP/2:
+  // GOAWAY with the last stream id) while their requests are still being answered.
+  void go_away();
 
   struct impl;
 
@@ -74,6 +77,8 @@ class reactor_pool {
   // Starts the threads and accepts on the inherited listening sockets (one per listener).
   void start(const std::vector<int>& listen_fds);
   void stop_accepting();
+  // Every reactor's connections hear that the server is going away (reactor_thread::go_away).
+  void go_away();
   // Closes every connection (after queued output) and joins the threads.
   void stop();
 

@@ -8,6 +8,7 @@
 #include "net/tls.hpp"
 #include "net_util.hpp"
 #include "swactor/protocols/http1.hpp"
+#include "swactor/protocols/http2.hpp"
 #include "swactor/protocols/redis.hpp"
 #include "swactor/actors/errors.hpp"
 #include "swactor/core/log.hpp"
@@ -117,7 +118,9 @@ std::shared_ptr<connection> conn_host::adopt(std::unique_ptr<transport> t, int l
                                              std::string remote) {
   const auto& lc = app_.listen[static_cast<std::size_t>(listener)];
   std::unique_ptr<protocols::stream_codec> codec;
-  if (lc.http())
+  if (lc.http() && t->tls() && t->tls()->alpn == "h2")
+    codec = protocols::http2::make_server_codec(lc.h2_options);  // ALPN chose HTTP/2 (RFC 9113 §3.2)
+  else if (lc.http())
     codec = protocols::http1::make_server_codec(lc.http_options);
   else if (lc.is_redis())
     codec = protocols::redis::make_server_codec(lc.redis_options);

@@ -210,6 +210,15 @@ std::size_t connection::process(std::string_view input) {
     codec_switched_ = false;
     used += codec_->decode(input.substr(used), *this);
     retired_codec_.reset();
+    if (auto next = codec_->take_successor()) {
+      // A switch found by decoding (HTTP/1.1 -> HTTP/2): the old codec's last words (a 101)
+      // go before anything of the new one, which then decodes the rest of this input.
+      std::string last;
+      if (codec_->take_output(last) && !last.empty()) (void)queue_bytes(last, true);
+      codec_ = std::move(next);
+      codec_switched_ = true;
+      deadline_armed_ = false;
+    }
     auto& deferred = host_.deferred_replies();
     const bool replied = !deferred.replies.empty();
     // Only this connection is decoding on this loop, so every deferred reply is ours. The
@@ -244,7 +253,9 @@ std::size_t connection::process(std::string_view input) {
     // After a switch the new codec gets the rest of this read at once; so does a codec
     // that stopped at its pipelining bound and was unblocked by inline replies.
     bool again = codec_switched_ || (replied && !codec_->blocked() && !codec_->done());
-    if (!again || closed_ || close_after_decode_ || paused_ || codec_->failed() || used >= input.size()) break;
+    if (!again || closed_ || close_after_decode_ || paused_ || codec_->failed() ||
+        (used >= input.size() && !codec_->holds_events()))
+      break;
   }
   decoding_ = false;
   if (close_after_decode_ && !closed_) {
@@ -343,7 +354,7 @@ void connection::resume() {
   // read buffer. The next read is speculative: readiness edges seen while paused are gone.
   asio::post(host_.io(), [self = shared_from_this()] {
     if (self->closed_ || self->paused_) return;
-    if (!self->pending_.empty() && !self->decoding_) {
+    if ((!self->pending_.empty() || self->codec_->holds_events()) && !self->decoding_) {
       self->consume(self->pending_, true);
       if (self->closed_ || self->paused_) return;
     }
@@ -359,14 +370,25 @@ void connection::replace_codec(std::unique_ptr<protocols::stream_codec> c) {
 
 void connection::write_codec_output() {
   std::string out;
-  if (codec_->take_output(out) && !out.empty()) (void)queue_bytes(out);
+  // Forced: a codec's own output (HTTP/2 frames) cannot be dropped without breaking the
+  // protocol; what it holds back already counts against the limit (held()).
+  if (codec_->take_output(out) && !out.empty()) (void)queue_bytes(out, true);
+  check_drained();
+}
+
+void connection::check_drained() {
+  if (watching_ && !closed_ && queued_bytes() <= out_limit_ / 2) {
+    watching_ = false;
+    host_.sink().on_drained(*this);
+  }
 }
 
 // -- writing --------------------------------------------------------------------------------
 
 std::error_code connection::send(std::string_view data, std::uint8_t kind, bool force) {
   if (closed_ || close_requested_ || close_after_decode_) return server_errc::session_not_found;
-  if (!force && out_bytes_ > 0 && out_bytes_ + data.size() > out_limit_) return server_errc::output_buffer_full;
+  const std::size_t queued = queued_bytes();
+  if (!force && queued > 0 && queued + data.size() > out_limit_) return server_errc::output_buffer_full;
   // Raw bytes go out at once unless typed replies of this decode() wait (order): the common
   // echo costs no copy.
   if (kind == 0 && (!decoding_ || host_.deferred_replies().replies.empty())) return queue_bytes(data);
@@ -375,7 +397,7 @@ std::error_code connection::send(std::string_view data, std::uint8_t kind, bool 
     // the reply is encoded as soon as decode() returns (raw bytes after it wait with it, so
     // they stay in order).
     auto& deferred = host_.deferred_replies();
-    const std::size_t waiting = out_bytes_ + deferred.data.size();
+    const std::size_t waiting = queued + deferred.data.size();
     if (waiting + data.size() > out_limit_ && waiting > 0) return server_errc::output_buffer_full;
     deferred.replies.push_back({kind, deferred.data.size(), data.size()});
     deferred.data.append(data);
@@ -557,7 +579,7 @@ void connection::flush() {
       }
     }
     out_.erase(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(done));
-    if (watching_ && out_bytes_ <= out_limit_ / 2) {
+    if (watching_ && queued_bytes() <= out_limit_ / 2) {
       watching_ = false;
       host_.sink().on_drained(*this);
       if (closed_) return;
@@ -603,7 +625,8 @@ bool connection::go_away() {
   std::string out;
   if (!codec_->go_away(out)) return false;
   deadline_armed_ = false;  // the close handshake's timeout starts now
-  if (!out.empty()) (void)queue_bytes(out);
+  if (!out.empty()) (void)queue_bytes(out, true);
+  after_codec();  // a codec with nothing in flight is done at once (HTTP/2 after its GOAWAY)
   return true;
 }
 

@@ -99,7 +99,8 @@ class connection final : public io_owner,
   // What TLS negotiated (null on a plain connection).
   const tls_info* tls() const noexcept { return transport_->tls(); }
   bool aborted() const noexcept { return aborted_; }
-  std::size_t queued_bytes() const noexcept { return out_bytes_; }
+  // Output not written yet: queued here, or held by the codec (HTTP/2 flow control).
+  std::size_t queued_bytes() const noexcept { return out_bytes_ + codec_->held(); }
   std::size_t buffered_input() const noexcept { return pending_.size(); }
   std::size_t output_limit() const noexcept { return out_limit_; }
   // Asks for one sink.on_drained() once queued output is below half the limit (streamed
@@ -127,6 +128,8 @@ class connection final : public io_owner,
   std::size_t process(std::string_view input);
   void flush();
   void write_codec_output();
+  // Tells a drain watcher once queued output (codec-held included) is below half the limit.
+  void check_drained();
   std::error_code queue_bytes(std::string_view data, bool force = false);
   // A kind_file reply: opened, framed by the codec, queued behind what is there.
   std::error_code send_file(std::string_view data);

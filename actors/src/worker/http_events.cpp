@@ -10,6 +10,7 @@
 
 #include "http/router.hpp"
 #include "swactor/actors/http.hpp"
+#include "swactor/protocols/http2.hpp"
 #include "swactor/core/log.hpp"
 #include "swactor/core/wait_queue.hpp"
 #include "worker/runtime.hpp"
@@ -19,22 +20,45 @@ namespace {
 
 namespace h1 = protocols::http1;
 namespace cz = protocols::compression;
+namespace h2 = protocols::http2;
+
+// A reply of `kind`; on an HTTP/2 connection it names its stream first (the codec answers
+// streams in any order).
+std::error_code send_reply(session_port& port, session_id s, std::uint32_t stream, std::uint8_t kind,
+                           std::string_view data) {
+  if (stream == 0) return port.send(s, data, kind);
+  thread_local std::string buf;
+  thread_local bool busy = false;
+  std::string local;
+  std::string& b = busy ? local : buf;  // a send that closes may run another reply on this thread
+  const bool mine = !busy;
+  busy = true;
+  b.clear();
+  h2::put_stream(b, stream);
+  b.append(data);
+  auto ec = port.send(s, b, kind);
+  if (mine) busy = false;
+  return ec;
+}
 
 class session_channel final : public http::response_channel {
  public:
-  session_channel(session_port& port, session_id s) : port_(port), s_(s) {}
-  std::error_code send(std::uint8_t kind, std::string_view data) override { return port_.send(s_, data, kind); }
+  session_channel(session_port& port, session_id s, std::uint32_t stream = 0) : port_(port), s_(s), stream_(stream) {}
+  std::error_code send(std::uint8_t kind, std::string_view data) override {
+    return send_reply(port_, s_, stream_, kind, data);
+  }
   task<std::error_code> drained(duration timeout) override { return port_.drained(s_, timeout); }
 
  private:
   session_port& port_;
   session_id s_;
+  std::uint32_t stream_;
 };
 
 // A reply the worker makes without a handler (404, 405, 503, 500, 400).
 void answer(session_port& port, session_id s, int status, std::string_view body, const char* allow = nullptr,
-            bool close = false) {
-  session_channel ch(port, s);
+            bool close = false, std::uint32_t stream = 0) {
+  session_channel ch(port, s, stream);
   http::response res(ch);
   res.status(status).set_header("Content-Type", "text/plain; charset=utf-8");
   if (allow) res.set_header("Allow", allow);
@@ -113,13 +137,14 @@ struct worker_runtime::body_pipe final : http::request::body_source {
   bool taken = false;    // its request head reached a handler (or a refusal)
   bool discard = false;  // refused request: pieces are dropped
   bool continue_owed = false;
+  std::uint32_t stream = 0;  // HTTP/2 stream id, 0 = HTTP/1
 
   body_pipe(worker_runtime& r, session_id id) : rt(r), s(id) {}
 
   swactor::task<result<std::string>> next(http::request& req, duration timeout) override {
     if (continue_owed) {
       continue_owed = false;
-      (void)rt.port_->send(s, {}, static_cast<std::uint8_t>(h1::out::continue_100));
+      (void)send_reply(*rt.port_, s, stream, static_cast<std::uint8_t>(h1::out::continue_100), {});
     }
     while (pieces.empty() && !ended && !gone) {
       auto ec = co_await waiters.wait(nullptr, timeout, "request body", std::source_location::current());
@@ -148,7 +173,42 @@ void worker_runtime::http_body_taken(session_id s, std::size_t n) {
   }
 }
 
+void worker_runtime::h2_body_event(session_id s, std::uint8_t kind, std::string_view data) {
+  std::uint32_t id = 0;
+  if (!h2::take_stream(data, id) || id == 0) return;
+  auto& st = http_pipes_[s];
+  auto& pipe = st.streams[id];
+  if (!pipe) {
+    // Before its request reached a handler (the request goes through the runner's queue,
+    // body events do not): the request takes this pipe.
+    pipe = std::make_shared<body_pipe>(*this, s);
+    pipe->stream = id;
+  }
+  auto p = pipe;
+  if (kind == static_cast<std::uint8_t>(h2::ev::reset)) {
+    p->gone = true;
+    for (auto& piece : p->pieces) st.unread -= std::min(st.unread, piece.size());
+    p->pieces.clear();
+  } else if (kind == static_cast<std::uint8_t>(h2::ev::end)) {
+    if (!p->trailers.decode_from(data)) p->trailers.items.clear();
+    p->ended = true;
+  } else if (!p->discard && !data.empty()) {
+    p->pieces.emplace_back(data);
+    st.unread += data.size();
+  }
+  p->waiters.complete_all({});
+  if (p->taken && (p->ended || p->gone)) st.streams.erase(id);
+  if (st.unread > kHttpUnreadLimit && !st.paused) {
+    st.paused = true;
+    port_->pause_reading(s);
+  } else if (st.paused && st.unread <= kHttpUnreadLimit / 2) {
+    st.paused = false;
+    port_->resume_reading(s);
+  }
+}
+
 void worker_runtime::http_body_event(session_id s, std::uint8_t kind, std::string_view data) {
+  if (h2::is_event_kind(kind)) return h2_body_event(s, kind, data);
   auto& st = http_pipes_[s];
   // A piece belongs to the newest request whose body is still arriving.
   if (st.pipes.empty() || st.pipes.back()->ended) st.pipes.push_back(std::make_shared<body_pipe>(*this, s));
@@ -174,10 +234,22 @@ void worker_runtime::http_body_event(session_id s, std::uint8_t kind, std::strin
 std::optional<task<void>> worker_runtime::http_event(std::uint8_t kind, session_id s, int listener,
                                                       std::string& data) {
   const auto& lc = app_.listen[static_cast<std::size_t>(listener)];
+  std::uint32_t h2_stream = 0;
+  std::string_view payload = data;
+  if (h2::is_event_kind(kind)) {
+    // An HTTP/2 stream: the stream id first, then what HTTP/1 events carry.
+    if (kind != static_cast<std::uint8_t>(h2::ev::request)) return std::nullopt;  // body events: h2_body_event
+    if (!h2::take_stream(payload, h2_stream) || h2_stream == 0) {
+      log::warning("session {}: malformed HTTP/2 request event from the codec; closing", s);
+      (void)port_->close(s, true);
+      return std::nullopt;
+    }
+    kind = static_cast<std::uint8_t>(h1::ev::request);
+  }
   switch (static_cast<h1::ev>(kind)) {
     case h1::ev::request: {
       h1::request_head head;
-      if (!head.decode(data)) {
+      if (!head.decode(payload)) {
         log::warning("session {}: malformed HTTP request from the codec; closing", s);
         (void)port_->close(s, true);
         return std::nullopt;
@@ -202,15 +274,26 @@ std::optional<task<void>> worker_runtime::http_event(std::uint8_t kind, session_
       x.body_timeout = lc.body_timeout.count() > 0 ? std::chrono::milliseconds(lc.body_timeout)
                                                    : std::chrono::milliseconds(std::chrono::hours(24));
       if (x.status == 0 && x.route >= 0) x.stream = lc.routes[static_cast<std::size_t>(x.route)].stream_body;
+      x.h2_stream = h2_stream;
       if (!x.req->head().complete) {
         // The body follows (body/end events go straight to this request's pipe).
         auto& st = http_pipes_[s];
         std::shared_ptr<body_pipe> pipe;
-        for (auto& p : st.pipes)
-          if (!p->taken) {
-            pipe = p;
-            break;
+        if (h2_stream) {
+          auto& p = st.streams[h2_stream];
+          if (!p) {
+            p = std::make_shared<body_pipe>(*this, s);
+            p->stream = h2_stream;
           }
+          pipe = p;
+          if (pipe->ended || pipe->gone) st.streams.erase(h2_stream);
+        } else {
+          for (auto& p : st.pipes)
+            if (!p->taken) {
+              pipe = p;
+              break;
+            }
+        }
         if (!pipe) {
           pipe = std::make_shared<body_pipe>(*this, s);
           st.pipes.push_back(pipe);
@@ -229,12 +312,12 @@ std::optional<task<void>> worker_runtime::http_event(std::uint8_t kind, session_
           if (x.stream)
             pipe->continue_owed = true;
           else
-            (void)port_->send(s, {}, static_cast<std::uint8_t>(h1::out::continue_100));
+            (void)send_reply(*port_, s, h2_stream, static_cast<std::uint8_t>(h1::out::continue_100), {});
         }
         while (!st.pipes.empty() && st.pipes.front()->taken && st.pipes.front()->ended) st.pipes.pop_front();
       }
       x.listener = listener;
-      if (x.status == 0 && lc.websocket.enabled && x.module >= 0 &&
+      if (x.status == 0 && h2_stream == 0 && lc.websocket.enabled && x.module >= 0 &&
           modules_[static_cast<std::size_t>(x.module)]->websocket() && x.req->header("upgrade") &&
           protocols::websocket::is_upgrade_request({x.req->method(), 1, *x.req->header("upgrade"), {}, {}, {}, {}, {}}))
         return serve_ws_handshake(std::move(x));
@@ -255,11 +338,12 @@ task<void> worker_runtime::serve_http(http_exchange x) {
   // nobody wants would let the client hold the connection).
   const bool body_pending = x.pipe && !x.pipe->ended;
   if (x.status != 0) {
+    const auto st = x.h2_stream;
     switch (x.status) {
-      case 404: answer(*port_, s, 404, "Not Found\n", nullptr, body_pending); break;
-      case 405: answer(*port_, s, 405, "Method Not Allowed\n", x.allow.c_str(), body_pending); break;
+      case 404: answer(*port_, s, 404, "Not Found\n", nullptr, body_pending, st); break;
+      case 405: answer(*port_, s, 405, "Method Not Allowed\n", x.allow.c_str(), body_pending, st); break;
       case 503:
-        answer(*port_, s, 503, "Service Unavailable: too many requests in this worker\n", nullptr, body_pending);
+        answer(*port_, s, 503, "Service Unavailable: too many requests in this worker\n", nullptr, body_pending, st);
         break;
       case 415: {
         log::info("session {}: {} {}: {}; 415", s, x.req->method(), x.req->target(), x.reason);
@@ -273,7 +357,7 @@ task<void> worker_runtime::serve_http(http_exchange x) {
       }
       default:
         log::info("session {}: {} {}: {}", s, x.req->method(), x.req->target(), x.reason);
-        answer(*port_, s, x.status, "Bad Request\n", nullptr, true);
+        answer(*port_, s, x.status, "Bad Request\n", nullptr, true, st);
         break;
     }
     co_return;
@@ -337,7 +421,7 @@ task<void> worker_runtime::serve_http(http_exchange x) {
     }
     x.req->mark_inflated(true);
   }
-  session_channel ch(*port_, s);
+  session_channel ch(*port_, s, x.h2_stream);
   http::response res(ch);
   if (const auto& co = lc.compression_options; co.enabled && !co.offered.empty() && x.req->method() != "HEAD") {
     auto values = x.req->header_values("accept-encoding");
@@ -360,7 +444,7 @@ task<void> worker_runtime::serve_http(http_exchange x) {
     log::warning("module {}: the response to {} {} (session {}) could not be sent: {}; closing the connection",
                  modules_[static_cast<std::size_t>(mod)]->instance_name(), x.req->method(), x.req->path(), s,
                  res.error().message());
-    (void)port_->close(s, true);
+    end_failed(s, x.h2_stream);
   } else if (error || !res.ended()) {
     std::string what = "returned without ending the response";
     if (error) {
@@ -375,10 +459,16 @@ task<void> worker_runtime::serve_http(http_exchange x) {
     log::error("module {} failed in on_request for {} {} (session {}): {}",
                modules_[static_cast<std::size_t>(mod)]->instance_name(), x.req->method(), x.req->path(), s, what);
     if (!res.started())
-      answer(*port_, s, 500, "Internal Server Error\n");
+      answer(*port_, s, 500, "Internal Server Error\n", nullptr, false, x.h2_stream);
     else
-      (void)port_->close(s, true);  // a half-sent body must not look complete
+      end_failed(s, x.h2_stream);  // a half-sent body must not look complete
   }
+}
+
+// A response that cannot end well: HTTP/1 closes the connection, HTTP/2 resets the stream.
+void worker_runtime::end_failed(session_id s, std::uint32_t h2_stream) {
+  if (h2_stream == 0) (void)port_->close(s, true);
+  else (void)send_reply(*port_, s, h2_stream, h2::kReplyReset, {});
 }
 
 std::string worker_runtime::local_address(session_id s) {
@@ -390,6 +480,10 @@ void worker_runtime::http_closed(session_id s) {
   auto it = http_pipes_.find(s);
   if (it == http_pipes_.end()) return;
   for (auto& p : it->second.pipes) {
+    p->gone = true;
+    p->waiters.complete_all({});
+  }
+  for (auto& [id, p] : it->second.streams) {
     p->gone = true;
     p->waiters.complete_all({});
   }

@@ -128,6 +128,7 @@ class worker_runtime final : private handler_host,
     int status = 0;  // non-zero: answered without a handler (404, 405, 503, 400, 415)
     std::string allow;
     std::string reason;
+    std::uint32_t h2_stream = 0;  // HTTP/2: the stream the request came on (0 = HTTP/1)
   };
   std::optional<task<void>> http_event(std::uint8_t kind, session_id s, int listener, std::string& data);
   task<void> serve_http(http_exchange x);
@@ -171,8 +172,14 @@ class worker_runtime final : private handler_host,
   }
   static bool is_body_event(std::uint8_t kind) {
     return kind == static_cast<std::uint8_t>(protocols::http1::ev::body) ||
-           kind == static_cast<std::uint8_t>(protocols::http1::ev::end);
+           kind == static_cast<std::uint8_t>(protocols::http1::ev::end) ||
+           kind == static_cast<std::uint8_t>(protocols::http2::ev::body) ||
+           kind == static_cast<std::uint8_t>(protocols::http2::ev::end) ||
+           kind == static_cast<std::uint8_t>(protocols::http2::ev::reset);
   }
+  // HTTP/2 streams' body, end and reset events, by stream id.
+  void h2_body_event(session_id s, std::uint8_t kind, std::string_view data);
+  void end_failed(session_id s, std::uint32_t h2_stream);
   void handler_done(event_kind k, session_id s, int listener, std::exception_ptr error) override;
   // -- bus_host ----------------------------------------------------------------------------------
   task<bool> run_bus_handler(int module, const bus::message& m) override;
@@ -272,6 +279,8 @@ class worker_runtime final : private handler_host,
     std::deque<std::shared_ptr<body_pipe>> pipes;  // requests whose body is arriving, oldest first
     std::size_t unread = 0;                        // bytes in them nobody took yet
     bool paused = false;
+    // HTTP/2: a pipe per stream whose body is arriving (streams interleave).
+    std::unordered_map<std::uint32_t, std::shared_ptr<body_pipe>> streams;
   };
   std::unordered_map<session_id, http_pipes> http_pipes_;
   static constexpr std::size_t kHttpUnreadLimit = 256 * 1024;

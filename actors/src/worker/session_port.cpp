@@ -21,7 +21,11 @@ class local_port final : public session_port {
   task<std::error_code> drained(session_id s, duration timeout) override {
     auto* c = host_.find(s.value());
     if (!c || c->closed()) co_return make_error_code(server_errc::session_not_found);
-    if (c->queued_bytes() <= c->output_limit() / 2) co_return std::error_code();
+    // Replies a handler sent inline, from inside the connection's decode(), wait in the
+    // loop's deferred set until decode() returns: they are queued output too (a streaming
+    // handler started inline would otherwise never wait and run into output_buffer_full).
+    if (c->queued_bytes() + host_.deferred_replies().data.size() <= c->output_limit() / 2)
+      co_return std::error_code();
     c->watch_drain();  // the worker's sink wakes us (on_drained / on_closed)
     co_return co_await waits_.wait(s, timeout);
   }

@@ -15,6 +15,7 @@
 #include "swactor/protocols/compression.hpp"
 #include "swactor/protocols/framing.hpp"
 #include "swactor/protocols/http1.hpp"
+#include "swactor/protocols/http2.hpp"
 #include "swactor/protocols/redis.hpp"
 
 namespace swactor {
@@ -193,6 +194,16 @@ struct listen_config {
   int max_concurrency = 10000;
   int max_pipelined_requests = 16;
   std::string server_header = "swactor";
+  // HTTP/2 (h2c on http://, h2 by ALPN on https://)
+  bool h2c = true;
+  std::uint32_t h2_max_concurrent_streams = 128;
+  std::uint64_t h2_initial_window_size = 65535;
+  std::uint64_t h2_connection_window_size = 1u << 20;
+  std::uint64_t h2_max_frame_size = 16384;
+  std::uint64_t h2_max_header_list_size = 64 * 1024;
+  std::chrono::milliseconds h2_idle_stream_timeout{60000};
+  std::uint32_t h2_max_resets_per_second = 1000;
+  std::uint32_t h2_max_control_frames_per_second = 1000;
   // Redis listeners
   redis_config redis;
   // TLS listeners (https://, tls://, wss://)
@@ -205,6 +216,7 @@ struct listen_config {
   listen_url endpoint;
   protocols::framing_options framing_options;
   protocols::http1::options http_options;
+  protocols::http2::options h2_options;  // h2 by ALPN; http_options.h2c points to a copy
   protocols::redis::options redis_options;
   protocols::compression::options compression_options;
   int module_index = -1;  // -1 for an HTTP listener with routes

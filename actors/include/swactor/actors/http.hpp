@@ -63,7 +63,10 @@ class request {
   const param_list& query_params() const;
   std::optional<std::string_view> query_param(std::string_view name) const;
   // "HTTP/1.1" or "HTTP/1.0".
-  std::string_view version() const noexcept { return head_.version_minor == 0 ? "HTTP/1.0" : "HTTP/1.1"; }
+  // "HTTP/1.0", "HTTP/1.1" or "HTTP/2".
+  std::string_view version() const noexcept {
+    return head_.version_minor == 0 ? "HTTP/1.0" : head_.version_minor == 2 ? "HTTP/2" : "HTTP/1.1";
+  }
   int version_minor() const noexcept { return head_.version_minor; }
   // The Host (or the authority of an absolute-form target, which wins).
   const std::string& host() const noexcept { return head_.authority; }

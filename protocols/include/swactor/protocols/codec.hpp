@@ -121,6 +121,13 @@ class stream_codec {
   // reactor keeps a connection on one worker while this is non-zero, so replies come back
   // in order whatever the dispatch mode.
   virtual std::uint32_t outstanding() const noexcept { return 0; }
+  // Events the codec decoded but the sink did not take yet (HTTP/2: a frame slice yields
+  // several): the connection calls decode() again, even with no new input, once the sink
+  // resumes it.
+  virtual bool holds_events() const noexcept { return false; }
+  // Reply bytes the codec keeps until the protocol lets them out (HTTP/2: DATA waiting for
+  // the peer's flow-control window); they count against the connection's output limit.
+  virtual std::size_t held() const noexcept { return 0; }
 
   // A codec cannot read a clock: it names the timeout of the phase it is in, and the
   // connection layer measures it. `epoch` changes whenever a new phase starts (the
@@ -150,8 +157,9 @@ class stream_codec {
   virtual void abandon(std::string& out) { (void)out; }
 
   // The codec that takes over after the reply just encoded (HTTP/1.1 -> WebSocket after a
-  // 101): the connection swaps it in at once, and the bytes after the upgrade request go to
-  // it. Null when there is none.
+  // 101), or after decode() returned (HTTP/1.1 -> HTTP/2: the client preface, or an
+  // `Upgrade: h2c` request): the connection swaps it in at once, and the bytes after the
+  // switch go to it. Null when there is none.
   virtual std::unique_ptr<stream_codec> take_successor() { return nullptr; }
 
   // The message without its framing (delimiter, length header); `message` is one that this

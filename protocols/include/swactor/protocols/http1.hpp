@@ -40,6 +40,10 @@
 #include "swactor/protocols/codec.hpp"
 #include "swactor/protocols/websocket.hpp"
 
+namespace swactor::protocols::http2 {
+struct options;
+}
+
 namespace swactor::protocols::http1 {
 
 // event::kind values
@@ -80,7 +84,7 @@ struct request_head {
   std::string method;     // "GET", as received (methods are case-sensitive)
   std::string target;     // request-target as received ("/a?b", "http://h/a", "*", "h:443")
   std::string authority;  // Host, or the authority of an absolute-form target (it wins)
-  std::uint8_t version_minor = 1;  // HTTP/1.<minor>; major is always 1
+  std::uint8_t version_minor = 1;  // HTTP/1.<minor>; 2 = HTTP/2 (a stream of the h2 codec)
   header_list headers;
   bool keep_alive = true;        // the connection stays open after this response
   bool expect_continue = false;  // "Expect: 100-continue" and a body follows
@@ -142,6 +146,9 @@ struct options {
   // The WebSocket codec's options after an accepted upgrade; null = this listener does not
   // upgrade (ws_accept is ignored). Shared, not copied: every connection holds its options.
   std::shared_ptr<const websocket::options> websocket;
+  // HTTP/2 on this cleartext listener (h2c: the client preface at the start of a connection,
+  // or an `Upgrade: h2c` request); null = HTTP/1.1 only.
+  std::shared_ptr<const http2::options> h2c;
 };
 
 // The codec for one connection.

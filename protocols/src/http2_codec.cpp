@@ -1,0 +1,774 @@
+// The HTTP/2 server codec: an nghttp2 server session driven sans-I/O.
+//
+// nghttp2 does the protocol (frames, HPACK, stream states, flow control, SETTINGS, PING);
+// this file keeps per-stream request/response state and translates. Decoding feeds
+// mem_recv in small slices: nghttp2 consumes every byte it is given, so when the sink says
+// "stop" the events that the slice still produced wait in backlog_ (holds_events()) and the
+// rest of the input stays unconsumed with the connection. Replies are submitted to nghttp2
+// and come out of take_output() (mem_send) as frames; a streamed body waits in its stream
+// (held()) while the peer's window is closed: the data provider returns DEFERRED and is
+// resumed when more body arrives, nghttp2 resumes it itself on WINDOW_UPDATE.
+#include <nghttp2/nghttp2.h>
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <charconv>
+#include <unordered_map>
+#include <vector>
+
+#include "http1_wire.hpp"
+#include "swactor/protocols/http2.hpp"
+
+namespace swactor::protocols::http2 {
+
+void put_stream(std::string& out, std::uint32_t stream) { http1::wire::put_u32(out, stream); }
+
+bool take_stream(std::string_view& in, std::uint32_t& stream) {
+  http1::wire::reader rd{in};
+  if (!rd.u32(stream)) return false;
+  in = rd.in;
+  return true;
+}
+
+namespace {
+
+namespace h1 = protocols::http1;
+
+// Bytes handed to nghttp2 per mem_recv call: bounds what one call can produce while the
+// sink refuses more (a slice of tiny HEADERS frames is a bounded number of requests).
+constexpr std::size_t kSlice = 4096;
+
+bool connection_specific(std::string_view n) {
+  return n == "connection" || n == "keep-alive" || n == "proxy-connection" || n == "transfer-encoding" ||
+         n == "upgrade" || n == "te";
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
+bool valid_value(std::string_view s) {
+  for (unsigned char c : s)
+    if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
+  return true;
+}
+
+bool valid_name(std::string_view s) {
+  if (s.empty()) return false;
+  for (unsigned char c : s)
+    if (c <= 0x20 || c >= 0x7f || c == ':') return false;
+  return true;
+}
+
+nghttp2_nv make_nv(std::string_view n, std::string_view v) {
+  return {reinterpret_cast<std::uint8_t*>(const_cast<char*>(n.data())),
+          reinterpret_cast<std::uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(),
+          NGHTTP2_NV_FLAG_NONE};
+}
+
+struct stream {
+  std::int32_t id = 0;
+  h1::request_head req;
+  std::string scheme;
+  std::vector<std::string> cookies;  // h2 splits Cookie; HTTP/1 semantics join them (RFC 9113 §8.2.3)
+  h1::header_list trailers;
+  std::size_t header_bytes = 0;
+  bool in_trailers = false;
+  bool head_method = false;
+  bool emitted = false;     // the request event went out
+  bool counted = false;     // counts in outstanding() until its response is complete
+  bool refused = false;     // answered by the codec (413): nothing goes to the handler
+  std::uint64_t body_total = 0;
+  // response
+  bool responded = false;   // the final head was submitted
+  bool has_provider = false;
+  bool out_eof = false;     // the handler ended the body
+  bool deferred = false;    // the data provider is waiting for body
+  std::string out;
+  std::size_t out_off = 0;
+  h1::header_list resp_trailers;
+  std::uint32_t last_tick = 0;
+};
+
+class server_codec final : public stream_codec {
+ public:
+  explicit server_codec(const options& o) : opts_(o) {
+    if (opts_.body_chunk_size == 0) opts_.body_chunk_size = 1;
+    nghttp2_session_callbacks* cb = nullptr;
+    nghttp2_session_callbacks_new(&cb);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cb, &on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cb, &on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, &on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, &on_data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, &on_stream_close);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cb, &on_begin_frame);
+    nghttp2_session_callbacks_set_error_callback2(cb, &on_error);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cb, &on_frame_send);
+    nghttp2_option* opt = nullptr;
+    nghttp2_option_new(&opt);
+    const std::uint64_t resets = std::max<std::uint32_t>(opts_.max_resets_per_second, 1);
+    nghttp2_option_set_stream_reset_rate_limit(opt, resets, resets);
+    nghttp2_option_set_max_continuations(opt, opts_.max_continuations);
+    nghttp2_session_server_new2(&session_, cb, this, opt);
+    nghttp2_option_del(opt);
+    nghttp2_session_callbacks_del(cb);
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, opts_.max_concurrent_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, opts_.initial_window_size},
+        {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, std::clamp<std::uint32_t>(opts_.max_frame_size, 16384, 16777215)},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, opts_.max_header_list_size},
+    };
+    nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv, std::size(iv));
+    if (opts_.connection_window_size > 65535)
+      nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
+                                            static_cast<std::int32_t>(std::min<std::uint32_t>(
+                                                opts_.connection_window_size, 0x7fffffff)));
+  }
+  ~server_codec() override { nghttp2_session_del(session_); }
+
+  // The HTTP/1.1 request of an h2c upgrade becomes stream 1 (half-closed remote).
+  bool upgrade(std::string_view settings, const h1::request_head& r, bool head_method) {
+    auto st = std::make_unique<stream>();
+    st->id = 1;
+    st->req = r;
+    st->req.version_minor = 2;
+    st->req.complete = true;
+    st->req.keep_alive = true;
+    st->req.expect_continue = false;
+    st->req.chunked = false;
+    st->head_method = head_method;
+    if (nghttp2_session_upgrade2(session_, reinterpret_cast<const std::uint8_t*>(settings.data()), settings.size(),
+                                 head_method ? 1 : 0, nullptr) != 0)
+      return false;
+    auto* s = st.get();
+    streams_.emplace(1, std::move(st));
+    emit_request(*s, true);  // into the backlog: no sink yet
+    return true;
+  }
+
+  std::string_view name() const noexcept override { return "h2"; }
+
+  std::size_t decode(std::string_view in, event_sink& sink) override {
+    if (failed() || done_) return 0;
+    sink_ = &sink;
+    std::size_t used = 0;
+    if (flush_backlog()) {
+      while (used < in.size() && !stopped_ && !tripped_) {
+        auto slice = in.substr(used, kSlice);
+        auto n = nghttp2_session_mem_recv(session_, reinterpret_cast<const std::uint8_t*>(slice.data()), slice.size());
+        if (n < 0) {
+          if (!tripped_) {
+            nghttp2_session_terminate_session(session_, n == NGHTTP2_ERR_FLOODED ? NGHTTP2_ENHANCE_YOUR_CALM
+                                                                                  : NGHTTP2_PROTOCOL_ERROR);
+            fail({400, h1::error_category()}, std::string("HTTP/2: ") + nghttp2_strerror(static_cast<int>(n)));
+          }
+          break;
+        }
+        used += static_cast<std::size_t>(n);
+        idle_ticks_ = 0;
+      }
+    }
+    sink_ = nullptr;
+    // nghttp2 ended the session by itself: a connection error it reported (logged), or the
+    // client's own GOAWAY once its streams are done (quiet).
+    if (!failed() && !error_.empty() && nghttp2_session_want_read(session_) == 0)
+      fail({400, h1::error_category()}, "HTTP/2: " + error_);
+    settle();
+    return failed() ? in.size() : used;
+  }
+
+  bool holds_events() const noexcept override { return !backlog_.empty(); }
+
+  void encode(std::uint8_t kind, std::string_view data, std::string& wire) override;
+
+  bool take_output(std::string& out) override {
+    bool any = false;
+    for (;;) {
+      const std::uint8_t* p = nullptr;
+      auto n = nghttp2_session_mem_send(session_, &p);
+      if (n <= 0) break;
+      out.append(reinterpret_cast<const char*>(p), static_cast<std::size_t>(n));
+      any = true;
+    }
+    settle();
+    return any;
+  }
+
+  bool done() const noexcept override { return done_; }
+  std::uint32_t outstanding() const noexcept override { return outstanding_; }
+  std::size_t held() const noexcept override { return held_; }
+
+  deadline timeout() const noexcept override {
+    if (done_) return {};
+    return {1000, tick_};  // a tick: the codec counts its own time in these
+  }
+
+  std::string_view expire(std::string& out) override {
+    ++tick_;
+    control_this_tick_ = 0;
+    std::string_view why;
+    if (streams_.empty()) {
+      if (opts_.keepalive_timeout_ms && ++idle_ticks_ * 1000ull >= opts_.keepalive_timeout_ms && !going_away_) {
+        // An idle connection: say goodbye properly, then close.
+        nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_),
+                              NGHTTP2_NO_ERROR, nullptr, 0);
+        going_away_ = true;
+      }
+    } else if (opts_.idle_stream_timeout_ms) {
+      const std::uint32_t limit = std::max<std::uint32_t>(1, (opts_.idle_stream_timeout_ms + 999) / 1000);
+      std::vector<std::int32_t> stale;
+      for (auto& [id, s] : streams_)
+        if (tick_ - s->last_tick >= limit) stale.push_back(id);
+      for (auto id : stale) nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+      if (!stale.empty()) why = "HTTP/2: stream(s) reset after h2_idle_stream_timeout";
+    }
+    take_output(out);
+    return why;
+  }
+
+  bool go_away(std::string& out) override {
+    if (going_away_ || done_) return false;
+    going_away_ = true;
+    nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_),
+                          NGHTTP2_NO_ERROR, nullptr, 0);
+    take_output(out);
+    return true;
+  }
+
+  void abandon(std::string& out) override {
+    std::vector<std::int32_t> ids;
+    for (auto& [id, s] : streams_)
+      if (s->counted) ids.push_back(id);
+    for (auto id : ids) {
+      auto* s = find(id);
+      if (!s) continue;
+      if (!s->responded) {
+        answer(*s, 502, "Bad Gateway: the worker handling this request went away\n");
+      } else {
+        nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
+      }
+      uncount(*s);
+    }
+    take_output(out);
+  }
+
+ private:
+  static server_codec& self(void* p) { return *static_cast<server_codec*>(p); }
+
+  stream* find(std::int32_t id) {
+    auto it = streams_.find(id);
+    return it == streams_.end() ? nullptr : it->second.get();
+  }
+
+  // -- events ---------------------------------------------------------------------------------
+  void emit(ev kind, std::int32_t id, std::string_view payload) {
+    if (!backlog_.empty() || stopped_ || !sink_) {
+      std::string b;
+      put_stream(b, static_cast<std::uint32_t>(id));
+      b.append(payload);
+      backlog_.push_back({static_cast<std::uint8_t>(kind), std::move(b)});
+      return;
+    }
+    thread_local std::string buf;
+    buf.clear();
+    put_stream(buf, static_cast<std::uint32_t>(id));
+    buf.append(payload);
+    if (!sink_->on_event({static_cast<std::uint8_t>(kind), buf})) stopped_ = true;
+  }
+
+  bool flush_backlog() {
+    stopped_ = false;
+    std::size_t i = 0;
+    for (; i < backlog_.size(); ++i) {
+      if (!sink_->on_event({backlog_[i].kind, backlog_[i].data})) {
+        ++i;
+        stopped_ = true;
+        break;
+      }
+    }
+    backlog_.erase(backlog_.begin(), backlog_.begin() + static_cast<std::ptrdiff_t>(i));
+    return !stopped_;
+  }
+
+  void emit_request(stream& s, bool complete) {
+    s.req.complete = complete;
+    if (!s.cookies.empty()) {
+      std::string joined;
+      for (auto& c : s.cookies) {
+        if (!joined.empty()) joined += "; ";
+        joined += c;
+      }
+      s.req.headers.add("cookie", std::move(joined));
+      s.cookies.clear();
+    }
+    thread_local std::string payload;
+    payload.clear();
+    s.req.encode_to(payload);
+    s.emitted = true;
+    s.counted = true;
+    ++outstanding_;
+    emit(ev::request, s.id, payload);
+    s.req.body.clear();
+    s.req.body.shrink_to_fit();
+  }
+
+  void emit_body(stream& s, std::string_view data) {
+    while (!data.empty()) {
+      auto piece = data.substr(0, opts_.body_chunk_size);
+      data.remove_prefix(piece.size());
+      emit(ev::body, s.id, piece);
+    }
+  }
+
+  void emit_end(stream& s) {
+    thread_local std::string payload;
+    payload.clear();
+    s.trailers.encode_to(payload);
+    emit(ev::end, s.id, payload);
+  }
+
+  void uncount(stream& s) {
+    if (!s.counted) return;
+    s.counted = false;
+    --outstanding_;
+  }
+
+  // The request is whole (END_STREAM seen).
+  void request_ended(stream& s) {
+    if (s.refused) return;
+    if (!s.emitted) {
+      if (s.trailers.items.empty()) {
+        emit_request(s, true);
+        return;
+      }
+      auto body = std::move(s.req.body);
+      emit_request(s, false);
+      emit_body(s, body);
+    } else if (!s.req.body.empty()) {
+      emit_body(s, s.req.body);
+      s.req.body.clear();
+    }
+    emit_end(s);
+  }
+
+  void trip(const char* why) {
+    if (tripped_) return;
+    tripped_ = true;
+    nghttp2_session_terminate_session(session_, NGHTTP2_ENHANCE_YOUR_CALM);
+    fail({429, h1::error_category()}, why);
+  }
+
+  // A response the codec gives by itself (413, 502).
+  void answer(stream& s, int status, std::string_view body) {
+    std::string st = std::to_string(status);
+    std::string len = std::to_string(body.size());
+    nghttp2_nv nva[] = {make_nv(":status", st), make_nv("content-type", "text/plain; charset=utf-8"),
+                        make_nv("content-length", len)};
+    s.out.assign(body);
+    s.out_off = 0;
+    s.out_eof = true;
+    s.responded = true;
+    s.has_provider = true;
+    held_ += s.out.size();
+    nghttp2_data_provider prd;
+    prd.source.ptr = nullptr;
+    prd.read_callback = &read_body;
+    nghttp2_submit_response(session_, s.id, nva, std::size(nva), &prd);
+  }
+
+  void settle() {
+    if (done_) return;
+    if (!failed() && !error_.empty() && nghttp2_session_want_read(session_) == 0)
+      fail({400, h1::error_category()}, "HTTP/2: " + error_);
+    const bool idle = nghttp2_session_want_read(session_) == 0 && nghttp2_session_want_write(session_) == 0;
+    if (idle || (failed() && nghttp2_session_want_write(session_) == 0)) done_ = true;
+    // After our GOAWAY the connection ends once the streams that were in flight finished.
+    if (going_away_ && streams_.empty() && nghttp2_session_want_write(session_) == 0) done_ = true;
+  }
+
+  // -- nghttp2 callbacks -------------------------------------------------------------------
+  // A GOAWAY with an error that nghttp2 decided on by itself (its reset-rate and
+  // CONTINUATION limits, a protocol error): the reason for the log line.
+  static int on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
+    auto& c = self(ud);
+    if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR && c.error_.empty() &&
+        !c.failed())
+      c.error_ = std::string("GOAWAY ") + nghttp2_http2_strerror(frame->goaway.error_code) +
+                 (frame->goaway.error_code == NGHTTP2_INTERNAL_ERROR ? " (too many streams reset: h2_max_resets_per_second?)" : "");
+    return 0;
+  }
+
+  static int on_error(nghttp2_session*, int code, const char* msg, std::size_t len, void* ud) {
+    auto& c = self(ud);
+    // Only connection-ending errors matter for the log line; stream errors reset a stream.
+    if (c.error_.empty() && code != 0) c.error_.assign(msg, len);
+    return 0;
+  }
+
+  static int on_begin_frame(nghttp2_session*, const nghttp2_frame_hd* hd, void* ud) {
+    auto& c = self(ud);
+    switch (hd->type) {
+      case NGHTTP2_PING:
+      case NGHTTP2_SETTINGS:
+      case NGHTTP2_PRIORITY:
+        if (hd->flags & NGHTTP2_FLAG_ACK) break;
+        if (++c.control_this_tick_ > c.opts_.max_control_frames_per_second) {
+          c.trip("HTTP/2: control frame flood (h2_max_control_frames_per_second)");
+          return NGHTTP2_ERR_CALLBACK_FAILURE;
+        }
+        break;
+      case NGHTTP2_DATA:
+        if (hd->length == 0 && !(hd->flags & NGHTTP2_FLAG_END_STREAM) &&
+            ++c.control_this_tick_ > c.opts_.max_control_frames_per_second) {
+          c.trip("HTTP/2: empty DATA frame flood (h2_max_control_frames_per_second)");
+          return NGHTTP2_ERR_CALLBACK_FAILURE;
+        }
+        break;
+      default: break;
+    }
+    return 0;
+  }
+
+  static int on_begin_headers(nghttp2_session* session, const nghttp2_frame* frame, void* ud) {
+    auto& c = self(ud);
+    if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+    if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+      auto st = std::make_unique<stream>();
+      st->id = frame->hd.stream_id;
+      st->req.version_minor = 2;
+      st->last_tick = c.tick_;
+      c.streams_[st->id] = std::move(st);
+      (void)session;
+    } else if (auto* s = c.find(frame->hd.stream_id)) {
+      s->in_trailers = true;
+      s->header_bytes = 0;
+    }
+    return 0;
+  }
+
+  static int on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name, std::size_t namelen,
+                       const std::uint8_t* value, std::size_t valuelen, std::uint8_t, void* ud) {
+    auto& c = self(ud);
+    auto* s = c.find(frame->hd.stream_id);
+    if (!s) return 0;
+    s->header_bytes += namelen + valuelen + 32;  // RFC 9113 §6.5.2's accounting
+    if (s->header_bytes > c.opts_.max_header_list_size) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    std::string_view n(reinterpret_cast<const char*>(name), namelen);
+    std::string_view v(reinterpret_cast<const char*>(value), valuelen);
+    if (s->in_trailers) {
+      if (!n.empty() && n[0] != ':') s->trailers.add(std::string(n), std::string(v));
+      return 0;
+    }
+    if (!n.empty() && n[0] == ':') {
+      if (n == ":method") {
+        s->req.method.assign(v);
+        s->head_method = v == "HEAD";
+      } else if (n == ":path") {
+        s->req.target.assign(v);
+      } else if (n == ":authority") {
+        s->req.authority.assign(v);
+      } else if (n == ":scheme") {
+        s->scheme.assign(v);
+      }
+      return 0;
+    }
+    if (n == "cookie") {
+      s->cookies.emplace_back(v);
+      return 0;
+    }
+    if (n == "host" && s->req.authority.empty()) s->req.authority.assign(v);
+    if (n == "content-length") {
+      std::int64_t cl = 0;
+      auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), cl);
+      if (ec == std::errc() && p == v.data() + v.size()) s->req.content_length = cl;
+    }
+    if (n == "expect" && v == "100-continue") s->req.expect_continue = true;
+    s->req.headers.add(std::string(n), std::string(v));
+    return 0;
+  }
+
+  static int on_frame_recv(nghttp2_session* session, const nghttp2_frame* frame, void* ud) {
+    auto& c = self(ud);
+    auto* s = c.find(frame->hd.stream_id);
+    if (!s) return 0;
+    s->last_tick = c.tick_;
+    const bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+    switch (frame->hd.type) {
+      case NGHTTP2_HEADERS:
+        if (s->in_trailers) {
+          if (end) c.request_ended(*s);
+          return 0;
+        }
+        if (s->req.content_length >= 0 && static_cast<std::uint64_t>(s->req.content_length) > c.opts_.max_body_size) {
+          s->refused = true;
+          c.answer(*s, 413, "Content Too Large\n");
+          return 0;
+        }
+        if (end) {
+          s->req.content_length = s->req.content_length < 0 ? 0 : s->req.content_length;
+          c.request_ended(*s);
+        } else if (s->req.expect_continue ||
+                   (s->req.content_length > 0 &&
+                    static_cast<std::uint64_t>(s->req.content_length) > c.opts_.body_chunk_size)) {
+          c.emit_request(*s, false);  // the body streams after the head
+        } else {
+          s->req.expect_continue = false;
+        }
+        (void)session;
+        return 0;
+      case NGHTTP2_DATA:
+        if (end) c.request_ended(*s);
+        return 0;
+      default: return 0;
+    }
+  }
+
+  static int on_data_chunk(nghttp2_session*, std::uint8_t, std::int32_t id, const std::uint8_t* data, std::size_t len,
+                           void* ud) {
+    auto& c = self(ud);
+    auto* s = c.find(id);
+    if (!s || s->refused) return 0;
+    s->last_tick = c.tick_;
+    s->body_total += len;
+    if (s->body_total > c.opts_.max_body_size) {
+      s->refused = true;
+      if (!s->emitted) {
+        c.answer(*s, 413, "Content Too Large\n");
+      } else {
+        nghttp2_submit_rst_stream(c.session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+      }
+      return 0;
+    }
+    std::string_view piece(reinterpret_cast<const char*>(data), len);
+    if (!s->emitted) {
+      if (s->req.body.size() + len <= c.opts_.body_chunk_size) {
+        s->req.body.append(piece);
+        return 0;
+      }
+      auto buffered = std::move(s->req.body);
+      s->req.body.clear();
+      c.emit_request(*s, false);
+      c.emit_body(*s, buffered);
+    }
+    c.emit_body(*s, piece);
+    return 0;
+  }
+
+  static int on_stream_close(nghttp2_session*, std::int32_t id, std::uint32_t, void* ud) {
+    auto& c = self(ud);
+    auto it = c.streams_.find(id);
+    if (it == c.streams_.end()) return 0;
+    auto& s = *it->second;
+    if (s.counted) {
+      // Reset before its response ended: the handler learns it (a body it waits for).
+      c.uncount(s);
+      c.emit(ev::reset, id, {});
+    }
+    c.held_ -= std::min(c.held_, s.out.size() - s.out_off);
+    c.streams_.erase(it);
+    return 0;
+  }
+
+  static ssize_t read_body(nghttp2_session* session, std::int32_t id, std::uint8_t* buf, std::size_t length,
+                           std::uint32_t* flags, nghttp2_data_source*, void* ud) {
+    auto& c = self(ud);
+    auto* s = c.find(id);
+    if (!s) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    s->last_tick = c.tick_;
+    const std::size_t n = std::min(length, s->out.size() - s->out_off);
+    std::copy_n(s->out.data() + s->out_off, n, buf);
+    s->out_off += n;
+    c.held_ -= std::min(c.held_, n);
+    if (s->out_off == s->out.size()) {
+      s->out.clear();
+      s->out_off = 0;
+      if (s->out_eof) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (!s->resp_trailers.items.empty()) {
+          std::vector<std::string> names;
+          std::vector<nghttp2_nv> nva;
+          names.reserve(s->resp_trailers.items.size());
+          for (auto& t : s->resp_trailers.items) {
+            if (!valid_name(t.name) || !valid_value(t.value)) continue;
+            names.push_back(lower(t.name));
+            nva.push_back(make_nv(names.back(), t.value));
+          }
+          if (!nva.empty() && nghttp2_submit_trailer(session, id, nva.data(), nva.size()) == 0)
+            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        }
+        c.uncount(*s);
+      } else if (n == 0) {
+        s->deferred = true;
+        return NGHTTP2_ERR_DEFERRED;
+      }
+    }
+    return static_cast<ssize_t>(n);
+  }
+
+  void submit_head(stream& s, std::string_view fields, int status, std::int64_t length, bool body_follows);
+
+  options opts_;
+  nghttp2_session* session_ = nullptr;
+  event_sink* sink_ = nullptr;
+  std::unordered_map<std::int32_t, std::unique_ptr<stream>> streams_;
+  struct held_event {
+    std::uint8_t kind;
+    std::string data;
+  };
+  std::vector<held_event> backlog_;
+  std::size_t held_ = 0;
+  std::uint32_t outstanding_ = 0;
+  std::uint32_t tick_ = 0;
+  std::uint32_t idle_ticks_ = 0;
+  std::uint32_t control_this_tick_ = 0;
+  std::string error_;  // what nghttp2 reported last (a connection error when it stops reading)
+  bool stopped_ = false;
+  bool tripped_ = false;
+  bool going_away_ = false;
+  bool done_ = false;
+};
+
+// Calls f(name, value) for each field of a checked header_list wire form.
+template <typename F>
+void for_each_field(std::string_view raw, F&& f) {
+  h1::wire::reader rd{raw};
+  std::uint32_t count = 0;
+  rd.u32(count);
+  std::string_view n, v;
+  for (std::uint32_t i = 0; i < count && rd.str(n) && rd.str(v); ++i) f(n, v);
+}
+
+void server_codec::submit_head(stream& s, std::string_view fields, int status, std::int64_t length, bool body_follows) {
+  std::string st = std::to_string(status);
+  std::string len = length >= 0 ? std::to_string(length) : std::string();
+  std::vector<std::string> names;
+  std::vector<nghttp2_nv> nva;
+  h1::wire::reader rd{fields};
+  std::uint32_t count = 0;
+  rd.u32(count);
+  names.reserve(count + 2);
+  nva.reserve(count + 4);
+  nva.push_back(make_nv(":status", st));
+  bool has_server = false;
+  const bool interim = status < 200;
+  for_each_field(fields, [&](std::string_view n, std::string_view v) {
+    if (!valid_name(n) || !valid_value(v)) return;
+    names.push_back(lower(n));
+    const auto& ln = names.back();
+    if (connection_specific(ln)) return;
+    if (!interim && ln == "content-length") return;  // ours, from the body
+    if (ln == "server") has_server = true;
+    nva.push_back(make_nv(ln, v));
+  });
+  if (interim) {
+    nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, s.id, nullptr, nva.data(), nva.size(), nullptr);
+    return;
+  }
+  if (!has_server && !opts_.server_name.empty()) nva.push_back(make_nv("server", opts_.server_name));
+  if (!len.empty() && status != 204 && status != 304) nva.push_back(make_nv("content-length", len));
+  s.responded = true;
+  if (!body_follows) {
+    nghttp2_submit_response(session_, s.id, nva.data(), nva.size(), nullptr);
+    uncount(s);
+    return;
+  }
+  s.has_provider = true;
+  nghttp2_data_provider prd;
+  prd.source.ptr = nullptr;
+  prd.read_callback = &read_body;
+  nghttp2_submit_response(session_, s.id, nva.data(), nva.size(), &prd);
+}
+
+void server_codec::encode(std::uint8_t kind, std::string_view data, std::string& wire) {
+  (void)wire;  // frames come out of take_output(), which the connection calls next
+  std::uint32_t id = 0;
+  if (!take_stream(data, id) || id == 0 || id > 0x7fffffff) return;
+  auto* s = find(static_cast<std::int32_t>(id));
+  if (!s || s->refused) return;
+  s->last_tick = tick_;
+  switch (static_cast<h1::out>(kind)) {
+    case h1::out::whole:
+    case h1::out::head: {
+      if (s->responded) return;
+      h1::wire::reader rd{data};
+      std::uint32_t status = 0, count = 0;
+      std::string_view reason, fields;
+      std::uint64_t length = 0;
+      std::uint8_t close = 0;
+      if (!rd.u32(status) || !rd.str(reason) || !rd.fields(fields, count) || !rd.u64(length) || !rd.u8(close)) return;
+      if (status < 100 || status > 999 || status == 101) return;
+      if (status < 200) {
+        if (kind == static_cast<std::uint8_t>(h1::out::whole)) submit_head(*s, fields, static_cast<int>(status), -1, false);
+        return;
+      }
+      const bool bodiless = s->head_method || status == 204 || status == 304;
+      if (kind == static_cast<std::uint8_t>(h1::out::whole)) {
+        auto body = rd.in;
+        std::int64_t cl = static_cast<std::int64_t>(body.size());
+        if (s->head_method && body.empty() && static_cast<std::int64_t>(length) >= 0)
+          cl = static_cast<std::int64_t>(length);
+        if (bodiless || body.empty()) {
+          submit_head(*s, fields, static_cast<int>(status), cl, false);
+          return;
+        }
+        s->out.assign(body);
+        s->out_off = 0;
+        s->out_eof = true;
+        held_ += body.size();
+        submit_head(*s, fields, static_cast<int>(status), cl, true);
+        return;
+      }
+      // A streamed response: DATA frames follow as the handler writes.
+      submit_head(*s, fields, static_cast<int>(status), static_cast<std::int64_t>(length), !bodiless);
+      if (bodiless) s->out_eof = true;
+      return;
+    }
+    case h1::out::body:
+      if (!s->responded || !s->has_provider || s->out_eof || data.empty()) return;
+      s->out.append(data);
+      held_ += data.size();
+      if (s->deferred) {
+        s->deferred = false;
+        nghttp2_session_resume_data(session_, s->id);
+      }
+      return;
+    case h1::out::end: {
+      if (!s->responded || s->out_eof) return;
+      s->out_eof = true;
+      if (!s->has_provider) return;
+      std::string_view in = data;
+      if (!s->resp_trailers.decode_from(in)) s->resp_trailers.items.clear();
+      if (s->deferred) {
+        s->deferred = false;
+        nghttp2_session_resume_data(session_, s->id);
+      }
+      return;
+    }
+    case h1::out::continue_100:
+      if (s->req.expect_continue && !s->responded) {
+        s->req.expect_continue = false;
+        nghttp2_nv nv = make_nv(":status", "100");
+        nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, s->id, nullptr, &nv, 1, nullptr);
+      }
+      return;
+    default:
+      if (kind == kReplyReset) nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
+      return;
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<stream_codec> make_server_codec(const options& opts) { return std::make_unique<server_codec>(opts); }
+
+std::unique_ptr<stream_codec> make_upgrade_codec(const options& opts, std::string_view settings,
+                                                 const http1::request_head& request, bool head_method) {
+  auto c = std::make_unique<server_codec>(opts);
+  if (!c->upgrade(settings, request, head_method)) return nullptr;
+  return c;
+}
+
+}  // namespace swactor::protocols::http2

@@ -1,0 +1,290 @@
+// HTTP/2 through the real server, in both modes, with real clients: curl (h2c by prior
+// knowledge, h2c by Upgrade, h2 over TLS by ALPN), nghttp (the SETTINGS we send, trailers
+// both ways, GOAWAY on stop), h2load (-c 10 -m 100, no errors), and raw-frame attack
+// clients (tests/integration/h2/h2_attack.py): each attack ends its own connection with
+// GOAWAY or a reset while the server keeps serving others.
+#include <signal.h>
+
+#include <string>
+#include <thread>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "harness.hpp"
+#include "http_helpers.hpp"
+#include "server_helpers.hpp"
+
+using namespace std::chrono_literals;
+namespace t = swactor::testing;
+namespace srv = swactor::testing::server;
+namespace http = swactor::testing::http;
+using nlohmann::json;
+
+namespace {
+
+bool sh(const std::string& cmd, std::string* out = nullptr) {
+  auto r = t::run({"sh", "-c", cmd}, 30s);
+  if (out) *out = r.out + r.err;
+  if (r.exit_code != 0) WARN("command failed: " << cmd << "\n" << r.out << r.err);
+  return r.exit_code == 0;
+}
+
+// A CA and a server certificate for 127.0.0.1 / localhost (EC keys: quick to make).
+struct h2_pki {
+  t::temp_dir dir{"swactor-h2-tls"};
+  std::string path(const std::string& name) const { return dir.file(name).string(); }
+  h2_pki() {
+    auto ext = dir.write("server.ext", "subjectAltName=DNS:localhost,IP:127.0.0.1\n").string();
+    REQUIRE(sh("cd " + dir.path().string() +
+               " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key"
+               " -out ca.pem -days 2 -subj '/CN=swactor h2 test CA' 2>/dev/null"
+               " && openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout server.key"
+               " -out server.csr -subj '/CN=localhost' 2>/dev/null"
+               " && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2"
+               " -out server.pem -extfile " + ext + " 2>/dev/null"));
+  }
+};
+
+// {port}: http:// (h2c on by default), {port2}: https:// offering h2 and http/1.1 by ALPN,
+// {port3}: http:// with h2c = false. Every path goes to http_echo.
+std::string config(const h2_pki& pki, const std::string& extra = {}) {
+  const std::string routes = "routes = [ { path = \"/up\", module = \"echo\", stream_body = true }, "
+                             "{ path = \"/\", module = \"echo\" } ]\nmax_body_size = \"64MiB\"\n";
+  return "[[listen]]\nurl = \"http://127.0.0.1:{port}\"\n" + routes + extra +
+         "\n[[listen]]\nurl = \"https://127.0.0.1:{port2}\"\n" + routes + "tls = { cert = \"" +
+         pki.path("server.pem") + "\", key = \"" + pki.path("server.key") + "\", alpn = [\"h2\", \"http/1.1\"] }\n" +
+         "\n[[listen]]\nurl = \"http://127.0.0.1:{port3}\"\n" + routes + "h2c = false\n" + http::kModules;
+}
+
+std::string server_keys(const std::string& mode) { return http::server_keys(mode) + "\nmax_wait_time = \"5s\""; }
+
+struct curl_result {
+  int exit_code = -1;
+  std::string body;
+  std::string version;  // curl's %{http_version}: "2", "1.1"
+};
+
+// curl with `args`; the body, then the protocol version it spoke on the last line.
+curl_result curl(const std::string& args) {
+  auto r = t::run({"sh", "-c", "curl -sS --max-time 20 -w '\\n%{http_version}' " + args}, 30s);
+  INFO("curl " << args << ": " << r.err);
+  curl_result c;
+  c.exit_code = r.exit_code;
+  auto nl = r.out.rfind('\n');
+  if (nl == std::string::npos) return c;
+  c.body = r.out.substr(0, nl);
+  c.version = r.out.substr(nl + 1);
+  return c;
+}
+
+json as_json(const std::string& s) {
+  try {
+    return json::parse(s);
+  } catch (...) {
+    return json();
+  }
+}
+
+std::string attack(std::uint16_t port, const std::string& what) {
+  auto r = t::run({"python3", std::string(SWACTOR_H2_SCRIPTS) + "/h2_attack.py", std::to_string(port), what}, 40s);
+  INFO(what << ": " << r.err);
+  return r.out;
+}
+
+// The server still answers a fresh HTTP/2 connection.
+bool serves(std::uint16_t port) {
+  auto c = curl("--http2-prior-knowledge http://127.0.0.1:" + std::to_string(port) + "/alive");
+  return c.exit_code == 0 && c.version == "2" && as_json(c.body).value("path", "") == "/alive";
+}
+
+}  // namespace
+
+TEST_CASE("http2: curl over h2c (prior knowledge, upgrade) and h2 over TLS, bodies and streams byte-exact",
+          "[http2]") {
+  REQUIRE(http::have_tool("curl"));
+  REQUIRE(http::have_tool("openssl"));
+  const std::string mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  h2_pki pki;
+  srv::server_under_test s(server_keys(mode), config(pki));
+  const auto base = "http://127.0.0.1:" + std::to_string(s.port);
+
+  // Prior knowledge: the connection starts with the preface.
+  auto c = curl("--http2-prior-knowledge '" + base + "/a/b?x=1'");
+  REQUIRE(c.exit_code == 0);
+  CHECK(c.version == "2");
+  auto j = as_json(c.body);
+  CHECK(j.value("version", "") == "HTTP/2");
+  CHECK(j.value("method", "") == "GET");
+  CHECK(j.value("path", "") == "/a/b");
+  CHECK(j.value("host", "") == "127.0.0.1:" + std::to_string(s.port));
+
+  // Upgrade from HTTP/1.1: 101, then the first request is answered on stream 1.
+  c = curl("--http2 '" + base + "/up1?y=2'");
+  REQUIRE(c.exit_code == 0);
+  CHECK(c.version == "2");
+  j = as_json(c.body);
+  CHECK(j.value("version", "") == "HTTP/2");
+  CHECK(j.value("path", "") == "/up1");
+
+  // h2c = false: the same request stays HTTP/1.1.
+  c = curl("--http2 http://127.0.0.1:" + std::to_string(s.port3) + "/plain");
+  REQUIRE(c.exit_code == 0);
+  CHECK(c.version == "1.1");
+  CHECK(as_json(c.body).value("version", "") == "HTTP/1.1");
+
+  // TLS with ALPN h2.
+  c = curl("--http2 --cacert " + pki.path("ca.pem") + " https://127.0.0.1:" + std::to_string(s.port2) + "/tls");
+  REQUIRE(c.exit_code == 0);
+  CHECK(c.version == "2");
+  j = as_json(c.body);
+  CHECK(j.value("version", "") == "HTTP/2");
+  REQUIRE(j.contains("tls"));
+  CHECK(j["tls"].value("alpn", "") == "h2");
+  // A client that offers only http/1.1 still gets it.
+  c = curl("--http1.1 --cacert " + pki.path("ca.pem") + " https://127.0.0.1:" + std::to_string(s.port2) + "/tls1");
+  REQUIRE(c.exit_code == 0);
+  CHECK(c.version == "1.1");
+
+  // A request body of 1 MiB (above the window sizes and body_chunk_size), byte-exact, to a
+  // whole-body route and to a stream_body route.
+  std::string body(1 << 20, '\0');
+  for (std::size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>((i * 131) ^ (i >> 9));
+  auto file = s.dir.write("body.bin", body).string();
+  for (const char* path : {"/whole", "/up"}) {
+    INFO(path);
+    c = curl("--http2-prior-knowledge --data-binary @" + file + " '" + base + path + "'");
+    REQUIRE(c.exit_code == 0);
+    j = as_json(c.body);
+    CHECK(j.value("method", "") == "POST");
+    CHECK(j.value("body_base64", "") == http::base64_encode(body));
+  }
+
+  // A streamed response of 100 x 64 KiB as DATA frames, byte-exact in length and content.
+  c = curl("--http2-prior-knowledge '" + base + "/?chunks=100&size=65536'");
+  REQUIRE(c.exit_code == 0);
+  CHECK(c.body.size() == 100u * 65536u);
+  CHECK(c.body.find_first_not_of('x') == std::string::npos);
+
+  // Many streams on one connection, answered in any order: curl multiplexes parallel URLs.
+  std::string urls;
+  for (int i = 0; i < 20; ++i) urls += " '" + base + "/m" + std::to_string(i) + "?delay=" + std::to_string((20 - i) * 10) + "'";
+  auto r = t::run({"sh", "-c", "curl -sS --max-time 20 --http2-prior-knowledge --parallel --parallel-immediate" + urls}, 30s);
+  REQUIRE(r.exit_code == 0);
+  for (int i = 0; i < 20; ++i) CHECK(r.out.find("\"path\":\"/m" + std::to_string(i) + "\"") != std::string::npos);
+
+  CHECK(serves(s.port));
+  s.stop_and_check();
+}
+
+TEST_CASE("http2: nghttp sees our SETTINGS, trailers both ways, and GOAWAY(NO_ERROR) on stop", "[http2]") {
+  REQUIRE(http::have_tool("nghttp"));  // scripts/install-deps.sh: nghttp2-client
+  const std::string mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  h2_pki pki;
+  srv::server_under_test s(server_keys(mode), config(pki, "h2_max_concurrent_streams = 77\n"));
+  const auto base = "http://127.0.0.1:" + std::to_string(s.port);
+
+  std::string out;
+  REQUIRE(sh("nghttp -nv '" + base + "/settings'", &out));
+  INFO(out);
+  CHECK(out.find("recv SETTINGS frame") != std::string::npos);
+  CHECK(out.find("[SETTINGS_MAX_CONCURRENT_STREAMS(0x03):77]") != std::string::npos);
+  CHECK(out.find("[SETTINGS_INITIAL_WINDOW_SIZE(0x04):65535]") != std::string::npos);
+  CHECK(out.find("[SETTINGS_MAX_HEADER_LIST_SIZE(0x06):65536]") != std::string::npos);
+  CHECK(out.find(":status: 200") != std::string::npos);
+
+  // Request trailers reach the handler; response trailers reach the client after the body.
+  auto data = s.dir.write("post.txt", "hello trailers").string();
+  REQUIRE(sh("nghttp -v -d " + data + " --trailer 'x-req-trailer: t1' '" + base + "/t?chunks=2&size=5&trailer=t2'", &out));
+  INFO(out);
+  CHECK(out.find("x-echo-trailer: t2") != std::string::npos);
+  REQUIRE(sh("nghttp -d " + data + " --trailer 'x-req-trailer: t1' '" + base + "/t'", &out));
+  auto j = as_json(out);
+  CHECK(j.value("body", "") == "hello trailers");
+  REQUIRE(j.contains("trailers"));
+  CHECK(j["trailers"].dump() == R"([["x-req-trailer","t1"]])");
+
+  // A request in flight when the server stops: GOAWAY(NO_ERROR) with its stream as the last
+  // one, and the request still completes.
+  t::process slow({"nghttp", "-v", base + "/slow?delay=1500"});
+  std::this_thread::sleep_for(500ms);  // the request reached the handler (it sleeps 1.5 s)
+  s.stop_and_check();
+  REQUIRE(slow.wait(10s));
+  auto text = slow.stdout_text();
+  INFO(text);
+  CHECK(text.find("recv GOAWAY frame") != std::string::npos);
+  CHECK(text.find("error_code=NO_ERROR(0x00)") != std::string::npos);
+  CHECK(text.find("last_stream_id=0)") == std::string::npos);
+  CHECK(text.find(":status: 200") != std::string::npos);
+}
+
+TEST_CASE("http2: h2load -c 10 -m 100 -n 2000 has no errors", "[http2]") {
+  REQUIRE(http::have_tool("h2load"));  // scripts/install-deps.sh: nghttp2-client
+  const std::string mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  h2_pki pki;
+  srv::server_under_test s(server_keys(mode), config(pki));
+  for (auto url : {"http://127.0.0.1:" + std::to_string(s.port) + "/", "https://127.0.0.1:" + std::to_string(s.port2) + "/"}) {
+    INFO(url);
+    auto r = t::run({"h2load", "-c", "10", "-m", "100", "-n", "2000", url}, 60s);
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.out.find("2000 succeeded, 0 failed, 0 errored, 0 timeout") != std::string::npos);
+    CHECK(r.out.find("status codes: 2000 2xx") != std::string::npos);
+  }
+  s.stop_and_check();
+}
+
+TEST_CASE("http2: attacks end their own connection and the server keeps serving", "[http2][attack]") {
+  const std::string mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  h2_pki pki;
+  srv::server_under_test s(server_keys(mode), config(pki, "h2_idle_stream_timeout = \"2s\"\n"));
+  const pid_t master = s.proc->pid();
+  auto workers = s.worker_pids(s.stats());
+  REQUIRE(!workers.empty());
+
+  // Rapid reset (CVE-2023-44487): 20,000 streams opened and reset at once.
+  auto j = as_json(attack(s.port, "rapid_reset"));
+  INFO(j.dump());
+  CHECK((j["goaway"].is_number() && j["goaway"] != 0));  // nghttp2's reset limiter: INTERNAL_ERROR
+  CHECK(s.wait_log("closing session .*: HTTP/2: GOAWAY INTERNAL_ERROR", 5s));
+  CHECK(serves(s.port));
+
+  // CONTINUATION flood: a header block that never ends.
+  j = as_json(attack(s.port, "continuation"));
+  INFO(j.dump());
+  CHECK((j["goaway"].is_number() && j["goaway"] != 0));
+  CHECK(s.wait_log("closing session .*: HTTP/2: Too many CONTINUATION frames", 5s));
+  CHECK(serves(s.port));
+
+  // HPACK bomb: 8 MB of header list from 6 KB of frames: the stream is refused.
+  j = as_json(attack(s.port, "hpack_bomb"));
+  INFO(j.dump());
+  CHECK((!j["rst"].empty() || (j["goaway"].is_number() && j["goaway"] != 0)));
+  CHECK(serves(s.port));
+
+  // PING, SETTINGS and empty DATA floods.
+  for (const char* a : {"ping_flood", "settings_flood", "empty_data"}) {
+    INFO(a);
+    j = as_json(attack(s.port, a));
+    INFO(j.dump());
+    CHECK((j["goaway"].is_number() && j["goaway"] != 0));
+    CHECK(serves(s.port));
+  }
+  CHECK(s.count_log("closing session .*: HTTP/2: control frame flood") == 2);
+  CHECK(s.count_log("closing session .*: HTTP/2: empty DATA frame flood") == 1);
+
+  // A stream stalled on a zero window is reset after h2_idle_stream_timeout.
+  j = as_json(attack(s.port, "zero_window"));
+  INFO(j.dump());
+  CHECK(j["rst"] == json::array({1}));
+
+  // Every process is still the one that started.
+  CHECK(srv::pid_alive(master));
+  for (auto w : workers) CHECK(srv::pid_alive(w));
+  CHECK(serves(s.port));
+  s.stop_and_check();
+}
