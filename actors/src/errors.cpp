@@ -24,6 +24,8 @@ class server_category_impl final : public std::error_category {
       case server_errc::no_reply: return "the request's handler returned without replying";
       case server_errc::request_failed: return "the request's handler failed";
       case server_errc::message_too_large: return "bus message larger than bus.max_message_size";
+      case server_errc::response_gone:
+        return "no such HTTP request to answer: it was answered, timed out or its client left";
     }
     return "unknown server error";
   }

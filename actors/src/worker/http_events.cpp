@@ -12,6 +12,7 @@
 #include "swactor/actors/http.hpp"
 #include "swactor/core/log.hpp"
 #include "swactor/core/wait_queue.hpp"
+#include "swactor/protocols/multipart.hpp"
 #include "worker/runtime.hpp"
 
 namespace swactor::detail {
@@ -21,13 +22,22 @@ namespace h1 = protocols::http1;
 
 class session_channel final : public http::response_channel {
  public:
-  session_channel(session_port& port, session_id s) : port_(port), s_(s) {}
+  session_channel(session_port& port, session_id s, worker_runtime* rt = nullptr) : port_(port), s_(s), rt_(rt) {}
   std::error_code send(std::uint8_t kind, std::string_view data) override { return port_.send(s_, data, kind); }
   task<std::error_code> drained(duration timeout) override { return port_.drained(s_, timeout); }
+  result<http::response_handle> detach() override {
+    if (!rt_) return make_error_code(server_errc::not_supported);
+    auto h = rt_->http_detach(s_);
+    if (h) detached_ = h->request;
+    return h;
+  }
+  std::uint64_t detached_request() const noexcept { return detached_; }
 
  private:
   session_port& port_;
   session_id s_;
+  worker_runtime* rt_;
+  std::uint64_t detached_ = 0;
 };
 
 // A reply the worker makes without a handler (404, 405, 503, 500, 400).
@@ -131,6 +141,16 @@ std::optional<task<void>> worker_runtime::http_event(std::uint8_t kind, session_
       http_exchange x;
       x.req = std::make_unique<http::request>(std::move(head), s, std::string(port_->remote_of(s)));
       x.req->set_address_lookup(this);
+      if (auto* ct = x.req->header("content-type"); ct && protocols::multipart::is_form_data(*ct)) {
+        http::form_options fo;
+        fo.upload_tmp_dir = lc.upload_tmp_dir;
+        fo.upload_memory_size = lc.upload_memory_size;
+        fo.max_parts = static_cast<std::size_t>(lc.multipart_max_parts);
+        fo.max_part_size = lc.multipart_max_part_size;
+        fo.max_field_size = lc.multipart_max_field_size;
+        fo.max_header_size = static_cast<std::size_t>(lc.max_header_size);
+        x.req->set_form_options(std::move(fo));
+      }
       const auto& path = x.req->path();
       if (path.find('\0') != std::string::npos) {
         x.status = 400;
@@ -214,7 +234,30 @@ task<void> worker_runtime::serve_http(http_exchange x) {
   }
   ++http_in_flight_;
   auto mod = x.module;
-  if (x.pipe && !x.stream) {
+  if (!x.stream && x.req->is_multipart()) {
+    // A multipart body is parsed as it arrives (files to disk), never gathered whole.
+    if (x.pipe) x.req->set_body_source(x.pipe);
+    auto ec = co_await x.req->read_form(nullptr, x.body_timeout);
+    x.req->set_body_source(nullptr);
+    if (ec) {
+      --http_in_flight_;
+      if (ec == server_errc::session_not_found) co_return;  // the client went away: the files go with x
+      if (x.pipe && !x.pipe->ended) {  // the rest of the body is not wanted
+        x.pipe->discard = true;
+        for (auto& p : x.pipe->pieces) http_body_taken(s, p.size());
+        x.pipe->pieces.clear();
+      }
+      int status = http::form_error_status(ec);
+      log::info("session {}: {} {}: multipart body refused ({}): {}", s, x.req->method(), x.req->target(), status,
+                ec.message());
+      const char* text = status == 413 ? "Payload Too Large\n"
+                         : status == 408 ? "Request Timeout\n"
+                         : status == 400 ? "Bad Request: malformed multipart body\n"
+                                         : "Internal Server Error\n";
+      answer(*port_, s, status, text, nullptr, true);
+      co_return;
+    }
+  } else if (x.pipe && !x.stream) {
     // A whole body: gather it before the handler runs.
     for (;;) {
       auto piece = co_await x.pipe->next(*x.req, x.body_timeout);
@@ -228,7 +271,7 @@ task<void> worker_runtime::serve_http(http_exchange x) {
   } else if (x.pipe) {
     x.req->set_body_source(x.pipe);
   }
-  session_channel ch(*port_, s);
+  session_channel ch(*port_, s, this);
   http::response res(ch);
   std::exception_ptr error;
   try {
@@ -238,6 +281,16 @@ task<void> worker_runtime::serve_http(http_exchange x) {
     error = std::current_exception();
   }
   --http_in_flight_;
+  if (res.detached() && !error) {
+    // Another process answers; this session's next request waits for that answer.
+    const auto& lc = app_.listen[static_cast<std::size_t>(x.listener)];
+    co_await wait_detached(ch.detached_request(),
+                           lc.detached_response_timeout.count() > 0 ? lc.detached_response_timeout
+                                                                    : std::chrono::milliseconds(std::chrono::hours(24 * 365)),
+                           *x.req);
+    co_return;
+  }
+  if (res.detached()) detached_.erase(ch.detached_request());
   if (!error && res.error() && res.error() != server_errc::session_not_found) {
     log::warning("module {}: the response to {} {} (session {}) could not be sent: {}; closing the connection",
                  modules_[static_cast<std::size_t>(mod)]->instance_name(), x.req->method(), x.req->path(), s,
@@ -269,6 +322,11 @@ std::string worker_runtime::local_address(session_id s) {
 }
 
 void worker_runtime::http_closed(session_id s) {
+  for (auto& [id, d] : detached_)
+    if (d->session == s && !d->done) {
+      d->done = true;
+      d->waiters.complete_all({});
+    }
   auto it = http_pipes_.find(s);
   if (it == http_pipes_.end()) return;
   for (auto& p : it->second.pipes) {

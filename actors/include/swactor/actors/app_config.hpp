@@ -178,6 +178,13 @@ struct listen_config {
   int max_concurrency = 10000;
   int max_pipelined_requests = 16;
   std::string server_header = "swactor";
+  // multipart/form-data bodies (http::form_options)
+  std::string upload_tmp_dir = "/tmp";
+  std::uint64_t upload_memory_size = 64 * 1024;
+  int multipart_max_parts = 128;
+  std::uint64_t multipart_max_part_size = 1ull << 30;
+  std::uint64_t multipart_max_field_size = 1u << 20;
+  std::chrono::milliseconds detached_response_timeout{60000};
   // Redis listeners
   redis_config redis;
   // TLS listeners (https://, tls://, wss://)

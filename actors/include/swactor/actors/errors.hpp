@@ -21,6 +21,7 @@ enum class server_errc {
   no_reply,               // bus: the request's handler returned without replying
   request_failed,         // bus: the request's handler threw
   message_too_large,      // bus: over [bus] max_message_size
+  response_gone,          // http: a detached response's request no longer exists
 };
 
 const std::error_category& server_category() noexcept;
