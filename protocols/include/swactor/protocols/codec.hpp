@@ -78,6 +78,10 @@ class stream_codec {
   // reactor keeps a connection on one worker while this is non-zero, so replies come back
   // in order whatever the dispatch mode.
   virtual std::uint32_t outstanding() const noexcept { return 0; }
+  // True while a message is partly received (an HTTP request body still arriving): an end
+  // of stream then cuts it, so the connection closes at once instead of waiting to answer
+  // (the handler reading that body learns the client left).
+  virtual bool mid_message() const noexcept { return false; }
 
   // A codec cannot read a clock: it names the timeout of the phase it is in, and the
   // connection layer measures it. `epoch` changes whenever a new phase starts (the
