@@ -365,6 +365,30 @@ const config::schema<listen_config>& listen_schema() {
                  "HTTP/2: PING, SETTINGS and PRIORITY frames and empty DATA frames a client may "
                  "send per second; beyond it GOAWAY ENHANCE_YOUR_CALM and close (floods).",
                  1, 10'000'000)
+        .string("upload_tmp_dir", &listen_config::upload_tmp_dir,
+                "HTTP: where file parts of multipart/form-data bodies above upload_memory_size "
+                "are written as they arrive (temporary files, removed when the request ends, "
+                "also when the client goes away).")
+        .size("upload_memory_size", &listen_config::upload_memory_size,
+              "HTTP: a multipart file part up to this size stays in memory; a bigger one goes "
+              "to a temporary file in upload_tmp_dir.",
+              0, 64u << 20)
+        .integer("multipart_max_parts", &listen_config::multipart_max_parts,
+                 "HTTP: parts (fields and files) in one multipart/form-data body; beyond it 413 "
+                 "and close.",
+                 1, 1'000'000)
+        .size("multipart_max_part_size", &listen_config::multipart_max_part_size,
+              "HTTP: bytes of one multipart file part; beyond it 413 and close (max_body_size "
+              "bounds the whole body).",
+              1)
+        .size("multipart_max_field_size", &listen_config::multipart_max_field_size,
+              "HTTP: bytes of one multipart field without a filename (fields are kept in "
+              "memory); beyond it 413 and close.",
+              1)
+        .duration("detached_response_timeout", &listen_config::detached_response_timeout,
+                  "HTTP: a response handed to another process (response::detach) must end "
+                  "within this time, else 504 (or, once its head went out, the connection "
+                  "closes). 0 = no limit.")
         .table("websocket", &listen_config::websocket, websocket_schema(),
                "HTTP: WebSocket upgrades on this listener (see [listen.websocket]); a `ws://` URL "
                "turns them on with the defaults.")

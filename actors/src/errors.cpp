@@ -26,6 +26,8 @@ class server_category_impl final : public std::error_category {
       case server_errc::message_too_large: return "bus message larger than bus.max_message_size";
       case server_errc::body_too_large: return "the request body inflates past max_body_size";
       case server_errc::bad_body_encoding: return "the request body is not valid data of its Content-Encoding";
+      case server_errc::response_gone:
+        return "no such HTTP request to answer: it was answered, timed out or its client left";
     }
     return "unknown server error";
   }

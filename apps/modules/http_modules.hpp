@@ -41,20 +41,44 @@ class http_hello final : public module_base {
 
 std::string base64_encode(std::string_view in);
 
+// SHA-256 (hex) of each uploaded file as its bytes arrive (request::read_form's observer).
+class upload_hasher final : public http::upload_observer {
+ public:
+  upload_hasher();
+  ~upload_hasher();
+  upload_hasher(const upload_hasher&) = delete;
+  upload_hasher& operator=(const upload_hasher&) = delete;
+  void on_file_begin(const http::uploaded_file& f) override;
+  void on_file_data(const http::uploaded_file& f, std::string_view data) override;
+  void on_file_end(const http::uploaded_file& f) override;
+  const std::vector<std::string>& digests() const noexcept { return digests_; }
+
+ private:
+  void* ctx_;  // EVP_MD_CTX (OpenSSL stays out of this header)
+  std::vector<std::string> digests_;
+};
+// SHA-256 (hex) of a file already received: its content, or its temporary file read in pieces.
+std::string sha256_of(const http::uploaded_file& f);
+
 class http_echo final : public module_base {
  public:
   static constexpr std::string_view kName = "http_echo";
   static constexpr std::string_view kDoc =
       "Answers every HTTP request with a JSON description of it: method, target, path, query, "
       "version, host, headers (in order), cookies, form, trailers, body (and body_base64), remote, "
-      "worker, and on a TLS listener tls (version, cipher, sni, alpn, peer_subject, peer_fingerprint, resumed). "
+      "worker, files (multipart uploads: name, filename, content_type, size, sha256, on_disk), and on a TLS "
+      "listener tls (version, cipher, sni, alpn, peer_subject, peer_fingerprint, resumed). "
       "Query parameters for tests: `status=NNN` sets the response status, `delay=MS` answers "
       "after that many milliseconds, `chunks=N&size=S` streams N chunks of S bytes (chunked) "
       "instead of the JSON (`numbered=1`: chunk i is \"i \" repeated, else x's; with `trailer=V`: a "
       "trailer field x-echo-trailer: V after them), `type=T` sets the Content-Type, `fail=throw` throws "
       "and `fail=noend` returns without answering (both end in the engine's 500), "
       "`sendfile=PATH&offset=N&length=N` answers with that file range through response.sendfile() (an "
-      "error: the engine's 500). A streamed body that inflates past max_body_size gets 413.";
+      "error: the engine's 500). A streamed body that inflates past max_body_size gets 413. "
+      "`answer_from=task` detaches the response and a task worker "
+      "answers it (the JSON's path and method, or the chunks; headers X-Answered-By, X-Handle, "
+      "X-Again: a second claim of the handle; with `also=HANDLE` X-Also: what claiming that "
+      "handle gave; `never=1`: the task never answers).";
   struct options {};
   static config::schema<options> schema() { return {}; }
   explicit http_echo(options) {}
@@ -70,6 +94,47 @@ class http_echo final : public module_base {
     return v;
   }
 
+  // A detached response (answer_from=task), answered from the task worker.
+  task<std::string> on_task(context& ctx, task_id, int, std::string payload) override {
+    using nlohmann::json;
+    auto p = json::parse(payload, nullptr, false);
+    if (p.is_discarded() || !p.contains("handle")) co_return "error: bad payload";
+    if (p.value("never", false)) co_return "ok: left unanswered";
+    std::string also;
+    if (auto text = p.value("also", std::string()); !text.empty()) {
+      auto other = http::response_handle::decode(text);
+      if (!other) {
+        also = "undecodable handle";
+      } else {
+        auto r = co_await ctx.http_response(*other);
+        also = r ? "claimed" : r.error().message();
+        if (r) (void)(*r)->status(500).end("claimed by another request's task\n");
+      }
+    }
+    auto h = http::response_handle::decode(p.value("handle", std::string()));
+    if (!h) co_return "error: undecodable handle";
+    auto r = co_await ctx.http_response(*h);
+    if (!r) co_return "error: " + r.error().message();
+    auto& res = **r;
+    auto again = co_await ctx.http_response(*h);
+    res.set_header("X-Answered-By", ctx.role() + " " + std::to_string(ctx.worker_id()))
+        .set_header("X-Handle", h->encode())
+        .set_header("X-Again", again ? std::string("claimed twice") : again.error().message());
+    if (!also.empty()) res.set_header("X-Also", also);
+    if (auto n = p.value("chunks", std::int64_t{0}); n > 0) {
+      std::string piece(static_cast<std::size_t>(std::clamp<std::int64_t>(p.value("size", std::int64_t{1024}), 1, 1 << 20)),
+                        'x');
+      res.set_header("Content-Type", "application/octet-stream");
+      for (std::int64_t i = 0; i < n; ++i)
+        if (auto ec = co_await res.write(piece)) co_return "error: " + ec.message();
+      co_return res.end() ? "error: end" : "ok";
+    }
+    res.set_header("Content-Type", "application/json");
+    json j = {{"path", p.value("path", std::string())}, {"method", p.value("method", std::string())}};
+    auto ec = res.end(j.dump() + "\n");
+    co_return ec ? "error: " + ec.message() : "ok";
+  }
+
   task<void> on_request(context& ctx, http::request& req, http::response& res) override {
     using nlohmann::json;
     if (auto f = req.query_param("fail")) {
@@ -83,10 +148,34 @@ class http_echo final : public module_base {
       if (ec) throw std::runtime_error("http_echo: sendfile: " + ec.message());
       co_return;
     }
+    if (auto a = req.query_param("answer_from"); a && *a == "task") {
+      auto h = res.detach();
+      if (!h) throw std::runtime_error("http_echo: detach failed: " + h.error().message());
+      json p = {{"handle", h->encode()},
+                {"chunks", number(req, "chunks", 0)},
+                {"size", number(req, "size", 1024)},
+                {"path", req.path()},
+                {"method", req.method()},
+                {"also", std::string(req.query_param("also").value_or(""))},
+                {"never", req.query_param("never").has_value()}};
+      if (auto t = ctx.task(p.dump()); !t) throw std::runtime_error("http_echo: task: " + t.error().message());
+      co_return;
+    }
     if (auto ms = number(req, "delay", 0); ms > 0) co_await sleep(std::chrono::milliseconds(std::min<std::int64_t>(ms, 60000)));
     // A route with stream_body: gather the pieces (counted, for tests of streaming).
     std::int64_t pieces = 0;
-    if (req.body_streamed()) {
+    std::vector<std::string> digests;
+    if (req.is_multipart()) {
+      // Hashed as the parts arrive: the file is never read back nor held whole.
+      upload_hasher hasher;
+      if (auto ec = co_await req.read_form(&hasher)) {
+        if (ec == server_errc::session_not_found) co_return;
+        res.status(http::form_error_status(ec)).close();
+        (void)res.end("multipart body refused: " + ec.message() + "\n");
+        co_return;
+      }
+      digests = hasher.digests();
+    } else if (req.body_streamed()) {
       for (;;) {
         auto piece = co_await req.read_body();
         if (!piece) {
@@ -147,6 +236,16 @@ class http_echo final : public module_base {
     j["remote"] = req.remote_address();
     j["local"] = req.local_address();
     j["streamed_pieces"] = pieces;
+    j["files"] = json::array();
+    for (std::size_t i = 0; i < req.files().size(); ++i) {
+      const auto& f = req.files()[i];
+      j["files"].push_back({{"name", f.name},
+                            {"filename", f.filename},
+                            {"content_type", f.content_type},
+                            {"size", f.size},
+                            {"sha256", i < digests.size() ? digests[i] : sha256_of(f)},
+                            {"on_disk", !f.temp_path.empty()}});
+    }
     if (auto i = ctx.info(req.session())) {
       j["worker"] = i->worker;
       if (i->tls)

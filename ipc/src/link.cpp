@@ -365,6 +365,11 @@ std::error_code link::send(message m) {
   return st_->try_send(m);
 }
 
+std::error_code link::try_send(message& m) {
+  if (!st_) return swactor::errc::closed;
+  return st_->try_send(m);
+}
+
 task<std::error_code> link::send_wait(message m, duration timeout) {
   auto st = st_;  // `this` may move while we wait
   if (!st) co_return make_error_code(swactor::errc::closed);

@@ -215,6 +215,7 @@ class server_codec final : public stream_codec {
   }
   bool done() const noexcept override { return done_; }
   std::uint32_t outstanding() const noexcept override { return count_; }
+  bool mid_message() const noexcept override { return phase_ == phase::body && !broken_ && !done_; }
   std::unique_ptr<stream_codec> take_successor() override { return std::move(successor_); }
 
   deadline timeout() const noexcept override {

@@ -690,3 +690,16 @@ TEST_CASE("http1: abandon answers the oldest with 502", "[http1]") {
   CHECK(w3.empty());
   CHECK_FALSE(idle.c->done());
 }
+
+TEST_CASE("http1: mid_message while a request body is still arriving", "[http1]") {
+  codec_fixture f;
+  CHECK_FALSE(f.c->mid_message());
+  std::string head = "POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n";
+  f.feed(head + "0123");
+  // An end of stream now cuts the body: the connection must not wait to answer (the
+  // request may be emitted already, with more body to come, or still held).
+  CHECK(f.c->mid_message());
+  f.feed("456789");
+  CHECK_FALSE(f.c->mid_message());  // complete: a half-close now still gets its answer
+  CHECK(f.c->outstanding() == 1);
+}

@@ -345,13 +345,14 @@ std::error_code response::end(std::string_view body) {
     encoder_.reset();
     body = packed;
   }
-  if (!started_ && body.size() > kLargeBody) {
+  const std::size_t piece = std::min(kLargeBody, ch_->max_piece());
+  if (!started_ && body.size() > piece) {
     // A large body goes out in pieces behind a Content-Length head: no single message
     // between processes (or queued reply) has to hold all of it.
     head_.content_length = static_cast<std::int64_t>(body.size());
     if (auto ec = send_head()) return fail(ec);
-    for (std::size_t off = 0; off < body.size(); off += kLargeBody)
-      if (auto ec = ch_->send(static_cast<std::uint8_t>(h1::out::body), body.substr(off, kLargeBody))) return fail(ec);
+    for (std::size_t off = 0; off < body.size(); off += piece)
+      if (auto ec = ch_->send(static_cast<std::uint8_t>(h1::out::body), body.substr(off, piece))) return fail(ec);
     return fail(ch_->send(static_cast<std::uint8_t>(h1::out::end), trailers_.encode()));
   }
   if (!started_) {
@@ -372,8 +373,8 @@ std::error_code response::end(std::string_view body) {
     if (mine) busy = false;
     return fail(ec);
   }
-  if (!body.empty())
-    if (auto ec = ch_->send(static_cast<std::uint8_t>(h1::out::body), body)) return fail(ec);
+  for (std::size_t off = 0; off < body.size(); off += piece)
+    if (auto ec = ch_->send(static_cast<std::uint8_t>(h1::out::body), body.substr(off, piece))) return fail(ec);
   return fail(ch_->send(static_cast<std::uint8_t>(h1::out::end), trailers_.encode()));
 }
 
@@ -399,7 +400,9 @@ swactor::task<std::error_code> response::write(std::string_view chunk, duration 
     encoder_->flush(packed);
     chunk = packed;
   }
-  if (auto ec = ch_->send(static_cast<std::uint8_t>(h1::out::body), chunk)) co_return fail(ec);
+  const std::size_t piece = ch_->max_piece();
+  for (std::size_t off = 0; off < chunk.size(); off += piece)
+    if (auto ec = ch_->send(static_cast<std::uint8_t>(h1::out::body), chunk.substr(off, piece))) co_return fail(ec);
   // Backpressure: every so often, wait until the client took most of what is queued.
   unacked_ += chunk.size();
   if (unacked_ >= 64 * 1024) {

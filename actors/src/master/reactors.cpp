@@ -74,6 +74,10 @@ struct worker_link {
   std::shared_ptr<ipc::link> link;   // current process of this worker id
   std::deque<ipc::message> backlog;  // waiting for a live link, or for room in its queue
   bool draining = false;             // a coroutine hands the backlog over as the link drains
+  // Connections that stopped reading because their messages went to the backlog (a worker
+  // slower than its clients, an upload): they read again once the backlog is handed over,
+  // so the backlog holds a few messages per connection, not a whole upload.
+  std::vector<std::uint64_t> held;
 };
 
 }  // namespace
@@ -179,7 +183,9 @@ struct reactor_thread::impl final : net::connection_sink {
   void deliver(int w, ipc::message m) {
     auto& wl = workers[static_cast<std::size_t>(w)];
     if (wl.link && wl.link->is_open() && wl.backlog.empty()) {
-      if (!wl.link->send(std::move(m))) return;
+      // try_send: on queue_full the message is still ours (send() would have consumed it,
+      // parking an empty message that the worker then drops as malformed).
+      if (!wl.link->try_send(m)) return;
       // queue_full or closed: keep it for later rather than lose it
     }
     if (wl.backlog.size() >= max_backlog) {
@@ -199,6 +205,7 @@ struct reactor_thread::impl final : net::connection_sink {
           flush_backlog(w);
         }
         wl.draining = false;
+        release_held(w);
       }, "reactor backlog");
     }
   }
@@ -261,7 +268,20 @@ struct reactor_thread::impl final : net::connection_sink {
     m.data.reserve(e.data.size() + ipc::trailer_reserve);
     m.data.assign(e.data);
     deliver(w, ipc::encode(std::move(m)));
+    auto& wl = workers[static_cast<std::size_t>(w)];
+    if (!wl.backlog.empty() && wl.link && wl.link->is_open()) {
+      wl.held.push_back(c.id());
+      return false;  // stop reading this connection until the backlog is handed over
+    }
     return true;
+  }
+  void release_held(int w) {
+    auto& wl = workers[static_cast<std::size_t>(w)];
+    if (!wl.backlog.empty()) return;
+    auto held = std::move(wl.held);
+    wl.held.clear();
+    for (auto sid : held)
+      if (auto* c = host.find(sid); c && !c->worker_paused) c->resume();  // the worker's own pause stands
   }
   bool starts_request(const net::connection& c, const protocols::event& e) const {
     const auto& l = app.listen[static_cast<std::size_t>(c.listener())];
@@ -337,6 +357,7 @@ struct reactor_thread::impl final : net::connection_sink {
       });
     });
     flush_backlog(w);
+    release_held(w);
   }
 
   // A new process of worker id `w` (reload, crash): before anything else reaches it, it
@@ -422,9 +443,15 @@ struct reactor_thread::impl final : net::connection_sink {
         else
           c->watch_drain(static_cast<int>(v.worker));
       } else if constexpr (std::is_same_v<T, ipc::conn_pause>) {
-        if (auto* c = host.find(v.session)) c->pause();
+        if (auto* c = host.find(v.session)) {
+          c->worker_paused = true;
+          c->pause();
+        }
       } else if constexpr (std::is_same_v<T, ipc::conn_resume>) {
-        if (auto* c = host.find(v.session)) c->resume();
+        if (auto* c = host.find(v.session)) {
+          c->worker_paused = false;
+          c->resume();
+        }
       } else if constexpr (std::is_same_v<T, ipc::conn_bind>) {
         (void)host.bind(v.session, v.uid);
       } else if constexpr (std::is_same_v<T, ipc::datagram_out>) {

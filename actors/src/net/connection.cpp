@@ -80,12 +80,12 @@ void connection::on_read(std::error_code ec, std::size_t n) {
     return;
   }
   if (n == 0) {
-    if (codec_->outstanding() > 0) {
+    if (codec_->outstanding() > 0 && !codec_->mid_message()) {
       // A half-close after the last request (`curl`-style clients do it): answer first.
       peer_eof_ = true;
       return;
     }
-    finish(false, "closed by peer");
+    finish(false, codec_->mid_message() ? "closed by peer in the middle of a request" : "closed by peer");
     return;
   }
   // The transport's callback holds a reference: the sink may close and unregister us.
@@ -165,11 +165,11 @@ void connection::read_ready(std::size_t carried, std::size_t batch) {
       return;
     }
     if (n == 0 && !ec && carried == 0) {
-      if (codec_->outstanding() > 0) {
+      if (codec_->outstanding() > 0 && !codec_->mid_message()) {
         peer_eof_ = true;
         return;
       }
-      finish(false, "closed by peer");
+      finish(false, codec_->mid_message() ? "closed by peer in the middle of a request" : "closed by peer");
       return;
     }
     if (n > 0) {
@@ -184,11 +184,11 @@ void connection::read_ready(std::size_t carried, std::size_t batch) {
     }
     if (closed_) return;
     if (n == 0 && !ec) {  // end of stream right after the carried bytes
-      if (codec_->outstanding() > 0) {
+      if (codec_->outstanding() > 0 && !codec_->mid_message()) {
         peer_eof_ = true;
         return;
       }
-      finish(false, "closed by peer");
+      finish(false, codec_->mid_message() ? "closed by peer in the middle of a request" : "closed by peer");
       return;
     }
     // A short read drained the socket: the pending read waits for the next edge.

@@ -47,6 +47,7 @@ class connection final : public io_owner,
   // For the sink's own use (the reactor keeps its dispatch state here).
   std::uint64_t sink_tag = 0;
   int sink_worker = -1;
+  bool worker_paused = false;  // process mode: its worker asked to stop reading (conn_pause)
   // The module instance serving this connection as a WebSocket, -1 before an upgrade.
   int ws_module = -1;
 

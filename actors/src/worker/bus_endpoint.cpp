@@ -195,7 +195,9 @@ void bus_endpoint::on_message(ipc::bus_message m) {
     waiter->try_push(std::move(r));
     return;
   }
-  if (m.op == ipc::bus_op::direct && m.tag.starts_with("swactor.") && host_.runtime_message(m)) return;
+  if ((m.op == ipc::bus_op::direct || m.op == ipc::bus_op::request) && m.tag.starts_with("swactor.") &&
+      host_.runtime_message(m))
+    return;
   bus::message msg;
   msg.kind = m.op == ipc::bus_op::publish ? bus::kind::publish
              : m.op == ipc::bus_op::request ? bus::kind::request

@@ -13,6 +13,7 @@
 #include "swactor/protocols/http2.hpp"
 #include "swactor/core/log.hpp"
 #include "swactor/core/wait_queue.hpp"
+#include "swactor/protocols/multipart.hpp"
 #include "worker/runtime.hpp"
 
 namespace swactor::detail {
@@ -43,22 +44,33 @@ std::error_code send_reply(session_port& port, session_id s, std::uint32_t strea
 
 class session_channel final : public http::response_channel {
  public:
-  session_channel(session_port& port, session_id s, std::uint32_t stream = 0) : port_(port), s_(s), stream_(stream) {}
+  session_channel(session_port& port, session_id s, worker_runtime* rt = nullptr, std::uint32_t stream = 0)
+      : port_(port), s_(s), rt_(rt), stream_(stream) {}
   std::error_code send(std::uint8_t kind, std::string_view data) override {
     return send_reply(port_, s_, stream_, kind, data);
   }
   task<std::error_code> drained(duration timeout) override { return port_.drained(s_, timeout); }
+  result<http::response_handle> detach() override {
+    // An HTTP/2 stream's replies name their stream: a handle does not carry it (yet).
+    if (!rt_ || stream_ != 0) return make_error_code(server_errc::not_supported);
+    auto h = rt_->http_detach(s_);
+    if (h) detached_ = h->request;
+    return h;
+  }
+  std::uint64_t detached_request() const noexcept { return detached_; }
 
  private:
   session_port& port_;
   session_id s_;
+  worker_runtime* rt_;
+  std::uint64_t detached_ = 0;
   std::uint32_t stream_;
 };
 
 // A reply the worker makes without a handler (404, 405, 503, 500, 400).
 void answer(session_port& port, session_id s, int status, std::string_view body, const char* allow = nullptr,
             bool close = false, std::uint32_t stream = 0) {
-  session_channel ch(port, s, stream);
+  session_channel ch(port, s, nullptr, stream);
   http::response res(ch);
   res.status(status).set_header("Content-Type", "text/plain; charset=utf-8");
   if (allow) res.set_header("Allow", allow);
@@ -258,6 +270,16 @@ std::optional<task<void>> worker_runtime::http_event(std::uint8_t kind, session_
       http_exchange x;
       x.req = std::make_unique<http::request>(std::move(head), s, std::string(port_->remote_of(s)));
       x.req->set_address_lookup(this);
+      if (auto* ct = x.req->header("content-type"); ct && protocols::multipart::is_form_data(*ct)) {
+        http::form_options fo;
+        fo.upload_tmp_dir = lc.upload_tmp_dir;
+        fo.upload_memory_size = lc.upload_memory_size;
+        fo.max_parts = static_cast<std::size_t>(lc.multipart_max_parts);
+        fo.max_part_size = lc.multipart_max_part_size;
+        fo.max_field_size = lc.multipart_max_field_size;
+        fo.max_header_size = static_cast<std::size_t>(lc.max_header_size);
+        x.req->set_form_options(std::move(fo));
+      }
       const auto& path = x.req->path();
       if (path.find('\0') != std::string::npos) {
         x.status = 400;
@@ -347,7 +369,7 @@ task<void> worker_runtime::serve_http(http_exchange x) {
         break;
       case 415: {
         log::info("session {}: {} {}: {}; 415", s, x.req->method(), x.req->target(), x.reason);
-        session_channel ch(*port_, s);
+        session_channel ch(*port_, s, nullptr, st);
         http::response res(ch);
         // RFC 9110 §12.5.3: a 415 for a content coding says which ones are accepted.
         res.status(415).set_header("Content-Type", "text/plain; charset=utf-8").set_header("Accept-Encoding", "gzip, deflate, br");
@@ -378,9 +400,32 @@ task<void> worker_runtime::serve_http(http_exchange x) {
               big ? 413 : 400);
     answer(*port_, s, big ? 413 : 400,
            big ? "Payload Too Large: the body inflates past max_body_size\n" : "Bad Request: invalid compressed body\n",
-           nullptr, true);
+           nullptr, true, x.h2_stream);
   };
-  if (x.pipe && !x.stream) {
+  if (!x.stream && x.req->is_multipart()) {
+    // A multipart body is parsed as it arrives (files to disk), never gathered whole.
+    if (x.pipe) x.req->set_body_source(x.pipe);
+    auto ec = co_await x.req->read_form(nullptr, x.body_timeout);
+    x.req->set_body_source(nullptr);
+    if (ec) {
+      --http_in_flight_;
+      if (ec == server_errc::session_not_found) co_return;  // the client went away: the files go with x
+      if (x.pipe && !x.pipe->ended) {  // the rest of the body is not wanted
+        x.pipe->discard = true;
+        for (auto& p : x.pipe->pieces) http_body_taken(s, p.size());
+        x.pipe->pieces.clear();
+      }
+      int status = http::form_error_status(ec);
+      log::info("session {}: {} {}: multipart body refused ({}): {}", s, x.req->method(), x.req->target(), status,
+                ec.message());
+      const char* text = status == 413 ? "Payload Too Large\n"
+                         : status == 408 ? "Request Timeout\n"
+                         : status == 400 ? "Bad Request: malformed multipart body\n"
+                                         : "Internal Server Error\n";
+      answer(*port_, s, status, text, nullptr, true, x.h2_stream);
+      co_return;
+    }
+  } else if (x.pipe && !x.stream) {
     // A whole body: gather it before the handler runs.
     for (;;) {
       auto piece = co_await x.pipe->next(*x.req, x.body_timeout);
@@ -421,7 +466,7 @@ task<void> worker_runtime::serve_http(http_exchange x) {
     }
     x.req->mark_inflated(true);
   }
-  session_channel ch(*port_, s, x.h2_stream);
+  session_channel ch(*port_, s, this, x.h2_stream);
   http::response res(ch);
   if (const auto& co = lc.compression_options; co.enabled && !co.offered.empty() && x.req->method() != "HEAD") {
     auto values = x.req->header_values("accept-encoding");
@@ -440,6 +485,16 @@ task<void> worker_runtime::serve_http(http_exchange x) {
     error = std::current_exception();
   }
   --http_in_flight_;
+  if (res.detached() && !error) {
+    // Another process answers; this session's next request waits for that answer.
+    const auto& lc = app_.listen[static_cast<std::size_t>(x.listener)];
+    co_await wait_detached(ch.detached_request(),
+                           lc.detached_response_timeout.count() > 0 ? lc.detached_response_timeout
+                                                                    : std::chrono::milliseconds(std::chrono::hours(24 * 365)),
+                           *x.req);
+    co_return;
+  }
+  if (res.detached()) detached_.erase(ch.detached_request());
   if (!error && res.error() && res.error() != server_errc::session_not_found) {
     log::warning("module {}: the response to {} {} (session {}) could not be sent: {}; closing the connection",
                  modules_[static_cast<std::size_t>(mod)]->instance_name(), x.req->method(), x.req->path(), s,
@@ -477,6 +532,11 @@ std::string worker_runtime::local_address(session_id s) {
 }
 
 void worker_runtime::http_closed(session_id s) {
+  for (auto& [id, d] : detached_)
+    if (d->session == s && !d->done) {
+      d->done = true;
+      d->waiters.complete_all({});
+    }
   auto it = http_pipes_.find(s);
   if (it == http_pipes_.end()) return;
   for (auto& p : it->second.pipes) {

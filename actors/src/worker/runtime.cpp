@@ -414,6 +414,7 @@ std::error_code worker_runtime::ws_broadcast(int module, std::string_view name, 
 }
 
 bool worker_runtime::runtime_message(const ipc::bus_message& m) {
+  if (m.tag.starts_with("swactor.http_")) return http_remote_message(m);
   wire::reader r(m.data);
   if (m.tag == kWsForwardTag) {
     session_id s(r.u64());

@@ -69,6 +69,8 @@ class server_context final : public context {
   std::error_code send_to(const bus::target& to, bus::payload message) override;
   swactor::task<result<bus::message>> request(bus::target to, bus::payload message, duration timeout) override;
   std::error_code reply(const bus::message& request, bus::payload message) override;
+  swactor::task<result<std::unique_ptr<http::response>>> http_response(const http::response_handle& handle,
+                                                                       duration timeout) override;
   std::string stats() override;
   ipc::table* table(std::string_view name) override;
   int user_process_id(int index) const override;
@@ -107,6 +109,12 @@ class worker_runtime final : private handler_host,
   int user_process_id(int module, int index) const;
   int id() const noexcept { return args_.id; }
   bus_endpoint& bus() noexcept { return *bus_; }
+  // -- detached HTTP responses (http_remote.cpp) -------------------------------------------
+  // The holding side: a handler's response::detach() registers its request here.
+  result<http::response_handle> http_detach(session_id s);
+  // The answering side: claims the request from its worker, then writes through the bus.
+  task<result<std::unique_ptr<http::response>>> http_claim(int module, const http::response_handle& h,
+                                                            duration timeout);
 
  private:
   // -- handler_host (the runner calls these) -------------------------------------------------
@@ -157,6 +165,20 @@ class worker_runtime final : private handler_host,
   std::unique_ptr<redis::command> redis_cmd_;  // reused by redis_now
   bool redis_now_busy_ = false;                 // a handler inside redis_now sent to itself
   void http_closed(session_id s);
+  // A detached request (response::detach) waiting for its answer from another process.
+  struct detached_response {
+    session_id session;
+    bool claimed = false;  // an http_response() took it (once)
+    bool started = false;  // its head went out
+    bool done = false;     // ended, or its connection closed
+    detail::wait_queue waiters;
+  };
+  std::unordered_map<std::uint64_t, std::shared_ptr<detached_response>> detached_;
+  std::uint64_t next_http_request_ = 0;
+  // serve_http's end for a detached response: waits for it (or the timeout: 504 / close).
+  task<void> wait_detached(std::uint64_t request, std::chrono::milliseconds timeout, const http::request& req);
+  // Runtime bus messages for detached responses (tags swactor.http_*); true when taken.
+  bool http_remote_message(const ipc::bus_message& m);
   std::string local_address(session_id s) override;
   // A body/end event as it arrives (not through the runner, which may be running the
   // handler that waits for it); pauses the connection while too much is unread.

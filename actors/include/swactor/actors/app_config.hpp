@@ -204,6 +204,13 @@ struct listen_config {
   std::chrono::milliseconds h2_idle_stream_timeout{60000};
   std::uint32_t h2_max_resets_per_second = 1000;
   std::uint32_t h2_max_control_frames_per_second = 1000;
+  // multipart/form-data bodies (http::form_options)
+  std::string upload_tmp_dir = "/tmp";
+  std::uint64_t upload_memory_size = 64 * 1024;
+  int multipart_max_parts = 128;
+  std::uint64_t multipart_max_part_size = 1ull << 30;
+  std::uint64_t multipart_max_field_size = 1u << 20;
+  std::chrono::milliseconds detached_response_timeout{60000};
   // Redis listeners
   redis_config redis;
   // TLS listeners (https://, tls://, wss://)

@@ -2,7 +2,9 @@
 // What a handler can do. Each module instance gets its own context in each process; it
 // belongs to that process's loop (single-threaded: no locks needed).
 
+#include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -20,6 +22,10 @@ namespace swactor {
 namespace ipc {
 class table;
 }
+namespace http {
+class response;
+struct response_handle;
+}  // namespace http
 
 struct session_info {
   session_id id;
@@ -142,6 +148,15 @@ class context {
     co_return std::vector<result<std::string>>(payloads.size(),
                                                 make_error_code(server_errc::not_supported));
   }
+
+  // -- HTTP responses from another process ----------------------------------------
+  // The response of a request some worker handed over with response::detach(), to answer
+  // it from here (a task worker, another worker): status, headers and body (streamed
+  // too) go to that worker, which sends them on its connection. Errors: response_gone
+  // (the request was answered or timed out, its client left, or the handle is unknown),
+  // errc::timeout (its worker did not answer within `timeout`), not_supported.
+  [[nodiscard]] virtual swactor::task<result<std::unique_ptr<http::response>>> http_response(
+      const http::response_handle& handle, duration timeout = std::chrono::seconds(5));
 
   // -- other workers ----------------------------------------------------------------
   // Delivers to on_pipe_message of the same module instance in worker `worker_id`.

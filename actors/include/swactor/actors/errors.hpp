@@ -23,6 +23,7 @@ enum class server_errc {
   message_too_large,      // bus: over [bus] max_message_size
   body_too_large,         // http: a compressed request body inflates past max_body_size
   bad_body_encoding,      // http: a compressed request body is not valid data of its coding
+  response_gone,          // http: a detached response's request no longer exists
 };
 
 const std::error_category& server_category() noexcept;

@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "swactor/actors/errors.hpp"
 #include "swactor/actors/module.hpp"
 #include "swactor/core/coro.hpp"
 #include "swactor/core/error.hpp"
@@ -46,10 +47,54 @@ param_list parse_query(std::string_view query);
 // "Cookie: a=1; b=2" values -> [(a,1),(b,2)].
 void parse_cookies(std::string_view header_value, param_list& out);
 
+// A file part of a multipart/form-data body. Small ones (up to the listener's
+// upload_memory_size) stay in `content`; bigger ones are written as they arrive to a
+// temporary file in upload_tmp_dir (`temp_path`), removed when the request ends unless
+// the handler keeps it (request::keep_file).
+struct uploaded_file {
+  std::string name;          // the form field name
+  std::string filename;      // as the client sent it (filename* decoded); never use it as a path
+  std::string content_type;  // "text/plain" when the part had none
+  std::uint64_t size = 0;
+  std::string temp_path;     // "" while the file is in `content`
+  std::string content;
+};
+
+// Limits and places for a multipart/form-data body (the listener's keys).
+struct form_options {
+  std::string upload_tmp_dir = "/tmp";
+  std::uint64_t upload_memory_size = 64 * 1024;
+  std::size_t max_parts = 128;
+  std::uint64_t max_part_size = 1ull << 30;
+  std::uint64_t max_field_size = 1u << 20;
+  std::size_t max_header_size = 16 * 1024;
+};
+
+// Sees each file of a multipart body as its bytes arrive (request::read_form), e.g. to
+// hash or forward them without reading the temporary file again.
+struct upload_observer {
+  virtual void on_file_begin(const uploaded_file& f) { (void)f; }
+  virtual void on_file_data(const uploaded_file& f, std::string_view data) = 0;
+  virtual void on_file_end(const uploaded_file& f) { (void)f; }
+
+ protected:
+  ~upload_observer() = default;
+};
+
+// The HTTP status for a read_form() error: 413 for a limit (parts, part or field size),
+// 408 for a timeout, 500 for a disk error, 400 for a malformed body.
+int form_error_status(std::error_code ec) noexcept;
+
 class request {
  public:
   request() = default;
   request(protocols::http1::request_head head, session_id s, std::string remote);
+  ~request();
+  // One owner of the temporary files: moves only.
+  request(request&&) = default;
+  request& operator=(request&&) = default;
+  request(const request&) = delete;
+  request& operator=(const request&) = delete;
 
   session_id session() const noexcept { return session_; }
   const std::string& method() const noexcept { return head_.method; }
@@ -87,8 +132,28 @@ class request {
   // as the head is here, body() stays empty, and read_body() hands out the pieces.
   const std::string& body() const noexcept { return head_.body; }
   std::string& body() noexcept { return head_.body; }
-  // Fields of an application/x-www-form-urlencoded body (empty for other types).
+  // Fields of an application/x-www-form-urlencoded or (once read) multipart/form-data
+  // body; empty for other types.
   const param_list& form() const;
+  // -- multipart/form-data -------------------------------------------------------------
+  // A whole-body route gets a multipart/form-data body already parsed (body() stays empty,
+  // the engine answers 400 / 413 itself); a stream_body route reads it with read_form().
+  bool is_multipart() const noexcept { return static_cast<bool>(form_opts_); }
+  // The uploaded files, in the order they came.
+  const std::vector<uploaded_file>& files() const noexcept { return files_; }
+  // Reads a streamed multipart body to its end: form() gets the fields, files() the
+  // files; `observer` (may be null) sees each file's bytes as they arrive. Once: a later
+  // call (or one on a whole-body route, which the engine read) returns at once. Errors: the
+  // multipart errors (protocols::multipart::errc; form_error_status() maps them),
+  // errc::timeout, session_not_found (the client went away), invalid_argument (not a
+  // multipart request), a disk error.
+  [[nodiscard]] swactor::task<std::error_code> read_form(upload_observer* observer = nullptr,
+                                                          duration timeout = std::chrono::seconds(60));
+  // Moves file `index`'s temporary file to `path` (same file system) so that it outlives
+  // the request; a file still in memory is written there. The file then has temp_path "".
+  [[nodiscard]] std::error_code keep_file(std::size_t index, const std::string& path);
+  // Worker side: a multipart/form-data request gets the listener's limits.
+  void set_form_options(form_options o) { form_opts_ = std::make_unique<form_options>(std::move(o)); }
   // Trailer fields of a chunked body.
   const header_list& trailers() const noexcept { return trailers_; }
   header_list& trailers() noexcept { return trailers_; }
@@ -132,6 +197,9 @@ class request {
   header_list trailers_;
   mutable std::optional<param_list> query_params_, cookies_, form_;
   std::shared_ptr<body_source> stream_;
+  std::unique_ptr<form_options> form_opts_;
+  std::vector<uploaded_file> files_;
+  bool form_read_ = false;
 };
 
 // The pieces of a streamed body between the worker (which adds them as they arrive) and
@@ -160,6 +228,17 @@ struct cookie {
 // An HTTP date (RFC 9110 §5.6.7): "Sun, 06 Nov 1994 08:49:37 GMT".
 std::string format_http_date(std::chrono::system_clock::time_point t);
 
+// A response handed to another process by response::detach(): which request of which
+// connection, and the worker that holds it. Its text form goes into a task payload.
+struct response_handle {
+  session_id session;
+  std::uint64_t request = 0;  // the holding worker's request number
+  int worker = -1;            // the process that holds the request
+  // "swactor-response:WORKER:SESSION:REQUEST"
+  std::string encode() const;
+  static std::optional<response_handle> decode(std::string_view text);
+};
+
 // How a response reaches its connection (the worker implements it).
 class response_channel {
  public:
@@ -168,6 +247,10 @@ class response_channel {
   // Waits until the session's queued output drained below half its limit (streaming
   // backpressure); errc::timeout after `timeout`, session_not_found when it is gone.
   virtual swactor::task<std::error_code> drained(duration timeout) = 0;
+  // Hands the response to another process (response::detach); not_supported by default.
+  virtual result<response_handle> detach() { return make_error_code(server_errc::not_supported); }
+  // The largest piece one send() may carry (a channel between processes has a bound).
+  virtual std::size_t max_piece() const noexcept { return 1u << 20; }
 
  protected:
   ~response_channel() = default;
@@ -176,6 +259,8 @@ class response_channel {
 class response {
  public:
   explicit response(response_channel& ch) : ch_(&ch) {}
+  // A response that owns its channel (context::http_response: answered from another process).
+  explicit response(std::shared_ptr<response_channel> ch) : ch_(ch.get()), owned_(std::move(ch)) {}
 
   response& status(int code, std::string reason = {});
   int status_code() const noexcept { return head_.status; }
@@ -235,6 +320,15 @@ class response {
   // 302 (or `code`) with Location and a short body.
   [[nodiscard]] std::error_code redirect(std::string_view location, int code = 302);
 
+  // Hands this response to another process (a task worker, another worker), which gets it
+  // back with ctx.http_response(handle) and sends status, headers and body from there; the
+  // handler returns at once. The request's connection waits for that answer (up to the
+  // listener's detached_response_timeout, then 504 and close). Errors: not_supported
+  // when the head already went out or the response ended. Temporary upload files still go
+  // when the handler returns: keep_file() what the other process needs.
+  [[nodiscard]] result<response_handle> detach();
+  bool detached() const noexcept { return detached_; }
+
   bool started() const noexcept { return started_; }  // the head went out
   bool ended() const noexcept { return ended_; }
   // The first error a send of this response met (the engine closes the connection then,
@@ -253,12 +347,14 @@ class response {
   }
 
   response_channel* ch_;
+  std::shared_ptr<response_channel> owned_;
   protocols::http1::response_head head_;
   header_list trailers_;
   std::uint64_t unacked_ = 0;
   bool started_ = false;
   bool ended_ = false;
   bool compress_allowed_ = true;
+  bool detached_ = false;
   std::error_code error_;
   const protocols::compression::options* compression_ = nullptr;
   protocols::compression::coding coding_ = protocols::compression::coding::identity;

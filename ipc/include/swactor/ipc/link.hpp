@@ -78,6 +78,9 @@ class link {
   // than max_queued_bytes is accepted when the queue is empty, so every message up to
   // max_message_size can be sent.
   std::error_code send(message m);
+  // Like send(), but `m` is taken only when it is accepted: on an error it is still there
+  // (to keep for a retry, e.g. after queue_full).
+  std::error_code try_send(message& m);
   // Like send(), but waits (up to `timeout`) for the queue to have room.
   task<std::error_code> send_wait(message m, duration timeout = no_timeout);
   // Waits until everything queued so far has been written to the socket.

@@ -128,6 +128,10 @@ class stream_codec {
   // Reply bytes the codec keeps until the protocol lets them out (HTTP/2: DATA waiting for
   // the peer's flow-control window); they count against the connection's output limit.
   virtual std::size_t held() const noexcept { return 0; }
+  // True while a message is partly received (an HTTP request body still arriving): an end
+  // of stream then cuts it, so the connection closes at once instead of waiting to answer
+  // (the handler reading that body learns the client left).
+  virtual bool mid_message() const noexcept { return false; }
 
   // A codec cannot read a clock: it names the timeout of the phase it is in, and the
   // connection layer measures it. `epoch` changes whenever a new phase starts (the
