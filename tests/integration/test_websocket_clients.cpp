@@ -6,12 +6,14 @@
 // `make test`, which runs install-deps first.
 #include <filesystem>
 
+#include "node_clients.hpp"
 #include "server_helpers.hpp"
 
 using namespace std::chrono_literals;
 namespace t = swactor::testing;
 namespace fs = std::filesystem;
 using namespace swactor::testing::server;
+using namespace swactor::testing::node;
 
 namespace {
 
@@ -30,54 +32,6 @@ url = "ws://127.0.0.1:{port2}"
 module = "ws_echo"
 websocket = { max_message_size = "4MiB", permessage_deflate = false }
 )";
-
-// Where install-deps put the npm packages: $SWACTOR_NODE_DIR, else the build's node/ dir,
-// else the source tree's build/node (install-deps' default when make was not used).
-fs::path node_dir() {
-  if (const char* e = std::getenv("SWACTOR_NODE_DIR"); e && *e) return e;
-  for (fs::path p : {fs::path(SWACTOR_NODE_DIR), fs::path(SWACTOR_NODE_SCRIPTS) / ".." / ".." / ".." / "build" / "node"})
-    if (fs::exists(p / "node_modules" / "ws" / "package.json")) return p;
-  return SWACTOR_NODE_DIR;
-}
-
-// Fails (never skips) when something install-deps provides is missing.
-void require_deps(bool browser) {
-  const auto dir = node_dir();
-  INFO("the WebSocket client tests need node, npm packages and chromium: run scripts/install-deps.sh "
-       "(make test does), with SWACTOR_NODE_DIR=" << dir.string() << " when the build dir is not build/");
-  REQUIRE(t::run({"sh", "-c", "command -v node"}, 10s).exit_code == 0);
-  REQUIRE(fs::exists(dir / "node_modules" / "ws" / "package.json"));
-  if (browser) {
-    REQUIRE(fs::exists(dir / "node_modules" / "playwright-core" / "package.json"));
-    REQUIRE(fs::exists("/usr/bin/chromium"));
-  }
-}
-
-struct script_result {
-  t::run_result run;
-  int ok = 0, not_ok = 0;
-  std::vector<std::string> lines;
-  bool has(const std::string& prefix) const {
-    for (const auto& l : lines)
-      if (l.rfind(prefix, 0) == 0) return true;
-    return false;
-  }
-};
-
-script_result run_script(const std::string& name, std::vector<std::string> args, t::duration timeout) {
-  std::vector<std::string> argv = {"node", std::string(SWACTOR_NODE_SCRIPTS) + "/" + name};
-  argv.insert(argv.end(), args.begin(), args.end());
-  t::spawn_options opts;
-  opts.env = {"NODE_PATH=" + (node_dir() / "node_modules").string()};
-  script_result r;
-  r.run = t::run(argv, timeout, opts);
-  r.lines = t::lines(r.run.out);
-  for (const auto& l : r.lines) {
-    if (l.rfind("ok ", 0) == 0) ++r.ok;
-    if (l.rfind("not ok ", 0) == 0) ++r.not_ok;
-  }
-  return r;
-}
 
 }  // namespace
 

@@ -4,6 +4,9 @@
 // the runner delivers a session's events in order), routes the request to a module, and
 // runs its on_request with a response whose replies the codec frames.
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <deque>
 
 #include <fmt/format.h>
@@ -47,6 +50,7 @@ class session_channel final : public http::response_channel {
   session_channel(session_port& port, session_id s, worker_runtime* rt = nullptr, std::uint32_t stream = 0)
       : port_(port), s_(s), rt_(rt), stream_(stream) {}
   std::error_code send(std::uint8_t kind, std::string_view data) override {
+    if (kind == protocols::kind_file && stream_ != 0) return send_file_as_data(data);
     return send_reply(port_, s_, stream_, kind, data);
   }
   task<std::error_code> drained(duration timeout) override { return port_.drained(s_, timeout); }
@@ -60,6 +64,34 @@ class session_channel final : public http::response_channel {
   std::uint64_t detached_request() const noexcept { return detached_; }
 
  private:
+  // HTTP/2 frames file bytes as DATA through nghttp2, so a connection cannot sendfile(2)
+  // them: the range is read here and goes out as body pieces. It is bounded by the
+  // connection's output limit (a file larger than output_buffer_size fails with
+  // output_buffer_full); zero-copy stays an HTTP/1.1 feature.
+  std::error_code send_file_as_data(std::string_view data) {
+    protocols::file_range fr;
+    if (!fr.decode(data)) return make_error_code(std::errc::invalid_argument);
+    int fd = ::open(fr.path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return {errno, std::system_category()};
+    std::string piece;
+    std::error_code ec;
+    while (fr.length > 0 && !ec) {
+      piece.resize(static_cast<std::size_t>(std::min<std::uint64_t>(fr.length, 64 * 1024)));
+      auto n = ::pread(fd, piece.data(), piece.size(), static_cast<off_t>(fr.offset));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        ec = n < 0 ? std::error_code(errno, std::system_category()) : make_error_code(std::errc::io_error);
+        break;
+      }
+      piece.resize(static_cast<std::size_t>(n));
+      ec = send_reply(port_, s_, stream_, static_cast<std::uint8_t>(protocols::http1::out::body), piece);
+      fr.offset += static_cast<std::uint64_t>(n);
+      fr.length -= static_cast<std::uint64_t>(n);
+    }
+    ::close(fd);
+    return ec;
+  }
+
   session_port& port_;
   session_id s_;
   worker_runtime* rt_;

@@ -15,8 +15,8 @@ function check(name, cond, detail = '') {
 
 // Runs body(context) with a browser context and removes the profile afterwards. Without the
 // background-networking flags Chromium keeps trying to reach its services, which hangs on a
-// closed network.
-async function with_browser(body) {
+// closed network. `extra_args` go to Chromium as well (a test CA's key to trust).
+async function with_browser(body, extra_args = []) {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'swactor-chromium-'));
   let context;
   try {
@@ -25,7 +25,8 @@ async function with_browser(body) {
       headless: true,
       timeout: 30000,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-             '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+             '--disable-background-networking', '--disable-component-update', '--disable-sync',
+             ...extra_args],
     });
     await body(context);
   } finally {
