@@ -17,6 +17,16 @@ void put(std::string& out, T v) {
 }
 void put_bool(std::string& out, bool v) { wire::writer(out).boolean(v); }
 void put_str(std::string& out, std::string_view s) { wire::writer(out).str(s); }
+// The TLS block of conn_open and conn_adopt (read_tls below reads it back).
+template <class M>
+void put_tls(std::string& out, const M& m) {
+  put_bool(out, m.tls);
+  if (!m.tls) return;
+  for (const auto* f : {&m.tls_version, &m.tls_cipher, &m.tls_sni, &m.tls_alpn, &m.tls_peer_subject,
+                        &m.tls_peer_fingerprint})
+    put_str(out, *f);
+  put_bool(out, m.tls_resumed);
+}
 
 // Starts the trailer of a bulk kind: the bulk string becomes the payload (moved, so the
 // only possible copy is the reallocation of the appends that follow).
@@ -57,6 +67,17 @@ std::string take_bulk(message& m, std::size_t bulk_size) {
 
 // -- decoders, one per kind (the payload is ours to take) -----------------------------------
 
+// The TLS block of conn_open and conn_adopt: bool tls, then (when set) six strings and
+// bool resumed.
+template <class M>
+void read_tls(reader& r, M& v) {
+  v.tls = r.boolean();
+  if (!v.tls) return;
+  for (auto* f : {&v.tls_version, &v.tls_cipher, &v.tls_sni, &v.tls_alpn, &v.tls_peer_subject, &v.tls_peer_fingerprint})
+    *f = r.str();
+  v.tls_resumed = r.boolean();
+}
+
 result<any_message> decode_conn_open(message& m) {
   reader r(m.payload);
   conn_open v;
@@ -66,13 +87,7 @@ result<any_message> decode_conn_open(message& m) {
   v.connect_ms = r.integer<std::int64_t>();
   v.remote = r.str();
   v.local = r.str();
-  v.tls = r.boolean();
-  if (v.tls) {
-    for (auto* f : {&v.tls_version, &v.tls_cipher, &v.tls_sni, &v.tls_alpn, &v.tls_peer_subject,
-                    &v.tls_peer_fingerprint})
-      *f = r.str();
-    v.tls_resumed = r.boolean();
-  }
+  read_tls(r, v);
   if (!r.done()) return bad();
   return any_message(std::move(v));
 }
@@ -158,13 +173,7 @@ result<any_message> decode_conn_adopt(message& m) {
   v.remote = r.str();
   v.local = r.str();
   v.target = r.str();
-  v.tls = r.boolean();
-  if (v.tls) {
-    for (auto* f : {&v.tls_version, &v.tls_cipher, &v.tls_sni, &v.tls_alpn, &v.tls_peer_subject,
-                    &v.tls_peer_fingerprint})
-      *f = r.str();
-    v.tls_resumed = r.boolean();
-  }
+  read_tls(r, v);
   if (!r.done()) return bad();
   return any_message(std::move(v));
 }
@@ -327,13 +336,7 @@ message encode(conn_open m) {
   put<std::int64_t>(out.payload, m.connect_ms);
   put_str(out.payload, m.remote);
   put_str(out.payload, m.local);
-  put_bool(out.payload, m.tls);
-  if (m.tls) {
-    for (const auto* f : {&m.tls_version, &m.tls_cipher, &m.tls_sni, &m.tls_alpn, &m.tls_peer_subject,
-                          &m.tls_peer_fingerprint})
-      put_str(out.payload, *f);
-    put_bool(out.payload, m.tls_resumed);
-  }
+  put_tls(out.payload, m);
   return out;
 }
 
@@ -395,13 +398,7 @@ message encode(conn_adopt m) {
   put_str(out.payload, m.remote);
   put_str(out.payload, m.local);
   put_str(out.payload, m.target);
-  put_bool(out.payload, m.tls);
-  if (m.tls) {
-    for (const auto* f : {&m.tls_version, &m.tls_cipher, &m.tls_sni, &m.tls_alpn, &m.tls_peer_subject,
-                          &m.tls_peer_fingerprint})
-      put_str(out.payload, *f);
-    put_bool(out.payload, m.tls_resumed);
-  }
+  put_tls(out.payload, m);
   return out;
 }
 

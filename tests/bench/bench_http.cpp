@@ -151,6 +151,16 @@ bool wait_up(server& s, std::string& why_not) {
   return false;
 }
 
+// nginx.conf up to the server block: one process in the foreground, everything it writes
+// in `d`, no access log, keep-alive without a request cap.
+std::string nginx_prelude(const std::string& d) {
+  return "daemon off;\nmaster_process off;\nworker_processes 1;\nworker_rlimit_nofile 20000;\npid " + d +
+         "/nginx.pid;\nerror_log " + d + "/error.log warn;\nevents { worker_connections 16384; }\nhttp {\n"
+         "  access_log off;\n  keepalive_requests 1000000;\n  default_type text/plain;\n  client_body_temp_path " +
+         d + "/body;\n  proxy_temp_path " + d + "/proxy;\n  fastcgi_temp_path " + d + "/fastcgi;\n  uwsgi_temp_path " +
+         d + "/uwsgi;\n  scgi_temp_path " + d + "/scgi;\n";
+}
+
 // nginx, one process in the foreground, everything it writes in `dir`.
 // `gzip`: a 10 KiB JSON body through nginx's gzip filter; `static_root`: serve files from
 // there (`sendfile on`) instead of the fixed answer.
@@ -169,13 +179,7 @@ std::optional<server> start_nginx(const tools& t, const fs::path& dir, std::stri
              "root " + d + "; rewrite ^ /body.json break; }"
            : "location / { return 200 \"Hello World\"; }";
   const auto conf = fs::path(d) / "nginx.conf";
-  std::ofstream(conf) << "daemon off;\nmaster_process off;\nworker_processes 1;\nworker_rlimit_nofile 20000;\n"
-                      << "pid " << d << "/nginx.pid;\nerror_log " << d << "/error.log warn;\n"
-                      << "events { worker_connections 16384; }\nhttp {\n  access_log off;\n"
-                      << "  keepalive_requests 1000000;\n  default_type text/plain;\n"
-                      << "  client_body_temp_path " << d << "/body;\n  proxy_temp_path " << d << "/proxy;\n"
-                      << "  fastcgi_temp_path " << d << "/fastcgi;\n  uwsgi_temp_path " << d << "/uwsgi;\n"
-                      << "  scgi_temp_path " << d << "/scgi;\n  server {\n    listen 127.0.0.1:" << s.port
+  std::ofstream(conf) << nginx_prelude(d) << "  server {\n    listen 127.0.0.1:" << s.port
                       << " backlog=4096;\n"
                       << (!static_root.empty() ? "    sendfile on;\n    tcp_nopush on;\n    location / { root " +
                                                      static_root + "; }\n"
@@ -371,13 +375,7 @@ std::optional<server> start_nginx_tls(const tools& t, const fs::path& dir, bool 
   const auto d = (dir / s.name).string();
   fs::create_directories(d);
   const auto conf = fs::path(d) / "nginx.conf";
-  std::ofstream(conf) << "daemon off;\nmaster_process off;\nworker_processes 1;\nworker_rlimit_nofile 20000;\n"
-                      << "pid " << d << "/nginx.pid;\nerror_log " << d << "/error.log warn;\n"
-                      << "events { worker_connections 16384; }\nhttp {\n  access_log off;\n"
-                      << "  keepalive_requests 1000000;\n  default_type text/plain;\n"
-                      << "  client_body_temp_path " << d << "/body;\n  proxy_temp_path " << d << "/proxy;\n"
-                      << "  fastcgi_temp_path " << d << "/fastcgi;\n  uwsgi_temp_path " << d << "/uwsgi;\n"
-                      << "  scgi_temp_path " << d << "/scgi;\n  server {\n    listen 127.0.0.1:" << s.port
+  std::ofstream(conf) << nginx_prelude(d) << "  server {\n    listen 127.0.0.1:" << s.port
                       << " ssl backlog=4096;\n    ssl_certificate " << (dir / "tls.pem").string()
                       << ";\n    ssl_certificate_key " << (dir / "tls.key").string()
                       << ";\n    ssl_protocols TLSv1.2 TLSv1.3;\n    ssl_session_cache off;\n"

@@ -80,6 +80,20 @@ struct worker_link {
   std::vector<std::uint64_t> held;
 };
 
+// What a connection's TLS handshake negotiated, into conn_open / conn_adopt (info().tls).
+template <class M>
+void set_tls(M& m, const tls_info* t) {
+  if (!t) return;
+  m.tls = true;
+  m.tls_version = t->version;
+  m.tls_cipher = t->cipher;
+  m.tls_sni = t->sni;
+  m.tls_alpn = t->alpn;
+  m.tls_peer_subject = t->peer_subject;
+  m.tls_peer_fingerprint = t->peer_fingerprint;
+  m.tls_resumed = t->resumed;
+}
+
 }  // namespace
 
 struct reactor_thread::impl final : net::connection_sink {
@@ -233,16 +247,7 @@ struct reactor_thread::impl final : net::connection_sink {
     m.remote = c.remote;
     m.local = local_address(c.native_handle());
     m.connect_ms = c.connect_ms;
-    if (const auto* t = c.tls()) {
-      m.tls = true;
-      m.tls_version = t->version;
-      m.tls_cipher = t->cipher;
-      m.tls_sni = t->sni;
-      m.tls_alpn = t->alpn;
-      m.tls_peer_subject = t->peer_subject;
-      m.tls_peer_fingerprint = t->peer_fingerprint;
-      m.tls_resumed = t->resumed;
-    }
+    set_tls(m, c.tls());
     deliver(c.sink_worker, ipc::encode(std::move(m)));
   }
 
@@ -376,16 +381,7 @@ struct reactor_thread::impl final : net::connection_sink {
       m.remote = c->remote;
       m.local = local_address(c->native_handle());
       if (auto t = ws_targets.find(sid); t != ws_targets.end()) m.target = t->second;
-      if (const auto* t = c->tls()) {
-        m.tls = true;
-        m.tls_version = t->version;
-        m.tls_cipher = t->cipher;
-        m.tls_sni = t->sni;
-        m.tls_alpn = t->alpn;
-        m.tls_peer_subject = t->peer_subject;
-        m.tls_peer_fingerprint = t->peer_fingerprint;
-        m.tls_resumed = t->resumed;
-      }
+      set_tls(m, c->tls());
       if (auto ec = l.send(ipc::encode(std::move(m))))
         log::warning("reactor {}: session {} not handed to worker {}: {}", id, sid, w, ec.message());
       ++n;
