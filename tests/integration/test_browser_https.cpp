@@ -7,6 +7,7 @@
 
 #include "node_clients.hpp"
 #include "server_helpers.hpp"
+#include "test_pki.hpp"
 
 using namespace std::chrono_literals;
 namespace t = swactor::testing;
@@ -15,28 +16,18 @@ using swactor::testing::server::server_under_test;
 
 namespace {
 
-bool sh(const std::string& cmd, std::string* out = nullptr) {
-  auto r = t::run({"sh", "-c", cmd}, 30s);
-  if (out) *out = r.out;
-  if (r.exit_code != 0) WARN("command failed: " << cmd << "\n" << r.out << r.err);
-  return r.exit_code == 0;
-}
+using t::pki::sh;
 
 // `alpn`: the listener's tls.alpn list ("" = its default); `protocol`: what the browser must
 // have used then ("" = not checked).
 void load_static_site(const std::string& mode, const std::string& alpn, const std::string& protocol) {
   node::require_deps(true);
-  t::temp_dir dir("swactor-browser-https");
-  const auto d = dir.path().string();
   // A CA, a server certificate for 127.0.0.1 it signs, and the chain file the listener sends.
-  REQUIRE(sh("cd " + d +
-             " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key"
-             " -out ca.pem -days 2 -subj '/CN=swactor browser test CA' 2>/dev/null"
-             " && printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext"
-             " && openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout server.key"
-             " -out server.csr -subj '/CN=localhost' 2>/dev/null"
-             " && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2"
-             " -out server.pem -extfile san.ext 2>/dev/null && cat server.pem ca.pem > chain.pem"));
+  t::pki::test_ca ca("swactor browser test CA", "swactor-browser-https");
+  REQUIRE(ca.issue("server", "localhost", "DNS:localhost,IP:127.0.0.1"));
+  const auto& dir = ca.dir;
+  const auto d = dir.path().string();
+  REQUIRE(sh("cd " + d + " && cat server.pem ca.pem > chain.pem"));
   std::string spki;
   REQUIRE(sh("cd " + d +
                  " && openssl x509 -in ca.pem -pubkey -noout | openssl pkey -pubin -outform der"

@@ -14,6 +14,7 @@
 #include "harness.hpp"
 #include "http_helpers.hpp"
 #include "server_helpers.hpp"
+#include "test_pki.hpp"
 
 using namespace std::chrono_literals;
 namespace t = swactor::testing;
@@ -23,26 +24,12 @@ using nlohmann::json;
 
 namespace {
 
-bool sh(const std::string& cmd, std::string* out = nullptr) {
-  auto r = t::run({"sh", "-c", cmd}, 30s);
-  if (out) *out = r.out + r.err;
-  if (r.exit_code != 0) WARN("command failed: " << cmd << "\n" << r.out << r.err);
-  return r.exit_code == 0;
-}
+using t::pki::sh;
 
-// A CA and a server certificate for 127.0.0.1 / localhost (EC keys: quick to make).
-struct h2_pki {
-  t::temp_dir dir{"swactor-h2-tls"};
-  std::string path(const std::string& name) const { return dir.file(name).string(); }
-  h2_pki() {
-    auto ext = dir.write("server.ext", "subjectAltName=DNS:localhost,IP:127.0.0.1\n").string();
-    REQUIRE(sh("cd " + dir.path().string() +
-               " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key"
-               " -out ca.pem -days 2 -subj '/CN=swactor h2 test CA' 2>/dev/null"
-               " && openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout server.key"
-               " -out server.csr -subj '/CN=localhost' 2>/dev/null"
-               " && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2"
-               " -out server.pem -extfile " + ext + " 2>/dev/null"));
+// A CA and a server certificate for 127.0.0.1 / localhost.
+struct h2_pki : t::pki::test_ca {
+  h2_pki() : test_ca("swactor h2 test CA", "swactor-h2-tls") {
+    REQUIRE(issue("server", "localhost", "DNS:localhost,IP:127.0.0.1"));
   }
 };
 

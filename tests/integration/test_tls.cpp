@@ -16,6 +16,7 @@
 #include "harness.hpp"
 #include "http_helpers.hpp"
 #include "server_helpers.hpp"
+#include "test_pki.hpp"
 
 using namespace std::chrono_literals;
 namespace t = swactor::testing;
@@ -24,33 +25,12 @@ using nlohmann::json;
 
 namespace {
 
-bool sh(const std::string& cmd, std::string* out = nullptr) {
-  auto r = t::run({"sh", "-c", cmd}, 30s);
-  if (out) *out = r.out + r.err;
-  if (r.exit_code != 0) WARN("command failed: " << cmd << "\n" << r.out << r.err);
-  return r.exit_code == 0;
-}
+using t::pki::sh;
 
-// A test CA, certificates it signs (EC keys: quick to make) and a self-signed stranger.
-struct test_pki {
-  t::temp_dir dir{"swactor-tls"};
-
-  std::string path(const std::string& name) const { return dir.file(name).string(); }
-
-  // key + certificate `name`.pem / `name`.key with `cn` and subjectAltName `san`, signed by the CA.
-  bool issue(const std::string& name, const std::string& cn, const std::string& san) {
-    auto ext = dir.write(name + ".ext", "subjectAltName=" + san + "\n").string();
-    return sh("cd " + dir.path().string() + " && openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes" +
-              " -keyout " + name + ".key -out " + name + ".csr -subj '/CN=" + cn + "' 2>/dev/null && openssl x509 -req -in " +
-              name + ".csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -out " + name + ".pem -extfile " + ext +
-              " 2>/dev/null");
-  }
-
+// The test CA and what the tests need from it, and a self-signed stranger.
+struct test_pki : t::pki::test_ca {
   test_pki() {
-    bool ok = sh("cd " + dir.path().string() +
-                 " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key"
-                 " -out ca.pem -days 2 -subj '/CN=swactor test CA' 2>/dev/null");
-    ok = ok && issue("server", "localhost", "DNS:localhost,IP:127.0.0.1");
+    bool ok = issue("server", "localhost", "DNS:localhost,IP:127.0.0.1");
     ok = ok && issue("wild", "*.example.test", "DNS:*.example.test");
     ok = ok && issue("reloaded", "reloaded.test", "DNS:localhost,IP:127.0.0.1");
     ok = ok && issue("client", "test client", "DNS:client.test");
