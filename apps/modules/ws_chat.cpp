@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "swactor/actors/html.hpp"
 #include "modules/ws_modules.hpp"
 
 namespace swactor::apps {
@@ -27,20 +28,6 @@ bool valid_name(std::string_view s, std::size_t max) {
 
 std::string to_text(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-std::string html_escape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
 
 // The page: without a nick it asks for one (and a room); with one it opens a WebSocket to
 // its own URL. @TITLE@ and @BASE@ are filled in (escaped) per request.
@@ -153,8 +140,8 @@ task<void> ws_chat::on_request(context&, http::request& req, http::response& res
     for (auto at = page.find(key); at != std::string::npos; at = page.find(key, at + value.size()))
       page.replace(at, key.size(), value);
   };
-  fill("@TITLE@", html_escape(opts_.title));
-  fill("@BASE@", html_escape(opts_.base_path));
+  fill("@TITLE@", http::html_escape(opts_.title));
+  fill("@BASE@", http::html_escape(opts_.base_path));
   (void)res.set_header("Content-Type", "text/html; charset=utf-8").set_header("Cache-Control", "no-cache").end(page);
 }
 

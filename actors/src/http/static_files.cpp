@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "swactor/actors/html.hpp"
 #include "swactor/actors/http.hpp"
 #include "swactor/protocols/http_range.hpp"
 
@@ -58,20 +59,6 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-std::string html_escape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out.push_back(c);
-    }
-  }
-  return out;
-}
 
 // Percent-encodes everything but unreserved characters and '/' (links and Location).
 std::string url_escape(std::string_view s) {
@@ -435,6 +422,21 @@ static_reply static_site::serve(std::string_view method, std::string_view path, 
   if (size > 0) r.body.push_back({{}, 0, size, true});
   r.content_length = size;
   return r;
+}
+
+std::string html_escape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out.push_back(c);
+    }
+  }
+  return out;
 }
 
 }  // namespace swactor::http
