@@ -261,7 +261,9 @@ TEST_CASE("http2: attacks end their own connection and the server keeps serving"
     CHECK((j["goaway"].is_number() && j["goaway"] != 0));
     CHECK(serves(s.port));
   }
-  CHECK(s.count_log("closing session .*: HTTP/2: control frame flood") == 2);
+  // Our per-second limit trips first, or (on a loaded machine, the flood spread over two
+  // ticks) nghttp2's own: ACKs the client does not read pile up past its outbound limit.
+  CHECK(s.count_log("closing session .*: HTTP/2: (control frame flood|Flooding was detected)") == 2);
   CHECK(s.count_log("closing session .*: HTTP/2: empty DATA frame flood") == 1);
 
   // A stream stalled on a zero window is reset after h2_idle_stream_timeout.
