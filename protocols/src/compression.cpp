@@ -9,15 +9,10 @@
 #include <new>
 
 #include "swactor/protocols/ascii.hpp"
+#include "swactor/protocols/field_lists.hpp"
 
 namespace swactor::protocols::compression {
 namespace {
-
-std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 // A qvalue (RFC 9110 §12.4.2: "0", "0.5", "1.000") in thousandths; -1 when malformed.
 int parse_qvalue(std::string_view v) noexcept {
@@ -240,11 +235,11 @@ class brotli_decoder final : public decoder {
 
 // "text/html; charset=utf-8" -> "text/html" (lowercase).
 std::string media_type(std::string_view content_type) {
-  return ascii_lowered(trim(content_type.substr(0, content_type.find(';'))));
+  return ascii_lowered(trim_ows(content_type.substr(0, content_type.find(';'))));
 }
 
 bool type_matches(std::string_view type, std::string_view pattern) noexcept {
-  pattern = trim(pattern);
+  pattern = trim_ows(pattern);
   if (pattern.size() >= 2 && pattern.substr(pattern.size() - 2) == "/*")
     return type.size() > pattern.size() - 1 && ascii_iequals(type.substr(0, pattern.size() - 1), pattern.substr(0, pattern.size() - 1));
   return ascii_iequals(type, pattern);
@@ -263,7 +258,7 @@ std::string_view to_string(coding c) noexcept {
 }
 
 std::optional<coding> parse_coding(std::string_view t) noexcept {
-  t = trim(t);
+  t = trim_ows(t);
   if (ascii_iequals(t, "gzip") || ascii_iequals(t, "x-gzip")) return coding::gzip;
   if (ascii_iequals(t, "deflate")) return coding::deflate;
   if (ascii_iequals(t, "br")) return coding::br;
@@ -276,32 +271,29 @@ coding negotiate(std::string_view header, bool present, const std::vector<coding
   // q in thousandths per coding (-1 = not named), and for "*".
   int q[4] = {-1, -1, -1, -1};
   int star = -1;
-  while (!header.empty()) {
-    auto comma = header.find(',');
-    auto item = trim(header.substr(0, comma));
-    header = comma == std::string_view::npos ? std::string_view() : header.substr(comma + 1);
-    if (item.empty()) continue;
+  any_list_item(header, [&](std::string_view item) {
     auto semi = item.find(';');
-    auto name = trim(item.substr(0, semi));
+    auto name = trim_ows(item.substr(0, semi));
     int weight = 1000;
     // Parameters: only "q" means something here (RFC 9110 §12.4.2).
     for (auto params = semi == std::string_view::npos ? std::string_view() : item.substr(semi + 1); !params.empty();) {
       auto next = params.find(';');
-      auto p = trim(params.substr(0, next));
+      auto p = trim_ows(params.substr(0, next));
       params = next == std::string_view::npos ? std::string_view() : params.substr(next + 1);
-      if (p.size() >= 2 && (p[0] == 'q' || p[0] == 'Q') && trim(p.substr(1)).starts_with('=')) {
-        auto v = trim(p.substr(p.find('=') + 1));
+      if (p.size() >= 2 && (p[0] == 'q' || p[0] == 'Q') && trim_ows(p.substr(1)).starts_with('=')) {
+        auto v = trim_ows(p.substr(p.find('=') + 1));
         weight = parse_qvalue(v);
       }
     }
-    if (weight < 0) continue;  // malformed weight: the entry says nothing we can trust
+    if (weight < 0) return false;  // malformed weight: the entry says nothing we can trust
     if (name == "*") {
       star = std::max(star, weight);
     } else if (auto c = parse_coding(name)) {
       auto& slot = q[static_cast<int>(*c)];
       slot = std::max(slot, weight);
     }
-  }
+    return false;
+  });
   coding best = coding::identity;
   int best_q = 0;
   for (auto c : offered) {

@@ -25,6 +25,7 @@
 #include "http1_wire.hpp"
 #include "swactor/protocols/http1.hpp"
 #include "swactor/protocols/http2.hpp"
+#include "swactor/protocols/field_lists.hpp"
 
 namespace swactor::protocols::http1 {
 namespace {
@@ -91,13 +92,6 @@ bool valid_value(std::string_view s) {
   return true;
 }
 
-bool is_ows(char c) { return c == ' ' || c == '\t'; }
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_ows(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_ows(s.back())) s.remove_suffix(1);
-  return s;
-}
 
 bool is_hex(unsigned char c) {
   return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
@@ -174,13 +168,7 @@ void append_hex(std::string& out, std::uint64_t v) {
 
 // Does a Connection value list the token `close`?
 bool has_close_token(std::string_view v) {
-  while (!v.empty()) {
-    auto comma = v.find(',');
-    if (iequals(trim(v.substr(0, comma)), "close")) return true;
-    if (comma == std::string_view::npos) break;
-    v.remove_prefix(comma + 1);
-  }
-  return false;
+  return any_list_item(v, [](std::string_view t) { return iequals(t, "close"); });
 }
 
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -530,9 +518,9 @@ int server_codec::on_header_value_complete() {
         // Each coding across all TE lines: only one `chunked`, and it must be the last.
         for (;;) {
           auto comma = value.find(',');
-          auto coding = trim(value.substr(0, comma));
+          auto coding = trim_ows(value.substr(0, comma));
           auto semi = coding.find(';');  // parameters belong to the coding before them
-          auto token = trim(coding.substr(0, semi));
+          auto token = trim_ows(coding.substr(0, semi));
           if (!is_token(token)) return user_error(400, "invalid Transfer-Encoding");
           if (te_count_ > 0 && chunked_)
             return user_error(400, "chunked is not the final transfer coding");
@@ -844,12 +832,7 @@ bool server_codec::h2c_upgrade() {
     std::string_view n(head_buf_.data() + f.name_off, f.name_len);
     std::string_view v(head_buf_.data() + f.value_off, f.value_len);
     if (iequals(n, "upgrade")) {
-      for (;;) {
-        auto comma = v.find(',');
-        if (iequals(trim(v.substr(0, comma)), "h2c")) h2c = true;
-        if (comma == std::string_view::npos) break;
-        v.remove_prefix(comma + 1);
-      }
+      if (any_list_item(v, [](std::string_view t) { return iequals(t, "h2c"); })) h2c = true;
     } else if (iequals(n, "http2-settings")) {
       ++settings_count;
       settings = v;
@@ -882,10 +865,7 @@ bool server_codec::h2c_upgrade() {
     if (iequals(n, "connection") || iequals(n, "upgrade") || iequals(n, "http2-settings") ||
         iequals(n, "keep-alive") || iequals(n, "transfer-encoding") || iequals(n, "host"))
       continue;
-    std::string name(n);
-    for (auto& c : name)
-      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    r.headers.add(std::move(name), std::string(head_buf_.data() + f.value_off, f.value_len));
+    r.headers.add(ascii_lowered(n), std::string(head_buf_.data() + f.value_off, f.value_len));
   }
   r.content_length = static_cast<std::int64_t>(body_buf_.size());
   r.body = body_buf_;

@@ -9,7 +9,6 @@
 // (held()) while the peer's window is closed: the data provider returns DEFERRED and is
 // resumed when more body arrives, nghttp2 resumes it itself on WINDOW_UPDATE.
 #include <nghttp2/nghttp2.h>
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <charconv>
@@ -41,13 +40,6 @@ constexpr std::size_t kSlice = 4096;
 bool connection_specific(std::string_view n) {
   return n == "connection" || n == "keep-alive" || n == "proxy-connection" || n == "transfer-encoding" ||
          n == "upgrade" || n == "te";
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return out;
 }
 
 bool valid_value(std::string_view s) {
@@ -593,7 +585,7 @@ class server_codec final : public stream_codec {
           names.reserve(s->resp_trailers.items.size());
           for (auto& t : s->resp_trailers.items) {
             if (!valid_name(t.name) || !valid_value(t.value)) continue;
-            names.push_back(lower(t.name));
+            names.push_back(ascii_lowered(t.name));
             nva.push_back(make_nv(names.back(), t.value));
           }
           if (!nva.empty() && nghttp2_submit_trailer(session, id, nva.data(), nva.size()) == 0)
@@ -656,7 +648,7 @@ void server_codec::submit_head(stream& s, std::string_view fields, int status, s
   const bool interim = status < 200;
   for_each_field(fields, [&](std::string_view n, std::string_view v) {
     if (!valid_name(n) || !valid_value(v)) return;
-    names.push_back(lower(n));
+    names.push_back(ascii_lowered(n));
     const auto& ln = names.back();
     if (connection_specific(ln)) return;
     if (!interim && ln == "content-length") return;  // ours, from the body

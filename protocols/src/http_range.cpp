@@ -3,11 +3,11 @@
 #include <algorithm>
 
 #include "swactor/protocols/ascii.hpp"
+#include "swactor/protocols/field_lists.hpp"
 
 namespace swactor::protocols {
 namespace {
 
-bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }
 
 void skip_ows(std::string_view s, std::size_t& i) noexcept {
   while (i < s.size() && is_ows(s[i])) ++i;

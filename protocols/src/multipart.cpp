@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "swactor/protocols/ascii.hpp"
+#include "swactor/protocols/field_lists.hpp"
 
 namespace swactor::protocols::multipart {
 namespace {
@@ -26,13 +27,6 @@ class category_impl final : public std::error_category {
   }
 };
 
-constexpr bool is_ows(char c) { return c == ' ' || c == '\t'; }
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_ows(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_ows(s.back())) s.remove_suffix(1);
-  return s;
-}
 
 bool is_tchar(char c) {
   if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
@@ -96,7 +90,7 @@ bool parse_params(std::string_view s, F&& f) {
     if (i >= s.size()) return true;
     auto eq = s.find('=', i);
     if (eq == std::string_view::npos) return false;
-    auto name = trim(s.substr(i, eq - i));
+    auto name = trim_ows(s.substr(i, eq - i));
     if (name.empty()) return false;
     i = eq + 1;
     while (i < s.size() && is_ows(s[i])) ++i;
@@ -121,7 +115,7 @@ bool parse_params(std::string_view s, F&& f) {
     } else {
       auto end = s.find(';', i);
       if (end == std::string_view::npos) end = s.size();
-      value = std::string(trim(s.substr(i, end - i)));
+      value = std::string(trim_ows(s.substr(i, end - i)));
       i = end;
     }
     f(ascii_lowered(name), std::move(value));
@@ -137,7 +131,7 @@ const std::error_category& error_category() noexcept {
 
 bool is_form_data(std::string_view content_type) {
   auto semi = content_type.find(';');
-  return ascii_iequals(trim(content_type.substr(0, semi)), "multipart/form-data");
+  return ascii_iequals(trim_ows(content_type.substr(0, semi)), "multipart/form-data");
 }
 
 std::optional<std::string> boundary_of(std::string_view content_type) {
@@ -163,7 +157,7 @@ const std::string* disposition::param(std::string_view name) const noexcept {
 bool parse_disposition(std::string_view value, disposition& out) {
   out = {};
   auto semi = value.find(';');
-  out.type = ascii_lowered(trim(value.substr(0, semi)));
+  out.type = ascii_lowered(trim_ows(value.substr(0, semi)));
   if (out.type.empty() || !std::all_of(out.type.begin(), out.type.end(), is_tchar)) return false;
   if (semi == std::string_view::npos) return true;
   std::vector<std::string> extended;  // names set from a name* parameter
@@ -201,7 +195,7 @@ std::error_code parser::header_line(std::string_view line) {
   if (colon == std::string_view::npos || colon == 0) return fail(errc::bad_part_header);
   auto name = line.substr(0, colon);
   if (!std::all_of(name.begin(), name.end(), is_tchar)) return fail(errc::bad_part_header);
-  head_.headers.emplace_back(ascii_lowered(name), std::string(trim(line.substr(colon + 1))));
+  head_.headers.emplace_back(ascii_lowered(name), std::string(trim_ows(line.substr(colon + 1))));
   return {};
 }
 

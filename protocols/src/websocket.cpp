@@ -1,6 +1,7 @@
 #include "swactor/protocols/websocket.hpp"
 
 #include "swactor/protocols/ascii.hpp"
+#include "swactor/protocols/field_lists.hpp"
 
 #include <openssl/evp.h>
 #include <openssl/sha.h>
@@ -13,9 +14,11 @@ namespace swactor::protocols::websocket {
 
 namespace {
 
-// The reassembly buffer between messages, one per thread: codecs take it when a message
-// starts and give it back once it is delivered, so the buffer is reused without every idle
-// connection holding one.
+// Buffers a codec needs only while a message is read or delivered (the reassembled
+// message, the inflated one) are one per thread between messages: a codec takes the
+// thread's spare when a message starts and gives it back once it is delivered, so idle
+// connections hold none. A buffer grown past kKeptBuffer is freed instead.
+constexpr std::size_t kKeptBuffer = 64 * 1024;
 std::string& spare_message() noexcept {
   thread_local std::string spare;
   return spare;
@@ -23,6 +26,14 @@ std::string& spare_message() noexcept {
 std::string& spare_inflated() noexcept {
   thread_local std::string spare;
   return spare;
+}
+void take_spare(std::string& buf, std::string& spare) noexcept {
+  if (buf.capacity() < spare.capacity()) buf.swap(spare);
+}
+void give_back(std::string& buf, std::string& spare) noexcept {
+  buf.clear();
+  if (buf.capacity() <= kKeptBuffer && buf.capacity() > spare.capacity()) buf.swap(spare);
+  std::string().swap(buf);
 }
 
 class ws_category final : public std::error_category {
@@ -248,7 +259,7 @@ bool codec::on_frame_start(std::uint8_t b0, std::uint64_t len) {
     message_op_ = op;
     message_rsv1_ = rsv1_;
     utf8_.reset();
-    if (message_.capacity() < spare_message().capacity()) message_.swap(spare_message());
+    take_spare(message_, spare_message());
   }
   if (len > opts_.max_frame_size)
     return protocol_error(close_too_big, "frame of " + std::to_string(len) + " bytes over max_frame_size"), false;
@@ -381,20 +392,16 @@ bool codec::finish_frame(event_sink& out, bool& stop) {
   }
   if (!fin_) return true;  // more fragments to come
   std::string_view whole = message_;
-  // The inflated message lives only while it is delivered: the thread's buffer holds it.
+  // The inflated message lives only while it is delivered, in the thread's buffer.
   std::string inflated;
-  struct give_back {
+  struct returned {
     std::string& s;
-    ~give_back() {
-      s.clear();
-      if (s.capacity() <= 64 * 1024 && s.capacity() > spare_inflated().capacity()) s.swap(spare_inflated());
-    }
-  } keep{inflated};
+    ~returned() { give_back(s, spare_inflated()); }
+  } on_exit{inflated};
   if (message_rsv1_) {
     // permessage-deflate: inflate (bounded), then check text as a whole.
     if (!deflate_) deflate_ = std::make_unique<deflater>(opts_.deflate_with);
-    inflated.swap(spare_inflated());
-    inflated.clear();
+    take_spare(inflated, spare_inflated());
     bool too_big = false;
     if (!deflate_->inflate_message(message_, inflated, static_cast<std::size_t>(opts_.max_message_size), too_big))
       return protocol_error(too_big ? close_too_big : close_invalid_payload,
@@ -416,14 +423,7 @@ bool codec::finish_frame(event_sink& out, bool& stop) {
     output_before_event_ = output_.size();
     stop = !out.on_event({static_cast<std::uint8_t>(message_op_ == opcode::text ? ev::text : ev::binary), whole});
   }
-  // An idle connection keeps no message buffer: the thread's spare takes it back for the
-  // next message of any connection (a large one is freed).
-  message_.clear();
-  if (message_.capacity() > 64 * 1024)
-    std::string().swap(message_);
-  else if (message_.capacity() > spare_message().capacity())
-    message_.swap(spare_message());
-  if (message_.capacity() > 15) std::string().swap(message_);  // past the inline (SSO) size
+  give_back(message_, spare_message());  // an idle connection keeps no message buffer
   return true;
 }
 
@@ -510,24 +510,6 @@ namespace swactor::protocols::websocket {
 
 namespace {
 
-std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-// Calls f(item) for each comma-separated, trimmed, non-empty item; stops when f returns true.
-template <class F>
-bool any_item(std::string_view list, F f) {
-  while (true) {
-    auto comma = list.find(',');
-    auto item = trim(list.substr(0, comma));
-    if (!item.empty() && f(item)) return true;
-    if (comma == std::string_view::npos) return false;
-    list.remove_prefix(comma + 1);
-  }
-}
-
 // RFC 7230 token characters.
 bool is_token(std::string_view t) noexcept {
   if (t.empty()) return false;
@@ -544,15 +526,15 @@ bool parse_deflate_params(std::string_view params, deflate_offer& o) {
   bool seen[4] = {false, false, false, false};
   while (!params.empty()) {
     auto semi = params.find(';');
-    auto p = trim(params.substr(0, semi));
+    auto p = trim_ows(params.substr(0, semi));
     params = semi == std::string_view::npos ? std::string_view() : params.substr(semi + 1);
     if (p.empty()) return false;
     auto eq = p.find('=');
-    auto name = trim(p.substr(0, eq));
+    auto name = trim_ows(p.substr(0, eq));
     std::string_view value;
     bool has_value = eq != std::string_view::npos;
     if (has_value) {
-      value = trim(p.substr(eq + 1));
+      value = trim_ows(p.substr(eq + 1));
       if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
     }
     auto bits = [&](int& out) {
@@ -597,7 +579,7 @@ bool parse_deflate_params(std::string_view params, deflate_offer& o) {
 }  // namespace
 
 bool is_upgrade_request(const handshake_request& r) noexcept {
-  return any_item(r.upgrade, [](std::string_view t) { return ascii_iequals(t, "websocket"); });
+  return any_list_item(r.upgrade, [](std::string_view t) { return ascii_iequals(t, "websocket"); });
 }
 
 handshake_check check_handshake(const handshake_request& r) {
@@ -610,15 +592,15 @@ handshake_check check_handshake(const handshake_request& r) {
   if (r.method != "GET") return refuse(400, "a WebSocket handshake must be a GET request");
   if (r.version_minor < 1) return refuse(400, "a WebSocket handshake needs HTTP/1.1");
   if (!is_upgrade_request(r)) return refuse(400, "Upgrade does not list websocket");
-  if (!any_item(r.connection, [](std::string_view t) { return ascii_iequals(t, "upgrade"); }))
+  if (!any_list_item(r.connection, [](std::string_view t) { return ascii_iequals(t, "upgrade"); }))
     return refuse(400, "Connection does not list Upgrade");
-  if (trim(r.version) != "13")
+  if (trim_ows(r.version) != "13")
     return refuse(426, r.version.empty() ? std::string("missing Sec-WebSocket-Version")
-                                         : "unsupported Sec-WebSocket-Version " + std::string(trim(r.version)));
-  auto key = trim(r.key);
+                                         : "unsupported Sec-WebSocket-Version " + std::string(trim_ows(r.version)));
+  auto key = trim_ows(r.key);
   if (!valid_client_key(key)) return refuse(400, "Sec-WebSocket-Key is not base64 of 16 bytes");
   bool bad_protocol = false;
-  any_item(r.protocols, [&](std::string_view p) {
+  any_list_item(r.protocols, [&](std::string_view p) {
     if (!is_token(p)) {
       bad_protocol = true;
       return true;
@@ -627,9 +609,9 @@ handshake_check check_handshake(const handshake_request& r) {
     return false;
   });
   if (bad_protocol) return refuse(400, "Sec-WebSocket-Protocol is not a list of tokens");
-  any_item(r.extensions, [&](std::string_view ext) {
+  any_list_item(r.extensions, [&](std::string_view ext) {
     auto semi = ext.find(';');
-    auto name = trim(ext.substr(0, semi));
+    auto name = trim_ows(ext.substr(0, semi));
     deflate_offer o;
     if (name == "permessage-deflate" &&
         parse_deflate_params(semi == std::string_view::npos ? std::string_view() : ext.substr(semi + 1), o))

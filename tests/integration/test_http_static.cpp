@@ -417,6 +417,8 @@ TEST_CASE("http_static: precompressed .br / .gz siblings when accepted, with Var
 
   r = curl(srv.port, "/hello.txt", {"-H", "Accept-Encoding: br;q=0, gzip;q=0.5"});
   CHECK(r.body == "GZIP-BYTES");
+  r = curl(srv.port, "/hello.txt", {"-H", "Accept-Encoding: br;q=0.4, gzip;q=0.9"});
+  CHECK(r.body == "GZIP-BYTES");  // the higher q wins; br is preferred only on a tie
   r = curl(srv.port, "/hello.txt", {"-H", "Accept-Encoding: identity"});
   CHECK(r.body == "plain hello\n");
   r = curl(srv.port, "/hello.txt", {"-H", "Accept-Encoding: *;q=0"});

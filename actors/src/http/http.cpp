@@ -10,9 +10,12 @@
 
 #include "swactor/actors/errors.hpp"
 #include "swactor/core/error.hpp"
+#include "swactor/protocols/field_lists.hpp"
 
 namespace swactor::http {
 namespace {
+
+using protocols::trim_ows;
 
 using protocols::ascii_lowered;
 using protocols::http1::iequals;
@@ -23,12 +26,6 @@ int hex_value(char c) noexcept {
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
-}
-
-std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
 }
 
 void parse_params(std::string_view text, param_list& out) {
@@ -113,13 +110,13 @@ param_list parse_query(std::string_view query) {
 void parse_cookies(std::string_view v, param_list& out) {
   while (!v.empty()) {
     auto semi = v.find(';');
-    auto part = trim(v.substr(0, semi));
+    auto part = trim_ows(v.substr(0, semi));
     v = semi == std::string_view::npos ? std::string_view() : v.substr(semi + 1);
     if (part.empty()) continue;
     auto eq = part.find('=');
     if (eq == std::string_view::npos) continue;
-    auto name = trim(part.substr(0, eq));
-    auto value = trim(part.substr(eq + 1));
+    auto name = trim_ows(part.substr(0, eq));
+    auto value = trim_ows(part.substr(eq + 1));
     if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
     if (!name.empty()) out.emplace_back(std::string(name), std::string(value));
   }
@@ -211,7 +208,7 @@ const param_list& request::form() const {
     const auto* ct = header("content-type");
     if (ct) {
       std::string_view type = *ct;
-      type = trim(type.substr(0, type.find(';')));
+      type = trim_ows(type.substr(0, type.find(';')));
       if (iequals(type, "application/x-www-form-urlencoded")) parse_params(head_.body, *form_);
     }
   }
@@ -290,9 +287,9 @@ cz::coding response::choose_coding(std::uint64_t size, bool streamed) {
   for (auto& h : head_.headers.items) {
     if (!iequals(h.name, "vary")) continue;
     auto v = ascii_lowered(h.value);
-    if (v.find("accept-encoding") != std::string::npos || trim(v) == "*") vary_done = true;
+    if (v.find("accept-encoding") != std::string::npos || trim_ows(v) == "*") vary_done = true;
     else if (!vary_done) {
-      h.value += trim(h.value).empty() ? "Accept-Encoding" : ", Accept-Encoding";
+      h.value += trim_ows(h.value).empty() ? "Accept-Encoding" : ", Accept-Encoding";
       vary_done = true;
     }
     break;

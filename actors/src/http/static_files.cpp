@@ -15,9 +15,12 @@
 #include "swactor/actors/html.hpp"
 #include "swactor/actors/http.hpp"
 #include "swactor/protocols/http_range.hpp"
+#include "swactor/protocols/field_lists.hpp"
 
 namespace swactor::http {
 namespace {
+
+using protocols::trim_ows;
 
 namespace h1 = protocols::http1;
 using protocols::ascii_iequals;
@@ -53,12 +56,6 @@ bool inside(const std::string& real, const std::string& root) {
   return real.size() > root.size() && real.compare(0, root.size(), root) == 0 && real[root.size()] == '/';
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 
 // Percent-encodes everything but unreserved characters and '/' (links and Location).
 std::string url_escape(std::string_view s) {
@@ -90,7 +87,7 @@ std::int64_t mtime_ns(const struct stat& st) {
 
 // Entity-tags of an If-None-Match / If-Range value; weak comparison strips W/.
 bool etag_listed(std::string_view list, std::string_view etag, bool weak) {
-  if (trim(list) == "*") return true;
+  if (trim_ows(list) == "*") return true;
   std::size_t i = 0;
   while (i < list.size()) {
     while (i < list.size() && (list[i] == ' ' || list[i] == '\t' || list[i] == ',')) ++i;
@@ -166,7 +163,7 @@ const config::schema<static_options>& static_schema() {
 }
 
 std::int64_t parse_http_date(std::string_view s) {
-  s = trim(s);
+  s = trim_ows(s);
   if (s.size() > 64) return -1;
   std::string text(s);
   // IMF-fixdate, RFC 850, asctime (RFC 9110 §5.6.7).
@@ -176,37 +173,6 @@ std::int64_t parse_http_date(std::string_view s) {
     if (end && *end == '\0') return static_cast<std::int64_t>(::timegm(&tm));
   }
   return -1;
-}
-
-bool accepts_encoding(std::string_view ae, std::string_view coding) {
-  bool star = false, star_q = false;
-  std::size_t i = 0;
-  while (i <= ae.size()) {
-    auto comma = ae.find(',', i);
-    auto item = ae.substr(i, comma == std::string_view::npos ? std::string_view::npos : comma - i);
-    i = comma == std::string_view::npos ? ae.size() + 1 : comma + 1;
-    auto semi = item.find(';');
-    auto name = trim(item.substr(0, semi));
-    bool positive = true;
-    if (semi != std::string_view::npos) {
-      auto params = item.substr(semi + 1);
-      auto q = params.find_first_of("qQ");
-      if (q != std::string_view::npos) {
-        auto v = trim(params.substr(q));
-        if (v.size() >= 2 && v[1] == '=') {
-          v = trim(v.substr(2));
-          // q=0, q=0.0, q=0.000: refused; anything else above zero accepts.
-          positive = !(v.size() >= 1 && v[0] == '0' && v.find_first_not_of("0.", 0) == std::string_view::npos);
-        }
-      }
-    }
-    if (ascii_iequals(name, coding)) return positive;
-    if (name == "*") {
-      star = true;
-      star_q = positive;
-    }
-  }
-  return star && star_q;
 }
 
 static_site::static_site(static_options o) : opts_(std::move(o)) {
@@ -325,19 +291,33 @@ static_reply static_site::serve(std::string_view method, std::string_view path, 
   std::string tag_suffix;
   bool has_sibling = false;
   if (opts_.precompressed) {
-    const auto* ae = headers.find("accept-encoding");
-    for (auto [ext, coding] : {std::pair<std::string_view, std::string_view>{".br", "br"}, {".gz", "gzip"}}) {
-      std::string sib;
-      struct stat sst{};
-      if (!regular_inside(real + std::string(ext), root_, sib, sst)) continue;
-      has_sibling = true;
-      if (encoding.empty() && ae && accepts_encoding(*ae, coding)) {
-        encoding = coding;
-        tag_suffix = std::string("-") + std::string(coding);
-        real = std::move(sib);
-        st = sst;
-      }
+    // The siblings that exist, br preferred; the client's Accept-Encoding picks among them
+    // the way it picks a coding for compressed responses (q-values, then our order).
+    namespace cz = protocols::compression;
+    struct sibling {
+      cz::coding coding;
+      std::string path;
+      struct stat st;
+    };
+    std::vector<sibling> siblings;
+    std::vector<cz::coding> present;
+    for (auto [ext, coding] : {std::pair<std::string_view, cz::coding>{".br", cz::coding::br}, {".gz", cz::coding::gzip}}) {
+      sibling sib{coding, {}, {}};
+      if (!regular_inside(real + std::string(ext), root_, sib.path, sib.st)) continue;
+      present.push_back(coding);
+      siblings.push_back(std::move(sib));
     }
+    has_sibling = !siblings.empty();
+    const auto* ae = headers.find("accept-encoding");
+    if (has_sibling && ae)
+      if (auto chosen = cz::negotiate(*ae, true, present); chosen != cz::coding::identity)
+        for (auto& sib : siblings)
+          if (sib.coding == chosen) {
+            encoding = cz::to_string(chosen);
+            tag_suffix = "-" + std::string(encoding);
+            real = std::move(sib.path);
+            st = sib.st;
+          }
   }
   const auto size = static_cast<std::uint64_t>(st.st_size);
   const auto etag = fmt::format("\"{:x}-{:x}{}\"", size, mtime_ns(st), tag_suffix);
@@ -372,7 +352,7 @@ static_reply static_site::serve(std::string_view method, std::string_view path, 
   const auto* range = head ? nullptr : headers.find("range");
   if (range) {
     if (const auto* ir = headers.find("if-range")) {
-      auto v = trim(*ir);
+      auto v = trim_ows(*ir);
       bool match = !v.empty() && (v[0] == '"' || v.substr(0, 2) == "W/")
                        ? etag_listed(v, etag, false)  // strong comparison only
                        : parse_http_date(v) == static_cast<std::int64_t>(st.st_mtim.tv_sec);

@@ -400,14 +400,6 @@ struct reactor_thread::impl final : net::connection_sink {
       if constexpr (std::is_same_v<T, ipc::conn_send>) {
         auto size = v.data.size();
         auto ec = host.send(v.session, v.data, v.kind);
-        if (ec && v.kind == protocols::kind_file && ec != server_errc::output_buffer_full &&
-            ec != server_errc::session_not_found) {
-          // The head went out before: a response with a hole in it must not look whole.
-          if (auto* c = host.find(v.session)) {
-            log::warning("session {}: file reply not sent: {}; closing", v.session, ec.message());
-            c->abort("file reply not sent");
-          }
-        }
         if (ec == server_errc::output_buffer_full) {
           auto* c = host.find(v.session);
           // A WebSocket message is whole or not sent (the listener's on_output_full already

@@ -72,6 +72,16 @@ void connection::size_read_buffer(std::size_t batch) {
   }
 }
 
+void connection::peer_closed() {
+  const bool cut = codec_->mid_message();
+  if (codec_->outstanding() > 0 && !cut) {
+    // A half-close after the last request (`curl`-style clients do it): answer first.
+    peer_eof_ = true;
+    return;
+  }
+  finish(false, cut ? "closed by peer in the middle of a request" : "closed by peer");
+}
+
 void connection::on_read(std::error_code ec, std::size_t n) {
   waiting_read_ = false;
   if (closed_) return;
@@ -80,12 +90,7 @@ void connection::on_read(std::error_code ec, std::size_t n) {
     return;
   }
   if (n == 0) {
-    if (codec_->outstanding() > 0 && !codec_->mid_message()) {
-      // A half-close after the last request (`curl`-style clients do it): answer first.
-      peer_eof_ = true;
-      return;
-    }
-    finish(false, codec_->mid_message() ? "closed by peer in the middle of a request" : "closed by peer");
+    peer_closed();
     return;
   }
   // The transport's callback holds a reference: the sink may close and unregister us.
@@ -165,11 +170,7 @@ void connection::read_ready(std::size_t carried, std::size_t batch) {
       return;
     }
     if (n == 0 && !ec && carried == 0) {
-      if (codec_->outstanding() > 0 && !codec_->mid_message()) {
-        peer_eof_ = true;
-        return;
-      }
-      finish(false, codec_->mid_message() ? "closed by peer in the middle of a request" : "closed by peer");
+      peer_closed();
       return;
     }
     if (n > 0) {
@@ -184,11 +185,7 @@ void connection::read_ready(std::size_t carried, std::size_t batch) {
     }
     if (closed_) return;
     if (n == 0 && !ec) {  // end of stream right after the carried bytes
-      if (codec_->outstanding() > 0 && !codec_->mid_message()) {
-        peer_eof_ = true;
-        return;
-      }
-      finish(false, codec_->mid_message() ? "closed by peer in the middle of a request" : "closed by peer");
+      peer_closed();
       return;
     }
     // A short read drained the socket: the pending read waits for the next edge.
@@ -238,10 +235,7 @@ std::size_t connection::process(std::string_view input) {
         // A file range goes behind the bytes encoded so far.
         (void)queue_bytes(*wire, true);
         wire->clear();
-        if (auto ec = send_file(data); ec && !closed_) {
-          // Its head is out: a response with a hole in it must not look complete.
-          finish(true, "file reply not sent: " + ec.message());
-        }
+        (void)send_file_reply(data);
         if (closed_) break;
       }
       if (!closed_) (void)queue_bytes(*wire, true);  // each was checked against the limit when it was deferred
@@ -404,7 +398,7 @@ std::error_code connection::send(std::string_view data, std::uint8_t kind, bool 
     return {};
   }
   if (kind == protocols::kind_file) {
-    auto ec = send_file(data);
+    auto ec = send_file_reply(data);
     after_codec();
     return ec;
   }
@@ -465,6 +459,13 @@ std::error_code connection::queue_bytes(std::string_view data, bool force) {
 
 connection::file_part::~file_part() {
   if (fd >= 0) ::close(fd);
+}
+
+std::error_code connection::send_file_reply(std::string_view data) {
+  auto ec = send_file(data);
+  // The response's head is out: one with a hole in it must not look complete.
+  if (ec && !closed_ && ec != server_errc::session_not_found) finish(true, "file reply not sent: " + ec.message());
+  return ec;
 }
 
 std::error_code connection::send_file(std::string_view data) {
@@ -545,11 +546,8 @@ void connection::flush() {
       // A burst continuation is posted (the socket was not full): no writability wait.
       posted = step == file_step::yielded;
       if (step != file_step::done) break;
-      if (watching_ && out_bytes_ <= out_limit_ / 2) {
-        watching_ = false;
-        host_.sink().on_drained(*this);
-        if (closed_) return;
-      }
+      check_drained();
+      if (closed_) return;
       continue;
     }
     iovec iov[kMaxIov];
@@ -579,11 +577,8 @@ void connection::flush() {
       }
     }
     out_.erase(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(done));
-    if (watching_ && queued_bytes() <= out_limit_ / 2) {
-      watching_ = false;
-      host_.sink().on_drained(*this);
-      if (closed_) return;
-    }
+    check_drained();
+    if (closed_) return;
     if (ec) break;  // would block: wait below
   }
   if (!out_.empty()) {

@@ -63,7 +63,8 @@ class connection final : public io_owner,
   // have encoded what is then dropped. `force` queues past the limit (a last close frame).
   // kind_file (protocols/codec.hpp): a file range the connection writes itself; the file
   // is opened here (errc no_such_file_or_directory, invalid_argument when the range is not
-  // inside it), and read only as the socket takes bytes.
+  // inside it; the connection then closes, its response's head being out), and read only
+  // as the socket takes bytes.
   std::error_code send(std::string_view data, std::uint8_t kind = 0, bool force = false);
   // Closes once queued output is written; reset = RST now, queued output dropped.
   void close(bool reset);
@@ -123,6 +124,9 @@ class connection final : public io_owner,
   // loop's buffer (a full landing-buffer read); `batch` bytes were read in this wakeup
   // before (0 when the call does not come from on_read).
   void read_ready(std::size_t carried, std::size_t batch);
+  // The peer ended its side: answer what is owed first (a half-close after the last
+  // request), unless a request is cut in the middle; else close.
+  void peer_closed();
   void arm_read();
   // Runs the codec over `input` (pending_ or a buffer), keeps what it did not consume.
   void consume(std::string_view input, bool input_is_pending);
@@ -134,6 +138,8 @@ class connection final : public io_owner,
   std::error_code queue_bytes(std::string_view data, bool force = false);
   // A kind_file reply: opened, framed by the codec, queued behind what is there.
   std::error_code send_file(std::string_view data);
+  // send_file(), and on a failure the connection closes (aborted): the head went out.
+  std::error_code send_file_reply(std::string_view data);
   // Writes the front file range: done (it is gone from the queue), blocked (the socket is
   // full), yielded (a burst went out; the rest continues from a posted callback), ended
   // (the connection closed: a write error or a file shorter than announced).

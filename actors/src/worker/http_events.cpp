@@ -13,6 +13,7 @@
 
 #include "http/router.hpp"
 #include "swactor/actors/http.hpp"
+#include "swactor/protocols/field_lists.hpp"
 #include "swactor/protocols/http2.hpp"
 #include "swactor/core/log.hpp"
 #include "swactor/core/wait_queue.hpp"
@@ -116,16 +117,11 @@ void answer(session_port& port, session_id s, int status, std::string_view body,
 void request_coding(const http::request& req, cz::coding& inflate, int& status, std::string& reason) {
   if (req.head().complete && req.body().empty()) return;  // no body: nothing to inflate
   std::vector<std::string_view> codings;
-  for (auto v : req.header_values("content-encoding")) {
-    while (!v.empty()) {
-      auto comma = v.find(',');
-      auto t = v.substr(0, comma);
-      v = comma == std::string_view::npos ? std::string_view() : v.substr(comma + 1);
-      while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
-      while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
-      if (!t.empty() && !h1::iequals(t, "identity")) codings.push_back(t);
-    }
-  }
+  for (auto v : req.header_values("content-encoding"))
+    protocols::any_list_item(v, [&](std::string_view t) {
+      if (!h1::iequals(t, "identity")) codings.push_back(t);
+      return false;
+    });
   if (codings.empty()) return;
   auto c = cz::parse_coding(codings[0]);
   if (codings.size() > 1 || !c) {
@@ -501,13 +497,16 @@ task<void> worker_runtime::serve_http(http_exchange x) {
   session_channel ch(*port_, s, this, x.h2_stream);
   http::response res(ch);
   if (const auto& co = lc.compression_options; co.enabled && !co.offered.empty() && x.req->method() != "HEAD") {
+    // Several Accept-Encoding fields are one list (RFC 9110 §5.3); one field needs no copy.
     auto values = x.req->header_values("accept-encoding");
     std::string joined;
-    for (auto v : values) {
-      if (!joined.empty()) joined += ", ";
-      joined += v;
-    }
-    res.set_compression(&co, cz::negotiate(joined, !values.empty(), co.offered));
+    if (values.size() > 1)
+      for (auto v : values) {
+        if (!joined.empty()) joined += ", ";
+        joined += v;
+      }
+    res.set_compression(&co, cz::negotiate(values.size() == 1 ? values[0] : std::string_view(joined), !values.empty(),
+                                           co.offered));
   }
   std::exception_ptr error;
   try {

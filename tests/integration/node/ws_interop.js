@@ -19,17 +19,7 @@ const opt = (name, dflt) => {
 const offer = opt('deflate', 'on') === 'on';
 const expect_deflate = opt('expect-deflate', offer ? 'yes' : 'no') === 'yes';
 
-let ok = 0, failed = 0;
-const check = (name, cond, detail = '') => {
-  if (cond) ++ok; else ++failed;
-  console.log(`${cond ? 'ok' : 'not ok'} ${name}${detail ? ' ' + detail : ''}`);
-};
-
-// A whole run has 60 s; a stuck server must not hang the test.
-const watchdog = setTimeout(() => {
-  console.log('not ok watchdog: no progress within 60 s');
-  process.exit(2);
-}, 60000);
+const { check, run } = require('./checks');
 
 // Compressible text (so deflate has work) that still differs per size and index.
 function text_of(n, seed) {
@@ -132,11 +122,5 @@ async function main() {
   check('socket closed', ws.readyState === WebSocket.CLOSED);
 }
 
-main().then(() => {
-  clearTimeout(watchdog);
-  console.log(`summary: ${ok} ok, ${failed} not ok`);
-  process.exit(failed ? 1 : 0);
-}, (err) => {
-  console.log(`not ok run: ${err && err.stack ? err.stack : err}`);
-  process.exit(2);
-});
+// A whole run has 60 s.
+run(main, 60);
