@@ -271,12 +271,13 @@ namespace cz = protocols::compression;
 cz::coding response::choose_coding(std::uint64_t size, bool streamed) {
   const auto* o = compression_;
   if (!o || !o->enabled || !compress_allowed_ || o->offered.empty()) return cz::coding::identity;
+  // The cheap tests first: most responses of an API are below min_size.
+  if (streamed ? head_.content_length >= 0 : size < o->min_size) return cz::coding::identity;
   const int st = head_.status;
   // No body, or a body whose bytes are addressed as they are (ranges).
   if (st < 200 || st == 204 || st == 304 || st == 206) return cz::coding::identity;
   const auto& hs = head_.headers;
   if (hs.find("content-encoding") || hs.find("content-range")) return cz::coding::identity;
-  if (streamed ? head_.content_length >= 0 : size < o->min_size) return cz::coding::identity;
   for (auto& h : hs.items)
     if (iequals(h.name, "cache-control") && ascii_lowered(h.value).find("no-transform") != std::string::npos)
       return cz::coding::identity;

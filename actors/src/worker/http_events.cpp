@@ -382,38 +382,43 @@ std::optional<task<void>> worker_runtime::http_event(std::uint8_t kind, session_
   return std::nullopt;
 }
 
-task<void> worker_runtime::serve_http(http_exchange x) {
+// A request refused before any handler (x.status): the engine's answer.
+void worker_runtime::refuse_http(const http_exchange& x) {
   auto s = x.req->session();
   // A refused request whose body is still on its way: answer and close (reading a body
   // nobody wants would let the client hold the connection).
   const bool body_pending = x.pipe && !x.pipe->ended;
-  if (x.status != 0) {
-    const auto st = x.h2_stream;
-    switch (x.status) {
-      case 404: answer(*port_, s, 404, "Not Found\n", nullptr, body_pending, st); break;
-      case 405: answer(*port_, s, 405, "Method Not Allowed\n", x.allow.c_str(), body_pending, st); break;
-      case 503:
-        answer(*port_, s, 503, "Service Unavailable: too many requests in this worker\n", nullptr, body_pending, st);
-        break;
-      case 415: {
-        log::info("session {}: {} {}: {}; 415", s, x.req->method(), x.req->target(), x.reason);
-        session_channel ch(*port_, s, nullptr, st);
-        http::response res(ch);
-        // RFC 9110 §12.5.3: a 415 for a content coding says which ones are accepted.
-        res.status(415).set_header("Content-Type", "text/plain; charset=utf-8").set_header("Accept-Encoding", "gzip, deflate, br");
-        if (body_pending) res.close();
-        (void)res.end("Unsupported Media Type: content coding not supported\n");
-        break;
-      }
-      default:
-        log::info("session {}: {} {}: {}", s, x.req->method(), x.req->target(), x.reason);
-        answer(*port_, s, x.status, "Bad Request\n", nullptr, true, st);
-        break;
+  const auto st = x.h2_stream;
+  switch (x.status) {
+    case 404: answer(*port_, s, 404, "Not Found\n", nullptr, body_pending, st); break;
+    case 405: answer(*port_, s, 405, "Method Not Allowed\n", x.allow.c_str(), body_pending, st); break;
+    case 503:
+      answer(*port_, s, 503, "Service Unavailable: too many requests in this worker\n", nullptr, body_pending, st);
+      break;
+    case 415: {
+      log::info("session {}: {} {}: {}; 415", s, x.req->method(), x.req->target(), x.reason);
+      session_channel ch(*port_, s, nullptr, st);
+      http::response res(ch);
+      // RFC 9110 §12.5.3: a 415 for a content coding says which ones are accepted.
+      res.status(415).set_header("Content-Type", "text/plain; charset=utf-8").set_header("Accept-Encoding", "gzip, deflate, br");
+      if (body_pending) res.close();
+      (void)res.end("Unsupported Media Type: content coding not supported\n");
+      break;
     }
-    co_return;
+    default:
+      log::info("session {}: {} {}: {}", s, x.req->method(), x.req->target(), x.reason);
+      answer(*port_, s, x.status, "Bad Request\n", nullptr, true, st);
+      break;
   }
-  ++http_in_flight_;
-  auto mod = x.module;
+}
+
+// The body before the handler runs: a multipart body parsed (files to disk), a whole body
+// gathered, a compressed one inflated, a streamed one wired to read_body(). False when the
+// request was answered here (refused) or its client went away. Its own coroutine, called
+// only for requests that have such a body, so that serve_http's frame stays small enough
+// for asio's frame recycling (a frame over about 1 KiB is a malloc and free per request).
+task<bool> worker_runtime::prepare_body(http_exchange& x) {
+  auto s = x.req->session();
   const auto& lc = app_.listen[static_cast<std::size_t>(x.listener)];
   // A compressed body is inflated as it arrives, never past max_body_size (a zip bomb
   // costs that much memory at most, then 413).
@@ -436,8 +441,7 @@ task<void> worker_runtime::serve_http(http_exchange x) {
     auto ec = co_await x.req->read_form(nullptr, x.body_timeout);
     x.req->set_body_source(nullptr);
     if (ec) {
-      --http_in_flight_;
-      if (ec == server_errc::session_not_found) co_return;  // the client went away: the files go with x
+      if (ec == server_errc::session_not_found) co_return false;  // the client went away: the files go with x
       if (x.pipe && !x.pipe->ended) {  // the rest of the body is not wanted
         x.pipe->discard = true;
         for (auto& p : x.pipe->pieces) http_body_taken(s, p.size());
@@ -451,22 +455,18 @@ task<void> worker_runtime::serve_http(http_exchange x) {
                          : status == 400 ? "Bad Request: malformed multipart body\n"
                                          : "Internal Server Error\n";
       answer(*port_, s, status, text, nullptr, true, x.h2_stream);
-      co_return;
+      co_return false;
     }
   } else if (x.pipe && !x.stream) {
     // A whole body: gather it before the handler runs.
     for (;;) {
       auto piece = co_await x.pipe->next(*x.req, x.body_timeout);
-      if (!piece) {
-        --http_in_flight_;
-        co_return;  // the client went away (or stalled: the codec's body_timeout answers)
-      }
+      if (!piece) co_return false;  // the client went away (or stalled: the codec's body_timeout answers)
       if (piece->empty()) break;
       auto st = inflater ? inflater->feed(*piece, x.req->body()) : (x.req->body().append(*piece), cz::decode_status::ok);
       if (st != cz::decode_status::ok) {
-        --http_in_flight_;
         refuse(st);
-        co_return;
+        co_return false;
       }
     }
   } else if (x.pipe) {
@@ -481,51 +481,25 @@ task<void> worker_runtime::serve_http(http_exchange x) {
     auto raw = std::move(x.req->body());
     x.req->body().clear();
     if (auto st = inflater->feed(raw, x.req->body()); st != cz::decode_status::ok) {
-      --http_in_flight_;
       refuse(st);
-      co_return;
+      co_return false;
     }
   }
   if (inflater) {
     if (auto st = inflater->finish(); st != cz::decode_status::ok) {
-      --http_in_flight_;
       refuse(st);
-      co_return;
+      co_return false;
     }
     x.req->mark_inflated(true);
   }
-  session_channel ch(*port_, s, this, x.h2_stream);
-  http::response res(ch);
-  if (const auto& co = lc.compression_options; co.enabled && !co.offered.empty() && x.req->method() != "HEAD") {
-    // Several Accept-Encoding fields are one list (RFC 9110 §5.3); one field needs no copy.
-    auto values = x.req->header_values("accept-encoding");
-    std::string joined;
-    if (values.size() > 1)
-      for (auto v : values) {
-        if (!joined.empty()) joined += ", ";
-        joined += v;
-      }
-    res.set_compression(&co, cz::negotiate(values.size() == 1 ? values[0] : std::string_view(joined), !values.empty(),
-                                           co.offered));
-  }
-  std::exception_ptr error;
-  try {
-    co_await modules_[static_cast<std::size_t>(mod)]->on_request(*contexts_[static_cast<std::size_t>(mod)], *x.req,
-                                                                  res);
-  } catch (...) {
-    error = std::current_exception();
-  }
-  --http_in_flight_;
-  if (res.detached() && !error) {
-    // Another process answers; this session's next request waits for that answer.
-    const auto& lc = app_.listen[static_cast<std::size_t>(x.listener)];
-    co_await wait_detached(ch.detached_request(),
-                           lc.detached_response_timeout.count() > 0 ? lc.detached_response_timeout
-                                                                    : std::chrono::milliseconds(std::chrono::hours(24 * 365)),
-                           *x.req);
-    co_return;
-  }
-  if (res.detached()) detached_.erase(ch.detached_request());
+  co_return true;
+}
+
+// After the handler: a response that could not be sent, a handler that threw or returned
+// without ending it (500, or the connection closed when the head already went out).
+void worker_runtime::http_handler_done(const http_exchange& x, const http::response& res, int mod,
+                                        std::exception_ptr error) {
+  auto s = x.req->session();
   if (!error && res.error() && res.error() != server_errc::session_not_found) {
     log::warning("module {}: the response to {} {} (session {}) could not be sent: {}; closing the connection",
                  modules_[static_cast<std::size_t>(mod)]->instance_name(), x.req->method(), x.req->path(), s,
@@ -549,6 +523,52 @@ task<void> worker_runtime::serve_http(http_exchange x) {
     else
       end_failed(s, x.h2_stream);  // a half-sent body must not look complete
   }
+}
+
+task<void> worker_runtime::serve_http(http_exchange x) {
+  if (x.status != 0) {
+    refuse_http(x);
+    co_return;
+  }
+  ++http_in_flight_;
+  if ((x.pipe || x.inflate != cz::coding::identity || x.req->is_multipart()) && !co_await prepare_body(x)) {
+    --http_in_flight_;
+    co_return;
+  }
+  const auto mod = x.module;
+  const auto& lc = app_.listen[static_cast<std::size_t>(x.listener)];
+  session_channel ch(*port_, x.req->session(), this, x.h2_stream);
+  http::response res(ch);
+  if (const auto& co = lc.compression_options; co.enabled && !co.offered.empty() && x.req->method() != "HEAD") {
+    // Several Accept-Encoding fields are one list (RFC 9110 §5.3); one field needs no copy.
+    auto values = x.req->header_values("accept-encoding");
+    std::string joined;
+    if (values.size() > 1)
+      for (auto v : values) {
+        if (!joined.empty()) joined += ", ";
+        joined += v;
+      }
+    res.set_compression(&co, cz::negotiate(values.size() == 1 ? values[0] : std::string_view(joined), !values.empty(),
+                                           co.offered));
+  }
+  std::exception_ptr error;
+  try {
+    co_await modules_[static_cast<std::size_t>(mod)]->on_request(*contexts_[static_cast<std::size_t>(mod)], *x.req,
+                                                                  res);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  --http_in_flight_;
+  if (res.detached() && !error) {
+    // Another process answers; this session's next request waits for that answer.
+    co_await wait_detached(ch.detached_request(),
+                           lc.detached_response_timeout.count() > 0 ? lc.detached_response_timeout
+                                                                    : std::chrono::milliseconds(std::chrono::hours(24 * 365)),
+                           *x.req);
+    co_return;
+  }
+  if (res.detached()) detached_.erase(ch.detached_request());
+  http_handler_done(x, res, mod, error);
 }
 
 // A response that cannot end well: HTTP/1 closes the connection, HTTP/2 resets the stream.

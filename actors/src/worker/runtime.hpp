@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <deque>
+#include <exception>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -140,6 +141,9 @@ class worker_runtime final : private handler_host,
   };
   std::optional<task<void>> http_event(std::uint8_t kind, session_id s, int listener, std::string& data);
   task<void> serve_http(http_exchange x);
+  void refuse_http(const http_exchange& x);
+  task<bool> prepare_body(http_exchange& x);
+  void http_handler_done(const http_exchange& x, const http::response& res, int mod, std::exception_ptr error);
   // WebSocket (ws_events.cpp): the upgrade, then the connection's frames.
   task<void> serve_ws_handshake(http_exchange x);
   std::optional<task<void>> ws_event(std::uint8_t kind, session_id s, std::string& data);
