@@ -16,6 +16,7 @@
 // (1.1), repeated or malformed, control bytes in values or targets, request-target forms
 // that do not fit the method, CONNECT (no tunnels: 501), versions other than 1.0/1.1 (505).
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 #include <llhttp.h>
@@ -72,11 +73,16 @@ void for_each_field(std::string_view raw, F&& f) {
 
 // -- character classes ----------------------------------------------------------------------
 
-bool is_tchar(unsigned char c) {
-  if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return true;
-  if (c >= '0' && c <= '9') return true;
-  return std::strchr("!#$%&'*+-.^_`|~", c) != nullptr && c != 0;
-}
+// tchar (RFC 9110 §5.6.2) as a table: every response field name is checked per byte.
+constexpr auto kTchar = [] {
+  std::array<bool, 256> t{};
+  for (int c = 'a'; c <= 'z'; ++c) t[static_cast<std::size_t>(c)] = t[static_cast<std::size_t>(c - 32)] = true;
+  for (int c = '0'; c <= '9'; ++c) t[static_cast<std::size_t>(c)] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}();
+
+bool is_tchar(unsigned char c) { return kTchar[c]; }
 
 bool is_token(std::string_view s) {
   if (s.empty()) return false;
@@ -1027,10 +1033,18 @@ void server_codec::write_head(std::string& out, const response_view& r, bool str
       }
     }
     if (iequals(n, "server")) has_server = true;
-    out.append(n);
-    out.append(": ");
-    out.append(v);
-    out.append("\r\n");
+    // One append: the four pieces cost four capacity checks otherwise.
+    const std::size_t at = out.size();
+    out.resize(at + n.size() + v.size() + 4);
+    char* w = out.data() + at;
+    std::memcpy(w, n.data(), n.size());
+    w += n.size();
+    *w++ = ':';
+    *w++ = ' ';
+    std::memcpy(w, v.data(), v.size());
+    w += v.size();
+    *w++ = '\r';
+    *w = '\n';
   });
   if (interim) {
     out.append("\r\n");

@@ -144,6 +144,8 @@ bool configure(SSL_CTX* ctx, tls_context& self, const tls_config& tc, const tick
                                SSL_OP_IGNORE_UNEXPECTED_EOF);
   // Partial writes and a moving buffer: the connection retries a blocked write from its own
   // queue. Released buffers: an idle TLS connection keeps no 16 KiB record buffers.
+  // Read-ahead: one recv takes every record that has arrived (the BIO serves it).
+  SSL_CTX_set_read_ahead(ctx, 1);
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                             SSL_MODE_RELEASE_BUFFERS);
   int lo = TLS1_3_VERSION, hi = TLS1_VERSION;
@@ -242,6 +244,11 @@ bool make_ticket_keys(ticket_keys& out) { return RAND_bytes(out.data(), static_c
 
 std::shared_ptr<const tls_context> make_tls_context(const tls_config& tc, const ticket_keys* keys,
                                                     tls_problem& p) {
+  // Loading leaves errors queued even on success (PEM's end of file): the transports need
+  // this thread's queue empty.
+  struct clear_errors {
+    ~clear_errors() { ERR_clear_error(); }
+  } on_exit;
   auto self = std::make_shared<tls_context>(tc.handshake_timeout);
   std::string error;
   if (!tc.passphrase_file.empty()) {
@@ -362,10 +369,17 @@ class tls_transport final : public transport {
       : sock_(std::move(s)), ctx_(std::move(ctx)), ssl_(SSL_new(ctx_->initial())) {
     std::error_code ignored;
     sock_.non_blocking(true, ignored);
-    if (ssl_) {
-      SSL_set_fd(ssl_, sock_.native_handle());
-      SSL_set_accept_state(ssl_);
+    if (!ssl_) return;
+    BIO* bio = BIO_new(socket_bio_method());
+    if (!bio) {
+      SSL_free(ssl_);
+      ssl_ = nullptr;
+      return;
     }
+    BIO_set_data(bio, this);
+    BIO_set_init(bio, 1);
+    SSL_set_bio(ssl_, bio, bio);  // the SSL owns it
+    SSL_set_accept_state(ssl_);
   }
   ~tls_transport() override {
     if (ssl_) SSL_free(ssl_);
@@ -374,6 +388,8 @@ class tls_transport final : public transport {
   SSL* ssl() const noexcept { return ssl_; }
   native_socket& socket() noexcept { return sock_; }
   void mark_fatal() noexcept { fatal_ = true; }
+  // The socket reported readable (the handshake waits with async_wait): let the BIO read it.
+  void readable() noexcept { sock_more_ = true; }
 
   // The handshake is done: note what it negotiated (info() reports it).
   void established() {
@@ -408,8 +424,10 @@ class tls_transport final : public transport {
     }
   }
 
+  // No ERR_clear_error() before each call (it costs more than a small record's crypto):
+  // every failure path below, the handshake and make_tls_context leave this thread's error
+  // queue empty, which is what SSL_get_error() needs.
   std::size_t read_some(char* buf, std::size_t n, std::error_code& ec) override {
-    ERR_clear_error();
     std::size_t got = 0;
     if (SSL_read_ex(ssl_, buf, n, &got) == 1) {
       ec.clear();
@@ -434,7 +452,6 @@ class tls_transport final : public transport {
     }
     std::size_t total = 0;
     while (total < len) {
-      ERR_clear_error();
       std::size_t put = 0;
       if (SSL_write_ex(ssl_, p + total, len - total, &put) == 1) {
         total += put;
@@ -492,6 +509,7 @@ class tls_transport final : public transport {
         ec = make_error_code(std::errc::operation_would_block);
         return 0;
       case SSL_ERROR_ZERO_RETURN:  // close_notify, or EOF (SSL_OP_IGNORE_UNEXPECTED_EOF)
+        ERR_clear_error();
         if (reading) {
           ec.clear();
         } else {
@@ -500,6 +518,7 @@ class tls_transport final : public transport {
         return 0;
       case SSL_ERROR_SYSCALL:
         fatal_ = true;
+        ERR_clear_error();
         if (sys != 0) {
           ec = std::error_code(sys, std::system_category());
         } else if (reading) {
@@ -520,7 +539,12 @@ class tls_transport final : public transport {
   // layer asked for and tries again. `in_handler`: called from a completion (no post).
   void read_or_wait(char* buf, std::size_t n, std::shared_ptr<io_owner> owner, bool in_handler) {
     std::error_code ec;
-    auto k = read_some(buf, n, ec);
+    std::size_t k = 0;
+    if (nothing_to_read()) {
+      ec = make_error_code(std::errc::operation_would_block);  // SSL_read would only say so
+    } else {
+      k = read_some(buf, n, ec);
+    }
     if (!would_block(ec)) {
       if (in_handler) {
         owner->on_read(ec, k);
@@ -531,14 +555,108 @@ class tls_transport final : public transport {
       return;
     }
     // The owner (the connection) owns this transport: `this` lives as long as `o`.
-    sock_.async_wait(want_write_ ? asio::socket_base::wait_write : asio::socket_base::wait_read,
-                     [this, buf, n, o = std::move(owner)](std::error_code ec) mutable {
-                       if (ec) {
-                         o->on_read(ec, 0);
-                         return;
-                       }
-                       read_or_wait(buf, n, std::move(o), true);
-                     });
+    if (want_write_) {  // the record layer must write first (rare: a key update's answer)
+      sock_.async_wait(asio::socket_base::wait_write, [this, buf, n, o = std::move(owner)](std::error_code ec) mutable {
+        if (ec) {
+          o->on_read(ec, 0);
+          return;
+        }
+        read_or_wait(buf, n, std::move(o), true);
+      });
+      return;
+    }
+    // Wait by reading: asio's read op on an edge-triggered descriptor needs no epoll_ctl
+    // (async_wait re-arms epoll on every call), and a read that leaves the socket empty
+    // makes the next wait free of a speculative recv.
+    sock_.async_read_some(asio::buffer(in_), [this, buf, n, o = std::move(owner)](std::error_code ec,
+                                                                                 std::size_t k) mutable {
+      if (ec == asio::error::eof) {
+        eof_ = true;
+        ec.clear();
+      }
+      if (ec) {
+        o->on_read(ec, 0);
+        return;
+      }
+      in_pos_ = 0;
+      in_len_ = static_cast<std::uint16_t>(k);
+      sock_more_ = k == in_.size();  // a full landing buffer: more may be waiting
+      read_or_wait(buf, n, std::move(o), true);
+    });
+  }
+
+  // No ciphertext anywhere (landing buffer, socket as far as we know, OpenSSL's read-ahead)
+  // and no plaintext held: an SSL_read now would only report WANT_READ.
+  bool nothing_to_read() const noexcept {
+    return in_pos_ == in_len_ && !sock_more_ && !eof_ && !want_write_ && SSL_has_pending(ssl_) == 0;
+  }
+
+  // -- the BIO under the SSL: the landing buffer first, then the socket itself -----------
+
+  static BIO_METHOD* socket_bio_method() {
+    static BIO_METHOD* m = [] {
+      BIO_METHOD* b = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "swactor socket");
+      BIO_meth_set_read_ex(b, [](BIO* bio, char* out, std::size_t n, std::size_t* got) {
+        return static_cast<tls_transport*>(BIO_get_data(bio))->bio_read(bio, out, n, got);
+      });
+      BIO_meth_set_write_ex(b, [](BIO* bio, const char* p, std::size_t n, std::size_t* put) {
+        return static_cast<tls_transport*>(BIO_get_data(bio))->bio_write(bio, p, n, put);
+      });
+      BIO_meth_set_ctrl(b, [](BIO*, int cmd, long, void*) -> long { return cmd == BIO_CTRL_FLUSH ? 1 : 0; });
+      return b;
+    }();
+    return m;
+  }
+
+  // 1 = bytes; 0 with no retry flag = end of stream or an error (errno tells which).
+  int bio_read(BIO* bio, char* out, std::size_t n, std::size_t* got) {
+    BIO_clear_retry_flags(bio);
+    if (in_pos_ < in_len_) {
+      std::size_t k = std::min<std::size_t>(n, in_len_ - in_pos_);
+      std::memcpy(out, in_.data() + in_pos_, k);
+      in_pos_ = static_cast<std::uint16_t>(in_pos_ + k);
+      *got = k;
+      return 1;
+    }
+    if (eof_) {
+      errno = 0;
+      return 0;
+    }
+    if (!sock_more_) {  // the last read emptied the socket: wait for the next edge
+      BIO_set_retry_read(bio);
+      return 0;
+    }
+    ssize_t r;
+    do r = ::recv(sock_.native_handle(), out, n, 0);
+    while (r < 0 && errno == EINTR);
+    if (r > 0) {
+      if (static_cast<std::size_t>(r) < n) sock_more_ = false;
+      *got = static_cast<std::size_t>(r);
+      return 1;
+    }
+    if (r == 0) {
+      eof_ = true;
+      errno = 0;
+      return 0;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      sock_more_ = false;
+      BIO_set_retry_read(bio);
+    }
+    return 0;
+  }
+
+  int bio_write(BIO* bio, const char* p, std::size_t n, std::size_t* put) {
+    BIO_clear_retry_flags(bio);
+    ssize_t r;
+    do r = ::send(sock_.native_handle(), p, n, MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+    if (r >= 0) {
+      *put = static_cast<std::size_t>(r);
+      return 1;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_write(bio);
+    return 0;
   }
 
   // close_notify, once, without waiting for the peer's (bounded: one non-blocking write;
@@ -559,6 +677,12 @@ class tls_transport final : public transport {
   bool fatal_ = false;
   bool shut_ = false;
   bool want_write_ = false;
+  bool eof_ = false;        // the peer closed its side (seen by a read)
+  bool sock_more_ = true;   // the socket may hold bytes the landing buffer did not take
+  std::uint16_t in_pos_ = 0, in_len_ = 0;
+  // Ciphertext from the wait's read. Small: a request's record usually fits, a larger one
+  // is read on from the socket straight into OpenSSL's buffer (read-ahead).
+  std::array<char, 512> in_;
 };
 
 class handshake_op final : public tls_handshake, public std::enable_shared_from_this<handshake_op> {
@@ -600,6 +724,7 @@ class handshake_op final : public tls_handshake, public std::enable_shared_from_
                                   self->fail(ec.message());
                                   return;
                                 }
+                                self->t_->readable();
                                 self->step();
                               });
       return;
@@ -618,6 +743,7 @@ class handshake_op final : public tls_handshake, public std::enable_shared_from_
   }
 
   void succeed() {
+    ERR_clear_error();  // what a callback may have queued: the transport relies on an empty queue
     finished_ = true;
     timer_.cancel();
     t_->established();
