@@ -1005,6 +1005,30 @@ void server_codec::write_error(std::string& out, int status) const {
   out.push_back('\n');
 }
 
+namespace {
+
+// Writes into space reserved once: a head is a dozen short pieces, and a std::string append
+// per piece costs more than the bytes.
+struct head_writer {
+  char* w;
+  void put(std::string_view s) noexcept {
+    std::memcpy(w, s.data(), s.size());
+    w += s.size();
+  }
+  void put(char c) noexcept { *w++ = c; }
+  void put_uint(std::uint64_t v) noexcept {
+    char buf[20];
+    char* p = buf + sizeof buf;
+    do {
+      *--p = static_cast<char>('0' + v % 10);
+      v /= 10;
+    } while (v);
+    put(std::string_view(p, static_cast<std::size_t>(buf + sizeof buf - p)));
+  }
+};
+
+}  // namespace
+
 void server_codec::write_head(std::string& out, const response_view& r, bool streamed,
                               std::size_t body) {
   static const pending fallback;
@@ -1012,12 +1036,18 @@ void server_codec::write_head(std::string& out, const response_view& r, bool str
   const int st = r.status;
   resp_mode_ = mode::none;
   const bool interim = st < 200;  // 1xx: no framing; 101 ends HTTP/1 on this connection
-  out.append("HTTP/1.1 ");
-  append_uint(out, static_cast<std::uint64_t>(st));
-  out.push_back(' ');
-  if (!r.reason.empty() && valid_value(r.reason)) out.append(r.reason);
-  else out.append(reason_phrase(st));
-  out.append("\r\n");
+  const std::string_view reason =
+      !r.reason.empty() && valid_value(r.reason) ? std::string_view(r.reason) : reason_phrase(st);
+  // An upper bound: the serialized field list is longer than its "name: value\r\n" lines
+  // (a 4-byte length before each name and value); the rest are the fixed lines.
+  const std::size_t at = out.size();
+  out.resize(at + r.fields.size() + reason.size() + opts_.server_name.size() + 128);
+  head_writer h{out.data() + at};
+  h.put("HTTP/1.1 ");
+  h.put_uint(static_cast<std::uint64_t>(st));
+  h.put(' ');
+  h.put(reason);
+  h.put("\r\n");
   bool close = r.close || !req.keep_alive;
   bool has_server = false;
   // The codec owns the framing: the handler's Content-Length / Transfer-Encoding go, and
@@ -1033,27 +1063,23 @@ void server_codec::write_head(std::string& out, const response_view& r, bool str
       }
     }
     if (iequals(n, "server")) has_server = true;
-    // One append: the four pieces cost four capacity checks otherwise.
-    const std::size_t at = out.size();
-    out.resize(at + n.size() + v.size() + 4);
-    char* w = out.data() + at;
-    std::memcpy(w, n.data(), n.size());
-    w += n.size();
-    *w++ = ':';
-    *w++ = ' ';
-    std::memcpy(w, v.data(), v.size());
-    w += v.size();
-    *w++ = '\r';
-    *w = '\n';
+    h.put(n);
+    h.put(": ");
+    h.put(v);
+    h.put("\r\n");
   });
+  auto done = [&] {
+    h.put("\r\n");
+    out.resize(static_cast<std::size_t>(h.w - out.data()));
+  };
   if (interim) {
-    out.append("\r\n");
+    done();
     return;
   }
   if (!has_server && !opts_.server_name.empty()) {
-    out.append("Server: ");
-    out.append(opts_.server_name);
-    out.append("\r\n");
+    h.put("Server: ");
+    h.put(opts_.server_name);
+    h.put("\r\n");
   }
   const bool bodiless = st == 204 || st == 304;
   if (!bodiless) {
@@ -1063,12 +1089,12 @@ void server_codec::write_head(std::string& out, const response_view& r, bool str
                                 : static_cast<std::int64_t>(body);
     else length = r.content_length;
     if (length >= 0) {
-      out.append("Content-Length: ");
-      append_uint(out, static_cast<std::uint64_t>(length));
-      out.append("\r\n");
+      h.put("Content-Length: ");
+      h.put_uint(static_cast<std::uint64_t>(length));
+      h.put("\r\n");
       resp_mode_ = mode::length;
     } else if (req.minor == 1) {
-      if (!req.head) out.append("Transfer-Encoding: chunked\r\n");
+      if (!req.head) h.put("Transfer-Encoding: chunked\r\n");
       resp_mode_ = mode::chunked;
     } else {
       resp_mode_ = mode::until_close;  // a 1.0 client reads until the connection closes
@@ -1076,9 +1102,9 @@ void server_codec::write_head(std::string& out, const response_view& r, bool str
     }
     if (req.head) resp_mode_ = mode::none;
   }
-  if (close) out.append("Connection: close\r\n");
-  else if (req.minor == 0) out.append("Connection: keep-alive\r\n");
-  out.append("\r\n");
+  if (close) h.put("Connection: close\r\n");
+  else if (req.minor == 0) h.put("Connection: keep-alive\r\n");
+  done();
   resp_close_ = close;
 }
 
