@@ -1,6 +1,8 @@
 #include "swactor/actors/app_config.hpp"
 
 #include "swactor/actors/listen_url.hpp"
+#include <unistd.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <limits>
@@ -365,10 +367,26 @@ const config::schema<listen_config>& listen_schema() {
                  "HTTP/2: PING, SETTINGS and PRIORITY frames and empty DATA frames a client may "
                  "send per second; beyond it GOAWAY ENHANCE_YOUR_CALM and close (floods).",
                  1, 10'000'000)
-        .string("upload_tmp_dir", &listen_config::upload_tmp_dir,
+        .custom("upload_tmp_dir", "string", "\"\"",
                 "HTTP: where file parts of multipart/form-data bodies above upload_memory_size "
                 "are written as they arrive (temporary files, removed when the request ends, "
-                "also when the client goes away).")
+                "also when the client goes away). Empty: /tmp. It must be an existing writable "
+                "directory.",
+                [](const toml::node& n, listen_config& lc, config::parse_context& ctx) {
+                  auto v = n.value<std::string>();
+                  if (!n.is_string() || !v) {
+                    ctx.diag.add(n.source(), ctx.path, "expected a string, got " + config::type_name(n));
+                    return;
+                  }
+                  std::error_code ec;
+                  if (!v->empty() && (!std::filesystem::is_directory(*v, ec) || ::access(v->c_str(), W_OK | X_OK) != 0)) {
+                    ctx.diag.add(n.source(), ctx.path,
+                                 "expected an existing writable directory (for upload temporary files), got \"" +
+                                     *v + "\"");
+                    return;
+                  }
+                  lc.upload_tmp_dir = std::move(*v);
+                })
         .size("upload_memory_size", &listen_config::upload_memory_size,
               "HTTP: a multipart file part up to this size stays in memory; a bigger one goes "
               "to a temporary file in upload_tmp_dir.",

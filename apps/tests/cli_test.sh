@@ -49,6 +49,23 @@ contains "module unknown key" "$tmp/out" "bad.toml:7:1: modules.ticker.mesage: u
 contains "unknown module type" "$tmp/out" "bad.toml:9:1: modules.other: unknown module type \"nope\""
 contains "error count" "$tmp/out" "5 error(s)"
 
+# Directories a listener or module needs must exist: check names the key and line.
+cat >"$tmp/dirs.toml" <<TOML
+[[listen]]
+url = "http://127.0.0.1:1"
+module = "files"
+upload_tmp_dir = "$tmp/no-such-dir"
+
+[modules.files]
+type = "http_static"
+root = "$tmp/no-such-root"
+TOML
+"$bin" check "$tmp/dirs.toml" >"$tmp/out" 2>&1; expect "check missing directories" 1 $?
+contains "upload_tmp_dir must exist" "$tmp/out" "dirs.toml:4:18: listen[0].upload_tmp_dir: expected an existing writable directory"
+contains "static root must exist" "$tmp/out" "dirs.toml:8:8: modules.files.root: expected an existing directory (the document root)"
+mkdir -p "$tmp/no-such-dir" "$tmp/no-such-root"
+"$bin" check "$tmp/dirs.toml" >"$tmp/out" 2>&1; expect "check with the directories made" 0 $?
+
 for sig in TERM INT; do
   cat >"$tmp/tick.toml" <<'TOML'
 [server]

@@ -14,11 +14,13 @@ namespace http = swactor::testing::http;
 
 namespace {
 
-std::string listener(const std::string& extra = {}) {
+// `uploads`: upload_tmp_dir, which must exist before the server starts (the config refuses
+// a missing one).
+std::string listener(const fs::path& uploads, const std::string& extra = {}) {
   return R"([[listen]]
 url = "http://127.0.0.1:{port}"
 max_body_size = "256MiB"
-upload_tmp_dir = "{dir}/uploads"
+upload_tmp_dir = ")" + uploads.string() + R"("
 upload_memory_size = "64KiB"
 )" + extra + R"(
 routes = [ { path = "/s/", module = "echo", stream_body = true }, { path = "/", module = "echo" } ]
@@ -84,9 +86,9 @@ int curl_status(std::vector<std::string> args) {
 TEST_CASE("http multipart: curl -F fields and files, one over 100 MiB with bounded memory", "[http][multipart]") {
   const std::string mode = GENERATE(as<std::string>{}, "base", "process");
   INFO("mode " << mode);
-  server_under_test srv(http::server_keys(mode), listener());
-  const auto uploads = srv.dir.file("uploads");
-  fs::create_directories(uploads);
+  t::temp_dir updir("swactor-mp-up");
+  const auto uploads = updir.path();
+  server_under_test srv(http::server_keys(mode), listener(uploads));
   t::temp_dir data("swactor-mp-data");
   auto small = data.write("small.txt", "just a little text\n");
   auto mid = make_file(data, "mid.bin", 300 * 1024);  // above upload_memory_size: on disk
@@ -151,9 +153,9 @@ TEST_CASE("http multipart: curl -F fields and files, one over 100 MiB with bound
 TEST_CASE("http multipart: a client killed mid-upload leaves no temporary file", "[http][multipart]") {
   const std::string mode = GENERATE(as<std::string>{}, "base", "process");
   INFO("mode " << mode);
-  server_under_test srv(http::server_keys(mode), listener());
-  const auto uploads = srv.dir.file("uploads");
-  fs::create_directories(uploads);
+  t::temp_dir updir("swactor-mp-up");
+  const auto uploads = updir.path();
+  server_under_test srv(http::server_keys(mode), listener(uploads));
   t::temp_dir data("swactor-mp-data");
   auto big = make_file(data, "big.bin", 32u << 20);
   for (std::string route : {"/whole", "/s/stream"}) {
@@ -176,7 +178,8 @@ TEST_CASE("http multipart: a client killed mid-upload leaves no temporary file",
 TEST_CASE("http multipart: limits answer 413, malformed bodies 400", "[http][multipart]") {
   const std::string mode = GENERATE(as<std::string>{}, "base", "process");
   INFO("mode " << mode);
-  server_under_test srv(http::server_keys(mode), listener(R"(multipart_max_parts = 4
+  t::temp_dir updir("swactor-mp-up");
+  server_under_test srv(http::server_keys(mode), listener(updir.path(), R"(multipart_max_parts = 4
 multipart_max_part_size = "16KiB"
 multipart_max_field_size = "1KiB")"));
   const auto uploads = srv.dir.file("uploads");

@@ -1,5 +1,6 @@
 #include "swactor/actors/static_files.hpp"
 
+#include <filesystem>
 #include <dirent.h>
 #include <sys/stat.h>
 
@@ -8,6 +9,7 @@
 #include <climits>
 #include <cstdlib>
 #include <ctime>
+#include <filesystem>
 #include <memory>
 
 #include <fmt/format.h>
@@ -119,7 +121,22 @@ void plain(static_reply& r, int status, std::string_view text) {
 const config::schema<static_options>& static_schema() {
   static const config::schema<static_options> s = [] {
     config::schema<static_options> k;
-    k.string("root", &static_options::root, "Document root: the directory files are served from.")
+    k.custom("root", "string", "", "Document root: the directory files are served from (it must exist).",
+             [](const toml::node& n, static_options& o, config::parse_context& ctx) {
+               auto v = n.value<std::string>();
+               if (!n.is_string() || !v) {
+                 ctx.diag.add(n.source(), ctx.path, "expected a string, got " + config::type_name(n));
+                 return;
+               }
+               std::error_code ec;
+               if (!std::filesystem::is_directory(*v, ec)) {
+                 ctx.diag.add(n.source(), ctx.path,
+                              "expected an existing directory (the document root), got \"" + *v + "\"" +
+                                  (ec ? ": " + ec.message() : std::string(": not a directory")));
+                 return;
+               }
+               o.root = std::move(*v);
+             })
         .required()
         .strings("index", &static_options::index,
                  "Index files tried in order when a directory is asked for (its URL ending in `/`); the "
