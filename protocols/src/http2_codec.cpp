@@ -387,9 +387,18 @@ class server_codec final : public stream_codec {
   static int on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
     auto& c = self(ud);
     if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR && c.error_.empty() &&
-        !c.failed())
+        !c.failed()) {
       c.error_ = std::string("GOAWAY ") + nghttp2_http2_strerror(frame->goaway.error_code) +
                  (frame->goaway.error_code == NGHTTP2_INTERNAL_ERROR ? " (too many streams reset: h2_max_resets_per_second?)" : "");
+      // nghttp2 names most protocol errors only in the GOAWAY's debug data ("SETTINGS:
+      // stream_id != 0"): the log line says which rule the peer broke.
+      std::string_view why(reinterpret_cast<const char*>(frame->goaway.opaque_data), frame->goaway.opaque_data_len);
+      why = why.substr(0, 200);
+      if (!why.empty() && valid_value(why)) {
+        c.error_ += ": ";
+        c.error_ += why;
+      }
+    }
     return 0;
   }
 

@@ -322,3 +322,62 @@ TEST_CASE("http2: the HTTP/1.1 codec hands over on the preface and on Upgrade: h
     CHECK(c->failed());
   }
 }
+
+namespace {
+
+std::string raw_frame(std::uint8_t type, std::uint8_t flags, std::uint32_t stream, const std::string& payload) {
+  std::string f;
+  const auto n = payload.size();
+  f += static_cast<char>((n >> 16) & 0xff);
+  f += static_cast<char>((n >> 8) & 0xff);
+  f += static_cast<char>(n & 0xff);
+  f += static_cast<char>(type);
+  f += static_cast<char>(flags);
+  for (int shift = 24; shift >= 0; shift -= 8) f += static_cast<char>((stream >> shift) & 0xff);
+  return f + payload;
+}
+
+// The error code of the first GOAWAY in `wire` (frames from the codec), or -1.
+long goaway_code(const std::string& wire) {
+  for (std::size_t i = 0; i + 9 <= wire.size();) {
+    auto b = [&](std::size_t k) { return static_cast<std::uint32_t>(static_cast<unsigned char>(wire[k])); };
+    const std::size_t len = (b(i) << 16) | (b(i + 1) << 8) | b(i + 2);
+    if (b(i + 3) == NGHTTP2_GOAWAY && len >= 8 && i + 9 + len <= wire.size())
+      return static_cast<long>((b(i + 13) << 24) | (b(i + 14) << 16) | (b(i + 15) << 8) | b(i + 16));
+    i += 9 + len;
+  }
+  return -1;
+}
+
+}  // namespace
+
+// h2spec (generic/http2 sections) checks these; the log line must say which rule broke.
+TEST_CASE("http2 codec: a connection error sends GOAWAY and names nghttp2's reason", "[http2]") {
+  SECTION("a SETTINGS frame on a stream: PROTOCOL_ERROR with the rule in the reason") {
+    auto codec = h2::make_server_codec(h2::options{});
+    sink s;
+    const std::string in = std::string(h2::kPreface) + raw_frame(NGHTTP2_SETTINGS, 0, 0, {}) +
+                           raw_frame(NGHTTP2_SETTINGS, 0, 1, {});
+    codec->decode(in, s);
+    std::string out;
+    codec->take_output(out);
+    CHECK(goaway_code(out) == NGHTTP2_PROTOCOL_ERROR);
+    REQUIRE(codec->failed());
+    INFO(codec->reason());
+    // "HTTP/2: GOAWAY PROTOCOL_ERROR: <nghttp2's debug data naming the frame>"
+    CHECK(codec->reason().rfind("HTTP/2: GOAWAY PROTOCOL_ERROR: ", 0) == 0);
+    CHECK(codec->reason().find("SETTINGS") != std::string::npos);
+    CHECK(s.events.empty());
+  }
+  SECTION("an invalid client preface (h2 over TLS, or after the h2c hand-over)") {
+    auto codec = h2::make_server_codec(h2::options{});
+    sink s;
+    codec->decode("INVALID CONNECTION PREFACE\r\n\r\n", s);
+    std::string out;
+    codec->take_output(out);
+    CHECK(goaway_code(out) == NGHTTP2_PROTOCOL_ERROR);
+    REQUIRE(codec->failed());
+    CHECK(codec->reason().find("magic") != std::string::npos);
+    CHECK(codec->done());
+  }
+}
