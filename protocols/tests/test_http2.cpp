@@ -479,6 +479,7 @@ TEST_CASE("http2 codec: a response that ends before its request body ends the st
   CHECK(cl.responses[a].error == NGHTTP2_NO_ERROR);
   // The worker learns that the body it was not reading will not come.
   pump(cl, *codec, s);
+  feed(*codec, std::string(), s);  // the reset waits in the codec for the next decode()
   CHECK(s.events.back().kind == static_cast<std::uint8_t>(h2::ev::reset));
   CHECK(codec->outstanding() == 0);
   CHECK(!codec->failed());
@@ -508,18 +509,20 @@ TEST_CASE("http2 codec: resets and control frames are limited per second of the 
     codec->take_output(out);
     CHECK(out.find(std::string("\x07", 1)) != std::string::npos);  // a GOAWAY frame went out
   }
-  SECTION("the same rate spread over ten seconds does not") {
+  SECTION("resets at a tenth of the rate, for longer than a bucketful, do not") {
     auto codec = h2::make_server_codec(o);
     sink s;
     feed(*codec, client_start(), s);
-    for (std::uint32_t i = 0; i < 9000; ++i) {
-      fake_now += 10;  // 100 a second, for 90 s (the default allows 1000)
+    // (under 2,000 in real time: nghttp2's own limiter, twice ours, reads the real clock)
+    for (std::uint32_t i = 0; i < 1900; ++i) {
+      fake_now += 10;  // 100 a second for 19 s: more than the default bucket of 1,000
       std::string in = open_and_reset(2 * i + 1);
       feed(*codec, in, s);
       std::string out;
       codec->take_output(out);
       if (codec->failed()) break;
     }
+    INFO(codec->reason());
     CHECK(!codec->failed());
   }
   SECTION("a PING flood trips, a steady PING rate under the limit does not") {
