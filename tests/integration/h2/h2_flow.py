@@ -6,11 +6,13 @@
 Speaks h2c with prior knowledge. Opens two uploads of SIZE bytes (with content-length) on
 one connection to http_echo's stream_body route, hashed by the handler (digest=sha256):
   stream 1: /up?delay=4000  (its handler reads nothing for 4 s)
-  stream 3: /up             (read at once)
+  stream 3: /up             (read when its handler runs: after stream 1's, as a worker runs
+                             one handler of a connection at a time)
 It sends DATA whenever the server's windows allow, honouring SETTINGS_INITIAL_WINDOW_SIZE
 and WINDOW_UPDATE, and prints one JSON line:
   {"sha256": <of the body sent>, "bodies": {"1": text, "3": text},
    "sent1_before_window": bytes sent on stream 1 before the server opened its window,
+   "sent3_before_window1": bytes sent on stream 3 by then (the connection kept reading),
    "done3_before_window1": stream 3's response was complete by then,
    "rst": [...], "goaway": <code or null>, "timeout": bool}
 """
@@ -65,6 +67,7 @@ def body_bytes(size):
 def run(port, size):
     body = body_bytes(size)
     result = {"sha256": hashlib.sha256(body).hexdigest(), "bodies": {}, "sent1_before_window": None,
+              "sent3_before_window1": None,
               "done3_before_window1": False, "rst": [], "goaway": None, "timeout": False}
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -142,6 +145,7 @@ def run(port, size):
                     if sid == 1 and not opened1:
                         opened1 = True
                         result["sent1_before_window"] = sent[1]
+                        result["sent3_before_window1"] = sent[3]
                         result["done3_before_window1"] = done[3]
             elif ftype == DATA and sid in responses:
                 data = payload
