@@ -339,12 +339,13 @@ const config::schema<listen_config>& listen_schema() {
                  "a connection error.",
                  1, 1'000'000)
         .size("h2_initial_window_size", &listen_config::h2_initial_window_size,
-              "HTTP/2: request body bytes a client may send on one stream before we acknowledge "
-              "them (SETTINGS_INITIAL_WINDOW_SIZE).",
+              "HTTP/2: request body bytes a client may send on one stream before its handler "
+              "takes them (SETTINGS_INITIAL_WINDOW_SIZE): the window opens as the handler reads "
+              "the body, so a stream nobody reads stops here and the others go on.",
               0, 0x7fffffff)
         .size("h2_connection_window_size", &listen_config::h2_connection_window_size,
-              "HTTP/2: request body bytes a client may send on the whole connection before we "
-              "acknowledge them.",
+              "HTTP/2: request body bytes a client may send on the whole connection before its "
+              "handlers take them: what the unread bodies of one connection hold at most.",
               65535, 0x7fffffff)
         .size("h2_max_frame_size", &listen_config::h2_max_frame_size,
               "HTTP/2: largest frame payload a client may send (SETTINGS_MAX_FRAME_SIZE).", 16384,
@@ -360,12 +361,13 @@ const config::schema<listen_config>& listen_schema() {
                   "CANCEL. Measured in whole seconds. 0 = no limit.")
         .integer("h2_max_resets_per_second", &listen_config::h2_max_resets_per_second,
                  "HTTP/2: RST_STREAM frames a client may send per second (a token bucket of this "
-                 "size refilled at this rate); beyond it GOAWAY ENHANCE_YOUR_CALM and close "
-                 "(rapid reset, CVE-2023-44487).",
+                 "size refilled at this rate, on a monotonic clock); beyond it GOAWAY "
+                 "ENHANCE_YOUR_CALM and close (rapid reset, CVE-2023-44487).",
                  1, 10'000'000)
         .integer("h2_max_control_frames_per_second", &listen_config::h2_max_control_frames_per_second,
                  "HTTP/2: PING, SETTINGS and PRIORITY frames and empty DATA frames a client may "
-                 "send per second; beyond it GOAWAY ENHANCE_YOUR_CALM and close (floods).",
+                 "send per second (a token bucket as for h2_max_resets_per_second); beyond it "
+                 "GOAWAY ENHANCE_YOUR_CALM and close (floods).",
                  1, 10'000'000)
         .custom("upload_tmp_dir", "string", "\"\"",
                 "HTTP: where file parts of multipart/form-data bodies above upload_memory_size "
@@ -978,6 +980,11 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
       h2.max_body_size = lc.max_body_size;
       h2.keepalive_timeout_ms = ms(lc.keepalive_timeout);
       h2.server_name = lc.server_header;
+      h2.clock_ms = [] {
+        return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              std::chrono::steady_clock::now().time_since_epoch())
+                                              .count());
+      };
       if (lc.h2c && !lc.tls.enabled) o.h2c = std::make_shared<const protocols::http2::options>(h2);
       auto& w = lc.websocket;
       if (lc.endpoint.websocket) w.enabled = true;

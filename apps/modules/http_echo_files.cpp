@@ -1,4 +1,4 @@
-// http_echo's SHA-256 of uploaded files (OpenSSL EVP): fed as the bytes arrive, or read
+// http_echo's SHA-256 of uploaded files and streamed bodies (OpenSSL EVP): fed as the bytes arrive, or read
 // from the temporary file in pieces, so a file is never held in memory whole.
 
 #include <fcntl.h>
@@ -27,6 +27,13 @@ std::string hex_digest(EVP_MD_CTX* ctx) {
 }
 
 }  // namespace
+
+sha256_stream::sha256_stream() : ctx_(EVP_MD_CTX_new()) {
+  EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr);
+}
+sha256_stream::~sha256_stream() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
+void sha256_stream::feed(std::string_view data) { EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data.data(), data.size()); }
+std::string sha256_stream::hex() { return hex_digest(static_cast<EVP_MD_CTX*>(ctx_)); }
 
 upload_hasher::upload_hasher() : ctx_(EVP_MD_CTX_new()) {}
 upload_hasher::~upload_hasher() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }

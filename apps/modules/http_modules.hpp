@@ -3,6 +3,7 @@
 // request back as JSON: the test workhorse).
 
 #include <algorithm>
+#include <memory>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
@@ -57,6 +58,19 @@ class upload_hasher final : public http::upload_observer {
   void* ctx_;  // EVP_MD_CTX (OpenSSL stays out of this header)
   std::vector<std::string> digests_;
 };
+// SHA-256 (hex) of bytes fed in pieces (a streamed body that is not kept).
+class sha256_stream {
+ public:
+  sha256_stream();
+  ~sha256_stream();
+  sha256_stream(const sha256_stream&) = delete;
+  sha256_stream& operator=(const sha256_stream&) = delete;
+  void feed(std::string_view data);
+  std::string hex();
+
+ private:
+  void* ctx_;  // EVP_MD_CTX
+};
 // SHA-256 (hex) of a file already received: its content, or its temporary file read in pieces.
 std::string sha256_of(const http::uploaded_file& f);
 
@@ -74,7 +88,8 @@ class http_echo final : public module_base {
       "trailer field x-echo-trailer: V after them), `type=T` sets the Content-Type, `fail=throw` throws "
       "and `fail=noend` returns without answering (both end in the engine's 500), "
       "`sendfile=PATH&offset=N&length=N` answers with that file range through response.sendfile() (an "
-      "error: the engine's 500). A streamed body that inflates past max_body_size gets 413. "
+      "error: the engine's 500). On a stream_body route `digest=sha256` hashes the body as it is read "
+      "instead of keeping it (the JSON's body_length and body_sha256: uploads of any size). A streamed body that inflates past max_body_size gets 413. "
       "`answer_from=task` detaches the response and a task worker "
       "answers it (the JSON's path and method, or the chunks; headers X-Answered-By, X-Handle, "
       "X-Again: a second claim of the handle; with `also=HANDLE` X-Also: what claiming that "
@@ -164,6 +179,8 @@ class http_echo final : public module_base {
     if (auto ms = number(req, "delay", 0); ms > 0) co_await sleep(std::chrono::milliseconds(std::min<std::int64_t>(ms, 60000)));
     // A route with stream_body: gather the pieces (counted, for tests of streaming).
     std::int64_t pieces = 0;
+    std::uint64_t body_length = 0;
+    std::string body_sha256;
     std::vector<std::string> digests;
     if (req.is_multipart()) {
       // Hashed as the parts arrive: the file is never read back nor held whole.
@@ -176,6 +193,8 @@ class http_echo final : public module_base {
       }
       digests = hasher.digests();
     } else if (req.body_streamed()) {
+      std::unique_ptr<sha256_stream> hasher;
+      if (auto d = req.query_param("digest"); d && *d == "sha256") hasher = std::make_unique<sha256_stream>();
       for (;;) {
         auto piece = co_await req.read_body();
         if (!piece) {
@@ -188,8 +207,13 @@ class http_echo final : public module_base {
         }
         if (piece->empty()) break;
         ++pieces;
-        req.body().append(*piece);
+        body_length += piece->size();
+        if (hasher)
+          hasher->feed(*piece);
+        else
+          req.body().append(*piece);
       }
+      if (hasher) body_sha256 = hasher->hex();
     }
     if (auto n = number(req, "chunks", 0); n > 0) {
       const auto size = static_cast<std::size_t>(std::clamp<std::int64_t>(number(req, "size", 1024), 1, 1 << 20));
@@ -236,6 +260,10 @@ class http_echo final : public module_base {
     j["remote"] = req.remote_address();
     j["local"] = req.local_address();
     j["streamed_pieces"] = pieces;
+    if (!body_sha256.empty()) {
+      j["body_length"] = body_length;
+      j["body_sha256"] = body_sha256;
+    }
     j["files"] = json::array();
     for (std::size_t i = 0; i < req.files().size(); ++i) {
       const auto& f = req.files()[i];

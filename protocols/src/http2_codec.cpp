@@ -7,7 +7,8 @@
 // rest of the input stays unconsumed with the connection. Replies are submitted to nghttp2
 // and come out of take_output() (mem_send) as frames; a streamed body waits in its stream
 // (held()) while the peer's window is closed: the data provider returns DEFERRED and is
-// resumed when more body arrives, nghttp2 resumes it itself on WINDOW_UPDATE.
+// resumed when more body arrives, nghttp2 resumes it itself on WINDOW_UPDATE. Request bodies
+// are acknowledged (WINDOW_UPDATE) as the handler takes them: consumed() (http2.hpp).
 #include <nghttp2/nghttp2.h>
 
 #include <algorithm>
@@ -73,7 +74,13 @@ struct stream {
   bool emitted = false;     // the request event went out
   bool counted = false;     // counts in outstanding() until its response is complete
   bool refused = false;     // answered by the codec (413): nothing goes to the handler
+  bool body_done = false;   // END_STREAM received: the request body is complete
   std::uint64_t body_total = 0;
+  // Flow control: body bytes handed to the sink and not acknowledged yet (its handler has
+  // not taken them), and bytes of body events that were acknowledged when they arrived
+  // (held with the request first): the sink's first reports for them open nothing.
+  std::uint64_t unacked = 0;
+  std::uint64_t skip = 0;
   // response
   bool responded = false;   // the final head was submitted
   bool has_provider = false;
@@ -83,6 +90,34 @@ struct stream {
   std::size_t out_off = 0;
   h1::header_list resp_trailers;
   std::uint32_t last_tick = 0;
+};
+
+// A token bucket holding one second's worth (`rate`), refilled at `rate` a second. The clock
+// is read at the first frame and then only when the bucket runs dry (one read per bucketful,
+// none per request), and the window is as precise as the clock.
+struct rate_bucket {
+  std::uint64_t tokens = 0;
+  std::uint64_t stamp = 0;
+  bool started = false;
+
+  bool take(std::uint32_t rate, std::uint64_t (*clock)(const void*), const void* ctx) {
+    if (!started) {
+      started = true;
+      tokens = rate;
+      stamp = clock(ctx);
+    }
+    if (tokens > 0) {
+      --tokens;
+      return true;
+    }
+    const std::uint64_t now = clock(ctx);
+    const std::uint64_t elapsed = now > stamp ? now - stamp : 0;
+    const std::uint64_t refill = elapsed >= 1000 ? rate : elapsed * rate / 1000;
+    if (refill == 0) return false;
+    tokens = refill - 1;
+    stamp = now;
+    return true;
+  }
 };
 
 class server_codec final : public stream_codec {
@@ -101,8 +136,12 @@ class server_codec final : public stream_codec {
     nghttp2_session_callbacks_set_on_frame_send_callback(cb, &on_frame_send);
     nghttp2_option* opt = nullptr;
     nghttp2_option_new(&opt);
-    const std::uint64_t resets = std::max<std::uint32_t>(opts_.max_resets_per_second, 1);
+    // Our own bucket (on_begin_frame) trips first with a reason; nghttp2's (seconds
+    // granularity, GOAWAY INTERNAL_ERROR) stays as a backstop at twice the rate.
+    const std::uint64_t resets = 2ull * std::max<std::uint32_t>(opts_.max_resets_per_second, 1);
     nghttp2_option_set_stream_reset_rate_limit(opt, resets, resets);
+    // Request bodies are acknowledged as their handlers take them (consumed()).
+    nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_option_set_max_continuations(opt, opts_.max_continuations);
     nghttp2_session_server_new2(&session_, cb, this, opt);
     nghttp2_option_del(opt);
@@ -128,6 +167,7 @@ class server_codec final : public stream_codec {
     st->req = r;
     st->req.version_minor = 2;
     st->req.complete = true;
+    st->body_done = true;
     st->req.keep_alive = true;
     st->req.expect_continue = false;
     st->req.chunked = false;
@@ -174,6 +214,20 @@ class server_codec final : public stream_codec {
 
   bool holds_events() const noexcept override { return !backlog_.empty(); }
 
+  void consumed(std::uint32_t stream_id, std::uint32_t bytes) override {
+    if (stream_id == 0 || stream_id > 0x7fffffff) return;
+    auto* s = find(static_cast<std::int32_t>(stream_id));
+    if (!s) return;  // closed: what its handler never took went back to the connection then
+    std::uint64_t n = bytes;
+    const auto skipped = std::min(n, s->skip);
+    s->skip -= skipped;
+    n = std::min(n - skipped, s->unacked);
+    if (n == 0) return;
+    s->unacked -= n;
+    s->last_tick = tick_;  // a handler reading the body is progress (h2_idle_stream_timeout)
+    nghttp2_session_consume(session_, s->id, static_cast<std::size_t>(n));
+  }
+
   void encode(std::uint8_t kind, std::string_view data, std::string& wire) override;
 
   bool take_output(std::string& out) override {
@@ -200,7 +254,6 @@ class server_codec final : public stream_codec {
 
   std::string_view expire(std::string& out) override {
     ++tick_;
-    control_this_tick_ = 0;
     std::string_view why;
     if (streams_.empty()) {
       if (opts_.keepalive_timeout_ms && ++idle_ticks_ * 1000ull >= opts_.keepalive_timeout_ms && !going_away_) {
@@ -249,6 +302,13 @@ class server_codec final : public stream_codec {
 
  private:
   static server_codec& self(void* p) { return *static_cast<server_codec*>(p); }
+
+  // The rate limits' time: the connection's clock, else the codec's ticks.
+  static std::uint64_t now_ms(const void* p) {
+    auto& c = *static_cast<const server_codec*>(p);
+    return c.opts_.clock_ms ? c.opts_.clock_ms() : std::uint64_t{c.tick_} * 1000;
+  }
+  bool allow_control() { return control_.take(opts_.max_control_frames_per_second, &now_ms, this); }
 
   stream* find(std::int32_t id) {
     auto it = streams_.find(id);
@@ -330,6 +390,7 @@ class server_codec final : public stream_codec {
 
   // The request is whole (END_STREAM seen).
   void request_ended(stream& s) {
+    s.body_done = true;
     if (s.refused) return;
     if (!s.emitted) {
       if (s.trailers.items.empty()) {
@@ -338,8 +399,10 @@ class server_codec final : public stream_codec {
       }
       auto body = std::move(s.req.body);
       emit_request(s, false);
+      s.skip += body.size();  // acknowledged when it arrived
       emit_body(s, body);
     } else if (!s.req.body.empty()) {
+      s.skip += s.req.body.size();
       emit_body(s, s.req.body);
       s.req.body.clear();
     }
@@ -384,8 +447,15 @@ class server_codec final : public stream_codec {
   // -- nghttp2 callbacks -------------------------------------------------------------------
   // A GOAWAY with an error that nghttp2 decided on by itself (its reset-rate and
   // CONTINUATION limits, a protocol error): the reason for the log line.
-  static int on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
+  static int on_frame_send(nghttp2_session* session, const nghttp2_frame* frame, void* ud) {
     auto& c = self(ud);
+    // A response complete while its request body still arrives: the client may stop sending
+    // (RFC 9113 §8.1), instead of stalling on a window that nobody opens any more.
+    if ((frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) &&
+        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+      if (auto* s = c.find(frame->hd.stream_id);
+          s && !s->body_done && nghttp2_session_get_stream_remote_close(session, s->id) == 0)
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);
     if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR && c.error_.empty() &&
         !c.failed()) {
       c.error_ = std::string("GOAWAY ") + nghttp2_http2_strerror(frame->goaway.error_code) +
@@ -412,18 +482,23 @@ class server_codec final : public stream_codec {
   static int on_begin_frame(nghttp2_session*, const nghttp2_frame_hd* hd, void* ud) {
     auto& c = self(ud);
     switch (hd->type) {
+      case NGHTTP2_RST_STREAM:
+        if (!c.resets_.take(c.opts_.max_resets_per_second, &now_ms, &c)) {
+          c.trip("HTTP/2: rapid reset (h2_max_resets_per_second)");
+          return NGHTTP2_ERR_CALLBACK_FAILURE;
+        }
+        break;
       case NGHTTP2_PING:
       case NGHTTP2_SETTINGS:
       case NGHTTP2_PRIORITY:
         if (hd->flags & NGHTTP2_FLAG_ACK) break;
-        if (++c.control_this_tick_ > c.opts_.max_control_frames_per_second) {
+        if (!c.allow_control()) {
           c.trip("HTTP/2: control frame flood (h2_max_control_frames_per_second)");
           return NGHTTP2_ERR_CALLBACK_FAILURE;
         }
         break;
       case NGHTTP2_DATA:
-        if (hd->length == 0 && !(hd->flags & NGHTTP2_FLAG_END_STREAM) &&
-            ++c.control_this_tick_ > c.opts_.max_control_frames_per_second) {
+        if (hd->length == 0 && !(hd->flags & NGHTTP2_FLAG_END_STREAM) && !c.allow_control()) {
           c.trip("HTTP/2: empty DATA frame flood (h2_max_control_frames_per_second)");
           return NGHTTP2_ERR_CALLBACK_FAILURE;
         }
@@ -531,11 +606,15 @@ class server_codec final : public stream_codec {
                            void* ud) {
     auto& c = self(ud);
     auto* s = c.find(id);
-    if (!s || s->refused) return 0;
+    if (!s || s->refused) {
+      nghttp2_session_consume(c.session_, id, len);  // dropped here: nobody will take it
+      return 0;
+    }
     s->last_tick = c.tick_;
     s->body_total += len;
     if (s->body_total > c.opts_.max_body_size) {
       s->refused = true;
+      nghttp2_session_consume(c.session_, id, len);
       if (!s->emitted) {
         c.answer(*s, 413, "Content Too Large\n");
       } else {
@@ -546,14 +625,19 @@ class server_codec final : public stream_codec {
     std::string_view piece(reinterpret_cast<const char*>(data), len);
     if (!s->emitted) {
       if (s->req.body.size() + len <= c.opts_.body_chunk_size) {
+        // Held here until the request goes out, at most body_chunk_size: acknowledged at
+        // once (a stream window below body_chunk_size would otherwise never fill it).
         s->req.body.append(piece);
+        nghttp2_session_consume(c.session_, id, len);
         return 0;
       }
       auto buffered = std::move(s->req.body);
       s->req.body.clear();
       c.emit_request(*s, false);
+      s->skip += buffered.size();
       c.emit_body(*s, buffered);
     }
+    s->unacked += len;  // acknowledged when the handler takes it
     c.emit_body(*s, piece);
     return 0;
   }
@@ -563,8 +647,12 @@ class server_codec final : public stream_codec {
     auto it = c.streams_.find(id);
     if (it == c.streams_.end()) return 0;
     auto& s = *it->second;
-    if (s.counted) {
-      // Reset before its response ended: the handler learns it (a body it waits for).
+    // What its handler never took goes back to the connection's window (the stream's own
+    // window is gone with it); later reports for this stream are ignored.
+    if (s.unacked > 0) nghttp2_session_consume_connection(c.session_, static_cast<std::size_t>(s.unacked));
+    if (s.counted || (s.emitted && !s.body_done)) {
+      // Reset before its response ended, or before its body did: the worker learns it (a
+      // handler waiting for body, a pipe to drop).
       c.uncount(s);
       c.emit(ev::reset, id, {});
     }
@@ -624,7 +712,8 @@ class server_codec final : public stream_codec {
   std::uint32_t outstanding_ = 0;
   std::uint32_t tick_ = 0;
   std::uint32_t idle_ticks_ = 0;
-  std::uint32_t control_this_tick_ = 0;
+  rate_bucket resets_;   // RST_STREAM frames (max_resets_per_second)
+  rate_bucket control_;  // PING, SETTINGS, PRIORITY, empty DATA (max_control_frames_per_second)
   std::string error_;  // what nghttp2 reported last (a connection error when it stops reading)
   bool stopped_ = false;
   bool tripped_ = false;

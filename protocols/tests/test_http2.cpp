@@ -6,6 +6,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <deque>
 #include <map>
 #include <string>
 #include <vector>
@@ -47,8 +49,11 @@ struct client {
     std::uint32_t error = 0;
   };
   std::map<std::int32_t, response> responses;
-  std::string upload;  // request body for submit(..., body)
-  std::size_t upload_off = 0;
+  struct upload_src {
+    std::string body;
+    std::size_t off = 0;
+  };
+  std::deque<upload_src> uploads;  // request bodies for submit(..., body), one per stream
 
   client() {
     nghttp2_session_callbacks* cb = nullptr;
@@ -78,25 +83,27 @@ struct client {
   }
   ~client() { nghttp2_session_del(session); }
 
-  std::int32_t submit(const std::string& method, const std::string& path, const std::string& body = {}) {
+  // `sized`: with a content-length field (as curl sends for an upload).
+  std::int32_t submit(const std::string& method, const std::string& path, const std::string& body = {},
+                      bool sized = false) {
     std::vector<std::pair<std::string, std::string>> h = {
         {":method", method}, {":scheme", "http"}, {":path", path}, {":authority", "example.test"}, {"x-a", "1"}};
+    if (sized) h.emplace_back("content-length", std::to_string(body.size()));
     std::vector<nghttp2_nv> nva;
     for (auto& [n, v] : h)
       nva.push_back({reinterpret_cast<std::uint8_t*>(n.data()), reinterpret_cast<std::uint8_t*>(v.data()), n.size(),
                      v.size(), NGHTTP2_NV_FLAG_NONE});
     if (body.empty()) return nghttp2_submit_request(session, nullptr, nva.data(), nva.size(), nullptr, nullptr);
-    upload = body;
-    upload_off = 0;
+    uploads.push_back({body, 0});
     nghttp2_data_provider prd;
-    prd.source.ptr = this;
+    prd.source.ptr = &uploads.back();
     prd.read_callback = [](nghttp2_session*, std::int32_t, std::uint8_t* buf, std::size_t len, std::uint32_t* flags,
                            nghttp2_data_source* src, void*) -> ssize_t {
-      auto& c = *static_cast<client*>(src->ptr);
-      auto n = std::min(len, c.upload.size() - c.upload_off);
-      std::copy_n(c.upload.data() + c.upload_off, n, buf);
-      c.upload_off += n;
-      if (c.upload_off == c.upload.size()) *flags |= NGHTTP2_DATA_FLAG_EOF;
+      auto& u = *static_cast<upload_src*>(src->ptr);
+      auto n = std::min(len, u.body.size() - u.off);
+      std::copy_n(u.body.data() + u.off, n, buf);
+      u.off += n;
+      if (u.off == u.body.size()) *flags |= NGHTTP2_DATA_FLAG_EOF;
       return static_cast<ssize_t>(n);
     };
     return nghttp2_submit_request(session, nullptr, nva.data(), nva.size(), &prd, nullptr);
@@ -135,17 +142,70 @@ void feed(swactor::protocols::stream_codec& c, const std::string& bytes, sink& s
   }
 }
 
+// Reports the body events from `from` on as taken by their handlers (what the worker's
+// read_body() does), except those of `unread` streams; returns where it stopped.
+std::size_t take_bodies(swactor::protocols::stream_codec& c, const sink& s, std::size_t from,
+                        const std::vector<std::uint32_t>& unread = {}) {
+  for (; from < s.events.size(); ++from) {
+    const auto& e = s.events[from];
+    if (e.kind != static_cast<std::uint8_t>(h2::ev::body)) continue;
+    if (std::find(unread.begin(), unread.end(), e.stream) != unread.end()) continue;
+    c.consumed(e.stream, static_cast<std::uint32_t>(e.payload.size()));
+  }
+  return from;
+}
+
 // Client and codec talk until the client has nothing more to send (window updates included).
-void pump(client& cl, swactor::protocols::stream_codec& c, sink& s, std::size_t step = SIZE_MAX) {
-  for (int round = 0; round < 100; ++round) {
+// Body events are taken as they come, except those of the `unread` streams.
+void pump(client& cl, swactor::protocols::stream_codec& c, sink& s, std::size_t step = SIZE_MAX,
+          const std::vector<std::uint32_t>& unread = {}) {
+  std::size_t taken = s.events.size();
+  for (int round = 0; round < 1000; ++round) {
     auto bytes = cl.output();
     if (bytes.empty()) break;
     feed(c, bytes, s, step);
+    taken = take_bodies(c, s, taken, unread);
     std::string back;
     c.take_output(back);
     cl.input(back);
   }
 }
+
+// The body bytes of `stream` the sink received, and whether its end came.
+std::string body_of(const sink& s, std::uint32_t stream, bool* ended = nullptr) {
+  std::string b;
+  if (ended) *ended = false;
+  for (const auto& e : s.events) {
+    if (e.stream != stream) continue;
+    if (e.kind == static_cast<std::uint8_t>(h2::ev::body)) b += e.payload;
+    if (ended && e.kind == static_cast<std::uint8_t>(h2::ev::end)) *ended = true;
+  }
+  return b;
+}
+
+// Raw frames, for what an nghttp2 client would not send (resets of streams it just opened,
+// floods).
+std::string frame(std::uint8_t type, std::uint8_t flags, std::uint32_t stream, const std::string& payload = {}) {
+  std::string f;
+  const auto n = payload.size();
+  f += static_cast<char>((n >> 16) & 0xff);
+  f += static_cast<char>((n >> 8) & 0xff);
+  f += static_cast<char>(n & 0xff);
+  f += static_cast<char>(type);
+  f += static_cast<char>(flags);
+  for (int i = 3; i >= 0; --i) f += static_cast<char>((stream >> (8 * i)) & 0xff);
+  return f + payload;
+}
+// GET / with :authority localhost (HPACK: three static entries and one literal).
+const std::string kGetBlock = std::string("\x82\x86\x84\x41\x09localhost", 14);
+std::string open_and_reset(std::uint32_t stream) {
+  return frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, stream, kGetBlock) +
+         frame(NGHTTP2_RST_STREAM, 0, stream, std::string("\0\0\0\x08", 4));
+}
+std::string client_start() { return std::string(h2::kPreface) + frame(NGHTTP2_SETTINGS, 0, 0); }
+
+std::uint64_t fake_now = 0;
+std::uint64_t fake_clock() { return fake_now; }
 
 std::string reply(std::uint32_t stream, h1::out kind, std::string_view payload) {
   std::string d;
@@ -379,5 +439,170 @@ TEST_CASE("http2 codec: a connection error sends GOAWAY and names nghttp2's reas
     REQUIRE(codec->failed());
     CHECK(codec->reason().find("magic") != std::string::npos);
     CHECK(codec->done());
+  }
+}
+
+TEST_CASE("http2 codec: a stream nobody reads stops at its window, its sibling goes on", "[http2][flow]") {
+  h2::options o;  // stream window 65535, connection window 1 MiB
+  auto codec = h2::make_server_codec(o);
+  client cl;
+  const std::string big(300000, 'a'), other(300000, 'b');
+  const auto a = cl.submit("POST", "/slow", big, true);
+  sink s;
+  pump(cl, *codec, s, SIZE_MAX, {static_cast<std::uint32_t>(a)});
+  // Nobody took stream a's body: it got what its window allows, no more.
+  CHECK(body_of(s, a).size() == 65535);
+  // Another stream on the same connection is not held up by it.
+  const auto b = cl.submit("POST", "/fast", other, true);
+  pump(cl, *codec, s, SIZE_MAX, {static_cast<std::uint32_t>(a)});
+  bool b_ended = false;
+  CHECK(body_of(s, b, &b_ended) == other);
+  CHECK(b_ended);
+  CHECK(body_of(s, a).size() == 65535);
+  CHECK(!codec->failed());
+
+  // Without a content-length the first 64 KiB wait in the codec for their request (and are
+  // acknowledged at once): then one window more, no further.
+  client cl2;
+  auto codec2 = h2::make_server_codec(o);
+  sink s2;
+  const auto c = cl2.submit("POST", "/unsized", big);
+  pump(cl2, *codec2, s2, SIZE_MAX, {static_cast<std::uint32_t>(c)});
+  CHECK(body_of(s2, c).size() <= o.body_chunk_size + 65535);
+  CHECK(body_of(s2, c).size() > 65535);
+}
+
+TEST_CASE("http2 codec: taking the body opens the window; a closed stream gives its share back", "[http2][flow]") {
+  h2::options o;
+  o.connection_window_size = 65535;  // the connection's window is one stream's
+  auto codec = h2::make_server_codec(o);
+  client cl;
+  const std::string body(200000, 'x');
+  const auto a = cl.submit("POST", "/a", body, true);
+  sink s;
+  pump(cl, *codec, s, SIZE_MAX, {static_cast<std::uint32_t>(a)});
+  REQUIRE(body_of(s, a).size() == 65535);
+  // Taking a's pieces lets the rest of its body in.
+  std::size_t from = 0;
+  for (int round = 0; round < 100; ++round) {
+    from = take_bodies(*codec, s, from);
+    std::string back;
+    codec->take_output(back);
+    if (back.empty()) break;
+    cl.input(back);
+    feed(*codec, cl.output(), s);
+  }
+  bool ended = false;
+  CHECK(body_of(s, a, &ended) == body);
+  CHECK(ended);
+
+  // A stream whose unread body holds the whole connection window, then reset by the client:
+  // the connection's window comes back, and the next stream's body arrives.
+  client cl2;
+  auto codec2 = h2::make_server_codec(o);
+  sink s2;
+  const auto c = cl2.submit("POST", "/c", body, true);
+  pump(cl2, *codec2, s2, SIZE_MAX, {static_cast<std::uint32_t>(c)});
+  REQUIRE(body_of(s2, c).size() == 65535);
+  nghttp2_submit_rst_stream(cl2.session, NGHTTP2_FLAG_NONE, c, NGHTTP2_CANCEL);
+  pump(cl2, *codec2, s2);
+  CHECK(s2.events.back().kind == static_cast<std::uint8_t>(h2::ev::reset));
+  const std::string small(100000, 'y');
+  const auto d = cl2.submit("POST", "/d", small);
+  pump(cl2, *codec2, s2);
+  bool d_ended = false;
+  CHECK(body_of(s2, d, &d_ended) == small);
+  CHECK(d_ended);
+  // A late report for the closed stream changes nothing (no window past its size).
+  codec2->consumed(static_cast<std::uint32_t>(c), 65535);
+  std::string none;
+  codec2->take_output(none);
+  CHECK(none.empty());
+}
+
+TEST_CASE("http2 codec: a response that ends before its request body ends the stream with NO_ERROR", "[http2][flow]") {
+  h2::options o;
+  auto codec = h2::make_server_codec(o);
+  client cl;
+  const auto a = cl.submit("POST", "/early", std::string(300000, 'e'), true);
+  sink s;
+  pump(cl, *codec, s, SIZE_MAX, {static_cast<std::uint32_t>(a)});
+  REQUIRE(!s.events.empty());
+  std::string wire;
+  codec->encode(static_cast<std::uint8_t>(h1::out::whole), reply(a, h1::out::whole, whole(413, "too big")), wire);
+  codec->take_output(wire);
+  cl.input(wire);
+  CHECK(cl.responses[a].headers[":status"] == "413");
+  CHECK(cl.responses[a].body == "too big");
+  CHECK(cl.responses[a].closed);
+  CHECK(cl.responses[a].error == NGHTTP2_NO_ERROR);
+  // The worker learns that the body it was not reading will not come.
+  pump(cl, *codec, s);
+  feed(*codec, std::string(), s);  // the reset waits in the codec for the next decode()
+  CHECK(s.events.back().kind == static_cast<std::uint8_t>(h2::ev::reset));
+  CHECK(codec->outstanding() == 0);
+  CHECK(!codec->failed());
+}
+
+TEST_CASE("http2 codec: resets and control frames are limited per second of the clock", "[http2][limits]") {
+  h2::options o;
+  o.clock_ms = &fake_clock;
+  fake_now = 1'000'000;
+  SECTION("10,000 resets in one second trip the default") {
+    auto codec = h2::make_server_codec(o);
+    sink s;
+    std::string in = client_start();
+    for (std::uint32_t i = 0; i < 10000; ++i) {
+      if (i % 10 == 0) ++fake_now;  // 10 per millisecond
+      in += open_and_reset(2 * i + 1);
+      if (in.size() > 8192 || i == 9999) {
+        feed(*codec, in, s);
+        in.clear();
+      }
+      if (codec->failed()) break;
+    }
+    REQUIRE(codec->failed());
+    CHECK(codec->reason().find("h2_max_resets_per_second") != std::string::npos);
+    CHECK(fake_now - 1'000'000 < 1000);
+    std::string out;
+    codec->take_output(out);
+    CHECK(out.find(std::string("\x07", 1)) != std::string::npos);  // a GOAWAY frame went out
+  }
+  SECTION("resets at a tenth of the rate, for longer than a bucketful, do not") {
+    auto codec = h2::make_server_codec(o);
+    sink s;
+    feed(*codec, client_start(), s);
+    // (under 2,000 in real time: nghttp2's own limiter, twice ours, reads the real clock)
+    for (std::uint32_t i = 0; i < 1900; ++i) {
+      fake_now += 10;  // 100 a second for 19 s: more than the default bucket of 1,000
+      std::string in = open_and_reset(2 * i + 1);
+      feed(*codec, in, s);
+      std::string out;
+      codec->take_output(out);
+      if (codec->failed()) break;
+    }
+    INFO(codec->reason());
+    CHECK(!codec->failed());
+  }
+  SECTION("a PING flood trips, a steady PING rate under the limit does not") {
+    o.max_control_frames_per_second = 50;
+    auto codec = h2::make_server_codec(o);
+    sink s;
+    feed(*codec, client_start(), s);
+    for (int i = 0; i < 500; ++i) {
+      fake_now += 25;  // 40 a second
+      feed(*codec, frame(NGHTTP2_PING, 0, 0, "12345678"), s);
+      std::string out;
+      codec->take_output(out);
+    }
+    CHECK(!codec->failed());
+    for (int i = 0; i < 200 && !codec->failed(); ++i) {
+      if (i % 4 == 0) ++fake_now;  // 4 a millisecond
+      feed(*codec, frame(NGHTTP2_PING, 0, 0, "12345678"), s);
+      std::string out;
+      codec->take_output(out);
+    }
+    REQUIRE(codec->failed());
+    CHECK(codec->reason().find("control frame flood") != std::string::npos);
   }
 }

@@ -2,7 +2,9 @@
 // stream bookkeeping). Input: 1 option byte, then the client's bytes after the preface:
 //   0 bits 0-2: feed step (0 = all at once, else 1 << n bytes), bit 3: the sink refuses every
 //     other event (look-ahead stops), bit 4: reply before the request ends, bit 5: streamed
-//     replies with trailers
+//     replies with trailers, bit 6: handlers take no body (request windows stay shut)
+// Body events are reported taken (consumed()) after each decode, and so is a made-up amount
+// for a stream that may be closed, unknown or even: the codec must ignore what it cannot use.
 // Every request event is answered (whole, or head/body/end with trailers) as soon as it
 // arrives; the stream ids it names must be odd and the codec's counters consistent: held()
 // never exceeds what was handed to it, outstanding() never exceeds the requests emitted.
@@ -28,6 +30,7 @@ struct run final : swactor::protocols::event_sink {
   bool refuse_some = false;
   std::size_t seen = 0, requests = 0;
   std::vector<std::uint32_t> to_answer;
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> taken;  // body events: stream, bytes
   bool on_event(const swactor::protocols::event& e) override {
     std::string_view d = e.data;
     std::uint32_t id = 0;
@@ -40,6 +43,8 @@ struct run final : swactor::protocols::event_sink {
       check(h.version_minor == 2);
       ++requests;
       to_answer.push_back(id);
+    } else if (e.kind == static_cast<std::uint8_t>(h2::ev::body)) {
+      taken.emplace_back(id, static_cast<std::uint32_t>(d.size()));
     }
     return !refuse_some || (++seen % 2) != 0;
   }
@@ -74,6 +79,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto used = c->decode(pending, r);
     check(used <= pending.size());
     pending.erase(0, used);
+    if (!(opt & 64))
+      for (auto [id, bytes] : r.taken) c->consumed(id, bytes);
+    if (!r.taken.empty()) c->consumed(r.taken.back().first + (opt & 1), 1u << 20);
+    r.taken.clear();
     for (auto id : r.to_answer) {
       h1::response_head h;
       h.status = 200;

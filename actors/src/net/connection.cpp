@@ -381,6 +381,7 @@ void connection::check_drained() {
 
 std::error_code connection::send(std::string_view data, std::uint8_t kind, bool force) {
   if (closed_ || close_requested_ || close_after_decode_) return server_errc::session_not_found;
+  if (kind == protocols::kind_consumed) return consumed(data);
   const std::size_t queued = queued_bytes();
   if (!force && queued > 0 && queued + data.size() > out_limit_) return server_errc::output_buffer_full;
   // Raw bytes go out at once unless typed replies of this decode() wait (order): the common
@@ -405,6 +406,15 @@ std::error_code connection::send(std::string_view data, std::uint8_t kind, bool 
   auto ec = encode_now(kind, data);
   after_codec();
   return ec;
+}
+
+std::error_code connection::consumed(std::string_view data) {
+  protocols::consumed_note n;
+  if (!n.decode(data)) return make_error_code(std::errc::invalid_argument);
+  codec_->consumed(n.stream, n.bytes);
+  // Inside decode() (a handler that read inline) its WINDOW_UPDATE goes out with the rest.
+  if (!decoding_) write_codec_output();
+  return {};
 }
 
 std::error_code connection::encode_now(std::uint8_t kind, std::string_view data) {

@@ -64,7 +64,8 @@ class connection final : public io_owner,
   // kind_file (protocols/codec.hpp): a file range the connection writes itself; the file
   // is opened here (errc no_such_file_or_directory, invalid_argument when the range is not
   // inside it; the connection then closes, its response's head being out), and read only
-  // as the socket takes bytes.
+  // as the socket takes bytes. kind_consumed: not a reply but a body acknowledgement for the
+  // codec (HTTP/2 flow control), taken whatever is queued.
   std::error_code send(std::string_view data, std::uint8_t kind = 0, bool force = false);
   // Closes once queued output is written; reset = RST now, queued output dropped.
   void close(bool reset);
@@ -146,6 +147,8 @@ class connection final : public io_owner,
   enum class file_step : std::uint8_t { done, blocked, yielded, ended };
   file_step write_front_file();
   std::error_code encode_now(std::uint8_t kind, std::string_view data);
+  // A kind_consumed note: the codec opens its peer's window; not a reply, never refused.
+  std::error_code consumed(std::string_view data);
   // Encodes one reply (and what the codec adds) onto `wire`, swapping in a successor codec.
   void encode_into(std::uint8_t kind, std::string_view data, std::string& wire);
   void finish(bool aborted, std::string_view reason, bool reset = false);

@@ -164,8 +164,10 @@ struct inflating_source final : http::request::body_source {
 }  // namespace
 
 // The body of one request as it arrives: pieces in, read_body() (or serve_http, for
-// whole bodies) takes them. Unread bytes of a session above a bound stop its connection
-// from reading until the handler catches up.
+// whole bodies) takes them. HTTP/1: unread bytes of a session above a bound stop its
+// connection from reading until the handler catches up. HTTP/2: each piece taken (or
+// dropped) is acknowledged to the codec (kind_consumed), which opens that stream's window:
+// the client's window, not a pause of the whole connection, bounds what waits here.
 struct worker_runtime::body_pipe final : http::request::body_source {
   worker_runtime& rt;
   session_id s;
@@ -193,14 +195,36 @@ struct worker_runtime::body_pipe final : http::request::body_source {
     if (!pieces.empty()) {
       auto p = std::move(pieces.front());
       pieces.pop_front();
-      rt.http_body_taken(s, p.size());
+      took(p.size());
       co_return p;
     }
     if (gone && !ended) co_return make_error_code(server_errc::session_not_found);
     req.trailers() = std::move(trailers);
     co_return std::string();
   }
+
+  // `n` bytes of this body were taken or dropped.
+  void took(std::size_t n) {
+    if (stream != 0)
+      rt.h2_body_taken(s, stream, n);
+    else
+      rt.http_body_taken(s, n);
+  }
+  // The rest of the body is not wanted (a refused request): what is here and what comes.
+  void drop() {
+    discard = true;
+    for (auto& p : pieces) took(p.size());
+    pieces.clear();
+  }
 };
+
+void worker_runtime::h2_body_taken(session_id s, std::uint32_t stream, std::size_t n) {
+  while (n > 0) {
+    protocols::consumed_note note{stream, static_cast<std::uint32_t>(std::min<std::size_t>(n, 1u << 30))};
+    n -= note.bytes;
+    (void)port_->send(s, note.encode(), protocols::kind_consumed);  // a closed session needs none
+  }
+}
 
 void worker_runtime::http_body_taken(session_id s, std::size_t n) {
   auto it = http_pipes_.find(s);
@@ -227,24 +251,19 @@ void worker_runtime::h2_body_event(session_id s, std::uint8_t kind, std::string_
   auto p = pipe;
   if (kind == static_cast<std::uint8_t>(h2::ev::reset)) {
     p->gone = true;
-    for (auto& piece : p->pieces) st.unread -= std::min(st.unread, piece.size());
-    p->pieces.clear();
+    p->pieces.clear();  // the codec gave their window back when the stream closed
   } else if (kind == static_cast<std::uint8_t>(h2::ev::end)) {
     if (!p->trailers.decode_from(data)) p->trailers.items.clear();
     p->ended = true;
-  } else if (!p->discard && !data.empty()) {
+  } else if (p->discard) {
+    p->took(data.size());
+  } else if (!data.empty()) {
+    // Unread pieces are bounded by the stream's flow-control window (the codec opens it
+    // as they are taken), so the connection keeps reading for its other streams.
     p->pieces.emplace_back(data);
-    st.unread += data.size();
   }
   p->waiters.complete_all({});
   if (p->taken && (p->ended || p->gone)) st.streams.erase(id);
-  if (st.unread > kHttpUnreadLimit && !st.paused) {
-    st.paused = true;
-    port_->pause_reading(s);
-  } else if (st.paused && st.unread <= kHttpUnreadLimit / 2) {
-    st.paused = false;
-    port_->resume_reading(s);
-  }
 }
 
 void worker_runtime::http_body_event(session_id s, std::uint8_t kind, std::string_view data) {
@@ -353,9 +372,7 @@ std::optional<task<void>> worker_runtime::http_event(std::uint8_t kind, session_
         // What is already here arrived before the request was taken: keep it.
         x.pipe = pipe;
         if (x.status != 0) {
-          pipe->discard = true;
-          for (auto& p : pipe->pieces) http_body_taken(s, p.size());
-          pipe->pieces.clear();
+          pipe->drop();
         } else if (x.req->head().expect_continue) {
           // Ask for the body only when a handler will read it: now for whole bodies, at
           // the first read_body() for streamed ones.
@@ -443,9 +460,7 @@ task<bool> worker_runtime::prepare_body(http_exchange& x) {
     if (ec) {
       if (ec == server_errc::session_not_found) co_return false;  // the client went away: the files go with x
       if (x.pipe && !x.pipe->ended) {  // the rest of the body is not wanted
-        x.pipe->discard = true;
-        for (auto& p : x.pipe->pieces) http_body_taken(s, p.size());
-        x.pipe->pieces.clear();
+        x.pipe->drop();
       }
       int status = http::form_error_status(ec);
       log::info("session {}: {} {}: multipart body refused ({}): {}", s, x.req->method(), x.req->target(), status,

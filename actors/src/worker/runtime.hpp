@@ -185,9 +185,11 @@ class worker_runtime final : private handler_host,
   bool http_remote_message(const ipc::bus_message& m);
   std::string local_address(session_id s) override;
   // A body/end event as it arrives (not through the runner, which may be running the
-  // handler that waits for it); pauses the connection while too much is unread.
+  // handler that waits for it); HTTP/1 pauses the connection while too much is unread.
   void http_body_event(session_id s, std::uint8_t kind, std::string_view data);
   void http_body_taken(session_id s, std::size_t n);
+  // HTTP/2: the handler of `stream` took (or dropped) `n` bytes of its body: its window opens.
+  void h2_body_taken(session_id s, std::uint32_t stream, std::size_t n);
   bool is_http(int listener) const {
     return listener >= 0 && listener < static_cast<int>(app_.listen.size()) &&
            app_.listen[static_cast<std::size_t>(listener)].http();

@@ -8,7 +8,9 @@ reads what the server answers until it closes or 10 s pass. Prints one JSON line
   {"goaway": <error code of the server's GOAWAY or null>, "rst": [stream ids reset],
    "closed": <server closed the connection>, "sent_all": <every frame was written>}
 Attacks: rapid_reset, continuation, hpack_bomb, ping_flood, settings_flood, empty_data,
-zero_window (a stream stalled on a zero window: the server should reset it).
+zero_window (a 100 MiB response stalled on a zero window: the server should hold no more
+than its output limit and reset the stream), window_overrun (8 MiB of request body sent
+regardless of the server's window, to a handler that does not read yet: FLOW_CONTROL_ERROR).
 """
 import json
 import socket
@@ -44,11 +46,13 @@ def literal(name, value, indexing=False):
     return (bytes([first]) + hpack_int(len(name), 7) + name + hpack_int(len(value), 7) + value)
 
 
-def request_block(method=b"GET", path=b"/"):
+def request_block(method=b"GET", path=b"/", length=None):
     # :method GET (2) / POST (3), :scheme http (6), :path (literal, name index 4), :authority
     block = bytes([0x82 if method == b"GET" else 0x83, 0x86])
     block += hpack_int(4, 4) + hpack_int(len(path), 7) + path
     block += hpack_int(1, 4) + hpack_int(9, 7) + b"localhost"
+    if length is not None:
+        block += literal(b"content-length", str(length).encode())
     return block
 
 
@@ -100,7 +104,13 @@ def run(port, attack):
         for _ in range(20):
             batches.append(b"".join(frame(DATA, 0, 1) for _ in range(5000)))
     elif attack == "zero_window":
-        batches.append(frame(HEADERS, END_HEADERS | END_STREAM, 1, request_block(b"GET", b"/?chunks=4&size=65536")))
+        batches.append(frame(HEADERS, END_HEADERS | END_STREAM, 1, request_block(b"GET", b"/?chunks=1600&size=65536")))
+    elif attack == "window_overrun":
+        size = 8 << 20
+        batches.append(frame(HEADERS, END_HEADERS, 1, request_block(b"POST", b"/up?delay=5000&digest=sha256", size)))
+        piece = b"o" * 16384
+        for _ in range(size // (16384 * 32)):
+            batches.append(b"".join(frame(DATA, 0, 1, piece) for _ in range(32)))
     else:
         raise SystemExit("unknown attack " + attack)
 
@@ -119,7 +129,7 @@ def run(port, attack):
         try:
             chunk = s.recv(65536)
         except socket.timeout:
-            if result["goaway"] is not None or (attack in ("zero_window", "hpack_bomb") and result["rst"]):
+            if result["goaway"] is not None or (attack in ("zero_window", "hpack_bomb", "window_overrun") and result["rst"]):
                 break
             continue
         except OSError:

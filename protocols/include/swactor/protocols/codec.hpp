@@ -62,6 +62,36 @@ struct file_range {
 // Where decode() hands events. Returning false stops decoding after this event: the
 // connection is full (look-ahead bound reached) or the sink switched the codec; decode()
 // then reports the bytes consumed up to and including this event.
+// Not a reply: the sink took `bytes` of the request body of `stream` (consumed_note), so a
+// flow-controlled protocol lets the peer send that much more (HTTP/2: WINDOW_UPDATE). The
+// connection hands it to stream_codec::consumed() at once, whatever is queued: it is never
+// refused for a full output queue nor ordered behind replies (it frees input, not output).
+inline constexpr std::uint8_t kind_consumed = 0xF1;
+
+// kind_consumed's data: u32 stream, u32 bytes (little endian).
+struct consumed_note {
+  std::uint32_t stream = 0;
+  std::uint32_t bytes = 0;
+
+  std::string encode() const {
+    std::string s(8, '\0');
+    for (int i = 0; i < 4; ++i) {
+      s[static_cast<std::size_t>(i)] = static_cast<char>((stream >> (8 * i)) & 0xff);
+      s[static_cast<std::size_t>(4 + i)] = static_cast<char>((bytes >> (8 * i)) & 0xff);
+    }
+    return s;
+  }
+  bool decode(std::string_view in) {
+    if (in.size() != 8) return false;
+    stream = bytes = 0;
+    for (int i = 3; i >= 0; --i) {
+      stream = (stream << 8) | static_cast<unsigned char>(in[static_cast<std::size_t>(i)]);
+      bytes = (bytes << 8) | static_cast<unsigned char>(in[static_cast<std::size_t>(4 + i)]);
+    }
+    return true;
+  }
+};
+
 class event_sink {
  public:
   virtual bool on_event(const event& e) = 0;
@@ -102,6 +132,11 @@ class stream_codec {
     (void)length, (void)before, (void)after;
     return true;
   }
+
+  // The sink took `bytes` of the body that `stream` carried (kind_consumed): a codec with
+  // flow control opens the peer's window by that much (its frames come out of
+  // take_output()). Reports for streams the codec no longer has are ignored.
+  virtual void consumed(std::uint32_t stream, std::uint32_t bytes) { (void)stream, (void)bytes; }
 
   // Bytes the codec answers by itself (a pong, a WINDOW_UPDATE), taken by the connection
   // after each decode(). Empty for the framing codecs.

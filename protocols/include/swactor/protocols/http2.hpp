@@ -15,12 +15,23 @@
 //   http1::out::whole, head, body, end (trailers become a HEADERS frame), continue_100,
 //   and kReplyReset.
 //
-// The defences that nghttp2 leaves to its user are counted here per tick (timeout() asks
-// the connection for one about every second): streams reset by the peer
-// (max_resets_per_second, CVE-2023-44487), PING/SETTINGS and empty DATA frames
-// (max_control_frames_per_second), CONTINUATION frames per header block, and the decoded
-// header list size (max_header_list_size). A trip sends GOAWAY(ENHANCE_YOUR_CALM) and ends
-// the connection; a stream idle for idle_stream_timeout (zero window included) is reset.
+// Flow control is end to end: a request body piece handed to the sink as a body event is
+// acknowledged to the peer (WINDOW_UPDATE, stream and connection) only when the sink says
+// its handler took it (consumed(), kind_consumed). A stream nobody reads stops at its
+// window (initial_window_size) and holds that much of the connection's window
+// (connection_window_size), so unread bodies of one connection never exceed that; other
+// streams go on. Bytes the codec keeps or drops itself (a small body riding with its
+// request, a refused stream's body) are acknowledged at once, and a stream that closes
+// gives back what its handler never took. A response that completes while its request body
+// is still arriving ends the stream with RST_STREAM(NO_ERROR) (RFC 9113 §8.1).
+//
+// The defences that nghttp2 leaves to its user: streams reset by the peer
+// (max_resets_per_second, CVE-2023-44487) and PING/SETTINGS/PRIORITY and empty DATA frames
+// (max_control_frames_per_second) each draw from a token bucket holding one second's worth,
+// refilled from options::clock_ms (read only when a bucket runs dry, never per request);
+// CONTINUATION frames per header block, and the decoded header list size
+// (max_header_list_size). A trip sends GOAWAY(ENHANCE_YOUR_CALM) and ends the connection; a
+// stream idle for idle_stream_timeout (zero window included) is reset.
 
 #include <cstddef>
 #include <cstdint>
@@ -58,6 +69,9 @@ struct options {
   std::size_t body_chunk_size = 64 * 1024;  // bodies up to this size ride with the request
   std::uint32_t keepalive_timeout_ms = 60000;  // no stream open for this long -> GOAWAY, close
   std::string server_name = "swactor";
+  // Monotonic milliseconds for the rate limits (the connection layer's clock; a codec does
+  // not read one itself). Null: the codec's one-second ticks stand in (tests, fuzzing).
+  std::uint64_t (*clock_ms)() = nullptr;
 };
 
 // A codec for a connection that starts with the client preface (prior knowledge, ALPN h2).
