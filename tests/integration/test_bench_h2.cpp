@@ -41,13 +41,13 @@ std::string config(const h2_pki& pki) {
 b::settings parse_ok(const std::vector<std::string>& args) {
   auto p = b::parse_args(args);
   INFO(p.message);
-  REQUIRE(p.settings);
-  return *p.settings;
+  REQUIRE(p.config);
+  return *p.config;
 }
 
 std::string parse_error(const std::vector<std::string>& args) {
   auto p = b::parse_args(args);
-  REQUIRE_FALSE(p.settings);
+  REQUIRE_FALSE(p.config);
   return p.message;
 }
 
