@@ -26,6 +26,10 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
+// A stream's user data is its slot + 1: nghttp2 reports no user data as null.
+void* user_data(std::size_t tag) { return reinterpret_cast<void*>(static_cast<std::uintptr_t>(tag) + 1); }
+std::size_t tag_of(void* p) { return static_cast<std::size_t>(reinterpret_cast<std::uintptr_t>(p) - 1); }
+
 // Windows as h2load's defaults (-w 30 -W 30): the client never throttles the server.
 constexpr std::int32_t window = (1 << 30) - 1;
 
@@ -101,7 +105,7 @@ class h2_mode final : public mode {
     }
     if (cfg_.body) content_length_ = std::to_string(cfg_.body->size());
     add(":method", cfg_.method);
-    add(":scheme", tls_ ? scheme_https_ : scheme_http_);
+    add(":scheme", tls_ ? "https" : "http");
     add(":authority", authority_);
     add(":path", path_);
     for (const auto& [n, v] : extra_) add(n, v);
@@ -154,8 +158,8 @@ class h2_mode final : public mode {
   }
 
  private:
-  void add(const std::string& n, const std::string& v) {
-    // The strings live as long as the mode, which outlives every session: no copies.
+  // `n` and `v` must outlive the mode (literals, members): nghttp2 does not copy them.
+  void add(std::string_view n, std::string_view v) {
     nva_.push_back({reinterpret_cast<std::uint8_t*>(const_cast<char*>(n.data())),
                     reinterpret_cast<std::uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(),
                     NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE});
@@ -166,7 +170,6 @@ class h2_mode final : public mode {
   bool tls_;
   std::size_t streams_;
   std::string path_, authority_, content_length_;
-  const std::string scheme_http_ = "http", scheme_https_ = "https";
   std::vector<std::pair<std::string, std::string>> extra_;
   std::vector<nghttp2_nv> nva_;
 };
@@ -212,7 +215,7 @@ void h2_session::submit(std::uint64_t, std::size_t tag) {
   const auto& nva = mode_.headers();
   const auto id = nghttp2_submit_request(session_, nullptr, nva.data(), nva.size(),
                                          mode_.body() ? &body : nullptr,
-                                         reinterpret_cast<void*>(static_cast<std::uintptr_t>(tag)));
+                                         user_data(tag));
   if (id < 0) {
     s.active = false;
     done_.push_back({tag, 0, error_kind::other});
@@ -250,7 +253,7 @@ int h2_session::on_header(nghttp2_session* session, const nghttp2_frame* frame,
   auto* self = static_cast<h2_session*>(user);
   auto* p = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
   if (!p) return 0;
-  auto& s = self->slots_[reinterpret_cast<std::uintptr_t>(p)];
+  auto& s = self->slots_[tag_of(p)];
   if (namelen == 7 && std::memcmp(name, ":status", 7) == 0) {
     int v = 0;
     for (std::size_t i = 0; i < valuelen; ++i) v = v * 10 + (value[i] - '0');
@@ -265,7 +268,7 @@ int h2_session::on_data(nghttp2_session* session, std::uint8_t, std::int32_t id,
   auto* self = static_cast<h2_session*>(user);
   if (!self->mode_.keep_body()) return 0;
   auto* p = nghttp2_session_get_stream_user_data(session, id);
-  if (p) self->slots_[reinterpret_cast<std::uintptr_t>(p)].body.append(reinterpret_cast<const char*>(data), len);
+  if (p) self->slots_[tag_of(p)].body.append(reinterpret_cast<const char*>(data), len);
   return 0;
 }
 
@@ -273,7 +276,7 @@ int h2_session::on_close(nghttp2_session* session, std::int32_t id, std::uint32_
   auto* self = static_cast<h2_session*>(user);
   auto* p = nghttp2_session_get_stream_user_data(session, id);
   if (!p) return 0;
-  const auto tag = reinterpret_cast<std::uintptr_t>(p);
+  const auto tag = tag_of(p);
   auto& s = self->slots_[tag];
   if (!s.active) return 0;
   s.active = false;
@@ -300,7 +303,7 @@ int h2_session::on_sent(nghttp2_session* session, const nghttp2_frame* frame, vo
   auto* self = static_cast<h2_session*>(user);
   auto* p = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
   if (!p) return 0;
-  auto& s = self->slots_[reinterpret_cast<std::uintptr_t>(p)];
+  auto& s = self->slots_[tag_of(p)];
   if (!s.active || s.on_wire) return 0;
   s.on_wire = true;
   self->peak_ = std::max(self->peak_, ++self->open_);
