@@ -15,7 +15,8 @@ packages=(
   zlib1g-dev libbrotli-dev libmariadb-dev node-llhttp
   procps
   curl wrk apache2-utils python3 openssl
-  nghttp2-client  # nghttp and h2load: the HTTP/2 integration tests
+  nghttp2-client  # nghttp and h2load: the HTTP/2 integration tests, bench_h2
+  nghttp2-server  # nghttpd: the reference server of bench_h2
   redis-server redis-tools  # bench -f redis tests, bench_redis (they start their own servers)
   chromium  # the headless browser of the WebSocket client test (driven by playwright-core)
 )

@@ -28,7 +28,7 @@ parsed_args parse_args(const std::vector<std::string>& args) {
   std::string value_size_text = std::to_string(s.redis.value_size);
   bool big = false, little = false;
 
-  CLI::App app("Load tester for TCP, UDP, Unix-socket, HTTP, Redis and WebSocket servers", "swactor bench");
+  CLI::App app("Load tester for TCP, UDP, Unix-socket, HTTP/1.1, HTTP/2, Redis and WebSocket servers", "swactor bench");
   app.footer(
       "Durations and sizes are read as in app.toml: a bare number is milliseconds (-d 500 "
       "runs for half a second; write -d 10s for ten) and bytes; units us ms s m h and B KB "
@@ -36,7 +36,8 @@ parsed_args parse_args(const std::vector<std::string>& args) {
       "same names mean, with the same defaults.");
   app.add_option("-s,--server", url,
                  "tcp://HOST:PORT, udp://HOST:PORT, unix:///PATH, http://HOST[:PORT][/PATH], "
-                 "http+unix:///PATH, redis://HOST[:PORT] or ws://HOST[:PORT][/PATH]")
+                 "http+unix:///PATH, redis://HOST[:PORT], ws://HOST[:PORT][/PATH], or for the "
+                 "h2 mode also h2c://HOST[:PORT][/PATH] and https://HOST[:PORT][/PATH] (TLS, ALPN h2)")
       ->required();
   std::string modes_help = "mode:";
   for (auto& m : mode_list()) modes_help += "\n  " + std::string(m.name) + ": " + std::string(m.help);
@@ -49,9 +50,10 @@ parsed_args parse_args(const std::vector<std::string>& args) {
   app.add_option("--size", size_text,
                  "payload bytes per request (websocket: the message size): 64, 4KiB, 1MiB")
       ->capture_default_str();
-  app.add_option("--pipeline", s.pipeline,
+  app.add_option("--pipeline,-m,--streams", s.pipeline,
                  "requests in flight per connection (redis: commands per round, written at "
-                 "once, all replies read before the next round)")
+                 "once, all replies read before the next round; h2: concurrent streams per "
+                 "connection, as h2load -m)")
       ->capture_default_str();
   app.add_option("--rate", s.rate,
                  "total requests/s at a fixed schedule; latency from the intended send time");
@@ -79,17 +81,17 @@ parsed_args parse_args(const std::vector<std::string>& args) {
                                "length mode: size, sign and byte order as Swoole's "
                                "package_length_type letter (c C s S n v l L N V q Q J P)");
   for (auto* o : {lsize, be, le, sig}) ltype->excludes(o);
-  app.add_option("--method", s.http.method, "http modes: request method")->capture_default_str();
-  app.add_option("--path", s.http.path, "http modes: request target (default: the URL's path, or /)");
+  app.add_option("--method", s.http.method, "http and h2 modes: request method")->capture_default_str();
+  app.add_option("--path", s.http.path, "http and h2 modes: request target (default: the URL's path, or /)");
   // One value per --header: a header value may look like anything.
   app.add_option("--header", s.http.headers,
-                 "http modes: extra request header \"Name: value\" (repeatable)")
+                 "http and h2 modes: extra request header \"Name: value\" (repeatable)")
       ->allow_extra_args(false)
       ->take_all();
   std::string body_text, verify_body_text;
-  auto* body_opt = app.add_option("--body", body_text, "http modes: request body (sets Content-Length)");
+  auto* body_opt = app.add_option("--body", body_text, "http and h2 modes: request body (sets Content-Length)");
   auto* vbody_opt = app.add_option("--verify-body", verify_body_text,
-                                   "http modes with --verify: the response body must be exactly this");
+                                   "http and h2 modes with --verify: the response body must be exactly this");
   app.add_flag("--deflate", s.deflate,
                "websocket modes: offer permessage-deflate (the server must accept it); every "
                "message goes compressed, replies may come compressed");

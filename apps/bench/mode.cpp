@@ -17,6 +17,7 @@ std::unique_ptr<mode> make_connect_mode(const settings&);
 std::unique_ptr<mode> make_http_mode(const settings&);
 std::unique_ptr<mode> make_http_short_mode(const settings&);
 std::unique_ptr<mode> make_redis_mode(const settings&);
+std::unique_ptr<mode> make_h2_mode(const settings&);
 std::unique_ptr<mode> make_websocket_mode(const settings&);
 std::unique_ptr<mode> make_websocket_connect_mode(const settings&);
 
@@ -39,6 +40,11 @@ const entry table[] = {
      make_http_mode},
     {{"http_short", "HTTP/1.1, one connection per request (Connection: close)"},
      make_http_short_mode},
+    {{"h2",
+      "HTTP/2 (http:// or h2c:// by prior knowledge, https:// with ALPN h2): --pipeline "
+      "(-m, --streams) concurrent streams per connection, as h2load -m; --method --path "
+      "--header --body as the http mode"},
+     make_h2_mode},
     {{"redis",
       "RESP2 commands (redis://HOST:PORT; --mix --keyspace --value-size; --pipeline N "
       "in rounds, as redis-benchmark -P)"},

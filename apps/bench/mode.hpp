@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "results.hpp"
 #include "settings.hpp"
 
 namespace swactor::bench {
@@ -27,6 +28,34 @@ enum class session {
   connect_only,  // connect and close: the request is the connection itself
 };
 
+// A multiplexed session (HTTP/2): one per connection, sans-I/O. Many requests are in
+// flight at once and their replies end in any order, so the runner cannot cut replies out
+// of the byte stream; the session does, and reports each finished exchange by its tag.
+class mux_session {
+ public:
+  virtual ~mux_session() = default;
+
+  struct done {
+    std::size_t tag = 0;  // as given to submit()
+    int status = 0;       // the reply's status, 0 = none arrived
+    std::optional<error_kind> error;  // reset, refused or malformed: counted as this kind
+  };
+
+  // Queues request `seq` under `tag` (the runner's slot for its start time).
+  virtual void submit(std::uint64_t seq, std::size_t tag) = 0;
+  // Bytes from the peer. false: a session-level protocol error (why() says which).
+  virtual bool feed(std::string_view in) = 0;
+  // Appends what is to be sent to `out`. false: a session-level error.
+  virtual bool output(std::string& out) = 0;
+  // Moves the exchanges finished since the last call into `out` (appended).
+  virtual void take_done(std::vector<done>& out) = 0;
+  // false once the session cannot carry more requests (the peer sent GOAWAY, or an error).
+  virtual bool usable() const = 0;
+  virtual std::string why() const = 0;
+  // The most requests that were on the wire at once (sent, not yet answered).
+  virtual std::size_t peak_in_flight() const = 0;
+};
+
 class mode {
  public:
   virtual ~mode() = default;
@@ -37,7 +66,7 @@ class mode {
   // Whether the mode runs over this -s target (http:// targets are for the http modes,
   // redis:// ones for the redis mode).
   virtual bool accepts(const target& t) const {
-    return !t.http && !t.redis && !t.websocket && (t.kind == scheme::tcp || t.kind == scheme::unix_stream);
+    return !t.http && !t.tls && !t.redis && !t.websocket && (t.kind == scheme::tcp || t.kind == scheme::unix_stream);
   }
   // Settings this mode cannot honour (empty = fine), e.g. --pipeline with one_shot.
   virtual std::string check(const settings&) const { return {}; }
@@ -106,6 +135,14 @@ class mode {
   virtual std::string_view goodbye() const { return {}; }
   // The size of the peer's answer to goodbye() at the front of `in`: as reply_size().
   virtual std::ptrdiff_t goodbye_reply(std::string_view in) const { return in.empty() ? 0 : -1; }
+
+  // Multiplexed modes: a fresh session for connection `conn`, used instead of
+  // make_request() and cut_reply(); --pipeline is then the streams in flight per connection.
+  // nullptr: not multiplexed.
+  virtual bool multiplexed() const { return false; }
+  virtual std::unique_ptr<mux_session> open_mux(std::uint64_t /*conn*/) const { return nullptr; }
+  // TLS targets (https://): the ALPN protocol the mode needs the server to choose ("h2").
+  virtual std::string_view alpn() const { return {}; }
 
   // --verify: whether `reply` is the right answer to `request` (echo: identical bytes).
   virtual bool matches(std::string_view request, std::string_view reply) const {

@@ -164,7 +164,7 @@ class http_mode final : public mode {
   std::string_view name() const override { return one_shot_ ? "http_short" : "http"; }
   session pattern() const override { return one_shot_ ? session::one_shot : session::persistent; }
   bool accepts(const target& t) const override {
-    return !t.redis && !t.websocket && (t.kind == scheme::tcp || t.kind == scheme::unix_stream);
+    return !t.redis && !t.websocket && !t.tls && !t.h2c && (t.kind == scheme::tcp || t.kind == scheme::unix_stream);
   }
   bool has_status() const override { return true; }
 

@@ -2,6 +2,7 @@
 
 #include <sys/utsname.h>
 
+#include <algorithm>
 #include <thread>
 
 #include <fmt/format.h>
@@ -53,6 +54,7 @@ void results::merge(const results& o) {
   has_status = has_status || o.has_status;
   for (std::size_t i = 0; i < status.size(); ++i) status[i] += o.status[i];
   if (handshake_error.empty()) handshake_error = o.handshake_error;
+  peak_in_flight = std::max(peak_in_flight, o.peak_in_flight);
 }
 
 namespace {
@@ -115,6 +117,7 @@ nlohmann::json to_json(const settings& s, const results& r) {
     j["status"] = std::move(st);
   }
   if (!r.handshake_error.empty()) j["handshake_error"] = r.handshake_error;
+  if (s.mode == "h2") j["peak_streams"] = r.peak_in_flight;
   return j;
 }
 
@@ -122,7 +125,7 @@ std::string format_table(const settings& s, const results& r) {
   const auto& h = r.latency_ns;
   std::string out;
   // The http modes send a fixed request, redis a command mix: show it instead of a payload size.
-  const bool http = s.mode == "http" || s.mode == "http_short";
+  const bool http = s.mode == "http" || s.mode == "http_short" || s.mode == "h2";
   std::string what = fmt::format("size {} B", s.size);
   if (http)
     what = s.http.method + " " + http_path(s);
@@ -131,9 +134,9 @@ std::string format_table(const settings& s, const results& r) {
   else if (s.mode == "redis")
     what = fmt::format("mix {}  keyspace {}  value {} B", s.redis.mix, s.redis.keyspace,
                        s.redis.value_size);
-  out += fmt::format("swactor bench: {} {}  connections {}  threads {}  {}  pipeline {}{}{}\n",
+  out += fmt::format("swactor bench: {} {}  connections {}  threads {}  {}  {} {}{}{}\n",
                      s.mode, s.server.url, s.connections, s.threads, what,
-                     s.pipeline,
+                     s.mode == "h2" ? "streams" : "pipeline", s.pipeline,
                      s.rate > 0 ? fmt::format("  rate {}/s", s.rate) : std::string(),
                      r.interrupted ? "  (interrupted)" : "");
   out += fmt::format("  requests    {:>12}  ok {}  errors {}\n", r.requests, r.ok, r.error_total());
@@ -158,6 +161,7 @@ std::string format_table(const settings& s, const results& r) {
         out += fmt::format(" {} {}", error_kind_name(static_cast<error_kind>(i)), r.errors[i]);
     out += "\n";
   }
+  if (s.mode == "h2") out += fmt::format("  streams     {:>12}  at most on one connection at once\n", r.peak_in_flight);
   if (!r.handshake_error.empty()) out += "  handshake   failed: " + r.handshake_error + "\n";
   return out;
 }

@@ -44,6 +44,8 @@ struct results {
   // Why the first failed handshake failed (e.g. "HTTP/1.1 404 Not Found"): a count alone
   // does not say what the server objected to. Empty when none failed.
   std::string handshake_error;
+  // Multiplexed modes (h2): the most requests one connection had on the wire at once.
+  std::uint64_t peak_in_flight = 0;
 
   std::uint64_t error_total() const noexcept;
   double rps() const noexcept;          // successful requests per second

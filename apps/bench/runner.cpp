@@ -25,6 +25,7 @@
 #include <asio/experimental/awaitable_operators.hpp>
 
 #include "mode.hpp"
+#include "tls_client.hpp"
 #include "swactor/core/channel.hpp"
 #include "swactor/core/wait_group.hpp"
 
@@ -69,6 +70,7 @@ struct connection;
 struct runner::impl {
   settings cfg;
   std::unique_ptr<mode> proto;
+  std::unique_ptr<tls_client_context> tls;  // https:// targets
   asio::generic::stream_protocol::endpoint stream_ep;
   asio::generic::datagram_protocol::endpoint dgram_ep;
 
@@ -195,6 +197,9 @@ struct connection {
   std::string hs_state;  // mode::make_handshake()'s state for the answer
   std::vector<char> rbuf;
   std::size_t rbeg = 0, rend = 0;
+  std::unique_ptr<tls_client> tls;  // https://: the session over `stream`
+  std::string plain;                // https://: decrypted bytes not yet handed on
+  std::string cipher;               // https://: encrypted bytes to write
 
   connection(shard& s, std::uint64_t i)
       : sh(s),
@@ -260,6 +265,8 @@ struct connection {
     dgram.close(ignored);
     open = false;
     rbeg = rend = 0;
+    tls.reset();
+    plain.clear();
   }
 
   // The intended send time under --rate (waiting for it), else now.
@@ -304,6 +311,12 @@ struct connection {
         co_return kind;
       }
       ++sh.res.connections;
+      if (rt.tls) {
+        if (auto err = co_await tls_handshake()) {
+          close_socket();
+          co_return err;
+        }
+      }
       if (proto.make_handshake(id, req, hs_state)) {
         if (auto err = co_await handshake()) {
           close_socket();
@@ -341,6 +354,43 @@ struct connection {
         co_return err;
       }
     }
+  }
+
+  // TLS on a fresh connection; the server must choose the mode's ALPN protocol. Whatever
+  // application data arrived with the handshake's end waits in `plain`.
+  task<std::optional<error_kind>> tls_handshake() {
+    tls = std::make_unique<tls_client>(*rt.tls, rt.cfg.server.host);
+    std::string_view in;
+    for (;;) {
+      cipher.clear();
+      const auto st = tls->handshake(in, cipher);
+      rbeg = rend = 0;
+      if (!cipher.empty())
+        if (auto err = co_await write_request(cipher)) co_return err;
+      if (st == tls_client::step::done) break;
+      if (st == tls_client::step::failed) {
+        if (sh.res.handshake_error.empty()) sh.res.handshake_error = "TLS: " + tls->why();
+        co_return error_kind::handshake;
+      }
+      if (auto err = co_await read_more({})) {
+        if (*err == error_kind::short_read && sh.res.handshake_error.empty())
+          sh.res.handshake_error = "the server closed the connection during the TLS handshake";
+        co_return err;
+      }
+      in = std::string_view(rbuf.data() + rbeg, rend - rbeg);
+    }
+    const auto want = proto.alpn();
+    if (!want.empty() && tls->alpn() != want) {
+      if (sh.res.handshake_error.empty())
+        sh.res.handshake_error = "TLS: the server did not choose ALPN " + std::string(want) +
+                                 (tls->alpn().empty() ? " (no ALPN)" : " (chose " + tls->alpn() + ")");
+      co_return error_kind::handshake;
+    }
+    if (!tls->decrypt({}, plain)) {
+      if (sh.res.handshake_error.empty()) sh.res.handshake_error = "TLS: " + tls->why();
+      co_return error_kind::handshake;
+    }
+    co_return std::nullopt;
   }
 
   void consume(std::size_t n) {
@@ -820,8 +870,131 @@ struct connection {
     }
   }
 
+  // Multiplexed (mode::open_mux(), HTTP/2): one session per connection keeps up to
+  // --pipeline requests in flight; replies end in any order and each frees its slot for the
+  // next request. One coroutine: submit what the window allows, write what the session has
+  // to send, read, feed, count what finished. A failure ends the session and counts every
+  // request still in it with that failure's kind; the next session reconnects.
+  task<void> run_mux() {
+    const std::size_t window_size = rt.cfg.pipeline;
+    std::vector<clock_type::time_point> t0(window_size);
+    std::vector<std::size_t> free_slots;
+    std::vector<mux_session::done> finished_now;
+    std::string out;
+    bool have_ticket = false;
+    // Replies of many streams arrive together: read in large slices.
+    rbuf.resize(std::max<std::size_t>(rbuf.size(), 65536));
+    while (!rt.hard) {
+      if (!have_ticket && !rt.claim()) break;
+      have_ticket = true;
+      auto err = co_await connect();
+      if (rt.hard) break;
+      if (err) {
+        have_ticket = false;
+        sh.count_error(*err);
+        co_await backoff();
+        continue;
+      }
+      auto ses = proto.open_mux(id);
+      free_slots.clear();
+      for (std::size_t i = window_size; i-- > 0;) free_slots.push_back(i);
+      std::size_t in_flight = 0;
+      std::optional<error_kind> failure;
+      for (;;) {
+        // Fill the window: the first request uses the ticket claimed above.
+        while (!free_slots.empty() && ses->usable() && (have_ticket || rt.claim())) {
+          have_ticket = false;
+          const auto slot = free_slots.back();
+          free_slots.pop_back();
+          t0[slot] = clock_type::now();
+          ++in_flight;
+          ses->submit(seq++, slot);
+        }
+        out.clear();
+        if (!ses->output(out)) failure = error_kind::mismatch;
+        if (!failure && !out.empty()) {
+          const std::string* wire = &out;
+          if (tls) {
+            cipher.clear();
+            if (!tls->encrypt(out, cipher)) failure = error_kind::other;
+            wire = &cipher;
+          }
+          if (!failure) failure = co_await write_request(*wire);
+          if (rt.hard) co_return;
+        }
+        // Count what finished (also requests the session refused at submit).
+        finished_now.clear();
+        ses->take_done(finished_now);
+        const auto now = clock_type::now();
+        for (const auto& d : finished_now) {
+          if (d.status >= 100 && d.status < 600)
+            ++sh.res.status[static_cast<std::size_t>(d.status / 100 - 1)];
+          if (d.error)
+            sh.count_error(*d.error);
+          else
+            sh.count_ok(ns_between(t0[d.tag], now));
+          free_slots.push_back(d.tag);
+          --in_flight;
+        }
+        if (failure) break;
+        if (in_flight == 0) {
+          if (ses->usable() && !rt.no_more.load(std::memory_order_relaxed)) continue;
+          break;
+        }
+        if (!ses->usable() && !ses->why().empty()) {
+          failure = error_kind::mismatch;
+          break;
+        }
+        // Decrypted bytes left over from the handshake go first.
+        if (plain.empty()) {
+          make_room();
+          if (auto rerr = co_await read_more({})) {
+            failure = rerr;
+            break;
+          }
+          if (rt.hard) co_return;
+          const std::string_view got(rbuf.data() + rbeg, rend - rbeg);
+          if (tls) {
+            if (!tls->decrypt(got, plain)) failure = error_kind::reset;
+          } else if (!ses->feed(got)) {
+            failure = error_kind::mismatch;
+          }
+          rbeg = rend = 0;
+        }
+        if (!failure && !plain.empty()) {
+          if (!ses->feed(plain)) failure = error_kind::mismatch;
+          plain.clear();
+        }
+        if (failure) break;
+      }
+      sh.res.peak_in_flight = std::max<std::uint64_t>(sh.res.peak_in_flight, ses->peak_in_flight());
+      // Whatever finished in the last feed was counted; the rest shares the failure.
+      finished_now.clear();
+      ses->take_done(finished_now);
+      const auto now = clock_type::now();
+      for (const auto& d : finished_now) {
+        if (d.status >= 100 && d.status < 600)
+          ++sh.res.status[static_cast<std::size_t>(d.status / 100 - 1)];
+        if (d.error)
+          sh.count_error(*d.error);
+        else
+          sh.count_ok(ns_between(t0[d.tag], now));
+        --in_flight;
+      }
+      if (failure) {
+        for (; in_flight > 0; --in_flight) sh.count_error(*failure);
+      }
+      // A clean end (no tickets left, or the server's GOAWAY) or a failure: a new
+      // connection while tickets last.
+      ses.reset();
+      close_socket();
+    }
+  }
+
   task<void> body() {
-    if (proto.pattern() == session::connect_only)
+    if (proto.multiplexed())
+      co_await run_mux();
+    else if (proto.pattern() == session::connect_only)
       co_await run_one_shot(false);
     else if (proto.pattern() == session::one_shot)
       co_await run_one_shot(true);
@@ -891,6 +1064,7 @@ runner::impl::impl(settings s) : cfg(std::move(s)) {
   if (auto err = validate(cfg); !err.empty()) throw std::invalid_argument(err);
   proto = make_mode(cfg);
   const auto& t = cfg.server;
+  if (t.tls) tls = std::make_unique<tls_client_context>(proto->alpn());
   if (t.kind == scheme::unix_stream) {
     stream_ep = asio::local::stream_protocol::endpoint(t.path);
     return;

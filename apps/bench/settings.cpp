@@ -13,7 +13,8 @@ std::string parse_url(const std::string& url, target& out) {
   out.url = url;
   auto sep = url.find("://");
   if (sep == std::string::npos)
-    return "URL needs a scheme (tcp://, udp://, unix://, http://, http+unix://, redis://, ws://): " + url;
+    return "URL needs a scheme (tcp://, udp://, unix://, http://, https://, h2c://, http+unix://, "
+           "redis://, ws://): " + url;
   const std::string sch = url.substr(0, sep);
   std::string rest = url.substr(sep + 3);
   if (sch == "http+unix") {
@@ -36,6 +37,10 @@ std::string parse_url(const std::string& url, target& out) {
     out.kind = scheme::udp;
   else if (sch == "http")
     out.http = true;
+  else if (sch == "https")
+    out.http = out.tls = true;
+  else if (sch == "h2c")
+    out.http = out.h2c = true;
   else if (sch == "redis")
     out.redis = true;
   else if (sch == "ws")
@@ -43,7 +48,7 @@ std::string parse_url(const std::string& url, target& out) {
   else if (sch == "wss")
     return "wss:// (TLS) is not supported; use ws://: " + url;
   else
-    return "unknown URL scheme '" + sch + "' (tcp, udp, unix, http, http+unix, redis, ws): " + url;
+    return "unknown URL scheme '" + sch + "' (tcp, udp, unix, http, https, h2c, http+unix, redis, ws): " + url;
   if (out.redis) {
     // No user, password or database: the bench sends commands, not AUTH or SELECT.
     if (rest.find('@') != std::string::npos)
@@ -66,7 +71,7 @@ std::string parse_url(const std::string& url, target& out) {
     const auto bracket = rest.rfind(']');
     const auto colon = rest.rfind(':');
     if (colon == std::string::npos || (bracket != std::string::npos && colon < bracket))
-      rest += ":80";
+      rest += out.tls ? ":443" : ":80";
   }
   std::string host, port;
   if (!rest.empty() && rest[0] == '[') {
@@ -173,7 +178,7 @@ nlohmann::json to_json(const settings& s) {
                    {"signed", s.frame.length_signed}};
   }
   if (s.mode == "eof" || s.mode == "length") j["max_length"] = s.frame.max_length;
-  if (s.mode == "http" || s.mode == "http_short") {
+  if (s.mode == "http" || s.mode == "http_short" || s.mode == "h2") {
     nlohmann::json h = {{"method", s.http.method},
                         {"path", http_path(s)},
                         {"headers", s.http.headers}};

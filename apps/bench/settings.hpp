@@ -20,7 +20,9 @@ enum class scheme { tcp, udp, unix_stream };
 // http://HOST[:PORT][/PATH] (a TCP target that speaks HTTP; port 80 by default),
 // http+unix:///PATH (HTTP over a Unix socket; the request path comes from --path) or
 // redis://HOST[:PORT] (a TCP target that speaks RESP; port 6379 by default) or
-// ws://HOST[:PORT][/PATH] (a TCP target that speaks WebSocket; port 80, path "/" by default).
+// ws://HOST[:PORT][/PATH] (a TCP target that speaks WebSocket; port 80, path "/" by default),
+// https://HOST[:PORT][/PATH] (HTTP over TLS, port 443; the h2 mode) or h2c://HOST[:PORT][/PATH]
+// (as http://, for the h2 mode only).
 struct target {
   scheme kind = scheme::tcp;
   std::string host;
@@ -31,6 +33,8 @@ struct target {
   std::string http_path;  // http:// and ws://: the path after the authority, "" when none
   bool redis = false;     // redis://: only the redis mode runs over it
   bool websocket = false; // ws://: only the websocket modes run over it
+  bool tls = false;       // https://: TLS with the mode's ALPN (only the h2 mode runs over it)
+  bool h2c = false;       // h2c://: HTTP/2 with prior knowledge (only the h2 mode runs over it)
 };
 
 // Parses a URL into `out`; on failure returns the reason (empty on success).
@@ -60,7 +64,7 @@ struct settings {
   unsigned connections = 10;                      // -c, total over all threads
   unsigned threads = 1;                           // -t, one loop each
   std::size_t size = 64;                          // --size: payload bytes per request
-  unsigned pipeline = 1;                          // requests in flight per connection
+  unsigned pipeline = 1;                          // requests in flight per connection (h2: streams, -m)
   double rate = 0;                                // --rate: total requests/s, 0 = as fast as possible
   bool verify = false;                            // compare every reply with its request
   std::chrono::nanoseconds timeout = std::chrono::seconds(5);  // every connect/read/write
