@@ -157,10 +157,10 @@ TEST_CASE("connection: the look-ahead bound pauses reading until the sink resume
 TEST_CASE("connection: a read error at the Nth read closes it as aborted, with the reason", "[connection]") {
   fixture fx(eof_framing());
   auto p = std::make_shared<memory_pipe>();
-  p->fail_read_at = 2;  // 1: the data, 2: fails
   auto c = fx.connect(p);
   test::peer_send(fx.io, *p, "x\n");
   fx.run();
+  p->fail_read_at = p->reads + 1;  // the next read fails (reads count every attempt)
   test::peer_send(fx.io, *p, "y\n");
   fx.run();
   REQUIRE(fx.sink.events.size() == 3);
@@ -294,7 +294,7 @@ TEST_CASE("connection: heartbeat-free host counts what it adopts", "[connection]
   CHECK(fx.host->send(10, "x") == server_errc::session_not_found);
 }
 
-TEST_CASE("connection: a read larger than the landing buffer continues in the loop's buffer", "[connection]") {
+TEST_CASE("connection: a large read is decoded from the loop's buffer, only the unconsumed tail kept", "[connection]") {
   fixture fx(eof_framing());
   auto p = std::make_shared<memory_pipe>();
   auto c = fx.connect(p);

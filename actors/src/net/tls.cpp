@@ -450,8 +450,10 @@ class tls_transport final : public transport {
     return total;
   }
 
-  void async_read_some(char* buf, std::size_t n, std::shared_ptr<io_owner> owner) override {
-    read_or_wait(buf, n, std::move(owner), false);
+  void wait_readable(std::shared_ptr<io_owner> owner) override {
+    // The last SSL_read said what the record layer waits for (a key update may need to write).
+    sock_.async_wait(want_write_ ? asio::socket_base::wait_write : asio::socket_base::wait_read,
+                     [o = std::move(owner)](std::error_code ec) { o->on_readable(ec); });
   }
 
   void wait_writable(std::shared_ptr<io_owner> owner) override {
@@ -514,31 +516,6 @@ class tls_transport final : public transport {
         ERR_clear_error();
         return 0;
     }
-  }
-
-  // Reads what OpenSSL holds or the socket has; else waits for the readiness the record
-  // layer asked for and tries again. `in_handler`: called from a completion (no post).
-  void read_or_wait(char* buf, std::size_t n, std::shared_ptr<io_owner> owner, bool in_handler) {
-    std::error_code ec;
-    auto k = read_some(buf, n, ec);
-    if (!would_block(ec)) {
-      if (in_handler) {
-        owner->on_read(ec, k);
-      } else {
-        // Never complete inside the caller (the connection is arming its read).
-        asio::post(sock_.get_executor(), [o = std::move(owner), ec, k] { o->on_read(ec, k); });
-      }
-      return;
-    }
-    // The owner (the connection) owns this transport: `this` lives as long as `o`.
-    sock_.async_wait(want_write_ ? asio::socket_base::wait_write : asio::socket_base::wait_read,
-                     [this, buf, n, o = std::move(owner)](std::error_code ec) mutable {
-                       if (ec) {
-                         o->on_read(ec, 0);
-                         return;
-                       }
-                       read_or_wait(buf, n, std::move(o), true);
-                     });
   }
 
   // close_notify, once, without waiting for the peer's (bounded: one non-blocking write;
