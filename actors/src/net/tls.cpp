@@ -19,6 +19,8 @@
 #include <asio/ssl/error.hpp>
 #include <asio/steady_timer.hpp>
 
+#include "net/readable_handler.hpp"
+
 namespace swactor::net {
 
 // -- contexts -------------------------------------------------------------------------------
@@ -453,7 +455,7 @@ class tls_transport final : public transport {
   void wait_readable(std::shared_ptr<io_owner> owner) override {
     // The last SSL_read said what the record layer waits for (a key update may need to write).
     sock_.async_wait(want_write_ ? asio::socket_base::wait_write : asio::socket_base::wait_read,
-                     [o = std::move(owner)](std::error_code ec) { o->on_readable(ec); });
+                     readable_handler{std::move(owner)});
   }
 
   void wait_writable(std::shared_ptr<io_owner> owner) override {

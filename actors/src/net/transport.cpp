@@ -1,5 +1,7 @@
 #include "net/transport.hpp"
 
+#include "net/readable_handler.hpp"
+
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -76,7 +78,7 @@ class socket_transport final : public transport {
     // A readiness wait, not asio's speculative read: its operation is smaller and holds no
     // buffer of ours, so an idle connection keeps neither (edge-triggered epoll: the caller
     // drained the socket, the next bytes raise the edge).
-    sock_.async_wait(asio::socket_base::wait_read, [o = std::move(owner)](std::error_code ec) { o->on_readable(ec); });
+    sock_.async_wait(asio::socket_base::wait_read, readable_handler{std::move(owner)});
   }
   bool short_read_drains() const noexcept override { return true; }
   void wait_writable(std::shared_ptr<io_owner> owner) override {
