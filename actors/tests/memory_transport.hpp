@@ -26,9 +26,7 @@ struct memory_pipe {
   bool closed = false;
   bool reset = false;
   bool shut_down = false;
-  std::shared_ptr<net::io_owner> read_waiter;  // a pending async_read_some
-  char* read_buf = nullptr;
-  std::size_t read_len = 0;
+  std::shared_ptr<net::io_owner> read_waiter;  // a pending wait_readable
   std::shared_ptr<net::io_owner> write_waiter;
 
   // One read as the socket would do it (counted; may be the one that fails).
@@ -55,14 +53,12 @@ struct memory_pipe {
     return k;
   }
 
-  // Completes the pending async read if the "socket" has something (data, EOF, an error).
+  // Completes the pending readiness wait if the "socket" has something (data, EOF, an error).
   void complete_read(asio::io_context& io) {
     if (!read_waiter) return;
     if (inbound.empty() && !peer_closed && !(fail_read_at && reads + 1 == fail_read_at)) return;
-    std::error_code ec;
-    auto k = read(read_buf, read_len, ec);
     auto o = std::move(read_waiter);
-    asio::post(io, [o, ec, k] { o->on_read(ec, k); });
+    asio::post(io, [o] { o->on_readable({}); });
   }
 };
 
@@ -94,10 +90,8 @@ class memory_transport final : public net::transport {
     return total;
   }
 
-  void async_read_some(char* buf, std::size_t n, std::shared_ptr<net::io_owner> owner) override {
+  void wait_readable(std::shared_ptr<net::io_owner> owner) override {
     p_->read_waiter = std::move(owner);
-    p_->read_buf = buf;
-    p_->read_len = n;
     p_->complete_read(io_);
   }
   void wait_writable(std::shared_ptr<net::io_owner> owner) override { p_->write_waiter = std::move(owner); }
@@ -112,7 +106,7 @@ class memory_transport final : public net::transport {
         bool is_read = w == &p_->read_waiter;
         asio::post(io_, [o, is_read] {
           if (is_read)
-            o->on_read(asio::error::operation_aborted, 0);
+            o->on_readable(asio::error::operation_aborted);
           else
             o->on_writable(asio::error::operation_aborted);
         });

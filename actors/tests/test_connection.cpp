@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <functional>
 #include <memory>
 #include <string>
@@ -157,10 +158,10 @@ TEST_CASE("connection: the look-ahead bound pauses reading until the sink resume
 TEST_CASE("connection: a read error at the Nth read closes it as aborted, with the reason", "[connection]") {
   fixture fx(eof_framing());
   auto p = std::make_shared<memory_pipe>();
-  p->fail_read_at = 2;  // 1: the data, 2: fails
   auto c = fx.connect(p);
   test::peer_send(fx.io, *p, "x\n");
   fx.run();
+  p->fail_read_at = p->reads + 1;  // the next read fails (reads count every attempt)
   test::peer_send(fx.io, *p, "y\n");
   fx.run();
   REQUIRE(fx.sink.events.size() == 3);
@@ -189,7 +190,9 @@ TEST_CASE("connection: a protocol error closes only that connection, naming the 
   bool named = false;
   for (auto& e : fx.sink.events) named = named || (e.find("closed:") == 0 && e.find("max_length") != std::string::npos);
   CHECK(named);
-  CHECK(fx.sink.events.back() == "0:" + std::string("\x00\x00\x00\x02", 4) + "ok");
+  // The good connection's message is delivered (the two connections' events may interleave).
+  const auto ok = "0:" + std::string("\x00\x00\x00\x02", 4) + "ok";
+  CHECK(std::find(fx.sink.events.begin(), fx.sink.events.end(), ok) != fx.sink.events.end());
 }
 
 TEST_CASE("connection: output the socket does not take is queued, flushed in order, bounded", "[connection]") {
@@ -294,7 +297,7 @@ TEST_CASE("connection: heartbeat-free host counts what it adopts", "[connection]
   CHECK(fx.host->send(10, "x") == server_errc::session_not_found);
 }
 
-TEST_CASE("connection: a read larger than the landing buffer continues in the loop's buffer", "[connection]") {
+TEST_CASE("connection: a large read is decoded from the loop's buffer, only the unconsumed tail kept", "[connection]") {
   fixture fx(eof_framing());
   auto p = std::make_shared<memory_pipe>();
   auto c = fx.connect(p);

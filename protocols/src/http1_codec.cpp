@@ -1145,17 +1145,16 @@ void server_codec::encode(std::uint8_t kind, std::string_view data, std::string&
     case out::ws_accept: {
       // Only the oldest request, only an upgrade, only before any response to it.
       if (resp_started_ || !count_ || !front().upgrade || data.size() < 3 || !opts_.websocket) return;
-      auto o = *opts_.websocket;
       auto flags = static_cast<std::uint8_t>(data[0]);
-      o.deflate = (flags & 1) != 0;
-      o.deflate_with.server_no_context_takeover = (flags & 2) != 0;
-      o.deflate_with.client_no_context_takeover = (flags & 4) != 0;
-      o.deflate_with.server_max_window_bits = static_cast<std::uint8_t>(data[1]);
-      o.deflate_with.client_max_window_bits = static_cast<std::uint8_t>(data[2]);
+      websocket::deflate_params with;
+      with.server_no_context_takeover = (flags & 2) != 0;
+      with.client_no_context_takeover = (flags & 4) != 0;
+      with.server_max_window_bits = static_cast<std::uint8_t>(data[1]);
+      with.client_max_window_bits = static_cast<std::uint8_t>(data[2]);
       wire.append(data.substr(3));
       pop_front();
       ++epoch_;
-      successor_ = std::make_unique<websocket::codec>(o);
+      successor_ = std::make_unique<websocket::codec>(opts_.websocket, (flags & 1) != 0, with);
       done_ = true;  // HTTP ends here; the successor reads what follows
       return;
     }

@@ -170,8 +170,29 @@ void write_close(std::string& out, std::uint16_t code, std::string_view reason) 
   write_frame(out, opcode::close, p);
 }
 
-codec::codec(const options& o) : opts_(o) {
-  if (opts_.deflate) opts_.rsv1_allowed = true;
+codec::codec(const options& o) : codec(std::make_shared<const options>(o), o.deflate, o.deflate_with) {}
+
+codec::codec(std::shared_ptr<const options> shared, bool deflate, const deflate_params& negotiated)
+    : opts_(std::move(shared)) {
+  if (!deflate) return;
+  deflate_flags_ = static_cast<std::uint8_t>(kDeflateOn | (negotiated.server_no_context_takeover ? kServerNoTakeover : 0) |
+                                             (negotiated.client_no_context_takeover ? kClientNoTakeover : 0));
+  deflate_bits_ = static_cast<std::uint8_t>((negotiated.server_max_window_bits & 15) << 4 |
+                                            (negotiated.client_max_window_bits & 15));
+}
+
+deflater& codec::deflate_state() {
+  if (!deflate_) {
+    deflate_params p = opts_->deflate_with;  // RSV1 allowed by the options alone (tests)
+    if (deflate_on()) {
+      p.server_no_context_takeover = (deflate_flags_ & kServerNoTakeover) != 0;
+      p.client_no_context_takeover = (deflate_flags_ & kClientNoTakeover) != 0;
+      p.server_max_window_bits = deflate_bits_ >> 4;
+      p.client_max_window_bits = deflate_bits_ & 15;
+    }
+    deflate_ = std::make_unique<deflater>(p);
+  }
+  return *deflate_;
 }
 
 codec::~codec() = default;
@@ -195,19 +216,19 @@ void codec::start_close(std::uint16_t code, std::string_view reason) {
 // The next liveness step is a ping when pinging is on and either no ping is out yet (and
 // it comes before the idle limit) or there is no idle limit (then it pings on and on).
 bool codec::ping_next() const noexcept {
-  const auto ping = opts_.ping_interval_ms, idle = opts_.idle_timeout_ms;
+  const auto ping = opts_->ping_interval_ms, idle = opts_->idle_timeout_ms;
   if (!ping) return false;
   return ping_pending_ ? idle == 0 : (idle == 0 || ping < idle);
 }
 
 stream_codec::deadline codec::timeout() const noexcept {
   if (closed_) return {};
-  if (close_sent_) return {opts_.close_timeout_ms, epoch_};
-  if (ping_next()) return {opts_.ping_interval_ms, epoch_};
-  const auto idle = opts_.idle_timeout_ms;
+  if (close_sent_) return {opts_->close_timeout_ms, epoch_};
+  if (ping_next()) return {opts_->ping_interval_ms, epoch_};
+  const auto idle = opts_->idle_timeout_ms;
   if (!idle) return {};
   // Idle is measured from the last input; a ping went out ping_interval_ms into it.
-  return {ping_pending_ ? idle - opts_.ping_interval_ms : idle, epoch_};
+  return {ping_pending_ ? idle - opts_->ping_interval_ms : idle, epoch_};
 }
 
 bool codec::go_away(std::string& out) {
@@ -253,7 +274,7 @@ bool codec::on_frame_start(std::uint8_t b0, std::uint64_t len) {
   } else {
     if (in_message_)
       return protocol_error(close_protocol_error, "new data frame inside a fragmented message"), false;
-    if (rsv1_ && !opts_.rsv1_allowed)
+    if (rsv1_ && !deflate_on() && !opts_->rsv1_allowed)
       return protocol_error(close_protocol_error, "RSV1 set without a negotiated extension"), false;
     in_message_ = true;
     message_op_ = op;
@@ -261,9 +282,9 @@ bool codec::on_frame_start(std::uint8_t b0, std::uint64_t len) {
     utf8_.reset();
     take_spare(message_, spare_message());
   }
-  if (len > opts_.max_frame_size)
+  if (len > opts_->max_frame_size)
     return protocol_error(close_too_big, "frame of " + std::to_string(len) + " bytes over max_frame_size"), false;
-  if (message_.size() + len > opts_.max_message_size)
+  if (message_.size() + len > opts_->max_message_size)
     return protocol_error(close_too_big, "message over max_message_size"), false;
   return true;
 }
@@ -338,7 +359,7 @@ std::size_t codec::decode(std::string_view in, event_sink& out) {
       auto& dst = is_control(op_) ? control_ : message_;
       auto at = dst.size();
       dst.append(in.data() + pos, n);
-      mask_off_ = unmask(dst.data() + at, n, mask_, mask_off_);
+      mask_off_ = static_cast<std::uint8_t>(unmask(dst.data() + at, n, mask_, mask_off_));
       pos += n;
       left_ -= n;
       if (!is_control(op_) && message_op_ == opcode::text && !message_rsv1_ &&
@@ -361,10 +382,10 @@ bool codec::finish_frame(event_sink& out, bool& stop) {
   switch (op_) {
     case opcode::ping:
       if (!close_sent_) write_frame(output_, opcode::pong, control_);
-      if (opts_.deliver_control) stop = !out.on_event({static_cast<std::uint8_t>(ev::ping), control_});
+      if (opts_->deliver_control) stop = !out.on_event({static_cast<std::uint8_t>(ev::ping), control_});
       return true;
     case opcode::pong:
-      if (opts_.deliver_control) stop = !out.on_event({static_cast<std::uint8_t>(ev::pong), control_});
+      if (opts_->deliver_control) stop = !out.on_event({static_cast<std::uint8_t>(ev::pong), control_});
       return true;
     case opcode::close: {
       std::uint16_t code = 0;
@@ -400,10 +421,9 @@ bool codec::finish_frame(event_sink& out, bool& stop) {
   } on_exit{inflated};
   if (message_rsv1_) {
     // permessage-deflate: inflate (bounded), then check text as a whole.
-    if (!deflate_) deflate_ = std::make_unique<deflater>(opts_.deflate_with);
     take_spare(inflated, spare_inflated());
     bool too_big = false;
-    if (!deflate_->inflate_message(message_, inflated, static_cast<std::size_t>(opts_.max_message_size), too_big))
+    if (!deflate_state().inflate_message(message_, inflated, static_cast<std::size_t>(opts_->max_message_size), too_big))
       return protocol_error(too_big ? close_too_big : close_invalid_payload,
                             too_big ? "message inflates past max_message_size" : "invalid deflate data"),
              false;
@@ -420,7 +440,7 @@ bool codec::finish_frame(event_sink& out, bool& stop) {
   // After our close went out, data is read and dropped (RFC 6455 §5.5.1).
   if (!close_sent_) {
     // Pongs queued so far answer frames read before this message's end: they precede its reply.
-    output_before_event_ = output_.size();
+    output_before_event_ = static_cast<std::uint32_t>(output_.size());
     stop = !out.on_event({static_cast<std::uint8_t>(message_op_ == opcode::text ? ev::text : ev::binary), whole});
   }
   give_back(message_, spare_message());  // an idle connection keeps no message buffer
@@ -438,10 +458,9 @@ void codec::encode(std::uint8_t kind, std::string_view data, std::string& out) {
       flush_before_reply(out);
       static constexpr opcode ops[] = {opcode::text, opcode::binary, opcode::ping, opcode::pong};
       auto op = ops[kind - static_cast<std::uint8_t>(reply::text)];
-      if (opts_.deflate && !is_control(op) && data.size() >= opts_.deflate_min_size) {
-        if (!deflate_) deflate_ = std::make_unique<deflater>(opts_.deflate_with);
+      if (deflate_on() && !is_control(op) && data.size() >= opts_->deflate_min_size) {
         std::string z;
-        deflate_->deflate_message(data, z);
+        deflate_state().deflate_message(data, z);
         write_frame(out, op, z, true);
         return;
       }

@@ -20,6 +20,9 @@ namespace {
 constexpr int kReadsPerWakeup = 4;
 // Unconsumed input grows by at least this much per read (a partial frame).
 constexpr std::size_t kMinAppend = 16 * 1024;
+// A drained partial-frame buffer up to this capacity is kept (a small frame's tail); a
+// larger one is freed, so an idle connection does not keep it.
+constexpr std::size_t kKeepPending = 96;
 constexpr int kMaxIov = 64;
 
 bool would_block(const std::error_code& ec) {
@@ -38,16 +41,21 @@ connection::connection(conn_host& host, std::unique_ptr<transport> t,
                        std::unique_ptr<protocols::stream_codec> c, std::uint64_t id, int listener,
                        std::size_t out_limit)
     : last_activity(std::chrono::steady_clock::now()),
+      listener_(listener),
       host_(host),
       transport_(std::move(t)),
       codec_(std::move(c)),
       id_(id),
-      listener_(listener),
-      out_limit_(out_limit) {}
+      out_limit_(out_limit),
+      short_read_drains_(transport_->short_read_drains()) {}
 
 connection::~connection() = default;
 
-void connection::start() { arm_read(); }
+void connection::start() {
+  // A first read without waiting: bytes may have come before the socket was registered.
+  // Posted: the caller finishes registering before any event reaches the sink.
+  asio::post(host_.io(), [self = shared_from_this()] { self->read_ready(); });
+}
 
 std::int64_t connection::last_receive_ms() const noexcept {
   if (!received_) return 0;
@@ -60,16 +68,7 @@ std::int64_t connection::last_receive_ms() const noexcept {
 void connection::arm_read() {
   if (closed_ || paused_ || waiting_read_) return;
   waiting_read_ = true;
-  transport_->async_read_some(read_buf(), read_cap(), shared_from_this());
-}
-
-void connection::size_read_buffer(std::size_t batch) {
-  if (waiting_read_) return;  // a read into the current buffer is pending (a handler resumed us)
-  if (busy_buf_) {
-    if (batch < sizeof inline_) busy_buf_.reset();
-  } else if (batch >= kBusyAfter) {
-    busy_buf_.reset(new char[kBusyRead]);
-  }
+  transport_->wait_readable(shared_from_this());
 }
 
 void connection::peer_closed() {
@@ -82,44 +81,15 @@ void connection::peer_closed() {
   finish(false, cut ? "closed by peer in the middle of a request" : "closed by peer");
 }
 
-void connection::on_read(std::error_code ec, std::size_t n) {
+void connection::on_readable(std::error_code ec) {
   waiting_read_ = false;
   if (closed_) return;
   if (ec) {
     if (ec != asio::error::operation_aborted) finish(true, ec.message());
     return;
   }
-  if (n == 0) {
-    peer_closed();
-    return;
-  }
   // The transport's callback holds a reference: the sink may close and unregister us.
-  last_activity = std::chrono::steady_clock::now();
-  received_ = true;
-  const char* buf = read_buf();
-  if (n == read_cap()) {
-    // The socket may hold more: read the rest now, after these bytes, into the loop's
-    // buffer (or after the partial frame the connection already keeps).
-    // The buffer for the next read is chosen once the socket is drained, from the whole batch.
-    if (pending_.empty()) {
-      std::memcpy(host_.read_buffer(), buf, n);
-      read_ready(n, n);
-    } else {
-      pending_.append(buf, n);
-      read_ready(0, n);
-    }
-    return;
-  }
-  if (pending_.empty()) {
-    consume(std::string_view(buf, n), false);
-  } else {
-    pending_.append(buf, n);
-    consume(pending_, true);
-  }
-  if (!closed_) {
-    size_read_buffer(n);
-    arm_read();
-  }
+  read_ready();
 }
 
 void connection::consume(std::string_view input, bool input_is_pending) {
@@ -138,17 +108,17 @@ void connection::consume(std::string_view input, bool input_is_pending) {
   }
   if (input_is_pending) {
     pending_.erase(0, used);
-    if (pending_.empty() && pending_.capacity() > sizeof inline_) std::string().swap(pending_);
+    if (pending_.empty() && pending_.capacity() > kKeepPending) std::string().swap(pending_);
   } else if (used < input.size()) {
     pending_.assign(input.substr(used));
   }
 }
 
-void connection::read_ready(std::size_t carried, std::size_t batch) {
-  for (int round = 0; round < kReadsPerWakeup; ++round, carried = 0) {
+void connection::read_ready() {
+  for (int round = 0; round < kReadsPerWakeup; ++round) {
     if (closed_ || paused_ || waiting_read_) return;
-    // Prepare: a connection with a partial frame reads after it; any other reads into the
-    // loop's buffer and keeps nothing once its codec consumed everything.
+    // A connection with a partial frame reads after it; any other reads into the loop's
+    // buffer and keeps nothing once its codec consumed everything.
     const bool own = !pending_.empty();
     char* dst;
     std::size_t cap;
@@ -158,9 +128,8 @@ void connection::read_ready(std::size_t carried, std::size_t batch) {
       pending_.resize(old + cap);
       dst = pending_.data() + old;
     } else {
-      // `carried` bytes of this read are already at the start of the loop's buffer.
-      cap = host_.read_buffer_size() - carried;
-      dst = host_.read_buffer() + carried;
+      cap = host_.read_buffer_size();
+      dst = host_.read_buffer();
     }
     std::error_code ec;
     auto n = transport_->read_some(dst, cap, ec);
@@ -169,35 +138,29 @@ void connection::read_ready(std::size_t carried, std::size_t batch) {
       finish(true, ec.message());
       return;
     }
-    if (n == 0 && !ec && carried == 0) {
+    if (n == 0 && !ec) {
       peer_closed();
       return;
     }
     if (n > 0) {
       last_activity = std::chrono::steady_clock::now();
       received_ = true;
+      // Every caller (on_readable, the posted continuation, resume, start) holds a reference.
+      if (own) {
+        consume(pending_, true);
+      } else {
+        consume(std::string_view(dst, n), false);
+      }
+      if (closed_) return;
     }
-    // Every caller (on_read, the posted continuation, resume) holds a reference.
-    if (own) {
-      consume(pending_, true);
-    } else if (n + carried > 0) {
-      consume(std::string_view(host_.read_buffer(), carried + n), false);
-    }
-    if (closed_) return;
-    if (n == 0 && !ec) {  // end of stream right after the carried bytes
-      peer_closed();
-      return;
-    }
-    // A short read drained the socket: the pending read waits for the next edge.
-    if (n < cap) {
-      if (round == 0 && batch > 0) size_read_buffer(batch + n);
+    // Drained: the wait ends at the next readiness edge.
+    if (n == 0 || (n < cap && short_read_drains_)) {
       arm_read();
       return;
     }
   }
-  if (batch > 0) size_read_buffer(kBusyRead);  // the socket keeps delivering: a busy connection
   if (!closed_ && !paused_ && !waiting_read_)
-    asio::post(host_.io(), [self = shared_from_this()] { self->read_ready(0, 0); });
+    asio::post(host_.io(), [self = shared_from_this()] { self->read_ready(); });
 }
 
 std::size_t connection::process(std::string_view input) {
@@ -352,7 +315,7 @@ void connection::resume() {
       self->consume(self->pending_, true);
       if (self->closed_ || self->paused_) return;
     }
-    self->read_ready(0, 0);
+    self->read_ready();
   });
 }
 

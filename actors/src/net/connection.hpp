@@ -3,7 +3,7 @@
 // and the process-mode reactor hold the same type (in a conn_host). It owns the transport,
 // the protocol codec, the unconsumed input and the bounded output queue:
 //
-//   transport ready -> read into the loop's buffer -> codec.decode() -> events -> sink
+//   transport readable -> read into the loop's buffer -> codec.decode() -> events -> sink
 //   send() -> codec.encode() -> direct write, or the output queue when the socket is full
 //
 // The connection keeps reading while handlers run; the sink bounds that look-ahead by
@@ -47,9 +47,17 @@ class connection final : public io_owner,
   // For the sink's own use (the reactor keeps its dispatch state here).
   std::uint64_t sink_tag = 0;
   int sink_worker = -1;
-  bool worker_paused = false;  // process mode: its worker asked to stop reading (conn_pause)
   // The module instance serving this connection as a WebSocket, -1 before an upgrade.
   int ws_module = -1;
+  // The drain watcher (watch_drain()): the reactor keeps the worker here.
+  int watcher = -1;
+
+ private:
+  // Data members are ordered so that the object has no padding: every idle connection
+  // pays for it.
+  int listener_;
+
+ public:
 
   // Starts reading (after the host registered the connection and told the sink).
   void start();
@@ -113,18 +121,16 @@ class connection final : public io_owner,
     this->watcher = watcher;
   }
   bool watching_drain() const noexcept { return watching_; }
-  int watcher = -1;
 
  private:
-  void on_read(std::error_code ec, std::size_t n) override;
+  void on_readable(std::error_code ec) override;
   void on_writable(std::error_code ec) override;
   bool on_event(const protocols::event& e) override;
   void on_ahead(std::span<const protocols::event> upcoming) override;
 
-  // Reads what the socket holds now; `carried` bytes are already at the start of the
-  // loop's buffer (a full landing-buffer read); `batch` bytes were read in this wakeup
-  // before (0 when the call does not come from on_read).
-  void read_ready(std::size_t carried, std::size_t batch);
+  // Reads what the socket holds now (into the loop's buffer, or after a partial frame), then
+  // waits for readiness once the transport is drained.
+  void read_ready();
   // The peer ended its side: answer what is owed first (a half-close after the last
   // request), unless a request is cut in the middle; else close.
   void peer_closed();
@@ -162,7 +168,6 @@ class connection final : public io_owner,
   std::unique_ptr<protocols::stream_codec> codec_;
   std::unique_ptr<protocols::stream_codec> retired_codec_;  // alive until its decode() returns
   std::uint64_t id_;
-  int listener_;
   std::string pending_;              // unconsumed input; empty (no allocation) when idle
   // A file range in the output queue: the descriptor is its own (closed with it).
   struct file_part {
@@ -185,6 +190,8 @@ class connection final : public io_owner,
   std::size_t front_sent_ = 0;
   std::size_t out_bytes_ = 0;
   std::size_t out_limit_;
+  std::chrono::steady_clock::time_point deadline_start_;
+  std::uint32_t deadline_epoch_ = 0;
   bool paused_ = false;
   bool waiting_read_ = false;
   bool waiting_write_ = false;
@@ -201,25 +208,11 @@ class connection final : public io_owner,
   bool failure_logged_ = false;
   bool watching_ = false;
   bool deadline_armed_ = false;
-  std::uint32_t deadline_epoch_ = 0;
-  std::chrono::steady_clock::time_point deadline_start_;
-  // The pending read of an idle connection lands here: small messages are decoded from it
-  // directly (96 bytes: a typical small request fits, and it is paid by every idle
-  // connection); a read that fills it continues in the loop's buffer.
-  char inline_[96];
-  // A connection whose batches are large (pipelined commands, uploads) reads into this
-  // instead, one system call per batch rather than two; it goes back to inline_ (and frees
-  // this) after a read that inline_ would have held. A batch of a few hundred bytes (an
-  // upgrade request, a browser's request, a chat message) does not get one: it would stay
-  // allocated on every idle connection that once received one, and glibc keeps a freed
-  // chunk resident anyway (4 KiB of the 5.4 KB an idle WebSocket held).
-  static constexpr std::size_t kBusyRead = 4096;
-  static constexpr std::size_t kBusyAfter = 512;
-  std::unique_ptr<char[]> busy_buf_;
-  char* read_buf() noexcept { return busy_buf_ ? busy_buf_.get() : inline_; }
-  std::size_t read_cap() const noexcept { return busy_buf_ ? kBusyRead : sizeof inline_; }
-  // Picks the buffer for the next read from the bytes of the last wakeup.
-  void size_read_buffer(std::size_t batch);
+  // Whether a short read drained the transport (a plain socket; not TLS).
+  bool short_read_drains_;
+
+ public:
+  bool worker_paused = false;  // process mode: its worker asked to stop reading (conn_pause)
 };
 
 }  // namespace swactor::net

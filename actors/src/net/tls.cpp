@@ -19,6 +19,8 @@
 #include <asio/ssl/error.hpp>
 #include <asio/steady_timer.hpp>
 
+#include "net/readable_handler.hpp"
+
 namespace swactor::net {
 
 // -- contexts -------------------------------------------------------------------------------
@@ -428,6 +430,10 @@ class tls_transport final : public transport {
   // every failure path below, the handshake and make_tls_context leave this thread's error
   // queue empty, which is what SSL_get_error() needs.
   std::size_t read_some(char* buf, std::size_t n, std::error_code& ec) override {
+    if (nothing_to_read()) {  // an SSL_read now would only say WANT_READ
+      ec = make_error_code(std::errc::operation_would_block);
+      return 0;
+    }
     std::size_t got = 0;
     if (SSL_read_ex(ssl_, buf, n, &got) == 1) {
       ec.clear();
@@ -467,8 +473,26 @@ class tls_transport final : public transport {
     return total;
   }
 
-  void async_read_some(char* buf, std::size_t n, std::shared_ptr<io_owner> owner) override {
-    read_or_wait(buf, n, std::move(owner), false);
+  void wait_readable(std::shared_ptr<io_owner> owner) override {
+    if (want_write_) {  // the record layer must write first (rare: a key update's answer)
+      sock_.async_wait(asio::socket_base::wait_write, readable_handler{std::move(owner)});
+      return;
+    }
+    // Wait by reading: asio's read op on an edge-triggered descriptor needs no epoll_ctl
+    // (async_wait re-arms epoll on every call), and the bytes it brings are what the next
+    // read_some's SSL_read gets through the BIO. The owner (the connection) owns this
+    // transport: `this` lives as long as `o`.
+    sock_.async_read_some(asio::buffer(in_), [this, o = std::move(owner)](std::error_code ec, std::size_t k) {
+      if (ec == asio::error::eof) {
+        eof_ = true;
+        ec.clear();
+      } else if (!ec) {
+        in_pos_ = 0;
+        in_len_ = static_cast<std::uint16_t>(k);
+        sock_more_ = k == in_.size();  // a full landing buffer: more may be waiting
+      }
+      o->on_readable(ec);
+    });
   }
 
   void wait_writable(std::shared_ptr<io_owner> owner) override {
@@ -533,56 +557,6 @@ class tls_transport final : public transport {
         ERR_clear_error();
         return 0;
     }
-  }
-
-  // Reads what OpenSSL holds or the socket has; else waits for the readiness the record
-  // layer asked for and tries again. `in_handler`: called from a completion (no post).
-  void read_or_wait(char* buf, std::size_t n, std::shared_ptr<io_owner> owner, bool in_handler) {
-    std::error_code ec;
-    std::size_t k = 0;
-    if (nothing_to_read()) {
-      ec = make_error_code(std::errc::operation_would_block);  // SSL_read would only say so
-    } else {
-      k = read_some(buf, n, ec);
-    }
-    if (!would_block(ec)) {
-      if (in_handler) {
-        owner->on_read(ec, k);
-      } else {
-        // Never complete inside the caller (the connection is arming its read).
-        asio::post(sock_.get_executor(), [o = std::move(owner), ec, k] { o->on_read(ec, k); });
-      }
-      return;
-    }
-    // The owner (the connection) owns this transport: `this` lives as long as `o`.
-    if (want_write_) {  // the record layer must write first (rare: a key update's answer)
-      sock_.async_wait(asio::socket_base::wait_write, [this, buf, n, o = std::move(owner)](std::error_code ec) mutable {
-        if (ec) {
-          o->on_read(ec, 0);
-          return;
-        }
-        read_or_wait(buf, n, std::move(o), true);
-      });
-      return;
-    }
-    // Wait by reading: asio's read op on an edge-triggered descriptor needs no epoll_ctl
-    // (async_wait re-arms epoll on every call), and a read that leaves the socket empty
-    // makes the next wait free of a speculative recv.
-    sock_.async_read_some(asio::buffer(in_), [this, buf, n, o = std::move(owner)](std::error_code ec,
-                                                                                 std::size_t k) mutable {
-      if (ec == asio::error::eof) {
-        eof_ = true;
-        ec.clear();
-      }
-      if (ec) {
-        o->on_read(ec, 0);
-        return;
-      }
-      in_pos_ = 0;
-      in_len_ = static_cast<std::uint16_t>(k);
-      sock_more_ = k == in_.size();  // a full landing buffer: more may be waiting
-      read_or_wait(buf, n, std::move(o), true);
-    });
   }
 
   // No ciphertext anywhere (landing buffer, socket as far as we know, OpenSSL's read-ahead)

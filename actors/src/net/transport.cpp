@@ -1,5 +1,7 @@
 #include "net/transport.hpp"
 
+#include "net/readable_handler.hpp"
+
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -72,14 +74,13 @@ class socket_transport final : public transport {
     return outcome(r, ec);
   }
 
-  void async_read_some(char* buf, std::size_t n, std::shared_ptr<io_owner> owner) override {
-    // asio's speculative read: after a read that drained the socket it waits for the next
-    // readiness edge without a system call; async_wait would re-arm epoll every time.
-    sock_.async_read_some(asio::buffer(buf, n), [o = std::move(owner)](std::error_code ec, std::size_t k) {
-      if (ec == asio::error::eof) ec.clear();  // end of stream: 0 bytes, no error
-      o->on_read(ec, k);
-    });
+  void wait_readable(std::shared_ptr<io_owner> owner) override {
+    // A readiness wait, not asio's speculative read: its operation is smaller and holds no
+    // buffer of ours, so an idle connection keeps neither (edge-triggered epoll: the caller
+    // drained the socket, the next bytes raise the edge).
+    sock_.async_wait(asio::socket_base::wait_read, readable_handler{std::move(owner)});
   }
+  bool short_read_drains() const noexcept override { return true; }
   void wait_writable(std::shared_ptr<io_owner> owner) override {
     sock_.async_wait(asio::socket_base::wait_write,
                      [o = std::move(owner)](std::error_code ec) { o->on_writable(ec); });

@@ -1,8 +1,8 @@
 #pragma once
-// The byte pipe under a connection. An idle connection has one small read pending (into a
-// few bytes it owns) and no coroutine frame; when more arrives than that, the rest is read
-// at once, without blocking, into the loop's buffer. Writes go out without blocking; only
-// what the socket does not take waits for writability.
+// The byte pipe under a connection. An idle connection has one readiness wait pending (no
+// buffer, no coroutine frame); when it completes, the connection reads without blocking
+// into the loop's buffer. Writes go out without blocking; only what the socket does not
+// take waits for writability.
 // TCP and Unix stream sockets implement it, and TLS over them (net/tls.hpp), without
 // touching protocol code.
 
@@ -25,8 +25,8 @@ namespace swactor::net {
 // the callback has run.
 class io_owner {
  public:
-  // async_read_some completed: `n` bytes are in the buffer it was given (0 = end of stream).
-  virtual void on_read(std::error_code ec, std::size_t n) = 0;
+  // wait_readable completed: read_some may return data, end of stream or an error now.
+  virtual void on_readable(std::error_code ec) = 0;
   virtual void on_writable(std::error_code ec) = 0;
 
  protected:
@@ -51,11 +51,14 @@ class transport {
   // would_block covers at least the bytes the blocked call was given (OpenSSL needs that).
   virtual std::size_t write_file(int fd, std::uint64_t offset, std::size_t n, std::error_code& ec);
 
-  // Reads into `buf` (at most `n` bytes, a small buffer the owner keeps) as soon as data is
-  // there, then calls owner->on_read. The read is attempted at once only when the
-  // transport may hold data (the socket's readiness is tracked, so a drained socket costs no
-  // extra system call); then it waits. One pending read at a time.
-  virtual void async_read_some(char* buf, std::size_t n, std::shared_ptr<io_owner> owner) = 0;
+  // Calls owner->on_readable once read_some can make progress (or fails). Call it only after
+  // read_some drained the transport (would_block, or a short read where
+  // short_read_drains()): the wait ends at the next readiness edge, so no system call is
+  // made here and an idle connection holds no read buffer. One at a time.
+  virtual void wait_readable(std::shared_ptr<io_owner> owner) = 0;
+  // Whether a read_some that returned fewer bytes than asked left nothing to read (a plain
+  // socket). TLS returns one record per read, so its reader goes on until would_block.
+  virtual bool short_read_drains() const noexcept { return false; }
   // Calls owner->on_writable once writing can make progress (or fails). One at a time.
   virtual void wait_writable(std::shared_ptr<io_owner> owner) = 0;
 

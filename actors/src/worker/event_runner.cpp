@@ -61,7 +61,7 @@ void event_runner::drop(std::unordered_map<session_id, session_state>::iterator 
 }
 
 void event_runner::open(session_id s, int listener, std::string remote, std::int64_t connect_ms, int reactor,
-                        std::string local, std::optional<tls_info> tls) {
+                        std::string local, std::shared_ptr<const tls_info> tls) {
   auto& st = state_of(s, listener);
   st.opened = true;
   ++opened_;
@@ -76,7 +76,7 @@ void event_runner::open(session_id s, int listener, std::string remote, std::int
 std::size_t event_runner::message(session_id s, int listener, std::string data, std::uint8_t kind) {
   auto& st = state_of(s, listener);
   if (keep_stand_ins_) st.info.last_receive_ms = now_ms();  // base mode: the connection keeps it
-  st.queue.push_back(pending{event_kind::message, kind, listener, std::move(data)});
+  enqueue(st, pending{event_kind::message, kind, listener, std::move(data)});
   if (st.running) return st.queue.size() - st.head;
   st.running = true;
   running_.add();
@@ -120,8 +120,28 @@ bool event_runner::bind(session_id s, user_id uid) {
   return true;
 }
 
-void event_runner::push(session_id s, session_state& st, pending p) {
+void event_runner::enqueue(session_state& st, pending p) {
+  if (st.queue.capacity() == 0 && !spare_queues_.empty()) {
+    st.queue.swap(spare_queues_.back());
+    spare_queues_.pop_back();
+  }
   st.queue.push_back(std::move(p));
+}
+
+void event_runner::release_queue(session_state& st) {
+  constexpr std::size_t kMaxSpareQueues = 64;
+  st.queue.clear();
+  st.head = 0;
+  if (st.queue.capacity() == 0) return;
+  if (spare_queues_.size() < kMaxSpareQueues) {
+    spare_queues_.emplace_back().swap(st.queue);
+  } else {
+    std::vector<pending>().swap(st.queue);
+  }
+}
+
+void event_runner::push(session_id s, session_state& st, pending p) {
+  enqueue(st, std::move(p));
   if (st.running) return;
   st.running = true;
   running_.add();
@@ -165,14 +185,16 @@ task<void> event_runner::run(runner* r) {
       if (it == sessions_.end()) break;
       auto& st = it->second;
       if (st.head == st.queue.size()) {
-        st.queue.clear();
-        st.head = 0;
         st.running = false;
         // A stand-in that never saw its open (another worker has it, round_robin / idle)
         // lives only while it has events; a closed session is done.
         if (!st.opened || st.closed || !keep_stand_ins_) {
+          st.queue.clear();
+          st.head = 0;
           if (st.opened) --opened_;
           drop(it);
+        } else {
+          release_queue(st);  // it stays open, maybe idle for long
         }
         break;
       }

@@ -61,7 +61,7 @@ class event_runner {
 
   // A session opened (here or in reactor `reactor`).
   void open(session_id s, int listener, std::string remote, std::int64_t connect_ms, int reactor,
-            std::string local = {}, std::optional<tls_info> tls = {});
+            std::string local = {}, std::shared_ptr<const tls_info> tls = {});
   // One message; returns how many events of the session wait now (look-ahead).
   std::size_t message(session_id s, int listener, std::string data, std::uint8_t kind = 0);
   // The session closed; on_close runs after its queued events.
@@ -127,6 +127,11 @@ class event_runner {
   // dropped map nodes (with their queue's capacity) are kept and reused, not freed.
   std::vector<std::unordered_map<session_id, session_state>::node_type> spare_;
   void drop(std::unordered_map<session_id, session_state>::iterator it);
+  // The queues of sessions that stay open (process mode) give their buffer back once drained,
+  // so that an idle session keeps none; a few are kept here for the next busy ones.
+  std::vector<std::vector<pending>> spare_queues_;
+  void enqueue(session_state& st, pending p);
+  void release_queue(session_state& st);
   wait_group running_;
   std::vector<runner*> idle_;
   std::shared_ptr<std::size_t> runners_ = std::make_shared<std::size_t>(0);

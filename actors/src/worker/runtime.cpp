@@ -594,10 +594,12 @@ void worker_runtime::on_reactor_message(ipc::message&& raw) {
   std::visit([&](auto& v) {
     using T = std::decay_t<decltype(v)>;
     if constexpr (std::is_same_v<T, ipc::conn_open>) {
-      std::optional<tls_info> tls;
+      std::shared_ptr<const tls_info> tls;
       if (v.tls)
-        tls = tls_info{std::move(v.tls_version), std::move(v.tls_cipher), std::move(v.tls_sni), std::move(v.tls_alpn),
-                       std::move(v.tls_peer_subject), std::move(v.tls_peer_fingerprint), v.tls_resumed};
+        tls = std::make_shared<const tls_info>(tls_info{std::move(v.tls_version), std::move(v.tls_cipher),
+                                                        std::move(v.tls_sni), std::move(v.tls_alpn),
+                                                        std::move(v.tls_peer_subject),
+                                                        std::move(v.tls_peer_fingerprint), v.tls_resumed});
       runner_.open(session_id(v.session), static_cast<int>(v.listener), std::move(v.remote), v.connect_ms,
                    static_cast<int>(v.reactor), std::move(v.local), std::move(tls));
     } else if constexpr (std::is_same_v<T, ipc::conn_adopt>) {
@@ -608,10 +610,12 @@ void worker_runtime::on_reactor_message(ipc::message&& raw) {
         return;
       }
       session_id s(v.session);
-      std::optional<tls_info> tls;
+      std::shared_ptr<const tls_info> tls;
       if (v.tls)
-        tls = tls_info{std::move(v.tls_version), std::move(v.tls_cipher), std::move(v.tls_sni), std::move(v.tls_alpn),
-                       std::move(v.tls_peer_subject), std::move(v.tls_peer_fingerprint), v.tls_resumed};
+        tls = std::make_shared<const tls_info>(tls_info{std::move(v.tls_version), std::move(v.tls_cipher),
+                                                        std::move(v.tls_sni), std::move(v.tls_alpn),
+                                                        std::move(v.tls_peer_subject),
+                                                        std::move(v.tls_peer_fingerprint), v.tls_resumed});
       runner_.open(s, static_cast<int>(v.listener), std::move(v.remote), v.connect_ms, static_cast<int>(v.reactor),
                    std::move(v.local), std::move(tls));
       ws_sessions_[s] = ws_session{static_cast<int>(v.module), false};

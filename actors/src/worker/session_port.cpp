@@ -72,7 +72,7 @@ class local_port final : public session_port {
     i.worker = worker_;
     i.reactor = -1;
     i.uid = user_id(c->uid);
-    if (const auto* t = c->tls()) i.tls = *t;
+    if (const auto* t = c->tls()) i.tls = std::make_shared<const tls_info>(*t);
     return i;
   }
 

@@ -37,7 +37,9 @@ struct session_info {
   int worker = 0;                 // worker that handles its events
   int reactor = -1;               // process mode: reactor thread; -1 in base mode
   user_id uid;                    // bound uid, 0 = none
-  std::optional<tls_info> tls;    // set on the sessions of https://, tls://, wss:// listeners
+  // Set on the sessions of https://, tls://, wss:// listeners. A pointer: a worker keeps a
+  // session_info per open session of process mode, and most have no TLS.
+  std::shared_ptr<const tls_info> tls;
 };
 
 class context {

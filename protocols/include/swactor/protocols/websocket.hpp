@@ -131,7 +131,11 @@ class deflater {
 
 class codec final : public stream_codec {
  public:
+  // Options of one's own (tests, fuzzers): o.deflate and o.deflate_with say what was negotiated.
   explicit codec(const options& o = {});
+  // A listener's options, shared by its connections (their deflate fields are not read), and
+  // what this connection negotiated: an idle connection keeps a pointer, not a copy.
+  codec(std::shared_ptr<const options> shared, bool deflate, const deflate_params& negotiated);
   ~codec() override;
 
   std::string_view name() const noexcept override { return "websocket"; }
@@ -163,30 +167,40 @@ class codec final : public stream_codec {
   bool ping_next() const noexcept;
   void flush_before_reply(std::string& out);
 
-  options opts_;
+  bool deflate_on() const noexcept { return (deflate_flags_ & kDeflateOn) != 0; }
+  deflater& deflate_state();
+
+  // Every idle connection holds one codec: the members are ordered so that it has no
+  // padding, and the small ones packed.
+  std::shared_ptr<const options> opts_;
+  std::uint64_t left_ = 0;  // payload bytes still to read of the frame being read
+  // The message being reassembled (data frames) and the control frame being read.
+  std::string message_;
+  std::string control_;
+  std::string output_;  // pongs and closes the codec answers by itself
+  std::unique_ptr<deflater> deflate_;  // made on the first compressed message
   std::uint32_t epoch_ = 0;    // changes when a liveness phase starts (input, ping, close)
+  // Bytes at the front of output_ queued before the last message was delivered: a reply to
+  // that message is encoded after them (a pong answering a ping between two fragments goes
+  // out before the echo of the message), the rest of output_ after the reply.
+  std::uint32_t output_before_event_ = 0;
+  std::uint8_t mask_[4] = {0, 0, 0, 0};
+  utf8_validator utf8_;
+  std::uint8_t mask_off_ = 0;
+  // permessage-deflate as negotiated: kDeflate* flags; our and the client's window bits
+  // (high and low nibble).
+  static constexpr std::uint8_t kDeflateOn = 1, kServerNoTakeover = 2, kClientNoTakeover = 4;
+  std::uint8_t deflate_flags_ = 0;
+  std::uint8_t deflate_bits_ = 0xff;
   bool ping_pending_ = false;  // we pinged after ping_interval_ms and heard nothing since
   phase phase_ = phase::header;
   // The frame being read.
   opcode op_ = opcode::continuation;
   bool fin_ = false;
   bool rsv1_ = false;
-  std::uint64_t left_ = 0;  // payload bytes still to read
-  std::uint8_t mask_[4] = {0, 0, 0, 0};
-  std::size_t mask_off_ = 0;
-  // The message being reassembled (data frames) and the control frame being read.
   bool in_message_ = false;
   opcode message_op_ = opcode::text;
   bool message_rsv1_ = false;
-  std::string message_;
-  std::string control_;
-  utf8_validator utf8_;
-  std::unique_ptr<deflater> deflate_;  // when negotiated; made on first compressed message
-  std::string output_;  // pongs and closes the codec answers by itself
-  // Bytes at the front of output_ queued before the last message was delivered: a reply to
-  // that message is encoded after them (a pong answering a ping between two fragments goes
-  // out before the echo of the message), the rest of output_ after the reply.
-  std::size_t output_before_event_ = 0;
   bool close_sent_ = false;
   // Our close is on its way to the wire (written by encode()/expire()/go_away(), or taken
   // from output_). Until then replies to messages delivered before it may still go ahead
