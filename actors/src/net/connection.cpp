@@ -24,6 +24,8 @@ constexpr std::size_t kMinAppend = 16 * 1024;
 // larger one is freed, so an idle connection does not keep it.
 constexpr std::size_t kKeepPending = 96;
 constexpr int kMaxIov = 64;
+// Reads closer together than this count towards a busy connection (see read_ready).
+constexpr auto kQuickRead = std::chrono::seconds(1);
 
 bool would_block(const std::error_code& ec) {
   return ec == std::errc::operation_would_block || ec == std::errc::resource_unavailable_try_again;
@@ -143,7 +145,16 @@ void connection::read_ready() {
       return;
     }
     if (n > 0) {
-      last_activity = std::chrono::steady_clock::now();
+      const auto now = std::chrono::steady_clock::now();
+      // Two reads in a row each within kQuickRead of the one before make a busy connection:
+      // its transport may then wait by reading into a buffer of its own (no epoll_ctl per
+      // wakeup). An idle one (a WebSocket after its upgrade) keeps none.
+      quick_reads_ = now - last_activity < kQuickRead ? static_cast<std::uint8_t>(std::min(quick_reads_ + 1, 2)) : 0;
+      last_activity = now;
+      if (const bool busy = quick_reads_ >= 2; busy != busy_hint_) {
+        busy_hint_ = busy;
+        transport_->expect_more(busy);
+      }
       received_ = true;
       // Every caller (on_readable, the posted continuation, resume, start) holds a reference.
       if (own) {

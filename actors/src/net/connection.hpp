@@ -210,6 +210,8 @@ class connection final : public io_owner,
   bool deadline_armed_ = false;
   // Whether a short read drained the transport (a plain socket; not TLS).
   bool short_read_drains_;
+  bool busy_hint_ = false;      // told the transport to expect more (expect_more)
+  std::uint8_t quick_reads_ = 0;  // reads in a row that came soon after the one before
 
  public:
   bool worker_paused = false;  // process mode: its worker asked to stop reading (conn_pause)

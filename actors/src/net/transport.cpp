@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 #include <asio/basic_stream_socket.hpp>
 
@@ -49,11 +50,36 @@ class socket_transport final : public transport {
   }
 
   std::size_t read_some(char* buf, std::size_t n, std::error_code& ec) override {
+    std::size_t landed = 0;
+    if (landing_len_ > 0 || landing_eof_) {
+      // What the busy wait read first. A full landing buffer: the socket may hold more.
+      const bool full = landing_len_ == kLanding;
+      landed = std::min<std::size_t>(landing_len_, n);
+      std::memcpy(buf, landing_.get(), landed);
+      if (landed < landing_len_) {
+        std::memmove(landing_.get(), landing_.get() + landed, landing_len_ - landed);
+        landing_len_ = static_cast<std::uint8_t>(landing_len_ - landed);
+        ec.clear();
+        return landed;
+      }
+      landing_len_ = 0;
+      if (!full || landed == n) {
+        if (landed == 0) landing_eof_ = false;  // the end of stream, reported once
+        ec.clear();
+        return landed;
+      }
+      buf += landed;
+      n -= landed;
+    }
     // recv() directly: asio's synchronous read would poll on would_block.
     ssize_t r;
     do r = ::recv(sock_.native_handle(), buf, n, 0);
     while (r < 0 && errno == EINTR);
-    return outcome(r, ec);
+    if (landed > 0 && r <= 0) {  // the landed bytes now; an end of stream or error comes next
+      ec.clear();
+      return landed;
+    }
+    return landed + outcome(r, ec);
   }
 
   std::size_t write_some(const iovec* iov, int count, std::error_code& ec) override {
@@ -75,11 +101,30 @@ class socket_transport final : public transport {
   }
 
   void wait_readable(std::shared_ptr<io_owner> owner) override {
-    // A readiness wait, not asio's speculative read: its operation is smaller and holds no
-    // buffer of ours, so an idle connection keeps neither (edge-triggered epoll: the caller
-    // drained the socket, the next bytes raise the edge).
+    if (busy_) {
+      // Busy: wait by reading into a small buffer of our own. asio's read op on an
+      // edge-triggered descriptor costs no system call after the drained read that preceded
+      // it, where async_wait re-arms epoll (epoll_ctl) every time.
+      if (!landing_) landing_.reset(new char[kLanding]);
+      // The owner (the connection) owns this transport: `this` lives as long as `o`.
+      sock_.async_read_some(asio::buffer(landing_.get(), kLanding),
+                            [this, o = std::move(owner)](std::error_code ec, std::size_t k) {
+                              if (ec == asio::error::eof) {
+                                landing_eof_ = true;
+                                ec.clear();
+                              } else if (!ec) {
+                                landing_len_ = static_cast<std::uint8_t>(k);
+                              }
+                              o->on_readable(ec);
+                            });
+      return;
+    }
+    // Idle: a readiness wait. Its operation is smaller and holds no buffer of ours, so an
+    // idle connection keeps neither (edge-triggered epoll: the caller drained the socket,
+    // the next bytes raise the edge).
     sock_.async_wait(asio::socket_base::wait_read, readable_handler{std::move(owner)});
   }
+  void expect_more(bool busy) noexcept override { busy_ = busy; }
   bool short_read_drains() const noexcept override { return true; }
   void wait_writable(std::shared_ptr<io_owner> owner) override {
     sock_.async_wait(asio::socket_base::wait_write,
@@ -103,7 +148,12 @@ class socket_transport final : public transport {
   int native_handle() const noexcept override { return const_cast<native_socket&>(sock_).native_handle(); }
 
  private:
+  static constexpr std::size_t kLanding = 128;  // a small message or request in one recv
   native_socket sock_;
+  std::unique_ptr<char[]> landing_;  // only once busy (expect_more)
+  std::uint8_t landing_len_ = 0;
+  bool landing_eof_ = false;
+  bool busy_ = false;
 };
 
 }  // namespace

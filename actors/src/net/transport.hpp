@@ -59,6 +59,11 @@ class transport {
   // Whether a read_some that returned fewer bytes than asked left nothing to read (a plain
   // socket). TLS returns one record per read, so its reader goes on until would_block.
   virtual bool short_read_drains() const noexcept { return false; }
+  // A hint from the owner: bytes keep arriving (reads a short time apart), so the next
+  // wait_readable may hold a small buffer of its own and wait by reading, which costs no
+  // system call after a drained socket, where a readiness wait costs an epoll_ctl. Idle
+  // connections (the default) hold no buffer.
+  virtual void expect_more(bool busy) noexcept { (void)busy; }
   // Calls owner->on_writable once writing can make progress (or fails). One at a time.
   virtual void wait_writable(std::shared_ptr<io_owner> owner) = 0;
 
