@@ -432,6 +432,43 @@ TEST_CASE("http2 process mode: kill -9 of a worker resets only its streams; the 
   s.stop_and_check();
 }
 
+TEST_CASE("http2 process mode: a reload lets every stream of a connection finish where it runs",
+          "[http2][process][reload]") {
+  REQUIRE(http::have_tool("python3"));
+  h2_pki pki;
+  srv::server_under_test s(process_keys("round_robin"), config(pki));
+  auto before = s.stats();
+  auto pids = s.worker_pids(before);
+  REQUIRE(pids.size() == 2);
+  const std::int64_t base0 = messages_of(before, 0), base1 = messages_of(before, 1);
+  std::vector<std::string> paths;
+  for (int i = 0; i < 4; ++i) paths.push_back("/r" + std::to_string(i) + "?delay=1500&chunks=16&size=65536&numbered=1");
+  const auto out = s.dir.file("reload");
+  t::process client(h2_get_argv(s, out, paths));
+  bool started = false;
+  for (int k = 0; k < 500 && !started; ++k) {
+    auto now = s.stats();
+    started = messages_of(now, 0) > base0 && messages_of(now, 1) > base1;
+    if (!started) std::this_thread::sleep_for(10ms);
+  }
+  REQUIRE(started);
+  REQUIRE(::kill(s.proc->pid(), SIGUSR1) == 0);
+  REQUIRE(s.wait_log("reload done", 10s));
+  REQUIRE(client.wait(60s));
+  auto res = as_json(client.stdout_text());
+  INFO(client.stdout_text() << client.stderr_text());
+  REQUIRE(res["streams"].size() == paths.size());
+  CHECK(res.value("closed", true) == false);
+  const auto expected = numbered_body(16, 65536);
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    INFO(res["streams"][i].dump());
+    CHECK(res["streams"][i].value("complete", false));
+    CHECK(body_of(out, i) == expected);
+  }
+  s.extra_pids = pids;  // the replaced processes are gone by the end too
+  s.stop_and_check();
+}
+
 TEST_CASE("http2: 8 MiB and 32 MiB responses (written, and files) wait for room instead of failing",
           "[http2][large]") {
   REQUIRE(http::have_tool("python3"));
