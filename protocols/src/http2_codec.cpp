@@ -18,6 +18,7 @@
 
 #include "http1_wire.hpp"
 #include "swactor/protocols/http2.hpp"
+#include "swactor/protocols/http2_streams.hpp"
 
 namespace swactor::protocols::http2 {
 
@@ -75,6 +76,7 @@ struct stream {
   bool counted = false;     // counts in outstanding() until its response is complete
   bool refused = false;     // answered by the codec (413): nothing goes to the handler
   bool body_done = false;   // END_STREAM received: the request body is complete
+  bool req_ended = false;   // END_STREAM of the request seen
   std::uint64_t body_total = 0;
   // Flow control: body bytes handed to the sink and not acknowledged yet (its handler has
   // not taken them), and bytes of body events that were acknowledged when they arrived
@@ -172,6 +174,7 @@ class server_codec final : public stream_codec {
     st->req.expect_continue = false;
     st->req.chunked = false;
     st->head_method = head_method;
+    st->req_ended = true;
     if (nghttp2_session_upgrade2(session_, reinterpret_cast<const std::uint8_t*>(settings.data()), settings.size(),
                                  head_method ? 1 : 0, nullptr) != 0)
       return false;
@@ -245,6 +248,14 @@ class server_codec final : public stream_codec {
 
   bool done() const noexcept override { return done_; }
   std::uint32_t outstanding() const noexcept override { return outstanding_; }
+  bool stream_needs_handler(std::uint32_t id) const noexcept {
+    auto it = streams_.find(static_cast<std::int32_t>(id));
+    if (it == streams_.end()) return false;
+    const auto& s = *it->second;
+    if (!s.emitted || s.refused) return false;
+    const bool given = s.responded && (s.out_eof || !s.has_provider);
+    return !s.req_ended || !given;
+  }
   std::size_t held() const noexcept override { return held_; }
 
   deadline timeout() const noexcept override {
@@ -391,6 +402,7 @@ class server_codec final : public stream_codec {
   // The request is whole (END_STREAM seen).
   void request_ended(stream& s) {
     s.body_done = true;
+    s.req_ended = true;
     if (s.refused) return;
     if (!s.emitted) {
       if (s.trailers.items.empty()) {
@@ -853,6 +865,11 @@ void server_codec::encode(std::uint8_t kind, std::string_view data, std::string&
 }  // namespace
 
 std::unique_ptr<stream_codec> make_server_codec(const options& opts) { return std::make_unique<server_codec>(opts); }
+
+bool stream_needs_handler(const stream_codec& codec, std::uint32_t stream) noexcept {
+  const auto* c = dynamic_cast<const server_codec*>(&codec);
+  return c && c->stream_needs_handler(stream);
+}
 
 std::unique_ptr<stream_codec> make_upgrade_codec(const options& opts, std::string_view settings,
                                                  const http1::request_head& request, bool head_method) {

@@ -14,6 +14,7 @@
 
 #include "swactor/protocols/http1.hpp"
 #include "swactor/protocols/http2.hpp"
+#include "swactor/protocols/http2_streams.hpp"
 
 namespace h1 = swactor::protocols::http1;
 namespace h2 = swactor::protocols::http2;
@@ -334,6 +335,37 @@ TEST_CASE("http2 codec: a response larger than the peer's window waits in held()
   }
   CHECK(codec->held() == 0);
   CHECK(cl.responses[id].body == std::string(200000, 'z'));
+}
+
+TEST_CASE("http2 codec: a stream needs its handler until its body arrived and its response was handed over",
+          "[http2]") {
+  h2::options o;
+  o.body_chunk_size = 1024;  // the POST's head goes out before its body is complete
+  auto codec = h2::make_server_codec(o);
+  client cl;
+  auto get = static_cast<std::uint32_t>(cl.submit("GET", "/a"));
+  // A body larger than our initial window: the client waits for a WINDOW_UPDATE after
+  // 65535 bytes, which it does not get yet.
+  auto post = static_cast<std::uint32_t>(cl.submit("POST", "/b", std::string(100000, 'p')));
+  sink s;
+  feed(*codec, cl.output(), s);
+  REQUIRE(s.events.size() >= 2);
+  CHECK(h2::stream_needs_handler(*codec, get));       // no response yet
+  CHECK_FALSE(h2::stream_needs_handler(*codec, 99));  // no such stream
+  std::string wire;
+  codec->encode(static_cast<std::uint8_t>(h1::out::whole), reply(get, h1::out::whole, whole(200, "ok")), wire);
+  CHECK_FALSE(h2::stream_needs_handler(*codec, get));  // its whole response is handed over
+  CHECK(h2::stream_needs_handler(*codec, post));
+  // Answered before its body is in: it still needs its handler, for the rest of the body.
+  codec->encode(static_cast<std::uint8_t>(h1::out::whole), reply(post, h1::out::whole, whole(200, "early")), wire);
+  CHECK(h2::stream_needs_handler(*codec, post));
+  codec->take_output(wire);
+  cl.input(wire);
+  pump(cl, *codec, s);
+  CHECK_FALSE(h2::stream_needs_handler(*codec, post));
+  // Other codecs have no streams.
+  auto h1c = h1::make_server_codec({});
+  CHECK_FALSE(h2::stream_needs_handler(*h1c, 1));
 }
 
 TEST_CASE("http2: the HTTP/1.1 codec hands over on the preface and on Upgrade: h2c", "[http2]") {

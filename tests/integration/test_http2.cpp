@@ -5,8 +5,12 @@
 // GOAWAY or a reset while the server keeps serving others.
 #include <signal.h>
 
+#include <filesystem>
+#include <map>
+#include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -296,5 +300,231 @@ TEST_CASE("http2: attacks end their own connection, memory stays bounded and the
   CHECK(srv::pid_alive(master));
   for (auto w : workers) CHECK(srv::pid_alive(w));
   CHECK(serves(s.port));
+  s.stop_and_check();
+}
+
+// -- process mode: streams of one connection on several workers -------------------------------
+
+namespace {
+
+std::string process_keys(const std::string& dispatch) {
+  return "mode = \"process\"\nreactor_threads = 1\nworkers = 2\ndispatch_mode = \"" + dispatch +
+         "\"\nmax_wait_time = \"5s\"";
+}
+
+// tests/integration/h2/h2_get.py: GETs `paths` at once as streams of one h2c connection
+// (curl 7.88 cannot: its pending transfers fail on a prior-knowledge connection), each body
+// into a file of `out`. Its JSON: per stream status, reset, complete, bytes.
+std::vector<std::string> h2_get_argv(const srv::server_under_test& s, const std::filesystem::path& out,
+                                     const std::vector<std::string>& paths) {
+  std::filesystem::create_directories(out);
+  std::vector<std::string> argv{"python3", std::string(SWACTOR_H2_SCRIPTS) + "/h2_get.py", std::to_string(s.port),
+                                out.string()};
+  argv.insert(argv.end(), paths.begin(), paths.end());
+  return argv;
+}
+
+std::string body_of(const std::filesystem::path& out, std::size_t i) { return t::read_file(out / std::to_string(i)); }
+
+// http_echo's `chunks=N&size=S&numbered=1` body.
+std::string numbered_body(int chunks, std::size_t size) {
+  std::string all;
+  for (int i = 0; i < chunks; ++i) {
+    std::string piece;
+    auto tag = std::to_string(i) + " ";
+    while (piece.size() < size) piece += tag;
+    piece.resize(size);
+    all += piece;
+  }
+  return all;
+}
+
+std::int64_t messages_of(const json& stats, std::size_t worker) {
+  if (!stats.is_object() || !stats.contains("workers") || stats["workers"].size() <= worker) return -1;
+  return stats["workers"][worker].value("messages", std::int64_t{-1});
+}
+
+}  // namespace
+
+TEST_CASE("http2 process mode: a connection's streams are dispatched one by one by the dispatch mode",
+          "[http2][process][dispatch]") {
+  REQUIRE(http::have_tool("python3"));
+  // round_robin: each stream goes to the next worker; connection: every stream of a
+  // connection to the worker its hash picks.
+  const std::string dispatch = GENERATE(as<std::string>{}, "round_robin", "connection");
+  INFO("dispatch_mode " << dispatch);
+  h2_pki pki;
+  srv::server_under_test s(process_keys(dispatch), config(pki));
+  std::vector<std::string> paths;
+  for (int i = 0; i < 20; ++i) paths.push_back("/w" + std::to_string(i));
+  const auto out = s.dir.file("spread");
+  auto r = t::run(h2_get_argv(s, out, paths), 60s);
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  auto res = as_json(r.out);
+  REQUIRE(res["streams"].size() == paths.size());  // all of them streams of one connection
+  std::map<int, int> by_worker;
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    auto body = body_of(out, i);
+    INFO(paths[i] << ": " << res["streams"][i].dump() << " " << body);
+    CHECK(res["streams"][i].value("status", 0) == 200);
+    CHECK(res["streams"][i].value("complete", false));
+    auto j = as_json(body);
+    REQUIRE(j.is_object());
+    CHECK(j.value("path", "") == paths[i]);
+    CHECK(j.value("version", "") == "HTTP/2");
+    CHECK(j.value("remote", "").find("127.0.0.1") != std::string::npos);  // the worker was told the session
+    ++by_worker[j.value("worker", -1)];
+  }
+  if (dispatch == "round_robin") {
+    REQUIRE(by_worker.size() == 2);
+    CHECK(by_worker[0] == 10);
+    CHECK(by_worker[1] == 10);
+  } else {
+    CHECK(by_worker.size() == 1);
+  }
+  s.stop_and_check();
+}
+
+TEST_CASE("http2 process mode: kill -9 of a worker resets only its streams; the connection and the other "
+          "worker's streams go on",
+          "[http2][process][crash]") {
+  REQUIRE(http::have_tool("python3"));
+  h2_pki pki;
+  srv::server_under_test s(process_keys("round_robin"), config(pki));
+  auto before = s.stats();
+  auto pids = s.worker_pids(before);
+  REQUIRE(pids.size() == 2);
+  const std::int64_t base0 = messages_of(before, 0), base1 = messages_of(before, 1);
+  // Four slow streamed responses (2 MiB each, numbered so a byte out of place shows): round
+  // robin gives two to each worker, whose handlers run one after the other.
+  const int chunks = 32;
+  const std::size_t size = 65536;
+  std::vector<std::string> paths;
+  for (int i = 0; i < 4; ++i)
+    paths.push_back("/k" + std::to_string(i) + "?delay=2000&chunks=" + std::to_string(chunks) +
+                    "&size=" + std::to_string(size) + "&numbered=1");
+  const auto out = s.dir.file("kill");
+  t::process client(h2_get_argv(s, out, paths));
+  // Both workers are in a handler of this connection.
+  bool started = false;
+  for (int k = 0; k < 500 && !started; ++k) {
+    auto now = s.stats();
+    started = messages_of(now, 0) > base0 && messages_of(now, 1) > base1;
+    if (!started) std::this_thread::sleep_for(10ms);
+  }
+  REQUIRE(started);
+  REQUIRE(::kill(pids[0], SIGKILL) == 0);
+  REQUIRE(client.wait(60s));
+  auto res = as_json(client.stdout_text());
+  INFO(client.stdout_text() << client.stderr_text());
+  REQUIRE(res["streams"].size() == paths.size());
+  CHECK(res.value("closed", true) == false);  // the connection survived
+  CHECK(res["goaway"].is_null());
+  const auto expected = numbered_body(chunks, size);
+  int complete = 0, reset = 0;
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    const auto& st = res["streams"][i];
+    auto body = body_of(out, i);
+    INFO(st.dump() << " bytes " << body.size());
+    if (st.value("complete", false)) {
+      CHECK(st.value("status", 0) == 200);
+      CHECK(body.size() == expected.size());
+      CHECK(body == expected);
+      ++complete;
+    } else {
+      CHECK(st["reset"] == 2);  // INTERNAL_ERROR
+      ++reset;
+    }
+  }
+  // The surviving worker's two streams completed (the second one started after the kill);
+  // the killed worker's two were reset.
+  CHECK(complete == 2);
+  CHECK(reset == 2);
+  CHECK(s.wait_log("worker 0 went away: its 2 HTTP/2 stream\\(s\\) reset", 5s));
+  CHECK(s.wait_log("exited unexpectedly: killed by signal 9", 5s));
+  // The replacement serves new connections; the killed pid is gone.
+  for (int k = 0; k < 300; ++k) {
+    auto now = s.worker_pids(s.stats());
+    if (now.size() == 2 && now[0] > 0 && now[0] != pids[0]) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  CHECK(serves(s.port));
+  s.stop_and_check();
+}
+
+TEST_CASE("http2 process mode: a reload lets every stream of a connection finish where it runs",
+          "[http2][process][reload]") {
+  REQUIRE(http::have_tool("python3"));
+  h2_pki pki;
+  srv::server_under_test s(process_keys("round_robin"), config(pki));
+  auto before = s.stats();
+  auto pids = s.worker_pids(before);
+  REQUIRE(pids.size() == 2);
+  const std::int64_t base0 = messages_of(before, 0), base1 = messages_of(before, 1);
+  std::vector<std::string> paths;
+  for (int i = 0; i < 4; ++i) paths.push_back("/r" + std::to_string(i) + "?delay=1500&chunks=16&size=65536&numbered=1");
+  const auto out = s.dir.file("reload");
+  t::process client(h2_get_argv(s, out, paths));
+  bool started = false;
+  for (int k = 0; k < 500 && !started; ++k) {
+    auto now = s.stats();
+    started = messages_of(now, 0) > base0 && messages_of(now, 1) > base1;
+    if (!started) std::this_thread::sleep_for(10ms);
+  }
+  REQUIRE(started);
+  REQUIRE(::kill(s.proc->pid(), SIGUSR1) == 0);
+  REQUIRE(s.wait_log("reload done", 10s));
+  REQUIRE(client.wait(60s));
+  auto res = as_json(client.stdout_text());
+  INFO(client.stdout_text() << client.stderr_text());
+  REQUIRE(res["streams"].size() == paths.size());
+  CHECK(res.value("closed", true) == false);
+  const auto expected = numbered_body(16, 65536);
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    INFO(res["streams"][i].dump());
+    CHECK(res["streams"][i].value("complete", false));
+    CHECK(body_of(out, i) == expected);
+  }
+  s.extra_pids = pids;  // the replaced processes are gone by the end too
+  s.stop_and_check();
+}
+
+TEST_CASE("http2: 8 MiB and 32 MiB responses (written, and files) wait for room instead of failing",
+          "[http2][large]") {
+  REQUIRE(http::have_tool("python3"));
+  const std::string mode = GENERATE(as<std::string>{}, "base", "process", "process_rr");
+  INFO("mode " << mode);
+  // The output limit is the default 8 MiB: every response here is at least that large.
+  srv::server_under_test s(server_keys(mode),
+                           "[[listen]]\nurl = \"http://127.0.0.1:{port}\"\nroutes = [ { path = \"/static\", module = "
+                           "\"files\" }, { path = \"/\", module = \"echo\" } ]\n\n[modules.files]\ntype = "
+                           "\"http_static\"\nroot = \"{dir}\"\nstrip_prefix = \"/static/\"\n" +
+                               std::string(http::kModules));
+  const auto eight = numbered_body(8, 1 << 20), thirty_two = numbered_body(32, 1 << 20);
+  s.dir.write("f8.bin", eight);
+  s.dir.write("f32.bin", thirty_two);
+  // At once on one connection: responses written in 1 MiB pieces by http_echo (each writer
+  // waits while the client reads; with round_robin two workers write at the same time) and
+  // files sent by http_static (read by the worker on an HTTP/2 stream).
+  const std::vector<std::string> paths{"/big0?chunks=8&size=1048576&numbered=1", "/big1?chunks=8&size=1048576&numbered=1",
+                                       "/huge?chunks=32&size=1048576&numbered=1", "/static/f8.bin", "/static/f32.bin"};
+  const auto out = s.dir.file("large");
+  auto r = t::run(h2_get_argv(s, out, paths), 60s);
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  auto res = as_json(r.out);
+  REQUIRE(res["streams"].size() == paths.size());
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    const auto& st = res["streams"][i];
+    auto body = body_of(out, i);
+    INFO(paths[i] << ": " << st.dump());
+    CHECK(st.value("status", 0) == 200);
+    CHECK(st.value("complete", false));
+    const auto& want = i == 2 || i == 4 ? thirty_two : eight;
+    CHECK(body.size() == want.size());
+    CHECK(body == want);
+  }
+  CHECK(s.count_log("send queue full|output buffer full|not sent") == 0);
   s.stop_and_check();
 }

@@ -10,6 +10,7 @@
 
 #include "swactor/actors/errors.hpp"
 #include "swactor/core/error.hpp"
+#include "swactor/ipc/envelope.hpp"
 #include "swactor/protocols/field_lists.hpp"
 
 namespace swactor::http {
@@ -399,8 +400,18 @@ swactor::task<std::error_code> response::write(std::string_view chunk, duration 
     chunk = packed;
   }
   const std::size_t piece = ch_->max_piece();
-  for (std::size_t off = 0; off < chunk.size(); off += piece)
-    if (auto ec = ch_->send(static_cast<std::uint8_t>(h1::out::body), chunk.substr(off, piece))) co_return fail(ec);
+  for (std::size_t off = 0; off < chunk.size(); off += piece) {
+    // No room for the piece (the connection's output limit; in process mode the link to the
+    // reactor): wait until the client took most of what is queued, then send it once more.
+    // A writer waits while the client reads instead of failing (a chunk larger than the
+    // limit; HTTP/2: other streams share the limit).
+    auto ec = ch_->send(static_cast<std::uint8_t>(h1::out::body), chunk.substr(off, piece));
+    if (ec == server_errc::output_buffer_full || ec == make_error_code(ipc::errc::queue_full)) {
+      if (auto wait = co_await ch_->drained(timeout)) co_return fail(wait);
+      ec = ch_->send(static_cast<std::uint8_t>(h1::out::body), chunk.substr(off, piece));
+    }
+    if (ec) co_return fail(ec);
+  }
   // Backpressure: every so often, wait until the client took most of what is queued.
   unacked_ += chunk.size();
   if (unacked_ >= 64 * 1024) {

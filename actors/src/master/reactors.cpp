@@ -22,6 +22,7 @@
 #include "swactor/ipc/messages.hpp"
 #include "swactor/protocols/http1.hpp"
 #include "swactor/protocols/http2.hpp"
+#include "swactor/protocols/http2_streams.hpp"
 
 namespace swactor::detail {
 
@@ -108,6 +109,23 @@ struct reactor_thread::impl final : net::connection_sink {
   // The upgrade request target of each WebSocket: a new process of its worker gets it with
   // the connection (module on_adopt).
   std::unordered_map<std::uint64_t, std::string> ws_targets;
+  // HTTP/2 connections: their streams are dispatched one by one (by the dispatch mode, as
+  // connections are), so each has a map stream -> worker id while the stream needs its
+  // worker, and the workers that were told about the connection (conn_open), which all hear
+  // its close. A side table: the connection object stays as small as for any other protocol.
+  struct h2_stream {
+    int worker = 0;
+    const ipc::link* link = nullptr;  // the process of `worker` that took it (null: backlogged)
+  };
+  struct h2_conn {
+    std::unordered_map<std::uint32_t, h2_stream> streams;
+    std::vector<bool> told;        // by worker id
+    // By worker id: the link of a process whose writer waits for the output to drain
+    // (conn_watch); answered on that link, so a process that is reloading hears it too.
+    std::vector<std::shared_ptr<ipc::link>> watching;
+    std::size_t prune_at = 16;     // forget finished streams when the map reaches this size
+  };
+  std::unordered_map<std::uint64_t, h2_conn> h2_conns;
   std::uint64_t rr = 0;
   bool stopping = false;
   std::size_t max_backlog = 100000;
@@ -240,6 +258,9 @@ struct reactor_thread::impl final : net::connection_sink {
       c.sink_tag = std::hash<std::string_view>{}(std::string_view(c.remote).substr(0, colon));
     }
     c.sink_worker = pick(&c, c.id());
+    tell_open(c, c.sink_worker);
+  }
+  void tell_open(net::connection& c, int w) {
     ipc::conn_open m;
     m.session = c.id();
     m.listener = static_cast<std::uint32_t>(c.listener());
@@ -248,7 +269,7 @@ struct reactor_thread::impl final : net::connection_sink {
     m.local = local_address(c.native_handle());
     m.connect_ms = c.connect_ms;
     set_tls(m, c.tls());
-    deliver(c.sink_worker, ipc::encode(std::move(m)));
+    deliver(w, ipc::encode(std::move(m)));
   }
 
   bool on_event(net::connection& c, const protocols::event& e) override {
@@ -259,12 +280,20 @@ struct reactor_thread::impl final : net::connection_sink {
         static_listener[static_cast<std::size_t>(c.listener())] && serve_static(c, e))
       return true;
     int w;
-    // A WebSocket stays with the worker id that upgraded it, whatever the dispatch mode:
-    // its module state is there, and its messages keep their order.
-    if (c.ws_module >= 0 || c.codec().outstanding() > 1 || (c.codec().outstanding() == 1 && !starts_request(c, e)))
+    std::uint32_t stream = 0;
+    std::string_view rest = e.data;
+    if (c.ws_module < 0 && protocols::http2::is_event_kind(e.kind) &&
+        app.listen[static_cast<std::size_t>(c.listener())].http() && protocols::http2::take_stream(rest, stream)) {
+      w = h2_worker(c, e, stream);
+      if (w < 0) return true;  // gone to the process that has the stream, or nobody needs it
+    } else if (c.ws_module >= 0 || c.codec().outstanding() > 1 ||
+               (c.codec().outstanding() == 1 && !starts_request(c, e))) {
+      // A WebSocket stays with the worker id that upgraded it, whatever the dispatch mode:
+      // its module state is there, and its messages keep their order.
       w = c.sink_worker;
-    else
+    } else {
       w = c.sink_worker = pick(&c, c.id());
+    }
     ipc::conn_data m;
     m.session = c.id();
     m.listener = static_cast<std::uint32_t>(c.listener());
@@ -279,6 +308,104 @@ struct reactor_thread::impl final : net::connection_sink {
       return false;  // stop reading this connection until the backlog is handed over
     }
     return true;
+  }
+  // The worker for an event of HTTP/2 stream `stream`: a new request is dispatched by the
+  // dispatch mode (round_robin and idle: any worker per stream; connection, ip and uid pick
+  // per connection, so all its streams go to one worker, as before); its body, end and
+  // reset follow it, to the very process that took the request (one that is reloading
+  // finishes its streams). -1: the event went there already, or no worker has the stream
+  // (its events are over). A worker that gets the connection's first stream hears conn_open
+  // first, so it knows the session (info(), TLS) and its close.
+  int h2_worker(net::connection& c, const protocols::event& e, std::uint32_t stream) {
+    const auto kind = e.kind;
+    auto& h = h2_conns[c.id()];
+    if (h.told.empty()) {
+      h.told.assign(workers.size(), false);
+      if (c.sink_worker >= 0) h.told[static_cast<std::size_t>(c.sink_worker)] = true;  // on_open's
+    }
+    if (kind != static_cast<std::uint8_t>(protocols::http2::ev::request)) {
+      auto it = h.streams.find(stream);
+      if (it == h.streams.end()) return -1;
+      const auto st = it->second;
+      if (kind == static_cast<std::uint8_t>(protocols::http2::ev::reset)) h.streams.erase(it);  // its last event
+      if (!st.link || st.link == workers[static_cast<std::size_t>(st.worker)].link.get()) return st.worker;
+      // The process that took the request is leaving (drain): its streams finish there.
+      auto l = live_links.find(const_cast<ipc::link*>(st.link));
+      if (l == live_links.end() || !l->second->is_open()) return -1;
+      ipc::conn_data m;
+      m.session = c.id();
+      m.listener = static_cast<std::uint32_t>(c.listener());
+      m.reactor = static_cast<std::uint32_t>(id);
+      m.kind = kind;
+      m.data.assign(e.data);
+      if (auto ec = l->second->send(ipc::encode(std::move(m))))
+        log::warning("session {}: HTTP/2 stream {}: an event for the leaving process of worker {} dropped: {}", c.id(),
+                     stream, st.worker, ec.message());
+      return -1;
+    }
+    if (h.streams.size() >= h.prune_at) {
+      // Forget the streams that are done (amortized: the map stays within twice the open ones).
+      std::erase_if(h.streams, [&](const auto& kv) { return !protocols::http2::stream_needs_handler(c.codec(), kv.first); });
+      h.prune_at = std::max<std::size_t>(16, 2 * h.streams.size());
+    }
+    int w = pick(&c, c.id());
+    const auto& wl = workers[static_cast<std::size_t>(w)];
+    h.streams[stream] = {w, wl.link && wl.link->is_open() ? wl.link.get() : nullptr};
+    if (!h.told[static_cast<std::size_t>(w)]) {
+      h.told[static_cast<std::size_t>(w)] = true;
+      tell_open(c, w);
+    }
+    return w;
+  }
+  // The process on link `gone` of worker `w` went away (killed, crashed: `reset_streams`) or
+  // is leaving (drain): its next process never saw the HTTP/2 connections it was told about.
+  // If it went away, the streams it had are reset; the connection and its other streams go
+  // on.
+  void h2_worker_gone(int w, const ipc::link* gone, bool reset_streams) {
+    std::vector<std::pair<std::uint64_t, std::uint32_t>> lost;
+    for (auto& [sid, h] : h2_conns) {
+      if (static_cast<std::size_t>(w) < h.told.size()) h.told[static_cast<std::size_t>(w)] = false;
+      if (!reset_streams) continue;
+      for (auto it = h.streams.begin(); it != h.streams.end();) {
+        if (it->second.worker != w || (it->second.link && it->second.link != gone)) {
+          ++it;
+          continue;
+        }
+        lost.emplace_back(sid, it->first);
+        it = h.streams.erase(it);
+      }
+    }
+    std::string reply;
+    for (auto [sid, stream] : lost) {
+      auto* c = host.find(sid);
+      if (!c || c->closed() || !protocols::http2::stream_needs_handler(c->codec(), stream)) continue;
+      reply.clear();
+      protocols::http2::put_stream(reply, stream);
+      (void)host.send(sid, reply, protocols::http2::kReplyReset);
+    }
+    if (!lost.empty())
+      log::info("reactor {}: worker {} went away: its {} HTTP/2 stream(s) reset, their connections go on", id, w,
+                lost.size());
+  }
+  // A reply for an HTTP/2 stream that does not fit in the connection's output limit. Its
+  // writer sent it after the output drained, but writers of other streams (maybe in other
+  // workers) did the same at the same moment: it is taken while the output stays within twice
+  // the limit (each writer waits for the drain after each piece, so this bounds them).
+  // Beyond that the stream is reset; the connection and its other streams go on.
+  std::error_code h2_overflow(std::uint64_t session, std::string_view data, std::uint8_t kind) {
+    auto* c = host.find(session);
+    if (!c) return server_errc::session_not_found;
+    if (c->queued_bytes() + data.size() <= 2 * c->output_limit()) return c->send(data, kind, true);
+    std::uint32_t stream = 0;
+    std::string_view rest = data;
+    if (!protocols::http2::take_stream(rest, stream)) return server_errc::output_buffer_full;
+    log::warning("session {}: HTTP/2 stream {}: output at {} bytes (limit {}); a reply of {} bytes dropped, "
+                 "the stream reset",
+                 session, stream, c->queued_bytes(), c->output_limit(), data.size());
+    std::string reset;
+    protocols::http2::put_stream(reset, stream);
+    (void)c->send(reset, protocols::http2::kReplyReset, true);
+    return {};
   }
   void release_held(int w) {
     auto& wl = workers[static_cast<std::size_t>(w)];
@@ -296,23 +423,43 @@ struct reactor_thread::impl final : net::connection_sink {
   }
 
   void on_drained(net::connection& c) override {
+    if (auto it = h2_conns.find(c.id()); it != h2_conns.end() && !it->second.watching.empty()) {
+      // Writers of several workers may wait on one HTTP/2 connection: each hears it.
+      auto watching = std::move(it->second.watching);
+      it->second.watching.clear();
+      for (auto& l : watching)
+        if (l && l->is_open()) (void)l->send(ipc::encode(ipc::conn_writable{c.id(), static_cast<std::uint32_t>(id)}));
+      return;
+    }
     if (c.watcher >= 0) deliver(c.watcher, ipc::encode(ipc::conn_writable{c.id(), static_cast<std::uint32_t>(id)}));
   }
   void on_closed(net::connection& c, std::string_view reason) override {
     if (c.ws_module >= 0) ws_targets.erase(c.id());
     if (c.watching_drain()) on_drained(c);  // a writer waiting on it learns now, not at its timeout
+    auto close = [&](int w) {
+      ipc::conn_closed m;
+      m.session = c.id();
+      m.listener = static_cast<std::uint32_t>(c.listener());
+      m.reactor = static_cast<std::uint32_t>(id);
+      m.aborted = c.aborted();
+      m.reason.assign(reason);
+      deliver(w, ipc::encode(std::move(m)));
+    };
+    if (auto it = h2_conns.find(c.id()); it != h2_conns.end()) {
+      // Every worker told about it hears the close (its streams' handlers learn it, and no
+      // per-session state stays behind there).
+      auto told = std::move(it->second.told);
+      h2_conns.erase(it);
+      for (std::size_t w = 0; w < told.size(); ++w)
+        if (told[w]) close(static_cast<int>(w));
+      return;
+    }
     // With round_robin / idle, close goes where the connect went.
     auto d = app.server.dispatch;
     int w = c.ws_module >= 0 || d == dispatch_mode::round_robin || d == dispatch_mode::idle ? c.sink_worker
                                                                                            : pick(&c, c.id());
     if (w < 0) w = c.sink_worker;
-    ipc::conn_closed m;
-    m.session = c.id();
-    m.listener = static_cast<std::uint32_t>(c.listener());
-    m.reactor = static_cast<std::uint32_t>(id);
-    m.aborted = c.aborted();
-    m.reason.assign(reason);
-    deliver(w, ipc::encode(std::move(m)));
+    close(w);
   }
 
   void on_datagram(int listener, std::string from, std::string_view data) override {
@@ -355,8 +502,12 @@ struct reactor_thread::impl final : net::connection_sink {
         // unanswered: their connections get what their protocol says (HTTP: 502), the
         // others stay open for the replacement.
         if (!drained_links.erase(raw) && !stopping) {
+          // HTTP/2 connections lose only the streams this process had.
+          h2_worker_gone(w, raw, true);
           for (auto id : host.ids())
-            if (auto* c = host.find(id); c && c->sink_worker == w && c->codec().outstanding() > 0) c->abandon();
+            if (auto* c = host.find(id); c && c->sink_worker == w && c->codec().outstanding() > 0 &&
+                                         !h2_conns.contains(id))
+              c->abandon();
         }
         live_links.erase(raw);
       });
@@ -400,6 +551,8 @@ struct reactor_thread::impl final : net::connection_sink {
       if constexpr (std::is_same_v<T, ipc::conn_send>) {
         auto size = v.data.size();
         auto ec = host.send(v.session, v.data, v.kind);
+        if (ec == server_errc::output_buffer_full && h2_conns.contains(v.session) && v.kind != 0)
+          ec = h2_overflow(v.session, v.data, v.kind);
         if (ec == server_errc::output_buffer_full) {
           auto* c = host.find(v.session);
           // A WebSocket message is whole or not sent (the listener's on_output_full already
@@ -428,8 +581,14 @@ struct reactor_thread::impl final : net::connection_sink {
         auto* c = host.find(v.session);
         if (!c || c->closed() || c->queued_bytes() <= c->output_limit() / 2)
           (void)l->send(ipc::encode(ipc::conn_writable{v.session, static_cast<std::uint32_t>(id)}));
-        else
+        else {
+          if (auto it = h2_conns.find(v.session); it != h2_conns.end() && v.worker < workers.size()) {
+            auto& watching = it->second.watching;
+            if (watching.empty()) watching.resize(workers.size());
+            watching[v.worker] = l;
+          }
           c->watch_drain(static_cast<int>(v.worker));
+        }
       } else if constexpr (std::is_same_v<T, ipc::conn_pause>) {
         if (auto* c = host.find(v.session)) {
           c->worker_paused = true;
@@ -451,6 +610,9 @@ struct reactor_thread::impl final : net::connection_sink {
         // `drained` is already in the link, so the worker handles it before leaving.
         if (workers[static_cast<std::size_t>(w)].link == l) workers[static_cast<std::size_t>(w)].link.reset();
         drained_links.insert(l.get());
+        // Its streams finish there; new streams go to the others or to its new process,
+        // which has to be told about each connection again.
+        h2_worker_gone(w, l.get(), false);
         (void)l->send(ipc::encode(ipc::drained{static_cast<std::uint32_t>(id)}));
       } else {
         log::warning("reactor {}: unexpected {} message from worker {}; dropped", id, ipc::kind_name(*m), w);

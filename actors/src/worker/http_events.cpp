@@ -17,6 +17,7 @@
 #include "swactor/protocols/http2.hpp"
 #include "swactor/core/log.hpp"
 #include "swactor/core/wait_queue.hpp"
+#include "swactor/ipc/envelope.hpp"
 #include "swactor/protocols/multipart.hpp"
 #include "worker/runtime.hpp"
 
@@ -46,12 +47,105 @@ std::error_code send_reply(session_port& port, session_id s, std::uint32_t strea
   return ec;
 }
 
+// A reply piece that did not fit (the connection's output limit; in process mode the link to
+// the reactor): the writer waits for the output to drain and tries once more.
+bool no_room(std::error_code ec) {
+  return ec == server_errc::output_buffer_full || ec == make_error_code(ipc::errc::queue_full);
+}
+
+// The replies of an HTTP/2 stream from a file onwards: the file is read and sent as body
+// pieces by a coroutine of its own that waits for the output to drain (the handler's
+// sendfile() returns at once, as for HTTP/1.1 where the connection reads the file); what
+// the handler sends after the file waits here behind it.
+struct stream_pump {
+  session_port& port;
+  session_id s;
+  std::uint32_t stream;
+  struct item {
+    std::uint8_t kind;
+    std::string data;
+  };
+  std::deque<item> queue;
+  bool running = false;
+};
+
+task<void> run_pump(std::shared_ptr<stream_pump> p) {
+  constexpr std::size_t kPiece = 64 * 1024;
+  constexpr auto kTimeout = std::chrono::seconds(30);
+  auto send = [&](std::uint8_t kind, std::string_view data) -> task<std::error_code> {
+    auto ec = send_reply(p->port, p->s, p->stream, kind, data);
+    if (no_room(ec)) {
+      if (auto wait = co_await p->port.drained(p->s, kTimeout)) co_return wait;
+      ec = send_reply(p->port, p->s, p->stream, kind, data);
+    }
+    co_return ec;
+  };
+  std::error_code ec;
+  std::string piece;
+  while (!p->queue.empty() && !ec) {
+    auto it = std::move(p->queue.front());
+    p->queue.pop_front();
+    if (it.kind != protocols::kind_file) {
+      ec = co_await send(it.kind, it.data);
+      continue;
+    }
+    protocols::file_range fr;
+    if (!fr.decode(it.data)) {
+      ec = make_error_code(std::errc::invalid_argument);
+      break;
+    }
+    int fd = ::open(fr.path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      ec = {errno, std::system_category()};
+      break;
+    }
+    std::size_t unacked = 0;
+    while (fr.length > 0 && !ec) {
+      piece.resize(static_cast<std::size_t>(std::min<std::uint64_t>(fr.length, kPiece)));
+      auto n = ::pread(fd, piece.data(), piece.size(), static_cast<off_t>(fr.offset));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        ec = n < 0 ? std::error_code(errno, std::system_category()) : make_error_code(std::errc::io_error);
+        break;
+      }
+      piece.resize(static_cast<std::size_t>(n));
+      ec = co_await send(static_cast<std::uint8_t>(h1::out::body), piece);
+      fr.offset += static_cast<std::uint64_t>(n);
+      fr.length -= static_cast<std::uint64_t>(n);
+      // Backpressure as response::write(): wait until the client took most of it.
+      if (!ec && (unacked += piece.size()) >= 256 * 1024) {
+        unacked = 0;
+        ec = co_await p->port.drained(p->s, kTimeout);
+      }
+    }
+    ::close(fd);
+  }
+  p->queue.clear();
+  p->running = false;
+  if (ec && ec != server_errc::session_not_found) {
+    log::warning("session {}: HTTP/2 stream {}: file reply not sent: {}; the stream is reset", p->s, p->stream,
+                 ec.message());
+    (void)send_reply(p->port, p->s, p->stream, h2::kReplyReset, {});
+  }
+}
+
 class session_channel final : public http::response_channel {
  public:
   session_channel(session_port& port, session_id s, worker_runtime* rt = nullptr, std::uint32_t stream = 0)
       : port_(port), s_(s), rt_(rt), stream_(stream) {}
   std::error_code send(std::uint8_t kind, std::string_view data) override {
-    if (kind == protocols::kind_file && stream_ != 0) return send_file_as_data(data);
+    if (pump_ && pump_->running) {
+      pump_->queue.push_back({kind, std::string(data)});
+      return {};
+    }
+    if (kind == protocols::kind_file && stream_ != 0) {
+      if (!rt_) return send_file_as_data(data);
+      if (!pump_) pump_ = std::make_shared<stream_pump>(stream_pump{port_, s_, stream_, {}, false});
+      pump_->queue.push_back({kind, std::string(data)});
+      pump_->running = true;
+      rt_->spawn_beside(run_pump(pump_), "HTTP/2 file reply");
+      return {};
+    }
     return send_reply(port_, s_, stream_, kind, data);
   }
   task<std::error_code> drained(duration timeout) override { return port_.drained(s_, timeout); }
@@ -98,6 +192,7 @@ class session_channel final : public http::response_channel {
   worker_runtime* rt_;
   std::uint64_t detached_ = 0;
   std::uint32_t stream_;
+  std::shared_ptr<stream_pump> pump_;  // HTTP/2: a file reply being sent, and what follows it
 };
 
 // A reply the worker makes without a handler (404, 405, 503, 500, 400).
@@ -226,6 +321,14 @@ void worker_runtime::h2_body_taken(session_id s, std::uint32_t stream, std::size
   }
 }
 
+void worker_runtime::spawn_beside(task<void> t, const char* what) {
+  handler_begin();
+  spawn(lp_.context(), [this, t = std::move(t)]() mutable -> task<void> {
+    co_await std::move(t);
+    handler_end();
+  }, what);
+}
+
 void worker_runtime::http_body_taken(session_id s, std::size_t n) {
   auto it = http_pipes_.find(s);
   if (it == http_pipes_.end()) return;
@@ -241,14 +344,16 @@ void worker_runtime::h2_body_event(session_id s, std::uint8_t kind, std::string_
   std::uint32_t id = 0;
   if (!h2::take_stream(data, id) || id == 0) return;
   auto& st = http_pipes_[s];
-  auto& pipe = st.streams[id];
-  if (!pipe) {
+  auto found = st.streams.find(id);
+  if (found == st.streams.end()) {
+    // A reset (or the rest of a body nobody reads) after its handler is done: nothing waits.
+    if (id <= st.h2_taken) return;
     // Before its request reached a handler (the request goes through the runner's queue,
     // body events do not): the request takes this pipe.
-    pipe = std::make_shared<body_pipe>(*this, s);
-    pipe->stream = id;
+    found = st.streams.emplace(id, std::make_shared<body_pipe>(*this, s)).first;
+    found->second->stream = id;
   }
-  auto p = pipe;
+  auto p = found->second;
   if (kind == static_cast<std::uint8_t>(h2::ev::reset)) {
     p->gone = true;
     p->pieces.clear();  // the codec gave their window back when the stream closed
@@ -344,6 +449,12 @@ std::optional<task<void>> worker_runtime::http_event(std::uint8_t kind, session_
                                                    : std::chrono::milliseconds(std::chrono::hours(24));
       if (x.status == 0 && x.route >= 0) x.stream = lc.routes[static_cast<std::size_t>(x.route)].stream_body;
       x.h2_stream = h2_stream;
+      if (h2_stream) {
+        auto& st = http_pipes_[s];
+        st.h2_taken = std::max(st.h2_taken, h2_stream);
+        // A whole request needs no pipe; one made for it by an early reset goes.
+        if (x.req->head().complete) st.streams.erase(h2_stream);
+      }
       if (!x.req->head().complete) {
         // The body follows (body/end events go straight to this request's pipe).
         auto& st = http_pipes_[s];

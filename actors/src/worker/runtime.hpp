@@ -110,6 +110,8 @@ class worker_runtime final : private handler_host,
   int user_process_id(int module, int index) const;
   int id() const noexcept { return args_.id; }
   bus_endpoint& bus() noexcept { return *bus_; }
+  // Runs `t` on this worker's loop beside the handlers (stop waits for it, like a handler).
+  void spawn_beside(task<void> t, const char* what);
   // -- detached HTTP responses (http_remote.cpp) -------------------------------------------
   // The holding side: a handler's response::detach() registers its request here.
   result<http::response_handle> http_detach(session_id s);
@@ -309,6 +311,9 @@ class worker_runtime final : private handler_host,
     bool paused = false;
     // HTTP/2: a pipe per stream whose body is arriving (streams interleave).
     std::unordered_map<std::uint32_t, std::shared_ptr<body_pipe>> streams;
+    // The newest stream whose request a handler took here (stream ids only grow): a late
+    // event of a stream up to it that has no pipe is for a request already done.
+    std::uint32_t h2_taken = 0;
   };
   std::unordered_map<session_id, http_pipes> http_pipes_;
   static constexpr std::size_t kHttpUnreadLimit = 256 * 1024;

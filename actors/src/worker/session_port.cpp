@@ -94,7 +94,11 @@ class remote_port final : public session_port {
     auto* l = reactor_of(s);
     if (!l) co_return make_error_code(server_errc::not_supported);
     if (auto ec = check(s)) co_return ec;
-    if (auto ec = l->send(ipc::encode(ipc::conn_watch{s.value(), static_cast<std::uint32_t>(worker_)}))) co_return ec;
+    // A link full of this worker's replies (a large response written fast) is waited out:
+    // the watch goes behind them.
+    if (auto ec = co_await l->send_wait(ipc::encode(ipc::conn_watch{s.value(), static_cast<std::uint32_t>(worker_)}),
+                                        timeout))
+      co_return ec;
     auto ec = co_await waits_.wait(s, timeout);
     co_return ec ? ec : check(s);  // a close wakes the writer too
   }
