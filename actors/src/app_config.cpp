@@ -341,8 +341,9 @@ const config::schema<listen_config>& listen_schema() {
         .size("h2_initial_window_size", &listen_config::h2_initial_window_size,
               "HTTP/2: request body bytes a client may send on one stream before its handler "
               "takes them (SETTINGS_INITIAL_WINDOW_SIZE): the window opens as the handler reads "
-              "the body, so a stream nobody reads stops here and the others go on.",
-              0, 0x7fffffff)
+              "the body, so a stream nobody reads stops here and the others go on. At least "
+              "1 KiB: with a smaller window no body could start.",
+              1024, 0x7fffffff)
         .size("h2_connection_window_size", &listen_config::h2_connection_window_size,
               "HTTP/2: request body bytes a client may send on the whole connection before its "
               "handlers take them: what the unread bodies of one connection hold at most.",
