@@ -900,6 +900,21 @@ struct connection {
       for (std::size_t i = window_size; i-- > 0;) free_slots.push_back(i);
       std::size_t in_flight = 0;
       std::optional<error_kind> failure;
+      // Counts the requests the session finished; `reuse`: their slots take new ones.
+      auto count_finished = [&](bool reuse) {
+        finished_now.clear();
+        ses->take_done(finished_now);
+        const auto now = clock_type::now();
+        for (const auto& d : finished_now) {
+          if (d.status >= 100 && d.status < 600) ++sh.res.status[static_cast<std::size_t>(d.status / 100 - 1)];
+          if (d.error)
+            sh.count_error(*d.error);
+          else
+            sh.count_ok(ns_between(t0[d.tag], now));
+          if (reuse) free_slots.push_back(d.tag);
+          --in_flight;
+        }
+      };
       for (;;) {
         // Fill the window: the first request uses the ticket claimed above.
         while (!free_slots.empty() && ses->usable() && (have_ticket || rt.claim())) {
@@ -923,19 +938,7 @@ struct connection {
           if (rt.hard) co_return;
         }
         // Count what finished (also requests the session refused at submit).
-        finished_now.clear();
-        ses->take_done(finished_now);
-        const auto now = clock_type::now();
-        for (const auto& d : finished_now) {
-          if (d.status >= 100 && d.status < 600)
-            ++sh.res.status[static_cast<std::size_t>(d.status / 100 - 1)];
-          if (d.error)
-            sh.count_error(*d.error);
-          else
-            sh.count_ok(ns_between(t0[d.tag], now));
-          free_slots.push_back(d.tag);
-          --in_flight;
-        }
+        count_finished(true);
         if (failure) break;
         if (in_flight == 0) {
           if (ses->usable() && !rt.no_more.load(std::memory_order_relaxed)) continue;
@@ -969,18 +972,7 @@ struct connection {
       }
       sh.res.peak_in_flight = std::max<std::uint64_t>(sh.res.peak_in_flight, ses->peak_in_flight());
       // Whatever finished in the last feed was counted; the rest shares the failure.
-      finished_now.clear();
-      ses->take_done(finished_now);
-      const auto now = clock_type::now();
-      for (const auto& d : finished_now) {
-        if (d.status >= 100 && d.status < 600)
-          ++sh.res.status[static_cast<std::size_t>(d.status / 100 - 1)];
-        if (d.error)
-          sh.count_error(*d.error);
-        else
-          sh.count_ok(ns_between(t0[d.tag], now));
-        --in_flight;
-      }
+      count_finished(false);
       if (failure) {
         for (; in_flight > 0; --in_flight) sh.count_error(*failure);
       }
