@@ -344,6 +344,17 @@ std::int64_t messages_of(const json& stats, std::size_t worker) {
   return stats["workers"][worker].value("messages", std::int64_t{-1});
 }
 
+// Waits (up to about 5 s) until both workers counted messages beyond `base0` / `base1`:
+// each is in a handler of the client's connection.
+bool both_workers_busy(const srv::server_under_test& s, std::int64_t base0, std::int64_t base1) {
+  for (int k = 0; k < 500; ++k) {
+    auto now = s.stats();
+    if (messages_of(now, 0) > base0 && messages_of(now, 1) > base1) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return false;
+}
+
 }  // namespace
 
 TEST_CASE("http2 process mode: a connection's streams are dispatched one by one by the dispatch mode",
@@ -407,13 +418,7 @@ TEST_CASE("http2 process mode: kill -9 of a worker resets only its streams; the 
   const auto out = s.dir.file("kill");
   t::process client(h2_get_argv(s, out, paths));
   // Both workers are in a handler of this connection.
-  bool started = false;
-  for (int k = 0; k < 500 && !started; ++k) {
-    auto now = s.stats();
-    started = messages_of(now, 0) > base0 && messages_of(now, 1) > base1;
-    if (!started) std::this_thread::sleep_for(10ms);
-  }
-  REQUIRE(started);
+  REQUIRE(both_workers_busy(s, base0, base1));
   REQUIRE(::kill(pids[0], SIGKILL) == 0);
   REQUIRE(client.wait(60s));
   auto res = as_json(client.stdout_text());
@@ -466,13 +471,7 @@ TEST_CASE("http2 process mode: a reload lets every stream of a connection finish
   for (int i = 0; i < 4; ++i) paths.push_back("/r" + std::to_string(i) + "?delay=1500&chunks=16&size=65536&numbered=1");
   const auto out = s.dir.file("reload");
   t::process client(h2_get_argv(s, out, paths));
-  bool started = false;
-  for (int k = 0; k < 500 && !started; ++k) {
-    auto now = s.stats();
-    started = messages_of(now, 0) > base0 && messages_of(now, 1) > base1;
-    if (!started) std::this_thread::sleep_for(10ms);
-  }
-  REQUIRE(started);
+  REQUIRE(both_workers_busy(s, base0, base1));
   REQUIRE(::kill(s.proc->pid(), SIGUSR1) == 0);
   REQUIRE(s.wait_log("reload done", 10s));
   REQUIRE(client.wait(60s));
