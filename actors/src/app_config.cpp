@@ -370,7 +370,7 @@ const config::schema<listen_config>& listen_schema() {
                  "send per second (a token bucket as for h2_max_resets_per_second); beyond it "
                  "GOAWAY ENHANCE_YOUR_CALM and close (floods).",
                  1, 10'000'000)
-        .custom("upload_tmp_dir", "string", "\"\"",
+        .custom("upload_tmp_dir", "string", "\"/tmp\"",
                 "HTTP: where file parts of multipart/form-data bodies above upload_memory_size "
                 "are written as they arrive (temporary files, removed when the request ends, "
                 "also when the client goes away). Empty: /tmp. It must be an existing writable "
