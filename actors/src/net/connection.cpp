@@ -24,8 +24,10 @@ constexpr std::size_t kMinAppend = 16 * 1024;
 // larger one is freed, so an idle connection does not keep it.
 constexpr std::size_t kKeepPending = 96;
 constexpr int kMaxIov = 64;
-// Reads closer together than this count towards a busy connection (see read_ready).
-constexpr auto kQuickRead = std::chrono::seconds(1);
+// Reads closer together than this count towards a busy connection, and this many in a row
+// make one (see read_ready).
+constexpr auto kQuickRead = std::chrono::milliseconds(100);
+constexpr int kBusyReads = 8;
 
 bool would_block(const std::error_code& ec) {
   return ec == std::errc::operation_would_block || ec == std::errc::resource_unavailable_try_again;
@@ -146,12 +148,15 @@ void connection::read_ready() {
     }
     if (n > 0) {
       const auto now = std::chrono::steady_clock::now();
-      // Two reads in a row each within kQuickRead of the one before make a busy connection:
-      // its transport may then wait by reading into a buffer of its own (no epoll_ctl per
-      // wakeup). An idle one (a WebSocket after its upgrade) keeps none.
-      quick_reads_ = now - last_activity < kQuickRead ? static_cast<std::uint8_t>(std::min(quick_reads_ + 1, 2)) : 0;
+      // kBusyReads reads in a row, each within kQuickRead of the one before, make a busy
+      // connection: its transport may then wait by reading into a buffer of its own (no
+      // epoll_ctl per wakeup). One that goes quiet after a short burst (a WebSocket's upgrade
+      // and first messages) keeps the readiness wait and no buffer.
+      quick_reads_ = now - last_activity < kQuickRead
+                         ? static_cast<std::uint8_t>(std::min<int>(quick_reads_ + 1, kBusyReads))
+                         : 0;
       last_activity = now;
-      if (const bool busy = quick_reads_ >= 2; busy != busy_hint_) {
+      if (const bool busy = quick_reads_ >= kBusyReads; busy != busy_hint_) {
         busy_hint_ = busy;
         transport_->expect_more(busy);
       }
