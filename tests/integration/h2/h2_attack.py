@@ -19,7 +19,7 @@ import sys
 import time
 
 from h2wire import (ACK, CONT, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, PADDED, PING, PREFACE, PRIORITY,
-                    PRIORITY_FLAG, PUSH, RST, SETTINGS, WINDOW, frame, hpack_int)  # noqa: F401
+                    PRIORITY_FLAG, PUSH, RST, SETTINGS, WINDOW, frame, hpack_int, split_frames)  # noqa: F401
 
 
 
@@ -123,14 +123,8 @@ def run(port, attack):
             result["closed"] = True
             break
         buf += chunk
-        while len(buf) >= 9:
-            length = int.from_bytes(buf[:3], "big")
-            if len(buf) < 9 + length:
-                break
-            ftype, flags = buf[3], buf[4]
-            sid = int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF
-            payload = buf[9:9 + length]
-            buf = buf[9 + length:]
+        frames, buf = split_frames(buf)
+        for ftype, flags, sid, payload in frames:
             if ftype == GOAWAY and len(payload) >= 8:
                 result["goaway"] = int.from_bytes(payload[4:8], "big")
             elif ftype == RST:

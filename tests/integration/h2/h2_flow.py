@@ -25,7 +25,7 @@ import sys
 import time
 
 from h2wire import (ACK, CONT, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, PADDED, PING, PREFACE, PRIORITY,
-                    PRIORITY_FLAG, PUSH, RST, SETTINGS, WINDOW, frame, hpack_int)  # noqa: F401
+                    PRIORITY_FLAG, PUSH, RST, SETTINGS, WINDOW, frame, hpack_int, split_frames)  # noqa: F401
 PRIO = PRIORITY_FLAG
 
 
@@ -105,14 +105,8 @@ def run(port, size):
         if not chunk:
             break
         buf += chunk
-        while len(buf) >= 9:
-            length = int.from_bytes(buf[:3], "big")
-            if len(buf) < 9 + length:
-                break
-            ftype, flags = buf[3], buf[4]
-            sid = int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF
-            payload = buf[9:9 + length]
-            buf = buf[9 + length:]
+        frames, buf = split_frames(buf)
+        for ftype, flags, sid, payload in frames:
             if ftype == SETTINGS and not flags & ACK:
                 for i in range(0, len(payload) - 5, 6):
                     ident, value = struct.unpack(">HI", payload[i:i + 6])

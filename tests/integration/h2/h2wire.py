@@ -22,3 +22,15 @@ def hpack_int(value, prefix_bits, first=0):
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+def split_frames(buf):
+    """The whole frames at the start of `buf` as (type, flags, stream, payload), and the rest."""
+    frames = []
+    while len(buf) >= 9:
+        length = int.from_bytes(buf[:3], "big")
+        if len(buf) < 9 + length:
+            break
+        frames.append((buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF, buf[9:9 + length]))
+        buf = buf[9 + length:]
+    return frames, buf
