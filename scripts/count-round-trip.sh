@@ -11,6 +11,11 @@
 # 1 worker, http_hello module), http_process (process mode, 1 reactor thread, 1 worker),
 # nginx (/usr/sbin/nginx or $NGINX, one process, `return 200 "Hello World"`, the reference):
 #   scripts/count-round-trip.sh build http_base http_process nginx
+# HTTPS (keep-alive GET / over TLS 1.3, scripts/count-tls.py; the same P-256 certificate for
+# both): https_base (base mode, 1 worker, http_hello), https_nginx (nginx as above with `ssl`,
+# `ssl_session_cache off`). SWACTOR_COUNT_TLS_NEW=1: a new connection (full handshake) and
+# one GET per request instead, per connection:
+#   scripts/count-round-trip.sh build https_base https_nginx
 # IPM=path/to/ipm.py overrides the tool's path. SWACTOR_COUNT_PROFILE=1 also prints, per
 # server, the functions the extra round trips of the large run went to (per-function Ir of
 # the large run minus the small run, divided by the extra round trips).
@@ -54,6 +59,12 @@ write_template process_1r_2w $'mode = "process"\nworkers = 2\nreactor_threads = 
 http_listen=$'url = "http://127.0.0.1:@PORT@"\nmodule = "hello"\n\n[modules.hello]\ntype = "http_hello"\n'
 write_template http_base $'mode = "base"\nworkers = 1\n' "$http_listen"
 write_template http_process $'mode = "process"\nworkers = 1\nreactor_threads = 1\n' "$http_listen"
+https_listen=$'url = "https://127.0.0.1:@PORT@"\nmodule = "hello"\ntls = { cert = "'"$tmp"$'/tls.pem", key = "'"$tmp"$'/tls.key" }\n\n[modules.hello]\ntype = "http_hello"\n'
+write_template https_base $'mode = "base"\nworkers = 1\n' "$https_listen"
+if [[ " ${servers[*]} " == *" https_"* ]]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$tmp/tls.key" \
+    -out "$tmp/tls.pem" -days 2 -subj /CN=localhost >/dev/null 2>&1
+fi
 
 # nginx as one foreground process (callgrind names its output by the pid at start), every
 # file it writes in $tmp/nginx-PORT.
@@ -79,12 +90,14 @@ http {
   }
 }
 EOF
-run_nginx() {
+sed -e 's|listen 127.0.0.1:@PORT@;|listen 127.0.0.1:@PORT@ ssl;\n    ssl_certificate '"$tmp"'/tls.pem;\n    ssl_certificate_key '"$tmp"'/tls.key;\n    ssl_protocols TLSv1.2 TLSv1.3;\n    ssl_session_cache off;|' \
+  "$tmp/nginx.conf.in" >"$tmp/nginx-tls.conf.in"
+run_nginx() {  # NAME CONF_TEMPLATE PROTO
   local nginx=${NGINX:-/usr/sbin/nginx}
   [ -x "$nginx" ] || { echo "count-round-trip: $nginx missing; nginx skipped"; return 0; }
   # shellcheck disable=SC2016  # expanded by the inner shell
-  proto=http count nginx sh -c 'd=$2-$1 && mkdir -p "$d" && sed -e "s/@PORT@/$1/g" -e "s|@DIR@|$d|g" "$3" >"$d/nginx.conf" && exec "$4" -p "$d" -e "$d/error.log" -c "$d/nginx.conf"' \
-    sh '{port}' "$tmp/nginx" "$tmp/nginx.conf.in" "$nginx"
+  proto=$3 count "$1" sh -c 'd=$2-$1 && mkdir -p "$d" && sed -e "s/@PORT@/$1/g" -e "s|@DIR@|$d|g" "$3" >"$d/nginx.conf" && exec "$4" -p "$d" -e "$d/error.log" -c "$d/nginx.conf"' \
+    sh '{port}' "$tmp/$1" "$2" "$nginx"
 }
 
 run_with_config() {  # NAME: ipm.py on swactor with that template
@@ -95,11 +108,11 @@ run_with_config() {  # NAME: ipm.py on swactor with that template
 
 # Per-function instructions per round trip: the large run's callgrind files minus the small
 # run's (ipm.py leaves them in its temp dirs, the first callgrind dir being the small run).
-profile() {  # NAME IPM_TMPDIR
+profile() {  # NAME IPM_TMPDIR EXTRA_TRIPS
   local small large
   small=$(find "$2" -maxdepth 1 -name 'ipm-*' -newer "$2/.mark" -type d -printf '%T@ %p\n' | sort -n | sed -n 1p | cut -d' ' -f2)
   large=$(find "$2" -maxdepth 1 -name 'ipm-*' -newer "$2/.mark" -type d -printf '%T@ %p\n' | sort -n | sed -n 2p | cut -d' ' -f2)
-  python3 - "$small" "$large" <<'EOF'
+  python3 - "$small" "$large" "$3" <<'EOF'
 import glob, re, subprocess, sys
 def per_function(d):
     out = {}
@@ -111,7 +124,7 @@ def per_function(d):
                 out[m.group(2)] = out.get(m.group(2), 0) + int(m.group(1).replace(",", ""))
     return out
 a, b = per_function(sys.argv[1]), per_function(sys.argv[2])
-trips = 12000 - 2000
+trips = int(sys.argv[3])
 rows = sorted(((b.get(k, 0) - a.get(k, 0)) / trips, k) for k in set(a) | set(b))[::-1]
 print(f"  top functions, Ir per round trip (large run minus small run, / {trips}):")
 for ir, k in [r for r in rows if abs(r[0]) >= 0.5][:25]:
@@ -126,9 +139,16 @@ count() {  # NAME CMD...
   local d=$tmp/ipm-$name
   mkdir -p "$d"
   touch "$d/.mark"
-  TMPDIR=$d python3 "$ipm" --proto "${proto:-tcp}" --syscalls -- "$@"
+  local trips=10000
+  if [ "${proto:-tcp}" = https ]; then
+    local new=()
+    [ "${SWACTOR_COUNT_TLS_NEW:-0}" = 1 ] && new=(--new-connections) && trips=400
+    TMPDIR=$d python3 "$repo/scripts/count-tls.py" "${new[@]}" -- "$@"
+  else
+    TMPDIR=$d python3 "$ipm" --proto "${proto:-tcp}" --syscalls -- "$@"
+  fi
   if [ "${SWACTOR_COUNT_PROFILE:-0}" = 1 ] && command -v callgrind_annotate >/dev/null; then
-    profile "$name" "$d"
+    profile "$name" "$d" "$trips"
   fi
 }
 
@@ -137,7 +157,9 @@ for s in "${servers[@]}"; do
     reference) count reference "$echo_bin" --tcp '127.0.0.1:{port}' ;;
     base_2 | process_1r_2w) proto=tcp run_with_config "$s" ;;
     http_base | http_process) proto=http run_with_config "$s" ;;
-    nginx) run_nginx ;;
+    https_base) proto=https run_with_config "$s" ;;
+    nginx) run_nginx nginx "$tmp/nginx.conf.in" http ;;
+    https_nginx) run_nginx https_nginx "$tmp/nginx-tls.conf.in" https ;;
     *) echo "count-round-trip: unknown server $s" >&2; exit 2 ;;
   esac
 done

@@ -5,26 +5,18 @@
 #include <nghttp2/nghttp2.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cstring>
 
 #include "mode.hpp"
+#include "swactor/protocols/ascii.hpp"
+#include "swactor/protocols/field_lists.hpp"
 
 namespace swactor::bench {
 
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
+using protocols::ascii_lowered;
+using protocols::trim_ows;
 
 // A stream's user data is its slot + 1: nghttp2 reports no user data as null.
 void* user_data(std::size_t tag) { return reinterpret_cast<void*>(static_cast<std::uintptr_t>(tag) + 1); }
@@ -95,8 +87,8 @@ class h2_mode final : public mode {
     for (const auto& h : cfg_.headers) {
       const auto colon = h.find(':');
       if (colon == std::string::npos) continue;  // check() refuses it
-      auto name = lower(std::string_view(h).substr(0, colon));
-      auto value = std::string(trim(std::string_view(h).substr(colon + 1)));
+      auto name = ascii_lowered(std::string_view(h).substr(0, colon));
+      auto value = std::string(trim_ows(std::string_view(h).substr(colon + 1)));
       // HTTP/2 has no Host: a --header Host becomes :authority (RFC 9113 §8.3.1).
       if (name == "host")
         authority_ = value;
@@ -130,7 +122,7 @@ class h2_mode final : public mode {
       const auto colon = h.find(':');
       if (colon == 0 || colon == std::string::npos || h.find_first_of("\r\n") != std::string::npos)
         return "--header '" + h + "' is not \"Name: value\"";
-      const auto name = lower(std::string_view(h).substr(0, colon));
+      const auto name = ascii_lowered(std::string_view(h).substr(0, colon));
       if (name == "content-length" || name == "transfer-encoding")
         return "--header " + h.substr(0, colon) + ": set by --body";
       // Connection-specific fields are malformed in HTTP/2 (RFC 9113 §8.2.2).

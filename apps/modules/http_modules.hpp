@@ -42,23 +42,7 @@ class http_hello final : public module_base {
 
 std::string base64_encode(std::string_view in);
 
-// SHA-256 (hex) of each uploaded file as its bytes arrive (request::read_form's observer).
-class upload_hasher final : public http::upload_observer {
- public:
-  upload_hasher();
-  ~upload_hasher();
-  upload_hasher(const upload_hasher&) = delete;
-  upload_hasher& operator=(const upload_hasher&) = delete;
-  void on_file_begin(const http::uploaded_file& f) override;
-  void on_file_data(const http::uploaded_file& f, std::string_view data) override;
-  void on_file_end(const http::uploaded_file& f) override;
-  const std::vector<std::string>& digests() const noexcept { return digests_; }
-
- private:
-  void* ctx_;  // EVP_MD_CTX (OpenSSL stays out of this header)
-  std::vector<std::string> digests_;
-};
-// SHA-256 (hex) of bytes fed in pieces (a streamed body that is not kept).
+// SHA-256 (hex) of bytes fed in pieces (a streamed body or an upload that is not kept).
 class sha256_stream {
  public:
   sha256_stream();
@@ -66,10 +50,24 @@ class sha256_stream {
   sha256_stream(const sha256_stream&) = delete;
   sha256_stream& operator=(const sha256_stream&) = delete;
   void feed(std::string_view data);
+  // The digest of what was fed; the stream starts again, empty.
   std::string hex();
+  void reset();
 
  private:
-  void* ctx_;  // EVP_MD_CTX
+  void* ctx_;  // EVP_MD_CTX (OpenSSL stays out of this header)
+};
+// SHA-256 (hex) of each uploaded file as its bytes arrive (request::read_form's observer).
+class upload_hasher final : public http::upload_observer {
+ public:
+  void on_file_begin(const http::uploaded_file&) override { hash_.reset(); }
+  void on_file_data(const http::uploaded_file&, std::string_view data) override { hash_.feed(data); }
+  void on_file_end(const http::uploaded_file&) override { digests_.push_back(hash_.hex()); }
+  const std::vector<std::string>& digests() const noexcept { return digests_; }
+
+ private:
+  sha256_stream hash_;
+  std::vector<std::string> digests_;
 };
 // SHA-256 (hex) of a file already received: its content, or its temporary file read in pieces.
 std::string sha256_of(const http::uploaded_file& f);

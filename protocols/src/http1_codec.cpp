@@ -73,45 +73,6 @@ void for_each_field(std::string_view raw, F&& f) {
 
 // -- character classes ----------------------------------------------------------------------
 
-// tchar (RFC 9110 §5.6.2) as a table: every response field name is checked per byte.
-constexpr auto kTchar = [] {
-  std::array<bool, 256> t{};
-  for (int c = 'a'; c <= 'z'; ++c) t[static_cast<std::size_t>(c)] = t[static_cast<std::size_t>(c - 32)] = true;
-  for (int c = '0'; c <= '9'; ++c) t[static_cast<std::size_t>(c)] = true;
-  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
-  return t;
-}();
-
-bool is_tchar(unsigned char c) { return kTchar[c]; }
-
-bool is_token(std::string_view s) {
-  if (s.empty()) return false;
-  for (unsigned char c : s)
-    if (!is_tchar(c)) return false;
-  return true;
-}
-
-// Field values may hold HTAB, SP, VCHAR and obs-text; nothing else (no CR, LF, NUL, CTL).
-bool valid_value(std::string_view s) {
-  // Eight bytes at a time while none is a control byte (the usual case); a word with one
-  // (a tab, or a real error) and the tail go byte by byte. The word test may flag a byte
-  // after a flagged one (borrows), never miss one: only the exact loop decides.
-  constexpr std::uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-  std::size_t i = 0;
-  for (; i + 8 <= s.size(); i += 8) {
-    std::uint64_t x;
-    std::memcpy(&x, s.data() + i, 8);
-    const std::uint64_t del = x ^ (ones * 0x7f);
-    if ((((x - ones * 0x20) & ~x) | ((del - ones) & ~del)) & highs) break;
-  }
-  for (; i < s.size(); ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
-  }
-  return true;
-}
-
-
 bool is_hex(unsigned char c) {
   return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
 }
@@ -165,14 +126,19 @@ bool absolute_authority(std::string_view t, std::string_view& authority) {
   return true;
 }
 
-void append_uint(std::string& out, std::uint64_t v) {
-  char buf[20];
+// The decimal digits of `v`, written into `buf` (kept by the caller).
+std::string_view decimal(std::uint64_t v, char (&buf)[20]) noexcept {
   char* p = buf + sizeof buf;
   do {
     *--p = static_cast<char>('0' + v % 10);
     v /= 10;
   } while (v);
-  out.append(p, static_cast<std::size_t>(buf + sizeof buf - p));
+  return {p, static_cast<std::size_t>(buf + sizeof buf - p)};
+}
+
+void append_uint(std::string& out, std::uint64_t v) {
+  char buf[20];
+  out.append(decimal(v, buf));
 }
 
 void append_hex(std::string& out, std::uint64_t v) {
@@ -499,7 +465,7 @@ int server_codec::on_header_value_complete() {
   while (f.value_len && is_ows(head_buf_[f.value_off + f.value_len - 1])) --f.value_len;
   std::string_view name(head_buf_.data() + f.name_off, f.name_len);
   std::string_view value(head_buf_.data() + f.value_off, f.value_len);
-  if (!valid_value(value)) return user_error(400, "control character in a header value");
+  if (!valid_field_value(value)) return user_error(400, "control character in a header value");
   if (phase_ == phase::body) return 0;  // trailers carry no framing here
 
   switch (name.size()) {
@@ -1031,12 +997,7 @@ struct head_writer {
   void put(char c) noexcept { *w++ = c; }
   void put_uint(std::uint64_t v) noexcept {
     char buf[20];
-    char* p = buf + sizeof buf;
-    do {
-      *--p = static_cast<char>('0' + v % 10);
-      v /= 10;
-    } while (v);
-    put(std::string_view(p, static_cast<std::size_t>(buf + sizeof buf - p)));
+    put(decimal(v, buf));
   }
 };
 
@@ -1050,7 +1011,7 @@ void server_codec::write_head(std::string& out, const response_view& r, bool str
   resp_mode_ = mode::none;
   const bool interim = st < 200;  // 1xx: no framing; 101 ends HTTP/1 on this connection
   const std::string_view reason =
-      !r.reason.empty() && valid_value(r.reason) ? std::string_view(r.reason) : reason_phrase(st);
+      !r.reason.empty() && valid_field_value(r.reason) ? std::string_view(r.reason) : reason_phrase(st);
   // An upper bound: the serialized field list is longer than its "name: value\r\n" lines
   // (a 4-byte length before each name and value); the rest are the fixed lines.
   const std::size_t at = out.size();
@@ -1067,7 +1028,7 @@ void server_codec::write_head(std::string& out, const response_view& r, bool str
   // so does its Connection header, whose `close` is honoured. Fields that could split the
   // head (a CR or LF in them) are dropped rather than sent.
   for_each_field(r.fields, [&](std::string_view n, std::string_view v) {
-    if (!is_token(n) || !valid_value(v)) return;
+    if (!is_token(n) || !valid_field_value(v)) return;
     if (!interim) {
       if (iequals(n, "content-length") || iequals(n, "transfer-encoding")) return;
       if (iequals(n, "connection")) {
@@ -1206,7 +1167,7 @@ void server_codec::encode(std::uint8_t kind, std::string_view data, std::string&
         std::uint32_t count = 0;
         if (rd.fields(raw, count)) {
           for_each_field(raw, [&](std::string_view n, std::string_view v) {
-            if (!is_token(n) || !valid_value(v)) return;
+            if (!is_token(n) || !valid_field_value(v)) return;
             wire.append(n);
             wire.append(": ");
             wire.append(v);

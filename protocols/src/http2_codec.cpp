@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "http1_wire.hpp"
+#include "swactor/protocols/field_lists.hpp"
 #include "swactor/protocols/http2.hpp"
 #include "swactor/protocols/http2_streams.hpp"
 
@@ -44,11 +45,6 @@ bool connection_specific(std::string_view n) {
          n == "upgrade" || n == "te";
 }
 
-bool valid_value(std::string_view s) {
-  for (unsigned char c : s)
-    if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
-  return true;
-}
 
 bool valid_name(std::string_view s) {
   if (s.empty()) return false;
@@ -76,7 +72,6 @@ struct stream {
   bool counted = false;     // counts in outstanding() until its response is complete
   bool refused = false;     // answered by the codec (413): nothing goes to the handler
   bool body_done = false;   // END_STREAM received: the request body is complete
-  bool req_ended = false;   // END_STREAM of the request seen
   std::uint64_t body_total = 0;
   // Flow control: body bytes handed to the sink and not acknowledged yet (its handler has
   // not taken them), and bytes of body events that were acknowledged when they arrived
@@ -174,7 +169,6 @@ class server_codec final : public stream_codec {
     st->req.expect_continue = false;
     st->req.chunked = false;
     st->head_method = head_method;
-    st->req_ended = true;
     if (nghttp2_session_upgrade2(session_, reinterpret_cast<const std::uint8_t*>(settings.data()), settings.size(),
                                  head_method ? 1 : 0, nullptr) != 0)
       return false;
@@ -254,7 +248,7 @@ class server_codec final : public stream_codec {
     const auto& s = *it->second;
     if (!s.emitted || s.refused) return false;
     const bool given = s.responded && (s.out_eof || !s.has_provider);
-    return !s.req_ended || !given;
+    return !s.body_done || !given;
   }
   std::size_t held() const noexcept override { return held_; }
 
@@ -402,7 +396,6 @@ class server_codec final : public stream_codec {
   // The request is whole (END_STREAM seen).
   void request_ended(stream& s) {
     s.body_done = true;
-    s.req_ended = true;
     if (s.refused) return;
     if (!s.emitted) {
       if (s.trailers.items.empty()) {
@@ -476,7 +469,7 @@ class server_codec final : public stream_codec {
       // stream_id != 0"): the log line says which rule the peer broke.
       std::string_view why(reinterpret_cast<const char*>(frame->goaway.opaque_data), frame->goaway.opaque_data_len);
       why = why.substr(0, 200);
-      if (!why.empty() && valid_value(why)) {
+      if (!why.empty() && valid_field_value(why)) {
         c.error_ += ": ";
         c.error_ += why;
       }
@@ -693,7 +686,7 @@ class server_codec final : public stream_codec {
           std::vector<nghttp2_nv> nva;
           names.reserve(s->resp_trailers.items.size());
           for (auto& t : s->resp_trailers.items) {
-            if (!valid_name(t.name) || !valid_value(t.value)) continue;
+            if (!valid_name(t.name) || !valid_field_value(t.value)) continue;
             names.push_back(ascii_lowered(t.name));
             nva.push_back(make_nv(names.back(), t.value));
           }
@@ -757,7 +750,7 @@ void server_codec::submit_head(stream& s, std::string_view fields, int status, s
   bool has_server = false;
   const bool interim = status < 200;
   for_each_field(fields, [&](std::string_view n, std::string_view v) {
-    if (!valid_name(n) || !valid_value(v)) return;
+    if (!valid_name(n) || !valid_field_value(v)) return;
     names.push_back(ascii_lowered(n));
     const auto& ln = names.back();
     if (connection_specific(ln)) return;

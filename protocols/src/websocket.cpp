@@ -529,15 +529,6 @@ namespace swactor::protocols::websocket {
 
 namespace {
 
-// RFC 7230 token characters.
-bool is_token(std::string_view t) noexcept {
-  if (t.empty()) return false;
-  for (char c : t) {
-    if (c <= ' ' || c >= 127) return false;
-    if (std::string_view("\"(),/:;<=>?@[\\]{}").find(c) != std::string_view::npos) return false;
-  }
-  return true;
-}
 
 // One permessage-deflate offer's parameters ("; "-separated after the name); false when
 // malformed (unknown or repeated parameter, bad value): the offer is then declined.

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "http1_harness.hpp"
+#include "swactor/protocols/field_lists.hpp"
 
 using namespace http1_test;
 
@@ -192,6 +193,34 @@ TEST_CASE("http1 wire: iequals, reason phrases", "[http1]") {
   CHECK(reason_phrase(308) == "Permanent Redirect");
   CHECK(reason_phrase(799) == "Unknown");
   CHECK(error_category().message(505) == "HTTP Version Not Supported");
+}
+
+TEST_CASE("http field syntax: tokens, and field values checked a word at a time", "[http1]") {
+  namespace p = swactor::protocols;
+  CHECK(p::is_token("Content-Type"));
+  CHECK(p::is_token("x!#$%&'*+-.^_`|~9"));
+  CHECK_FALSE(p::is_token(""));
+  for (char c : std::string_view("\"(),/:;<=>?@[\\]{} \t")) CHECK_FALSE(p::is_token(std::string("a") + c));
+  CHECK_FALSE(p::is_token("caf\xc3\xa9"));
+  // Every byte at every position of a 20-byte value, against the byte-by-byte rule: the
+  // eight-byte test must never let a control byte through, nor refuse a tab or obs-text.
+  auto exact = [](std::string_view v) {
+    for (unsigned char c : v)
+      if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
+    return true;
+  };
+  int mismatches = 0;
+  for (int c = 0; c < 256; ++c)
+    for (std::size_t at = 0; at < 20; ++at) {
+      std::string v(20, 'x');
+      v[at] = static_cast<char>(c);
+      if (p::valid_field_value(v) != exact(v)) ++mismatches;
+      v[at ^ 1] = '\t';  // a tab next to it: the word test flags, the byte loop decides
+      if (p::valid_field_value(v) != exact(v)) ++mismatches;
+    }
+  CHECK(mismatches == 0);
+  CHECK(p::valid_field_value("text/plain; charset=utf-8"));
+  CHECK_FALSE(p::valid_field_value("a\r\nX-Injected: 1"));
 }
 
 // -- requests -----------------------------------------------------------------------------

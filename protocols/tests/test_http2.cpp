@@ -417,18 +417,6 @@ TEST_CASE("http2: the HTTP/1.1 codec hands over on the preface and on Upgrade: h
 
 namespace {
 
-std::string raw_frame(std::uint8_t type, std::uint8_t flags, std::uint32_t stream, const std::string& payload) {
-  std::string f;
-  const auto n = payload.size();
-  f += static_cast<char>((n >> 16) & 0xff);
-  f += static_cast<char>((n >> 8) & 0xff);
-  f += static_cast<char>(n & 0xff);
-  f += static_cast<char>(type);
-  f += static_cast<char>(flags);
-  for (int shift = 24; shift >= 0; shift -= 8) f += static_cast<char>((stream >> shift) & 0xff);
-  return f + payload;
-}
-
 // The error code of the first GOAWAY in `wire` (frames from the codec), or -1.
 long goaway_code(const std::string& wire) {
   for (std::size_t i = 0; i + 9 <= wire.size();) {
@@ -448,8 +436,7 @@ TEST_CASE("http2 codec: a connection error sends GOAWAY and names nghttp2's reas
   SECTION("a SETTINGS frame on a stream: PROTOCOL_ERROR with the rule in the reason") {
     auto codec = h2::make_server_codec(h2::options{});
     sink s;
-    const std::string in = std::string(h2::kPreface) + raw_frame(NGHTTP2_SETTINGS, 0, 0, {}) +
-                           raw_frame(NGHTTP2_SETTINGS, 0, 1, {});
+    const std::string in = client_start() + frame(NGHTTP2_SETTINGS, 0, 1);
     codec->decode(in, s);
     std::string out;
     codec->take_output(out);

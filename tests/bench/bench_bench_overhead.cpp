@@ -35,6 +35,8 @@
 
 namespace {
 
+using swactor::bench::median;
+
 using clock_type = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 
@@ -197,10 +199,6 @@ measurement engine_run(int port, int conns, int threads, std::size_t size, doubl
   return {res.rps(), cpu * 1e6 / static_cast<double>(res.ok)};
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
 
 }  // namespace
 

@@ -48,6 +48,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using swactor::bench::child;
+using swactor::bench::median;
 using swactor::bench::clock_type;
 using swactor::bench::free_port;
 using swactor::bench::join;
@@ -69,12 +70,6 @@ std::string last_line(std::string s) {
   return s.size() > 200 ? s.substr(0, 200) + "..." : s;
 }
 
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const auto n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 // -- servers ------------------------------------------------------------------------------
 
@@ -104,10 +99,7 @@ bool make_files(const fs::path& dir) {
   fs::create_directories(dir / "www");
   std::ofstream(dir / "www" / "hello") << "Hello World";
   std::ofstream(dir / "www" / "big") << std::string(big_size, 'x');
-  const std::string cmd = "cd '" + dir.string() +
-                          "' && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
-                          " -keyout tls.key -out tls.pem -days 2 -subj /CN=localhost >/dev/null 2>&1";
-  return std::system(cmd.c_str()) == 0;
+  return swactor::bench::make_test_certificate(dir);
 }
 
 std::optional<server> start_nghttpd(const tools& t, const fs::path& dir, std::string& why) {

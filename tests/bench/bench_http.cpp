@@ -70,6 +70,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using swactor::bench::child;
+using swactor::bench::median;
 using swactor::bench::clock_type;
 using swactor::bench::free_port;
 using swactor::bench::join;
@@ -334,23 +335,11 @@ std::optional<cpu_result> cpu_per_request(const tools& t, const fs::path& dir, c
   return out;
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const auto n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 // -- TLS (https://) -----------------------------------------------------------------------
 // Both servers get the same self-signed P-256 certificate, TLS 1.2 and 1.3, and answer the
 // same 11 bytes. nginx: `ssl_session_cache off` (its default keeps no server-side cache
 // either) and `ssl_session_tickets` on or off; swactor: `session_tickets` on or off.
-
-bool make_certificate(const fs::path& dir) {
-  const std::string cmd = "cd '" + dir.string() +
-                          "' && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
-                          " -keyout tls.key -out tls.pem -days 2 -subj /CN=localhost >/dev/null 2>&1";
-  return std::system(cmd.c_str()) == 0;
-}
 
 // A TLS server is up once it accepts TCP connections (a plain probe gets no HTTP answer).
 bool wait_accepting(server& s, std::string& why_not) {
@@ -452,7 +441,7 @@ struct tls_figures {
 
 tls_figures tls_section(const tools& t, const fs::path& dir, int seconds) {
   tls_figures f;
-  if (!make_certificate(dir)) {
+  if (!swactor::bench::make_test_certificate(dir)) {
     f.skipped = "openssl could not make a certificate";
     return f;
   }

@@ -162,6 +162,14 @@ inline std::vector<std::string> pinned(bool pin, const std::string& taskset, int
 }
 
 // A command line for the log ('' for empty arguments).
+// A self-signed P-256 certificate for localhost in `dir`: tls.key and tls.pem (openssl req).
+inline bool make_test_certificate(const fs::path& dir) {
+  const std::string cmd = "cd '" + dir.string() +
+                          "' && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+                          " -keyout tls.key -out tls.pem -days 2 -subj /CN=localhost >/dev/null 2>&1";
+  return std::system(cmd.c_str()) == 0;
+}
+
 inline std::string join(const std::vector<std::string>& argv) {
   std::string out;
   for (const auto& a : argv) out += (out.empty() ? "" : " ") + (a.empty() ? std::string("''") : a);

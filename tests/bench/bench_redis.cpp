@@ -58,6 +58,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using swactor::bench::child;
+using swactor::bench::median;
 using swactor::bench::clock_type;
 using swactor::bench::free_port;
 using swactor::bench::join;
@@ -237,11 +238,6 @@ std::optional<tester_result> run_swactor_bench(const tools& t, const fs::path& d
   return r;
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const auto n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 }  // namespace
 

@@ -3,6 +3,7 @@
 // {"name": ..., "results": [{"metric", "value", "unit", "reference_value", "ratio"}]}.
 // A result without a reference has reference_value and ratio null.
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +14,14 @@
 #include <nlohmann/json.hpp>
 
 namespace swactor::bench {
+
+// The median of a run's rounds (0 for none).
+inline double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const auto n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
 
 struct result_row {
   std::string metric;

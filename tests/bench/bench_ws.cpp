@@ -63,6 +63,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using swactor::bench::child;
+using swactor::bench::median;
 using swactor::bench::clock_type;
 using swactor::bench::free_port;
 using swactor::bench::join;
@@ -193,11 +194,6 @@ std::optional<run_result> run_load(const tools& t, const fs::path& dir, const se
   return r;
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const auto n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 }  // namespace
 

@@ -24,6 +24,15 @@ using namespace std::chrono_literals;
 using server::conn;
 using server::json;
 
+// `text` as JSON, null when it is not JSON.
+inline json as_json(std::string_view text) {
+  try {
+    return json::parse(text);
+  } catch (...) {
+    return json();
+  }
+}
+
 // -- server modes ------------------------------------------------------------------------
 
 // "base": one worker does its own I/O; "process": one reactor thread hands requests to two
@@ -85,13 +94,7 @@ struct response {
     return nullptr;
   }
   // The body as JSON (http_echo), null when it is not JSON.
-  json echo() const {
-    try {
-      return json::parse(body);
-    } catch (...) {
-      return json();
-    }
-  }
+  json echo() const { return as_json(body); }
 };
 
 // Parses one complete response from the front of `buf`: its length, or 0 when more bytes are

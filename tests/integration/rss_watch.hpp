@@ -17,14 +17,7 @@ namespace swactor::testing {
 
 inline constexpr long kMiB = 1024;  // in KiB, as /proc reports
 
-// A /proc/PID/status field in KiB (0 when unknown).
-inline long status_kib(pid_t pid, const std::string& field) {
-  std::ifstream st("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(st, line))
-    if (line.rfind(field + ":", 0) == 0) return std::atol(line.c_str() + field.size() + 1);
-  return 0;
-}
+using server::status_kib;
 
 struct rss_watch {
   std::vector<pid_t> pids;

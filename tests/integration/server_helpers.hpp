@@ -67,14 +67,16 @@ inline bool pid_alive(pid_t pid) {
   return false;
 }
 
-// VmRSS of a process in KiB (0 when unknown).
-inline long rss_kib(pid_t pid) {
+// A /proc/PID/status field in KiB ("VmRSS", "VmHWM"; 0 when unknown).
+inline long status_kib(pid_t pid, const std::string& field) {
   std::ifstream st("/proc/" + std::to_string(pid) + "/status");
   std::string line;
   while (std::getline(st, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
+    if (line.rfind(field + ":", 0) == 0) return std::atol(line.c_str() + field.size() + 1);
   return 0;
 }
+// VmRSS of a process in KiB (0 when unknown).
+inline long rss_kib(pid_t pid) { return status_kib(pid, "VmRSS"); }
 
 // -- the server -----------------------------------------------------------------------
 

@@ -70,13 +70,7 @@ curl_result curl(const std::string& args) {
   return c;
 }
 
-json as_json(const std::string& s) {
-  try {
-    return json::parse(s);
-  } catch (...) {
-    return json();
-  }
-}
+using http::as_json;
 
 std::string attack(std::uint16_t port, const std::string& what) {
   auto r = t::run({"python3", std::string(SWACTOR_H2_SCRIPTS) + "/h2_attack.py", std::to_string(port), what}, 40s);

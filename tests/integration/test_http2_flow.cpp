@@ -30,13 +30,7 @@ std::string config(const std::string& extra = {}) {
          extra + "\n" + http::kModules;
 }
 
-json as_json(const std::string& s) {
-  try {
-    return json::parse(s);
-  } catch (...) {
-    return json();
-  }
-}
+using http::as_json;
 
 // Runs `script` with bash (pipefail): exit code and stdout.
 t::run_result bash(const std::string& script, t::duration timeout = 120s) {

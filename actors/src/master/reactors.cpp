@@ -294,6 +294,16 @@ struct reactor_thread::impl final : net::connection_sink {
     } else {
       w = c.sink_worker = pick(&c, c.id());
     }
+    deliver(w, data_message(c, e));
+    auto& wl = workers[static_cast<std::size_t>(w)];
+    if (!wl.backlog.empty() && wl.link && wl.link->is_open()) {
+      wl.held.push_back(c.id());
+      return false;  // stop reading this connection until the backlog is handed over
+    }
+    return true;
+  }
+  // An event of connection `c` for a worker.
+  ipc::message data_message(const net::connection& c, const protocols::event& e) const {
     ipc::conn_data m;
     m.session = c.id();
     m.listener = static_cast<std::uint32_t>(c.listener());
@@ -301,13 +311,7 @@ struct reactor_thread::impl final : net::connection_sink {
     m.kind = e.kind;
     m.data.reserve(e.data.size() + ipc::trailer_reserve);
     m.data.assign(e.data);
-    deliver(w, ipc::encode(std::move(m)));
-    auto& wl = workers[static_cast<std::size_t>(w)];
-    if (!wl.backlog.empty() && wl.link && wl.link->is_open()) {
-      wl.held.push_back(c.id());
-      return false;  // stop reading this connection until the backlog is handed over
-    }
-    return true;
+    return ipc::encode(std::move(m));
   }
   // The worker for an event of HTTP/2 stream `stream`: a new request is dispatched by the
   // dispatch mode (round_robin and idle: any worker per stream; connection, ip and uid pick
@@ -332,13 +336,7 @@ struct reactor_thread::impl final : net::connection_sink {
       // The process that took the request is leaving (drain): its streams finish there.
       auto l = live_links.find(const_cast<ipc::link*>(st.link));
       if (l == live_links.end() || !l->second->is_open()) return -1;
-      ipc::conn_data m;
-      m.session = c.id();
-      m.listener = static_cast<std::uint32_t>(c.listener());
-      m.reactor = static_cast<std::uint32_t>(id);
-      m.kind = kind;
-      m.data.assign(e.data);
-      if (auto ec = l->second->send(ipc::encode(std::move(m))))
+      if (auto ec = l->second->send(data_message(c, e)))
         log::warning("session {}: HTTP/2 stream {}: an event for the leaving process of worker {} dropped: {}", c.id(),
                      stream, st.worker, ec.message());
       return -1;

@@ -1,7 +1,7 @@
 #pragma once
 // The byte pipe under a connection. An idle connection has one readiness wait pending (no
 // buffer, no coroutine frame); when it completes, the connection reads without blocking
-// into the loop's buffer. Writes go out without blocking; only what the socket does not
+// into the loop's buffer (a busy one waits by reading a few bytes, see expect_more). Writes go out without blocking; only what the socket does not
 // take waits for writability.
 // TCP and Unix stream sockets implement it, and TLS over them (net/tls.hpp), without
 // touching protocol code.
@@ -53,8 +53,9 @@ class transport {
 
   // Calls owner->on_readable once read_some can make progress (or fails). Call it only after
   // read_some drained the transport (would_block, or a short read where
-  // short_read_drains()): the wait ends at the next readiness edge, so no system call is
-  // made here and an idle connection holds no read buffer. One at a time.
+  // short_read_drains()): the wait ends at the next readiness edge. An idle connection's
+  // wait holds no read buffer (asio re-arms epoll for it: one epoll_ctl); a busy one
+  // (expect_more) waits by reading into a small buffer, with no system call. One at a time.
   virtual void wait_readable(std::shared_ptr<io_owner> owner) = 0;
   // Whether a read_some that returned fewer bytes than asked left nothing to read (a plain
   // socket). TLS returns one record per read, so its reader goes on until would_block.

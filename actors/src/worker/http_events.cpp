@@ -53,8 +53,9 @@ bool no_room(std::error_code ec) {
   return ec == server_errc::output_buffer_full || ec == make_error_code(ipc::errc::queue_full);
 }
 
-// The replies of an HTTP/2 stream from a file onwards: the file is read and sent as body
-// pieces by a coroutine of its own that waits for the output to drain (the handler's
+// The replies of an HTTP/2 stream from a file onwards. HTTP/2 frames file bytes as DATA
+// through nghttp2, so the connection cannot sendfile(2) them: the file is read and sent as
+// body pieces by a coroutine of its own that waits for the output to drain (the handler's
 // sendfile() returns at once, as for HTTP/1.1 where the connection reads the file); what
 // the handler sends after the file waits here behind it.
 struct stream_pump {
@@ -139,7 +140,9 @@ class session_channel final : public http::response_channel {
       return {};
     }
     if (kind == protocols::kind_file && stream_ != 0) {
-      if (!rt_) return send_file_as_data(data);
+      // Replies made without a handler (rt_ null: 404, 405, 415, 503, a refused handshake)
+      // never carry a file.
+      if (!rt_) return make_error_code(server_errc::not_supported);
       if (!pump_) pump_ = std::make_shared<stream_pump>(stream_pump{port_, s_, stream_, {}, false});
       pump_->queue.push_back({kind, std::string(data)});
       pump_->running = true;
@@ -159,34 +162,6 @@ class session_channel final : public http::response_channel {
   std::uint64_t detached_request() const noexcept { return detached_; }
 
  private:
-  // HTTP/2 frames file bytes as DATA through nghttp2, so a connection cannot sendfile(2)
-  // them: the range is read here and goes out as body pieces. It is bounded by the
-  // connection's output limit (a file larger than output_buffer_size fails with
-  // output_buffer_full); zero-copy stays an HTTP/1.1 feature.
-  std::error_code send_file_as_data(std::string_view data) {
-    protocols::file_range fr;
-    if (!fr.decode(data)) return make_error_code(std::errc::invalid_argument);
-    int fd = ::open(fr.path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return {errno, std::system_category()};
-    std::string piece;
-    std::error_code ec;
-    while (fr.length > 0 && !ec) {
-      piece.resize(static_cast<std::size_t>(std::min<std::uint64_t>(fr.length, 64 * 1024)));
-      auto n = ::pread(fd, piece.data(), piece.size(), static_cast<off_t>(fr.offset));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        ec = n < 0 ? std::error_code(errno, std::system_category()) : make_error_code(std::errc::io_error);
-        break;
-      }
-      piece.resize(static_cast<std::size_t>(n));
-      ec = send_reply(port_, s_, stream_, static_cast<std::uint8_t>(protocols::http1::out::body), piece);
-      fr.offset += static_cast<std::uint64_t>(n);
-      fr.length -= static_cast<std::uint64_t>(n);
-    }
-    ::close(fd);
-    return ec;
-  }
-
   session_port& port_;
   session_id s_;
   worker_runtime* rt_;

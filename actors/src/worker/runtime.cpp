@@ -27,6 +27,16 @@ std::int64_t now_ms() {
       .count();
 }
 
+// The TLS fields of a conn_open or conn_adopt (null for a plain connection), moved out.
+template <class M>
+std::shared_ptr<const tls_info> tls_of(M& v) {
+  if (!v.tls) return nullptr;
+  return std::make_shared<const tls_info>(tls_info{std::move(v.tls_version), std::move(v.tls_cipher),
+                                                   std::move(v.tls_sni), std::move(v.tls_alpn),
+                                                   std::move(v.tls_peer_subject), std::move(v.tls_peer_fingerprint),
+                                                   v.tls_resumed});
+}
+
 }  // namespace
 
 worker_runtime::worker_runtime(swactor::loop& lp, const worker_args& args, app_config app, server_state* state,
@@ -594,14 +604,8 @@ void worker_runtime::on_reactor_message(ipc::message&& raw) {
   std::visit([&](auto& v) {
     using T = std::decay_t<decltype(v)>;
     if constexpr (std::is_same_v<T, ipc::conn_open>) {
-      std::shared_ptr<const tls_info> tls;
-      if (v.tls)
-        tls = std::make_shared<const tls_info>(tls_info{std::move(v.tls_version), std::move(v.tls_cipher),
-                                                        std::move(v.tls_sni), std::move(v.tls_alpn),
-                                                        std::move(v.tls_peer_subject),
-                                                        std::move(v.tls_peer_fingerprint), v.tls_resumed});
       runner_.open(session_id(v.session), static_cast<int>(v.listener), std::move(v.remote), v.connect_ms,
-                   static_cast<int>(v.reactor), std::move(v.local), std::move(tls));
+                   static_cast<int>(v.reactor), std::move(v.local), tls_of(v));
     } else if constexpr (std::is_same_v<T, ipc::conn_adopt>) {
       // An open WebSocket of this worker id that an earlier process of it upgraded (reload,
       // crash): serve it from here on, with no new on_open (the client saw no new handshake).
@@ -610,14 +614,8 @@ void worker_runtime::on_reactor_message(ipc::message&& raw) {
         return;
       }
       session_id s(v.session);
-      std::shared_ptr<const tls_info> tls;
-      if (v.tls)
-        tls = std::make_shared<const tls_info>(tls_info{std::move(v.tls_version), std::move(v.tls_cipher),
-                                                        std::move(v.tls_sni), std::move(v.tls_alpn),
-                                                        std::move(v.tls_peer_subject),
-                                                        std::move(v.tls_peer_fingerprint), v.tls_resumed});
       runner_.open(s, static_cast<int>(v.listener), std::move(v.remote), v.connect_ms, static_cast<int>(v.reactor),
-                   std::move(v.local), std::move(tls));
+                   std::move(v.local), tls_of(v));
       ws_sessions_[s] = ws_session{static_cast<int>(v.module), false};
       // on_adopt runs as the session's first event, so its messages wait for it.
       runner_.message(s, static_cast<int>(v.listener), std::move(v.target),

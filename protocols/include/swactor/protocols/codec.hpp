@@ -16,6 +16,8 @@
 #include <string_view>
 #include <system_error>
 
+#include "swactor/core/wire.hpp"
+
 namespace swactor::protocols {
 
 // One decoded protocol event. `kind` is codec-defined (0 = one framed message for the
@@ -37,32 +39,28 @@ struct file_range {
   std::uint64_t length = 0;
   std::string path;
 
-  // u64 offset, u64 length (little endian), then the path bytes.
+  // u64 offset, u64 length (little endian, swactor/core/wire.hpp), then the path bytes.
   std::string encode() const {
     std::string s;
     s.reserve(16 + path.size());
-    for (auto v : {offset, length})
-      for (int i = 0; i < 8; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+    wire::writer w(s);
+    w.u64(offset);
+    w.u64(length);
     s.append(path);
     return s;
   }
   // False on a truncated input, an empty path or one with a NUL in it.
   bool decode(std::string_view in) {
     if (in.size() <= 16) return false;
-    std::uint64_t v[2] = {0, 0};
-    for (int k = 0; k < 2; ++k)
-      for (int i = 7; i >= 0; --i) v[k] = (v[k] << 8) | static_cast<unsigned char>(in[static_cast<std::size_t>(8 * k + i)]);
-    offset = v[0];
-    length = v[1];
+    wire::reader r(in.substr(0, 16));
+    offset = r.u64();
+    length = r.u64();
     path.assign(in.substr(16));
     return path.find('\0') == std::string::npos;
   }
 };
 
-// Where decode() hands events. Returning false stops decoding after this event: the
-// connection is full (look-ahead bound reached) or the sink switched the codec; decode()
-// then reports the bytes consumed up to and including this event.
-// Not a reply: the sink took `bytes` of the request body of `stream` (consumed_note), so a
+// A kind every connection understands that is not a reply: the sink took `bytes` of the request body of `stream` (consumed_note), so a
 // flow-controlled protocol lets the peer send that much more (HTTP/2: WINDOW_UPDATE). The
 // connection hands it to stream_codec::consumed() at once, whatever is queued: it is never
 // refused for a full output queue nor ordered behind replies (it frees input, not output).
@@ -74,24 +72,23 @@ struct consumed_note {
   std::uint32_t bytes = 0;
 
   std::string encode() const {
-    std::string s(8, '\0');
-    for (int i = 0; i < 4; ++i) {
-      s[static_cast<std::size_t>(i)] = static_cast<char>((stream >> (8 * i)) & 0xff);
-      s[static_cast<std::size_t>(4 + i)] = static_cast<char>((bytes >> (8 * i)) & 0xff);
-    }
+    std::string s;
+    wire::writer w(s);
+    w.u32(stream);
+    w.u32(bytes);
     return s;
   }
   bool decode(std::string_view in) {
-    if (in.size() != 8) return false;
-    stream = bytes = 0;
-    for (int i = 3; i >= 0; --i) {
-      stream = (stream << 8) | static_cast<unsigned char>(in[static_cast<std::size_t>(i)]);
-      bytes = (bytes << 8) | static_cast<unsigned char>(in[static_cast<std::size_t>(4 + i)]);
-    }
-    return true;
+    wire::reader r(in);
+    stream = r.u32();
+    bytes = r.u32();
+    return r.done();
   }
 };
 
+// Where decode() hands events. Returning false stops decoding after this event: the
+// connection is full (look-ahead bound reached) or the sink switched the codec; decode()
+// then reports the bytes consumed up to and including this event.
 class event_sink {
  public:
   virtual bool on_event(const event& e) = 0;
