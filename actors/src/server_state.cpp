@@ -25,6 +25,12 @@ std::uint64_t server_state::total_aborted() const noexcept {
 std::uint64_t server_state::total_refused() const noexcept {
   return sum(*this, [](const conn_counters& c) { return c.refused.load(std::memory_order_relaxed); });
 }
+std::uint64_t server_state::total_streams() const noexcept {
+  return sum(*this, [](const conn_counters& c) { return c.streams.load(std::memory_order_relaxed); });
+}
+std::uint64_t server_state::total_streams_reset() const noexcept {
+  return sum(*this, [](const conn_counters& c) { return c.streams_reset.load(std::memory_order_relaxed); });
+}
 std::uint64_t server_state::total_messages() const noexcept {
   std::uint64_t n = 0;
   for (const auto& p : procs) n += p.messages.load(std::memory_order_relaxed);

@@ -9,6 +9,10 @@
 #include "proc_layout.hpp"
 #include "swactor/actors/app_config.hpp"
 #include "swactor/actors/server.hpp"
+#include "swactor/protocols/http1.hpp"
+#include "swactor/protocols/http2.hpp"
+#include "swactor/protocols/redis.hpp"
+#include "swactor/protocols/websocket.hpp"
 #include "worker/event_runner.hpp"
 
 using namespace swactor;
@@ -264,6 +268,37 @@ TEST_CASE("event runner: a stand-in without an open lives only while it has even
   CHECK(host.log == std::vector<std::string>{"msg 5 only"});
   CHECK(runner.find(s) == nullptr);
   CHECK(runner.sessions() == 0);
+}
+
+TEST_CASE("event runner: the stand-in's protocol comes from conn_open, then follows the event kinds",
+          "[runner]") {
+  CHECK(detail::known_protocol("h2") == "h2");
+  CHECK(detail::known_protocol("length") == "length");
+  CHECK(detail::known_protocol("spdy/3").empty());
+  CHECK(detail::protocol_of_kind(0).empty());  // every framing codec's kind
+  CHECK(detail::protocol_of_kind(static_cast<std::uint8_t>(protocols::http1::ev::body)) == "http/1.1");
+  CHECK(detail::protocol_of_kind(static_cast<std::uint8_t>(protocols::http2::ev::reset)) == "h2");
+  CHECK(detail::protocol_of_kind(static_cast<std::uint8_t>(protocols::websocket::ev::close)) == "websocket");
+  CHECK(detail::protocol_of_kind(static_cast<std::uint8_t>(protocols::redis::ev::inline_command)) == "redis");
+  CHECK(detail::protocol_of_kind(200).empty());
+
+  asio::io_context io;
+  recording_host host(io);
+  detail::event_runner runner(io, host);
+  session_id s(7);
+  runner.open(s, 0, "p", 0, 0, {}, {}, detail::known_protocol("http/1.1"));
+  REQUIRE(runner.find(s));
+  CHECK(runner.find(s)->protocol == "http/1.1");
+  runner.message(s, 0, "req", static_cast<std::uint8_t>(protocols::http1::ev::request));
+  CHECK(runner.find(s)->protocol == "http/1.1");
+  // An h2c upgrade: the next events are streams.
+  runner.message(s, 0, "stream", static_cast<std::uint8_t>(protocols::http2::ev::request));
+  CHECK(runner.find(s)->protocol == "h2");
+  runner.message(s, 0, "framed", 0);  // kind 0 says nothing: unchanged
+  CHECK(runner.find(s)->protocol == "h2");
+  runner.set_protocol(s, "websocket");
+  CHECK(runner.find(s)->protocol == "websocket");
+  settle(io);
 }
 
 TEST_CASE("event runner: a paused session is resumed once a queued event is taken", "[runner]") {

@@ -274,6 +274,7 @@ class http_echo final : public module_base {
     }
     if (auto i = ctx.info(req.session())) {
       j["worker"] = i->worker;
+      j["protocol"] = i->protocol;
       if (i->tls)
         j["tls"] = {{"version", i->tls->version},           {"cipher", i->tls->cipher},
                     {"sni", i->tls->sni},                   {"alpn", i->tls->alpn},

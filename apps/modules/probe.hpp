@@ -252,7 +252,7 @@ class probe final : public module_base {
           std::to_string(i->listener) + " worker=" + std::to_string(i->worker) +
           " reactor=" + std::to_string(i->reactor) + " uid=" + std::to_string(i->uid.value()) +
           " connect_time_ms=" + std::to_string(i->connect_time_ms) +
-          " last_receive_ms=" + std::to_string(i->last_receive_ms) +
+          " last_receive_ms=" + std::to_string(i->last_receive_ms) + " protocol=" + std::string(i->protocol) +
           (i->tls ? " tls_version=" + i->tls->version + " tls_cipher=" + i->tls->cipher + " tls_sni=" + i->tls->sni +
                         " tls_alpn=" + i->tls->alpn + " tls_resumed=" + (i->tls->resumed ? "1" : "0") +
                         " tls_peer_fingerprint=" + i->tls->peer_fingerprint + " tls_peer_subject=" + i->tls->peer_subject

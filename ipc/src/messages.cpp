@@ -87,6 +87,7 @@ result<any_message> decode_conn_open(message& m) {
   v.connect_ms = r.integer<std::int64_t>();
   v.remote = r.str();
   v.local = r.str();
+  v.protocol = r.str();
   read_tls(r, v);
   if (!r.done()) return bad();
   return any_message(std::move(v));
@@ -331,11 +332,12 @@ message encode(conn_open m) {
   auto out = with_type(message_type::connect);
   out.session_id = m.session;
   out.reactor_id = m.reactor;
-  out.payload.reserve(4 + 8 + 4 + m.remote.size() + 4 + m.local.size());
+  out.payload.reserve(4 + 8 + 4 + m.remote.size() + 4 + m.local.size() + 4 + m.protocol.size() + 1);
   put<std::uint32_t>(out.payload, m.listener);
   put<std::int64_t>(out.payload, m.connect_ms);
   put_str(out.payload, m.remote);
   put_str(out.payload, m.local);
+  put_str(out.payload, m.protocol);
   put_tls(out.payload, m);
   return out;
 }

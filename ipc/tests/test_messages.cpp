@@ -43,7 +43,7 @@ std::vector<any_message> samples() {
   std::vector<any_message> v;
   v.emplace_back(plain_open(42, 1, 2, "127.0.0.1:5555", 1'700'000'000'123));
   v.emplace_back(conn_open{});
-  v.emplace_back(conn_open{5, 1, 0, "[::1]:443", 7, "[::1]:8443", true, "TLSv1.3", "TLS_AES_256_GCM_SHA384",
+  v.emplace_back(conn_open{5, 1, 0, "[::1]:443", 7, "[::1]:8443", "h2", true, "TLSv1.3", "TLS_AES_256_GCM_SHA384",
                            "api.example.com", "http/1.1", "CN=client,O=test", "AB:CD", true});
   v.emplace_back(plain_open(~0ull, ~0u, ~0u, nuls, -1));
   v.emplace_back(conn_data{7, 0, 1, 0, "GET / HTTP/1.1\r\n\r\n"});
@@ -282,12 +282,12 @@ TEST_CASE("messages: payload layout is the documented one", "[messages]") {
   // conn_data: bulk, u32 listener, u8 kind, u32 size of fields (5)
   auto d = encode(conn_data{7, 0x01020304, 2, 9, "abc"});
   CHECK(d.payload == "abc\x04\x03\x02\x01\x09\x05\0\0\0"s);
-  // conn_open: u32 listener, i64 connect_ms, str remote, str local, bool tls
+  // conn_open: u32 listener, i64 connect_ms, str remote, str local, str protocol, bool tls
   auto o = encode(plain_open(1, 2, 3, "ab", -2));
-  CHECK(o.payload == "\x02\0\0\0\xfe\xff\xff\xff\xff\xff\xff\xff\x02\0\0\0ab\0\0\0\0\0"s);
+  CHECK(o.payload == "\x02\0\0\0\xfe\xff\xff\xff\xff\xff\xff\xff\x02\0\0\0ab\0\0\0\0\0\0\0\0\0"s);
   // ... and with tls: the six strings, then bool resumed
-  conn_open t{1, 0, 3, "", 0, "", true, "v", "c", "s", "a", "p", "f", true};
-  CHECK(encode(t).payload == std::string(20, '\0') + "\x01"s +
+  conn_open t{1, 0, 3, "", 0, "", "h2", true, "v", "c", "s", "a", "p", "f", true};
+  CHECK(encode(t).payload == std::string(20, '\0') + "\x02\0\0\0h2"s + "\x01"s +
                                  "\x01\0\0\0v\x01\0\0\0c\x01\0\0\0s\x01\0\0\0a\x01\0\0\0p\x01\0\0\0f\x01"s);
   // datagram_out: bulk, i32 listener, str to, u32 size of fields
   auto g = encode(datagram_out{-1, "h", "D"});

@@ -116,6 +116,7 @@ TEST_CASE("http2: curl over h2c (prior knowledge, upgrade) and h2 over TLS, bodi
   CHECK(c.version == "2");
   auto j = as_json(c.body);
   CHECK(j.value("version", "") == "HTTP/2");
+  CHECK(j.value("protocol", "") == "h2");  // ctx.info(session).protocol
   CHECK(j.value("method", "") == "GET");
   CHECK(j.value("path", "") == "/a/b");
   CHECK(j.value("host", "") == "127.0.0.1:" + std::to_string(s.port));
@@ -126,6 +127,7 @@ TEST_CASE("http2: curl over h2c (prior knowledge, upgrade) and h2 over TLS, bodi
   CHECK(c.version == "2");
   j = as_json(c.body);
   CHECK(j.value("version", "") == "HTTP/2");
+  CHECK(j.value("protocol", "") == "h2");
   CHECK(j.value("path", "") == "/up1");
 
   // h2c = false: the same request stays HTTP/1.1.
@@ -133,6 +135,7 @@ TEST_CASE("http2: curl over h2c (prior knowledge, upgrade) and h2 over TLS, bodi
   REQUIRE(c.exit_code == 0);
   CHECK(c.version == "1.1");
   CHECK(as_json(c.body).value("version", "") == "HTTP/1.1");
+  CHECK(as_json(c.body).value("protocol", "") == "http/1.1");
 
   // TLS with ALPN h2.
   c = curl("--http2 --cacert " + pki.path("ca.pem") + " https://127.0.0.1:" + std::to_string(s.port2) + "/tls");
@@ -140,12 +143,14 @@ TEST_CASE("http2: curl over h2c (prior knowledge, upgrade) and h2 over TLS, bodi
   CHECK(c.version == "2");
   j = as_json(c.body);
   CHECK(j.value("version", "") == "HTTP/2");
+  CHECK(j.value("protocol", "") == "h2");
   REQUIRE(j.contains("tls"));
   CHECK(j["tls"].value("alpn", "") == "h2");
   // A client that offers only http/1.1 still gets it.
   c = curl("--http1.1 --cacert " + pki.path("ca.pem") + " https://127.0.0.1:" + std::to_string(s.port2) + "/tls1");
   REQUIRE(c.exit_code == 0);
   CHECK(c.version == "1.1");
+  CHECK(as_json(c.body).value("protocol", "") == "http/1.1");
 
   // A request body of 1 MiB (above the window sizes and body_chunk_size), byte-exact, to a
   // whole-body route and to a stream_body route.
@@ -168,11 +173,16 @@ TEST_CASE("http2: curl over h2c (prior knowledge, upgrade) and h2 over TLS, bodi
   CHECK(c.body.find_first_not_of('x') == std::string::npos);
 
   // Many streams on one connection, answered in any order: curl multiplexes parallel URLs.
+  // `swactor stats` counts them: exactly 20 more streams, none reset.
+  const auto before = s.stats();
   std::string urls;
   for (int i = 0; i < 20; ++i) urls += " '" + base + "/m" + std::to_string(i) + "?delay=" + std::to_string((20 - i) * 10) + "'";
   auto r = t::run({"sh", "-c", "curl -sS --max-time 20 --http2-prior-knowledge --parallel --parallel-immediate" + urls}, 30s);
   REQUIRE(r.exit_code == 0);
   for (int i = 0; i < 20; ++i) CHECK(r.out.find("\"path\":\"/m" + std::to_string(i) + "\"") != std::string::npos);
+  const auto after = s.stats();
+  CHECK(after.at("stream_count").get<long>() - before.at("stream_count").get<long>() == 20);
+  CHECK(after.at("stream_reset_count") == before.at("stream_reset_count"));
 
   CHECK(serves(s.port));
   s.stop_and_check();
@@ -254,6 +264,8 @@ TEST_CASE("http2: attacks end their own connection, memory stays bounded and the
   INFO(j.dump());
   CHECK(j["goaway"] == 11);  // ENHANCE_YOUR_CALM
   CHECK(s.wait_log("closing session .*: HTTP/2: rapid reset \\(h2_max_resets_per_second\\)", 5s));
+  // The streams it reset before their responses are counted.
+  CHECK(s.stats().at("stream_reset_count").get<long>() > 0);
 
   // CONTINUATION flood: a header block that never ends.
   j = attack_bounded(s.port, "continuation", rss);

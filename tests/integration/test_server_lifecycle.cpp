@@ -321,7 +321,8 @@ TEST_CASE("server: stats JSON fields and counters", "[server][stats]") {
   auto s0 = srv.stats();
   REQUIRE(s0.is_object());
   for (const char* k : {"start_time", "connection_num", "accept_count", "close_count", "abort_count",
-                        "refused_count", "request_count", "tasking_num", "task_count", "worker_num",
+                        "refused_count", "request_count", "stream_count", "stream_reset_count", "tasking_num",
+                        "task_count", "worker_num",
                         "task_worker_num", "idle_worker_num", "task_idle_worker_num", "workers", "task_workers"}) {
     INFO(k);
     CHECK(s0.contains(k));

@@ -80,6 +80,17 @@ TEST_CASE("server: probe send_message between two workers", "[server][probe][pip
   srv.stop_and_check();
 }
 
+TEST_CASE("server: probe info in process mode comes from the reactor's conn_open", "[server][probe][process]") {
+  server_under_test srv("mode = \"process\"\nworkers = 1\nreactor_threads = 1", kProbe);
+  auto c = connect_tcp("127.0.0.1", srv.port);
+  REQUIRE(c);
+  auto info = c.ask("info");
+  REQUIRE(info);
+  CHECK_THAT(*info, Catch::Contains("remote=127.0.0.1:") && Catch::Contains("listener=0") &&
+                        Catch::Contains("worker=0") && Catch::Contains("reactor=0") && Catch::Contains(" protocol=eof"));
+  srv.stop_and_check();
+}
+
 TEST_CASE("server: probe info, bind, whoami, close and reset", "[server][probe]") {
   server_under_test srv("workers = 1", kProbe);
   auto c = connect_tcp("127.0.0.1", srv.port);
@@ -92,6 +103,7 @@ TEST_CASE("server: probe info, bind, whoami, close and reset", "[server][probe]"
   CHECK_THAT(*info, Catch::Contains("remote=127.0.0.1:") && Catch::Contains("listener=0") &&
                         Catch::Contains("worker=0") && Catch::Contains("reactor=-1") && Catch::Contains("uid=0"));
   CHECK_THAT(*info, !Catch::Contains("last_receive_ms=0 ") && !Catch::EndsWith("last_receive_ms=0"));
+  CHECK_THAT(*info, Catch::Contains(" protocol=eof"));  // the framing codec's name
   CHECK(c.ask("bind 4242") == "ok");
   CHECK_THAT(c.ask("info").value_or(""), Catch::Contains("uid=4242"));
   CHECK(c.ask("sleep 50") == "slept 50");

@@ -162,6 +162,8 @@ std::string stats_json(const app_config& app, const server_state& st, const deta
   j["abort_count"] = st.total_aborted();
   j["refused_count"] = st.total_refused();
   j["request_count"] = st.total_messages();
+  j["stream_count"] = st.total_streams();
+  j["stream_reset_count"] = st.total_streams_reset();
   j["tasking_num"] = st.tasks_in_flight.load();
   j["task_count"] = st.tasks_done.load();
   static const char* names[] = {"empty", "starting", "idle", "busy", "stopping", "exited"};
@@ -177,6 +179,7 @@ std::string stats_json(const app_config& app, const server_state& st, const deta
                      {"state", stv < 6 ? names[stv] : "?"},
                      {"messages", p.messages.load()},
                      {"connections", p.conns.open.load()},
+                     {"streams", p.conns.streams.load()},
                      {"tasks", p.tasks.load()},
                      {"restarts", p.restarts.load()}});
     }

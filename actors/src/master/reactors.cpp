@@ -267,6 +267,7 @@ struct reactor_thread::impl final : net::connection_sink {
     m.reactor = static_cast<std::uint32_t>(id);
     m.remote = c.remote;
     m.local = local_address(c.native_handle());
+    m.protocol.assign(c.codec().name());
     m.connect_ms = c.connect_ms;
     set_tls(m, c.tls());
     deliver(w, ipc::encode(std::move(m)));

@@ -122,6 +122,8 @@ class conn_host {
   char* read_buffer() noexcept { return read_buf_.get(); }
   std::size_t read_buffer_size() const noexcept { return read_buf_size_; }
   void on_connection_closed(connection& c, bool aborted, std::string_view reason);
+  // An HTTP/2 stream opened (its request) or was reset before its response ended.
+  void count_stream(bool reset) noexcept { bump(reset ? counters_.streams_reset : counters_.streams); }
   const app_config& app() const noexcept { return app_; }
   // Typed replies that handlers sent from inside a connection's decode() (inline, base
   // mode), encoded once decode() returns. One connection decodes at a time on a loop, so

@@ -11,6 +11,7 @@
 #include "net/conn_host.hpp"
 #include "swactor/actors/errors.hpp"
 #include "swactor/core/log.hpp"
+#include "swactor/protocols/http2.hpp"
 
 namespace swactor::net {
 namespace {
@@ -245,6 +246,9 @@ void connection::on_ahead(std::span<const protocols::event> upcoming) {
 
 bool connection::on_event(const protocols::event& e) {
   if (closed_) return false;
+  if (e.kind == static_cast<std::uint8_t>(protocols::http2::ev::request) ||
+      e.kind == static_cast<std::uint8_t>(protocols::http2::ev::reset))
+    host_.count_stream(e.kind == static_cast<std::uint8_t>(protocols::http2::ev::reset));
   if (!host_.sink().on_event(*this, e)) {
     sink_paused_ = true;
     set_paused();

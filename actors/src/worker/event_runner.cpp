@@ -4,6 +4,11 @@
 
 #include <asio/post.hpp>
 
+#include "swactor/protocols/http1.hpp"
+#include "swactor/protocols/http2.hpp"
+#include "swactor/protocols/redis.hpp"
+#include "swactor/protocols/websocket.hpp"
+
 namespace swactor::detail {
 namespace {
 
@@ -17,6 +22,22 @@ std::int64_t now_ms() {
 }
 
 }  // namespace
+
+std::string_view known_protocol(std::string_view name) noexcept {
+  static constexpr std::string_view names[] = {"raw", "length", "eof", "http/1.1", "h2", "websocket", "redis"};
+  for (auto n : names)
+    if (n == name) return n;
+  return {};
+}
+
+std::string_view protocol_of_kind(std::uint8_t kind) noexcept {
+  using k = std::uint8_t;
+  if (kind >= k(protocols::http1::ev::request) && kind <= k(protocols::http1::ev::end)) return "http/1.1";
+  if (protocols::http2::is_event_kind(kind)) return "h2";
+  if (kind >= k(protocols::websocket::ev::text) && kind <= k(protocols::websocket::ev::close)) return "websocket";
+  if (kind == k(protocols::redis::ev::command) || kind == k(protocols::redis::ev::inline_command)) return "redis";
+  return {};
+}
 
 event_runner::~event_runner() {
   // Dropping a parked handler ends its coroutine (asio destroys it on the loop), and with
@@ -61,7 +82,7 @@ void event_runner::drop(std::unordered_map<session_id, session_state>::iterator 
 }
 
 void event_runner::open(session_id s, int listener, std::string remote, std::int64_t connect_ms, int reactor,
-                        std::string local, std::shared_ptr<const tls_info> tls) {
+                        std::string local, std::shared_ptr<const tls_info> tls, std::string_view protocol) {
   auto& st = state_of(s, listener);
   st.opened = true;
   ++opened_;
@@ -70,12 +91,16 @@ void event_runner::open(session_id s, int listener, std::string remote, std::int
   st.info.connect_time_ms = connect_ms;
   st.info.reactor = reactor;
   st.info.tls = std::move(tls);
+  st.info.protocol = protocol;
   push(s, st, pending{event_kind::open, 0, listener, {}});
 }
 
 std::size_t event_runner::message(session_id s, int listener, std::string data, std::uint8_t kind) {
   auto& st = state_of(s, listener);
-  if (keep_stand_ins_) st.info.last_receive_ms = now_ms();  // base mode: the connection keeps it
+  if (keep_stand_ins_) {  // base mode: the connection keeps these
+    st.info.last_receive_ms = now_ms();
+    if (auto p = protocol_of_kind(kind); !p.empty()) st.info.protocol = p;
+  }
   enqueue(st, pending{event_kind::message, kind, listener, std::move(data)});
   if (st.running) return st.queue.size() - st.head;
   st.running = true;
@@ -111,6 +136,10 @@ bool event_runner::idle_for_inline(session_id s) {
 bool event_runner::closing(session_id s) const {
   auto it = sessions_.find(s);
   return it != sessions_.end() && it->second.closed;
+}
+
+void event_runner::set_protocol(session_id s, std::string_view protocol) {
+  if (auto it = sessions_.find(s); it != sessions_.end()) it->second.info.protocol = protocol;
 }
 
 bool event_runner::bind(session_id s, user_id uid) {

@@ -27,6 +27,13 @@ namespace swactor::detail {
 
 enum class event_kind : std::uint8_t { open, message, closed };
 
+// info().protocol from a codec name that crossed IPC: the same name in static storage, ""
+// for one this build does not know.
+std::string_view known_protocol(std::string_view name) noexcept;
+// The protocol whose codec emits events of `kind`; "" for 0 (every framing codec's kind)
+// and kinds no codec emits.
+std::string_view protocol_of_kind(std::uint8_t kind) noexcept;
+
 // What the runner calls; the worker runtime implements it.
 class handler_host {
  public:
@@ -61,8 +68,9 @@ class event_runner {
 
   // A session opened (here or in reactor `reactor`).
   void open(session_id s, int listener, std::string remote, std::int64_t connect_ms, int reactor,
-            std::string local = {}, std::shared_ptr<const tls_info> tls = {});
-  // One message; returns how many events of the session wait now (look-ahead).
+            std::string local = {}, std::shared_ptr<const tls_info> tls = {}, std::string_view protocol = {});
+  // One message; returns how many events of the session wait now (look-ahead). The
+  // stand-in's protocol follows the message's kind (an Upgrade to h2c or WebSocket).
   std::size_t message(session_id s, int listener, std::string data, std::uint8_t kind = 0);
   // The session closed; on_close runs after its queued events.
   void closed(session_id s, int listener);
@@ -77,6 +85,8 @@ class event_runner {
   // time as message() would.
   bool idle_for_inline(session_id s);
   bool bind(session_id s, user_id uid);
+  // The session was upgraded here (WebSocket): its stand-in says so before its first frame.
+  void set_protocol(session_id s, std::string_view protocol);
   std::size_t sessions() const noexcept { return sessions_.size(); }
   std::size_t opened_sessions() const noexcept { return opened_; }
   // Sessions whose events are being handled (stop waits for it to reach zero).

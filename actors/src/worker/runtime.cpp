@@ -605,7 +605,7 @@ void worker_runtime::on_reactor_message(ipc::message&& raw) {
     using T = std::decay_t<decltype(v)>;
     if constexpr (std::is_same_v<T, ipc::conn_open>) {
       runner_.open(session_id(v.session), static_cast<int>(v.listener), std::move(v.remote), v.connect_ms,
-                   static_cast<int>(v.reactor), std::move(v.local), tls_of(v));
+                   static_cast<int>(v.reactor), std::move(v.local), tls_of(v), known_protocol(v.protocol));
     } else if constexpr (std::is_same_v<T, ipc::conn_adopt>) {
       // An open WebSocket of this worker id that an earlier process of it upgraded (reload,
       // crash): serve it from here on, with no new on_open (the client saw no new handshake).
@@ -615,7 +615,7 @@ void worker_runtime::on_reactor_message(ipc::message&& raw) {
       }
       session_id s(v.session);
       runner_.open(s, static_cast<int>(v.listener), std::move(v.remote), v.connect_ms, static_cast<int>(v.reactor),
-                   std::move(v.local), tls_of(v));
+                   std::move(v.local), tls_of(v), "websocket");
       ws_sessions_[s] = ws_session{static_cast<int>(v.module), false};
       // on_adopt runs as the session's first event, so its messages wait for it.
       runner_.message(s, static_cast<int>(v.listener), std::move(v.target),
@@ -779,6 +779,7 @@ std::string worker_runtime::stats_json() {
   j["accept_count"] = state_->total_accepted();
   j["close_count"] = state_->total_closed();
   j["request_count"] = state_->total_messages();
+  j["stream_count"] = state_->total_streams();
   j["worker_id"] = args_.id;
   j["worker_request_count"] = slot_->messages.load();
   j["worker_connections"] = host_ ? host_->size() : runner_.opened_sessions();

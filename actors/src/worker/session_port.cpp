@@ -73,6 +73,7 @@ class local_port final : public session_port {
     i.reactor = -1;
     i.uid = user_id(c->uid);
     if (const auto* t = c->tls()) i.tls = std::make_shared<const tls_info>(*t);
+    i.protocol = c->codec().name();
     return i;
   }
 
@@ -121,6 +122,7 @@ class remote_port final : public session_port {
   std::error_code upgraded(session_id s, int module, std::string_view target) override {
     auto* l = reactor_of(s);
     if (!l) return server_errc::not_supported;
+    runner_.set_protocol(s, "websocket");
     return l->send(ipc::encode(ipc::conn_upgrade{s.value(), static_cast<std::uint32_t>(worker_),
                                                  static_cast<std::uint32_t>(module), std::string(target)}));
   }

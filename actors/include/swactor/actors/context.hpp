@@ -40,6 +40,11 @@ struct session_info {
   // Set on the sessions of https://, tls://, wss:// listeners. A pointer: a worker keeps a
   // session_info per open session of process mode, and most have no TLS.
   std::shared_ptr<const tls_info> tls;
+  // The protocol the connection speaks now, as its codec names it: "raw", "length" or
+  // "eof" (framed tcp://, unix://, tls://), "http/1.1", "h2" (over TLS or cleartext: see
+  // `tls`), "websocket", "redis". Static storage. Process mode: as of the last event this
+  // worker got for the session (an h2c connection shows "h2" from its first stream on).
+  std::string_view protocol;
 };
 
 class context {

@@ -26,6 +26,8 @@ struct conn_counters {
   std::atomic<std::uint64_t> aborted{0};      // closed by error, limit or reset
   std::atomic<std::uint64_t> refused{0};      // over max_connections
   std::atomic<std::int64_t> open{0};          // open now
+  std::atomic<std::uint64_t> streams{0};       // HTTP/2 streams opened (requests)
+  std::atomic<std::uint64_t> streams_reset{0}; // ... and reset before their response ended
   // Open now per listener, so the master can release them from the listener counters
   // when a process dies without closing them.
   std::atomic<std::int64_t> listener_open[kMaxListeners]{};
@@ -75,6 +77,8 @@ struct server_state {
   std::uint64_t total_aborted() const noexcept;
   std::uint64_t total_refused() const noexcept;
   std::uint64_t total_messages() const noexcept;
+  std::uint64_t total_streams() const noexcept;
+  std::uint64_t total_streams_reset() const noexcept;
   std::int64_t open_connections(std::size_t listeners_in_use) const noexcept;
 };
 

@@ -83,6 +83,7 @@ struct conn_open {
   std::string remote;
   std::int64_t connect_ms = 0;
   std::string local;  // the address the client connected to
+  std::string protocol;  // the codec's name when the connection opened (info().protocol)
   // A TLS listener's session: what the reactor's handshake negotiated (info().tls).
   bool tls = false;
   std::string tls_version, tls_cipher, tls_sni, tls_alpn, tls_peer_subject, tls_peer_fingerprint;
