@@ -363,6 +363,34 @@ bool both_workers_busy(const srv::server_under_test& s, std::int64_t base0, std:
 
 }  // namespace
 
+TEST_CASE("http2: the streams of one connection run side by side in one worker, answered as they finish",
+          "[http2]") {
+  REQUIRE(http::have_tool("python3"));
+  const std::string mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  h2_pki pki;
+  // One worker: whatever runs side by side runs in the same process.
+  srv::server_under_test s(mode == "base" ? "workers = 1\nmax_wait_time = \"5s\""
+                                          : "mode = \"process\"\nreactor_threads = 1\nworkers = 1\nmax_wait_time = \"5s\"",
+                           config(pki));
+  const std::vector<std::string> paths{"/slow?delay=1500", "/f1", "/f2", "/f3"};
+  const auto out = s.dir.file("side_by_side");
+  auto r = t::run(h2_get_argv(s, out, paths), 60s);
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  auto res = as_json(r.out);
+  REQUIRE(res["streams"].size() == paths.size());
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    INFO(paths[i] << ": " << res["streams"][i].dump());
+    CHECK(res["streams"][i].value("status", 0) == 200);
+    CHECK(res["streams"][i].value("complete", false));
+    CHECK(as_json(body_of(out, i)).value("path", "") == paths[i].substr(0, paths[i].find('?')));
+  }
+  // Stream 1 (the slow one) was opened first but ends last: the others did not wait for it.
+  CHECK(res["streams"][0]["finished"] == 3);
+  s.stop_and_check();
+}
+
 TEST_CASE("http2 process mode: a connection's streams are dispatched one by one by the dispatch mode",
           "[http2][process][dispatch]") {
   REQUIRE(http::have_tool("python3"));

@@ -402,11 +402,12 @@ swactor::task<std::error_code> response::write(std::string_view chunk, duration 
   const std::size_t piece = ch_->max_piece();
   for (std::size_t off = 0; off < chunk.size(); off += piece) {
     // No room for the piece (the connection's output limit; in process mode the link to the
-    // reactor): wait until the client took most of what is queued, then send it once more.
+    // reactor): wait until the client took most of what is queued, then send it again.
     // A writer waits while the client reads instead of failing (a chunk larger than the
-    // limit; HTTP/2: other streams share the limit).
+    // limit; HTTP/2: other streams, maybe written by this worker at the same time, share
+    // the room, so a wake-up does not promise it). Each wait is bounded by `timeout`.
     auto ec = ch_->send(static_cast<std::uint8_t>(h1::out::body), chunk.substr(off, piece));
-    if (ec == server_errc::output_buffer_full || ec == make_error_code(ipc::errc::queue_full)) {
+    while (ec == server_errc::output_buffer_full || ec == make_error_code(ipc::errc::queue_full)) {
       if (auto wait = co_await ch_->drained(timeout)) co_return fail(wait);
       ec = ch_->send(static_cast<std::uint8_t>(h1::out::body), chunk.substr(off, piece));
     }

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <deque>
 #include <future>
 #include <unordered_map>
@@ -120,9 +121,12 @@ struct reactor_thread::impl final : net::connection_sink {
   struct h2_conn {
     std::unordered_map<std::uint32_t, h2_stream> streams;
     std::vector<bool> told;        // by worker id
-    // By worker id: the link of a process whose writer waits for the output to drain
-    // (conn_watch); answered on that link, so a process that is reloading hears it too.
-    std::vector<std::shared_ptr<ipc::link>> watching;
+    // The processes whose writers wait for the output to drain (conn_watch), with how many
+    // watches each sent: each is answered once, on the link it came from (so a process that
+    // is reloading hears it too). One answer per watch lets one writer go on, not all of
+    // them: several streams of one worker write at once, and waking them all per answer
+    // would let each add a piece past the limit.
+    std::vector<std::pair<std::shared_ptr<ipc::link>, std::uint32_t>> watching;
     std::size_t prune_at = 16;     // forget finished streams when the map reaches this size
   };
   std::unordered_map<std::uint64_t, h2_conn> h2_conns;
@@ -426,8 +430,9 @@ struct reactor_thread::impl final : net::connection_sink {
       // Writers of several workers may wait on one HTTP/2 connection: each hears it.
       auto watching = std::move(it->second.watching);
       it->second.watching.clear();
-      for (auto& l : watching)
-        if (l && l->is_open()) (void)l->send(ipc::encode(ipc::conn_writable{c.id(), static_cast<std::uint32_t>(id)}));
+      for (auto& [l, n] : watching)
+        for (std::uint32_t k = 0; k < n && l->is_open(); ++k)
+          (void)l->send(ipc::encode(ipc::conn_writable{c.id(), static_cast<std::uint32_t>(id)}));
       return;
     }
     if (c.watcher >= 0) deliver(c.watcher, ipc::encode(ipc::conn_writable{c.id(), static_cast<std::uint32_t>(id)}));
@@ -583,8 +588,9 @@ struct reactor_thread::impl final : net::connection_sink {
         else {
           if (auto it = h2_conns.find(v.session); it != h2_conns.end() && v.worker < workers.size()) {
             auto& watching = it->second.watching;
-            if (watching.empty()) watching.resize(workers.size());
-            watching[v.worker] = l;
+            auto w = std::find_if(watching.begin(), watching.end(), [&](const auto& e) { return e.first == l; });
+            if (w == watching.end()) watching.emplace_back(l, 1);
+            else ++w->second;
           }
           c->watch_drain(static_cast<int>(v.worker));
         }

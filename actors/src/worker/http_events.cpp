@@ -48,7 +48,7 @@ std::error_code send_reply(session_port& port, session_id s, std::uint32_t strea
 }
 
 // A reply piece that did not fit (the connection's output limit; in process mode the link to
-// the reactor): the writer waits for the output to drain and tries once more.
+// the reactor): the writer waits for the output to drain and tries again.
 bool no_room(std::error_code ec) {
   return ec == server_errc::output_buffer_full || ec == make_error_code(ipc::errc::queue_full);
 }
@@ -75,7 +75,8 @@ task<void> run_pump(std::shared_ptr<stream_pump> p) {
   constexpr auto kTimeout = std::chrono::seconds(30);
   auto send = [&](std::uint8_t kind, std::string_view data) -> task<std::error_code> {
     auto ec = send_reply(p->port, p->s, p->stream, kind, data);
-    if (no_room(ec)) {
+    // Sibling streams written at the same time share the room: a wake-up does not promise it.
+    while (no_room(ec)) {
       if (auto wait = co_await p->port.drained(p->s, kTimeout)) co_return wait;
       ec = send_reply(p->port, p->s, p->stream, kind, data);
     }
@@ -474,6 +475,19 @@ std::optional<task<void>> worker_runtime::http_event(std::uint8_t kind, session_
           modules_[static_cast<std::size_t>(x.module)]->websocket() && x.req->header("upgrade") &&
           protocols::websocket::is_upgrade_request({x.req->method(), 1, *x.req->header("upgrade"), {}, {}, {}, {}, {}}))
         return serve_ws_handshake(std::move(x));
+      if (h2_stream) {
+        // The streams of one connection run side by side, as HTTP/2 multiplexes them: a slow
+        // handler does not hold its siblings back, and they are answered in any order.
+        // h2_max_concurrent_streams bounds how many one connection runs at once.
+        bump(slot_->messages);
+        spawn_beside(
+            [](worker_runtime* self, http_exchange x) -> task<void> {
+              co_await self->serve_http(std::move(x));
+              self->note_message();
+            }(this, std::move(x)),
+            "HTTP/2 stream");
+        return std::nullopt;
+      }
       return serve_http(std::move(x));
     }
     case h1::ev::body:

@@ -636,7 +636,13 @@ void worker_runtime::on_reactor_message(ipc::message&& raw) {
     } else if constexpr (std::is_same_v<T, ipc::datagram_in>) {
       on_datagram(static_cast<int>(v.listener), std::move(v.from), v.data);
     } else if constexpr (std::is_same_v<T, ipc::conn_writable>) {
-      drain_waits_.wake(session_id(v.session));
+      // HTTP/2: the reactor answers each writer's watch once, and several streams may write at
+      // once here; one answer lets one of them go on. Other protocols: one answer for all.
+      session_id s(v.session);
+      if (auto it = http_pipes_.find(s); it != http_pipes_.end() && it->second.h2_taken > 0)
+        drain_waits_.wake_one(s);
+      else
+        drain_waits_.wake(s);
     } else if constexpr (std::is_same_v<T, ipc::drained>) {
       drained_.done();
     } else {

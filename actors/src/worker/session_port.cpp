@@ -235,6 +235,11 @@ void drain_waits::wake(session_id s, std::error_code ec) {
   if (it != queues_.end()) it->second->complete_all(ec);
 }
 
+void drain_waits::wake_one(session_id s) {
+  auto it = queues_.find(s);
+  if (it != queues_.end()) (void)it->second->complete_front({});
+}
+
 std::unique_ptr<session_port> make_local_port(net::conn_host& host, int worker_id, drain_waits& waits) {
   return std::make_unique<local_port>(host, worker_id, waits);
 }

@@ -36,6 +36,8 @@ class drain_waits {
   task<std::error_code> wait(session_id s, duration timeout);
   // Wakes every waiter of `s` with `ec` (session_not_found: the connection is gone).
   void wake(session_id s, std::error_code ec = {});
+  // Wakes the longest waiter of `s` (an HTTP/2 connection's reactor answers each watch once).
+  void wake_one(session_id s);
 
  private:
   std::unordered_map<session_id, std::unique_ptr<wait_queue>> queues_;

@@ -10,7 +10,8 @@ windows of 2^31-1, so the server's own output limit is what bounds it), writes s
 body to OUT_DIR/i, and reads until every stream ended or was reset, the server closed, or
 60 s passed. Prints one JSON line:
   {"streams": [{"path", "status": 200 or null, "reset": error code or null, "complete",
-   "bytes"}], "goaway": error code or null, "closed": bool}
+   "bytes", "finished": 0-based rank of its end (END_STREAM or RST_STREAM) among the
+   streams, or null}], "goaway": error code or null, "closed": bool}
 """
 import json
 import os
@@ -45,9 +46,17 @@ def main():
         block = b"\x82\x86" + literal(4, path) + literal(1, authority)  # GET, http, :path, :authority
         out += frame(HEADERS, END_STREAM | END_HEADERS, sid, block)
         streams[sid] = {"path": path, "status": None, "reset": None, "complete": False, "bytes": 0,
-                        "file": open(os.path.join(out_dir, str(i)), "wb")}
+                        "finished": None, "file": open(os.path.join(out_dir, str(i)), "wb")}
     sock.sendall(out)
     buf, goaway, closed = b"", None, False
+    ended = 0
+
+    def finish(s):
+        nonlocal ended
+        if s["finished"] is None:
+            s["finished"] = ended
+            ended += 1
+
     deadline = time.time() + 60
     while time.time() < deadline and not all(s["complete"] or s["reset"] is not None for s in streams.values()):
         try:
@@ -77,6 +86,7 @@ def main():
                 s["bytes"] += len(payload)
                 if flags & END_STREAM:
                     s["complete"] = True
+                    finish(s)
             elif ftype == HEADERS and s:
                 block = payload
                 if flags & PADDED:
@@ -87,8 +97,10 @@ def main():
                     s["status"] = STATIC_STATUS.get(block[0] & 0x7F)
                 if flags & END_STREAM:
                     s["complete"] = True
+                    finish(s)
             elif ftype == RST and s:
                 s["reset"] = int.from_bytes(payload[0:4], "big")
+                finish(s)
             elif ftype == SETTINGS and not flags & ACK:
                 sock.sendall(frame(SETTINGS, ACK, 0))
             elif ftype == PING and not flags & ACK:
