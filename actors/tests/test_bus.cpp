@@ -72,7 +72,7 @@ TEST_CASE("bus: '*' matches one token, '>' one or more trailing tokens", "[bus]"
   }
 }
 
-TEST_CASE("bus: typed payloads round trip; short or long bytes do not decode", "[bus]") {
+TEST_CASE("bus: typed payloads round trip, short or long bytes do not decode", "[bus]") {
   auto p = bus::payload::of(point{-3, 1'000'000'000'000, "here"});
   CHECK(p.tag == "test.point");
   point back;

@@ -233,7 +233,7 @@ TEST_CASE("connection: a write error at the Nth write closes it", "[connection]"
   CHECK(c->send("three") == server_errc::session_not_found);
 }
 
-TEST_CASE("connection: graceful close writes queued output first; reset drops it", "[connection]") {
+TEST_CASE("connection: graceful close writes queued output first, reset drops it", "[connection]") {
   fixture fx;
   auto p = std::make_shared<memory_pipe>();
   auto c = fx.connect(p, 1);
@@ -260,7 +260,7 @@ TEST_CASE("connection: graceful close writes queued output first; reset drops it
   CHECK(fx.host->close(2, false) == server_errc::session_not_found);
 }
 
-TEST_CASE("connection: the codec is replaced mid-read; the rest of the bytes go to the new one",
+TEST_CASE("connection: the codec is replaced mid-read, the rest of the bytes go to the new one",
           "[connection]") {
   protocols::framing_options length;
   length.type = protocols::framing_type::length;

@@ -492,7 +492,7 @@ TEST_CASE("http connection: a half-closed client still gets its answer", "[http]
   CHECK(c->closed());
 }
 
-TEST_CASE("http connection: the header timeout answers 408; abandon answers 502", "[http][connection]") {
+TEST_CASE("http connection: the header timeout answers 408, abandon answers 502", "[http][connection]") {
   h1::options o;
   o.header_timeout_ms = 50;
   http_fixture fx(o);

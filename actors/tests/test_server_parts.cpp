@@ -83,7 +83,7 @@ module = "counting"
   CHECK(counting_module::constructed == 0);
 }
 
-TEST_CASE("config: defaults resolve too; bad values are refused with the key", "[config]") {
+TEST_CASE("config: defaults resolve too, bad values are refused with the key", "[config]") {
   config::diagnostics diag;
   auto app = parse(R"(
 [[listen]]
@@ -231,7 +231,7 @@ struct recording_host final : detail::handler_host {
 
 }  // namespace
 
-TEST_CASE("event runner: per session in order, one handler at a time; close last", "[runner]") {
+TEST_CASE("event runner: per session in order, one handler at a time, close last", "[runner]") {
   asio::io_context io;
   recording_host host(io);
   detail::event_runner runner(io, host);

@@ -42,7 +42,7 @@ config::diagnostics parse(const std::string& text, sample& out) {
 }
 }  // namespace
 
-TEST_CASE("valid config fills the struct; sizes and durations accept both forms", "[config]") {
+TEST_CASE("valid config fills the struct, sizes and durations accept both forms", "[config]") {
   sample s;
   auto d = parse("name = 'x'\nmode = 'process'\nworkers = 4\nbuffer = '64KiB'\nwait = '1.5s'\n"
                  "sub = { depth = 3 }\n", s);

@@ -24,7 +24,7 @@ TEST_CASE("after() timers fire in due order, FIFO among equal deadlines", "[time
   CHECK(t.stats().fired == 4);
 }
 
-TEST_CASE("tick repeats until cleared; info reports exec count and interval", "[timers]") {
+TEST_CASE("tick repeats until cleared, info reports exec count and interval", "[timers]") {
   swactor::loop lp;
   auto& t = lp.timers();
   int ticks = 0;

@@ -112,7 +112,7 @@ TEST_CASE("atomic wait/wakeup across processes, with timeout", "[atomic][multipr
   }
 }
 
-TEST_CASE("mutex excludes across processes; lock times out; dead owner recovered", "[lock][multiprocess]") {
+TEST_CASE("mutex excludes across processes, lock times out, dead owner recovered", "[lock][multiprocess]") {
   auto m = mutex::create();
   auto counter = atomic64::create(0);
   REQUIRE(m);

@@ -74,7 +74,7 @@ TEST_CASE("exec of a missing program fails cleanly", "[process]") {
   CHECK(ec == shm_errc::exec_failed);
 }
 
-TEST_CASE("kill reports the signal; wait times out while the child runs", "[process]") {
+TEST_CASE("kill reports the signal, wait times out while the child runs", "[process]") {
   std::optional<exit_status> st;
   std::error_code early, after;
   run_on_loop([&](asio::any_io_executor ex) -> task<void> {
@@ -169,7 +169,7 @@ TEST_CASE("a forked callable exchanges framed messages and exits with its code",
   CHECK(st->code == 7);
 }
 
-TEST_CASE("a child that dies closes the channel; destroying a process kills it", "[process]") {
+TEST_CASE("a child that dies closes the channel, destroying a process kills it", "[process]") {
   std::error_code ec;
   pid_t orphan = 0;
   run_on_loop([&](asio::any_io_executor ex) -> task<void> {

@@ -382,7 +382,7 @@ TEST_CASE("http1: smuggling defences answer with the exact status", "[http1]") {
   CHECK(rejected_with("GET / HTTP/1.1\r\nHost: h\r\n: 4\r\n\r\n") == 400);  // empty name (fuzz)
 }
 
-TEST_CASE("http1: nothing after a bad request is parsed; earlier ones are answered first",
+TEST_CASE("http1: nothing after a bad request is parsed, earlier ones are answered first",
           "[http1]") {
   codec_fixture f;
   std::string good = "GET /ok HTTP/1.1\r\nHost: h\r\n\r\n";
@@ -439,7 +439,7 @@ TEST_CASE("http1: HEAD response has Content-Length but no body", "[http1]") {
   CHECK(w2.substr(w2.size() - 4) == "\r\n\r\n");
 }
 
-TEST_CASE("http1: 1.0 keep-alive and close; client close; handler close", "[http1]") {
+TEST_CASE("http1: 1.0 keep-alive and close, client close, handler close", "[http1]") {
   {
     codec_fixture f;
     f.feed("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");

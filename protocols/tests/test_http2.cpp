@@ -491,7 +491,7 @@ TEST_CASE("http2 codec: a stream nobody reads stops at its window, its sibling g
   CHECK(body_of(s2, c).size() > 65535);
 }
 
-TEST_CASE("http2 codec: taking the body opens the window; a closed stream gives its share back", "[http2][flow]") {
+TEST_CASE("http2 codec: taking the body opens the window, a closed stream gives its share back", "[http2][flow]") {
   h2::options o;
   o.connection_window_size = 65535;  // the connection's window is one stream's
   auto codec = h2::make_server_codec(o);

@@ -131,7 +131,7 @@ TEST_CASE("multipart: parts, split at every byte", "[multipart]") {
   }
 }
 
-TEST_CASE("multipart: the first delimiter may open the body; binary data passes", "[multipart]") {
+TEST_CASE("multipart: the first delimiter may open the body, binary data passes", "[multipart]") {
   std::string data;
   for (int i = 0; i < 4096; ++i) data.push_back(static_cast<char>(i * 7 + i / 256));
   std::string body = "--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"x.bin\"\r\n\r\n" + data +

@@ -314,7 +314,7 @@ TEST_CASE("redis: a held protocol error goes out after the earlier replies", "[r
   CHECK(wire == "+PONG\r\n+PONG\r\n-ERR Protocol error: invalid multibulk length\r\n");
 }
 
-TEST_CASE("redis: outstanding counts commands minus replies; raw and push do not count", "[redis]") {
+TEST_CASE("redis: outstanding counts commands minus replies, raw and push do not count", "[redis]") {
   auto codec = redis::make_server_codec({});
   sink s;
   std::string in = "A\r\nB\r\nC\r\n" + mbulk({"D"});

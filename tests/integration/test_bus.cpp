@@ -51,7 +51,7 @@ json bus_stats(const server_under_test& srv) {
 
 }  // namespace
 
-TEST_CASE("bus: a publish reaches every worker, task worker and user process; wildcards", "[bus]") {
+TEST_CASE("bus: a publish reaches every worker, task worker and user process, wildcards", "[bus]") {
   auto mode = GENERATE(as<std::string>{}, "base", "process");
   INFO("mode " << mode);
   // Processes: workers 0, 1; task worker 2; user process 3.
@@ -205,7 +205,7 @@ TEST_CASE("bus: a subscriber killed with -9 gets what is published after its res
   srv.stop_and_check();
 }
 
-TEST_CASE("bus: a full mailbox drops the newest and counts them; bad tags and payloads are dropped with a log line",
+TEST_CASE("bus: a full mailbox drops the newest and counts them, bad tags and payloads are dropped with a log line",
           "[bus]") {
   auto mode = GENERATE(as<std::string>{}, "base", "process");
   INFO("mode " << mode);

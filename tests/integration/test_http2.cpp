@@ -431,7 +431,7 @@ TEST_CASE("http2 process mode: a connection's streams are dispatched one by one 
   s.stop_and_check();
 }
 
-TEST_CASE("http2 process mode: kill -9 of a worker resets only its streams; the connection and the other "
+TEST_CASE("http2 process mode: kill -9 of a worker resets only its streams, the connection and the other "
           "worker's streams go on",
           "[http2][process][crash]") {
   REQUIRE(http::have_tool("python3"));

@@ -115,7 +115,7 @@ routes = [ { path = "/up/", module = "echo", stream_body = true }, { path = "/",
   srv.stop_and_check();
 }
 
-TEST_CASE("http: a handler that throws or does not answer gets a 500 and a log line; the worker goes on",
+TEST_CASE("http: a handler that throws or does not answer gets a 500 and a log line, the worker goes on",
           "[http][errors]") {
   const std::string mode = GENERATE(as<std::string>{}, "base", "process");
   INFO("mode " << mode);
