@@ -478,13 +478,18 @@ std::optional<task<void>> worker_runtime::http_event(std::uint8_t kind, session_
       if (h2_stream) {
         // The streams of one connection run side by side, as HTTP/2 multiplexes them: a slow
         // handler does not hold its siblings back, and they are answered in any order.
-        // h2_max_concurrent_streams bounds how many one connection runs at once.
+        // h2_max_concurrent_streams bounds how many one connection runs at once. The stream
+        // counts against max_concurrency from now, not from when its coroutine starts: a read
+        // full of streams must not all pass the check above.
         bump(slot_->messages);
+        const bool counted = x.status == 0;
+        if (counted) ++http_in_flight_;
         spawn_beside(
-            [](worker_runtime* self, http_exchange x) -> task<void> {
+            [](worker_runtime* self, http_exchange x, bool counted) -> task<void> {
+              if (counted) --self->http_in_flight_;  // serve_http counts it while it runs
               co_await self->serve_http(std::move(x));
               self->note_message();
-            }(this, std::move(x)),
+            }(this, std::move(x), counted),
             "HTTP/2 stream");
         return std::nullopt;
       }
