@@ -7,6 +7,7 @@
 
 #include "master/reactors.hpp"
 #include "proc_layout.hpp"
+#include "string_pool.hpp"
 #include "swactor/actors/app_config.hpp"
 #include "swactor/actors/server.hpp"
 #include "swactor/protocols/http1.hpp"
@@ -299,6 +300,28 @@ TEST_CASE("event runner: the stand-in's protocol comes from conn_open, then foll
   runner.set_protocol(s, "websocket");
   CHECK(runner.find(s)->protocol == "websocket");
   settle(io);
+}
+
+TEST_CASE("string pool: one counted copy per distinct string, freed by its last release", "[runner]") {
+  detail::string_pool pool;
+  CHECK(pool.acquire("") == nullptr);
+  pool.release(nullptr);
+  CHECK(detail::string_pool::view(nullptr).empty());
+  const auto* a = pool.acquire("/chat");
+  const auto* b = pool.acquire(std::string("/chat"));
+  const auto* c = pool.acquire("/feed?token=1");
+  CHECK(a == b);
+  CHECK(*a == "/chat");
+  CHECK(detail::string_pool::view(c) == "/feed?token=1");
+  CHECK(pool.size() == 2);
+  pool.release(a);
+  CHECK(pool.size() == 2);
+  CHECK(*b == "/chat");  // still held once
+  pool.release(b);
+  pool.release(c);
+  CHECK(pool.size() == 0);
+  CHECK(pool.acquire("/chat") != nullptr);
+  CHECK(pool.size() == 1);
 }
 
 TEST_CASE("event runner: a paused session is resumed once a queued event is taken", "[runner]") {
