@@ -7,6 +7,7 @@
 
 #include "master/reactors.hpp"
 #include "proc_layout.hpp"
+#include "string_pool.hpp"
 #include "swactor/actors/app_config.hpp"
 #include "swactor/actors/server.hpp"
 #include "swactor/protocols/http1.hpp"
@@ -242,17 +243,17 @@ TEST_CASE("event runner: per session in order, one handler at a time, close last
   runner.message(b, 0, "y");
   CHECK(runner.message(a, 0, "z") == 3);  // open, x, z wait: nothing ran yet
   runner.closed(a, 0);
-  REQUIRE(runner.find(a));
-  CHECK(runner.find(a)->remote == "1.2.3.4:5");
+  REQUIRE(runner.info(a));
+  CHECK(runner.info(a)->remote == "1.2.3.4:5");
   CHECK(runner.bind(a, user_id(9)));
-  CHECK(runner.find(a)->uid == user_id(9));
+  CHECK(runner.info(a)->uid == user_id(9));
   settle(io);
   std::vector<std::string> only_a;
   for (auto& l : host.log)
     if (l.find(" 1") != std::string::npos) only_a.push_back(l);
   CHECK(only_a == std::vector<std::string>{"open 1", "msg 1 x", "msg 1 z", "close 1"});
-  CHECK(runner.find(a) == nullptr);  // closed and drained: gone
-  CHECK(runner.find(b) != nullptr);  // still open
+  CHECK(!runner.info(a));  // closed and drained: gone
+  CHECK(runner.contains(b));  // still open
   CHECK(runner.running().count() == 0);
 }
 
@@ -262,11 +263,11 @@ TEST_CASE("event runner: a stand-in without an open lives only while it has even
   detail::event_runner runner(io, host);
   session_id s(5);
   runner.message(s, 0, "only");  // round_robin: another worker saw the open
-  REQUIRE(runner.find(s));
-  CHECK(runner.find(s)->listener == 0);
+  REQUIRE(runner.info(s));
+  CHECK(runner.info(s)->listener == 0);
   settle(io);
   CHECK(host.log == std::vector<std::string>{"msg 5 only"});
-  CHECK(runner.find(s) == nullptr);
+  CHECK(!runner.info(s));
   CHECK(runner.sessions() == 0);
 }
 
@@ -287,18 +288,79 @@ TEST_CASE("event runner: the stand-in's protocol comes from conn_open, then foll
   detail::event_runner runner(io, host);
   session_id s(7);
   runner.open(s, 0, "p", 0, 0, {}, {}, detail::known_protocol("http/1.1"));
-  REQUIRE(runner.find(s));
-  CHECK(runner.find(s)->protocol == "http/1.1");
+  REQUIRE(runner.info(s));
+  CHECK(runner.info(s)->protocol == "http/1.1");
   runner.message(s, 0, "req", static_cast<std::uint8_t>(protocols::http1::ev::request));
-  CHECK(runner.find(s)->protocol == "http/1.1");
+  CHECK(runner.info(s)->protocol == "http/1.1");
   // An h2c upgrade: the next events are streams.
   runner.message(s, 0, "stream", static_cast<std::uint8_t>(protocols::http2::ev::request));
-  CHECK(runner.find(s)->protocol == "h2");
+  CHECK(runner.info(s)->protocol == "h2");
   runner.message(s, 0, "framed", 0);  // kind 0 says nothing: unchanged
-  CHECK(runner.find(s)->protocol == "h2");
+  CHECK(runner.info(s)->protocol == "h2");
   runner.set_protocol(s, "websocket");
-  CHECK(runner.find(s)->protocol == "websocket");
+  CHECK(runner.info(s)->protocol == "websocket");
   settle(io);
+}
+
+TEST_CASE("event runner: info() gives back every field of the stand-in", "[runner]") {
+  asio::io_context io;
+  recording_host host(io);
+  detail::event_runner runner(io, host);
+  runner.set_worker(3);
+  auto tls = std::make_shared<tls_info>();
+  tls->sni = "example.org";
+  session_id a(11), b(12);
+  runner.open(a, 2, "10.0.0.1:4000", 1234, 1, "10.0.0.9:8080", tls, "websocket");
+  runner.open(b, 2, "10.0.0.2:4001", 1235, 0, "10.0.0.9:8080");
+  CHECK(runner.bind(a, user_id(77)));
+  runner.message(a, 2, "m", static_cast<std::uint8_t>(protocols::websocket::ev::text));
+  auto i = runner.info(a);
+  REQUIRE(i);
+  CHECK(i->id == a);
+  CHECK(i->remote == "10.0.0.1:4000");
+  CHECK(i->local == "10.0.0.9:8080");
+  CHECK(i->listener == 2);
+  CHECK(i->connect_time_ms == 1234);
+  CHECK(i->last_receive_ms > 0);
+  CHECK(i->worker == 3);
+  CHECK(i->reactor == 1);
+  CHECK(i->uid == user_id(77));
+  REQUIRE(i->tls);
+  CHECK(i->tls->sni == "example.org");
+  CHECK(i->protocol == "websocket");
+  CHECK(runner.remote_of(b) == "10.0.0.2:4001");
+  CHECK(runner.info(b)->local == "10.0.0.9:8080");
+  CHECK(runner.info(b)->tls == nullptr);
+  CHECK(runner.info(b)->last_receive_ms == 0);
+  CHECK(runner.remote_of(session_id(99)).empty());
+  settle(io);
+  runner.closed(a, 2);
+  runner.closed(b, 2);
+  settle(io);
+  CHECK(runner.sessions() == 0);
+  CHECK(runner.opened_sessions() == 0);
+}
+
+TEST_CASE("string pool: one counted copy per distinct string, freed by its last release", "[runner]") {
+  detail::string_pool pool;
+  CHECK(pool.acquire("") == nullptr);
+  pool.release(nullptr);
+  CHECK(detail::string_pool::view(nullptr).empty());
+  const auto* a = pool.acquire("/chat");
+  const auto* b = pool.acquire(std::string("/chat"));
+  const auto* c = pool.acquire("/feed?token=1");
+  CHECK(a == b);
+  CHECK(*a == "/chat");
+  CHECK(detail::string_pool::view(c) == "/feed?token=1");
+  CHECK(pool.size() == 2);
+  pool.release(a);
+  CHECK(pool.size() == 2);
+  CHECK(*b == "/chat");  // still held once
+  pool.release(b);
+  pool.release(c);
+  CHECK(pool.size() == 0);
+  CHECK(pool.acquire("/chat") != nullptr);
+  CHECK(pool.size() == 1);
 }
 
 TEST_CASE("event runner: a paused session is resumed once a queued event is taken", "[runner]") {

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <deque>
 #include <future>
 #include <unordered_map>
@@ -15,6 +16,7 @@
 #include "http/router.hpp"
 #include "net/conn_host.hpp"
 #include "net_util.hpp"
+#include "string_pool.hpp"
 #include "swactor/actors/errors.hpp"
 #include "swactor/actors/http.hpp"
 #include "swactor/actors/static_files.hpp"
@@ -108,8 +110,18 @@ struct reactor_thread::impl final : net::connection_sink {
   std::unordered_map<ipc::link*, std::shared_ptr<ipc::link>> live_links;
   std::unordered_set<ipc::link*> drained_links;  // links whose worker said it is leaving
   // The upgrade request target of each WebSocket: a new process of its worker gets it with
-  // the connection (module on_adopt).
-  std::unordered_map<std::uint64_t, std::string> ws_targets;
+  // the connection (module on_adopt). Most WebSockets share a few targets, so a connection
+  // holds one of these (ws_target) instead of a string of its own.
+  string_pool ws_targets;
+  // A WebSocket's target handle lives in its sink_tag: the client IP hash kept there is for
+  // dispatching, and a WebSocket is never dispatched again (it stays with sink_worker).
+  static const std::string* ws_target(const net::connection& c) noexcept {
+    return reinterpret_cast<const std::string*>(static_cast<std::uintptr_t>(c.sink_tag));
+  }
+  void set_ws_target(net::connection& c, std::string target) {
+    if (c.ws_module >= 0) ws_targets.release(ws_target(c));  // a second upgrade message (not expected)
+    c.sink_tag = reinterpret_cast<std::uintptr_t>(ws_targets.acquire(std::move(target)));
+  }
   // HTTP/2 connections: their streams are dispatched one by one (by the dispatch mode, as
   // connections are), so each has a map stream -> worker id while the stream needs its
   // worker, and the workers that were told about the connection (conn_open), which all hear
@@ -438,7 +450,10 @@ struct reactor_thread::impl final : net::connection_sink {
     if (c.watcher >= 0) deliver(c.watcher, ipc::encode(ipc::conn_writable{c.id(), static_cast<std::uint32_t>(id)}));
   }
   void on_closed(net::connection& c, std::string_view reason) override {
-    if (c.ws_module >= 0) ws_targets.erase(c.id());
+    if (c.ws_module >= 0) {
+      ws_targets.release(ws_target(c));
+      c.sink_tag = 0;
+    }
     if (c.watching_drain()) on_drained(c);  // a writer waiting on it learns now, not at its timeout
     auto close = [&](int w) {
       ipc::conn_closed m;
@@ -535,7 +550,7 @@ struct reactor_thread::impl final : net::connection_sink {
       m.connect_ms = c->connect_ms;
       m.remote = c->remote;
       m.local = local_address(c->native_handle());
-      if (auto t = ws_targets.find(sid); t != ws_targets.end()) m.target = t->second;
+      m.target = string_pool::view(ws_target(*c));
       set_tls(m, c->tls());
       if (auto ec = l.send(ipc::encode(std::move(m))))
         log::warning("reactor {}: session {} not handed to worker {}: {}", id, sid, w, ec.message());
@@ -571,9 +586,9 @@ struct reactor_thread::impl final : net::connection_sink {
         }
       } else if constexpr (std::is_same_v<T, ipc::conn_upgrade>) {
         if (auto* c = host.find(v.session)) {
+          set_ws_target(*c, std::move(v.target));  // before set_websocket: it reads ws_module
           (void)host.set_websocket(v.session, static_cast<int>(v.module));
           c->sink_worker = w;
-          ws_targets[v.session] = std::move(v.target);
         }
       } else if constexpr (std::is_same_v<T, ipc::group_op>) {
         (void)(v.join ? host.join(v.session, v.group) : host.leave(v.session, v.group));

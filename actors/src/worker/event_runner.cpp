@@ -21,23 +21,39 @@ std::int64_t now_ms() {
       .count();
 }
 
+constexpr std::string_view kProtocols[] = {"raw", "length", "eof", "http/1.1", "h2", "websocket", "redis"};
+
+// A session's protocol as its state keeps it: 1 + its index in kProtocols, 0 for none.
+constexpr std::uint8_t protocol_index(std::string_view name) noexcept {
+  for (std::size_t i = 0; i < std::size(kProtocols); ++i)
+    if (kProtocols[i] == name) return static_cast<std::uint8_t>(i + 1);
+  return 0;
+}
+
+constexpr std::uint8_t kHttp1 = protocol_index("http/1.1"), kH2 = protocol_index("h2"),
+                       kWebSocket = protocol_index("websocket"), kRedis = protocol_index("redis");
+static_assert(kHttp1 && kH2 && kWebSocket && kRedis);
+
+std::string_view protocol_name(std::uint8_t index) noexcept {
+  return index == 0 || index > std::size(kProtocols) ? std::string_view() : kProtocols[index - 1];
+}
+
+// The protocol index of the codec that emits events of `kind` (per message: no string
+// compares).
+std::uint8_t protocol_index_of_kind(std::uint8_t kind) noexcept {
+  using k = std::uint8_t;
+  if (kind >= k(protocols::http1::ev::request) && kind <= k(protocols::http1::ev::end)) return kHttp1;
+  if (protocols::http2::is_event_kind(kind)) return kH2;
+  if (kind >= k(protocols::websocket::ev::text) && kind <= k(protocols::websocket::ev::close)) return kWebSocket;
+  if (kind == k(protocols::redis::ev::command) || kind == k(protocols::redis::ev::inline_command)) return kRedis;
+  return 0;
+}
+
 }  // namespace
 
-std::string_view known_protocol(std::string_view name) noexcept {
-  static constexpr std::string_view names[] = {"raw", "length", "eof", "http/1.1", "h2", "websocket", "redis"};
-  for (auto n : names)
-    if (n == name) return n;
-  return {};
-}
+std::string_view known_protocol(std::string_view name) noexcept { return protocol_name(protocol_index(name)); }
 
-std::string_view protocol_of_kind(std::uint8_t kind) noexcept {
-  using k = std::uint8_t;
-  if (kind >= k(protocols::http1::ev::request) && kind <= k(protocols::http1::ev::end)) return "http/1.1";
-  if (protocols::http2::is_event_kind(kind)) return "h2";
-  if (kind >= k(protocols::websocket::ev::text) && kind <= k(protocols::websocket::ev::close)) return "websocket";
-  if (kind == k(protocols::redis::ev::command) || kind == k(protocols::redis::ev::inline_command)) return "redis";
-  return {};
-}
+std::string_view protocol_of_kind(std::uint8_t kind) noexcept { return protocol_name(protocol_index_of_kind(kind)); }
 
 event_runner::~event_runner() {
   // Dropping a parked handler ends its coroutine (asio destroys it on the loop), and with
@@ -58,23 +74,21 @@ event_runner::session_state& event_runner::state_of(session_id s, int listener) 
     auto nh = std::move(spare_.back());
     spare_.pop_back();
     nh.key() = s;
-    auto& st = nh.mapped();
-    st.info = session_info{};
-    st.opened = st.closed = st.running = st.paused = false;
-    st.queue.clear();
-    st.head = 0;
+    nh.mapped() = session_state{};
     it = sessions_.insert(std::move(nh)).position;
   } else {
     it = sessions_.try_emplace(s).first;
   }
-  it->second.info.id = s;
-  it->second.info.listener = listener;
-  it->second.info.worker = worker_;
+  it->second.listener = listener;
   return it->second;
 }
 
 void event_runner::drop(std::unordered_map<session_id, session_state>::iterator it) {
   constexpr std::size_t kMaxSpare = 64;
+  release_queue(it->second);
+  locals_.release(it->second.local);
+  it->second.local = nullptr;
+  if (it->second.tls) tls_.erase(it->first);
   if (spare_.size() < kMaxSpare)
     spare_.push_back(sessions_.extract(it));
   else
@@ -86,23 +100,29 @@ void event_runner::open(session_id s, int listener, std::string remote, std::int
   auto& st = state_of(s, listener);
   st.opened = true;
   ++opened_;
-  st.info.remote = std::move(remote);
-  st.info.local = std::move(local);
-  st.info.connect_time_ms = connect_ms;
-  st.info.reactor = reactor;
-  st.info.tls = std::move(tls);
-  st.info.protocol = protocol;
+  st.remote = std::move(remote);
+  locals_.release(st.local);  // a second open of the session (not expected): the newer wins
+  st.local = locals_.acquire(std::move(local));
+  st.connect_time_ms = connect_ms;
+  st.reactor = reactor;
+  const bool had_tls = st.tls;
+  st.tls = tls != nullptr;
+  if (st.tls)
+    tls_[s] = std::move(tls);
+  else if (had_tls)
+    tls_.erase(s);
+  st.protocol = protocol_index(protocol);
   push(s, st, pending{event_kind::open, 0, listener, {}});
 }
 
 std::size_t event_runner::message(session_id s, int listener, std::string data, std::uint8_t kind) {
   auto& st = state_of(s, listener);
   if (keep_stand_ins_) {  // base mode: the connection keeps these
-    st.info.last_receive_ms = now_ms();
-    if (auto p = protocol_of_kind(kind); !p.empty()) st.info.protocol = p;
+    st.last_receive_ms = now_ms();
+    if (auto p = protocol_index_of_kind(kind)) st.protocol = p;
   }
   enqueue(st, pending{event_kind::message, kind, listener, std::move(data)});
-  if (st.running) return st.queue.size() - st.head;
+  if (st.running) return waiting(st);
   st.running = true;
   running_.add();
   assign(s);  // may run the handler inline, which may end the session: `st` is stale now
@@ -119,17 +139,36 @@ void event_runner::note_paused(session_id s) {
   if (auto it = sessions_.find(s); it != sessions_.end()) it->second.paused = true;
 }
 
-const session_info* event_runner::find(session_id s) const {
+std::optional<session_info> event_runner::info(session_id s) const {
   auto it = sessions_.find(s);
-  return it == sessions_.end() ? nullptr : &it->second.info;
+  if (it == sessions_.end()) return std::nullopt;
+  const auto& st = it->second;
+  session_info i;
+  i.id = s;
+  i.remote = st.remote;
+  i.local = string_pool::view(st.local);
+  i.listener = st.listener;
+  i.connect_time_ms = st.connect_time_ms;
+  i.last_receive_ms = st.last_receive_ms;
+  i.worker = worker_;
+  i.reactor = st.reactor;
+  i.uid = st.uid;
+  if (st.tls) i.tls = tls_.at(s);
+  i.protocol = protocol_name(st.protocol);
+  return i;
+}
+
+std::string_view event_runner::remote_of(session_id s) const {
+  auto it = sessions_.find(s);
+  return it == sessions_.end() ? std::string_view() : std::string_view(it->second.remote);
 }
 
 bool event_runner::idle_for_inline(session_id s) {
   auto it = sessions_.find(s);
   if (it == sessions_.end()) return true;  // no state: nothing can be ahead of it
   auto& st = it->second;
-  if (st.running || st.closed || st.head != st.queue.size()) return false;
-  if (keep_stand_ins_) st.info.last_receive_ms = now_ms();
+  if (st.running || st.closed || waiting(st) != 0) return false;
+  if (keep_stand_ins_) st.last_receive_ms = now_ms();
   return true;
 }
 
@@ -139,33 +178,37 @@ bool event_runner::closing(session_id s) const {
 }
 
 void event_runner::set_protocol(session_id s, std::string_view protocol) {
-  if (auto it = sessions_.find(s); it != sessions_.end()) it->second.info.protocol = protocol;
+  if (auto it = sessions_.find(s); it != sessions_.end()) it->second.protocol = protocol_index(protocol);
 }
 
 bool event_runner::bind(session_id s, user_id uid) {
   auto it = sessions_.find(s);
   if (it == sessions_.end()) return false;
-  it->second.info.uid = uid;
+  it->second.uid = uid;
   return true;
 }
 
 void event_runner::enqueue(session_state& st, pending p) {
-  if (st.queue.capacity() == 0 && !spare_queues_.empty()) {
-    st.queue.swap(spare_queues_.back());
-    spare_queues_.pop_back();
+  if (!st.queue) {
+    if (spare_queues_.empty()) {
+      st.queue = std::make_unique<event_queue>();
+    } else {
+      st.queue = std::move(spare_queues_.back());
+      spare_queues_.pop_back();
+    }
   }
-  st.queue.push_back(std::move(p));
+  st.queue->items.push_back(std::move(p));
 }
 
 void event_runner::release_queue(session_state& st) {
   constexpr std::size_t kMaxSpareQueues = 64;
-  st.queue.clear();
-  st.head = 0;
-  if (st.queue.capacity() == 0) return;
+  if (!st.queue) return;
   if (spare_queues_.size() < kMaxSpareQueues) {
-    spare_queues_.emplace_back().swap(st.queue);
+    st.queue->items.clear();
+    st.queue->head = 0;
+    spare_queues_.push_back(std::move(st.queue));
   } else {
-    std::vector<pending>().swap(st.queue);
+    st.queue.reset();
   }
 }
 
@@ -213,13 +256,11 @@ task<void> event_runner::run(runner* r) {
       auto it = sessions_.find(s);
       if (it == sessions_.end()) break;
       auto& st = it->second;
-      if (st.head == st.queue.size()) {
+      if (waiting(st) == 0) {
         st.running = false;
         // A stand-in that never saw its open (another worker has it, round_robin / idle)
         // lives only while it has events; a closed session is done.
         if (!st.opened || st.closed || !keep_stand_ins_) {
-          st.queue.clear();
-          st.head = 0;
           if (st.opened) --opened_;
           drop(it);
         } else {
@@ -227,7 +268,7 @@ task<void> event_runner::run(runner* r) {
         }
         break;
       }
-      auto ev = std::move(st.queue[st.head++]);
+      auto ev = std::move(st.queue->items[st.queue->head++]);
       if (st.paused) {
         st.paused = false;
         host_.queue_low(s);  // room for one more: the connection reads again

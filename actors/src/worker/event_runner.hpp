@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -22,6 +23,7 @@
 #include "swactor/actors/context.hpp"
 #include "swactor/core/coro.hpp"
 #include "swactor/core/wait_group.hpp"
+#include "string_pool.hpp"
 
 namespace swactor::detail {
 
@@ -77,7 +79,10 @@ class event_runner {
 
   // The sink stopped reading the session (look-ahead full): queue_low() once it drains one.
   void note_paused(session_id s);
-  const session_info* find(session_id s) const;
+  // What info() reports for the session, nullopt when it has no state here.
+  std::optional<session_info> info(session_id s) const;
+  bool contains(session_id s) const { return sessions_.contains(s); }
+  std::string_view remote_of(session_id s) const;
   // The session's close arrived (its on_close may still wait behind running handlers).
   bool closing(session_id s) const;
   // True when nothing of `s` is queued or running, so its next message may be handled inline
@@ -103,15 +108,34 @@ class event_runner {
     int listener;
     std::string data;
   };
+  // A session's events not handled yet: only a session that has some holds one.
+  struct event_queue {
+    std::vector<pending> items;
+    std::size_t head = 0;
+  };
+  // A process-mode worker keeps one per open connection (its stand-in), so it is kept small:
+  // info() assembles a session_info from it, the local address is shared (locals_), what
+  // TLS negotiated is apart (tls_), the protocol is an index and the queue exists only while
+  // events wait.
   struct session_state {
-    session_info info;
-    bool opened = false;  // saw its open here (else a stand-in for round_robin/idle events)
+    std::string remote;
+    const std::string* local = nullptr;  // in locals_
+    std::int64_t connect_time_ms = 0;
+    std::int64_t last_receive_ms = 0;
+    user_id uid;
+    int listener = 0;
+    int reactor = -1;
+    std::uint8_t protocol = 0;  // 1 + index into the known protocol names, 0 = none
+    bool opened = false;        // saw its open here (else a stand-in for round_robin/idle events)
     bool closed = false;
     bool running = false;
     bool paused = false;
-    std::vector<pending> queue;
-    std::size_t head = 0;
+    bool tls = false;  // has an entry in tls_
+    std::unique_ptr<event_queue> queue;
   };
+  // With its key and the node's link this is a 112-byte malloc chunk (a session_info alone
+  // is 144 bytes).
+  static_assert(sizeof(session_state) <= 88);
   struct runner {
     std::optional<wake_handler> parked;
     session_id next;
@@ -133,15 +157,21 @@ class event_runner {
   int worker_ = 0;
   std::size_t opened_ = 0;
   std::unordered_map<session_id, session_state> sessions_;
+  string_pool locals_;
+  // Only sessions of TLS listeners have one: most sessions would carry an empty pointer.
+  std::unordered_map<session_id, std::shared_ptr<const tls_info>> tls_;
   // With transient states (base mode) a state is made and dropped per burst of events: the
-  // dropped map nodes (with their queue's capacity) are kept and reused, not freed.
+  // dropped map nodes are kept and reused, not freed.
   std::vector<std::unordered_map<session_id, session_state>::node_type> spare_;
   void drop(std::unordered_map<session_id, session_state>::iterator it);
-  // The queues of sessions that stay open (process mode) give their buffer back once drained,
-  // so that an idle session keeps none; a few are kept here for the next busy ones.
-  std::vector<std::vector<pending>> spare_queues_;
+  // A session's queue exists while it has events; drained queues (with their buffer) are kept
+  // here for the next busy sessions, a few of them.
+  std::vector<std::unique_ptr<event_queue>> spare_queues_;
   void enqueue(session_state& st, pending p);
   void release_queue(session_state& st);
+  static std::size_t waiting(const session_state& st) noexcept {
+    return st.queue ? st.queue->items.size() - st.queue->head : 0;
+  }
   wait_group running_;
   std::vector<runner*> idle_;
   std::shared_ptr<std::size_t> runners_ = std::make_shared<std::size_t>(0);

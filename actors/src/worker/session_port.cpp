@@ -182,15 +182,12 @@ class remote_port final : public session_port {
     m.data.assign(data);
     return reactors_[0]->send(ipc::encode(std::move(m)));
   }
-  std::string_view remote_of(session_id s) override {
-    const auto* i = runner_.find(s);
-    return i ? std::string_view(i->remote) : std::string_view();
-  }
-  bool is_open(session_id s) override { return runner_.find(s) && !runner_.closing(s); }
+  std::string_view remote_of(session_id s) override { return runner_.remote_of(s); }
+  bool is_open(session_id s) override { return runner_.contains(s) && !runner_.closing(s); }
   result<session_info> info(session_id s) override {
-    const auto* i = runner_.find(s);
+    auto i = runner_.info(s);
     if (!i) return make_error_code(server_errc::session_not_found);
-    return *i;
+    return std::move(*i);
   }
 
  private:
@@ -205,7 +202,7 @@ class remote_port final : public session_port {
     if (!s || s.value() >= next_session_.load(std::memory_order_relaxed)) return server_errc::session_not_found;
     if (runner_.closing(s)) return server_errc::session_not_found;
     auto d = app_.server.dispatch;
-    if ((d == dispatch_mode::connection || d == dispatch_mode::ip) && !runner_.find(s))
+    if ((d == dispatch_mode::connection || d == dispatch_mode::ip) && !runner_.contains(s))
       return server_errc::session_not_found;
     return {};
   }
