@@ -34,6 +34,7 @@ std::uint64_t server_state::total_streams_reset() const noexcept {
 std::uint64_t server_state::total_messages() const noexcept {
   std::uint64_t n = 0;
   for (const auto& p : procs) n += p.messages.load(std::memory_order_relaxed);
+  for (const auto& r : reactors) n += r.requests.load(std::memory_order_relaxed);
   return n;
 }
 std::int64_t server_state::open_connections(std::size_t listeners_in_use) const noexcept {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <future>
 #include <unordered_map>
@@ -130,6 +131,28 @@ struct reactor_thread::impl final : net::connection_sink {
     int worker = 0;
     const ipc::link* link = nullptr;  // the process of `worker` that took it (null: backlogged)
   };
+  // An http_static reply on an HTTP/2 stream: nghttp2 frames file bytes as DATA, so the
+  // connection cannot sendfile(2) them; the reactor reads them in pieces as the connection's
+  // output drains (the file is open from the reply's start to its end).
+  struct h2_static {
+    std::uint32_t stream = 0;
+    std::deque<http::static_piece> pieces;
+    int fd = -1;
+    h2_static() = default;
+    h2_static(h2_static&& o) noexcept : stream(o.stream), pieces(std::move(o.pieces)), fd(std::exchange(o.fd, -1)) {}
+    h2_static& operator=(h2_static&& o) noexcept {
+      if (this != &o) {
+        if (fd >= 0) ::close(fd);
+        stream = o.stream;
+        pieces = std::move(o.pieces);
+        fd = std::exchange(o.fd, -1);
+      }
+      return *this;
+    }
+    ~h2_static() {
+      if (fd >= 0) ::close(fd);
+    }
+  };
   struct h2_conn {
     std::unordered_map<std::uint32_t, h2_stream> streams;
     std::vector<bool> told;        // by worker id
@@ -140,6 +163,9 @@ struct reactor_thread::impl final : net::connection_sink {
     // would let each add a piece past the limit.
     std::vector<std::pair<std::shared_ptr<ipc::link>, std::uint32_t>> watching;
     std::size_t prune_at = 16;     // forget finished streams when the map reaches this size
+    // Streams answered here from an http_static route whose body is still being read from
+    // its file (front first; see pump_static).
+    std::deque<h2_static> statics;
   };
   std::unordered_map<std::uint64_t, h2_conn> h2_conns;
   std::uint64_t rr = 0;
@@ -207,6 +233,122 @@ struct reactor_thread::impl final : net::connection_sink {
         (void)c.send(p.bytes, static_cast<std::uint8_t>(h1::out::body));
     }
     (void)c.send(h1::header_list{}.encode(), static_cast<std::uint8_t>(h1::out::end));
+    return true;
+  }
+  // The same for an HTTP/2 stream (e.data: stream id, then the request head): the request
+  // must have come whole (no body follows), else it goes to a worker. File pieces are read
+  // by pump_static.
+  bool serve_static_h2(net::connection& c, const protocols::event& e) {
+    namespace h1 = protocols::http1;
+    namespace h2 = protocols::http2;
+    std::string_view rest = e.data;
+    std::uint32_t stream = 0;
+    h1::request_head head;
+    if (!h2::take_stream(rest, stream) || stream == 0 || !head.decode(rest) || !head.complete) return false;
+    const auto& lc = app.listen[static_cast<std::size_t>(c.listener())];
+    http::request req(std::move(head), session_id(c.id()), std::string());
+    if (req.path().find('\0') != std::string::npos) return false;  // the worker's 400
+    auto route = detail::match_route(lc, req.path(), req.method());
+    if (route.status != 0 || route.module < 0) return false;
+    const auto* site = static_sites[static_cast<std::size_t>(route.module)].get();
+    if (!site) return false;
+    auto r = site->serve(req.method(), req.path(), req.headers());
+    h1::response_head rh;
+    rh.status = r.status;
+    rh.headers = std::move(r.headers);
+    std::string wire;
+    h2::put_stream(wire, stream);
+    if (!r.has_file()) {
+      wire += rh.encode();
+      for (const auto& p : r.body) wire += p.bytes;
+      (void)c.send(wire, static_cast<std::uint8_t>(h1::out::whole));
+      return true;
+    }
+    h2_static st;
+    st.stream = stream;
+    st.fd = ::open(r.file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (st.fd < 0) return false;  // gone since serve() looked: the worker answers (404)
+    rh.content_length = static_cast<std::int64_t>(r.content_length);
+    wire += rh.encode();
+    (void)c.send(wire, static_cast<std::uint8_t>(h1::out::head));
+    st.pieces.assign(std::make_move_iterator(r.body.begin()), std::make_move_iterator(r.body.end()));
+    auto& h = h2_of(c);
+    h.statics.push_back(std::move(st));
+    // Not from here: inside decode() replies wait in the loop's deferred set, which the
+    // output check does not see. The next turn of the loop starts it.
+    if (h.statics.size() == 1)
+      asio::post(lp.context(), [this, sid = c.id()] {
+        auto* conn = host.find(sid);
+        auto it = h2_conns.find(sid);
+        if (conn && !conn->closed() && it != h2_conns.end()) pump_static(*conn, it->second);
+      });
+    return true;
+  }
+  // Sends the static replies' next pieces while the connection's output is below half its
+  // limit (64 KiB read per piece), then waits for the drain (on_drained calls it again).
+  void pump_static(net::connection& c, h2_conn& h) {
+    namespace h1 = protocols::http1;
+    namespace h2 = protocols::http2;
+    constexpr std::size_t kPiece = 64 * 1024;
+    std::string wire;
+    auto send = [&](std::uint32_t stream, std::uint8_t kind, std::string_view data) {
+      wire.clear();
+      h2::put_stream(wire, stream);
+      wire += data;
+      return c.send(wire, kind);
+    };
+    while (!h.statics.empty() && !c.closed()) {
+      if (c.queued_bytes() > c.output_limit() / 2) {
+        c.watch_drain();
+        return;
+      }
+      auto& st = h.statics.front();
+      std::error_code ec;
+      // A piece is taken off the queue only once it was sent.
+      if (st.pieces.empty()) {
+        ec = send(st.stream, static_cast<std::uint8_t>(h1::out::end), h1::header_list{}.encode());
+        if (!ec) h.statics.pop_front();
+      } else if (auto& p = st.pieces.front(); !p.file) {
+        ec = send(st.stream, static_cast<std::uint8_t>(h1::out::body), p.bytes);
+        if (!ec) st.pieces.pop_front();
+      } else {
+        std::string piece(static_cast<std::size_t>(std::min<std::uint64_t>(p.length, kPiece)), '\0');
+        auto n = ::pread(st.fd, piece.data(), piece.size(), static_cast<off_t>(p.offset));
+        if (n <= 0) {
+          if (n < 0 && errno == EINTR) continue;
+          // Shorter than announced (truncated meanwhile): the stream cannot end well.
+          log::warning("session {}: HTTP/2 stream {}: static file read failed ({}); the stream is reset", c.id(),
+                       st.stream, n < 0 ? std::strerror(errno) : "end of file");
+          (void)send(st.stream, h2::kReplyReset, {});
+          h.statics.pop_front();
+          continue;
+        }
+        piece.resize(static_cast<std::size_t>(n));
+        ec = send(st.stream, static_cast<std::uint8_t>(h1::out::body), piece);
+        if (!ec) {
+          p.offset += static_cast<std::uint64_t>(n);
+          p.length -= static_cast<std::uint64_t>(n);
+          if (p.length == 0) st.pieces.pop_front();
+        }
+      }
+      if (ec == server_errc::output_buffer_full) {  // replies of workers came in between
+        c.watch_drain();
+        return;
+      }
+      if (ec) {  // closed meanwhile: nothing more to send anywhere on it
+        h.statics.clear();
+        return;
+      }
+    }
+  }
+  // The stream was reset (by the client, or a timeout): its static reply stops.
+  bool drop_static(net::connection& c, std::uint32_t stream) {
+    auto it = h2_conns.find(c.id());
+    if (it == h2_conns.end()) return false;
+    auto& q = it->second.statics;
+    auto s = std::find_if(q.begin(), q.end(), [&](const h2_static& x) { return x.stream == stream; });
+    if (s == q.end()) return false;
+    q.erase(s);
     return true;
   }
   ~impl() { host.abort_all(); }
@@ -294,13 +436,22 @@ struct reactor_thread::impl final : net::connection_sink {
     // them (HTTP replies go out in request order, whatever the dispatch mode); the first
     // request after that is dispatched anew.
     if (c.ws_module < 0 && e.kind == static_cast<std::uint8_t>(protocols::http1::ev::request) &&
-        static_listener[static_cast<std::size_t>(c.listener())] && serve_static(c, e))
+        static_listener[static_cast<std::size_t>(c.listener())] && serve_static(c, e)) {
+      bump(state->reactors[id].requests);
       return true;
+    }
     int w;
     std::uint32_t stream = 0;
     std::string_view rest = e.data;
     if (c.ws_module < 0 && protocols::http2::is_event_kind(e.kind) &&
         app.listen[static_cast<std::size_t>(c.listener())].http() && protocols::http2::take_stream(rest, stream)) {
+      if (static_listener[static_cast<std::size_t>(c.listener())]) {
+        if (e.kind == static_cast<std::uint8_t>(protocols::http2::ev::request) && serve_static_h2(c, e)) {
+          bump(state->reactors[id].requests);
+          return true;
+        }
+        if (e.kind == static_cast<std::uint8_t>(protocols::http2::ev::reset) && drop_static(c, stream)) return true;
+      }
       w = h2_worker(c, e, stream);
       if (w < 0) return true;  // gone to the process that has the stream, or nobody needs it
     } else if (c.ws_module >= 0 || c.codec().outstanding() > 1 ||
@@ -337,13 +488,18 @@ struct reactor_thread::impl final : net::connection_sink {
   // finishes its streams). -1: the event went there already, or no worker has the stream
   // (its events are over). A worker that gets the connection's first stream hears conn_open
   // first, so it knows the session (info(), TLS) and its close.
-  int h2_worker(net::connection& c, const protocols::event& e, std::uint32_t stream) {
-    const auto kind = e.kind;
+  // The side table of an HTTP/2 connection (made at its first stream).
+  h2_conn& h2_of(const net::connection& c) {
     auto& h = h2_conns[c.id()];
     if (h.told.empty()) {
       h.told.assign(workers.size(), false);
       if (c.sink_worker >= 0) h.told[static_cast<std::size_t>(c.sink_worker)] = true;  // on_open's
     }
+    return h;
+  }
+  int h2_worker(net::connection& c, const protocols::event& e, std::uint32_t stream) {
+    const auto kind = e.kind;
+    auto& h = h2_of(c);
     if (kind != static_cast<std::uint8_t>(protocols::http2::ev::request)) {
       auto it = h.streams.find(stream);
       if (it == h.streams.end()) return -1;
@@ -438,6 +594,8 @@ struct reactor_thread::impl final : net::connection_sink {
   }
 
   void on_drained(net::connection& c) override {
+    if (auto it = h2_conns.find(c.id()); it != h2_conns.end() && !it->second.statics.empty() && !c.closed())
+      pump_static(c, it->second);
     if (auto it = h2_conns.find(c.id()); it != h2_conns.end() && !it->second.watching.empty()) {
       // Writers of several workers may wait on one HTTP/2 connection: each hears it.
       auto watching = std::move(it->second.watching);

@@ -28,6 +28,7 @@ struct conn_counters {
   std::atomic<std::int64_t> open{0};          // open now
   std::atomic<std::uint64_t> streams{0};       // HTTP/2 streams opened (requests)
   std::atomic<std::uint64_t> streams_reset{0}; // ... and reset before their response ended
+  std::atomic<std::uint64_t> requests{0};      // answered here, no worker (process mode http_static)
   // Open now per listener, so the master can release them from the listener counters
   // when a process dies without closing them.
   std::atomic<std::int64_t> listener_open[kMaxListeners]{};
