@@ -6,7 +6,9 @@
 //   base         swactor run, base mode, 1 worker
 //   process      swactor run, process mode, 1 reactor thread, 1 worker
 // swactor listens on http:// (h2c by prior knowledge) and https:// (alpn = ["h2"]) with
-// routes /big (http_hello with a 1 MiB body) and / (http_hello, "Hello World").
+// routes /big (http_hello with a 1 MiB body), /files/ (http_static on nghttpd's www, so
+// /files/big is the same file nghttpd serves; in process mode the reactor answers it) and /
+// (http_hello, "Hello World").
 // Both TLS servers use the same self-signed P-256 certificate made by openssl here.
 //
 // Measurements (S = $SWACTOR_BENCH_SECONDS, default 10), 3 rounds interleaved (nghttpd,
@@ -17,7 +19,8 @@
 //      succeeded requests: the steady figure on a busy machine).
 //   2. h2 over TLS, the same.
 //   3. h2c, 1 MiB body: h2load -t1 -c10 -m1 -D S; MiB/s and server CPU per MiB.
-// SWACTOR_BENCH_H2_ONLY=h2c|tls|big runs one section. Never asserts a figure: the exit
+//   4. h2c, the 1 MiB file: the same, swactor's http_static against nghttpd's file.
+// SWACTOR_BENCH_H2_ONLY=h2c|tls|big|file runs one section. Never asserts a figure: the exit
 // status is 1 only when a server or h2load fails.
 //
 // Binaries: $SWACTOR_BIN, $NGHTTPD (default /usr/sbin/nghttpd), $H2LOAD (default h2load in PATH).
@@ -131,7 +134,8 @@ std::optional<server> start_swactor(const tools& t, const fs::path& dir, const s
   s.tls_port = free_port();
   while (s.tls_port == s.h2c_port) s.tls_port = free_port();
   const std::string routes =
-      "routes = [ { path = \"/big\", module = \"big\" }, { path = \"/\", module = \"hello\" } ]\nbacklog = 4096\n";
+      "routes = [ { path = \"/big\", module = \"big\" }, { path = \"/files\", module = \"files\" }, "
+      "{ path = \"/\", module = \"hello\" } ]\nbacklog = 4096\n";
   const auto cfg = dir / (name + ".toml");
   std::ofstream(cfg) << "[server]\n"
                      << keys << "log_level = \"warning\"\nadmin_socket = \"" << (dir / (name + ".sock")).string()
@@ -140,6 +144,8 @@ std::optional<server> start_swactor(const tools& t, const fs::path& dir, const s
                      << routes << "tls = { cert = \"" << (dir / "tls.pem").string() << "\", key = \""
                      << (dir / "tls.key").string() << "\", alpn = [\"h2\"] }\n"
                      << "\n[modules.hello]\ntype = \"http_hello\"\n"
+                     << "\n[modules.files]\ntype = \"http_static\"\nroot = \"" << (dir / "www").string()
+                     << "\"\nstrip_prefix = \"/files/\"\n"
                      << "\n[modules.big]\ntype = \"http_hello\"\nbody = '" << std::string(big_size, 'x') << "'\n";
   s.proc = std::make_unique<child>(pinned(t.pin, t.taskset, 0, {t.swactor, "run", cfg.string()}), dir, name);
   if (!wait_accepting(*s.proc, s.h2c_port) || !wait_accepting(*s.proc, s.tls_port)) {
@@ -291,6 +297,8 @@ int main() {
       {"tls", "h2 over TLS (ALPN), 11-byte body, h2load -t1 -c100 -m10", "/hello", true, {"-t1", "-c100", "-m10"},
        false},
       {"big", "h2c, 1 MiB body, h2load -t1 -c10 -m1", "/big", false, {"-t1", "-c10", "-m1"}, true},
+      {"file", "h2c, 1 MiB file (http_static), h2load -t1 -c10 -m1", "/files/big", false, {"-t1", "-c10", "-m1"},
+       true},
   };
   int status = 0;
   swactor::bench::report rep("bench_h2");
@@ -301,9 +309,11 @@ int main() {
     for (int round = 0; round < rounds; ++round) {
       for (const auto& s : servers) {
         const int port = sec.tls ? s.tls_port : s.h2c_port;
-        // nghttpd serves files: www/hello and www/big; swactor routes /hello to hello.
+        // nghttpd serves files: www/hello and www/big; swactor routes /hello to hello, /big
+        // to a module's body and /files/big to the file.
+        const bool ref = s.name == "nghttpd";
         const std::string url = std::string(sec.tls ? "https" : "http") + "://127.0.0.1:" + std::to_string(port) +
-                                (sec.big ? "/big" : "/hello");
+                                (!sec.big ? "/hello" : ref ? "/big" : sec.path);
         auto r = run_h2load(t, dir, s.pid_for(sec.tls), url, sec.args, seconds,
                             sec.key + "-" + s.name + "-" + std::to_string(round + 1));
         if (!r || r->succeeded == 0) {
