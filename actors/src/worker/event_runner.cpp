@@ -74,7 +74,16 @@ event_runner::session_state& event_runner::state_of(session_id s, int listener) 
     auto nh = std::move(spare_.back());
     spare_.pop_back();
     nh.key() = s;
-    nh.mapped() = session_state{};
+    // Field by field, keeping the queue the node came with (drop() left it empty): base mode
+    // makes and drops a state per burst of events, so this is on every message's path.
+    auto& st = nh.mapped();
+    st.remote.clear();
+    st.local = nullptr;
+    st.connect_time_ms = st.last_receive_ms = 0;
+    st.uid = user_id();
+    st.reactor = -1;
+    st.protocol = 0;
+    st.opened = st.closed = st.running = st.paused = st.tls = false;
     it = sessions_.insert(std::move(nh)).position;
   } else {
     it = sessions_.try_emplace(s).first;
@@ -85,14 +94,21 @@ event_runner::session_state& event_runner::state_of(session_id s, int listener) 
 
 void event_runner::drop(std::unordered_map<session_id, session_state>::iterator it) {
   constexpr std::size_t kMaxSpare = 64;
-  release_queue(it->second);
-  locals_.release(it->second.local);
-  it->second.local = nullptr;
-  if (it->second.tls) tls_.erase(it->first);
-  if (spare_.size() < kMaxSpare)
+  auto& st = it->second;
+  locals_.release(st.local);
+  st.local = nullptr;
+  if (st.tls) tls_.erase(it->first);
+  if (spare_.size() < kMaxSpare) {
+    // A spare node keeps its (emptied) queue for the next state made from it.
+    if (st.queue) {
+      st.queue->items.clear();
+      st.queue->head = 0;
+    }
     spare_.push_back(sessions_.extract(it));
-  else
+  } else {
+    release_queue(st);
     sessions_.erase(it);
+  }
 }
 
 void event_runner::open(session_id s, int listener, std::string remote, std::int64_t connect_ms, int reactor,
