@@ -363,6 +363,35 @@ TEST_CASE("string pool: one counted copy per distinct string, freed by its last 
   CHECK(pool.size() == 1);
 }
 
+TEST_CASE("event runner: run_beside runs outside the session order and counts in running()", "[runner]") {
+  asio::io_context io;
+  recording_host host(io);
+  detail::event_runner runner(io, host);
+  session_id s(4);
+  runner.open(s, 0, "p", 0, -1);
+  runner.message(s, 0, "first");  // suspends once (recording_host posts)
+  bool ran = false;
+  runner.run_beside([](bool& flag) -> task<void> {
+    flag = true;
+    co_return;
+  }(ran));
+  CHECK(runner.running().count() == 2);  // the session, and the job
+  settle(io);
+  CHECK(ran);
+  CHECK(host.log == std::vector<std::string>{"open 4", "msg 4 first"});
+  CHECK(runner.running().count() == 0);
+  // A parked runner takes the next job.
+  const auto runners = runner.runners();
+  bool again = false;
+  runner.run_beside([](bool& flag) -> task<void> {
+    flag = true;
+    co_return;
+  }(again));
+  settle(io);
+  CHECK(again);
+  CHECK(runner.runners() == runners);
+}
+
 TEST_CASE("event runner: a paused session is resumed once a queued event is taken", "[runner]") {
   asio::io_context io;
   recording_host host(io);

@@ -69,6 +69,13 @@ void request_head::encode_to(std::string& out) const {
   put_str(out, body);
 }
 
+std::string_view request_head::peek_target(std::string_view in) noexcept {
+  reader r{in};
+  std::string_view method, target;
+  if (!r.str(method) || !r.str(target)) return {};
+  return target;
+}
+
 bool request_head::decode(std::string_view in) {
   reader r{in};
   request_head h;

@@ -179,6 +179,21 @@ struct reactor_thread::impl final : net::connection_sink {
   // answered here, without a worker round trip.
   std::vector<std::unique_ptr<http::static_site>> static_sites;
   std::vector<bool> static_listener;  // by listener: has a route to one of them
+  std::vector<std::vector<const route_config*>> static_routes;  // by listener: those routes
+
+  // Whether a request for `target` (raw, as received) may go to an http_static route of
+  // listener `l`: a quick look on every request, before its head is decoded and its path
+  // normalized. A target whose path could change under normalization (percent-encoded,
+  // dot-segments, "//") takes the full check.
+  bool may_be_static(std::size_t l, std::string_view target) const {
+    auto path = target.substr(0, target.find('?'));
+    if (path.find('%') != std::string_view::npos || path.find("/.") != std::string_view::npos ||
+        path.find("//") != std::string_view::npos || !path.starts_with('/'))
+      return true;
+    for (const auto* r : static_routes[l])
+      if (r->exact ? path == r->match : path.starts_with(r->match)) return true;
+    return false;
+  }
 
   impl(int i, const app_config& a, server_state* s)
       : id(i), app(a), state(s), host(lp.context(), a, *s, s->reactors[i], *this) {
@@ -194,9 +209,13 @@ struct reactor_thread::impl final : net::connection_sink {
       static_sites[m] = std::make_unique<http::static_site>(std::move(o));
     }
     static_listener.resize(app.listen.size());
+    static_routes.resize(app.listen.size());
     for (std::size_t l = 0; l < app.listen.size(); ++l)
       for (const auto& r : app.listen[l].routes)
-        if (r.module_index >= 0 && static_sites[static_cast<std::size_t>(r.module_index)]) static_listener[l] = true;
+        if (r.module_index >= 0 && static_sites[static_cast<std::size_t>(r.module_index)]) {
+          static_listener[l] = true;
+          static_routes[l].push_back(&r);
+        }
   }
 
   // A request to an http_static route, answered here when it is the only one the
@@ -205,6 +224,7 @@ struct reactor_thread::impl final : net::connection_sink {
   bool serve_static(net::connection& c, const protocols::event& e) {
     namespace h1 = protocols::http1;
     if (c.codec().outstanding() != 1) return false;
+    if (!may_be_static(static_cast<std::size_t>(c.listener()), h1::request_head::peek_target(e.data))) return false;
     h1::request_head head;
     if (!head.decode(e.data) || !head.complete) return false;
     const auto& lc = app.listen[static_cast<std::size_t>(c.listener())];
@@ -244,7 +264,9 @@ struct reactor_thread::impl final : net::connection_sink {
     std::string_view rest = e.data;
     std::uint32_t stream = 0;
     h1::request_head head;
-    if (!h2::take_stream(rest, stream) || stream == 0 || !head.decode(rest) || !head.complete) return false;
+    if (!h2::take_stream(rest, stream) || stream == 0) return false;
+    if (!may_be_static(static_cast<std::size_t>(c.listener()), h1::request_head::peek_target(rest))) return false;
+    if (!head.decode(rest) || !head.complete) return false;
     const auto& lc = app.listen[static_cast<std::size_t>(c.listener())];
     http::request req(std::move(head), session_id(c.id()), std::string());
     if (req.path().find('\0') != std::string::npos) return false;  // the worker's 400

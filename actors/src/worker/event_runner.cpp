@@ -4,6 +4,7 @@
 
 #include <asio/post.hpp>
 
+#include "swactor/core/log.hpp"
 #include "swactor/protocols/http1.hpp"
 #include "swactor/protocols/http2.hpp"
 #include "swactor/protocols/redis.hpp"
@@ -238,23 +239,41 @@ void event_runner::push(session_id s, session_state& st, pending p) {
 
 // Gives session `s` to a runner: a parked one if there is one, else a new one.
 void event_runner::assign(session_id s) {
+  runner* r = nullptr;
   if (!idle_.empty()) {
-    auto* r = idle_.back();
+    r = idle_.back();
     idle_.pop_back();
-    r->next = s;
-    auto h = std::move(*r->parked);
-    r->parked.reset();
-    if (inline_start_)
-      h();  // resumes the runner on this stack until its handler suspends or it parks again
-    else
-      asio::post(io_, std::move(h));
+  }
+  if (!r) r = new runner;
+  r->next = s;
+  start(r);
+}
+
+void event_runner::run_beside(task<void> t) {
+  running_.add();
+  runner* r = nullptr;
+  if (!idle_.empty()) {
+    r = idle_.back();
+    idle_.pop_back();
+  }
+  if (!r) r = new runner;
+  r->job.emplace(std::move(t));
+  start(r);
+}
+
+void event_runner::start(runner* r) {
+  if (!r->count) {  // new
+    r->count = runners_;
+    ++*runners_;
+    spawn(io_, [this, r]() -> task<void> { co_await run(r); }, "event runner");
     return;
   }
-  auto* r = new runner;
-  r->next = s;
-  r->count = runners_;
-  ++*runners_;
-  spawn(io_, [this, r]() -> task<void> { co_await run(r); }, "event runner");
+  auto h = std::move(*r->parked);
+  r->parked.reset();
+  if (inline_start_)
+    h();  // resumes the runner on this stack until its handler suspends or it parks again
+  else
+    asio::post(io_, std::move(h));
 }
 
 task<void> event_runner::run(runner* r) {
@@ -266,7 +285,19 @@ task<void> event_runner::run(runner* r) {
     }
   } own{r};
   for (;;) {
+    if (r->job) {
+      auto job = std::move(*r->job);
+      r->job.reset();
+      try {
+        co_await std::move(job);
+      } catch (const std::exception& e) {
+        log::error("a handler run beside the session queues failed: {}", e.what());
+      } catch (...) {
+        log::error("a handler run beside the session queues failed: non-standard exception");
+      }
+    }
     auto s = r->next;
+    r->next = session_id();
     // Drain the session: its events in order, one handler at a time.
     for (;;) {
       auto it = sessions_.find(s);

@@ -90,6 +90,10 @@ class event_runner {
   // time as message() would.
   bool idle_for_inline(session_id s);
   bool bind(session_id s, user_id uid);
+  // Runs `t` on one of the pool's runners, outside every session's order (an HTTP/2 stream
+  // runs beside its siblings), started as messages are (inline or posted), without a
+  // coroutine spawned per call. Counted in running() until it ends; what it throws is logged.
+  void run_beside(task<void> t);
   // The session was upgraded here (WebSocket): its stand-in says so before its first frame.
   void set_protocol(session_id s, std::string_view protocol);
   std::size_t sessions() const noexcept { return sessions_.size(); }
@@ -139,6 +143,7 @@ class event_runner {
   struct runner {
     std::optional<wake_handler> parked;
     session_id next;
+    std::optional<task<void>> job;  // run_beside(): this instead of a session's queue
     bool stop = false;
     // Shared with the runner count: a parked runner destroyed after the event_runner (asio
     // destroys unfinished coroutines later, on its own loop) must not touch it.
@@ -148,6 +153,8 @@ class event_runner {
   session_state& state_of(session_id s, int listener);
   void push(session_id s, session_state& st, pending p);
   void assign(session_id s);
+  // Starts runner `r` (set up by the caller): a parked one, else a new one.
+  void start(runner* r);
   task<void> run(runner* r);
 
   asio::io_context& io_;

@@ -481,16 +481,18 @@ std::optional<task<void>> worker_runtime::http_event(std::uint8_t kind, session_
         // h2_max_concurrent_streams bounds how many one connection runs at once. The stream
         // counts against max_concurrency from now, not from when its coroutine starts: a read
         // full of streams must not all pass the check above.
+        // It runs on the event runner's pool (no coroutine spawned per stream), and starts
+        // inline in base mode as a session's event would.
         bump(slot_->messages);
         const bool counted = x.status == 0;
         if (counted) ++http_in_flight_;
-        spawn_beside(
-            [](worker_runtime* self, http_exchange x, bool counted) -> task<void> {
-              if (counted) --self->http_in_flight_;  // serve_http counts it while it runs
-              co_await self->serve_http(std::move(x));
-              self->note_message();
-            }(this, std::move(x), counted),
-            "HTTP/2 stream");
+        begin_busy();
+        runner_.run_beside([](worker_runtime* self, http_exchange x, bool counted) -> task<void> {
+          if (counted) --self->http_in_flight_;  // serve_http counts it while it runs
+          co_await self->serve_http(std::move(x));
+          self->end_busy();
+          self->note_message();
+        }(this, std::move(x), counted));
         return std::nullopt;
       }
       return serve_http(std::move(x));

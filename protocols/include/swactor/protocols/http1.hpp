@@ -102,6 +102,9 @@ struct request_head {
     return s;
   }
   bool decode(std::string_view in);
+  // The target of an encoded head without decoding the rest (a quick look before deciding
+  // whether to decode it); empty when `in` is too short to hold one.
+  static std::string_view peek_target(std::string_view in) noexcept;
 };
 
 struct response_head {
