@@ -363,6 +363,13 @@ TEST_CASE("string pool: one counted copy per distinct string, freed by its last 
   CHECK(pool.size() == 1);
 }
 
+namespace {
+task<void> set_flag(bool& flag) {
+  flag = true;
+  co_return;
+}
+}  // namespace
+
 TEST_CASE("event runner: run_beside runs outside the session order and counts in running()", "[runner]") {
   asio::io_context io;
   recording_host host(io);
@@ -371,10 +378,7 @@ TEST_CASE("event runner: run_beside runs outside the session order and counts in
   runner.open(s, 0, "p", 0, -1);
   runner.message(s, 0, "first");  // suspends once (recording_host posts)
   bool ran = false;
-  runner.run_beside([](bool& flag) -> task<void> {
-    flag = true;
-    co_return;
-  }(ran));
+  runner.run_beside(set_flag(ran));
   CHECK(runner.running().count() == 2);  // the session, and the job
   settle(io);
   CHECK(ran);
@@ -383,10 +387,7 @@ TEST_CASE("event runner: run_beside runs outside the session order and counts in
   // A parked runner takes the next job.
   const auto runners = runner.runners();
   bool again = false;
-  runner.run_beside([](bool& flag) -> task<void> {
-    flag = true;
-    co_return;
-  }(again));
+  runner.run_beside(set_flag(again));
   settle(io);
   CHECK(again);
   CHECK(runner.runners() == runners);

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <deque>
 #include <future>
+#include <optional>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -218,23 +219,33 @@ struct reactor_thread::impl final : net::connection_sink {
         }
   }
 
+  // What an http_static route answers to the request head `head_wire` (its wire form) on
+  // connection `c`'s listener; nullopt when no such route takes it, or its body still comes
+  // (a worker answers those, with the same module).
+  std::optional<http::static_reply> static_answer(const net::connection& c, std::string_view head_wire) {
+    namespace h1 = protocols::http1;
+    if (!may_be_static(static_cast<std::size_t>(c.listener()), h1::request_head::peek_target(head_wire)))
+      return std::nullopt;
+    h1::request_head head;
+    if (!head.decode(head_wire) || !head.complete) return std::nullopt;
+    const auto& lc = app.listen[static_cast<std::size_t>(c.listener())];
+    http::request req(std::move(head), session_id(c.id()), std::string());
+    if (req.path().find('\0') != std::string::npos) return std::nullopt;  // the worker's 400
+    auto route = detail::match_route(lc, req.path(), req.method());
+    if (route.status != 0 || route.module < 0) return std::nullopt;
+    const auto* site = static_sites[static_cast<std::size_t>(route.module)].get();
+    if (!site) return std::nullopt;
+    return site->serve(req.method(), req.path(), req.headers());
+  }
   // A request to an http_static route, answered here when it is the only one the
   // connection owes (an earlier one still at a worker must be answered first) and it came
   // whole. False: it goes to a worker like any other (whose http_static answers the same).
   bool serve_static(net::connection& c, const protocols::event& e) {
     namespace h1 = protocols::http1;
     if (c.codec().outstanding() != 1) return false;
-    if (!may_be_static(static_cast<std::size_t>(c.listener()), h1::request_head::peek_target(e.data))) return false;
-    h1::request_head head;
-    if (!head.decode(e.data) || !head.complete) return false;
-    const auto& lc = app.listen[static_cast<std::size_t>(c.listener())];
-    http::request req(std::move(head), session_id(c.id()), std::string());
-    if (req.path().find('\0') != std::string::npos) return false;  // the worker's 400
-    auto route = detail::match_route(lc, req.path(), req.method());
-    if (route.status != 0 || route.module < 0) return false;
-    const auto* site = static_sites[static_cast<std::size_t>(route.module)].get();
-    if (!site) return false;
-    auto r = site->serve(req.method(), req.path(), req.headers());
+    auto a = static_answer(c, e.data);
+    if (!a) return false;
+    auto& r = *a;
     h1::response_head rh;
     rh.status = r.status;
     rh.headers = std::move(r.headers);
@@ -263,18 +274,10 @@ struct reactor_thread::impl final : net::connection_sink {
     namespace h2 = protocols::http2;
     std::string_view rest = e.data;
     std::uint32_t stream = 0;
-    h1::request_head head;
     if (!h2::take_stream(rest, stream) || stream == 0) return false;
-    if (!may_be_static(static_cast<std::size_t>(c.listener()), h1::request_head::peek_target(rest))) return false;
-    if (!head.decode(rest) || !head.complete) return false;
-    const auto& lc = app.listen[static_cast<std::size_t>(c.listener())];
-    http::request req(std::move(head), session_id(c.id()), std::string());
-    if (req.path().find('\0') != std::string::npos) return false;  // the worker's 400
-    auto route = detail::match_route(lc, req.path(), req.method());
-    if (route.status != 0 || route.module < 0) return false;
-    const auto* site = static_sites[static_cast<std::size_t>(route.module)].get();
-    if (!site) return false;
-    auto r = site->serve(req.method(), req.path(), req.headers());
+    auto a = static_answer(c, rest);
+    if (!a) return false;
+    auto& r = *a;
     h1::response_head rh;
     rh.status = r.status;
     rh.headers = std::move(r.headers);
