@@ -72,12 +72,6 @@ curl_result curl(const std::string& args) {
 
 using http::as_json;
 
-std::string attack(std::uint16_t port, const std::string& what) {
-  auto r = t::run({"python3", std::string(SWACTOR_H2_SCRIPTS) + "/h2_attack.py", std::to_string(port), what}, 40s);
-  INFO(what << ": " << r.err);
-  return r.out;
-}
-
 // The server still answers a fresh HTTP/2 connection.
 bool serves(std::uint16_t port) {
   auto c = curl("--http2-prior-knowledge http://127.0.0.1:" + std::to_string(port) + "/alive");
@@ -330,6 +324,16 @@ std::vector<std::string> h2_get_argv(const srv::server_under_test& s, const std:
   return argv;
 }
 
+// Runs h2_get.py to the end and returns its JSON, which has a stream for every path.
+json h2_get(const srv::server_under_test& s, const std::filesystem::path& out, const std::vector<std::string>& paths) {
+  auto r = t::run(h2_get_argv(s, out, paths), 60s);
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  auto res = as_json(r.out);
+  REQUIRE(res["streams"].size() == paths.size());  // all of them streams of one connection
+  return res;
+}
+
 std::string body_of(const std::filesystem::path& out, std::size_t i) { return t::read_file(out / std::to_string(i)); }
 
 // http_echo's `chunks=N&size=S&numbered=1` body.
@@ -375,11 +379,7 @@ TEST_CASE("http2: the streams of one connection run side by side in one worker, 
                            config(pki));
   const std::vector<std::string> paths{"/slow?delay=1500", "/f1", "/f2", "/f3"};
   const auto out = s.dir.file("side_by_side");
-  auto r = t::run(h2_get_argv(s, out, paths), 60s);
-  INFO(r.out << r.err);
-  REQUIRE(r.exit_code == 0);
-  auto res = as_json(r.out);
-  REQUIRE(res["streams"].size() == paths.size());
+  auto res = h2_get(s, out, paths);
   for (std::size_t i = 0; i < paths.size(); ++i) {
     INFO(paths[i] << ": " << res["streams"][i].dump());
     CHECK(res["streams"][i].value("status", 0) == 200);
@@ -403,11 +403,7 @@ TEST_CASE("http2 process mode: a connection's streams are dispatched one by one 
   std::vector<std::string> paths;
   for (int i = 0; i < 20; ++i) paths.push_back("/w" + std::to_string(i));
   const auto out = s.dir.file("spread");
-  auto r = t::run(h2_get_argv(s, out, paths), 60s);
-  INFO(r.out << r.err);
-  REQUIRE(r.exit_code == 0);
-  auto res = as_json(r.out);
-  REQUIRE(res["streams"].size() == paths.size());  // all of them streams of one connection
+  auto res = h2_get(s, out, paths);
   std::map<int, int> by_worker;
   for (std::size_t i = 0; i < paths.size(); ++i) {
     auto body = body_of(out, i);
@@ -543,11 +539,7 @@ TEST_CASE("http2: 8 MiB and 32 MiB responses (written, and files) wait for room 
   const std::vector<std::string> paths{"/big0?chunks=8&size=1048576&numbered=1", "/big1?chunks=8&size=1048576&numbered=1",
                                        "/huge?chunks=32&size=1048576&numbered=1", "/static/f8.bin", "/static/f32.bin"};
   const auto out = s.dir.file("large");
-  auto r = t::run(h2_get_argv(s, out, paths), 60s);
-  INFO(r.out << r.err);
-  REQUIRE(r.exit_code == 0);
-  auto res = as_json(r.out);
-  REQUIRE(res["streams"].size() == paths.size());
+  auto res = h2_get(s, out, paths);
   for (std::size_t i = 0; i < paths.size(); ++i) {
     const auto& st = res["streams"][i];
     auto body = body_of(out, i);
