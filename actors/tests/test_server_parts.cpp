@@ -391,6 +391,14 @@ TEST_CASE("event runner: run_beside runs outside the session order and counts in
   settle(io);
   CHECK(again);
   CHECK(runner.runners() == runners);
+  // A burst of jobs (one posted start for all of them).
+  bool one = false, two = false;
+  runner.run_beside(set_flag(one));
+  runner.run_beside(set_flag(two));
+  CHECK(runner.running().count() == 2);
+  settle(io);
+  CHECK((one && two));
+  CHECK(runner.running().count() == 0);
 }
 
 TEST_CASE("event runner: a paused session is resumed once a queued event is taken", "[runner]") {

@@ -66,6 +66,19 @@ event_runner::~event_runner() {
     r->parked.reset();
     h.reset();
   }
+  // Given a job but not started yet (their posted start never runs now).
+  auto pending = std::move(to_start_);
+  for (auto* r : pending) {
+    if (!r->count) {
+      delete r;
+      continue;
+    }
+    r->stop = true;
+    r->job.reset();
+    auto h = std::move(r->parked);
+    r->parked.reset();
+    h.reset();
+  }
 }
 
 event_runner::session_state& event_runner::state_of(session_id s, int listener) {
@@ -258,7 +271,28 @@ void event_runner::run_beside(task<void> t) {
   }
   if (!r) r = new runner;
   r->job.emplace(std::move(t));
-  start(r);
+  if (inline_start_) {
+    start(r);
+    return;
+  }
+  // Several streams usually come in one burst (one read of the reactor's link): one posted
+  // call starts them all.
+  to_start_.push_back(r);
+  if (to_start_.size() == 1) asio::post(io_, [this] { start_posted(); });
+}
+
+void event_runner::start_posted() {
+  auto batch = std::move(to_start_);
+  to_start_.clear();
+  for (auto* r : batch) {
+    if (!r->count) {
+      start(r);  // new: spawned
+      continue;
+    }
+    auto h = std::move(*r->parked);
+    r->parked.reset();
+    h();  // from a posted call: resuming the runner here is safe
+  }
 }
 
 void event_runner::start(runner* r) {

@@ -181,6 +181,10 @@ class event_runner {
   }
   wait_group running_;
   std::vector<runner*> idle_;
+  // Process mode: runners given a job, waiting for the one posted call that starts them all
+  // (one post per burst of streams, not one per stream).
+  std::vector<runner*> to_start_;
+  void start_posted();
   std::shared_ptr<std::size_t> runners_ = std::make_shared<std::size_t>(0);
 };
 
