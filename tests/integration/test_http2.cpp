@@ -303,6 +303,33 @@ TEST_CASE("http2: attacks end their own connection, memory stays bounded and the
   s.stop_and_check();
 }
 
+TEST_CASE("http2: a stream the server resets after h2_idle_stream_timeout reaches the worker without new input",
+          "[http2]") {
+  const std::string mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  h2_pki pki;
+  srv::server_under_test s(server_keys(mode), config(pki, "h2_idle_stream_timeout = \"1s\"\n"));
+  const auto before = s.stats().at("stream_reset_count").get<long>();
+  // A POST whose body never comes; after the server's RST_STREAM the client stays silent.
+  t::process p({"python3", std::string(SWACTOR_H2_SCRIPTS) + "/h2_attack.py", std::to_string(s.port), "stalled_body"});
+  bool counted_while_silent = false;
+  for (int k = 0; k < 120 && p.running(); ++k) {
+    if (s.stats().at("stream_reset_count").get<long>() > before) {
+      counted_while_silent = p.running();  // the client has not sent or closed anything since
+      break;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  REQUIRE(p.wait(20s));
+  auto j = as_json(p.stdout_text());
+  INFO(j.dump() << p.stderr_text());
+  CHECK(j["rst"] == json::array({1}));
+  CHECK(counted_while_silent);
+  CHECK(s.wait_log("session .*: HTTP/2: stream\\(s\\) reset after h2_idle_stream_timeout", 5s));
+  CHECK(serves(s.port));
+  s.stop_and_check();
+}
+
 // -- process mode: streams of one connection on several workers -------------------------------
 
 namespace {

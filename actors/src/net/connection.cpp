@@ -307,12 +307,33 @@ void connection::expire() {
   if (closed_) return;
   std::string out;
   auto why = codec_->expire(out);
-  if (!why.empty()) log::info("closing session {} from {}: {}", id_, remote, why);
   deadline_armed_ = false;
   if (!out.empty()) (void)queue_bytes(out);
   // A codec that names a next phase goes on (a WebSocket ping, or its close handshake
-  // waiting for the reply); the others are done.
-  if (codec_->done() || codec_->failed() || codec_->timeout().ms == 0) close(false);
+  // waiting for the reply; HTTP/2 after resetting idle streams); the others are done.
+  const bool ends = codec_->done() || codec_->failed() || codec_->timeout().ms == 0;
+  if (!why.empty()) {
+    if (ends)
+      log::info("closing session {} from {}: {}", id_, remote, why);
+    else
+      log::info("session {} from {}: {}", id_, remote, why);
+  }
+  if (ends) {
+    close(false);
+    return;
+  }
+  deliver_held_events();
+}
+
+void connection::deliver_held_events() {
+  // Events the codec made without input (HTTP/2: the streams it just reset) reach the sink
+  // now, not with the peer's next bytes: a handler waiting on such a stream learns at once.
+  // Posted: this may run inside a handler's send, or inside another connection's decode.
+  if (closed_ || decoding_ || !codec_->holds_events()) return;
+  asio::post(host_.io(), [self = shared_from_this()] {
+    if (self->closed_ || self->paused_ || self->decoding_ || !self->codec_->holds_events()) return;
+    self->consume(self->pending_, true);
+  });
 }
 
 void connection::abandon() {
@@ -388,6 +409,7 @@ std::error_code connection::send(std::string_view data, std::uint8_t kind, bool 
   }
   auto ec = encode_now(kind, data);
   after_codec();
+  deliver_held_events();  // a reply that closed a stream early (RST_STREAM NO_ERROR)
   return ec;
 }
 

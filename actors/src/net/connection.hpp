@@ -162,6 +162,8 @@ class connection final : public io_owner,
   // is blocked (or failed with replies still owed), read again when it unblocks.
   void after_codec();
   void set_paused() noexcept { paused_ = sink_paused_ || codec_blocked_; }
+  // Hands the sink the events the codec holds without new input (posted), if any.
+  void deliver_held_events();
 
   conn_host& host_;
   std::unique_ptr<transport> transport_;

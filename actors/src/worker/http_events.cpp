@@ -627,6 +627,10 @@ void worker_runtime::http_handler_done(const http_exchange& x, const http::respo
                  modules_[static_cast<std::size_t>(mod)]->instance_name(), x.req->method(), x.req->path(), s,
                  res.error().message());
     end_failed(s, x.h2_stream);
+  } else if (!error && !res.ended() && x.pipe && x.pipe->gone) {
+    // Its request ended before the body did (the client reset the stream or closed, or
+    // h2_idle_stream_timeout): nobody is left to answer, so no failure to log.
+    log::debug("session {}: {} {} ended before its body; no response", s, x.req->method(), x.req->path());
   } else if (error || !res.ended()) {
     std::string what = "returned without ending the response";
     if (error) {

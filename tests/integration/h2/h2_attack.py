@@ -10,7 +10,9 @@ reads what the server answers until it closes or 10 s pass. Prints one JSON line
 Attacks: rapid_reset, continuation, hpack_bomb, ping_flood, settings_flood, empty_data,
 zero_window (a 100 MiB response stalled on a zero window: the server should hold no more
 than its output limit and reset the stream), window_overrun (8 MiB of request body sent
-regardless of the server's window, to a handler that does not read yet: FLOW_CONTROL_ERROR).
+regardless of the server's window, to a handler that does not read yet: FLOW_CONTROL_ERROR),
+stalled_body (a POST whose body never comes: once the server resets the stream the client
+stays connected and silent for 3 s, so the server's side must act without new input).
 """
 import json
 import socket
@@ -89,6 +91,9 @@ def run(port, attack):
             batches.append(b"".join(frame(DATA, 0, 1) for _ in range(5000)))
     elif attack == "zero_window":
         batches.append(frame(HEADERS, END_HEADERS | END_STREAM, 1, request_block(b"GET", b"/?chunks=1600&size=65536")))
+    elif attack == "stalled_body":
+        # Announced larger than body_chunk_size, so the request reaches a handler at once.
+        batches.append(frame(HEADERS, END_HEADERS, 1, request_block(b"POST", b"/up", 1 << 20)))
     elif attack == "window_overrun":
         size = 8 << 20
         batches.append(frame(HEADERS, END_HEADERS, 1, request_block(b"POST", b"/up?delay=5000&digest=sha256", size)))
@@ -129,8 +134,11 @@ def run(port, attack):
                 result["goaway"] = int.from_bytes(payload[4:8], "big")
             elif ftype == RST:
                 result["rst"].append(sid)
-            elif ftype == SETTINGS and not flags & ACK and attack == "zero_window":
+            elif ftype == SETTINGS and not flags & ACK and attack in ("zero_window", "stalled_body"):
                 s.sendall(frame(SETTINGS, ACK, 0))
+        if attack == "stalled_body" and result["rst"]:
+            time.sleep(3)  # connected and silent
+            break
     s.close()
     print(json.dumps(result))
 
