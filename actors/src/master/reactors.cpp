@@ -179,8 +179,11 @@ struct reactor_thread::impl final : net::connection_sink {
   // The http_static instances by module index (null for other modules): their routes are
   // answered here, without a worker round trip.
   std::vector<std::unique_ptr<http::static_site>> static_sites;
-  std::vector<bool> static_listener;  // by listener: has a route to one of them
-  std::vector<std::vector<const route_config*>> static_routes;  // by listener: those routes
+  // By listener: its routes to one of them (none: nothing is answered here).
+  std::vector<std::vector<const route_config*>> static_routes;
+  bool static_listener(const net::connection& c) const {
+    return !static_routes[static_cast<std::size_t>(c.listener())].empty();
+  }
 
   // Whether a request for `target` (raw, as received) may go to an http_static route of
   // listener `l`: a quick look on every request, before its head is decoded and its path
@@ -209,14 +212,10 @@ struct reactor_thread::impl final : net::connection_sink {
       if (!diag.ok()) continue;  // `check` reported it; the workers' instance answers then
       static_sites[m] = std::make_unique<http::static_site>(std::move(o));
     }
-    static_listener.resize(app.listen.size());
     static_routes.resize(app.listen.size());
     for (std::size_t l = 0; l < app.listen.size(); ++l)
       for (const auto& r : app.listen[l].routes)
-        if (r.module_index >= 0 && static_sites[static_cast<std::size_t>(r.module_index)]) {
-          static_listener[l] = true;
-          static_routes[l].push_back(&r);
-        }
+        if (r.module_index >= 0 && static_sites[static_cast<std::size_t>(r.module_index)]) static_routes[l].push_back(&r);
   }
 
   // What an http_static route answers to the request head `head_wire` (its wire form) on
@@ -461,7 +460,7 @@ struct reactor_thread::impl final : net::connection_sink {
     // them (HTTP replies go out in request order, whatever the dispatch mode); the first
     // request after that is dispatched anew.
     if (c.ws_module < 0 && e.kind == static_cast<std::uint8_t>(protocols::http1::ev::request) &&
-        static_listener[static_cast<std::size_t>(c.listener())] && serve_static(c, e)) {
+        static_listener(c) && serve_static(c, e)) {
       bump(state->reactors[id].requests);
       return true;
     }
@@ -470,7 +469,7 @@ struct reactor_thread::impl final : net::connection_sink {
     std::string_view rest = e.data;
     if (c.ws_module < 0 && protocols::http2::is_event_kind(e.kind) &&
         app.listen[static_cast<std::size_t>(c.listener())].http() && protocols::http2::take_stream(rest, stream)) {
-      if (static_listener[static_cast<std::size_t>(c.listener())]) {
+      if (static_listener(c)) {
         if (e.kind == static_cast<std::uint8_t>(protocols::http2::ev::request) && serve_static_h2(c, e)) {
           bump(state->reactors[id].requests);
           return true;

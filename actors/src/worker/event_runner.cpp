@@ -66,19 +66,6 @@ event_runner::~event_runner() {
     r->parked.reset();
     h.reset();
   }
-  // Given a job but not started yet (their posted start never runs now).
-  auto pending = std::move(to_start_);
-  for (auto* r : pending) {
-    if (!r->count) {
-      delete r;
-      continue;
-    }
-    r->stop = true;
-    r->job.reset();
-    auto h = std::move(r->parked);
-    r->parked.reset();
-    h.reset();
-  }
 }
 
 event_runner::session_state& event_runner::state_of(session_id s, int listener) {
@@ -251,48 +238,24 @@ void event_runner::push(session_id s, session_state& st, pending p) {
 }
 
 // Gives session `s` to a runner: a parked one if there is one, else a new one.
+event_runner::runner* event_runner::take_runner() {
+  if (idle_.empty()) return new runner;
+  auto* r = idle_.back();
+  idle_.pop_back();
+  return r;
+}
+
 void event_runner::assign(session_id s) {
-  runner* r = nullptr;
-  if (!idle_.empty()) {
-    r = idle_.back();
-    idle_.pop_back();
-  }
-  if (!r) r = new runner;
+  auto* r = take_runner();
   r->next = s;
   start(r);
 }
 
 void event_runner::run_beside(task<void> t) {
   running_.add();
-  runner* r = nullptr;
-  if (!idle_.empty()) {
-    r = idle_.back();
-    idle_.pop_back();
-  }
-  if (!r) r = new runner;
+  auto* r = take_runner();
   r->job.emplace(std::move(t));
-  if (inline_start_) {
-    start(r);
-    return;
-  }
-  // Several streams usually come in one burst (one read of the reactor's link): one posted
-  // call starts them all.
-  to_start_.push_back(r);
-  if (to_start_.size() == 1) asio::post(io_, [this] { start_posted(); });
-}
-
-void event_runner::start_posted() {
-  auto batch = std::move(to_start_);
-  to_start_.clear();
-  for (auto* r : batch) {
-    if (!r->count) {
-      start(r);  // new: spawned
-      continue;
-    }
-    auto h = std::move(*r->parked);
-    r->parked.reset();
-    h();  // from a posted call: resuming the runner here is safe
-  }
+  start(r);
 }
 
 void event_runner::start(runner* r) {

@@ -153,7 +153,9 @@ class event_runner {
   session_state& state_of(session_id s, int listener);
   void push(session_id s, session_state& st, pending p);
   void assign(session_id s);
-  // Starts runner `r` (set up by the caller): a parked one, else a new one.
+  // A parked runner, else a new one (not started: the caller sets it up, then start()).
+  runner* take_runner();
+  // Starts runner `r`: resumes a parked one (inline or posted), spawns a new one.
   void start(runner* r);
   task<void> run(runner* r);
 
@@ -181,10 +183,6 @@ class event_runner {
   }
   wait_group running_;
   std::vector<runner*> idle_;
-  // Process mode: runners given a job, waiting for the one posted call that starts them all
-  // (one post per burst of streams, not one per stream).
-  std::vector<runner*> to_start_;
-  void start_posted();
   std::shared_ptr<std::size_t> runners_ = std::make_shared<std::size_t>(0);
 };
 

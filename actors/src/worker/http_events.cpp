@@ -489,9 +489,10 @@ std::optional<task<void>> worker_runtime::http_event(std::uint8_t kind, session_
         begin_busy();
         runner_.run_beside([](worker_runtime* self, http_exchange x, bool counted) -> task<void> {
           if (counted) --self->http_in_flight_;  // serve_http counts it while it runs
+          const auto s = x.req->session();
+          const int listener = x.listener;
           co_await self->serve_http(std::move(x));
-          self->end_busy();
-          self->note_message();
+          self->handler_done(event_kind::message, s, listener, nullptr);  // as after a queued event
         }(this, std::move(x), counted));
         return std::nullopt;
       }

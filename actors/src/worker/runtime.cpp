@@ -605,7 +605,7 @@ void worker_runtime::on_reactor_message(ipc::message&& raw) {
     using T = std::decay_t<decltype(v)>;
     if constexpr (std::is_same_v<T, ipc::conn_open>) {
       runner_.open(session_id(v.session), static_cast<int>(v.listener), std::move(v.remote), v.connect_ms,
-                   static_cast<int>(v.reactor), std::move(v.local), tls_of(v), known_protocol(v.protocol));
+                   static_cast<int>(v.reactor), std::move(v.local), tls_of(v), v.protocol);
     } else if constexpr (std::is_same_v<T, ipc::conn_adopt>) {
       // An open WebSocket of this worker id that an earlier process of it upgraded (reload,
       // crash): serve it from here on, with no new on_open (the client saw no new handshake).
