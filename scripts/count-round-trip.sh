@@ -113,7 +113,7 @@ profile() {  # NAME IPM_TMPDIR EXTRA_TRIPS
   small=$(find "$2" -maxdepth 1 -name 'ipm-*' -newer "$2/.mark" -type d -printf '%T@ %p\n' | sort -n | sed -n 1p | cut -d' ' -f2)
   large=$(find "$2" -maxdepth 1 -name 'ipm-*' -newer "$2/.mark" -type d -printf '%T@ %p\n' | sort -n | sed -n 2p | cut -d' ' -f2)
   python3 - "$small" "$large" "$3" <<'EOF'
-import glob, re, subprocess, sys
+import glob, os, re, subprocess, sys
 def per_function(d):
     out = {}
     for f in glob.glob(d + "/cg.*"):
@@ -127,7 +127,7 @@ a, b = per_function(sys.argv[1]), per_function(sys.argv[2])
 trips = int(sys.argv[3])
 rows = sorted(((b.get(k, 0) - a.get(k, 0)) / trips, k) for k in set(a) | set(b))[::-1]
 print(f"  top functions, Ir per round trip (large run minus small run, / {trips}):")
-for ir, k in [r for r in rows if abs(r[0]) >= 0.5][:25]:
+for ir, k in [r for r in rows if abs(r[0]) >= 0.5][:int(os.environ.get("SWACTOR_COUNT_PROFILE_ROWS", "25"))]:
     print(f"  {ir:10.1f}  {k[:150]}")
 EOF
 }

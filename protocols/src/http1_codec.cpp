@@ -27,6 +27,7 @@
 #include "swactor/protocols/http1.hpp"
 #include "swactor/protocols/http2.hpp"
 #include "swactor/protocols/field_lists.hpp"
+#include "swactor/protocols/http_date.hpp"
 
 namespace swactor::protocols::http1 {
 namespace {
@@ -977,7 +978,9 @@ void server_codec::write_error(std::string& out, int status) const {
     out.append(opts_.server_name);
     out.append("\r\n");
   }
-  out.append("Content-Type: text/plain\r\nContent-Length: ");
+  out.append("Date: ");
+  out.append(http_date_now());
+  out.append("\r\nContent-Type: text/plain\r\nContent-Length: ");
   append_uint(out, reason.size() + 1);
   out.append("\r\nConnection: close\r\n\r\n");
   out.append(reason);
@@ -1015,7 +1018,7 @@ void server_codec::write_head(std::string& out, const response_view& r, bool str
   // An upper bound: the serialized field list is longer than its "name: value\r\n" lines
   // (a 4-byte length before each name and value); the rest are the fixed lines.
   const std::size_t at = out.size();
-  out.resize(at + r.fields.size() + reason.size() + opts_.server_name.size() + 128);
+  out.resize(at + r.fields.size() + reason.size() + opts_.server_name.size() + 176);
   head_writer h{out.data() + at};
   h.put("HTTP/1.1 ");
   h.put_uint(static_cast<std::uint64_t>(st));
@@ -1023,7 +1026,7 @@ void server_codec::write_head(std::string& out, const response_view& r, bool str
   h.put(reason);
   h.put("\r\n");
   bool close = r.close || !req.keep_alive;
-  bool has_server = false;
+  bool has_server = false, has_date = false;
   // The codec owns the framing: the handler's Content-Length / Transfer-Encoding go, and
   // so does its Connection header, whose `close` is honoured. Fields that could split the
   // head (a CR or LF in them) are dropped rather than sent.
@@ -1037,6 +1040,7 @@ void server_codec::write_head(std::string& out, const response_view& r, bool str
       }
     }
     if (iequals(n, "server")) has_server = true;
+    else if (iequals(n, "date")) has_date = true;
     h.put(n);
     h.put(": ");
     h.put(v);
@@ -1053,6 +1057,12 @@ void server_codec::write_head(std::string& out, const response_view& r, bool str
   if (!has_server && !opts_.server_name.empty()) {
     h.put("Server: ");
     h.put(opts_.server_name);
+    h.put("\r\n");
+  }
+  // The codec dates what it sends (RFC 9110 §6.6.1), unless the handler did.
+  if (!has_date) {
+    h.put("Date: ");
+    h.put(http_date_now());
     h.put("\r\n");
   }
   const bool bodiless = st == 204 || st == 304;

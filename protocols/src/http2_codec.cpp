@@ -19,6 +19,7 @@
 #include "http1_wire.hpp"
 #include "swactor/protocols/field_lists.hpp"
 #include "swactor/protocols/http2.hpp"
+#include "swactor/protocols/http_date.hpp"
 #include "swactor/protocols/http2_streams.hpp"
 
 namespace swactor::protocols::http2 {
@@ -426,7 +427,7 @@ class server_codec final : public stream_codec {
     std::string st = std::to_string(status);
     std::string len = std::to_string(body.size());
     nghttp2_nv nva[] = {make_nv(":status", st), make_nv("content-type", "text/plain; charset=utf-8"),
-                        make_nv("content-length", len)};
+                        make_nv("content-length", len), make_nv("date", http_date_now())};
     s.out.assign(body);
     s.out_off = 0;
     s.out_eof = true;
@@ -745,9 +746,9 @@ void server_codec::submit_head(stream& s, std::string_view fields, int status, s
   std::uint32_t count = 0;
   rd.u32(count);
   names.reserve(count + 2);
-  nva.reserve(count + 4);
+  nva.reserve(count + 5);
   nva.push_back(make_nv(":status", st));
-  bool has_server = false;
+  bool has_server = false, has_date = false;
   const bool interim = status < 200;
   for_each_field(fields, [&](std::string_view n, std::string_view v) {
     if (!valid_name(n) || !valid_field_value(v)) return;
@@ -756,6 +757,7 @@ void server_codec::submit_head(stream& s, std::string_view fields, int status, s
     if (connection_specific(ln)) return;
     if (!interim && ln == "content-length") return;  // ours, from the body
     if (ln == "server") has_server = true;
+    else if (ln == "date") has_date = true;
     nva.push_back(make_nv(ln, v));
   });
   if (interim) {
@@ -763,6 +765,8 @@ void server_codec::submit_head(stream& s, std::string_view fields, int status, s
     return;
   }
   if (!has_server && !opts_.server_name.empty()) nva.push_back(make_nv("server", opts_.server_name));
+  // The codec dates what it sends (RFC 9110 §6.6.1), unless the handler did.
+  if (!has_date) nva.push_back(make_nv("date", http_date_now()));
   if (!len.empty() && status != 204 && status != 304) nva.push_back(make_nv("content-length", len));
   s.responded = true;
   if (!body_follows) {

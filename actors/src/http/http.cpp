@@ -12,6 +12,7 @@
 #include "swactor/core/error.hpp"
 #include "swactor/ipc/envelope.hpp"
 #include "swactor/protocols/field_lists.hpp"
+#include "swactor/protocols/http_date.hpp"
 
 namespace swactor::http {
 namespace {
@@ -225,14 +226,9 @@ swactor::task<result<std::string>> request::read_body(duration timeout) {
 // -- cookies and dates ------------------------------------------------------------------------
 
 std::string format_http_date(std::chrono::system_clock::time_point t) {
-  static constexpr const char* days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-  static constexpr const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  std::time_t tt = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  return fmt::format("{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT", days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
-                     tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  std::string s(protocols::kHttpDateSize, ' ');
+  protocols::format_http_date(std::chrono::system_clock::to_time_t(t), s.data());
+  return s;
 }
 
 std::string cookie::to_string() const {
@@ -248,22 +244,6 @@ std::string cookie::to_string() const {
   return s;
 }
 
-namespace {
-
-// One formatted Date per second per thread: a response costs a comparison, not a format.
-const std::string& current_date() {
-  thread_local std::time_t cached_second = 0;
-  thread_local std::string cached;
-  auto now = std::chrono::system_clock::now();
-  auto sec = std::chrono::system_clock::to_time_t(now);
-  if (sec != cached_second) {
-    cached_second = sec;
-    cached = format_http_date(now);
-  }
-  return cached;
-}
-
-}  // namespace
 
 // -- response ---------------------------------------------------------------------------------
 
@@ -356,7 +336,6 @@ std::error_code response::end(std::string_view body) {
   }
   if (!started_) {
     started_ = true;
-    if (!head_.headers.find("date")) head_.headers.add("Date", current_date());
     // One buffer per thread: send() copies what it keeps before it returns (a nested end()
     // on this thread, from a close inside send(), gets a buffer of its own).
     thread_local std::string buffer;
@@ -379,7 +358,6 @@ std::error_code response::end(std::string_view body) {
 
 std::error_code response::send_head() {
   started_ = true;
-  if (!head_.headers.find("date")) head_.headers.add("Date", current_date());
   return ch_->send(static_cast<std::uint8_t>(h1::out::head), head_.encode());
 }
 

@@ -214,7 +214,6 @@ std::string_view static_site::mime_type(std::string_view name) const {
 
 static_reply static_site::serve(std::string_view method, std::string_view path, const h1::header_list& headers) const {
   static_reply r;
-  r.headers.add("Date", format_http_date(std::chrono::system_clock::now()));
   const bool head = method == "HEAD";
   if (method != "GET" && !head) {
     r.headers.add("Allow", "GET, HEAD");

@@ -146,6 +146,27 @@ std::size_t event_runner::message(session_id s, int listener, std::string data, 
   return 0;
 }
 
+std::size_t event_runner::message_lent(session_id s, int listener, std::string_view data, std::uint8_t kind) {
+  if (!inline_start_ || idle_.empty() || lent_busy_) return message(s, listener, std::string(data), kind);
+  auto& st = state_of(s, listener);
+  if (st.running || waiting(st) != 0) return message(s, listener, std::string(data), kind);
+  if (keep_stand_ins_) {
+    st.last_receive_ms = now_ms();
+    if (auto p = protocol_index_of_kind(kind)) st.protocol = p;
+  }
+  // A parked runner starts inline below and takes this event first, before this call
+  // returns: the bytes are still the caller's then.
+  lent_busy_ = true;
+  lent_.assign(data);
+  pending p{event_kind::message, kind, listener, {}};
+  p.lent = true;
+  enqueue(st, std::move(p));
+  st.running = true;
+  running_.add();
+  assign(s);
+  return 0;
+}
+
 void event_runner::closed(session_id s, int listener) {
   auto& st = state_of(s, listener);
   st.closed = true;
@@ -317,7 +338,8 @@ task<void> event_runner::run(runner* r) {
         st.paused = false;
         host_.queue_low(s);  // room for one more: the connection reads again
       }
-      auto h = host_.handler_for(ev.k, ev.kind, s, ev.listener, ev.data);
+      auto h = host_.handler_for(ev.k, ev.kind, s, ev.listener, ev.lent ? lent_ : ev.data);
+      if (ev.lent) lent_busy_ = false;  // the handler holds what it needs of them now
       if (!h) continue;
       std::exception_ptr error;
       try {

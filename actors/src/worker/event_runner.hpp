@@ -74,6 +74,10 @@ class event_runner {
   // One message; returns how many events of the session wait now (look-ahead). The
   // stand-in's protocol follows the message's kind (an Upgrade to h2c or WebSocket).
   std::size_t message(session_id s, int listener, std::string data, std::uint8_t kind = 0);
+  // The same for bytes that are valid only during this call (a codec's event in base mode):
+  // when a parked runner takes the event on this stack they are lent, not copied (a request
+  // handler decodes them before it first suspends); otherwise they are copied and queued.
+  std::size_t message_lent(session_id s, int listener, std::string_view data, std::uint8_t kind);
   // The session closed; on_close runs after its queued events.
   void closed(session_id s, int listener);
 
@@ -111,6 +115,7 @@ class event_runner {
     std::uint8_t kind;  // the codec's event kind
     int listener;
     std::string data;
+    bool lent = false;  // the bytes are in lent_ (message_lent), not in data
   };
   // A session's events not handled yet: only a session that has some holds one.
   struct event_queue {
@@ -183,6 +188,10 @@ class event_runner {
   }
   wait_group running_;
   std::vector<runner*> idle_;
+  // message_lent(): the event's bytes while its handler is made; reused, so a handler that
+  // only reads them costs no allocation. lent_busy_ while they are out.
+  std::string lent_;
+  bool lent_busy_ = false;
   std::shared_ptr<std::size_t> runners_ = std::make_shared<std::size_t>(0);
 };
 

@@ -567,7 +567,7 @@ bool worker_runtime::on_event(net::connection& c, const protocols::event& e) {
   if (protocols::redis::is_command_kind(e.kind) && app_.listen[static_cast<std::size_t>(c.listener())].is_redis() &&
       redis_now(c.listener(), s, e.data, e.kind))
     return !c.paused();
-  auto depth = runner_.message(s, c.listener(), std::string(e.data), e.kind);
+  auto depth = runner_.message_lent(s, c.listener(), e.data, e.kind);
   if (depth < app_.listen[static_cast<std::size_t>(c.listener())].max_queued_messages) return true;
   runner_.note_paused(s);
   return false;

@@ -94,7 +94,8 @@ struct request_head {
   std::string body;
 
   // Wire form between processes (encode_to appends). decode() is strict: false on any
-  // truncated or inconsistent input (it comes from another process: never trusted).
+  // truncated or inconsistent input (it comes from another process: never trusted); the
+  // head is then half-filled and to be dropped.
   void encode_to(std::string& out) const;
   std::string encode() const {
     std::string s;
