@@ -1,10 +1,12 @@
 #include <catch2/catch.hpp>
 
+#include <regex>
 #include <string>
 #include <vector>
 
 #include "http1_harness.hpp"
 #include "swactor/protocols/field_lists.hpp"
+#include "swactor/protocols/http_date.hpp"
 
 using namespace http1_test;
 
@@ -41,6 +43,21 @@ int rejected_with(std::string_view wire, const options& o = {}) {
   return status_of(rs[0].output);
 }
 
+// The codec dates every final response (a "Date: <IMF-fixdate>" line after Server): checked
+// here and taken out, so the byte-exact expectations below stay independent of the clock.
+std::string undated(std::string w) {
+  if (!w.starts_with("HTTP/1.1 ") || w.starts_with("HTTP/1.1 1")) return w;
+  const auto head_end = w.find("\r\n\r\n");
+  const auto at = w.find("\r\nDate: ");
+  REQUIRE(at != std::string::npos);
+  REQUIRE(at < head_end);
+  REQUIRE(w.find("\r\nDate: ", at + 1) > head_end);  // one only
+  const std::string line = w.substr(at + 2, 6 + 29);
+  CHECK(std::regex_match(line, std::regex(R"(Date: (Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d GMT)")));
+  w.erase(at, 2 + 6 + 29);
+  return w;
+}
+
 struct codec_fixture {
   options o;
   std::unique_ptr<stream_codec> c;
@@ -57,12 +74,12 @@ struct codec_fixture {
   std::string answer(int status, std::string body = {}, header_list h = {}, bool close = false) {
     std::string w;
     c->encode(std::uint8_t(out::whole), whole(status, std::move(body), std::move(h), close), w);
-    return w;
+    return undated(std::move(w));
   }
   std::string send(out kind, std::string_view data) {
     std::string w;
     c->encode(std::uint8_t(kind), data, w);
-    return w;
+    return undated(std::move(w));
   }
 };
 
@@ -424,6 +441,25 @@ TEST_CASE("http1: absolute-form target and OPTIONS *", "[http1]") {
 
 // -- keep-alive, HEAD, Expect -------------------------------------------------------------
 
+TEST_CASE("http1: the codec dates responses, unless the handler did", "[http1]") {
+  codec_fixture f;
+  f.feed("GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n");
+  std::string w;
+  f.c->encode(std::uint8_t(out::whole), whole(200, "x"), w);
+  CHECK(undated(w) == "HTTP/1.1 200 OK\r\nServer: swactor\r\nContent-Length: 1\r\n\r\nx");
+  header_list own;
+  own.add("Date", "Tue, 15 Nov 1994 08:12:31 GMT");
+  w.clear();
+  f.c->encode(std::uint8_t(out::whole), whole(200, "y", own), w);
+  CHECK(w == "HTTP/1.1 200 OK\r\nDate: Tue, 15 Nov 1994 08:12:31 GMT\r\nServer: swactor\r\nContent-Length: 1\r\n\r\ny");
+  // The codec's own error responses are dated too.
+  codec_fixture g;
+  g.feed("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n");
+  std::string e;
+  g.c->take_output(e);
+  CHECK(undated(e).starts_with("HTTP/1.1 400 Bad Request\r\nServer: swactor\r\nContent-Type: text/plain\r\n"));
+}
+
 TEST_CASE("http1: HEAD response has Content-Length but no body", "[http1]") {
   codec_fixture f;
   f.feed("HEAD /x HTTP/1.1\r\nHost: h\r\n\r\n");
@@ -731,4 +767,15 @@ TEST_CASE("http1: mid_message while a request body is still arriving", "[http1]"
   f.feed("456789");
   CHECK_FALSE(f.c->mid_message());  // complete: a half-close now still gets its answer
   CHECK(f.c->outstanding() == 1);
+}
+
+TEST_CASE("http dates: IMF-fixdate of known instants", "[http1]") {
+  char b[swactor::protocols::kHttpDateSize];
+  swactor::protocols::format_http_date(784887151, b);  // RFC 9110's example
+  CHECK(std::string_view(b, sizeof b) == "Tue, 15 Nov 1994 08:12:31 GMT");
+  swactor::protocols::format_http_date(0, b);
+  CHECK(std::string_view(b, sizeof b) == "Thu, 01 Jan 1970 00:00:00 GMT");
+  swactor::protocols::format_http_date(4102444799, b);
+  CHECK(std::string_view(b, sizeof b) == "Thu, 31 Dec 2099 23:59:59 GMT");
+  CHECK(swactor::protocols::http_date_now().size() == swactor::protocols::kHttpDateSize);
 }
