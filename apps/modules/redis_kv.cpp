@@ -306,6 +306,59 @@ config::schema<redis_kv::options> redis_kv::schema() {
 redis_kv::redis_kv(options o) : opts_(std::move(o)) {}
 
 namespace kvx {
+// The subcommands of the container commands here. Redis checks a container's subcommand
+// (unknown, arity) before AUTH and the subscribed-context rule, and names it
+// "container|sub" in its errors.
+struct subcommand {
+  std::string_view container, name;
+  int arity;  // Redis's: n exact, -n at least n
+};
+constexpr subcommand kSubcommands[] = {
+    {"client", "id", 2},   {"client", "setname", 3}, {"client", "getname", 2},
+    {"command", "count", 2}, {"command", "docs", -2}, {"function", "flush", -2},
+};
+
+bool is_container(std::string_view name) {
+  return redis::iequals(name, "client") || redis::iequals(name, "command") || redis::iequals(name, "function");
+}
+
+const subcommand* find_subcommand(const redis::command& cmd) {
+  if (cmd.size() < 2 || !is_container(cmd.name())) return nullptr;
+  for (const auto& sc : kSubcommands)
+    if (redis::iequals(cmd.name(), sc.container) && redis::iequals(cmd[1], sc.name)) return &sc;
+  return nullptr;
+}
+}  // namespace kvx
+
+// "client|id" for a known subcommand of a container, else the command's name (lower case).
+std::string redis_kv::full_name(const redis::command& cmd) {
+  auto n = protocols::ascii_lowered(cmd.name());
+  if (const auto* sc = kvx::find_subcommand(cmd)) n += "|" + std::string(sc->name);
+  return n;
+}
+
+// An unknown subcommand of a container, or a wrong argument count for a known one: replied
+// here (true), before AUTH is checked, as Redis does.
+bool redis_kv::subcommand_refused(redis::command& cmd) {
+  if (cmd.size() < 2 || !kvx::is_container(cmd.name())) return false;
+  const auto* sc = kvx::find_subcommand(cmd);
+  if (!sc) {
+    auto sub = cmd[1];
+    std::string n(sub.substr(0, std::min<std::size_t>(sub.find('\0'), 128)));
+    auto upper = std::string(cmd.name());
+    for (auto& ch : upper) ch = static_cast<char>(ch >= 'a' && ch <= 'z' ? ch - ('a' - 'A') : ch);
+    cmd.reply().error("ERR unknown subcommand '" + n + "'. Try " + upper + " HELP.");
+    return true;
+  }
+  const auto argc = static_cast<int>(cmd.size());
+  if ((sc->arity > 0 && argc != sc->arity) || (sc->arity < 0 && argc < -sc->arity)) {
+    cmd.reply().error(fmt::format("ERR wrong number of arguments for '{}' command", full_name(cmd)));
+    return true;
+  }
+  return false;
+}
+
+namespace kvx {
 // The index of column `name` when `t` has it with type `type`; -1 and a reason otherwise.
 int check_column(const ipc::table& t, std::string_view name, ipc::column_type type, std::string& problem,
                  std::size_t* size = nullptr) {
@@ -492,6 +545,7 @@ bool redis_kv::on_command_now(context& ctx, session_id s, redis::command& cmd) {
     redis::reply_wrong_arity(cmd);
     return true;
   }
+  if (subcommand_refused(cmd)) return true;
   if (!authorized(c, e)) {
     cmd.reply().error(kvx::kNoAuth);
     return true;
@@ -528,6 +582,7 @@ task<void> redis_kv::on_command(context& ctx, session_id s, redis::command& cmd)
     redis::reply_unknown_command(cmd);
     co_return;
   }
+  if (e && subcommand_refused(cmd)) co_return;
   if (!authorized(c, e)) {
     cmd.reply().error(kvx::kNoAuth);
     co_return;
@@ -667,8 +722,8 @@ void redis_kv::cmd_hello(context&, session_id s, client& c, redis::command& cmd)
   }
   if (!c.authenticated)
     return cmd.reply().error(
-        "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH "
-        "<user> <pass> option can be used to authenticate the client and select the RESP protocol version at "
+        "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> "
+        "<pass> option can be used to authenticate the client and select the RESP protocol version at "
         "the same time");
   if (ver) {
     cmd.switch_protocol(static_cast<int>(ver));
@@ -715,7 +770,9 @@ void redis_kv::cmd_auth(context&, session_id, client& c, redis::command& cmd) {
 
 void redis_kv::cmd_select(context&, session_id, client&, redis::command& cmd) {
   long long id;
-  if (!kvx::string2ll(cmd[1], id) || id < INT_MIN || id > INT_MAX) return cmd.reply().error(kvx::kNotInteger);
+  if (!kvx::string2ll(cmd[1], id)) return cmd.reply().error(kvx::kNotInteger);
+  if (id < INT_MIN || id > INT_MAX)
+    return cmd.reply().error("ERR value is out of range, value must between -2147483648 and 2147483647");
   if (id != 0) return cmd.reply().error("ERR DB index is out of range");
   cmd.reply().status("OK");
 }

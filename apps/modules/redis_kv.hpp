@@ -190,6 +190,8 @@ class redis_kv final : public module_base {
   // RESP2 subscribed connections may only use (P)SUBSCRIBE, (P)UNSUBSCRIBE, PING, QUIT,
   // RESET: true (and the error written) when `cmd` is not one of them.
   bool pubsub_refuses(client& c, redis::command& cmd);
+  static std::string full_name(const redis::command& cmd);
+  static bool subcommand_refused(redis::command& cmd);
   void pubsub_closed(context& ctx, session_id s, client& c);
   // Local delivery of one published message; returns the receivers here.
   std::int64_t deliver(context& ctx, std::string_view channel, std::string_view message);

@@ -42,7 +42,7 @@ constexpr auto kRequestTimeout = std::chrono::seconds(2);
 
 bool redis_kv::pubsub_refuses(client& c, redis::command& cmd) {
   if (c.subscriptions() == 0 || c.protocol != 2 || allowed_when_subscribed(cmd)) return false;
-  cmd.reply().error("ERR Can't execute '" + protocols::ascii_lowered(cmd.name()) +
+  cmd.reply().error("ERR Can't execute '" + full_name(cmd) +
                     "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context");
   return true;
 }

@@ -440,6 +440,7 @@ TEST_CASE("redis_kv: connection commands", "[redis_kv]") {
              {{"SELECT", "0"}, kOK},
              {{"SELECT", "1"}, "-ERR DB index is out of range\r\n"},
              {{"SELECT", "x"}, kNotInt},
+             {{"SELECT", "9999999999"}, "-ERR value is out of range, value must between -2147483648 and 2147483647\r\n"},
              {{"CLIENT", "ID"}, ":" + id + "\r\n"},
              {{"CLIENT", "GETNAME"}, kNull},
              {{"CLIENT", "SETNAME", "a b"}, "-ERR Client names cannot contain spaces, newlines or special characters.\r\n"},
@@ -485,9 +486,14 @@ TEST_CASE("redis_kv: AUTH with a password", "[redis_kv]") {
              {{"FOO"}, "-ERR unknown command 'FOO', with args beginning with: \r\n"},
              {{"GET"}, "-ERR wrong number of arguments for 'get' command\r\n"},
              {{"HELLO", "3"},
-              "-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH "
+              "-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH "
               "<user> <pass> option can be used to authenticate the client and select the RESP protocol version at "
               "the same time\r\n"},
+             // A container's subcommand is checked before AUTH, as Redis does.
+             {{"CLIENT", "FOO"}, "-ERR unknown subcommand 'FOO'. Try CLIENT HELP.\r\n"},
+             {{"CLIENT", "ID", "x"}, "-ERR wrong number of arguments for 'client|id' command\r\n"},
+             {{"COMMAND", "FOO"}, "-ERR unknown subcommand 'FOO'. Try COMMAND HELP.\r\n"},
+             {{"CLIENT", "ID"}, "-NOAUTH Authentication required.\r\n"},
              {{"AUTH", "wrong"}, "-WRONGPASS invalid username-password pair or user is disabled.\r\n"},
              {{"AUTH", "other", "secret"}, "-WRONGPASS invalid username-password pair or user is disabled.\r\n"},
              {{"GET", "k"}, "-NOAUTH Authentication required.\r\n"},

@@ -228,6 +228,12 @@ def run(addr, nclients, nmsg, label):
         c.send("set", "foo", "bar")
         c.expect(b"-ERR Can't execute 'set': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET"
                  b" are allowed in this context\r\n", "set (lowercase) in RESP2 subscribed mode")
+        # A container's subcommand is named in full, and an unknown one is reported first.
+        c.send("CLIENT", "ID")
+        c.expect(b"-ERR Can't execute 'client|id': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET"
+                 b" are allowed in this context\r\n", "CLIENT ID in RESP2 subscribed mode")
+        c.send("CLIENT", "FOO")
+        c.expect(b"-ERR unknown subcommand 'FOO'. Try CLIENT HELP.\r\n", "CLIENT FOO in RESP2 subscribed mode")
 
     def t_ping2():
         c = subs2[-1]
