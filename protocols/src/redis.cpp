@@ -116,6 +116,19 @@ std::size_t find_c(std::string_view s, std::size_t& scan, char c) noexcept {
 // none or N is not a number. A quick look for the look-ahead: parse() decides what bytes are.
 std::size_t number_line(std::string_view buf, std::size_t at, long long& n) noexcept {
   constexpr std::size_t max_line = 24;  // "$" and 21 characters of a long long, "\r\n"
+  // The usual line ("*3", "$5": a positive count of up to 18 digits, which cannot overflow)
+  // in one pass; anything else (a sign, a leading zero, more digits, no CR yet) takes the
+  // general path below, which decides alone.
+  if (std::size_t i = at + 1; i < buf.size() && buf[i] >= '1' && buf[i] <= '9') {
+    const std::size_t stop = std::min(buf.size(), at + 1 + 18);
+    long long v = 0;
+    for (; i < stop && static_cast<unsigned char>(buf[i] - '0') < 10; ++i) v = v * 10 + (buf[i] - '0');
+    if (i < buf.size() && buf[i] == '\r') {
+      if (i + 2 > buf.size()) return 0;
+      n = v;
+      return i + 2;
+    }
+  }
   auto cr = buf.substr(0, std::min(buf.size(), at + max_line)).find('\r', at);
   if (cr == std::string_view::npos || cr + 2 > buf.size() || !parse_ll(buf.substr(at + 1, cr - at - 1), n))
     return 0;
@@ -342,6 +355,17 @@ server_codec::step server_codec::parse(std::string_view buf) {
     return check.count ? step::emit : step::skip;
   }
   if (state_ == state::count) {
+    // The usual complete count line in one pass (number_line); everything else as below.
+    long long n = 0;
+    if (auto next = number_line(buf, 0, n);
+        next != 0 && n > 0 && static_cast<unsigned long long>(n) <= opts_.max_multibulk_len) {
+      pos_ = scan_ = next;
+      left_ = n;
+      first_ = true;
+      state_ = state::bulk_head;
+    }
+  }
+  if (state_ == state::count) {
     auto cr = find_c(buf, scan_, '\r');
     if (cr == std::string_view::npos) {
       if (buf.size() > opts_.max_inline_len) {
@@ -367,6 +391,16 @@ server_codec::step server_codec::parse(std::string_view buf) {
     state_ = state::bulk_head;
   }
   for (;;) {
+    // The usual complete bulk header line in one pass; everything else as below.
+    if (state_ == state::bulk_head && pos_ < buf.size() && buf[pos_] == '$') {
+      long long n = 0;
+      if (auto next = number_line(buf, pos_, n);
+          next != 0 && n >= 0 && static_cast<unsigned long long>(n) <= opts_.max_bulk_len) {
+        bulk_ = static_cast<std::size_t>(n);
+        pos_ = next;
+        state_ = state::bulk_data;
+      }
+    }
     if (state_ == state::bulk_head) {
       auto cr = find_c(buf, scan_, '\r');
       if (cr == std::string_view::npos) {
@@ -515,24 +549,18 @@ std::unique_ptr<stream_codec> make_server_codec(const options& o) {
 bool split_multibulk(std::string_view raw, std::vector<std::string_view>& args) {
   args.clear();
   if (raw.empty() || raw[0] != '*') return false;
-  std::size_t scan = 1;
-  auto cr = find_c(raw, scan, '\r');
   long long n = 0;
-  if (cr == std::string_view::npos || cr + 2 > raw.size() || !parse_ll(raw.substr(1, cr - 1), n))
-    return false;
-  std::size_t pos = cr + 2;
+  std::size_t pos = number_line(raw, 0, n);
+  if (pos == 0) return false;
   if (n <= 0) return pos == raw.size();
   // Each argument takes at least 6 bytes ("$0\r\n\r\n"): a larger count cannot fit.
   if (static_cast<unsigned long long>(n) > (raw.size() - pos) / 6) return false;
   args.reserve(static_cast<std::size_t>(n));
   for (long long i = 0; i < n; ++i) {
-    scan = pos;
-    cr = find_c(raw, scan, '\r');
     long long len = 0;
-    if (cr == std::string_view::npos || cr + 2 > raw.size() || raw[pos] != '$' ||
-        !parse_ll(raw.substr(pos + 1, cr - pos - 1), len) || len < 0)
-      return false;
-    pos = cr + 2;
+    if (pos >= raw.size() || raw[pos] != '$') return false;
+    pos = number_line(raw, pos, len);
+    if (pos == 0 || len < 0) return false;
     if (raw.size() - pos < static_cast<unsigned long long>(len) + 2) return false;
     args.push_back(raw.substr(pos, static_cast<std::size_t>(len)));
     pos += static_cast<std::size_t>(len) + 2;
