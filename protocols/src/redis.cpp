@@ -112,27 +112,32 @@ std::size_t find_c(std::string_view s, std::size_t& scan, char c) noexcept {
   return std::string_view::npos;
 }
 
-// A "*N\r\n" or "$N\r\n" line at `at`: the position after it (its "\r\n"), 0 if there is
-// none or N is not a number. A quick look for the look-ahead: parse() decides what bytes are.
-std::size_t number_line(std::string_view buf, std::size_t at, long long& n) noexcept {
+// The general case of number_line() below, out of line so that the usual case stays small.
+[[gnu::noinline]] std::size_t number_line_slow(std::string_view buf, std::size_t at, long long& n) noexcept {
   constexpr std::size_t max_line = 24;  // "$" and 21 characters of a long long, "\r\n"
-  // The usual line ("*3", "$5": a positive count of up to 18 digits, which cannot overflow)
-  // in one pass; anything else (a sign, a leading zero, more digits, no CR yet) takes the
-  // general path below, which decides alone.
-  if (std::size_t i = at + 1; i < buf.size() && buf[i] >= '1' && buf[i] <= '9') {
-    const std::size_t stop = std::min(buf.size(), at + 1 + 18);
-    long long v = 0;
-    for (; i < stop && static_cast<unsigned char>(buf[i] - '0') < 10; ++i) v = v * 10 + (buf[i] - '0');
-    if (i < buf.size() && buf[i] == '\r') {
-      if (i + 2 > buf.size()) return 0;
-      n = v;
-      return i + 2;
-    }
-  }
   auto cr = buf.substr(0, std::min(buf.size(), at + max_line)).find('\r', at);
   if (cr == std::string_view::npos || cr + 2 > buf.size() || !parse_ll(buf.substr(at + 1, cr - at - 1), n))
     return 0;
   return cr + 2;
+}
+
+// The header line at `at` ("*3\r\n", "$5\r\n"): its number in `n` and the offset after it,
+// 0 when it is incomplete or not a number. The usual line (a positive count of up to 18
+// digits, which cannot overflow) in one inlined pass; anything else (a sign, a leading zero,
+// more digits, no CR yet) goes to number_line_slow, which decides alone. Also the look-ahead's
+// quick look: parse() decides what bytes are.
+[[gnu::always_inline]] inline std::size_t number_line(std::string_view buf, std::size_t at, long long& n) noexcept {
+  std::size_t i = at + 1;
+  if (i < buf.size() && static_cast<unsigned char>(buf[i] - '1') < 9) {
+    const std::size_t stop = std::min(buf.size(), at + 1 + 18);
+    long long v = 0;
+    for (; i < stop && static_cast<unsigned char>(buf[i] - '0') < 10; ++i) v = v * 10 + (buf[i] - '0');
+    if (i + 2 <= buf.size() && buf[i] == '\r') {
+      n = v;
+      return i + 2;
+    }
+  }
+  return number_line_slow(buf, at, n);
 }
 
 // The size of the complete multibulk command at the start of `buf`, with 1 to `max_args`
