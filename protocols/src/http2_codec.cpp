@@ -518,11 +518,23 @@ class server_codec final : public stream_codec {
     auto& c = self(ud);
     if (frame->hd.type != NGHTTP2_HEADERS) return 0;
     if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
-      auto st = std::make_unique<stream>();
+      stream* st = nullptr;
+      if (!c.spare_streams_.empty()) {
+        auto node = std::move(c.spare_streams_.back());
+        c.spare_streams_.pop_back();
+        *node.mapped() = stream{};
+        node.key() = frame->hd.stream_id;
+        auto r = c.streams_.insert(std::move(node));
+        if (!r.inserted) r.position->second = std::move(r.node.mapped());  // as operator[] would
+        st = r.position->second.get();
+      } else {
+        auto fresh = std::make_unique<stream>();
+        st = fresh.get();
+        c.streams_[frame->hd.stream_id] = std::move(fresh);
+      }
       st->id = frame->hd.stream_id;
       st->req.version_minor = 2;
       st->last_tick = c.tick_;
-      c.streams_[st->id] = std::move(st);
       (void)session;
     } else if (auto* s = c.find(frame->hd.stream_id)) {
       s->in_trailers = true;
@@ -663,7 +675,10 @@ class server_codec final : public stream_codec {
       c.emit(ev::reset, id, {});
     }
     c.held_ -= std::min(c.held_, s.out.size() - s.out_off);
-    c.streams_.erase(it);
+    // A few closed streams keep their map node and object for the next ones (a busy
+    // connection opens one per request).
+    auto node = c.streams_.extract(it);
+    if (c.spare_streams_.size() < kSpareStreams) c.spare_streams_.push_back(std::move(node));
     return 0;
   }
 
@@ -709,6 +724,11 @@ class server_codec final : public stream_codec {
   nghttp2_session* session_ = nullptr;
   event_sink* sink_ = nullptr;
   std::unordered_map<std::int32_t, std::unique_ptr<stream>> streams_;
+  static constexpr std::size_t kSpareStreams = 16;
+  std::vector<decltype(streams_)::node_type> spare_streams_;  // closed streams kept for reuse
+  // submit_head()'s scratch, kept between responses (nghttp2 copies the fields it is given).
+  std::vector<std::string> head_names_;
+  std::vector<nghttp2_nv> head_nva_;
   struct held_event {
     std::uint8_t kind;
     std::string data;
@@ -740,12 +760,14 @@ void for_each_field(std::string_view raw, F&& f) {
 void server_codec::submit_head(stream& s, std::string_view fields, int status, std::int64_t length, bool body_follows) {
   std::string st = std::to_string(status);
   std::string len = length >= 0 ? std::to_string(length) : std::string();
-  std::vector<std::string> names;
-  std::vector<nghttp2_nv> nva;
+  auto& names = head_names_;
+  auto& nva = head_nva_;
+  names.clear();
+  nva.clear();
   h1::wire::reader rd{fields};
   std::uint32_t count = 0;
   rd.u32(count);
-  names.reserve(count + 2);
+  names.reserve(count + 2);  // never grows below: nva points into it
   nva.reserve(count + 5);
   nva.push_back(make_nv(":status", st));
   bool has_server = false, has_date = false;
