@@ -65,6 +65,10 @@ struct stream {
   h1::request_head req;
   std::string scheme;
   std::vector<std::string> cookies;  // h2 splits Cookie; HTTP/1 semantics join them (RFC 9113 §8.2.3)
+  // The regular fields as they arrived, already in the request event's wire form (name and
+  // value, each u32-size-prefixed): no header_list to build and encode again per request.
+  std::string fields;
+  std::uint32_t field_count = 0;
   h1::header_list trailers;
   std::size_t header_bytes = 0;
   bool in_trailers = false;
@@ -352,19 +356,38 @@ class server_codec final : public stream_codec {
   }
 
   void emit_request(stream& s, bool complete) {
+    namespace w = h1::wire;
     s.req.complete = complete;
-    if (!s.cookies.empty()) {
-      std::string joined;
-      for (auto& c : s.cookies) {
-        if (!joined.empty()) joined += "; ";
-        joined += c;
-      }
-      s.req.headers.add("cookie", std::move(joined));
-      s.cookies.clear();
+    std::string joined;  // the Cookie fields, one field again
+    for (auto& c : s.cookies) {
+      if (!joined.empty()) joined += "; ";
+      joined += c;
     }
+    // request_head's wire form (http1_wire.cpp), written from what the stream gathered.
     thread_local std::string payload;
     payload.clear();
-    s.req.encode_to(payload);
+    const auto& r = s.req;
+    w::put_str(payload, r.method);
+    w::put_str(payload, r.target);
+    w::put_str(payload, r.authority);
+    payload.push_back(static_cast<char>(r.version_minor));
+    w::put_u32(payload, static_cast<std::uint32_t>(r.headers.items.size()) + s.field_count +
+                            (s.cookies.empty() ? 0 : 1));
+    for (const auto& h : r.headers.items) {  // an h2c upgrade's request (HTTP/1 fields)
+      w::put_str(payload, h.name);
+      w::put_str(payload, h.value);
+    }
+    payload.append(s.fields);
+    if (!s.cookies.empty()) {
+      w::put_str(payload, "cookie");
+      w::put_str(payload, joined);
+    }
+    payload.push_back(static_cast<char>(w::request_flags(r.keep_alive, r.expect_continue, r.chunked, r.complete)));
+    w::put_u64(payload, static_cast<std::uint64_t>(r.content_length));
+    w::put_str(payload, r.body);
+    s.cookies.clear();
+    s.fields.clear();
+    s.field_count = 0;
     s.emitted = true;
     s.counted = true;
     ++outstanding_;
@@ -580,7 +603,9 @@ class server_codec final : public stream_codec {
       if (ec == std::errc() && p == v.data() + v.size()) s->req.content_length = cl;
     }
     if (n == "expect" && v == "100-continue") s->req.expect_continue = true;
-    s->req.headers.add(std::string(n), std::string(v));
+    h1::wire::put_str(s->fields, n);
+    h1::wire::put_str(s->fields, v);
+    ++s->field_count;
     return 0;
   }
 
