@@ -546,6 +546,59 @@ TEST_CASE("http2 process mode: a reload lets every stream of a connection finish
   s.stop_and_check();
 }
 
+TEST_CASE("http2 process mode: kill -9 of a process that is leaving after a reload resets its streams at once, "
+          "not at the idle timeout",
+          "[http2][process][reload][crash]") {
+  REQUIRE(http::have_tool("python3"));
+  h2_pki pki;
+  // The idle timeout is far beyond the client's wait: a reset can only come from the kill.
+  srv::server_under_test s(process_keys("round_robin"), config(pki, "h2_idle_stream_timeout = \"60s\"\n"));
+  auto before = s.stats();
+  auto pids = s.worker_pids(before);
+  REQUIRE(pids.size() == 2);
+  const std::int64_t base0 = messages_of(before, 0), base1 = messages_of(before, 1);
+  // Streams of about 4 s (below max_wait_time, 5 s): the leaving processes still run them
+  // when the first one is killed.
+  std::vector<std::string> paths;
+  for (int i = 0; i < 4; ++i) paths.push_back("/d" + std::to_string(i) + "?delay=4000&chunks=16&size=65536&numbered=1");
+  const auto out = s.dir.file("drainkill");
+  t::process client(h2_get_argv(s, out, paths));
+  REQUIRE(both_workers_busy(s, base0, base1));
+  const auto t0 = std::chrono::steady_clock::now();
+  REQUIRE(::kill(s.proc->pid(), SIGUSR1) == 0);
+  // The old processes were told to stop once their replacements serve ("reload done" comes
+  // only after they exit); give the reactor a moment to take their drain notes.
+  REQUIRE(s.wait_log("stopping: reload", 10s));
+  std::this_thread::sleep_for(500ms);
+  REQUIRE(::kill(pids[0], SIGKILL) == 0);
+  REQUIRE(client.wait(30s));
+  const auto took = std::chrono::steady_clock::now() - t0;
+  auto res = as_json(client.stdout_text());
+  INFO(client.stdout_text() << client.stderr_text());
+  REQUIRE(res["streams"].size() == paths.size());
+  CHECK(res.value("closed", true) == false);
+  const auto expected = numbered_body(16, 65536);
+  int complete = 0, reset = 0;
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    const auto& st = res["streams"][i];
+    INFO(st.dump());
+    if (st.value("complete", false)) {
+      CHECK(body_of(out, i) == expected);
+      ++complete;
+    } else {
+      CHECK(st["reset"] == 2);  // INTERNAL_ERROR
+      ++reset;
+    }
+  }
+  // The killed process's two streams were reset; the other process's two completed.
+  CHECK(reset == 2);
+  CHECK(complete == 2);
+  CHECK(took < 20s);
+  CHECK(s.wait_log("the leaving process of worker 0 went away: its 2 HTTP/2 stream\\(s\\) reset", 5s));
+  s.extra_pids = pids;
+  s.stop_and_check();
+}
+
 TEST_CASE("http2: 8 MiB and 32 MiB responses (written, and files) wait for room instead of failing",
           "[http2][large]") {
   REQUIRE(http::have_tool("python3"));

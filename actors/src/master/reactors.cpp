@@ -556,13 +556,18 @@ struct reactor_thread::impl final : net::connection_sink {
   // is leaving (drain): its next process never saw the HTTP/2 connections it was told about.
   // If it went away, the streams it had are reset; the connection and its other streams go
   // on.
-  void h2_worker_gone(int w, const ipc::link* gone, bool reset_streams) {
+  // `drained_before`: the process had said it was leaving (its connections were forgotten
+  // then) and went away before its streams ended (killed, or past max_wait_time): only the
+  // streams bound to that very process are reset.
+  void h2_worker_gone(int w, const ipc::link* gone, bool reset_streams, bool drained_before = false) {
     std::vector<std::pair<std::uint64_t, std::uint32_t>> lost;
     for (auto& [sid, h] : h2_conns) {
-      if (static_cast<std::size_t>(w) < h.told.size()) h.told[static_cast<std::size_t>(w)] = false;
+      if (!drained_before && static_cast<std::size_t>(w) < h.told.size()) h.told[static_cast<std::size_t>(w)] = false;
       if (!reset_streams) continue;
       for (auto it = h.streams.begin(); it != h.streams.end();) {
-        if (it->second.worker != w || (it->second.link && it->second.link != gone)) {
+        const bool its = drained_before ? it->second.link == gone
+                                        : it->second.worker == w && (!it->second.link || it->second.link == gone);
+        if (!its) {
           ++it;
           continue;
         }
@@ -579,8 +584,8 @@ struct reactor_thread::impl final : net::connection_sink {
       (void)host.send(sid, reply, protocols::http2::kReplyReset);
     }
     if (!lost.empty())
-      log::info("reactor {}: worker {} went away: its {} HTTP/2 stream(s) reset, their connections go on", id, w,
-                lost.size());
+      log::info("reactor {}: {}worker {} went away: its {} HTTP/2 stream(s) reset, their connections go on", id,
+                drained_before ? "the leaving process of " : "", w, lost.size());
   }
   // A reply for an HTTP/2 stream that does not fit in the connection's output limit. Its
   // writer sent it after the output drained, but writers of other streams (maybe in other
@@ -702,7 +707,11 @@ struct reactor_thread::impl final : net::connection_sink {
         // A worker that went away without draining (killed, crashed) leaves requests
         // unanswered: their connections get what their protocol says (HTTP: 502), the
         // others stay open for the replacement.
-        if (!drained_links.erase(raw) && !stopping) {
+        const bool drained = drained_links.erase(raw) > 0;
+        // A leaving process that dies before its HTTP/2 streams end (kill -9, or stopped at
+        // max_wait_time) costs those streams an RST_STREAM now, not an idle timeout later.
+        if (drained && !stopping) h2_worker_gone(w, raw, true, true);
+        if (!drained && !stopping) {
           // HTTP/2 connections lose only the streams this process had.
           h2_worker_gone(w, raw, true);
           for (auto id : host.ids())
