@@ -372,7 +372,7 @@ void worker_runtime::http_body_event(session_id s, std::uint8_t kind, std::strin
 }
 
 std::optional<task<void>> worker_runtime::http_event(std::uint8_t kind, session_id s, int listener,
-                                                      std::string& data) {
+                                                      std::string_view data) {
   const auto& lc = app_.listen[static_cast<std::size_t>(listener)];
   std::uint32_t h2_stream = 0;
   std::string_view payload = data;

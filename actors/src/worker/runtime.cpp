@@ -13,6 +13,7 @@
 
 #include "net_util.hpp"
 #include "swactor/core/log.hpp"
+#include "swactor/protocols/http2.hpp"
 
 namespace swactor::detail {
 namespace {
@@ -562,6 +563,12 @@ bool worker_runtime::on_event(net::connection& c, const protocols::event& e) {
   session_id s(c.id());
   if (is_body_event(e.kind) && is_http(c.listener())) {
     http_body_event(s, e.kind, e.data);
+    return !c.paused();
+  }
+  if (e.kind == static_cast<std::uint8_t>(protocols::http2::ev::request) && is_http(c.listener())) {
+    // An HTTP/2 stream runs beside its siblings (http_event hands it to run_beside): it needs
+    // no turn in the session's queue, whose runner would only pass it on.
+    (void)http_event(e.kind, s, c.listener(), e.data);
     return !c.paused();
   }
   if (protocols::redis::is_command_kind(e.kind) && app_.listen[static_cast<std::size_t>(c.listener())].is_redis() &&

@@ -141,7 +141,7 @@ class worker_runtime final : private handler_host,
     std::string reason;
     std::uint32_t h2_stream = 0;  // HTTP/2: the stream the request came on (0 = HTTP/1)
   };
-  std::optional<task<void>> http_event(std::uint8_t kind, session_id s, int listener, std::string& data);
+  std::optional<task<void>> http_event(std::uint8_t kind, session_id s, int listener, std::string_view data);
   task<void> serve_http(http_exchange x);
   void refuse_http(const http_exchange& x);
   task<bool> prepare_body(http_exchange& x);
