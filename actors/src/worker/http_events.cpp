@@ -487,13 +487,7 @@ std::optional<task<void>> worker_runtime::http_event(std::uint8_t kind, session_
         const bool counted = x.status == 0;
         if (counted) ++http_in_flight_;
         begin_busy();
-        runner_.run_beside([](worker_runtime* self, http_exchange x, bool counted) -> task<void> {
-          if (counted) --self->http_in_flight_;  // serve_http counts it while it runs
-          const auto s = x.req->session();
-          const int listener = x.listener;
-          co_await self->serve_http(std::move(x));
-          self->handler_done(event_kind::message, s, listener, nullptr);  // as after a queued event
-        }(this, std::move(x), counted));
+        runner_.run_beside(serve_http(std::move(x), true));
         return std::nullopt;
       }
       return serve_http(std::move(x));
@@ -652,15 +646,23 @@ void worker_runtime::http_handler_done(const http_exchange& x, const http::respo
   }
 }
 
-task<void> worker_runtime::serve_http(http_exchange x) {
+// `beside`: an HTTP/2 stream run by run_beside(), counted in http_in_flight_ from its event
+// (when it was not refused) and ended like a queued event (handler_done) on every way out.
+task<void> worker_runtime::serve_http(http_exchange x, bool beside) {
+  const auto session = x.req->session();
+  const int from = x.listener;
+  if (beside && x.status == 0) --http_in_flight_;  // counted again below while it runs
+  auto done = [&] {
+    if (beside) handler_done(event_kind::message, session, from, nullptr);
+  };
   if (x.status != 0) {
     refuse_http(x);
-    co_return;
+    co_return done();
   }
   ++http_in_flight_;
   if ((x.pipe || x.inflate != cz::coding::identity || x.req->is_multipart()) && !co_await prepare_body(x)) {
     --http_in_flight_;
-    co_return;
+    co_return done();
   }
   const auto mod = x.module;
   const auto& lc = app_.listen[static_cast<std::size_t>(x.listener)];
@@ -692,10 +694,11 @@ task<void> worker_runtime::serve_http(http_exchange x) {
                            lc.detached_response_timeout.count() > 0 ? lc.detached_response_timeout
                                                                     : std::chrono::milliseconds(std::chrono::hours(24 * 365)),
                            *x.req);
-    co_return;
+    co_return done();
   }
   if (res.detached()) detached_.erase(ch.detached_request());
   http_handler_done(x, res, mod, error);
+  done();
 }
 
 // A response that cannot end well: HTTP/1 closes the connection, HTTP/2 resets the stream.

@@ -142,7 +142,7 @@ class worker_runtime final : private handler_host,
     std::uint32_t h2_stream = 0;  // HTTP/2: the stream the request came on (0 = HTTP/1)
   };
   std::optional<task<void>> http_event(std::uint8_t kind, session_id s, int listener, std::string_view data);
-  task<void> serve_http(http_exchange x);
+  task<void> serve_http(http_exchange x, bool beside = false);
   void refuse_http(const http_exchange& x);
   task<bool> prepare_body(http_exchange& x);
   void http_handler_done(const http_exchange& x, const http::response& res, int mod, std::exception_ptr error);
