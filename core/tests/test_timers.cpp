@@ -14,10 +14,12 @@ TEST_CASE("after() timers fire in due order, FIFO among equal deadlines", "[time
   swactor::loop lp;
   auto& t = lp.timers();
   std::vector<int> order;
-  t.after(30ms, [&] { order.push_back(3); });
-  t.after(10ms, [&] { order.push_back(1); });
-  t.after(20ms, [&] { order.push_back(2); });
-  t.after(20ms, [&] { order.push_back(22); });
+  // Registered out of order, 100 ms apart: a thread descheduled between two calls (a loaded
+  // CI machine) shifts a deadline by that long before the order could change.
+  t.after(300ms, [&] { order.push_back(3); });
+  t.after(100ms, [&] { order.push_back(1); });
+  t.after(200ms, [&] { order.push_back(2); });
+  t.after(200ms, [&] { order.push_back(22); });
   REQUIRE(lp.run() == 0);
   CHECK(order == std::vector<int>{1, 2, 22, 3});
   CHECK(t.stats().count == 0);
