@@ -2,7 +2,9 @@
 // uploads, pipelining, request smuggling, limits, timeouts and a worker killed under load.
 // Every case runs in base mode (1 worker) and process mode (1 reactor, 2 workers); a tool
 // that is not installed skips its part with a WARN (scripts/install-deps.sh installs them).
+#include <algorithm>
 #include <random>
+#include <regex>
 #include <set>
 
 #include "http_helpers.hpp"
@@ -237,6 +239,12 @@ max_pipelined_requests = 2
     auto r = http::read_response(c);
     REQUIRE(r);
     CHECK(r->echo().value("target", "") == "/p/last");
+    // Dated once, by the codec where the connection lives (the reactor in process mode).
+    REQUIRE(r->header("date"));
+    CHECK(std::regex_match(*r->header("date"),
+                           std::regex(R"((Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d [A-Z][a-z][a-z] \d{4} \d\d:\d\d:\d\d GMT)")));
+    CHECK(std::count_if(r->headers.begin(), r->headers.end(),
+                        [](const auto& h) { return http::iequals(h.first, "date"); }) == 1);
   }
   srv.stop_and_check();
 }
