@@ -718,7 +718,12 @@ deflater::~deflater() {
 bool deflater::inflate_message(std::string_view in, std::string& out, std::size_t limit, bool& too_big) {
   too_big = false;
   // The client resets its compressor after each message: the thread's shared stream will do.
-  void*& stream = params_.client_no_context_takeover ? thread_streams().inflater : inflate_;
+  // A client with a small window that keeps its context: the shared stream too, primed with
+  // the window kept from the last message (all of the context a message may refer to), so
+  // an idle connection holds those <= 512 bytes instead of a zlib stream (about 7 KiB).
+  const bool kept_window = !params_.client_no_context_takeover && params_.client_max_window_bits <= kSmallClientWindowBits;
+  void*& stream = params_.client_no_context_takeover || kept_window ? thread_streams().inflater : inflate_;
+  const auto start = out.size();
   if (!stream) {
     auto* z = new z_stream{};
     // The shared stream takes any client: a 32 KiB window inflates whatever window a client
@@ -737,6 +742,12 @@ bool deflater::inflate_message(std::string_view in, std::string& out, std::size_
   if (in.empty()) {
     if (params_.client_no_context_takeover) inflateReset(z);
     return true;
+  }
+  if (kept_window) {
+    inflateReset(z);
+    if (!window_.empty() &&
+        inflateSetDictionary(z, reinterpret_cast<const Bytef*>(window_.data()), static_cast<uInt>(window_.size())) != Z_OK)
+      return false;
   }
   auto run = [&](const unsigned char* data, std::size_t n) {
     z->next_in = const_cast<unsigned char*>(data);
@@ -763,7 +774,18 @@ bool deflater::inflate_message(std::string_view in, std::string& out, std::size_
     return true;
   };
   bool ok = run(reinterpret_cast<const unsigned char*>(in.data()), in.size()) && run(sync_tail, sizeof sync_tail);
-  if (!ok || params_.client_no_context_takeover) inflateReset(z);
+  if (!ok || params_.client_no_context_takeover || kept_window) inflateReset(z);
+  if (ok && kept_window) {
+    // The new window: the last 2^bits bytes of the old one followed by this message.
+    const std::size_t wsize = std::size_t{1} << std::max(params_.client_max_window_bits, 9);
+    std::string_view msg(out.data() + start, out.size() - start);
+    if (msg.size() >= wsize) {
+      window_.assign(msg.substr(msg.size() - wsize));
+    } else {
+      window_.append(msg);
+      if (window_.size() > wsize) window_.erase(0, window_.size() - wsize);
+    }
+  }
   return ok;
 }
 

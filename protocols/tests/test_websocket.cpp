@@ -445,6 +445,28 @@ TEST_CASE("websocket: the inflate window is the client's negotiated window", "[w
     REQUIRE(s.events.size() == texts.size());
     for (std::size_t i = 0; i < texts.size(); ++i) CHECK(s.events[i].data == texts[i]);
   }
+  // Two such connections interleaved on one thread (both inflate with the thread's stream,
+  // each primed with its own kept window): each message refers to its own connection's last.
+  {
+    ws::codec a(o), b(o);
+    ws::deflater ca(ws::deflate_params{false, false, 9, 15}), cb(ws::deflate_params{false, false, 9, 15});
+    for (int round = 0; round < 20; ++round) {
+      INFO("round " << round);
+      const std::string ta = "alpha alpha alpha " + std::to_string(round % 3) + std::string(round * 37, 'a');
+      const std::string tb = "bravo bravo bravo " + std::to_string(round % 4) + std::string(round * 53, 'b');
+      std::string za, zb;
+      ca.deflate_message(ta, za);
+      cb.deflate_message(tb, zb);
+      auto sa = feed(a, client_frame(fin | 0x40 | text, za));
+      auto sb = feed(b, client_frame(fin | 0x40 | binary, zb));
+      REQUIRE_FALSE(a.failed());
+      REQUIRE_FALSE(b.failed());
+      REQUIRE(sa.events.size() == 1);
+      REQUIRE(sb.events.size() == 1);
+      CHECK(sa.events[0].data == ta);
+      CHECK(sb.events[0].data == tb);
+    }
+  }
   // A client that breaks its word (a 15-bit window: the second message refers to the start
   // of the first, 4000 bytes back) does not fit in the 512-byte window kept between
   // messages: bad compressed data, 1007. The same bytes with a 15-bit window inflate.

@@ -107,9 +107,11 @@ void write_close(std::string& out, std::uint16_t code, std::string_view reason);
 
 // One connection's permessage-deflate state: zlib streams made on first use (an idle
 // connection pays nothing), reset after each message where no_context_takeover says so.
-// Memory when in use: about 7 KiB + a window of 2^client_max_window_bits (9 at least) for
-// inflating, about 2^(server_max_window_bits + 2) + 128 KiB (zlib memLevel 8: 256 KiB at 15
-// bits) for deflating; a side without context takeover uses the thread's shared stream.
+// Memory when in use: about 7 KiB + a window of 2^client_max_window_bits for inflating (with
+// a client window of 9 bits or less only that window, up to 512 B, is kept: the thread's
+// shared stream inflates with it as dictionary), about 2^(server_max_window_bits + 2) +
+// 128 KiB (zlib memLevel 8: 256 KiB at 15 bits) for deflating; a side without context
+// takeover uses the thread's shared stream and keeps nothing.
 class deflater {
  public:
   explicit deflater(const deflate_params& p) : params_(p) {}
@@ -128,6 +130,9 @@ class deflater {
   deflate_params params_;
   void* inflate_ = nullptr;  // z_stream*, kept out of this header
   void* deflate_ = nullptr;
+  // A client window of 9 bits or less with context takeover: the client's last 2^bits bytes
+  // (what its next message may refer to), inflated with the thread's shared stream.
+  std::string window_;
 };
 
 class codec final : public stream_codec {
