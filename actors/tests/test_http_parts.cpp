@@ -15,6 +15,7 @@
 #include "config_helpers.hpp"
 #include "swactor/actors/app_config.hpp"
 #include "swactor/actors/http.hpp"
+#include "swactor/protocols/websocket.hpp"
 
 using namespace swactor;
 namespace h1 = swactor::protocols::http1;
@@ -67,6 +68,12 @@ TEST_CASE("http config: URLs, routes and limits resolve once", "[http][config]")
   CHECK(lc.http_options.header_timeout_ms == 2000);
   CHECK(lc.http_options.keepalive_timeout_ms == 60000);
   CHECK(lc.http_options.server_name == "swactor");
+  // No websocket table: upgrades on all the same, with the defaults (control frames kept
+  // from the module).
+  CHECK(lc.websocket.enabled);
+  REQUIRE(lc.http_options.websocket);
+  CHECK(lc.http_options.websocket->max_message_size == 16u << 20);
+  CHECK_FALSE(lc.http_options.websocket->deliver_control);
 
   auto u = parse_listen_url("http+unix:///tmp/h.sock");
   CHECK(u);
@@ -532,4 +539,13 @@ TEST_CASE("http connection: the header timeout answers 408, abandon answers 502"
   fx.run();
   CHECK(p2->written.find("HTTP/1.1 502 ") == 0);
   CHECK(c2->closed());
+}
+
+TEST_CASE("http config: websocket deliver_control reaches the codec options", "[http][config][websocket]") {
+  config::diagnostics diag;
+  auto app = parse(std::string(kRoutes) + "websocket = { deliver_control = true }\n", diag);
+  INFO(diag.to_string());
+  REQUIRE(app);
+  REQUIRE(app->listen[0].http_options.websocket);
+  CHECK(app->listen[0].http_options.websocket->deliver_control);
 }

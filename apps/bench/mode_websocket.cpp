@@ -273,9 +273,11 @@ void deflate_message(std::string_view in, std::string& out) {
     z_stream z{};
     bool ok = false;
     stream() {
-      // Raw deflate (negative window bits), 32 KiB window; memLevel 1 keeps the hash table
-      // at 512 B, which deflateReset() clears for every message.
-      ok = deflateInit2(&z, Z_BEST_SPEED, Z_DEFLATED, -15, 1, Z_DEFAULT_STRATEGY) == Z_OK;
+      // Raw deflate (negative window bits) with a 512 B window: the smallest a server may ask
+      // for with client_max_window_bits (RFC 7692; swactor does with no_context_takeover), so
+      // the stream suits whatever the server answered to our offer. memLevel 1 keeps the hash
+      // table at 512 B, which deflateReset() clears for every message.
+      ok = deflateInit2(&z, Z_BEST_SPEED, Z_DEFLATED, -9, 1, Z_DEFAULT_STRATEGY) == Z_OK;
     }
     ~stream() {
       if (ok) deflateEnd(&z);

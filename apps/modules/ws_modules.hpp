@@ -20,8 +20,8 @@ class ws_echo final : public module_base {
  public:
   static constexpr std::string_view kName = "ws_echo";
   static constexpr std::string_view kDoc =
-      "WebSocket echo: every message comes back with its opcode. Put it on a ws:// listener (or an "
-      "http:// one with a websocket table).";
+      "WebSocket echo: every message comes back with its opcode. Put it on a ws:// or http:// listener "
+      "(or a route of one): upgrade requests to it become WebSockets.";
   struct options {
     std::vector<std::string> subprotocols;
   };

@@ -718,11 +718,19 @@ deflater::~deflater() {
 bool deflater::inflate_message(std::string_view in, std::string& out, std::size_t limit, bool& too_big) {
   too_big = false;
   // The client resets its compressor after each message: the thread's shared stream will do.
-  void*& stream = params_.client_no_context_takeover ? thread_streams().inflater : inflate_;
+  // A client with a small window that keeps its context: the shared stream too, primed with
+  // the window kept from the last message (all of the context a message may refer to), so
+  // an idle connection holds those <= 512 bytes instead of a zlib stream (about 7 KiB).
+  const bool kept_window = !params_.client_no_context_takeover && params_.client_max_window_bits <= kSmallClientWindowBits;
+  void*& stream = params_.client_no_context_takeover || kept_window ? thread_streams().inflater : inflate_;
+  const auto start = out.size();
   if (!stream) {
     auto* z = new z_stream{};
-    // A 32 KiB window inflates whatever window the client uses (<= 15 bits).
-    if (inflateInit2(z, -15) != Z_OK) {
+    // The shared stream takes any client: a 32 KiB window inflates whatever window a client
+    // uses (<= 15 bits). A connection's own stream has the window the client agreed to (9
+    // at least: zlib clients told 8 compress with 9), which bounds its memory in use.
+    const int bits = params_.client_no_context_takeover ? 15 : std::clamp(params_.client_max_window_bits, 9, 15);
+    if (inflateInit2(z, -bits) != Z_OK) {
       delete z;
       return false;
     }
@@ -734,6 +742,12 @@ bool deflater::inflate_message(std::string_view in, std::string& out, std::size_
   if (in.empty()) {
     if (params_.client_no_context_takeover) inflateReset(z);
     return true;
+  }
+  if (kept_window) {
+    inflateReset(z);
+    if (!window_.empty() &&
+        inflateSetDictionary(z, reinterpret_cast<const Bytef*>(window_.data()), static_cast<uInt>(window_.size())) != Z_OK)
+      return false;
   }
   auto run = [&](const unsigned char* data, std::size_t n) {
     z->next_in = const_cast<unsigned char*>(data);
@@ -760,7 +774,18 @@ bool deflater::inflate_message(std::string_view in, std::string& out, std::size_
     return true;
   };
   bool ok = run(reinterpret_cast<const unsigned char*>(in.data()), in.size()) && run(sync_tail, sizeof sync_tail);
-  if (!ok || params_.client_no_context_takeover) inflateReset(z);
+  if (!ok || params_.client_no_context_takeover || kept_window) inflateReset(z);
+  if (ok && kept_window) {
+    // The new window: the last 2^bits bytes of the old one followed by this message.
+    const std::size_t wsize = std::size_t{1} << std::max(params_.client_max_window_bits, 9);
+    std::string_view msg(out.data() + start, out.size() - start);
+    if (msg.size() >= wsize) {
+      window_.assign(msg.substr(msg.size() - wsize));
+    } else {
+      window_.append(msg);
+      if (window_.size() > wsize) window_.erase(0, window_.size() - wsize);
+    }
+  }
   return ok;
 }
 
@@ -805,11 +830,19 @@ std::string negotiate_deflate(const std::vector<deflate_offer>& offers, bool no_
     p.client_no_context_takeover = o.client_no_context_takeover;
     p.server_max_window_bits = std::min(o.server_max_window_bits, max_window_bits);
     p.client_max_window_bits = o.client_max_window_bits > 0 ? o.client_max_window_bits : 15;
+    // A client that keeps its context makes us keep an inflate stream per connection, with
+    // a window of its size. Where the server caps memory (no_context_takeover) and the
+    // client let us choose its window (it offered client_max_window_bits), ask for the
+    // smallest one zlib makes: RFC 7692 §7.1.2.2 lets the response carry the same or a
+    // smaller value than offered, and any value for an offer without one.
+    if (no_context_takeover && !p.client_no_context_takeover && o.client_max_window_bits != 0)
+      p.client_max_window_bits = std::min(p.client_max_window_bits, kSmallClientWindowBits);
     std::string r = "permessage-deflate";
     if (p.server_no_context_takeover) r += "; server_no_context_takeover";
     if (p.client_no_context_takeover) r += "; client_no_context_takeover";
     if (p.server_max_window_bits < 15) r += "; server_max_window_bits=" + std::to_string(p.server_max_window_bits);
-    if (o.client_max_window_bits > 0) r += "; client_max_window_bits=" + std::to_string(o.client_max_window_bits);
+    if (o.client_max_window_bits > 0 || p.client_max_window_bits < 15)
+      r += "; client_max_window_bits=" + std::to_string(p.client_max_window_bits);
     out = p;
     return r;
   }

@@ -394,6 +394,108 @@ TEST_CASE("websocket: permessage-deflate offers are negotiated", "[websocket][de
   CHECK(ws::negotiate_deflate({two[0]}, false, 15, p).empty());
 }
 
+TEST_CASE("websocket: no_context_takeover asks a client that keeps its context for a 9-bit window",
+          "[websocket][deflate]") {
+  ws::deflate_params p;
+  std::vector<ws::deflate_offer> offers(1);
+  offers[0].client_max_window_bits = -1;  // a browser: the parameter without a value
+  CHECK(ws::negotiate_deflate(offers, true, 15, p) ==
+        "permessage-deflate; server_no_context_takeover; client_max_window_bits=9");
+  CHECK(p.client_max_window_bits == 9);
+  // A value offered: the same or smaller (8 stays 8).
+  offers[0].client_max_window_bits = 12;
+  CHECK(ws::negotiate_deflate(offers, true, 15, p) ==
+        "permessage-deflate; server_no_context_takeover; client_max_window_bits=9");
+  offers[0].client_max_window_bits = 8;
+  CHECK(ws::negotiate_deflate(offers, true, 15, p) ==
+        "permessage-deflate; server_no_context_takeover; client_max_window_bits=8");
+  // Not offered: the parameter must not be sent, the client's window stays 15.
+  offers[0].client_max_window_bits = 0;
+  CHECK(ws::negotiate_deflate(offers, true, 15, p) == "permessage-deflate; server_no_context_takeover");
+  CHECK(p.client_max_window_bits == 15);
+  // The client resets its context anyway (the shared stream): nothing to ask.
+  offers[0].client_max_window_bits = -1;
+  offers[0].client_no_context_takeover = true;
+  CHECK(ws::negotiate_deflate(offers, true, 15, p) ==
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover");
+  // Without no_context_takeover the client keeps its full window.
+  offers[0].client_no_context_takeover = false;
+  CHECK(ws::negotiate_deflate(offers, false, 15, p) == "permessage-deflate");
+  CHECK(p.client_max_window_bits == 15);
+}
+
+TEST_CASE("websocket: the inflate window is the client's negotiated window", "[websocket][deflate]") {
+  ws::options o;
+  o.deflate = true;
+  o.deflate_with.client_max_window_bits = 9;
+  // A client with a 9-bit window that keeps its context: later messages refer to earlier ones.
+  ws::deflater client9(ws::deflate_params{false, false, 9, 15});
+  std::vector<std::string> texts = {"the same words again and again, ", "the same words again and again, ",
+                                    std::string(3000, 'q') + "the same words again and again, "};
+  std::string wire;
+  for (auto& t : texts) {
+    std::string z;
+    client9.deflate_message(t, z);
+    wire += client_frame(fin | 0x40 | text, z);
+  }
+  {
+    ws::codec c(o);
+    auto s = feed(c, wire);
+    REQUIRE_FALSE(c.failed());
+    REQUIRE(s.events.size() == texts.size());
+    for (std::size_t i = 0; i < texts.size(); ++i) CHECK(s.events[i].data == texts[i]);
+  }
+  // Two such connections interleaved on one thread (both inflate with the thread's stream,
+  // each primed with its own kept window): each message refers to its own connection's last.
+  {
+    ws::codec a(o), b(o);
+    ws::deflater ca(ws::deflate_params{false, false, 9, 15}), cb(ws::deflate_params{false, false, 9, 15});
+    for (int round = 0; round < 20; ++round) {
+      INFO("round " << round);
+      const std::string ta = "alpha alpha alpha " + std::to_string(round % 3) + std::string(round * 37, 'a');
+      const std::string tb = "bravo bravo bravo " + std::to_string(round % 4) + std::string(round * 53, 'b');
+      std::string za, zb;
+      ca.deflate_message(ta, za);
+      cb.deflate_message(tb, zb);
+      auto sa = feed(a, client_frame(fin | 0x40 | text, za));
+      auto sb = feed(b, client_frame(fin | 0x40 | binary, zb));
+      REQUIRE_FALSE(a.failed());
+      REQUIRE_FALSE(b.failed());
+      REQUIRE(sa.events.size() == 1);
+      REQUIRE(sb.events.size() == 1);
+      CHECK(sa.events[0].data == ta);
+      CHECK(sb.events[0].data == tb);
+    }
+  }
+  // A client that breaks its word (a 15-bit window: the second message refers to the start
+  // of the first, 4000 bytes back) does not fit in the 512-byte window kept between
+  // messages: bad compressed data, 1007. The same bytes with a 15-bit window inflate.
+  ws::deflater client15(ws::deflate_params{false, false, 15, 15});
+  std::string noise;
+  std::uint32_t x = 12345;
+  for (int i = 0; i < 4000; ++i) {
+    x = x * 1103515245 + 12345;
+    noise.push_back(static_cast<char>('a' + (x >> 16) % 26));
+  }
+  std::string z1, z2;
+  client15.deflate_message(noise, z1);
+  client15.deflate_message(noise.substr(0, 300), z2);
+  REQUIRE(z2.size() < 100);  // a back reference, not literals
+  const auto two = client_frame(fin | 0x40 | text, z1) + client_frame(fin | 0x40 | text, z2);
+  {
+    ws::codec c(o);
+    feed(c, two);
+    REQUIRE(c.failed());
+    CHECK(c.error().value() == 1007);
+  }
+  o.deflate_with.client_max_window_bits = 15;
+  ws::codec wide(o);
+  auto s = feed(wide, two);
+  REQUIRE_FALSE(wide.failed());
+  REQUIRE(s.events.size() == 2);
+  CHECK(s.events[1].data == noise.substr(0, 300));
+}
+
 TEST_CASE("websocket: compressed messages in, compressed replies out", "[websocket][deflate]") {
   for (bool no_takeover : {false, true}) {
     INFO("no_context_takeover " << no_takeover);

@@ -30,7 +30,10 @@
 //       compressed both ways, so both zlib streams exist, with context takeover)
 //   (j) base mode, 1 worker, listener `no_context_takeover = true`, the client offers
 //       `client_no_context_takeover` too: no compression context is kept between messages
-// The target is <= 1 KiB per connection without deflate; (i) and (j) are reported.
+//   (k) base mode, 1 worker, listener `no_context_takeover = true`, the client offers only
+//       `client_max_window_bits` (as a browser does): it keeps its context, so the server
+//       keeps an inflate stream, with the 9-bit window it asks such a client for
+// The target is <= 1 KiB per connection without deflate; (i) to (k) are reported.
 //
 // $SWACTOR_BENCH_IDLE_ONLY=PREFIX measures only the variants whose name starts with it (and
 // the reference): ws for the WebSocket ones, http, base, process.
@@ -555,7 +558,10 @@ int main() {
            {"ws_deflate_base_1", "idle WebSocket RSS per connection: base, deflate", "mode = \"base\"\nworkers = 1\n",
             ws_offer::deflate, ""},
            {"ws_deflate_nct_base_1", "idle WebSocket RSS per connection: base, deflate, no_context_takeover",
-            "mode = \"base\"\nworkers = 1\n", ws_offer::deflate_no_context, "no_context_takeover = true"}}) {
+            "mode = \"base\"\nworkers = 1\n", ws_offer::deflate_no_context, "no_context_takeover = true"},
+           {"ws_deflate_nct_browser_base_1",
+            "idle WebSocket RSS per connection: base, deflate, no_context_takeover, browser-style offer",
+            "mode = \"base\"\nworkers = 1\n", ws_offer::deflate, "no_context_takeover = true"}}) {
     if (!wanted(v.name)) continue;
     std::string why;
     auto s = start_swactor(swactor, dir, v.name, v.keys, n + 1000, why, false, v.offer, v.options);

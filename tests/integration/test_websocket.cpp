@@ -80,6 +80,22 @@ std::string handshake(conn& c, const std::string& extra = {}, const std::string&
   return *head;
 }
 
+// The upgrade request to `path`; the response head (up to the blank line), "" if none came.
+std::string handshake_at(conn& c, const std::string& path, const std::string& extra = {}) {
+  REQUIRE(c.send_all("GET " + path + " HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" + extra + "\r\n"));
+  auto head = c.read_until([](const std::string& b) -> std::size_t {
+    auto e = b.find("\r\n\r\n");
+    return e == std::string::npos ? 0 : e + 4;
+  }, 3s);
+  return head ? *head : std::string();
+}
+
+// The module of the hook tests (tests/integration/plugins/ws_hooks.cpp).
+std::string hooks_module() {
+  return std::string("[modules.hooks]\nplugin = \"") + SWACTOR_TEST_WS_HOOKS + "\"\ntype = \"ws_hooks\"\n";
+}
+
 int close_code(const frame& f) {
   if (f.payload.size() < 2) return 0;
   return (static_cast<std::uint8_t>(f.payload[0]) << 8) | static_cast<std::uint8_t>(f.payload[1]);
@@ -395,5 +411,166 @@ module = "chat"
   auto refused = bad.read_until(upto("\r\n\r\n"), 5s);
   REQUIRE(refused);
   CHECK(refused->rfind("HTTP/1.1 404", 0) == 0);
+  srv.stop_and_check();
+}
+
+TEST_CASE("websocket: an http listener without a websocket table upgrades a route to a WebSocket module",
+          "[websocket]") {
+  auto mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  server_under_test srv("mode = \"" + mode + "\"\nworkers = 1", R"(
+[modules.ws_echo]
+
+[modules.hello]
+type = "http_hello"
+
+[[listen]]
+url = "http://127.0.0.1:{port}"
+routes = [ { path = "/ws", module = "ws_echo" }, { path = "/", module = "hello" } ]
+)");
+  {
+    auto c = connect_tcp("127.0.0.1", srv.port);
+    REQUIRE(c);
+    auto head = handshake_at(c, "/ws");
+    INFO(head);
+    REQUIRE(head.rfind("HTTP/1.1 101 Switching Protocols\r\n", 0) == 0);
+    CHECK(head.find("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n") != std::string::npos);
+    for (std::size_t n : {3, 200, 70000}) {
+      std::string text(n, 'e');
+      REQUIRE(c.send_all(client_frame(0x81, text)));
+      auto f = read_frame(c);
+      REQUIRE(f);
+      CHECK(f->b0 == 0x81);
+      CHECK(f->payload == text);
+    }
+    REQUIRE(c.send_all(client_frame(0x88, std::string("\x03\xe8", 2))));
+    auto f = read_frame(c);
+    REQUIRE(f);
+    CHECK(close_code(*f) == 1000);
+  }
+  {
+    // The same upgrade request to a module without WebSocket handlers stays plain HTTP.
+    auto c = connect_tcp("127.0.0.1", srv.port);
+    REQUIRE(c);
+    auto head = handshake_at(c, "/");
+    CHECK(head.rfind("HTTP/1.1 200 ", 0) == 0);
+  }
+  srv.stop_and_check();
+}
+
+TEST_CASE("websocket: pings and pongs reach on_ping and on_pong with deliver_control, the pong stays automatic",
+          "[websocket]") {
+  auto mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  server_under_test srv("mode = \"" + mode + "\"\nworkers = 2", hooks_module() + R"(
+[[listen]]
+url = "ws://127.0.0.1:{port}"
+module = "hooks"
+websocket = { deliver_control = true }
+
+[[listen]]
+url = "ws://127.0.0.1:{port2}"
+module = "hooks"
+)");
+  {
+    auto c = connect_tcp("127.0.0.1", srv.port);
+    REQUIRE(c);
+    REQUIRE(handshake_at(c, "/").rfind("HTTP/1.1 101 ", 0) == 0);
+    REQUIRE(c.send_all(client_frame(0x89, "are you there") + client_frame(0x8A, "unasked") + client_frame(0x81, "m")));
+    std::vector<frame> got;
+    for (int i = 0; i < 4; ++i) {
+      auto f = read_frame(c);
+      REQUIRE(f);
+      got.push_back(*f);
+    }
+    // The automatic pong first (the connection answers before the worker hears of the ping),
+    // then the module's events in order.
+    CHECK(got[0].b0 == 0x8A);
+    CHECK(got[0].payload == "are you there");
+    CHECK(got[1].b0 == 0x81);
+    CHECK(got[1].payload == "ping:are you there");
+    CHECK(got[2].payload == "pong:unasked");
+    CHECK(got[3].payload == "m");
+  }
+  {
+    // Without deliver_control: the pong only, and the module hears nothing of either.
+    auto c = connect_tcp("127.0.0.1", srv.port2);
+    REQUIRE(c);
+    REQUIRE(handshake_at(c, "/").rfind("HTTP/1.1 101 ", 0) == 0);
+    REQUIRE(c.send_all(client_frame(0x89, "p") + client_frame(0x8A, "q") + client_frame(0x81, "after")));
+    auto f = read_frame(c);
+    REQUIRE(f);
+    CHECK(f->b0 == 0x8A);
+    CHECK(f->payload == "p");
+    f = read_frame(c);
+    REQUIRE(f);
+    CHECK(f->payload == "after");
+    CHECK_FALSE(read_frame(c, 300ms));
+  }
+  srv.stop_and_check();
+}
+
+TEST_CASE("websocket: on_handshake refuses with any 3xx-5xx status and headers, or adds headers and a cookie",
+          "[websocket]") {
+  auto mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  server_under_test srv("mode = \"" + mode + "\"\nworkers = 1", hooks_module() + R"(
+[[listen]]
+url = "http://127.0.0.1:{port}"
+module = "hooks"
+)");
+  auto response = [&](const std::string& path) {
+    auto c = connect_tcp("127.0.0.1", srv.port);
+    REQUIRE(c);
+    auto head = handshake_at(c, path);
+    std::string body;
+    if (auto cl = head.find("Content-Length: "); cl != std::string::npos) {
+      auto n = std::stoul(head.substr(cl + 16));
+      if (n) {
+        auto b = c.read_exact(n, 3s);
+        if (b) body = *b;
+      }
+    }
+    if (head.rfind("HTTP/1.1 101 ", 0) != 0) CHECK(c.wait_closed(3s));  // a refusal closes
+    return std::pair{head, body};
+  };
+  {
+    auto [head, body] = response("/refuse401");
+    INFO(head);
+    CHECK(head.rfind("HTTP/1.1 401 ", 0) == 0);
+    CHECK(head.find("WWW-Authenticate: Basic realm=\"ws\"\r\n") != std::string::npos);
+    CHECK(body == "who are you\n");
+  }
+  {
+    auto [head, body] = response("/redirect");
+    INFO(head);
+    CHECK(head.rfind("HTTP/1.1 302 ", 0) == 0);
+    CHECK(head.find("Location: /elsewhere\r\n") != std::string::npos);
+  }
+  {
+    auto [head, body] = response("/busy");
+    INFO(head);
+    CHECK(head.rfind("HTTP/1.1 503 ", 0) == 0);
+    CHECK(head.find("Retry-After: 7\r\n") != std::string::npos);
+    CHECK(body == "busy\n");
+  }
+  {
+    auto [head, body] = response("/odd");
+    CHECK(head.rfind("HTTP/1.1 403 ", 0) == 0);
+  }
+  {
+    auto c = connect_tcp("127.0.0.1", srv.port);
+    REQUIRE(c);
+    auto head = handshake_at(c, "/ok");
+    INFO(head);
+    CHECK(head.rfind("HTTP/1.1 101 Switching Protocols\r\n", 0) == 0);
+    CHECK(head.find("X-Handshake: yes\r\n") != std::string::npos);
+    CHECK(head.find("Set-Cookie: sid=abc123; Path=/; HttpOnly\r\n") != std::string::npos);
+    REQUIRE(c.send_all(client_frame(0x81, "still a websocket")));
+    auto f = read_frame(c);
+    REQUIRE(f);
+    CHECK(f->payload == "still a websocket");
+  }
+  CHECK(srv.wait_log("on_handshake refused with status 200, not 300-599", 2s));
   srv.stop_and_check();
 }

@@ -169,6 +169,10 @@ struct reactor_thread::impl final : net::connection_sink {
     std::deque<h2_static> statics;
   };
   std::unordered_map<std::uint64_t, h2_conn> h2_conns;
+  // WebSocket replies dropped for a full output (a peer that does not read): one log line
+  // a second at most, counting the ones left out, as broadcast skips are logged.
+  std::chrono::steady_clock::time_point ws_drop_logged{};
+  std::uint64_t ws_drops_unlogged = 0;
   std::uint64_t rr = 0;
   bool stopping = false;
   std::size_t max_backlog = 100000;
@@ -770,9 +774,24 @@ struct reactor_thread::impl final : net::connection_sink {
           // piece of an HTTP reply cannot be skipped, so that connection ends.
           const bool ws_reply = c && c->ws_module >= 0;
           const bool fatal = c && v.kind != 0 && !ws_reply;
-          log::warning("session {}: output buffer full ({} bytes queued, limit {}); reply of {} bytes dropped{}",
-                       v.session, c ? c->queued_bytes() : 0, c ? c->output_limit() : 0, size,
-                       fatal ? ", closing (a protocol reply with a hole in it must not look whole)" : "");
+          if (ws_reply) {
+            // The push failed in the worker's eyes too late to tell it: a client that never
+            // reads would make a line per message (hundreds a second), so once a second.
+            auto now = std::chrono::steady_clock::now();
+            if (now - ws_drop_logged >= 1s) {
+              log::warning("session {}: output buffer full ({} bytes queued, limit {}); WebSocket message of {} bytes "
+                           "dropped ({} more dropped on this reactor since the last such line)",
+                           v.session, c->queued_bytes(), c->output_limit(), size, ws_drops_unlogged);
+              ws_drop_logged = now;
+              ws_drops_unlogged = 0;
+            } else {
+              ++ws_drops_unlogged;
+            }
+          } else {
+            log::warning("session {}: output buffer full ({} bytes queued, limit {}); reply of {} bytes dropped{}",
+                         v.session, c ? c->queued_bytes() : 0, c ? c->output_limit() : 0, size,
+                         fatal ? ", closing (a protocol reply with a hole in it must not look whole)" : "");
+          }
           if (fatal) c->abort("output buffer full");
         }
       } else if constexpr (std::is_same_v<T, ipc::conn_upgrade>) {

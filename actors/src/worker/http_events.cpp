@@ -788,20 +788,41 @@ task<void> worker_runtime::serve_ws_handshake(http_exchange x) {
     answer(*port_, s, 500, "Internal Server Error\n", nullptr, true);
     co_return;
   }
-  if (hs.refused()) {
-    answer(*port_, s, hs.refused() >= 400 && hs.refused() <= 599 ? hs.refused() : 403,
-           hs.refusal_body().empty() ? std::string_view("Forbidden\n") : std::string_view(hs.refusal_body()), nullptr,
-           true);
+  // The module's headers, for the refusal or the 101: the framing ones are the engine's.
+  auto usable = [&](const std::string& name, const std::string& value) {
+    if (name.empty() || !clean_header(name) || !clean_header(value)) {
+      log::warning("module {}: handshake header {:?} dropped (empty, or CR or LF in it)", m.instance_name(), name);
+      return false;
+    }
+    for (std::string_view own : {"content-length", "transfer-encoding", "connection", "upgrade"})
+      if (h1::iequals(name, own)) {
+        log::warning("module {}: handshake header {:?} dropped (the engine sets it)", m.instance_name(), name);
+        return false;
+      }
+    return true;
+  };
+  if (int status = hs.refused()) {
+    if (status < 300 || status > 599) {
+      log::warning("module {}: on_handshake refused with status {}, not 300-599; answering 403", m.instance_name(),
+                   status);
+      status = 403;
+    }
+    session_channel ch(*port_, s);
+    http::response res(ch);
+    res.status(status).set_header("Content-Type", "text/plain; charset=utf-8");
+    for (const auto& [name, value] : hs.headers())
+      if (usable(name, value)) {
+        if (h1::iequals(name, "content-type")) res.set_header(name, value);
+        else res.header(name, value);
+      }
+    res.close();
+    (void)res.end(hs.refusal_body().empty() && status == 403 ? std::string_view("Forbidden\n")
+                                                             : std::string_view(hs.refusal_body()));
     co_return;
   }
   std::string extra;
-  for (const auto& [name, value] : hs.headers()) {
-    if (!clean_header(name) || !clean_header(value) || name.empty()) {
-      log::warning("module {}: header {:?} for the 101 response dropped (CR or LF in it)", m.instance_name(), name);
-      continue;
-    }
-    extra += name + ": " + value + "\r\n";
-  }
+  for (const auto& [name, value] : hs.headers())
+    if (usable(name, value)) extra += name + ": " + value + "\r\n";
   ws::deflate_params dp;
   std::string ext;
   if (wc.permessage_deflate && !chk.deflate_offers.empty())
@@ -876,8 +897,9 @@ std::optional<task<void>> worker_runtime::ws_event(std::uint8_t kind, session_id
       }
       return run_ws(mod, s, "on_close", m.on_close(ctx, s, code, std::move(reason)));
     }
-    case ws::ev::ping:
-    case ws::ev::pong: return std::nullopt;
+    // Only with the listener's deliver_control: the codec answered the ping already.
+    case ws::ev::ping: return run_ws(mod, s, "on_ping", m.on_ping(ctx, s, std::move(data)));
+    case ws::ev::pong: return run_ws(mod, s, "on_pong", m.on_pong(ctx, s, std::move(data)));
   }
   return std::nullopt;
 }

@@ -98,8 +98,9 @@ struct websocket_config {
   std::chrono::milliseconds idle_timeout{90000};
   std::vector<std::string> origins;  // empty = any Origin
   std::string on_output_full = "error";  // "error" | "close"
+  bool deliver_control = false;  // pings and pongs reach the module's on_ping / on_pong
 
-  bool enabled = false;  // resolved: ws:// or the table is present
+  bool enabled = false;  // resolved: every HTTP listener (before that: the table is present)
   bool close_on_output_full = false;  // resolved from on_output_full
 };
 

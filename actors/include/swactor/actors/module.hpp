@@ -58,7 +58,8 @@ struct ws_message {
   bool is_text() const noexcept { return opcode == ws_opcode::text; }
 };
 // What on_handshake decides for one upgrade request: a subprotocol from the client's list,
-// extra response headers, or a refusal with any status.
+// extra response headers and cookies, or a refusal with any 3xx-5xx status (which carries
+// the headers and cookies too: a 302 with Location, a 401 with WWW-Authenticate).
 class ws_handshake {
  public:
   explicit ws_handshake(std::vector<std::string> offered) : offered_(std::move(offered)) {}
@@ -74,10 +75,15 @@ class ws_handshake {
     return false;
   }
   const std::string& protocol() const noexcept { return protocol_; }
-  // A header for the 101 response (Set-Cookie, ...). CR and LF are not allowed in either.
+  // A header for the response, the 101 or a refusal (Location, WWW-Authenticate, ...). CR
+  // and LF are not allowed in either; the engine's framing headers (Content-Length,
+  // Transfer-Encoding, Connection, Upgrade) are its own and dropped.
   void add_header(std::string name, std::string value) { headers_.emplace_back(std::move(name), std::move(value)); }
+  // A Set-Cookie header (http::cookie's to_string(): name, value and attributes).
+  void set_cookie(std::string set_cookie_value) { add_header("Set-Cookie", std::move(set_cookie_value)); }
   const std::vector<std::pair<std::string, std::string>>& headers() const noexcept { return headers_; }
-  // Answers the request with `status` (>= 400) and `body` instead of upgrading.
+  // Answers the request with `status` (300-599; another one answers 403), the headers added
+  // above and `body` instead of upgrading. The connection closes after it.
   void refuse(int status, std::string body = {}) {
     refused_ = status;
     body_ = std::move(body);
@@ -127,7 +133,7 @@ class module_base {
   // throwing, answers 500. Requests of one connection arrive in order, one at a time.
   // The default answers 500 (a route to a module without it is a configuration mistake).
   virtual task<void> on_request(context&, http::request&, http::response&);
-  // WebSocket, on HTTP listeners with upgrades on (ws://, or a `websocket` table): a module
+  // WebSocket, on every HTTP/1.1 listener (http://, ws://, and their TLS forms): a module
   // whose websocket() is true gets the upgrade requests routed to it. on_handshake may pick
   // a subprotocol, add headers or refuse; then on_open, each message in on_message (fragments
   // reassembled), and on_close once with the close code (1006 when the connection ended
@@ -138,6 +144,11 @@ class module_base {
   virtual task<void> on_open(context&, session_id, const http::request&) { co_return; }
   virtual task<void> on_message(context&, session_id, ws_message) { co_return; }
   virtual task<void> on_close(context&, session_id, std::uint16_t /*code*/, std::string /*reason*/) { co_return; }
+  // The client's pings and pongs (payload up to 125 bytes), only on a listener with
+  // `websocket = { deliver_control = true }`; the engine answers pings with a pong whether
+  // or not these run. In order with the connection's other events.
+  virtual task<void> on_ping(context&, session_id, std::string /*payload*/) { co_return; }
+  virtual task<void> on_pong(context&, session_id, std::string /*payload*/) { co_return; }
   // Process mode: a WebSocket that an earlier process of this worker upgraded (the worker was
   // reloaded or crashed; the reactor kept the connection open). Instead of on_open: the
   // request has the method and target of the upgrade request, no headers. Membership of

@@ -107,8 +107,11 @@ void write_close(std::string& out, std::uint16_t code, std::string_view reason);
 
 // One connection's permessage-deflate state: zlib streams made on first use (an idle
 // connection pays nothing), reset after each message where no_context_takeover says so.
-// Memory when in use: about 7 KiB + a 32 KiB window for inflating (any client window), about
-// 2^(server_max_window_bits + 2) + 128 KiB (zlib memLevel 8: 256 KiB at 15 bits) for deflating.
+// Memory when in use: about 7 KiB + a window of 2^client_max_window_bits for inflating (with
+// a client window of 9 bits or less only that window, up to 512 B, is kept: the thread's
+// shared stream inflates with it as dictionary), about 2^(server_max_window_bits + 2) +
+// 128 KiB (zlib memLevel 8: 256 KiB at 15 bits) for deflating; a side without context
+// takeover uses the thread's shared stream and keeps nothing.
 class deflater {
  public:
   explicit deflater(const deflate_params& p) : params_(p) {}
@@ -127,6 +130,9 @@ class deflater {
   deflate_params params_;
   void* inflate_ = nullptr;  // z_stream*, kept out of this header
   void* deflate_ = nullptr;
+  // A client window of 9 bits or less with context takeover: the client's last 2^bits bytes
+  // (what its next message may refer to), inflated with the thread's shared stream.
+  std::string window_;
 };
 
 class codec final : public stream_codec {
@@ -259,9 +265,15 @@ std::string switching_protocols_head(const handshake_check& c, std::string_view 
 // reason as a text body, closing the connection.
 std::string refusal(const handshake_check& c);
 
+// The client window asked for (client_max_window_bits) by a server with no_context_takeover
+// from a client that offered the parameter but keeps its context: 512 B instead of 32 KiB.
+inline constexpr int kSmallClientWindowBits = 9;
+
 // The response to the first acceptable permessage-deflate offer, given the server's wishes
-// (`no_context_takeover`: ask for server_no_context_takeover; `max_window_bits` 9..15 for our
-// compressor). Fills `out` with what both sides use; "" when no offer is acceptable.
+// (`no_context_takeover`: ask for server_no_context_takeover, and for client_max_window_bits=9
+// when the client offered that parameter without client_no_context_takeover;
+// `max_window_bits` 9..15 for our compressor). Fills `out` with what both sides use; "" when
+// no offer is acceptable.
 std::string negotiate_deflate(const std::vector<deflate_offer>& offers, bool no_context_takeover,
                               int max_window_bits, deflate_params& out);
 
