@@ -878,15 +878,22 @@ void redis_kv::cmd_info(context&, session_id, client&, redis::command& cmd) {
     section("Keyspace");
     if (table_) {
       std::size_t keys = 0, expires = 0;
+      long double ttl_sum = 0;
       const int ce = col_expire_;
       const auto now = kvx::now_ms();
       table_->scan(0, 0, [&](kvx::row_ref& r) {
         auto e = r.get_int(ce);
         if (e != 0 && now > e) return;
         ++keys;
-        if (e != 0) ++expires;
+        if (e != 0) {
+          ++expires;
+          ttl_sum += static_cast<long double>(e - now);
+        }
       });
-      if (keys) info += fmt::format("db0:keys={},expires={},avg_ttl=0\r\n", keys, expires);
+      // Redis estimates avg_ttl (ms) from its expiry sampling; the scan here has every key,
+      // so it is the exact mean of the keys that expire.
+      const auto avg_ttl = expires ? static_cast<long long>(ttl_sum / static_cast<long double>(expires)) : 0LL;
+      if (keys) info += fmt::format("db0:keys={},expires={},avg_ttl={}\r\n", keys, expires, avg_ttl);
     }
   }
   cmd.reply().verbatim("txt", info);

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <memory>
+#include <regex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -468,10 +469,20 @@ TEST_CASE("redis_kv: connection commands", "[redis_kv]") {
   CHECK(r({"EXPIRE", "k", "100"}) == ":1\r\n");
   auto info = r({"INFO"});
   CHECK(info.find("# Server\r\nredis_version:7.0.15\r\n") != std::string::npos);
-  CHECK(info.find("\r\n# Keyspace\r\ndb0:keys=1,expires=1,avg_ttl=0\r\n") != std::string::npos);
+  CHECK(info.find("\r\n# Keyspace\r\ndb0:keys=1,expires=1,avg_ttl=") != std::string::npos);
+  // avg_ttl: the mean time to live of the keys that expire, in ms (100 s, less what passed).
   auto ks = r({"INFO", "keyspace"});
-  const std::string body = "# Keyspace\r\ndb0:keys=1,expires=1,avg_ttl=0\r\n";
-  CHECK(ks == "$" + std::to_string(body.size()) + "\r\n" + body + "\r\n");
+  std::smatch m;
+  REQUIRE(std::regex_search(ks, m, std::regex(R"(# Keyspace\r\ndb0:keys=1,expires=1,avg_ttl=(\d+)\r\n)")));
+  CHECK(std::stoll(m[1]) > 95000);
+  CHECK(std::stoll(m[1]) <= 100000);
+  CHECK(r({"SET", "p", "v"}) == kOK);  // no expiry: not in the mean
+  CHECK(r({"SET", "q", "v", "EX", "300"}) == kOK);
+  ks = r({"INFO", "keyspace"});
+  REQUIRE(std::regex_search(ks, m, std::regex(R"(db0:keys=3,expires=2,avg_ttl=(\d+)\r\n)")));
+  CHECK(std::stoll(m[1]) > 195000);  // (100 s + 300 s) / 2
+  CHECK(std::stoll(m[1]) <= 200000);
+  CHECK(r({"DEL", "p", "q"}) == ":2\r\n");
   CHECK(r({"HELLO"}).rfind("*14\r\n", 0) == 0);
   CHECK(r({"QUIT"}) == kOK);
 }
