@@ -83,10 +83,17 @@ class socket_transport final : public transport {
   }
 
   std::size_t write_some(const iovec* iov, int count, std::error_code& ec) override {
+    ssize_t r;
+    if (count == 1) {
+      // One piece (most replies): send() spares the kernel copying in a msghdr and an iovec
+      // array, which sendmsg() costs on every call.
+      do r = ::send(sock_.native_handle(), iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+      while (r < 0 && errno == EINTR);
+      return outcome(r, ec);
+    }
     msghdr mh{};
     mh.msg_iov = const_cast<iovec*>(iov);
     mh.msg_iovlen = static_cast<std::size_t>(count);
-    ssize_t r;
     do r = ::sendmsg(sock_.native_handle(), &mh, MSG_NOSIGNAL);
     while (r < 0 && errno == EINTR);
     return outcome(r, ec);
