@@ -310,6 +310,31 @@ class conn {
   bool eof_ = false;
 };
 
+// One WebSocket frame from a server (unmasked): its first byte and payload. nullopt when no
+// frame started within `timeout`; a frame that started gets `rest` for the remaining bytes,
+// since a half-read frame would put the reader out of step.
+struct ws_frame {
+  std::uint8_t b0 = 0;
+  std::string payload;
+};
+inline std::optional<ws_frame> read_ws_frame(conn& c, duration timeout, duration rest = std::chrono::seconds(10)) {
+  auto h = c.read_exact(2, timeout);
+  if (!h) return std::nullopt;
+  ws_frame f{static_cast<std::uint8_t>((*h)[0]), {}};
+  std::uint64_t n = static_cast<std::uint8_t>((*h)[1]) & 0x7F;
+  if (n >= 126) {
+    auto ext = c.read_exact(n == 126 ? 2 : 8, rest);
+    if (!ext) return std::nullopt;
+    n = 0;
+    for (char ch : *ext) n = (n << 8) | static_cast<std::uint8_t>(ch);
+  }
+  if (n == 0) return f;  // read_exact(0) would wait for a byte
+  auto p = c.read_exact(static_cast<std::size_t>(n), rest);
+  if (!p) return std::nullopt;
+  f.payload = std::move(*p);
+  return f;
+}
+
 inline conn connect_tcp(const std::string& host, std::uint16_t port) {
   sockaddr_storage ss{};
   socklen_t len = 0;

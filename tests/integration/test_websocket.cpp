@@ -44,28 +44,8 @@ std::string client_frame(std::uint8_t b0, std::string_view payload, bool masked 
   return f;
 }
 
-struct frame {
-  std::uint8_t b0 = 0;
-  std::string payload;
-};
-
-std::optional<frame> read_frame(conn& c, t::duration timeout = 3s) {
-  auto h = c.read_exact(2, timeout);
-  if (!h) return std::nullopt;
-  frame f{static_cast<std::uint8_t>((*h)[0]), {}};
-  std::uint64_t n = static_cast<std::uint8_t>((*h)[1]) & 0x7F;
-  if (n >= 126) {
-    auto ext = c.read_exact(n == 126 ? 2 : 8, timeout);
-    if (!ext) return std::nullopt;
-    n = 0;
-    for (char ch : *ext) n = (n << 8) | static_cast<std::uint8_t>(ch);
-  }
-  if (n == 0) return f;  // read_exact(0) would wait for a byte
-  auto p = c.read_exact(static_cast<std::size_t>(n), timeout);
-  if (!p) return std::nullopt;
-  f.payload = std::move(*p);
-  return f;
-}
+using frame = ws_frame;
+std::optional<frame> read_frame(conn& c, t::duration timeout = 3s) { return read_ws_frame(c, timeout); }
 
 // Sends the upgrade request; returns the response head (up to the blank line).
 std::string handshake(conn& c, const std::string& extra = {}, const std::string& version = "13",

@@ -37,29 +37,6 @@ framing = { type = "eof", delimiter = "\n" }
 
 std::string target(const server_under_test&, std::uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
 
-// One server frame (unmasked): the first byte and the payload; nullopt when no frame started
-// within `timeout` (a frame that started gets 10 s more: a half-read frame would put the
-// reader out of step).
-std::optional<std::pair<std::uint8_t, std::string>> read_server_frame(conn& c, swactor::testing::duration timeout) {
-  auto h = c.read_exact(2, timeout);
-  if (!h) return std::nullopt;
-  timeout = 10s;
-  std::uint64_t n = static_cast<std::uint8_t>((*h)[1]) & 0x7F;
-  if (n >= 126) {
-    auto ext = c.read_exact(n == 126 ? 2 : 8, timeout);
-    if (!ext) return std::nullopt;
-    n = 0;
-    for (char ch : *ext) n = (n << 8) | static_cast<std::uint8_t>(ch);
-  }
-  std::string payload;
-  if (n > 0) {
-    auto p = c.read_exact(static_cast<std::size_t>(n), timeout);
-    if (!p) return std::nullopt;
-    payload = std::move(*p);
-  }
-  return std::pair{static_cast<std::uint8_t>((*h)[0]), std::move(payload)};
-}
-
 }  // namespace
 
 TEST_CASE("websocket groups: 1,000 connections over two workers get 100 broadcasts in order",
@@ -148,10 +125,10 @@ framing = { type = "eof", delimiter = "\n" }
   // ws_chat's welcome names the session (for ctx.push below); from here on nothing is read.
   std::uint64_t session = 0;
   while (!session) {
-    auto f = read_server_frame(c, 5s);
+    auto f = read_ws_frame(c, 5s);
     REQUIRE(f);
     std::smatch m;
-    if (std::regex_search(f->second, m, std::regex("\"type\":\"welcome\".*\"id\":([0-9]+)|\"id\":([0-9]+).*\"type\":\"welcome\"")))
+    if (std::regex_search(f->payload, m, std::regex("\"type\":\"welcome\".*\"id\":([0-9]+)|\"id\":([0-9]+).*\"type\":\"welcome\"")))
       session = std::stoull(m[1].matched ? m[1].str() : m[2].str());
   }
   auto probe = connect_tcp("127.0.0.1", srv.port2);
@@ -226,7 +203,7 @@ framing = { type = "eof", delimiter = "\n" }
     bool got_fresh = false;
     const auto until = std::chrono::steady_clock::now() + 30s;
     while (!got_fresh && std::chrono::steady_clock::now() < until) {
-      auto f = read_server_frame(c, 500ms);
+      auto f = read_ws_frame(c, 500ms);
       if (!f) {
         // Quiet: what was queued is read (or the output has room), so a new message fits.
         // Sent again on each quiet spell, in case the last one met a still-full output.
@@ -235,9 +212,9 @@ framing = { type = "eof", delimiter = "\n" }
         ++sent_fresh;
         continue;
       }
-      REQUIRE(f->first == 0x81);  // whole text frames only: the stream is in step
-      if (f->second == chunk) ++queued;
-      else if (f->second == fresh) got_fresh = true;
+      REQUIRE(f->b0 == 0x81);  // whole text frames only: the stream is in step
+      if (f->payload == chunk) ++queued;
+      else if (f->payload == fresh) got_fresh = true;
     }
     INFO(queued << " queued messages read, the new one sent " << sent_fresh << " time(s)");
     // The 256 KiB output limit held about 16 of the 16 KiB messages, the socket buffers more.
