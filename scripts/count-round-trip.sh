@@ -18,7 +18,8 @@
 #   scripts/count-round-trip.sh build https_base https_nginx
 # IPM=path/to/ipm.py overrides the tool's path. SWACTOR_COUNT_PROFILE=1 also prints, per
 # server, the functions the extra round trips of the large run went to (per-function Ir of
-# the large run minus the small run, divided by the extra round trips).
+# the large run minus the small run, divided by the extra round trips; SWACTOR_COUNT_PROFILE_ROWS
+# rows, default 25).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-build}" && pwd)

@@ -391,13 +391,35 @@ TEST_CASE("event runner: run_beside runs outside the session order and counts in
   settle(io);
   CHECK(again);
   CHECK(runner.runners() == runners);
-  // A burst of jobs (one posted start for all of them).
+  // A burst of jobs, a runner each.
   bool one = false, two = false;
   runner.run_beside(set_flag(one));
   runner.run_beside(set_flag(two));
   CHECK(runner.running().count() == 2);
   settle(io);
   CHECK((one && two));
+  CHECK(runner.running().count() == 0);
+}
+
+TEST_CASE("event runner: message_lent events reach their handlers whole and in order, taken inline or queued",
+          "[runner]") {
+  asio::io_context io;
+  recording_host host(io);
+  detail::event_runner runner(io, host);
+  runner.set_inline_start(true);
+  session_id s(5);
+  runner.open(s, 0, "p", 0, -1);
+  settle(io);  // the open ran, its runner is parked
+  std::string buf = "lent";
+  // Taken inline by the parked runner through the runner's scratch (no queued copy).
+  runner.message_lent(s, 0, buf, 0);
+  buf = "XXXX";  // the caller's buffer is reused at once
+  std::string second = "copy";
+  // The session is running (its handler suspended): queued with a copy of its own.
+  runner.message_lent(s, 0, second, 0);
+  second = "YYYY";
+  settle(io);
+  CHECK(host.log == std::vector<std::string>{"open 5", "msg 5 lent", "msg 5 copy"});
   CHECK(runner.running().count() == 0);
 }
 

@@ -134,36 +134,32 @@ void event_runner::open(session_id s, int listener, std::string remote, std::int
 
 std::size_t event_runner::message(session_id s, int listener, std::string data, std::uint8_t kind) {
   auto& st = state_of(s, listener);
-  if (keep_stand_ins_) {  // base mode: the connection keeps these
-    st.last_receive_ms = now_ms();
-    if (auto p = protocol_index_of_kind(kind)) st.protocol = p;
-  }
-  enqueue(st, pending{event_kind::message, kind, listener, std::move(data)});
-  if (st.running) return waiting(st);
-  st.running = true;
-  running_.add();
-  assign(s);  // may run the handler inline, which may end the session: `st` is stale now
-  return 0;
+  return deliver(s, st, pending{event_kind::message, kind, listener, std::move(data)});
 }
 
 std::size_t event_runner::message_lent(session_id s, int listener, std::string_view data, std::uint8_t kind) {
-  if (!inline_start_ || idle_.empty() || lent_busy_) return message(s, listener, std::string(data), kind);
   auto& st = state_of(s, listener);
-  if (st.running || waiting(st) != 0) return message(s, listener, std::string(data), kind);
-  if (keep_stand_ins_) {
-    st.last_receive_ms = now_ms();
-    if (auto p = protocol_index_of_kind(kind)) st.protocol = p;
-  }
-  // A parked runner starts inline below and takes this event first, before this call
-  // returns: the bytes are still the caller's then.
+  // Lent only when a parked runner starts inline below and takes this event first, before
+  // this call returns: the bytes are still the caller's then. Otherwise they are copied.
+  if (!inline_start_ || idle_.empty() || lent_busy_ || st.running || waiting(st) != 0)
+    return deliver(s, st, pending{event_kind::message, kind, listener, std::string(data)});
   lent_busy_ = true;
   lent_.assign(data);
   pending p{event_kind::message, kind, listener, {}};
   p.lent = true;
+  return deliver(s, st, std::move(p));
+}
+
+std::size_t event_runner::deliver(session_id s, session_state& st, pending p) {
+  if (keep_stand_ins_) {  // process mode; in base mode the connection itself knows these
+    st.last_receive_ms = now_ms();
+    if (auto k = protocol_index_of_kind(p.kind)) st.protocol = k;
+  }
   enqueue(st, std::move(p));
+  if (st.running) return waiting(st);
   st.running = true;
   running_.add();
-  assign(s);
+  assign(s);  // may run the handler inline, which may end the session: `st` is stale now
   return 0;
 }
 

@@ -157,6 +157,9 @@ class event_runner {
 
   session_state& state_of(session_id s, int listener);
   void push(session_id s, session_state& st, pending p);
+  // message()'s and message_lent()'s common part: notes the receive, queues `p`, starts a
+  // runner when none is on the session; how many of its events wait.
+  std::size_t deliver(session_id s, session_state& st, pending p);
   void assign(session_id s);
   // A parked runner, else a new one (not started: the caller sets it up, then start()).
   runner* take_runner();
