@@ -13,6 +13,7 @@
 
 #include "net_util.hpp"
 #include "swactor/core/log.hpp"
+#include "swactor/protocols/http1.hpp"
 #include "swactor/protocols/http2.hpp"
 
 namespace swactor::detail {
@@ -574,7 +575,12 @@ bool worker_runtime::on_event(net::connection& c, const protocols::event& e) {
   if (protocols::redis::is_command_kind(e.kind) && app_.listen[static_cast<std::size_t>(c.listener())].is_redis() &&
       redis_now(c.listener(), s, e.data, e.kind))
     return !c.paused();
-  auto depth = runner_.message_lent(s, c.listener(), e.data, e.kind);
+  // An HTTP request's handler only reads the event's bytes (it decodes the head): they are
+  // lent to a runner taking them inline. Other handlers take ownership of theirs (a module's
+  // message), for which one copy made here is the cheapest.
+  auto depth = e.kind == static_cast<std::uint8_t>(protocols::http1::ev::request) && is_http(c.listener())
+                   ? runner_.message_lent(s, c.listener(), e.data, e.kind)
+                   : runner_.message(s, c.listener(), std::string(e.data), e.kind);
   if (depth < app_.listen[static_cast<std::size_t>(c.listener())].max_queued_messages) return true;
   runner_.note_paused(s);
   return false;
