@@ -279,7 +279,9 @@ const config::schema<listen_config>& listen_schema() {
                  "Set SO_REUSEPORT on the listening socket.")
         .integer("max_connections", &listen_config::max_connections,
                  "Open connections on this listener across all workers; beyond it new "
-                 "connections are closed at once and logged.",
+                 "connections are closed at once and logged. The stream listeners' sum also "
+                 "sizes the shared session registry behind ctx.exists() (64 B per allowed "
+                 "connection, at least 16 KiB, mapped at start).",
                  1, 10'000'000)
         .size("max_packet_size", &listen_config::max_packet_size,
               "udp/unixgram: largest datagram received; longer ones are truncated by the "

@@ -4,12 +4,14 @@
 #include <catch2/catch.hpp>
 
 #include <map>
+#include <new>
 
 #include "master/reactors.hpp"
 #include "proc_layout.hpp"
 #include "string_pool.hpp"
 #include "swactor/actors/app_config.hpp"
 #include "swactor/actors/server.hpp"
+#include "swactor/actors/server_state.hpp"
 #include "swactor/protocols/http1.hpp"
 #include "swactor/protocols/http2.hpp"
 #include "swactor/protocols/redis.hpp"
@@ -433,4 +435,76 @@ TEST_CASE("event runner: a paused session is resumed once a queued event is take
   runner.note_paused(s);
   settle(io);
   CHECK(host.lows == std::vector<session_id>{s});
+}
+
+namespace {
+
+// A server_state with a registry after it, as the master lays out its shared mapping.
+struct state_with_registry {
+  explicit state_with_registry(std::uint64_t slots)
+      : bytes(new (std::align_val_t(alignof(swactor::server_state)))
+                  std::byte[sizeof(swactor::server_state) + swactor::server_state::session_registry_bytes(slots)]()) {
+    st = new (bytes) swactor::server_state();
+    st->session_slots = slots;
+  }
+  ~state_with_registry() {
+    st->~server_state();
+    ::operator delete[](bytes, std::align_val_t(alignof(swactor::server_state)));
+  }
+  std::byte* bytes;
+  swactor::server_state* st;
+};
+
+}  // namespace
+
+TEST_CASE("session registry: add, find, remove, purge a dead process, a full probe window", "[session_registry]") {
+  using swactor::server_state;
+  CHECK(server_state::session_slots_for(0) == 1024);
+  CHECK(server_state::session_slots_for(10000) == 65536);
+  CHECK(server_state::session_slots_for(std::uint64_t{1} << 40) == std::uint64_t{1} << 24);
+
+  server_state plain;  // no registry (unit tests of other parts): nothing is found, nothing breaks
+  plain.add_session(5, 1);
+  CHECK_FALSE(plain.has_session(5));
+
+  state_with_registry r(1024);
+  auto& s = *r.st;
+  // Base-mode ids from two workers and process-mode ids, from two processes.
+  std::vector<std::uint64_t> mine, theirs;
+  for (std::uint64_t i = 1; i <= 200; ++i) {
+    mine.push_back((i << 10) | 1);
+    theirs.push_back(i + 1000000);
+    s.add_session(mine.back(), 100);
+    s.add_session(theirs.back(), 200);
+  }
+  for (auto id : mine) CHECK(s.has_session(id));
+  for (auto id : theirs) CHECK(s.has_session(id));
+  CHECK_FALSE(s.has_session(0));
+  CHECK_FALSE(s.has_session(424242));
+  CHECK(s.session_registry_full.load() == 0);
+
+  // Removing one leaves its probe neighbours findable (no early stop at the hole).
+  for (std::size_t i = 0; i < mine.size(); i += 2) s.remove_session(mine[i]);
+  for (std::size_t i = 0; i < mine.size(); ++i) CHECK(s.has_session(mine[i]) == (i % 2 == 1));
+  for (auto id : theirs) CHECK(s.has_session(id));
+
+  // Process 200 died without removing anything.
+  CHECK(s.purge_sessions(200) == theirs.size());
+  for (auto id : theirs) CHECK_FALSE(s.has_session(id));
+  for (std::size_t i = 1; i < mine.size(); i += 2) CHECK(s.has_session(mine[i]));
+  CHECK(s.purge_sessions(200) == 0);
+
+  // Ids that all hash into one window: beyond kSessionProbe of them are counted, not stored.
+  state_with_registry small(1024);
+  std::vector<std::uint64_t> same;
+  for (std::uint64_t id = 1; same.size() < server_state::kSessionProbe + 3; ++id)
+    if (server_state::session_home(id, 1024) == 7) same.push_back(id);
+  for (auto id : same) small.st->add_session(id, 1);
+  CHECK(small.st->session_registry_full.load() == 3);
+  for (std::size_t i = 0; i < same.size(); ++i)
+    CHECK(small.st->has_session(same[i]) == (i < static_cast<std::size_t>(server_state::kSessionProbe)));
+  // A removal frees a place in the window for the next one.
+  small.st->remove_session(same[0]);
+  small.st->add_session(same.back(), 1);
+  CHECK(small.st->has_session(same.back()));
 }

@@ -43,8 +43,10 @@
 //   ws_join GROUP SESSION / ws_leave GROUP SESSION  -> "ok" or "error: ..."
 //   ws_broadcast GROUP TEXT      -> "ok": TEXT to every member (GROUP "*": every WebSocket)
 //   ws_push SESSION TEXT         -> "ok" or "error: ..."
+//   exists SESSION               -> "yes" or "no": ctx.exists() (any session, any process)
 // and from a task worker, as task payloads (task_wait MS ws_broadcast:GROUP:TEXT):
 //   "ws_broadcast:GROUP:TEXT", "ws_join:GROUP:SESSION" -> "ok" or "error: ..."
+//   "exists:SESSION" -> "yes" or "no"
 // A published or direct message "sleep:MS" keeps this instance's bus handler busy for MS ms
 // (its mailbox fills meanwhile).
 //
@@ -178,6 +180,8 @@ class probe final : public module_base {
       co_return colon == std::string_view::npos ? std::string() : std::string(p.substr(colon + 1));
     }
     if (p.starts_with("fail:")) throw std::runtime_error(std::string(p.substr(5)));
+    if (p.starts_with("exists:"))
+      co_return ctx.exists(session_id(static_cast<std::uint64_t>(to_int(p.substr(7))))) ? "yes" : "no";
     if (p.starts_with("ws_broadcast:") || p.starts_with("ws_join:")) {
       const bool cast = p.starts_with("ws_broadcast:");
       p.remove_prefix(p.find(':') + 1);
@@ -327,6 +331,8 @@ class probe final : public module_base {
       auto ec = ctx.push(target, rest);
       co_return ec ? "error: " + ec.message() : std::string("ok");
     }
+    if (cmd == "exists")
+      co_return ctx.exists(session_id(static_cast<std::uint64_t>(to_int(word(rest))))) ? "yes" : "no";
     if (cmd == "sleep") {
       auto ms = to_int(word(rest));
       co_await sleep(std::chrono::milliseconds(ms));

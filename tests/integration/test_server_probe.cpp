@@ -1,5 +1,9 @@
 // The module API through the `probe` module: tasks (timeouts, failures, wait_all), pipe
 // messages between workers, session info and bind, close and reset.
+#include <signal.h>
+
+#include <cstdio>
+
 #include "server_helpers.hpp"
 
 using namespace std::chrono_literals;
@@ -138,5 +142,86 @@ module = "probe"
   auto r = recv_datagram(c);
   REQUIRE(r);
   CHECK_THAT(*r, Catch::StartsWith("worker 0 pid "));
+  srv.stop_and_check();
+}
+
+namespace {
+
+std::uint64_t session_of(conn& c) {
+  auto info = c.ask("info");
+  unsigned long long id = 0;
+  if (!info || std::sscanf(info->c_str(), "id=%llu", &id) != 1) return 0;
+  return id;
+}
+
+// Asks until the answer is `want` (a close or a crash reaches the registry asynchronously).
+std::optional<std::string> ask_until(conn& c, const std::string& q, const std::string& want,
+                                     std::chrono::milliseconds limit = 5s) {
+  std::optional<std::string> got;
+  const auto until = clock_type::now() + limit;
+  do {
+    got = c.ask(q);
+    if (got == want) break;
+    std::this_thread::sleep_for(10ms);
+  } while (clock_type::now() < until);
+  return got;
+}
+
+}  // namespace
+
+TEST_CASE("server: ctx.exists answers for sessions of every process", "[server][probe][exists]") {
+  auto mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  server_under_test srv("mode = \"" + mode + "\"\nworkers = 2\ntask_workers = 1", kProbe);
+  // One connection handled by each worker (the kernel or the dispatch mode picks).
+  std::optional<conn> on[2];
+  std::vector<conn> others;
+  for (int i = 0; i < 200 && (!on[0] || !on[1]); ++i) {
+    auto c = connect_tcp("127.0.0.1", srv.port);
+    auto w = parse_whoami(c.ask("whoami"));
+    REQUIRE(w);
+    if (!on[w->first])
+      on[w->first].emplace(std::move(c));
+    else
+      others.push_back(std::move(c));
+  }
+  REQUIRE(on[0]);
+  REQUIRE(on[1]);
+  const auto a = session_of(*on[0]), b = session_of(*on[1]);
+  REQUIRE(a != 0);
+  REQUIRE(b != 0);
+  CHECK(on[0]->ask("exists " + std::to_string(b)) == "yes");
+  CHECK(on[1]->ask("exists " + std::to_string(a)) == "yes");
+  CHECK(on[0]->ask("exists " + std::to_string(a)) == "yes");
+  // A task worker holds no connection and never saw an event of these sessions.
+  CHECK(on[0]->ask("task_wait 2000 exists:" + std::to_string(b)) == "yes");
+  CHECK(on[0]->ask("exists 987654321987") == "no");
+  CHECK(on[0]->ask("exists 0") == "no");
+
+  // A closed session is gone for everyone.
+  auto third = connect_tcp("127.0.0.1", srv.port);
+  const auto c3 = session_of(third);
+  REQUIRE(c3 != 0);
+  CHECK(on[0]->ask("exists " + std::to_string(c3)) == "yes");
+  CHECK(third.ask("close") == "bye");
+  CHECK(third.wait_closed(2s));
+  CHECK(ask_until(*on[0], "exists " + std::to_string(c3), "no") == "no");
+  CHECK(ask_until(*on[1], "task_wait 2000 exists:" + std::to_string(c3), "no") == "no");
+
+  // A worker killed with SIGKILL: in base mode its connections died with it and the master
+  // clears them; in process mode the reactor holds them and they stay open.
+  auto pids = srv.worker_pids(srv.stats());
+  REQUIRE(pids.size() == 2);
+  REQUIRE(::kill(pids[1], SIGKILL) == 0);
+  if (mode == "base") {
+    CHECK(on[1]->wait_closed(5s));
+    CHECK(ask_until(*on[0], "exists " + std::to_string(b), "no") == "no");
+  } else {
+    REQUIRE(srv.wait_workers_ready(10s));
+    CHECK(on[0]->ask("exists " + std::to_string(b)) == "yes");
+    CHECK(on[1]->ask("exists " + std::to_string(a)) == "yes");
+  }
+  CHECK(on[0]->ask("exists " + std::to_string(a)) == "yes");
+  REQUIRE(srv.wait_workers_ready(10s));
   srv.stop_and_check();
 }

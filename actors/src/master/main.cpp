@@ -63,13 +63,21 @@ class master_resources {
   ~master_resources() { cleanup(); }
 
   int setup() {
-    auto region = ipc::shm_region::create("swactor-state", sizeof(server_state));
+    // The session registry after the counters: room for every stream listener's
+    // max_connections open at once.
+    std::uint64_t max_open = 0;
+    for (const auto& l : app_.listen)
+      if (l.endpoint.stream()) max_open += static_cast<std::uint64_t>(l.max_connections);
+    const auto slots = server_state::session_slots_for(max_open);
+    auto region =
+        ipc::shm_region::create("swactor-state", sizeof(server_state) + server_state::session_registry_bytes(slots));
     if (!region) {
       log::error("cannot create the shared state: {}", region.error().message());
       return 1;
     }
     state_region_ = std::move(*region);
     state_ = new (state_region_.data()) server_state();
+    state_->session_slots = slots;  // the entries are zero: a fresh memfd reads as zeros
     state_->start_ms.store(now_ms());
     auto cfg = ipc::shm_region::create("swactor-config", text_.size() + sizeof(std::uint64_t));
     if (!cfg) {

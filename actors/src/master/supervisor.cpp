@@ -139,6 +139,9 @@ task<void> supervisor::watch(std::shared_ptr<proc_handle> h) {
 // A base-mode worker that died (kill -9, crash) never closed its connections: the kernel did.
 // Take them off the listener counters so connection_num and max_connections stay true.
 void supervisor::release_connections(proc_handle& h) {
+  // Its sessions leave the registry whether or not it still owned the slot (a retiring
+  // process holds connections too): ctx.exists() must not see them any more.
+  state_.purge_sessions(h.pid);
   auto& slot = state_.procs[h.id];
   // Only the registered process of the slot owns its counters (a retiring one does not).
   if (slot.pid.load() != h.pid) return;

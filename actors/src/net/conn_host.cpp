@@ -34,15 +34,19 @@ conn_host::conn_host(asio::io_context& io, const app_config& app, server_state& 
       app_(app),
       state_(state),
       counters_(counters),
+      pid_(static_cast<std::int32_t>(::getpid())),
       sink_(sink),
       read_buf_(new char[read_buf_size_]) {
   dgrams_.resize(app.listen.size());
+  state_.map_session_registry();
 }
 
 conn_host::~conn_host() {
   cancel_handshakes();
   stop_heartbeat();
   stop_datagrams();
+  // Connections still here die with this loop: they are no longer open for anyone.
+  for (const auto& [id, c] : conns_) state_.remove_session(id);
 }
 
 // -- connections ----------------------------------------------------------------------------
@@ -130,6 +134,7 @@ std::shared_ptr<connection> conn_host::adopt(std::unique_ptr<transport> t, int l
   c->remote = std::move(remote);
   c->connect_ms = now_ms();
   conns_.emplace(id, c);
+  state_.add_session(id, pid_);  // any process can tell it is open (ctx.exists)
   bump(counters_.open);
   bump(counters_.listener_open[listener]);
   sink_.on_open(*c);
@@ -271,6 +276,7 @@ void conn_host::on_connection_closed(connection& c, bool aborted, std::string_vi
   if (it == conns_.end() || it->second.get() != &c) return;
   auto keep = std::move(it->second);
   conns_.erase(it);
+  state_.remove_session(c.id());
   if (auto m = member_of_.find(c.id()); m != member_of_.end()) {
     for (const auto& name : m->second)
       if (auto g = groups_.find(name); g != groups_.end() && g->second.erase(c.id()) && g->second.empty())

@@ -158,6 +158,7 @@ class conn_host {
   const app_config& app_;
   server_state& state_;
   conn_counters& counters_;
+  std::int32_t pid_;  // owner of this loop's entries in the session registry
   connection_sink& sink_;
   // One read buffer per loop: a connection reads into it and keeps only what its codec
   // did not consume, so an idle connection holds no buffer.

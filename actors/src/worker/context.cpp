@@ -46,7 +46,14 @@ std::error_code server_context::disconnect(session_id s, std::uint16_t code, std
   return ec;
 }
 
-bool server_context::exists(session_id s) { return rt_.port().is_open(s); }
+bool server_context::exists(session_id s) {
+  // The shared registry knows the sessions of every process (the one that holds the
+  // connection writes it); only if an entry did not fit there is the local view the answer.
+  const auto& st = rt_.state();
+  if (st.session_slots != 0 && st.session_registry_full.load(std::memory_order_relaxed) == 0)
+    return st.has_session(s.value());
+  return rt_.port().is_open(s) || st.has_session(s.value());
+}
 
 namespace {
 bool valid_group(std::string_view g) { return !g.empty() && g.size() <= 255; }

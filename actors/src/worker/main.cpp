@@ -97,6 +97,10 @@ int run_worker(const worker_args& args, const module_registry& reg) {
     return 1;
   }
   auto* state = static_cast<server_state*>(region->data());
+  if (region->size() < sizeof(server_state) + server_state::session_registry_bytes(state->session_slots)) {
+    log::error("the server state (fd {}) is smaller than its session registry", args.state_fd);
+    return 1;
+  }
 
   loop lp({.on_stall = stall_action::log, .single_thread_io = true, .stall_check_after = std::chrono::milliseconds(50)});
   ipc::link_options lo;

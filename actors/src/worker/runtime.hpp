@@ -99,6 +99,7 @@ class worker_runtime final : private handler_host,
 
   // -- for server_context ----------------------------------------------------------------
   session_port& port() noexcept { return *port_; }
+  const server_state& state() const noexcept { return *state_; }
   event_runner& runner() noexcept { return runner_; }
   const app_config& app() const noexcept { return app_; }
   const proc_layout& layout() const noexcept { return layout_; }

@@ -103,7 +103,9 @@ class context {
     (void)s, (void)code, (void)reason;
     return server_errc::not_supported;
   }
-  // Whether the session is open (any listener kind).
+  // Whether the session is open (any stream listener), whichever process holds it: every
+  // connection is in a registry in shared memory from its open to its close (a base-mode
+  // worker that dies takes its sessions out of it when the master notices).
   virtual bool exists(session_id s) {
     (void)s;
     return false;

@@ -6,6 +6,7 @@
 // reused while the master lives).
 
 #include <array>
+#include <bit>
 #include <atomic>
 #include <cstdint>
 
@@ -50,6 +51,13 @@ struct proc_slot {
   conn_counters conns;                         // base mode: this worker's connections
 };
 
+// One entry of the session registry (below). `pid` is the process that holds the session,
+// so the master can clear what a process that died (kill -9) never removed.
+struct session_slot {
+  std::atomic<std::uint64_t> id{0};
+  std::atomic<std::int32_t> pid{0};
+};
+
 struct listener_counters {
   std::atomic<std::int64_t> connections{0};  // open now, all workers (max_connections)
 };
@@ -71,6 +79,35 @@ struct server_state {
   // read, so every worker and reactor encrypts and decrypts tickets alike (resumption works
   // on any of them). In shared memory rather than argv: /proc/PID/cmdline is world-readable.
   std::array<unsigned char, 80> tls_ticket_keys{};
+  // The session registry: every open stream session of the server, whichever process
+  // holds it, so ctx.exists() answers for any session from any worker. An open-addressed
+  // array of `session_slots` entries (a power of two, 0 = none, as in unit tests) right
+  // after this struct in the same mapping; an id lives within kSessionProbe slots of its
+  // hash. Sized to four times the sum of the stream listeners' max_connections, so a full
+  // probe window is practically impossible; if it happens, the session is only not found by
+  // other processes (counted in session_registry_full).
+  static constexpr int kSessionProbe = 32;
+  std::uint64_t session_slots = 0;
+  std::atomic<std::uint64_t> session_registry_full{0};
+
+  // Slots for at most `open` sessions at once, and the bytes they take after the struct.
+  static std::uint64_t session_slots_for(std::uint64_t open) noexcept;
+  // The slot an id's probe window starts at: Fibonacci hashing, the product's high bits (a
+  // base-mode id's low bits are its worker's, the same for all its sessions).
+  static std::uint64_t session_home(std::uint64_t id, std::uint64_t slots) noexcept {
+    return (id * 0x9E3779B97F4A7C15ull) >> (64 - std::countr_zero(slots));
+  }
+  static std::size_t session_registry_bytes(std::uint64_t slots) noexcept { return slots * sizeof(session_slot); }
+  // Lock-free; add/remove are called by the loop that holds the session only.
+  void add_session(std::uint64_t id, std::int32_t pid) noexcept;
+  void remove_session(std::uint64_t id) noexcept;
+  bool has_session(std::uint64_t id) const noexcept;
+  // Maps every page of the registry into this process up front (a loop that will hold
+  // connections calls it once): its memory is a fixed cost of the configured
+  // max_connections, taken at start, not a cost that grows with each connection.
+  void map_session_registry() const noexcept;
+  // Clears every entry of a process that is gone; returns how many.
+  std::size_t purge_sessions(std::int32_t pid) noexcept;
 
   // Sums over every place that counts (for stats).
   std::uint64_t total_accepted() const noexcept;
