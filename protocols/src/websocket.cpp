@@ -14,16 +14,12 @@ namespace swactor::protocols::websocket {
 
 namespace {
 
-// Buffers a codec needs only while a message is read or delivered (the reassembled
-// message, the inflated one) are one per thread between messages: a codec takes the
+// The buffer a codec needs only while a message is read or delivered (the reassembled
+// message, inflated if it was compressed) is one per thread between messages: a codec takes the
 // thread's spare when a message starts and gives it back once it is delivered, so idle
 // connections hold none. A buffer grown past kKeptBuffer is freed instead.
 constexpr std::size_t kKeptBuffer = 64 * 1024;
 std::string& spare_message() noexcept {
-  thread_local std::string spare;
-  return spare;
-}
-std::string& spare_inflated() noexcept {
   thread_local std::string spare;
   return spare;
 }
@@ -198,6 +194,7 @@ deflater& codec::deflate_state() {
 codec::~codec() = default;
 
 void codec::protocol_error(std::uint16_t code, std::string why) {
+  if (deflate_) deflate_->abort_inflate();  // a shared inflate stream is free for others again
   if (!close_sent_) {
     write_close(output_, code, {});
     close_sent_ = true;
@@ -281,10 +278,15 @@ bool codec::on_frame_start(std::uint8_t b0, std::uint64_t len) {
     message_rsv1_ = rsv1_;
     utf8_.reset();
     take_spare(message_, spare_message());
+    // A compressed message is inflated as its payload arrives (message_ holds the inflated
+    // bytes), so text is checked, and a bomb stopped, at the first bad byte.
+    if (rsv1_ && !deflate_state().begin_inflate())
+      return protocol_error(close_internal_error, "cannot start inflating (out of memory)"), false;
   }
   if (len > opts_->max_frame_size)
     return protocol_error(close_too_big, "frame of " + std::to_string(len) + " bytes over max_frame_size"), false;
-  if (message_.size() + len > opts_->max_message_size)
+  // (a compressed message's inflated size is checked as it is inflated)
+  if (!message_rsv1_ && message_.size() + len > opts_->max_message_size)
     return protocol_error(close_too_big, "message over max_message_size"), false;
   return true;
 }
@@ -355,15 +357,18 @@ std::size_t codec::decode(std::string_view in, event_sink& out) {
     }
     // Payload: take what is there, unmask it, check text as it comes.
     std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left_, in.size() - pos));
-    if (n > 0) {
+    if (n > 0 && !is_control(op_) && message_rsv1_) {
+      if (!inflate_payload(in.substr(pos, n))) return pos + n;
+      pos += n;
+      left_ -= n;
+    } else if (n > 0) {
       auto& dst = is_control(op_) ? control_ : message_;
       auto at = dst.size();
       dst.append(in.data() + pos, n);
       mask_off_ = static_cast<std::uint8_t>(unmask(dst.data() + at, n, mask_, mask_off_));
       pos += n;
       left_ -= n;
-      if (!is_control(op_) && message_op_ == opcode::text && !message_rsv1_ &&
-          !utf8_.feed(std::string_view(dst).substr(at, n))) {
+      if (!is_control(op_) && message_op_ == opcode::text && !utf8_.feed(std::string_view(dst).substr(at, n))) {
         protocol_error(close_invalid_payload, "text message is not valid UTF-8");
         return pos;
       }
@@ -375,6 +380,29 @@ std::size_t codec::decode(std::string_view in, event_sink& out) {
     if (stop) return pos;
   }
   return pos;
+}
+
+// Payload bytes of a compressed message: unmasked a block at a time into a stack buffer and
+// inflated into message_; text is checked on what each block inflated to.
+bool codec::inflate_payload(std::string_view masked) {
+  auto& d = deflate_state();
+  const auto limit = static_cast<std::size_t>(opts_->max_message_size);
+  while (!masked.empty()) {
+    char buf[4096];
+    const std::size_t n = std::min(masked.size(), sizeof buf);
+    std::memcpy(buf, masked.data(), n);
+    mask_off_ = static_cast<std::uint8_t>(unmask(buf, n, mask_, mask_off_));
+    masked.remove_prefix(n);
+    const auto at = message_.size();
+    bool too_big = false;
+    if (!d.inflate_part(std::string_view(buf, n), message_, limit, too_big))
+      return protocol_error(too_big ? close_too_big : close_invalid_payload,
+                            too_big ? "message inflates past max_message_size" : "invalid deflate data"),
+             false;
+    if (message_op_ == opcode::text && !utf8_.feed(std::string_view(message_).substr(at)))
+      return protocol_error(close_invalid_payload, "text message is not valid UTF-8"), false;
+  }
+  return true;
 }
 
 // A frame's payload is complete: answer control frames, emit whole messages.
@@ -412,30 +440,20 @@ bool codec::finish_frame(event_sink& out, bool& stop) {
     default: break;
   }
   if (!fin_) return true;  // more fragments to come
-  std::string_view whole = message_;
-  // The inflated message lives only while it is delivered, in the thread's buffer.
-  std::string inflated;
-  struct returned {
-    std::string& s;
-    ~returned() { give_back(s, spare_inflated()); }
-  } on_exit{inflated};
   if (message_rsv1_) {
-    // permessage-deflate: inflate (bounded), then check text as a whole.
-    take_spare(inflated, spare_inflated());
+    // permessage-deflate: the tail that ends the message's deflate data.
     bool too_big = false;
-    if (!deflate_state().inflate_message(message_, inflated, static_cast<std::size_t>(opts_->max_message_size), too_big))
+    const auto at = message_.size();
+    if (!deflate_state().end_inflate(message_, static_cast<std::size_t>(opts_->max_message_size), too_big))
       return protocol_error(too_big ? close_too_big : close_invalid_payload,
                             too_big ? "message inflates past max_message_size" : "invalid deflate data"),
              false;
-    whole = inflated;
-    if (message_op_ == opcode::text) {
-      utf8_validator v;
-      if (!v.feed(whole) || !v.complete())
-        return protocol_error(close_invalid_payload, "text message is not valid UTF-8"), false;
-    }
-  } else if (message_op_ == opcode::text && !utf8_.complete()) {
-    return protocol_error(close_invalid_payload, "text message ends inside a UTF-8 sequence"), false;
+    if (message_op_ == opcode::text && !utf8_.feed(std::string_view(message_).substr(at)))
+      return protocol_error(close_invalid_payload, "text message is not valid UTF-8"), false;
   }
+  if (message_op_ == opcode::text && !utf8_.complete())
+    return protocol_error(close_invalid_payload, "text message ends inside a UTF-8 sequence"), false;
+  std::string_view whole = message_;
   in_message_ = false;
   // After our close went out, data is read and dropped (RFC 6455 §5.5.1).
   if (!close_sent_) {
@@ -675,13 +693,16 @@ constexpr unsigned char sync_tail[4] = {0x00, 0x00, 0xff, 0xff};
 z_stream* zs(void* p) { return static_cast<z_stream*>(p); }
 
 // Where a side keeps no context between messages (no_context_takeover), its stream holds
-// nothing of a connection once a message is done: every message is inflated or deflated
-// whole within one call and the stream is reset after it. So those streams are shared by
-// every connection of the thread instead of one per connection: an idle compressed
-// connection then holds no zlib memory for that side (a deflate stream is about 256 KiB of
-// which some 70 KiB is touched at once, an inflate one 7 KiB + a 32 KiB window).
+// nothing of a connection once a message is done: it is reset after each message. So those
+// streams are shared by every connection of the thread instead of one per connection: an
+// idle compressed connection then holds no zlib memory for that side (a deflate stream is
+// about 256 KiB of which some 70 KiB is touched at once, an inflate one 7 KiB + a 32 KiB
+// window). A message is inflated as its frames arrive, so a connection holds the shared
+// inflate stream from its message's first frame to its last; another connection that starts
+// a compressed message meanwhile gets a stream of its own for that message.
 struct shared_streams {
   void* inflater = nullptr;
+  bool inflater_busy = false;  // a connection is inside a message with it
   void* deflaters[16] = {};  // by window bits (9..15)
   shared_streams() = default;
   shared_streams(const shared_streams&) = delete;
@@ -705,6 +726,7 @@ shared_streams& thread_streams() {
 }  // namespace
 
 deflater::~deflater() {
+  abort_inflate();  // a connection that ends inside a compressed message
   if (inflate_) {
     inflateEnd(zs(inflate_));
     delete zs(inflate_);
@@ -717,68 +739,108 @@ deflater::~deflater() {
 
 bool deflater::inflate_message(std::string_view in, std::string& out, std::size_t limit, bool& too_big) {
   too_big = false;
-  // The client resets its compressor after each message: the thread's shared stream will do.
+  if (!begin_inflate()) return false;
+  std::string msg;
+  bool ok = inflate_part(in, msg, limit > out.size() ? limit - out.size() : 0, too_big) &&
+            end_inflate(msg, limit > out.size() ? limit - out.size() : 0, too_big);
+  if (!ok) abort_inflate();
+  out.append(msg);
+  return ok;
+}
+
+namespace {
+void* new_inflate_stream(int bits) {
+  auto* z = new z_stream{};
+  if (inflateInit2(z, -bits) != Z_OK) {
+    delete z;
+    return nullptr;
+  }
+  return z;
+}
+}  // namespace
+
+bool deflater::begin_inflate() {
+  abort_inflate();
+  fed_ = false;
   // A client with a small window that keeps its context: the shared stream too, primed with
   // the window kept from the last message (all of the context a message may refer to), so
   // an idle connection holds those <= 512 bytes instead of a zlib stream (about 7 KiB).
   const bool kept_window = !params_.client_no_context_takeover && params_.client_max_window_bits <= kSmallClientWindowBits;
-  void*& stream = params_.client_no_context_takeover || kept_window ? thread_streams().inflater : inflate_;
-  const auto start = out.size();
-  if (!stream) {
-    auto* z = new z_stream{};
-    // The shared stream takes any client: a 32 KiB window inflates whatever window a client
-    // uses (<= 15 bits). A connection's own stream has the window the client agreed to (9
-    // at least: zlib clients told 8 compress with 9), which bounds its memory in use.
-    const int bits = params_.client_no_context_takeover ? 15 : std::clamp(params_.client_max_window_bits, 9, 15);
-    if (inflateInit2(z, -bits) != Z_OK) {
-      delete z;
+  if (!params_.client_no_context_takeover && !kept_window) {
+    // The connection's own stream, with the window the client agreed to (9 at least: zlib
+    // clients told 8 compress with 9), which bounds its memory in use.
+    if (!inflate_ && !(inflate_ = new_inflate_stream(std::clamp(params_.client_max_window_bits, 9, 15)))) return false;
+    active_ = inflate_;
+    active_kind_ = stream_kind::own;
+    return true;
+  }
+  // The shared stream takes any client: a 32 KiB window inflates whatever window a client
+  // uses (<= 15 bits).
+  auto& ts = thread_streams();
+  if (!ts.inflater_busy) {
+    if (!ts.inflater && !(ts.inflater = new_inflate_stream(15))) return false;
+    ts.inflater_busy = true;
+    active_ = ts.inflater;
+    active_kind_ = stream_kind::shared;
+  } else {
+    if (!(active_ = new_inflate_stream(15))) return false;
+    active_kind_ = stream_kind::temporary;
+  }
+  if (kept_window && !window_.empty() &&
+      inflateSetDictionary(zs(active_), reinterpret_cast<const Bytef*>(window_.data()),
+                           static_cast<uInt>(window_.size())) != Z_OK) {
+    abort_inflate();
+    return false;
+  }
+  return true;
+}
+
+bool deflater::run_inflate(const unsigned char* data, std::size_t n, std::string& out, std::size_t limit,
+                           bool& too_big) {
+  auto* z = zs(active_);
+  z->next_in = const_cast<unsigned char*>(data);
+  z->avail_in = static_cast<uInt>(n);
+  while (z->avail_in > 0) {
+    unsigned char buf[16384];
+    z->next_out = buf;
+    z->avail_out = sizeof buf;
+    int rc = inflate(z, Z_SYNC_FLUSH);
+    auto got = sizeof buf - z->avail_out;
+    if (out.size() + got > limit) {
+      too_big = true;
       return false;
     }
-    stream = z;
+    out.append(reinterpret_cast<char*>(buf), got);
+    if (rc == Z_STREAM_END) {
+      // A final block ends the stream: what follows starts a new one (allowed by RFC 7692).
+      inflateReset(z);
+      continue;
+    }
+    if (rc == Z_BUF_ERROR && got == 0) break;  // needs more input
+    if (rc != Z_OK && rc != Z_BUF_ERROR) return false;
   }
-  auto* z = zs(stream);
+  return true;
+}
+
+bool deflater::inflate_part(std::string_view in, std::string& out, std::size_t limit, bool& too_big) {
+  too_big = false;
+  if (!active_) return false;
+  if (in.empty()) return true;
+  fed_ = true;
+  return run_inflate(reinterpret_cast<const unsigned char*>(in.data()), in.size(), out, limit, too_big);
+}
+
+bool deflater::end_inflate(std::string& out, std::size_t limit, bool& too_big) {
+  too_big = false;
+  if (!active_) return false;
   // An empty payload is an empty message. Inflating the tail alone would open a stored block
   // (00 | 00 ff | ff ..) and swallow the next message's bytes as its lengths.
-  if (in.empty()) {
-    if (params_.client_no_context_takeover) inflateReset(z);
-    return true;
-  }
-  if (kept_window) {
-    inflateReset(z);
-    if (!window_.empty() &&
-        inflateSetDictionary(z, reinterpret_cast<const Bytef*>(window_.data()), static_cast<uInt>(window_.size())) != Z_OK)
-      return false;
-  }
-  auto run = [&](const unsigned char* data, std::size_t n) {
-    z->next_in = const_cast<unsigned char*>(data);
-    z->avail_in = static_cast<uInt>(n);
-    while (z->avail_in > 0) {
-      unsigned char buf[16384];
-      z->next_out = buf;
-      z->avail_out = sizeof buf;
-      int rc = inflate(z, Z_SYNC_FLUSH);
-      auto got = sizeof buf - z->avail_out;
-      if (out.size() + got > limit) {
-        too_big = true;
-        return false;
-      }
-      out.append(reinterpret_cast<char*>(buf), got);
-      if (rc == Z_STREAM_END) {
-        // A final block ends the stream: what follows starts a new one (allowed by RFC 7692).
-        inflateReset(z);
-        continue;
-      }
-      if (rc == Z_BUF_ERROR && got == 0) break;  // needs more input
-      if (rc != Z_OK && rc != Z_BUF_ERROR) return false;
-    }
-    return true;
-  };
-  bool ok = run(reinterpret_cast<const unsigned char*>(in.data()), in.size()) && run(sync_tail, sizeof sync_tail);
-  if (!ok || params_.client_no_context_takeover || kept_window) inflateReset(z);
-  if (ok && kept_window) {
+  bool ok = !fed_ || run_inflate(sync_tail, sizeof sync_tail, out, limit, too_big);
+  const bool kept_window = !params_.client_no_context_takeover && params_.client_max_window_bits <= kSmallClientWindowBits;
+  if (ok && kept_window && fed_) {
     // The new window: the last 2^bits bytes of the old one followed by this message.
     const std::size_t wsize = std::size_t{1} << std::max(params_.client_max_window_bits, 9);
-    std::string_view msg(out.data() + start, out.size() - start);
+    std::string_view msg(out);
     if (msg.size() >= wsize) {
       window_.assign(msg.substr(msg.size() - wsize));
     } else {
@@ -786,7 +848,31 @@ bool deflater::inflate_message(std::string_view in, std::string& out, std::size_
       if (window_.size() > wsize) window_.erase(0, window_.size() - wsize);
     }
   }
+  release_inflate(ok);
   return ok;
+}
+
+void deflater::abort_inflate() noexcept { release_inflate(false); }
+
+void deflater::release_inflate(bool ok) noexcept {
+  switch (active_kind_) {
+    case stream_kind::none: break;
+    case stream_kind::own:
+      // The context carries over to the next message, unless this one failed (the
+      // connection is closing then anyway).
+      if (!ok) inflateReset(zs(active_));
+      break;
+    case stream_kind::shared:
+      inflateReset(zs(active_));
+      thread_streams().inflater_busy = false;
+      break;
+    case stream_kind::temporary:
+      inflateEnd(zs(active_));
+      delete zs(active_);
+      break;
+  }
+  active_ = nullptr;
+  active_kind_ = stream_kind::none;
 }
 
 void deflater::deflate_message(std::string_view in, std::string& out) {

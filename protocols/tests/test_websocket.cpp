@@ -595,6 +595,94 @@ TEST_CASE("websocket: a deflate bomb closes with 1009, bad deflate data with 100
   expect_violation(client_frame(0x40 | text, "a") + client_frame(fin | 0x40 | cont, "b"), 1002, o);
 }
 
+TEST_CASE("websocket: compressed messages are inflated as they arrive: UTF-8 fails fast, fragments interleave",
+          "[websocket][deflate]") {
+  ws::options o;
+  o.deflate = true;
+  o.deflate_with = ws::deflate_params{true, true, 15, 15};
+  // Text of pseudo-random words (compresses to many blocks), invalid UTF-8 at the start.
+  std::string body;
+  std::uint32_t x = 12345;
+  while (body.size() < 200'000) {
+    x = x * 1103515245 + 12345;
+    body += "word" + std::to_string(x % 100000) + " \xce\xbb ";
+  }
+  std::string z;
+  ws::deflater(o.deflate_with).deflate_message("\xff" + body, z);
+  REQUIRE(z.size() > 20'000);
+  {
+    // Only the first fragment's frame has come: the 0xff it inflates to is enough.
+    ws::codec c(o);
+    auto s = feed(c, client_frame(0x40 | text, std::string_view(z).substr(0, z.size() / 4)));
+    CHECK(c.failed());
+    CHECK(c.error().value() == 1007);
+    CHECK(close_code_of(output_of(c)) == 1007);
+    CHECK(s.events.empty());
+  }
+  {
+    // The same inside one frame of which only the start has arrived.
+    ws::codec c(o);
+    auto wire = client_frame(fin | 0x40 | text, z);
+    auto s = feed(c, wire.substr(0, wire.size() / 3));
+    CHECK(c.failed());
+    CHECK(c.error().value() == 1007);
+  }
+  // Valid text: two connections of one thread each inside a fragmented compressed message at
+  // once (the second cannot have the thread's shared stream: it gets its own), each fragment
+  // a slice of the deflate data cut anywhere (inside UTF-8 sequences too), fed a byte at a
+  // time or whole.
+  std::string za, zb;
+  ws::deflater(o.deflate_with).deflate_message(body, za);
+  const std::string other = "other " + body.substr(0, 50'000);
+  ws::deflater(o.deflate_with).deflate_message(other, zb);
+  for (std::size_t step : {std::size_t(0), std::size_t(7)}) {
+    INFO("step " << step);
+    ws::codec a(o), b(o);
+    sink sa, sb;
+    std::string pa, pb;
+    auto fragments = [](const std::string& data, int parts) {
+      std::vector<std::string> frames;
+      for (int i = 0; i < parts; ++i) {
+        auto from = data.size() * i / parts, to = data.size() * (i + 1) / parts;
+        std::uint8_t b0 = (i == 0 ? 0x40 | text : cont) | (i == parts - 1 ? fin : 0);
+        frames.push_back(client_frame(b0, std::string_view(data).substr(from, to - from)));
+      }
+      return frames;
+    };
+    auto fa = fragments(za, 5), fb = fragments(zb, 3);
+    auto push = [step](ws::codec& c, sink& s, std::string& pending, const std::string& wire) {
+      for (std::size_t at = 0; at < wire.size();) {
+        auto n = step ? std::min(step, wire.size() - at) : wire.size() - at;
+        pending.append(wire, at, n);
+        at += n;
+        pending.erase(0, c.decode(pending, s));
+      }
+    };
+    for (std::size_t i = 0; i < std::max(fa.size(), fb.size()); ++i) {
+      if (i < fa.size()) push(a, sa, pa, fa[i]);
+      if (i < fb.size()) push(b, sb, pb, fb[i]);
+    }
+    REQUIRE_FALSE(a.failed());
+    REQUIRE_FALSE(b.failed());
+    REQUIRE(sa.events.size() == 1);
+    REQUIRE(sb.events.size() == 1);
+    CHECK(sa.events[0].data == body);
+    CHECK(sb.events[0].data == other);
+  }
+  // A connection that closes inside a compressed message gives the shared stream back: the
+  // next connection's message comes out right.
+  {
+    auto c = std::make_unique<ws::codec>(o);
+    sink s;
+    c->decode(client_frame(0x40 | text, std::string_view(za).substr(0, 1000)), s);
+    c.reset();
+    ws::codec d(o);
+    auto t = feed(d, client_frame(fin | 0x40 | text, zb));
+    REQUIRE(t.events.size() == 1);
+    CHECK(t.events[0].data == other);
+  }
+}
+
 TEST_CASE("websocket: liveness: a ping after ping_interval, the idle close after idle_timeout", "[websocket]") {
   ws::options o;
   o.ping_interval_ms = 100;

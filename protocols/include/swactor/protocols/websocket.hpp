@@ -47,6 +47,7 @@ inline constexpr std::uint16_t close_protocol_error = 1002;
 inline constexpr std::uint16_t close_invalid_payload = 1007;
 inline constexpr std::uint16_t close_policy = 1008;
 inline constexpr std::uint16_t close_too_big = 1009;
+inline constexpr std::uint16_t close_internal_error = 1011;
 
 // A code a peer may send in a close frame: 1000-1003, 1007-1011, 3000-4999 (1004-1006 and
 // 1015 are reserved for local use; 1012-1014 and 1016-2999 are unassigned to clients).
@@ -123,6 +124,15 @@ class deflater {
   // appends it to `out`; false when the data is not valid deflate or inflates past `limit`
   // bytes (`too_big` then set: a deflate bomb).
   bool inflate_message(std::string_view in, std::string& out, std::size_t limit, bool& too_big);
+  // The same as the message arrives: begin, parts (payload bytes as they come, in order),
+  // end (the tail). Each appends what it inflated to `out`, which holds this message only
+  // (it starts empty); `out` never grows past `limit`. Between begin and end the deflater
+  // holds an inflate stream (the thread's shared one when free); abort or the destructor
+  // gives it back.
+  bool begin_inflate();
+  bool inflate_part(std::string_view in, std::string& out, std::size_t limit, bool& too_big);
+  bool end_inflate(std::string& out, std::size_t limit, bool& too_big);
+  void abort_inflate() noexcept;
   // Compresses one message for a frame with RSV1 (the sync-flush tail removed).
   void deflate_message(std::string_view in, std::string& out);
 
@@ -133,6 +143,14 @@ class deflater {
   // A client window of 9 bits or less with context takeover: the client's last 2^bits bytes
   // (what its next message may refer to), inflated with the thread's shared stream.
   std::string window_;
+  // The message being inflated: its stream (inflate_, the thread's shared one, or one of its
+  // own when another connection holds the shared one) and whether any payload came.
+  enum class stream_kind : std::uint8_t { none, own, shared, temporary };
+  void* active_ = nullptr;
+  stream_kind active_kind_ = stream_kind::none;
+  bool fed_ = false;
+  bool run_inflate(const unsigned char* data, std::size_t n, std::string& out, std::size_t limit, bool& too_big);
+  void release_inflate(bool ok) noexcept;
 };
 
 class codec final : public stream_codec {
@@ -169,6 +187,7 @@ class codec final : public stream_codec {
   enum class phase : std::uint8_t { header, payload };
   bool on_frame_start(std::uint8_t b0, std::uint64_t len);
   bool finish_frame(event_sink& out, bool& stop);
+  bool inflate_payload(std::string_view masked);
   void protocol_error(std::uint16_t code, std::string why);
   bool ping_next() const noexcept;
   void flush_before_reply(std::string& out);
