@@ -12,8 +12,8 @@
 //
 // Measurements (S = $SWACTOR_BENCH_SECONDS, default 3, per case):
 //   1. redis-benchmark -c 50 -r 10000 -t CMD -P P, CMD in set, get and P in 1, 16, each
-//      case against every server in turn (redis, swactor, swactor w2, then the next case),
-//      2 rounds; medians of req/s. -n is sized once from a short calibration run against
+//      case against every server in turn (redis, swactor, swactor w2, then the next case;
+//      the reverse order in the second round), 3 rounds; medians of req/s. -n is sized once from a short calibration run against
 //      redis so that a case takes about S seconds there; every server gets the same -n.
 //   2. Server CPU per command: utime+stime of the server's process tree (/proc/PID/stat)
 //      before and after each redis-benchmark run, divided by its -n; medians.
@@ -67,7 +67,7 @@ using swactor::bench::read_text;
 using swactor::bench::which;
 using swactor::bench::env_or;
 
-constexpr int rounds = 2;
+constexpr int rounds = 3;  // a true median: one disturbed run does not move it
 constexpr int clients = 50;
 constexpr int keyspace = 10000;  // -r; well inside the table's 65536 rows
 
@@ -303,10 +303,12 @@ int main() {
     n_of[p] = std::max<long>(probe_n, static_cast<long>(r->rps * seconds / 10000) * 10000);
   }
 
-  // 1 and 2: interleaved, every case against every server in turn.
+  // 1 and 2: interleaved, every case against every server in turn; the order of the servers
+  // is reversed every other round, so no server always runs right after another's load.
   for (int round = 1; round <= rounds; ++round)
     for (const auto& c : cases)
-      for (auto& s : servers) {
+      for (std::size_t k = 0; k < servers.size(); ++k) {
+        auto& s = servers[round % 2 == 1 ? k : servers.size() - 1 - k];
         if (!s.skipped.empty()) continue;
         const auto tag =
             s.name + "-" + c.cmd + "-P" + std::to_string(c.pipeline) + "-r" + std::to_string(round);
