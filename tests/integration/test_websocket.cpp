@@ -73,7 +73,11 @@ std::string handshake_at(conn& c, const std::string& path, const std::string& ex
 
 // The module of the hook tests (tests/integration/plugins/ws_hooks.cpp).
 std::string hooks_module() {
-  return std::string("[modules.hooks]\nplugin = \"") + SWACTOR_TEST_WS_HOOKS + "\"\ntype = \"ws_hooks\"\n";
+  // Appended piece by piece: GCC 12 reports a false -Wstringop-overread for a + chain here.
+  std::string m = "[modules.hooks]\nplugin = \"";
+  m += SWACTOR_TEST_WS_HOOKS;
+  m += "\"\ntype = \"ws_hooks\"\n";
+  return m;
 }
 
 int close_code(const frame& f) {
