@@ -92,6 +92,18 @@ struct stream {
   std::size_t out_off = 0;
   h1::header_list resp_trailers;
   std::uint32_t last_tick = 0;
+
+  // As a fresh stream, for one taken from the pool: the fields' buffer stays when it is
+  // small (no allocation per request for the usual few headers); a large one goes.
+  void reset() {
+    std::string keep = std::move(fields);
+    *this = stream{};
+    if (keep.capacity() <= kKeptFields) {
+      keep.clear();
+      fields = std::move(keep);
+    }
+  }
+  static constexpr std::size_t kKeptFields = 1024;
 };
 
 // A token bucket holding one second's worth (`rate`), refilled at `rate` a second. The clock
@@ -545,7 +557,7 @@ class server_codec final : public stream_codec {
       if (!c.spare_streams_.empty()) {
         auto node = std::move(c.spare_streams_.back());
         c.spare_streams_.pop_back();
-        *node.mapped() = stream{};
+        node.mapped()->reset();
         node.key() = frame->hd.stream_id;
         auto r = c.streams_.insert(std::move(node));
         if (!r.inserted) r.position->second = std::move(r.node.mapped());  // as operator[] would
