@@ -260,6 +260,72 @@ TEST_CASE("connection: graceful close writes queued output first, reset drops it
   CHECK(fx.host->close(2, false) == server_errc::session_not_found);
 }
 
+TEST_CASE("connection: a corked host writes a connection's later output of the period in one write when it uncorks",
+          "[connection]") {
+  fixture fx;
+  auto p = std::make_shared<memory_pipe>();
+  auto q = std::make_shared<memory_pipe>();
+  auto c = fx.connect(p, 1);
+  auto d = fx.connect(q, 2);
+  fx.host->cork();
+  CHECK_FALSE(c->send("one "));  // a connection's first write of the period: at once, no copy
+  CHECK_FALSE(d->send("alpha "));
+  CHECK(p->writes == 1);
+  CHECK(q->writes == 1);
+  CHECK_FALSE(c->send("two "));  // its later ones wait for the uncork
+  CHECK_FALSE(c->send("three"));
+  CHECK_FALSE(d->send("beta"));
+  CHECK(p->writes == 1);
+  CHECK(q->writes == 1);
+  CHECK(c->queued_bytes() == 9);
+  fx.host->cork();  // nested: only the outer uncork writes
+  fx.host->uncork();
+  CHECK(p->writes == 1);
+  fx.host->uncork();
+  CHECK(p->writes == 2);  // "two three" in one write
+  CHECK(p->written == "one two three");
+  CHECK(q->writes == 2);
+  CHECK(q->written == "alpha beta");
+  CHECK(c->queued_bytes() == 0);
+  CHECK_FALSE(fx.host->corked());
+  // Uncorked: every write goes out at once again.
+  CHECK_FALSE(c->send("!"));
+  CHECK_FALSE(c->send("?"));
+  CHECK(p->writes == 4);
+
+  // What a full socket leaves stays queued and waits for writability as usual.
+  fx.host->cork();
+  p->write_capacity = 3;
+  CHECK_FALSE(c->send("abcdef"));
+  CHECK_FALSE(c->send("gh"));
+  fx.host->uncork();
+  CHECK(p->written == "one two three!?abc");
+  CHECK(c->queued_bytes() == 5);
+  test::peer_read_window(fx.io, *p, 100);
+  fx.run();
+  CHECK(p->written == "one two three!?abcdefgh");
+
+  // A reset while output is held: what was sent before it goes out first, as without the
+  // cork; a graceful close writes it and then closes.
+  fx.host->cork();
+  CHECK_FALSE(c->send("last "));
+  CHECK_FALSE(c->send("words"));
+  CHECK(c->queued_bytes() == 5);
+  CHECK_FALSE(fx.host->close(1, true));
+  CHECK(c->closed());
+  CHECK(p->reset);
+  CHECK(p->written == "one two three!?abcdefghlast words");
+  CHECK_FALSE(d->send(" gamma"));
+  CHECK_FALSE(d->send(" delta"));
+  CHECK_FALSE(fx.host->close(2, false));
+  CHECK_FALSE(d->closed());
+  fx.host->uncork();
+  fx.run();
+  CHECK(q->written == "alpha beta gamma delta");
+  CHECK(q->shut_down);
+  CHECK(d->closed());
+}
+
 TEST_CASE("connection: the codec is replaced mid-read, the rest of the bytes go to the new one",
           "[connection]") {
   protocols::framing_options length;

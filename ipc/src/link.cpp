@@ -62,6 +62,7 @@ struct link::state : std::enable_shared_from_this<link::state> {
   std::size_t progress_waiters = 0;      // send_wait / flush callers parked on `notify`
   std::function<void(message&&)> handler;               // set: messages go here, not to inbox
   std::function<void(std::error_code)> closed_handler;  // with `handler`: the link closed
+  std::function<void()> batch_end_handler;              // with `handler`: after each read's messages
   bool open = true;
   bool writing = false;
   std::error_code error;
@@ -266,16 +267,20 @@ struct link::state : std::enable_shared_from_this<link::state> {
         counters.bytes_received += n;
         auto perr = dec.feed(std::span<const std::byte>(buf.data(), n), out);
         // Complete messages that came before any garbage are still good: deliver them.
+        bool handed = false;
         for (auto& m : out) {
           ++counters.messages_received;
           if (handler) {
+            handed = true;
             handler(std::move(m));  // may close the link
-            if (!open) co_return;
+            if (!open) break;
           } else if (co_await inbox.push(std::move(m))) {
             co_return;  // closed meanwhile
           }
         }
         out.clear();
+        if (handed && batch_end_handler) batch_end_handler();
+        if (!open) co_return;
         if (perr) {
           log::warning("ipc link {}: protocol error from peer, disconnecting: {} ({})",
                        opts.name, perr.message(), dec.reason());
@@ -404,15 +409,19 @@ task<result<message>> link::receive(duration timeout) {
 }
 
 void link::set_handler(std::function<void(message&&)> on_message,
-                       std::function<void(std::error_code)> on_close) {
+                       std::function<void(std::error_code)> on_close, std::function<void()> on_batch_end) {
   if (!st_) return;
   st_->handler = std::move(on_message);
   st_->closed_handler = std::move(on_close);
+  st_->batch_end_handler = std::move(on_batch_end);
   // Messages that arrived before go first, in order.
+  bool handed = false;
   while (auto m = st_->inbox.try_pop()) {
     if (!st_->handler) break;
+    handed = true;
     st_->handler(std::move(*m));
   }
+  if (handed && st_->batch_end_handler) st_->batch_end_handler();
   if (!st_->open && st_->closed_handler) {
     auto h = std::move(st_->closed_handler);
     h(st_->error);

@@ -142,6 +142,16 @@ std::shared_ptr<connection> conn_host::adopt(std::unique_ptr<transport> t, int l
   return c;
 }
 
+void conn_host::uncork() {
+  if (corked_ == 0 || --corked_ > 0) return;
+  // Swapped out first: a flush can close a connection, whose handlers may cork again.
+  auto conns = std::move(corked_conns_);
+  corked_conns_.clear();
+  for (auto& c : conns) c->uncorked();
+  conns.clear();
+  if (corked_conns_.empty()) corked_conns_ = std::move(conns);  // keep the capacity
+}
+
 connection* conn_host::find(std::uint64_t id) const {
   auto it = conns_.find(id);
   return it == conns_.end() ? nullptr : it->second.get();

@@ -145,6 +145,22 @@ class conn_host {
   }
   void return_encode_buffer() noexcept { encode_busy_ = false; }
 
+  // -- corked writes -------------------------------------------------------------------
+  // Between cork() and uncork() a connection's writes are queued instead of written, and
+  // uncork() writes each such connection's queue at once (gathered): the process-mode
+  // reactor corks while it hands over one batch of a worker's replies, so ten replies to
+  // one connection cost one system call, not ten. Nested calls count.
+  // A connection's first write of a corked period goes out at once (nothing to join it
+  // with yet, no copy); its later ones are held until uncork(). The period's number tells
+  // a connection whether it already wrote in this one (8 bits: a wrap costs one held write).
+  void cork() noexcept {
+    if (corked_++ == 0 && ++cork_period_ == 0) cork_period_ = 1;
+  }
+  void uncork();
+  bool corked() const noexcept { return corked_ > 0; }
+  std::uint8_t cork_period() const noexcept { return cork_period_; }
+  void note_corked(std::shared_ptr<connection> c) { corked_conns_.push_back(std::move(c)); }
+
  private:
   void handshake(native_socket sock, int listener, std::uint64_t id, std::string remote);
   // A connection that never became a session (failed handshake): off the counters.
@@ -159,6 +175,9 @@ class conn_host {
   server_state& state_;
   conn_counters& counters_;
   std::int32_t pid_;  // owner of this loop's entries in the session registry
+  int corked_ = 0;
+  std::uint8_t cork_period_ = 0;
+  std::vector<std::shared_ptr<connection>> corked_conns_;
   connection_sink& sink_;
   // One read buffer per loop: a connection reads into it and keeps only what its codec
   // did not consume, so an idle connection holds no buffer.

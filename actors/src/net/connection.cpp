@@ -24,6 +24,8 @@ constexpr std::size_t kMinAppend = 16 * 1024;
 // A drained partial-frame buffer up to this capacity is kept (a small frame's tail); a
 // larger one is freed, so an idle connection does not keep it.
 constexpr std::size_t kKeepPending = 96;
+// Queued output pieces up to this size are joined into one (fewer iovecs and strings).
+constexpr std::size_t kJoinBelow = 16 * 1024;
 constexpr int kMaxIov = 64;
 // Reads closer together than this count towards a busy connection, and this many in a row
 // make one (see read_ready).
@@ -451,8 +453,20 @@ std::error_code connection::queue_bytes(std::string_view data, bool force) {
   if (closed_ || close_requested_) return server_errc::session_not_found;
   if (!force && out_bytes_ + data.size() > out_limit_ && out_bytes_ > 0) return server_errc::output_buffer_full;
   if (data.empty()) return {};
+  if (out_.empty() && host_.corked() && wrote_in_period_ == host_.cork_period()) {
+    // The host holds writes back (a batch of replies from a worker) and this connection
+    // already wrote once in it: queued, written with the rest of the batch when it uncorks.
+    out_bytes_ += data.size();
+    out_.push_back({std::string(data), nullptr});
+    if (!corked_) {
+      corked_ = true;
+      host_.note_corked(shared_from_this());
+    }
+    return {};
+  }
   if (out_.empty()) {
     // Most replies fit in the socket buffer: write now, copy nothing.
+    if (host_.corked()) wrote_in_period_ = host_.cork_period();
     iovec iov{const_cast<char*>(data.data()), data.size()};
     std::error_code ec;
     auto n = transport_->write_some(&iov, 1, ec);
@@ -464,12 +478,23 @@ std::error_code connection::queue_bytes(std::string_view data, bool force) {
     data.remove_prefix(n);
   }
   out_bytes_ += data.size();
-  out_.push_back({std::string(data), nullptr});
+  // Small pieces join the last queued one: one string, one iovec, for a batch of replies.
+  if (!out_.empty() && !out_.back().file && out_.back().bytes.size() + data.size() <= kJoinBelow)
+    out_.back().bytes.append(data);
+  else
+    out_.push_back({std::string(data), nullptr});
+  if (corked_) return {};  // written when the host uncorks
   if (!waiting_write_) {
     waiting_write_ = true;
     transport_->wait_writable(shared_from_this());
   }
   return {};
+}
+
+void connection::uncorked() {
+  if (!corked_) return;
+  corked_ = false;
+  if (!closed_ && !waiting_write_) flush();
 }
 
 connection::file_part::~file_part() {
@@ -615,6 +640,8 @@ void connection::flush() {
 void connection::close(bool reset) {
   if (closed_) return;
   if (reset) {
+    uncorked();  // bytes sent before the reset go out before it, as without a cork
+    if (closed_) return;
     finish(true, "reset by server", true);
     return;
   }

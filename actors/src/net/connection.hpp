@@ -75,8 +75,11 @@ class connection final : public io_owner,
   // as the socket takes bytes. kind_consumed: not a reply but a body acknowledgement for the
   // codec (HTTP/2 flow control), taken whatever is queued.
   std::error_code send(std::string_view data, std::uint8_t kind = 0, bool force = false);
-  // Closes once queued output is written; reset = RST now, queued output dropped.
+  // Closes once queued output is written; reset = RST now, queued output dropped (what a
+  // corked host held back is written first, as it would have been without the cork).
   void close(bool reset);
+  // The host uncorked (conn_host::uncork): write what was held back.
+  void uncorked();
   // The server is stopping: the codec says so if its protocol can (WebSocket: close 1001).
   // True when it did (the connection then ends by the protocol's handshake or timeout).
   bool go_away();
@@ -207,12 +210,15 @@ class connection final : public io_owner,
   bool sink_paused_ = false;    // the sink's look-ahead bound
   bool codec_blocked_ = false;  // the codec takes no input now (or failed)
   bool peer_eof_ = false;       // the peer shut down its side with replies still owed
-  bool failure_logged_ = false;
   bool watching_ = false;
   bool deadline_armed_ = false;
   // Whether a short read drained the transport (a plain socket; not TLS).
   bool short_read_drains_;
-  bool busy_hint_ = false;      // told the transport to expect more (expect_more)
+  // Three rare flags in one byte (an idle connection's size counts).
+  bool busy_hint_ : 1 = false;       // told the transport to expect more (expect_more)
+  bool corked_ : 1 = false;          // has output queued while the host was corked
+  bool failure_logged_ : 1 = false;
+  std::uint8_t wrote_in_period_ = 0;  // the host's cork period in which it last wrote at once
   std::uint8_t quick_reads_ = 0;  // reads in a row that came soon after the one before
 
  public:

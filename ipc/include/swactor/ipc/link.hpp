@@ -95,8 +95,12 @@ class link {
   // Callback mode, for consumers that do not wait (the server's reactor links): every
   // message is handed to `on_message` on the link's loop as soon as it is decoded (no
   // queue, no coroutine switch); `on_close` runs once with the reason when the link closes.
-  // Messages already queued for receive() are handed over first.
-  void set_handler(std::function<void(message&&)> on_message, std::function<void(std::error_code)> on_close);
+  // Messages already queued for receive() are handed over first. `on_batch_end`, when
+  // given, runs after the messages of one read (one batch of the peer's gathered writes)
+  // were handed over, also when one of them closed the link: a consumer can hold what the
+  // messages cause (socket writes) and do it once per batch.
+  void set_handler(std::function<void(message&&)> on_message, std::function<void(std::error_code)> on_close,
+                   std::function<void()> on_batch_end = {});
 
   // -- state --------------------------------------------------------------------------------
 
