@@ -324,6 +324,20 @@ TEST_CASE("connection: a corked host writes a connection's later output of the p
   CHECK(q->written == "alpha beta gamma delta");
   CHECK(q->shut_down);
   CHECK(d->closed());
+
+  // A lot for one connection in one batch is not held back: past 64 KiB it is written.
+  auto r = std::make_shared<memory_pipe>();
+  auto e = fx.connect(r, 3);
+  fx.host->cork();
+  CHECK_FALSE(e->send("x"));
+  CHECK_FALSE(e->send(std::string(40 * 1024, 'a')));
+  CHECK(r->writes == 1);
+  CHECK_FALSE(e->send(std::string(40 * 1024, 'b')));
+  CHECK(r->writes == 2);
+  CHECK(e->queued_bytes() == 0);
+  CHECK(r->written.size() == 1 + 80 * 1024);
+  fx.host->uncork();
+  CHECK(r->writes == 2);
 }
 
 TEST_CASE("connection: the codec is replaced mid-read, the rest of the bytes go to the new one",

@@ -26,6 +26,8 @@ constexpr std::size_t kMinAppend = 16 * 1024;
 constexpr std::size_t kKeepPending = 96;
 // Queued output pieces up to this size are joined into one (fewer iovecs and strings).
 constexpr std::size_t kJoinBelow = 16 * 1024;
+// What a corked connection holds back at most before it writes anyway.
+constexpr std::size_t kCorkAtMost = 64 * 1024;
 constexpr int kMaxIov = 64;
 // Reads closer together than this count towards a busy connection, and this many in a row
 // make one (see read_ready).
@@ -462,6 +464,9 @@ std::error_code connection::queue_bytes(std::string_view data, bool force) {
       corked_ = true;
       host_.note_corked(shared_from_this());
     }
+    // A batch with a lot for one connection (large replies) is not held back further: held
+    // bytes count against the output limit, and the socket would have taken them.
+    if (out_bytes_ >= kCorkAtMost) flush();
     return {};
   }
   if (out_.empty()) {
@@ -483,7 +488,11 @@ std::error_code connection::queue_bytes(std::string_view data, bool force) {
     out_.back().bytes.append(data);
   else
     out_.push_back({std::string(data), nullptr});
-  if (corked_) return {};  // written when the host uncorks
+  if (corked_) {
+    // Written when the host uncorks, or now if that is a lot (see above).
+    if (!waiting_write_ && out_bytes_ >= kCorkAtMost) flush();
+    return {};
+  }
   if (!waiting_write_) {
     waiting_write_ = true;
     transport_->wait_writable(shared_from_this());
