@@ -60,6 +60,17 @@ TEST_CASE("bus: a publish reaches every worker, task worker and user process, wi
   auto c = probe(srv);
   auto me = c.ask("whoami");
   REQUIRE(me);
+  // Every process answers on the bus before the publish: the server is ready when its
+  // workers are, and a user process may still be starting (its `subscribe` option goes to
+  // the router ahead of its first reply, on the same link).
+  for (int proc = 0; proc < 4; ++proc) {
+    INFO("process " << proc);
+    std::string first;
+    const auto until = clock_type::now() + 30s;
+    while ((first = ask_over_bus(c, proc, "summary")).rfind("total=", 0) != 0 && clock_type::now() < until)
+      std::this_thread::sleep_for(50ms);
+    REQUIRE(first.rfind("total=0", 0) == 0);
+  }
   CHECK(c.ask("publish room.lobby hello") == "ok");
   for (int proc = 0; proc < 4; ++proc) {
     INFO("process " << proc);
