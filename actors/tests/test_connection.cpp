@@ -293,10 +293,12 @@ TEST_CASE("connection: a corked host writes a connection's later output of the p
   CHECK_FALSE(c->send("?"));
   CHECK(p->writes == 4);
 
-  // What a full socket leaves stays queued and waits for writability as usual.
+  // What a full socket leaves stays queued and waits for writability as usual. (c had
+  // several writes in its last corked period: now its first one is held too.)
   fx.host->cork();
   p->write_capacity = 3;
   CHECK_FALSE(c->send("abcdef"));
+  CHECK(p->writes == 4);
   CHECK_FALSE(c->send("gh"));
   fx.host->uncork();
   CHECK(p->written == "one two three!?abc");
@@ -310,7 +312,7 @@ TEST_CASE("connection: a corked host writes a connection's later output of the p
   fx.host->cork();
   CHECK_FALSE(c->send("last "));
   CHECK_FALSE(c->send("words"));
-  CHECK(c->queued_bytes() == 5);
+  CHECK(c->queued_bytes() == 10);
   CHECK_FALSE(fx.host->close(1, true));
   CHECK(c->closed());
   CHECK(p->reset);
@@ -324,6 +326,26 @@ TEST_CASE("connection: a corked host writes a connection's later output of the p
   CHECK(q->written == "alpha beta gamma delta");
   CHECK(q->shut_down);
   CHECK(d->closed());
+
+  // A connection that got several writes in a period holds the first of the next one; a
+  // period with a single write ends that.
+  auto o = std::make_shared<memory_pipe>();
+  auto f = fx.connect(o, 4);
+  fx.host->cork();
+  CHECK_FALSE(f->send("1"));
+  CHECK_FALSE(f->send("2"));
+  fx.host->uncork();
+  CHECK(o->writes == 2);
+  fx.host->cork();
+  CHECK_FALSE(f->send("3"));  // held: the last period had two
+  CHECK(o->writes == 2);
+  fx.host->uncork();
+  CHECK(o->writes == 3);
+  fx.host->cork();
+  CHECK_FALSE(f->send("4"));  // at once: the last period had one
+  CHECK(o->writes == 4);
+  fx.host->uncork();
+  CHECK(o->written == "1234");
 
   // A lot for one connection in one batch is not held back: past 64 KiB it is written.
   auto r = std::make_shared<memory_pipe>();

@@ -455,11 +455,13 @@ std::error_code connection::queue_bytes(std::string_view data, bool force) {
   if (closed_ || close_requested_) return server_errc::session_not_found;
   if (!force && out_bytes_ + data.size() > out_limit_ && out_bytes_ > 0) return server_errc::output_buffer_full;
   if (data.empty()) return {};
-  if (out_.empty() && host_.corked() && wrote_in_period_ == host_.cork_period()) {
+  if (out_.empty() && host_.corked() && (wrote_in_period_ == host_.cork_period() || hold_first_)) {
     // The host holds writes back (a batch of replies from a worker) and this connection
-    // already wrote once in it: queued, written with the rest of the batch when it uncorks.
+    // already wrote once in it, or had several in the last one: queued, written with the
+    // rest of the batch when it uncorks.
     out_bytes_ += data.size();
     out_.push_back({std::string(data), nullptr});
+    if (corked_) held_more_ = true;
     if (!corked_) {
       corked_ = true;
       host_.note_corked(shared_from_this());
@@ -489,6 +491,7 @@ std::error_code connection::queue_bytes(std::string_view data, bool force) {
   else
     out_.push_back({std::string(data), nullptr});
   if (corked_) {
+    held_more_ = true;
     // Written when the host uncorks, or now if that is a lot (see above).
     if (!waiting_write_ && out_bytes_ >= kCorkAtMost) flush();
     return {};
@@ -503,6 +506,10 @@ std::error_code connection::queue_bytes(std::string_view data, bool force) {
 void connection::uncorked() {
   if (!corked_) return;
   corked_ = false;
+  // Several writes in this period (a direct one and held ones, or held ones only): hold the
+  // first of the next period too. One held write (its first, held on a guess): do not.
+  hold_first_ = wrote_in_period_ == host_.cork_period() || held_more_;
+  held_more_ = false;
   if (!closed_ && !waiting_write_) flush();
 }
 
