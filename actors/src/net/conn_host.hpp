@@ -147,12 +147,12 @@ class conn_host {
 
   // -- corked writes -------------------------------------------------------------------
   // Between cork() and uncork() a connection's first write goes out at once (nothing to
-  // join it with yet, no copy); its later ones are queued, and uncork() writes each such
-  // queue in one gathered write (at most 64 KiB is held back). The process-mode reactor
-  // corks while it hands over one batch of a worker's replies, so ten replies to one
-  // connection cost two system calls, not ten. Nested calls count. The period's number
-  // tells a connection whether it already wrote in this one (8 bits: a wrap costs one
-  // held write).
+  // join it with yet, no copy) unless its last period had several; its later ones are
+  // queued, and uncork() writes each such queue in one gathered write (at most 64 KiB is
+  // held back). The process-mode reactor corks while it hands over one batch of a
+  // worker's replies, so ten replies to one connection cost one system call, not ten.
+  // Nested calls count. The period's number tells a connection whether it already wrote
+  // in this one (8 bits: a wrap costs one held write).
   void cork() noexcept {
     if (corked_++ == 0 && ++cork_period_ == 0) cork_period_ = 1;
   }
