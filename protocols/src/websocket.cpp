@@ -740,9 +740,10 @@ deflater::~deflater() {
 bool deflater::inflate_message(std::string_view in, std::string& out, std::size_t limit, bool& too_big) {
   too_big = false;
   if (!begin_inflate()) return false;
+  // The parts API inflates into a buffer holding this message only (the window is its tail).
   std::string msg;
-  bool ok = inflate_part(in, msg, limit > out.size() ? limit - out.size() : 0, too_big) &&
-            end_inflate(msg, limit > out.size() ? limit - out.size() : 0, too_big);
+  const std::size_t room = limit > out.size() ? limit - out.size() : 0;
+  bool ok = inflate_part(in, msg, room, too_big) && end_inflate(msg, room, too_big);
   if (!ok) abort_inflate();
   out.append(msg);
   return ok;

@@ -705,13 +705,10 @@ struct reactor_thread::impl final : net::connection_sink {
     live_links.emplace(shared.get(), shared);
     adopt_websockets(w, *shared);
     // A batch of the worker's messages (one read of the link) is handed over corked: the
-    // replies it carries for one connection leave in one write.
-    auto batch = std::make_shared<bool>(false);
-    shared->set_handler([this, weak, w, batch](ipc::message&& m) {
-      if (!*batch) {
-        *batch = true;
-        host.cork();
-      }
+    // replies it carries for one connection leave in one write. Batches of different links
+    // never interleave (each is handed over in one go), and nothing else corks this host.
+    shared->set_handler([this, weak, w](ipc::message&& m) {
+      if (!host.corked()) host.cork();
       if (auto l = weak.lock()) on_worker_message(l, w, std::move(m));
     }, [this, raw = shared.get(), w](std::error_code) {
       asio::post(lp.context(), [this, raw, w] {
@@ -732,10 +729,8 @@ struct reactor_thread::impl final : net::connection_sink {
         }
         live_links.erase(raw);
       });
-    }, [this, batch] {
-      if (!*batch) return;
-      *batch = false;
-      host.uncork();
+    }, [this] {
+      if (host.corked()) host.uncork();
     });
     flush_backlog(w);
     release_held(w);

@@ -143,7 +143,7 @@ std::shared_ptr<connection> conn_host::adopt(std::unique_ptr<transport> t, int l
 }
 
 void conn_host::uncork() {
-  if (corked_ == 0 || --corked_ > 0) return;
+  if (corked_ == 0 || --corked_ > 0 || corked_conns_.empty()) return;
   // Swapped out first: a flush can close a connection, whose handlers may cork again.
   auto conns = std::move(corked_conns_);
   corked_conns_.clear();

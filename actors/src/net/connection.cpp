@@ -455,23 +455,10 @@ std::error_code connection::queue_bytes(std::string_view data, bool force) {
   if (closed_ || close_requested_) return server_errc::session_not_found;
   if (!force && out_bytes_ + data.size() > out_limit_ && out_bytes_ > 0) return server_errc::output_buffer_full;
   if (data.empty()) return {};
-  if (out_.empty() && host_.corked() && (wrote_in_period_ == host_.cork_period() || hold_first_)) {
-    // The host holds writes back (a batch of replies from a worker) and this connection
-    // already wrote once in it, or had several in the last one: queued, written with the
-    // rest of the batch when it uncorks.
-    out_bytes_ += data.size();
-    out_.push_back({std::string(data), nullptr});
-    if (corked_) held_more_ = true;
-    if (!corked_) {
-      corked_ = true;
-      host_.note_corked(shared_from_this());
-    }
-    // A batch with a lot for one connection (large replies) is not held back further: held
-    // bytes count against the output limit, and the socket would have taken them.
-    if (out_bytes_ >= kCorkAtMost) flush();
-    return {};
-  }
-  if (out_.empty()) {
+  // A corked host (a batch of replies from a worker) holds this write back when the
+  // connection already wrote once in the batch, or had several writes in the last one.
+  const bool hold = out_.empty() && host_.corked() && (wrote_in_period_ == host_.cork_period() || hold_first_);
+  if (out_.empty() && !hold) {
     // Most replies fit in the socket buffer: write now, copy nothing.
     if (host_.corked()) wrote_in_period_ = host_.cork_period();
     iovec iov{const_cast<char*>(data.data()), data.size()};
@@ -490,9 +477,16 @@ std::error_code connection::queue_bytes(std::string_view data, bool force) {
     out_.back().bytes.append(data);
   else
     out_.push_back({std::string(data), nullptr});
-  if (corked_) {
-    held_more_ = true;
-    // Written when the host uncorks, or now if that is a lot (see above).
+  if (hold || corked_) {
+    // Written with the rest of the batch when the host uncorks.
+    if (corked_) {
+      held_more_ = true;
+    } else {
+      corked_ = true;
+      host_.note_corked(shared_from_this());
+    }
+    // A batch with a lot for one connection (large replies) is not held back further: held
+    // bytes count against the output limit, and the socket would have taken them.
     if (!waiting_write_ && out_bytes_ >= kCorkAtMost) flush();
     return {};
   }

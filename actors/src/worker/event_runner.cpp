@@ -150,7 +150,7 @@ std::size_t event_runner::message_lent(session_id s, int listener, std::string_v
   return deliver(s, st, std::move(p));
 }
 
-std::size_t event_runner::deliver(session_id s, session_state& st, pending p) {
+std::size_t event_runner::deliver(session_id s, session_state& st, pending&& p) {
   if (keep_stand_ins_) {  // process mode; in base mode the connection itself knows these
     st.last_receive_ms = now_ms();
     if (auto k = protocol_index_of_kind(p.kind)) st.protocol = k;
@@ -222,7 +222,7 @@ bool event_runner::bind(session_id s, user_id uid) {
   return true;
 }
 
-void event_runner::enqueue(session_state& st, pending p) {
+void event_runner::enqueue(session_state& st, pending&& p) {
   if (!st.queue) {
     if (spare_queues_.empty()) {
       st.queue = std::make_unique<event_queue>();

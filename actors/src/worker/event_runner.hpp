@@ -159,7 +159,7 @@ class event_runner {
   void push(session_id s, session_state& st, pending p);
   // message()'s and message_lent()'s common part: notes the receive, queues `p`, starts a
   // runner when none is on the session; how many of its events wait.
-  std::size_t deliver(session_id s, session_state& st, pending p);
+  std::size_t deliver(session_id s, session_state& st, pending&& p);
   void assign(session_id s);
   // A parked runner, else a new one (not started: the caller sets it up, then start()).
   runner* take_runner();
@@ -184,7 +184,7 @@ class event_runner {
   // A session's queue exists while it has events; drained queues (with their buffer) are kept
   // here for the next busy sessions, a few of them.
   std::vector<std::unique_ptr<event_queue>> spare_queues_;
-  void enqueue(session_state& st, pending p);
+  void enqueue(session_state& st, pending&& p);
   void release_queue(session_state& st);
   static std::size_t waiting(const session_state& st) noexcept {
     return st.queue ? st.queue->items.size() - st.queue->head : 0;
