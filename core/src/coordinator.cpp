@@ -1,6 +1,10 @@
 #include "coordinator.hpp"
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <system_error>
 
 #include <asio/post.hpp>
 #include <caf/actor_system.hpp>
@@ -15,6 +19,48 @@ namespace {
 std::atomic<int> live_coordinators{0};
 }  // namespace
 
+// -- remote_inbox ----------------------------------------------------------------------
+
+remote_inbox::remote_inbox(asio::io_context& ctx) : owner_(std::this_thread::get_id()), fd_(ctx) {
+  int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (fd < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
+  fd_.assign(fd);
+  arm();
+}
+
+remote_inbox::~remote_inbox() {
+  std::error_code ec;
+  fd_.close(ec);
+}
+
+void remote_inbox::post(std::function<void()> f) {
+  bool first = false;
+  {
+    std::lock_guard lock(mu_);
+    first = items_.empty();
+    items_.push_back(std::move(f));
+  }
+  if (first) {
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(fd_.native_handle(), &one, sizeof one);
+  }
+}
+
+void remote_inbox::arm() {
+  fd_.async_wait(asio::posix::stream_descriptor::wait_read, [this](std::error_code ec) {
+    if (ec) return;  // closed
+    std::uint64_t count = 0;
+    [[maybe_unused]] auto n = ::read(fd_.native_handle(), &count, sizeof count);
+    std::vector<std::function<void()>> batch;
+    {
+      std::lock_guard lock(mu_);
+      batch.swap(items_);
+    }
+    arm();
+    for (auto& f : batch) f();
+  });
+}
+
 // -- loop_clock ------------------------------------------------------------------------
 
 template <class F>
@@ -23,6 +69,11 @@ void loop_clock::on_loop(F&& f) {
   if (ctx_.get_executor().running_in_this_thread() || ctx_.stopped()) {
     f();
     rearm();
+  } else if (inbox_ && !inbox_->on_loop_thread()) {
+    inbox_->post([this, f = std::forward<F>(f)]() mutable {
+      f();
+      rearm();
+    });
   } else {
     asio::post(ctx_, [this, f = std::forward<F>(f)]() mutable {
       f();
@@ -109,8 +160,12 @@ void loop_unit::exec_later(caf::resumable* ptr) {
   owner_->enqueue(ptr);
 }
 
-loop_coordinator::loop_coordinator(caf::actor_system& sys, asio::io_context& ctx)
-    : caf::scheduler::abstract_coordinator(sys), ctx_(ctx), clock_(ctx), unit_(&sys, this) {
+loop_coordinator::loop_coordinator(caf::actor_system& sys, asio::io_context& ctx, bool lock_free_loop)
+    : caf::scheduler::abstract_coordinator(sys),
+      ctx_(ctx),
+      inbox_(lock_free_loop ? std::make_unique<remote_inbox>(ctx) : nullptr),
+      clock_(ctx, inbox_.get()),
+      unit_(&sys, this) {
   live_coordinators.fetch_add(1);
 }
 
@@ -136,6 +191,8 @@ void loop_coordinator::stop() {
 void loop_coordinator::enqueue(caf::resumable* ptr) {
   if (ctx_.get_executor().running_in_this_thread()) {
     schedule_local(ptr);
+  } else if (inbox_ && !inbox_->on_loop_thread()) {
+    inbox_->post([this, ptr] { schedule_local(ptr); });  // CAF's own threads
   } else {
     // From another thread (another loop, or before run()): hop over asio's queue.
     asio::post(ctx_, [this, ptr] { schedule_local(ptr); });

@@ -24,7 +24,7 @@ std::string stall_report::to_string() const {
 }
 
 loop::loop(loop_options opts)
-    : opts_(opts), ctx_(opts.single_thread_io ? ASIO_CONCURRENCY_HINT_UNSAFE_IO : 1) {}
+    : opts_(opts), ctx_(opts.single_thread_io ? ASIO_CONCURRENCY_HINT_UNSAFE : 1) {}
 
 loop::~loop() {
   timers_.reset();
@@ -39,9 +39,10 @@ caf::actor_system& loop::actors() {
     config_ = std::make_unique<caf::actor_system_config>();
     config_->set("scheduler.max-throughput", opts_.actor_max_throughput);
     auto* ctx = &ctx_;
+    const bool lock_free = opts_.single_thread_io;
     config_->module_factories.push_back(
-        [ctx](caf::actor_system& sys) -> caf::actor_system::module* {
-          return new detail::loop_coordinator(sys, *ctx);
+        [ctx, lock_free](caf::actor_system& sys) -> caf::actor_system::module* {
+          return new detail::loop_coordinator(sys, *ctx, lock_free);
         });
     system_ = std::make_unique<caf::actor_system>(*config_);
     // Waiting for actors would block this thread, which is the one that runs them.

@@ -27,8 +27,10 @@ enum class stall_action {
 struct loop_options {
   stall_action on_stall = stall_action::stop;
   std::size_t actor_max_throughput = 256;  // messages an actor handles before yielding
-  // Only this loop's thread touches its sockets and timers (a worker process): asio then
-  // skips its per-descriptor locks. Posting from other threads stays allowed.
+  // Only this loop's thread touches its sockets, timers and queue (a worker process): asio
+  // then takes no locks at all (ASIO_CONCURRENCY_HINT_UNSAFE: about 200 instructions per
+  // round trip). CAF's own threads still reach its actors, through the coordinator's
+  // remote inbox; nothing else may post to such a loop from another thread.
   bool single_thread_io = false;
   // 0: look for a stall before every block (reported at once; costs a second epoll_wait
   // per wake-up). Above 0: only after the loop was idle this long (servers: one epoll_wait
@@ -76,7 +78,7 @@ class loop {
   void arm_idle_timer();
 
   loop_options opts_;
-  asio::io_context ctx_;  // concurrency hint 1 (or UNSAFE_IO): only this loop's thread runs it
+  asio::io_context ctx_;  // concurrency hint 1 (or UNSAFE): only this loop's thread runs it
   std::unique_ptr<caf::actor_system_config> config_;
   std::unique_ptr<caf::actor_system> system_;
   std::unique_ptr<swactor::timers> timers_;
