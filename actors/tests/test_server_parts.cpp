@@ -439,6 +439,94 @@ TEST_CASE("event runner: a paused session is resumed once a queued event is take
 
 namespace {
 
+// Base-mode handlers driven by the message text: "sync" ends at once, "wait" suspends once,
+// "close" closes its own session from inside the handler, "poke" sends a "sync" message to
+// session 2 from inside the handler (a nested direct run on the same stack).
+struct scripted_host final : detail::handler_host {
+  asio::io_context& io;
+  detail::event_runner* runner = nullptr;
+  std::vector<std::string> log;
+  explicit scripted_host(asio::io_context& i) : io(i) {}
+  task<void> run(session_id s, std::string data) {
+    const auto who = std::to_string(s.value());
+    if (data == "close") runner->closed(s, 0);
+    if (data == "poke") runner->message(session_id(2), 0, "sync");
+    if (data == "wait") co_await asio::post(io, asio::use_awaitable);
+    log.push_back("msg " + who + " " + data);
+  }
+  task<void> note(std::string what) {
+    log.push_back(std::move(what));
+    co_return;
+  }
+  std::optional<task<void>> handler_for(detail::event_kind k, std::uint8_t, session_id s, int,
+                                        std::string& data) override {
+    if (k == detail::event_kind::message) return run(s, std::move(data));
+    if (k == detail::event_kind::closed) return note("close " + std::to_string(s.value()));
+    return std::nullopt;
+  }
+  void handler_done(detail::event_kind, session_id, int, std::exception_ptr) override {}
+  void queue_low(session_id) override {}
+};
+
+}  // namespace
+
+TEST_CASE("event runner: base mode runs a session's first event without state, in order when it suspends",
+          "[runner]") {
+  asio::io_context io;
+  scripted_host host(io);
+  detail::event_runner runner(io, host);
+  host.runner = &runner;
+  runner.set_inline_start(true);
+  runner.set_keep_stand_ins(false);
+  session_id a(1), b(2), c(3);
+  // Park a few runners first (the first events of a fresh runner are posted, not inline).
+  runner.message(a, 0, "wait");
+  runner.message(b, 0, "wait");
+  runner.message(c, 0, "wait");
+  settle(io);
+  REQUIRE(runner.runners() >= 3);
+  host.log.clear();
+
+  SECTION("a handler that ends at once leaves no state behind") {
+    CHECK(runner.message(a, 0, "sync") == 0);
+    CHECK(host.log == std::vector<std::string>{"msg 1 sync"});
+    CHECK(runner.sessions() == 0);
+    CHECK(runner.running().count() == 0);
+  }
+  SECTION("a handler that suspends holds the session's later events behind it") {
+    CHECK(runner.message(a, 0, "wait") == 0);
+    CHECK(runner.sessions() == 1);  // made when it suspended
+    CHECK_FALSE(runner.idle_for_inline(a));
+    CHECK(runner.message(a, 0, "sync") == 1);
+    runner.closed(a, 0);
+    settle(io);
+    CHECK(host.log == std::vector<std::string>{"msg 1 wait", "msg 1 sync", "close 1"});
+    CHECK(runner.sessions() == 0);
+    CHECK(runner.running().count() == 0);
+  }
+  SECTION("a close from inside the handler runs after it") {
+    runner.message(a, 0, "close");
+    settle(io);
+    CHECK(host.log == std::vector<std::string>{"msg 1 close", "close 1"});
+    CHECK(runner.sessions() == 0);
+  }
+  SECTION("a handler that starts another session's handler inline") {
+    runner.message(a, 0, "poke");
+    settle(io);
+    CHECK(host.log == std::vector<std::string>{"msg 2 sync", "msg 1 poke"});
+    CHECK(runner.sessions() == 0);
+    CHECK(runner.running().count() == 0);
+  }
+  SECTION("lent bytes on the direct path") {
+    std::string buf = "sync";
+    runner.message_lent(a, 0, buf, 0);
+    buf = "XXXX";
+    CHECK(host.log == std::vector<std::string>{"msg 1 sync"});
+  }
+}
+
+namespace {
+
 // A server_state with a registry after it, as the master lays out its shared mapping.
 struct state_with_registry {
   explicit state_with_registry(std::uint64_t slots)

@@ -90,7 +90,41 @@ event_runner::session_state& event_runner::state_of(session_id s, int listener) 
     it = sessions_.try_emplace(s).first;
   }
   it->second.listener = listener;
+  // A runner is inside this session's direct event: what comes now queues behind it.
+  if (!direct_.empty() && direct_running(s)) it->second.running = true;
   return it->second;
+}
+
+bool event_runner::direct_running(session_id s) const noexcept {
+  for (const auto& d : direct_)
+    if (d.s == s && !d.done) return true;
+  return false;
+}
+
+void event_runner::direct_done(session_id s) noexcept {
+  for (auto i = direct_.size(); i-- > 0;)
+    if (direct_[i].s == s && !direct_[i].done) {
+      direct_[i].done = true;
+      return;
+    }
+}
+
+bool event_runner::can_run_direct(session_id s) const {
+  return inline_start_ && !keep_stand_ins_ && !idle_.empty() && !direct_running(s) && !sessions_.contains(s);
+}
+
+std::size_t event_runner::run_direct(session_id s, int listener, pending&& p) {
+  running_.add();
+  auto* r = take_runner();  // a parked one: can_run_direct() saw one
+  r->next = s;
+  r->first.emplace(std::move(p));
+  direct_.push_back({s, false});
+  start(r);  // runs the handler on this stack until it suspends or the runner parks again
+  // Nested direct runs started by this handler have popped their entries: ours is last.
+  const bool done = direct_.back().done;
+  direct_.pop_back();
+  if (!done) state_of(s, listener).running = true;  // suspended: later events queue behind it
+  return 0;
 }
 
 void event_runner::drop(std::unordered_map<session_id, session_state>::iterator it) {
@@ -133,11 +167,19 @@ void event_runner::open(session_id s, int listener, std::string remote, std::int
 }
 
 std::size_t event_runner::message(session_id s, int listener, std::string data, std::uint8_t kind) {
+  if (can_run_direct(s)) return run_direct(s, listener, pending{event_kind::message, kind, listener, std::move(data)});
   auto& st = state_of(s, listener);
   return deliver(s, st, pending{event_kind::message, kind, listener, std::move(data)});
 }
 
 std::size_t event_runner::message_lent(session_id s, int listener, std::string_view data, std::uint8_t kind) {
+  if (!lent_busy_ && can_run_direct(s)) {
+    lent_busy_ = true;
+    lent_.assign(data);
+    pending p{event_kind::message, kind, listener, {}};
+    p.lent = true;
+    return run_direct(s, listener, std::move(p));
+  }
   auto& st = state_of(s, listener);
   // Lent only when a parked runner starts inline below and takes this event first, before
   // this call returns: the bytes are still the caller's then. Otherwise they are copied.
@@ -199,7 +241,7 @@ std::string_view event_runner::remote_of(session_id s) const {
 
 bool event_runner::idle_for_inline(session_id s) {
   auto it = sessions_.find(s);
-  if (it == sessions_.end()) return true;  // no state: nothing can be ahead of it
+  if (it == sessions_.end()) return !direct_running(s);  // no state: nothing can be ahead of it
   auto& st = it->second;
   if (st.running || st.closed || waiting(st) != 0) return false;
   if (keep_stand_ins_) st.last_receive_ms = now_ms();
@@ -312,38 +354,50 @@ task<void> event_runner::run(runner* r) {
     }
     auto s = r->next;
     r->next = session_id();
+    // A direct event (run_direct) first, then the session's queue if one was made meanwhile.
+    std::optional<pending> first = std::move(r->first);
+    r->first.reset();
     // Drain the session: its events in order, one handler at a time.
     for (;;) {
-      auto it = sessions_.find(s);
-      if (it == sessions_.end()) break;
-      auto& st = it->second;
-      if (waiting(st) == 0) {
-        st.running = false;
-        // A stand-in that never saw its open (another worker has it, round_robin / idle)
-        // lives only while it has events; a closed session is done.
-        if (!st.opened || st.closed || !keep_stand_ins_) {
-          if (st.opened) --opened_;
-          drop(it);
-        } else {
-          release_queue(st);  // it stays open, maybe idle for long
+      pending ev;
+      const bool direct = first.has_value();
+      if (direct) {
+        ev = std::move(*first);
+        first.reset();
+      } else {
+        auto it = sessions_.find(s);
+        if (it == sessions_.end()) break;
+        auto& st = it->second;
+        if (waiting(st) == 0) {
+          st.running = false;
+          // A stand-in that never saw its open (another worker has it, round_robin / idle)
+          // lives only while it has events; a closed session is done.
+          if (!st.opened || st.closed || !keep_stand_ins_) {
+            if (st.opened) --opened_;
+            drop(it);
+          } else {
+            release_queue(st);  // it stays open, maybe idle for long
+          }
+          break;
         }
-        break;
-      }
-      auto ev = std::move(st.queue->items[st.queue->head++]);
-      if (st.paused) {
-        st.paused = false;
-        host_.queue_low(s);  // room for one more: the connection reads again
+        ev = std::move(st.queue->items[st.queue->head++]);
+        if (st.paused) {
+          st.paused = false;
+          host_.queue_low(s);  // room for one more: the connection reads again
+        }
       }
       auto h = host_.handler_for(ev.k, ev.kind, s, ev.listener, ev.lent ? lent_ : ev.data);
       if (ev.lent) lent_busy_ = false;  // the handler holds what it needs of them now
-      if (!h) continue;
-      std::exception_ptr error;
-      try {
-        co_await std::move(*h);
-      } catch (...) {
-        error = std::current_exception();
+      if (h) {
+        std::exception_ptr error;
+        try {
+          co_await std::move(*h);
+        } catch (...) {
+          error = std::current_exception();
+        }
+        host_.handler_done(ev.k, s, ev.listener, error);
       }
-      host_.handler_done(ev.k, s, ev.listener, error);
+      if (direct) direct_done(s);
     }
     running_.done();
     if (r->stop || idle_.size() >= kMaxIdleRunners) co_return;

@@ -148,6 +148,7 @@ class event_runner {
   struct runner {
     std::optional<wake_handler> parked;
     session_id next;
+    std::optional<pending> first;  // run_direct(): the session's event, with no state made
     std::optional<task<void>> job;  // run_beside(): this instead of a session's queue
     bool stop = false;
     // Shared with the runner count: a parked runner destroyed after the event_runner (asio
@@ -161,6 +162,15 @@ class event_runner {
   // runner when none is on the session; how many of its events wait.
   std::size_t deliver(session_id s, session_state& st, pending&& p);
   void assign(session_id s);
+  // Base mode, the common case: a session with no state and no runner gets its event on a
+  // parked runner started on this stack, with no session state made for it (no map insert
+  // and erase per message). Only if the handler suspends (or another event of the session
+  // comes while it runs) is a state made, marked running, for later events to queue behind.
+  bool can_run_direct(session_id s) const;
+  std::size_t run_direct(session_id s, int listener, pending&& p);
+  // A runner ended the handler of a direct event (it may have suspended first).
+  void direct_done(session_id s) noexcept;
+  bool direct_running(session_id s) const noexcept;
   // A parked runner, else a new one (not started: the caller sets it up, then start()).
   runner* take_runner();
   // Starts runner `r`: resumes a parked one (inline or posted), spawns a new one.
@@ -191,6 +201,13 @@ class event_runner {
   }
   wait_group running_;
   std::vector<runner*> idle_;
+  // Sessions whose direct event's handler was started on the current stack and has not
+  // returned to it yet (nested when a handler's action starts another session's handler).
+  struct direct_entry {
+    session_id s;
+    bool done = false;
+  };
+  std::vector<direct_entry> direct_;
   // message_lent(): the event's bytes while its handler is made; reused, so a handler that
   // only reads them costs no allocation. lent_busy_ while they are out.
   std::string lent_;
