@@ -199,6 +199,13 @@ void loop_coordinator::enqueue(caf::resumable* ptr) {
   }
 }
 
+void loop_coordinator::post_remote(std::function<void()> f) {
+  if (inbox_ && !inbox_->on_loop_thread())
+    inbox_->post(std::move(f));
+  else
+    asio::post(ctx_, std::move(f));
+}
+
 void loop_coordinator::schedule_local(caf::resumable* ptr) {
   ready_.push_back(ptr);
   if (!drain_posted_) {

@@ -103,6 +103,8 @@ class loop_coordinator final : public caf::scheduler::abstract_coordinator {
 
   asio::io_context& context() noexcept { return ctx_; }
   loop_clock& loop_timers() noexcept { return clock_; }
+  // From any thread: `f` runs on the loop (through the remote inbox when there is one).
+  void post_remote(std::function<void()> f);
 
  private:
   void resume(caf::resumable* ptr);

@@ -1,5 +1,6 @@
 #include "swactor/core/loop.hpp"
 
+#include <asio/post.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 
@@ -61,6 +62,13 @@ coro_stats loop::coroutine_stats() { return registry_of(ctx_).stats(); }
 loop* loop::current() noexcept { return current_loop; }
 
 void loop::stop() { ctx_.stop(); }
+
+void loop::post_any(std::function<void()> f) {
+  if (opts_.single_thread_io && system_)
+    static_cast<detail::loop_coordinator&>(system_->scheduler()).post_remote(std::move(f));
+  else
+    asio::post(ctx_, std::move(f));
+}
 
 void loop::arm_idle_timer() {
   idle_timer_->expires_after(opts_.stall_check_after);

@@ -106,7 +106,11 @@ struct reactor_thread::impl final : net::connection_sink {
   int id;
   const app_config& app;
   server_state* state;
-  loop lp{{.on_stall = stall_action::log, .stall_check_after = std::chrono::milliseconds(50)}};
+  // Only this thread touches the loop: asio takes no locks (the master reaches it through
+  // CAF messages and loop::post_any).
+  loop lp{{.on_stall = stall_action::log,
+           .single_thread_io = true,
+           .stall_check_after = std::chrono::milliseconds(50)}};
   net::conn_host host;
   std::vector<worker_link> workers;
   std::unordered_map<ipc::link*, std::shared_ptr<ipc::link>> live_links;
@@ -886,7 +890,7 @@ reactor_thread::~reactor_thread() { join(); }
 
 void reactor_thread::go_away() {
   auto* i = impl_.get();
-  asio::post(i->lp.context(), [i] {
+  i->lp.post_any([i] {
     if (auto n = i->host.go_away_all()) log::info("reactor {}: told {} connection(s) the server is going away", i->id, n);
   });
 }

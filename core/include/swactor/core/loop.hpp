@@ -5,6 +5,7 @@
 // CAF headers stay out of here; include swactor/core/actors.hpp where actors are used.
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -65,6 +66,9 @@ class loop {
   // Returns 0, or 1 after a stall with stall_action::stop.
   int run();
   void stop();
+  // From any thread: `f` runs on this loop. A single_thread_io loop takes it through its
+  // actor system's remote inbox (its actors() must exist by then), others through asio.
+  void post_any(std::function<void()> f);
 
   bool stalled() const noexcept { return stalled_; }
   const stall_report& last_stall() const noexcept { return last_stall_; }
