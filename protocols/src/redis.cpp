@@ -141,8 +141,10 @@ std::size_t find_c(std::string_view s, std::size_t& scan, char c) noexcept {
 }
 
 // The size of the complete multibulk command at the start of `buf`, with 1 to `max_args`
-// arguments; 0 when it is incomplete, malformed or larger.
-std::size_t multibulk_size(std::string_view buf, long long max_args) noexcept {
+// arguments, each at most `max_bulk` bytes; 0 when it is incomplete, malformed or larger
+// (parse() then decides what it is). `hello`: its name is HELLO or QUIT.
+std::size_t multibulk_size(std::string_view buf, long long max_args, unsigned long long max_bulk,
+                           bool& hello) noexcept {
   if (buf.empty() || buf[0] != '*') return 0;
   long long n = 0;
   std::size_t pos = number_line(buf, 0, n);
@@ -151,7 +153,12 @@ std::size_t multibulk_size(std::string_view buf, long long max_args) noexcept {
     long long len = 0;
     if (pos >= buf.size() || buf[pos] != '$') return 0;
     pos = number_line(buf, pos, len);
-    if (pos == 0 || len < 0 || buf.size() - pos < static_cast<unsigned long long>(len) + 2) return 0;
+    if (pos == 0 || len < 0 || static_cast<unsigned long long>(len) > max_bulk ||
+        buf.size() - pos < static_cast<unsigned long long>(len) + 2)
+      return 0;
+    if (i == 0)
+      hello = (len == 5 && ascii_iequals(buf.substr(pos, 5), "hello")) ||
+              (len == 4 && ascii_iequals(buf.substr(pos, 4), "quit"));
     pos += static_cast<std::size_t>(len) + 2;
   }
   return pos;
@@ -308,9 +315,16 @@ class server_codec final : public stream_codec {
     hello_ = false;
   }
   void protocol_error(std::string text);
-  // The look-ahead hint: the complete multibulk commands at the start of `buf` (a bounded
-  // number) go to sink.on_ahead when there are two or more. Returns the bytes they span.
-  std::size_t announce(std::string_view buf, event_sink& sink);
+  // The complete multibulk commands at the start of `buf` (a bounded number, within the
+  // limits), found in one pass: their sizes and HELLO/QUIT flags go to `found`, and to
+  // sink.on_ahead (the look-ahead hint) when there are two or more. decode() emits them
+  // without parse() going over them again. Returns how many.
+  static constexpr std::size_t kMaxAhead = 16;
+  struct scanned {
+    std::uint32_t size;
+    bool hello;
+  };
+  std::size_t announce(std::string_view buf, event_sink& sink, std::array<scanned, kMaxAhead>& found);
 
   options opts_;
   std::string output_;
@@ -451,31 +465,49 @@ server_codec::step server_codec::parse(std::string_view buf) {
   }
 }
 
-std::size_t server_codec::announce(std::string_view buf, event_sink& sink) {
+std::size_t server_codec::announce(std::string_view buf, event_sink& sink, std::array<scanned, kMaxAhead>& found) {
   // A pipelined batch (redis-benchmark -P 16) fits; commands with many arguments (MSET)
   // end the look-ahead, which then costs a bounded scan per command at most.
-  constexpr std::size_t max_ahead = 16;
   constexpr long long max_args = 16;
-  std::array<event, max_ahead> ahead;
+  const long long args = std::min<long long>(max_args, static_cast<long long>(opts_.max_multibulk_len));
+  std::array<event, kMaxAhead> ahead;
   std::size_t n = 0, at = 0;
   const auto kind = static_cast<std::uint8_t>(static_cast<std::uint8_t>(ev::command) | (resp3_ ? resp3_flag : 0));
-  while (n < max_ahead) {
-    const auto size = multibulk_size(buf.substr(at), max_args);
-    if (size == 0) break;
+  while (n < kMaxAhead) {
+    bool hello = false;
+    const auto size = multibulk_size(buf.substr(at), args, opts_.max_bulk_len, hello);
+    if (size == 0 || size > std::numeric_limits<std::uint32_t>::max()) break;
+    found[n] = {static_cast<std::uint32_t>(size), hello};
     ahead[n++] = {kind, buf.substr(at, size)};
     at += size;
   }
   if (n >= 2) sink.on_ahead(std::span<const event>(ahead.data(), n));
-  return at;
+  return n;
 }
 
 std::size_t server_codec::decode(std::string_view in, event_sink& sink) {
   if (failed() || done_ || hello_wait_) return 0;
   std::size_t used = 0;
-  std::size_t announced = 0;  // bytes of `in` the look-ahead covered
+  // Complete commands announce() found from `used` on, not emitted yet.
+  std::array<scanned, kMaxAhead> found;
+  std::size_t found_n = 0, found_i = 0;
   while (used < in.size()) {
     auto buf = in.substr(used);
-    if (used >= announced && state_ == state::start) announced = used + announce(buf, sink);
+    if (found_i == found_n && state_ == state::start) {
+      found_n = announce(buf, sink, found);
+      found_i = 0;
+    }
+    if (found_i < found_n) {
+      // Scanned whole and within the limits: what parse() would emit, without parsing again.
+      const auto [size, hello] = found[found_i++];
+      used += size;
+      ++count_;
+      if (hello) hello_wait_ = true;
+      auto kind = static_cast<std::uint8_t>(static_cast<std::uint8_t>(ev::command) | (resp3_ ? resp3_flag : 0));
+      const bool go = sink.on_event({kind, buf.substr(0, size)});
+      if (!go || hello_wait_ || done_) return used;
+      continue;
+    }
     // Defensive: the progress kept is only valid for the same bytes presented again.
     if (pos_ > buf.size() || scan_ > buf.size()) reset();
     const auto base = state_ == state::inline_line || (state_ == state::start && buf[0] != '*')
