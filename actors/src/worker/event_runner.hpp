@@ -59,9 +59,10 @@ class event_runner {
   event_runner(const event_runner&) = delete;
   event_runner& operator=(const event_runner&) = delete;
 
-  // Inline: start handlers from the caller's stack (base mode, called from socket
-  // callbacks). Otherwise they start from a posted call (process mode, called from inside
-  // the IPC link's reader coroutine, which must not resume another coroutine inline).
+  // Inline: start handlers from the caller's stack (both server modes: socket callbacks in
+  // base mode, the IPC link's reader in process mode, which resumes the parked runner from
+  // inside its own coroutine; the handler runs until it suspends, then the reader goes on
+  // with the batch). Otherwise they start from a posted call (one scheduler turn each).
   void set_inline_start(bool on) noexcept { inline_start_ = on; }
   // Keep a session's stand-in from its open to its close (process mode: what info()
   // reports). Otherwise (base mode: the connection itself knows) a session's state exists
