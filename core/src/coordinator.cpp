@@ -21,7 +21,7 @@ std::atomic<int> live_coordinators{0};
 
 // -- remote_inbox ----------------------------------------------------------------------
 
-remote_inbox::remote_inbox(asio::io_context& ctx) : owner_(std::this_thread::get_id()), fd_(ctx) {
+remote_inbox::remote_inbox(asio::io_context& ctx) : fd_(ctx) {
   int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (fd < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
   fd_.assign(fd);
@@ -69,13 +69,8 @@ void loop_clock::on_loop(F&& f) {
   if (ctx_.get_executor().running_in_this_thread() || ctx_.stopped()) {
     f();
     rearm();
-  } else if (inbox_ && !inbox_->on_loop_thread()) {
-    inbox_->post([this, f = std::forward<F>(f)]() mutable {
-      f();
-      rearm();
-    });
   } else {
-    asio::post(ctx_, [this, f = std::forward<F>(f)]() mutable {
+    post_from_outside(ctx_, inbox_, [this, f = std::forward<F>(f)]() mutable {
       f();
       rearm();
     });
@@ -160,12 +155,8 @@ void loop_unit::exec_later(caf::resumable* ptr) {
   owner_->enqueue(ptr);
 }
 
-loop_coordinator::loop_coordinator(caf::actor_system& sys, asio::io_context& ctx, bool lock_free_loop)
-    : caf::scheduler::abstract_coordinator(sys),
-      ctx_(ctx),
-      inbox_(lock_free_loop ? std::make_unique<remote_inbox>(ctx) : nullptr),
-      clock_(ctx, inbox_.get()),
-      unit_(&sys, this) {
+loop_coordinator::loop_coordinator(caf::actor_system& sys, asio::io_context& ctx, remote_inbox* inbox)
+    : caf::scheduler::abstract_coordinator(sys), ctx_(ctx), inbox_(inbox), clock_(ctx, inbox), unit_(&sys, this) {
   live_coordinators.fetch_add(1);
 }
 
@@ -191,19 +182,10 @@ void loop_coordinator::stop() {
 void loop_coordinator::enqueue(caf::resumable* ptr) {
   if (ctx_.get_executor().running_in_this_thread()) {
     schedule_local(ptr);
-  } else if (inbox_ && !inbox_->on_loop_thread()) {
-    inbox_->post([this, ptr] { schedule_local(ptr); });  // CAF's own threads
   } else {
-    // From another thread (another loop, or before run()): hop over asio's queue.
-    asio::post(ctx_, [this, ptr] { schedule_local(ptr); });
+    // From another thread (another loop, CAF's own, or before run()).
+    post_from_outside(ctx_, inbox_, [this, ptr] { schedule_local(ptr); });
   }
-}
-
-void loop_coordinator::post_remote(std::function<void()> f) {
-  if (inbox_ && !inbox_->on_loop_thread())
-    inbox_->post(std::move(f));
-  else
-    asio::post(ctx_, std::move(f));
 }
 
 void loop_coordinator::schedule_local(caf::resumable* ptr) {

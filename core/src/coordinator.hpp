@@ -4,10 +4,10 @@
 #include <deque>
 #include <functional>
 #include <mutex>
-#include <thread>
 #include <vector>
 
 #include <asio/io_context.hpp>
+#include <asio/post.hpp>
 #include <asio/posix/stream_descriptor.hpp>
 #include <asio/steady_timer.hpp>
 #include <caf/detail/simple_actor_clock.hpp>
@@ -17,9 +17,10 @@
 namespace swactor::detail {
 
 // Work for a loop from other threads when its io_context takes no locks (a worker process's
-// loop, ASIO_CONCURRENCY_HINT_UNSAFE: asio::post from another thread would race with the
-// loop). Queued under a mutex and signalled through an eventfd that the loop itself waits
-// on. Made on the loop's thread; only CAF's own threads use it, and rarely.
+// or a reactor thread's loop, ASIO_CONCURRENCY_HINT_UNSAFE: asio::post from another thread
+// would race with the loop). Queued under a mutex and signalled through an eventfd that the
+// loop itself waits on. The loop owns it (loop_options::single_thread_io); CAF's threads and
+// loop::post_any() use it, and rarely.
 class remote_inbox {
  public:
   explicit remote_inbox(asio::io_context& ctx);
@@ -27,18 +28,26 @@ class remote_inbox {
   remote_inbox(const remote_inbox&) = delete;
   remote_inbox& operator=(const remote_inbox&) = delete;
 
-  bool on_loop_thread() const noexcept { return std::this_thread::get_id() == owner_; }
   // Any thread: `f` runs on the loop.
   void post(std::function<void()> f);
 
  private:
   void arm();
 
-  std::thread::id owner_;
   asio::posix::stream_descriptor fd_;
   std::mutex mu_;
   std::vector<std::function<void()>> items_;
 };
+
+// Runs `f` on the loop of `ctx`, called from a thread that is not running that loop: through
+// the loop's inbox when it takes no locks (`inbox` set), else through asio's queue.
+template <class F>
+void post_from_outside(asio::io_context& ctx, remote_inbox* inbox, F&& f) {
+  if (inbox)
+    inbox->post(std::forward<F>(f));
+  else
+    asio::post(ctx, std::forward<F>(f));
+}
 
 // CAF's actor clock driven by one steady_timer of the loop instead of a clock thread.
 class loop_clock final : public caf::detail::simple_actor_clock {
@@ -89,9 +98,9 @@ class loop_unit final : public caf::execution_unit {
 
 class loop_coordinator final : public caf::scheduler::abstract_coordinator {
  public:
-  // lock_free_loop: `ctx` takes no locks (ASIO_CONCURRENCY_HINT_UNSAFE), so other threads
-  // reach it through a remote_inbox instead of asio::post.
-  loop_coordinator(caf::actor_system& sys, asio::io_context& ctx, bool lock_free_loop = false);
+  // `inbox`: the loop's, when `ctx` takes no locks (other threads reach it through it); null
+  // otherwise.
+  loop_coordinator(caf::actor_system& sys, asio::io_context& ctx, remote_inbox* inbox = nullptr);
   ~loop_coordinator() override;
 
   void enqueue(caf::resumable* ptr) override;
@@ -103,8 +112,6 @@ class loop_coordinator final : public caf::scheduler::abstract_coordinator {
 
   asio::io_context& context() noexcept { return ctx_; }
   loop_clock& loop_timers() noexcept { return clock_; }
-  // From any thread: `f` runs on the loop (through the remote inbox when there is one).
-  void post_remote(std::function<void()> f);
 
  private:
   void resume(caf::resumable* ptr);
@@ -112,7 +119,7 @@ class loop_coordinator final : public caf::scheduler::abstract_coordinator {
   void drain();
 
   asio::io_context& ctx_;
-  std::unique_ptr<remote_inbox> inbox_;  // before clock_, which points to it
+  remote_inbox* inbox_;  // the loop's, or null
   // Actors ready to run on this loop. One posted drain handler runs a batch of them, so a
   // message between two actors of the loop costs a queue push, not an asio::post.
   std::deque<caf::resumable*> ready_;

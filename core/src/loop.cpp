@@ -25,7 +25,9 @@ std::string stall_report::to_string() const {
 }
 
 loop::loop(loop_options opts)
-    : opts_(opts), ctx_(opts.single_thread_io ? ASIO_CONCURRENCY_HINT_UNSAFE : 1) {}
+    : opts_(opts),
+      ctx_(opts.single_thread_io ? ASIO_CONCURRENCY_HINT_UNSAFE : 1),
+      inbox_(opts.single_thread_io ? std::make_unique<detail::remote_inbox>(ctx_) : nullptr) {}
 
 loop::~loop() {
   timers_.reset();
@@ -40,10 +42,10 @@ caf::actor_system& loop::actors() {
     config_ = std::make_unique<caf::actor_system_config>();
     config_->set("scheduler.max-throughput", opts_.actor_max_throughput);
     auto* ctx = &ctx_;
-    const bool lock_free = opts_.single_thread_io;
+    auto* inbox = inbox_.get();
     config_->module_factories.push_back(
-        [ctx, lock_free](caf::actor_system& sys) -> caf::actor_system::module* {
-          return new detail::loop_coordinator(sys, *ctx, lock_free);
+        [ctx, inbox](caf::actor_system& sys) -> caf::actor_system::module* {
+          return new detail::loop_coordinator(sys, *ctx, inbox);
         });
     system_ = std::make_unique<caf::actor_system>(*config_);
     // Waiting for actors would block this thread, which is the one that runs them.
@@ -64,10 +66,10 @@ loop* loop::current() noexcept { return current_loop; }
 void loop::stop() { ctx_.stop(); }
 
 void loop::post_any(std::function<void()> f) {
-  if (opts_.single_thread_io && system_)
-    static_cast<detail::loop_coordinator&>(system_->scheduler()).post_remote(std::move(f));
-  else
+  if (ctx_.get_executor().running_in_this_thread())
     asio::post(ctx_, std::move(f));
+  else
+    detail::post_from_outside(ctx_, inbox_.get(), std::move(f));
 }
 
 void loop::arm_idle_timer() {

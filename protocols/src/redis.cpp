@@ -316,15 +316,16 @@ class server_codec final : public stream_codec {
   }
   void protocol_error(std::string text);
   // The complete multibulk commands at the start of `buf` (a bounded number, within the
-  // limits), found in one pass: their sizes and HELLO/QUIT flags go to `found`, and to
-  // sink.on_ahead (the look-ahead hint) when there are two or more. decode() emits them
-  // without parse() going over them again. Returns how many.
+  // limits), found in one pass: their events go to `found` (bit i of `hello` set when
+  // command i is HELLO or QUIT), and to sink.on_ahead (the look-ahead hint) when there are
+  // two or more. decode() emits them without parse() going over them again. Returns how many.
   static constexpr std::size_t kMaxAhead = 16;
-  struct scanned {
-    std::uint32_t size;
-    bool hello;
-  };
-  std::size_t announce(std::string_view buf, event_sink& sink, std::array<scanned, kMaxAhead>& found);
+  std::size_t announce(std::string_view buf, event_sink& sink, std::array<event, kMaxAhead>& found,
+                       std::uint32_t& hello);
+  // The event kind of a command (`base`: multibulk or inline) on this connection now.
+  std::uint8_t command_kind(ev base) const noexcept {
+    return static_cast<std::uint8_t>(static_cast<std::uint8_t>(base) | (resp3_ ? resp3_flag : 0));
+  }
 
   options opts_;
   std::string output_;
@@ -465,47 +466,53 @@ server_codec::step server_codec::parse(std::string_view buf) {
   }
 }
 
-std::size_t server_codec::announce(std::string_view buf, event_sink& sink, std::array<scanned, kMaxAhead>& found) {
+std::size_t server_codec::announce(std::string_view buf, event_sink& sink, std::array<event, kMaxAhead>& found,
+                                   std::uint32_t& hello) {
   // A pipelined batch (redis-benchmark -P 16) fits; commands with many arguments (MSET)
   // end the look-ahead, which then costs a bounded scan per command at most.
   constexpr long long max_args = 16;
   const long long args = std::min<long long>(max_args, static_cast<long long>(opts_.max_multibulk_len));
-  std::array<event, kMaxAhead> ahead;
   std::size_t n = 0, at = 0;
-  const auto kind = static_cast<std::uint8_t>(static_cast<std::uint8_t>(ev::command) | (resp3_ ? resp3_flag : 0));
+  hello = 0;
   while (n < kMaxAhead) {
-    bool hello = false;
-    const auto size = multibulk_size(buf.substr(at), args, opts_.max_bulk_len, hello);
-    if (size == 0 || size > std::numeric_limits<std::uint32_t>::max()) break;
-    found[n] = {static_cast<std::uint32_t>(size), hello};
-    ahead[n++] = {kind, buf.substr(at, size)};
+    bool is_hello = false;
+    const auto size = multibulk_size(buf.substr(at), args, opts_.max_bulk_len, is_hello);
+    if (size == 0) break;
+    if (is_hello) hello |= 1u << n;
+    found[n++] = {command_kind(ev::command), buf.substr(at, size)};
     at += size;
   }
-  if (n >= 2) sink.on_ahead(std::span<const event>(ahead.data(), n));
+  if (n >= 2) sink.on_ahead(std::span<const event>(found.data(), n));
   return n;
 }
 
 std::size_t server_codec::decode(std::string_view in, event_sink& sink) {
   if (failed() || done_ || hello_wait_) return 0;
   std::size_t used = 0;
+  // A command of `size` bytes (an inline one's event leaves out its line end), counted (and
+  // HELLO noted) before the sink runs: it may answer from inside. False when decoding stops
+  // here (the sink refused more, a HELLO/QUIT waits for its reply, done).
+  auto emit = [&](ev base, std::string_view data, std::size_t size, bool hello) {
+    used += size;
+    ++count_;
+    if (hello) hello_wait_ = true;
+    return sink.on_event({command_kind(base), data}) && !hello_wait_ && !done_;
+  };
   // Complete commands announce() found from `used` on, not emitted yet.
-  std::array<scanned, kMaxAhead> found;
+  std::array<event, kMaxAhead> found;
+  std::uint32_t found_hello = 0;
   std::size_t found_n = 0, found_i = 0;
   while (used < in.size()) {
     auto buf = in.substr(used);
     if (found_i == found_n && state_ == state::start) {
-      found_n = announce(buf, sink, found);
+      found_n = announce(buf, sink, found, found_hello);
       found_i = 0;
     }
     if (found_i < found_n) {
       // Scanned whole and within the limits: what parse() would emit, without parsing again.
-      const auto [size, hello] = found[found_i++];
-      used += size;
-      ++count_;
-      if (hello) hello_wait_ = true;
-      auto kind = static_cast<std::uint8_t>(static_cast<std::uint8_t>(ev::command) | (resp3_ ? resp3_flag : 0));
-      const bool go = sink.on_event({kind, buf.substr(0, size)});
-      if (!go || hello_wait_ || done_) return used;
+      const bool hello = found_hello >> found_i & 1u;
+      const auto data = found[found_i++].data;
+      if (!emit(ev::command, data, data.size(), hello)) return used;
       continue;
     }
     // Defensive: the progress kept is only valid for the same bytes presented again.
@@ -521,16 +528,11 @@ std::size_t server_codec::decode(std::string_view in, event_sink& sink) {
         reset();
         continue;
       case step::emit: {
-        used += size_;
         const bool hello = hello_;
         const auto data = data_;
+        const auto size = size_;
         reset();
-        // Counted (and HELLO noted) before the sink runs: it may answer from inside.
-        ++count_;
-        if (hello) hello_wait_ = true;
-        auto kind = static_cast<std::uint8_t>(static_cast<std::uint8_t>(base) | (resp3_ ? resp3_flag : 0));
-        const bool go = sink.on_event({kind, data});
-        if (!go || hello_wait_ || done_) return used;
+        if (!emit(base, data, size, hello)) return used;
         continue;
       }
     }

@@ -173,23 +173,19 @@ std::size_t event_runner::message(session_id s, int listener, std::string data, 
 }
 
 std::size_t event_runner::message_lent(session_id s, int listener, std::string_view data, std::uint8_t kind) {
-  if (!lent_busy_ && can_run_direct(s)) {
-    lent_busy_ = true;
-    lent_.assign(data);
-    pending p{event_kind::message, kind, listener, {}};
-    p.lent = true;
-    return run_direct(s, listener, std::move(p));
-  }
-  auto& st = state_of(s, listener);
+  const bool direct = can_run_direct(s);
+  session_state* st = direct ? nullptr : &state_of(s, listener);
   // Lent only when a parked runner starts inline below and takes this event first, before
   // this call returns: the bytes are still the caller's then. Otherwise they are copied.
-  if (!inline_start_ || idle_.empty() || lent_busy_ || st.running || waiting(st) != 0)
-    return deliver(s, st, pending{event_kind::message, kind, listener, std::string(data)});
-  lent_busy_ = true;
-  lent_.assign(data);
   pending p{event_kind::message, kind, listener, {}};
-  p.lent = true;
-  return deliver(s, st, std::move(p));
+  if (lent_busy_ || (!direct && (!inline_start_ || idle_.empty() || st->running || waiting(*st) != 0))) {
+    p.data.assign(data);
+  } else {
+    lent_busy_ = true;
+    lent_.assign(data);
+    p.lent = true;
+  }
+  return direct ? run_direct(s, listener, std::move(p)) : deliver(s, *st, std::move(p));
 }
 
 std::size_t event_runner::deliver(session_id s, session_state& st, pending&& p) {

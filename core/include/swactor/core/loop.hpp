@@ -19,6 +19,9 @@
 
 namespace swactor {
 
+namespace detail {
+class remote_inbox;
+}
 
 enum class stall_action {
   stop,    // log the report and stop the loop: run() returns exit code 1 (standalone runs)
@@ -28,10 +31,10 @@ enum class stall_action {
 struct loop_options {
   stall_action on_stall = stall_action::stop;
   std::size_t actor_max_throughput = 256;  // messages an actor handles before yielding
-  // Only this loop's thread touches its sockets, timers and queue (a worker process): asio
-  // then takes no locks at all (ASIO_CONCURRENCY_HINT_UNSAFE: about 200 instructions per
-  // round trip). CAF's own threads still reach its actors, through the coordinator's
-  // remote inbox; nothing else may post to such a loop from another thread.
+  // Only this loop's thread touches its sockets, timers and queue (a worker process, a
+  // reactor thread): asio then takes no locks at all (ASIO_CONCURRENCY_HINT_UNSAFE: about
+  // 200 instructions per round trip). Other threads reach it only through its remote inbox
+  // (post_any(), and CAF's actors and clock on their own); never through asio::post.
   bool single_thread_io = false;
   // 0: look for a stall before every block (reported at once; costs a second epoll_wait
   // per wake-up). Above 0: only after the loop was idle this long (servers: one epoll_wait
@@ -66,8 +69,8 @@ class loop {
   // Returns 0, or 1 after a stall with stall_action::stop.
   int run();
   void stop();
-  // From any thread: `f` runs on this loop. A single_thread_io loop takes it through its
-  // actor system's remote inbox (its actors() must exist by then), others through asio.
+  // From any thread: `f` runs on this loop. Another thread's call reaches a
+  // single_thread_io loop through its remote inbox, others through asio's queue.
   void post_any(std::function<void()> f);
 
   bool stalled() const noexcept { return stalled_; }
@@ -83,6 +86,7 @@ class loop {
 
   loop_options opts_;
   asio::io_context ctx_;  // concurrency hint 1 (or UNSAFE): only this loop's thread runs it
+  std::unique_ptr<detail::remote_inbox> inbox_;  // single_thread_io: other threads' way in
   std::unique_ptr<caf::actor_system_config> config_;
   std::unique_ptr<caf::actor_system> system_;
   std::unique_ptr<swactor::timers> timers_;
