@@ -73,11 +73,20 @@ void loop::post_any(std::function<void()> f) {
 }
 
 void loop::arm_idle_timer() {
+  parked_.reset();
   idle_timer_->expires_after(opts_.stall_check_after);
   idle_timer_->async_wait([this, seen = handlers_run_](std::error_code ec) {
     if (ec) return;
-    // Only this timer's own handler ran since it was armed: the loop was idle.
-    if (handlers_run_ <= seen + 1) idle_due_ = true;
+    ++idle_checks_;
+    // Only this timer's own handler ran since it was armed: the loop was idle. It is checked
+    // once, and the timer then waits for the next handler to run (nothing can change while
+    // none runs), so an idle server does not wake up every interval. The guard keeps run()
+    // going meanwhile, as the armed timer did.
+    if (handlers_run_ <= seen + 1) {
+      idle_due_ = true;
+      parked_.emplace(ctx_.get_executor());
+      return;
+    }
     arm_idle_timer();
   });
 }
@@ -125,9 +134,15 @@ int loop::run() {
       ctx_.run_one();
       if (ctx_.stopped()) break;
       ++handlers_run_;
-      if (!idle_due_) continue;
+      if (!idle_due_) {
+        if (parked_) arm_idle_timer();  // the first handler after an idle check: watch again
+        continue;
+      }
       idle_due_ = false;
-      if (ctx_.poll() > 0) continue;
+      if (ctx_.poll() > 0) {
+        if (!ctx_.stopped()) arm_idle_timer();
+        continue;
+      }
       if (ctx_.stopped()) break;
     }
     if (check_stall()) {

@@ -72,3 +72,36 @@ TEST_CASE("a stall with stall_action::log keeps the loop alive", "[stall]") {
   t.join();
   CHECK(lp.stalled());
 }
+
+TEST_CASE("an idle server loop checks once and sleeps, and still finds a stall that comes later", "[stall]") {
+  swactor::loop lp({.on_stall = swactor::stall_action::stop, .stall_check_after = 5ms});
+  swactor::channel<int> ch(0);
+  swactor::spawn(lp.context(), [&]() -> task<void> {
+    co_await swactor::sleep(150ms);  // idle, but a deadline can still wake it: no stall
+    (void)co_await ch.pop();         // then nothing can: a stall
+  }, "late");
+  REQUIRE(lp.run() == 1);
+  CHECK(lp.stalled());
+  REQUIRE(lp.last_stall().coroutines.size() == 1);
+  CHECK(lp.last_stall().coroutines[0].name == "late");
+  // Once during the sleep and once after the pop; an idle timer that kept firing every
+  // interval would have fired about 30 times.
+  CHECK(lp.idle_checks() >= 2);
+  CHECK(lp.idle_checks() <= 4);
+}
+
+TEST_CASE("a server loop with nothing left to do still runs until stop()", "[stall]") {
+  swactor::loop lp({.on_stall = swactor::stall_action::log, .stall_check_after = 5ms});
+  bool stopped_by_us = false;
+  std::thread t([&] {
+    std::this_thread::sleep_for(60ms);
+    lp.post_any([&] {
+      stopped_by_us = true;
+      lp.stop();
+    });
+  });
+  CHECK(lp.run() == 0);
+  t.join();
+  CHECK(stopped_by_us);
+  CHECK(lp.idle_checks() <= 2);
+}

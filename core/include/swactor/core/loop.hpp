@@ -5,11 +5,14 @@
 // CAF headers stay out of here; include swactor/core/actors.hpp where actors are used.
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
 #include <caf/fwd.hpp>
@@ -38,8 +41,9 @@ struct loop_options {
   bool single_thread_io = false;
   // 0: look for a stall before every block (reported at once; costs a second epoll_wait
   // per wake-up). Above 0: only after the loop was idle this long (servers: one epoll_wait
-  // per wake-up; a stall is reported that much later). Such a loop runs until stop(): its
-  // idle timer means there is always something left to do.
+  // per wake-up; a stall is reported that much later; an idle loop checks once and then
+  // sleeps until something happens). Such a loop runs until stop(), also with nothing left
+  // to do.
   std::chrono::milliseconds stall_check_after{0};
 };
 
@@ -76,6 +80,9 @@ class loop {
   bool stalled() const noexcept { return stalled_; }
   const stall_report& last_stall() const noexcept { return last_stall_; }
   coro_stats coroutine_stats();
+  // stall_check_after > 0: how often the idle timer fired (once per idle period, not once
+  // per interval while idle).
+  std::uint64_t idle_checks() const noexcept { return idle_checks_; }
 
   // The loop running on the calling thread, or nullptr.
   static loop* current() noexcept;
@@ -95,6 +102,9 @@ class loop {
   std::unique_ptr<asio::steady_timer> idle_timer_;
   std::uint64_t handlers_run_ = 0;
   bool idle_due_ = false;
+  std::uint64_t idle_checks_ = 0;
+  // Set while the idle timer waits for activity instead of firing every interval.
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> parked_;
   stall_report last_stall_;
 };
 
