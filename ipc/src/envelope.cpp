@@ -32,17 +32,26 @@ class ipc_category_impl final : public std::error_category {
   }
 };
 
-// -- little-endian helpers: byte by byte, which compilers turn into plain loads/stores ----
+// -- little-endian helpers: one load or store on a little-endian host (GCC does not merge
+// a byte-by-byte loop into one, and headers are on every message's path) -----------------
 
 template <class T>
 void put_le(std::byte* p, T v) {
-  for (std::size_t i = 0; i < sizeof(T); ++i) p[i] = std::byte(static_cast<unsigned char>(v >> (8 * i)));
+  if constexpr (std::endian::native == std::endian::little) {
+    std::memcpy(p, &v, sizeof(T));
+  } else {
+    for (std::size_t i = 0; i < sizeof(T); ++i) p[i] = std::byte(static_cast<unsigned char>(v >> (8 * i)));
+  }
 }
 
 template <class T>
 T get_le(const std::byte* p) {
   T v = 0;
-  for (std::size_t i = 0; i < sizeof(T); ++i) v |= static_cast<T>(static_cast<T>(p[i]) << (8 * i));
+  if constexpr (std::endian::native == std::endian::little) {
+    std::memcpy(&v, p, sizeof(T));
+  } else {
+    for (std::size_t i = 0; i < sizeof(T); ++i) v |= static_cast<T>(static_cast<T>(p[i]) << (8 * i));
+  }
   return v;
 }
 
@@ -194,6 +203,60 @@ void encoder::clear() noexcept {
   frames_ = 0;
 }
 
+void encoder::append_encoded(std::span<const std::byte> bytes, std::size_t frames) {
+  if (bytes.empty()) return;
+  buffers_valid_ = false;
+  pieces_.push_back({bytes.data(), 0, bytes.size()});
+  size_ += bytes.size();
+  frames_ += frames;
+}
+
+namespace {
+
+// One unchunked frame's header at the end of `out`, for a payload of `n` bytes to follow.
+bool begin_frame(const message& m, std::size_t n, std::string& out, const codec_options& opts) {
+  if (n > std::clamp<std::size_t>(opts.chunk_size, 1, 0xffffffffu) || n > opts.max_message_size) return false;
+  const auto at = out.size();
+  out.resize(at + header_size);  // the header in place, then the payload behind it
+  auto* h = reinterpret_cast<std::byte*>(out.data() + at);
+  put_le<std::uint16_t>(h + 0, magic);
+  h[2] = std::byte{protocol_version};
+  h[3] = std::byte{static_cast<std::uint8_t>(m.type)};
+  put_le<std::uint16_t>(h + 4, static_cast<std::uint16_t>(m.flags & ~flag::chunk_mask));
+  put_le<std::uint16_t>(h + 6, 0);
+  put_le<std::uint32_t>(h + 8, static_cast<std::uint32_t>(n));
+  put_le<std::uint32_t>(h + 12, m.reactor_id);
+  put_le<std::uint64_t>(h + 16, m.session_id);
+  put_le<std::uint64_t>(h + 24, m.message_id);
+  put_le<std::uint32_t>(h + 32, m.src_worker);
+  put_le<std::uint32_t>(h + 36, m.dst_worker);
+  put_le<std::uint64_t>(h + 40, static_cast<std::uint64_t>(n));
+  return true;
+}
+
+}  // namespace
+
+bool append_frame(const message& m, std::string& out, const codec_options& opts) {
+  if (!begin_frame(m, m.payload.size(), out, opts)) return false;
+  out.append(m.payload);
+  return true;
+}
+
+bool append_frame(const message_pieces& m, std::string& out, const codec_options& opts) {
+  if (!begin_frame(m.head, m.size(), out, opts)) return false;
+  out.append(m.bulk);
+  out.append(m.fields_view());
+  return true;
+}
+
+message message_pieces::assemble() const {
+  message m = head;
+  m.payload.reserve(size());
+  m.payload.assign(bulk);
+  m.payload.append(fields_view());
+  return m;
+}
+
 std::error_code encode(const message& m, std::string& out, const codec_options& opts) {
   codec_options copy_all = opts;
   copy_all.copy_threshold = static_cast<std::size_t>(-1);
@@ -343,6 +406,28 @@ std::error_code decoder::on_header(std::vector<message>& out) {
   return {};
 }
 
+bool decoder::take_whole_frame(const std::byte*& p, std::size_t& left, std::vector<message>& out) {
+  // The common case, a whole unchunked frame within the bytes read: decoded straight from
+  // them, without the header copy and the payload buffer of a frame that arrives in parts.
+  // Anything unusual (an error to report, a chunk, a frame not all here) takes the general
+  // path, which gives the precise reason.
+  const auto length = get_le<std::uint32_t>(p + 8);
+  const auto flags = get_le<std::uint16_t>(p + 4);
+  if (get_le<std::uint16_t>(p) != magic || static_cast<std::uint8_t>(p[2]) != protocol_version ||
+      (flags & flag::chunk_mask) != 0 || get_le<std::uint64_t>(p + 40) != length || length > opts_.max_frame_size ||
+      length > opts_.max_message_size || left - header_size < length)
+    return false;
+  out.push_back(message{static_cast<message_type>(p[3]), flags, get_le<std::uint32_t>(p + 12),
+                        get_le<std::uint64_t>(p + 16), get_le<std::uint64_t>(p + 24), get_le<std::uint32_t>(p + 32),
+                        get_le<std::uint32_t>(p + 36),
+                        std::string(reinterpret_cast<const char*>(p + header_size), length)});
+  p += header_size + length;
+  left -= header_size + length;
+  consumed_ += header_size + length;
+  ++decoded_;
+  return true;
+}
+
 void decoder::on_payload_done(std::vector<message>& out) {
   in_payload_ = false;
   target_ = nullptr;
@@ -365,6 +450,7 @@ std::error_code decoder::feed(std::span<const std::byte> bytes, std::vector<mess
   const std::byte* p = bytes.data();
   std::size_t left = bytes.size();
   while (left > 0) {
+    if (!in_payload_ && header_fill_ == 0 && left >= header_size && take_whole_frame(p, left, out)) continue;
     if (!in_payload_) {
       std::size_t n = std::min(left, header_size - header_fill_);
       std::memcpy(header_buf_ + header_fill_, p, n);

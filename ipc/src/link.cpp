@@ -54,8 +54,14 @@ struct link::state : std::enable_shared_from_this<link::state> {
   channel<message> inbox;
   decoder dec;
   encoder enc;
+  // Small messages sent while `pending` is empty, already encoded (frames back to back):
+  // they come before everything in `pending`, and cost no queue entry and no encoder pass.
+  std::string small;
+  std::size_t small_count = 0;
   std::deque<message> pending;
   std::vector<message> inflight;  // owns the payloads the encoder references during a write
+  std::string small_inflight;     // the batch's share of `small` while it is written
+  std::size_t small_inflight_count = 0;
   std::size_t pending_bytes = 0;
   std::size_t inflight_bytes = 0;
   std::vector<asio::const_buffer> rest;  // the unwritten tail of the batch in `inflight`
@@ -70,6 +76,17 @@ struct link::state : std::enable_shared_from_this<link::state> {
   link_stats counters;
 
   std::size_t queued() const noexcept { return pending_bytes + inflight_bytes; }
+  bool has_pending() const noexcept { return !small.empty() || !pending.empty(); }
+  // A write batch is over (written or failed): its buffers are free again.
+  void drop_inflight() {
+    inflight.clear();
+    enc.clear();
+    inflight_bytes = 0;
+    small_inflight.clear();
+    // A burst's big buffer is not kept for the quiet time after it.
+    if (small_inflight.capacity() > opts.max_batch_bytes) std::string().swap(small_inflight);
+    small_inflight_count = 0;
+  }
   // Cancelling the timer takes the reactor's timer lock: only when someone waits.
   void wake() {
     if (progress_waiters > 0) notify.cancel();
@@ -85,6 +102,8 @@ struct link::state : std::enable_shared_from_this<link::state> {
     socket.close(ignored);
     inbox.close();
     pending.clear();
+    small.clear();
+    small_count = 0;
     pending_bytes = 0;
     wake();
     if (closed_handler) {
@@ -98,7 +117,10 @@ struct link::state : std::enable_shared_from_this<link::state> {
     if (m.payload.size() > opts.codec.max_message_size) return errc::message_too_large;
     std::size_t size = encoded_size(m.payload.size(), opts.codec);
     if (queued() > 0 && queued() + size > opts.max_queued_bytes) return errc::queue_full;
-    pending.push_back(std::move(m));
+    if (pending.empty() && m.payload.size() <= opts.codec.copy_threshold && append_frame(m, small, opts.codec))
+      ++small_count;  // copied: `m` is the caller's still, and dropped by it
+    else
+      pending.push_back(std::move(m));
     pending_bytes += size;
     if (!writing) {
       writing = true;
@@ -108,39 +130,65 @@ struct link::state : std::enable_shared_from_this<link::state> {
     return {};
   }
 
-  // Moves whole pending messages (up to max_batch_bytes, at least one) into `inflight` and
-  // encodes them; returns the batch size.
+  std::error_code try_send_pieces(const message_pieces& m) {
+    if (!open) return swactor::errc::closed;
+    const std::size_t n = m.size();
+    if (!pending.empty() || n > opts.codec.copy_threshold) {
+      auto whole = m.assemble();
+      return try_send(whole);
+    }
+    std::size_t size = encoded_size(n, opts.codec);
+    if (queued() > 0 && queued() + size > opts.max_queued_bytes) return errc::queue_full;
+    if (!append_frame(m, small, opts.codec)) {
+      auto whole = m.assemble();
+      return try_send(whole);
+    }
+    ++small_count;
+    pending_bytes += size;
+    if (!writing) {
+      writing = true;
+      asio::post(socket.get_executor(), [self = shared_from_this()] { self->flush_now(); });
+    }
+    return {};
+  }
+
+  // Moves the encoded small messages and whole pending messages (up to max_batch_bytes, at
+  // least one) into the batch and encodes them; returns the batch size.
   std::size_t take_batch() {
     std::size_t batch = 0;
-    inflight.clear();
+    drop_inflight();
+    if (!small.empty()) {
+      small_inflight.swap(small);  // `small` gets the old (empty) buffer back
+      small_inflight_count = small_count;
+      small_count = 0;
+      batch = small_inflight.size();
+      enc.append_encoded(std::as_bytes(std::span(small_inflight.data(), small_inflight.size())), small_inflight_count);
+    }
     while (!pending.empty()) {
       std::size_t size = encoded_size(pending.front().payload.size(), opts.codec);
-      if (!inflight.empty() && batch + size > opts.max_batch_bytes) break;
+      if (batch > 0 && batch + size > opts.max_batch_bytes) break;
       batch += size;
       inflight.push_back(std::move(pending.front()));
       pending.pop_front();
     }
     pending_bytes -= batch;
     inflight_bytes = batch;
-    enc.clear();
     for (const auto& m : inflight) (void)enc.append(m);  // sizes were checked by send()
     return batch;
   }
 
   void batch_written(std::size_t batch) {
-    counters.messages_sent += inflight.size();
+    counters.messages_sent += inflight.size() + small_inflight_count;
     counters.bytes_sent += batch;
     ++counters.writes;
-    inflight.clear();
-    enc.clear();
-    inflight_bytes = 0;
+    drop_inflight();
     rest.clear();
   }
 
   // The common case without a coroutine: one non-blocking gathered write of everything
   // pending. Only what the socket does not take goes to the writer coroutine.
   void flush_now() {
-    for (int round = 0; round < 4 && open && !pending.empty(); ++round) {
+    for (int round = 0; round < 4 && open && has_pending(); ++round) {
       auto batch = take_batch();
       const auto& b = enc.buffers();
       if (b.size() > 1024) {  // more than IOV_MAX: let the coroutine's async_write split it
@@ -153,14 +201,14 @@ struct link::state : std::enable_shared_from_this<link::state> {
       mh.msg_iov = iov;
       mh.msg_iovlen = b.size();
       ssize_t n;
-      do n = ::sendmsg(socket.native_handle(), &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+      // One buffer (small messages only, the usual batch): send() spares the kernel the msghdr.
+      do n = b.size() == 1 ? ::send(socket.native_handle(), iov[0].iov_base, iov[0].iov_len, MSG_DONTWAIT | MSG_NOSIGNAL)
+                           : ::sendmsg(socket.native_handle(), &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
       while (n < 0 && errno == EINTR);
       if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
         std::error_code ec(errno, std::system_category());
         log::info("ipc link {}: write failed, closing: {}", opts.name, ec.message());
-        inflight.clear();
-        enc.clear();
-        inflight_bytes = 0;
+        drop_inflight();
         fail(ec, "write failed: " + ec.message());
         writing = false;
         return;
@@ -186,7 +234,7 @@ struct link::state : std::enable_shared_from_this<link::state> {
       writing = false;
       return;
     }
-    if (rest.empty() && pending.empty()) {
+    if (rest.empty() && !has_pending()) {
       writing = false;
       wake();
       return;
@@ -219,7 +267,7 @@ struct link::state : std::enable_shared_from_this<link::state> {
   task<void> write_loop() {
     auto self = shared_from_this();
     std::vector<asio::const_buffer> bufs;
-    while (open && (!rest.empty() || !pending.empty())) {
+    while (open && (!rest.empty() || has_pending())) {
       std::size_t batch = inflight_bytes;
       if (!rest.empty()) {
         // The tail of the batch flush_now() started.
@@ -240,9 +288,7 @@ struct link::state : std::enable_shared_from_this<link::state> {
         ec = te;
       }
       if (ec) {
-        inflight.clear();
-        enc.clear();
-        inflight_bytes = 0;
+        drop_inflight();
         if (open) {
           log::info("ipc link {}: write failed, closing: {}", opts.name, ec.message());
           fail(ec, "write failed: " + ec.message());
@@ -375,6 +421,11 @@ std::error_code link::try_send(message& m) {
   return st_->try_send(m);
 }
 
+std::error_code link::try_send_pieces(const message_pieces& m) {
+  if (!st_) return swactor::errc::closed;
+  return st_->try_send_pieces(m);
+}
+
 task<std::error_code> link::send_wait(message m, duration timeout) {
   auto st = st_;  // `this` may move while we wait
   if (!st) co_return make_error_code(swactor::errc::closed);
@@ -444,7 +495,7 @@ std::string link::reason() const { return st_ ? st_->reason : "no link"; }
 link_stats link::stats() const noexcept {
   if (!st_) return {};
   link_stats s = st_->counters;
-  s.queued_messages = st_->pending.size() + st_->inflight.size();
+  s.queued_messages = st_->pending.size() + st_->inflight.size() + st_->small_count + st_->small_inflight_count;
   s.queued_bytes = st_->queued();
   s.received_pending = st_->inbox.size();
   return s;

@@ -353,6 +353,34 @@ message encode(conn_data m) {
   return out;
 }
 
+message_pieces pieces_of_conn_data(std::uint64_t session, std::uint32_t listener, std::uint32_t reactor,
+                                   std::uint8_t kind, std::string_view data) {
+  message_pieces p;
+  p.head.type = message_type::receive;
+  p.head.session_id = session;
+  p.head.reactor_id = reactor;
+  p.bulk = data;
+  // The trailer encode() writes: listener, kind, then the fields' length.
+  wire::writer::store(p.fields, listener);
+  p.fields[4] = static_cast<char>(kind);
+  wire::writer::store(p.fields + 5, std::uint32_t{5});
+  p.fields_size = 9;
+  return p;
+}
+
+message_pieces pieces_of_conn_send(std::uint64_t session, std::uint32_t worker, std::uint8_t kind,
+                                   std::string_view data) {
+  message_pieces p;
+  p.head.type = message_type::send;
+  p.head.session_id = session;
+  p.head.src_worker = worker;
+  p.bulk = data;
+  p.fields[0] = static_cast<char>(kind);  // kind, then the fields' length
+  wire::writer::store(p.fields + 1, std::uint32_t{1});
+  p.fields_size = 5;
+  return p;
+}
+
 message encode(conn_closed m) {
   auto out = with_type(message_type::close);
   out.session_id = m.session;

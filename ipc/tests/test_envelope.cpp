@@ -375,3 +375,51 @@ TEST_CASE("envelope: error codes have the ipc category and readable messages", "
   CHECK(ec.message() == "chunk out of order");
   CHECK(type_name(message_type::task_result) == "task_result");
 }
+
+TEST_CASE("envelope: append_frame writes the encoder's bytes, and refuses what needs chunks", "[envelope]") {
+  codec_options opts;
+  opts.chunk_size = 100;
+  std::string direct;
+  std::string via_encoder;
+  for (std::size_t n : {0, 1, 47, 48, 99, 100}) {
+    auto m = sample(n, pattern(n, static_cast<unsigned>(n + 1)));
+    m.flags = flag::error | 0x0300;
+    REQUIRE(append_frame(m, direct, opts));
+    via_encoder += encoded(m, opts);
+  }
+  CHECK(direct == via_encoder);
+  const auto before = direct;
+  CHECK_FALSE(append_frame(sample(1, pattern(101)), direct, opts));  // two frames' worth
+  opts.max_message_size = 10;
+  CHECK_FALSE(append_frame(sample(1, pattern(11)), direct, opts));
+  CHECK(direct == before);  // nothing appended
+}
+
+TEST_CASE("envelope: whole frames in one feed decode as the same bytes split anywhere", "[envelope]") {
+  // Whole frames take the decoder's direct path, split ones the general one: same messages,
+  // same counters, and an error after them at the same offset.
+  codec_options opts;
+  opts.chunk_size = 64;
+  std::string stream;
+  std::vector<message> sent;
+  for (std::uint64_t i = 0; i < 12; ++i) {
+    sent.push_back(sample(i, pattern(i % 3 == 0 ? 150 : i * 5, static_cast<unsigned>(i + 7))));
+    stream += encoded(sent.back(), opts);
+  }
+  std::string bad = encoded(sample(99, "x"), opts);
+  bad[1] = 'Z';
+  stream += bad;
+  for (std::size_t cut = 0; cut <= stream.size(); cut += 7) {
+    decoder dec(opts);
+    std::vector<message> got;
+    auto e1 = dec.feed(std::string_view(stream).substr(0, cut), got);
+    auto e2 = e1 ? e1 : dec.feed(std::string_view(stream).substr(cut), got);
+    INFO("split at " << cut);
+    CHECK(e2 == errc::bad_magic);
+    REQUIRE(got.size() == sent.size());
+    for (std::size_t i = 0; i < sent.size(); ++i) CHECK(got[i] == sent[i]);
+    CHECK(dec.messages_decoded() == sent.size());
+    CHECK(dec.bytes_consumed() == stream.size() - bad.size());
+    CHECK(dec.reason().find("offset " + std::to_string(stream.size() - bad.size())) != std::string::npos);
+  }
+}

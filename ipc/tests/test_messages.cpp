@@ -475,3 +475,20 @@ TEST_CASE("messages: through the link envelope and its decoder", "[messages][env
     CHECK(*r == all[i]);
   }
 }
+
+TEST_CASE("messages: conn_data and conn_send in pieces are the messages encode() makes", "[messages]") {
+  for (std::string data : {std::string(), std::string("x"), std::string(5000, 'y')}) {
+    auto d = pieces_of_conn_data(0x1122334455667788ull, 7, 3, 42, data).assemble();
+    CHECK(d == encode(conn_data{0x1122334455667788ull, 7, 3, 42, data}));
+    auto back = decode(std::move(d));
+    REQUIRE(back);
+    CHECK(std::get<conn_data>(*back) == conn_data{0x1122334455667788ull, 7, 3, 42, data});
+    auto s = pieces_of_conn_send(99, 4, 200, data).assemble();
+    CHECK(s == encode(conn_send{99, 4, 200, data}));
+    std::string framed;
+    REQUIRE(append_frame(pieces_of_conn_send(99, 4, 200, data), framed, {}));
+    std::string whole;
+    REQUIRE_FALSE(encode(encode(conn_send{99, 4, 200, data}), whole));
+    CHECK(framed == whole);
+  }
+}

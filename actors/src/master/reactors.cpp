@@ -494,8 +494,13 @@ struct reactor_thread::impl final : net::connection_sink {
     } else {
       w = c.sink_worker = pick(&c, c.id());
     }
-    deliver(w, data_message(c, e));
     auto& wl = workers[static_cast<std::size_t>(w)];
+    // Straight into the link's buffer when it takes it now (no message built); otherwise as
+    // a message, which the backlog can keep.
+    if (!wl.link || !wl.link->is_open() || !wl.backlog.empty() ||
+        wl.link->try_send_pieces(ipc::pieces_of_conn_data(c.id(), static_cast<std::uint32_t>(c.listener()),
+                                                          static_cast<std::uint32_t>(id), e.kind, e.data)))
+      deliver(w, data_message(c, e));
     if (!wl.backlog.empty() && wl.link && wl.link->is_open()) {
       wl.held.push_back(c.id());
       return false;  // stop reading this connection until the backlog is handed over

@@ -111,13 +111,8 @@ class remote_port final : public session_port {
     auto* l = reactor_of(s);
     if (!l) return server_errc::not_supported;
     if (!s || s.value() >= next_session_.load(std::memory_order_relaxed)) return server_errc::session_not_found;
-    ipc::conn_send m;
-    m.session = s.value();
-    m.worker = static_cast<std::uint32_t>(worker_);
-    m.kind = kind;
-    m.data.reserve(data.size() + ipc::trailer_reserve);
-    m.data.assign(data);
-    return l->send(ipc::encode(std::move(m)));
+    // Small replies go into the link's buffer as they are; others become a message there.
+    return l->try_send_pieces(ipc::pieces_of_conn_send(s.value(), static_cast<std::uint32_t>(worker_), kind, data));
   }
   std::error_code upgraded(session_id s, int module, std::string_view target) override {
     auto* l = reactor_of(s);

@@ -4,6 +4,7 @@
 // bytes. The reader trusts nothing: a read past the end (or a bool byte other than 0/1)
 // makes ok() false for good and returns zero values, so a decoder checks once at the end.
 
+#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -15,13 +16,23 @@ namespace swactor::wire {
 class writer {
  public:
   explicit writer(std::string& out) noexcept : out_(out) {}
+  // `v` as its sizeof(T) little-endian bytes at `dst`.
+  template <class T>
+    requires std::is_integral_v<T>
+  static void store(char* dst, T v) noexcept {
+    using U = std::make_unsigned_t<T>;
+    auto u = static_cast<U>(v);
+    // One store on a little-endian host: GCC does not merge the byte loop.
+    if constexpr (std::endian::native == std::endian::little)
+      std::memcpy(dst, &u, sizeof(T));
+    else
+      for (std::size_t i = 0; i < sizeof(T); ++i) dst[i] = static_cast<char>(u >> (8 * i));
+  }
   template <class T>
     requires std::is_integral_v<T>
   void integer(T v) {
-    using U = std::make_unsigned_t<T>;
-    auto u = static_cast<U>(v);
     char b[sizeof(T)];
-    for (std::size_t i = 0; i < sizeof(T); ++i) b[i] = static_cast<char>(u >> (8 * i));
+    store(b, v);
     out_.append(b, sizeof(T));
   }
   void u8(std::uint8_t v) { integer(v); }
@@ -52,8 +63,11 @@ class reader {
     using U = std::make_unsigned_t<T>;
     if (!take(sizeof(T))) return T{};
     U u = 0;
-    for (std::size_t i = 0; i < sizeof(T); ++i)
-      u |= static_cast<U>(static_cast<U>(static_cast<unsigned char>(in_[pos_ - sizeof(T) + i])) << (8 * i));
+    if constexpr (std::endian::native == std::endian::little)
+      std::memcpy(&u, in_.data() + pos_ - sizeof(T), sizeof(T));
+    else
+      for (std::size_t i = 0; i < sizeof(T); ++i)
+        u |= static_cast<U>(static_cast<U>(static_cast<unsigned char>(in_[pos_ - sizeof(T) + i])) << (8 * i));
     return static_cast<T>(u);
   }
   std::uint8_t u8() { return integer<std::uint8_t>(); }

@@ -157,6 +157,10 @@ class encoder {
   // errc::message_too_large if the payload is above max_message_size (nothing appended).
   std::error_code append(const message& m);
 
+  // Bytes already encoded elsewhere (append_frame()), `frames` envelopes of them, referenced
+  // like a large payload: they must stay alive and unchanged until the write is done.
+  void append_encoded(std::span<const std::byte> bytes, std::size_t frames);
+
   // The buffers to write, in order. Valid until the next append() or clear().
   const std::vector<std::span<const std::byte>>& buffers();
   std::size_t size() const noexcept { return size_; }      // total bytes
@@ -183,6 +187,26 @@ class encoder {
   std::size_t size_ = 0;
   std::size_t frames_ = 0;
 };
+
+// Appends `m` to `out` as one unchunked frame, header and payload; false (nothing appended)
+// when its payload needs chunks (above chunk_size) or is above max_message_size.
+bool append_frame(const message& m, std::string& out, const codec_options& opts = {});
+
+// A message given as its header (`head`, payload ignored) and its payload in pieces, in
+// order: what a sender of a small, hot message kind passes instead of building a payload
+// string (messages.hpp: pieces_of; link::try_send_pieces copies them once, into its buffer).
+struct message_pieces {
+  message head;
+  std::string_view bulk;           // the kind's bulk bytes
+  char fields[16] = {};            // then its own fields, encoded
+  std::uint8_t fields_size = 0;
+  std::size_t size() const noexcept { return bulk.size() + fields_size; }
+  std::string_view fields_view() const noexcept { return {fields, fields_size}; }
+  // The message as send() would take it (the payload built).
+  message assemble() const;
+};
+// append_frame() for pieces.
+bool append_frame(const message_pieces& m, std::string& out, const codec_options& opts = {});
 
 // Encodes `m` by copy, appending to `out` (tests, tools, small control messages).
 std::error_code encode(const message& m, std::string& out, const codec_options& opts = {});
@@ -249,6 +273,9 @@ class decoder {
   std::error_code fail(errc e, std::string why);
   std::error_code on_header(std::vector<message>& out);
   void on_payload_done(std::vector<message>& out);
+  // A whole unchunked, valid frame at `p` (at least a header's worth): appends its message
+  // and advances past it; false (nothing consumed) for anything else.
+  bool take_whole_frame(const std::byte*& p, std::size_t& left, std::vector<message>& out);
 
   codec_options opts_;
   std::error_code error_;

@@ -81,6 +81,9 @@ class link {
   // Like send(), but `m` is taken only when it is accepted: on an error it is still there
   // (to keep for a retry, e.g. after queue_full).
   std::error_code try_send(message& m);
+  // Like try_send() for a message given in pieces (envelope.hpp): a small one is copied
+  // straight into the link's buffer, with no payload string built.
+  std::error_code try_send_pieces(const message_pieces& m);
   // Like send(), but waits (up to `timeout`) for the queue to have room.
   task<std::error_code> send_wait(message m, duration timeout = no_timeout);
   // Waits until everything queued so far has been written to the socket.

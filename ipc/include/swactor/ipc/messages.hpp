@@ -333,6 +333,12 @@ inline constexpr std::size_t trailer_reserve = 16;
 // By value: bulk strings are moved into the payload, not copied.
 message encode(conn_open m);
 message encode(conn_data m);
+// conn_data and conn_send as pieces (link::try_send_pieces): the same message as encode()
+// makes, with `data` referenced, not copied.
+message_pieces pieces_of_conn_data(std::uint64_t session, std::uint32_t listener, std::uint32_t reactor,
+                                   std::uint8_t kind, std::string_view data);
+message_pieces pieces_of_conn_send(std::uint64_t session, std::uint32_t worker, std::uint8_t kind,
+                                   std::string_view data);
 message encode(conn_closed m);
 message encode(conn_send m);
 message encode(conn_close m);
