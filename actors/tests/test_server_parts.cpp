@@ -525,6 +525,53 @@ TEST_CASE("event runner: base mode runs a session's first event without state, i
   }
 }
 
+TEST_CASE("event runner: process mode hands a quiet session's event straight to a parked runner, in order",
+          "[runner]") {
+  asio::io_context io;
+  scripted_host host(io);
+  detail::event_runner runner(io, host);
+  host.runner = &runner;
+  runner.set_inline_start(true);  // keep_stand_ins stays on: process mode
+  session_id a(1), b(2), c(3);
+  for (auto s : {a, b, c}) runner.open(s, 0, "peer", 0, 0);
+  runner.message(a, 0, "wait");
+  runner.message(b, 0, "wait");
+  runner.message(c, 0, "wait");
+  settle(io);
+  REQUIRE(runner.runners() >= 3);
+  host.log.clear();
+
+  SECTION("an event that ends at once runs before message() returns; the stand-in stays") {
+    CHECK(runner.message(a, 0, "sync") == 0);
+    CHECK(host.log == std::vector<std::string>{"msg 1 sync"});
+    CHECK(runner.contains(a));
+    REQUIRE(runner.info(a));
+    CHECK(runner.info(a)->last_receive_ms > 0);
+    CHECK(runner.running().count() == 0);
+    CHECK(runner.idle_for_inline(a));
+  }
+  SECTION("a handler that suspends holds the session's later events and its close behind it") {
+    CHECK(runner.message(a, 0, "wait") == 0);
+    CHECK_FALSE(runner.idle_for_inline(a));
+    CHECK(runner.message(a, 0, "sync") == 1);
+    runner.closed(a, 0);
+    CHECK(host.log.empty());
+    settle(io);
+    CHECK(host.log == std::vector<std::string>{"msg 1 wait", "msg 1 sync", "close 1"});
+    CHECK_FALSE(runner.contains(a));
+    CHECK(runner.running().count() == 0);
+  }
+  SECTION("a close from inside the handler, and another session's handler started inline") {
+    runner.message(a, 0, "close");
+    runner.message(c, 0, "poke");
+    settle(io);
+    CHECK(host.log == std::vector<std::string>{"msg 1 close", "close 1", "msg 2 sync", "msg 3 poke"});
+    CHECK_FALSE(runner.contains(a));
+    CHECK(runner.contains(b));
+    CHECK(runner.running().count() == 0);
+  }
+}
+
 namespace {
 
 // A server_state with a registry after it, as the master lays out its shared mapping.

@@ -193,6 +193,18 @@ std::size_t event_runner::deliver(session_id s, session_state& st, pending&& p) 
     st.last_receive_ms = now_ms();
     if (auto k = protocol_index_of_kind(p.kind)) st.protocol = k;
   }
+  if (!st.running && inline_start_ && !idle_.empty() && waiting(st) == 0) {
+    // Nothing of the session queued or running, a parked runner at hand: it takes the event
+    // on this stack, without a trip through the session's queue (process mode's common case;
+    // base mode gets here only for a session with state).
+    st.running = true;
+    running_.add();
+    auto* r = take_runner();
+    r->next = s;
+    r->first.emplace(std::move(p));
+    start(r);  // may end the session: `st` is stale now
+    return 0;
+  }
   enqueue(st, std::move(p));
   if (st.running) return waiting(st);
   st.running = true;
