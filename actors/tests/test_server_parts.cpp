@@ -470,6 +470,18 @@ struct scripted_host final : detail::handler_host {
 
 }  // namespace
 
+namespace {
+// Parks one runner per session (the first events of a fresh runner are posted, not inline),
+// so the test's events find parked runners; clears the log.
+void park_runners(asio::io_context& io, detail::event_runner& runner, scripted_host& host,
+                  std::initializer_list<session_id> sessions) {
+  for (auto s : sessions) runner.message(s, 0, "wait");
+  settle(io);
+  REQUIRE(runner.runners() >= sessions.size());
+  host.log.clear();
+}
+}  // namespace
+
 TEST_CASE("event runner: base mode runs a session's first event without state, in order when it suspends",
           "[runner]") {
   asio::io_context io;
@@ -479,13 +491,7 @@ TEST_CASE("event runner: base mode runs a session's first event without state, i
   runner.set_inline_start(true);
   runner.set_keep_stand_ins(false);
   session_id a(1), b(2), c(3);
-  // Park a few runners first (the first events of a fresh runner are posted, not inline).
-  runner.message(a, 0, "wait");
-  runner.message(b, 0, "wait");
-  runner.message(c, 0, "wait");
-  settle(io);
-  REQUIRE(runner.runners() >= 3);
-  host.log.clear();
+  park_runners(io, runner, host, {a, b, c});
 
   SECTION("a handler that ends at once leaves no state behind") {
     CHECK(runner.message(a, 0, "sync") == 0);
@@ -534,12 +540,7 @@ TEST_CASE("event runner: process mode hands a quiet session's event straight to 
   runner.set_inline_start(true);  // keep_stand_ins stays on: process mode
   session_id a(1), b(2), c(3);
   for (auto s : {a, b, c}) runner.open(s, 0, "peer", 0, 0);
-  runner.message(a, 0, "wait");
-  runner.message(b, 0, "wait");
-  runner.message(c, 0, "wait");
-  settle(io);
-  REQUIRE(runner.runners() >= 3);
-  host.log.clear();
+  park_runners(io, runner, host, {a, b, c});
 
   SECTION("an event that ends at once runs before message() returns; the stand-in stays") {
     CHECK(runner.message(a, 0, "sync") == 0);

@@ -55,6 +55,22 @@ T get_le(const std::byte* p) {
   return v;
 }
 
+// The 48-byte frame header of `m` at `h` (layout: envelope.hpp).
+void write_header(std::byte* h, const message& m, std::uint16_t flags, std::size_t length, std::size_t total) {
+  put_le<std::uint16_t>(h + 0, magic);
+  h[2] = std::byte{protocol_version};
+  h[3] = std::byte{static_cast<std::uint8_t>(m.type)};
+  put_le<std::uint16_t>(h + 4, flags);
+  put_le<std::uint16_t>(h + 6, 0);
+  put_le<std::uint32_t>(h + 8, static_cast<std::uint32_t>(length));
+  put_le<std::uint32_t>(h + 12, m.reactor_id);
+  put_le<std::uint64_t>(h + 16, m.session_id);
+  put_le<std::uint64_t>(h + 24, m.message_id);
+  put_le<std::uint32_t>(h + 32, m.src_worker);
+  put_le<std::uint32_t>(h + 36, m.dst_worker);
+  put_le<std::uint64_t>(h + 40, static_cast<std::uint64_t>(total));
+}
+
 constexpr std::size_t kReserveCap = 1024 * 1024;  // never trust a peer's size for reserve()
 
 int chunk_bits(std::uint16_t flags) { return std::popcount(unsigned(flags & flag::chunk_mask)); }
@@ -134,18 +150,7 @@ void encoder::add_local(const void* data, std::size_t n) {
 void encoder::add_header(const message& m, std::uint16_t flags, std::size_t length,
                          std::size_t total) {
   std::byte h[header_size];
-  put_le<std::uint16_t>(h + 0, magic);
-  h[2] = std::byte{protocol_version};
-  h[3] = std::byte{static_cast<std::uint8_t>(m.type)};
-  put_le<std::uint16_t>(h + 4, flags);
-  put_le<std::uint16_t>(h + 6, 0);
-  put_le<std::uint32_t>(h + 8, static_cast<std::uint32_t>(length));
-  put_le<std::uint32_t>(h + 12, m.reactor_id);
-  put_le<std::uint64_t>(h + 16, m.session_id);
-  put_le<std::uint64_t>(h + 24, m.message_id);
-  put_le<std::uint32_t>(h + 32, m.src_worker);
-  put_le<std::uint32_t>(h + 36, m.dst_worker);
-  put_le<std::uint64_t>(h + 40, static_cast<std::uint64_t>(total));
+  write_header(h, m, flags, length, total);
   add_local(h, header_size);
   ++frames_;
 }
@@ -218,19 +223,8 @@ bool begin_frame(const message& m, std::size_t n, std::string& out, const codec_
   if (n > std::clamp<std::size_t>(opts.chunk_size, 1, 0xffffffffu) || n > opts.max_message_size) return false;
   const auto at = out.size();
   out.resize(at + header_size);  // the header in place, then the payload behind it
-  auto* h = reinterpret_cast<std::byte*>(out.data() + at);
-  put_le<std::uint16_t>(h + 0, magic);
-  h[2] = std::byte{protocol_version};
-  h[3] = std::byte{static_cast<std::uint8_t>(m.type)};
-  put_le<std::uint16_t>(h + 4, static_cast<std::uint16_t>(m.flags & ~flag::chunk_mask));
-  put_le<std::uint16_t>(h + 6, 0);
-  put_le<std::uint32_t>(h + 8, static_cast<std::uint32_t>(n));
-  put_le<std::uint32_t>(h + 12, m.reactor_id);
-  put_le<std::uint64_t>(h + 16, m.session_id);
-  put_le<std::uint64_t>(h + 24, m.message_id);
-  put_le<std::uint32_t>(h + 32, m.src_worker);
-  put_le<std::uint32_t>(h + 36, m.dst_worker);
-  put_le<std::uint64_t>(h + 40, static_cast<std::uint64_t>(n));
+  write_header(reinterpret_cast<std::byte*>(out.data() + at), m, static_cast<std::uint16_t>(m.flags & ~flag::chunk_mask),
+               n, n);
   return true;
 }
 
