@@ -112,43 +112,44 @@ struct link::state : std::enable_shared_from_this<link::state> {
     }
   }
 
-  std::error_code try_send(message& m) {
+  // The checks every send makes: `size` is the message's encoded size when it is accepted.
+  std::error_code admit(std::size_t payload, std::size_t& size) const {
     if (!open) return swactor::errc::closed;
-    if (m.payload.size() > opts.codec.max_message_size) return errc::message_too_large;
-    std::size_t size = encoded_size(m.payload.size(), opts.codec);
+    if (payload > opts.codec.max_message_size) return errc::message_too_large;
+    size = encoded_size(payload, opts.codec);
     if (queued() > 0 && queued() + size > opts.max_queued_bytes) return errc::queue_full;
-    if (pending.empty() && m.payload.size() <= opts.codec.copy_threshold && append_frame(m, small, opts.codec))
-      ++small_count;  // copied: `m` is the caller's still, and dropped by it
-    else
-      pending.push_back(std::move(m));
+    return {};
+  }
+  // A small message while nothing larger waits is encoded into `small` at once (copied: the
+  // caller's `m` is left as it was).
+  template <class M>
+  bool take_small(const M& m, std::size_t payload) {
+    if (!pending.empty() || payload > opts.codec.copy_threshold || !append_frame(m, small, opts.codec)) return false;
+    ++small_count;
+    return true;
+  }
+  void accepted(std::size_t size) {
     pending_bytes += size;
     if (!writing) {
       writing = true;
       // After the caller's turn: what it sends meanwhile goes out in the same write.
       asio::post(socket.get_executor(), [self = shared_from_this()] { self->flush_now(); });
     }
+  }
+
+  std::error_code try_send(message& m) {
+    std::size_t size = 0;
+    if (auto ec = admit(m.payload.size(), size)) return ec;
+    if (!take_small(m, m.payload.size())) pending.push_back(std::move(m));
+    accepted(size);
     return {};
   }
 
   std::error_code try_send_pieces(const message_pieces& m) {
-    if (!open) return swactor::errc::closed;
-    const std::size_t n = m.size();
-    if (!pending.empty() || n > opts.codec.copy_threshold) {
-      auto whole = m.assemble();
-      return try_send(whole);
-    }
-    std::size_t size = encoded_size(n, opts.codec);
-    if (queued() > 0 && queued() + size > opts.max_queued_bytes) return errc::queue_full;
-    if (!append_frame(m, small, opts.codec)) {
-      auto whole = m.assemble();
-      return try_send(whole);
-    }
-    ++small_count;
-    pending_bytes += size;
-    if (!writing) {
-      writing = true;
-      asio::post(socket.get_executor(), [self = shared_from_this()] { self->flush_now(); });
-    }
+    std::size_t size = 0;
+    if (auto ec = admit(m.size(), size)) return ec;
+    if (!take_small(m, m.size())) pending.push_back(m.assemble());
+    accepted(size);
     return {};
   }
 

@@ -342,17 +342,6 @@ message encode(conn_open m) {
   return out;
 }
 
-message encode(conn_data m) {
-  auto out = with_type(message_type::receive);
-  out.session_id = m.session;
-  out.reactor_id = m.reactor;
-  auto f = begin_trailer(out, std::move(m.data));
-  put<std::uint32_t>(out.payload, m.listener);
-  put<std::uint8_t>(out.payload, m.kind);
-  end_trailer(out, f);
-  return out;
-}
-
 message_pieces pieces_of_conn_data(std::uint64_t session, std::uint32_t listener, std::uint32_t reactor,
                                    std::uint8_t kind, std::string_view data) {
   message_pieces p;
@@ -360,7 +349,7 @@ message_pieces pieces_of_conn_data(std::uint64_t session, std::uint32_t listener
   p.head.session_id = session;
   p.head.reactor_id = reactor;
   p.bulk = data;
-  // The trailer encode() writes: listener, kind, then the fields' length.
+  // The trailer (decode_conn_data reads it back): listener, kind, then the fields' length.
   wire::writer::store(p.fields, listener);
   p.fields[4] = static_cast<char>(kind);
   wire::writer::store(p.fields + 5, std::uint32_t{5});
@@ -381,6 +370,21 @@ message_pieces pieces_of_conn_send(std::uint64_t session, std::uint32_t worker, 
   return p;
 }
 
+namespace {
+// The message of pieces whose bulk is `bulk`, moved in rather than copied: encode() of a
+// hot kind, whose trailer pieces_of_*() writes (one layout for both ways of sending).
+message with_bulk(const message_pieces& p, std::string&& bulk) {
+  message out = p.head;
+  out.payload = std::move(bulk);
+  out.payload.append(p.fields_view());
+  return out;
+}
+}  // namespace
+
+message encode(conn_data m) {
+  return with_bulk(pieces_of_conn_data(m.session, m.listener, m.reactor, m.kind, {}), std::move(m.data));
+}
+
 message encode(conn_closed m) {
   auto out = with_type(message_type::close);
   out.session_id = m.session;
@@ -393,13 +397,7 @@ message encode(conn_closed m) {
 }
 
 message encode(conn_send m) {
-  auto out = with_type(message_type::send);
-  out.session_id = m.session;
-  out.src_worker = m.worker;
-  auto f = begin_trailer(out, std::move(m.data));
-  put<std::uint8_t>(out.payload, m.kind);
-  end_trailer(out, f);
-  return out;
+  return with_bulk(pieces_of_conn_send(m.session, m.worker, m.kind, {}), std::move(m.data));
 }
 
 message encode(conn_close m) {

@@ -497,26 +497,18 @@ struct reactor_thread::impl final : net::connection_sink {
     auto& wl = workers[static_cast<std::size_t>(w)];
     // Straight into the link's buffer when it takes it now (no message built); otherwise as
     // a message, which the backlog can keep.
-    if (!wl.link || !wl.link->is_open() || !wl.backlog.empty() ||
-        wl.link->try_send_pieces(ipc::pieces_of_conn_data(c.id(), static_cast<std::uint32_t>(c.listener()),
-                                                          static_cast<std::uint32_t>(id), e.kind, e.data)))
-      deliver(w, data_message(c, e));
+    const auto p = data_pieces(c, e);
+    if (!wl.link || !wl.link->is_open() || !wl.backlog.empty() || wl.link->try_send_pieces(p)) deliver(w, p.assemble());
     if (!wl.backlog.empty() && wl.link && wl.link->is_open()) {
       wl.held.push_back(c.id());
       return false;  // stop reading this connection until the backlog is handed over
     }
     return true;
   }
-  // An event of connection `c` for a worker.
-  ipc::message data_message(const net::connection& c, const protocols::event& e) const {
-    ipc::conn_data m;
-    m.session = c.id();
-    m.listener = static_cast<std::uint32_t>(c.listener());
-    m.reactor = static_cast<std::uint32_t>(id);
-    m.kind = e.kind;
-    m.data.reserve(e.data.size() + ipc::trailer_reserve);
-    m.data.assign(e.data);
-    return ipc::encode(std::move(m));
+  // An event of connection `c` for a worker (its bytes referenced: valid while `e` is).
+  ipc::message_pieces data_pieces(const net::connection& c, const protocols::event& e) const {
+    return ipc::pieces_of_conn_data(c.id(), static_cast<std::uint32_t>(c.listener()), static_cast<std::uint32_t>(id),
+                                    e.kind, e.data);
   }
   // The worker for an event of HTTP/2 stream `stream`: a new request is dispatched by the
   // dispatch mode (round_robin and idle: any worker per stream; connection, ip and uid pick
@@ -546,7 +538,7 @@ struct reactor_thread::impl final : net::connection_sink {
       // The process that took the request is leaving (drain): its streams finish there.
       auto l = live_links.find(const_cast<ipc::link*>(st.link));
       if (l == live_links.end() || !l->second->is_open()) return -1;
-      if (auto ec = l->second->send(data_message(c, e)))
+      if (auto ec = l->second->try_send_pieces(data_pieces(c, e)))
         log::warning("session {}: HTTP/2 stream {}: an event for the leaving process of worker {} dropped: {}", c.id(),
                      stream, st.worker, ec.message());
       return -1;

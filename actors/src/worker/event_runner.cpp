@@ -113,13 +113,17 @@ bool event_runner::can_run_direct(session_id s) const {
   return inline_start_ && !keep_stand_ins_ && !idle_.empty() && !direct_running(s) && !sessions_.contains(s);
 }
 
-std::size_t event_runner::run_direct(session_id s, int listener, pending&& p) {
+void event_runner::start_first(session_id s, pending&& p) {
   running_.add();
-  auto* r = take_runner();  // a parked one: can_run_direct() saw one
+  auto* r = take_runner();  // a parked one: the callers saw one
   r->next = s;
   r->first.emplace(std::move(p));
-  direct_.push_back({s, false});
   start(r);  // runs the handler on this stack until it suspends or the runner parks again
+}
+
+std::size_t event_runner::run_direct(session_id s, int listener, pending&& p) {
+  direct_.push_back({s, false});
+  start_first(s, std::move(p));
   // Nested direct runs started by this handler have popped their entries: ours is last.
   const bool done = direct_.back().done;
   direct_.pop_back();
@@ -178,7 +182,7 @@ std::size_t event_runner::message_lent(session_id s, int listener, std::string_v
   // Lent only when a parked runner starts inline below and takes this event first, before
   // this call returns: the bytes are still the caller's then. Otherwise they are copied.
   pending p{event_kind::message, kind, listener, {}};
-  if (lent_busy_ || (!direct && (!inline_start_ || idle_.empty() || st->running || waiting(*st) != 0))) {
+  if (lent_busy_ || (!direct && !takes_at_once(*st))) {
     p.data.assign(data);
   } else {
     lent_busy_ = true;
@@ -193,16 +197,11 @@ std::size_t event_runner::deliver(session_id s, session_state& st, pending&& p) 
     st.last_receive_ms = now_ms();
     if (auto k = protocol_index_of_kind(p.kind)) st.protocol = k;
   }
-  if (!st.running && inline_start_ && !idle_.empty() && waiting(st) == 0) {
-    // Nothing of the session queued or running, a parked runner at hand: it takes the event
-    // on this stack, without a trip through the session's queue (process mode's common case;
-    // base mode gets here only for a session with state).
+  if (takes_at_once(st)) {
+    // Not through the session's queue (process mode's common case; base mode gets here only
+    // for a session with state).
     st.running = true;
-    running_.add();
-    auto* r = take_runner();
-    r->next = s;
-    r->first.emplace(std::move(p));
-    start(r);  // may end the session: `st` is stale now
+    start_first(s, std::move(p));  // may end the session: `st` is stale now
     return 0;
   }
   enqueue(st, std::move(p));

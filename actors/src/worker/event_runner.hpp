@@ -169,6 +169,13 @@ class event_runner {
   // comes while it runs) is a state made, marked running, for later events to queue behind.
   bool can_run_direct(session_id s) const;
   std::size_t run_direct(session_id s, int listener, pending&& p);
+  // Nothing of the session queued or running, a parked runner at hand: its next event is
+  // taken by that runner on the caller's stack (deliver() and message_lent() agree on it).
+  bool takes_at_once(const session_state& st) const noexcept {
+    return !st.running && inline_start_ && !idle_.empty() && waiting(st) == 0;
+  }
+  // A parked runner (there is one) takes `p` as the session's first event, on this stack.
+  void start_first(session_id s, pending&& p);
   // A runner ended the handler of a direct event (it may have suspended first).
   void direct_done(session_id s) noexcept;
   bool direct_running(session_id s) const noexcept;
