@@ -471,27 +471,31 @@ struct scripted_host final : detail::handler_host {
 }  // namespace
 
 namespace {
-// Parks one runner per session (the first events of a fresh runner are posted, not inline),
-// so the test's events find parked runners; clears the log.
-void park_runners(asio::io_context& io, detail::event_runner& runner, scripted_host& host,
-                  std::initializer_list<session_id> sessions) {
-  for (auto s : sessions) runner.message(s, 0, "wait");
-  settle(io);
-  REQUIRE(runner.runners() >= sessions.size());
-  host.log.clear();
-}
+// An event runner over scripted_host whose handlers start inline, with a parked runner for
+// each of sessions 1..3 (the first events of a fresh runner are posted, not inline), and an
+// empty log. `stand_ins`: process mode, the sessions opened first.
+struct scripted_runner {
+  asio::io_context io;
+  scripted_host host{io};
+  detail::event_runner runner{io, host};
+  explicit scripted_runner(bool stand_ins) {
+    host.runner = &runner;
+    runner.set_inline_start(true);
+    runner.set_keep_stand_ins(stand_ins);
+    for (std::uint64_t i = 1; stand_ins && i <= 3; ++i) runner.open(session_id(i), 0, "peer", 0, 0);
+    for (std::uint64_t i = 1; i <= 3; ++i) runner.message(session_id(i), 0, "wait");
+    settle(io);
+    REQUIRE(runner.runners() >= 3);
+    host.log.clear();
+  }
+};
 }  // namespace
 
 TEST_CASE("event runner: base mode runs a session's first event without state, in order when it suspends",
           "[runner]") {
-  asio::io_context io;
-  scripted_host host(io);
-  detail::event_runner runner(io, host);
-  host.runner = &runner;
-  runner.set_inline_start(true);
-  runner.set_keep_stand_ins(false);
-  session_id a(1), b(2), c(3);
-  park_runners(io, runner, host, {a, b, c});
+  scripted_runner fx(false);
+  auto& [io, host, runner] = fx;
+  session_id a(1);
 
   SECTION("a handler that ends at once leaves no state behind") {
     CHECK(runner.message(a, 0, "sync") == 0);
@@ -533,14 +537,9 @@ TEST_CASE("event runner: base mode runs a session's first event without state, i
 
 TEST_CASE("event runner: process mode hands a quiet session's event straight to a parked runner, in order",
           "[runner]") {
-  asio::io_context io;
-  scripted_host host(io);
-  detail::event_runner runner(io, host);
-  host.runner = &runner;
-  runner.set_inline_start(true);  // keep_stand_ins stays on: process mode
+  scripted_runner fx(true);  // process mode: stand-ins kept
+  auto& [io, host, runner] = fx;
   session_id a(1), b(2), c(3);
-  for (auto s : {a, b, c}) runner.open(s, 0, "peer", 0, 0);
-  park_runners(io, runner, host, {a, b, c});
 
   SECTION("an event that ends at once runs before message() returns; the stand-in stays") {
     CHECK(runner.message(a, 0, "sync") == 0);
