@@ -294,6 +294,9 @@ void harness::receive(session_id s, std::string message) {
   auto* rec = ctx_->session(s);
   if (!rec || !rec->open) throw std::invalid_argument(fmt::format("test_kit: receive on session {}, which is not open", s));
   rec->info.last_receive_ms = ctx_->clock_ms();
+  // As the server does for a session with nothing queued or running: the inline handler
+  // first, the coroutine when it declines.
+  if (module_->on_receive_now(*ctx_, s, message)) return;
   run(module_->on_receive(*ctx_, s, std::move(message)), "on_receive");
 }
 

@@ -16,8 +16,14 @@ class echo final : public module_base {
   static config::schema<options> schema() { return {}; }
   explicit echo(options) {}
 
-  task<void> on_receive(context& ctx, session_id s, std::string msg) override {
+  // Nothing here waits: every message is answered inline, as it is framed.
+  bool on_receive_now(context& ctx, session_id s, std::string_view msg) override {
     if (auto ec = ctx.send(s, msg)) log::warning("echo: send to session {} failed: {}", s, ec.message());
+    return true;
+  }
+  // Messages that queued behind a running handler of their session (on_connect) come here.
+  task<void> on_receive(context& ctx, session_id s, std::string msg) override {
+    (void)on_receive_now(ctx, s, msg);
     co_return;
   }
   task<void> on_packet(context& ctx, const packet_info& p, std::string data) override {

@@ -17,6 +17,10 @@
 //   sleep MS                     -> "slept MS" after MS milliseconds
 //   close / reset                -> "bye", then a graceful close / an immediate RST (the reply
 //                                   is usually lost on reset)
+//   now TEXT                     -> "now TEXT inline" when on_receive_now answered it, "now
+//                                   TEXT queued" when on_receive did (it queued behind a
+//                                   running handler of the session)
+//   now_fail                     -> on_receive_now throws (logged; no reply)
 //
 // The bus (raw text messages; module instance = this probe instance everywhere):
 //   subscribe PATTERN            -> "ok" or "error: ..."; unsubscribe PATTERN likewise
@@ -152,8 +156,20 @@ class probe final : public module_base {
     s.last_seq = m.seq;
   }
 
+  bool on_receive_now(context& ctx, session_id s, std::string_view msg) override {
+    auto line = trim(msg);
+    if (line == "now_fail") throw std::runtime_error("now_fail asked");
+    if (!line.starts_with("now ")) return false;  // the rest may wait: on_receive
+    (void)ctx.send(s, std::string(line) + " inline\n");
+    return true;
+  }
+
   task<void> on_receive(context& ctx, session_id s, std::string msg) override {
     auto line = trim(msg);
+    if (line.starts_with("now ")) {
+      (void)ctx.send(s, std::string(line) + " queued\n");
+      co_return;
+    }
     if (line == "close" || line == "reset") {
       (void)ctx.send(s, "bye\n");
       (void)ctx.close(s, line == "reset");

@@ -63,7 +63,10 @@ coro_stats loop::coroutine_stats() { return registry_of(ctx_).stats(); }
 
 loop* loop::current() noexcept { return current_loop; }
 
-void loop::stop() { ctx_.stop(); }
+void loop::stop() {
+  stop_asked_ = true;  // not taken for the idle timer's own stop
+  ctx_.stop();
+}
 
 void loop::post_any(std::function<void()> f) {
   if (ctx_.get_executor().running_in_this_thread())
@@ -75,19 +78,11 @@ void loop::post_any(std::function<void()> f) {
 void loop::arm_idle_timer() {
   parked_.reset();
   idle_timer_->expires_after(opts_.stall_check_after);
-  idle_timer_->async_wait([this, seen = handlers_run_](std::error_code ec) {
+  idle_timer_->async_wait([this](std::error_code ec) {
     if (ec) return;
     ++idle_checks_;
-    // Only this timer's own handler ran since it was armed: the loop was idle. It is checked
-    // once, and the timer then waits for the next handler to run (nothing can change while
-    // none runs), so an idle server does not wake up every interval. The guard keeps run()
-    // going meanwhile, as the armed timer did.
-    if (handlers_run_ <= seen + 1) {
-      idle_due_ = true;
-      parked_.emplace(ctx_.get_executor());
-      return;
-    }
-    arm_idle_timer();
+    idle_stop_ = true;
+    ctx_.stop();  // run() returns and counts what ran in the interval
   });
 }
 
@@ -114,6 +109,8 @@ int loop::run() {
   } restore_current{current_loop, previous};
 
   if (ctx_.stopped()) ctx_.restart();
+  stop_asked_ = false;
+  idle_stop_ = false;
   stalled_ = false;
   bool reported = false;
   const bool eager = opts_.stall_check_after.count() <= 0;
@@ -124,23 +121,28 @@ int loop::run() {
       if (ctx_.stopped()) break;
       if (n > 0) continue;
     } else {
-      // One epoll_wait per wake-up and no clock read per handler: run_one() runs one ready
-      // handler or blocks. A repeating idle timer notices when a whole interval passed with
-      // nothing else run; only then is the stall check worth making.
-      if (!idle_timer_) {
-        idle_timer_ = std::make_unique<asio::steady_timer>(ctx_);
-        arm_idle_timer();
+      // run() as long as the loop is busy: asio's per-call setup (and the handler memory it
+      // caches per call) is paid once per idle interval, not once per handler as run_one()
+      // would. The idle timer stops run() when its interval ends; if its own handler was the
+      // only one run meanwhile, the loop was idle and the stall check is worth making.
+      if (!idle_timer_) idle_timer_ = std::make_unique<asio::steady_timer>(ctx_);
+      if (parked_) {
+        // Checked once already: wait for the next handler (the guard keeps run_one() from
+        // returning at once), then watch again.
+        ctx_.run_one();
+        if (ctx_.stopped()) break;
       }
-      ctx_.run_one();
-      if (ctx_.stopped()) break;
-      ++handlers_run_;
-      if (!idle_due_) {
-        if (parked_) arm_idle_timer();  // the first handler after an idle check: watch again
-        continue;
-      }
-      idle_due_ = false;
+      arm_idle_timer();
+      const auto n = ctx_.run();
+      if (!idle_stop_ || stop_asked_) break;  // stop(), or nothing left to do
+      idle_stop_ = false;
+      ctx_.restart();
+      if (n > 1) continue;  // busy: other handlers ran in the interval
+      // Idle. The guard keeps a server loop with nothing left to do running until stop(),
+      // as the armed timer did.
+      parked_.emplace(ctx_.get_executor());
       if (ctx_.poll() > 0) {
-        if (!ctx_.stopped()) arm_idle_timer();
+        parked_.reset();
         continue;
       }
       if (ctx_.stopped()) break;

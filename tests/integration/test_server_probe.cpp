@@ -225,3 +225,30 @@ TEST_CASE("server: ctx.exists answers for sessions of every process", "[server][
   REQUIRE(srv.wait_workers_ready(10s));
   srv.stop_and_check();
 }
+
+TEST_CASE("server: on_receive_now answers inline, queues behind a running handler, survives a throw",
+          "[server][probe][now]") {
+  for (std::string mode : {"base", "process"}) {
+    INFO("mode " << mode);
+    server_under_test srv("mode = \"" + mode + "\"\nworkers = 1\nreactor_threads = 1", kProbe);
+    auto c = connect_tcp("127.0.0.1", srv.port);
+    REQUIRE(c);
+    CHECK(c.ask("now a") == "now a inline");
+    // Pipelined behind a handler that suspends: the second line must wait for it (and so
+    // goes through on_receive), and the replies keep the order of the requests.
+    REQUIRE(c.send_all("sleep 30\nnow b\nnow c\n"));
+    CHECK(c.read_line() == "slept 30");
+    CHECK(c.read_line() == "now b queued");
+    auto third = c.read_line();
+    REQUIRE(third);
+    CHECK((*third == "now c queued" || *third == "now c inline"));
+    // A declined line goes to on_receive on the same connection.
+    CHECK(c.ask("whoami").value_or("").rfind("worker 0 pid ", 0) == 0);
+    // A throw is logged with the handler's name; the message is not handled twice and the
+    // connection and the worker go on.
+    REQUIRE(c.send_all("now_fail\n"));
+    CHECK(srv.wait_log("on_receive_now.*now_fail asked", 3s));
+    CHECK(c.ask("now d") == "now d inline");
+    srv.stop_and_check();
+  }
+}

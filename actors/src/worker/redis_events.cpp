@@ -33,7 +33,7 @@ void worker_runtime::send_redis_reply(session_id s, redis::command& cmd) {
 }
 
 bool worker_runtime::redis_now(int listener, session_id s, std::string_view data, std::uint8_t kind) {
-  if (redis_now_busy_ || !runner_.idle_for_inline(s)) return false;
+  if (now_busy_ || !runner_.idle_for_inline(s)) return false;
   const int mod = module_of(listener);
   if (mod < 0) return false;
   if (!redis_cmd_) redis_cmd_ = std::make_unique<redis::command>();
@@ -41,7 +41,7 @@ bool worker_runtime::redis_now(int listener, session_id s, std::string_view data
   cmd.reset(data, kind);
   if (!cmd.valid()) return false;  // the queued path answers it
   auto& m = *modules_[static_cast<std::size_t>(mod)];
-  redis_now_busy_ = true;  // a send from inside that reaches this worker's own decode path queues
+  now_busy_ = true;  // a send from inside that reaches this worker's own decode path queues
   begin_busy();
   bool answered = false;
   std::exception_ptr error;
@@ -50,7 +50,7 @@ bool worker_runtime::redis_now(int listener, session_id s, std::string_view data
   } catch (...) {
     error = std::current_exception();
   }
-  redis_now_busy_ = false;
+  now_busy_ = false;
   if (error) {
     log_failure(mod, "on_command_now", s, error);
     cmd.discard_reply();

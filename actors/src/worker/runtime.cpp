@@ -539,6 +539,29 @@ std::optional<task<void>> worker_runtime::handler_for(event_kind k, std::uint8_t
   return std::nullopt;
 }
 
+bool worker_runtime::receive_now(int listener, session_id s, std::string_view data) {
+  if (now_busy_ || !runner_.idle_for_inline(s)) return false;
+  const int mod = module_of(listener);
+  if (mod < 0) return false;
+  now_busy_ = true;
+  begin_busy();
+  bool taken = false;
+  std::exception_ptr error;
+  try {
+    taken = modules_[static_cast<std::size_t>(mod)]->on_receive_now(*contexts_[static_cast<std::size_t>(mod)], s,
+                                                                    data);
+  } catch (...) {
+    error = std::current_exception();
+    taken = true;  // as with on_receive: logged, and the message is not handled again
+  }
+  now_busy_ = false;
+  if (error) log_failure(mod, "on_receive_now", s, error);
+  if (taken) bump(slot_->messages);
+  end_busy();
+  if (taken) note_message();
+  return taken;
+}
+
 void worker_runtime::handler_done(event_kind k, session_id s, int listener, std::exception_ptr error) {
   if (error && module_of(listener) >= 0) log_failure(module_of(listener), event_name(k), s, error);
   end_busy();
@@ -574,9 +597,11 @@ bool worker_runtime::on_event(net::connection& c, const protocols::event& e) {
     (void)http_event(e.kind, s, c.listener(), e.data);
     return !c.paused();
   }
-  if (protocols::redis::is_command_kind(e.kind) && app_.listen[static_cast<std::size_t>(c.listener())].is_redis() &&
-      redis_now(c.listener(), s, e.data, e.kind))
+  if (app_.listen[static_cast<std::size_t>(c.listener())].is_redis()) {
+    if (protocols::redis::is_command_kind(e.kind) && redis_now(c.listener(), s, e.data, e.kind)) return !c.paused();
+  } else if (!is_http(c.listener()) && receive_now(c.listener(), s, e.data)) {
     return !c.paused();
+  }
   // An HTTP request's handler only reads the event's bytes (it decodes the head): they are
   // lent to a runner taking them inline. Other handlers take ownership of theirs (a module's
   // message), for which one copy made here is the cheapest.
@@ -640,9 +665,12 @@ void worker_runtime::on_reactor_message(ipc::message&& raw) {
         http_body_event(session_id(v.session), v.kind, v.data);
         return;
       }
-      if (protocols::redis::is_command_kind(v.kind) && is_redis(static_cast<int>(v.listener)) &&
-          redis_now(static_cast<int>(v.listener), session_id(v.session), v.data, v.kind))
+      const int l = static_cast<int>(v.listener);
+      if (is_redis(l)) {
+        if (protocols::redis::is_command_kind(v.kind) && redis_now(l, session_id(v.session), v.data, v.kind)) return;
+      } else if (!is_http(l) && receive_now(l, session_id(v.session), v.data)) {
         return;
+      }
       runner_.message(session_id(v.session), static_cast<int>(v.listener), std::move(v.data), v.kind);
     } else if constexpr (std::is_same_v<T, ipc::conn_closed>) {
       // A handler waiting for a body learns it now, not behind itself in the queue.

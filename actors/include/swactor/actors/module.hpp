@@ -127,6 +127,12 @@ class module_base {
   // with exactly the framed bytes); ctx.payload(session, message) gives it without them.
   virtual task<void> on_connect(context&, session_id) { co_return; }
   virtual task<void> on_receive(context&, session_id, std::string /*message*/) { co_return; }
+  // Optional fast path for messages handled without waiting (an echo, a counter, a reply
+  // from memory): handle the message and return true, or return false having done nothing,
+  // and on_receive gets it instead. It runs inline as the message is framed (when nothing
+  // of the session is queued or running), without a coroutine or a copy of the message, so
+  // the bytes are valid only during the call. Same order and stats as on_receive.
+  virtual bool on_receive_now(context&, session_id, std::string_view /*message*/) { return false; }
   virtual task<void> on_close(context&, session_id) { co_return; }
   // HTTP listeners (http://, http+unix://): one complete request (body included). Answer
   // with res.end(...) or stream with co_await res.write(...); returning without ending, or

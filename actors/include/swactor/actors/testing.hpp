@@ -6,7 +6,7 @@
 //   swactor::test_kit::module_harness<my_module> h;           // or (test_kit::toml_text{"k = 1"})
 //   h.start();                                                // on_worker_start
 //   auto s = h.connect();                                     // on_connect
-//   h.receive(s, "ping\n");                                   // on_receive, run to completion
+//   h.receive(s, "ping\n");                                   // on_receive_now / on_receive, run to completion
 //   CHECK(h.ctx().take_sent(s) == "pong\n");
 //   h.advance(std::chrono::seconds(1));                       // ctx.timers(), manual clock
 //
@@ -269,7 +269,9 @@ class harness {
 
   // -- stream sessions --
   session_id connect(connect_options opts = {});  // a new session, then on_connect
-  void receive(session_id s, std::string message);  // on_receive (updates last_receive_ms)
+  // on_receive_now, then on_receive if it declined, as the server runs a message of an idle
+  // session (updates last_receive_ms).
+  void receive(session_id s, std::string message);
   void close(session_id s);  // the peer closes: on_close, and the session is no longer open
   // Redis listeners: one command (args[0] is its name) through on_command, as the connection
   // speaking RESP `protocol` would send it; returns the reply bytes (an error reply when the

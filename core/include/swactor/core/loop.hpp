@@ -4,6 +4,7 @@
 // timeouts run on the loop's timers), the Timer API and the stall report.
 // CAF headers stay out of here; include swactor/core/actors.hpp where actors are used.
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -100,8 +101,10 @@ class loop {
   bool stalled_ = false;
   // stall_check_after > 0: the idle timer and what it compares.
   std::unique_ptr<asio::steady_timer> idle_timer_;
-  std::uint64_t handlers_run_ = 0;
-  bool idle_due_ = false;
+  bool idle_stop_ = false;  // the idle timer stopped run(): an interval passed
+  // stop() was called (and not only the idle timer's stop). Atomic: another thread may stop
+  // a loop that is not single_thread_io.
+  std::atomic<bool> stop_asked_{false};
   std::uint64_t idle_checks_ = 0;
   // Set while the idle timer waits for activity instead of firing every interval.
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> parked_;
