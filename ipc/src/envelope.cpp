@@ -400,7 +400,7 @@ std::error_code decoder::on_header(std::vector<message>& out) {
   return {};
 }
 
-bool decoder::take_whole_frame(const std::byte*& p, std::size_t& left, std::vector<message>& out) {
+bool decoder::take_whole_frame(const std::byte*& p, std::size_t& left, std::vector<message>& out, view_sink sink) {
   // The common case, a whole unchunked frame within the bytes read: decoded straight from
   // them, without the header copy and the payload buffer of a frame that arrives in parts.
   // Anything unusual (an error to report, a chunk, a frame not all here) takes the general
@@ -411,10 +411,14 @@ bool decoder::take_whole_frame(const std::byte*& p, std::size_t& left, std::vect
       (flags & flag::chunk_mask) != 0 || get_le<std::uint64_t>(p + 40) != length || length > opts_.max_frame_size ||
       length > opts_.max_message_size || left - header_size < length)
     return false;
-  out.push_back(message{static_cast<message_type>(p[3]), flags, get_le<std::uint32_t>(p + 12),
-                        get_le<std::uint64_t>(p + 16), get_le<std::uint64_t>(p + 24), get_le<std::uint32_t>(p + 32),
-                        get_le<std::uint32_t>(p + 36),
-                        std::string(reinterpret_cast<const char*>(p + header_size), length)});
+  const std::string_view payload(reinterpret_cast<const char*>(p + header_size), length);
+  if (!sink.fn || !out.empty() ||
+      !sink.fn(sink.ctx, message_view{static_cast<message_type>(p[3]), flags, get_le<std::uint32_t>(p + 12),
+                                      get_le<std::uint64_t>(p + 16), get_le<std::uint64_t>(p + 24),
+                                      get_le<std::uint32_t>(p + 32), get_le<std::uint32_t>(p + 36), payload}))
+    out.push_back(message{static_cast<message_type>(p[3]), flags, get_le<std::uint32_t>(p + 12),
+                          get_le<std::uint64_t>(p + 16), get_le<std::uint64_t>(p + 24), get_le<std::uint32_t>(p + 32),
+                          get_le<std::uint32_t>(p + 36), std::string(payload)});
   p += header_size + length;
   left -= header_size + length;
   consumed_ += header_size + length;
@@ -440,11 +444,15 @@ void decoder::on_payload_done(std::vector<message>& out) {
 }
 
 std::error_code decoder::feed(std::span<const std::byte> bytes, std::vector<message>& out) {
+  return feed(bytes, out, view_sink{});
+}
+
+std::error_code decoder::feed(std::span<const std::byte> bytes, std::vector<message>& out, view_sink sink) {
   if (error_) return error_;
   const std::byte* p = bytes.data();
   std::size_t left = bytes.size();
   while (left > 0) {
-    if (!in_payload_ && header_fill_ == 0 && left >= header_size && take_whole_frame(p, left, out)) continue;
+    if (!in_payload_ && header_fill_ == 0 && left >= header_size && take_whole_frame(p, left, out, sink)) continue;
     if (!in_payload_) {
       std::size_t n = std::min(left, header_size - header_fill_);
       std::memcpy(header_buf_ + header_fill_, p, n);

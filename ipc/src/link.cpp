@@ -69,6 +69,16 @@ struct link::state : std::enable_shared_from_this<link::state> {
   std::function<void(message&&)> handler;               // set: messages go here, not to inbox
   std::function<void(std::error_code)> closed_handler;  // with `handler`: the link closed
   std::function<void()> batch_end_handler;              // with `handler`: after each read's messages
+  std::function<bool(const message_view&)> view_handler;  // with `handler`: whole frames, in place
+  bool view_taken = false;  // the view handler took a frame of the current read
+  static bool offer_view(void* ctx, const message_view& v) {
+    auto* st = static_cast<state*>(ctx);
+    if (!st->open) return true;  // an earlier frame's handler closed the link: dropped, as the rest
+    if (!st->view_handler(v)) return false;
+    ++st->counters.messages_received;
+    st->view_taken = true;
+    return true;
+  }
   bool open = true;
   bool writing = false;
   std::error_code error;
@@ -303,52 +313,114 @@ struct link::state : std::enable_shared_from_this<link::state> {
     wake();
   }
 
+  // The read buffer: the reader coroutine's, then the callback reads'.
+  std::vector<std::byte> rbuf;
+  std::vector<message> rout;
+
+  // Bytes read: decoded and handed to `handler` (view_handler first); with no handler they
+  // are left in rout for the coroutine to queue. False when the link closed meanwhile.
+  bool take_read(std::size_t n) {
+    counters.bytes_received += n;
+    view_taken = false;
+    auto perr = dec.feed(std::span<const std::byte>(rbuf.data(), n), rout,
+                         handler && view_handler ? view_sink{&state::offer_view, this} : view_sink{});
+    read_error = perr;
+    if (!handler) return open;
+    // Complete messages that came before any garbage are still good: deliver them.
+    bool handed = view_taken;
+    for (auto& m : rout) {
+      ++counters.messages_received;
+      handed = true;
+      handler(std::move(m));  // may close the link
+      if (!open) break;
+    }
+    rout.clear();
+    if (handed && batch_end_handler) batch_end_handler();
+    return open;
+  }
+  std::error_code read_error;  // the decoder's, from the last take_read
+
+  // After a read's messages: a protocol error or the end of the stream closes the link.
+  // True while the link stays open.
+  bool after_read(std::error_code ec) {
+    if (!open) return false;
+    if (read_error) {
+      log::warning("ipc link {}: protocol error from peer, disconnecting: {} ({})", opts.name,
+                   read_error.message(), dec.reason());
+      fail(read_error, dec.reason());
+      return false;
+    }
+    if (!ec) return true;
+    if (ec == asio::error::eof) {
+      if (auto fe = dec.finish()) {
+        log::warning("ipc link {}: peer closed mid-message: {}", opts.name, dec.reason());
+        fail(fe, dec.reason());
+      } else {
+        log::debug("ipc link {}: peer closed the link", opts.name);
+        fail(swactor::errc::closed, "peer closed the link");
+      }
+    } else {
+      log::info("ipc link {}: read failed, closing: {}", opts.name, ec.message());
+      fail(ec, "read failed: " + ec.message());
+    }
+    return false;
+  }
+
+  // Callback mode (a handler is set): one read after another without a coroutine, whose
+  // resumption per read costs more than the read's own work on a busy link.
+  void read_more() {
+    socket.async_read_some(asio::buffer(rbuf), [self = shared_from_this()](std::error_code ec, std::size_t n) {
+      if (!self->open) return;
+      if (n > 0 && !self->take_read(n)) return;
+      if (self->after_read(ec)) self->read_more();
+    });
+  }
+
+  // Messages queued for receive() go to the handler (set_handler() and a push that waited
+  // while it ran); true when there were some.
+  // (set_handler() hands them also after the link closed: they were decoded before.)
+  bool hand_queued(bool even_closed = false) {
+    bool any = false;
+    while (handler && (open || even_closed)) {
+      auto m = inbox.try_pop();
+      if (!m) break;
+      any = true;
+      handler(std::move(*m));
+    }
+    return any;
+  }
+
+  // Until a handler is set, messages are queued for receive() (waiting while the queue is
+  // full); from then on the callback reads take over.
   task<void> read_loop() {
     auto self = shared_from_this();
-    std::vector<std::byte> buf(std::max<std::size_t>(opts.read_buffer_size, 256));
-    std::vector<message> out;
+    rbuf.resize(std::max<std::size_t>(opts.read_buffer_size, 256));
     for (;;) {
-      auto [ec, n] = co_await socket.async_read_some(asio::buffer(buf), use_tuple);
+      auto [ec, n] = co_await socket.async_read_some(asio::buffer(rbuf), use_tuple);
       if (!open) co_return;
       if (n > 0) {
-        counters.bytes_received += n;
-        auto perr = dec.feed(std::span<const std::byte>(buf.data(), n), out);
-        // Complete messages that came before any garbage are still good: deliver them.
+        if (!take_read(n)) co_return;
         bool handed = false;
-        for (auto& m : out) {
+        for (auto& m : rout) {
           ++counters.messages_received;
-          if (handler) {
-            handed = true;
-            handler(std::move(m));  // may close the link
-            if (!open) break;
-          } else if (co_await inbox.push(std::move(m))) {
-            co_return;  // closed meanwhile
+          if (!handler) {
+            if (co_await inbox.push(std::move(m))) co_return;  // closed meanwhile
+            continue;
           }
+          // set_handler() came while a push waited: what that push queued goes first.
+          handed = true;
+          hand_queued();
+          if (open) handler(std::move(m));
+          if (!open) break;
         }
-        out.clear();
+        rout.clear();
+        if (handler && open) handed = hand_queued() || handed;
         if (handed && batch_end_handler) batch_end_handler();
         if (!open) co_return;
-        if (perr) {
-          log::warning("ipc link {}: protocol error from peer, disconnecting: {} ({})",
-                       opts.name, perr.message(), dec.reason());
-          fail(perr, dec.reason());
-          co_return;
-        }
-        if (!open) co_return;
       }
-      if (ec) {
-        if (ec == asio::error::eof) {
-          if (auto fe = dec.finish()) {
-            log::warning("ipc link {}: peer closed mid-message: {}", opts.name, dec.reason());
-            fail(fe, dec.reason());
-          } else {
-            log::debug("ipc link {}: peer closed the link", opts.name);
-            fail(swactor::errc::closed, "peer closed the link");
-          }
-        } else {
-          log::info("ipc link {}: read failed, closing: {}", opts.name, ec.message());
-          fail(ec, "read failed: " + ec.message());
-        }
+      if (!after_read(ec)) co_return;
+      if (handler) {
+        read_more();
         co_return;
       }
     }
@@ -467,17 +539,15 @@ void link::set_handler(std::function<void(message&&)> on_message,
   st_->closed_handler = std::move(on_close);
   st_->batch_end_handler = std::move(on_batch_end);
   // Messages that arrived before go first, in order.
-  bool handed = false;
-  while (auto m = st_->inbox.try_pop()) {
-    if (!st_->handler) break;
-    handed = true;
-    st_->handler(std::move(*m));
-  }
-  if (handed && st_->batch_end_handler) st_->batch_end_handler();
+  if (st_->hand_queued(true) && st_->batch_end_handler) st_->batch_end_handler();
   if (!st_->open && st_->closed_handler) {
     auto h = std::move(st_->closed_handler);
     h(st_->error);
   }
+}
+
+void link::set_view_handler(std::function<bool(const message_view&)> on_view) {
+  if (st_) st_->view_handler = std::move(on_view);
 }
 
 void link::close() {

@@ -51,12 +51,12 @@ std::error_code bad() { return make_error_code(errc::bad_message); }
 
 // Splits a bulk kind's payload: returns the fields' reader, sets `bulk_size`; the caller
 // shrinks the payload to bulk_size once the fields are read (shrinking never reallocates).
-bool split_trailer(const std::string& payload, std::size_t& bulk_size, std::string_view& fields) {
+bool split_trailer(std::string_view payload, std::size_t& bulk_size, std::string_view& fields) {
   if (payload.size() < 4) return false;
-  std::uint32_t n = reader(std::string_view(payload).substr(payload.size() - 4)).integer<std::uint32_t>();
+  std::uint32_t n = reader(payload.substr(payload.size() - 4)).integer<std::uint32_t>();
   if (n > payload.size() - 4) return false;
   bulk_size = payload.size() - 4 - n;
-  fields = std::string_view(payload).substr(bulk_size, n);
+  fields = payload.substr(bulk_size, n);
   return true;
 }
 
@@ -107,6 +107,43 @@ result<any_message> decode_conn_data(message& m) {
   v.data = take_bulk(m, bulk);
   return any_message(std::move(v));
 }
+
+}  // namespace
+
+// The same fields as decode_conn_data / decode_conn_send read, in the same order and with
+// the same checks.
+std::optional<conn_data_view> view_conn_data(const message_view& m) noexcept {
+  if (m.type != message_type::receive) return std::nullopt;
+  std::size_t bulk = 0;
+  std::string_view f;
+  if (!split_trailer(m.payload, bulk, f)) return std::nullopt;
+  reader r(f);
+  conn_data_view v;
+  v.session = m.session_id;
+  v.reactor = m.reactor_id;
+  v.listener = r.integer<std::uint32_t>();
+  v.kind = r.integer<std::uint8_t>();
+  if (!r.done()) return std::nullopt;
+  v.data = m.payload.substr(0, bulk);
+  return v;
+}
+
+std::optional<conn_send_view> view_conn_send(const message_view& m) noexcept {
+  if (m.type != message_type::send) return std::nullopt;
+  std::size_t bulk = 0;
+  std::string_view f;
+  if (!split_trailer(m.payload, bulk, f)) return std::nullopt;
+  reader r(f);
+  conn_send_view v;
+  v.session = m.session_id;
+  v.worker = m.src_worker;
+  v.kind = r.integer<std::uint8_t>();
+  if (!r.done()) return std::nullopt;
+  v.data = m.payload.substr(0, bulk);
+  return v;
+}
+
+namespace {
 
 result<any_message> decode_conn_closed(message& m) {
   reader r(m.payload);

@@ -423,3 +423,66 @@ TEST_CASE("envelope: whole frames in one feed decode as the same bytes split any
     CHECK(dec.reason().find("offset " + std::to_string(stream.size() - bad.size())) != std::string::npos);
   }
 }
+
+TEST_CASE("decoder: a view sink takes whole frames in place and the order of all frames is kept", "[envelope]") {
+  // Frames of two types; the sink takes only pipe_message ones. A frame after one that went
+  // to `out` must go to `out` too (it would otherwise be handled before its predecessor).
+  auto frame = [](message_type t, std::uint64_t id, std::string payload) {
+    message m;
+    m.type = t;
+    m.message_id = id;
+    m.session_id = 1000 + id;
+    m.payload = std::move(payload);
+    return m;
+  };
+  std::vector<message> sent = {frame(message_type::pipe_message, 1, "one"), frame(message_type::pipe_message, 2, ""),
+                               frame(message_type::stop, 3, "three"), frame(message_type::pipe_message, 4, "four"),
+                               frame(message_type::pipe_message, 5, std::string(5000, 'x'))};
+  std::string wire;
+  for (const auto& m : sent) REQUIRE_FALSE(encode(m, wire));
+
+  struct taken_log {
+    std::vector<std::pair<std::uint64_t, std::string>> seen;
+    std::size_t offered = 0;
+  } log;
+  view_sink sink{[](void* ctx, const message_view& v) {
+                   auto* l = static_cast<taken_log*>(ctx);
+                   ++l->offered;
+                   if (v.type != message_type::pipe_message) return false;
+                   l->seen.emplace_back(v.message_id + v.session_id * 0, std::string(v.payload));
+                   return true;
+                 },
+                 &log};
+  decoder d;
+  std::vector<message> out;
+  REQUIRE_FALSE(d.feed(std::as_bytes(std::span(wire.data(), wire.size())), out, sink));
+  REQUIRE(log.seen.size() == 2);
+  CHECK(log.seen[0] == std::pair<std::uint64_t, std::string>{1, "one"});
+  CHECK(log.seen[1] == std::pair<std::uint64_t, std::string>{2, ""});
+  CHECK(log.offered == 3);  // 1, 2 taken; 3 declined; 4 and 5 not offered (3 waits in out)
+  REQUIRE(out.size() == 3);
+  CHECK(out[0] == sent[2]);
+  CHECK(out[1] == sent[3]);
+  CHECK(out[2] == sent[4]);
+  CHECK(d.messages_decoded() == 5);
+
+  // Split at every byte: only frames that lie whole in one feed are offered; everything
+  // still arrives once, in order.
+  for (std::size_t cut = 1; cut < wire.size(); cut += 97) {
+    decoder d2;
+    taken_log l2;
+    view_sink s2{sink.fn, &l2};
+    std::vector<message> out2;
+    REQUIRE_FALSE(d2.feed(std::as_bytes(std::span(wire.data(), cut)), out2, s2));
+    std::vector<std::uint64_t> order;
+    for (auto& [id, p] : l2.seen) order.push_back(id);
+    for (auto& m : out2) order.push_back(m.message_id);
+    out2.clear();
+    l2.seen.clear();
+    REQUIRE_FALSE(d2.feed(std::as_bytes(std::span(wire.data() + cut, wire.size() - cut)), out2, s2));
+    for (auto& [id, p] : l2.seen) order.push_back(id);
+    for (auto& m : out2) order.push_back(m.message_id);
+    INFO("cut " << cut);
+    CHECK(order == std::vector<std::uint64_t>{1, 2, 3, 4, 5});
+  }
+}

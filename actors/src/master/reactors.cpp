@@ -708,6 +708,15 @@ struct reactor_thread::impl final : net::connection_sink {
     // A batch of the worker's messages (one read of the link) is handed over corked: the
     // replies it carries for one connection leave in one write. Batches of different links
     // never interleave (each is handed over in one go), and nothing else corks this host.
+    // conn_send, nearly every message of a worker, is read in place from the link's buffer
+    // (no message object, no payload copy): its bytes go straight to the connection.
+    shared->set_view_handler([this](const ipc::message_view& m) {
+      auto v = ipc::view_conn_send(m);
+      if (!v) return false;  // other kinds, and malformed ones (the message path reports them)
+      if (!host.corked()) host.cork();
+      worker_send(v->session, v->data, v->kind);
+      return true;
+    });
     shared->set_handler([this, weak, w](ipc::message&& m) {
       if (!host.corked()) host.cork();
       if (auto l = weak.lock()) on_worker_message(l, w, std::move(m));
@@ -761,6 +770,41 @@ struct reactor_thread::impl final : net::connection_sink {
     if (n) log::info("reactor {}: {} open WebSocket(s) handed to the new process of worker {}", id, n, w);
   }
 
+  // A worker's conn_send: bytes or a typed reply for one of this reactor's connections.
+  void worker_send(std::uint64_t session, std::string_view data, std::uint8_t kind) {
+    auto size = data.size();
+    auto ec = host.send(session, data, kind);
+    if (ec == server_errc::output_buffer_full && h2_conns.contains(session) && kind != 0)
+      ec = h2_overflow(session, data, kind);
+    if (ec == server_errc::output_buffer_full) {
+      auto* c = host.find(session);
+      // A WebSocket message is whole or not sent (the listener's on_output_full already
+      // acted); a raw send loses a message, as in base mode where send() reports it; a
+      // piece of an HTTP reply cannot be skipped, so that connection ends.
+      const bool ws_reply = c && c->ws_module >= 0;
+      const bool fatal = c && kind != 0 && !ws_reply;
+      if (ws_reply) {
+        // The push failed in the worker's eyes too late to tell it: a client that never
+        // reads would make a line per message (hundreds a second), so once a second.
+        auto now = std::chrono::steady_clock::now();
+        if (now - ws_drop_logged >= 1s) {
+          log::warning("session {}: output buffer full ({} bytes queued, limit {}); WebSocket message of {} bytes "
+                       "dropped ({} more dropped on this reactor since the last such line)",
+                       session, c->queued_bytes(), c->output_limit(), size, ws_drops_unlogged);
+          ws_drop_logged = now;
+          ws_drops_unlogged = 0;
+        } else {
+          ++ws_drops_unlogged;
+        }
+      } else {
+        log::warning("session {}: output buffer full ({} bytes queued, limit {}); reply of {} bytes dropped{}",
+                     session, c ? c->queued_bytes() : 0, c ? c->output_limit() : 0, size,
+                     fatal ? ", closing (a protocol reply with a hole in it must not look whole)" : "");
+      }
+      if (fatal) c->abort("output buffer full");
+    }
+  }
+
   void on_worker_message(const std::shared_ptr<ipc::link>& l, int w, ipc::message&& raw) {
     auto m = ipc::decode(std::move(raw));
     if (!m) {
@@ -770,37 +814,7 @@ struct reactor_thread::impl final : net::connection_sink {
     std::visit([&](auto& v) {
       using T = std::decay_t<decltype(v)>;
       if constexpr (std::is_same_v<T, ipc::conn_send>) {
-        auto size = v.data.size();
-        auto ec = host.send(v.session, v.data, v.kind);
-        if (ec == server_errc::output_buffer_full && h2_conns.contains(v.session) && v.kind != 0)
-          ec = h2_overflow(v.session, v.data, v.kind);
-        if (ec == server_errc::output_buffer_full) {
-          auto* c = host.find(v.session);
-          // A WebSocket message is whole or not sent (the listener's on_output_full already
-          // acted); a raw send loses a message, as in base mode where send() reports it; a
-          // piece of an HTTP reply cannot be skipped, so that connection ends.
-          const bool ws_reply = c && c->ws_module >= 0;
-          const bool fatal = c && v.kind != 0 && !ws_reply;
-          if (ws_reply) {
-            // The push failed in the worker's eyes too late to tell it: a client that never
-            // reads would make a line per message (hundreds a second), so once a second.
-            auto now = std::chrono::steady_clock::now();
-            if (now - ws_drop_logged >= 1s) {
-              log::warning("session {}: output buffer full ({} bytes queued, limit {}); WebSocket message of {} bytes "
-                           "dropped ({} more dropped on this reactor since the last such line)",
-                           v.session, c->queued_bytes(), c->output_limit(), size, ws_drops_unlogged);
-              ws_drop_logged = now;
-              ws_drops_unlogged = 0;
-            } else {
-              ++ws_drops_unlogged;
-            }
-          } else {
-            log::warning("session {}: output buffer full ({} bytes queued, limit {}); reply of {} bytes dropped{}",
-                         v.session, c ? c->queued_bytes() : 0, c ? c->output_limit() : 0, size,
-                         fatal ? ", closing (a protocol reply with a hole in it must not look whole)" : "");
-          }
-          if (fatal) c->abort("output buffer full");
-        }
+        worker_send(v.session, v.data, v.kind);
       } else if constexpr (std::is_same_v<T, ipc::conn_upgrade>) {
         if (auto* c = host.find(v.session)) {
           set_ws_target(*c, std::move(v.target));  // before set_websocket: it reads ws_module

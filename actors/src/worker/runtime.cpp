@@ -229,6 +229,14 @@ void worker_runtime::start_reactor_links() {
   // Callback mode: each event goes straight to the runner, no queue or coroutine per message.
   for (auto& l : reactors_) {
     auto* lp = l.get();
+    // conn_data, nearly every message of a reactor, is read in place from the link's buffer:
+    // no message object, no payload copy (one is made only if the event is queued).
+    lp->set_view_handler([this](const ipc::message_view& m) {
+      auto v = ipc::view_conn_data(m);
+      if (!v) return false;  // other kinds, and malformed ones (the message path reports them)
+      reactor_data(*v, nullptr);
+      return true;
+    });
     lp->set_handler([this](ipc::message&& m) { on_reactor_message(std::move(m)); },
                     [this, lp](std::error_code) {
                       if (stopping_) return;
@@ -661,17 +669,7 @@ void worker_runtime::on_reactor_message(ipc::message&& raw) {
       runner_.message(s, static_cast<int>(v.listener), std::move(v.target),
                       kWsAdopted);
     } else if constexpr (std::is_same_v<T, ipc::conn_data>) {
-      if (is_body_event(v.kind) && is_http(static_cast<int>(v.listener))) {
-        http_body_event(session_id(v.session), v.kind, v.data);
-        return;
-      }
-      const int l = static_cast<int>(v.listener);
-      if (is_redis(l)) {
-        if (protocols::redis::is_command_kind(v.kind) && redis_now(l, session_id(v.session), v.data, v.kind)) return;
-      } else if (!is_http(l) && receive_now(l, session_id(v.session), v.data)) {
-        return;
-      }
-      runner_.message(session_id(v.session), static_cast<int>(v.listener), std::move(v.data), v.kind);
+      reactor_data(ipc::conn_data_view{v.session, v.listener, v.reactor, v.kind, v.data}, &v.data);
     } else if constexpr (std::is_same_v<T, ipc::conn_closed>) {
       // A handler waiting for a body learns it now, not behind itself in the queue.
       if (is_http(static_cast<int>(v.listener))) http_closed(session_id(v.session));
@@ -692,6 +690,21 @@ void worker_runtime::on_reactor_message(ipc::message&& raw) {
       log::warning("unexpected {} message from a reactor; dropped", ipc::kind_name(*m));
     }
   }, *m);
+}
+
+void worker_runtime::reactor_data(const ipc::conn_data_view& v, std::string* owned) {
+  const int l = static_cast<int>(v.listener);
+  const session_id s(v.session);
+  if (is_body_event(v.kind) && is_http(l)) {
+    http_body_event(s, v.kind, v.data);
+    return;
+  }
+  if (is_redis(l)) {
+    if (protocols::redis::is_command_kind(v.kind) && redis_now(l, s, v.data, v.kind)) return;
+  } else if (!is_http(l) && receive_now(l, s, v.data)) {
+    return;
+  }
+  runner_.message(s, l, owned ? std::move(*owned) : std::string(v.data), v.kind);
 }
 
 // -- the link to the master -----------------------------------------------------------------------

@@ -266,6 +266,8 @@ class worker_runtime final : private handler_host,
   void start_reactor_links();
   task<void> master_loop();
   void on_reactor_message(ipc::message&& raw);
+  // One conn_data, read in place (owned null: copied if it must wait) or decoded (moved).
+  void reactor_data(const ipc::conn_data_view& v, std::string* owned);
   void on_master_message(ipc::any_message m);
   task<void> run_task(ipc::task_request t);
   task<void> stop_sequence(std::string why);

@@ -211,6 +211,25 @@ bool append_frame(const message_pieces& m, std::string& out, const codec_options
 // Encodes `m` by copy, appending to `out` (tests, tools, small control messages).
 std::error_code encode(const message& m, std::string& out, const codec_options& opts = {});
 
+// A whole frame as the decoder found it in the bytes fed: the envelope's fields and a view of
+// the payload, valid only during the call it is passed to.
+struct message_view {
+  message_type type = message_type::none;
+  std::uint16_t flags = 0;
+  std::uint32_t reactor_id = 0;
+  std::uint64_t session_id = 0;
+  std::uint64_t message_id = 0;
+  std::uint32_t src_worker = no_worker;
+  std::uint32_t dst_worker = no_worker;
+  std::string_view payload;
+};
+// Where feed() offers whole frames in place: fn(ctx, view) returns true when it took the
+// frame (no message is made of it), false to have it appended to `out` as usual.
+struct view_sink {
+  bool (*fn)(void*, const message_view&) = nullptr;
+  void* ctx = nullptr;
+};
+
 // -- decoder --------------------------------------------------------------------------------
 
 // Streaming decoder: feed() bytes in any split; complete messages come out. The first
@@ -226,6 +245,10 @@ class decoder {
   std::error_code feed(std::string_view bytes, std::vector<message>& out) {
     return feed(std::as_bytes(std::span(bytes.data(), bytes.size())), out);
   }
+  // The same, offering each unchunked frame that lies whole in `bytes` to `sink` first, in
+  // place (no payload copy), while nothing is waiting in `out` (so the order of all frames
+  // is kept: a frame after one appended to `out` is appended too).
+  std::error_code feed(std::span<const std::byte> bytes, std::vector<message>& out, view_sink sink);
 
   // To call at end of stream: errc::truncated if a frame or a chunked message is unfinished.
   std::error_code finish();
@@ -275,7 +298,7 @@ class decoder {
   void on_payload_done(std::vector<message>& out);
   // A whole unchunked, valid frame at `p` (at least a header's worth): appends its message
   // and advances past it; false (nothing consumed) for anything else.
-  bool take_whole_frame(const std::byte*& p, std::size_t& left, std::vector<message>& out);
+  bool take_whole_frame(const std::byte*& p, std::size_t& left, std::vector<message>& out, view_sink sink);
 
   codec_options opts_;
   std::error_code error_;

@@ -104,6 +104,13 @@ class link {
   // messages cause (socket writes) and do it once per batch.
   void set_handler(std::function<void(message&&)> on_message, std::function<void(std::error_code)> on_close,
                    std::function<void()> on_batch_end = {});
+  // With set_handler: a frame that arrived whole in one read is first offered here in place
+  // (its payload a view into the read buffer, valid during the call): returning true takes
+  // it, and no message is made of it (no payload copy); false hands it to on_message as
+  // usual. The order of all messages is kept (a frame decoded after one that waits for
+  // on_message is not offered). It counts as a message received and ends in on_batch_end's
+  // batch like the others.
+  void set_view_handler(std::function<bool(const message_view&)> on_view);
 
   // -- state --------------------------------------------------------------------------------
 

@@ -64,6 +64,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -368,6 +369,25 @@ message encode(any_message m);
 // overload moves bulk strings out of m.payload without copying them; m is left unspecified.
 result<any_message> decode(message&& m);
 result<any_message> decode(const message& m);  // copies the payload
+
+// The two kinds on every process-mode request's path, read in place from a frame the link
+// offers (link::set_view_handler): `data` views the frame's payload, valid during that call
+// only. nullopt for another kind or a malformed one (decode() of the message then reports it).
+struct conn_data_view {
+  std::uint64_t session = 0;
+  std::uint32_t listener = 0;
+  std::uint32_t reactor = 0;
+  std::uint8_t kind = 0;
+  std::string_view data;
+};
+struct conn_send_view {
+  std::uint64_t session = 0;
+  std::uint32_t worker = 0;
+  std::uint8_t kind = 0;
+  std::string_view data;
+};
+std::optional<conn_data_view> view_conn_data(const message_view& m) noexcept;
+std::optional<conn_send_view> view_conn_send(const message_view& m) noexcept;
 
 // "conn_open", "conn_data", ... for log lines.
 std::string_view kind_name(const any_message& m) noexcept;
