@@ -219,27 +219,36 @@ void encoder::append_encoded(std::span<const std::byte> bytes, std::size_t frame
 namespace {
 
 // One unchunked frame's header at the end of `out`, for a payload of `n` bytes to follow.
-bool begin_frame(const message& m, std::size_t n, std::string& out, const codec_options& opts) {
-  if (n > std::clamp<std::size_t>(opts.chunk_size, 1, 0xffffffffu) || n > opts.max_message_size) return false;
+// The frame of `m` with an `n`-byte payload grown onto `out` in one step (one capacity check
+// on a per-message path); returns where the payload goes, or null when it needs chunks.
+char* begin_frame(const message& m, std::size_t n, std::string& out, const codec_options& opts) {
+  if (n > std::clamp<std::size_t>(opts.chunk_size, 1, 0xffffffffu) || n > opts.max_message_size) return nullptr;
   const auto at = out.size();
-  out.resize(at + header_size);  // the header in place, then the payload behind it
-  write_header(reinterpret_cast<std::byte*>(out.data() + at), m, static_cast<std::uint16_t>(m.flags & ~flag::chunk_mask),
-               n, n);
-  return true;
+  out.resize(at + header_size + n);  // the header in place, then the payload behind it
+  char* h = out.data() + at;
+  write_header(reinterpret_cast<std::byte*>(h), m, static_cast<std::uint16_t>(m.flags & ~flag::chunk_mask), n, n);
+  return h + header_size;
+}
+
+void put(char*& p, std::string_view s) noexcept {
+  if (!s.empty()) std::memcpy(p, s.data(), s.size());
+  p += s.size();
 }
 
 }  // namespace
 
 bool append_frame(const message& m, std::string& out, const codec_options& opts) {
-  if (!begin_frame(m, m.payload.size(), out, opts)) return false;
-  out.append(m.payload);
+  char* p = begin_frame(m, m.payload.size(), out, opts);
+  if (!p) return false;
+  put(p, m.payload);
   return true;
 }
 
 bool append_frame(const message_pieces& m, std::string& out, const codec_options& opts) {
-  if (!begin_frame(m.head, m.size(), out, opts)) return false;
-  out.append(m.bulk);
-  out.append(m.fields_view());
+  char* p = begin_frame(m.head, m.size(), out, opts);
+  if (!p) return false;
+  put(p, m.bulk);
+  put(p, m.fields_view());
   return true;
 }
 

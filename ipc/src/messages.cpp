@@ -110,36 +110,34 @@ result<any_message> decode_conn_data(message& m) {
 
 }  // namespace
 
-// The same fields as decode_conn_data / decode_conn_send read, in the same order and with
-// the same checks.
+// The same fields as decode_conn_data / decode_conn_send read, with the same checks: the
+// trailer's size must be exactly the fields' (u32 listener + u8 kind, or u8 kind), read
+// directly (these run once per request in process mode).
 std::optional<conn_data_view> view_conn_data(const message_view& m) noexcept {
-  if (m.type != message_type::receive) return std::nullopt;
-  std::size_t bulk = 0;
-  std::string_view f;
-  if (!split_trailer(m.payload, bulk, f)) return std::nullopt;
-  reader r(f);
+  constexpr std::size_t fields = 4 + 1;
+  if (m.type != message_type::receive || m.payload.size() < fields + 4) return std::nullopt;
+  const auto end = m.payload.size();
+  if (reader(m.payload.substr(end - 4)).integer<std::uint32_t>() != fields) return std::nullopt;
+  reader r(m.payload.substr(end - 4 - fields, fields));
   conn_data_view v;
   v.session = m.session_id;
   v.reactor = m.reactor_id;
   v.listener = r.integer<std::uint32_t>();
   v.kind = r.integer<std::uint8_t>();
-  if (!r.done()) return std::nullopt;
-  v.data = m.payload.substr(0, bulk);
+  v.data = m.payload.substr(0, end - 4 - fields);
   return v;
 }
 
 std::optional<conn_send_view> view_conn_send(const message_view& m) noexcept {
-  if (m.type != message_type::send) return std::nullopt;
-  std::size_t bulk = 0;
-  std::string_view f;
-  if (!split_trailer(m.payload, bulk, f)) return std::nullopt;
-  reader r(f);
+  constexpr std::size_t fields = 1;
+  if (m.type != message_type::send || m.payload.size() < fields + 4) return std::nullopt;
+  const auto end = m.payload.size();
+  if (reader(m.payload.substr(end - 4)).integer<std::uint32_t>() != fields) return std::nullopt;
   conn_send_view v;
   v.session = m.session_id;
   v.worker = m.src_worker;
-  v.kind = r.integer<std::uint8_t>();
-  if (!r.done()) return std::nullopt;
-  v.data = m.payload.substr(0, bulk);
+  v.kind = static_cast<std::uint8_t>(m.payload[end - 4 - fields]);
+  v.data = m.payload.substr(0, end - 4 - fields);
   return v;
 }
 

@@ -43,8 +43,45 @@ struct dispatch_input {
   std::uint64_t uid = 0;
   bool has_connection = false;
 };
-int pick_worker(dispatch_mode mode, int workers, const dispatch_input& in, std::uint64_t& rr,
-                const std::function<bool(int)>& alive, const std::function<std::uint32_t(int)>& load);
+// A template over the callables (alive(int) -> bool, load(int) -> u32): it runs once per
+// request, where building std::function objects cost more than the choice itself.
+template <class Alive, class Load>
+int pick_worker(dispatch_mode mode, int workers, const dispatch_input& in, std::uint64_t& rr, const Alive& alive,
+                const Load& load) {
+  auto n = static_cast<std::uint64_t>(workers);
+  switch (mode) {
+    case dispatch_mode::connection: return static_cast<int>(in.session % n);
+    case dispatch_mode::ip:
+      if (in.has_connection) return static_cast<int>(in.ip_hash % n);
+      break;
+    case dispatch_mode::uid:
+      if (in.has_connection) return static_cast<int>((in.uid ? in.uid : in.session) % n);
+      break;
+    case dispatch_mode::idle: {
+      // Fewest handlers running, round-robin among equals.
+      int best = -1;
+      std::uint32_t best_load = 0;
+      for (std::uint64_t k = 0; k < n; ++k) {
+        int w = static_cast<int>((rr + k) % n);
+        if (!alive(w)) continue;
+        auto l = load(w);
+        if (best < 0 || l < best_load) {
+          best = w;
+          best_load = l;
+        }
+      }
+      ++rr;
+      return best >= 0 ? best : static_cast<int>(rr % n);
+    }
+    case dispatch_mode::round_robin: break;
+  }
+  // round_robin (and ip/uid without a connection): next live worker.
+  for (std::uint64_t k = 0; k < n; ++k) {
+    int w = static_cast<int>(rr++ % n);
+    if (alive(w)) return w;
+  }
+  return static_cast<int>(rr % n);
+}
 
 class reactor_thread {
  public:

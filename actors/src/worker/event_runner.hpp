@@ -90,6 +90,11 @@ class event_runner {
   std::string_view remote_of(session_id s) const;
   // The session's close arrived (its on_close may still wait behind running handlers).
   bool closing(session_id s) const;
+  // Not closing, and (when `must_know`) known here: one lookup for a send's checks.
+  bool may_send(session_id s, bool must_know) const {
+    auto it = sessions_.find(s);
+    return it == sessions_.end() ? !must_know : !it->second.closed;
+  }
   // True when nothing of `s` is queued or running, so its next message may be handled inline
   // by the caller, in order, instead of through message() (redis commands). Notes the receive
   // time as message() would.

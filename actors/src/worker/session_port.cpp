@@ -195,9 +195,9 @@ class remote_port final : public session_port {
   // otherwise the reactor drops what it cannot use.
   std::error_code check(session_id s) const {
     if (!s || s.value() >= next_session_.load(std::memory_order_relaxed)) return server_errc::session_not_found;
-    if (runner_.closing(s)) return server_errc::session_not_found;
+    // With connection or ip dispatch every session of this worker has its stand-in here.
     auto d = app_.server.dispatch;
-    if ((d == dispatch_mode::connection || d == dispatch_mode::ip) && !runner_.contains(s))
+    if (!runner_.may_send(s, d == dispatch_mode::connection || d == dispatch_mode::ip))
       return server_errc::session_not_found;
     return {};
   }
