@@ -31,8 +31,13 @@ class http_hello final : public module_base {
   }
   explicit http_hello(options o) : opts_(std::move(o)) {}
 
-  task<void> on_request(context&, http::request&, http::response& res) override {
+  // Nothing here waits: every request is answered inline, as it is parsed.
+  bool on_request_now(context&, http::request&, http::response& res) override {
     (void)res.set_header("Content-Type", opts_.content_type).end(opts_.body);
+    return true;
+  }
+  task<void> on_request(context& ctx, http::request& req, http::response& res) override {
+    (void)on_request_now(ctx, req, res);
     co_return;
   }
 
@@ -88,6 +93,8 @@ class http_echo final : public module_base {
       "`sendfile=PATH&offset=N&length=N` answers with that file range through response.sendfile() (an "
       "error: the engine's 500). On a stream_body route `digest=sha256` hashes the body as it is read "
       "instead of keeping it (the JSON's body_length and body_sha256: uploads of any size). A streamed body that inflates past max_body_size gets 413. "
+      "`now=1` is answered by on_request_now (\"now inline\"), or by on_request (\"now queued\") when the "
+      "engine cannot take that path (a body still arriving); `now=throw` throws there, `now=detach` detaches there (500). "
       "`answer_from=task` detaches the response and a task worker "
       "answers it (the JSON's path and method, or the chunks; headers X-Answered-By, X-Handle, "
       "X-Again: a second claim of the handle; with `also=HANDLE` X-Also: what claiming that "
@@ -148,7 +155,27 @@ class http_echo final : public module_base {
     co_return ec ? "error: " + ec.message() : "ok";
   }
 
+  // `now=1`: answered inline ("now inline"), or by on_request ("now queued") when the engine
+  // cannot take the inline path (a body still arriving); `now=throw` throws inline;
+  // `now=detach` detaches inline (which needs on_request: the engine answers 500). Others go
+  // to on_request.
+  bool on_request_now(context&, http::request& req, http::response& res) override {
+    auto now = req.query_param("now");
+    if (!now) return false;
+    if (*now == "throw") throw std::runtime_error("now=throw asked");
+    if (*now == "detach") {
+      (void)res.detach();
+      return true;
+    }
+    (void)res.set_header("Content-Type", "text/plain").end("now inline\n");
+    return true;
+  }
+
   task<void> on_request(context& ctx, http::request& req, http::response& res) override {
+    if (req.query_param("now") == "1") {
+      (void)res.set_header("Content-Type", "text/plain").end("now queued\n");
+      co_return;
+    }
     using nlohmann::json;
     if (auto f = req.query_param("fail")) {
       if (*f == "throw") throw std::runtime_error("http_echo: asked to fail");

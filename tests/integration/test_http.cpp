@@ -523,3 +523,56 @@ TEST_CASE("http: kill -9 of a worker answers its in-flight requests 502/503", "[
   CHECK(srv.wait_workers_ready(10s));
   srv.stop_and_check();
 }
+
+// -- on_request_now --------------------------------------------------------------------------
+
+TEST_CASE("http: on_request_now answers inline, queues behind a running request, fails as on_request does",
+          "[http][now]") {
+  const std::string mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  server_under_test srv(http::server_keys(mode), http::echo_listener());
+  auto c = connect_tcp("127.0.0.1", srv.port);
+  REQUIRE(c);
+  REQUIRE(c.send_all(http::get("/?now=1")));
+  auto r = http::read_response(c);
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(r->body == "now inline\n");
+  // Behind a request whose handler waits: the second must wait for its turn (taken at
+  // arrival it would be answered first), then its inline handler answers it.
+  REQUIRE(c.send_all(http::get("/first?delay=50") + http::get("/?now=1")));
+  r = http::read_response(c, 5s);
+  REQUIRE(r);
+  CHECK(r->echo().value("target", "") == "/first?delay=50");
+  r = http::read_response(c, 5s);
+  REQUIRE(r);
+  CHECK(r->body == "now inline\n");
+  // A body larger than body_chunk_size follows its head in pieces: not whole when the head
+  // is handed over, so on_request gets it (once the body is here).
+  REQUIRE(c.send_all("POST /?now=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 70000\r\n\r\n" +
+                     std::string(70000, 'b')));
+  r = http::read_response(c, 5s);
+  REQUIRE(r);
+  CHECK(r->body == "now queued\n");
+  // Declined (no now=): on_request answers.
+  REQUIRE(c.send_all(http::get("/declined")));
+  r = http::read_response(c);
+  REQUIRE(r);
+  CHECK(r->echo().value("target", "") == "/declined");
+  // A throw and a detach inline: 500, a log line naming on_request_now, the connection goes on.
+  REQUIRE(c.send_all(http::get("/?now=throw")));
+  r = http::read_response(c);
+  REQUIRE(r);
+  CHECK(r->status == 500);
+  CHECK(srv.wait_log("failed in on_request_now for GET /.*now=throw asked", 3s));
+  REQUIRE(c.send_all(http::get("/?now=detach")));
+  r = http::read_response(c);
+  REQUIRE(r);
+  CHECK(r->status == 500);
+  CHECK(srv.wait_log("detach\\(\\) needs on_request", 3s));
+  REQUIRE(c.send_all(http::get("/?now=1")));
+  r = http::read_response(c);
+  REQUIRE(r);
+  CHECK(r->body == "now inline\n");
+  srv.stop_and_check();
+}

@@ -192,6 +192,13 @@ std::size_t event_runner::message_lent(session_id s, int listener, std::string_v
   return direct ? run_direct(s, listener, std::move(p)) : deliver(s, *st, std::move(p));
 }
 
+std::size_t event_runner::run_next(session_id s, int listener, std::uint8_t kind, task<void> t) {
+  pending p{event_kind::message, kind, listener, {}};
+  p.made.emplace(std::move(t));
+  if (can_run_direct(s)) return run_direct(s, listener, std::move(p));
+  return deliver(s, state_of(s, listener), std::move(p));
+}
+
 std::size_t event_runner::deliver(session_id s, session_state& st, pending&& p) {
   if (keep_stand_ins_) {  // process mode; in base mode the connection itself knows these
     st.last_receive_ms = now_ms();
@@ -393,7 +400,7 @@ task<void> event_runner::run(runner* r) {
           host_.queue_low(s);  // room for one more: the connection reads again
         }
       }
-      auto h = host_.handler_for(ev.k, ev.kind, s, ev.listener, ev.lent ? lent_ : ev.data);
+      auto h = ev.made ? std::move(ev.made) : host_.handler_for(ev.k, ev.kind, s, ev.listener, ev.lent ? lent_ : ev.data);
       if (ev.lent) lent_busy_ = false;  // the handler holds what it needs of them now
       if (h) {
         std::exception_ptr error;

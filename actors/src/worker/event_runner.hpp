@@ -79,6 +79,10 @@ class event_runner {
   // when a parked runner takes the event on this stack they are lent, not copied (a request
   // handler decodes them before it first suspends); otherwise they are copied and queued.
   std::size_t message_lent(session_id s, int listener, std::string_view data, std::uint8_t kind);
+  // A handler already made for the session's next event (an HTTP request decoded and routed
+  // as it arrived): runs in the session's order, as message() would run it. The caller did
+  // the handler's accounting (handler_done() follows it as for any event).
+  std::size_t run_next(session_id s, int listener, std::uint8_t kind, task<void> t);
   // The session closed; on_close runs after its queued events.
   void closed(session_id s, int listener);
 
@@ -122,6 +126,7 @@ class event_runner {
     int listener;
     std::string data;
     bool lent = false;  // the bytes are in lent_ (message_lent), not in data
+    std::optional<task<void>> made;  // run_next(): the handler, made already
   };
   // A session's events not handled yet: only a session that has some holds one.
   struct event_queue {

@@ -475,6 +475,11 @@ std::optional<task<void>> worker_runtime::http_event(std::uint8_t kind, session_
           modules_[static_cast<std::size_t>(x.module)]->websocket() && x.req->header("upgrade") &&
           protocols::websocket::is_upgrade_request({x.req->method(), 1, *x.req->header("upgrade"), {}, {}, {}, {}, {}}))
         return serve_ws_handshake(std::move(x));
+      // A whole request for a module that answers without waiting: answered right here, no
+      // coroutine (runner and serve_http alike).
+      if (x.status == 0 && x.module >= 0 && !x.pipe && x.inflate == cz::coding::identity && !x.req->is_multipart() &&
+          !now_busy_ && modules_[static_cast<std::size_t>(x.module)]->answers_requests_now() && http_now(x))
+        return std::nullopt;
       if (h2_stream) {
         // The streams of one connection run side by side, as HTTP/2 multiplexes them: a slow
         // handler does not hold its siblings back, and they are answered in any order.
@@ -615,7 +620,7 @@ task<bool> worker_runtime::prepare_body(http_exchange& x) {
 // After the handler: a response that could not be sent, a handler that threw or returned
 // without ending it (500, or the connection closed when the head already went out).
 void worker_runtime::http_handler_done(const http_exchange& x, const http::response& res, int mod,
-                                        std::exception_ptr error) {
+                                        std::exception_ptr error, const char* handler) {
   auto s = x.req->session();
   if (!error && res.error() && res.error() != server_errc::session_not_found) {
     log::warning("module {}: the response to {} {} (session {}) could not be sent: {}; closing the connection",
@@ -637,8 +642,8 @@ void worker_runtime::http_handler_done(const http_exchange& x, const http::respo
         what = "threw a non-standard exception";
       }
     }
-    log::error("module {} failed in on_request for {} {} (session {}): {}",
-               modules_[static_cast<std::size_t>(mod)]->instance_name(), x.req->method(), x.req->path(), s, what);
+    log::error("module {} failed in {} for {} {} (session {}): {}", modules_[static_cast<std::size_t>(mod)]->instance_name(),
+               handler, x.req->method(), x.req->path(), s, what);
     if (!res.started())
       answer(*port_, s, 500, "Internal Server Error\n", nullptr, false, x.h2_stream);
     else
@@ -668,18 +673,7 @@ task<void> worker_runtime::serve_http(http_exchange x, bool beside) {
   const auto& lc = app_.listen[static_cast<std::size_t>(x.listener)];
   session_channel ch(*port_, x.req->session(), this, x.h2_stream);
   http::response res(ch);
-  if (const auto& co = lc.compression_options; co.enabled && !co.offered.empty() && x.req->method() != "HEAD") {
-    // Several Accept-Encoding fields are one list (RFC 9110 §5.3); one field needs no copy.
-    auto values = x.req->header_values("accept-encoding");
-    std::string joined;
-    if (values.size() > 1)
-      for (auto v : values) {
-        if (!joined.empty()) joined += ", ";
-        joined += v;
-      }
-    res.set_compression(&co, cz::negotiate(values.size() == 1 ? values[0] : std::string_view(joined), !values.empty(),
-                                           co.offered));
-  }
+  negotiate_compression(res, *x.req, x.listener);
   std::exception_ptr error;
   try {
     co_await modules_[static_cast<std::size_t>(mod)]->on_request(*contexts_[static_cast<std::size_t>(mod)], *x.req,
@@ -699,6 +693,55 @@ task<void> worker_runtime::serve_http(http_exchange x, bool beside) {
   if (res.detached()) detached_.erase(ch.detached_request());
   http_handler_done(x, res, mod, error);
   done();
+}
+
+void worker_runtime::negotiate_compression(http::response& res, const http::request& req, int listener) const {
+  const auto& co = app_.listen[static_cast<std::size_t>(listener)].compression_options;
+  if (!co.enabled || co.offered.empty() || req.method() == "HEAD") return;
+  // Several Accept-Encoding fields are one list (RFC 9110 §5.3); one field needs no copy.
+  auto values = req.header_values("accept-encoding");
+  std::string joined;
+  if (values.size() > 1)
+    for (auto v : values) {
+      if (!joined.empty()) joined += ", ";
+      joined += v;
+    }
+  res.set_compression(&co, cz::negotiate(values.size() == 1 ? values[0] : std::string_view(joined), !values.empty(),
+                                         co.offered));
+}
+
+bool worker_runtime::http_now(http_exchange& x) {
+  const auto mod = x.module;
+  session_channel ch(*port_, x.req->session(), this, x.h2_stream);
+  http::response res(ch);
+  negotiate_compression(res, *x.req, x.listener);
+  ++http_in_flight_;
+  now_busy_ = true;
+  begin_busy();
+  bool taken = false;
+  std::exception_ptr error;
+  try {
+    taken = modules_[static_cast<std::size_t>(mod)]->on_request_now(*contexts_[static_cast<std::size_t>(mod)],
+                                                                     *x.req, res);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  now_busy_ = false;
+  --http_in_flight_;
+  // A response it began is its answer whatever it returned (never a second one).
+  taken = taken || error || res.started() || res.detached();
+  if (taken) {
+    if (res.detached() && !error) {
+      // Waiting for another process's answer needs a coroutine: on_request's job.
+      detached_.erase(ch.detached_request());
+      error = std::make_exception_ptr(std::logic_error("response::detach() needs on_request, not on_request_now"));
+    }
+    bump(slot_->messages);
+    http_handler_done(x, res, mod, error, "on_request_now");
+  }
+  end_busy();
+  if (taken) note_message();
+  return taken;
 }
 
 // A response that cannot end well: HTTP/1 closes the connection, HTTP/2 resets the stream.

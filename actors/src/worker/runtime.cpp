@@ -613,9 +613,13 @@ bool worker_runtime::on_event(net::connection& c, const protocols::event& e) {
   // An HTTP request's handler only reads the event's bytes (it decodes the head): they are
   // lent to a runner taking them inline. Other handlers take ownership of theirs (a module's
   // message), for which one copy made here is the cheapest.
-  auto depth = e.kind == static_cast<std::uint8_t>(protocols::http1::ev::request) && is_http(c.listener())
-                   ? runner_.message_lent(s, c.listener(), e.data, e.kind)
-                   : runner_.message(s, c.listener(), std::string(e.data), e.kind);
+  const bool request = e.kind == static_cast<std::uint8_t>(protocols::http1::ev::request) && is_http(c.listener());
+  if (request && !now_busy_ && runner_.idle_for_inline(s)) {
+    http_arrived(s, c.listener(), e.kind, e.data);
+    return !c.paused();
+  }
+  auto depth = request ? runner_.message_lent(s, c.listener(), e.data, e.kind)
+                       : runner_.message(s, c.listener(), std::string(e.data), e.kind);
   if (depth < app_.listen[static_cast<std::size_t>(c.listener())].max_queued_messages) return true;
   runner_.note_paused(s);
   return false;
@@ -701,10 +705,25 @@ void worker_runtime::reactor_data(const ipc::conn_data_view& v, std::string* own
   }
   if (is_redis(l)) {
     if (protocols::redis::is_command_kind(v.kind) && redis_now(l, s, v.data, v.kind)) return;
-  } else if (!is_http(l) && receive_now(l, s, v.data)) {
+  } else if (!is_http(l)) {
+    if (receive_now(l, s, v.data)) return;
+  } else if (v.kind == static_cast<std::uint8_t>(protocols::http1::ev::request) && !now_busy_ &&
+             runner_.idle_for_inline(s)) {
+    http_arrived(s, l, v.kind, v.data);
     return;
   }
   runner_.message(s, l, owned ? std::move(*owned) : std::string(v.data), v.kind);
+}
+
+void worker_runtime::http_arrived(session_id s, int listener, std::uint8_t kind, std::string_view data) {
+  // Its session is idle, so its turn is now: decoded and routed here, answered inline when
+  // its module can (http_now), else its handler runs in the session's order, as the runner
+  // would have run it (handler_for's accounting, then handler_done's).
+  if (auto t = http_event(kind, s, listener, data)) {
+    begin_busy();
+    bump(slot_->messages);
+    (void)runner_.run_next(s, listener, kind, std::move(*t));
+  }
 }
 
 // -- the link to the master -----------------------------------------------------------------------

@@ -144,9 +144,17 @@ class worker_runtime final : private handler_host,
   };
   std::optional<task<void>> http_event(std::uint8_t kind, session_id s, int listener, std::string_view data);
   task<void> serve_http(http_exchange x, bool beside = false);
+  // The module's on_request_now for a whole request, inline; false when not taken (then
+  // serve_http runs it). Only for a module that answers_requests_now().
+  bool http_now(http_exchange& x);
+  // An HTTP/1 request of a session with nothing queued or running, as it arrives.
+  void http_arrived(session_id s, int listener, std::uint8_t kind, std::string_view data);
+  // The response's compression, from the listener's settings and the request.
+  void negotiate_compression(http::response& res, const http::request& req, int listener) const;
   void refuse_http(const http_exchange& x);
   task<bool> prepare_body(http_exchange& x);
-  void http_handler_done(const http_exchange& x, const http::response& res, int mod, std::exception_ptr error);
+  void http_handler_done(const http_exchange& x, const http::response& res, int mod, std::exception_ptr error,
+                         const char* handler = "on_request");
   // WebSocket (ws_events.cpp): the upgrade, then the connection's frames.
   task<void> serve_ws_handshake(http_exchange x);
   std::optional<task<void>> ws_event(std::uint8_t kind, session_id s, std::string& data);

@@ -11,6 +11,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "swactor/actors/bus.hpp"
@@ -113,6 +114,9 @@ class module_base {
   void set_instance_name(std::string n) { instance_ = std::move(n); }
   // The typed bus messages this instance accepts (raw messages are always accepted).
   const bus::type_set& bus_types() const noexcept { return bus_types_; }
+  // The module's class overrides on_request_now (set when module_registry builds it; the
+  // engine then tries it, and builds nothing for it otherwise).
+  bool answers_requests_now() const noexcept { return request_now_; }
 
   // -- handlers (all optional) ---------------------------------------------------------
   // Every handler runs as a coroutine on the worker's loop. A handler that throws is logged
@@ -139,6 +143,15 @@ class module_base {
   // throwing, answers 500. Requests of one connection arrive in order, one at a time.
   // The default answers 500 (a route to a module without it is a configuration mistake).
   virtual task<void> on_request(context&, http::request&, http::response&);
+  // Optional fast path for requests answered without waiting (a fixed answer, a lookup in
+  // memory): answer with res.end(...) and return true, or return false having touched
+  // neither, and on_request gets the request instead. It is tried for every whole request
+  // (its body here, nothing to inflate, no multipart form, no upgrade) when its turn comes,
+  // in order with the connection's other requests; when nothing of the connection is
+  // queued or running (HTTP/2: for any stream) that is as the request is parsed, with no
+  // coroutine at all. Returning true without ending, or throwing, answers 500 as
+  // on_request does; res.detach() needs on_request.
+  virtual bool on_request_now(context&, http::request&, http::response&) { return false; }
   // WebSocket, on every HTTP/1.1 listener (http://, ws://, and their TLS forms): a module
   // whose websocket() is true gets the upgrade requests routed to it. on_handshake may pick
   // a subprotocol, add headers or refuse; then on_open, each message in on_message (fragments
@@ -210,8 +223,10 @@ class module_base {
   }
 
  private:
+  friend class module_registry;
   std::string instance_;
   bus::type_set bus_types_;
+  bool request_now_ = false;
 };
 
 // Keys of a [modules.NAME] table that belong to swactor (the instance), not to the
@@ -251,7 +266,12 @@ class module_registry {
       auto before = diag.items().size();
       if (tbl) M::schema().parse(*tbl, opts, diag, path, module_reserved_keys());
       if (diag.items().size() != before) return nullptr;
-      return std::make_unique<M>(std::move(opts));
+      auto m = std::make_unique<M>(std::move(opts));
+      // &M::on_request_now names module_base's own function unless M (or a base between)
+      // declares one.
+      static_cast<module_base&>(*m).request_now_ =
+          !std::is_same_v<decltype(&M::on_request_now), decltype(&module_base::on_request_now)>;
+      return m;
     };
     t.check = [](const toml::table* tbl, config::diagnostics& diag, const std::string& path) {
       typename M::options opts;
