@@ -548,9 +548,10 @@ std::optional<task<void>> worker_runtime::handler_for(event_kind k, std::uint8_t
 }
 
 bool worker_runtime::receive_now(int listener, session_id s, std::string_view data) {
-  if (now_busy_ || !runner_.idle_for_inline(s)) return false;
   const int mod = module_of(listener);
-  if (mod < 0) return false;
+  if (mod < 0 || now_busy_ || !modules_[static_cast<std::size_t>(mod)]->answers_messages_now() ||
+      !runner_.idle_for_inline(s))
+    return false;
   now_busy_ = true;
   begin_busy();
   bool taken = false;

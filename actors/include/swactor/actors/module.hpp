@@ -114,9 +114,10 @@ class module_base {
   void set_instance_name(std::string n) { instance_ = std::move(n); }
   // The typed bus messages this instance accepts (raw messages are always accepted).
   const bus::type_set& bus_types() const noexcept { return bus_types_; }
-  // The module's class overrides on_request_now (set when module_registry builds it; the
-  // engine then tries it, and builds nothing for it otherwise).
+  // The module's class overrides on_request_now / on_receive_now (set when module_registry
+  // builds it; the engine tries them only then, and costs nothing otherwise).
   bool answers_requests_now() const noexcept { return request_now_; }
+  bool answers_messages_now() const noexcept { return receive_now_; }
 
   // -- handlers (all optional) ---------------------------------------------------------
   // Every handler runs as a coroutine on the worker's loop. A handler that throws is logged
@@ -227,6 +228,7 @@ class module_base {
   std::string instance_;
   bus::type_set bus_types_;
   bool request_now_ = false;
+  bool receive_now_ = false;
 };
 
 // Keys of a [modules.NAME] table that belong to swactor (the instance), not to the
@@ -271,6 +273,8 @@ class module_registry {
       // declares one.
       static_cast<module_base&>(*m).request_now_ =
           !std::is_same_v<decltype(&M::on_request_now), decltype(&module_base::on_request_now)>;
+      static_cast<module_base&>(*m).receive_now_ =
+          !std::is_same_v<decltype(&M::on_receive_now), decltype(&module_base::on_receive_now)>;
       return m;
     };
     t.check = [](const toml::table* tbl, config::diagnostics& diag, const std::string& path) {
