@@ -533,46 +533,32 @@ TEST_CASE("http: on_request_now answers inline, queues behind a running request,
   server_under_test srv(http::server_keys(mode), http::echo_listener());
   auto c = connect_tcp("127.0.0.1", srv.port);
   REQUIRE(c);
-  REQUIRE(c.send_all(http::get("/?now=1")));
-  auto r = http::read_response(c);
-  REQUIRE(r);
-  CHECK(r->status == 200);
-  CHECK(r->body == "now inline\n");
+  // Sends `requests` and reads the next response (whose status, and body when given, must match).
+  auto exchange = [&](const std::string& requests, int status, std::optional<std::string> body) {
+    if (!requests.empty()) REQUIRE(c.send_all(requests));
+    auto r = http::read_response(c, 5s);
+    REQUIRE(r);
+    CHECK(r->status == status);
+    if (body) CHECK(r->body == *body);
+    return *r;
+  };
+  exchange(http::get("/?now=1"), 200, "now inline\n");
   // Behind a request whose handler waits: the second must wait for its turn (taken at
   // arrival it would be answered first), then its inline handler answers it.
-  REQUIRE(c.send_all(http::get("/first?delay=50") + http::get("/?now=1")));
-  r = http::read_response(c, 5s);
-  REQUIRE(r);
-  CHECK(r->echo().value("target", "") == "/first?delay=50");
-  r = http::read_response(c, 5s);
-  REQUIRE(r);
-  CHECK(r->body == "now inline\n");
+  CHECK(exchange(http::get("/first?delay=50") + http::get("/?now=1"), 200, {}).echo().value("target", "") ==
+        "/first?delay=50");
+  exchange("", 200, "now inline\n");
   // A body larger than body_chunk_size follows its head in pieces: not whole when the head
   // is handed over, so on_request gets it (once the body is here).
-  REQUIRE(c.send_all("POST /?now=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 70000\r\n\r\n" +
-                     std::string(70000, 'b')));
-  r = http::read_response(c, 5s);
-  REQUIRE(r);
-  CHECK(r->body == "now queued\n");
+  exchange("POST /?now=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 70000\r\n\r\n" + std::string(70000, 'b'), 200,
+           "now queued\n");
   // Declined (no now=): on_request answers.
-  REQUIRE(c.send_all(http::get("/declined")));
-  r = http::read_response(c);
-  REQUIRE(r);
-  CHECK(r->echo().value("target", "") == "/declined");
+  CHECK(exchange(http::get("/declined"), 200, {}).echo().value("target", "") == "/declined");
   // A throw and a detach inline: 500, a log line naming on_request_now, the connection goes on.
-  REQUIRE(c.send_all(http::get("/?now=throw")));
-  r = http::read_response(c);
-  REQUIRE(r);
-  CHECK(r->status == 500);
+  exchange(http::get("/?now=throw"), 500, {});
   CHECK(srv.wait_log("failed in on_request_now for GET /.*now=throw asked", 3s));
-  REQUIRE(c.send_all(http::get("/?now=detach")));
-  r = http::read_response(c);
-  REQUIRE(r);
-  CHECK(r->status == 500);
+  exchange(http::get("/?now=detach"), 500, {});
   CHECK(srv.wait_log("detach\\(\\) needs on_request", 3s));
-  REQUIRE(c.send_all(http::get("/?now=1")));
-  r = http::read_response(c);
-  REQUIRE(r);
-  CHECK(r->body == "now inline\n");
+  exchange(http::get("/?now=1"), 200, "now inline\n");
   srv.stop_and_check();
 }

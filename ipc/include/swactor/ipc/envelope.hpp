@@ -115,7 +115,10 @@ inline constexpr std::uint16_t error = 0x0008;      // payload describes a failu
 inline constexpr std::uint16_t user_mask = 0xff00;  // free for applications
 }  // namespace flag
 
-struct message {
+// Payload: std::string (message), or std::string_view (message_view: a whole frame as the
+// decoder found it in the bytes fed, valid only during the call it is passed to).
+template <class Payload>
+struct basic_message {
   message_type type = message_type::none;
   std::uint16_t flags = 0;  // without chunk bits (the codec sets and strips them)
   std::uint32_t reactor_id = 0;
@@ -123,11 +126,13 @@ struct message {
   std::uint64_t message_id = 0;
   std::uint32_t src_worker = no_worker;
   std::uint32_t dst_worker = no_worker;
-  std::string payload;
+  Payload payload;
 
   bool has_error() const noexcept { return (flags & flag::error) != 0; }
-  friend bool operator==(const message&, const message&) = default;
+  friend bool operator==(const basic_message&, const basic_message&) = default;
 };
+using message = basic_message<std::string>;
+using message_view = basic_message<std::string_view>;
 
 // -- options --------------------------------------------------------------------------------
 
@@ -211,18 +216,6 @@ bool append_frame(const message_pieces& m, std::string& out, const codec_options
 // Encodes `m` by copy, appending to `out` (tests, tools, small control messages).
 std::error_code encode(const message& m, std::string& out, const codec_options& opts = {});
 
-// A whole frame as the decoder found it in the bytes fed: the envelope's fields and a view of
-// the payload, valid only during the call it is passed to.
-struct message_view {
-  message_type type = message_type::none;
-  std::uint16_t flags = 0;
-  std::uint32_t reactor_id = 0;
-  std::uint64_t session_id = 0;
-  std::uint64_t message_id = 0;
-  std::uint32_t src_worker = no_worker;
-  std::uint32_t dst_worker = no_worker;
-  std::string_view payload;
-};
 // Where feed() offers whole frames in place: fn(ctx, view) returns true when it took the
 // frame (no message is made of it), false to have it appended to `out` as usual.
 struct view_sink {

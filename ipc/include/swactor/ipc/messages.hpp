@@ -93,15 +93,19 @@ struct conn_open {
 };
 
 // reactor -> worker: one decoded protocol event (kind 0 = a framed message; later protocols
-// define other kinds).
-struct conn_data {
+// define other kinds). Bytes: std::string (conn_data), or std::string_view (conn_data_view:
+// read in place from a frame, see view_conn_data).
+template <class Bytes>
+struct basic_conn_data {
   std::uint64_t session = 0;
   std::uint32_t listener = 0;
   std::uint32_t reactor = 0;
   std::uint8_t kind = 0;
-  std::string data;
-  friend bool operator==(const conn_data&, const conn_data&) = default;
+  Bytes data;
+  friend bool operator==(const basic_conn_data&, const basic_conn_data&) = default;
 };
+using conn_data = basic_conn_data<std::string>;
+using conn_data_view = basic_conn_data<std::string_view>;
 
 // reactor -> worker: a connection closed.
 struct conn_closed {
@@ -113,14 +117,18 @@ struct conn_closed {
   friend bool operator==(const conn_closed&, const conn_closed&) = default;
 };
 
-// worker -> reactor: bytes / a typed reply for a connection (kind 0 = raw bytes).
-struct conn_send {
+// worker -> reactor: bytes / a typed reply for a connection (kind 0 = raw bytes); as
+// conn_data, conn_send_view reads one in place.
+template <class Bytes>
+struct basic_conn_send {
   std::uint64_t session = 0;
   std::uint32_t worker = 0;
   std::uint8_t kind = 0;
-  std::string data;
-  friend bool operator==(const conn_send&, const conn_send&) = default;
+  Bytes data;
+  friend bool operator==(const basic_conn_send&, const basic_conn_send&) = default;
 };
+using conn_send = basic_conn_send<std::string>;
+using conn_send_view = basic_conn_send<std::string_view>;
 
 // worker -> reactor: close a connection (reset: abortive close).
 struct conn_close {
@@ -373,19 +381,6 @@ result<any_message> decode(const message& m);  // copies the payload
 // The two kinds on every process-mode request's path, read in place from a frame the link
 // offers (link::set_view_handler): `data` views the frame's payload, valid during that call
 // only. nullopt for another kind or a malformed one (decode() of the message then reports it).
-struct conn_data_view {
-  std::uint64_t session = 0;
-  std::uint32_t listener = 0;
-  std::uint32_t reactor = 0;
-  std::uint8_t kind = 0;
-  std::string_view data;
-};
-struct conn_send_view {
-  std::uint64_t session = 0;
-  std::uint32_t worker = 0;
-  std::uint8_t kind = 0;
-  std::string_view data;
-};
 std::optional<conn_data_view> view_conn_data(const message_view& m) noexcept;
 std::optional<conn_send_view> view_conn_send(const message_view& m) noexcept;
 
