@@ -48,10 +48,16 @@ struct link::state : std::enable_shared_from_this<link::state> {
         dec(opts.codec),
         enc(opts.codec) {
     notify.expires_at(clock::time_point::max());
+    // (The executor returned by get_executor() is a temporary: copy what it points to.)
+    const auto ex = socket.get_executor();
+    if (const auto* io = ex.target<asio::io_context::executor_type>()) io_executor.emplace(*io);
   }
 
   link_options opts;
   socket_type socket;
+  // The socket's executor when it is an io_context's (the server's case): posting to it
+  // directly skips the type-erased executor's dispatch on every flush.
+  std::optional<asio::io_context::executor_type> io_executor;
   asio::steady_timer notify;  // never expires: cancel() wakes everyone waiting for progress
   channel<message> inbox;
   decoder dec;
@@ -148,8 +154,8 @@ struct link::state : std::enable_shared_from_this<link::state> {
       // to the io_context itself when that is the executor (as it is in the server): the
       // type-erased executor's dispatch costs as much as the rest of the post.
       auto flush = [self = shared_from_this()] { self->flush_now(); };
-      if (auto* io = socket.get_executor().target<asio::io_context::executor_type>())
-        asio::post(*io, std::move(flush));
+      if (io_executor)
+        asio::post(*io_executor, std::move(flush));
       else
         asio::post(socket.get_executor(), std::move(flush));
     }
