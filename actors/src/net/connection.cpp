@@ -412,8 +412,10 @@ std::error_code connection::send(std::string_view data, std::uint8_t kind, bool 
     return ec;
   }
   auto ec = encode_now(kind, data);
-  after_codec();
   deliver_held_events();  // a reply that closed a stream early (RST_STREAM NO_ERROR)
+  // Last: it may close the connection, and the host's reference was the last one (a
+  // reactor's send holds none): nothing of `this` may be touched after it.
+  after_codec();
   return ec;
 }
 
