@@ -1,4 +1,5 @@
 #include "swactor/ipc/envelope.hpp"
+#include "swactor/core/wire.hpp"
 
 #include <algorithm>
 #include <bit>
@@ -32,43 +33,23 @@ class ipc_category_impl final : public std::error_category {
   }
 };
 
-// -- little-endian helpers: one load or store on a little-endian host (GCC does not merge
-// a byte-by-byte loop into one, and headers are on every message's path) -----------------
-
-template <class T>
-void put_le(std::byte* p, T v) {
-  if constexpr (std::endian::native == std::endian::little) {
-    std::memcpy(p, &v, sizeof(T));
-  } else {
-    for (std::size_t i = 0; i < sizeof(T); ++i) p[i] = std::byte(static_cast<unsigned char>(v >> (8 * i)));
-  }
-}
-
-template <class T>
-T get_le(const std::byte* p) {
-  T v = 0;
-  if constexpr (std::endian::native == std::endian::little) {
-    std::memcpy(&v, p, sizeof(T));
-  } else {
-    for (std::size_t i = 0; i < sizeof(T); ++i) v |= static_cast<T>(static_cast<T>(p[i]) << (8 * i));
-  }
-  return v;
-}
+using wire::load;
+using wire::store;
 
 // The 48-byte frame header of `m` at `h` (layout: envelope.hpp).
 void write_header(std::byte* h, const message& m, std::uint16_t flags, std::size_t length, std::size_t total) {
-  put_le<std::uint16_t>(h + 0, magic);
+  store<std::uint16_t>(h + 0, magic);
   h[2] = std::byte{protocol_version};
   h[3] = std::byte{static_cast<std::uint8_t>(m.type)};
-  put_le<std::uint16_t>(h + 4, flags);
-  put_le<std::uint16_t>(h + 6, 0);
-  put_le<std::uint32_t>(h + 8, static_cast<std::uint32_t>(length));
-  put_le<std::uint32_t>(h + 12, m.reactor_id);
-  put_le<std::uint64_t>(h + 16, m.session_id);
-  put_le<std::uint64_t>(h + 24, m.message_id);
-  put_le<std::uint32_t>(h + 32, m.src_worker);
-  put_le<std::uint32_t>(h + 36, m.dst_worker);
-  put_le<std::uint64_t>(h + 40, static_cast<std::uint64_t>(total));
+  store<std::uint16_t>(h + 4, flags);
+  store<std::uint16_t>(h + 6, 0);
+  store<std::uint32_t>(h + 8, static_cast<std::uint32_t>(length));
+  store<std::uint32_t>(h + 12, m.reactor_id);
+  store<std::uint64_t>(h + 16, m.session_id);
+  store<std::uint64_t>(h + 24, m.message_id);
+  store<std::uint32_t>(h + 32, m.src_worker);
+  store<std::uint32_t>(h + 36, m.dst_worker);
+  store<std::uint64_t>(h + 40, static_cast<std::uint64_t>(total));
 }
 
 constexpr std::size_t kReserveCap = 1024 * 1024;  // never trust a peer's size for reserve()
@@ -218,7 +199,6 @@ void encoder::append_encoded(std::span<const std::byte> bytes, std::size_t frame
 
 namespace {
 
-// One unchunked frame's header at the end of `out`, for a payload of `n` bytes to follow.
 // The frame of `m` with an `n`-byte payload grown onto `out` in one step (one capacity check
 // on a per-message path); returns where the payload goes, or null when it needs chunks.
 char* begin_frame(const message& m, std::size_t n, std::string& out, const codec_options& opts) {
@@ -313,7 +293,7 @@ std::error_code decoder::finish() {
 
 std::error_code decoder::on_header(std::vector<message>& out) {
   const std::byte* h = header_buf_;
-  auto m = get_le<std::uint16_t>(h + 0);
+  auto m = load<std::uint16_t>(h + 0);
   if (m != magic) return fail(errc::bad_magic, fmt::format("bad magic {:#06x}", m));
   auto v = static_cast<std::uint8_t>(h[2]);
   if (v != protocol_version) {
@@ -321,14 +301,14 @@ std::error_code decoder::on_header(std::vector<message>& out) {
                 fmt::format("envelope version {} (expected {})", v, protocol_version));
   }
   hdr_.type = static_cast<std::uint8_t>(h[3]);
-  hdr_.flags = get_le<std::uint16_t>(h + 4);
-  hdr_.length = get_le<std::uint32_t>(h + 8);
-  hdr_.reactor_id = get_le<std::uint32_t>(h + 12);
-  hdr_.session_id = get_le<std::uint64_t>(h + 16);
-  hdr_.message_id = get_le<std::uint64_t>(h + 24);
-  hdr_.src_worker = get_le<std::uint32_t>(h + 32);
-  hdr_.dst_worker = get_le<std::uint32_t>(h + 36);
-  hdr_.total = get_le<std::uint64_t>(h + 40);
+  hdr_.flags = load<std::uint16_t>(h + 4);
+  hdr_.length = load<std::uint32_t>(h + 8);
+  hdr_.reactor_id = load<std::uint32_t>(h + 12);
+  hdr_.session_id = load<std::uint64_t>(h + 16);
+  hdr_.message_id = load<std::uint64_t>(h + 24);
+  hdr_.src_worker = load<std::uint32_t>(h + 32);
+  hdr_.dst_worker = load<std::uint32_t>(h + 36);
+  hdr_.total = load<std::uint64_t>(h + 40);
 
   if (chunk_bits(hdr_.flags) > 1) {
     return fail(errc::bad_flags, fmt::format("several chunk bits in flags {:#06x}", hdr_.flags));
@@ -414,20 +394,19 @@ bool decoder::take_whole_frame(const std::byte*& p, std::size_t& left, std::vect
   // them, without the header copy and the payload buffer of a frame that arrives in parts.
   // Anything unusual (an error to report, a chunk, a frame not all here) takes the general
   // path, which gives the precise reason.
-  const auto length = get_le<std::uint32_t>(p + 8);
-  const auto flags = get_le<std::uint16_t>(p + 4);
-  if (get_le<std::uint16_t>(p) != magic || static_cast<std::uint8_t>(p[2]) != protocol_version ||
-      (flags & flag::chunk_mask) != 0 || get_le<std::uint64_t>(p + 40) != length || length > opts_.max_frame_size ||
+  const auto length = load<std::uint32_t>(p + 8);
+  const auto flags = load<std::uint16_t>(p + 4);
+  if (load<std::uint16_t>(p) != magic || static_cast<std::uint8_t>(p[2]) != protocol_version ||
+      (flags & flag::chunk_mask) != 0 || load<std::uint64_t>(p + 40) != length || length > opts_.max_frame_size ||
       length > opts_.max_message_size || left - header_size < length)
     return false;
-  const std::string_view payload(reinterpret_cast<const char*>(p + header_size), length);
-  if (!sink.fn || !out.empty() ||
-      !sink.fn(sink.ctx, message_view{static_cast<message_type>(p[3]), flags, get_le<std::uint32_t>(p + 12),
-                                      get_le<std::uint64_t>(p + 16), get_le<std::uint64_t>(p + 24),
-                                      get_le<std::uint32_t>(p + 32), get_le<std::uint32_t>(p + 36), payload}))
-    out.push_back(message{static_cast<message_type>(p[3]), flags, get_le<std::uint32_t>(p + 12),
-                          get_le<std::uint64_t>(p + 16), get_le<std::uint64_t>(p + 24), get_le<std::uint32_t>(p + 32),
-                          get_le<std::uint32_t>(p + 36), std::string(payload)});
+  const message_view v{static_cast<message_type>(p[3]), flags, load<std::uint32_t>(p + 12),
+                       load<std::uint64_t>(p + 16), load<std::uint64_t>(p + 24), load<std::uint32_t>(p + 32),
+                       load<std::uint32_t>(p + 36),
+                       std::string_view(reinterpret_cast<const char*>(p + header_size), length)};
+  if (!sink.fn || !out.empty() || !sink.fn(sink.ctx, v))
+    out.push_back(message{v.type, v.flags, v.reactor_id, v.session_id, v.message_id, v.src_worker, v.dst_worker,
+                          std::string(v.payload)});
   p += header_size + length;
   left -= header_size + length;
   consumed_ += header_size + length;

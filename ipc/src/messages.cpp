@@ -49,6 +49,11 @@ using reader = wire::reader;
 
 std::error_code bad() { return make_error_code(errc::bad_message); }
 
+// The fixed fields of the two hot bulk kinds' trailers: conn_data u32 listener + u8 kind,
+// conn_send u8 kind.
+constexpr std::size_t kConnDataFields = 4 + 1;
+constexpr std::size_t kConnSendFields = 1;
+
 // Splits a bulk kind's payload: returns the fields' reader, sets `bulk_size`; the caller
 // shrinks the payload to bulk_size once the fields are read (shrinking never reallocates).
 bool split_trailer(std::string_view payload, std::size_t& bulk_size, std::string_view& fields) {
@@ -93,28 +98,29 @@ result<any_message> decode_conn_open(message& m) {
   return any_message(std::move(v));
 }
 
+// The hot kinds decode through their views (below): one reader of their trailers.
 result<any_message> decode_conn_data(message& m) {
-  std::size_t bulk = 0;
-  std::string_view f;
-  if (!split_trailer(m.payload, bulk, f)) return bad();
-  reader r(f);
-  conn_data v;
-  v.session = m.session_id;
-  v.reactor = m.reactor_id;
-  v.listener = r.integer<std::uint32_t>();
-  v.kind = r.integer<std::uint8_t>();
-  if (!r.done()) return bad();
-  v.data = take_bulk(m, bulk);
-  return any_message(std::move(v));
+  auto v = view_conn_data(view_of(m));
+  if (!v) return bad();
+  conn_data d{v->session, v->listener, v->reactor, v->kind, {}};
+  d.data = take_bulk(m, v->data.size());  // the view's bytes are the payload's prefix
+  return any_message(std::move(d));
+}
+
+result<any_message> decode_conn_send(message& m) {
+  auto v = view_conn_send(view_of(m));
+  if (!v) return bad();
+  conn_send d{v->session, v->worker, v->kind, {}};
+  d.data = take_bulk(m, v->data.size());
+  return any_message(std::move(d));
 }
 
 }  // namespace
 
-// The same fields as decode_conn_data / decode_conn_send read, with the same checks: the
-// trailer's size must be exactly the fields' (u32 listener + u8 kind, or u8 kind), read
-// directly (these run once per request in process mode).
+// The trailer's size must be exactly the fields' (pieces_of_conn_data/send write them), read
+// directly: these run once per request in process mode.
 std::optional<conn_data_view> view_conn_data(const message_view& m) noexcept {
-  constexpr std::size_t fields = 4 + 1;
+  constexpr std::size_t fields = kConnDataFields;
   if (m.type != message_type::receive || m.payload.size() < fields + 4) return std::nullopt;
   const auto end = m.payload.size();
   if (reader(m.payload.substr(end - 4)).integer<std::uint32_t>() != fields) return std::nullopt;
@@ -129,7 +135,7 @@ std::optional<conn_data_view> view_conn_data(const message_view& m) noexcept {
 }
 
 std::optional<conn_send_view> view_conn_send(const message_view& m) noexcept {
-  constexpr std::size_t fields = 1;
+  constexpr std::size_t fields = kConnSendFields;
   if (m.type != message_type::send || m.payload.size() < fields + 4) return std::nullopt;
   const auto end = m.payload.size();
   if (reader(m.payload.substr(end - 4)).integer<std::uint32_t>() != fields) return std::nullopt;
@@ -155,19 +161,6 @@ result<any_message> decode_conn_closed(message& m) {
   return any_message(std::move(v));
 }
 
-result<any_message> decode_conn_send(message& m) {
-  std::size_t bulk = 0;
-  std::string_view f;
-  if (!split_trailer(m.payload, bulk, f)) return bad();
-  reader r(f);
-  conn_send v;
-  v.session = m.session_id;
-  v.worker = m.src_worker;
-  v.kind = r.integer<std::uint8_t>();
-  if (!r.done()) return bad();
-  v.data = take_bulk(m, bulk);
-  return any_message(std::move(v));
-}
 
 result<any_message> decode_conn_close(message& m) {
   reader r(m.payload);
@@ -384,11 +377,11 @@ message_pieces pieces_of_conn_data(std::uint64_t session, std::uint32_t listener
   p.head.session_id = session;
   p.head.reactor_id = reactor;
   p.bulk = data;
-  // The trailer (decode_conn_data reads it back): listener, kind, then the fields' length.
-  wire::writer::store(p.fields, listener);
+  // The trailer (view_conn_data reads it back): listener, kind, then the fields' length.
+  wire::store(p.fields, listener);
   p.fields[4] = static_cast<char>(kind);
-  wire::writer::store(p.fields + 5, std::uint32_t{5});
-  p.fields_size = 9;
+  wire::store(p.fields + kConnDataFields, std::uint32_t{kConnDataFields});
+  p.fields_size = kConnDataFields + 4;
   return p;
 }
 
@@ -400,8 +393,8 @@ message_pieces pieces_of_conn_send(std::uint64_t session, std::uint32_t worker, 
   p.head.src_worker = worker;
   p.bulk = data;
   p.fields[0] = static_cast<char>(kind);  // kind, then the fields' length
-  wire::writer::store(p.fields + 1, std::uint32_t{1});
-  p.fields_size = 5;
+  wire::store(p.fields + kConnSendFields, std::uint32_t{kConnSendFields});
+  p.fields_size = kConnSendFields + 4;
   return p;
 }
 

@@ -41,13 +41,24 @@ void write_all_fd(int fd, const std::string& bytes) {
   }
 }
 
+// A loop and a connected pair of links on it.
+struct link_pair {
+  swactor::loop lp;
+  std::pair<swactor::ipc::link, swactor::ipc::link> ends;
+  explicit link_pair(const link_options& opts = {}) : ends(connect(lp, opts)) {}
+  static std::pair<swactor::ipc::link, swactor::ipc::link> connect(swactor::loop& lp, const link_options& opts) {
+    auto pr = link::make_pair(lp.context().get_executor(), opts);
+    REQUIRE(pr);
+    return std::move(*pr);
+  }
+};
+
 }  // namespace
 
 TEST_CASE("link: messages cross a socketpair both ways, batched", "[link]") {
-  swactor::loop lp;
-  auto pr = link::make_pair(lp.context().get_executor());
-  REQUIRE(pr);
-  auto& [a, b] = *pr;
+  link_pair p;
+  auto& lp = p.lp;
+  auto& [a, b] = p.ends;
   std::vector<message> got_b, got_a;
   for (int i = 0; i < 300; ++i) REQUIRE_FALSE(a.send(msg(i, "ping " + std::to_string(i))));
   swactor::spawn(lp.context(), [&]() -> task<void> {
@@ -83,10 +94,9 @@ TEST_CASE("link: messages cross a socketpair both ways, batched", "[link]") {
 }
 
 TEST_CASE("link: an 8 MiB message arrives whole and byte-exact", "[link]") {
-  swactor::loop lp;
-  auto pr = link::make_pair(lp.context().get_executor());
-  REQUIRE(pr);
-  auto& [a, b] = *pr;
+  link_pair p;
+  auto& lp = p.lp;
+  auto& [a, b] = p.ends;
   const std::string big = pattern(8 * 1024 * 1024 + 5);
   REQUIRE_FALSE(a.send(msg(1, "before")));
   REQUIRE_FALSE(a.send(msg(2, big)));
@@ -185,10 +195,9 @@ TEST_CASE("link: peer EOF and truncated streams", "[link]") {
 }
 
 TEST_CASE("link: receive times out and the link stays usable", "[link]") {
-  swactor::loop lp;
-  auto pr = link::make_pair(lp.context().get_executor());
-  REQUIRE(pr);
-  auto& [a, b] = *pr;
+  link_pair p;
+  auto& lp = p.lp;
+  auto& [a, b] = p.ends;
   std::error_code timed_out;
   std::string later;
   swactor::spawn(lp.context(), [&]() -> task<void> {
@@ -207,12 +216,11 @@ TEST_CASE("link: receive times out and the link stays usable", "[link]") {
 }
 
 TEST_CASE("link: the send queue is bounded", "[link]") {
-  swactor::loop lp;
   link_options opts;
   opts.max_queued_bytes = 1024 * 1024;
-  auto pr = link::make_pair(lp.context().get_executor(), opts);
-  REQUIRE(pr);
-  auto& [a, b] = *pr;
+  link_pair p(opts);
+  auto& lp = p.lp;
+  auto& [a, b] = p.ends;
   const std::string payload(100000, 'q');
   const std::size_t each = encoded_size(payload.size());
   int accepted = 0;
@@ -255,12 +263,11 @@ TEST_CASE("link: the send queue is bounded", "[link]") {
 
 TEST_CASE("link: one message above the queue limit still goes when the queue is empty",
           "[link]") {
-  swactor::loop lp;
   link_options opts;
   opts.max_queued_bytes = 1000;
-  auto pr = link::make_pair(lp.context().get_executor(), opts);
-  REQUIRE(pr);
-  auto& [a, b] = *pr;
+  link_pair p(opts);
+  auto& lp = p.lp;
+  auto& [a, b] = p.ends;
   CHECK_FALSE(a.send(msg(1, std::string(5000, 'x'))));
   CHECK(a.send(msg(2, "small")) == errc::queue_full);
   opts.codec.max_message_size = 10;
@@ -281,15 +288,14 @@ TEST_CASE("link: one message above the queue limit still goes when the queue is 
 }
 
 TEST_CASE("link: a peer that stops reading trips the write timeout", "[link]") {
-  swactor::loop lp;
   link_options opts;
   opts.write_timeout = 50ms;
   opts.socket_buffer_size = 4096;
   opts.receive_queue = 1;
   opts.max_queued_bytes = 64 * 1024 * 1024;
-  auto pr = link::make_pair(lp.context().get_executor(), opts);
-  REQUIRE(pr);
-  auto& [a, b] = *pr;
+  link_pair p(opts);
+  auto& lp = p.lp;
+  auto& [a, b] = p.ends;
   // b never calls receive(): its inbox holds one message, then the socket buffers fill up.
   for (int i = 0; i < 64; ++i) REQUIRE_FALSE(a.send(msg(i, std::string(256 * 1024, 'w'))));
   swactor::spawn(lp.context(), [&]() -> task<void> {
@@ -334,10 +340,9 @@ TEST_CASE("link: socket_pair fds are close-on-exec", "[link]") {
 }
 
 TEST_CASE("link: 50k small messages keep their order", "[link]") {
-  swactor::loop lp;
-  auto pr = link::make_pair(lp.context().get_executor());
-  REQUIRE(pr);
-  auto& [a, b] = *pr;
+  link_pair p;
+  auto& lp = p.lp;
+  auto& [a, b] = p.ends;
   constexpr int n = 50000;
   int in_order = 0;
   swactor::spawn(lp.context(), [&]() -> task<void> {
@@ -384,12 +389,11 @@ TEST_CASE("link: small and large messages interleaved keep their order and count
   // Small messages are encoded into one buffer as they are sent, large ones are queued and
   // referenced: the order on the wire must still be the order of send(), also when sends
   // come while a large write is still going out.
-  swactor::loop lp;
   link_options opts;
   opts.max_batch_bytes = 64 * 1024;
-  auto pr = link::make_pair(lp.context().get_executor(), opts);
-  REQUIRE(pr);
-  auto& [a, b] = *pr;
+  link_pair p(opts);
+  auto& lp = p.lp;
+  auto& [a, b] = p.ends;
   constexpr int n = 400;
   auto payload = [](int i) {
     // Every fifth message is large (above copy_threshold), some are empty.
@@ -435,10 +439,9 @@ TEST_CASE("link: small and large messages interleaved keep their order and count
 }
 
 TEST_CASE("link: a view handler takes frames in place, the rest go to the handler, in order", "[link]") {
-  swactor::loop lp;
-  auto pr = link::make_pair(lp.context().get_executor());
-  REQUIRE(pr);
-  auto& [a, b] = *pr;
+  link_pair p;
+  auto& lp = p.lp;
+  auto& [a, b] = p.ends;
   constexpr int n = 200;
   // Every fourth message is a stop (declined by the view handler), every ninth is large.
   auto make = [](int i) {

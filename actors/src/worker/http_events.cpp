@@ -715,33 +715,24 @@ bool worker_runtime::http_now(http_exchange& x) {
   session_channel ch(*port_, x.req->session(), this, x.h2_stream);
   http::response res(ch);
   negotiate_compression(res, *x.req, x.listener);
-  ++http_in_flight_;
-  now_busy_ = true;
-  begin_busy();
-  bool taken = false;
-  std::exception_ptr error;
-  try {
-    taken = modules_[static_cast<std::size_t>(mod)]->on_request_now(*contexts_[static_cast<std::size_t>(mod)],
-                                                                     *x.req, res);
-  } catch (...) {
-    error = std::current_exception();
-  }
-  now_busy_ = false;
-  --http_in_flight_;
-  // A response it began is its answer whatever it returned (never a second one).
-  taken = taken || error || res.started() || res.detached();
-  if (taken) {
-    if (res.detached() && !error) {
-      // Waiting for another process's answer needs a coroutine: on_request's job.
-      detached_.erase(ch.detached_request());
-      error = std::make_exception_ptr(std::logic_error("response::detach() needs on_request, not on_request_now"));
-    }
-    bump(slot_->messages);
-    http_handler_done(x, res, mod, error, "on_request_now");
-  }
-  end_busy();
-  if (taken) note_message();
-  return taken;
+  ++http_in_flight_;  // while the handler runs (finish() below ends it, also after a throw)
+  return run_now(
+      [&] {
+        return modules_[static_cast<std::size_t>(mod)]->on_request_now(*contexts_[static_cast<std::size_t>(mod)],
+                                                                        *x.req, res);
+      },
+      [&](bool taken, std::exception_ptr error) {
+        --http_in_flight_;
+        // A response it began is its answer whatever it returned (never a second one).
+        if (!(taken || error || res.started() || res.detached())) return false;
+        if (res.detached() && !error) {
+          // Waiting for another process's answer needs a coroutine: on_request's job.
+          detached_.erase(ch.detached_request());
+          error = std::make_exception_ptr(std::logic_error("response::detach() needs on_request, not on_request_now"));
+        }
+        http_handler_done(x, res, mod, error, "on_request_now");
+        return true;
+      });
 }
 
 // A response that cannot end well: HTTP/1 closes the connection, HTTP/2 resets the stream.

@@ -41,29 +41,17 @@ bool worker_runtime::redis_now(int listener, session_id s, std::string_view data
   cmd.reset(data, kind);
   if (!cmd.valid()) return false;  // the queued path answers it
   auto& m = *modules_[static_cast<std::size_t>(mod)];
-  now_busy_ = true;  // a send from inside that reaches this worker's own decode path queues
-  begin_busy();
-  bool answered = false;
-  std::exception_ptr error;
-  try {
-    answered = m.on_command_now(*contexts_[static_cast<std::size_t>(mod)], s, cmd);
-  } catch (...) {
-    error = std::current_exception();
-  }
-  now_busy_ = false;
-  if (error) {
-    log_failure(mod, "on_command_now", s, error);
-    cmd.discard_reply();
-    cmd.reply().error("ERR internal error in the command handler (see the server log)");
-    answered = true;
-  }
-  if (answered) {
-    bump(slot_->messages);
-    send_redis_reply(s, cmd);
-  }
-  end_busy();
-  if (answered) note_message();
-  return answered;
+  return run_now([&] { return m.on_command_now(*contexts_[static_cast<std::size_t>(mod)], s, cmd); },
+                 [&](bool answered, std::exception_ptr error) {
+                   if (error) {
+                     log_failure(mod, "on_command_now", s, error);
+                     cmd.discard_reply();
+                     cmd.reply().error("ERR internal error in the command handler (see the server log)");
+                     answered = true;
+                   }
+                   if (answered) send_redis_reply(s, cmd);
+                   return answered;
+                 });
 }
 
 void worker_runtime::redis_ahead(int listener, session_id s, std::span<const protocols::event> upcoming) {

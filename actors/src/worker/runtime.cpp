@@ -552,23 +552,25 @@ bool worker_runtime::receive_now(int listener, session_id s, std::string_view da
   if (mod < 0 || now_busy_ || !modules_[static_cast<std::size_t>(mod)]->answers_messages_now() ||
       !runner_.idle_for_inline(s))
     return false;
-  now_busy_ = true;
-  begin_busy();
-  bool taken = false;
-  std::exception_ptr error;
-  try {
-    taken = modules_[static_cast<std::size_t>(mod)]->on_receive_now(*contexts_[static_cast<std::size_t>(mod)], s,
-                                                                    data);
-  } catch (...) {
-    error = std::current_exception();
-    taken = true;  // as with on_receive: logged, and the message is not handled again
-  }
-  now_busy_ = false;
-  if (error) log_failure(mod, "on_receive_now", s, error);
-  if (taken) bump(slot_->messages);
-  end_busy();
-  if (taken) note_message();
-  return taken;
+  return run_now(
+      [&] {
+        return modules_[static_cast<std::size_t>(mod)]->on_receive_now(*contexts_[static_cast<std::size_t>(mod)], s,
+                                                                       data);
+      },
+      [&](bool taken, std::exception_ptr error) {
+        if (!error) return taken;
+        log_failure(mod, "on_receive_now", s, error);
+        return true;  // as with on_receive: logged, and the message is not handled again
+      });
+}
+
+bool worker_runtime::event_now(int listener, session_id s, std::uint8_t kind, std::string_view data) {
+  if (is_redis(listener)) return protocols::redis::is_command_kind(kind) && redis_now(listener, s, data, kind);
+  if (!is_http(listener)) return receive_now(listener, s, data);
+  if (kind != static_cast<std::uint8_t>(protocols::http1::ev::request) || now_busy_ || !runner_.idle_for_inline(s))
+    return false;
+  http_arrived(s, listener, kind, data);
+  return true;
 }
 
 void worker_runtime::handler_done(event_kind k, session_id s, int listener, std::exception_ptr error) {
@@ -606,21 +608,13 @@ bool worker_runtime::on_event(net::connection& c, const protocols::event& e) {
     (void)http_event(e.kind, s, c.listener(), e.data);
     return !c.paused();
   }
-  if (app_.listen[static_cast<std::size_t>(c.listener())].is_redis()) {
-    if (protocols::redis::is_command_kind(e.kind) && redis_now(c.listener(), s, e.data, e.kind)) return !c.paused();
-  } else if (!is_http(c.listener()) && receive_now(c.listener(), s, e.data)) {
-    return !c.paused();
-  }
+  if (event_now(c.listener(), s, e.kind, e.data)) return !c.paused();
   // An HTTP request's handler only reads the event's bytes (it decodes the head): they are
   // lent to a runner taking them inline. Other handlers take ownership of theirs (a module's
   // message), for which one copy made here is the cheapest.
-  const bool request = e.kind == static_cast<std::uint8_t>(protocols::http1::ev::request) && is_http(c.listener());
-  if (request && !now_busy_ && runner_.idle_for_inline(s)) {
-    http_arrived(s, c.listener(), e.kind, e.data);
-    return !c.paused();
-  }
-  auto depth = request ? runner_.message_lent(s, c.listener(), e.data, e.kind)
-                       : runner_.message(s, c.listener(), std::string(e.data), e.kind);
+  auto depth = e.kind == static_cast<std::uint8_t>(protocols::http1::ev::request) && is_http(c.listener())
+                   ? runner_.message_lent(s, c.listener(), e.data, e.kind)
+                   : runner_.message(s, c.listener(), std::string(e.data), e.kind);
   if (depth < app_.listen[static_cast<std::size_t>(c.listener())].max_queued_messages) return true;
   runner_.note_paused(s);
   return false;
@@ -704,15 +698,7 @@ void worker_runtime::reactor_data(const ipc::conn_data_view& v, std::string* own
     http_body_event(s, v.kind, v.data);
     return;
   }
-  if (is_redis(l)) {
-    if (protocols::redis::is_command_kind(v.kind) && redis_now(l, s, v.data, v.kind)) return;
-  } else if (!is_http(l)) {
-    if (receive_now(l, s, v.data)) return;
-  } else if (v.kind == static_cast<std::uint8_t>(protocols::http1::ev::request) && !now_busy_ &&
-             runner_.idle_for_inline(s)) {
-    http_arrived(s, l, v.kind, v.data);
-    return;
-  }
+  if (event_now(l, s, v.kind, v.data)) return;
   runner_.message(s, l, owned ? std::move(*owned) : std::string(v.data), v.kind);
 }
 

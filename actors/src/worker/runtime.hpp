@@ -181,9 +181,34 @@ class worker_runtime final : private handler_host,
   // Stream listeners (tcp, unix, their TLS forms): the module's on_receive_now over the
   // codec's bytes, on the caller's stack; false when not taken (then the message is queued).
   bool receive_now(int listener, session_id s, std::string_view data);
-  // A handler inside redis_now or receive_now is running: a send from it that reaches this
-  // worker's own decode path must not start another one inline.
+  // A handler inside redis_now, receive_now or http_now is running: a send from it that
+  // reaches this worker's own decode path must not start another one inline.
   bool now_busy_ = false;
+  // The one way an inline handler runs (those three): `call()` -> taken, on this stack, the
+  // worker marked busy meanwhile; then `finish(taken, error)` -> taken (answers, logs what
+  // it threw); a taken event counts as a handled message (stats, max_request).
+  template <class Call, class Finish>
+  bool run_now(Call&& call, Finish&& finish) {
+    now_busy_ = true;
+    begin_busy();
+    bool taken = false;
+    std::exception_ptr error;
+    try {
+      taken = call();
+    } catch (...) {
+      error = std::current_exception();
+    }
+    now_busy_ = false;
+    taken = finish(taken, error);
+    if (taken) bump(slot_->messages);
+    end_busy();
+    if (taken) note_message();
+    return taken;
+  }
+  // An event of a session with nothing queued or running, taken on the caller's stack (both
+  // modes' sinks): a Redis command or a stream message by the module's inline handler, an
+  // HTTP/1 request routed at once (http_arrived). False: the caller queues it.
+  bool event_now(int listener, session_id s, std::uint8_t kind, std::string_view data);
   void http_closed(session_id s);
   // A detached request (response::detach) waiting for its answer from another process.
   struct detached_response {

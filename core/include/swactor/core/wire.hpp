@@ -13,26 +13,43 @@
 
 namespace swactor::wire {
 
+// `v` as its sizeof(T) little-endian bytes at `dst`, and back. One store or load on a
+// little-endian host (GCC does not merge a byte loop into one): these are on every IPC
+// message's path (the frame header, the hot kinds' trailers).
+template <class T>
+  requires std::is_integral_v<T>
+void store(void* dst, T v) noexcept {
+  using U = std::make_unsigned_t<T>;
+  auto u = static_cast<U>(v);
+  if constexpr (std::endian::native == std::endian::little) {
+    std::memcpy(dst, &u, sizeof(T));
+  } else {
+    auto* d = static_cast<unsigned char*>(dst);
+    for (std::size_t i = 0; i < sizeof(T); ++i) d[i] = static_cast<unsigned char>(u >> (8 * i));
+  }
+}
+template <class T>
+  requires std::is_integral_v<T>
+T load(const void* src) noexcept {
+  using U = std::make_unsigned_t<T>;
+  U u = 0;
+  if constexpr (std::endian::native == std::endian::little) {
+    std::memcpy(&u, src, sizeof(T));
+  } else {
+    const auto* s = static_cast<const unsigned char*>(src);
+    for (std::size_t i = 0; i < sizeof(T); ++i) u |= static_cast<U>(static_cast<U>(s[i]) << (8 * i));
+  }
+  return static_cast<T>(u);
+}
+
 class writer {
  public:
   explicit writer(std::string& out) noexcept : out_(out) {}
-  // `v` as its sizeof(T) little-endian bytes at `dst`.
-  template <class T>
-    requires std::is_integral_v<T>
-  static void store(char* dst, T v) noexcept {
-    using U = std::make_unsigned_t<T>;
-    auto u = static_cast<U>(v);
-    // One store on a little-endian host: GCC does not merge the byte loop.
-    if constexpr (std::endian::native == std::endian::little)
-      std::memcpy(dst, &u, sizeof(T));
-    else
-      for (std::size_t i = 0; i < sizeof(T); ++i) dst[i] = static_cast<char>(u >> (8 * i));
-  }
   template <class T>
     requires std::is_integral_v<T>
   void integer(T v) {
     char b[sizeof(T)];
-    store(b, v);
+    wire::store(b, v);
     out_.append(b, sizeof(T));
   }
   void u8(std::uint8_t v) { integer(v); }
@@ -60,15 +77,8 @@ class reader {
   template <class T>
     requires std::is_integral_v<T>
   T integer() {
-    using U = std::make_unsigned_t<T>;
     if (!take(sizeof(T))) return T{};
-    U u = 0;
-    if constexpr (std::endian::native == std::endian::little)
-      std::memcpy(&u, in_.data() + pos_ - sizeof(T), sizeof(T));
-    else
-      for (std::size_t i = 0; i < sizeof(T); ++i)
-        u |= static_cast<U>(static_cast<U>(static_cast<unsigned char>(in_[pos_ - sizeof(T) + i])) << (8 * i));
-    return static_cast<T>(u);
+    return wire::load<T>(in_.data() + pos_ - sizeof(T));
   }
   std::uint8_t u8() { return integer<std::uint8_t>(); }
   std::uint32_t u32() { return integer<std::uint32_t>(); }

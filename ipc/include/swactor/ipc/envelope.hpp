@@ -133,6 +133,10 @@ struct basic_message {
 };
 using message = basic_message<std::string>;
 using message_view = basic_message<std::string_view>;
+// `m` as a view (valid while `m` is, unchanged).
+inline message_view view_of(const message& m) noexcept {
+  return {m.type, m.flags, m.reactor_id, m.session_id, m.message_id, m.src_worker, m.dst_worker, m.payload};
+}
 
 // -- options --------------------------------------------------------------------------------
 
