@@ -34,9 +34,11 @@ class server_category_impl final : public std::error_category {
 };
 }  // namespace
 
+// Not a function-local static: no guard check per call (see core/src/error.cpp).
+constinit const server_category_impl server_category_instance{};
+
 const std::error_category& server_category() noexcept {
-  static const server_category_impl c;
-  return c;
+  return server_category_instance;
 }
 
 }  // namespace swactor

@@ -24,9 +24,12 @@ class core_category_impl final : public std::error_category {
 
 }  // namespace
 
+// Constant-initialized at namespace scope: a function-local static would cost a guard
+// check on every call, and error codes are made on hot paths.
+constinit const core_category_impl core_category_instance{};
+
 const std::error_category& core_category() noexcept {
-  static const core_category_impl instance;
-  return instance;
+  return core_category_instance;
 }
 
 }  // namespace swactor

@@ -67,9 +67,11 @@ std::string_view chunk_name(std::uint16_t flags) {
 
 }  // namespace
 
+// Not a function-local static: no guard check per call (see core/src/error.cpp).
+constinit const ipc_category_impl ipc_category_instance{};
+
 const std::error_category& ipc_category() noexcept {
-  static const ipc_category_impl instance;
-  return instance;
+  return ipc_category_instance;
 }
 
 std::string_view type_name(message_type t) noexcept {

@@ -8,6 +8,7 @@
 #include <deque>
 #include <functional>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include <asio/buffer.hpp>
@@ -20,6 +21,7 @@
 
 #include "swactor/core/channel.hpp"
 #include "swactor/core/log.hpp"
+#include "swactor/core/plain_io.hpp"
 
 namespace swactor::ipc {
 namespace {
@@ -150,15 +152,24 @@ struct link::state : std::enable_shared_from_this<link::state> {
     pending_bytes += size;
     if (!writing) {
       writing = true;
-      // After the caller's turn: what it sends meanwhile goes out in the same write. Posted
-      // to the io_context itself when that is the executor (as it is in the server): the
-      // type-erased executor's dispatch costs as much as the rest of the post.
-      auto flush = [self = shared_from_this()] { self->flush_now(); };
-      if (io_executor)
-        asio::post(*io_executor, std::move(flush));
-      else
-        asio::post(socket.get_executor(), std::move(flush));
+      // Sent by a handler of this link's own read: flushed when the read's messages are
+      // handed (one write for all their replies, no post and no scheduler turn).
+      if (dispatching) {
+        flush_due = true;
+        return;
+      }
+      post_flush();
     }
+  }
+  // After the caller's turn: what it sends meanwhile goes out in the same write. Posted to
+  // the io_context itself when that is the executor (as it is in the server): the
+  // type-erased executor's dispatch costs as much as the rest of the post.
+  void post_flush() {
+    auto flush = [self = shared_from_this()] { self->flush_now(); };
+    if (io_executor)
+      asio::post(*io_executor, std::move(flush));
+    else
+      asio::post(socket.get_executor(), std::move(flush));
   }
 
   std::error_code try_send(message& m) {
@@ -227,8 +238,9 @@ struct link::state : std::enable_shared_from_this<link::state> {
       mh.msg_iovlen = b.size();
       ssize_t n;
       // One buffer (small messages only, the usual batch): send() spares the kernel the msghdr.
-      do n = b.size() == 1 ? ::send(socket.native_handle(), iov[0].iov_base, iov[0].iov_len, MSG_DONTWAIT | MSG_NOSIGNAL)
-                           : ::sendmsg(socket.native_handle(), &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+      do n = b.size() == 1 ? plain_io::send(socket.native_handle(), iov[0].iov_base, iov[0].iov_len,
+                                            MSG_DONTWAIT | MSG_NOSIGNAL)
+                           : plain_io::sendmsg(socket.native_handle(), &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
       while (n < 0 && errno == EINTR);
       if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
         std::error_code ec(errno, std::system_category());
@@ -336,22 +348,43 @@ struct link::state : std::enable_shared_from_this<link::state> {
   bool take_read(std::size_t n) {
     counters.bytes_received += n;
     view_taken = false;
+    dispatch_scope scope(*this);
     auto perr = dec.feed(std::span<const std::byte>(rbuf.data(), n), rout,
                          handler && view_handler ? view_sink{&state::offer_view, this} : view_sink{});
     read_error = perr;
-    if (!handler) return open;
-    // Complete messages that came before any garbage are still good: deliver them.
-    bool handed = view_taken;
-    for (auto& m : rout) {
-      ++counters.messages_received;
-      handed = true;
-      handler(std::move(m));  // may close the link
-      if (!open) break;
+    if (handler) {
+      // Complete messages that came before any garbage are still good: deliver them.
+      bool handed = view_taken;
+      for (auto& m : rout) {
+        ++counters.messages_received;
+        handed = true;
+        handler(std::move(m));  // may close the link
+        if (!open) break;
+      }
+      rout.clear();
+      if (handed && batch_end_handler) batch_end_handler();
     }
-    rout.clear();
-    if (handed && batch_end_handler) batch_end_handler();
+    scope.end();
     return open;
   }
+  // While a read's messages are handed: sends on this link wait for its end (accepted()).
+  bool dispatching = false;
+  bool flush_due = false;
+  struct dispatch_scope {
+    state& st;
+    explicit dispatch_scope(state& s) : st(s) { st.dispatching = true; }
+    void end() {
+      st.dispatching = false;
+      if (std::exchange(st.flush_due, false)) st.flush_now();  // closed meanwhile: just ends the batch
+    }
+    ~dispatch_scope() {
+      // A handler threw: the flush still happens, after the unwinding.
+      if (st.dispatching) {
+        st.dispatching = false;
+        if (std::exchange(st.flush_due, false)) st.post_flush();
+      }
+    }
+  };
   std::error_code read_error;  // the decoder's, from the last take_read
 
   // After a read's messages: a protocol error or the end of the stream closes the link.

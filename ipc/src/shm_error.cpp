@@ -30,8 +30,10 @@ class shm_category_impl final : public std::error_category {
 };
 }  // namespace
 
+// Not a function-local static: no guard check per call (see core/src/error.cpp).
+constinit const shm_category_impl shm_category_instance{};
+
 const std::error_category& shm_category() noexcept {
-  static const shm_category_impl c;
-  return c;
+  return shm_category_instance;
 }
 }  // namespace swactor::ipc

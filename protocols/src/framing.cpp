@@ -37,9 +37,11 @@ std::string printable(std::string_view s) {
 
 }  // namespace
 
+// Not a function-local static: no guard check per call (see core/src/error.cpp).
+constinit const framing_category_impl framing_category_instance{};
+
 const std::error_category& framing_category() noexcept {
-  static const framing_category_impl instance;
-  return instance;
+  return framing_category_instance;
 }
 
 // -- options ------------------------------------------------------------------------------

@@ -20,9 +20,11 @@ class category_impl final : public std::error_category {
 
 }  // namespace
 
+// Not a function-local static: no guard check per call (see core/src/error.cpp).
+constinit const category_impl error_category_instance{};
+
 const std::error_category& error_category() noexcept {
-  static const category_impl instance;
-  return instance;
+  return error_category_instance;
 }
 
 // -- header_list ----------------------------------------------------------------------------

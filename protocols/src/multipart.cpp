@@ -119,9 +119,11 @@ bool parse_params(std::string_view s, F&& f) {
 
 }  // namespace
 
+// Not a function-local static: no guard check per call (see core/src/error.cpp).
+constinit const category_impl error_category_instance{};
+
 const std::error_category& error_category() noexcept {
-  static const category_impl instance;
-  return instance;
+  return error_category_instance;
 }
 
 bool is_form_data(std::string_view content_type) {

@@ -52,9 +52,11 @@ std::error_code ws_error(std::uint16_t code) { return {code, error_category()}; 
 
 }  // namespace
 
+// Not a function-local static: no guard check per call (see core/src/error.cpp).
+constinit const ws_category error_category_instance{};
+
 const std::error_category& error_category() noexcept {
-  static const ws_category c;
-  return c;
+  return error_category_instance;
 }
 
 bool valid_close_code(std::uint16_t code) noexcept {

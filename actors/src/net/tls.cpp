@@ -19,6 +19,7 @@
 #include <asio/ssl/error.hpp>
 #include <asio/steady_timer.hpp>
 
+#include "swactor/core/plain_io.hpp"
 #include "net/readable_handler.hpp"
 
 namespace swactor::net {
@@ -601,7 +602,7 @@ class tls_transport final : public transport {
       return 0;
     }
     ssize_t r;
-    do r = ::recv(sock_.native_handle(), out, n, 0);
+    do r = plain_io::recv(sock_.native_handle(), out, n);
     while (r < 0 && errno == EINTR);
     if (r > 0) {
       if (static_cast<std::size_t>(r) < n) sock_more_ = false;
@@ -623,7 +624,7 @@ class tls_transport final : public transport {
   int bio_write(BIO* bio, const char* p, std::size_t n, std::size_t* put) {
     BIO_clear_retry_flags(bio);
     ssize_t r;
-    do r = ::send(sock_.native_handle(), p, n, MSG_NOSIGNAL);
+    do r = plain_io::send(sock_.native_handle(), p, n, MSG_NOSIGNAL);
     while (r < 0 && errno == EINTR);
     if (r >= 0) {
       *put = static_cast<std::size_t>(r);

@@ -4,7 +4,6 @@
 
 #include <sys/sendfile.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,19 +12,10 @@
 
 #include <asio/basic_stream_socket.hpp>
 
+#include "swactor/core/plain_io.hpp"
+
 namespace swactor::net {
 namespace {
-
-// recv(2)/send(2) without glibc's cancellation-point wrappers: in a process with other
-// threads (CAF's) each wrapper enables and disables asynchronous cancellation around the
-// call, more instructions than the rest of a small echo's user-space path in them. swactor
-// never cancels threads, so the plain system call does the same.
-ssize_t plain_recv(int fd, void* buf, std::size_t n) noexcept {
-  return ::syscall(SYS_recvfrom, fd, buf, n, 0, nullptr, nullptr);
-}
-ssize_t plain_send(int fd, const void* buf, std::size_t n, int flags) noexcept {
-  return ::syscall(SYS_sendto, fd, buf, n, flags, nullptr, 0);
-}
 
 // A syscall's byte count or its errno as an error (would_block when the socket is not ready).
 std::size_t outcome(ssize_t r, std::error_code& ec) {
@@ -85,7 +75,7 @@ class socket_transport final : public transport {
     }
     // recv() directly: asio's synchronous read would poll on would_block.
     ssize_t r;
-    do r = plain_recv(sock_.native_handle(), buf, n);
+    do r = plain_io::recv(sock_.native_handle(), buf, n);
     while (r < 0 && errno == EINTR);
     if (landed > 0 && r <= 0) {  // the landed bytes now; an end of stream or error comes next
       ec.clear();
@@ -99,14 +89,14 @@ class socket_transport final : public transport {
     if (count == 1) {
       // One piece (most replies): send() spares the kernel copying in a msghdr and an iovec
       // array, which sendmsg() costs on every call.
-      do r = plain_send(sock_.native_handle(), iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+      do r = plain_io::send(sock_.native_handle(), iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
       while (r < 0 && errno == EINTR);
       return outcome(r, ec);
     }
     msghdr mh{};
     mh.msg_iov = const_cast<iovec*>(iov);
     mh.msg_iovlen = static_cast<std::size_t>(count);
-    do r = ::sendmsg(sock_.native_handle(), &mh, MSG_NOSIGNAL);
+    do r = plain_io::sendmsg(sock_.native_handle(), &mh, MSG_NOSIGNAL);
     while (r < 0 && errno == EINTR);
     return outcome(r, ec);
   }
