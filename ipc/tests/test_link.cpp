@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <asio/post.hpp>
+
 #include "swactor/core/loop.hpp"
 #include "swactor/ipc/link.hpp"
 
@@ -485,4 +487,49 @@ TEST_CASE("link: a view handler takes frames in place, the rest go to the handle
   CHECK(viewed + handled == n);
   CHECK(batches > 0);
   CHECK(b.stats().messages_received == std::uint64_t(n));
+}
+
+TEST_CASE("link: replies sent by a read's handlers go out in one write when its messages are handed", "[link]") {
+  // No posted flush: work the handlers post runs after the write, and the whole read's
+  // replies (from the view handler and from the message handler) make one write.
+  link_pair p;
+  auto& lp = p.lp;
+  auto& [a, b] = p.ends;
+  constexpr int n = 50;
+  for (int i = 0; i < n; ++i) {
+    auto m = msg(static_cast<std::uint64_t>(i), "q" + std::to_string(i));
+    if (i % 2 == 0) m.type = message_type::stop;  // declined by the view handler
+    REQUIRE_FALSE(a.send(std::move(m)));
+  }
+  std::vector<std::uint64_t> writes_seen;  // b's write count when work posted by each handler ran
+  auto reply = [&](std::uint64_t id) {
+    asio::post(lp.context(), [&] { writes_seen.push_back(b.stats().writes); });
+    REQUIRE_FALSE(b.send(msg(id, "r" + std::to_string(id))));
+  };
+  int batches = 0;
+  b.set_view_handler([&](const message_view& v) {
+    if (v.type == message_type::stop) return false;
+    reply(v.message_id);
+    return true;
+  });
+  b.set_handler([&](message&& m) { reply(m.message_id); }, [](std::error_code) {}, [&] { ++batches; });
+  std::vector<std::uint64_t> got;
+  swactor::spawn(lp.context(), [&]() -> task<void> {
+    for (int i = 0; i < n; ++i) {
+      auto r = co_await a.receive(2s);
+      if (!r) break;
+      got.push_back(r->message_id);
+      CHECK(r->payload == "r" + std::to_string(r->message_id));
+    }
+    a.close();
+    b.close();
+  });
+  REQUIRE(lp.run() == 0);
+  REQUIRE(got.size() == std::size_t(n));
+  for (int i = 0; i < n; ++i) CHECK(got[static_cast<std::size_t>(i)] == std::uint64_t(i));
+  // a's 50 small messages were one write, so b read them at once: one batch, one write.
+  CHECK(batches == 1);
+  CHECK(b.stats().writes == 1);
+  REQUIRE(writes_seen.size() == std::size_t(n));
+  for (auto w : writes_seen) CHECK(w == 1);
 }
