@@ -35,12 +35,23 @@ const std::string* header_list::find(std::string_view name) const noexcept {
   return nullptr;
 }
 
-void header_list::encode_to(std::string& out) const {
-  put_u32(out, static_cast<std::uint32_t>(items.size()));
+std::size_t header_list::encoded_size() const noexcept {
+  std::size_t n = 4;
+  for (const auto& h : items) n += 8 + h.name.size() + h.value.size();
+  return n;
+}
+
+void header_list::encode_to(swactor::wire::placed_writer& w) const {
+  w.u32(static_cast<std::uint32_t>(items.size()));
   for (const auto& h : items) {
-    put_str(out, h.name);
-    put_str(out, h.value);
+    w.str(h.name);
+    w.str(h.value);
   }
+}
+
+void header_list::encode_to(std::string& out) const {
+  auto w = swactor::wire::place(out, encoded_size());
+  encode_to(w);
 }
 
 bool header_list::decode_from(std::string_view& in) {
@@ -60,14 +71,18 @@ bool header_list::decode_from(std::string_view& in) {
 // -- request_head ---------------------------------------------------------------------------
 
 void request_head::encode_to(std::string& out) const {
-  put_str(out, method);
-  put_str(out, target);
-  put_str(out, authority);
-  out.push_back(static_cast<char>(version_minor));
-  headers.encode_to(out);
-  out.push_back(static_cast<char>(request_flags(keep_alive, expect_continue, chunked, complete)));
-  put_u64(out, static_cast<std::uint64_t>(content_length));
-  put_str(out, body);
+  using swactor::wire::placed_writer;
+  auto w = swactor::wire::place(out, placed_writer::size_of(method) + placed_writer::size_of(target) +
+                                         placed_writer::size_of(authority) + 1 + headers.encoded_size() + 1 + 8 +
+                                         placed_writer::size_of(body));
+  w.str(method);
+  w.str(target);
+  w.str(authority);
+  w.u8(version_minor);
+  headers.encode_to(w);
+  w.u8(request_flags(keep_alive, expect_continue, chunked, complete));
+  w.u64(static_cast<std::uint64_t>(content_length));
+  w.str(body);
 }
 
 std::string_view request_head::peek_target(std::string_view in) noexcept {
@@ -102,11 +117,12 @@ bool request_head::decode(std::string_view in) {
 // -- response_head --------------------------------------------------------------------------
 
 void response_head::encode_to(std::string& out) const {
-  put_u32(out, static_cast<std::uint32_t>(status));
-  put_str(out, reason);
-  headers.encode_to(out);
-  put_u64(out, static_cast<std::uint64_t>(content_length));
-  out.push_back(close ? 1 : 0);
+  auto w = swactor::wire::place(out, 4 + swactor::wire::placed_writer::size_of(reason) + headers.encoded_size() + 8 + 1);
+  w.u32(static_cast<std::uint32_t>(status));
+  w.str(reason);
+  headers.encode_to(w);
+  w.u64(static_cast<std::uint64_t>(content_length));
+  w.u8(close ? 1 : 0);
 }
 
 bool response_head::decode_from(std::string_view& in) {

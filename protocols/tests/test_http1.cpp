@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "http1_harness.hpp"
+#include "swactor/core/wire.hpp"
 #include "swactor/protocols/field_lists.hpp"
 #include "swactor/protocols/http_date.hpp"
 
@@ -94,6 +95,55 @@ std::string stream_head(int status, std::int64_t length, header_list h = {}) {
 }  // namespace
 
 // -- wire forms ---------------------------------------------------------------------------
+
+TEST_CASE("http1 wire: the placed encoders write wire::writer's layout, appended", "[http1]") {
+  request_head h;
+  h.method = "GET";
+  h.target = "/x";
+  h.version_minor = 1;
+  h.headers.add("Host", "h");
+  h.headers.add("Accept", "*/*");
+  h.content_length = -1;
+  h.complete = false;
+  // The layout spelled out with the appending writer.
+  std::string want;
+  swactor::wire::writer w(want);
+  w.str("GET");
+  w.str("/x");
+  w.str("");
+  w.u8(1);
+  w.u32(2);
+  w.str("Host");
+  w.str("h");
+  w.str("Accept");
+  w.str("*/*");
+  w.u8(1);  // keep-alive; not complete
+  w.u64(static_cast<std::uint64_t>(std::int64_t(-1)));
+  w.str("");
+  std::string got = "prefix";
+  h.encode_to(got);
+  CHECK(got == "prefix" + want);
+
+  response_head r;
+  r.status = 404;
+  r.reason = "Nope";
+  r.headers.add("A", "1");
+  r.content_length = 3;
+  r.close = true;
+  std::string rwant;
+  swactor::wire::writer rw(rwant);
+  rw.u32(404);
+  rw.str("Nope");
+  rw.u32(1);
+  rw.str("A");
+  rw.str("1");
+  rw.u64(3);
+  rw.u8(1);
+  std::string rgot = "x";
+  r.encode_to(rgot);
+  CHECK(rgot == "x" + rwant);
+  CHECK(r.headers.encoded_size() == 4 + 8 + 2);
+}
 
 TEST_CASE("http1 wire: request_head round trip and strict decode", "[http1]") {
   request_head h;

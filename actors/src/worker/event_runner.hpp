@@ -126,7 +126,7 @@ class event_runner {
     int listener;
     std::string data;
     bool lent = false;  // the bytes are in lent_ (message_lent), not in data
-    std::optional<task<void>> made;  // run_next(): the handler, made already
+    std::optional<task<void>> made{};  // run_next(): the handler, made already
   };
   // A session's events not handled yet: only a session that has some holds one.
   struct event_queue {

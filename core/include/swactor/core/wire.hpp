@@ -71,6 +71,39 @@ class writer {
   std::string& out_;
 };
 
+// The same fields written into space sized beforehand (`size_of` the pieces, one resize):
+// a message of many short pieces costs one capacity check, not one per append.
+class placed_writer {
+ public:
+  explicit placed_writer(char* at) noexcept : p_(at) {}
+  static constexpr std::size_t size_of(std::string_view s) noexcept { return 4 + s.size(); }
+  template <class T>
+    requires std::is_integral_v<T>
+  void integer(T v) noexcept {
+    wire::store(p_, v);
+    p_ += sizeof(T);
+  }
+  void u8(std::uint8_t v) noexcept { *p_++ = static_cast<char>(v); }
+  void u32(std::uint32_t v) noexcept { integer(v); }
+  void u64(std::uint64_t v) noexcept { integer(v); }
+  void str(std::string_view s) noexcept {
+    u32(static_cast<std::uint32_t>(s.size()));
+    if (!s.empty()) std::memcpy(p_, s.data(), s.size());
+    p_ += s.size();
+  }
+  char* position() const noexcept { return p_; }
+
+ private:
+  char* p_;
+};
+
+// Grows `out` by `n` bytes for a placed_writer and returns it (written to the end exactly).
+inline placed_writer place(std::string& out, std::size_t n) {
+  const auto at = out.size();
+  out.resize(at + n);
+  return placed_writer(out.data() + at);
+}
+
 class reader {
  public:
   explicit reader(std::string_view in) noexcept : in_(in) {}

@@ -43,6 +43,9 @@
 namespace swactor::protocols::http2 {
 struct options;
 }
+namespace swactor::wire {
+class placed_writer;
+}
 
 namespace swactor::protocols::http1 {
 
@@ -72,6 +75,9 @@ struct header_list {
     encode_to(s);
     return s;
   }
+  // The wire form's size, and the form written into space sized with it (swactor/core/wire.hpp).
+  std::size_t encoded_size() const noexcept;
+  void encode_to(swactor::wire::placed_writer& w) const;
   // Reads from `in` and advances it past what it read.
   bool decode_from(std::string_view& in);
 };
