@@ -154,11 +154,7 @@ struct link::state : std::enable_shared_from_this<link::state> {
       writing = true;
       // Sent by a handler of this link's own read: flushed when the read's messages are
       // handed (one write for all their replies, no post and no scheduler turn).
-      if (dispatching) {
-        flush_due = true;
-        return;
-      }
-      post_flush();
+      if (!dispatching) post_flush();
     }
   }
   // After the caller's turn: what it sends meanwhile goes out in the same write. Posted to
@@ -369,20 +365,21 @@ struct link::state : std::enable_shared_from_this<link::state> {
   }
   // While a read's messages are handed: sends on this link wait for its end (accepted()).
   bool dispatching = false;
-  bool flush_due = false;
   struct dispatch_scope {
     state& st;
-    explicit dispatch_scope(state& s) : st(s) { st.dispatching = true; }
-    void end() {
+    const bool was_writing;  // a flush was under way before: it takes this read's sends too
+    explicit dispatch_scope(state& s) : st(s), was_writing(s.writing) { st.dispatching = true; }
+    // Whether the read's handlers started a batch that no flush was posted for.
+    bool begun() {
       st.dispatching = false;
-      if (std::exchange(st.flush_due, false)) st.flush_now();  // closed meanwhile: just ends the batch
+      return !was_writing && st.writing;
+    }
+    void end() {
+      if (begun()) st.flush_now();  // closed meanwhile: just ends the batch
     }
     ~dispatch_scope() {
       // A handler threw: the flush still happens, after the unwinding.
-      if (st.dispatching) {
-        st.dispatching = false;
-        if (std::exchange(st.flush_due, false)) st.post_flush();
-      }
+      if (st.dispatching && begun()) st.post_flush();
     }
   };
   std::error_code read_error;  // the decoder's, from the last take_read

@@ -54,6 +54,14 @@ std::error_code bad() { return make_error_code(errc::bad_message); }
 constexpr std::size_t kConnDataFields = 4 + 1;
 constexpr std::size_t kConnSendFields = 1;
 
+// Where a hot kind's fixed fields start (the bulk's size), or npos when its trailer's length is
+// not exactly `fields`.
+std::size_t fixed_trailer(std::string_view payload, std::size_t fields) noexcept {
+  if (payload.size() < fields + 4 || wire::load<std::uint32_t>(payload.data() + payload.size() - 4) != fields)
+    return std::string_view::npos;
+  return payload.size() - 4 - fields;
+}
+
 // Splits a bulk kind's payload: returns the fields' reader, sets `bulk_size`; the caller
 // shrinks the payload to bulk_size once the fields are read (shrinking never reallocates).
 bool split_trailer(std::string_view payload, std::size_t& bulk_size, std::string_view& fields) {
@@ -120,31 +128,20 @@ result<any_message> decode_conn_send(message& m) {
 // The trailer's size must be exactly the fields' (pieces_of_conn_data/send write them), read
 // directly: these run once per request in process mode.
 std::optional<conn_data_view> view_conn_data(const message_view& m) noexcept {
-  constexpr std::size_t fields = kConnDataFields;
-  if (m.type != message_type::receive || m.payload.size() < fields + 4) return std::nullopt;
-  const auto end = m.payload.size();
-  if (reader(m.payload.substr(end - 4)).integer<std::uint32_t>() != fields) return std::nullopt;
-  reader r(m.payload.substr(end - 4 - fields, fields));
-  conn_data_view v;
-  v.session = m.session_id;
-  v.reactor = m.reactor_id;
-  v.listener = r.integer<std::uint32_t>();
-  v.kind = r.integer<std::uint8_t>();
-  v.data = m.payload.substr(0, end - 4 - fields);
-  return v;
+  if (m.type != message_type::receive) return std::nullopt;
+  const auto bulk = fixed_trailer(m.payload, kConnDataFields);
+  if (bulk == std::string_view::npos) return std::nullopt;
+  const char* f = m.payload.data() + bulk;  // u32 listener, u8 kind
+  return conn_data_view{m.session_id, wire::load<std::uint32_t>(f), m.reactor_id, static_cast<std::uint8_t>(f[4]),
+                        m.payload.substr(0, bulk)};
 }
 
 std::optional<conn_send_view> view_conn_send(const message_view& m) noexcept {
-  constexpr std::size_t fields = kConnSendFields;
-  if (m.type != message_type::send || m.payload.size() < fields + 4) return std::nullopt;
-  const auto end = m.payload.size();
-  if (reader(m.payload.substr(end - 4)).integer<std::uint32_t>() != fields) return std::nullopt;
-  conn_send_view v;
-  v.session = m.session_id;
-  v.worker = m.src_worker;
-  v.kind = static_cast<std::uint8_t>(m.payload[end - 4 - fields]);
-  v.data = m.payload.substr(0, end - 4 - fields);
-  return v;
+  if (m.type != message_type::send) return std::nullopt;
+  const auto bulk = fixed_trailer(m.payload, kConnSendFields);
+  if (bulk == std::string_view::npos) return std::nullopt;
+  return conn_send_view{m.session_id, m.src_worker, static_cast<std::uint8_t>(m.payload[bulk]),  // u8 kind
+                        m.payload.substr(0, bulk)};
 }
 
 namespace {

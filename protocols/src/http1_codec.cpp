@@ -867,35 +867,28 @@ bool server_codec::emit_request(bool complete) {
   // One encode buffer per thread, not per connection: the event is valid only during the
   // sink call, and an idle connection should not keep a request-sized buffer.
   thread_local std::string event_buf;
-  using swactor::wire::placed_writer;
   const std::string_view authority =
       authority_len_ == 0 ? std::string_view()
                           : std::string_view((authority_in_target_ ? target_ : head_buf_).data() + authority_off_,
                                              authority_len_);
-  const std::string_view body = complete ? std::string_view(body_buf_) : std::string_view();
-  // The size first, then every piece written in place (request_head::encode's layout).
-  std::size_t size = placed_writer::size_of(method_) + placed_writer::size_of(target_) +
-                     placed_writer::size_of(authority) + 1 + 4 + 1 + 8 + placed_writer::size_of(body);
-  for (std::size_t i = 0; i < trailer_start_; ++i) size += 8 + fields_[i].name_len + fields_[i].value_len;
-  auto& b = event_buf;
-  b.clear();
-  auto w = swactor::wire::place(b, size);
-  w.str(method_);
-  w.str(target_);
-  w.str(authority);
-  w.u8(minor_);
-  w.u32(static_cast<std::uint32_t>(trailer_start_));
-  for (std::size_t i = 0; i < trailer_start_; ++i) {
-    const auto& f = fields_[i];
-    w.str(std::string_view(head_buf_.data() + f.name_off, f.name_len));
-    w.str(std::string_view(head_buf_.data() + f.value_off, f.value_len));
-  }
-  w.u8(wire::request_flags(keep_alive_, expect_continue_, chunked_, complete));
-  w.u64(static_cast<std::uint64_t>(content_length_));
-  w.str(body);
+  std::size_t fields_size = 4;
+  for (std::size_t i = 0; i < trailer_start_; ++i) fields_size += 8 + fields_[i].name_len + fields_[i].value_len;
+  event_buf.clear();
+  wire::put_request(event_buf,
+                    {method_, target_, authority, minor_,
+                     wire::request_flags(keep_alive_, expect_continue_, chunked_, complete), content_length_,
+                     complete ? std::string_view(body_buf_) : std::string_view()},
+                    fields_size, [&](swactor::wire::placed_writer& w) {
+                      w.u32(static_cast<std::uint32_t>(trailer_start_));
+                      for (std::size_t i = 0; i < trailer_start_; ++i) {
+                        const auto& f = fields_[i];
+                        w.str(std::string_view(head_buf_.data() + f.name_off, f.name_len));
+                        w.str(std::string_view(head_buf_.data() + f.value_off, f.value_len));
+                      }
+                    });
   emitted_ = true;
   push({parser_.method == HTTP_HEAD, minor_, keep_alive_, expect_continue_, upgrade_});
-  return sink_->on_event({static_cast<std::uint8_t>(ev::request), b});
+  return sink_->on_event({static_cast<std::uint8_t>(ev::request), event_buf});
 }
 
 // Body pieces of at most body_chunk_size; what the sink refuses waits in deferred_.

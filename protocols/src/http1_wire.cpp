@@ -71,18 +71,10 @@ bool header_list::decode_from(std::string_view& in) {
 // -- request_head ---------------------------------------------------------------------------
 
 void request_head::encode_to(std::string& out) const {
-  using swactor::wire::placed_writer;
-  auto w = swactor::wire::place(out, placed_writer::size_of(method) + placed_writer::size_of(target) +
-                                         placed_writer::size_of(authority) + 1 + headers.encoded_size() + 1 + 8 +
-                                         placed_writer::size_of(body));
-  w.str(method);
-  w.str(target);
-  w.str(authority);
-  w.u8(version_minor);
-  headers.encode_to(w);
-  w.u8(request_flags(keep_alive, expect_continue, chunked, complete));
-  w.u64(static_cast<std::uint64_t>(content_length));
-  w.str(body);
+  put_request(out,
+              {method, target, authority, version_minor, request_flags(keep_alive, expect_continue, chunked, complete),
+               content_length, body},
+              headers.encoded_size(), [&](swactor::wire::placed_writer& w) { headers.encode_to(w); });
 }
 
 std::string_view request_head::peek_target(std::string_view in) noexcept {

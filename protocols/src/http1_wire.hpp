@@ -25,6 +25,33 @@ inline std::uint8_t request_flags(bool keep_alive, bool expect, bool chunked, bo
                                    (chunked ? kChunked : 0) | (complete ? kComplete : 0));
 }
 
+// A request head's wire form, the one writer of its layout (request_head::encode_to, and the
+// HTTP/1 and HTTP/2 codecs from their parsers' buffers), appended to `out` in space sized
+// once. The header fields are the caller's: `fields_size` bytes (their count included),
+// written by `put_fields(placed_writer&)` as header_list::encode_to writes them.
+struct request_wire {
+  std::string_view method, target, authority;
+  std::uint8_t version_minor = 1;
+  std::uint8_t flags = 0;  // request_flags()
+  std::int64_t content_length = -1;
+  std::string_view body;
+};
+template <class PutFields>
+void put_request(std::string& out, const request_wire& r, std::size_t fields_size, PutFields&& put_fields) {
+  using swactor::wire::placed_writer;
+  auto w = swactor::wire::place(out, placed_writer::size_of(r.method) + placed_writer::size_of(r.target) +
+                                         placed_writer::size_of(r.authority) + 1 + fields_size + 1 + 8 +
+                                         placed_writer::size_of(r.body));
+  w.str(r.method);
+  w.str(r.target);
+  w.str(r.authority);
+  w.u8(r.version_minor);
+  put_fields(w);
+  w.u8(r.flags);
+  w.u64(static_cast<std::uint64_t>(r.content_length));
+  w.str(r.body);
+}
+
 // A cursor over untrusted input: every read checks the bounds first. Strings come out as
 // views into the input (no allocation) or copied into a std::string.
 struct reader {

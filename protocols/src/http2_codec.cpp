@@ -402,28 +402,29 @@ class server_codec final : public stream_codec {
       if (!joined.empty()) joined += "; ";
       joined += c;
     }
-    // request_head's wire form (http1_wire.cpp), written from what the stream gathered.
+    // request_head's wire form (http1_wire.hpp), written from what the stream gathered.
     thread_local std::string payload;
     payload.clear();
     const auto& r = s.req;
-    w::put_str(payload, r.method);
-    w::put_str(payload, r.target);
-    w::put_str(payload, r.authority);
-    payload.push_back(static_cast<char>(r.version_minor));
-    w::put_u32(payload, static_cast<std::uint32_t>(r.headers.items.size()) + s.field_count +
-                            (s.cookies.empty() ? 0 : 1));
-    for (const auto& h : r.headers.items) {  // an h2c upgrade's request (HTTP/1 fields)
-      w::put_str(payload, h.name);
-      w::put_str(payload, h.value);
-    }
-    payload.append(s.fields);
-    if (!s.cookies.empty()) {
-      w::put_str(payload, "cookie");
-      w::put_str(payload, joined);
-    }
-    payload.push_back(static_cast<char>(w::request_flags(r.keep_alive, r.expect_continue, r.chunked, r.complete)));
-    w::put_u64(payload, static_cast<std::uint64_t>(r.content_length));
-    w::put_str(payload, r.body);
+    const auto& items = r.headers.items;  // an h2c upgrade's request (HTTP/1 fields)
+    constexpr std::string_view cookie = "cookie";
+    std::size_t fields_size = 4 + s.fields.size() + (s.cookies.empty() ? 0 : 8 + cookie.size() + joined.size());
+    for (const auto& h : items) fields_size += 8 + h.name.size() + h.value.size();
+    w::put_request(payload,
+                   {r.method, r.target, r.authority, r.version_minor,
+                    w::request_flags(r.keep_alive, r.expect_continue, r.chunked, r.complete), r.content_length, r.body},
+                   fields_size, [&](swactor::wire::placed_writer& pw) {
+                     pw.u32(static_cast<std::uint32_t>(items.size()) + s.field_count + (s.cookies.empty() ? 0 : 1));
+                     for (const auto& h : items) {
+                       pw.str(h.name);
+                       pw.str(h.value);
+                     }
+                     pw.bytes(s.fields);
+                     if (!s.cookies.empty()) {
+                       pw.str(cookie);
+                       pw.str(joined);
+                     }
+                   });
     s.cookies.clear();
     s.fields.clear();
     s.field_count = 0;

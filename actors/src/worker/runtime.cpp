@@ -547,8 +547,7 @@ std::optional<task<void>> worker_runtime::handler_for(event_kind k, std::uint8_t
   return std::nullopt;
 }
 
-bool worker_runtime::receive_now(int listener, session_id s, std::string_view data) {
-  const int mod = module_of(listener);
+bool worker_runtime::receive_now(int mod, session_id s, std::string_view data) {
   if (mod < 0 || now_busy_ || !modules_[static_cast<std::size_t>(mod)]->answers_messages_now() ||
       !runner_.idle_for_inline(s))
     return false;
@@ -565,12 +564,20 @@ bool worker_runtime::receive_now(int listener, session_id s, std::string_view da
 }
 
 bool worker_runtime::event_now(int listener, session_id s, std::uint8_t kind, std::string_view data) {
-  if (is_redis(listener)) return protocols::redis::is_command_kind(kind) && redis_now(listener, s, data, kind);
-  if (!is_http(listener)) return receive_now(listener, s, data);
-  if (kind != static_cast<std::uint8_t>(protocols::http1::ev::request) || now_busy_ || !runner_.idle_for_inline(s))
-    return false;
-  http_arrived(s, listener, kind, data);
-  return true;
+  // One look at the listener's config per event (this runs for every message of both modes).
+  if (listener < 0 || listener >= static_cast<int>(app_.listen.size())) return false;
+  const auto& lc = app_.listen[static_cast<std::size_t>(listener)];
+  switch (lc.endpoint.protocol) {
+    case listen_protocol::redis:
+      return protocols::redis::is_command_kind(kind) && redis_now(listener, s, data, kind);
+    case listen_protocol::http:
+      if (kind != static_cast<std::uint8_t>(protocols::http1::ev::request) || now_busy_ || !runner_.idle_for_inline(s))
+        return false;
+      http_arrived(s, listener, kind, data);
+      return true;
+    case listen_protocol::framed: break;
+  }
+  return receive_now(lc.module_index, s, data);
 }
 
 void worker_runtime::handler_done(event_kind k, session_id s, int listener, std::exception_ptr error) {

@@ -178,9 +178,9 @@ class worker_runtime final : private handler_host,
   // The codec's look-ahead: the module's on_commands_ahead over the multibulk commands.
   void redis_ahead(int listener, session_id s, std::span<const protocols::event> upcoming);
   std::unique_ptr<redis::command> redis_cmd_;  // reused by redis_now
-  // Stream listeners (tcp, unix, their TLS forms): the module's on_receive_now over the
+  // Stream listeners (tcp, unix, their TLS forms): module `mod`'s on_receive_now over the
   // codec's bytes, on the caller's stack; false when not taken (then the message is queued).
-  bool receive_now(int listener, session_id s, std::string_view data);
+  bool receive_now(int mod, session_id s, std::string_view data);
   // A handler inside redis_now, receive_now or http_now is running: a send from it that
   // reaches this worker's own decode path must not start another one inline.
   bool now_busy_ = false;

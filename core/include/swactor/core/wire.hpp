@@ -88,10 +88,13 @@ class placed_writer {
   void u64(std::uint64_t v) noexcept { integer(v); }
   void str(std::string_view s) noexcept {
     u32(static_cast<std::uint32_t>(s.size()));
+    bytes(s);
+  }
+  // Bytes already in wire form (fields encoded earlier), as they are.
+  void bytes(std::string_view s) noexcept {
     if (!s.empty()) std::memcpy(p_, s.data(), s.size());
     p_ += s.size();
   }
-  char* position() const noexcept { return p_; }
 
  private:
   char* p_;
