@@ -253,11 +253,16 @@ std::string_view frame_codec::name() const noexcept {
 }
 
 std::size_t frame_codec::decode(std::string_view in, event_sink& out) {
-  if (failed()) return 0;
+  if (failed() || in.empty()) return 0;
+  if (opts_->type == framing_type::raw) {
+    // Whatever one read brought is one message: nothing to scan.
+    out.on_event(event{0, in});
+    return in.size();
+  }
   std::size_t used = 0;
-  for (;;) {
-    std::error_code ec;
-    std::string why;
+  std::error_code ec;
+  std::string why;
+  while (used < in.size()) {
     auto n = scanner_.next(*opts_, in.substr(used), ec, why);
     if (ec) {
       fail(ec, std::move(why));
@@ -268,6 +273,7 @@ std::size_t frame_codec::decode(std::string_view in, event_sink& out) {
     used += n;
     if (!out.on_event(e)) return used;
   }
+  return used;
 }
 
 // -- framer -------------------------------------------------------------------------------

@@ -77,7 +77,12 @@ void conn_host::adopt(native_socket sock, int listener, std::uint64_t id) {
     handshake(std::move(sock), listener, id, std::move(remote));
     return;
   }
-  adopt(make_socket_transport(std::move(sock)), listener, id, std::move(remote));
+  auto t = make_socket_transport(std::move(sock));
+  if (!t) {  // logged; the socket is closed
+    release(listener, true);
+    return;
+  }
+  adopt(std::move(t), listener, id, std::move(remote));
 }
 
 void conn_host::handshake(native_socket sock, int listener, std::uint64_t id, std::string remote) {

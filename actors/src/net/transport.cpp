@@ -1,7 +1,8 @@
 #include "net/transport.hpp"
 
-#include "net/readable_handler.hpp"
+#include "net/readiness.hpp"
 
+#include <sys/epoll.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -9,9 +10,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include <asio/basic_stream_socket.hpp>
+#include <asio/post.hpp>
 
+#include "swactor/core/log.hpp"
 #include "swactor/core/plain_io.hpp"
 
 namespace swactor::net {
@@ -44,44 +48,28 @@ std::size_t transport::write_file(int fd, std::uint64_t offset, std::size_t n, s
 
 namespace {
 
-class socket_transport final : public transport {
+// A plain socket, held as a bare descriptor (taken out of asio's reactor) whose readiness
+// comes from the loop's epoll set directly (net/readiness.hpp): a wait is a flag, not an
+// operation.
+class socket_transport final : public transport, public readiness::target {
  public:
-  explicit socket_transport(native_socket s) : sock_(std::move(s)) {
-    std::error_code ignored;
-    sock_.non_blocking(true, ignored);
+  socket_transport(asio::io_context& io, int fd) : io_(io), fd_(fd) {}
+  ~socket_transport() override { close(false); }
+
+  // Registration is a separate step: it can fail (the caller closes and reports).
+  std::error_code open() {
+    std::error_code ec;
+    reg_.emplace(io_, fd_, *this, ec);
+    if (ec) reg_.reset();
+    return ec;
   }
 
   std::size_t read_some(char* buf, std::size_t n, std::error_code& ec) override {
-    std::size_t landed = 0;
-    if (landing_len_ > 0 || landing_eof_) {
-      // What the busy wait read first. A full landing buffer: the socket may hold more.
-      const bool full = landing_len_ == kLanding;
-      landed = std::min<std::size_t>(landing_len_, n);
-      std::memcpy(buf, landing_.get(), landed);
-      if (landed < landing_len_) {
-        std::memmove(landing_.get(), landing_.get() + landed, landing_len_ - landed);
-        landing_len_ = static_cast<std::uint16_t>(landing_len_ - landed);
-        ec.clear();
-        return landed;
-      }
-      landing_len_ = 0;
-      if (!full || landed == n) {
-        if (landed == 0) landing_eof_ = false;  // the end of stream, reported once
-        ec.clear();
-        return landed;
-      }
-      buf += landed;
-      n -= landed;
-    }
-    // recv() directly: asio's synchronous read would poll on would_block.
+    ready_ = false;  // this read sees whatever an event since the last one announced
     ssize_t r;
-    do r = plain_io::recv(sock_.native_handle(), buf, n);
+    do r = plain_io::recv(fd_, buf, n);
     while (r < 0 && errno == EINTR);
-    if (landed > 0 && r <= 0) {  // the landed bytes now; an end of stream or error comes next
-      ec.clear();
-      return landed;
-    }
-    return landed + outcome(r, ec);
+    return outcome(r, ec);
   }
 
   std::size_t write_some(const iovec* iov, int count, std::error_code& ec) override {
@@ -89,14 +77,14 @@ class socket_transport final : public transport {
     if (count == 1) {
       // One piece (most replies): send() spares the kernel copying in a msghdr and an iovec
       // array, which sendmsg() costs on every call.
-      do r = plain_io::send(sock_.native_handle(), iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+      do r = plain_io::send(fd_, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
       while (r < 0 && errno == EINTR);
       return outcome(r, ec);
     }
     msghdr mh{};
     mh.msg_iov = const_cast<iovec*>(iov);
     mh.msg_iovlen = static_cast<std::size_t>(count);
-    do r = plain_io::sendmsg(sock_.native_handle(), &mh, MSG_NOSIGNAL);
+    do r = plain_io::sendmsg(fd_, &mh, MSG_NOSIGNAL);
     while (r < 0 && errno == EINTR);
     return outcome(r, ec);
   }
@@ -104,79 +92,113 @@ class socket_transport final : public transport {
   std::size_t write_file(int fd, std::uint64_t offset, std::size_t n, std::error_code& ec) override {
     auto off = static_cast<off_t>(offset);
     ssize_t r;
-    do r = ::sendfile(sock_.native_handle(), fd, &off, n);
+    do r = ::sendfile(fd_, fd, &off, n);
     while (r < 0 && errno == EINTR);
     return outcome(r, ec);
   }
 
   void wait_readable(std::shared_ptr<io_owner> owner) override {
-    if (busy_) {
-      // Busy: wait by reading into a small buffer of our own. asio's read op on an
-      // edge-triggered descriptor costs no system call after the drained read that preceded
-      // it, where async_wait re-arms epoll (epoll_ctl) every time.
-      if (!landing_) landing_.reset(new char[kLanding]);
-      // The owner (the connection) owns this transport: `this` lives as long as `o`.
-      sock_.async_read_some(asio::buffer(landing_.get(), kLanding),
-                            [this, o = std::move(owner)](std::error_code ec, std::size_t k) {
-                              if (ec == asio::error::eof) {
-                                landing_eof_ = true;
-                                ec.clear();
-                              } else if (!ec) {
-                                landing_len_ = static_cast<std::uint16_t>(k);
-                              }
-                              o->on_readable(ec);
-                            });
+    if (!reg_) {
+      abort_later(std::move(owner), true);
       return;
     }
-    // Idle: a readiness wait. Its operation is smaller and holds no buffer of ours, so an
-    // idle connection keeps neither (edge-triggered epoll: the caller drained the socket,
-    // the next bytes raise the edge).
-    sock_.async_wait(asio::socket_base::wait_read, readable_handler{std::move(owner)});
-  }
-  void expect_more(bool busy) noexcept override {
-    busy_ = busy;
-    // A connection that went quiet gives its landing buffer back: idle ones hold none. (No
-    // read into it is pending: the connection calls this between reads.)
-    if (!busy && landing_len_ == 0 && !landing_eof_) landing_.reset();
+    if (ready_) {
+      // An event came while nobody waited (a paused connection): its bytes are still
+      // there, and no new edge will announce them.
+      ready_ = false;
+      asio::post(io_, [o = std::move(owner)] { o->on_readable({}); });
+      return;
+    }
+    reader_ = std::move(owner);
   }
   bool short_read_drains() const noexcept override { return true; }
   void wait_writable(std::shared_ptr<io_owner> owner) override {
-    sock_.async_wait(asio::socket_base::wait_write,
-                     [o = std::move(owner)](std::error_code ec) { o->on_writable(ec); });
+    std::error_code ec;
+    if (reg_) reg_->want_writes(ec);
+    if (!reg_ || ec) {
+      // A registration that cannot take the write side fails the wait (asio reports the
+      // same for an epoll_ctl that fails).
+      asio::post(io_, [o = std::move(owner), ec = reg_ ? ec : make_error_code(asio::error::operation_aborted)] {
+        o->on_writable(ec);
+      });
+      return;
+    }
+    // Edge-triggered: the write that blocked came after any earlier event, so the next
+    // one announces room made since.
+    writer_ = std::move(owner);
+  }
+
+  void on_ready(std::uint32_t events) override {
+    // Both callbacks may run; each may close the connection (which owns this transport),
+    // so both owners are taken out first and hold it until they return.
+    std::shared_ptr<io_owner> r, w;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+      if (reader_)
+        r = std::move(reader_);
+      else
+        ready_ = true;
+    }
+    if ((events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && writer_) w = std::move(writer_);
+    if (w) w->on_writable({});
+    if (r) r->on_readable({});
   }
 
   void shutdown() noexcept override {
-    std::error_code ignored;
-    sock_.shutdown(asio::socket_base::shutdown_send, ignored);
+    if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
   }
   void close(bool reset) noexcept override {
-    if (!sock_.is_open()) return;
+    if (fd_ < 0) return;
     if (reset) {
       ::linger lg{1, 0};
-      ::setsockopt(sock_.native_handle(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+      ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     }
-    std::error_code ignored;
-    sock_.close(ignored);
+    reg_.reset();  // out of the epoll set while the descriptor is still ours
+    ::close(fd_);
+    fd_ = -1;
+    // Pending waits end with operation_aborted, later, as asio's did.
+    if (reader_) abort_later(std::move(reader_), true);
+    if (writer_) abort_later(std::move(writer_), false);
   }
-  bool is_open() const noexcept override { return sock_.is_open(); }
-  int native_handle() const noexcept override { return const_cast<native_socket&>(sock_).native_handle(); }
+  bool is_open() const noexcept override { return fd_ >= 0; }
+  int native_handle() const noexcept override { return fd_; }
 
  private:
-  // What one wakeup of a busy connection usually brings, in one recv: a pipelined batch
-  // (16 Redis commands, 10 HTTP/2 requests' frames) as well as a small message. Held only
-  // while the connection is busy.
-  static constexpr std::size_t kLanding = 2048;
-  native_socket sock_;
-  std::unique_ptr<char[]> landing_;  // only once busy (expect_more)
-  std::uint16_t landing_len_ = 0;
-  bool landing_eof_ = false;
-  bool busy_ = false;
+  void abort_later(std::shared_ptr<io_owner> o, bool read) {
+    asio::post(io_, [o = std::move(o), read] {
+      const auto ec = make_error_code(asio::error::operation_aborted);
+      if (read)
+        o->on_readable(ec);
+      else
+        o->on_writable(ec);
+    });
+  }
+
+  asio::io_context& io_;
+  int fd_;
+  std::optional<readiness> reg_;
+  std::shared_ptr<io_owner> reader_;  // a pending wait_readable
+  std::shared_ptr<io_owner> writer_;  // a pending wait_writable
+  bool ready_ = false;                // an event came with no wait pending
 };
 
 }  // namespace
 
 std::unique_ptr<transport> make_socket_transport(native_socket sock) {
-  return std::make_unique<socket_transport>(std::move(sock));
+  auto& io = sock.get_executor().context();
+  std::error_code ec;
+  sock.non_blocking(true, ec);
+  // Out of asio's reactor: this descriptor's readiness is registered on its own below.
+  const int fd = ec ? -1 : sock.release(ec);
+  if (ec) {
+    log::warning("cannot take over socket {}: {}", sock.native_handle(), ec.message());
+    return nullptr;
+  }
+  auto t = std::make_unique<socket_transport>(io, fd);
+  if (auto err = t->open()) {
+    log::warning("cannot register socket {} with the loop: {}", fd, err.message());
+    return nullptr;
+  }
+  return t;
 }
 
 }  // namespace swactor::net
