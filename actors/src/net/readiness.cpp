@@ -36,8 +36,11 @@ template struct epoll_fd_reader<&asio::detail::epoll_reactor::epoll_fd_>;
 int epoll_fd_of(const asio::detail::epoll_reactor& r);
 
 int loop_epoll_fd(asio::io_context& io) {
-  // Creates the reactor if nothing on this loop has (it registers itself as the loop's task).
-  return epoll_fd_of(asio::use_service<asio::detail::epoll_reactor>(io));
+  // Creates the reactor if nothing on this loop has, and makes it the scheduler's task (as
+  // asio's socket services do): without that, nothing would wait on its epoll set.
+  auto& reactor = asio::use_service<asio::detail::epoll_reactor>(io);
+  reactor.init_task();
+  return epoll_fd_of(reactor);
 }
 
 }  // namespace
