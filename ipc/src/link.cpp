@@ -1,6 +1,9 @@
 #include "swactor/ipc/link.hpp"
 
+#include <fcntl.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -8,6 +11,7 @@
 #include <deque>
 #include <functional>
 #include <optional>
+#include <stdexcept>
 #include <utility>
 #include <vector>
 
@@ -17,46 +21,91 @@
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
-#include <asio/write.hpp>
 
 #include "swactor/core/channel.hpp"
 #include "swactor/core/log.hpp"
 #include "swactor/core/plain_io.hpp"
+#include "swactor/core/readiness.hpp"
 
 namespace swactor::ipc {
 namespace {
 
 constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
 using clock = std::chrono::steady_clock;
+constexpr std::size_t kMaxIov = 1024;  // IOV_MAX on Linux
 
-// task<void> with an out-parameter, so that with_timeout(task<void>) can race it.
-task<void> write_all(link::socket_type& s, const std::vector<asio::const_buffer>& bufs,
-                     std::error_code& result) {
-  auto [ec, n] = co_await asio::async_write(s, bufs, use_tuple);
-  (void)n;
-  result = ec;
+// The io_context behind a link's executor: its epoll set reports the socket's readiness.
+asio::io_context& io_context_of(const asio::any_io_executor& ex) {
+  const auto* io = ex.target<asio::io_context::executor_type>();
+  if (!io) throw std::invalid_argument("ipc::link needs an asio::io_context's executor");
+  return io->context();
+}
+
+// The socket as a bare non-blocking descriptor, out of asio's reactor (its readiness is
+// registered on its own), or -1.
+int take_descriptor(link::socket_type& s) {
+  asio::error_code ec;
+  const int fd = s.release(ec);
+  if (ec) return -1;
+  const int fl = ::fcntl(fd, F_GETFL);
+  if (fl < 0 || ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
 }
 
 }  // namespace
 
 // Shared by the link handle and its reader/writer coroutines, which keep it alive until
 // they have seen the socket close.
-struct link::state : std::enable_shared_from_this<link::state> {
+struct link::state : std::enable_shared_from_this<link::state>, readiness::target {
   state(socket_type s, link_options o)
       : opts(std::move(o)),
-        socket(std::move(s)),
-        notify(socket.get_executor()),
+        executor(s.get_executor()),
+        io(io_context_of(executor)),
+        fd(take_descriptor(s)),
+        read_wake(executor),
+        write_wake(executor),
+        notify(executor),
         inbox(std::max<std::size_t>(opts.receive_queue, 1)),
         dec(opts.codec),
         enc(opts.codec) {
     notify.expires_at(clock::time_point::max());
-    // (The executor returned by get_executor() is a temporary: copy what it points to.)
-    const auto ex = socket.get_executor();
-    if (const auto* io = ex.target<asio::io_context::executor_type>()) io_executor.emplace(*io);
+    if (const auto* e = executor.target<asio::io_context::executor_type>()) io_executor.emplace(*e);
+  }
+  ~state() { close_descriptor(); }
+
+  // Registers the descriptor with the loop; a link that cannot be registered starts closed.
+  void start_io() {
+    std::error_code ec = fd < 0 ? make_error_code(std::errc::bad_file_descriptor) : std::error_code{};
+    if (!ec) {
+      reg.emplace(io, fd, *this, ec);
+      if (ec) reg.reset();
+    }
+    if (ec) {
+      log::warning("ipc link {}: cannot register its socket with the loop: {}", opts.name, ec.message());
+      fail(ec, "cannot register the socket: " + ec.message());
+    }
   }
 
   link_options opts;
-  socket_type socket;
+  asio::any_io_executor executor;
+  asio::io_context& io;
+  // The socket, read and written with plain system calls; its readiness comes from the
+  // loop's epoll set (swactor/core/readiness.hpp): no asio operation per read.
+  int fd;
+  std::optional<readiness> reg;
+  // Coroutines waiting for the socket (the reader before a handler is set, the writer of a
+  // batch the socket did not take): the timers never expire on their own (the writer's
+  // expires at its write_timeout); on_ready cancels them to wake the waiter.
+  asio::steady_timer read_wake;
+  asio::steady_timer write_wake;
+  bool read_waiting = false;
+  bool write_waiting = false;
+  bool callback_reads = false;  // a handler is set: events read and dispatch at once (read_ready)
+  bool reading = false;         // inside read_ready (an event during a handler waits for it)
+  bool read_again = false;      // an event came while read_ready ran
   // The socket's executor when it is an io_context's (the server's case): posting to it
   // directly skips the type-erased executor's dispatch on every flush.
   std::optional<asio::io_context::executor_type> io_executor;
@@ -112,14 +161,40 @@ struct link::state : std::enable_shared_from_this<link::state> {
     if (progress_waiters > 0) notify.cancel();
   }
 
+  void close_descriptor() noexcept {
+    if (fd < 0) return;
+    reg.reset();  // out of the epoll set while the descriptor is still ours
+    ::shutdown(fd, SHUT_RDWR);
+    ::close(fd);
+    fd = -1;
+    // Waiters resume (operation_aborted) and find the link closed.
+    if (read_waiting) read_wake.cancel();
+    if (write_waiting) write_wake.cancel();
+  }
+
+  void on_ready(std::uint32_t events) override {
+    auto self = shared_from_this();  // a handler may drop the last link handle
+    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
+      if (write_waiting) write_wake.cancel();
+    }
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+      if (callback_reads) {
+        if (reading)
+          read_again = true;
+        else
+          read_ready();
+      } else if (read_waiting) {
+        read_wake.cancel();
+      }
+    }
+  }
+
   void fail(std::error_code ec, std::string why) {
     if (!open) return;
     open = false;
     error = ec;
     reason = std::move(why);
-    asio::error_code ignored;
-    socket.shutdown(asio::socket_base::shutdown_both, ignored);
-    socket.close(ignored);
+    close_descriptor();
     inbox.close();
     pending.clear();
     small.clear();
@@ -165,7 +240,7 @@ struct link::state : std::enable_shared_from_this<link::state> {
     if (io_executor)
       asio::post(*io_executor, std::move(flush));
     else
-      asio::post(socket.get_executor(), std::move(flush));
+      asio::post(executor, std::move(flush));
   }
 
   std::error_code try_send(message& m) {
@@ -223,20 +298,19 @@ struct link::state : std::enable_shared_from_this<link::state> {
     for (int round = 0; round < 4 && open && has_pending(); ++round) {
       auto batch = take_batch();
       const auto& b = enc.buffers();
-      if (b.size() > 1024) {  // more than IOV_MAX: let the coroutine's async_write split it
+      if (b.size() > kMaxIov) {  // more than IOV_MAX: the writer coroutine splits it
         for (auto x : b) rest.emplace_back(x.data(), x.size());
         break;
       }
-      iovec iov[1024];
+      iovec iov[kMaxIov];
       for (std::size_t i = 0; i < b.size(); ++i) iov[i] = {const_cast<std::byte*>(b[i].data()), b[i].size()};
       msghdr mh{};
       mh.msg_iov = iov;
       mh.msg_iovlen = b.size();
       ssize_t n;
       // One buffer (small messages only, the usual batch): send() spares the kernel the msghdr.
-      do n = b.size() == 1 ? plain_io::send(socket.native_handle(), iov[0].iov_base, iov[0].iov_len,
-                                            MSG_DONTWAIT | MSG_NOSIGNAL)
-                           : plain_io::sendmsg(socket.native_handle(), &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+      do n = b.size() == 1 ? plain_io::send(fd, iov[0].iov_base, iov[0].iov_len, MSG_DONTWAIT | MSG_NOSIGNAL)
+                           : plain_io::sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
       while (n < 0 && errno == EINTR);
       if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
         std::error_code ec(errno, std::system_category());
@@ -272,7 +346,7 @@ struct link::state : std::enable_shared_from_this<link::state> {
       wake();
       return;
     }
-    spawn(socket.get_executor(), [self = shared_from_this()]() -> task<void> { co_await self->write_loop(); },
+    spawn(executor, [self = shared_from_this()]() -> task<void> { co_await self->write_loop(); },
           "ipc link writer");
   }
 
@@ -297,6 +371,53 @@ struct link::state : std::enable_shared_from_this<link::state> {
     co_await self->notify.async_wait(use_tuple);
   }
 
+  // Writes all of `bufs` (consumed as it goes), waiting for room when the socket is full;
+  // the whole batch within write_timeout.
+  task<std::error_code> write_all(std::vector<asio::const_buffer>& bufs) {
+    std::optional<clock::time_point> deadline;
+    if (opts.write_timeout != no_timeout) deadline = clock::now() + opts.write_timeout;
+    std::size_t first = 0;
+    while (first < bufs.size()) {
+      if (fd < 0) co_return make_error_code(swactor::errc::closed);
+      iovec iov[kMaxIov];
+      const std::size_t count = std::min(bufs.size() - first, kMaxIov);
+      for (std::size_t i = 0; i < count; ++i)
+        iov[i] = {const_cast<void*>(bufs[first + i].data()), bufs[first + i].size()};
+      msghdr mh{};
+      mh.msg_iov = iov;
+      mh.msg_iovlen = count;
+      ssize_t n;
+      do n = plain_io::sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+      while (n < 0 && errno == EINTR);
+      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) co_return std::error_code(errno, std::system_category());
+      auto done = static_cast<std::size_t>(std::max<ssize_t>(n, 0));
+      while (done > 0 && first < bufs.size()) {
+        auto& b = bufs[first];
+        if (done >= b.size()) {
+          done -= b.size();
+          ++first;
+        } else {
+          b += done;
+          done = 0;
+        }
+      }
+      if (first == bufs.size()) break;
+      if (n < 0) {  // full: wait for room (an edge after this write)
+        std::error_code rec;
+        reg->want_writes(rec);
+        if (rec) co_return rec;
+        if (deadline && clock::now() >= *deadline) co_return make_error_code(swactor::errc::timeout);
+        write_wake.expires_at(deadline ? *deadline : clock::time_point::max());
+        write_waiting = true;
+        auto [wec] = co_await write_wake.async_wait(use_tuple);
+        write_waiting = false;
+        if (!open) co_return make_error_code(swactor::errc::closed);
+        if (!wec) co_return make_error_code(swactor::errc::timeout);  // expired: no room in time
+      }
+    }
+    co_return std::error_code{};
+  }
+
   task<void> write_loop() {
     auto self = shared_from_this();
     std::vector<asio::const_buffer> bufs;
@@ -313,13 +434,7 @@ struct link::state : std::enable_shared_from_this<link::state> {
         for (auto b : enc.buffers()) bufs.emplace_back(b.data(), b.size());
       }
 
-      std::error_code ec;
-      if (opts.write_timeout == no_timeout) {
-        co_await write_all(socket, bufs, ec);
-      } else if (auto te = co_await with_timeout(write_all(socket, bufs, ec),
-                                                 opts.write_timeout)) {
-        ec = te;
-      }
+      std::error_code ec = co_await write_all(bufs);
       if (ec) {
         drop_inflight();
         if (open) {
@@ -410,14 +525,48 @@ struct link::state : std::enable_shared_from_this<link::state> {
     return false;
   }
 
-  // Callback mode (a handler is set): one read after another without a coroutine, whose
-  // resumption per read costs more than the read's own work on a busy link.
-  void read_more() {
-    socket.async_read_some(asio::buffer(rbuf), [self = shared_from_this()](std::error_code ec, std::size_t n) {
-      if (!self->open) return;
-      if (n > 0 && !self->take_read(n)) return;
-      if (self->after_read(ec)) self->read_more();
-    });
+  // One non-blocking read into rbuf: bytes, 0 at the end of the stream, or -1 with errno.
+  ssize_t read_once() {
+    ssize_t n;
+    do n = plain_io::recv(fd, rbuf.data(), rbuf.size(), MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    return n;
+  }
+  // What read_once's result means for after_read (would_block: nothing yet).
+  static std::error_code read_outcome(ssize_t n) {
+    if (n > 0) return {};
+    if (n == 0) return asio::error::eof;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return make_error_code(std::errc::operation_would_block);
+    return {errno, std::system_category()};
+  }
+
+  // Callback mode (a handler is set): each readiness event reads and dispatches at once, no
+  // coroutine and no asio operation. Reads until a short read (the socket is drained: the
+  // next bytes raise a new edge); a socket that stays full gets a few reads per turn
+  // (fairness) and then a posted continuation.
+  void read_ready() {
+    reading = true;
+    for (int round = 0; round < 4; ++round) {
+      read_again = false;
+      if (!open) break;
+      const ssize_t n = read_once();
+      const auto ec = read_outcome(n);
+      if (ec == std::errc::operation_would_block) break;
+      if (n > 0 && !take_read(static_cast<std::size_t>(n))) break;
+      if (!after_read(ec)) break;
+      if (static_cast<std::size_t>(n) < rbuf.size() && !read_again) {
+        reading = false;
+        return;
+      }
+      if (round == 3) {
+        reading = false;
+        asio::post(executor, [self = shared_from_this()] {
+          if (self->open && !self->reading) self->read_ready();
+        });
+        return;
+      }
+    }
+    reading = false;
   }
 
   // Messages queued for receive() go to the handler (set_handler() and a push that waited
@@ -440,8 +589,18 @@ struct link::state : std::enable_shared_from_this<link::state> {
     auto self = shared_from_this();
     rbuf.resize(std::max<std::size_t>(opts.read_buffer_size, 256));
     for (;;) {
-      auto [ec, n] = co_await socket.async_read_some(asio::buffer(rbuf), use_tuple);
       if (!open) co_return;
+      const ssize_t got = read_once();
+      auto ec = read_outcome(got);
+      if (ec == std::errc::operation_would_block) {
+        // Nothing there: wait for the next readiness event (it cancels the wait).
+        read_wake.expires_at(clock::time_point::max());
+        read_waiting = true;
+        co_await read_wake.async_wait(use_tuple);
+        read_waiting = false;
+        continue;
+      }
+      const auto n = static_cast<std::size_t>(std::max<ssize_t>(got, 0));
       if (n > 0) {
         if (!take_read(n)) co_return;
         bool handed = false;
@@ -464,7 +623,9 @@ struct link::state : std::enable_shared_from_this<link::state> {
       }
       if (!after_read(ec)) co_return;
       if (handler) {
-        read_more();
+        // From here each readiness event reads at once. A full buffer may have left more.
+        callback_reads = true;
+        if (n == rbuf.size()) read_ready();
         co_return;
       }
     }
@@ -473,14 +634,13 @@ struct link::state : std::enable_shared_from_this<link::state> {
 
 link::link(socket_type socket, link_options opts)
     : st_(std::make_shared<state>(std::move(socket), std::move(opts))) {
-  if (st_->opts.socket_buffer_size > 0) {
-    asio::error_code ignored;
+  if (st_->opts.socket_buffer_size > 0 && st_->fd >= 0) {
     auto size = static_cast<int>(st_->opts.socket_buffer_size);
-    st_->socket.set_option(asio::socket_base::send_buffer_size(size), ignored);
-    st_->socket.set_option(asio::socket_base::receive_buffer_size(size), ignored);
+    ::setsockopt(st_->fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+    ::setsockopt(st_->fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
   }
-  spawn(st_->socket.get_executor(),
-        [self = st_]() -> task<void> { co_await self->read_loop(); }, "ipc link reader");
+  st_->start_io();
+  spawn(st_->executor, [self = st_]() -> task<void> { co_await self->read_loop(); }, "ipc link reader");
 }
 
 result<link> link::from_fd(const asio::any_io_executor& ex, int fd, link_options opts) {
@@ -623,14 +783,9 @@ const link_options& link::options() const noexcept {
   return st_ ? st_->opts : defaults;
 }
 
-int link::native_handle() const noexcept {
-  if (!st_ || !st_->socket.is_open()) return -1;
-  return st_->socket.native_handle();
-}
+int link::native_handle() const noexcept { return st_ ? st_->fd : -1; }
 
-asio::any_io_executor link::get_executor() const noexcept {
-  return st_ ? st_->socket.get_executor() : asio::any_io_executor();
-}
+asio::any_io_executor link::get_executor() const noexcept { return st_ ? st_->executor : asio::any_io_executor(); }
 
 result<std::pair<int, int>> socket_pair() {
   int fds[2];

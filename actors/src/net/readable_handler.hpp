@@ -1,6 +1,6 @@
 #pragma once
 // The completion handler of a transport's readiness wait (transport::wait_readable), for the
-// socket and TLS transports only (kept out of transport.hpp, which many files include).
+// TLS transport only (kept out of transport.hpp, which many files include).
 
 #include <memory>
 #include <new>

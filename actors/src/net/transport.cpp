@@ -1,6 +1,6 @@
 #include "net/transport.hpp"
 
-#include "net/readiness.hpp"
+#include "swactor/core/readiness.hpp"
 
 #include <sys/epoll.h>
 #include <sys/sendfile.h>
@@ -49,7 +49,7 @@ std::size_t transport::write_file(int fd, std::uint64_t offset, std::size_t n, s
 namespace {
 
 // A plain socket, held as a bare descriptor (taken out of asio's reactor) whose readiness
-// comes from the loop's epoll set directly (net/readiness.hpp): a wait is a flag, not an
+// comes from the loop's epoll set directly (swactor/core/readiness.hpp): a wait is a flag, not an
 // operation.
 class socket_transport final : public transport, public readiness::target {
  public:

@@ -1,8 +1,9 @@
 #pragma once
 // The byte pipe under a connection. An idle connection has one readiness wait pending (no
 // buffer, no coroutine frame); when it completes, the connection reads without blocking
-// into the loop's buffer (a busy one waits by reading a few bytes, see expect_more). Writes go out without blocking; only what the socket does not
-// take waits for writability.
+// into the loop's buffer. Writes go out without blocking; only what the socket does not
+// take waits for writability. A plain socket's wait is a flag next to its entry in the
+// loop's epoll set (swactor/core/readiness.hpp); TLS waits with asio's operations.
 // TCP and Unix stream sockets implement it, and TLS over them (net/tls.hpp), without
 // touching protocol code.
 
@@ -51,19 +52,17 @@ class transport {
   // would_block covers at least the bytes the blocked call was given (OpenSSL needs that).
   virtual std::size_t write_file(int fd, std::uint64_t offset, std::size_t n, std::error_code& ec);
 
-  // Calls owner->on_readable once read_some can make progress (or fails). Call it only after
-  // read_some drained the transport (would_block, or a short read where
-  // short_read_drains()): the wait ends at the next readiness edge. An idle connection's
-  // wait holds no read buffer (asio re-arms epoll for it: one epoll_ctl); a busy one
-  // (expect_more) waits by reading into a small buffer, with no system call. One at a time.
+  // Calls owner->on_readable once read_some can make progress (or fails), never from inside
+  // this call. Call it only after read_some drained the transport (would_block, or a short
+  // read where short_read_drains()): the wait ends at the next readiness edge. One at a time.
   virtual void wait_readable(std::shared_ptr<io_owner> owner) = 0;
   // Whether a read_some that returned fewer bytes than asked left nothing to read (a plain
   // socket). TLS returns one record per read, so its reader goes on until would_block.
   virtual bool short_read_drains() const noexcept { return false; }
   // A hint from the owner: bytes keep arriving (reads a short time apart), so the next
-  // wait_readable may hold a small buffer of its own and wait by reading, which costs no
-  // system call after a drained socket, where a readiness wait costs an epoll_ctl. Idle
-  // connections (the default) hold no buffer.
+  // wait_readable may hold a small buffer of its own and wait by reading (TLS: asio's read
+  // operation costs no system call after a drained socket, where its readiness wait costs an
+  // epoll_ctl). Idle connections (the default) hold no buffer.
   virtual void expect_more(bool busy) noexcept { (void)busy; }
   // Calls owner->on_writable once writing can make progress (or fails). One at a time.
   virtual void wait_writable(std::shared_ptr<io_owner> owner) = 0;

@@ -13,7 +13,9 @@
 //   closes, and receive() returns the protocol error once queued good messages are drained.
 //
 // Single loop: every member must be called on the loop that runs the socket's executor,
-// and links must be destroyed before their io_context.
+// which must be an asio::io_context's (its epoll set reports the socket's readiness, see
+// swactor/core/readiness.hpp; another executor throws std::invalid_argument), and links
+// must be destroyed before their io_context.
 
 #include <cstddef>
 #include <cstdint>

@@ -10,14 +10,14 @@
 // ours done by asio. It is driven by whoever runs the io_context (io.run(), poll(),
 // run_one()), in asio's own order, so timers, posts and other asio I/O on the loop work as
 // before. The asio internals this relies on are checked against the one asio release the
-// build supports (Debian 12's 1.22.1) in readiness.cpp.
+// build supports (Debian 12's 1.22.1) in core/src/readiness.cpp.
 
 #include <cstdint>
 #include <system_error>
 
 #include <asio/io_context.hpp>
 
-namespace swactor::net {
+namespace swactor {
 
 class readiness {
  public:
@@ -53,4 +53,4 @@ class readiness {
   bool writes_ = false;
 };
 
-}  // namespace swactor::net
+}  // namespace swactor

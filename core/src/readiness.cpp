@@ -1,4 +1,4 @@
-#include "net/readiness.hpp"
+#include "swactor/core/readiness.hpp"
 
 #include <sys/epoll.h>
 
@@ -21,9 +21,9 @@
 //   was deregistered can be freed by a handler posted after its deregistration.
 // - scheduler::shutdown() destroys queued operations (owner null) without running them.
 // A different asio may change any of it: the build stops here rather than guess.
-static_assert(ASIO_VERSION == 102201, "net/readiness.cpp is written against asio 1.22.1's epoll reactor");
+static_assert(ASIO_VERSION == 102201, "core/src/readiness.cpp is written against asio 1.22.1's epoll reactor");
 
-namespace swactor::net {
+namespace swactor {
 namespace {
 
 // asio keeps its epoll descriptor private. An explicit instantiation may name a private
@@ -94,4 +94,4 @@ void readiness::want_writes(std::error_code& ec) {
   writes_ = true;
 }
 
-}  // namespace swactor::net
+}  // namespace swactor
