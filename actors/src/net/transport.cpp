@@ -24,7 +24,7 @@ namespace {
 // A syscall's byte count or its errno as an error (would_block when the socket is not ready).
 std::size_t outcome(ssize_t r, std::error_code& ec) {
   if (r >= 0) {
-    ec.clear();
+    if (ec) ec.clear();  // (clear() looks up the system category: not for a fresh one)
     return static_cast<std::size_t>(r);
   }
   ec = errno == EAGAIN || errno == EWOULDBLOCK ? make_error_code(std::errc::operation_would_block)
@@ -129,18 +129,21 @@ class socket_transport final : public transport, public readiness::target {
   }
 
   void on_ready(std::uint32_t events) override {
-    // Both callbacks may run; each may close the connection (which owns this transport),
-    // so both owners are taken out first and hold it until they return.
-    std::shared_ptr<io_owner> r, w;
-    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-      if (reader_)
-        r = std::move(reader_);
-      else
-        ready_ = true;
+    constexpr std::uint32_t kReadable = EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
+    constexpr std::uint32_t kWritable = EPOLLOUT | EPOLLHUP | EPOLLERR;
+    if ((events & kWritable) && writer_) {
+      // Both callbacks may run; each may close the connection (which owns this transport),
+      // so both owners are taken out first and hold it until they return.
+      auto w = std::move(writer_);
+      std::shared_ptr<io_owner> r;
+      if (events & kReadable) take_reader(r);
+      w->on_writable({});
+      if (r) r->on_readable({});
+      return;
     }
-    if ((events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && writer_) w = std::move(writer_);
-    if (w) w->on_writable({});
-    if (r) r->on_readable({});
+    if (!(events & kReadable)) return;
+    std::shared_ptr<io_owner> r;
+    if (take_reader(r)) r->on_readable({});
   }
 
   void shutdown() noexcept override {
@@ -163,6 +166,15 @@ class socket_transport final : public transport, public readiness::target {
   int native_handle() const noexcept override { return fd_; }
 
  private:
+  // The pending reader, or a note that the event came with none.
+  bool take_reader(std::shared_ptr<io_owner>& r) noexcept {
+    if (!reader_) {
+      ready_ = true;
+      return false;
+    }
+    r = std::move(reader_);
+    return true;
+  }
   void abort_later(std::shared_ptr<io_owner> o, bool read) {
     asio::post(io_, [o = std::move(o), read] {
       const auto ec = make_error_code(asio::error::operation_aborted);
