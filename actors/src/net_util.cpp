@@ -135,4 +135,12 @@ std::string local_address(int fd) {
   return format_address(reinterpret_cast<const sockaddr*>(&ss), len);
 }
 
+std::string peer_address(int fd) {
+  if (fd < 0) return {};
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return {};
+  return format_address(reinterpret_cast<const sockaddr*>(&ss), len);
+}
+
 }  // namespace swactor::detail

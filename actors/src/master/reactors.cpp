@@ -928,13 +928,13 @@ void reactor_pool::start(const std::vector<int>& listen_fds) {
     auto* a = acc.get();
     acceptors_.push_back(std::move(acc));
     spawn(lp_.context(), [this, a, index]() -> task<void> {
-      co_await net::accept_loop(*a, lp_.context(), app_.listen[static_cast<std::size_t>(index)], index, state_,
-                                state_.acceptor, [this, index](net::native_socket s) {
+      co_await net::accept_loop(*a, app_.listen[static_cast<std::size_t>(index)], index, state_,
+                                state_.acceptor, [this, index](int fd) {
                                   auto session = state_.next_session.fetch_add(1);
                                   // A session's reactor is a function of its id, so a worker finds it
                                   // without asking.
                                   auto r = session % actors_.size();
-                                  caf::anon_send(actors_[r], conn_atom::value, s.release(), index, session);
+                                  caf::anon_send(actors_[r], conn_atom::value, fd, index, session);
                                 });
     }, "acceptor");
   }

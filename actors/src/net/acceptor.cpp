@@ -4,6 +4,13 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <cerrno>
+#include <string>
+
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/post.hpp>
+#include <asio/use_awaitable.hpp>
+
 #include "net_util.hpp"
 #include "swactor/core/log.hpp"
 
@@ -11,14 +18,37 @@ namespace swactor::net {
 
 using namespace std::chrono_literals;
 
-task<void> accept_loop(stream_acceptor& acc, asio::io_context& io, const listen_config& lc, int listener,
-                       server_state& state, conn_counters& counters, std::function<void(native_socket)> on_accept) {
+namespace {
+
+// At most this many accepts in a row before the loop's other work gets a turn.
+constexpr int kAcceptsPerTurn = 64;
+
+}  // namespace
+
+task<void> accept_loop(stream_acceptor& acc, const listen_config& lc, int listener, server_state& state,
+                       conn_counters& counters, std::function<void(int)> on_accept) {
+  {
+    std::error_code ec;
+    acc.non_blocking(true, ec);  // accept4 below must not block when the queue is empty
+  }
+  int in_a_row = 0;
   for (;;) {
-    auto [ec, sock] = co_await acc.async_accept(io, asio::experimental::as_tuple(asio::use_awaitable));
-    if (ec) {
-      if (ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor || !acc.is_open())
-        co_return;
-      log::warning("listener {}: accept failed: {}", lc.url, ec.message());
+    if (!acc.is_open()) co_return;
+    const int fd = ::accept4(acc.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      const int err = errno;
+      if (err == EINTR || err == ECONNABORTED || err == EPROTO) continue;  // that one connection is gone
+      if (err == EAGAIN || err == EWOULDBLOCK) {
+        // Drained: wait for the next connection (asio re-arms the listener's epoll entry).
+        in_a_row = 0;
+        auto [ec] = co_await acc.async_wait(asio::socket_base::wait_read,
+                                            asio::experimental::as_tuple(asio::use_awaitable));
+        if (ec && (ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor || !acc.is_open()))
+          co_return;
+        continue;
+      }
+      if (err == EBADF || err == EINVAL || !acc.is_open()) co_return;  // closed under us
+      log::warning("listener {}: accept failed: {}", lc.url, std::error_code(err, std::system_category()).message());
       co_await sleep(50ms);  // EMFILE and friends: do not spin
       continue;
     }
@@ -26,19 +56,22 @@ task<void> accept_loop(stream_acceptor& acc, asio::io_context& io, const listen_
     if (open.fetch_add(1) >= lc.max_connections) {
       open.fetch_sub(1);
       bump(counters.refused);
-      std::error_code ignored;
       log::warning("listener {}: max_connections ({}) reached, refusing {}", lc.url, lc.max_connections,
-                   detail::format_endpoint(sock.remote_endpoint(ignored)));
-      sock.close(ignored);
+                   detail::peer_address(fd));
+      ::close(fd);
       continue;
     }
     if (lc.endpoint.kind == listen_kind::tcp) {
       int one = 1;
-      if (lc.tcp_nodelay) ::setsockopt(sock.native_handle(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      if (lc.keepalive) ::setsockopt(sock.native_handle(), SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+      if (lc.tcp_nodelay) ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      if (lc.keepalive) ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
     }
     bump(counters.accepted);
-    on_accept(std::move(sock));
+    on_accept(fd);
+    if (++in_a_row >= kAcceptsPerTurn) {
+      in_a_row = 0;
+      co_await asio::post(acc.get_executor(), asio::use_awaitable);  // a flood does not starve the loop
+    }
   }
 }
 

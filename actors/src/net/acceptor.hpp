@@ -10,7 +10,6 @@
 
 #include "swactor/actors/app_config.hpp"
 #include "swactor/actors/server_state.hpp"
-#include "net/transport.hpp"
 #include "swactor/core/coro.hpp"
 
 namespace swactor::net {
@@ -19,9 +18,9 @@ using stream_acceptor = asio::basic_socket_acceptor<asio::generic::stream_protoc
 
 // Accepts until the acceptor is closed. A connection over the listener's max_connections
 // is closed at once with a log line (counted as refused); others get the listener's socket
-// options and go to `on_accept`, counted as accepted in `counters`.
-// Accepted sockets belong to `io` (the loop that will serve them, or the acceptor's own).
-task<void> accept_loop(stream_acceptor& acc, asio::io_context& io, const listen_config& lc, int listener,
-                       server_state& state, conn_counters& counters, std::function<void(native_socket)> on_accept);
+// options and go to `on_accept` as a bare non-blocking descriptor (close-on-exec), counted
+// as accepted in `counters`: its loop registers it once (no asio socket to take it out of).
+task<void> accept_loop(stream_acceptor& acc, const listen_config& lc, int listener, server_state& state,
+                       conn_counters& counters, std::function<void(int)> on_accept);
 
 }  // namespace swactor::net

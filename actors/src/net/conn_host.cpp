@@ -52,6 +52,18 @@ conn_host::~conn_host() {
 // -- connections ----------------------------------------------------------------------------
 
 void conn_host::adopt(int fd, int listener, std::uint64_t id) {
+  const auto& lc = app_.listen[static_cast<std::size_t>(listener)];
+  if (!lc.tls.enabled) {
+    // A plain socket is registered with the loop once, as it is (no asio socket).
+    std::string remote = lc.endpoint.kind == listen_kind::tcp ? detail::peer_address(fd) : lc.endpoint.path;
+    auto t = make_socket_transport(io_, fd);
+    if (!t) {  // logged; the descriptor is closed
+      release(listener, true);
+      return;
+    }
+    adopt(std::move(t), listener, id, std::move(remote));
+    return;
+  }
   native_socket sock(io_.get_executor());
   std::error_code ec;
   sock.assign(asio::generic::stream_protocol(detail::socket_family(fd), SOCK_STREAM), fd, ec);

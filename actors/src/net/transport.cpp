@@ -2,6 +2,7 @@
 
 #include "swactor/core/readiness.hpp"
 
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -195,22 +196,31 @@ class socket_transport final : public transport, public readiness::target {
 
 }  // namespace
 
-std::unique_ptr<transport> make_socket_transport(native_socket sock) {
-  auto& io = sock.get_executor().context();
-  std::error_code ec;
-  sock.non_blocking(true, ec);
-  // Out of asio's reactor: this descriptor's readiness is registered on its own below.
-  const int fd = ec ? -1 : sock.release(ec);
-  if (ec) {
-    log::warning("cannot take over socket {}: {}", sock.native_handle(), ec.message());
+std::unique_ptr<transport> make_socket_transport(asio::io_context& io, int fd) {
+  const int fl = ::fcntl(fd, F_GETFL);
+  if (fl < 0 || ((fl & O_NONBLOCK) == 0 && ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)) {
+    log::warning("cannot make socket {} non-blocking: {}", fd, std::error_code(errno, std::system_category()).message());
+    ::close(fd);
     return nullptr;
   }
   auto t = std::make_unique<socket_transport>(io, fd);
   if (auto err = t->open()) {
     log::warning("cannot register socket {} with the loop: {}", fd, err.message());
-    return nullptr;
+    return nullptr;  // the transport closes it
   }
   return t;
+}
+
+std::unique_ptr<transport> make_socket_transport(native_socket sock) {
+  auto& io = sock.get_executor().context();
+  std::error_code ec;
+  // Out of asio's reactor: this descriptor's readiness is registered on its own.
+  const int fd = sock.release(ec);
+  if (ec) {
+    log::warning("cannot take over socket {}: {}", sock.native_handle(), ec.message());
+    return nullptr;
+  }
+  return make_socket_transport(io, fd);
 }
 
 }  // namespace swactor::net

@@ -82,7 +82,10 @@ class transport {
 // dispatch). Accepting straight into it avoids re-registering the descriptor with epoll.
 using native_socket = asio::basic_stream_socket<asio::generic::stream_protocol, asio::io_context::executor_type>;
 
-// TCP or Unix stream socket (already connected; made non-blocking here).
+// TCP or Unix stream socket (already connected; made non-blocking here), registered with
+// the loop of `io`; null (logged, the descriptor closed) when it cannot be.
+std::unique_ptr<transport> make_socket_transport(asio::io_context& io, int fd);
+// The same for a socket asio holds: it gives the descriptor up first.
 std::unique_ptr<transport> make_socket_transport(native_socket sock);
 
 }  // namespace swactor::net
