@@ -170,6 +170,8 @@ void conn_host::uncork() {
 }
 
 connection* conn_host::find(std::uint64_t id) const {
+  // (A closed one may still be the decoding one: the map says whether it is still here.)
+  if (decoding_ && decoding_->id() == id && !decoding_->closed()) return decoding_;
   auto it = conns_.find(id);
   return it == conns_.end() ? nullptr : it->second.get();
 }

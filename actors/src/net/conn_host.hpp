@@ -76,6 +76,10 @@ class conn_host {
   std::shared_ptr<connection> adopt(std::unique_ptr<transport> t, int listener, std::uint64_t id,
                                     std::string remote);
   connection* find(std::uint64_t id) const;
+  // The connection whose input is being decoded (its handlers' replies usually go to it:
+  // find() then skips the map), or null.
+  connection* decoding() const noexcept { return decoding_; }
+  void set_decoding(connection* c) noexcept { decoding_ = c; }
   std::size_t size() const noexcept { return conns_.size(); }
   std::size_t handshaking() const noexcept { return handshakes_.size(); }
   std::vector<std::uint64_t> ids() const;
@@ -187,6 +191,7 @@ class conn_host {
   std::string encode_buf_;
   bool encode_busy_ = false;
   std::unordered_map<std::uint64_t, std::shared_ptr<connection>> conns_;
+  connection* decoding_ = nullptr;
   struct name_hash {
     using is_transparent = void;
     std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }

@@ -187,6 +187,14 @@ void connection::read_ready() {
 std::size_t connection::process(std::string_view input) {
   std::size_t used = 0;
   decoding_ = true;
+  // Handlers run inside decode() may decode another connection (a local send that
+  // resumes it): the outer one is put back after.
+  struct decoding_scope {
+    conn_host& host;
+    connection* outer;
+    ~decoding_scope() { host.set_decoding(outer); }
+  } scope{host_, host_.decoding()};
+  host_.set_decoding(this);
   for (;;) {
     codec_switched_ = false;
     used += codec_->decode(input.substr(used), *this);
