@@ -44,11 +44,7 @@ struct owner final : net::io_owner, std::enable_shared_from_this<owner> {
 };
 
 std::unique_ptr<net::transport> transport_on(asio::io_context& io, int fd) {
-  net::native_socket s(io.get_executor());
-  std::error_code ec;
-  s.assign(asio::generic::stream_protocol(AF_UNIX, SOCK_STREAM), fd, ec);
-  REQUIRE_FALSE(ec);
-  return net::make_socket_transport(std::move(s));
+  return net::make_socket_transport(io, fd);
 }
 
 }  // namespace

@@ -53,62 +53,31 @@ conn_host::~conn_host() {
 
 void conn_host::adopt(int fd, int listener, std::uint64_t id) {
   const auto& lc = app_.listen[static_cast<std::size_t>(listener)];
-  if (!lc.tls.enabled) {
-    // A plain socket is registered with the loop once, as it is (no asio socket).
-    std::string remote = lc.endpoint.kind == listen_kind::tcp ? detail::peer_address(fd) : lc.endpoint.path;
-    auto t = make_socket_transport(io_, fd);
-    if (!t) {  // logged; the descriptor is closed
-      release(listener, true);
-      return;
-    }
-    adopt(std::move(t), listener, id, std::move(remote));
-    return;
-  }
-  native_socket sock(io_.get_executor());
-  std::error_code ec;
-  sock.assign(asio::generic::stream_protocol(detail::socket_family(fd), SOCK_STREAM), fd, ec);
-  if (ec) {
-    ::close(fd);
-    state_.listeners[listener].connections.fetch_sub(1, std::memory_order_relaxed);
-    log::warning("session {}: cannot adopt descriptor {}: {}", id, fd, ec.message());
-    return;
-  }
-  adopt(std::move(sock), listener, id);
-}
-
-void conn_host::adopt(native_socket sock, int listener, std::uint64_t id) {
-  const auto& lc = app_.listen[static_cast<std::size_t>(listener)];
-  std::string remote;
-  if (lc.endpoint.kind == listen_kind::tcp) {
-    std::error_code ec;
-    remote = detail::format_endpoint(sock.remote_endpoint(ec));
-  } else {
-    remote = lc.endpoint.path;
-  }
+  // The socket is registered with the loop once, as it is (no asio socket).
+  std::string remote = lc.endpoint.kind == listen_kind::tcp ? detail::peer_address(fd) : lc.endpoint.path;
   if (lc.tls.enabled) {
-    handshake(std::move(sock), listener, id, std::move(remote));
+    handshake(fd, listener, id, std::move(remote));
     return;
   }
-  auto t = make_socket_transport(std::move(sock));
-  if (!t) {  // logged; the socket is closed
+  auto t = make_socket_transport(io_, fd);
+  if (!t) {  // logged; the descriptor is closed
     release(listener, true);
     return;
   }
   adopt(std::move(t), listener, id, std::move(remote));
 }
 
-void conn_host::handshake(native_socket sock, int listener, std::uint64_t id, std::string remote) {
+void conn_host::handshake(int fd, int listener, std::uint64_t id, std::string remote) {
   const auto& lc = app_.listen[static_cast<std::size_t>(listener)];
   auto ctx = tls_ ? tls_->get(listener) : nullptr;
   if (!ctx) {
     log::error("listener {}: no TLS context; closing the connection from {}", lc.url, remote);
-    std::error_code ignored;
-    sock.close(ignored);
+    ::close(fd);
     release(listener, true);
     return;
   }
   // The context is taken now: a reload later does not change this connection's certificate.
-  auto h = start_tls(std::move(sock), std::move(ctx), lc.tls.handshake_timeout,
+  auto h = start_tls(io_, fd, std::move(ctx), lc.tls.handshake_timeout,
                      [this, listener, id, remote](std::unique_ptr<transport> t, std::string why) mutable {
                        handshakes_.erase(id);
                        if (!t) {

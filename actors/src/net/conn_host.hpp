@@ -66,11 +66,11 @@ class conn_host {
   void set_tls(const tls_store* store) noexcept { tls_ = store; }
 
   // -- connections ---------------------------------------------------------------------
-  // Registers an accepted socket of listener `listener` as session `id` and starts it. On a
-  // TLS listener the handshake runs first (bounded by its handshake_timeout): the session
-  // exists, and the sink hears of it, only once it succeeded; a failed one is one log line.
-  void adopt(native_socket sock, int listener, std::uint64_t id);
-  // Same for a descriptor accepted on another loop (process mode: the acceptor's).
+  // Registers an accepted socket (a non-blocking descriptor, owned from here on; accepted
+  // on this loop or, in process mode, the acceptor's) of listener `listener` as session
+  // `id` and starts it. On a TLS listener the handshake runs first (bounded by its
+  // handshake_timeout): the session exists, and the sink hears of it, only once it
+  // succeeded; a failed one is one log line.
   void adopt(int fd, int listener, std::uint64_t id);
   // Same over any transport (tests use an in-memory one); `remote` as info() shows it.
   std::shared_ptr<connection> adopt(std::unique_ptr<transport> t, int listener, std::uint64_t id,
@@ -166,7 +166,7 @@ class conn_host {
   void note_corked(std::shared_ptr<connection> c) { corked_conns_.push_back(std::move(c)); }
 
  private:
-  void handshake(native_socket sock, int listener, std::uint64_t id, std::string remote);
+  void handshake(int fd, int listener, std::uint64_t id, std::string remote);
   // A connection that never became a session (failed handshake): off the counters.
   void release(int listener, bool aborted);
   void cancel_handshakes();

@@ -29,10 +29,6 @@ constexpr std::size_t kJoinBelow = 16 * 1024;
 // What a corked connection holds back at most before it writes anyway.
 constexpr std::size_t kCorkAtMost = 64 * 1024;
 constexpr int kMaxIov = 64;
-// Reads closer together than this count towards a busy connection, and this many in a row
-// make one (see read_ready).
-constexpr auto kQuickRead = std::chrono::milliseconds(100);
-constexpr int kBusyReads = 8;
 
 bool would_block(const std::error_code& ec) {
   return ec == std::errc::operation_would_block || ec == std::errc::resource_unavailable_try_again;
@@ -152,19 +148,7 @@ void connection::read_ready() {
       return;
     }
     if (n > 0) {
-      const auto now = std::chrono::steady_clock::now();
-      // kBusyReads reads in a row, each within kQuickRead of the one before, make a busy
-      // connection: its transport may then wait by reading into a buffer of its own (no
-      // epoll_ctl per wakeup). One that goes quiet after a short burst (a WebSocket's upgrade
-      // and first messages) keeps the readiness wait and no buffer.
-      quick_reads_ = now - last_activity < kQuickRead
-                         ? static_cast<std::uint8_t>(std::min<int>(quick_reads_ + 1, kBusyReads))
-                         : 0;
-      last_activity = now;
-      if (const bool busy = quick_reads_ >= kBusyReads; busy != busy_hint_) {
-        busy_hint_ = busy;
-        transport_->expect_more(busy);
-      }
+      last_activity = std::chrono::steady_clock::now();
       received_ = true;
       // Every caller (on_readable, the posted continuation, resume, start) holds a reference.
       if (own) {

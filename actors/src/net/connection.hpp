@@ -215,7 +215,6 @@ class connection final : public io_owner,
   // Whether a short read drained the transport (a plain socket; not TLS).
   bool short_read_drains_;
   // Rare flags in one byte (an idle connection's size counts).
-  bool busy_hint_ : 1 = false;       // told the transport to expect more (expect_more)
   bool corked_ : 1 = false;          // has output queued while the host was corked
   bool failure_logged_ : 1 = false;
   // The last corked period brought it several writes (HTTP/2 streams, pipelined commands):
@@ -224,7 +223,6 @@ class connection final : public io_owner,
   bool hold_first_ : 1 = false;
   bool held_more_ : 1 = false;       // a second write was held in this period
   std::uint8_t wrote_in_period_ = 0;  // the host's cork period in which it last wrote at once
-  std::uint8_t quick_reads_ = 0;  // reads in a row that came soon after the one before
 
  public:
   bool worker_paused = false;  // process mode: its worker asked to stop reading (conn_pause)

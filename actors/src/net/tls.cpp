@@ -7,20 +7,25 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
+#include <asio/post.hpp>
 #include <asio/ssl/context.hpp>
 #include <asio/ssl/error.hpp>
 #include <asio/steady_timer.hpp>
 
+#include "swactor/core/log.hpp"
 #include "swactor/core/plain_io.hpp"
-#include "net/readable_handler.hpp"
+#include "swactor/core/readiness.hpp"
 
 namespace swactor::net {
 
@@ -366,12 +371,13 @@ bool would_block(const std::error_code& ec) { return ec == std::errc::operation_
 // One write hands OpenSSL at most this much of a gathered queue (records are 16 KiB).
 constexpr std::size_t kCoalesce = 64 * 1024;
 
-class tls_transport final : public transport {
+// TLS over a bare non-blocking descriptor whose readiness comes from the loop's epoll set
+// (swactor/core/readiness.hpp), as the plain socket transport's does: an event marks the
+// socket as worth reading and completes the pending wait; OpenSSL reads it through the BIO.
+class tls_transport final : public transport, public readiness::target {
  public:
-  tls_transport(native_socket s, std::shared_ptr<const tls_context> ctx)
-      : sock_(std::move(s)), ctx_(std::move(ctx)), ssl_(SSL_new(ctx_->initial())) {
-    std::error_code ignored;
-    sock_.non_blocking(true, ignored);
+  tls_transport(asio::io_context& io, int fd, std::shared_ptr<const tls_context> ctx)
+      : io_(io), fd_(fd), ctx_(std::move(ctx)), ssl_(SSL_new(ctx_->initial())) {
     if (!ssl_) return;
     BIO* bio = BIO_new(socket_bio_method());
     if (!bio) {
@@ -385,14 +391,24 @@ class tls_transport final : public transport {
     SSL_set_accept_state(ssl_);
   }
   ~tls_transport() override {
+    if (fd_ >= 0) {  // never closed (a failed start): no close_notify, no reset
+      reg_.reset();
+      ::close(fd_);
+    }
     if (ssl_) SSL_free(ssl_);
   }
 
+  // Registration is a separate step: it can fail (the caller closes and reports).
+  std::error_code open() {
+    std::error_code ec;
+    reg_.emplace(io_, fd_, *this, ec);
+    if (ec) reg_.reset();
+    return ec;
+  }
+
   SSL* ssl() const noexcept { return ssl_; }
-  native_socket& socket() noexcept { return sock_; }
+  asio::io_context& io() noexcept { return io_; }
   void mark_fatal() noexcept { fatal_ = true; }
-  // The socket reported readable (the handshake waits with async_wait): let the BIO read it.
-  void readable() noexcept { sock_more_ = true; }
 
   // The handshake is done: note what it negotiated (info() reports it).
   void established() {
@@ -431,6 +447,7 @@ class tls_transport final : public transport {
   // every failure path below, the handshake and make_tls_context leave this thread's error
   // queue empty, which is what SSL_get_error() needs.
   std::size_t read_some(char* buf, std::size_t n, std::error_code& ec) override {
+    unwatched_ = false;  // this read sees what an event since the last wait announced
     if (nothing_to_read()) {  // an SSL_read now would only say WANT_READ
       ec = make_error_code(std::errc::operation_would_block);
       return 0;
@@ -475,49 +492,81 @@ class tls_transport final : public transport {
   }
 
   void wait_readable(std::shared_ptr<io_owner> owner) override {
-    if (want_write_) {  // the record layer must write first (rare: a key update's answer)
-      sock_.async_wait(asio::socket_base::wait_write, readable_handler{std::move(owner)});
+    if (!reg_) {
+      abort_later(std::move(owner), true);
       return;
     }
-    // Wait by reading: asio's read op on an edge-triggered descriptor needs no epoll_ctl
-    // (async_wait re-arms epoll on every call), and the bytes it brings are what the next
-    // read_some's SSL_read gets through the BIO. The owner (the connection) owns this
-    // transport: `this` lives as long as `o`.
-    sock_.async_read_some(asio::buffer(in_), [this, o = std::move(owner)](std::error_code ec, std::size_t k) {
-      if (ec == asio::error::eof) {
-        eof_ = true;
-        ec.clear();
-      } else if (!ec) {
-        in_pos_ = 0;
-        in_len_ = static_cast<std::uint16_t>(k);
-        sock_more_ = k == in_.size();  // a full landing buffer: more may be waiting
+    // The record layer must write first (rare: a key update's answer): the reader waits for
+    // room, then reads again.
+    read_needs_write_ = want_write_;
+    if (read_needs_write_) {
+      std::error_code ec;
+      reg_->want_writes(ec);
+      if (ec) {
+        asio::post(io_, [o = std::move(owner), ec] { o->on_readable(ec); });
+        return;
       }
-      o->on_readable(ec);
-    });
+    } else if (unwatched_) {
+      // An event came while nobody waited: its bytes are still there.
+      unwatched_ = false;
+      asio::post(io_, [o = std::move(owner)] { o->on_readable({}); });
+      return;
+    }
+    reader_ = std::move(owner);
   }
 
   void wait_writable(std::shared_ptr<io_owner> owner) override {
-    sock_.async_wait(asio::socket_base::wait_write, [o = std::move(owner)](std::error_code ec) { o->on_writable(ec); });
+    std::error_code ec;
+    if (reg_) reg_->want_writes(ec);
+    if (!reg_ || ec) {
+      asio::post(io_, [o = std::move(owner), ec = reg_ ? ec : make_error_code(asio::error::operation_aborted)] {
+        o->on_writable(ec);
+      });
+      return;
+    }
+    writer_ = std::move(owner);
+  }
+
+  void on_ready(std::uint32_t events) override {
+    constexpr std::uint32_t kReadable = EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
+    constexpr std::uint32_t kWritable = EPOLLOUT | EPOLLHUP | EPOLLERR;
+    if (events & kReadable) sock_more_ = true;  // new bytes: the BIO reads the socket again
+    // Each callback may close the connection (which owns this transport): both owners are
+    // taken out first and hold it until they return.
+    std::shared_ptr<io_owner> r, w;
+    if ((events & kWritable) && writer_) w = std::move(writer_);
+    const bool read_side = read_needs_write_ ? (events & kWritable) != 0 : (events & kReadable) != 0;
+    if (read_side) {
+      if (reader_)
+        r = std::move(reader_);
+      else if (events & kReadable)
+        unwatched_ = true;
+    }
+    if (w) w->on_writable({});
+    if (r) r->on_readable({});
   }
 
   void shutdown() noexcept override {
     notify_close();
-    std::error_code ignored;
-    sock_.shutdown(asio::socket_base::shutdown_send, ignored);
+    if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
   }
   void close(bool reset) noexcept override {
-    if (!sock_.is_open()) return;
+    if (fd_ < 0) return;
     if (reset) {
       ::linger lg{1, 0};
-      ::setsockopt(sock_.native_handle(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+      ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     } else {
       notify_close();
     }
-    std::error_code ignored;
-    sock_.close(ignored);
+    reg_.reset();  // out of the epoll set while the descriptor is still ours
+    ::close(fd_);
+    fd_ = -1;
+    // Pending waits end with operation_aborted, later, as asio's did.
+    if (reader_) abort_later(std::move(reader_), true);
+    if (writer_) abort_later(std::move(writer_), false);
   }
-  bool is_open() const noexcept override { return sock_.is_open(); }
-  int native_handle() const noexcept override { return const_cast<native_socket&>(sock_).native_handle(); }
+  bool is_open() const noexcept override { return fd_ >= 0; }
+  int native_handle() const noexcept override { return fd_; }
   const tls_info* tls() const noexcept override { return &info_; }
 
  private:
@@ -560,13 +609,23 @@ class tls_transport final : public transport {
     }
   }
 
-  // No ciphertext anywhere (landing buffer, socket as far as we know, OpenSSL's read-ahead)
-  // and no plaintext held: an SSL_read now would only report WANT_READ.
-  bool nothing_to_read() const noexcept {
-    return in_pos_ == in_len_ && !sock_more_ && !eof_ && !want_write_ && SSL_has_pending(ssl_) == 0;
+  void abort_later(std::shared_ptr<io_owner> o, bool read) {
+    asio::post(io_, [o = std::move(o), read] {
+      const auto ec = make_error_code(asio::error::operation_aborted);
+      if (read)
+        o->on_readable(ec);
+      else
+        o->on_writable(ec);
+    });
   }
 
-  // -- the BIO under the SSL: the landing buffer first, then the socket itself -----------
+  // No ciphertext anywhere (the socket as far as we know, OpenSSL's read-ahead) and no
+  // plaintext held: an SSL_read now would only report WANT_READ.
+  bool nothing_to_read() const noexcept {
+    return !sock_more_ && !eof_ && !want_write_ && SSL_has_pending(ssl_) == 0;
+  }
+
+  // -- the BIO under the SSL: the socket itself --------------------------------------------
 
   static BIO_METHOD* socket_bio_method() {
     static BIO_METHOD* m = [] {
@@ -586,13 +645,6 @@ class tls_transport final : public transport {
   // 1 = bytes; 0 with no retry flag = end of stream or an error (errno tells which).
   int bio_read(BIO* bio, char* out, std::size_t n, std::size_t* got) {
     BIO_clear_retry_flags(bio);
-    if (in_pos_ < in_len_) {
-      std::size_t k = std::min<std::size_t>(n, in_len_ - in_pos_);
-      std::memcpy(out, in_.data() + in_pos_, k);
-      in_pos_ = static_cast<std::uint16_t>(in_pos_ + k);
-      *got = k;
-      return 1;
-    }
     if (eof_) {
       errno = 0;
       return 0;
@@ -602,7 +654,7 @@ class tls_transport final : public transport {
       return 0;
     }
     ssize_t r;
-    do r = plain_io::recv(sock_.native_handle(), out, n);
+    do r = plain_io::recv(fd_, out, n);
     while (r < 0 && errno == EINTR);
     if (r > 0) {
       if (static_cast<std::size_t>(r) < n) sock_more_ = false;
@@ -624,7 +676,7 @@ class tls_transport final : public transport {
   int bio_write(BIO* bio, const char* p, std::size_t n, std::size_t* put) {
     BIO_clear_retry_flags(bio);
     ssize_t r;
-    do r = plain_io::send(sock_.native_handle(), p, n, MSG_NOSIGNAL);
+    do r = plain_io::send(fd_, p, n, MSG_NOSIGNAL);
     while (r < 0 && errno == EINTR);
     if (r >= 0) {
       *put = static_cast<std::size_t>(r);
@@ -644,7 +696,13 @@ class tls_transport final : public transport {
     ERR_clear_error();
   }
 
-  native_socket sock_;
+  asio::io_context& io_;
+  int fd_;
+  std::optional<readiness> reg_;
+  std::shared_ptr<io_owner> reader_;  // a pending wait_readable
+  std::shared_ptr<io_owner> writer_;  // a pending wait_writable
+  bool unwatched_ = false;            // a read event came with no wait pending
+  bool read_needs_write_ = false;     // the pending read waits for room (want_write_)
   std::shared_ptr<const tls_context> ctx_;  // the context this connection was made with
   SSL* ssl_;
   tls_info info_;
@@ -653,21 +711,21 @@ class tls_transport final : public transport {
   bool shut_ = false;
   bool want_write_ = false;
   bool eof_ = false;        // the peer closed its side (seen by a read)
-  bool sock_more_ = true;   // the socket may hold bytes the landing buffer did not take
-  std::uint16_t in_pos_ = 0, in_len_ = 0;
-  // Ciphertext from the wait's read. Small: a request's record usually fits, a larger one
-  // is read on from the socket straight into OpenSSL's buffer (read-ahead).
-  std::array<char, 512> in_;
+  bool sock_more_ = true;   // the socket may hold bytes (an event since the read that drained it)
 };
 
-class handshake_op final : public tls_handshake, public std::enable_shared_from_this<handshake_op> {
+class handshake_op final : public tls_handshake, public io_owner, public std::enable_shared_from_this<handshake_op> {
  public:
   handshake_op(std::unique_ptr<tls_transport> t, tls_done done)
-      : t_(std::move(t)), timer_(t_->socket().get_executor()), done_(std::move(done)) {}
+      : t_(std::move(t)), timer_(t_->io()), done_(std::move(done)) {}
 
   void start(std::chrono::milliseconds timeout) {
     if (!t_->ssl()) {
       fail("cannot create a TLS session: " + openssl_errors());
+      return;
+    }
+    if (auto ec = t_->open()) {
+      fail("cannot register the socket with the loop: " + ec.message());
       return;
     }
     timer_.expires_after(timeout);
@@ -680,6 +738,10 @@ class handshake_op final : public tls_handshake, public std::enable_shared_from_
   void cancel() noexcept override { fail("cancelled (server stopping)"); }
   bool done() const noexcept override { return finished_; }
 
+  // The socket is ready for the step that waited (the transport's wait on the loop's epoll set).
+  void on_readable(std::error_code ec) override { resume(ec); }
+  void on_writable(std::error_code ec) override { resume(ec); }
+
  private:
   void step() {
     if (finished_) return;
@@ -691,17 +753,12 @@ class handshake_op final : public tls_handshake, public std::enable_shared_from_
     }
     int err = SSL_get_error(t_->ssl(), r);
     int sys = errno;
-    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-      t_->socket().async_wait(err == SSL_ERROR_WANT_READ ? asio::socket_base::wait_read : asio::socket_base::wait_write,
-                              [self = shared_from_this()](std::error_code ec) {
-                                if (self->finished_) return;
-                                if (ec) {
-                                  self->fail(ec.message());
-                                  return;
-                                }
-                                self->t_->readable();
-                                self->step();
-                              });
+    if (err == SSL_ERROR_WANT_READ) {
+      t_->wait_readable(shared_from_this());
+      return;
+    }
+    if (err == SSL_ERROR_WANT_WRITE) {
+      t_->wait_writable(shared_from_this());
       return;
     }
     std::string why;
@@ -715,6 +772,15 @@ class handshake_op final : public tls_handshake, public std::enable_shared_from_
       why = "the client closed the connection";
     }
     fail(std::move(why));
+  }
+
+  void resume(std::error_code ec) {
+    if (finished_) return;
+    if (ec) {
+      fail(ec.message());
+      return;
+    }
+    step();
   }
 
   void succeed() {
@@ -745,10 +811,9 @@ class handshake_op final : public tls_handshake, public std::enable_shared_from_
 
 }  // namespace
 
-std::shared_ptr<tls_handshake> start_tls(native_socket sock, std::shared_ptr<const tls_context> ctx,
+std::shared_ptr<tls_handshake> start_tls(asio::io_context& io, int fd, std::shared_ptr<const tls_context> ctx,
                                          std::chrono::milliseconds timeout, tls_done done) {
-  auto op = std::make_shared<handshake_op>(std::make_unique<tls_transport>(std::move(sock), std::move(ctx)),
-                                           std::move(done));
+  auto op = std::make_shared<handshake_op>(std::make_unique<tls_transport>(io, fd, std::move(ctx)), std::move(done));
   op->start(timeout);
   return op;
 }

@@ -83,11 +83,12 @@ class tls_handshake {
   virtual bool done() const noexcept = 0;
 };
 
-// Runs the server handshake on `sock` (on its loop) within `timeout`. `done` runs once: with
+// Runs the server handshake on `fd` (a connected non-blocking socket, owned from here on) on
+// the loop of `io`, within `timeout`. `done` runs once: with
 // the transport and "" on success, with null and the reason (OpenSSL's where it has one)
 // otherwise. The returned handle is for cancelling; dropping it does not cancel.
 using tls_done = std::function<void(std::unique_ptr<transport>, std::string reason)>;
-std::shared_ptr<tls_handshake> start_tls(native_socket sock, std::shared_ptr<const tls_context> ctx,
+std::shared_ptr<tls_handshake> start_tls(asio::io_context& io, int fd, std::shared_ptr<const tls_context> ctx,
                                          std::chrono::milliseconds timeout, tls_done done);
 
 }  // namespace swactor::net

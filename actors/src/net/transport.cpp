@@ -211,16 +211,4 @@ std::unique_ptr<transport> make_socket_transport(asio::io_context& io, int fd) {
   return t;
 }
 
-std::unique_ptr<transport> make_socket_transport(native_socket sock) {
-  auto& io = sock.get_executor().context();
-  std::error_code ec;
-  // Out of asio's reactor: this descriptor's readiness is registered on its own.
-  const int fd = sock.release(ec);
-  if (ec) {
-    log::warning("cannot take over socket {}: {}", sock.native_handle(), ec.message());
-    return nullptr;
-  }
-  return make_socket_transport(io, fd);
-}
-
 }  // namespace swactor::net

@@ -2,8 +2,8 @@
 // The byte pipe under a connection. An idle connection has one readiness wait pending (no
 // buffer, no coroutine frame); when it completes, the connection reads without blocking
 // into the loop's buffer. Writes go out without blocking; only what the socket does not
-// take waits for writability. A plain socket's wait is a flag next to its entry in the
-// loop's epoll set (swactor/core/readiness.hpp); TLS waits with asio's operations.
+// take waits for writability. A wait is a flag next to the socket's entry in the loop's
+// epoll set (swactor/core/readiness.hpp), for plain sockets and TLS alike.
 // TCP and Unix stream sockets implement it, and TLS over them (net/tls.hpp), without
 // touching protocol code.
 
@@ -14,8 +14,6 @@
 #include <string>
 #include <system_error>
 
-#include <asio/basic_stream_socket.hpp>
-#include <asio/generic/stream_protocol.hpp>
 #include <asio/io_context.hpp>
 
 #include "swactor/actors/tls_info.hpp"
@@ -59,11 +57,6 @@ class transport {
   // Whether a read_some that returned fewer bytes than asked left nothing to read (a plain
   // socket). TLS returns one record per read, so its reader goes on until would_block.
   virtual bool short_read_drains() const noexcept { return false; }
-  // A hint from the owner: bytes keep arriving (reads a short time apart), so the next
-  // wait_readable may hold a small buffer of its own and wait by reading (TLS: asio's read
-  // operation costs no system call after a drained socket, where its readiness wait costs an
-  // epoll_ctl). Idle connections (the default) hold no buffer.
-  virtual void expect_more(bool busy) noexcept { (void)busy; }
   // Calls owner->on_writable once writing can make progress (or fails). One at a time.
   virtual void wait_writable(std::shared_ptr<io_owner> owner) = 0;
 
@@ -77,15 +70,8 @@ class transport {
   virtual const tls_info* tls() const noexcept { return nullptr; }
 };
 
-// A connection's socket uses the io_context's own executor type: its operations carry an
-// 8-byte executor instead of a type-erased one (smaller pending reads, no type-erased
-// dispatch). Accepting straight into it avoids re-registering the descriptor with epoll.
-using native_socket = asio::basic_stream_socket<asio::generic::stream_protocol, asio::io_context::executor_type>;
-
 // TCP or Unix stream socket (already connected; made non-blocking here), registered with
 // the loop of `io`; null (logged, the descriptor closed) when it cannot be.
 std::unique_ptr<transport> make_socket_transport(asio::io_context& io, int fd);
-// The same for a socket asio holds: it gives the descriptor up first.
-std::unique_ptr<transport> make_socket_transport(native_socket sock);
 
 }  // namespace swactor::net
