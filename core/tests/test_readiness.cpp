@@ -48,18 +48,22 @@ struct recorder final : readiness::target {
 
 void put(int fd, std::string_view s) { REQUIRE(::write(fd, s.data(), s.size()) == static_cast<ssize_t>(s.size())); }
 
-}  // namespace
-
-TEST_CASE("readiness: bytes from the peer reach the target once per arrival, from the running loop",
-          "[readiness]") {
+// One end of a socket pair registered with a loop that a guard keeps running (a
+// registration keeps no work of its own).
+struct registered {
   asio::io_context io;
   socket_pair p;
   recorder r;
   std::error_code ec;
-  readiness reg(io, p.a, r, ec);
+  readiness reg{io, p.a, r, ec};
+  asio::executor_work_guard<asio::io_context::executor_type> guard = asio::make_work_guard(io);
+};
+
+}  // namespace
+
+TEST_CASE_METHOD(registered, "readiness: bytes from the peer reach the target once per arrival, from the running loop",
+                 "[readiness]") {
   REQUIRE_FALSE(ec);
-  // A registration keeps no work of its own: the loop is kept running by a guard here.
-  auto guard = asio::make_work_guard(io);
   io.poll();
   CHECK(r.events.empty());  // nothing arrived yet (edge-triggered: no event for a quiet socket)
   put(p.b, "hello");
@@ -76,14 +80,8 @@ TEST_CASE("readiness: bytes from the peer reach the target once per arrival, fro
   CHECK((r.events[1] & (EPOLLRDHUP | EPOLLHUP)) != 0);
 }
 
-TEST_CASE("readiness: the write side reports room made after a full socket", "[readiness]") {
-  asio::io_context io;
-  socket_pair p;
-  recorder r;
-  std::error_code ec;
-  readiness reg(io, p.a, r, ec);
+TEST_CASE_METHOD(registered, "readiness: the write side reports room made after a full socket", "[readiness]") {
   REQUIRE_FALSE(ec);
-  auto guard = asio::make_work_guard(io);
   std::array<char, 4096> chunk{};
   while (::write(p.a, chunk.data(), chunk.size()) > 0) {
   }

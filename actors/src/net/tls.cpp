@@ -15,7 +15,6 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <optional>
 #include <sstream>
 
 #include <asio/post.hpp>
@@ -25,7 +24,7 @@
 
 #include "swactor/core/log.hpp"
 #include "swactor/core/plain_io.hpp"
-#include "swactor/core/readiness.hpp"
+#include "net/socket_waits.hpp"
 
 namespace swactor::net {
 
@@ -374,10 +373,10 @@ constexpr std::size_t kCoalesce = 64 * 1024;
 // TLS over a bare non-blocking descriptor whose readiness comes from the loop's epoll set
 // (swactor/core/readiness.hpp), as the plain socket transport's does: an event marks the
 // socket as worth reading and completes the pending wait; OpenSSL reads it through the BIO.
-class tls_transport final : public transport, public readiness::target {
+class tls_transport final : public transport, public socket_waits {
  public:
   tls_transport(asio::io_context& io, int fd, std::shared_ptr<const tls_context> ctx)
-      : io_(io), fd_(fd), ctx_(std::move(ctx)), ssl_(SSL_new(ctx_->initial())) {
+      : socket_waits(io, fd), ctx_(std::move(ctx)), ssl_(SSL_new(ctx_->initial())) {
     if (!ssl_) return;
     BIO* bio = BIO_new(socket_bio_method());
     if (!bio) {
@@ -390,24 +389,15 @@ class tls_transport final : public transport, public readiness::target {
     SSL_set_bio(ssl_, bio, bio);  // the SSL owns it
     SSL_set_accept_state(ssl_);
   }
+  // (A descriptor never closed, after a failed start, is closed by socket_waits: no
+  // close_notify, no reset.)
   ~tls_transport() override {
-    if (fd_ >= 0) {  // never closed (a failed start): no close_notify, no reset
-      reg_.reset();
-      ::close(fd_);
-    }
     if (ssl_) SSL_free(ssl_);
   }
 
-  // Registration is a separate step: it can fail (the caller closes and reports).
-  std::error_code open() {
-    std::error_code ec;
-    reg_.emplace(io_, fd_, *this, ec);
-    if (ec) reg_.reset();
-    return ec;
-  }
-
+  using socket_waits::io;
+  using socket_waits::open;
   SSL* ssl() const noexcept { return ssl_; }
-  asio::io_context& io() noexcept { return io_; }
   void mark_fatal() noexcept { fatal_ = true; }
 
   // The handshake is done: note what it negotiated (info() reports it).
@@ -447,7 +437,7 @@ class tls_transport final : public transport, public readiness::target {
   // every failure path below, the handshake and make_tls_context leave this thread's error
   // queue empty, which is what SSL_get_error() needs.
   std::size_t read_some(char* buf, std::size_t n, std::error_code& ec) override {
-    unwatched_ = false;  // this read sees what an event since the last wait announced
+    read_seen();
     if (nothing_to_read()) {  // an SSL_read now would only say WANT_READ
       ec = make_error_code(std::errc::operation_would_block);
       return 0;
@@ -491,82 +481,27 @@ class tls_transport final : public transport, public readiness::target {
     return total;
   }
 
-  void wait_readable(std::shared_ptr<io_owner> owner) override {
-    if (!reg_) {
-      abort_later(std::move(owner), true);
-      return;
-    }
-    // The record layer must write first (rare: a key update's answer): the reader waits for
-    // room, then reads again.
-    read_needs_write_ = want_write_;
-    if (read_needs_write_) {
-      std::error_code ec;
-      reg_->want_writes(ec);
-      if (ec) {
-        asio::post(io_, [o = std::move(owner), ec] { o->on_readable(ec); });
-        return;
-      }
-    } else if (unwatched_) {
-      // An event came while nobody waited: its bytes are still there.
-      unwatched_ = false;
-      asio::post(io_, [o = std::move(owner)] { o->on_readable({}); });
-      return;
-    }
-    reader_ = std::move(owner);
-  }
-
-  void wait_writable(std::shared_ptr<io_owner> owner) override {
-    std::error_code ec;
-    if (reg_) reg_->want_writes(ec);
-    if (!reg_ || ec) {
-      asio::post(io_, [o = std::move(owner), ec = reg_ ? ec : make_error_code(asio::error::operation_aborted)] {
-        o->on_writable(ec);
-      });
-      return;
-    }
-    writer_ = std::move(owner);
-  }
+  // The record layer may have to write first (rare: a key update's answer): room then ends
+  // the reader's wait.
+  void wait_readable(std::shared_ptr<io_owner> owner) override { wait_read(std::move(owner), want_write_); }
+  void wait_writable(std::shared_ptr<io_owner> owner) override { wait_write(std::move(owner)); }
 
   void on_ready(std::uint32_t events) override {
-    constexpr std::uint32_t kReadable = EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
-    constexpr std::uint32_t kWritable = EPOLLOUT | EPOLLHUP | EPOLLERR;
-    if (events & kReadable) sock_more_ = true;  // new bytes: the BIO reads the socket again
-    // Each callback may close the connection (which owns this transport): both owners are
-    // taken out first and hold it until they return.
-    std::shared_ptr<io_owner> r, w;
-    if ((events & kWritable) && writer_) w = std::move(writer_);
-    const bool read_side = read_needs_write_ ? (events & kWritable) != 0 : (events & kReadable) != 0;
-    if (read_side) {
-      if (reader_)
-        r = std::move(reader_);
-      else if (events & kReadable)
-        unwatched_ = true;
-    }
-    if (w) w->on_writable({});
-    if (r) r->on_readable({});
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) sock_more_ = true;  // the BIO reads the socket again
+    socket_waits::on_ready(events);
   }
 
   void shutdown() noexcept override {
     notify_close();
-    if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
+    if (fd() >= 0) ::shutdown(fd(), SHUT_WR);
   }
   void close(bool reset) noexcept override {
-    if (fd_ < 0) return;
-    if (reset) {
-      ::linger lg{1, 0};
-      ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    } else {
-      notify_close();
-    }
-    reg_.reset();  // out of the epoll set while the descriptor is still ours
-    ::close(fd_);
-    fd_ = -1;
-    // Pending waits end with operation_aborted, later, as asio's did.
-    if (reader_) abort_later(std::move(reader_), true);
-    if (writer_) abort_later(std::move(writer_), false);
+    if (fd() < 0) return;
+    if (!reset) notify_close();
+    close_descriptor(reset);
   }
-  bool is_open() const noexcept override { return fd_ >= 0; }
-  int native_handle() const noexcept override { return fd_; }
+  bool is_open() const noexcept override { return fd() >= 0; }
+  int native_handle() const noexcept override { return fd(); }
   const tls_info* tls() const noexcept override { return &info_; }
 
  private:
@@ -609,16 +544,6 @@ class tls_transport final : public transport, public readiness::target {
     }
   }
 
-  void abort_later(std::shared_ptr<io_owner> o, bool read) {
-    asio::post(io_, [o = std::move(o), read] {
-      const auto ec = make_error_code(asio::error::operation_aborted);
-      if (read)
-        o->on_readable(ec);
-      else
-        o->on_writable(ec);
-    });
-  }
-
   // No ciphertext anywhere (the socket as far as we know, OpenSSL's read-ahead) and no
   // plaintext held: an SSL_read now would only report WANT_READ.
   bool nothing_to_read() const noexcept {
@@ -654,7 +579,7 @@ class tls_transport final : public transport, public readiness::target {
       return 0;
     }
     ssize_t r;
-    do r = plain_io::recv(fd_, out, n);
+    do r = plain_io::recv(fd(), out, n);
     while (r < 0 && errno == EINTR);
     if (r > 0) {
       if (static_cast<std::size_t>(r) < n) sock_more_ = false;
@@ -676,7 +601,7 @@ class tls_transport final : public transport, public readiness::target {
   int bio_write(BIO* bio, const char* p, std::size_t n, std::size_t* put) {
     BIO_clear_retry_flags(bio);
     ssize_t r;
-    do r = plain_io::send(fd_, p, n, MSG_NOSIGNAL);
+    do r = plain_io::send(fd(), p, n, MSG_NOSIGNAL);
     while (r < 0 && errno == EINTR);
     if (r >= 0) {
       *put = static_cast<std::size_t>(r);
@@ -696,13 +621,6 @@ class tls_transport final : public transport, public readiness::target {
     ERR_clear_error();
   }
 
-  asio::io_context& io_;
-  int fd_;
-  std::optional<readiness> reg_;
-  std::shared_ptr<io_owner> reader_;  // a pending wait_readable
-  std::shared_ptr<io_owner> writer_;  // a pending wait_writable
-  bool unwatched_ = false;            // a read event came with no wait pending
-  bool read_needs_write_ = false;     // the pending read waits for room (want_write_)
   std::shared_ptr<const tls_context> ctx_;  // the context this connection was made with
   SSL* ssl_;
   tls_info info_;

@@ -1,9 +1,8 @@
 #include "net/transport.hpp"
 
-#include "swactor/core/readiness.hpp"
+#include "net/socket_waits.hpp"
 
 #include <fcntl.h>
-#include <sys/epoll.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -11,10 +10,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <optional>
 
 #include <asio/basic_stream_socket.hpp>
-#include <asio/post.hpp>
 
 #include "swactor/core/log.hpp"
 #include "swactor/core/plain_io.hpp"
@@ -49,26 +46,17 @@ std::size_t transport::write_file(int fd, std::uint64_t offset, std::size_t n, s
 
 namespace {
 
-// A plain socket, held as a bare descriptor (taken out of asio's reactor) whose readiness
-// comes from the loop's epoll set directly (swactor/core/readiness.hpp): a wait is a flag, not an
-// operation.
-class socket_transport final : public transport, public readiness::target {
+// A plain socket, held as a bare descriptor whose readiness comes from the loop's epoll set
+// directly (net/socket_waits.hpp): a wait is a flag, not an operation.
+class socket_transport final : public transport, public socket_waits {
  public:
-  socket_transport(asio::io_context& io, int fd) : io_(io), fd_(fd) {}
-  ~socket_transport() override { close(false); }
-
-  // Registration is a separate step: it can fail (the caller closes and reports).
-  std::error_code open() {
-    std::error_code ec;
-    reg_.emplace(io_, fd_, *this, ec);
-    if (ec) reg_.reset();
-    return ec;
-  }
+  using socket_waits::socket_waits;
+  using socket_waits::open;
 
   std::size_t read_some(char* buf, std::size_t n, std::error_code& ec) override {
-    ready_ = false;  // this read sees whatever an event since the last one announced
+    read_seen();
     ssize_t r;
-    do r = plain_io::recv(fd_, buf, n);
+    do r = plain_io::recv(fd(), buf, n);
     while (r < 0 && errno == EINTR);
     return outcome(r, ec);
   }
@@ -78,120 +66,36 @@ class socket_transport final : public transport, public readiness::target {
     if (count == 1) {
       // One piece (most replies): send() spares the kernel copying in a msghdr and an iovec
       // array, which sendmsg() costs on every call.
-      do r = plain_io::send(fd_, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+      do r = plain_io::send(fd(), iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
       while (r < 0 && errno == EINTR);
       return outcome(r, ec);
     }
     msghdr mh{};
     mh.msg_iov = const_cast<iovec*>(iov);
     mh.msg_iovlen = static_cast<std::size_t>(count);
-    do r = plain_io::sendmsg(fd_, &mh, MSG_NOSIGNAL);
+    do r = plain_io::sendmsg(fd(), &mh, MSG_NOSIGNAL);
     while (r < 0 && errno == EINTR);
     return outcome(r, ec);
   }
 
-  std::size_t write_file(int fd, std::uint64_t offset, std::size_t n, std::error_code& ec) override {
+  std::size_t write_file(int file, std::uint64_t offset, std::size_t n, std::error_code& ec) override {
     auto off = static_cast<off_t>(offset);
     ssize_t r;
-    do r = ::sendfile(fd_, fd, &off, n);
+    do r = ::sendfile(fd(), file, &off, n);
     while (r < 0 && errno == EINTR);
     return outcome(r, ec);
   }
 
-  void wait_readable(std::shared_ptr<io_owner> owner) override {
-    if (!reg_) {
-      abort_later(std::move(owner), true);
-      return;
-    }
-    if (ready_) {
-      // An event came while nobody waited (a paused connection): its bytes are still
-      // there, and no new edge will announce them.
-      ready_ = false;
-      asio::post(io_, [o = std::move(owner)] { o->on_readable({}); });
-      return;
-    }
-    reader_ = std::move(owner);
-  }
+  void wait_readable(std::shared_ptr<io_owner> owner) override { wait_read(std::move(owner)); }
   bool short_read_drains() const noexcept override { return true; }
-  void wait_writable(std::shared_ptr<io_owner> owner) override {
-    std::error_code ec;
-    if (reg_) reg_->want_writes(ec);
-    if (!reg_ || ec) {
-      // A registration that cannot take the write side fails the wait (asio reports the
-      // same for an epoll_ctl that fails).
-      asio::post(io_, [o = std::move(owner), ec = reg_ ? ec : make_error_code(asio::error::operation_aborted)] {
-        o->on_writable(ec);
-      });
-      return;
-    }
-    // Edge-triggered: the write that blocked came after any earlier event, so the next
-    // one announces room made since.
-    writer_ = std::move(owner);
-  }
-
-  void on_ready(std::uint32_t events) override {
-    constexpr std::uint32_t kReadable = EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
-    constexpr std::uint32_t kWritable = EPOLLOUT | EPOLLHUP | EPOLLERR;
-    if ((events & kWritable) && writer_) {
-      // Both callbacks may run; each may close the connection (which owns this transport),
-      // so both owners are taken out first and hold it until they return.
-      auto w = std::move(writer_);
-      std::shared_ptr<io_owner> r;
-      if (events & kReadable) take_reader(r);
-      w->on_writable({});
-      if (r) r->on_readable({});
-      return;
-    }
-    if (!(events & kReadable)) return;
-    std::shared_ptr<io_owner> r;
-    if (take_reader(r)) r->on_readable({});
-  }
+  void wait_writable(std::shared_ptr<io_owner> owner) override { wait_write(std::move(owner)); }
 
   void shutdown() noexcept override {
-    if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
+    if (fd() >= 0) ::shutdown(fd(), SHUT_WR);
   }
-  void close(bool reset) noexcept override {
-    if (fd_ < 0) return;
-    if (reset) {
-      ::linger lg{1, 0};
-      ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    }
-    reg_.reset();  // out of the epoll set while the descriptor is still ours
-    ::close(fd_);
-    fd_ = -1;
-    // Pending waits end with operation_aborted, later, as asio's did.
-    if (reader_) abort_later(std::move(reader_), true);
-    if (writer_) abort_later(std::move(writer_), false);
-  }
-  bool is_open() const noexcept override { return fd_ >= 0; }
-  int native_handle() const noexcept override { return fd_; }
-
- private:
-  // The pending reader, or a note that the event came with none.
-  bool take_reader(std::shared_ptr<io_owner>& r) noexcept {
-    if (!reader_) {
-      ready_ = true;
-      return false;
-    }
-    r = std::move(reader_);
-    return true;
-  }
-  void abort_later(std::shared_ptr<io_owner> o, bool read) {
-    asio::post(io_, [o = std::move(o), read] {
-      const auto ec = make_error_code(asio::error::operation_aborted);
-      if (read)
-        o->on_readable(ec);
-      else
-        o->on_writable(ec);
-    });
-  }
-
-  asio::io_context& io_;
-  int fd_;
-  std::optional<readiness> reg_;
-  std::shared_ptr<io_owner> reader_;  // a pending wait_readable
-  std::shared_ptr<io_owner> writer_;  // a pending wait_writable
-  bool ready_ = false;                // an event came with no wait pending
+  void close(bool reset) noexcept override { close_descriptor(reset); }
+  bool is_open() const noexcept override { return fd() >= 0; }
+  int native_handle() const noexcept override { return fd(); }
 };
 
 }  // namespace

@@ -1,0 +1,63 @@
+#pragma once
+// The waits of a transport over a bare socket descriptor (plain and TLS): the descriptor's
+// entry in the loop's epoll set (swactor/core/readiness.hpp), the pending wait of each side
+// as an owner pointer, and the close that ends them. A wait is a flag here, not an asio
+// operation: an event hands the pending owner its callback at once.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <system_error>
+
+#include <asio/io_context.hpp>
+
+#include "net/transport.hpp"
+#include "swactor/core/readiness.hpp"
+
+namespace swactor::net {
+
+class socket_waits : public readiness::target {
+ public:
+  socket_waits(asio::io_context& io, int fd) noexcept : io_(io), fd_(fd) {}
+  socket_waits(const socket_waits&) = delete;
+  socket_waits& operator=(const socket_waits&) = delete;
+
+  // Registers the descriptor with the loop (a separate step: it can fail, and the caller
+  // closes and reports).
+  std::error_code open();
+
+  int fd() const noexcept { return fd_; }
+  asio::io_context& io() noexcept { return io_; }
+
+  // transport::wait_readable. `via_write`: the read can only go on once the socket takes
+  // bytes (TLS's record layer must write first), so room ends the wait.
+  void wait_read(std::shared_ptr<io_owner> owner, bool via_write = false);
+  // transport::wait_writable (adds the write side to the entry the first time).
+  void wait_write(std::shared_ptr<io_owner> owner);
+  // A read is being made: what an event without a waiter announced is being seen now.
+  void read_seen() noexcept { unwatched_ = false; }
+
+  // Deregisters and closes (reset: RST); pending waits end with operation_aborted, later,
+  // as asio's did.
+  void close_descriptor(bool reset) noexcept;
+
+  void on_ready(std::uint32_t events) override;
+
+ protected:
+  ~socket_waits() { close_descriptor(false); }
+
+ private:
+  void abort_later(std::shared_ptr<io_owner> o, bool read);
+  // The pending reader, or a note that a read event came with none.
+  bool take_reader(std::shared_ptr<io_owner>& r, std::uint32_t events) noexcept;
+
+  asio::io_context& io_;
+  int fd_;
+  std::optional<readiness> reg_;
+  std::shared_ptr<io_owner> reader_;  // a pending wait_read
+  std::shared_ptr<io_owner> writer_;  // a pending wait_write
+  bool unwatched_ = false;            // a read event came with no wait pending
+  bool read_via_write_ = false;       // the pending read waits for room
+};
+
+}  // namespace swactor::net
