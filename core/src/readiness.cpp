@@ -22,6 +22,9 @@
 // - scheduler::shutdown() destroys queued operations (owner null) without running them.
 // A different asio may change any of it: the build stops here rather than guess.
 static_assert(ASIO_VERSION == 102201, "core/src/readiness.cpp is written against asio 1.22.1's epoll reactor");
+#if !defined(ASIO_HAS_EPOLL) || defined(ASIO_HAS_IO_URING_AS_DEFAULT)
+#error "swactor::readiness needs asio's epoll reactor as the io_context's reactor"
+#endif
 
 namespace swactor {
 namespace {

@@ -623,9 +623,10 @@ struct link::state : std::enable_shared_from_this<link::state>, readiness::targe
       }
       if (!after_read(ec)) co_return;
       if (handler) {
-        // From here each readiness event reads at once. A full buffer may have left more.
+        // From here each readiness event reads at once. Bytes may have come while this
+        // coroutine waited on the inbox (their event found no reader): read now.
         callback_reads = true;
-        if (n == rbuf.size()) read_ready();
+        read_ready();
         co_return;
       }
     }
@@ -644,6 +645,10 @@ link::link(socket_type socket, link_options opts)
 }
 
 result<link> link::from_fd(const asio::any_io_executor& ex, int fd, link_options opts) {
+  if (!ex.target<asio::io_context::executor_type>()) {  // its readiness needs the io_context's epoll set
+    if (fd >= 0) ::close(fd);
+    return swactor::errc::invalid_argument;
+  }
   // An inherited fd number can point at anything: refuse what is not a Unix stream socket.
   int type = 0, domain = 0;
   socklen_t len = sizeof type;

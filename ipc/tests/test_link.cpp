@@ -533,3 +533,30 @@ TEST_CASE("link: replies sent by a read's handlers go out in one write when its 
   REQUIRE(writes_seen.size() == std::size_t(n));
   for (auto w : writes_seen) CHECK(w == 1);
 }
+
+TEST_CASE("link: bytes that came while the reader waited on a full queue are read when a handler is set",
+          "[link]") {
+  // The reader takes m0 and m1 in one read, queues m0 and waits for room for m1. m2 arrives
+  // meanwhile: its readiness event finds no reader. Setting a handler hands m0 and m1 and
+  // must read m2 too, with nothing more coming from the peer.
+  link_options opts;
+  opts.receive_queue = 1;
+  link_pair p(opts);
+  auto& io = p.lp.context();
+  auto& [a, b] = p.ends;
+  REQUIRE_FALSE(a.send(msg(0, "m0")));
+  REQUIRE_FALSE(a.send(msg(1, "m1")));
+  io.run_for(100ms);
+  REQUIRE(b.stats().received_pending == 1);  // m0 queued, the reader waits with m1
+  REQUIRE_FALSE(a.send(msg(2, "m2")));
+  io.run_for(100ms);
+  std::vector<std::uint64_t> got;
+  b.set_handler(
+      [&](message&& m) {
+        got.push_back(m.message_id);
+        if (got.size() == 3) io.stop();
+      },
+      [](std::error_code) {});
+  io.run_for(2s);
+  CHECK(got == std::vector<std::uint64_t>{0, 1, 2});
+}

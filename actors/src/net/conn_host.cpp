@@ -45,8 +45,12 @@ conn_host::~conn_host() {
   cancel_handshakes();
   stop_heartbeat();
   stop_datagrams();
-  // Connections still here die with this loop: they are no longer open for anyone.
-  for (const auto& [id, c] : conns_) state_.remove_session(id);
+  // Connections still here die with this loop: they are no longer open for anyone. Their
+  // sockets close now (a pending wait holds its connection until the loop ends it).
+  for (const auto& [id, c] : conns_) {
+    state_.remove_session(id);
+    c->drop();
+  }
 }
 
 // -- connections ----------------------------------------------------------------------------

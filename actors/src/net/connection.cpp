@@ -673,6 +673,12 @@ bool connection::go_away() {
 
 void connection::abort(std::string_view reason) { finish(true, reason); }
 
+void connection::drop() noexcept {
+  if (closed_) return;
+  closed_ = true;
+  transport_->close(false);
+}
+
 void connection::finish(bool aborted, std::string_view reason, bool reset) {
   if (closed_) return;
   auto self = shared_from_this();  // the host drops its reference below

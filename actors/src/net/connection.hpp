@@ -85,6 +85,8 @@ class connection final : public io_owner,
   bool go_away();
   // Closes now with a reason (limit, protocol error): counted as aborted.
   void abort(std::string_view reason);
+  // The host goes away with the loop: the socket closes without a word to the sink.
+  void drop() noexcept;
 
   // -- reading -------------------------------------------------------------------------
   // Look-ahead control for the sink: resume() reads again after on_event returned false.

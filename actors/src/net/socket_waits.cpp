@@ -67,11 +67,14 @@ bool socket_waits::take_reader(std::shared_ptr<io_owner>& r, std::uint32_t event
     return false;
   }
   r = std::move(reader_);
+  read_via_write_ = false;
   return true;
 }
 
 void socket_waits::on_ready(std::uint32_t events) {
-  const bool read_side = read_via_write_ ? (events & kWritable) != 0 : (events & kReadable) != 0;
+  // A pending read that waits for room is ended by room; otherwise (and with no reader, to
+  // remember unwatched bytes) by a read event.
+  const bool read_side = reader_ && read_via_write_ ? (events & kWritable) != 0 : (events & kReadable) != 0;
   if ((events & kWritable) && writer_) {
     // Both callbacks may run; each may close the connection (which owns this transport), so
     // both owners are taken out first and hold it until they return.
@@ -96,6 +99,7 @@ void socket_waits::close_descriptor(bool reset) noexcept {
   reg_.reset();  // out of the epoll set while the descriptor is still ours
   ::close(fd_);
   fd_ = -1;
+  read_via_write_ = false;
   if (reader_) abort_later(std::move(reader_), true);
   if (writer_) abort_later(std::move(writer_), false);
 }

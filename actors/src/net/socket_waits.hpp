@@ -22,8 +22,8 @@ class socket_waits : public readiness::target {
   socket_waits(const socket_waits&) = delete;
   socket_waits& operator=(const socket_waits&) = delete;
 
-  // Registers the descriptor with the loop (a separate step: it can fail, and the caller
-  // closes and reports).
+  // Registers the descriptor with the loop (a separate step: it can fail; the caller reports,
+  // and the descriptor is closed with this object).
   std::error_code open();
 
   int fd() const noexcept { return fd_; }

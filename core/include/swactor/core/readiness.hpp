@@ -9,7 +9,10 @@
 // operation that lives as long as the registration: no allocation, no queue, no read of
 // ours done by asio. It is driven by whoever runs the io_context (io.run(), poll(),
 // run_one()), in asio's own order, so timers, posts and other asio I/O on the loop work as
-// before. The asio internals this relies on are checked against the one asio release the
+// before. Two differences from asio's own waits: a registration is not work (run() with
+// nothing else to do returns; servers keep their loops running on their own), and the
+// io_context must be run by one thread (concurrency hint 1 or UNSAFE, as every swactor
+// loop is): two threads could run one entry's events at once. The asio internals this relies on are checked against the one asio release the
 // build supports (Debian 12's 1.22.1) in core/src/readiness.cpp.
 
 #include <cstdint>
