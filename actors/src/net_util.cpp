@@ -127,20 +127,21 @@ int socket_family(int fd) {
   return ss.ss_family;
 }
 
-std::string local_address(int fd) {
+namespace {
+
+// getsockname or getpeername, formatted ("" when unknown).
+std::string address_of(int fd, int (*get)(int, sockaddr*, socklen_t*)) {
   if (fd < 0) return {};
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return {};
+  if (get(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return {};
   return format_address(reinterpret_cast<const sockaddr*>(&ss), len);
 }
 
-std::string peer_address(int fd) {
-  if (fd < 0) return {};
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return {};
-  return format_address(reinterpret_cast<const sockaddr*>(&ss), len);
-}
+}  // namespace
+
+std::string local_address(int fd) { return address_of(fd, ::getsockname); }
+
+std::string peer_address(int fd) { return address_of(fd, ::getpeername); }
 
 }  // namespace swactor::detail

@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -16,22 +17,27 @@
 #include <asio/executor_work_guard.hpp>
 
 #include "net/transport.hpp"
+#include "swactor/ipc/link.hpp"
 
 using namespace swactor;
 
 namespace {
 
-struct socket_pair {
-  int a = -1, b = -1;
-  socket_pair() {
-    int fds[2];
-    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) == 0);
-    a = fds[0];
-    b = fds[1];
+// A socket pair (ipc::socket_pair, both ends non-blocking): one end in a transport on `io`,
+// the other (`peer`) for the test to write, read and close.
+struct transport_pair {
+  std::unique_ptr<net::transport> t;
+  int peer = -1;
+  explicit transport_pair(asio::io_context& io) {
+    auto fds = ipc::socket_pair();
+    REQUIRE(fds);
+    for (int fd : {fds->first, fds->second}) REQUIRE(::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK) == 0);
+    peer = fds->second;
+    t = net::make_socket_transport(io, fds->first);
+    REQUIRE(t);
   }
-  ~socket_pair() {
-    if (a >= 0) ::close(a);
-    if (b >= 0) ::close(b);
+  ~transport_pair() {
+    if (peer >= 0) ::close(peer);
   }
 };
 
@@ -43,26 +49,20 @@ struct owner final : net::io_owner, std::enable_shared_from_this<owner> {
   void on_writable(std::error_code ec) override { calls.push_back(ec ? "w:" + ec.message() : "w"); }
 };
 
-std::unique_ptr<net::transport> transport_on(asio::io_context& io, int fd) {
-  return net::make_socket_transport(io, fd);
-}
 
 }  // namespace
 
 TEST_CASE("socket transport: a wait after an unwatched event completes once and later, close aborts a pending wait",
           "[socket_transport]") {
   asio::io_context io;
-  socket_pair p;
-  const int fd = p.a;
-  p.a = -1;  // the transport owns it now
-  auto t = transport_on(io, fd);
-  REQUIRE(t);
+  transport_pair p(io);
+  auto& t = p.t;
   CHECK(t->short_read_drains());
   auto o = std::make_shared<owner>();
   auto guard = asio::make_work_guard(io);
 
   // Bytes arrive while nobody waits (a paused connection): the event is remembered.
-  put(p.b, "abc");
+  put(p.peer, "abc");
   io.poll();
   CHECK(o->calls.empty());
   t->wait_readable(o);
@@ -80,7 +80,7 @@ TEST_CASE("socket transport: a wait after an unwatched event completes once and 
   t->wait_readable(o);
   io.poll();
   CHECK(o->calls.size() == 1);
-  put(p.b, "d");
+  put(p.peer, "d");
   io.poll();
   CHECK(o->calls == std::vector<std::string>{"r", "r"});
   CHECK(t->read_some(buf, sizeof buf, ec) == 1);
@@ -96,16 +96,13 @@ TEST_CASE("socket transport: a wait after an unwatched event completes once and 
   CHECK(o->calls[2].rfind("r:", 0) == 0);
   CHECK(o.use_count() == 1);
   // The peer sees the close.
-  CHECK(::read(p.b, buf, sizeof buf) == 0);
+  CHECK(::read(p.peer, buf, sizeof buf) == 0);
 }
 
 TEST_CASE("socket transport: end of stream and writes", "[socket_transport]") {
   asio::io_context io;
-  socket_pair p;
-  const int fd = p.a;
-  p.a = -1;
-  auto t = transport_on(io, fd);
-  REQUIRE(t);
+  transport_pair p(io);
+  auto& t = p.t;
   auto o = std::make_shared<owner>();
   auto guard = asio::make_work_guard(io);
   iovec iov[2] = {{const_cast<char*>("ab"), 2}, {const_cast<char*>("cd"), 2}};
@@ -113,7 +110,7 @@ TEST_CASE("socket transport: end of stream and writes", "[socket_transport]") {
   CHECK(t->write_some(iov, 2, ec) == 4);
   CHECK_FALSE(ec);
   char buf[8];
-  CHECK(::read(p.b, buf, sizeof buf) == 4);
+  CHECK(::read(p.peer, buf, sizeof buf) == 4);
   CHECK(std::string(buf, 4) == "abcd");
 
   // A full socket: the writer's wait ends once the peer reads.
@@ -125,13 +122,13 @@ TEST_CASE("socket transport: end of stream and writes", "[socket_transport]") {
   t->wait_writable(o);
   io.poll();
   CHECK(o->calls.empty());
-  while (::read(p.b, chunk.data(), chunk.size()) > 0) {
+  while (::read(p.peer, chunk.data(), chunk.size()) > 0) {
   }
   io.poll();
   CHECK(o->calls == std::vector<std::string>{"w"});
 
   t->wait_readable(o);
-  ::shutdown(p.b, SHUT_WR);
+  ::shutdown(p.peer, SHUT_WR);
   io.poll();
   CHECK(o->calls == std::vector<std::string>{"w", "r"});
   CHECK(t->read_some(buf, sizeof buf, ec) == 0);

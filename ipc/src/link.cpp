@@ -72,7 +72,6 @@ struct link::state : std::enable_shared_from_this<link::state>, readiness::targe
         dec(opts.codec),
         enc(opts.codec) {
     notify.expires_at(clock::time_point::max());
-    if (const auto* e = executor.target<asio::io_context::executor_type>()) io_executor.emplace(*e);
   }
   ~state() { close_descriptor(); }
 
@@ -106,9 +105,6 @@ struct link::state : std::enable_shared_from_this<link::state>, readiness::targe
   bool callback_reads = false;  // a handler is set: events read and dispatch at once (read_ready)
   bool reading = false;         // inside read_ready (an event during a handler waits for it)
   bool read_again = false;      // an event came while read_ready ran
-  // The socket's executor when it is an io_context's (the server's case): posting to it
-  // directly skips the type-erased executor's dispatch on every flush.
-  std::optional<asio::io_context::executor_type> io_executor;
   asio::steady_timer notify;  // never expires: cancel() wakes everyone waiting for progress
   channel<message> inbox;
   decoder dec;
@@ -233,15 +229,9 @@ struct link::state : std::enable_shared_from_this<link::state>, readiness::targe
     }
   }
   // After the caller's turn: what it sends meanwhile goes out in the same write. Posted to
-  // the io_context itself when that is the executor (as it is in the server): the
-  // type-erased executor's dispatch costs as much as the rest of the post.
-  void post_flush() {
-    auto flush = [self = shared_from_this()] { self->flush_now(); };
-    if (io_executor)
-      asio::post(*io_executor, std::move(flush));
-    else
-      asio::post(executor, std::move(flush));
-  }
+  // the io_context itself: the type-erased executor's dispatch costs as much as the rest
+  // of the post.
+  void post_flush() { asio::post(io, [self = shared_from_this()] { self->flush_now(); }); }
 
   std::error_code try_send(message& m) {
     std::size_t size = 0;

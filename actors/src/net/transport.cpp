@@ -1,18 +1,13 @@
 #include "net/transport.hpp"
 
-#include "net/socket_waits.hpp"
-
-#include <fcntl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 
-#include <asio/basic_stream_socket.hpp>
-
+#include "net/socket_waits.hpp"
 #include "swactor/core/log.hpp"
 #include "swactor/core/plain_io.hpp"
 
@@ -101,12 +96,6 @@ class socket_transport final : public transport, public socket_waits {
 }  // namespace
 
 std::unique_ptr<transport> make_socket_transport(asio::io_context& io, int fd) {
-  const int fl = ::fcntl(fd, F_GETFL);
-  if (fl < 0 || ((fl & O_NONBLOCK) == 0 && ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)) {
-    log::warning("cannot make socket {} non-blocking: {}", fd, std::error_code(errno, std::system_category()).message());
-    ::close(fd);
-    return nullptr;
-  }
   auto t = std::make_unique<socket_transport>(io, fd);
   if (auto err = t->open()) {
     log::warning("cannot register socket {} with the loop: {}", fd, err.message());

@@ -70,8 +70,9 @@ class transport {
   virtual const tls_info* tls() const noexcept { return nullptr; }
 };
 
-// TCP or Unix stream socket (already connected; made non-blocking here), registered with
-// the loop of `io`; null (logged, the descriptor closed) when it cannot be.
+// TCP or Unix stream socket (connected and non-blocking, as accept4 gives them; owned from
+// here on), registered with the loop of `io`; null (logged, the descriptor closed) when it
+// cannot be.
 std::unique_ptr<transport> make_socket_transport(asio::io_context& io, int fd);
 
 }  // namespace swactor::net

@@ -255,8 +255,7 @@ std::string_view event_runner::remote_of(session_id s) const {
 
 bool event_runner::idle_for_inline(session_id s) {
   // Base mode keeps no state for idle sessions: usually there is none at all to look up.
-  if (sessions_.empty()) return direct_.empty() || !direct_running(s);
-  auto it = sessions_.find(s);
+  auto it = sessions_.empty() ? sessions_.end() : sessions_.find(s);
   if (it == sessions_.end()) return !direct_running(s);  // no state: nothing can be ahead of it
   auto& st = it->second;
   if (st.running || st.closed || waiting(st) != 0) return false;
