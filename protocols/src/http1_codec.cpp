@@ -44,6 +44,7 @@ struct response_view {
   std::string_view fields;  // header_list wire form (already checked)
   std::int64_t content_length = -1;
   bool close = false;
+  const header_list* list = nullptr;  // the fields in typed form instead (encode_object)
 };
 
 bool read_response(std::string_view& in, response_view& r) {
@@ -174,6 +175,11 @@ class server_codec final : public stream_codec {
 
   std::size_t decode(std::string_view in, event_sink& sink) override;
   void encode(std::uint8_t kind, std::string_view data, std::string& wire) override;
+  void encode_object(std::uint8_t kind, const reply_object& obj, std::string& wire) override;
+  // Events go out between llhttp runs, never from inside one, and encode() only touches
+  // the response side (the ring of pending requests, whose front is answered): a handler
+  // may answer inline.
+  bool encodes_while_decoding() const noexcept override { return true; }
 
   bool take_output(std::string& out) override {
     if (output_.empty()) return false;
@@ -231,9 +237,7 @@ class server_codec final : public stream_codec {
     bool upgrade = false;  // nothing is parsed after it; closes after its response
   };
 
-  struct field_ref {
-    std::uint32_t name_off, name_len, value_off, value_len;
-  };
+  using field_ref = field_span;
 
   static const llhttp_settings_t& settings();
 
@@ -280,6 +284,7 @@ class server_codec final : public stream_codec {
   // -- encoding -----------------------------------------------------------------------------
   void write_error(std::string& out, int status) const;
   void write_head(std::string& out, const response_view& r, bool streamed, std::size_t body);
+  void write_whole(std::string& out, const response_view& r, std::string_view body);
   void finish_response(std::string& out);
   pending& front() { return ring_[ring_head_]; }
   void push(const pending& p) {
@@ -299,6 +304,7 @@ class server_codec final : public stream_codec {
   // The request being parsed.
   phase phase_ = phase::idle;
   action action_ = action::none;
+  bool head_waiting_ = false;  // a bodiless request's head, handled at its message's end
   std::string_view body_piece_;  // set by on_body when it pauses
   std::string method_, target_, head_buf_;
   std::vector<field_ref> fields_;
@@ -398,6 +404,7 @@ int server_codec::on_message_begin() {
   trailer_bytes_ = 0;
   body_total_ = 0;
   emitted_ = streaming_ = false;
+  head_waiting_ = false;
   return 0;
 }
 
@@ -534,6 +541,12 @@ int server_codec::on_headers_complete() {
                         ? static_cast<std::int64_t>(parser_.content_length)
                         : -1;
   trailer_start_ = fields_.size();
+  // A request without a body (most GETs) completes right after its head: the head is
+  // handled with the message, at one pause instead of two (each pause is another llhttp run).
+  if (!upgrade_ && !chunked_ && content_length_ <= 0) {
+    head_waiting_ = true;
+    return 0;
+  }
   action_ = action::headers;
   return HPE_PAUSED;
 }
@@ -617,7 +630,10 @@ std::size_t server_codec::decode(std::string_view in, event_sink& sink) {
       bool go = true;
       if (a == action::headers) go = handle_headers();
       else if (a == action::body) go = handle_body(body_piece_);
-      else if (a == action::message) go = handle_message();
+      else if (a == action::message) {
+        go = !std::exchange(head_waiting_, false) || handle_headers();
+        if (go) go = handle_message();
+      }
       if (!go) stop_ = true;
       continue;
     }
@@ -864,30 +880,29 @@ bool server_codec::h2c_upgrade() {
 }
 
 bool server_codec::emit_request(bool complete) {
+  request_parts p;
+  p.method = method_;
+  p.target = target_;
+  if (authority_len_)
+    p.authority = std::string_view((authority_in_target_ ? target_ : head_buf_).data() + authority_off_, authority_len_);
+  p.version_minor = minor_;
+  p.keep_alive = keep_alive_;
+  p.expect_continue = expect_continue_;
+  p.chunked = chunked_;
+  p.complete = complete;
+  p.content_length = content_length_;
+  if (complete) p.body = body_buf_;
+  p.field_base = head_buf_.data();
+  p.fields = fields_.data();
+  p.field_count = trailer_start_;
+  emitted_ = true;
+  push({parser_.method == HTTP_HEAD, minor_, keep_alive_, expect_continue_, upgrade_});
+  if (sink_->takes_objects()) return sink_->on_event({static_cast<std::uint8_t>(ev::request), {}, &p});
   // One encode buffer per thread, not per connection: the event is valid only during the
   // sink call, and an idle connection should not keep a request-sized buffer.
   thread_local std::string event_buf;
-  const std::string_view authority =
-      authority_len_ == 0 ? std::string_view()
-                          : std::string_view((authority_in_target_ ? target_ : head_buf_).data() + authority_off_,
-                                             authority_len_);
-  std::size_t fields_size = 4;
-  for (std::size_t i = 0; i < trailer_start_; ++i) fields_size += 8 + fields_[i].name_len + fields_[i].value_len;
   event_buf.clear();
-  wire::put_request(event_buf,
-                    {method_, target_, authority, minor_,
-                     wire::request_flags(keep_alive_, expect_continue_, chunked_, complete), content_length_,
-                     complete ? std::string_view(body_buf_) : std::string_view()},
-                    fields_size, [&](swactor::wire::placed_writer& w) {
-                      w.u32(static_cast<std::uint32_t>(trailer_start_));
-                      for (std::size_t i = 0; i < trailer_start_; ++i) {
-                        const auto& f = fields_[i];
-                        w.str(std::string_view(head_buf_.data() + f.name_off, f.name_len));
-                        w.str(std::string_view(head_buf_.data() + f.value_off, f.value_len));
-                      }
-                    });
-  emitted_ = true;
-  push({parser_.method == HTTP_HEAD, minor_, keep_alive_, expect_continue_, upgrade_});
+  p.encode_to(event_buf);
   return sink_->on_event({static_cast<std::uint8_t>(ev::request), event_buf});
 }
 
@@ -1017,8 +1032,11 @@ void server_codec::write_head(std::string& out, const response_view& r, bool str
       !r.reason.empty() && valid_field_value(r.reason) ? std::string_view(r.reason) : reason_phrase(st);
   // An upper bound: the serialized field list is longer than its "name: value\r\n" lines
   // (a 4-byte length before each name and value); the rest are the fixed lines.
+  std::size_t fields_room = r.fields.size();
+  if (r.list)
+    for (const auto& f : r.list->items) fields_room += f.name.size() + f.value.size() + 4;
   const std::size_t at = out.size();
-  out.resize(at + r.fields.size() + reason.size() + opts_.server_name.size() + 176);
+  out.resize(at + fields_room + reason.size() + opts_.server_name.size() + 176);
   head_writer h{out.data() + at};
   h.put("HTTP/1.1 ");
   h.put_uint(static_cast<std::uint64_t>(st));
@@ -1030,7 +1048,7 @@ void server_codec::write_head(std::string& out, const response_view& r, bool str
   // The codec owns the framing: the handler's Content-Length / Transfer-Encoding go, and
   // so does its Connection header, whose `close` is honoured. Fields that could split the
   // head (a CR or LF in them) are dropped rather than sent.
-  for_each_field(r.fields, [&](std::string_view n, std::string_view v) {
+  auto field = [&](std::string_view n, std::string_view v) {
     if (!is_token(n) || !valid_field_value(v)) return;
     if (!interim) {
       if (iequals(n, "content-length") || iequals(n, "transfer-encoding")) return;
@@ -1045,7 +1063,11 @@ void server_codec::write_head(std::string& out, const response_view& r, bool str
     h.put(": ");
     h.put(v);
     h.put("\r\n");
-  });
+  };
+  if (r.list)
+    for (const auto& f : r.list->items) field(f.name, f.value);
+  else
+    for_each_field(r.fields, field);
   auto done = [&] {
     h.put("\r\n");
     out.resize(static_cast<std::size_t>(h.w - out.data()));
@@ -1138,15 +1160,7 @@ void server_codec::encode(std::uint8_t kind, std::string_view data, std::string&
     case out::whole: {
       response_view r;
       if (resp_started_ || !read_response(data, r)) return;
-      if (r.status < 200 && r.status != 101) {
-        write_head(wire, r, false, 0);
-        if (r.status == 100 && count_) front().expect = false;
-        return;
-      }
-      write_head(wire, r, false, data.size());
-      if (resp_mode_ != mode::none) wire.append(data);
-      if (r.status == 101) resp_close_ = true;  // no tunnels yet: the connection ends here
-      finish_response(wire);
+      write_whole(wire, r, data);
       return;
     }
     case out::head: {
@@ -1189,6 +1203,35 @@ void server_codec::encode(std::uint8_t kind, std::string_view data, std::string&
       finish_response(wire);
       return;
   }
+}
+
+void server_codec::write_whole(std::string& wire, const response_view& r, std::string_view body) {
+  if (r.status < 200 && r.status != 101) {
+    write_head(wire, r, false, 0);
+    if (r.status == 100 && count_) front().expect = false;
+    return;
+  }
+  write_head(wire, r, false, body.size());
+  if (resp_mode_ != mode::none) wire.append(body);
+  if (r.status == 101) resp_close_ = true;  // no tunnels yet: the connection ends here
+  finish_response(wire);
+}
+
+void server_codec::encode_object(std::uint8_t kind, const reply_object& obj, std::string& wire) {
+  if (static_cast<out>(kind) != out::whole) return stream_codec::encode_object(kind, obj, wire);
+  if (done_) return;
+  // The one typed reply of this codec: out::whole is always a response_reply.
+  const auto& rr = static_cast<const response_reply&>(obj);
+  const auto& h = rr.head;
+  // The checks read_response() makes on the wire form.
+  if (resp_started_ || h.status < 100 || h.status > 999 || h.content_length < -1) return;
+  response_view r;
+  r.status = h.status;
+  r.reason = h.reason;
+  r.content_length = h.content_length;
+  r.close = h.close;
+  r.list = &h.headers;
+  write_whole(wire, r, rr.body);
 }
 
 // -- timeouts and endings -------------------------------------------------------------------

@@ -77,6 +77,38 @@ void request_head::encode_to(std::string& out) const {
               headers.encoded_size(), [&](swactor::wire::placed_writer& w) { headers.encode_to(w); });
 }
 
+void request_parts::encode_to(std::string& out) const {
+  std::size_t fields_size = 4;
+  for (std::size_t i = 0; i < field_count; ++i) fields_size += 8 + fields[i].name_len + fields[i].value_len;
+  put_request(out,
+              {method, target, authority, version_minor,
+               request_flags(keep_alive, expect_continue, chunked, complete), content_length, body},
+              fields_size, [&](swactor::wire::placed_writer& w) {
+                w.u32(static_cast<std::uint32_t>(field_count));
+                for (std::size_t i = 0; i < field_count; ++i) {
+                  w.str(name(fields[i]));
+                  w.str(value(fields[i]));
+                }
+              });
+}
+
+void request_head::assign(const request_parts& p) {
+  method.assign(p.method);
+  target.assign(p.target);
+  authority.assign(p.authority);
+  version_minor = p.version_minor;
+  headers.items.clear();
+  headers.items.reserve(p.field_count);
+  for (std::size_t i = 0; i < p.field_count; ++i)
+    headers.items.push_back({std::string(p.name(p.fields[i])), std::string(p.value(p.fields[i]))});
+  keep_alive = p.keep_alive;
+  expect_continue = p.expect_continue;
+  chunked = p.chunked;
+  complete = p.complete;
+  content_length = p.content_length;
+  body.assign(p.body);
+}
+
 std::string_view request_head::peek_target(std::string_view in) noexcept {
   reader r{in};
   std::string_view method, target;
@@ -107,6 +139,15 @@ bool request_head::decode(std::string_view in) {
 }
 
 // -- response_head --------------------------------------------------------------------------
+
+void response_reply::encode_to(std::string& out) const {
+  head.encode_to(out);
+  out.append(body);
+}
+
+std::size_t response_reply::wire_size() const noexcept {
+  return 4 + 4 + head.reason.size() + head.headers.encoded_size() + 8 + 1 + body.size();
+}
 
 void response_head::encode_to(std::string& out) const {
   auto w = swactor::wire::place(out, 4 + swactor::wire::placed_writer::size_of(reason) + headers.encoded_size() + 8 + 1);

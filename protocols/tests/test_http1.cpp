@@ -249,6 +249,99 @@ TEST_CASE("http1 wire: response_head and header_list round trips, garbage", "[ht
   CHECK(m.items.size() == 2);
 }
 
+namespace {
+// Takes request heads in typed form; records what each event's bytes would have been.
+struct object_recorder final : event_sink {
+  std::vector<std::pair<std::uint8_t, std::string>> events;
+  std::size_t objects = 0;
+  bool on_event(const event& e) override {
+    std::string bytes(e.data);
+    if (e.object) {
+      ++objects;
+      CHECK(e.data.empty());
+      e.object->encode_to(bytes);
+    }
+    events.emplace_back(e.kind, std::move(bytes));
+    return true;
+  }
+  bool takes_objects() const noexcept override { return true; }
+};
+}  // namespace
+
+TEST_CASE("http1: a sink that takes objects gets request heads in typed form, equal to their wire form",
+          "[http1]") {
+  const std::string wire =
+      "GET /a?b=1 HTTP/1.1\r\nHost: example.com\r\nX-One: 1\r\nX-Two:  two \r\n\r\n"
+      "POST http://other:8080/p HTTP/1.1\r\nHost: ignored\r\nContent-Length: 5\r\n\r\nhello"
+      "GET / HTTP/1.0\r\n\r\n";
+  options o;
+  recorder bytes_sink;
+  object_recorder object_sink;
+  auto a = make_server_codec(o);
+  auto b = make_server_codec(o);
+  CHECK(a->decode(wire, bytes_sink) == wire.size());
+  CHECK(b->decode(wire, object_sink) == wire.size());
+  REQUIRE(bytes_sink.events.size() == 3);
+  CHECK(object_sink.objects == 3);
+  CHECK(object_sink.events == bytes_sink.events);
+  request_head h;
+  REQUIRE(h.decode(object_sink.events[1].second));
+  CHECK(h.authority == "other:8080");
+  CHECK(h.body == "hello");
+  // assign() from the typed form gives what decode() gives from the bytes.
+  struct assigning final : event_sink {
+    std::vector<request_head> heads;
+    bool on_event(const event& e) override {
+      REQUIRE(e.object);
+      heads.emplace_back().assign(static_cast<const request_parts&>(*e.object));
+      return true;
+    }
+    bool takes_objects() const noexcept override { return true; }
+  } assign_sink;
+  auto c = make_server_codec(o);
+  CHECK(c->decode(wire, assign_sink) == wire.size());
+  REQUIRE(assign_sink.heads.size() == 3);
+  for (std::size_t i = 0; i < 3; ++i) {
+    request_head d;
+    REQUIRE(d.decode(bytes_sink.events[i].second));
+    CHECK(assign_sink.heads[i].encode() == d.encode());
+  }
+  CHECK(assign_sink.heads[0].headers.items.size() == 3);
+  CHECK(*assign_sink.heads[0].headers.find("x-two") == "two");
+}
+
+TEST_CASE("http1: a typed whole response is written as its wire form is", "[http1]") {
+  options o;
+  const std::string request = "GET / HTTP/1.1\r\nHost: x\r\n\r\nHEAD / HTTP/1.1\r\nHost: x\r\n\r\n";
+  response_head r;
+  r.status = 201;
+  r.headers.add("Content-Type", "text/plain");
+  r.headers.add("Date", "Sun, 06 Dec 2026 20:00:00 GMT");  // no clock in the comparison
+  r.headers.add("Content-Length", "99");                  // the codec's own framing wins
+  r.headers.add("Bad", "a\r\nInjected: 1");             // dropped, as from the wire form
+  auto bytes_codec = make_server_codec(o);
+  auto typed_codec = make_server_codec(o);
+  recorder s1, s2;
+  REQUIRE(bytes_codec->decode(request, s1) == request.size());
+  REQUIRE(typed_codec->decode(request, s2) == request.size());
+  std::string via_bytes, via_object;
+  for (int i = 0; i < 2; ++i) {
+    bytes_codec->encode(std::uint8_t(out::whole), r.encode() + "body!", via_bytes);
+    typed_codec->encode_object(std::uint8_t(out::whole), response_reply(r, "body!"), via_object);
+  }
+  CHECK(via_object == via_bytes);
+  CHECK(via_object.find("Injected") == std::string::npos);
+  CHECK(via_object.find("Content-Length: 5\r\n") != std::string::npos);
+  CHECK(bytes_codec->outstanding() == 0);
+  CHECK(typed_codec->outstanding() == 0);
+  CHECK(typed_codec->encodes_while_decoding());
+  // A typed reply of another kind is sent as its wire form (the default path).
+  response_reply whole_reply(r, "x");
+  std::string wire;
+  whole_reply.encode_to(wire);
+  CHECK(wire.size() == whole_reply.wire_size());
+}
+
 TEST_CASE("http1 wire: iequals, reason phrases", "[http1]") {
   CHECK(iequals("Content-Length", "content-length"));
   CHECK_FALSE(iequals("a", "ab"));

@@ -128,6 +128,21 @@ void parse_cookies(std::string_view v, param_list& out) {
 
 request::request(h1::request_head head, session_id s, std::string remote)
     : head_(std::move(head)), session_(s), remote_(std::move(remote)) {
+  split_target();
+}
+
+bool request::decode_head(std::string_view wire) {
+  if (!head_.decode(wire)) return false;
+  split_target();
+  return true;
+}
+
+void request::assign_head(const h1::request_parts& parts) {
+  head_.assign(parts);
+  split_target();
+}
+
+void request::split_target() {
   std::string_view t = head_.target;
   if (t == "*") {
     path_ = "*";
@@ -151,6 +166,12 @@ request::request(h1::request_head head, session_id s, std::string remote)
     query_ = std::string_view(head_.target).substr(off);
     auto hash = query_.find('#');
     if (hash != std::string_view::npos) query_ = query_.substr(0, hash);
+  }
+  // Most paths have nothing to decode and no dot segment: taken as they are.
+  if (!raw_path.empty() && raw_path[0] == '/' && raw_path.find('%') == std::string_view::npos &&
+      raw_path.find("/.") == std::string_view::npos) {
+    path_.assign(raw_path);
+    return;
   }
   std::string decoded;
   percent_decode(raw_path, decoded, false);
@@ -336,20 +357,8 @@ std::error_code response::end(std::string_view body) {
   }
   if (!started_) {
     started_ = true;
-    // One buffer per thread: send() copies what it keeps before it returns (a nested end()
-    // on this thread, from a close inside send(), gets a buffer of its own).
-    thread_local std::string buffer;
-    thread_local bool busy = false;
-    std::string local;
-    std::string& wire = busy ? local : buffer;
-    const bool mine = !busy;
-    busy = true;
-    wire.clear();
-    head_.encode_to(wire);
-    wire.append(body);
-    auto ec = ch_->send(static_cast<std::uint8_t>(h1::out::whole), wire);
-    if (mine) busy = false;
-    return fail(ec);
+    // Typed: a connection of this process writes it without a wire form in between.
+    return fail(ch_->send_object(static_cast<std::uint8_t>(h1::out::whole), h1::response_reply(head_, body)));
   }
   for (std::size_t off = 0; off < body.size(); off += piece)
     if (auto ec = ch_->send(static_cast<std::uint8_t>(h1::out::body), body.substr(off, piece))) return fail(ec);

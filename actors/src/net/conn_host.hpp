@@ -41,6 +41,9 @@ class connection_sink {
     (void)c;
     (void)upcoming;
   }
+  // Whether on_event takes events in typed form (protocols::event::object): a sink in the
+  // process that handles them; a sink that forwards bytes says no.
+  virtual bool takes_objects() const noexcept { return false; }
   // The connection is gone (once per connection, after it was counted).
   virtual void on_closed(connection& c, std::string_view reason) = 0;
   // The connection's queued output fell below half its limit after watch_drain().

@@ -204,6 +204,10 @@ std::size_t connection::process(std::string_view input) {
       wire->clear();
       for (const auto& r : deferred.replies) {
         auto data = std::string_view(deferred.data).substr(r.offset, r.size);
+        if (r.kind == protocols::kind_framed) {
+          wire->append(data);
+          continue;
+        }
         if (r.kind != protocols::kind_file) {
           encode_into(r.kind, data, *wire);
           continue;
@@ -239,6 +243,8 @@ std::size_t connection::process(std::string_view input) {
 void connection::on_ahead(std::span<const protocols::event> upcoming) {
   if (!closed_) host_.sink().on_ahead(*this, upcoming);
 }
+
+bool connection::takes_objects() const noexcept { return host_.sink().takes_objects(); }
 
 bool connection::on_event(const protocols::event& e) {
   if (closed_) return false;
@@ -382,6 +388,7 @@ void connection::check_drained() {
 std::error_code connection::send(std::string_view data, std::uint8_t kind, bool force) {
   if (closed_ || close_requested_ || close_after_decode_) return server_errc::session_not_found;
   if (kind == protocols::kind_consumed) return consumed(data);
+  if (kind == protocols::kind_framed) return make_error_code(std::errc::invalid_argument);
   const std::size_t queued = queued_bytes();
   if (!force && queued > 0 && queued + data.size() > out_limit_) return server_errc::output_buffer_full;
   // Raw bytes go out at once unless typed replies of this decode() wait (order): the common
@@ -408,6 +415,46 @@ std::error_code connection::send(std::string_view data, std::uint8_t kind, bool 
   // Last: it may close the connection, and the host's reference was the last one (a
   // reactor's send holds none): nothing of `this` may be touched after it.
   after_codec();
+  return ec;
+}
+
+std::error_code connection::send_object(const protocols::reply_object& r, std::uint8_t kind) {
+  if (closed_ || close_requested_ || close_after_decode_) return server_errc::session_not_found;
+  const std::size_t size = r.wire_size();
+  const std::size_t queued = queued_bytes();
+  if (queued > 0 && queued + size > out_limit_) return server_errc::output_buffer_full;
+  if (decoding_) {
+    auto& deferred = host_.deferred_replies();
+    const std::size_t waiting = queued + deferred.data.size();
+    if (waiting + size > out_limit_ && waiting > 0) return server_errc::output_buffer_full;
+    std::string wire;
+    if (codec_->encodes_while_decoding()) {
+      // Encoded now, queued with the other replies of this decode() as bytes the codec has
+      // framed already (raw): one write for a pipelined batch, in order.
+      std::string* buf = host_.take_encode_buffer();
+      if (!buf) buf = &wire;
+      buf->clear();
+      codec_->encode_object(kind, r, *buf);
+      deferred.replies.push_back({protocols::kind_framed, deferred.data.size(), buf->size()});
+      deferred.data.append(*buf);
+      if (buf != &wire) host_.return_encode_buffer();
+      return {};
+    }
+    r.encode_to(wire);
+    deferred.replies.push_back({kind, deferred.data.size(), wire.size()});
+    deferred.data.append(wire);
+    return {};
+  }
+  std::string local;
+  std::string* wire = host_.take_encode_buffer();
+  if (!wire) wire = &local;
+  wire->clear();
+  codec_->encode_object(kind, r, *wire);
+  codec_->take_output(*wire);
+  auto ec = queue_bytes(*wire, true);
+  if (wire != &local) host_.return_encode_buffer();
+  deliver_held_events();
+  after_codec();  // last: it may close the connection (see send())
   return ec;
 }
 

@@ -75,6 +75,9 @@ class connection final : public io_owner,
   // as the socket takes bytes. kind_consumed: not a reply but a body acknowledgement for the
   // codec (HTTP/2 flow control), taken whatever is queued.
   std::error_code send(std::string_view data, std::uint8_t kind = 0, bool force = false);
+  // A typed reply (an HTTP/1 response in base mode): the codec writes it without a wire
+  // form in between, at once even inside decode() where the codec allows it.
+  std::error_code send_object(const protocols::reply_object& r, std::uint8_t kind);
   // Closes once queued output is written; reset = RST now, queued output dropped (what a
   // corked host held back is written first, as it would have been without the cork).
   void close(bool reset);
@@ -132,6 +135,7 @@ class connection final : public io_owner,
   void on_writable(std::error_code ec) override;
   bool on_event(const protocols::event& e) override;
   void on_ahead(std::span<const protocols::event> upcoming) override;
+  bool takes_objects() const noexcept override;
 
   // Reads what the socket holds now (into the loop's buffer, or after a partial frame), then
   // waits for readiness once the transport is drained.

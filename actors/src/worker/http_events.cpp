@@ -152,6 +152,11 @@ class session_channel final : public http::response_channel {
     }
     return send_reply(port_, s_, stream_, kind, data);
   }
+  std::error_code send_object(std::uint8_t kind, const protocols::reply_object& r) override {
+    // HTTP/2 replies name their stream, and a file reply's pump keeps the order: bytes.
+    if (stream_ != 0 || (pump_ && pump_->running)) return http::response_channel::send_object(kind, r);
+    return port_.send_object(s_, r, kind);
+  }
   task<std::error_code> drained(duration timeout) override { return port_.drained(s_, timeout); }
   result<http::response_handle> detach() override {
     // An HTTP/2 stream's replies name their stream: a handle does not carry it (yet).
@@ -373,7 +378,6 @@ void worker_runtime::http_body_event(session_id s, std::uint8_t kind, std::strin
 
 std::optional<task<void>> worker_runtime::http_event(std::uint8_t kind, session_id s, int listener,
                                                       std::string_view data) {
-  const auto& lc = app_.listen[static_cast<std::size_t>(listener)];
   std::uint32_t h2_stream = 0;
   std::string_view payload = data;
   if (h2::is_event_kind(kind)) {
@@ -388,15 +392,31 @@ std::optional<task<void>> worker_runtime::http_event(std::uint8_t kind, session_
   }
   switch (static_cast<h1::ev>(kind)) {
     case h1::ev::request: {
-      h1::request_head head;
-      if (!head.decode(payload)) {
+      auto req = std::make_unique<http::request>();
+      if (!req->decode_head(payload)) {
         log::warning("session {}: malformed HTTP request from the codec; closing", s);
         (void)port_->close(s, true);
         return std::nullopt;
       }
+      req->set_origin(s, port_->remote_of(s));
+      return http_request(std::move(req), listener, h2_stream);
+    }
+    case h1::ev::body:
+    case h1::ev::end:
+      // Not through the runner: http_body_event() took them as they arrived.
+      return std::nullopt;
+  }
+  log::warning("session {}: unknown HTTP event kind {}; dropped", s, kind);
+  return std::nullopt;
+}
+
+std::optional<task<void>> worker_runtime::http_request(std::unique_ptr<http::request> req, int listener,
+                                                        std::uint32_t h2_stream) {
+      const auto& lc = app_.listen[static_cast<std::size_t>(listener)];
+      const session_id s = req->session();
       const bool open = port_->is_open(s);
       http_exchange x;
-      x.req = std::make_unique<http::request>(std::move(head), s, std::string(port_->remote_of(s)));
+      x.req = std::move(req);
       x.req->set_address_lookup(this);
       if (auto* ct = x.req->header("content-type"); ct && protocols::multipart::is_form_data(*ct)) {
         http::form_options fo;
@@ -496,14 +516,6 @@ std::optional<task<void>> worker_runtime::http_event(std::uint8_t kind, session_
         return std::nullopt;
       }
       return serve_http(std::move(x));
-    }
-    case h1::ev::body:
-    case h1::ev::end:
-      // Not through the runner: http_body_event() took them as they arrived.
-      return std::nullopt;
-  }
-  log::warning("session {}: unknown HTTP event kind {}; dropped", s, kind);
-  return std::nullopt;
 }
 
 // A request refused before any handler (x.status): the engine's answer.

@@ -603,8 +603,29 @@ void worker_runtime::on_open(net::connection& c) {
   runner_.open(session_id(c.id()), c.listener(), c.remote, c.connect_ms, -1);
 }
 
-bool worker_runtime::on_event(net::connection& c, const protocols::event& e) {
+bool worker_runtime::on_event(net::connection& c, const protocols::event& typed) {
   session_id s(c.id());
+  protocols::event e = typed;
+  std::string bytes;
+  if (typed.object) {
+    // Only the HTTP/1 codec hands objects (its request heads). One whose turn is now is
+    // built straight from the codec's views; another waits in the session's queue as bytes.
+    if (e.kind == static_cast<std::uint8_t>(protocols::http1::ev::request) && is_http(c.listener()) && !now_busy_ &&
+        runner_.idle_for_inline(s)) {
+      auto req = std::make_unique<http::request>();
+      req->assign_head(static_cast<const protocols::http1::request_parts&>(*typed.object));
+      req->set_origin(s, c.remote);
+      if (auto t = http_request(std::move(req), c.listener(), 0)) {
+        begin_busy();
+        bump(slot_->messages);
+        (void)runner_.run_next(s, c.listener(), e.kind, std::move(*t));
+      }
+      return !c.paused();
+    }
+    typed.object->encode_to(bytes);
+    e.data = bytes;
+    e.object = nullptr;
+  }
   if (is_body_event(e.kind) && is_http(c.listener())) {
     http_body_event(s, e.kind, e.data);
     return !c.paused();

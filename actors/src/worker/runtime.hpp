@@ -143,6 +143,9 @@ class worker_runtime final : private handler_host,
     std::uint32_t h2_stream = 0;  // HTTP/2: the stream the request came on (0 = HTTP/1)
   };
   std::optional<task<void>> http_event(std::uint8_t kind, session_id s, int listener, std::string_view data);
+  // A request whose head is in place (decoded, or copied from the codec's typed event):
+  // routed, then answered inline or handed back as the handler's task.
+  std::optional<task<void>> http_request(std::unique_ptr<http::request> req, int listener, std::uint32_t h2_stream);
   task<void> serve_http(http_exchange x, bool beside = false);
   // The module's on_request_now for a whole request, inline; false when not taken (then
   // serve_http runs it). Only for a module that answers_requests_now().
@@ -288,6 +291,7 @@ class worker_runtime final : private handler_host,
   // -- connection_sink (base mode: this loop's connections) ---------------------------------
   void on_open(net::connection& c) override;
   bool on_event(net::connection& c, const protocols::event& e) override;
+  bool takes_objects() const noexcept override { return true; }
   void on_ahead(net::connection& c, std::span<const protocols::event> upcoming) override;
   void on_closed(net::connection& c, std::string_view reason) override;
   void on_drained(net::connection& c) override;

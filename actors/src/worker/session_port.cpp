@@ -18,6 +18,10 @@ class local_port final : public session_port {
   std::error_code send(session_id s, std::string_view data, std::uint8_t kind) override {
     return host_.send(s.value(), data, kind);
   }
+  std::error_code send_object(session_id s, const protocols::reply_object& r, std::uint8_t kind) override {
+    auto* c = host_.find(s.value());
+    return c ? c->send_object(r, kind) : make_error_code(server_errc::session_not_found);
+  }
   task<std::error_code> drained(session_id s, duration timeout) override {
     auto* c = host_.find(s.value());
     if (!c || c->closed()) co_return make_error_code(server_errc::session_not_found);

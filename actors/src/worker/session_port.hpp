@@ -48,6 +48,13 @@ class session_port {
   virtual ~session_port() = default;
   // `kind` 0 = raw bytes; other kinds are typed replies the connection's codec frames.
   virtual std::error_code send(session_id s, std::string_view data, std::uint8_t kind = 0) = 0;
+  // A typed reply (protocols::reply_object): handed to a connection of this process as it
+  // is; the default sends its wire form.
+  virtual std::error_code send_object(session_id s, const protocols::reply_object& r, std::uint8_t kind) {
+    std::string wire;
+    r.encode_to(wire);
+    return send(s, wire, kind);
+  }
   // A send to a session this worker does not handle (process mode: another worker's
   // WebSocket, reached through its reactor; the reactor drops it if the session is gone).
   // session_not_found where that cannot be done (base mode: see worker_runtime::forward_ws).

@@ -89,6 +89,14 @@ class request {
  public:
   request() = default;
   request(protocols::http1::request_head head, session_id s, std::string remote);
+  // The head in place (no temporary head moved in): from its wire form (false: malformed,
+  // the request is to be dropped), or from the codec's typed form in base mode.
+  [[nodiscard]] bool decode_head(std::string_view wire);
+  void assign_head(const protocols::http1::request_parts& parts);
+  void set_origin(session_id s, std::string_view remote) {
+    session_ = s;
+    remote_.assign(remote);
+  }
   ~request();
   // One owner of the temporary files: moves only.
   request(request&&) = default;
@@ -187,6 +195,7 @@ class request {
   const protocols::http1::request_head& head() const noexcept { return head_; }
 
  private:
+  void split_target();  // path_ and query_ from head_.target
   protocols::http1::request_head head_;
   session_id session_;
   std::string remote_;
@@ -244,6 +253,13 @@ class response_channel {
  public:
   // A reply of http1::out kind `kind` for the session.
   virtual std::error_code send(std::uint8_t kind, std::string_view data) = 0;
+  // The same reply in typed form (a whole response): a channel to a connection of this
+  // process hands it over as it is; the default sends its wire form.
+  virtual std::error_code send_object(std::uint8_t kind, const protocols::reply_object& r) {
+    std::string wire;
+    r.encode_to(wire);
+    return send(kind, wire);
+  }
   // Waits until the session's queued output drained below half its limit (streaming
   // backpressure); errc::timeout after `timeout`, session_not_found when it is gone.
   virtual swactor::task<std::error_code> drained(duration timeout) = 0;

@@ -20,11 +20,38 @@
 
 namespace swactor::protocols {
 
+// An event in typed form (the HTTP/1 request head as views into the codec's buffers), for
+// a sink in the same process: it spares writing the wire form and reading it back. A codec
+// hands one only to a sink whose takes_objects() is true; encode_to() appends the bytes the
+// event's `data` would have held (the wire form, for a sink that must keep or forward them).
+class event_object {
+ public:
+  virtual void encode_to(std::string& out) const = 0;
+
+ protected:
+  ~event_object() = default;
+};
+
+// A reply in typed form (the HTTP/1 response head and body), from a handler in the same
+// process: a codec that knows the type writes it without its wire form; any other codec
+// gets that wire form (encode_to) through encode(). `kind` says what it is, as for bytes.
+class reply_object {
+ public:
+  virtual void encode_to(std::string& out) const = 0;
+  // The wire form's size, for the connection's output limit.
+  virtual std::size_t wire_size() const noexcept = 0;
+
+ protected:
+  ~reply_object() = default;
+};
+
 // One decoded protocol event. `kind` is codec-defined (0 = one framed message for the
-// framing codecs); it is what crosses IPC in process mode, so it must stay stable.
+// framing codecs); it is what crosses IPC in process mode, so it must stay stable. With
+// `object` set, `data` is empty and the object is the event (valid during the sink call).
 struct event {
   std::uint8_t kind = 0;
   std::string_view data;
+  const event_object* object = nullptr;
 };
 
 // A reply kind every connection understands, whatever its codec: a range of a file that
@@ -66,6 +93,10 @@ struct file_range {
 // refused for a full output queue nor ordered behind replies (it frees input, not output).
 inline constexpr std::uint8_t kind_consumed = 0xF1;
 
+// Not a reply kind but a note inside the connection layer: bytes a codec framed already
+// (a typed reply it encoded at once), written as they are. Refused from senders.
+inline constexpr std::uint8_t kind_framed = 0xF2;
+
 // kind_consumed's data: u32 stream, u32 bytes (little endian).
 struct consumed_note {
   std::uint32_t stream = 0;
@@ -97,6 +128,8 @@ class event_sink {
   // need; a pipelined batch then overlaps its cache misses instead of taking them one by
   // one. The views are valid during the call only; the events still come through on_event.
   virtual void on_ahead(std::span<const event> upcoming) { (void)upcoming; }
+  // Whether this sink takes events in typed form (event::object); asked per event.
+  virtual bool takes_objects() const noexcept { return false; }
 
  protected:
   ~event_sink() = default;
@@ -120,6 +153,17 @@ class stream_codec {
     (void)kind;
     out.append(data);
   }
+
+  // A reply in typed form (see reply_object). The default encodes its wire form.
+  virtual void encode_object(std::uint8_t kind, const reply_object& r, std::string& out) {
+    std::string wire;
+    r.encode_to(wire);
+    encode(kind, wire, out);
+  }
+  // Whether encode()/encode_object() may run while decode() is handing out events (a
+  // handler answering inline): the reply is then encoded at once instead of being kept in
+  // the connection until decode() returns. Only a codec whose state allows it says yes.
+  virtual bool encodes_while_decoding() const noexcept { return false; }
 
   // A body piece of `length` bytes that the connection writes from a file (kind_file): the
   // codec appends its framing before the piece to `before` and after it to `after`. False

@@ -86,6 +86,29 @@ using protocols::ascii_iequals;
 // Header names and tokens compare case-insensitively (ASCII).
 constexpr bool iequals(std::string_view a, std::string_view b) noexcept { return ascii_iequals(a, b); }
 
+// Where a field's name and value sit in a buffer of the codec (offsets and sizes).
+struct field_span {
+  std::uint32_t name_off, name_len, value_off, value_len;
+};
+
+// A request head as views into the codec's buffers: the typed form of an ev::request event
+// (event::object) for a sink in the same process; valid during the sink call only.
+// encode_to() writes its wire form (request_head::encode_to's layout).
+struct request_parts final : event_object {
+  std::string_view method, target, authority;
+  std::uint8_t version_minor = 1;
+  bool keep_alive = true, expect_continue = false, chunked = false, complete = true;
+  std::int64_t content_length = -1;
+  std::string_view body;
+  const char* field_base = nullptr;  // the fields' names and values are in here
+  const field_span* fields = nullptr;
+  std::size_t field_count = 0;
+
+  std::string_view name(const field_span& f) const noexcept { return {field_base + f.name_off, f.name_len}; }
+  std::string_view value(const field_span& f) const noexcept { return {field_base + f.value_off, f.value_len}; }
+  void encode_to(std::string& out) const override;
+};
+
 struct request_head {
   std::string method;     // "GET", as received (methods are case-sensitive)
   std::string target;     // request-target as received ("/a?b", "http://h/a", "*", "h:443")
@@ -109,6 +132,8 @@ struct request_head {
     return s;
   }
   bool decode(std::string_view in);
+  // Copies a head the codec handed over in typed form.
+  void assign(const request_parts& p);
   // The target of an encoded head without decoding the rest (a quick look before deciding
   // whether to decode it); empty when `in` is too short to hold one.
   static std::string_view peek_target(std::string_view in) noexcept;
@@ -132,6 +157,16 @@ struct response_head {
   // Reads a head from the front of `in` and advances `in` past it (the body follows for
   // out::whole).
   bool decode_from(std::string_view& in);
+};
+
+// A whole response (out::whole) in typed form, from a handler in the same process.
+struct response_reply final : reply_object {
+  const response_head& head;
+  std::string_view body;
+
+  response_reply(const response_head& h, std::string_view b) noexcept : head(h), body(b) {}
+  void encode_to(std::string& out) const override;  // response_head::encode_to, then the body
+  std::size_t wire_size() const noexcept override;
 };
 
 // The standard reason phrase ("Not Found"), or "Unknown".
