@@ -19,6 +19,10 @@
 #include <array>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <llhttp.h>
 
 #include <openssl/evp.h>
@@ -273,7 +277,7 @@ class server_codec final : public stream_codec {
   bool emit_end();
   bool flush_deferred();
   bool scan_head(const char* p, std::size_t n);
-  void track_request_line(const char* p, const char* end);
+  void keep_tail(const char* p, const char* end) noexcept;
   bool may_parse() const noexcept {
     return !broken_ && !done_ && !closing_ && !stop_ &&
            !(phase_ == phase::idle && count_ >= opts_.max_pipelined);
@@ -328,7 +332,8 @@ class server_codec final : public stream_codec {
   bool own_error_ = false;
   bool after_cr_ = false, after_lf_ = false;  // scan_head state across inputs
   // The end of the request line ("... HTTP/1.1\r"): llhttp 8.1 also takes ICE/ and RTSP/.
-  std::string line_tail_;
+  char line_tail_[16];
+  std::uint8_t tail_len_ = 0;
   bool line_done_ = false;
   int error_status_ = 400;
   const char* error_why_ = "bad request";
@@ -654,28 +659,54 @@ bool server_codec::scan_head(const char* p, std::size_t n) {
   if (after_cr_ && p[0] != '\n') return false;
   if (after_lf_ && (p[0] == ' ' || p[0] == '\t')) return false;
   const char* end = p + n;
-  for (const char* q = p; (q = static_cast<const char*>(std::memchr(q, '\n', end - q))); ++q) {
+  const char* line = p;  // where the current line's bytes in this input start
+  // Every CR and LF of the input, in order: their neighbours decide.
+  auto at = [&](const char* q) {
+    if (*q == '\r') return q + 1 == end || q[1] == '\n';
     if (q == p ? !after_cr_ : q[-1] != '\r') return false;
     if (q + 1 < end && (q[1] == ' ' || q[1] == '\t')) return false;
+    if (!line_done_) {
+      keep_tail(line, q);
+      if (tail_len_ <= 1) tail_len_ = 0;  // an empty line before the request
+      else line_done_ = true;
+      line = q + 1;
+    }
+    return true;
+  };
+  std::size_t i = 0;
+#if defined(__SSE2__)
+  // Sixteen bytes per step (SSE2 is part of x86-64): a head has a CR and an LF per line.
+  const __m128i crs = _mm_set1_epi8('\r'), lfs = _mm_set1_epi8('\n');
+  for (; i + 16 <= n; i += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+    auto m = static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, crs), _mm_cmpeq_epi8(v, lfs))));
+    for (; m; m &= m - 1)
+      if (!at(p + i + static_cast<std::size_t>(__builtin_ctz(m)))) return false;
   }
-  for (const char* q = p; (q = static_cast<const char*>(std::memchr(q, '\r', end - q))); ++q)
-    if (q + 1 < end && q[1] != '\n') return false;
+#endif
+  for (; i < n; ++i)
+    if ((p[i] == '\r' || p[i] == '\n') && !at(p + i)) return false;
   after_cr_ = end[-1] == '\r';
   after_lf_ = end[-1] == '\n';
-  if (!line_done_) track_request_line(p, end);
+  if (!line_done_) keep_tail(line, end);
   return true;
 }
 
-void server_codec::track_request_line(const char* p, const char* end) {
-  while (!line_done_ && p < end) {
-    auto lf = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
-    line_tail_.append(p, lf ? lf : end);
-    if (line_tail_.size() > 16) line_tail_.erase(0, line_tail_.size() - 16);
-    if (!lf) return;
-    p = lf + 1;
-    if (line_tail_.size() <= 1) line_tail_.clear();  // an empty line before the request
-    else line_done_ = true;
+// The last 16 bytes of the request line so far (its end is checked once the head is in).
+void server_codec::keep_tail(const char* p, const char* end) noexcept {
+  auto n = static_cast<std::size_t>(end - p);
+  if (n >= sizeof line_tail_) {
+    std::memcpy(line_tail_, end - sizeof line_tail_, sizeof line_tail_);
+    tail_len_ = sizeof line_tail_;
+    return;
   }
+  if (tail_len_ + n > sizeof line_tail_) {
+    const std::size_t drop = tail_len_ + n - sizeof line_tail_;
+    std::memmove(line_tail_, line_tail_ + drop, tail_len_ - drop);
+    tail_len_ = static_cast<std::uint8_t>(tail_len_ - drop);
+  }
+  std::memcpy(line_tail_ + tail_len_, p, n);
+  tail_len_ = static_cast<std::uint8_t>(tail_len_ + n);
 }
 
 bool server_codec::handle_headers() {
@@ -689,7 +720,7 @@ bool server_codec::handle_headers() {
     reject(505, "HTTP version not supported");
     return false;
   }
-  const auto tail = std::string_view(line_tail_);
+  const auto tail = std::string_view(line_tail_, tail_len_);
   if (tail.size() < 10 || tail[tail.size() - 10] != ' ' ||
       tail.substr(tail.size() - 9, 5) != "HTTP/") {
     reject(400, "not an HTTP request line");
@@ -785,8 +816,9 @@ bool server_codec::handle_message() {
   phase_ = phase::idle;
   ++epoch_;
   head_bytes_ = 0;
-  line_tail_.clear();
+  tail_len_ = 0;
   line_done_ = false;
+  after_cr_ = after_lf_ = false;  // the head ended with its empty line
   if (!keep_alive_) closing_ = true;
   const bool trailers = fields_.size() > trailer_start_;
   // Whatever happens next (an error before the next head begins) is not this request's.
@@ -1021,6 +1053,42 @@ struct head_writer {
 
 }  // namespace
 
+namespace {
+
+// "HTTP/1.1 200 OK\r\n" for every status from 100 to 599 with its standard phrase, built
+// once: the status line is one copy instead of five pieces.
+std::string_view standard_status_line(int status) noexcept {
+  static const auto lines = [] {
+    std::array<std::string, 500> t;
+    for (int st = 100; st < 600; ++st)
+      t[static_cast<std::size_t>(st - 100)] =
+          "HTTP/1.1 " + std::to_string(st) + " " + std::string(reason_phrase(st)) + "\r\n";
+    return t;
+  }();
+  return lines[static_cast<std::size_t>(status - 100)];
+}
+
+// "Server: NAME\r\nDate: DATE\r\n" (no Server line for an empty name), kept per thread and
+// rebuilt when the second or the name changes; `server_part` is the Server line's length.
+std::string_view server_and_date(std::string_view name, std::size_t& server_part) {
+  thread_local std::string block, last_name;
+  thread_local std::size_t server_len = 0;
+  thread_local char last_date[kHttpDateSize] = {};
+  const auto date = http_date_now();
+  if (name != last_name || std::memcmp(date.data(), last_date, kHttpDateSize) != 0 || block.empty()) {
+    last_name.assign(name);
+    std::memcpy(last_date, date.data(), kHttpDateSize);
+    block.clear();
+    if (!name.empty()) block.append("Server: ").append(name).append("\r\n");
+    server_len = block.size();
+    block.append("Date: ").append(date).append("\r\n");
+  }
+  server_part = server_len;
+  return block;
+}
+
+}  // namespace
+
 void server_codec::write_head(std::string& out, const response_view& r, bool streamed,
                               std::size_t body) {
   static const pending fallback;
@@ -1038,11 +1106,15 @@ void server_codec::write_head(std::string& out, const response_view& r, bool str
   const std::size_t at = out.size();
   out.resize(at + fields_room + reason.size() + opts_.server_name.size() + 176);
   head_writer h{out.data() + at};
-  h.put("HTTP/1.1 ");
-  h.put_uint(static_cast<std::uint64_t>(st));
-  h.put(' ');
-  h.put(reason);
-  h.put("\r\n");
+  if (st < 600 && (r.reason.empty() || reason.data() != r.reason.data())) {
+    h.put(standard_status_line(st));
+  } else {
+    h.put("HTTP/1.1 ");
+    h.put_uint(static_cast<std::uint64_t>(st));
+    h.put(' ');
+    h.put(reason);
+    h.put("\r\n");
+  }
   bool close = r.close || !req.keep_alive;
   bool has_server = false, has_date = false;
   // The codec owns the framing: the handler's Content-Length / Transfer-Encoding go, and
@@ -1076,16 +1148,13 @@ void server_codec::write_head(std::string& out, const response_view& r, bool str
     done();
     return;
   }
-  if (!has_server && !opts_.server_name.empty()) {
-    h.put("Server: ");
-    h.put(opts_.server_name);
-    h.put("\r\n");
-  }
   // The codec dates what it sends (RFC 9110 §6.6.1), unless the handler did.
-  if (!has_date) {
-    h.put("Date: ");
-    h.put(http_date_now());
-    h.put("\r\n");
+  if (!has_server || !has_date) {
+    std::size_t server_part = 0;
+    auto lines = server_and_date(opts_.server_name, server_part);
+    if (has_server) lines.remove_prefix(server_part);
+    else if (has_date) lines = lines.substr(0, server_part);
+    h.put(lines);
   }
   const bool bodiless = st == 204 || st == 304;
   if (!bodiless) {

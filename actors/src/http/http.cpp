@@ -142,7 +142,30 @@ void request::assign_head(const h1::request_parts& parts) {
   split_target();
 }
 
+void request::clear_for_reuse() {
+  for (auto& f : files_)
+    if (!f.temp_path.empty()) ::unlink(f.temp_path.c_str());
+  files_.clear();
+  session_ = {};
+  remote_.clear();
+  local_.reset();
+  lookup_ = nullptr;
+  path_.clear();
+  query_ = {};
+  trailers_.items.clear();
+  query_params_.reset();
+  cookies_.reset();
+  form_.reset();
+  stream_.reset();
+  form_opts_.reset();
+  form_read_ = false;
+  // A large body or field list is not kept for the next, probably small, request.
+  if (head_.body.capacity() > 4096) std::string().swap(head_.body);
+  if (head_.headers.items.capacity() > 64) std::vector<h1::header>().swap(head_.headers.items);
+}
+
 void request::split_target() {
+  query_ = {};
   std::string_view t = head_.target;
   if (t == "*") {
     path_ = "*";
@@ -170,7 +193,8 @@ void request::split_target() {
   // Most paths have nothing to decode and no dot segment: taken as they are.
   if (!raw_path.empty() && raw_path[0] == '/' && raw_path.find('%') == std::string_view::npos &&
       raw_path.find("/.") == std::string_view::npos) {
-    path_.assign(raw_path);
+    path_.clear();
+    path_.append(raw_path.data(), raw_path.size());  // not assign(): see request_head::assign
     return;
   }
   std::string decoded;

@@ -21,6 +21,13 @@
 #include "swactor/protocols/multipart.hpp"
 #include "worker/runtime.hpp"
 
+namespace swactor::http::detail {
+// The engine's access to a response's field vector (http_now lends it a spare one).
+struct response_fields {
+  static std::vector<protocols::http1::header>& of(response& r) noexcept { return r.head_.headers.items; }
+};
+}  // namespace swactor::http::detail
+
 namespace swactor::detail {
 namespace {
 
@@ -392,7 +399,7 @@ std::optional<task<void>> worker_runtime::http_event(std::uint8_t kind, session_
   }
   switch (static_cast<h1::ev>(kind)) {
     case h1::ev::request: {
-      auto req = std::make_unique<http::request>();
+      auto req = take_request();
       if (!req->decode_head(payload)) {
         log::warning("session {}: malformed HTTP request from the codec; closing", s);
         (void)port_->close(s, true);
@@ -498,8 +505,12 @@ std::optional<task<void>> worker_runtime::http_request(std::unique_ptr<http::req
       // A whole request for a module that answers without waiting: answered right here, no
       // coroutine (runner and serve_http alike).
       if (x.status == 0 && x.module >= 0 && !x.pipe && x.inflate == cz::coding::identity && !x.req->is_multipart() &&
-          !now_busy_ && modules_[static_cast<std::size_t>(x.module)]->answers_requests_now() && http_now(x))
+          !now_busy_ && modules_[static_cast<std::size_t>(x.module)]->answers_requests_now() && http_now(x)) {
+        // Answered: nothing refers to the request any more (an inline handler cannot keep it).
+        x.req->clear_for_reuse();
+        spare_request_ = std::move(x.req);
         return std::nullopt;
+      }
       if (h2_stream) {
         // The streams of one connection run side by side, as HTTP/2 multiplexes them: a slow
         // handler does not hold its siblings back, and they are answered in any order.
@@ -726,6 +737,18 @@ bool worker_runtime::http_now(http_exchange& x) {
   const auto mod = x.module;
   session_channel ch(*port_, x.req->session(), this, x.h2_stream);
   http::response res(ch);
+  // The response's fields go into the worker's spare vector (its capacity kept from the last
+  // response), and it back after.
+  auto& fields = http::detail::response_fields::of(res);
+  fields.swap(spare_fields_);
+  struct give_back {
+    std::vector<h1::header>& fields;
+    std::vector<h1::header>& spare;
+    ~give_back() {
+      fields.clear();
+      if (fields.capacity() <= 32) fields.swap(spare);
+    }
+  } back{fields, spare_fields_};
   negotiate_compression(res, *x.req, x.listener);
   ++http_in_flight_;  // while the handler runs (finish() below ends it, also after a throw)
   return run_now(

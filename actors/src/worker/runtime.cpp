@@ -612,7 +612,7 @@ bool worker_runtime::on_event(net::connection& c, const protocols::event& typed)
     // built straight from the codec's views; another waits in the session's queue as bytes.
     if (e.kind == static_cast<std::uint8_t>(protocols::http1::ev::request) && is_http(c.listener()) && !now_busy_ &&
         runner_.idle_for_inline(s)) {
-      auto req = std::make_unique<http::request>();
+      auto req = take_request();
       req->assign_head(static_cast<const protocols::http1::request_parts&>(*typed.object));
       req->set_origin(s, c.remote);
       if (auto t = http_request(std::move(req), c.listener(), 0)) {

@@ -150,6 +150,14 @@ class worker_runtime final : private handler_host,
   // The module's on_request_now for a whole request, inline; false when not taken (then
   // serve_http runs it). Only for a module that answers_requests_now().
   bool http_now(http_exchange& x);
+  // A request object to fill: the one of the last request answered inline, or a new one.
+  std::unique_ptr<http::request> take_request() {
+    return spare_request_ ? std::move(spare_request_) : std::make_unique<http::request>();
+  }
+  // Kept for the next request (the allocations of a request object and of the two field
+  // vectors, request and response, cost about as much as building them).
+  std::unique_ptr<http::request> spare_request_;
+  std::vector<protocols::http1::header> spare_fields_;
   // An HTTP/1 request of a session with nothing queued or running, as it arrives.
   void http_arrived(session_id s, int listener, std::uint8_t kind, std::string_view data);
   // The response's compression, from the listener's settings and the request.

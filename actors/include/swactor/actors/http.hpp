@@ -95,8 +95,12 @@ class request {
   void assign_head(const protocols::http1::request_parts& parts);
   void set_origin(session_id s, std::string_view remote) {
     session_ = s;
-    remote_.assign(remote);
+    remote_.clear();
+    remote_.append(remote.data(), remote.size());
   }
+  // Empties the request for the engine to fill again (its buffers keep their capacity,
+  // within bounds): a worker reuses the request object of a request answered inline.
+  void clear_for_reuse();
   ~request();
   // One owner of the temporary files: moves only.
   request(request&&) = default;
@@ -272,7 +276,13 @@ class response_channel {
   ~response_channel() = default;
 };
 
+namespace detail {
+struct response_fields;  // the engine lends a response a spare field vector (http_events.cpp)
+}
+
 class response {
+  friend struct detail::response_fields;
+
  public:
   explicit response(response_channel& ch) : ch_(&ch) {}
   // A response that owns its channel (context::http_response: answered from another process).
