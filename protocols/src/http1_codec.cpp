@@ -5,8 +5,12 @@
 // message complete) records it and returns HPE_PAUSED; llhttp then reports where it stopped
 // (llhttp_get_error_pos) and decode() emits from there. So when the sink says "stop",
 // decode() returns exactly the bytes llhttp consumed up to that event. Head bytes that
-// arrive in pieces are copied into the codec's own buffers (method_, target_, head_buf_),
-// body bytes below body_chunk_size too: those count as consumed.
+// are not copied: the fields and the target are offsets from the start of the message,
+// whose bytes stay in the connection's input until the head is complete (decode() does
+// not count a partial head as consumed, and goes on parsing after what it saw, which the
+// connection hands it again). A request with a body copies its head once, when the head
+// is complete (the head then leaves the input); trailers and body bytes below
+// body_chunk_size are copied as they come.
 //
 // Smuggling defences on top of llhttp 8.1 strict (which already refuses bare CR/LF,
 // obs-fold, bad tokens, invalid Content-Length, CL with TE): duplicate Content-Length is
@@ -247,7 +251,6 @@ class server_codec final : public stream_codec {
 
   // -- llhttp callbacks ---------------------------------------------------------------------
   int on_message_begin();
-  int on_method(const char* at, std::size_t n);
   int on_url(const char* at, std::size_t n);
   int on_header_field(const char* at, std::size_t n);
   int on_header_field_complete();
@@ -262,9 +265,29 @@ class server_codec final : public stream_codec {
     error_why_ = why;
     return HPE_USER;
   }
-  // Head bytes that are copied: a hard bound on top of decode()'s counting.
-  bool head_room(std::size_t n) const {
-    return head_buf_.size() + target_.size() + n <= 2 * opts_.max_header_size + 64;
+  // Trailer bytes are copied: a hard bound on top of the counting.
+  bool head_room(std::size_t n) const { return head_buf_.size() + n <= 2 * opts_.max_header_size + 64; }
+  // Where the message's bytes are: the input of this decode(), or the copy of a head whose
+  // message goes on after it (own_head).
+  const char* head_data() const noexcept { return head_owned_ ? head_buf_.data() : in_base_; }
+  std::uint32_t offset_of(const char* at) const noexcept {
+    return static_cast<std::uint32_t>(at - in_base_);
+  }
+  std::string_view target() const noexcept { return {head_data() + target_off_, target_len_}; }
+  std::string_view field_name(const field_ref& f) const noexcept { return {head_data() + f.name_off, f.name_len}; }
+  std::string_view field_value(const field_ref& f) const noexcept { return {head_data() + f.value_off, f.value_len}; }
+  std::string_view authority() const noexcept {
+    return authority_len_ ? std::string_view(head_data() + authority_off_, authority_len_) : std::string_view();
+  }
+  // llhttp matched one of its known methods exactly: its name is the method as received.
+  std::string_view method_name() const noexcept {
+    return llhttp_method_name(static_cast<llhttp_method_t>(parser_.method));
+  }
+  // The head (the first `n` bytes of the message) into head_buf_: the message goes on past
+  // this decode(), and the input's bytes are consumed.
+  void own_head(std::size_t n) {
+    head_buf_.assign(in_base_, n);
+    head_owned_ = true;
   }
 
   // -- decoding steps -----------------------------------------------------------------------
@@ -310,7 +333,11 @@ class server_codec final : public stream_codec {
   action action_ = action::none;
   bool head_waiting_ = false;  // a bodiless request's head, handled at its message's end
   std::string_view body_piece_;  // set by on_body when it pauses
-  std::string method_, target_, head_buf_;
+  std::string head_buf_;  // a head that outlives its input (own_head), then trailer fields
+  const char* in_base_ = nullptr;  // the current message's first byte in decode()'s input
+  bool head_owned_ = false;
+  std::size_t parsed_ = 0;  // bytes of a partial head already parsed, kept by the connection
+  std::uint32_t target_off_ = 0, target_len_ = 0;
   std::vector<field_ref> fields_;
   std::size_t trailer_start_ = 0;  // fields_ index where trailer fields begin
   bool in_name_ = false;
@@ -322,8 +349,7 @@ class server_codec final : public stream_codec {
   bool conn_close_ = false;  // a Connection header lists `close`
   std::uint8_t minor_ = 1;
   std::int64_t content_length_ = -1;
-  std::size_t authority_off_ = 0, authority_len_ = 0;
-  bool authority_in_target_ = false;
+  std::size_t authority_off_ = 0, authority_len_ = 0;  // from the message start, like fields
   std::size_t head_bytes_ = 0, trailer_bytes_ = 0;
   std::uint64_t body_total_ = 0;
   std::string body_buf_;  // body kept until it is complete or exceeds body_chunk_size
@@ -373,7 +399,6 @@ const llhttp_settings_t& server_codec::settings() {
     llhttp_settings_t t;
     llhttp_settings_init(&t);
     t.on_message_begin = [](llhttp_t* p) { return self(p).on_message_begin(); };
-    t.on_method = [](llhttp_t* p, const char* at, std::size_t n) { return self(p).on_method(at, n); };
     t.on_url = [](llhttp_t* p, const char* at, std::size_t n) { return self(p).on_url(at, n); };
     t.on_header_field = [](llhttp_t* p, const char* at, std::size_t n) {
       return self(p).on_header_field(at, n);
@@ -394,9 +419,9 @@ const llhttp_settings_t& server_codec::settings() {
 int server_codec::on_message_begin() {
   phase_ = phase::head;
   ++epoch_;  // the header timeout runs from the first byte of the head
-  method_.clear();
-  target_.clear();
+  target_off_ = target_len_ = 0;
   head_buf_.clear();
+  head_owned_ = false;
   fields_.clear();
   conn_close_ = false;
   body_buf_.clear();
@@ -405,7 +430,6 @@ int server_codec::on_message_begin() {
   cl_count_ = te_count_ = host_count_ = 0;
   expect_100_ = chunked_ = false;
   authority_len_ = 0;
-  authority_in_target_ = false;
   trailer_bytes_ = 0;
   body_total_ = 0;
   emitted_ = streaming_ = false;
@@ -413,33 +437,32 @@ int server_codec::on_message_begin() {
   return 0;
 }
 
-int server_codec::on_method(const char* at, std::size_t n) {
-  if (!head_room(n)) return user_error(431, "request head larger than max_header_size");
-  method_.append(at, n);
-  return 0;
-}
-
 int server_codec::on_url(const char* at, std::size_t n) {
-  if (!head_room(n)) return user_error(431, "request head larger than max_header_size");
-  target_.append(at, n);
+  if (n == 0) return 0;
+  // Pieces of one target are adjacent: the message's bytes stay where they are.
+  if (target_len_ == 0) target_off_ = offset_of(at);
+  target_len_ += static_cast<std::uint32_t>(n);
   return 0;
 }
 
 int server_codec::on_header_field(const char* at, std::size_t n) {
   if (n == 0) return 0;
   if (phase_ == phase::body) {
+    // A trailer field: copied (the body before it left the input).
     trailer_bytes_ += n;
-    if (trailer_bytes_ > opts_.max_header_size)
+    if (trailer_bytes_ > opts_.max_header_size || !head_room(n))
       return user_error(431, "trailer fields larger than max_header_size");
-  } else if (!head_room(n)) {
-    return user_error(431, "request head larger than max_header_size");
-  }
-  if (!in_name_) {
+    if (!in_name_) {
+      in_name_ = field_open_ = true;
+      auto off = static_cast<std::uint32_t>(head_buf_.size());
+      fields_.push_back({off, 0, off, 0});
+    }
+    head_buf_.append(at, n);
+  } else if (!in_name_) {
     in_name_ = field_open_ = true;
-    auto off = static_cast<std::uint32_t>(head_buf_.size());
+    auto off = offset_of(at);
     fields_.push_back({off, 0, off, 0});
   }
-  head_buf_.append(at, n);
   fields_.back().name_len += static_cast<std::uint32_t>(n);
   return 0;
 }
@@ -448,7 +471,9 @@ int server_codec::on_header_field_complete() {
   in_name_ = false;
   // llhttp 8.1 lets an empty field name (": x") through.
   if (!field_open_) return user_error(400, "empty header field name");
-  fields_.back().value_off = static_cast<std::uint32_t>(head_buf_.size());
+  auto& f = fields_.back();
+  // A trailer's value is appended to head_buf_; a head field's starts at its first piece.
+  f.value_off = phase_ == phase::body ? static_cast<std::uint32_t>(head_buf_.size()) : f.name_off + f.name_len;
   std::size_t count = phase_ == phase::body ? fields_.size() - trailer_start_ : fields_.size();
   if (count > opts_.max_headers) return user_error(431, "more header fields than max_headers");
   return 0;
@@ -457,15 +482,16 @@ int server_codec::on_header_field_complete() {
 int server_codec::on_header_value(const char* at, std::size_t n) {
   if (n == 0) return 0;
   if (!field_open_) return user_error(400, "empty header field name");
+  auto& f = fields_.back();
   if (phase_ == phase::body) {
     trailer_bytes_ += n;
-    if (trailer_bytes_ > opts_.max_header_size)
+    if (trailer_bytes_ > opts_.max_header_size || !head_room(n))
       return user_error(431, "trailer fields larger than max_header_size");
-  } else if (!head_room(n)) {
-    return user_error(431, "request head larger than max_header_size");
+    head_buf_.append(at, n);
+  } else if (f.value_len == 0) {
+    f.value_off = offset_of(at);
   }
-  head_buf_.append(at, n);
-  fields_.back().value_len += static_cast<std::uint32_t>(n);
+  f.value_len += static_cast<std::uint32_t>(n);
   return 0;
 }
 
@@ -474,10 +500,11 @@ int server_codec::on_header_value_complete() {
   field_open_ = false;
   auto& f = fields_.back();
   // Surrounding whitespace is not part of the value (RFC 9112 §5).
-  while (f.value_len && is_ows(head_buf_[f.value_off])) ++f.value_off, --f.value_len;
-  while (f.value_len && is_ows(head_buf_[f.value_off + f.value_len - 1])) --f.value_len;
-  std::string_view name(head_buf_.data() + f.name_off, f.name_len);
-  std::string_view value(head_buf_.data() + f.value_off, f.value_len);
+  const char* base = head_data();
+  while (f.value_len && is_ows(base[f.value_off])) ++f.value_off, --f.value_len;
+  while (f.value_len && is_ows(base[f.value_off + f.value_len - 1])) --f.value_len;
+  std::string_view name = field_name(f);
+  std::string_view value = field_value(f);
   if (!valid_field_value(value)) return user_error(400, "control character in a header value");
   if (phase_ == phase::body) return 0;  // trailers carry no framing here
 
@@ -599,6 +626,15 @@ std::size_t server_codec::decode(std::string_view in, event_sink& sink) {
   }
   static const char nothing = 0;
   std::size_t pos = 0, msg_start = 0;
+  if (phase_ == phase::head && !head_owned_) {
+    // The connection kept the partial head it was given last time: parsing goes on after it.
+    if (parsed_ > in.size()) {
+      reject(400, "request head bytes lost");
+      sink_ = nullptr;
+      return 0;
+    }
+    pos = parsed_;
+  }
   bool kick = false;  // a resumed pause may have steps left that need no byte
   while (may_parse()) {
     const std::size_t avail = in.size() - pos;
@@ -606,6 +642,7 @@ std::size_t server_codec::decode(std::string_view in, event_sink& sink) {
     kick = false;
     const bool in_head = phase_ != phase::body;
     if (phase_ == phase::idle) msg_start = pos;
+    in_base_ = in.data() + msg_start;
     std::size_t len = avail;
     // Never run far past the head limit: a huge head is refused without reading it all.
     if (in_head) len = std::min(len, opts_.max_header_size + 1 - head_bytes_);
@@ -633,7 +670,10 @@ std::size_t server_codec::decode(std::string_view in, event_sink& sink) {
       auto a = action_;
       action_ = action::none;
       bool go = true;
-      if (a == action::headers) go = handle_headers();
+      if (a == action::headers) {
+        own_head(pos - msg_start);  // the body (or what follows an upgrade) comes after it
+        go = handle_headers();
+      }
       else if (a == action::body) go = handle_body(body_piece_);
       else if (a == action::message) {
         go = !std::exchange(head_waiting_, false) || handle_headers();
@@ -647,7 +687,13 @@ std::size_t server_codec::decode(std::string_view in, event_sink& sink) {
     else reject_llhttp(err);
   }
   sink_ = nullptr;
-  return broken_ ? std::min(msg_start, pos) : pos;
+  if (broken_) return std::min(msg_start, pos);
+  if (phase_ == phase::head && !head_owned_ && !done_) {
+    // A partial head stays in the input (its fields point there): not consumed yet.
+    parsed_ = pos - msg_start;
+    return msg_start;
+  }
+  return pos;
 }
 
 // llhttp 8.1 takes a bare LF as a line end and unfolds obs-fold even in strict mode; RFC
@@ -730,7 +776,9 @@ bool server_codec::handle_headers() {
     reject(501, "CONNECT is not supported (no tunnels)");
     return false;
   }
-  for (unsigned char c : target_) {
+  const std::string_view target = this->target();
+  bool authority_in_target = false;
+  for (unsigned char c : target) {
     if (c <= 0x20 || c == 0x7f) {
       reject(400, "invalid request-target");
       return false;
@@ -739,20 +787,20 @@ bool server_codec::handle_headers() {
   // Request-target forms (RFC 9112 §3.2): origin-form for everything, absolute-form too
   // (its authority wins over Host), asterisk-form for OPTIONS only, authority-form only
   // for CONNECT, which is refused above.
-  if (target_.empty() || target_[0] != '/') {
+  if (target.empty() || target[0] != '/') {
     std::string_view authority;
-    if (target_ == "*") {
+    if (target == "*") {
       if (parser_.method != HTTP_OPTIONS) {
         reject(400, "asterisk-form target outside OPTIONS");
         return false;
       }
-    } else if (absolute_authority(target_, authority)) {
+    } else if (absolute_authority(target, authority)) {
       if (!valid_authority(authority)) {
         reject(400, "invalid authority in absolute-form target");
         return false;
       }
-      authority_in_target_ = true;
-      authority_off_ = static_cast<std::size_t>(authority.data() - target_.data());
+      authority_in_target = true;
+      authority_off_ = static_cast<std::size_t>(authority.data() - head_data());
       authority_len_ = authority.size();
     } else {
       reject(400, "invalid request-target form");
@@ -763,7 +811,7 @@ bool server_codec::handle_headers() {
     reject(400, "missing Host header");
     return false;
   }
-  if (!authority_in_target_ && host_count_) {
+  if (!authority_in_target && host_count_) {
     const auto& f = fields_[host_field_];
     authority_off_ = f.value_off;
     authority_len_ = f.value_len;
@@ -834,8 +882,8 @@ bool server_codec::handle_message() {
   put_u32(end_buf_, static_cast<std::uint32_t>(fields_.size() - trailer_start_));
   for (std::size_t i = trailer_start_; i < fields_.size(); ++i) {
     const auto& f = fields_[i];
-    put_str(end_buf_, std::string_view(head_buf_.data() + f.name_off, f.name_len));
-    put_str(end_buf_, std::string_view(head_buf_.data() + f.value_off, f.value_len));
+    put_str(end_buf_, field_name(f));
+    put_str(end_buf_, field_value(f));
   }
   if (!emitted) {
     // Trailers only travel in an end event: head, body, end.
@@ -863,8 +911,8 @@ bool server_codec::h2c_upgrade() {
   int settings_count = 0;
   for (std::size_t i = 0; i < trailer_start_; ++i) {
     const auto& f = fields_[i];
-    std::string_view n(head_buf_.data() + f.name_off, f.name_len);
-    std::string_view v(head_buf_.data() + f.value_off, f.value_len);
+    std::string_view n = field_name(f);
+    std::string_view v = field_value(f);
     if (iequals(n, "upgrade")) {
       if (any_list_item(v, [](std::string_view t) { return iequals(t, "h2c"); })) h2c = true;
     } else if (iequals(n, "http2-settings")) {
@@ -888,18 +936,17 @@ bool server_codec::h2c_upgrade() {
   for (auto it = b64.rbegin(); it != b64.rend() && *it == '='; ++it) ++pad;
   raw.resize(static_cast<std::size_t>(n) - std::min<std::size_t>(pad, static_cast<std::size_t>(n)));
   request_head r;
-  r.method = method_;
-  r.target = target_;
-  if (authority_len_)
-    r.authority.assign((authority_in_target_ ? target_ : head_buf_).data() + authority_off_, authority_len_);
+  r.method = method_name();
+  r.target = target();
+  r.authority = authority();
   for (std::size_t i = 0; i < trailer_start_; ++i) {
     const auto& f = fields_[i];
-    std::string_view n(head_buf_.data() + f.name_off, f.name_len);
+    std::string_view n = field_name(f);
     // Connection-specific fields end with HTTP/1.1 (RFC 9113 §8.2.2).
     if (iequals(n, "connection") || iequals(n, "upgrade") || iequals(n, "http2-settings") ||
         iequals(n, "keep-alive") || iequals(n, "transfer-encoding") || iequals(n, "host"))
       continue;
-    r.headers.add(ascii_lowered(n), std::string(head_buf_.data() + f.value_off, f.value_len));
+    r.headers.add(ascii_lowered(n), std::string(field_value(f)));
   }
   r.content_length = static_cast<std::int64_t>(body_buf_.size());
   r.body = body_buf_;
@@ -913,10 +960,9 @@ bool server_codec::h2c_upgrade() {
 
 bool server_codec::emit_request(bool complete) {
   request_parts p;
-  p.method = method_;
-  p.target = target_;
-  if (authority_len_)
-    p.authority = std::string_view((authority_in_target_ ? target_ : head_buf_).data() + authority_off_, authority_len_);
+  p.method = method_name();
+  p.target = target();
+  p.authority = authority();
   p.version_minor = minor_;
   p.keep_alive = keep_alive_;
   p.expect_continue = expect_continue_;
@@ -924,7 +970,7 @@ bool server_codec::emit_request(bool complete) {
   p.complete = complete;
   p.content_length = content_length_;
   if (complete) p.body = body_buf_;
-  p.field_base = head_buf_.data();
+  p.field_base = head_data();
   p.fields = fields_.data();
   p.field_count = trailer_start_;
   emitted_ = true;

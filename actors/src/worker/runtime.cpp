@@ -603,29 +603,31 @@ void worker_runtime::on_open(net::connection& c) {
   runner_.open(session_id(c.id()), c.listener(), c.remote, c.connect_ms, -1);
 }
 
-bool worker_runtime::on_event(net::connection& c, const protocols::event& typed) {
+// Only the HTTP/1 codec hands objects (its request heads). One whose turn is now is built
+// straight from the codec's views; another waits in the session's queue as bytes.
+bool worker_runtime::on_object_event(net::connection& c, const protocols::event& typed) {
   session_id s(c.id());
-  protocols::event e = typed;
-  std::string bytes;
-  if (typed.object) {
-    // Only the HTTP/1 codec hands objects (its request heads). One whose turn is now is
-    // built straight from the codec's views; another waits in the session's queue as bytes.
-    if (e.kind == static_cast<std::uint8_t>(protocols::http1::ev::request) && is_http(c.listener()) && !now_busy_ &&
-        runner_.idle_for_inline(s)) {
-      auto req = take_request();
-      req->assign_head(static_cast<const protocols::http1::request_parts&>(*typed.object));
-      req->set_origin(s, c.remote);
-      if (auto t = http_request(std::move(req), c.listener(), 0)) {
-        begin_busy();
-        bump(slot_->messages);
-        (void)runner_.run_next(s, c.listener(), e.kind, std::move(*t));
-      }
-      return !c.paused();
+  if (typed.kind == static_cast<std::uint8_t>(protocols::http1::ev::request) && is_http(c.listener()) &&
+      !now_busy_ && runner_.idle_for_inline(s)) {
+    auto req = take_request();
+    req->assign_head(static_cast<const protocols::http1::request_parts&>(*typed.object));
+    req->set_origin(s, c.remote);
+    if (auto t = http_request(std::move(req), c.listener(), 0)) {
+      begin_busy();
+      bump(slot_->messages);
+      (void)runner_.run_next(s, c.listener(), typed.kind, std::move(*t));
     }
-    typed.object->encode_to(bytes);
-    e.data = bytes;
-    e.object = nullptr;
+    return !c.paused();
   }
+  std::string bytes;
+  typed.object->encode_to(bytes);
+  return on_event(c, protocols::event{typed.kind, bytes});
+}
+
+bool worker_runtime::on_event(net::connection& c, const protocols::event& e) {
+  if (e.object) [[unlikely]]
+    return on_object_event(c, e);
+  session_id s(c.id());
   if (is_body_event(e.kind) && is_http(c.listener())) {
     http_body_event(s, e.kind, e.data);
     return !c.paused();

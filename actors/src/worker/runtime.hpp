@@ -300,6 +300,7 @@ class worker_runtime final : private handler_host,
   void on_open(net::connection& c) override;
   bool on_event(net::connection& c, const protocols::event& e) override;
   bool takes_objects() const noexcept override { return true; }
+  bool on_object_event(net::connection& c, const protocols::event& typed);
   void on_ahead(net::connection& c, std::span<const protocols::event> upcoming) override;
   void on_closed(net::connection& c, std::string_view reason) override;
   void on_drained(net::connection& c) override;

@@ -4,12 +4,14 @@
 // Bytes in -> events out:
 //   kind request: a request head, encoded (request_head::encode). When the whole body is
 //                 already here and not larger than body_chunk_size, it rides along
-//                 (complete = true) and no body/end events follow.
+//                 (complete = true) and no body/end events follow. A sink that takes
+//                 objects gets it as request_parts (event::object) instead.
 //   kind body:    the next piece of the decoded body (chunked framing removed).
 //   kind end:     the body is complete; data = the trailer fields, encoded (header_list).
 // Typed replies in -> bytes out (stream_codec::encode kinds):
 //   raw:          bytes as they are (not used by the HTTP layer)
-//   whole:        response_head::encode + body: a complete response
+//   whole:        response_head::encode + body: a complete response (or, in the same
+//                 process, a response_reply through encode_object)
 //   head:         response_head::encode: status and headers of a streamed response
 //   body:         a piece of a streamed body (chunked on the wire when the client speaks 1.1)
 //   end:          end of a streamed response; data = trailers (header_list::encode)
