@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <unordered_map>
 #include <vector>
 
@@ -606,6 +607,13 @@ class server_codec final : public stream_codec {
     return 0;
   }
 
+  // A name or value against a literal: a length test and a memcmp of known size, which the
+  // compiler inlines (string_view's == calls compare() out of line here).
+  template <std::size_t N>
+  static bool is(std::string_view s, const char (&lit)[N]) noexcept {
+    return s.size() == N - 1 && std::memcmp(s.data(), lit, N - 1) == 0;
+  }
+
   static int on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name, std::size_t namelen,
                        const std::uint8_t* value, std::size_t valuelen, std::uint8_t, void* ud) {
     auto& c = self(ud);
@@ -619,30 +627,52 @@ class server_codec final : public stream_codec {
       if (!n.empty() && n[0] != ':') s->trailers.add(std::string(n), std::string(v));
       return 0;
     }
+    // Names come lower-case (nghttp2 refuses others): compared by length first, and each
+    // value is appended to a string cleared for it (assign() costs more for short ones).
+    auto set = [](std::string& to, std::string_view from) {
+      to.clear();
+      to.append(from.data(), from.size());
+    };
     if (!n.empty() && n[0] == ':') {
-      if (n == ":method") {
-        s->req.method.assign(v);
-        s->head_method = v == "HEAD";
-      } else if (n == ":path") {
-        s->req.target.assign(v);
-      } else if (n == ":authority") {
-        s->req.authority.assign(v);
-      } else if (n == ":scheme") {
-        s->scheme.assign(v);
+      switch (n.size()) {
+        case 5:
+          if (is(n, ":path")) set(s->req.target, v);
+          break;
+        case 7:
+          if (is(n, ":method")) {
+            set(s->req.method, v);
+            s->head_method = is(v, "HEAD");
+          } else if (is(n, ":scheme")) {
+            set(s->scheme, v);
+          }
+          break;
+        case 10:
+          if (is(n, ":authority")) set(s->req.authority, v);
+          break;
+        default: break;
       }
       return 0;
     }
-    if (n == "cookie") {
-      s->cookies.emplace_back(v);
-      return 0;
+    switch (n.size()) {
+      case 4:
+        if (is(n, "host") && s->req.authority.empty()) set(s->req.authority, v);
+        break;
+      case 6:
+        if (is(n, "cookie")) {
+          s->cookies.emplace_back(v);
+          return 0;
+        }
+        if (is(n, "expect") && is(v, "100-continue")) s->req.expect_continue = true;
+        break;
+      case 14:
+        if (is(n, "content-length")) {
+          std::int64_t cl = 0;
+          auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), cl);
+          if (ec == std::errc() && p == v.data() + v.size()) s->req.content_length = cl;
+        }
+        break;
+      default: break;
     }
-    if (n == "host" && s->req.authority.empty()) s->req.authority.assign(v);
-    if (n == "content-length") {
-      std::int64_t cl = 0;
-      auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), cl);
-      if (ec == std::errc() && p == v.data() + v.size()) s->req.content_length = cl;
-    }
-    if (n == "expect" && v == "100-continue") s->req.expect_continue = true;
     h1::wire::put_str(s->fields, n);
     h1::wire::put_str(s->fields, v);
     ++s->field_count;
