@@ -102,7 +102,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     c->take_output(out);
     out.clear();
     check(c->held() <= handed);
-    check(c->outstanding() <= r.requests);
+    // Requests held back for a sink that asked to stop count already (not yet handed over).
+    if (!c->holds_events()) check(c->outstanding() <= r.requests);
     if (c->failed() || c->done()) break;
     if (n == 0 && used == 0 && !c->holds_events()) break;
   }
