@@ -170,11 +170,18 @@ constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
 class server_codec final : public stream_codec {
  public:
-  explicit server_codec(const options& o) : opts_(o) {
-    if (opts_.max_pipelined == 0) opts_.max_pipelined = 1;
-    if (opts_.body_chunk_size == 0) opts_.body_chunk_size = 1;
-    if (opts_.max_header_size == 0) opts_.max_header_size = 1;
-    ring_.resize(opts_.max_pipelined);
+  explicit server_codec(const options& o) : opts_(&o) {
+    if (o.max_pipelined == 0 || o.body_chunk_size == 0 || o.max_header_size == 0) {
+      // Zeros mean one: a copy of its own for such a codec (the listener's are never zero).
+      auto& own = rare().own_opts;
+      own = std::make_unique<options>(o);
+      if (own->max_pipelined == 0) own->max_pipelined = 1;
+      if (own->body_chunk_size == 0) own->body_chunk_size = 1;
+      if (own->max_header_size == 0) own->max_header_size = 1;
+      opts_ = own.get();
+    }
+    ring_size_ = opts_->max_pipelined;
+    if (ring_size_ > kInlineRing) rare().ring_big = std::make_unique<pending[]>(ring_size_);
     llhttp_init(&parser_, HTTP_REQUEST, &settings());
     parser_.data = this;
   }
@@ -190,16 +197,16 @@ class server_codec final : public stream_codec {
   bool encodes_while_decoding() const noexcept override { return true; }
 
   bool take_output(std::string& out) override {
-    if (output_.empty()) return false;
-    if (out.empty()) out.swap(output_);
-    else out.append(output_);
-    output_.clear();
+    if (!rare_ || rare_->output.empty()) return false;
+    if (out.empty()) out.swap(rare_->output);
+    else out.append(rare_->output);
+    rare_->output.clear();
     return true;
   }
 
   bool blocked() const noexcept override {
     if (done_) return false;
-    return broken_ || closing_ || (phase_ == phase::idle && count_ >= opts_.max_pipelined);
+    return broken_ || closing_ || (phase_ == phase::idle && count_ >= opts_->max_pipelined);
   }
   bool done() const noexcept override { return done_; }
   std::uint32_t outstanding() const noexcept override { return count_; }
@@ -209,11 +216,11 @@ class server_codec final : public stream_codec {
   deadline timeout() const noexcept override {
     if (done_ || broken_) return {};
     switch (phase_) {
-      case phase::body: return {opts_.body_timeout_ms, epoch_};
-      case phase::head: return {count_ ? 0 : opts_.header_timeout_ms, epoch_};
+      case phase::body: return {opts_->body_timeout_ms, epoch_};
+      case phase::head: return {count_ ? 0 : opts_->header_timeout_ms, epoch_};
       case phase::idle:
         if (count_ || closing_) return {};
-        return {requests_ ? opts_.keepalive_timeout_ms : opts_.header_timeout_ms, epoch_};
+        return {requests_ ? opts_->keepalive_timeout_ms : opts_->header_timeout_ms, epoch_};
     }
     return {};
   }
@@ -236,14 +243,27 @@ class server_codec final : public stream_codec {
   enum class action : std::uint8_t { none, headers, body, message };
   enum class mode : std::uint8_t { none, length, chunked, until_close };
 
-  // What encode() needs to know about each request it still has to answer.
+  // What encode() needs to know about each request it still has to answer: one byte (every
+  // idle keep-alive connection holds a ring of them).
   struct pending {
-    bool head = false;  // HEAD: no body bytes in the response
-    std::uint8_t minor = 1;
-    bool keep_alive = true;
-    bool expect = false;   // 100-continue still possible
-    bool upgrade = false;  // nothing is parsed after it; closes after its response
+    std::uint8_t head : 1 = 0;        // HEAD: no body bytes in the response
+    std::uint8_t minor : 1 = 1;       // HTTP/1.<minor>
+    std::uint8_t keep_alive : 1 = 1;
+    std::uint8_t expect : 1 = 0;      // 100-continue still possible
+    std::uint8_t upgrade : 1 = 0;     // nothing is parsed after it; closes after its response
   };
+  static pending make_pending(bool head, std::uint8_t minor, bool keep_alive, bool expect, bool upgrade) noexcept {
+    pending p;
+    p.head = head;
+    p.minor = minor & 1;
+    p.keep_alive = keep_alive;
+    p.expect = expect;
+    p.upgrade = upgrade;
+    return p;
+  }
+  // The ring is inline up to this many (max_pipelined's default, 16), else on the heap.
+  static constexpr std::uint32_t kInlineRing = 16;
+  pending* ring() noexcept { return ring_size_ > kInlineRing ? rare_->ring_big.get() : ring_small_; }
 
   using field_ref = field_span;
 
@@ -261,15 +281,18 @@ class server_codec final : public stream_codec {
   int on_message_complete();
   int user_error(int status, const char* why) {
     own_error_ = true;  // llhttp reports errors of *_complete callbacks as its own codes
-    error_status_ = status;
-    error_why_ = why;
+    rare().error_status = status;
+    rare().error_why = why;
     return HPE_USER;
   }
   // Trailer bytes are copied: a hard bound on top of the counting.
-  bool head_room(std::size_t n) const { return head_buf_.size() + n <= 2 * opts_.max_header_size + 64; }
+  bool head_room(std::size_t n) const {
+    return (rare_ ? rare_->head_buf.size() : 0) + n <= 2 * opts_->max_header_size + 64;
+  }
   // Where the message's bytes are: the input of this decode(), or the copy of a head whose
   // message goes on after it (own_head).
-  const char* head_data() const noexcept { return head_owned_ ? head_buf_.data() : in_base_; }
+  const char* head_data() const noexcept { return head_owned_ ? rare_->head_buf.data() : in_base_; }
+  std::string_view body_so_far() const noexcept { return rare_ ? std::string_view(rare_->body_buf) : std::string_view(); }
   std::uint32_t offset_of(const char* at) const noexcept {
     return static_cast<std::uint32_t>(at - in_base_);
   }
@@ -283,10 +306,10 @@ class server_codec final : public stream_codec {
   std::string_view method_name() const noexcept {
     return llhttp_method_name(static_cast<llhttp_method_t>(parser_.method));
   }
-  // The head (the first `n` bytes of the message) into head_buf_: the message goes on past
+  // The head (the first `n` bytes of the message) into rare().head_buf: the message goes on past
   // this decode(), and the input's bytes are consumed.
   void own_head(std::size_t n) {
-    head_buf_.assign(in_base_, n);
+    rare().head_buf.assign(in_base_, n);
     head_owned_ = true;
   }
 
@@ -303,7 +326,7 @@ class server_codec final : public stream_codec {
   void keep_tail(const char* p, const char* end) noexcept;
   bool may_parse() const noexcept {
     return !broken_ && !done_ && !closing_ && !stop_ &&
-           !(phase_ == phase::idle && count_ >= opts_.max_pipelined);
+           !(phase_ == phase::idle && count_ >= opts_->max_pipelined);
   }
   void reject(int status, const char* why);
   void reject_llhttp(llhttp_errno_t err);
@@ -313,18 +336,18 @@ class server_codec final : public stream_codec {
   void write_head(std::string& out, const response_view& r, bool streamed, std::size_t body);
   void write_whole(std::string& out, const response_view& r, std::string_view body);
   void finish_response(std::string& out);
-  pending& front() { return ring_[ring_head_]; }
+  pending& front() { return ring()[ring_head_]; }
   void push(const pending& p) {
-    ring_[(ring_head_ + count_) % ring_.size()] = p;
+    ring()[(ring_head_ + count_) % ring_size_] = p;
     ++count_;
   }
   void pop_front() {
-    ring_head_ = (ring_head_ + 1) % ring_.size();
+    ring_head_ = (ring_head_ + 1) % ring_size_;
     --count_;
     resp_started_ = false;
   }
 
-  options opts_;
+  const options* opts_;  // the listener's (make_server_codec: they outlive the codec)
   llhttp_t parser_{};
   event_sink* sink_ = nullptr;
 
@@ -332,27 +355,25 @@ class server_codec final : public stream_codec {
   phase phase_ = phase::idle;
   action action_ = action::none;
   bool head_waiting_ = false;  // a bodiless request's head, handled at its message's end
-  std::string_view body_piece_;  // set by on_body when it pauses
-  std::string head_buf_;  // a head that outlives its input (own_head), then trailer fields
-  const char* in_base_ = nullptr;  // the current message's first byte in decode()'s input
   bool head_owned_ = false;
-  std::size_t parsed_ = 0;  // bytes of a partial head already parsed, kept by the connection
-  std::uint32_t target_off_ = 0, target_len_ = 0;
-  std::vector<field_ref> fields_;
-  std::size_t trailer_start_ = 0;  // fields_ index where trailer fields begin
   bool in_name_ = false;
   bool field_open_ = false;  // a field name arrived and its value is not complete yet
-  std::uint32_t cl_count_ = 0, te_count_ = 0, host_count_ = 0;
+  std::string_view body_piece_;  // set by on_body when it pauses
+  const char* in_base_ = nullptr;  // the current message's first byte in decode()'s input
+  std::uint32_t parsed_ = 0;  // bytes of a partial head already parsed, kept by the connection
+  std::uint32_t target_off_ = 0, target_len_ = 0;
+  std::vector<field_ref> fields_;
+  std::uint32_t trailer_start_ = 0;  // fields_ index where trailer fields begin
+  std::uint8_t cl_count_ = 0, te_count_ = 0, host_count_ = 0;  // never past 2: the second is refused
   std::uint32_t host_field_ = 0;
   bool expect_100_ = false;
   bool keep_alive_ = true, upgrade_ = false, chunked_ = false, expect_continue_ = false;
   bool conn_close_ = false;  // a Connection header lists `close`
   std::uint8_t minor_ = 1;
   std::int64_t content_length_ = -1;
-  std::size_t authority_off_ = 0, authority_len_ = 0;  // from the message start, like fields
-  std::size_t head_bytes_ = 0, trailer_bytes_ = 0;
+  std::uint32_t authority_off_ = 0, authority_len_ = 0;  // from the message start, like fields
+  std::uint32_t head_bytes_ = 0, trailer_bytes_ = 0;
   std::uint64_t body_total_ = 0;
-  std::string body_buf_;  // body kept until it is complete or exceeds body_chunk_size
   bool emitted_ = false;  // the request event of this message went out
   bool streaming_ = false;
   bool own_error_ = false;
@@ -361,19 +382,32 @@ class server_codec final : public stream_codec {
   char line_tail_[16];
   std::uint8_t tail_len_ = 0;
   bool line_done_ = false;
-  int error_status_ = 400;
-  const char* error_why_ = "bad request";
 
-  // Events the sink refused to take yet (body bytes, then maybe an end event).
-  std::string deferred_;
-  std::size_t deferred_off_ = 0;
-  bool deferred_end_ = false;
+  // What few connections ever need, allocated on first use: an idle keep-alive connection
+  // holds none of it.
+  struct rare_state {
+    std::string deferred;  // body bytes the sink refused so far, handed out from `off`
+    std::size_t off = 0;
+    bool end = false;      // an end event waits behind them
+    std::string end_buf;   // the end event's trailers
+    std::string output;    // the codec's own responses (errors, a 101)
+    std::string head_buf;  // a head that outlives its input (own_head), then trailer fields
+    std::string body_buf;  // body kept until it is complete or exceeds body_chunk_size
+    std::unique_ptr<options> own_opts;    // options with zeros made ones (constructor)
+    std::unique_ptr<pending[]> ring_big;  // the ring beyond kInlineRing requests
+    int error_status = 400;               // user_error(): what a callback refused, and why
+    const char* error_why = "bad request";
+  };
+  std::unique_ptr<rare_state> rare_;
+  rare_state& rare() {
+    if (!rare_) rare_ = std::make_unique<rare_state>();
+    return *rare_;
+  }
 
-  std::string end_buf_;
-  std::string output_;
 
   // Requests emitted and not answered, oldest first.
-  std::vector<pending> ring_;
+  pending ring_small_[kInlineRing];
+  std::uint32_t ring_size_ = 1;
   std::uint32_t ring_head_ = 0, count_ = 0;
   std::uint64_t requests_ = 0;  // request heads seen (max_requests_per_connection)
   bool resp_started_ = false;   // the oldest request's response has started (out::head)
@@ -420,11 +454,13 @@ int server_codec::on_message_begin() {
   phase_ = phase::head;
   ++epoch_;  // the header timeout runs from the first byte of the head
   target_off_ = target_len_ = 0;
-  head_buf_.clear();
+  if (rare_) {
+    rare_->head_buf.clear();
+    rare_->body_buf.clear();
+  }
   head_owned_ = false;
   fields_.clear();
   conn_close_ = false;
-  body_buf_.clear();
   trailer_start_ = 0;
   in_name_ = field_open_ = false;
   cl_count_ = te_count_ = host_count_ = 0;
@@ -450,14 +486,14 @@ int server_codec::on_header_field(const char* at, std::size_t n) {
   if (phase_ == phase::body) {
     // A trailer field: copied (the body before it left the input).
     trailer_bytes_ += n;
-    if (trailer_bytes_ > opts_.max_header_size || !head_room(n))
+    if (trailer_bytes_ > opts_->max_header_size || !head_room(n))
       return user_error(431, "trailer fields larger than max_header_size");
     if (!in_name_) {
       in_name_ = field_open_ = true;
-      auto off = static_cast<std::uint32_t>(head_buf_.size());
+      auto off = static_cast<std::uint32_t>(rare().head_buf.size());
       fields_.push_back({off, 0, off, 0});
     }
-    head_buf_.append(at, n);
+    rare().head_buf.append(at, n);
   } else if (!in_name_) {
     in_name_ = field_open_ = true;
     auto off = offset_of(at);
@@ -472,10 +508,10 @@ int server_codec::on_header_field_complete() {
   // llhttp 8.1 lets an empty field name (": x") through.
   if (!field_open_) return user_error(400, "empty header field name");
   auto& f = fields_.back();
-  // A trailer's value is appended to head_buf_; a head field's starts at its first piece.
-  f.value_off = phase_ == phase::body ? static_cast<std::uint32_t>(head_buf_.size()) : f.name_off + f.name_len;
+  // A trailer's value is appended to the head's copy; a head field's starts at its first piece.
+  f.value_off = phase_ == phase::body ? static_cast<std::uint32_t>(rare().head_buf.size()) : f.name_off + f.name_len;
   std::size_t count = phase_ == phase::body ? fields_.size() - trailer_start_ : fields_.size();
-  if (count > opts_.max_headers) return user_error(431, "more header fields than max_headers");
+  if (count > opts_->max_headers) return user_error(431, "more header fields than max_headers");
   return 0;
 }
 
@@ -485,9 +521,9 @@ int server_codec::on_header_value(const char* at, std::size_t n) {
   auto& f = fields_.back();
   if (phase_ == phase::body) {
     trailer_bytes_ += n;
-    if (trailer_bytes_ > opts_.max_header_size || !head_room(n))
+    if (trailer_bytes_ > opts_->max_header_size || !head_room(n))
       return user_error(431, "trailer fields larger than max_header_size");
-    head_buf_.append(at, n);
+    rare().head_buf.append(at, n);
   } else if (f.value_len == 0) {
     f.value_off = offset_of(at);
   }
@@ -587,9 +623,9 @@ int server_codec::on_body(const char* at, std::size_t n) {
   if (n == 0) return 0;
   ++epoch_;  // body progress restarts the body timeout
   body_total_ += n;
-  if (body_total_ > opts_.max_body_size) return user_error(413, "body larger than max_body_size");
-  if (!streaming_ && body_buf_.size() + n <= opts_.body_chunk_size) {
-    body_buf_.append(at, n);
+  if (body_total_ > opts_->max_body_size) return user_error(413, "body larger than max_body_size");
+  if (!streaming_ && body_so_far().size() + n <= opts_->body_chunk_size) {
+    rare().body_buf.append(at, n);
     return 0;
   }
   body_piece_ = std::string_view(at, n);
@@ -606,13 +642,13 @@ int server_codec::on_message_complete() {
 
 std::size_t server_codec::decode(std::string_view in, event_sink& sink) {
   if (broken_ || done_) return 0;
-  if (!preface_checked_ && opts_.h2c) {
+  if (!preface_checked_ && opts_->h2c) {
     // h2c with prior knowledge (RFC 9113 §3.3): the connection starts with the client
     // preface. An HTTP/1 request never starts with "PRI * HTTP/2.0", so a prefix of it waits.
     const auto n = std::min(in.size(), http2::kPreface.size());
     if (in.substr(0, n) == http2::kPreface.substr(0, n)) {
       if (n < http2::kPreface.size()) return 0;
-      successor_ = http2::make_server_codec(*opts_.h2c);
+      successor_ = http2::make_server_codec(*opts_->h2c);
       done_ = true;
       return 0;
     }
@@ -645,7 +681,7 @@ std::size_t server_codec::decode(std::string_view in, event_sink& sink) {
     in_base_ = in.data() + msg_start;
     std::size_t len = avail;
     // Never run far past the head limit: a huge head is refused without reading it all.
-    if (in_head) len = std::min(len, opts_.max_header_size + 1 - head_bytes_);
+    if (in_head) len = std::min(len, opts_->max_header_size + 1 - head_bytes_);
     const char* base = avail ? in.data() + pos : &nothing;
     auto err = llhttp_execute(&parser_, base, len);
     std::size_t used = len;
@@ -660,7 +696,7 @@ std::size_t server_codec::decode(std::string_view in, event_sink& sink) {
     }
     pos += used;
     if (err == HPE_OK) {
-      if (phase_ == phase::head && head_bytes_ > opts_.max_header_size)
+      if (phase_ == phase::head && head_bytes_ > opts_->max_header_size)
         reject(431, "request head larger than max_header_size");
       continue;
     }
@@ -683,7 +719,7 @@ std::size_t server_codec::decode(std::string_view in, event_sink& sink) {
       continue;
     }
     if (err == HPE_PAUSED_UPGRADE) break;  // closing_ is set: the rest is not HTTP/1
-    if (own_error_) reject(error_status_, error_why_);
+    if (own_error_) reject(rare().error_status, rare().error_why);
     else reject_llhttp(err);
   }
   sink_ = nullptr;
@@ -756,7 +792,7 @@ void server_codec::keep_tail(const char* p, const char* end) noexcept {
 }
 
 bool server_codec::handle_headers() {
-  if (head_bytes_ > opts_.max_header_size) {
+  if (head_bytes_ > opts_->max_header_size) {
     reject(431, "request head larger than max_header_size");
     return false;
   }
@@ -816,7 +852,7 @@ bool server_codec::handle_headers() {
     authority_off_ = f.value_off;
     authority_len_ = f.value_len;
   }
-  if (content_length_ > 0 && static_cast<std::uint64_t>(content_length_) > opts_.max_body_size) {
+  if (content_length_ > 0 && static_cast<std::uint64_t>(content_length_) > opts_->max_body_size) {
     reject(413, "Content-Length above max_body_size");
     return false;
   }
@@ -826,12 +862,12 @@ bool server_codec::handle_headers() {
   expect_continue_ = expect_100_ && minor_ == 1 && (chunked_ || content_length_ > 0);
   ++requests_;
   if (upgrade_ ||
-      (opts_.max_requests_per_connection && requests_ >= opts_.max_requests_per_connection))
+      (opts_->max_requests_per_connection && requests_ >= opts_->max_requests_per_connection))
     keep_alive_ = false;
   // Stream from the head on when the body will not ride along anyway, or the client waits
   // for 100 Continue before it sends it.
   if (expect_continue_ ||
-      (content_length_ > 0 && static_cast<std::uint64_t>(content_length_) > opts_.body_chunk_size)) {
+      (content_length_ > 0 && static_cast<std::uint64_t>(content_length_) > opts_->body_chunk_size)) {
     streaming_ = true;
     return emit_request(false);
   }
@@ -843,18 +879,19 @@ bool server_codec::handle_body(std::string_view piece) {
     // The buffered body outgrew body_chunk_size: the head goes, then what was buffered.
     streaming_ = true;
     if (!emit_request(false)) {
-      deferred_.append(body_buf_);
-      deferred_.append(piece);
-      body_buf_.clear();
+      auto& r = rare();
+      r.deferred.append(r.body_buf);
+      r.deferred.append(piece);
+      r.body_buf.clear();
       return false;
     }
-    bool ok = emit_body(body_buf_);
+    bool ok = emit_body(body_so_far());
     if (!ok) {
-      deferred_.append(piece);
-      body_buf_.clear();
+      rare().deferred.append(piece);
+      rare().body_buf.clear();
       return false;
     }
-    body_buf_.clear();
+    if (rare_) rare_->body_buf.clear();
   }
   return emit_body(piece);
 }
@@ -872,30 +909,32 @@ bool server_codec::handle_message() {
   // Whatever happens next (an error before the next head begins) is not this request's.
   const bool emitted = emitted_;
   emitted_ = false;
-  if (!emitted && !trailers && upgrade_ && opts_.h2c && count_ == 0 && h2c_upgrade()) return false;
+  if (!emitted && !trailers && upgrade_ && opts_->h2c && count_ == 0 && h2c_upgrade()) return false;
   if (!emitted && !trailers) {
     bool go = emit_request(true);
     emitted_ = false;
     return go;
   }
-  end_buf_.clear();
-  put_u32(end_buf_, static_cast<std::uint32_t>(fields_.size() - trailer_start_));
+  auto& end_buf = rare().end_buf;
+  end_buf.clear();
+  put_u32(end_buf, static_cast<std::uint32_t>(fields_.size() - trailer_start_));
   for (std::size_t i = trailer_start_; i < fields_.size(); ++i) {
     const auto& f = fields_[i];
-    put_str(end_buf_, field_name(f));
-    put_str(end_buf_, field_value(f));
+    put_str(end_buf, field_name(f));
+    put_str(end_buf, field_value(f));
   }
   if (!emitted) {
     // Trailers only travel in an end event: head, body, end.
     bool go = emit_request(false);
     emitted_ = false;
     if (!go) {
-      deferred_.append(body_buf_);
-      deferred_end_ = true;
+      auto& r = rare();
+      r.deferred.append(r.body_buf);
+      rare().end = true;
       return false;
     }
-    if (!emit_body(body_buf_)) {
-      deferred_end_ = true;
+    if (!emit_body(body_so_far())) {
+      rare().end = true;
       return false;
     }
   }
@@ -948,11 +987,11 @@ bool server_codec::h2c_upgrade() {
       continue;
     r.headers.add(ascii_lowered(n), std::string(field_value(f)));
   }
-  r.content_length = static_cast<std::int64_t>(body_buf_.size());
-  r.body = body_buf_;
-  auto next = http2::make_upgrade_codec(*opts_.h2c, raw, r, parser_.method == HTTP_HEAD);
+  r.content_length = static_cast<std::int64_t>(body_so_far().size());
+  r.body = body_so_far();
+  auto next = http2::make_upgrade_codec(*opts_->h2c, raw, r, parser_.method == HTTP_HEAD);
   if (!next) return false;
-  output_.append("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n");
+  rare().output.append("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n");
   successor_ = std::move(next);
   done_ = true;
   return true;
@@ -969,12 +1008,12 @@ bool server_codec::emit_request(bool complete) {
   p.chunked = chunked_;
   p.complete = complete;
   p.content_length = content_length_;
-  if (complete) p.body = body_buf_;
+  if (complete) p.body = body_so_far();
   p.field_base = head_data();
   p.fields = fields_.data();
   p.field_count = trailer_start_;
   emitted_ = true;
-  push({parser_.method == HTTP_HEAD, minor_, keep_alive_, expect_continue_, upgrade_});
+  push(make_pending(parser_.method == HTTP_HEAD, minor_, keep_alive_, expect_continue_, upgrade_));
   if (sink_->takes_objects()) return sink_->on_event({static_cast<std::uint8_t>(ev::request), {}, &p});
   // One encode buffer per thread, not per connection: the event is valid only during the
   // sink call, and an idle connection should not keep a request-sized buffer.
@@ -984,13 +1023,13 @@ bool server_codec::emit_request(bool complete) {
   return sink_->on_event({static_cast<std::uint8_t>(ev::request), event_buf});
 }
 
-// Body pieces of at most body_chunk_size; what the sink refuses waits in deferred_.
+// Body pieces of at most body_chunk_size; what the sink refuses waits in rare().deferred.
 bool server_codec::emit_body(std::string_view data) {
   while (!data.empty()) {
-    auto piece = data.substr(0, opts_.body_chunk_size);
+    auto piece = data.substr(0, opts_->body_chunk_size);
     data.remove_prefix(piece.size());
     if (!sink_->on_event({static_cast<std::uint8_t>(ev::body), piece})) {
-      deferred_.append(data);
+      rare().deferred.append(data);
       return false;
     }
   }
@@ -998,19 +1037,21 @@ bool server_codec::emit_body(std::string_view data) {
 }
 
 bool server_codec::emit_end() {
-  return sink_->on_event({static_cast<std::uint8_t>(ev::end), end_buf_});
+  return sink_->on_event({static_cast<std::uint8_t>(ev::end), rare().end_buf});
 }
 
 bool server_codec::flush_deferred() {
-  while (deferred_off_ < deferred_.size()) {
-    auto piece = std::string_view(deferred_).substr(deferred_off_, opts_.body_chunk_size);
-    deferred_off_ += piece.size();
+  if (!rare_) return true;
+  auto& r = *rare_;
+  while (r.off < r.deferred.size()) {
+    auto piece = std::string_view(r.deferred).substr(r.off, opts_->body_chunk_size);
+    r.off += piece.size();
     if (!sink_->on_event({static_cast<std::uint8_t>(ev::body), piece})) return false;
   }
-  deferred_.clear();
-  deferred_off_ = 0;
-  if (deferred_end_) {
-    deferred_end_ = false;
+  r.deferred.clear();
+  r.off = 0;
+  if (r.end) {
+    r.end = false;
     if (!emit_end()) return false;
   }
   return true;
@@ -1032,7 +1073,7 @@ void server_codec::reject(int status, const char* why) {
     }
   }
   if (count_ == 0) {
-    write_error(output_, status);
+    write_error(rare().output, status);
     done_ = true;
     fail({status, error_category()}, why);
   } else {
@@ -1066,9 +1107,9 @@ void server_codec::write_error(std::string& out, int status) const {
   out.push_back(' ');
   out.append(reason);
   out.append("\r\n");
-  if (!opts_.server_name.empty()) {
+  if (!opts_->server_name.empty()) {
     out.append("Server: ");
-    out.append(opts_.server_name);
+    out.append(opts_->server_name);
     out.append("\r\n");
   }
   out.append("Date: ");
@@ -1150,7 +1191,7 @@ void server_codec::write_head(std::string& out, const response_view& r, bool str
   if (r.list)
     for (const auto& f : r.list->items) fields_room += f.name.size() + f.value.size() + 4;
   const std::size_t at = out.size();
-  out.resize(at + fields_room + reason.size() + opts_.server_name.size() + 176);
+  out.resize(at + fields_room + reason.size() + opts_->server_name.size() + 176);
   head_writer h{out.data() + at};
   if (st < 600 && (r.reason.empty() || reason.data() != r.reason.data())) {
     h.put(standard_status_line(st));
@@ -1197,7 +1238,7 @@ void server_codec::write_head(std::string& out, const response_view& r, bool str
   // The codec dates what it sends (RFC 9110 §6.6.1), unless the handler did.
   if (!has_server || !has_date) {
     std::size_t server_part = 0;
-    auto lines = server_and_date(opts_.server_name, server_part);
+    auto lines = server_and_date(opts_->server_name, server_part);
     if (has_server) lines.remove_prefix(server_part);
     else if (has_date) lines = lines.substr(0, server_part);
     h.put(lines);
@@ -1252,7 +1293,7 @@ void server_codec::encode(std::uint8_t kind, std::string_view data, std::string&
     case out::raw: wire.append(data); return;
     case out::ws_accept: {
       // Only the oldest request, only an upgrade, only before any response to it.
-      if (resp_started_ || !count_ || !front().upgrade || data.size() < 3 || !opts_.websocket) return;
+      if (resp_started_ || !count_ || !front().upgrade || data.size() < 3 || !opts_->websocket) return;
       auto flags = static_cast<std::uint8_t>(data[0]);
       websocket::deflate_params with;
       with.server_no_context_takeover = (flags & 2) != 0;
@@ -1262,7 +1303,7 @@ void server_codec::encode(std::uint8_t kind, std::string_view data, std::string&
       wire.append(data.substr(3));
       pop_front();
       ++epoch_;
-      successor_ = std::make_unique<websocket::codec>(opts_.websocket, (flags & 1) != 0, with);
+      successor_ = std::make_unique<websocket::codec>(opts_->websocket, (flags & 1) != 0, with);
       done_ = true;  // HTTP ends here; the successor reads what follows
       return;
     }

@@ -18,6 +18,9 @@
 //   (d) nginx (/usr/sbin/nginx or $NGINX, one process, `return 200`)   = the HTTP reference
 //   (e) swactor run, base mode, 1 worker, http:// listener, module http_hello
 //   (f) swactor run, process mode, 1 reactor thread, 1 worker
+// Slow clients (http_partial_*): every connection sends the first part of a request head
+// (`GET /some/path?q=1 HTTP/1.1\r\nHost: x\r\nUser-Agent: slo`) and nothing more; the
+// listener's header_timeout is raised so that none expires during the measurement.
 // nginx's count is its open descriptors, like (a). A server that is missing or does not start
 // (no http_hello yet) is reported as skipped.
 //
@@ -128,6 +131,13 @@ bool http_exchange(int fd) {
     if (n <= 0) return false;
     in.append(buf, static_cast<std::size_t>(n));
   }
+}
+
+// A slow client: the first part of a request head, nothing more (the server keeps it until
+// the rest comes or header_timeout passes).
+bool send_partial_head(int fd) {
+  static constexpr char part[] = "GET /some/path?q=1 HTTP/1.1\r\nHost: x\r\nUser-Agent: slo";
+  return ::write(fd, part, sizeof part - 1) == static_cast<ssize_t>(sizeof part - 1);
 }
 
 bool http_probe(int port) {
@@ -242,6 +252,7 @@ struct server {
   std::unique_ptr<child> proc;
   int port = 0;
   bool http = false;  // each connection makes one keep-alive request, then idles
+  bool partial_head = false;  // http: each connection sends a head's first part, then idles
   std::optional<ws_offer> ws;  // each connection upgrades and echoes one message, then idles
   std::function<int()> connections;  // -1 when it cannot tell
   bool counts_exactly = false;       // swactor's stats; the reference's descriptor count may lag
@@ -287,7 +298,7 @@ std::optional<server> start_reference(const std::string& echo, const fs::path& d
 std::optional<server> start_swactor(const std::string& swactor, const fs::path& dir, const std::string& name,
                                     const std::string& server_keys, int max_conns, std::string& why_not,
                                     bool http = false, std::optional<ws_offer> ws = std::nullopt,
-                                    const std::string& ws_options = "") {
+                                    const std::string& ws_options = "", const std::string& listen_keys = "") {
   server s;
   s.name = name;
   s.http = http;
@@ -302,7 +313,7 @@ std::optional<server> start_swactor(const std::string& swactor, const fs::path& 
                      << "\"\nadmin_socket = \"" << (dir / (name + ".sock")).string()
                      << "\"\n\n[[listen]]\nurl = \"" << scheme << "://127.0.0.1:" << s.port
                      << "\"\nmodule = \"" << module << "\"\nbacklog = 4096\nmax_connections = "
-                     << max_conns << "\n" << (http ? "\n[modules.hello]\ntype = \"http_hello\"\n" : "")
+                     << max_conns << "\n" << listen_keys << (http ? "\n[modules.hello]\ntype = \"http_hello\"\n" : "")
                      << (ws ? "websocket = { " + ws_options + " }\n" : "");
   s.proc = std::make_unique<child>(std::vector<std::string>{swactor, "run", cfg.string()}, dir, name);
   s.counts_exactly = true;
@@ -400,7 +411,7 @@ std::optional<measurement> measure(server& s, int n) {
     int fd = connect_one(s.port);
     if (fd < 0) return fail("warm-up connect failed");
     fds.push_back(fd);
-    if (s.http && !http_exchange(fd)) return fail("warm-up request failed");
+    if (s.http && !(s.partial_head ? send_partial_head(fd) : http_exchange(fd))) return fail("warm-up request failed");
     if (s.ws && !ws_exchange(fd, *s.ws)) return fail("warm-up WebSocket exchange failed");
   }
   if (!wait_for_count(s, static_cast<int>(fds.size()), 20s)) return fail("warm-up connections not reported");
@@ -418,7 +429,7 @@ std::optional<measurement> measure(server& s, int n) {
       return fail("connect failed");
     }
     fds.push_back(fd);
-    if (s.http && !http_exchange(fd)) {
+    if (s.http && !(s.partial_head ? send_partial_head(fd) : http_exchange(fd))) {
       std::fprintf(stderr, "bench_idle_rss: %s: request on connection %d failed\n", s.name.c_str(), i);
       return fail("request failed");
     }
@@ -542,6 +553,32 @@ int main() {
     }
     rep.add({v.metric, m->bytes_per_conn, "B/conn",
              http_ref ? std::optional<double>(http_ref->bytes_per_conn) : std::nullopt, "nginx", std::nullopt});
+  }
+
+  // Slow clients: connections that sent part of a head (HTTP keeps it unconsumed until the
+  // head is complete; such a connection must cost what it sent, not a read buffer).
+  for (const auto& v : std::vector<variant>{
+           {"http_partial_base_1", "RSS per connection with a partial HTTP head: base, 1 worker",
+            "mode = \"base\"\nworkers = 1\n"},
+           {"http_partial_process_1r_1w", "RSS per connection with a partial HTTP head: process, 1 reactor, 1 worker",
+            "mode = \"process\"\nworkers = 1\nreactor_threads = 1\n"}}) {
+    if (!wanted(v.name)) continue;
+    std::string why;
+    auto s = start_swactor(swactor, dir, v.name, v.keys, n + 1000, why, true, std::nullopt, "",
+                           "header_timeout = \"300s\"\n");
+    std::optional<measurement> m;
+    if (s) {
+      s->partial_head = true;
+      m = measure(*s, n);
+    } else {
+      std::printf("  %s: skipped: %s\n", v.name.c_str(), why.c_str());
+    }
+    if (!m) {
+      rep.add({v.metric + (s ? " (failed)" : " (skipped: did not start)"), 0, "B/conn", std::nullopt, "", std::nullopt});
+      if (s) status = 1;
+      continue;
+    }
+    rep.add({v.metric, m->bytes_per_conn, "B/conn", std::nullopt, "", std::nullopt});
   }
 
   // WebSocket: idle upgraded connections after one message each (see the top of this file).

@@ -21,6 +21,9 @@ namespace {
 constexpr int kReadsPerWakeup = 4;
 // Unconsumed input grows by at least this much per read (a partial frame).
 constexpr std::size_t kMinAppend = 16 * 1024;
+// A partial frame up to this size takes reads into the loop's buffer, appended after; a
+// larger one is read into in place.
+constexpr std::size_t kReadAfterAbove = 4 * 1024;
 // A drained partial-frame buffer up to this capacity is kept (a small frame's tail); a
 // larger one is freed, so an idle connection does not keep it.
 constexpr std::size_t kKeepPending = 96;
@@ -122,9 +125,11 @@ void connection::consume(std::string_view input, bool input_is_pending) {
 void connection::read_ready() {
   for (int round = 0; round < kReadsPerWakeup; ++round) {
     if (closed_ || paused_ || waiting_read_) return;
-    // A connection with a partial frame reads after it; any other reads into the loop's
-    // buffer and keeps nothing once its codec consumed everything.
-    const bool own = !pending_.empty();
+    // A connection with a large partial frame reads after it; any other reads into the
+    // loop's buffer and keeps nothing once its codec consumed everything, or appends what
+    // came to its small partial frame (an HTTP head in pieces): such a connection (a slow
+    // client, maybe many) holds a buffer the size of its bytes, not of a read.
+    const bool own = pending_.size() >= kReadAfterAbove;
     char* dst;
     std::size_t cap;
     std::size_t old = pending_.size();
@@ -152,6 +157,9 @@ void connection::read_ready() {
       received_ = true;
       // Every caller (on_readable, the posted continuation, resume, start) holds a reference.
       if (own) {
+        consume(pending_, true);
+      } else if (!pending_.empty()) {
+        pending_.append(dst, n);
         consume(pending_, true);
       } else {
         consume(std::string_view(dst, n), false);

@@ -198,7 +198,9 @@ struct options {
   std::shared_ptr<const http2::options> h2c;
 };
 
-// The codec for one connection.
+// The codec for one connection. It keeps a pointer to `opts` (a listener's options live as
+// long as the process; every connection holding a copy cost 128 bytes each): `opts` must
+// outlive the codec.
 std::unique_ptr<stream_codec> make_server_codec(const options& opts);
 
 }  // namespace swactor::protocols::http1
