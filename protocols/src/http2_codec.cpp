@@ -395,6 +395,48 @@ class server_codec final : public stream_codec {
     return !stopped_;
   }
 
+  // A sink that takes objects gets the head as views: the fields are s.fields (their wire
+  // form, the Cookie fields joined at its end), pointed at by spans_.
+  bool emit_request_object(stream& s, const std::string& joined) {
+    if (!backlog_.empty() || stopped_ || !sink_ || !sink_->takes_objects() || !s.req.headers.items.empty())
+      return false;
+    if (!s.cookies.empty()) {
+      h1::wire::put_str(s.fields, "cookie");
+      h1::wire::put_str(s.fields, joined);
+      ++s.field_count;
+    }
+    spans_.clear();
+    h1::wire::reader rd{s.fields};
+    for (std::uint32_t i = 0; i < s.field_count; ++i) {
+      std::string_view n, v;
+      if (!rd.str(n) || !rd.str(v)) break;
+      spans_.push_back({static_cast<std::uint32_t>(n.data() - s.fields.data()), static_cast<std::uint32_t>(n.size()),
+                        static_cast<std::uint32_t>(v.data() - s.fields.data()), static_cast<std::uint32_t>(v.size())});
+    }
+    const auto& r = s.req;
+    request_object obj;
+    obj.stream = static_cast<std::uint32_t>(s.id);
+    auto& p = obj.head;
+    p.method = r.method;
+    p.target = r.target;
+    p.authority = r.authority;
+    p.version_minor = r.version_minor;
+    p.keep_alive = r.keep_alive;
+    p.expect_continue = r.expect_continue;
+    p.chunked = r.chunked;
+    p.complete = r.complete;
+    p.content_length = r.content_length;
+    p.body = r.body;
+    p.field_base = s.fields.data();
+    p.fields = spans_.data();
+    p.field_count = spans_.size();
+    s.emitted = true;
+    s.counted = true;
+    ++outstanding_;
+    if (!sink_->on_event({static_cast<std::uint8_t>(ev::request), {}, &obj})) stopped_ = true;
+    return true;
+  }
+
   void emit_request(stream& s, bool complete) {
     namespace w = h1::wire;
     s.req.complete = complete;
@@ -402,6 +444,14 @@ class server_codec final : public stream_codec {
     for (auto& c : s.cookies) {
       if (!joined.empty()) joined += "; ";
       joined += c;
+    }
+    if (emit_request_object(s, joined)) {
+      s.cookies.clear();
+      s.fields.clear();
+      s.field_count = 0;
+      s.req.body.clear();
+      s.req.body.shrink_to_fit();
+      return;
     }
     // request_head's wire form (http1_wire.hpp), written from what the stream gathered.
     thread_local std::string payload;
@@ -824,6 +874,7 @@ class server_codec final : public stream_codec {
   // submit_head()'s scratch, kept between responses (nghttp2 copies the fields it is given).
   std::vector<std::string> head_names_;
   std::vector<nghttp2_nv> head_nva_;
+  std::vector<h1::field_span> spans_;  // emit_request_object()'s scratch
   struct held_event {
     std::uint8_t kind;
     std::string data;

@@ -31,8 +31,18 @@ struct collected {
 struct sink final : swactor::protocols::event_sink {
   std::vector<collected> events;
   std::size_t take = SIZE_MAX;  // refuse after this many (look-ahead bound)
+  bool objects = false;         // takes requests in typed form (their bytes are recorded)
+  std::size_t typed = 0;
+  bool takes_objects() const noexcept override { return objects; }
   bool on_event(const event& e) override {
+    std::string bytes;
     std::string_view d = e.data;
+    if (e.object) {
+      CHECK(e.data.empty());
+      e.object->encode_to(bytes);
+      d = bytes;
+      ++typed;
+    }
     std::uint32_t id = 0;
     REQUIRE(h2::take_stream(d, id));
     events.push_back({e.kind, id, std::string(d)});
@@ -242,6 +252,35 @@ TEST_CASE("http2 codec: fields keep their order and the split Cookie fields are 
   const std::vector<std::pair<std::string, std::string>> want = {
       {"x-a", "1"}, {"x-b", "two"}, {"x-long", std::string(300, 'v')}, {"cookie", "a=1; b=2"}};
   CHECK(got == want);
+}
+
+TEST_CASE("http2 codec: a sink that takes objects gets request heads whose bytes are the event's", "[http2]") {
+  auto run = [](bool objects) {
+    h2::options o;
+    auto codec = h2::make_server_codec(o);
+    client cl;
+    cl.submit("GET", "/a?b=1", {}, false, {{"cookie", "a=1"}, {"x-b", "two"}, {"cookie", "b=2"}});
+    cl.submit("POST", "/p", "small body");
+    cl.submit("GET", "/plain");
+    sink s;
+    s.objects = objects;
+    pump(cl, *codec, s, SIZE_MAX);
+    return s;
+  };
+  auto bytes = run(false);
+  auto typed = run(true);
+  CHECK(bytes.typed == 0);
+  CHECK(typed.typed == 3);
+  REQUIRE(typed.events.size() == bytes.events.size());
+  for (std::size_t i = 0; i < bytes.events.size(); ++i) {
+    CHECK(typed.events[i].kind == bytes.events[i].kind);
+    CHECK(typed.events[i].stream == bytes.events[i].stream);
+    CHECK(typed.events[i].payload == bytes.events[i].payload);
+  }
+  h1::request_head head;
+  REQUIRE(head.decode(typed.events[0].payload));
+  CHECK(*head.headers.find("cookie") == "a=1; b=2");
+  CHECK(head.version_minor == 2);
 }
 
 TEST_CASE("http2 codec: a GET and a POST, answered out of order, split at every byte", "[http2]") {

@@ -607,6 +607,20 @@ void worker_runtime::on_open(net::connection& c) {
 // straight from the codec's views; another waits in the session's queue as bytes.
 bool worker_runtime::on_object_event(net::connection& c, const protocols::event& typed) {
   session_id s(c.id());
+  if (typed.kind == static_cast<std::uint8_t>(protocols::http2::ev::request) && is_http(c.listener())) {
+    // An HTTP/2 stream runs beside its siblings (see on_event): routed at once, always.
+    const auto& o = static_cast<const protocols::http2::request_object&>(*typed.object);
+    if (o.stream == 0) {
+      log::warning("session {}: HTTP/2 request event without a stream from the codec; closing", s);
+      (void)c.close(true);
+      return false;
+    }
+    auto req = take_request();
+    req->assign_head(o.head);
+    req->set_origin(s, c.remote);
+    (void)http_request(std::move(req), c.listener(), o.stream);
+    return !c.paused();
+  }
   if (typed.kind == static_cast<std::uint8_t>(protocols::http1::ev::request) && is_http(c.listener()) &&
       !now_busy_ && runner_.idle_for_inline(s)) {
     auto req = take_request();

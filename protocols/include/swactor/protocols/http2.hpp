@@ -87,4 +87,16 @@ std::unique_ptr<stream_codec> make_upgrade_codec(const options& opts, std::strin
 void put_stream(std::string& out, std::uint32_t stream);
 bool take_stream(std::string_view& in, std::uint32_t& stream);
 
+// An ev::request in typed form (event::object), for a sink that takes objects: the stream
+// and its request head as views into the codec's buffers (valid during the sink call).
+// encode_to() writes the event's bytes: the stream, then the head's wire form.
+struct request_object final : event_object {
+  std::uint32_t stream = 0;
+  http1::request_parts head;
+  void encode_to(std::string& out) const override {
+    put_stream(out, stream);
+    head.encode_to(out);
+  }
+};
+
 }  // namespace swactor::protocols::http2
