@@ -413,3 +413,42 @@ TEST_CASE("connection: a large read is decoded from the loop's buffer, only the 
   CHECK(fx.sink.events.back() == "0:partial\n");
   CHECK(c->buffered_input() == 0);
 }
+
+TEST_CASE("connection: a typed reply behind a reply kept as bytes is framed for its own request", "[connection]") {
+  // Two pipelined requests answered inline in one decode(): the first (HEAD) with a streamed
+  // head, body and end (kept as bytes until decode() returns), the second (GET) with a whole
+  // response in typed form. Each must be framed for its own request: no body after the HEAD's
+  // head, the GET's body after its own.
+  fixture fx;
+  fx.app.listen[0].url = "http://127.0.0.1:1";
+  fx.app.listen[0].endpoint = parse_listen_url(fx.app.listen[0].url);
+  fx.host = std::make_unique<net::conn_host>(fx.io, fx.app, *fx.state, fx.state->procs[0].conns, fx.sink);
+  namespace h1 = protocols::http1;
+  int n = 0;
+  fx.sink.on_event_hook = [&](net::connection& c, const protocols::event& e) {
+    if (e.kind != static_cast<std::uint8_t>(h1::ev::request)) return true;
+    h1::response_head r;
+    r.headers.add("Date", "Sun, 06 Dec 2026 20:00:00 GMT");
+    if (++n == 1) {
+      r.content_length = 5;
+      CHECK_FALSE(c.send(r.encode(), static_cast<std::uint8_t>(h1::out::head)));
+      CHECK_FALSE(c.send("xxxxx", static_cast<std::uint8_t>(h1::out::body)));
+      CHECK_FALSE(c.send(h1::header_list{}.encode(), static_cast<std::uint8_t>(h1::out::end)));
+    } else {
+      CHECK_FALSE(c.send_object(h1::response_reply(r, "second"), static_cast<std::uint8_t>(h1::out::whole)));
+    }
+    return true;
+  };
+  auto p = std::make_shared<memory_pipe>();
+  auto c = fx.connect(p);
+  test::peer_send(fx.io, *p, "HEAD /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n");
+  fx.run();
+  REQUIRE(n == 2);
+  const auto& w = p->written;
+  const auto second = w.find("HTTP/1.1 200", 1);
+  REQUIRE(second != std::string::npos);
+  CHECK(w.substr(0, second).find("xxxxx") == std::string::npos);  // HEAD: no body bytes
+  CHECK(w.substr(0, second).find("Content-Length: 5\r\n") != std::string::npos);
+  CHECK(w.substr(second).find("Content-Length: 6\r\n") != std::string::npos);
+  CHECK(w.substr(w.size() - 6) == "second");
+}

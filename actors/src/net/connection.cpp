@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include <asio/post.hpp>
@@ -436,9 +437,13 @@ std::error_code connection::send_object(const protocols::reply_object& r, std::u
     const std::size_t waiting = queued + deferred.data.size();
     if (waiting + size > out_limit_ && waiting > 0) return server_errc::output_buffer_full;
     std::string wire;
-    if (codec_->encodes_while_decoding()) {
+    // Only behind replies that are framed already: a reply kept as bytes (a streamed head, a
+    // file) is framed when decode() returns, and the codec frames for its oldest request.
+    const bool framed_so_far = std::all_of(deferred.replies.begin(), deferred.replies.end(),
+                                           [](const auto& d) { return d.kind == protocols::kind_framed; });
+    if (framed_so_far && codec_->encodes_while_decoding()) {
       // Encoded now, queued with the other replies of this decode() as bytes the codec has
-      // framed already (raw): one write for a pipelined batch, in order.
+      // framed already: one write for a pipelined batch, in order.
       std::string* buf = host_.take_encode_buffer();
       if (!buf) buf = &wire;
       buf->clear();
