@@ -211,6 +211,11 @@ class server_codec final : public stream_codec {
   bool done() const noexcept override { return done_; }
   std::uint32_t outstanding() const noexcept override { return count_; }
   bool mid_message() const noexcept override { return phase_ == phase::body && !broken_ && !done_; }
+  // Body pieces (and an end) the sink refused wait here: the connection decodes again when
+  // the sink resumes it, even when no byte comes any more (the client sent everything).
+  bool holds_events() const noexcept override {
+    return (kick_next_ || (rare_ && (rare_->off < rare_->deferred.size() || rare_->end))) && !broken_ && !done_;
+  }
   std::unique_ptr<stream_codec> take_successor() override { return std::move(successor_); }
 
   deadline timeout() const noexcept override {
@@ -355,6 +360,7 @@ class server_codec final : public stream_codec {
   phase phase_ = phase::idle;
   action action_ = action::none;
   bool head_waiting_ = false;  // a bodiless request's head, handled at its message's end
+  bool kick_next_ = false;     // decode() stopped after a pause: llhttp has steps to take
   bool head_owned_ = false;
   bool in_name_ = false;
   bool field_open_ = false;  // a field name arrived and its value is not complete yet
@@ -671,7 +677,9 @@ std::size_t server_codec::decode(std::string_view in, event_sink& sink) {
     }
     pos = parsed_;
   }
-  bool kick = false;  // a resumed pause may have steps left that need no byte
+  // A resumed pause may have steps left that need no byte (the end of a body that ended
+  // with the piece the sink stopped at): also when the last decode() stopped right there.
+  bool kick = std::exchange(kick_next_, false);
   while (may_parse()) {
     const std::size_t avail = in.size() - pos;
     if (avail == 0 && !kick) break;
@@ -723,6 +731,7 @@ std::size_t server_codec::decode(std::string_view in, event_sink& sink) {
     else reject_llhttp(err);
   }
   sink_ = nullptr;
+  kick_next_ = kick && stop_ && !broken_ && !done_;
   if (broken_) return std::min(msg_start, pos);
   if (phase_ == phase::head && !head_owned_ && !done_) {
     // A partial head stays in the input (its fields point there): not consumed yet.

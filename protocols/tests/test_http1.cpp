@@ -719,6 +719,30 @@ TEST_CASE("http1: limits 431 and 413", "[http1]") {
   CHECK(status_of(out) == 431);
 }
 
+TEST_CASE("http1: body pieces a sink refused are handed out later without new input", "[http1]") {
+  // The whole request in one read, the sink stops after the head and the first body piece:
+  // the rest of the body waits in the codec (holds_events), and a decode() with no new byte
+  // hands it out (the client may have nothing more to send).
+  codec_fixture f;
+  const std::string body(100000, 'b');
+  const std::string wire = "POST /u HTTP/1.1\r\nHost: h\r\nContent-Length: 100000\r\n\r\n" + body;
+  f.sink.budget = 2;
+  CHECK(f.feed(wire) == wire.size());
+  REQUIRE(f.sink.events.size() == 2);
+  CHECK(f.c->holds_events());
+  f.sink.budget = SIZE_MAX;
+  CHECK(f.feed("") == 0);
+  CHECK_FALSE(f.c->holds_events());
+  std::string got;
+  bool ended = false;
+  for (auto& [kind, data] : f.sink.events) {
+    if (kind == std::uint8_t(ev::body)) got += data;
+    if (kind == std::uint8_t(ev::end)) ended = true;
+  }
+  CHECK(got == body);
+  CHECK(ended);
+}
+
 TEST_CASE("http1: max_pipelined blocks and resumes after encode", "[http1]") {
   options o;
   o.max_pipelined = 2;
