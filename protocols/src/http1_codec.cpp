@@ -939,7 +939,7 @@ bool server_codec::handle_message() {
     if (!go) {
       auto& r = rare();
       r.deferred.append(r.body_buf);
-      rare().end = true;
+      r.end = true;
       return false;
     }
     if (!emit_body(body_so_far())) {
@@ -1109,21 +1109,48 @@ void server_codec::reject_llhttp(llhttp_errno_t err) {
 
 // -- encode ---------------------------------------------------------------------------------
 
+namespace {
+
+// "HTTP/1.1 200 OK\r\n" for every status from 100 to 599 with its standard phrase, built
+// once: the status line is one copy instead of five pieces.
+std::string_view standard_status_line(int status) noexcept {
+  static const auto lines = [] {
+    std::array<std::string, 500> t;
+    for (int st = 100; st < 600; ++st)
+      t[static_cast<std::size_t>(st - 100)] =
+          "HTTP/1.1 " + std::to_string(st) + " " + std::string(reason_phrase(st)) + "\r\n";
+    return t;
+  }();
+  return lines[static_cast<std::size_t>(status - 100)];
+}
+
+// "Server: NAME\r\nDate: DATE\r\n" (no Server line for an empty name), kept per thread and
+// rebuilt when the second or the name changes; `server_part` is the Server line's length.
+inline std::string_view server_and_date(std::string_view name, std::size_t& server_part) {
+  thread_local std::string block, last_name;
+  thread_local std::size_t server_len = 0;
+  thread_local char last_date[kHttpDateSize] = {};
+  const auto date = http_date_now();
+  if (name != last_name || std::memcmp(date.data(), last_date, kHttpDateSize) != 0 || block.empty()) {
+    last_name.assign(name);
+    std::memcpy(last_date, date.data(), kHttpDateSize);
+    block.clear();
+    if (!name.empty()) block.append("Server: ").append(name).append("\r\n");
+    server_len = block.size();
+    block.append("Date: ").append(date).append("\r\n");
+  }
+  server_part = server_len;
+  return block;
+}
+
+}  // namespace
+
 void server_codec::write_error(std::string& out, int status) const {
   auto reason = reason_phrase(status);
-  out.append("HTTP/1.1 ");
-  append_uint(out, static_cast<std::uint64_t>(status));
-  out.push_back(' ');
-  out.append(reason);
-  out.append("\r\n");
-  if (!opts_->server_name.empty()) {
-    out.append("Server: ");
-    out.append(opts_->server_name);
-    out.append("\r\n");
-  }
-  out.append("Date: ");
-  out.append(http_date_now());
-  out.append("\r\nContent-Type: text/plain\r\nContent-Length: ");
+  out.append(standard_status_line(status));  // the codec's own statuses: 400 to 505
+  std::size_t server_part = 0;
+  out.append(server_and_date(opts_->server_name, server_part));
+  out.append("Content-Type: text/plain\r\nContent-Length: ");
   append_uint(out, reason.size() + 1);
   out.append("\r\nConnection: close\r\n\r\n");
   out.append(reason);
@@ -1149,41 +1176,6 @@ struct head_writer {
 
 }  // namespace
 
-namespace {
-
-// "HTTP/1.1 200 OK\r\n" for every status from 100 to 599 with its standard phrase, built
-// once: the status line is one copy instead of five pieces.
-std::string_view standard_status_line(int status) noexcept {
-  static const auto lines = [] {
-    std::array<std::string, 500> t;
-    for (int st = 100; st < 600; ++st)
-      t[static_cast<std::size_t>(st - 100)] =
-          "HTTP/1.1 " + std::to_string(st) + " " + std::string(reason_phrase(st)) + "\r\n";
-    return t;
-  }();
-  return lines[static_cast<std::size_t>(status - 100)];
-}
-
-// "Server: NAME\r\nDate: DATE\r\n" (no Server line for an empty name), kept per thread and
-// rebuilt when the second or the name changes; `server_part` is the Server line's length.
-std::string_view server_and_date(std::string_view name, std::size_t& server_part) {
-  thread_local std::string block, last_name;
-  thread_local std::size_t server_len = 0;
-  thread_local char last_date[kHttpDateSize] = {};
-  const auto date = http_date_now();
-  if (name != last_name || std::memcmp(date.data(), last_date, kHttpDateSize) != 0 || block.empty()) {
-    last_name.assign(name);
-    std::memcpy(last_date, date.data(), kHttpDateSize);
-    block.clear();
-    if (!name.empty()) block.append("Server: ").append(name).append("\r\n");
-    server_len = block.size();
-    block.append("Date: ").append(date).append("\r\n");
-  }
-  server_part = server_len;
-  return block;
-}
-
-}  // namespace
 
 void server_codec::write_head(std::string& out, const response_view& r, bool streamed,
                               std::size_t body) {
@@ -1423,9 +1415,8 @@ void server_codec::abandon(std::string& out) {
     response_head h;
     h.status = 502;
     h.headers.add("Content-Type", "text/plain; charset=utf-8");
-    auto wire = h.encode();
-    wire.append("Bad Gateway: the worker handling this request went away\n");
-    encode(static_cast<std::uint8_t>(out::whole), wire, out);
+    encode_object(static_cast<std::uint8_t>(out::whole),
+                  response_reply(h, "Bad Gateway: the worker handling this request went away\n"), out);
     return;
   }
   if (!resp_started_) write_error(out, 502);

@@ -92,33 +92,24 @@ void request_parts::encode_to(std::string& out) const {
               });
 }
 
-namespace {
-// clear() + append(): std::string::assign goes through _M_replace, which handles aliasing and
-// costs several times more for the short strings of a head.
-void set(std::string& s, std::string_view v) {
-  s.clear();
-  s.append(v.data(), v.size());
-}
-}  // namespace
-
 void request_head::assign(const request_parts& p) {
-  set(method, p.method);
-  set(target, p.target);
-  set(authority, p.authority);
+  replace_with(method, p.method);
+  replace_with(target, p.target);
+  replace_with(authority, p.authority);
   version_minor = p.version_minor;
   headers.items.clear();
   headers.items.reserve(p.field_count);
   for (std::size_t i = 0; i < p.field_count; ++i) {
     auto& h = headers.items.emplace_back();
-    set(h.name, p.name(p.fields[i]));
-    set(h.value, p.value(p.fields[i]));
+    replace_with(h.name, p.name(p.fields[i]));
+    replace_with(h.value, p.value(p.fields[i]));
   }
   keep_alive = p.keep_alive;
   expect_continue = p.expect_continue;
   chunked = p.chunked;
   complete = p.complete;
   content_length = p.content_length;
-  set(body, p.body);
+  replace_with(body, p.body);
 }
 
 std::string_view request_head::peek_target(std::string_view in) noexcept {

@@ -396,7 +396,9 @@ class server_codec final : public stream_codec {
   }
 
   // A sink that takes objects gets the head as views: the fields are s.fields (their wire
-  // form, the Cookie fields joined at its end), pointed at by spans_.
+  // form, the Cookie fields joined at its end), pointed at by spans_. False: the event goes
+  // as bytes (the sink takes none, it is held back, or it is an h2c upgrade's request, whose
+  // fields are HTTP/1's).
   bool emit_request_object(stream& s, const std::string& joined) {
     if (!backlog_.empty() || stopped_ || !sink_ || !sink_->takes_objects() || !s.req.headers.items.empty())
       return false;
@@ -430,30 +432,32 @@ class server_codec final : public stream_codec {
     p.field_base = s.fields.data();
     p.fields = spans_.data();
     p.field_count = spans_.size();
-    s.emitted = true;
-    s.counted = true;
-    ++outstanding_;
     if (!sink_->on_event({static_cast<std::uint8_t>(ev::request), {}, &obj})) stopped_ = true;
     return true;
   }
 
   void emit_request(stream& s, bool complete) {
-    namespace w = h1::wire;
     s.req.complete = complete;
     std::string joined;  // the Cookie fields, one field again
     for (auto& c : s.cookies) {
       if (!joined.empty()) joined += "; ";
       joined += c;
     }
-    if (emit_request_object(s, joined)) {
-      s.cookies.clear();
-      s.fields.clear();
-      s.field_count = 0;
-      s.req.body.clear();
-      s.req.body.shrink_to_fit();
-      return;
-    }
-    // request_head's wire form (http1_wire.hpp), written from what the stream gathered.
+    // Counted before the sink sees it (a handler may answer at once).
+    s.emitted = true;
+    s.counted = true;
+    ++outstanding_;
+    if (!emit_request_object(s, joined)) emit_request_bytes(s, joined);
+    s.cookies.clear();
+    s.fields.clear();
+    s.field_count = 0;
+    s.req.body.clear();
+    s.req.body.shrink_to_fit();
+  }
+
+  // request_head's wire form (http1_wire.hpp), written from what the stream gathered.
+  void emit_request_bytes(const stream& s, const std::string& joined) {
+    namespace w = h1::wire;
     thread_local std::string payload;
     payload.clear();
     const auto& r = s.req;
@@ -476,15 +480,7 @@ class server_codec final : public stream_codec {
                        pw.str(joined);
                      }
                    });
-    s.cookies.clear();
-    s.fields.clear();
-    s.field_count = 0;
-    s.emitted = true;
-    s.counted = true;
-    ++outstanding_;
     emit(ev::request, s.id, payload);
-    s.req.body.clear();
-    s.req.body.shrink_to_fit();
   }
 
   void emit_body(stream& s, std::string_view data) {
@@ -677,27 +673,22 @@ class server_codec final : public stream_codec {
       if (!n.empty() && n[0] != ':') s->trailers.add(std::string(n), std::string(v));
       return 0;
     }
-    // Names come lower-case (nghttp2 refuses others): compared by length first, and each
-    // value is appended to a string cleared for it (assign() costs more for short ones).
-    auto set = [](std::string& to, std::string_view from) {
-      to.clear();
-      to.append(from.data(), from.size());
-    };
+    // Names come lower-case (nghttp2 refuses others): compared by length first.
     if (!n.empty() && n[0] == ':') {
       switch (n.size()) {
         case 5:
-          if (is(n, ":path")) set(s->req.target, v);
+          if (is(n, ":path")) replace_with(s->req.target, v);
           break;
         case 7:
           if (is(n, ":method")) {
-            set(s->req.method, v);
+            replace_with(s->req.method, v);
             s->head_method = is(v, "HEAD");
           } else if (is(n, ":scheme")) {
-            set(s->scheme, v);
+            replace_with(s->scheme, v);
           }
           break;
         case 10:
-          if (is(n, ":authority")) set(s->req.authority, v);
+          if (is(n, ":authority")) replace_with(s->req.authority, v);
           break;
         default: break;
       }
@@ -705,7 +696,7 @@ class server_codec final : public stream_codec {
     }
     switch (n.size()) {
       case 4:
-        if (is(n, "host") && s->req.authority.empty()) set(s->req.authority, v);
+        if (is(n, "host") && s->req.authority.empty()) replace_with(s->req.authority, v);
         break;
       case 6:
         if (is(n, "cookie")) {

@@ -123,9 +123,12 @@ int form_error_status(std::error_code ec) noexcept {
   return 500;
 }
 
-request::~request() {
+request::~request() { remove_temp_files(); }
+
+void request::remove_temp_files() noexcept {
   for (auto& f : files_)
     if (!f.temp_path.empty()) ::unlink(f.temp_path.c_str());
+  files_.clear();
 }
 
 swactor::task<std::error_code> request::read_form(upload_observer* observer, duration timeout) {

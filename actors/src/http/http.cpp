@@ -143,9 +143,7 @@ void request::assign_head(const h1::request_parts& parts) {
 }
 
 void request::clear_for_reuse() {
-  for (auto& f : files_)
-    if (!f.temp_path.empty()) ::unlink(f.temp_path.c_str());
-  files_.clear();
+  if (!files_.empty()) remove_temp_files();
   session_ = {};
   remote_.clear();
   local_.reset();
@@ -193,8 +191,7 @@ void request::split_target() {
   // Most paths have nothing to decode and no dot segment: taken as they are.
   if (!raw_path.empty() && raw_path[0] == '/' && raw_path.find('%') == std::string_view::npos &&
       raw_path.find("/.") == std::string_view::npos) {
-    path_.clear();
-    path_.append(raw_path.data(), raw_path.size());  // not assign(): see request_head::assign
+    protocols::replace_with(path_, raw_path);
     return;
   }
   std::string decoded;

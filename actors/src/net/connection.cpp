@@ -394,6 +394,25 @@ void connection::check_drained() {
 
 // -- writing --------------------------------------------------------------------------------
 
+// Replies made inside decode() wait in the loop's buffer until it returns (see send()). These
+// run per reply: inline, and `queued` is the caller's queued_bytes().
+inline std::error_code connection::room_to_keep(std::size_t queued, std::size_t size) {
+  const std::size_t waiting = queued + host_.deferred_replies().data.size();
+  return waiting + size > out_limit_ && waiting > 0 ? make_error_code(server_errc::output_buffer_full)
+                                                    : std::error_code();
+}
+
+inline void connection::keep_reply(std::uint8_t kind, std::string_view data) {
+  auto& kept = host_.deferred_replies();
+  kept.replies.push_back({kind, kept.data.size(), data.size()});
+  kept.data.append(data);
+}
+
+inline bool connection::only_framed_kept() {
+  const auto& kept = host_.deferred_replies().replies;
+  return std::all_of(kept.begin(), kept.end(), [](const auto& d) { return d.kind == protocols::kind_framed; });
+}
+
 std::error_code connection::send(std::string_view data, std::uint8_t kind, bool force) {
   if (closed_ || close_requested_ || close_after_decode_) return server_errc::session_not_found;
   if (kind == protocols::kind_consumed) return consumed(data);
@@ -407,11 +426,8 @@ std::error_code connection::send(std::string_view data, std::uint8_t kind, bool 
     // A handler that answered inline, from inside decode(): the codec is not re-entered;
     // the reply is encoded as soon as decode() returns (raw bytes after it wait with it, so
     // they stay in order).
-    auto& deferred = host_.deferred_replies();
-    const std::size_t waiting = queued + deferred.data.size();
-    if (waiting + data.size() > out_limit_ && waiting > 0) return server_errc::output_buffer_full;
-    deferred.replies.push_back({kind, deferred.data.size(), data.size()});
-    deferred.data.append(data);
+    if (auto ec = room_to_keep(queued, data.size())) return ec;
+    keep_reply(kind, data);
     return {};
   }
   if (kind == protocols::kind_file) {
@@ -428,47 +444,31 @@ std::error_code connection::send(std::string_view data, std::uint8_t kind, bool 
 }
 
 std::error_code connection::send_object(const protocols::reply_object& r, std::uint8_t kind) {
+  // Inside decode() the codec writes it at once only if it may, and only behind replies that
+  // are framed already: one kept as bytes (a streamed head, a file) is framed when decode()
+  // returns, for the oldest request. Otherwise it goes as bytes, kept like any reply.
+  if (decoding_ && !(codec_->encodes_while_decoding() && only_framed_kept()))
+    return send(protocols::reply_wire(r).view(), kind);
   if (closed_ || close_requested_ || close_after_decode_) return server_errc::session_not_found;
   const std::size_t size = r.wire_size();
   const std::size_t queued = queued_bytes();
   if (queued > 0 && queued + size > out_limit_) return server_errc::output_buffer_full;
-  if (decoding_) {
-    auto& deferred = host_.deferred_replies();
-    const std::size_t waiting = queued + deferred.data.size();
-    if (waiting + size > out_limit_ && waiting > 0) return server_errc::output_buffer_full;
-    std::string wire;
-    // Only behind replies that are framed already: a reply kept as bytes (a streamed head, a
-    // file) is framed when decode() returns, and the codec frames for its oldest request.
-    const bool framed_so_far = std::all_of(deferred.replies.begin(), deferred.replies.end(),
-                                           [](const auto& d) { return d.kind == protocols::kind_framed; });
-    if (framed_so_far && codec_->encodes_while_decoding()) {
-      // Encoded now, queued with the other replies of this decode() as bytes the codec has
-      // framed already: one write for a pipelined batch, in order.
-      std::string* buf = host_.take_encode_buffer();
-      if (!buf) buf = &wire;
-      buf->clear();
-      codec_->encode_object(kind, r, *buf);
-      deferred.replies.push_back({protocols::kind_framed, deferred.data.size(), buf->size()});
-      deferred.data.append(*buf);
-      if (buf != &wire) host_.return_encode_buffer();
-      return {};
-    }
-    r.encode_to(wire);
-    deferred.replies.push_back({kind, deferred.data.size(), wire.size()});
-    deferred.data.append(wire);
-    return {};
+  if (!decoding_) {
+    auto ec = encode_now(kind, {}, &r);
+    deliver_held_events();
+    after_codec();  // last: it may close the connection (see send())
+    return ec;
   }
+  if (auto ec = room_to_keep(queued, size)) return ec;
+  // Framed now, kept with the other replies of this decode(): one write for a batch.
   std::string local;
   std::string* wire = host_.take_encode_buffer();
   if (!wire) wire = &local;
   wire->clear();
   codec_->encode_object(kind, r, *wire);
-  codec_->take_output(*wire);
-  auto ec = queue_bytes(*wire, true);
+  keep_reply(protocols::kind_framed, *wire);
   if (wire != &local) host_.return_encode_buffer();
-  deliver_held_events();
-  after_codec();  // last: it may close the connection (see send())
-  return ec;
+  return {};
 }
 
 std::error_code connection::consumed(std::string_view data) {
@@ -480,21 +480,25 @@ std::error_code connection::consumed(std::string_view data) {
   return {};
 }
 
-std::error_code connection::encode_now(std::uint8_t kind, std::string_view data) {
+std::error_code connection::encode_now(std::uint8_t kind, std::string_view data, const protocols::reply_object* obj) {
   // The loop's encode buffer (no allocation per reply); a local one if this is re-entered
   // (a close inside queue_bytes() can run another connection's handler, which may send).
   std::string local;
   std::string* wire = host_.take_encode_buffer();
   if (!wire) wire = &local;
   wire->clear();
-  encode_into(kind, data, *wire);
+  encode_into(kind, data, *wire, obj);
   auto ec = queue_bytes(*wire, true);  // send() checked the limit before the codec ran
   if (wire != &local) host_.return_encode_buffer();
   return ec;
 }
 
-void connection::encode_into(std::uint8_t kind, std::string_view data, std::string& wire) {
-  codec_->encode(kind, data, wire);
+void connection::encode_into(std::uint8_t kind, std::string_view data, std::string& wire,
+                             const protocols::reply_object* obj) {
+  if (obj)
+    codec_->encode_object(kind, *obj, wire);
+  else
+    codec_->encode(kind, data, wire);
   codec_->take_output(wire);  // e.g. an error response the codec held until this reply went out
   if (auto next = codec_->take_successor()) {
     // An accepted upgrade: what follows on this connection is the new protocol's. Safe to

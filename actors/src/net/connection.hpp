@@ -161,11 +161,20 @@ class connection final : public io_owner,
   // (the connection closed: a write error or a file shorter than announced).
   enum class file_step : std::uint8_t { done, blocked, yielded, ended };
   file_step write_front_file();
-  std::error_code encode_now(std::uint8_t kind, std::string_view data);
+  // Encodes one reply (bytes, or `obj` when set) and queues it.
+  std::error_code encode_now(std::uint8_t kind, std::string_view data, const protocols::reply_object* obj = nullptr);
   // A kind_consumed note: the codec opens its peer's window; not a reply, never refused.
   std::error_code consumed(std::string_view data);
-  // Encodes one reply (and what the codec adds) onto `wire`, swapping in a successor codec.
-  void encode_into(std::uint8_t kind, std::string_view data, std::string& wire);
+  // Encodes one reply (bytes, or `obj` when set; and what the codec adds) onto `wire`,
+  // swapping in a successor codec.
+  void encode_into(std::uint8_t kind, std::string_view data, std::string& wire,
+                   const protocols::reply_object* obj = nullptr);
+  // Replies made inside decode() wait in the loop's buffer until it returns: room for `size`
+  // more beside `queued` (the output limit counts them), keeping one, whether all kept are
+  // framed.
+  std::error_code room_to_keep(std::size_t queued, std::size_t size);
+  void keep_reply(std::uint8_t kind, std::string_view data);
+  bool only_framed_kept();
   void finish(bool aborted, std::string_view reason, bool reset = false);
   // After the codec ran or encoded: close when the protocol is done, stop reading while it
   // is blocked (or failed with replies still owed), read again when it unblocks.

@@ -417,116 +417,122 @@ std::optional<task<void>> worker_runtime::http_event(std::uint8_t kind, session_
   return std::nullopt;
 }
 
-std::optional<task<void>> worker_runtime::http_request(std::unique_ptr<http::request> req, int listener,
-                                                        std::uint32_t h2_stream) {
-      const auto& lc = app_.listen[static_cast<std::size_t>(listener)];
-      const session_id s = req->session();
-      const bool open = port_->is_open(s);
-      http_exchange x;
-      x.req = std::move(req);
-      x.req->set_address_lookup(this);
-      if (auto* ct = x.req->header("content-type"); ct && protocols::multipart::is_form_data(*ct)) {
-        http::form_options fo;
-        fo.upload_tmp_dir = lc.upload_tmp_dir;
-        fo.upload_memory_size = lc.upload_memory_size;
-        fo.max_parts = static_cast<std::size_t>(lc.multipart_max_parts);
-        fo.max_part_size = lc.multipart_max_part_size;
-        fo.max_field_size = lc.multipart_max_field_size;
-        fo.max_header_size = static_cast<std::size_t>(lc.max_header_size);
-        x.req->set_form_options(std::move(fo));
+std::optional<task<void>> worker_runtime::http_request(std::unique_ptr<http::request> req,
+                                                       int listener, std::uint32_t h2_stream) {
+  const auto& lc = app_.listen[static_cast<std::size_t>(listener)];
+  const session_id s = req->session();
+  const bool open = port_->is_open(s);
+  http_exchange x;
+  x.req = std::move(req);
+  x.req->set_address_lookup(this);
+  if (auto* ct = x.req->header("content-type"); ct && protocols::multipart::is_form_data(*ct)) {
+    http::form_options fo;
+    fo.upload_tmp_dir = lc.upload_tmp_dir;
+    fo.upload_memory_size = lc.upload_memory_size;
+    fo.max_parts = static_cast<std::size_t>(lc.multipart_max_parts);
+    fo.max_part_size = lc.multipart_max_part_size;
+    fo.max_field_size = lc.multipart_max_field_size;
+    fo.max_header_size = static_cast<std::size_t>(lc.max_header_size);
+    x.req->set_form_options(std::move(fo));
+  }
+  const auto& path = x.req->path();
+  if (path.find('\0') != std::string::npos) {
+    x.status = 400;
+    x.reason = "NUL in the decoded path";
+  } else {
+    auto r = match_route(lc, path, x.req->method());
+    x.module = r.module;
+    x.route = r.route;
+    x.status = r.status;
+    x.allow = std::move(r.allow);
+  }
+  if (x.status == 0 && lc.compression_options.inflate_requests)
+    request_coding(*x.req, x.inflate, x.status, x.reason);
+  if (x.status == 0 && http_in_flight_ >= lc.max_concurrency) x.status = 503;
+  x.body_timeout = lc.body_timeout.count() > 0 ? std::chrono::milliseconds(lc.body_timeout)
+                                               : std::chrono::milliseconds(std::chrono::hours(24));
+  if (x.status == 0 && x.route >= 0)
+    x.stream = lc.routes[static_cast<std::size_t>(x.route)].stream_body;
+  x.h2_stream = h2_stream;
+  if (h2_stream) {
+    auto& st = http_pipes_[s];
+    st.h2_taken = std::max(st.h2_taken, h2_stream);
+    // A whole request needs no pipe; one made for it by an early reset goes.
+    if (x.req->head().complete) st.streams.erase(h2_stream);
+  }
+  if (!x.req->head().complete) {
+    // The body follows (body/end events go straight to this request's pipe).
+    auto& st = http_pipes_[s];
+    std::shared_ptr<body_pipe> pipe;
+    if (h2_stream) {
+      auto& p = st.streams[h2_stream];
+      if (!p) {
+        p = std::make_shared<body_pipe>(*this, s);
+        p->stream = h2_stream;
       }
-      const auto& path = x.req->path();
-      if (path.find('\0') != std::string::npos) {
-        x.status = 400;
-        x.reason = "NUL in the decoded path";
-      } else {
-        auto r = match_route(lc, path, x.req->method());
-        x.module = r.module;
-        x.route = r.route;
-        x.status = r.status;
-        x.allow = std::move(r.allow);
-      }
-      if (x.status == 0 && lc.compression_options.inflate_requests) request_coding(*x.req, x.inflate, x.status, x.reason);
-      if (x.status == 0 && http_in_flight_ >= lc.max_concurrency) x.status = 503;
-      x.body_timeout = lc.body_timeout.count() > 0 ? std::chrono::milliseconds(lc.body_timeout)
-                                                   : std::chrono::milliseconds(std::chrono::hours(24));
-      if (x.status == 0 && x.route >= 0) x.stream = lc.routes[static_cast<std::size_t>(x.route)].stream_body;
-      x.h2_stream = h2_stream;
-      if (h2_stream) {
-        auto& st = http_pipes_[s];
-        st.h2_taken = std::max(st.h2_taken, h2_stream);
-        // A whole request needs no pipe; one made for it by an early reset goes.
-        if (x.req->head().complete) st.streams.erase(h2_stream);
-      }
-      if (!x.req->head().complete) {
-        // The body follows (body/end events go straight to this request's pipe).
-        auto& st = http_pipes_[s];
-        std::shared_ptr<body_pipe> pipe;
-        if (h2_stream) {
-          auto& p = st.streams[h2_stream];
-          if (!p) {
-            p = std::make_shared<body_pipe>(*this, s);
-            p->stream = h2_stream;
-          }
+      pipe = p;
+      if (pipe->ended || pipe->gone) st.streams.erase(h2_stream);
+    } else {
+      for (auto& p : st.pipes)
+        if (!p->taken) {
           pipe = p;
-          if (pipe->ended || pipe->gone) st.streams.erase(h2_stream);
-        } else {
-          for (auto& p : st.pipes)
-            if (!p->taken) {
-              pipe = p;
-              break;
-            }
+          break;
         }
-        if (!pipe) {
-          pipe = std::make_shared<body_pipe>(*this, s);
-          st.pipes.push_back(pipe);
-        }
-        pipe->taken = true;
-        if (!open) pipe->gone = true;  // closed before its head got here
-        // What is already here arrived before the request was taken: keep it.
-        x.pipe = pipe;
-        if (x.status != 0) {
-          pipe->drop();
-        } else if (x.req->head().expect_continue) {
-          // Ask for the body only when a handler will read it: now for whole bodies, at
-          // the first read_body() for streamed ones.
-          if (x.stream)
-            pipe->continue_owed = true;
-          else
-            (void)send_reply(*port_, s, h2_stream, static_cast<std::uint8_t>(h1::out::continue_100), {});
-        }
-        while (!st.pipes.empty() && st.pipes.front()->taken && st.pipes.front()->ended) st.pipes.pop_front();
-      }
-      x.listener = listener;
-      if (x.status == 0 && h2_stream == 0 && lc.websocket.enabled && x.module >= 0 &&
-          modules_[static_cast<std::size_t>(x.module)]->websocket() && x.req->header("upgrade") &&
-          protocols::websocket::is_upgrade_request({x.req->method(), 1, *x.req->header("upgrade"), {}, {}, {}, {}, {}}))
-        return serve_ws_handshake(std::move(x));
-      // A whole request for a module that answers without waiting: answered right here, no
-      // coroutine (runner and serve_http alike).
-      if (x.status == 0 && x.module >= 0 && !x.pipe && x.inflate == cz::coding::identity && !x.req->is_multipart() &&
-          !now_busy_ && modules_[static_cast<std::size_t>(x.module)]->answers_requests_now() && http_now(x)) {
-        // Answered: nothing refers to the request any more (an inline handler cannot keep it).
-        x.req->clear_for_reuse();
-        spare_request_ = std::move(x.req);
-        return std::nullopt;
-      }
-      if (h2_stream) {
-        // The streams of one connection run side by side, as HTTP/2 multiplexes them: a slow
-        // handler does not hold its siblings back, and they are answered in any order.
-        // h2_max_concurrent_streams bounds how many one connection runs at once. The stream
-        // counts against max_concurrency from now, not from when its coroutine starts: a read
-        // full of streams must not all pass the check above.
-        // It runs on the event runner's pool (no coroutine spawned per stream), and starts
-        // inline in base mode as a session's event would.
-        bump(slot_->messages);
-        const bool counted = x.status == 0;
-        if (counted) ++http_in_flight_;
-        begin_busy();
-        runner_.run_beside(serve_http(std::move(x), true));
-        return std::nullopt;
-      }
-      return serve_http(std::move(x));
+    }
+    if (!pipe) {
+      pipe = std::make_shared<body_pipe>(*this, s);
+      st.pipes.push_back(pipe);
+    }
+    pipe->taken = true;
+    if (!open) pipe->gone = true;  // closed before its head got here
+    // What is already here arrived before the request was taken: keep it.
+    x.pipe = pipe;
+    if (x.status != 0) {
+      pipe->drop();
+    } else if (x.req->head().expect_continue) {
+      // Ask for the body only when a handler will read it: now for whole bodies, at
+      // the first read_body() for streamed ones.
+      if (x.stream)
+        pipe->continue_owed = true;
+      else
+        (void)send_reply(*port_, s, h2_stream, static_cast<std::uint8_t>(h1::out::continue_100),
+                         {});
+    }
+    while (!st.pipes.empty() && st.pipes.front()->taken && st.pipes.front()->ended)
+      st.pipes.pop_front();
+  }
+  x.listener = listener;
+  if (x.status == 0 && h2_stream == 0 && lc.websocket.enabled && x.module >= 0 &&
+      modules_[static_cast<std::size_t>(x.module)]->websocket() && x.req->header("upgrade") &&
+      protocols::websocket::is_upgrade_request(
+          {x.req->method(), 1, *x.req->header("upgrade"), {}, {}, {}, {}, {}}))
+    return serve_ws_handshake(std::move(x));
+  // A whole request for a module that answers without waiting: answered right here, no
+  // coroutine (runner and serve_http alike).
+  if (x.status == 0 && x.module >= 0 && !x.pipe && x.inflate == cz::coding::identity &&
+      !x.req->is_multipart() && !now_busy_ &&
+      modules_[static_cast<std::size_t>(x.module)]->answers_requests_now() && http_now(x)) {
+    // Answered: nothing refers to the request any more (an inline handler cannot keep it).
+    x.req->clear_for_reuse();
+    spare_request_ = std::move(x.req);
+    return std::nullopt;
+  }
+  if (h2_stream) {
+    // The streams of one connection run side by side, as HTTP/2 multiplexes them: a slow
+    // handler does not hold its siblings back, and they are answered in any order.
+    // h2_max_concurrent_streams bounds how many one connection runs at once. The stream
+    // counts against max_concurrency from now, not from when its coroutine starts: a read
+    // full of streams must not all pass the check above.
+    // It runs on the event runner's pool (no coroutine spawned per stream), and starts
+    // inline in base mode as a session's event would.
+    bump(slot_->messages);
+    const bool counted = x.status == 0;
+    if (counted) ++http_in_flight_;
+    begin_busy();
+    runner_.run_beside(serve_http(std::move(x), true));
+    return std::nullopt;
+  }
+  return serve_http(std::move(x));
 }
 
 // A request refused before any handler (x.status): the engine's answer.

@@ -573,7 +573,7 @@ bool worker_runtime::event_now(int listener, session_id s, std::uint8_t kind, st
     case listen_protocol::http:
       if (kind != static_cast<std::uint8_t>(protocols::http1::ev::request) || now_busy_ || !runner_.idle_for_inline(s))
         return false;
-      http_arrived(s, listener, kind, data);
+      http_arrived(s, listener, kind, http_event(kind, s, listener, data));
       return true;
     case listen_protocol::framed: break;
   }
@@ -603,34 +603,38 @@ void worker_runtime::on_open(net::connection& c) {
   runner_.open(session_id(c.id()), c.listener(), c.remote, c.connect_ms, -1);
 }
 
-// Only the HTTP/1 codec hands objects (its request heads). One whose turn is now is built
-// straight from the codec's views; another waits in the session's queue as bytes.
+inline void worker_runtime::http_arrived(session_id s, int listener, std::uint8_t kind, std::optional<task<void>>&& t) {
+  // Its session is idle, so its turn is now: routed already, answered inline when its module
+  // could (http_now, no task left), else its handler runs in the session's order, as the
+  // runner would have run it (handler_for's accounting, then handler_done's).
+  if (!t) return;
+  begin_busy();
+  bump(slot_->messages);
+  (void)runner_.run_next(s, listener, kind, std::move(*t));
+}
+
+// Only the HTTP codecs hand objects: request heads as views (HTTP/1's, and HTTP/2's with
+// their stream). One whose turn is now is built straight from them; an HTTP/1 request that
+// must wait in the session's queue goes as bytes.
 bool worker_runtime::on_object_event(net::connection& c, const protocols::event& typed) {
   session_id s(c.id());
+  auto request_of = [&](const protocols::http1::request_parts& head) {
+    auto req = take_request();
+    req->assign_head(head);
+    req->set_origin(s, c.remote);
+    return req;
+  };
   if (typed.kind == static_cast<std::uint8_t>(protocols::http2::ev::request) && is_http(c.listener())) {
     // An HTTP/2 stream runs beside its siblings (see on_event): routed at once, always.
     const auto& o = static_cast<const protocols::http2::request_object&>(*typed.object);
-    if (o.stream == 0) {
-      log::warning("session {}: HTTP/2 request event without a stream from the codec; closing", s);
-      (void)c.close(true);
-      return false;
-    }
-    auto req = take_request();
-    req->assign_head(o.head);
-    req->set_origin(s, c.remote);
-    (void)http_request(std::move(req), c.listener(), o.stream);
+    (void)http_request(request_of(o.head), c.listener(), o.stream);
     return !c.paused();
   }
   if (typed.kind == static_cast<std::uint8_t>(protocols::http1::ev::request) && is_http(c.listener()) &&
       !now_busy_ && runner_.idle_for_inline(s)) {
-    auto req = take_request();
-    req->assign_head(static_cast<const protocols::http1::request_parts&>(*typed.object));
-    req->set_origin(s, c.remote);
-    if (auto t = http_request(std::move(req), c.listener(), 0)) {
-      begin_busy();
-      bump(slot_->messages);
-      (void)runner_.run_next(s, c.listener(), typed.kind, std::move(*t));
-    }
+    if (auto t = http_request(request_of(static_cast<const protocols::http1::request_parts&>(*typed.object)),
+                              c.listener(), 0))
+      http_arrived(s, c.listener(), typed.kind, std::move(t));
     return !c.paused();
   }
   std::string bytes;
@@ -746,16 +750,6 @@ void worker_runtime::reactor_data(const ipc::conn_data_view& v, std::string* own
   runner_.message(s, l, owned ? std::move(*owned) : std::string(v.data), v.kind);
 }
 
-void worker_runtime::http_arrived(session_id s, int listener, std::uint8_t kind, std::string_view data) {
-  // Its session is idle, so its turn is now: decoded and routed here, answered inline when
-  // its module can (http_now), else its handler runs in the session's order, as the runner
-  // would have run it (handler_for's accounting, then handler_done's).
-  if (auto t = http_event(kind, s, listener, data)) {
-    begin_busy();
-    bump(slot_->messages);
-    (void)runner_.run_next(s, listener, kind, std::move(*t));
-  }
-}
 
 // -- the link to the master -----------------------------------------------------------------------
 

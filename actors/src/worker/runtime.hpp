@@ -158,8 +158,9 @@ class worker_runtime final : private handler_host,
   // vectors, request and response, cost about as much as building them).
   std::unique_ptr<http::request> spare_request_;
   std::vector<protocols::http1::header> spare_fields_;
-  // An HTTP/1 request of a session with nothing queued or running, as it arrives.
-  void http_arrived(session_id s, int listener, std::uint8_t kind, std::string_view data);
+  // An HTTP/1 request of a session with nothing queued or running, routed as it arrived
+  // (http_event, http_request): its handler's task, if any, runs now.
+  void http_arrived(session_id s, int listener, std::uint8_t kind, std::optional<task<void>>&& t);
   // The response's compression, from the listener's settings and the request.
   void negotiate_compression(http::response& res, const http::request& req, int listener) const;
   void refuse_http(const http_exchange& x);

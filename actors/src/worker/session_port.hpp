@@ -51,9 +51,7 @@ class session_port {
   // A typed reply (protocols::reply_object): handed to a connection of this process as it
   // is; the default sends its wire form.
   virtual std::error_code send_object(session_id s, const protocols::reply_object& r, std::uint8_t kind) {
-    std::string wire;
-    r.encode_to(wire);
-    return send(s, wire, kind);
+    return send(s, protocols::reply_wire(r).view(), kind);
   }
   // A send to a session this worker does not handle (process mode: another worker's
   // WebSocket, reached through its reactor; the reactor drops it if the session is gone).

@@ -95,8 +95,7 @@ class request {
   void assign_head(const protocols::http1::request_parts& parts);
   void set_origin(session_id s, std::string_view remote) {
     session_ = s;
-    remote_.clear();
-    remote_.append(remote.data(), remote.size());
+    protocols::replace_with(remote_, remote);
   }
   // Empties the request for the engine to fill again (its buffers keep their capacity,
   // within bounds): a worker reuses the request object of a request answered inline.
@@ -200,6 +199,7 @@ class request {
 
  private:
   void split_target();  // path_ and query_ from head_.target
+  void remove_temp_files() noexcept;  // the files kept on disk for this request's uploads
   protocols::http1::request_head head_;
   session_id session_;
   std::string remote_;
@@ -260,9 +260,7 @@ class response_channel {
   // The same reply in typed form (a whole response): a channel to a connection of this
   // process hands it over as it is; the default sends its wire form.
   virtual std::error_code send_object(std::uint8_t kind, const protocols::reply_object& r) {
-    std::string wire;
-    r.encode_to(wire);
-    return send(kind, wire);
+    return send(kind, protocols::reply_wire(r).view());
   }
   // Waits until the session's queued output drained below half its limit (streaming
   // backpressure); errc::timeout after `timeout`, session_not_found when it is gone.

@@ -17,6 +17,13 @@ constexpr bool ascii_iequals(std::string_view a, std::string_view b) noexcept {
   return true;
 }
 
+// `s` becomes `v`: clear() and append(), which for the short strings of a request head cost
+// several times less than assign() (its _M_replace handles aliasing and any position).
+inline void replace_with(std::string& s, std::string_view v) {
+  s.clear();
+  s.append(v.data(), v.size());
+}
+
 inline std::string ascii_lowered(std::string_view s) {
   std::string out(s);
   for (auto& c : out) c = ascii_lower(c);

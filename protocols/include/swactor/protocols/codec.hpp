@@ -45,6 +45,38 @@ class reply_object {
   ~reply_object() = default;
 };
 
+// A typed reply's wire form, for a path that carries bytes (another process, another codec),
+// written into a buffer of this thread: no allocation per reply. One made while another is
+// alive (a send that ran a handler that sends) gets a buffer of its own.
+class reply_wire {
+ public:
+  explicit reply_wire(const reply_object& r) {
+    auto& s = slot();
+    out_ = s.busy ? &local_ : &s.buf;
+    s.busy = true;
+    out_->clear();
+    r.encode_to(*out_);
+  }
+  ~reply_wire() {
+    if (out_ != &local_) slot().busy = false;
+  }
+  reply_wire(const reply_wire&) = delete;
+  reply_wire& operator=(const reply_wire&) = delete;
+  std::string_view view() const noexcept { return *out_; }
+
+ private:
+  struct shared {
+    std::string buf;
+    bool busy = false;
+  };
+  static shared& slot() noexcept {
+    thread_local shared s;
+    return s;
+  }
+  std::string local_;
+  std::string* out_;
+};
+
 // One decoded protocol event. `kind` is codec-defined (0 = one framed message for the
 // framing codecs); it is what crosses IPC in process mode, so it must stay stable. With
 // `object` set, `data` is empty and the object is the event (valid during the sink call).
@@ -156,9 +188,7 @@ class stream_codec {
 
   // A reply in typed form (see reply_object). The default encodes its wire form.
   virtual void encode_object(std::uint8_t kind, const reply_object& r, std::string& out) {
-    std::string wire;
-    r.encode_to(wire);
-    encode(kind, wire, out);
+    encode(kind, reply_wire(r).view(), out);
   }
   // Whether encode()/encode_object() may run while decode() is handing out events (a
   // handler answering inline): the reply is then encoded at once instead of being kept in
