@@ -232,6 +232,7 @@ class server_codec final : public stream_codec {
 
   bool frame_file(std::uint64_t length, std::string& before, std::string& after) override {
     if (done_ || !resp_started_ || length == 0 || resp_mode_ == mode::none) return false;
+    release_head(before);
     if (resp_mode_ == mode::chunked) {
       append_hex(before, length);
       before.append("\r\n");
@@ -399,6 +400,7 @@ class server_codec final : public stream_codec {
     std::string output;    // the codec's own responses (errors, a 101)
     std::string head_buf;  // a head that outlives its input (own_head), then trailer fields
     std::string body_buf;  // body kept until it is complete or exceeds body_chunk_size
+    std::string resp_head; // a response head held until its first body bytes (held_head_)
     std::unique_ptr<options> own_opts;    // options with zeros made ones (constructor)
     std::unique_ptr<pending[]> ring_big;  // the ring beyond kInlineRing requests
     int error_status = 400;               // user_error(): what a callback refused, and why
@@ -409,6 +411,12 @@ class server_codec final : public stream_codec {
     if (!rare_) rare_ = std::make_unique<rare_state>();
     return *rare_;
   }
+  void release_head(std::string& wire) {
+    if (!held_head_) return;
+    held_head_ = false;
+    wire.append(rare_->resp_head);
+    rare_->resp_head.clear();
+  }
 
 
   // Requests emitted and not answered, oldest first.
@@ -418,6 +426,10 @@ class server_codec final : public stream_codec {
   std::uint64_t requests_ = 0;  // request heads seen (max_requests_per_connection)
   bool resp_started_ = false;   // the oldest request's response has started (out::head)
   bool resp_close_ = false;
+  // A head with a Content-Length waits for its body's first bytes (a piece, a file, the
+  // end): one write, one segment, where the head alone would be a segment of its own (for a
+  // file the connection corks the socket around both: nginx's tcp_nopush).
+  bool held_head_ = false;
   mode resp_mode_ = mode::none;
 
   bool stop_ = false;      // the sink asked to stop (per decode call)
@@ -1323,13 +1335,20 @@ void server_codec::encode(std::uint8_t kind, std::string_view data, std::string&
     case out::head: {
       response_view r;
       if (resp_started_ || !read_response(data, r) || r.status < 200) return;
+      const auto start = wire.size();
       write_head(wire, r, true, 0);
       resp_started_ = true;
       if (r.status == 101) resp_close_ = true;
+      if (resp_mode_ == mode::length && r.content_length > 0) {
+        rare().resp_head.assign(wire, start);
+        wire.resize(start);
+        held_head_ = true;
+      }
       return;
     }
     case out::body:
       if (!resp_started_ || data.empty()) return;
+      release_head(wire);
       if (resp_mode_ == mode::chunked) {
         append_hex(wire, data.size());
         wire.append("\r\n");
@@ -1341,6 +1360,7 @@ void server_codec::encode(std::uint8_t kind, std::string_view data, std::string&
       return;
     case out::end:
       if (!resp_started_) return;
+      release_head(wire);
       if (resp_mode_ == mode::chunked) {
         wire.append("0\r\n");
         view_reader rd{data};

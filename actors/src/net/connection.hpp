@@ -194,6 +194,7 @@ class connection final : public io_owner,
     int fd = -1;
     std::uint64_t offset = 0;
     std::uint64_t remaining = 0;
+    bool corked = false;  // the transport is corked until its last byte is out
     file_part() = default;
     file_part(const file_part&) = delete;
     file_part& operator=(const file_part&) = delete;

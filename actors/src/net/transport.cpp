@@ -1,5 +1,7 @@
 #include "net/transport.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -81,6 +83,12 @@ class socket_transport final : public transport, public socket_waits {
     return outcome(r, ec);
   }
 
+  void cork(bool on) noexcept override {
+    if (no_cork_) return;
+    int v = on ? 1 : 0;
+    if (::setsockopt(fd(), IPPROTO_TCP, TCP_CORK, &v, sizeof v) != 0) no_cork_ = true;  // not TCP
+  }
+
   void wait_readable(std::shared_ptr<io_owner> owner) override { wait_read(std::move(owner)); }
   bool short_read_drains() const noexcept override { return true; }
   void wait_writable(std::shared_ptr<io_owner> owner) override { wait_write(std::move(owner)); }
@@ -91,6 +99,9 @@ class socket_transport final : public transport, public socket_waits {
   void close(bool reset) noexcept override { close_descriptor(reset); }
   bool is_open() const noexcept override { return fd() >= 0; }
   int native_handle() const noexcept override { return fd(); }
+
+ private:
+  bool no_cork_ = false;
 };
 
 }  // namespace

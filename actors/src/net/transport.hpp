@@ -49,6 +49,9 @@ class transport {
   // it with sendfile(2), which copies nothing through user space. A retry after
   // would_block covers at least the bytes the blocked call was given (OpenSSL needs that).
   virtual std::size_t write_file(int fd, std::uint64_t offset, std::size_t n, std::error_code& ec);
+  // While on, only full segments leave (TCP_CORK); off sends what was held. For a response
+  // head followed by a file. A no-op where it does not apply (TLS, Unix sockets).
+  virtual void cork(bool) noexcept {}
 
   // Calls owner->on_readable once read_some can make progress (or fails), never from inside
   // this call. Call it only after read_some drained the transport (would_block, or a short
