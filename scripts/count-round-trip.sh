@@ -14,7 +14,8 @@
 # HTTPS (keep-alive GET / over TLS 1.3, scripts/count-tls.py; the same P-256 certificate for
 # both): https_base (base mode, 1 worker, http_hello), https_nginx (nginx as above with `ssl`,
 # `ssl_session_cache off`). SWACTOR_COUNT_TLS_NEW=1: a new connection (full handshake) and
-# one GET per request instead, per connection:
+# one GET per request instead, per connection (SWACTOR_COUNT_TLS_NEW=resume: each new
+# connection resumes its client's previous session with a TLS 1.3 ticket):
 #   scripts/count-round-trip.sh build https_base https_nginx
 # IPM=path/to/ipm.py overrides the tool's path. SWACTOR_COUNT_PROFILE=1 also prints, per
 # server, the functions the extra round trips of the large run went to (per-function Ir of
@@ -144,6 +145,7 @@ count() {  # NAME CMD...
   if [ "${proto:-tcp}" = https ]; then
     local new=()
     [ "${SWACTOR_COUNT_TLS_NEW:-0}" = 1 ] && new=(--new-connections) && trips=400
+    [ "${SWACTOR_COUNT_TLS_NEW:-0}" = resume ] && new=(--resume) && trips=400
     TMPDIR=$d python3 "$repo/scripts/count-tls.py" "${new[@]}" -- "$@"
   else
     TMPDIR=$d python3 "$ipm" --proto "${proto:-tcp}" --syscalls -- "$@"

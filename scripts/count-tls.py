@@ -5,12 +5,14 @@ small and a large run, so start-up, handshakes of the kept-alive connections and
 cancel out. The TLS counterpart of ../shared/tools/ipm.py --proto http (which speaks plain
 TCP only); the figures in docs/benchmarks.md ("TLS counted") come from it.
 
-  scripts/count-tls.py [--new-connections] [--conns C] [--small N1] [--large N2] -- SERVER_CMD...
+  scripts/count-tls.py [--new-connections | --resume] [--conns C] [--small N1] [--large N2] -- SERVER_CMD...
 
 SERVER_CMD must serve https on 127.0.0.1:{port} ({port} is replaced; $PORT is exported), stay
 in the foreground and stop on SIGTERM to its process group. Keep-alive: C connections send
 GET / one after the other (defaults 10, 2000, 12000). --new-connections: a new connection,
-full handshake (no resumption) and one GET per request (defaults 10, 200, 600)."""
+full handshake (no resumption) and one GET per request (defaults 10, 200, 600). --resume: the
+same, each connection resuming the session its client thread got on its previous one (a TLS 1.3
+ticket; the first connection of each thread does a full handshake, in both runs)."""
 import glob
 import os
 import re
@@ -39,10 +41,10 @@ def client_context():
     return ctx
 
 
-def open_tls(ctx, port):
+def open_tls(ctx, port, session=None):
     raw = socket.create_connection(("127.0.0.1", port), timeout=60)
     raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return ctx.wrap_socket(raw)
+    return ctx.wrap_socket(raw, session=session)
 
 
 def one_response(conn):
@@ -64,10 +66,11 @@ def one_response(conn):
     return True
 
 
-def load(port, conns, total, new_connections):
+def load(port, conns, total, new_connections, resume=False):
     """Sends `total` requests over `conns` client threads; returns (done, errors)."""
     per = total // conns
     errors = []
+    resumed = []
 
     def client():
         ctx = client_context()
@@ -75,9 +78,14 @@ def load(port, conns, total, new_connections):
             conn = None
             for i in range(per):
                 if conn is None or new_connections:
+                    session = None
                     if conn is not None:
+                        # A TLS 1.3 ticket arrives after the handshake: read with the response.
+                        session = conn.session if resume else None
                         conn.close()
-                    conn = open_tls(ctx, port)
+                    conn = open_tls(ctx, port, session)
+                    if conn.session_reused:
+                        resumed.append(1)
                 conn.sendall(REQUEST)
                 if not one_response(conn):
                     raise OSError("connection closed before the response")
@@ -90,10 +98,12 @@ def load(port, conns, total, new_connections):
         t.start()
     for t in threads:
         t.join()
+    if resume and len(resumed) != per * conns - conns:
+        errors.append(f"{len(resumed)} of {per * conns - conns} connections resumed their session")
     return per * conns, errors
 
 
-def measure(cmd, tool, conns, n, new_connections):
+def measure(cmd, tool, conns, n, new_connections, resume=False):
     """Runs the server under `tool` with `n` requests; returns (count, requests, errors)."""
     out = tempfile.mkdtemp(prefix="ipm-")  # the prefix count-round-trip.sh profiles
     port = pick_port()
@@ -113,7 +123,7 @@ def measure(cmd, tool, conns, n, new_connections):
         except OSError:
             time.sleep(0.3)
     time.sleep(1.0)  # every process up
-    done, errors = load(port, conns, n, new_connections)
+    done, errors = load(port, conns, n, new_connections, resume)
     time.sleep(0.5)
     os.killpg(server.pid, signal.SIGTERM)
     try:
@@ -144,8 +154,9 @@ def main():
         print(__doc__)
         sys.exit(2)
     opts, cmd = args[:args.index("--")], args[args.index("--") + 1:]
-    new_connections = "--new-connections" in opts
-    opts = [o for o in opts if o != "--new-connections"]
+    resume = "--resume" in opts
+    new_connections = "--new-connections" in opts or resume
+    opts = [o for o in opts if o not in ("--new-connections", "--resume")]
     settings = {"--conns": 10, "--small": 200 if new_connections else 2000,
                 "--large": 600 if new_connections else 12000}
     for key, value in zip(opts[::2], opts[1::2]):
@@ -154,8 +165,8 @@ def main():
     unit = "connection" if new_connections else "request"
     parts = []
     for tool, what in (("callgrind", "instructions"), ("strace", "syscalls")):
-        c1, d1, e1 = measure(cmd, tool, conns, small, new_connections)
-        c2, d2, e2 = measure(cmd, tool, conns, large, new_connections)
+        c1, d1, e1 = measure(cmd, tool, conns, small, new_connections, resume)
+        c2, d2, e2 = measure(cmd, tool, conns, large, new_connections, resume)
         if e1 or e2:  # a figure from failed requests would measure nothing
             sys.exit(f"count-tls: {len(e1) + len(e2)} client(s) failed under {tool}, e.g. {(e1 + e2)[0]}")
         per = (c2 - c1) / max(1, d2 - d1)

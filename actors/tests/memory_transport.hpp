@@ -90,11 +90,13 @@ class memory_transport final : public net::transport {
     return total;
   }
 
+  // A null owner is the previous one (transport.hpp), remembered weakly here: a test may
+  // check that a closed connection goes away.
   void wait_readable(std::shared_ptr<net::io_owner> owner) override {
-    p_->read_waiter = std::move(owner);
+    p_->read_waiter = owned(std::move(owner));
     p_->complete_read(io_);
   }
-  void wait_writable(std::shared_ptr<net::io_owner> owner) override { p_->write_waiter = std::move(owner); }
+  void wait_writable(std::shared_ptr<net::io_owner> owner) override { p_->write_waiter = owned(std::move(owner)); }
   void shutdown() noexcept override { p_->shut_down = true; }
   void close(bool reset) noexcept override {
     if (p_->closed) return;
@@ -117,8 +119,14 @@ class memory_transport final : public net::transport {
   int native_handle() const noexcept override { return -1; }
 
  private:
+  std::shared_ptr<net::io_owner> owned(std::shared_ptr<net::io_owner> o) {
+    if (o) last_owner_ = o;
+    return o ? o : last_owner_.lock();
+  }
+
   asio::io_context& io_;
   std::shared_ptr<memory_pipe> p_;
+  std::weak_ptr<net::io_owner> last_owner_;
 };
 
 // The peer's side: send bytes (the connection is told it can read), close, open the window.

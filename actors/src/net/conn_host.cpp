@@ -160,7 +160,7 @@ std::error_code conn_host::send(std::uint64_t id, std::string_view data, std::ui
   auto* c = find(id);
   if (!c) return server_errc::session_not_found;
   auto ec = c->send(data, kind);
-  if (ec == server_errc::output_buffer_full && c->ws_module >= 0) {
+  if (c->ws_module >= 0 && ec == server_errc::output_buffer_full) {
     // A WebSocket peer that does not read: the listener says whether pushes just fail or
     // the connection ends (1008: a policy of this server).
     const auto& wc = app_.listen[static_cast<std::size_t>(c->listener())].websocket;

@@ -77,7 +77,7 @@ std::int64_t connection::last_receive_ms() const noexcept {
 void connection::arm_read() {
   if (closed_ || paused_ || waiting_read_) return;
   waiting_read_ = true;
-  transport_->wait_readable(shared_from_this());
+  transport_->wait_readable(owner_ref());
 }
 
 void connection::peer_closed() {
@@ -415,13 +415,15 @@ inline bool connection::only_framed_kept() {
 
 std::error_code connection::send(std::string_view data, std::uint8_t kind, bool force) {
   if (closed_ || close_requested_ || close_after_decode_) return server_errc::session_not_found;
+  if (kind == 0 && (!decoding_ || host_.deferred_replies().replies.empty())) {
+    // Raw bytes go out at once unless typed replies of this decode() wait (order): the
+    // common echo costs no copy. (queue_bytes() checks the limit; only a codec holds bytes.)
+    return queue_bytes(data, force);
+  }
   if (kind == protocols::kind_consumed) return consumed(data);
   if (kind == protocols::kind_framed) return make_error_code(std::errc::invalid_argument);
   const std::size_t queued = queued_bytes();
   if (!force && queued > 0 && queued + data.size() > out_limit_) return server_errc::output_buffer_full;
-  // Raw bytes go out at once unless typed replies of this decode() wait (order): the common
-  // echo costs no copy.
-  if (kind == 0 && (!decoding_ || host_.deferred_replies().replies.empty())) return queue_bytes(data);
   if (decoding_) {
     // A handler that answered inline, from inside decode(): the codec is not re-entered;
     // the reply is encoded as soon as decode() returns (raw bytes after it wait with it, so
@@ -550,7 +552,7 @@ std::error_code connection::queue_bytes(std::string_view data, bool force) {
   }
   if (!waiting_write_) {
     waiting_write_ = true;
-    transport_->wait_writable(shared_from_this());
+    transport_->wait_writable(owner_ref());
   }
   return {};
 }
@@ -702,7 +704,7 @@ void connection::flush() {
   if (!out_.empty()) {
     if (!waiting_write_ && !posted) {
       waiting_write_ = true;
-      transport_->wait_writable(shared_from_this());
+      transport_->wait_writable(owner_ref());
     }
     return;
   }

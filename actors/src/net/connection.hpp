@@ -144,6 +144,12 @@ class connection final : public io_owner,
   // request), unless a request is cut in the middle; else close.
   void peer_closed();
   void arm_read();
+  // This connection for the transport's first wait; null after it (the transport holds it).
+  std::shared_ptr<io_owner> owner_ref() {
+    if (owner_given_) return nullptr;
+    owner_given_ = true;
+    return shared_from_this();
+  }
   // Runs the codec over `input` (pending_ or a buffer), keeps what it did not consume.
   void consume(std::string_view input, bool input_is_pending);
   std::size_t process(std::string_view input);
@@ -238,6 +244,7 @@ class connection final : public io_owner,
   // period with one write.
   bool hold_first_ : 1 = false;
   bool held_more_ : 1 = false;       // a second write was held in this period
+  bool owner_given_ : 1 = false;     // the transport holds this connection (its waits' owner)
   std::uint8_t wrote_in_period_ = 0;  // the host's cork period in which it last wrote at once
 
  public:

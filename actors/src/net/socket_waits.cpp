@@ -22,9 +22,25 @@ std::error_code socket_waits::open() {
   return ec;
 }
 
+void socket_waits::set_owner(std::shared_ptr<io_owner>&& o) {
+  if (!o || o == owner_) return;
+  if (owner_) asio::post(io_, [old = std::move(owner_)] {});
+  owner_ = std::move(o);
+}
+
+void socket_waits::complete_later(bool read, bool write, std::error_code ec) {
+  if (!owner_) return;
+  asio::post(io_, [o = owner_, read, write, ec] {
+    if (read) o->on_readable(ec);
+    if (write) o->on_writable(ec);
+  });
+}
+
 void socket_waits::wait_read(std::shared_ptr<io_owner> owner, bool via_write) {
+  set_owner(std::move(owner));
+  if (!owner_) return;  // null before any owner: nobody to tell
   if (!reg_) {
-    abort_later(std::move(owner), true);
+    complete_later(true, false, make_error_code(asio::error::operation_aborted));
     return;
   }
   read_via_write_ = via_write;
@@ -32,62 +48,56 @@ void socket_waits::wait_read(std::shared_ptr<io_owner> owner, bool via_write) {
     std::error_code ec;
     reg_->want_writes(ec);
     if (ec) {
-      asio::post(io_, [o = std::move(owner), ec] { o->on_readable(ec); });
+      read_via_write_ = false;
+      complete_later(true, false, ec);
       return;
     }
   } else if (unwatched_) {
     // An event came while nobody waited (a paused connection): its bytes are still there,
     // and no new edge will announce them.
     unwatched_ = false;
-    asio::post(io_, [o = std::move(owner)] { o->on_readable({}); });
+    complete_later(true, false, {});
     return;
   }
-  reader_ = std::move(owner);
+  reading_ = true;
 }
 
 void socket_waits::wait_write(std::shared_ptr<io_owner> owner) {
+  set_owner(std::move(owner));
+  if (!owner_) return;
   std::error_code ec;
   if (reg_) reg_->want_writes(ec);
   if (!reg_ || ec) {
     // A registration that cannot take the write side fails the wait (asio reports the same
     // for an epoll_ctl that fails).
-    asio::post(io_, [o = std::move(owner), ec = reg_ ? ec : make_error_code(asio::error::operation_aborted)] {
-      o->on_writable(ec);
-    });
+    complete_later(false, true, reg_ ? ec : make_error_code(asio::error::operation_aborted));
     return;
   }
   // Edge-triggered: the write that blocked came after any earlier event, so the next one
   // announces room made since.
-  writer_ = std::move(owner);
-}
-
-bool socket_waits::take_reader(std::shared_ptr<io_owner>& r, std::uint32_t events) noexcept {
-  if (!reader_) {
-    if (events & kReadable) unwatched_ = true;
-    return false;
-  }
-  r = std::move(reader_);
-  read_via_write_ = false;
-  return true;
+  writing_ = true;
 }
 
 void socket_waits::on_ready(std::uint32_t events) {
   // A pending read that waits for room is ended by room; otherwise (and with no reader, to
   // remember unwatched bytes) by a read event.
-  const bool read_side = reader_ && read_via_write_ ? (events & kWritable) != 0 : (events & kReadable) != 0;
-  if ((events & kWritable) && writer_) {
-    // Both callbacks may run; each may close the connection (which owns this transport), so
-    // both owners are taken out first and hold it until they return.
-    auto w = std::move(writer_);
-    std::shared_ptr<io_owner> r;
-    if (read_side) take_reader(r, events);
-    w->on_writable({});
-    if (r) r->on_readable({});
-    return;
+  const bool read_side = reading_ && (read_via_write_ ? (events & kWritable) != 0 : (events & kReadable) != 0);
+  const bool write_side = writing_ && (events & kWritable) != 0;
+  if (!reading_ && (events & kReadable)) unwatched_ = true;
+  if (!read_side && !write_side) return;
+  // Both callbacks may run, and either may close the connection, which owns this object:
+  // the flags are cleared first and nothing of this object is touched after a callback.
+  // The owner stays alive meanwhile (a close lets go of it from a posted handler).
+  io_owner* o = owner_.get();
+  if (read_side) {
+    reading_ = false;
+    read_via_write_ = false;
   }
-  if (!read_side) return;
-  std::shared_ptr<io_owner> r;
-  if (take_reader(r, events)) r->on_readable({});
+  if (write_side) {
+    writing_ = false;
+    o->on_writable({});
+  }
+  if (read_side) o->on_readable({});
 }
 
 void socket_waits::close_descriptor(bool reset) noexcept {
@@ -100,18 +110,15 @@ void socket_waits::close_descriptor(bool reset) noexcept {
   ::close(fd_);
   fd_ = -1;
   read_via_write_ = false;
-  if (reader_) abort_later(std::move(reader_), true);
-  if (writer_) abort_later(std::move(writer_), false);
-}
-
-void socket_waits::abort_later(std::shared_ptr<io_owner> o, bool read) {
-  asio::post(io_, [o = std::move(o), read] {
-    const auto ec = make_error_code(asio::error::operation_aborted);
-    if (read)
-      o->on_readable(ec);
-    else
-      o->on_writable(ec);
-  });
+  // Pending waits end with operation_aborted, later; the owner is let go of after that.
+  if (owner_) {
+    asio::post(io_, [o = std::move(owner_), read = reading_, write = writing_] {
+      const auto ec = make_error_code(asio::error::operation_aborted);
+      if (read) o->on_readable(ec);
+      if (write) o->on_writable(ec);
+    });
+  }
+  reading_ = writing_ = false;
 }
 
 }  // namespace swactor::net

@@ -29,8 +29,8 @@ class socket_waits : public readiness::target {
   int fd() const noexcept { return fd_; }
   asio::io_context& io() noexcept { return io_; }
 
-  // transport::wait_readable. `via_write`: the read can only go on once the socket takes
-  // bytes (TLS's record layer must write first), so room ends the wait.
+  // transport::wait_readable (null owner: the one held). `via_write`: the read can only go
+  // on once the socket takes bytes (TLS's record layer must write first), so room ends the wait.
   void wait_read(std::shared_ptr<io_owner> owner, bool via_write = false);
   // transport::wait_writable (adds the write side to the entry the first time).
   void wait_write(std::shared_ptr<io_owner> owner);
@@ -47,17 +47,22 @@ class socket_waits : public readiness::target {
   ~socket_waits() { close_descriptor(false); }
 
  private:
-  void abort_later(std::shared_ptr<io_owner> o, bool read);
-  // The pending reader, or a note that a read event came with none.
-  bool take_reader(std::shared_ptr<io_owner>& r, std::uint32_t events) noexcept;
+  // A new owner for the waits; the old one is let go of later (its callback may be running).
+  void set_owner(std::shared_ptr<io_owner>&& o);
+  // The owner's callback(s) with `ec`, posted (never from inside the caller's call).
+  void complete_later(bool read, bool write, std::error_code ec);
 
   asio::io_context& io_;
   int fd_;
   std::optional<readiness> reg_;
-  std::shared_ptr<io_owner> reader_;  // a pending wait_read
-  std::shared_ptr<io_owner> writer_;  // a pending wait_write
-  bool unwatched_ = false;            // a read event came with no wait pending
-  bool read_via_write_ = false;       // the pending read waits for room
+  // Whom the waits report to, held from its first wait until the descriptor is closed (then
+  // let go of by a posted handler): a wait is a flag, not a reference made per wait, and
+  // the owner outlives any callback of this object's events.
+  std::shared_ptr<io_owner> owner_;
+  bool reading_ = false;         // a wait_read is pending
+  bool writing_ = false;         // a wait_write is pending
+  bool unwatched_ = false;       // a read event came with no wait pending
+  bool read_via_write_ = false;  // the pending read waits for room
 };
 
 }  // namespace swactor::net

@@ -20,8 +20,8 @@
 
 namespace swactor::net {
 
-// What a transport reports to (the connection). It is kept alive by the transport until
-// the callback has run.
+// What a transport reports to (the connection). The transport holds it from its first wait
+// until the transport is closed (and until the callbacks that close ends have run).
 class io_owner {
  public:
   // wait_readable completed: read_some may return data, end of stream or an error now.
@@ -56,11 +56,13 @@ class transport {
   // Calls owner->on_readable once read_some can make progress (or fails), never from inside
   // this call. Call it only after read_some drained the transport (would_block, or a short
   // read where short_read_drains()): the wait ends at the next readiness edge. One at a time.
+  // A null owner: the one of the previous wait (so a connection makes no reference per wait).
   virtual void wait_readable(std::shared_ptr<io_owner> owner) = 0;
   // Whether a read_some that returned fewer bytes than asked left nothing to read (a plain
   // socket). TLS returns one record per read, so its reader goes on until would_block.
   virtual bool short_read_drains() const noexcept { return false; }
-  // Calls owner->on_writable once writing can make progress (or fails). One at a time.
+  // Calls owner->on_writable once writing can make progress (or fails). One at a time. A null
+  // owner: as for wait_readable.
   virtual void wait_writable(std::shared_ptr<io_owner> owner) = 0;
 
   // Sends FIN once written (graceful close of the write side).

@@ -547,7 +547,8 @@ std::optional<task<void>> worker_runtime::handler_for(event_kind k, std::uint8_t
   return std::nullopt;
 }
 
-bool worker_runtime::receive_now(int mod, session_id s, std::string_view data) {
+// Both on the path of every message: inlined into their callers (all in this file).
+[[gnu::always_inline]] inline bool worker_runtime::receive_now(int mod, session_id s, std::string_view data) {
   if (mod < 0 || now_busy_ || !modules_[static_cast<std::size_t>(mod)]->answers_messages_now() ||
       !runner_.idle_for_inline(s))
     return false;
@@ -563,7 +564,8 @@ bool worker_runtime::receive_now(int mod, session_id s, std::string_view data) {
       });
 }
 
-bool worker_runtime::event_now(int listener, session_id s, std::uint8_t kind, std::string_view data) {
+[[gnu::always_inline]] inline bool worker_runtime::event_now(int listener, session_id s, std::uint8_t kind,
+                                                              std::string_view data) {
   // One look at the listener's config per event (this runs for every message of both modes).
   if (listener < 0 || listener >= static_cast<int>(app_.listen.size())) return false;
   const auto& lc = app_.listen[static_cast<std::size_t>(listener)];

@@ -196,13 +196,13 @@ class worker_runtime final : private handler_host,
   // A handler inside redis_now, receive_now or http_now is running: a send from it that
   // reaches this worker's own decode path must not start another one inline.
   bool now_busy_ = false;
-  // The one way an inline handler runs (those three): `call()` -> taken, on this stack, the
-  // worker marked busy meanwhile; then `finish(taken, error)` -> taken (answers, logs what
-  // it threw); a taken event counts as a handled message (stats, max_request).
+  // The one way an inline handler runs (those three): `call()` -> taken, on this stack;
+  // then `finish(taken, error)` -> taken (answers, logs what it threw); a taken event counts
+  // as a handled message (stats, max_request). Not counted as busy in the shared slot
+  // (in_flight, the busy state): it returns before another process could act on either.
   template <class Call, class Finish>
   bool run_now(Call&& call, Finish&& finish) {
     now_busy_ = true;
-    begin_busy();
     bool taken = false;
     std::exception_ptr error;
     try {
@@ -212,9 +212,10 @@ class worker_runtime final : private handler_host,
     }
     now_busy_ = false;
     taken = finish(taken, error);
-    if (taken) bump(slot_->messages);
-    end_busy();
-    if (taken) note_message();
+    if (taken) {
+      bump(slot_->messages);
+      if (max_request_ > 0) note_message();
+    }
     return taken;
   }
   // An event of a session with nothing queued or running, taken on the caller's stack (both
