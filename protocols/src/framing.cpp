@@ -253,12 +253,17 @@ std::string_view frame_codec::name() const noexcept {
 }
 
 std::size_t frame_codec::decode(std::string_view in, event_sink& out) {
-  if (failed() || in.empty()) return 0;
-  if (opts_->type == framing_type::raw) {
-    // Whatever one read brought is one message: nothing to scan.
+  if (opts_->type == framing_type::raw && !in.empty() && !failed()) {
+    // Whatever one read brought is one message: nothing to scan (and a small frame: this is
+    // the path of every raw message).
     out.on_event(event{0, in});
     return in.size();
   }
+  return decode_frames(in, out);
+}
+
+std::size_t frame_codec::decode_frames(std::string_view in, event_sink& out) {
+  if (failed() || in.empty() || opts_->type == framing_type::raw) return 0;
   std::size_t used = 0;
   std::error_code ec;
   std::string why;

@@ -142,9 +142,7 @@ void conn_host::uncork() {
   if (corked_conns_.empty()) corked_conns_ = std::move(conns);  // keep the capacity
 }
 
-connection* conn_host::find(std::uint64_t id) const {
-  // (A closed one may still be the decoding one: the map says whether it is still here.)
-  if (decoding_ && decoding_->id() == id && !decoding_->closed()) return decoding_;
+connection* conn_host::find_in_map(std::uint64_t id) const {
   auto it = conns_.find(id);
   return it == conns_.end() ? nullptr : it->second.get();
 }

@@ -78,7 +78,11 @@ class conn_host {
   // Same over any transport (tests use an in-memory one); `remote` as info() shows it.
   std::shared_ptr<connection> adopt(std::unique_ptr<transport> t, int listener, std::uint64_t id,
                                     std::string remote);
-  connection* find(std::uint64_t id) const;
+  connection* find(std::uint64_t id) const {
+    // (A closed one may still be the decoding one: the map says whether it is still here.)
+    if (decoding_ && decoding_->id() == id && !decoding_->closed()) return decoding_;
+    return find_in_map(id);
+  }
   // The connection whose input is being decoded (its handlers' replies usually go to it:
   // find() then skips the map), or null.
   connection* decoding() const noexcept { return decoding_; }
@@ -195,6 +199,7 @@ class conn_host {
   bool encode_busy_ = false;
   std::unordered_map<std::uint64_t, std::shared_ptr<connection>> conns_;
   connection* decoding_ = nullptr;
+  connection* find_in_map(std::uint64_t id) const;
   struct name_hash {
     using is_transparent = void;
     std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
@@ -209,5 +214,25 @@ class conn_host {
   coro_handle heartbeat_;
   coro_handle deadlines_;
 };
+
+inline std::error_code connection::send(std::string_view data, std::uint8_t kind, bool force) {
+  // Raw bytes go out at once unless typed replies of this decode() wait (order): the common
+  // echo costs no copy. (queue_bytes() checks the limit; only a codec holds bytes.)
+  if (kind == 0 && !closed_ && !close_requested_ && !close_after_decode_ &&
+      (!decoding_ || host_.deferred_replies().replies.empty()))
+    return queue_bytes(data, force);
+  return send_slow(data, kind, force);
+}
+
+inline std::error_code connection::queue_bytes(std::string_view data, bool force) {
+  if (!out_.empty() || host_.corked() || closed_ || close_requested_ || data.empty())
+    return queue_bytes_slow(data, force);
+  // Most replies fit in the socket buffer: written now, nothing copied.
+  iovec iov{const_cast<char*>(data.data()), data.size()};
+  std::error_code ec = no_error;
+  auto n = transport_->write_some(&iov, 1, ec);
+  if (n == data.size()) return {};
+  return wrote_part(data, n, ec);
+}
 
 }  // namespace swactor::net

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -28,6 +29,23 @@ constexpr std::size_t kReadAfterAbove = 4 * 1024;
 // A drained partial-frame buffer up to this capacity is kept (a small frame's tail); a
 // larger one is freed, so an idle connection does not keep it.
 constexpr std::size_t kKeepPending = 96;
+
+// The time of a read, for the heartbeat and last_receive_ms: CLOCK_MONOTONIC (steady_clock's
+// clock) at its coarse resolution, a clock tick (a few ms) but cheaper than steady_clock::now()
+// on every read. One tick is added, so the heartbeat never sees a connection idle for longer
+// than it was.
+const std::chrono::nanoseconds coarse_tick = [] {
+  timespec r{};
+  ::clock_getres(CLOCK_MONOTONIC_COARSE, &r);
+  return std::chrono::seconds(r.tv_sec) + std::chrono::nanoseconds(r.tv_nsec);
+}();
+
+std::chrono::steady_clock::time_point read_time() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return std::chrono::steady_clock::time_point(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec) + coarse_tick));
+}
 // Queued output pieces up to this size are joined into one (fewer iovecs and strings).
 constexpr std::size_t kJoinBelow = 16 * 1024;
 // What a corked connection holds back at most before it writes anyway.
@@ -74,7 +92,7 @@ std::int64_t connection::last_receive_ms() const noexcept {
 
 // -- reading --------------------------------------------------------------------------------
 
-void connection::arm_read() {
+[[gnu::always_inline]] inline void connection::arm_read() {
   if (closed_ || paused_ || waiting_read_) return;
   waiting_read_ = true;
   transport_->wait_readable(owner_ref());
@@ -101,7 +119,7 @@ void connection::on_readable(std::error_code ec) {
   read_ready();
 }
 
-void connection::consume(std::string_view input, bool input_is_pending) {
+[[gnu::always_inline]] inline void connection::consume(std::string_view input, bool input_is_pending) {
   auto used = process(input);
   if (closed_) return;
   if (codec_->failed()) {
@@ -123,7 +141,7 @@ void connection::consume(std::string_view input, bool input_is_pending) {
   }
 }
 
-void connection::read_ready() {
+[[gnu::always_inline]] inline void connection::read_ready() {
   for (int round = 0; round < kReadsPerWakeup; ++round) {
     if (closed_ || paused_ || waiting_read_) return;
     // A connection with a large partial frame reads after it; any other reads into the
@@ -142,7 +160,7 @@ void connection::read_ready() {
       cap = host_.read_buffer_size();
       dst = host_.read_buffer();
     }
-    std::error_code ec;
+    std::error_code ec = no_error;
     auto n = transport_->read_some(dst, cap, ec);
     if (own) pending_.resize(old + n);  // commit
     if (ec && !would_block(ec)) {
@@ -154,7 +172,7 @@ void connection::read_ready() {
       return;
     }
     if (n > 0) {
-      last_activity = std::chrono::steady_clock::now();
+      last_activity = read_time();
       received_ = true;
       // Every caller (on_readable, the posted continuation, resume, start) holds a reference.
       if (own) {
@@ -267,7 +285,7 @@ bool connection::on_event(const protocols::event& e) {
   return !paused_ && !codec_switched_ && !closed_ && !close_after_decode_;
 }
 
-void connection::after_codec() {
+[[gnu::always_inline]] inline void connection::after_codec() {
   if (closed_) return;
   const bool owes = codec_->outstanding() > 0;
   if (codec_->done()) {
@@ -377,7 +395,7 @@ void connection::replace_codec(std::unique_ptr<protocols::stream_codec> c) {
   codec_switched_ = true;
 }
 
-void connection::write_codec_output() {
+[[gnu::always_inline]] inline void connection::write_codec_output() {
   std::string out;
   // Forced: a codec's own output (HTTP/2 frames) cannot be dropped without breaking the
   // protocol; what it holds back already counts against the limit (held()).
@@ -413,13 +431,9 @@ inline bool connection::only_framed_kept() {
   return std::all_of(kept.begin(), kept.end(), [](const auto& d) { return d.kind == protocols::kind_framed; });
 }
 
-std::error_code connection::send(std::string_view data, std::uint8_t kind, bool force) {
+std::error_code connection::send_slow(std::string_view data, std::uint8_t kind, bool force) {
   if (closed_ || close_requested_ || close_after_decode_) return server_errc::session_not_found;
-  if (kind == 0 && (!decoding_ || host_.deferred_replies().replies.empty())) {
-    // Raw bytes go out at once unless typed replies of this decode() wait (order): the
-    // common echo costs no copy. (queue_bytes() checks the limit; only a codec holds bytes.)
-    return queue_bytes(data, force);
-  }
+  if (kind == 0 && (!decoding_ || host_.deferred_replies().replies.empty())) return queue_bytes(data, force);
   if (kind == protocols::kind_consumed) return consumed(data);
   if (kind == protocols::kind_framed) return make_error_code(std::errc::invalid_argument);
   const std::size_t queued = queued_bytes();
@@ -511,7 +525,7 @@ void connection::encode_into(std::uint8_t kind, std::string_view data, std::stri
   }
 }
 
-std::error_code connection::queue_bytes(std::string_view data, bool force) {
+std::error_code connection::queue_bytes_slow(std::string_view data, bool force) {
   if (closed_ || close_requested_) return server_errc::session_not_found;
   if (!force && out_bytes_ + data.size() > out_limit_ && out_bytes_ > 0) return server_errc::output_buffer_full;
   if (data.empty()) return {};
@@ -522,15 +536,25 @@ std::error_code connection::queue_bytes(std::string_view data, bool force) {
     // Most replies fit in the socket buffer: write now, copy nothing.
     if (host_.corked()) wrote_in_period_ = host_.cork_period();
     iovec iov{const_cast<char*>(data.data()), data.size()};
-    std::error_code ec;
+    std::error_code ec = no_error;
     auto n = transport_->write_some(&iov, 1, ec);
-    if (ec && !would_block(ec)) {
-      finish(true, ec.message());
-      return {};  // the peer is gone; on_close tells the module
-    }
     if (n == data.size()) return {};
-    data.remove_prefix(n);
+    return wrote_part(data, n, ec);
   }
+  keep(data, hold);
+  return {};
+}
+
+std::error_code connection::wrote_part(std::string_view data, std::size_t n, const std::error_code& ec) {
+  if (ec && !would_block(ec)) {
+    finish(true, ec.message());
+    return {};  // the peer is gone; on_close tells the module
+  }
+  keep(data.substr(n), false);
+  return {};
+}
+
+void connection::keep(std::string_view data, bool hold) {
   out_bytes_ += data.size();
   // Small pieces join the last queued one: one string, one iovec, for a batch of replies.
   if (!out_.empty() && !out_.back().file && out_.back().bytes.size() + data.size() <= kJoinBelow)
@@ -548,13 +572,12 @@ std::error_code connection::queue_bytes(std::string_view data, bool force) {
     // A batch with a lot for one connection (large replies) is not held back further: held
     // bytes count against the output limit, and the socket would have taken them.
     if (!waiting_write_ && out_bytes_ >= kCorkAtMost) flush();
-    return {};
+    return;
   }
   if (!waiting_write_) {
     waiting_write_ = true;
     transport_->wait_writable(owner_ref());
   }
-  return {};
 }
 
 void connection::uncorked() {
@@ -677,7 +700,7 @@ void connection::flush() {
       iov[count].iov_base = out_[i].bytes.data() + skip;
       iov[count].iov_len = out_[i].bytes.size() - skip;
     }
-    std::error_code ec;
+    std::error_code ec = no_error;
     auto n = transport_->write_some(iov, count, ec);
     if (ec && !would_block(ec)) {
       finish(true, ec.message());

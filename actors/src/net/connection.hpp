@@ -74,7 +74,8 @@ class connection final : public io_owner,
   // inside it; the connection then closes, its response's head being out), and read only
   // as the socket takes bytes. kind_consumed: not a reply but a body acknowledgement for the
   // codec (HTTP/2 flow control), taken whatever is queued.
-  std::error_code send(std::string_view data, std::uint8_t kind = 0, bool force = false);
+  // (Defined in conn_host.hpp: its fast path reads the host's kept replies.)
+  inline std::error_code send(std::string_view data, std::uint8_t kind = 0, bool force = false);
   // A typed reply (an HTTP/1 response in base mode): the codec writes it without a wire
   // form in between, at once even inside decode() where the codec allows it.
   std::error_code send_object(const protocols::reply_object& r, std::uint8_t kind);
@@ -157,7 +158,14 @@ class connection final : public io_owner,
   void write_codec_output();
   // Tells a drain watcher once queued output (codec-held included) is below half the limit.
   void check_drained();
-  std::error_code queue_bytes(std::string_view data, bool force = false);
+  std::error_code send_slow(std::string_view data, std::uint8_t kind, bool force);
+  // (Inline, defined in conn_host.hpp: the write of most replies, nothing queued before them.)
+  inline std::error_code queue_bytes(std::string_view data, bool force = false);
+  std::error_code queue_bytes_slow(std::string_view data, bool force);
+  // After a write that the socket did not take whole (or that failed).
+  std::error_code wrote_part(std::string_view data, std::size_t n, const std::error_code& ec);
+  // Queues what the socket did not take; `hold`: until the host uncorks.
+  void keep(std::string_view data, bool hold);
   // A kind_file reply: opened, framed by the codec, queued behind what is there.
   std::error_code send_file(std::string_view data);
   // send_file(), and on a failure the connection closes (aborted): the head went out.

@@ -36,7 +36,7 @@ void socket_waits::complete_later(bool read, bool write, std::error_code ec) {
   });
 }
 
-void socket_waits::wait_read(std::shared_ptr<io_owner> owner, bool via_write) {
+void socket_waits::wait_read_slow(std::shared_ptr<io_owner> owner, bool via_write) {
   set_owner(std::move(owner));
   if (!owner_) return;  // null before any owner: nobody to tell
   if (!reg_) {
@@ -95,9 +95,9 @@ void socket_waits::on_ready(std::uint32_t events) {
   }
   if (write_side) {
     writing_ = false;
-    o->on_writable({});
+    o->on_writable(no_error);
   }
-  if (read_side) o->on_readable({});
+  if (read_side) o->on_readable(no_error);
 }
 
 void socket_waits::close_descriptor(bool reset) noexcept {

@@ -31,7 +31,15 @@ class socket_waits : public readiness::target {
 
   // transport::wait_readable (null owner: the one held). `via_write`: the read can only go
   // on once the socket takes bytes (TLS's record layer must write first), so room ends the wait.
-  void wait_read(std::shared_ptr<io_owner> owner, bool via_write = false);
+  void wait_read(std::shared_ptr<io_owner> owner, bool via_write = false) {
+    // The common wait (the same owner, nothing unseen): a flag.
+    if (!owner && owner_ && reg_ && !via_write && !unwatched_) {
+      read_via_write_ = false;
+      reading_ = true;
+      return;
+    }
+    wait_read_slow(std::move(owner), via_write);
+  }
   // transport::wait_writable (adds the write side to the entry the first time).
   void wait_write(std::shared_ptr<io_owner> owner);
   // A read is being made: what an event without a waiter announced is being seen now.
@@ -47,6 +55,7 @@ class socket_waits : public readiness::target {
   ~socket_waits() { close_descriptor(false); }
 
  private:
+  void wait_read_slow(std::shared_ptr<io_owner> owner, bool via_write);
   // A new owner for the waits; the old one is let go of later (its callback may be running).
   void set_owner(std::shared_ptr<io_owner>&& o);
   // The owner's callback(s) with `ec`, posted (never from inside the caller's call).

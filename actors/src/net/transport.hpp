@@ -20,6 +20,10 @@
 
 namespace swactor::net {
 
+// A copy of this is cheaper than a default-constructed std::error_code (whose constructor
+// calls std::system_category(), out of line in libstdc++) on paths run per message.
+inline const std::error_code no_error{};
+
 // What a transport reports to (the connection). The transport holds it from its first wait
 // until the transport is closed (and until the callbacks that close ends have run).
 class io_owner {

@@ -201,7 +201,7 @@ class worker_runtime final : private handler_host,
   // as a handled message (stats, max_request). Not counted as busy in the shared slot
   // (in_flight, the busy state): it returns before another process could act on either.
   template <class Call, class Finish>
-  bool run_now(Call&& call, Finish&& finish) {
+  [[gnu::always_inline]] bool run_now(Call&& call, Finish&& finish) {
     now_busy_ = true;
     bool taken = false;
     std::exception_ptr error;

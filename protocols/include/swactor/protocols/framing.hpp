@@ -118,6 +118,8 @@ class frame_codec final : public stream_codec {
   const framing_options& options() const noexcept { return *opts_; }
 
  private:
+  std::size_t decode_frames(std::string_view in, event_sink& out);
+
   const framing_options* opts_;
   frame_scanner scanner_;
 };
