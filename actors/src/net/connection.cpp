@@ -95,7 +95,10 @@ std::int64_t connection::last_receive_ms() const noexcept {
 [[gnu::always_inline]] inline void connection::arm_read() {
   if (closed_ || paused_ || waiting_read_) return;
   waiting_read_ = true;
-  transport_->wait_readable(owner_ref());
+  if (owner_given_)
+    transport_->wait_readable_again();
+  else
+    transport_->wait_readable(owner_ref());
 }
 
 void connection::peer_closed() {
@@ -210,7 +213,9 @@ std::size_t connection::process(std::string_view input) {
     codec_switched_ = false;
     used += codec_->decode(input.substr(used), *this);
     retired_codec_.reset();
-    if (auto next = codec_->take_successor()) {
+    // (A plain codec has no successor, output, blocking or end of its own to ask about.)
+    const bool plain = codec_->plain() && !codec_switched_;
+    if (auto next = plain ? nullptr : codec_->take_successor()) {
       // A switch found by decoding (HTTP/1.1 -> HTTP/2): the old codec's last words (a 101)
       // go before anything of the new one, which then decodes the rest of this input.
       std::string last;
@@ -250,10 +255,13 @@ std::size_t connection::process(std::string_view input) {
     }
     deferred.replies.clear();
     deferred.data.clear();
-    write_codec_output();
+    if (plain)
+      check_drained();
+    else
+      write_codec_output();
     // After a switch the new codec gets the rest of this read at once; so does a codec
     // that stopped at its pipelining bound and was unblocked by inline replies.
-    bool again = codec_switched_ || (replied && !codec_->blocked() && !codec_->done());
+    bool again = codec_switched_ || (replied && (plain || (!codec_->blocked() && !codec_->done())));
     if (!again || closed_ || close_after_decode_ || paused_ || codec_->failed() ||
         (used >= input.size() && !codec_->holds_events()))
       break;
@@ -287,8 +295,9 @@ bool connection::on_event(const protocols::event& e) {
 
 [[gnu::always_inline]] inline void connection::after_codec() {
   if (closed_) return;
-  const bool owes = codec_->outstanding() > 0;
-  if (codec_->done()) {
+  const bool plain = codec_->plain();
+  const bool owes = !plain && codec_->outstanding() > 0;
+  if (!plain && codec_->done()) {
     close(false);
     return;
   }
@@ -303,7 +312,7 @@ bool connection::on_event(const protocols::event& e) {
     close(false);  // after the last reply is written
     return;
   }
-  bool blocked = codec_->blocked() || peer_eof_;
+  bool blocked = (!plain && codec_->blocked()) || peer_eof_;
   if (blocked == codec_blocked_) return;
   codec_blocked_ = blocked;
   if (blocked) {
@@ -403,7 +412,7 @@ void connection::replace_codec(std::unique_ptr<protocols::stream_codec> c) {
   check_drained();
 }
 
-void connection::check_drained() {
+[[gnu::always_inline]] inline void connection::check_drained() {
   if (watching_ && !closed_ && queued_bytes() <= out_limit_ / 2) {
     watching_ = false;
     host_.sink().on_drained(*this);

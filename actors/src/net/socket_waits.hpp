@@ -32,13 +32,17 @@ class socket_waits : public readiness::target {
   // transport::wait_readable (null owner: the one held). `via_write`: the read can only go
   // on once the socket takes bytes (TLS's record layer must write first), so room ends the wait.
   void wait_read(std::shared_ptr<io_owner> owner, bool via_write = false) {
-    // The common wait (the same owner, nothing unseen): a flag.
-    if (!owner && owner_ && reg_ && !via_write && !unwatched_) {
+    if (!owner && !via_write) return wait_read_again();
+    wait_read_slow(std::move(owner), via_write);
+  }
+  // The common wait (the same owner, nothing unseen): a flag.
+  void wait_read_again() {
+    if (owner_ && reg_ && !unwatched_) {
       read_via_write_ = false;
       reading_ = true;
       return;
     }
-    wait_read_slow(std::move(owner), via_write);
+    wait_read_slow(nullptr, false);
   }
   // transport::wait_writable (adds the write side to the entry the first time).
   void wait_write(std::shared_ptr<io_owner> owner);

@@ -90,6 +90,7 @@ class socket_transport final : public transport, public socket_waits {
   }
 
   void wait_readable(std::shared_ptr<io_owner> owner) override { wait_read(std::move(owner)); }
+  void wait_readable_again() override { wait_read_again(); }
   bool short_read_drains() const noexcept override { return true; }
   void wait_writable(std::shared_ptr<io_owner> owner) override { wait_write(std::move(owner)); }
 

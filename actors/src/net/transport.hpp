@@ -62,6 +62,9 @@ class transport {
   // read where short_read_drains()): the wait ends at the next readiness edge. One at a time.
   // A null owner: the one of the previous wait (so a connection makes no reference per wait).
   virtual void wait_readable(std::shared_ptr<io_owner> owner) = 0;
+  // wait_readable(nullptr): the owner of the previous wait waits again (per read: no
+  // reference passed).
+  virtual void wait_readable_again() { wait_readable(nullptr); }
   // Whether a read_some that returned fewer bytes than asked left nothing to read (a plain
   // socket). TLS returns one record per read, so its reader goes on until would_block.
   virtual bool short_read_drains() const noexcept { return false; }

@@ -283,7 +283,14 @@ class stream_codec {
   }
   bool failed() const noexcept { return static_cast<bool>(failure_); }
 
+  // A codec that keeps the defaults of take_output, take_successor, blocked, done and
+  // outstanding (the framings): the connection does not ask them after every decode.
+  bool plain() const noexcept { return plain_; }
+
  protected:
+  stream_codec() = default;
+  explicit stream_codec(bool plain) noexcept : plain_(plain) {}
+
   void fail(std::error_code ec, std::string why) {
     if (failure_) return;
     failure_ = std::make_unique<failure>(failure{ec, std::move(why)});
@@ -296,6 +303,7 @@ class stream_codec {
     std::string reason;
   };
   std::unique_ptr<failure> failure_;
+  bool plain_ = false;
 };
 
 }  // namespace swactor::protocols

@@ -108,7 +108,7 @@ std::string_view frame_payload(const framing_options& opts, std::string_view mes
 // pays only for the scan state.
 class frame_codec final : public stream_codec {
  public:
-  explicit frame_codec(const framing_options& opts) noexcept : opts_(&opts) {}
+  explicit frame_codec(const framing_options& opts) noexcept : stream_codec(true), opts_(&opts) {}
 
   std::string_view name() const noexcept override;
   std::size_t decode(std::string_view in, event_sink& out) override;
