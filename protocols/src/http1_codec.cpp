@@ -416,6 +416,12 @@ class server_codec final : public stream_codec {
     held_head_ = false;
     wire.append(rare_->resp_head);
     rare_->resp_head.clear();
+    // A keep-alive connection that served a file goes back to holding no rare state.
+    const auto& r = *rare_;
+    if (r.deferred.empty() && r.off == 0 && !r.end && r.end_buf.empty() && r.output.empty() &&
+        r.head_buf.empty() && r.body_buf.empty() && !r.own_opts && !r.ring_big && r.error_status == 400 &&
+        !own_error_ && !head_owned_)
+      rare_.reset();
   }
 
 

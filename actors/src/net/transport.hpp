@@ -61,6 +61,7 @@ class transport {
   // this call. Call it only after read_some drained the transport (would_block, or a short
   // read where short_read_drains()): the wait ends at the next readiness edge. One at a time.
   // A null owner: the one of the previous wait (so a connection makes no reference per wait).
+  // After close() the transport holds no owner: a wait with a null owner then completes never.
   virtual void wait_readable(std::shared_ptr<io_owner> owner) = 0;
   // wait_readable(nullptr): the owner of the previous wait waits again (per read: no
   // reference passed).
