@@ -227,12 +227,7 @@ inline std::error_code connection::send(std::string_view data, std::uint8_t kind
 inline std::error_code connection::queue_bytes(std::string_view data, bool force) {
   if (!out_.empty() || host_.corked() || closed_ || close_requested_ || data.empty())
     return queue_bytes_slow(data, force);
-  // Most replies fit in the socket buffer: written now, nothing copied.
-  iovec iov{const_cast<char*>(data.data()), data.size()};
-  std::error_code ec = no_error;
-  auto n = transport_->write_some(&iov, 1, ec);
-  if (n == data.size()) return {};
-  return wrote_part(data, n, ec);
+  return write_now(data);
 }
 
 }  // namespace swactor::net

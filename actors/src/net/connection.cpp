@@ -29,6 +29,11 @@ constexpr std::size_t kReadAfterAbove = 4 * 1024;
 // A drained partial-frame buffer up to this capacity is kept (a small frame's tail); a
 // larger one is freed, so an idle connection does not keep it.
 constexpr std::size_t kKeepPending = 96;
+// Queued output pieces up to this size are joined into one (fewer iovecs and strings).
+constexpr std::size_t kJoinBelow = 16 * 1024;
+// What a corked connection holds back at most before it writes anyway.
+constexpr std::size_t kCorkAtMost = 64 * 1024;
+constexpr int kMaxIov = 64;
 
 // The time of a read, for the heartbeat and last_receive_ms: CLOCK_MONOTONIC (steady_clock's
 // clock) at its coarse resolution, a clock tick (a few ms) but cheaper than steady_clock::now()
@@ -46,11 +51,6 @@ std::chrono::steady_clock::time_point read_time() noexcept {
   return std::chrono::steady_clock::time_point(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
       std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec) + coarse_tick));
 }
-// Queued output pieces up to this size are joined into one (fewer iovecs and strings).
-constexpr std::size_t kJoinBelow = 16 * 1024;
-// What a corked connection holds back at most before it writes anyway.
-constexpr std::size_t kCorkAtMost = 64 * 1024;
-constexpr int kMaxIov = 64;
 
 bool would_block(const std::error_code& ec) {
   return ec == std::errc::operation_would_block || ec == std::errc::resource_unavailable_try_again;
@@ -442,7 +442,7 @@ inline bool connection::only_framed_kept() {
 
 std::error_code connection::send_slow(std::string_view data, std::uint8_t kind, bool force) {
   if (closed_ || close_requested_ || close_after_decode_) return server_errc::session_not_found;
-  if (kind == 0 && (!decoding_ || host_.deferred_replies().replies.empty())) return queue_bytes(data, force);
+  // (kind 0 comes here only behind kept replies of this decode(): send() wrote the rest.)
   if (kind == protocols::kind_consumed) return consumed(data);
   if (kind == protocols::kind_framed) return make_error_code(std::errc::invalid_argument);
   const std::size_t queued = queued_bytes();
@@ -544,11 +544,7 @@ std::error_code connection::queue_bytes_slow(std::string_view data, bool force) 
   if (out_.empty() && !hold) {
     // Most replies fit in the socket buffer: write now, copy nothing.
     if (host_.corked()) wrote_in_period_ = host_.cork_period();
-    iovec iov{const_cast<char*>(data.data()), data.size()};
-    std::error_code ec = no_error;
-    auto n = transport_->write_some(&iov, 1, ec);
-    if (n == data.size()) return {};
-    return wrote_part(data, n, ec);
+    return write_now(data);
   }
   keep(data, hold);
   return {};

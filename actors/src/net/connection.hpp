@@ -162,6 +162,15 @@ class connection final : public io_owner,
   // (Inline, defined in conn_host.hpp: the write of most replies, nothing queued before them.)
   inline std::error_code queue_bytes(std::string_view data, bool force = false);
   std::error_code queue_bytes_slow(std::string_view data, bool force);
+  // Writes `data` now, nothing queued before it: most replies fit in the socket buffer
+  // (nothing copied); what it did not take is kept (wrote_part).
+  std::error_code write_now(std::string_view data) {
+    iovec iov{const_cast<char*>(data.data()), data.size()};
+    std::error_code ec = no_error;
+    auto n = transport_->write_some(&iov, 1, ec);
+    if (n == data.size()) return {};
+    return wrote_part(data, n, ec);
+  }
   // After a write that the socket did not take whole (or that failed).
   std::error_code wrote_part(std::string_view data, std::size_t n, const std::error_code& ec);
   // Queues what the socket did not take; `hold`: until the host uncorks.

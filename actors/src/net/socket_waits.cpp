@@ -28,9 +28,10 @@ void socket_waits::set_owner(std::shared_ptr<io_owner>&& o) {
   owner_ = std::move(o);
 }
 
-void socket_waits::complete_later(bool read, bool write, std::error_code ec) {
+void socket_waits::complete_later(bool read, bool write, std::error_code ec, bool let_go) {
   if (!owner_) return;
-  asio::post(io_, [o = owner_, read, write, ec] {
+  auto held = let_go ? std::move(owner_) : owner_;
+  asio::post(io_, [o = std::move(held), read, write, ec] {
     if (read) o->on_readable(ec);
     if (write) o->on_writable(ec);
   });
@@ -111,13 +112,7 @@ void socket_waits::close_descriptor(bool reset) noexcept {
   fd_ = -1;
   read_via_write_ = false;
   // Pending waits end with operation_aborted, later; the owner is let go of after that.
-  if (owner_) {
-    asio::post(io_, [o = std::move(owner_), read = reading_, write = writing_] {
-      const auto ec = make_error_code(asio::error::operation_aborted);
-      if (read) o->on_readable(ec);
-      if (write) o->on_writable(ec);
-    });
-  }
+  complete_later(reading_, writing_, make_error_code(asio::error::operation_aborted), true);
   reading_ = writing_ = false;
 }
 

@@ -62,8 +62,9 @@ class socket_waits : public readiness::target {
   void wait_read_slow(std::shared_ptr<io_owner> owner, bool via_write);
   // A new owner for the waits; the old one is let go of later (its callback may be running).
   void set_owner(std::shared_ptr<io_owner>&& o);
-  // The owner's callback(s) with `ec`, posted (never from inside the caller's call).
-  void complete_later(bool read, bool write, std::error_code ec);
+  // The owner's callback(s) with `ec`, posted (never from inside the caller's call);
+  // `let_go`: the posted handler takes the owner with it (a close).
+  void complete_later(bool read, bool write, std::error_code ec, bool let_go = false);
 
   asio::io_context& io_;
   int fd_;

@@ -752,7 +752,6 @@ void worker_runtime::reactor_data(const ipc::conn_data_view& v, std::string* own
   runner_.message(s, l, owned ? std::move(*owned) : std::string(v.data), v.kind);
 }
 
-
 // -- the link to the master -----------------------------------------------------------------------
 
 task<void> worker_runtime::master_loop() {
