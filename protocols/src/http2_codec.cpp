@@ -12,7 +12,11 @@
 #include <nghttp2/nghttp2.h>
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <charconv>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <unordered_map>
 #include <vector>
@@ -41,6 +45,120 @@ namespace h1 = protocols::http1;
 // Bytes handed to nghttp2 per mem_recv call: bounds what one call can produce while the
 // sink refuses more (a slice of tiny HEADERS frames is a bounded number of requests).
 constexpr std::size_t kSlice = 4096;
+
+// nghttp2's memory: a stream, its frames' queue items, copied header blocks and received
+// header buffers are allocated and freed for every request (five to six blocks). With ten
+// streams in flight per read, glibc's per-thread cache (seven blocks per size) overflows
+// and most of them take malloc's slow path. These free lists, one set per thread (a codec
+// lives on its connection's loop; a block freed on another thread just joins that thread's
+// lists), keep up to 32 KiB of blocks per size class; larger blocks go to malloc as they
+// are. A block carries its class in a 16-byte header (malloc's alignment is kept). The
+// lists are plain data (no destructor to order against a codec freed late at exit): what a
+// thread keeps cached is the process's until it exits. Under AddressSanitizer (the fuzz
+// build) nothing is cached, so a use after free is still caught.
+namespace pool {
+#if defined(__SANITIZE_ADDRESS__)
+constexpr std::size_t kCachedBytes = 0;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr std::size_t kCachedBytes = 0;
+#else
+constexpr std::size_t kCachedBytes = 32 * 1024;
+#endif
+#else
+constexpr std::size_t kCachedBytes = 32 * 1024;
+#endif
+constexpr std::size_t kHeader = 16;
+constexpr unsigned kClasses = 7;  // blocks of 64 << c bytes, header included: 64 .. 4096
+constexpr unsigned kLarge = kClasses;
+
+struct free_block {
+  free_block* next;
+};
+struct lists {
+  free_block* head[kClasses];
+  std::uint32_t count[kClasses];
+};
+thread_local constinit lists tl{};
+
+constexpr std::size_t block_size(unsigned c) noexcept { return std::size_t{64} << c; }
+// Blocks a class keeps cached.
+constexpr std::uint32_t kept(unsigned c) noexcept { return static_cast<std::uint32_t>(kCachedBytes / block_size(c)); }
+
+unsigned class_of(std::size_t total) noexcept {
+  if (total > block_size(kClasses - 1)) return kLarge;
+  // The smallest c with 64 << c >= total: the bit length of (total - 1) / 64.
+  return static_cast<unsigned>(std::bit_width((total - 1) >> 6));
+}
+
+struct header {
+  std::uint64_t cls;
+  std::uint64_t size;  // what was asked for (realloc copies that much)
+};
+
+void* alloc(std::size_t n, void*) {
+  if (n > SIZE_MAX - kHeader) return nullptr;
+  const unsigned c = class_of(n + kHeader);
+  void* b = nullptr;
+  if (c != kLarge && tl.head[c]) {
+    auto* f = tl.head[c];
+    tl.head[c] = f->next;
+    --tl.count[c];
+    b = f;
+  } else {
+    b = std::malloc(c == kLarge ? n + kHeader : block_size(c));
+    if (!b) return nullptr;
+  }
+  const header h{c, n};
+  std::memcpy(b, &h, sizeof h);
+  return static_cast<char*>(b) + kHeader;
+}
+
+void release(void* p, void*) {
+  if (!p) return;
+  void* b = static_cast<char*>(p) - kHeader;
+  header h;
+  std::memcpy(&h, b, sizeof h);
+  const auto c = static_cast<unsigned>(h.cls);
+  if (c != kLarge && tl.count[c] < kept(c)) {
+    auto* f = static_cast<free_block*>(b);
+    f->next = tl.head[c];
+    tl.head[c] = f;
+    ++tl.count[c];
+    return;
+  }
+  std::free(b);
+}
+
+void* zeroed(std::size_t count, std::size_t size, void* ud) {
+  if (size != 0 && count > SIZE_MAX / size) return nullptr;
+  void* p = alloc(count * size, ud);
+  if (p) std::memset(p, 0, count * size);
+  return p;
+}
+
+void* resize(void* p, std::size_t n, void* ud) {
+  if (!p) return alloc(n, ud);
+  if (n == 0) {
+    release(p, ud);
+    return nullptr;
+  }
+  header h;
+  std::memcpy(&h, static_cast<char*>(p) - kHeader, sizeof h);
+  if (h.cls != kLarge && n + kHeader <= block_size(static_cast<unsigned>(h.cls))) {
+    h.size = n;
+    std::memcpy(static_cast<char*>(p) - kHeader, &h, sizeof h);
+    return p;
+  }
+  void* q = alloc(n, ud);
+  if (!q) return nullptr;
+  std::memcpy(q, p, std::min<std::size_t>(h.size, n));
+  release(p, ud);
+  return q;
+}
+
+nghttp2_mem mem{nullptr, &alloc, &release, &zeroed, &resize};
+}  // namespace pool
 
 bool connection_specific(std::string_view n) {
   return n == "connection" || n == "keep-alive" || n == "proxy-connection" || n == "transfer-encoding" ||
@@ -185,7 +303,7 @@ class server_codec final : public stream_codec {
     // Request bodies are acknowledged as their handlers take them (consumed()).
     nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_option_set_max_continuations(opt, opts_.max_continuations);
-    nghttp2_session_server_new2(&session_, cb, this, opt);
+    nghttp2_session_server_new3(&session_, cb, this, opt, &pool::mem);
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cb);
     nghttp2_settings_entry iv[] = {
@@ -271,6 +389,10 @@ class server_codec final : public stream_codec {
   }
 
   void encode(std::uint8_t kind, std::string_view data, std::string& wire) override;
+  void encode_object(std::uint8_t kind, const reply_object& obj, std::string& wire) override;
+  // nghttp2 takes submissions from inside its callbacks (a handler answering inline from
+  // on_frame_recv); nothing here calls mem_send while decode() runs.
+  bool encodes_while_decoding() const noexcept override { return true; }
 
   bool take_output(std::string& out) override {
     bool any = false;
@@ -360,9 +482,15 @@ class server_codec final : public stream_codec {
   }
   bool allow_control() { return control_.take(opts_.max_control_frames_per_second, &now_ms, this); }
 
+  // Every callback of a frame, and each reply, looks its stream up (about ten times per
+  // request): the last one found is remembered. on_stream_close() forgets it.
   stream* find(std::int32_t id) {
+    if (id == last_id_ && last_) return last_;
     auto it = streams_.find(id);
-    return it == streams_.end() ? nullptr : it->second.get();
+    if (it == streams_.end()) return nullptr;
+    last_id_ = id;
+    last_ = it->second.get();
+    return last_;
   }
 
   // -- events ---------------------------------------------------------------------------------
@@ -628,6 +756,7 @@ class server_codec final : public stream_codec {
     auto& c = self(ud);
     if (frame->hd.type != NGHTTP2_HEADERS) return 0;
     if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+      c.last_ = nullptr;  // the map changes below
       stream* st = nullptr;
       if (!c.spare_streams_.empty()) {
         auto node = std::move(c.spare_streams_.back());
@@ -813,6 +942,7 @@ class server_codec final : public stream_codec {
     c.held_ -= std::min(c.held_, s.out.size() - s.out_off);
     // A few closed streams keep their map node and object for the next ones (a busy
     // connection opens one per request).
+    if (c.last_ == it->second.get()) c.last_ = nullptr;
     auto node = c.streams_.extract(it);
     if (c.spare_streams_.size() < kSpareStreams) c.spare_streams_.push_back(std::move(node));
     return 0;
@@ -854,12 +984,27 @@ class server_codec final : public stream_codec {
     return static_cast<ssize_t>(n);
   }
 
-  void submit_head(stream& s, std::string_view fields, int status, std::int64_t length, bool body_follows);
+  // A handler's response head (out::whole with its body, or out::head); `each(f)` calls
+  // f(name, value) for every field the handler set.
+  template <typename Each>
+  void respond(stream& s, bool whole, int status, std::size_t count, const Each& each, std::int64_t length,
+               std::string_view body);
+  template <typename Each>
+  void submit_head(stream& s, std::size_t count, const Each& each, int status, std::int64_t length, bool body_follows);
+  stream* stream_for_reply(std::uint32_t id) {
+    if (id == 0 || id > 0x7fffffff) return nullptr;
+    auto* s = find(static_cast<std::int32_t>(id));
+    if (!s || s->refused) return nullptr;
+    s->last_tick = tick_;
+    return s;
+  }
 
   options opts_;
   nghttp2_session* session_ = nullptr;
   event_sink* sink_ = nullptr;
   std::unordered_map<std::int32_t, std::unique_ptr<stream>> streams_;
+  std::int32_t last_id_ = 0;
+  stream* last_ = nullptr;  // find()'s last answer (streams_[last_id_])
   static constexpr std::size_t kSpareStreams = 16;
   std::vector<decltype(streams_)::node_type> spare_streams_;  // closed streams kept for reuse
   // submit_head()'s scratch, kept between responses (nghttp2 copies the fields it is given).
@@ -894,50 +1039,118 @@ void for_each_field(std::string_view raw, F&& f) {
   for (std::uint32_t i = 0; i < count && rd.str(n) && rd.str(v); ++i) f(n, v);
 }
 
-void server_codec::submit_head(stream& s, std::string_view fields, int status, std::int64_t length, bool body_follows) {
-  // nghttp2 copies what it is given, so the views may point into `fields` and these
-  // buffers; a name is copied (lowered) only when the handler wrote capitals.
+// The names this codec writes itself, and the ones handlers set most, as literals: nghttp2
+// keeps a pointer to those (NGHTTP2_NV_FLAG_NO_COPY_NAME) instead of copying and lowering
+// each name of each response. Null: not one of them.
+const char* known_name(std::string_view n) noexcept {
+  switch (n.size()) {
+    case 4:
+      if (n == "vary") return "vary";
+      if (n == "etag") return "etag";
+      break;
+    case 8:
+      if (n == "location") return "location";
+      break;
+    case 10:
+      if (n == "set-cookie") return "set-cookie";
+      break;
+    case 12:
+      if (n == "content-type") return "content-type";
+      break;
+    case 13:
+      if (n == "cache-control") return "cache-control";
+      if (n == "last-modified") return "last-modified";
+      break;
+    case 16:
+      if (n == "content-encoding") return "content-encoding";
+      break;
+    default: break;
+  }
+  return nullptr;
+}
+
+// Per byte of a response field's name: a capital (lowered before it goes out), or a byte
+// no name may hold (controls, space, DEL and above, ':').
+constexpr unsigned kNameUpper = 1, kNameInvalid = 2;
+constexpr auto kNameBytes = [] {
+  std::array<std::uint8_t, 256> t{};
+  for (unsigned c = 0; c < 256; ++c)
+    t[c] = static_cast<std::uint8_t>(c <= 0x20 || c >= 0x7f || c == ':' ? kNameInvalid
+                                     : c >= 'A' && c <= 'Z'             ? kNameUpper
+                                                                        : 0);
+  return t;
+}();
+
+nghttp2_nv static_nv(std::string_view lit_name, std::string_view v, std::uint8_t flags) {
+  return {reinterpret_cast<std::uint8_t*>(const_cast<char*>(lit_name.data())),
+          reinterpret_cast<std::uint8_t*>(const_cast<char*>(v.data())), lit_name.size(), v.size(),
+          static_cast<std::uint8_t>(NGHTTP2_NV_FLAG_NO_COPY_NAME | flags)};
+}
+
+template <typename Each>
+void server_codec::submit_head(stream& s, std::size_t count, const Each& each, int status, std::int64_t length,
+                               bool body_follows) {
+  // nghttp2 copies what it is given unless told not to: names that are literals (ours, and
+  // known_name()'s) and values that outlive the frame (the server name, the date, which is
+  // rewritten in place once a second) are not copied; the rest may point into the handler's
+  // fields and these buffers.
   char st_buf[8], len_buf[24];
   const auto st_end = std::to_chars(st_buf, st_buf + sizeof st_buf, status).ptr;
   const std::string_view st(st_buf, static_cast<std::size_t>(st_end - st_buf));
   std::string_view len;
   if (length >= 0) len = {len_buf, static_cast<std::size_t>(std::to_chars(len_buf, len_buf + sizeof len_buf, length).ptr - len_buf)};
   auto& names = head_names_;
-  auto& nva = head_nva_;
   names.clear();
-  nva.clear();
-  h1::wire::reader rd{fields};
-  std::uint32_t count = 0;
-  rd.u32(count);
-  names.reserve(count + 2);  // never grows below: nva points into it
-  nva.reserve(count + 5);
-  nva.push_back(make_nv(":status", st));
+  names.reserve(count);  // never grows below: the fields point into it
+  // The fields, ours included (at most 4 more than the handler's), in a local array when
+  // they fit.
+  nghttp2_nv local[12];
+  nghttp2_nv* nva = local;
+  if (count + 4 > std::size(local)) {
+    head_nva_.resize(count + 4);
+    nva = head_nva_.data();
+  }
+  std::size_t k = 0;
+  nva[k++] = static_nv(":status", st, NGHTTP2_NV_FLAG_NONE);
   bool has_server = false, has_date = false;
   const bool interim = status < 200;
-  for_each_field(fields, [&](std::string_view n, std::string_view v) {
-    if (!valid_name(n) || !valid_field_value(v)) return;
+  each([&](std::string_view n, std::string_view v) {
+    // One pass over the name: a token without ':' (valid_name), and whether it has capitals.
+    if (n.empty()) return;
+    unsigned seen = 0;
+    for (unsigned char c : n) seen |= kNameBytes[c];
+    if ((seen & kNameInvalid) || !valid_field_value(v)) return;
     std::string_view ln = n;
-    if (std::any_of(n.begin(), n.end(), [](char c) { return c >= 'A' && c <= 'Z'; })) {
+    if (seen & kNameUpper) {
       names.push_back(ascii_lowered(n));
       ln = names.back();
     }
     if (connection_specific(ln)) return;
-    if (!interim && ln == "content-length") return;  // ours, from the body
-    if (ln == "server") has_server = true;
-    else if (ln == "date") has_date = true;
-    nva.push_back(make_nv(ln, v));
+    if (ln.size() == 14 && ln == "content-length") {
+      if (!interim) return;  // ours, from the body
+    } else if (ln.size() == 6 && ln == "server") {
+      has_server = true;
+    } else if (ln.size() == 4 && ln == "date") {
+      has_date = true;
+    }
+    if (const char* known = known_name(ln))
+      nva[k++] = static_nv({known, ln.size()}, v, NGHTTP2_NV_FLAG_NONE);
+    else
+      nva[k++] = make_nv(ln, v);
   });
   if (interim) {
-    nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, s.id, nullptr, nva.data(), nva.size(), nullptr);
+    nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, s.id, nullptr, nva, k, nullptr);
     return;
   }
-  if (!has_server && !opts_.server_name.empty()) nva.push_back(make_nv("server", opts_.server_name));
+  if (!has_server && !opts_.server_name.empty())
+    nva[k++] = static_nv("server", opts_.server_name, NGHTTP2_NV_FLAG_NO_COPY_VALUE);
   // The codec dates what it sends (RFC 9110 §6.6.1), unless the handler did.
-  if (!has_date) nva.push_back(make_nv("date", http_date_now()));
-  if (!len.empty() && status != 204 && status != 304) nva.push_back(make_nv("content-length", len));
+  if (!has_date) nva[k++] = static_nv("date", http_date_now(), NGHTTP2_NV_FLAG_NO_COPY_VALUE);
+  if (!len.empty() && status != 204 && status != 304)
+    nva[k++] = static_nv("content-length", len, NGHTTP2_NV_FLAG_NONE);
   s.responded = true;
   if (!body_follows) {
-    nghttp2_submit_response(session_, s.id, nva.data(), nva.size(), nullptr);
+    nghttp2_submit_response(session_, s.id, nva, k, nullptr);
     uncount(s);
     return;
   }
@@ -945,16 +1158,61 @@ void server_codec::submit_head(stream& s, std::string_view fields, int status, s
   nghttp2_data_provider prd;
   prd.source.ptr = nullptr;
   prd.read_callback = &read_body;
-  nghttp2_submit_response(session_, s.id, nva.data(), nva.size(), &prd);
+  nghttp2_submit_response(session_, s.id, nva, k, &prd);
+}
+
+template <typename Each>
+void server_codec::respond(stream& s, bool whole, int status, std::size_t count, const Each& each,
+                           std::int64_t length, std::string_view body) {
+  if (s.responded) return;
+  if (status < 100 || status > 999 || status == 101) return;
+  if (status < 200) {
+    if (whole) submit_head(s, count, each, status, -1, false);
+    return;
+  }
+  const bool bodiless = s.head_method || status == 204 || status == 304;
+  if (whole) {
+    std::int64_t cl = static_cast<std::int64_t>(body.size());
+    if (s.head_method && body.empty() && length >= 0) cl = length;
+    if (bodiless || body.empty()) {
+      submit_head(s, count, each, status, cl, false);
+      return;
+    }
+    s.out.assign(body);
+    s.out_off = 0;
+    s.out_eof = true;
+    held_ += body.size();
+    submit_head(s, count, each, status, cl, true);
+    return;
+  }
+  // A streamed response: DATA frames follow as the handler writes.
+  submit_head(s, count, each, status, length, !bodiless);
+  if (bodiless) s.out_eof = true;
+}
+
+void server_codec::encode_object(std::uint8_t kind, const reply_object& obj, std::string& wire) {
+  if (static_cast<h1::out>(kind) != h1::out::whole) return stream_codec::encode_object(kind, obj, wire);
+  // The one typed reply of this codec: out::whole is always a stream_reply around an
+  // http1::response_reply (the worker's session_channel makes them).
+  const auto& sr = static_cast<const stream_reply&>(obj);
+  const auto& rr = static_cast<const h1::response_reply&>(sr.inner);
+  auto* s = stream_for_reply(sr.stream);
+  if (!s) return;
+  const auto& h = rr.head;
+  respond(
+      *s, true, h.status, h.headers.items.size(),
+      [&](const auto& f) {
+        for (const auto& x : h.headers.items) f(x.name, x.value);
+      },
+      h.content_length, rr.body);
 }
 
 void server_codec::encode(std::uint8_t kind, std::string_view data, std::string& wire) {
   (void)wire;  // frames come out of take_output(), which the connection calls next
   std::uint32_t id = 0;
-  if (!take_stream(data, id) || id == 0 || id > 0x7fffffff) return;
-  auto* s = find(static_cast<std::int32_t>(id));
-  if (!s || s->refused) return;
-  s->last_tick = tick_;
+  if (!take_stream(data, id)) return;
+  auto* s = stream_for_reply(id);
+  if (!s) return;
   switch (static_cast<h1::out>(kind)) {
     case h1::out::whole:
     case h1::out::head: {
@@ -965,31 +1223,10 @@ void server_codec::encode(std::uint8_t kind, std::string_view data, std::string&
       std::uint64_t length = 0;
       std::uint8_t close = 0;
       if (!rd.u32(status) || !rd.str(reason) || !rd.fields(fields, count) || !rd.u64(length) || !rd.u8(close)) return;
-      if (status < 100 || status > 999 || status == 101) return;
-      if (status < 200) {
-        if (kind == static_cast<std::uint8_t>(h1::out::whole)) submit_head(*s, fields, static_cast<int>(status), -1, false);
-        return;
-      }
-      const bool bodiless = s->head_method || status == 204 || status == 304;
-      if (kind == static_cast<std::uint8_t>(h1::out::whole)) {
-        auto body = rd.in;
-        std::int64_t cl = static_cast<std::int64_t>(body.size());
-        if (s->head_method && body.empty() && static_cast<std::int64_t>(length) >= 0)
-          cl = static_cast<std::int64_t>(length);
-        if (bodiless || body.empty()) {
-          submit_head(*s, fields, static_cast<int>(status), cl, false);
-          return;
-        }
-        s->out.assign(body);
-        s->out_off = 0;
-        s->out_eof = true;
-        held_ += body.size();
-        submit_head(*s, fields, static_cast<int>(status), cl, true);
-        return;
-      }
-      // A streamed response: DATA frames follow as the handler writes.
-      submit_head(*s, fields, static_cast<int>(status), static_cast<std::int64_t>(length), !bodiless);
-      if (bodiless) s->out_eof = true;
+      if (status > 999) return;
+      respond(
+          *s, kind == static_cast<std::uint8_t>(h1::out::whole), static_cast<int>(status), count,
+          [&](const auto& f) { for_each_field(fields, f); }, static_cast<std::int64_t>(length), rd.in);
       return;
     }
     case h1::out::body:

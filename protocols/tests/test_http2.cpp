@@ -283,6 +283,88 @@ TEST_CASE("http2 codec: a sink that takes objects gets request heads whose bytes
   CHECK(head.version_minor == 2);
 }
 
+TEST_CASE("http2 codec: a typed response answered from inside decode() matches its bytes form", "[http2]") {
+  // The worker's inline handler: it answers while the codec hands it the request, as a
+  // stream_reply (encode_object); the other run answers the same with bytes after decode().
+  struct answering_sink final : swactor::protocols::event_sink {
+    swactor::protocols::stream_codec* codec = nullptr;
+    bool typed = false;
+    std::vector<std::uint32_t> later;
+    bool on_event(const event& e) override {
+      std::string d(e.data);
+      std::uint32_t id = 0;
+      std::string_view v = d;
+      REQUIRE(h2::take_stream(v, id));
+      if (!typed) {
+        later.push_back(id);
+        return true;
+      }
+      h1::response_head h;
+      h.status = id == 1 ? 200 : 404;
+      h.headers.add("Content-Type", "text/plain");
+      h.headers.add("Connection", "close");  // HTTP/1 only: never on an h2 stream
+      h.headers.add("x-Custom", "v" + std::to_string(id));
+      if (id == 3) h.headers.add("date", "Thu, 01 Jan 2026 00:00:00 GMT");
+      std::string wire;
+      codec->encode_object(static_cast<std::uint8_t>(h1::out::whole),
+                           h2::stream_reply(id, h1::response_reply(h, "body " + std::to_string(id))), wire);
+      CHECK(wire.empty());  // frames come out of take_output()
+      return true;
+    }
+  };
+  auto run = [](bool typed) {
+    h2::options o;
+    auto codec = h2::make_server_codec(o);
+    CHECK(codec->encodes_while_decoding());
+    client cl;
+    for (int i = 0; i < 3; ++i) cl.submit("GET", "/r" + std::to_string(i));
+    answering_sink s;
+    s.codec = codec.get();
+    s.typed = typed;
+    for (int round = 0; round < 10; ++round) {
+      auto bytes = cl.output();
+      if (bytes.empty() && s.later.empty()) break;
+      REQUIRE(codec->decode(bytes, s) == bytes.size());
+      for (auto id : s.later) {
+        h1::header_list fields;
+        fields.add("Content-Type", "text/plain");
+        fields.add("Connection", "close");
+        fields.add("x-Custom", "v" + std::to_string(id));
+        if (id == 3) fields.add("date", "Thu, 01 Jan 2026 00:00:00 GMT");
+        std::string wire;
+        codec->encode(static_cast<std::uint8_t>(h1::out::whole),
+                      reply(id, h1::out::whole, whole(id == 1 ? 200 : 404, "body " + std::to_string(id), fields)), wire);
+      }
+      s.later.clear();
+      std::string back;
+      codec->take_output(back);
+      cl.input(back);
+    }
+    return cl.responses;
+  };
+  auto typed = run(true);
+  auto bytes = run(false);
+  REQUIRE(typed.size() == 3);
+  for (auto& [id, r] : typed) {
+    INFO("stream " << id);
+    CHECK(r.closed);
+    CHECK(r.body == "body " + std::to_string(id));
+    CHECK(r.headers[":status"] == (id == 1 ? "200" : "404"));
+    CHECK(r.headers["content-type"] == "text/plain");
+    CHECK(r.headers["x-custom"] == "v" + std::to_string(id));
+    CHECK(r.headers.count("connection") == 0);
+    CHECK(r.headers["content-length"] == std::to_string(r.body.size()));
+    CHECK(r.headers["server"] == "swactor");
+    if (id == 3) CHECK(r.headers["date"] == "Thu, 01 Jan 2026 00:00:00 GMT");
+    else CHECK(r.headers["date"].size() == 29);
+    auto other = bytes.at(id);
+    other.headers.erase("date");
+    r.headers.erase("date");
+    CHECK(r.headers == other.headers);
+    CHECK(r.body == other.body);
+  }
+}
+
 TEST_CASE("http2 codec: a GET and a POST, answered out of order, split at every byte", "[http2]") {
   for (std::size_t step : {std::size_t(1), std::size_t(7), SIZE_MAX}) {
     INFO("step " << step);

@@ -160,8 +160,9 @@ class session_channel final : public http::response_channel {
     return send_reply(port_, s_, stream_, kind, data);
   }
   std::error_code send_object(std::uint8_t kind, const protocols::reply_object& r) override {
-    // HTTP/2 replies name their stream, and a file reply's pump keeps the order: bytes.
-    if (stream_ != 0 || (pump_ && pump_->running)) return http::response_channel::send_object(kind, r);
+    // A file reply's pump keeps the order: bytes behind it. HTTP/2 replies name their stream.
+    if (pump_ && pump_->running) return http::response_channel::send_object(kind, r);
+    if (stream_ != 0) return port_.send_object(s_, h2::stream_reply(stream_, r), kind);
     return port_.send_object(s_, r, kind);
   }
   task<std::error_code> drained(duration timeout) override { return port_.drained(s_, timeout); }

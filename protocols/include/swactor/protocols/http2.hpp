@@ -13,7 +13,10 @@
 //   reset:   the stream is gone before its response ended (RST_STREAM, timeout): nothing
 // Typed replies in (data = u32 stream id, then the HTTP/1 payload of the same kind):
 //   http1::out::whole, head, body, end (trailers become a HEADERS frame), continue_100,
-//   and kReplyReset.
+//   and kReplyReset. A whole response from this process comes as a stream_reply object
+//   (encode_object), and may be encoded while decode() runs (a handler answering inline):
+//   nghttp2 takes submissions from inside its callbacks; its frames come out of
+//   take_output() after decode() returns.
 //
 // Flow control is end to end: a request body piece handed to the sink as a body event is
 // acknowledged to the peer (WINDOW_UPDATE, stream and connection) only when the sink says
@@ -97,6 +100,22 @@ struct request_object final : event_object {
     put_stream(out, stream);
     head.encode_to(out);
   }
+};
+
+// A reply for one stream in typed form, from a handler in the same process: `inner` is what
+// the HTTP/1 codec would get (for http1::out::whole, an http1::response_reply). The codec
+// hands a whole response's fields to nghttp2 without a wire form in between; encode_to()
+// writes the bytes form (the stream, then the inner reply's wire form) for any other path.
+struct stream_reply final : reply_object {
+  std::uint32_t stream;
+  const reply_object& inner;
+
+  stream_reply(std::uint32_t s, const reply_object& r) noexcept : stream(s), inner(r) {}
+  void encode_to(std::string& out) const override {
+    put_stream(out, stream);
+    inner.encode_to(out);
+  }
+  std::size_t wire_size() const noexcept override { return 4 + inner.wire_size(); }
 };
 
 }  // namespace swactor::protocols::http2
