@@ -83,7 +83,7 @@ thread_local constinit lists tl{};
 
 constexpr std::size_t block_size(unsigned c) noexcept { return std::size_t{64} << c; }
 // Blocks a class keeps cached.
-constexpr std::uint32_t kept(unsigned c) noexcept { return static_cast<std::uint32_t>(kCachedBytes / block_size(c)); }
+constexpr std::uint32_t kept(unsigned c) noexcept { return static_cast<std::uint32_t>(kCachedBytes >> (6 + c)); }
 
 unsigned class_of(std::size_t total) noexcept {
   if (total > block_size(kClasses - 1)) return kLarge;
@@ -843,8 +843,13 @@ class server_codec final : public stream_codec {
         break;
       default: break;
     }
-    h1::wire::put_str(s->fields, n);
-    h1::wire::put_str(s->fields, v);
+    // Both, sized once (four appends cost three times as much).
+    auto& f = s->fields;
+    const auto at = f.size();
+    f.resize(at + swactor::wire::placed_writer::size_of(n) + swactor::wire::placed_writer::size_of(v));
+    swactor::wire::placed_writer pw(f.data() + at);
+    pw.str(n);
+    pw.str(v);
     ++s->field_count;
     return 0;
   }
@@ -1042,27 +1047,32 @@ void for_each_field(std::string_view raw, F&& f) {
 // The names this codec writes itself, and the ones handlers set most, as literals: nghttp2
 // keeps a pointer to those (NGHTTP2_NV_FLAG_NO_COPY_NAME) instead of copying and lowering
 // each name of each response. Null: not one of them.
+template <std::size_t N>
+bool same(std::string_view s, const char (&lit)[N]) noexcept {
+  return s.size() == N - 1 && std::memcmp(s.data(), lit, N - 1) == 0;  // inlined: known size
+}
+
 const char* known_name(std::string_view n) noexcept {
   switch (n.size()) {
     case 4:
-      if (n == "vary") return "vary";
-      if (n == "etag") return "etag";
+      if (same(n, "vary")) return "vary";
+      if (same(n, "etag")) return "etag";
       break;
     case 8:
-      if (n == "location") return "location";
+      if (same(n, "location")) return "location";
       break;
     case 10:
-      if (n == "set-cookie") return "set-cookie";
+      if (same(n, "set-cookie")) return "set-cookie";
       break;
     case 12:
-      if (n == "content-type") return "content-type";
+      if (same(n, "content-type")) return "content-type";
       break;
     case 13:
-      if (n == "cache-control") return "cache-control";
-      if (n == "last-modified") return "last-modified";
+      if (same(n, "cache-control")) return "cache-control";
+      if (same(n, "last-modified")) return "last-modified";
       break;
     case 16:
-      if (n == "content-encoding") return "content-encoding";
+      if (same(n, "content-encoding")) return "content-encoding";
       break;
     default: break;
   }
@@ -1115,22 +1125,28 @@ void server_codec::submit_head(stream& s, std::size_t count, const Each& each, i
   bool has_server = false, has_date = false;
   const bool interim = status < 200;
   each([&](std::string_view n, std::string_view v) {
+    if (!valid_field_value(v)) return;
+    // A name handlers set often, as written: valid and lower-case already.
+    if (const char* known = known_name(n)) {
+      nva[k++] = static_nv({known, n.size()}, v, NGHTTP2_NV_FLAG_NONE);
+      return;
+    }
     // One pass over the name: a token without ':' (valid_name), and whether it has capitals.
     if (n.empty()) return;
     unsigned seen = 0;
     for (unsigned char c : n) seen |= kNameBytes[c];
-    if ((seen & kNameInvalid) || !valid_field_value(v)) return;
+    if (seen & kNameInvalid) return;
     std::string_view ln = n;
     if (seen & kNameUpper) {
       names.push_back(ascii_lowered(n));
       ln = names.back();
     }
     if (connection_specific(ln)) return;
-    if (ln.size() == 14 && ln == "content-length") {
+    if (same(ln, "content-length")) {
       if (!interim) return;  // ours, from the body
-    } else if (ln.size() == 6 && ln == "server") {
+    } else if (same(ln, "server")) {
       has_server = true;
-    } else if (ln.size() == 4 && ln == "date") {
+    } else if (same(ln, "date")) {
       has_date = true;
     }
     if (const char* known = known_name(ln))
