@@ -96,6 +96,7 @@ struct reactor_thread::impl final : net::connection_sink {
   // worker, and the workers that were told about the connection (conn_open), which all hear
   // its close. A side table: the connection object stays as small as for any other protocol.
   struct h2_stream {
+    std::uint32_t id = 0;
     int worker = 0;
     const ipc::link* link = nullptr;  // the process of `worker` that took it (null: backlogged)
   };
@@ -122,7 +123,18 @@ struct reactor_thread::impl final : net::connection_sink {
     }
   };
   struct h2_conn {
-    std::unordered_map<std::uint32_t, h2_stream> streams;
+    // Unordered and small (the streams in flight, and finished ones until the next prune):
+    // a scan of a few cache lines costs less than a hash map's node per stream.
+    std::vector<h2_stream> streams;
+    h2_stream* find(std::uint32_t stream) {
+      for (auto& st : streams)
+        if (st.id == stream) return &st;
+      return nullptr;
+    }
+    void erase(h2_stream* st) {
+      *st = streams.back();
+      streams.pop_back();
+    }
     std::vector<bool> told;        // by worker id
     // The processes whose writers wait for the output to drain (conn_watch), with how many
     // watches each sent: each is answered once, on the link it came from (so a process that
@@ -493,10 +505,10 @@ struct reactor_thread::impl final : net::connection_sink {
     const auto kind = e.kind;
     auto& h = h2_of(c);
     if (kind != static_cast<std::uint8_t>(protocols::http2::ev::request)) {
-      auto it = h.streams.find(stream);
-      if (it == h.streams.end()) return -1;
-      const auto st = it->second;
-      if (kind == static_cast<std::uint8_t>(protocols::http2::ev::reset)) h.streams.erase(it);  // its last event
+      auto* found = h.find(stream);
+      if (!found) return -1;
+      const auto st = *found;
+      if (kind == static_cast<std::uint8_t>(protocols::http2::ev::reset)) h.erase(found);  // its last event
       if (!st.link || st.link == workers[static_cast<std::size_t>(st.worker)].link.get()) return st.worker;
       // The process that took the request is leaving (drain): its streams finish there.
       auto l = live_links.find(const_cast<ipc::link*>(st.link));
@@ -508,12 +520,16 @@ struct reactor_thread::impl final : net::connection_sink {
     }
     if (h.streams.size() >= h.prune_at) {
       // Forget the streams that are done (amortized: the map stays within twice the open ones).
-      std::erase_if(h.streams, [&](const auto& kv) { return !protocols::http2::stream_needs_handler(c.codec(), kv.first); });
+      std::erase_if(h.streams, [&](const h2_stream& st) { return !protocols::http2::stream_needs_handler(c.codec(), st.id); });
       h.prune_at = std::max<std::size_t>(16, 2 * h.streams.size());
     }
     int w = pick(&c, c.id());
     const auto& wl = workers[static_cast<std::size_t>(w)];
-    h.streams[stream] = {w, wl.link && wl.link->is_open() ? wl.link.get() : nullptr};
+    const ipc::link* link = wl.link && wl.link->is_open() ? wl.link.get() : nullptr;
+    if (auto* again = h.find(stream))  // not expected: a stream id is not reused
+      *again = {stream, w, link};
+    else
+      h.streams.push_back({stream, w, link});
     if (!h.told[static_cast<std::size_t>(w)]) {
       h.told[static_cast<std::size_t>(w)] = true;
       tell_open(c, w);
@@ -532,16 +548,11 @@ struct reactor_thread::impl final : net::connection_sink {
     for (auto& [sid, h] : h2_conns) {
       if (!drained_before && static_cast<std::size_t>(w) < h.told.size()) h.told[static_cast<std::size_t>(w)] = false;
       if (!reset_streams) continue;
-      for (auto it = h.streams.begin(); it != h.streams.end();) {
-        const bool its = drained_before ? it->second.link == gone
-                                        : it->second.worker == w && (!it->second.link || it->second.link == gone);
-        if (!its) {
-          ++it;
-          continue;
-        }
-        lost.emplace_back(sid, it->first);
-        it = h.streams.erase(it);
-      }
+      std::erase_if(h.streams, [&](const h2_stream& st) {
+        const bool its = drained_before ? st.link == gone : st.worker == w && (!st.link || st.link == gone);
+        if (its) lost.emplace_back(sid, st.id);
+        return its;
+      });
     }
     std::string reply;
     for (auto [sid, stream] : lost) {
