@@ -97,10 +97,14 @@ void request_head::assign(const request_parts& p) {
   replace_with(target, p.target);
   replace_with(authority, p.authority);
   version_minor = p.version_minor;
-  headers.items.clear();
-  headers.items.reserve(p.field_count);
+  // The fields of the last request this head held are written over (a long value's buffer
+  // is kept, not freed and allocated again per request).
+  auto& items = headers.items;
+  if (items.size() > p.field_count) items.resize(p.field_count);
+  const std::size_t kept = items.size();
+  items.reserve(p.field_count);
   for (std::size_t i = 0; i < p.field_count; ++i) {
-    auto& h = headers.items.emplace_back();
+    auto& h = i < kept ? items[i] : items.emplace_back();
     replace_with(h.name, p.name(p.fields[i]));
     replace_with(h.value, p.value(p.fields[i]));
   }

@@ -1100,6 +1100,27 @@ constexpr auto kNameBytes = [] {
   return t;
 }();
 
+// A response field's name, 8 bytes at a time: kNameInvalid if a byte may not be in a name,
+// kNameUpper if one is a capital (the tail through kNameBytes).
+unsigned scan_name(std::string_view n) noexcept {
+  constexpr std::uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+  std::uint64_t bad = 0, up = 0;
+  std::size_t i = 0;
+  for (; i + 8 <= n.size(); i += 8) {
+    std::uint64_t x;
+    std::memcpy(&x, n.data() + i, 8);
+    bad |= x & highs;                         // DEL and above (0x80..)
+    const std::uint64_t y = x & ~highs;       // each byte < 0x80 now: no carries below
+    bad |= (y - ones * 0x21) & ~y & highs;    // a byte below 0x21 (controls, space)
+    const std::uint64_t del = y ^ (ones * 0x7f), colon = y ^ (ones * 0x3a);
+    bad |= ((del - ones) & ~del & highs) | ((colon - ones) & ~colon & highs);
+    up |= (y + ones * 0x3f) & ~(y + ones * 0x25) & highs;  // 0x41 <= byte < 0x5b
+  }
+  unsigned seen = (bad ? kNameInvalid : 0) | (up ? kNameUpper : 0);
+  for (; i < n.size(); ++i) seen |= kNameBytes[static_cast<unsigned char>(n[i])];
+  return seen;
+}
+
 nghttp2_nv static_nv(std::string_view lit_name, std::string_view v, std::uint8_t flags) {
   return {reinterpret_cast<std::uint8_t*>(const_cast<char*>(lit_name.data())),
           reinterpret_cast<std::uint8_t*>(const_cast<char*>(v.data())), lit_name.size(), v.size(),
@@ -1142,8 +1163,7 @@ void server_codec::submit_head(stream& s, std::size_t count, const Each& each, i
     }
     // One pass over the name: a token without ':' (valid_name), and whether it has capitals.
     if (n.empty()) return;
-    unsigned seen = 0;
-    for (unsigned char c : n) seen |= kNameBytes[c];
+    const unsigned seen = scan_name(n);
     if (seen & kNameInvalid) return;
     std::string_view ln = n;
     if (seen & kNameUpper) {

@@ -365,6 +365,44 @@ TEST_CASE("http2 codec: a typed response answered from inside decode() matches i
   }
 }
 
+TEST_CASE("http2 codec: response field names are lowered, and ones with bytes no name may hold are dropped",
+          "[http2]") {
+  h2::options o;
+  auto codec = h2::make_server_codec(o);
+  client cl;
+  const auto id = cl.submit("GET", "/");
+  sink s;
+  pump(cl, *codec, s);
+  REQUIRE(s.events.size() == 1);
+  h1::header_list fields;
+  // Capitals in the first 8 bytes and in the tail; every kind of bad byte in both places.
+  fields.add("X-Abcdefgh-Ijk", "1");
+  fields.add("x-abcdefghijklmnoP", "2");
+  fields.add("Content-Type", "text/plain");
+  fields.add("x-ok-lower-case-long-name", "3");
+  fields.add("x-b name", "bad");
+  fields.add("x-abcdefgh:ij", "bad");
+  fields.add(std::string("x-abcdefg\x7f", 10), "bad");
+  fields.add(std::string("x-ab\x01" "cdefgh", 11), "bad");
+  fields.add("x-abcdef\xc3\xa9", "bad");
+  fields.add(std::string("x-a\x00", 4), "bad");
+  fields.add("x-zzzzzzzz~", "4");  // '~' is a token byte
+  std::string wire;
+  codec->encode(static_cast<std::uint8_t>(h1::out::whole),
+                reply(static_cast<std::uint32_t>(id), h1::out::whole, whole(200, "ok", fields)), wire);
+  std::string back;
+  codec->take_output(back);
+  cl.input(back);
+  auto& r = cl.responses[id];
+  CHECK(r.body == "ok");
+  CHECK(r.headers["x-abcdefgh-ijk"] == "1");
+  CHECK(r.headers["x-abcdefghijklmnop"] == "2");
+  CHECK(r.headers["content-type"] == "text/plain");
+  CHECK(r.headers["x-ok-lower-case-long-name"] == "3");
+  CHECK(r.headers["x-zzzzzzzz~"] == "4");
+  for (const auto& [n, v] : r.headers) CHECK(v != "bad");
+}
+
 TEST_CASE("http2 codec: a GET and a POST, answered out of order, split at every byte", "[http2]") {
   for (std::size_t step : {std::size_t(1), std::size_t(7), SIZE_MAX}) {
     INFO("step " << step);
