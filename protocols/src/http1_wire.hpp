@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "swactor/core/wire.hpp"
+#include "swactor/protocols/ascii.hpp"
 
 namespace swactor::protocols::http1::wire {
 
@@ -87,7 +88,7 @@ struct reader {
   bool str(std::string& s) {
     std::string_view v;
     if (!str(v)) return false;
-    s.assign(v);
+    replace_with(s, v);  // clear() and append(): cheaper than assign() for short strings
     return true;
   }
   // A header_list in wire form: checks it and returns it whole for a later walk.

@@ -219,6 +219,13 @@ std::size_t event_runner::deliver(session_id s, session_state& st, pending&& p) 
   return 0;
 }
 
+void event_runner::note_received(session_id s, int listener, std::uint8_t kind) {
+  if (!keep_stand_ins_) return;  // base mode: the connection itself knows these
+  auto& st = state_of(s, listener);
+  st.last_receive_ms = now_ms();
+  if (auto k = protocol_index_of_kind(kind)) st.protocol = k;
+}
+
 void event_runner::closed(session_id s, int listener) {
   auto& st = state_of(s, listener);
   st.closed = true;

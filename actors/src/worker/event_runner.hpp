@@ -85,6 +85,10 @@ class event_runner {
   std::size_t run_next(session_id s, int listener, std::uint8_t kind, task<void> t);
   // The session closed; on_close runs after its queued events.
   void closed(session_id s, int listener);
+  // An event that does not pass through the session's queue (an HTTP/2 stream, which runs
+  // beside its siblings): in process mode the stand-in notes it as message() would (the
+  // last receive time and protocol of info()).
+  void note_received(session_id s, int listener, std::uint8_t kind);
 
   // The sink stopped reading the session (look-ahead full): queue_low() once it drains one.
   void note_paused(session_id s);

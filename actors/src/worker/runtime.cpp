@@ -748,6 +748,14 @@ void worker_runtime::reactor_data(const ipc::conn_data_view& v, std::string* own
     http_body_event(s, v.kind, v.data);
     return;
   }
+  if (v.kind == static_cast<std::uint8_t>(protocols::http2::ev::request) && is_http(l)) {
+    // As in base mode (on_event): an HTTP/2 stream runs beside its siblings (http_event
+    // hands it to run_beside), so it takes no turn in the session's queue, and its bytes
+    // are read in place.
+    runner_.note_received(s, l, v.kind);
+    (void)http_event(v.kind, s, l, v.data);
+    return;
+  }
   if (event_now(l, s, v.kind, v.data)) return;
   runner_.message(s, l, owned ? std::move(*owned) : std::string(v.data), v.kind);
 }
