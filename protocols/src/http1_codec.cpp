@@ -1401,9 +1401,10 @@ void server_codec::write_whole(std::string& wire, const response_view& r, std::s
 }
 
 void server_codec::encode_object(std::uint8_t kind, const reply_object& obj, std::string& wire) {
-  if (static_cast<out>(kind) != out::whole) return stream_codec::encode_object(kind, obj, wire);
+  if (static_cast<out>(kind) != out::whole || obj.what() != reply_object::form::http1_response)
+    return stream_codec::encode_object(kind, obj, wire);
   if (done_) return;
-  // The one typed reply of this codec: out::whole is always a response_reply.
+  // The one typed reply of this codec: a whole response.
   const auto& rr = static_cast<const response_reply&>(obj);
   const auto& h = rr.head;
   // The checks read_response() makes on the wire form.

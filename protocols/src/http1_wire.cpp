@@ -92,6 +92,9 @@ void request_parts::encode_to(std::string& out) const {
               });
 }
 
+// request_head::assign() keeps value buffers up to this size between requests.
+constexpr std::size_t kKeptValue = 256;
+
 void request_head::assign(const request_parts& p) {
   replace_with(method, p.method);
   replace_with(target, p.target);
@@ -105,6 +108,8 @@ void request_head::assign(const request_parts& p) {
   items.reserve(p.field_count);
   for (std::size_t i = 0; i < p.field_count; ++i) {
     auto& h = i < kept ? items[i] : items.emplace_back();
+    // A large buffer (a long cookie) is not kept for the next request's field.
+    if (h.value.capacity() > kKeptValue) std::string().swap(h.value);
     replace_with(h.name, p.name(p.fields[i]));
     replace_with(h.value, p.value(p.fields[i]));
   }

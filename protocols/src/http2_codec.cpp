@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <unordered_map>
+#include <typeinfo>
 #include <vector>
 
 #include "http1_wire.hpp"
@@ -86,7 +87,9 @@ constexpr std::size_t block_size(unsigned c) noexcept { return std::size_t{64} <
 constexpr std::uint32_t kept(unsigned c) noexcept { return static_cast<std::uint32_t>(kCachedBytes >> (6 + c)); }
 
 unsigned class_of(std::size_t total) noexcept {
-  if (total > block_size(kClasses - 1)) return kLarge;
+  // Nothing cached (AddressSanitizer): every block its exact size, so an overflow into a
+  // class's slack is caught too.
+  if (kCachedBytes == 0 || total > block_size(kClasses - 1)) return kLarge;
   // The smallest c with 64 << c >= total: the bit length of (total - 1) / 64.
   return static_cast<unsigned>(std::bit_width((total - 1) >> 6));
 }
@@ -143,6 +146,7 @@ void* resize(void* p, std::size_t n, void* ud) {
     release(p, ud);
     return nullptr;
   }
+  if (n > SIZE_MAX - kHeader) return nullptr;
   header h;
   std::memcpy(&h, static_cast<char*>(p) - kHeader, sizeof h);
   if (h.cls != kLarge && n + kHeader <= block_size(static_cast<unsigned>(h.cls))) {
@@ -1236,10 +1240,13 @@ void server_codec::respond(stream& s, bool whole, int status, std::size_t count,
 }
 
 void server_codec::encode_object(std::uint8_t kind, const reply_object& obj, std::string& wire) {
-  if (static_cast<h1::out>(kind) != h1::out::whole) return stream_codec::encode_object(kind, obj, wire);
-  // The one typed reply of this codec: out::whole is always a stream_reply around an
-  // http1::response_reply (the worker's session_channel makes them).
+  // The one typed reply of this codec: a whole response for a stream (the worker's
+  // session_channel makes them). Other objects go as bytes; one without a stream is dropped,
+  // as its bytes would be (they name no stream).
+  if (obj.what() != reply_object::form::http2_stream) return;
   const auto& sr = static_cast<const stream_reply&>(obj);
+  if (static_cast<h1::out>(kind) != h1::out::whole || sr.inner.what() != reply_object::form::http1_response)
+    return stream_codec::encode_object(kind, obj, wire);
   const auto& rr = static_cast<const h1::response_reply&>(sr.inner);
   auto* s = stream_for_reply(sr.stream);
   if (!s) return;
@@ -1313,8 +1320,8 @@ void server_codec::encode(std::uint8_t kind, std::string_view data, std::string&
 std::unique_ptr<stream_codec> make_server_codec(const options& opts) { return std::make_unique<server_codec>(opts); }
 
 bool stream_needs_handler(const stream_codec& codec, std::uint32_t stream) noexcept {
-  // Only this codec is named "h2" (a name test costs a tenth of a dynamic_cast).
-  if (codec.name() != "h2") return false;
+  // The exact type, compared (a tenth of a dynamic_cast; the class is final).
+  if (typeid(codec) != typeid(server_codec)) return false;
   return static_cast<const server_codec&>(codec).stream_needs_handler(stream);
 }
 

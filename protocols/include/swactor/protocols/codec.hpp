@@ -37,12 +37,21 @@ class event_object {
 // gets that wire form (encode_to) through encode(). `kind` says what it is, as for bytes.
 class reply_object {
  public:
+  // What a reply object is, for a codec that writes a type it knows without a cast on
+  // trust: anything else goes through its wire form (encode_to).
+  enum class form : std::uint8_t { other, http1_response, http2_stream };
+
   virtual void encode_to(std::string& out) const = 0;
   // The wire form's size, for the connection's output limit.
   virtual std::size_t wire_size() const noexcept = 0;
+  form what() const noexcept { return form_; }
 
  protected:
+  explicit reply_object(form f = form::other) noexcept : form_(f) {}
   ~reply_object() = default;
+
+ private:
+  form form_;
 };
 
 // A typed reply's wire form, for a path that carries bytes (another process, another codec),

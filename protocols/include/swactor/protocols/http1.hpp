@@ -166,7 +166,8 @@ struct response_reply final : reply_object {
   const response_head& head;
   std::string_view body;
 
-  response_reply(const response_head& h, std::string_view b) noexcept : head(h), body(b) {}
+  response_reply(const response_head& h, std::string_view b) noexcept
+      : reply_object(form::http1_response), head(h), body(b) {}
   void encode_to(std::string& out) const override;  // response_head::encode_to, then the body
   std::size_t wire_size() const noexcept override;
 };

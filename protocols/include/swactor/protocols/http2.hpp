@@ -110,7 +110,8 @@ struct stream_reply final : reply_object {
   std::uint32_t stream;
   const reply_object& inner;
 
-  stream_reply(std::uint32_t s, const reply_object& r) noexcept : stream(s), inner(r) {}
+  stream_reply(std::uint32_t s, const reply_object& r) noexcept
+      : reply_object(form::http2_stream), stream(s), inner(r) {}
   void encode_to(std::string& out) const override {
     put_stream(out, stream);
     inner.encode_to(out);
