@@ -164,9 +164,16 @@ void* resize(void* p, std::size_t n, void* ud) {
 nghttp2_mem mem{nullptr, &alloc, &release, &zeroed, &resize};
 }  // namespace pool
 
+// A name or value against a literal: a length test and a memcmp of known size, which the
+// compiler inlines (string_view's == calls compare() out of line).
+template <std::size_t N>
+bool same(std::string_view s, const char (&lit)[N]) noexcept {
+  return s.size() == N - 1 && std::memcmp(s.data(), lit, N - 1) == 0;  // inlined: known size
+}
+
 bool connection_specific(std::string_view n) {
-  return n == "connection" || n == "keep-alive" || n == "proxy-connection" || n == "transfer-encoding" ||
-         n == "upgrade" || n == "te";
+  return same(n, "connection") || same(n, "keep-alive") || same(n, "proxy-connection") ||
+         same(n, "transfer-encoding") || same(n, "upgrade") || same(n, "te");
 }
 
 
@@ -795,13 +802,6 @@ class server_codec final : public stream_codec {
     return 0;
   }
 
-  // A name or value against a literal: a length test and a memcmp of known size, which the
-  // compiler inlines (string_view's == calls compare() out of line here).
-  template <std::size_t N>
-  static bool is(std::string_view s, const char (&lit)[N]) noexcept {
-    return s.size() == N - 1 && std::memcmp(s.data(), lit, N - 1) == 0;
-  }
-
   static int on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name, std::size_t namelen,
                        const std::uint8_t* value, std::size_t valuelen, std::uint8_t, void* ud) {
     auto& c = self(ud);
@@ -819,18 +819,18 @@ class server_codec final : public stream_codec {
     if (!n.empty() && n[0] == ':') {
       switch (n.size()) {
         case 5:
-          if (is(n, ":path")) replace_with(s->req.target, v);
+          if (same(n, ":path")) replace_with(s->req.target, v);
           break;
         case 7:
-          if (is(n, ":method")) {
+          if (same(n, ":method")) {
             replace_with(s->req.method, v);
-            s->head_method = is(v, "HEAD");
-          } else if (is(n, ":scheme")) {
+            s->head_method = same(v, "HEAD");
+          } else if (same(n, ":scheme")) {
             replace_with(s->scheme, v);
           }
           break;
         case 10:
-          if (is(n, ":authority")) replace_with(s->req.authority, v);
+          if (same(n, ":authority")) replace_with(s->req.authority, v);
           break;
         default: break;
       }
@@ -838,17 +838,17 @@ class server_codec final : public stream_codec {
     }
     switch (n.size()) {
       case 4:
-        if (is(n, "host") && s->req.authority.empty()) replace_with(s->req.authority, v);
+        if (same(n, "host") && s->req.authority.empty()) replace_with(s->req.authority, v);
         break;
       case 6:
-        if (is(n, "cookie")) {
+        if (same(n, "cookie")) {
           s->cookies.emplace_back(v);
           return 0;
         }
-        if (is(n, "expect") && is(v, "100-continue")) s->req.expect_continue = true;
+        if (same(n, "expect") && same(v, "100-continue")) s->req.expect_continue = true;
         break;
       case 14:
-        if (is(n, "content-length")) {
+        if (same(n, "content-length")) {
           std::int64_t cl = 0;
           auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), cl);
           if (ec == std::errc() && p == v.data() + v.size()) s->req.content_length = cl;
@@ -1060,11 +1060,6 @@ void for_each_field(std::string_view raw, F&& f) {
 // The names this codec writes itself, and the ones handlers set most, as literals: nghttp2
 // keeps a pointer to those (NGHTTP2_NV_FLAG_NO_COPY_NAME) instead of copying and lowering
 // each name of each response. Null: not one of them.
-template <std::size_t N>
-bool same(std::string_view s, const char (&lit)[N]) noexcept {
-  return s.size() == N - 1 && std::memcmp(s.data(), lit, N - 1) == 0;  // inlined: known size
-}
-
 const char* known_name(std::string_view n) noexcept {
   switch (n.size()) {
     case 4:
