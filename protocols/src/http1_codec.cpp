@@ -1436,6 +1436,14 @@ std::string_view server_codec::expire(std::string& out) {
 
 void server_codec::abandon(std::string& out) {
   if (count_ == 0 || done_) return;
+  if (held_head_) {
+    // A head still held for its body's first bytes: nothing of this response went out, so
+    // the client gets a 502 rather than a cut-off response.
+    held_head_ = false;
+    rare_->resp_head.clear();
+    resp_started_ = false;
+    resp_mode_ = mode::none;
+  }
   if (count_ == 1 && !resp_started_ && phase_ == phase::idle && !front().upgrade && !held_status_) {
     // Only this request was lost, and it arrived whole: answer it like any response and
     // keep the connection (a client that was idle when its worker died keeps working).

@@ -838,6 +838,14 @@ TEST_CASE("http1: response encodings", "[http1]") {
   CHECK(fl.c->frame_file(1000, before, after));
   CHECK(undated(before) == "HTTP/1.1 200 OK\r\nServer: swactor\r\nContent-Length: 1000\r\n\r\n");
   CHECK(after.empty());
+  // Whoever answers goes away while the head is held: nothing of it went out, so 502.
+  codec_fixture ab;
+  ab.feed("GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+  CHECK(ab.send(out::head, stream_head(200, 4)).empty());
+  std::string gone;
+  ab.c->abandon(gone);
+  CHECK(undated(gone).rfind("HTTP/1.1 502 Bad Gateway\r\n", 0) == 0);
+  CHECK(gone.find("Content-Length: 4") == std::string::npos);
   // An empty body is not held: nothing would release it.
   fl.feed("GET / HTTP/1.1\r\nHost: h\r\n\r\n");
   CHECK(fl.send(out::end, header_list{}.encode()).empty());  // the file's response ends
