@@ -1102,22 +1102,27 @@ constexpr auto kNameBytes = [] {
 // A response field's name, 8 bytes at a time: kNameInvalid if a byte may not be in a name,
 // kNameUpper if one is a capital (the tail through kNameBytes).
 unsigned scan_name(std::string_view n) noexcept {
+  if (n.size() < 8) {  // short: byte by byte
+    unsigned seen = 0;
+    for (unsigned char c : n) seen |= kNameBytes[c];
+    return seen;
+  }
   constexpr std::uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
   std::uint64_t bad = 0, up = 0;
-  std::size_t i = 0;
-  for (; i + 8 <= n.size(); i += 8) {
+  auto word = [&](const char* at) {
     std::uint64_t x;
-    std::memcpy(&x, n.data() + i, 8);
+    std::memcpy(&x, at, 8);
     bad |= x & highs;                         // DEL and above (0x80..)
     const std::uint64_t y = x & ~highs;       // each byte < 0x80 now: no carries below
     bad |= (y - ones * 0x21) & ~y & highs;    // a byte below 0x21 (controls, space)
     const std::uint64_t del = y ^ (ones * 0x7f), colon = y ^ (ones * 0x3a);
     bad |= ((del - ones) & ~del & highs) | ((colon - ones) & ~colon & highs);
     up |= (y + ones * 0x3f) & ~(y + ones * 0x25) & highs;  // 0x41 <= byte < 0x5b
-  }
-  unsigned seen = (bad ? kNameInvalid : 0) | (up ? kNameUpper : 0);
-  for (; i < n.size(); ++i) seen |= kNameBytes[static_cast<unsigned char>(n[i])];
-  return seen;
+  };
+  std::size_t i = 0;
+  for (; i + 8 <= n.size(); i += 8) word(n.data() + i);
+  if (i < n.size()) word(n.data() + n.size() - 8);  // the tail, overlapping the last word
+  return (bad ? kNameInvalid : 0) | (up ? kNameUpper : 0);
 }
 
 nghttp2_nv static_nv(std::string_view lit_name, std::string_view v, std::uint8_t flags) {
@@ -1166,6 +1171,16 @@ void server_codec::submit_head(stream& s, std::size_t count, const Each& each, i
     if (seen & kNameInvalid) return;
     std::string_view ln = n;
     if (seen & kNameUpper) {
+      // A common name written with capitals ("Content-Type") is the literal; only another
+      // one needs its lowered copy kept until nghttp2 copied it.
+      char low[24];
+      if (n.size() <= sizeof low) {
+        for (std::size_t j = 0; j < n.size(); ++j) low[j] = ascii_lower(n[j]);
+        if (const char* known = known_name({low, n.size()})) {
+          nva[k++] = static_nv({known, n.size()}, v, NGHTTP2_NV_FLAG_NONE);
+          return;
+        }
+      }
       names.push_back(ascii_lowered(n));
       ln = names.back();
     }

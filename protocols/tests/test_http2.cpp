@@ -387,6 +387,8 @@ TEST_CASE("http2 codec: response field names are lowered, and ones with bytes no
   fields.add("x-abcdef\xc3\xa9", "bad");
   fields.add(std::string("x-a\x00", 4), "bad");
   fields.add("x-zzzzzzzz~", "4");  // '~' is a token byte
+  fields.add("X-Very-Long-Field-Name-Over-24", "5");
+  fields.add("Cache-Control", "no-store");
   std::string wire;
   codec->encode(static_cast<std::uint8_t>(h1::out::whole),
                 reply(static_cast<std::uint32_t>(id), h1::out::whole, whole(200, "ok", fields)), wire);
@@ -400,6 +402,8 @@ TEST_CASE("http2 codec: response field names are lowered, and ones with bytes no
   CHECK(r.headers["content-type"] == "text/plain");
   CHECK(r.headers["x-ok-lower-case-long-name"] == "3");
   CHECK(r.headers["x-zzzzzzzz~"] == "4");
+  CHECK(r.headers["x-very-long-field-name-over-24"] == "5");
+  CHECK(r.headers["cache-control"] == "no-store");
   for (const auto& [n, v] : r.headers) CHECK(v != "bad");
 }
 
