@@ -193,7 +193,6 @@ nghttp2_nv make_nv(std::string_view n, std::string_view v) {
 struct stream {
   std::int32_t id = 0;
   h1::request_head req;
-  std::string scheme;
   std::vector<std::string> cookies;  // h2 splits Cookie; HTTP/1 semantics join them (RFC 9113 §8.2.3)
   // The regular fields as they arrived, already in the request event's wire form (name and
   // value, each u32-size-prefixed): no header_list to build and encode again per request.
@@ -240,7 +239,6 @@ struct stream {
     req.content_length = -1;
     req.complete = true;
     clear_small(req.body);
-    clear_small(scheme);
     cookies.clear();
     clear_small(fields);
     field_count = 0;
@@ -822,11 +820,10 @@ class server_codec final : public stream_codec {
           if (same(n, ":path")) replace_with(s->req.target, v);
           break;
         case 7:
+          // (:scheme is nghttp2's to check; nothing here reads it.)
           if (same(n, ":method")) {
             replace_with(s->req.method, v);
             s->head_method = same(v, "HEAD");
-          } else if (same(n, ":scheme")) {
-            replace_with(s->scheme, v);
           }
           break;
         case 10:
