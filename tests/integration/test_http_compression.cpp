@@ -153,6 +153,11 @@ TEST_CASE("http compression: responses by Accept-Encoding, Vary, and what is nev
     auto r = round_trip(srv, post_big(""));
     CHECK_FALSE(r.header("content-encoding"));
     CHECK(r.header("vary"));
+    // Two fields are one list (RFC 9110 §5.3): br refused by the first, gzip offered by the
+    // second.
+    auto two = round_trip(srv, post_big("Accept-Encoding: br;q=0\r\nAccept-Encoding: gzip\r\n"));
+    REQUIRE(two.header("content-encoding"));
+    CHECK(*two.header("content-encoding") == "gzip");
   }
 
   SECTION("never compressed: small bodies, excluded types, HEAD, 206, 304, a handler's own coding") {
