@@ -193,6 +193,25 @@ TEST_CASE("http request: path decoding, dot segments, query, cookies, form", "[h
   http::request r2(abs, session_id(1), "");
   CHECK(r2.path() == "/a/b");
   CHECK(r2.query() == "x=1");
+
+  // Short targets are scanned in one pass, long ones (over 64 bytes) with finds: the same
+  // answers either way.
+  auto path_of = [](std::string target) {
+    h1::request_head h;
+    h.method = "GET";
+    h.target = std::move(target);
+    http::request r(h, session_id(2), "");
+    return std::pair<std::string, std::string>(r.path(), std::string(r.query()));
+  };
+  using pq = std::pair<std::string, std::string>;
+  const std::string longseg(70, 'a');
+  CHECK(path_of("/a/./b?x") == pq{"/a/b", "x"});
+  CHECK(path_of("/a%41?q=%2e") == pq{"/aA", "q=%2e"});
+  CHECK(path_of("/plain/path?a=/./") == pq{"/plain/path", "a=/./"});
+  CHECK(path_of("/.hidden") == pq{"/.hidden", ""});
+  CHECK(path_of("/" + longseg + "/../b?q=1") == pq{"/b", "q=1"});
+  CHECK(path_of("/" + longseg + "/%62") == pq{"/" + longseg + "/b", ""});
+  CHECK(path_of("/" + longseg + "/c?d") == pq{"/" + longseg + "/c", "d"});
 }
 
 TEST_CASE("http response: cookies with every attribute, HTTP dates", "[http][response]") {

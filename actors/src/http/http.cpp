@@ -179,7 +179,25 @@ void request::split_target() {
       t = start == std::string_view::npos ? std::string_view("/") : t.substr(start);
     }
   }
-  auto qm = t.find('?');
+  // Where the query starts, and whether the path has a '%' or a dot segment to undo: one
+  // pass over a short target (the usual case: three library scans cost more there), finds
+  // over a long one.
+  std::size_t qm = std::string_view::npos;
+  bool as_is = !t.empty() && t[0] == '/';
+  if (t.size() <= 64) {
+    for (std::size_t i = 0; i < t.size(); ++i) {
+      const char c = t[i];
+      if (c == '?') {
+        qm = i;
+        break;
+      }
+      if (c == '%' || (c == '.' && i > 0 && t[i - 1] == '/')) as_is = false;
+    }
+  } else {
+    qm = t.find('?');
+    const auto p = t.substr(0, qm);
+    as_is = as_is && p.find('%') == std::string_view::npos && p.find("/.") == std::string_view::npos;
+  }
   auto raw_path = t.substr(0, qm);
   if (qm != std::string_view::npos) {
     // A view into head_.target (stable: head_ is not modified afterwards).
@@ -189,8 +207,7 @@ void request::split_target() {
     if (hash != std::string_view::npos) query_ = query_.substr(0, hash);
   }
   // Most paths have nothing to decode and no dot segment: taken as they are.
-  if (!raw_path.empty() && raw_path[0] == '/' && raw_path.find('%') == std::string_view::npos &&
-      raw_path.find("/.") == std::string_view::npos) {
+  if (as_is && !raw_path.empty()) {
     protocols::replace_with(path_, raw_path);
     return;
   }
