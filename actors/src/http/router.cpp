@@ -27,7 +27,7 @@ route_result match_route(const listen_config& lc, std::string_view path, std::st
   std::vector<std::string_view> allow;
   for (std::size_t i = 0; i < lc.routes.size(); ++i) {
     const auto& rc = lc.routes[i];
-    if (rc.path != best->path) continue;
+    if (&rc != best && rc.path != best->path) continue;
     if (rc.methods.empty() || std::find(rc.methods.begin(), rc.methods.end(), method) != rc.methods.end()) {
       r.module = rc.module_index;
       r.route = static_cast<int>(i);
