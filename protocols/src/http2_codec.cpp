@@ -197,7 +197,7 @@ struct stream {
   // The regular fields as they arrived, already in the request event's wire form (name and
   // value, each u32-size-prefixed): no header_list to build and encode again per request.
   std::string fields;
-  std::uint32_t field_count = 0;
+  std::vector<h1::field_span> spans;  // where each field of `fields` is (the typed event's view)
   h1::header_list trailers;
   std::size_t header_bytes = 0;
   bool in_trailers = false;
@@ -241,7 +241,10 @@ struct stream {
     clear_small(req.body);
     cookies.clear();
     clear_small(fields);
-    field_count = 0;
+    if (spans.capacity() > kKeptSpans)
+      std::vector<h1::field_span>().swap(spans);
+    else
+      spans.clear();
     trailers.items.clear();
     header_bytes = 0;
     in_trailers = head_method = emitted = counted = refused = body_done = false;
@@ -259,6 +262,7 @@ struct stream {
       s.clear();
   }
   static constexpr std::size_t kKeptFields = 1024;
+  static constexpr std::size_t kKeptSpans = 64;
 };
 
 // A token bucket holding one second's worth (`rate`), refilled at `rate` a second. The clock
@@ -541,25 +545,13 @@ class server_codec final : public stream_codec {
   }
 
   // A sink that takes objects gets the head as views: the fields are s.fields (their wire
-  // form, the Cookie fields joined at its end), pointed at by spans_. False: the event goes
+  // form, the Cookie fields joined at its end), pointed at by s.spans. False: the event goes
   // as bytes (the sink takes none, it is held back, or it is an h2c upgrade's request, whose
   // fields are HTTP/1's).
   bool emit_request_object(stream& s, const std::string& joined) {
     if (!backlog_.empty() || stopped_ || !sink_ || !sink_->takes_objects() || !s.req.headers.items.empty())
       return false;
-    if (!s.cookies.empty()) {
-      h1::wire::put_str(s.fields, "cookie");
-      h1::wire::put_str(s.fields, joined);
-      ++s.field_count;
-    }
-    spans_.clear();
-    h1::wire::reader rd{s.fields};
-    for (std::uint32_t i = 0; i < s.field_count; ++i) {
-      std::string_view n, v;
-      if (!rd.str(n) || !rd.str(v)) break;
-      spans_.push_back({static_cast<std::uint32_t>(n.data() - s.fields.data()), static_cast<std::uint32_t>(n.size()),
-                        static_cast<std::uint32_t>(v.data() - s.fields.data()), static_cast<std::uint32_t>(v.size())});
-    }
+    if (!s.cookies.empty()) add_field(s, "cookie", joined);
     const auto& r = s.req;
     request_object obj;
     obj.stream = static_cast<std::uint32_t>(s.id);
@@ -575,8 +567,8 @@ class server_codec final : public stream_codec {
     p.content_length = r.content_length;
     p.body = r.body;
     p.field_base = s.fields.data();
-    p.fields = spans_.data();
-    p.field_count = spans_.size();
+    p.fields = s.spans.data();
+    p.field_count = s.spans.size();
     if (!sink_->on_event({static_cast<std::uint8_t>(ev::request), {}, &obj})) stopped_ = true;
     return true;
   }
@@ -595,7 +587,7 @@ class server_codec final : public stream_codec {
     if (!emit_request_object(s, joined)) emit_request_bytes(s, joined);
     s.cookies.clear();
     s.fields.clear();
-    s.field_count = 0;
+    s.spans.clear();
     s.req.body.clear();
     s.req.body.shrink_to_fit();
   }
@@ -615,7 +607,7 @@ class server_codec final : public stream_codec {
                    {r.method, r.target, r.authority, r.version_minor,
                     w::request_flags(r.keep_alive, r.expect_continue, r.chunked, r.complete), r.content_length, r.body},
                    fields_size, [&](swactor::wire::placed_writer& pw) {
-                     pw.u32(static_cast<std::uint32_t>(items.size()) + s.field_count + (s.cookies.empty() ? 0 : 1));
+                     pw.u32(static_cast<std::uint32_t>(items.size() + s.spans.size()) + (s.cookies.empty() ? 0 : 1));
                      for (const auto& h : items) {
                        pw.str(h.name);
                        pw.str(h.value);
@@ -853,15 +845,21 @@ class server_codec final : public stream_codec {
         break;
       default: break;
     }
-    // Both, sized once (four appends cost three times as much).
-    auto& f = s->fields;
-    const auto at = f.size();
+    add_field(*s, n, v);
+    return 0;
+  }
+
+  // A field onto the stream's wire-form list, name and value sized once (four appends cost
+  // three times as much), and where they are (the typed event points at them).
+  static void add_field(stream& s, std::string_view n, std::string_view v) {
+    auto& f = s.fields;
+    const auto at = static_cast<std::uint32_t>(f.size());
     f.resize(at + swactor::wire::placed_writer::size_of(n) + swactor::wire::placed_writer::size_of(v));
     swactor::wire::placed_writer pw(f.data() + at);
     pw.str(n);
     pw.str(v);
-    ++s->field_count;
-    return 0;
+    const auto nl = static_cast<std::uint32_t>(n.size()), vl = static_cast<std::uint32_t>(v.size());
+    s.spans.push_back({at + 4, nl, at + 8 + nl, vl});
   }
 
   static int on_frame_recv(nghttp2_session* session, const nghttp2_frame* frame, void* ud) {
@@ -1025,7 +1023,6 @@ class server_codec final : public stream_codec {
   // submit_head()'s scratch, kept between responses (nghttp2 copies the fields it is given).
   std::vector<std::string> head_names_;
   std::vector<nghttp2_nv> head_nva_;
-  std::vector<h1::field_span> spans_;  // emit_request_object()'s scratch
   struct held_event {
     std::uint8_t kind;
     std::string data;
