@@ -177,12 +177,46 @@ bool connection_specific(std::string_view n) {
 }
 
 
-bool valid_name(std::string_view s) {
-  if (s.empty()) return false;
-  for (unsigned char c : s)
-    if (c <= 0x20 || c >= 0x7f || c == ':') return false;
-  return true;
+// Per byte of a response field's name: a capital (lowered before it goes out), or a byte
+// no name may hold (controls, space, DEL and above, ':').
+constexpr unsigned kNameUpper = 1, kNameInvalid = 2;
+constexpr auto kNameBytes = [] {
+  std::array<std::uint8_t, 256> t{};
+  for (unsigned c = 0; c < 256; ++c)
+    t[c] = static_cast<std::uint8_t>(c <= 0x20 || c >= 0x7f || c == ':' ? kNameInvalid
+                                     : c >= 'A' && c <= 'Z'             ? kNameUpper
+                                                                        : 0);
+  return t;
+}();
+
+// A response field's name, 8 bytes at a time: kNameInvalid if a byte may not be in a name,
+// kNameUpper if one is a capital (the tail through kNameBytes).
+unsigned scan_name(std::string_view n) noexcept {
+  if (n.size() < 8) {  // short: byte by byte
+    unsigned seen = 0;
+    for (unsigned char c : n) seen |= kNameBytes[c];
+    return seen;
+  }
+  constexpr std::uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+  std::uint64_t bad = 0, up = 0;
+  auto word = [&](const char* at) {
+    std::uint64_t x;
+    std::memcpy(&x, at, 8);
+    bad |= x & highs;                         // DEL and above (0x80..)
+    const std::uint64_t y = x & ~highs;       // each byte < 0x80 now: no carries below
+    bad |= (y - ones * 0x21) & ~y & highs;    // a byte below 0x21 (controls, space)
+    const std::uint64_t del = y ^ (ones * 0x7f), colon = y ^ (ones * 0x3a);
+    bad |= ((del - ones) & ~del & highs) | ((colon - ones) & ~colon & highs);
+    up |= (y + ones * 0x3f) & ~(y + ones * 0x25) & highs;  // 0x41 <= byte < 0x5b
+  };
+  std::size_t i = 0;
+  for (; i + 8 <= n.size(); i += 8) word(n.data() + i);
+  if (i < n.size()) word(n.data() + n.size() - 8);  // the tail, overlapping the last word
+  return (bad ? kNameInvalid : 0) | (up ? kNameUpper : 0);
 }
+
+// A field name: not empty, and no byte a name may not hold.
+bool valid_name(std::string_view s) noexcept { return !s.empty() && !(scan_name(s) & kNameInvalid); }
 
 nghttp2_nv make_nv(std::string_view n, std::string_view v) {
   return {reinterpret_cast<std::uint8_t*>(const_cast<char*>(n.data())),
@@ -508,20 +542,14 @@ class server_codec final : public stream_codec {
 
   // -- events ---------------------------------------------------------------------------------
   void emit(ev kind, std::int32_t id, std::string_view payload) {
-    if (!backlog_.empty() || stopped_ || !sink_) {
-      std::string b;
-      put_stream(b, static_cast<std::uint32_t>(id));
-      b.append(payload);
-      backlog_.push_back({static_cast<std::uint8_t>(kind), std::move(b)});
-      return;
-    }
     thread_local std::string buf;
     buf.clear();
     put_stream(buf, static_cast<std::uint32_t>(id));
     buf.append(payload);
-    if (!sink_->on_event({static_cast<std::uint8_t>(kind), buf})) stopped_ = true;
+    emit_prefixed(kind, buf);
   }
-  // emit() for bytes that start with their stream id already.
+  // An event whose bytes start with their stream id: to the sink, or kept (a copy) while it
+  // holds events back.
   void emit_prefixed(ev kind, std::string_view bytes) {
     if (!backlog_.empty() || stopped_ || !sink_) {
       backlog_.push_back({static_cast<std::uint8_t>(kind), std::string(bytes)});
@@ -1079,44 +1107,6 @@ const char* known_name(std::string_view n) noexcept {
     default: break;
   }
   return nullptr;
-}
-
-// Per byte of a response field's name: a capital (lowered before it goes out), or a byte
-// no name may hold (controls, space, DEL and above, ':').
-constexpr unsigned kNameUpper = 1, kNameInvalid = 2;
-constexpr auto kNameBytes = [] {
-  std::array<std::uint8_t, 256> t{};
-  for (unsigned c = 0; c < 256; ++c)
-    t[c] = static_cast<std::uint8_t>(c <= 0x20 || c >= 0x7f || c == ':' ? kNameInvalid
-                                     : c >= 'A' && c <= 'Z'             ? kNameUpper
-                                                                        : 0);
-  return t;
-}();
-
-// A response field's name, 8 bytes at a time: kNameInvalid if a byte may not be in a name,
-// kNameUpper if one is a capital (the tail through kNameBytes).
-unsigned scan_name(std::string_view n) noexcept {
-  if (n.size() < 8) {  // short: byte by byte
-    unsigned seen = 0;
-    for (unsigned char c : n) seen |= kNameBytes[c];
-    return seen;
-  }
-  constexpr std::uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-  std::uint64_t bad = 0, up = 0;
-  auto word = [&](const char* at) {
-    std::uint64_t x;
-    std::memcpy(&x, at, 8);
-    bad |= x & highs;                         // DEL and above (0x80..)
-    const std::uint64_t y = x & ~highs;       // each byte < 0x80 now: no carries below
-    bad |= (y - ones * 0x21) & ~y & highs;    // a byte below 0x21 (controls, space)
-    const std::uint64_t del = y ^ (ones * 0x7f), colon = y ^ (ones * 0x3a);
-    bad |= ((del - ones) & ~del & highs) | ((colon - ones) & ~colon & highs);
-    up |= (y + ones * 0x3f) & ~(y + ones * 0x25) & highs;  // 0x41 <= byte < 0x5b
-  };
-  std::size_t i = 0;
-  for (; i + 8 <= n.size(); i += 8) word(n.data() + i);
-  if (i < n.size()) word(n.data() + n.size() - 8);  // the tail, overlapping the last word
-  return (bad ? kNameInvalid : 0) | (up ? kNameUpper : 0);
 }
 
 nghttp2_nv static_nv(std::string_view lit_name, std::string_view v, std::uint8_t flags) {

@@ -200,10 +200,7 @@ std::size_t event_runner::run_next(session_id s, int listener, std::uint8_t kind
 }
 
 std::size_t event_runner::deliver(session_id s, session_state& st, pending&& p) {
-  if (keep_stand_ins_) {  // process mode; in base mode the connection itself knows these
-    st.last_receive_ms = now_ms();
-    if (auto k = protocol_index_of_kind(p.kind)) st.protocol = k;
-  }
+  note_receive(st, p.kind);
   if (takes_at_once(st)) {
     // Not through the session's queue (process mode's common case; base mode gets here only
     // for a session with state).
@@ -219,11 +216,14 @@ std::size_t event_runner::deliver(session_id s, session_state& st, pending&& p) 
   return 0;
 }
 
-void event_runner::note_received(session_id s, int listener, std::uint8_t kind) {
+void event_runner::note_receive(session_state& st, std::uint8_t kind) {
   if (!keep_stand_ins_) return;  // base mode: the connection itself knows these
-  auto& st = state_of(s, listener);
   st.last_receive_ms = now_ms();
   if (auto k = protocol_index_of_kind(kind)) st.protocol = k;
+}
+
+void event_runner::note_received(session_id s, int listener, std::uint8_t kind) {
+  if (keep_stand_ins_) note_receive(state_of(s, listener), kind);
 }
 
 void event_runner::closed(session_id s, int listener) {

@@ -157,6 +157,8 @@ class event_runner {
     bool tls = false;  // has an entry in tls_
     std::unique_ptr<event_queue> queue;
   };
+  // An event arrived for `st`: its stand-in's last receive time and protocol (process mode).
+  void note_receive(session_state& st, std::uint8_t kind);
   // With its key and the node's link this is a 112-byte malloc chunk (a session_info alone
   // is 144 bytes).
   static_assert(sizeof(session_state) <= 88);
