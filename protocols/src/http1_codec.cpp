@@ -740,6 +740,9 @@ std::size_t server_codec::decode(std::string_view in, event_sink& sink) {
       else if (a == action::message) {
         go = !std::exchange(head_waiting_, false) || handle_headers();
         if (go) go = handle_message();
+        // What llhttp has left after a kept-alive message (its reset for the next one)
+        // needs no byte: it runs with the next request's bytes instead of in a run of its own.
+        if (pos == in.size() && keep_alive_ && !upgrade_) kick = false;
       }
       if (!go) stop_ = true;
       continue;
@@ -1192,8 +1195,28 @@ struct head_writer {
   }
 };
 
-}  // namespace
+// The field lines of the last typed response written on this thread and what they said
+// about framing: a server's responses mostly carry the same few fields (a content type, a
+// cache policy), which are then copied instead of checked again name by name.
+struct field_memo {
+  static constexpr std::size_t kMaxFields = 8, kMaxLines = 512;
+  std::vector<header> src;
+  std::string lines;
+  bool close = false, has_server = false, has_date = false, valid = false;
 
+  bool matches(const std::vector<header>& items) const noexcept {
+    if (!valid || items.size() != src.size()) return false;
+    for (std::size_t i = 0; i < items.size(); ++i)
+      if (items[i].name != src[i].name || items[i].value != src[i].value) return false;
+    return true;
+  }
+  static field_memo& local() {
+    thread_local field_memo m;
+    return m;
+  }
+};
+
+}  // namespace
 
 void server_codec::write_head(std::string& out, const response_view& r, bool streamed,
                               std::size_t body) {
@@ -1222,7 +1245,7 @@ void server_codec::write_head(std::string& out, const response_view& r, bool str
     h.put("\r\n");
   }
   bool close = r.close || !req.keep_alive;
-  bool has_server = false, has_date = false;
+  bool has_server = false, has_date = false, field_close = false;
   // The codec owns the framing: the handler's Content-Length / Transfer-Encoding go, and
   // so does its Connection header, whose `close` is honoured. Fields that could split the
   // head (a CR or LF in them) are dropped rather than sent.
@@ -1231,7 +1254,7 @@ void server_codec::write_head(std::string& out, const response_view& r, bool str
     if (!interim) {
       if (iequals(n, "content-length") || iequals(n, "transfer-encoding")) return;
       if (iequals(n, "connection")) {
-        if (has_close_token(v)) close = true;
+        if (has_close_token(v)) field_close = true;
         return;
       }
     }
@@ -1242,10 +1265,33 @@ void server_codec::write_head(std::string& out, const response_view& r, bool str
     h.put(v);
     h.put("\r\n");
   };
-  if (r.list)
+  if (r.list && !interim) {
+    auto& memo = field_memo::local();
+    const auto& items = r.list->items;
+    if (memo.matches(items)) {
+      h.put(memo.lines);
+      field_close = memo.close;
+      has_server = memo.has_server;
+      has_date = memo.has_date;
+    } else {
+      const char* start = h.w;
+      for (const auto& f : items) field(f.name, f.value);
+      const auto n = static_cast<std::size_t>(h.w - start);
+      if (items.size() <= field_memo::kMaxFields && n <= field_memo::kMaxLines) {
+        memo.src = items;
+        memo.lines.assign(start, n);
+        memo.close = field_close;
+        memo.has_server = has_server;
+        memo.has_date = has_date;
+        memo.valid = true;
+      }
+    }
+  } else if (r.list) {
     for (const auto& f : r.list->items) field(f.name, f.value);
-  else
+  } else {
     for_each_field(r.fields, field);
+  }
+  close = close || field_close;
   auto done = [&] {
     h.put("\r\n");
     out.resize(static_cast<std::size_t>(h.w - out.data()));

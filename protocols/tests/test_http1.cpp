@@ -350,6 +350,52 @@ TEST_CASE("http1: a typed whole response is written as its wire form is", "[http
   CHECK(wire.size() == whole_reply.wire_size());
 }
 
+TEST_CASE("http1: a repeated field list is written from the last one's lines, with their meaning", "[http1]") {
+  // The codec keeps the last typed field list's lines per thread; what the lines decided
+  // (Connection: close, the handler's own Date) must hold again when they are reused, and a
+  // list that differs in any byte must be checked again.
+  options o;
+  const std::string get = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  auto answer = [&](const response_head& r) {
+    auto c = make_server_codec(o);
+    recorder s;
+    REQUIRE(c->decode(get, s) == get.size());
+    std::string wire;
+    c->encode_object(std::uint8_t(out::whole), response_reply(r, "ok"), wire);
+    return std::pair{wire, c->done()};
+  };
+  response_head closing;
+  closing.status = 200;
+  closing.headers.add("Content-Type", "text/plain");
+  closing.headers.add("Connection", "close");
+  for (int i = 0; i < 3; ++i) {
+    auto [wire, done] = answer(closing);
+    CHECK(wire.find("Connection: close\r\n") != std::string::npos);
+    CHECK(done);  // each time, not only when the lines were first checked
+  }
+  response_head dated;
+  dated.status = 200;
+  dated.headers.add("Content-Type", "text/plain");
+  dated.headers.add("Date", "Sun, 06 Dec 2026 20:00:00 GMT");
+  for (int i = 0; i < 2; ++i) {
+    auto [wire, done] = answer(dated);
+    CHECK_FALSE(done);
+    CHECK(wire.find("Connection: close") == std::string::npos);
+    const auto first = wire.find("Date: ");
+    REQUIRE(first != std::string::npos);
+    CHECK(wire.find("Date: ", first + 1) == std::string::npos);  // the codec adds none
+  }
+  // The same names with one value changed to an invalid one: dropped, not copied.
+  response_head bad = dated;
+  bad.headers.items[0].value = "text/plain\r\nInjected: 1";
+  auto [wire, done] = answer(bad);
+  CHECK(wire.find("Injected") == std::string::npos);
+  CHECK(wire.find("Content-Type") == std::string::npos);
+  CHECK(wire.find("Date: Sun, 06 Dec 2026") != std::string::npos);
+  // And back: the valid list is written whole again.
+  CHECK(answer(dated).first.find("Content-Type: text/plain\r\n") != std::string::npos);
+}
+
 TEST_CASE("http1 wire: iequals, reason phrases", "[http1]") {
   CHECK(iequals("Content-Length", "content-length"));
   CHECK_FALSE(iequals("a", "ab"));

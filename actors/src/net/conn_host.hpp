@@ -146,6 +146,12 @@ class conn_host {
   struct deferred_set {
     std::vector<deferred_reply> replies;
     std::string data;
+    std::size_t unframed = 0;  // replies not framed yet: while 0, `data` is the wire
+    void clear() noexcept {
+      replies.clear();
+      data.clear();
+      unframed = 0;
+    }
   };
   deferred_set& deferred_replies() noexcept { return deferred_; }
   // The loop's buffer for encoding one reply; null while it is in use.

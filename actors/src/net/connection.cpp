@@ -229,7 +229,11 @@ std::size_t connection::process(std::string_view input) {
     // Only this connection is decoding on this loop, so every deferred reply is ours. The
     // buffers are the loop's: cleared, never shrunk, no allocation per reply.
     // All of them in one write: a pipelined batch costs one syscall, not one per reply.
-    if (replied && !closed_) {
+    if (replied && !closed_ && deferred.unframed == 0) {
+      // Every reply was framed as it came (a codec that encodes while decoding): the kept
+      // bytes are the wire, written from where they are.
+      (void)queue_bytes(deferred.data, true);
+    } else if (replied && !closed_) {
       std::string local;
       std::string* wire = host_.take_encode_buffer();
       if (!wire) wire = &local;
@@ -253,8 +257,7 @@ std::size_t connection::process(std::string_view input) {
       if (!closed_) (void)queue_bytes(*wire, true);  // each was checked against the limit when it was deferred
       if (wire != &local) host_.return_encode_buffer();
     }
-    deferred.replies.clear();
-    deferred.data.clear();
+    deferred.clear();
     if (plain)
       check_drained();
     else
@@ -433,11 +436,11 @@ inline void connection::keep_reply(std::uint8_t kind, std::string_view data) {
   auto& kept = host_.deferred_replies();
   kept.replies.push_back({kind, kept.data.size(), data.size()});
   kept.data.append(data);
+  if (kind != protocols::kind_framed) ++kept.unframed;
 }
 
 inline bool connection::only_framed_kept() {
-  const auto& kept = host_.deferred_replies().replies;
-  return std::all_of(kept.begin(), kept.end(), [](const auto& d) { return d.kind == protocols::kind_framed; });
+  return host_.deferred_replies().unframed == 0;
 }
 
 std::error_code connection::send_slow(std::string_view data, std::uint8_t kind, bool force) {
@@ -485,14 +488,12 @@ std::error_code connection::send_object(const protocols::reply_object& r, std::u
     return ec;
   }
   if (auto ec = room_to_keep(queued, size)) return ec;
-  // Framed now, kept with the other replies of this decode(): one write for a batch.
-  std::string local;
-  std::string* wire = host_.take_encode_buffer();
-  if (!wire) wire = &local;
-  wire->clear();
-  codec_->encode_object(kind, r, *wire);
-  keep_reply(protocols::kind_framed, *wire);
-  if (wire != &local) host_.return_encode_buffer();
+  // Framed now, straight into the kept replies of this decode() (the codec appends): one
+  // write for a batch, no copy in between.
+  auto& kept = host_.deferred_replies();
+  const std::size_t at = kept.data.size();
+  codec_->encode_object(kind, r, kept.data);
+  kept.replies.push_back({protocols::kind_framed, at, kept.data.size() - at});
   return {};
 }
 
