@@ -785,19 +785,26 @@ bool server_codec::scan_head(const char* p, std::size_t n) {
     }
     return true;
   };
-  std::size_t i = 0;
 #if defined(__SSE2__)
   // Sixteen bytes per step (SSE2 is part of x86-64): a head has a CR and an LF per line.
+  // The last step is the input's last sixteen bytes with those already seen masked off; an
+  // input shorter than that is read from a copy. One place calls at(), so it stays inline.
   const __m128i crs = _mm_set1_epi8('\r'), lfs = _mm_set1_epi8('\n');
-  for (; i + 16 <= n; i += 16) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+  alignas(16) char small[16] = {};
+  if (n < 16) std::memcpy(small, p, n);
+  for (std::size_t i = 0; i < n; i += 16) {
+    const std::size_t from = n < 16 ? 0 : std::min(i, n - 16);
+    const char* src = n < 16 ? small : p + from;
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src));
     auto m = static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, crs), _mm_cmpeq_epi8(v, lfs))));
+    m &= (n < 16 ? (1u << n) - 1 : 0xffffu) & (0xffffu << (i - from));
     for (; m; m &= m - 1)
-      if (!at(p + i + static_cast<std::size_t>(__builtin_ctz(m)))) return false;
+      if (!at(p + from + static_cast<std::size_t>(__builtin_ctz(m)))) return false;
   }
-#endif
-  for (; i < n; ++i)
+#else
+  for (std::size_t i = 0; i < n; ++i)
     if ((p[i] == '\r' || p[i] == '\n') && !at(p + i)) return false;
+#endif
   after_cr_ = end[-1] == '\r';
   after_lf_ = end[-1] == '\n';
   if (!line_done_) keep_tail(line, end);

@@ -354,7 +354,7 @@ response& response::status(int code, std::string reason) {
 response& response::set_header(std::string name, std::string value) {
   auto& items = head_.headers.items;
   std::erase_if(items, [&](const h1::header& h) { return iequals(h.name, name); });
-  items.push_back({std::move(name), std::move(value)});
+  items.emplace_back(std::move(name), std::move(value));
   return *this;
 }
 

@@ -67,7 +67,7 @@ struct header_list {
 
   // First value of `name` (ASCII case-insensitive), or nullptr.
   const std::string* find(std::string_view name) const noexcept;
-  void add(std::string name, std::string value) { items.push_back({std::move(name), std::move(value)}); }
+  void add(std::string name, std::string value) { items.emplace_back(std::move(name), std::move(value)); }
 
   // Wire form between processes: u32 count, then per field u32 name size, name, u32 value
   // size, value (little endian). decode() returns false on a malformed input.
