@@ -1205,11 +1205,27 @@ struct head_writer {
 // The field lines of the last typed response written on this thread and what they said
 // about framing: a server's responses mostly carry the same few fields (a content type, a
 // cache policy), which are then copied instead of checked again name by name.
+// With them, the whole head of the last whole response written from these fields, and
+// what it depends on besides them: a head that would come out the same byte for byte
+// (same status, length, connection handling, server name and second) is copied whole.
 struct field_memo {
   static constexpr std::size_t kMaxFields = 8, kMaxLines = 512;
   std::vector<header> src;
   std::string lines;
   bool close = false, has_server = false, has_date = false, valid = false;
+
+  struct head_key {
+    int status = 0;
+    std::int64_t length = -1;
+    bool close = false, head = false;
+    unsigned minor = 1;
+    std::time_t second = -1;
+    bool operator==(const head_key&) const = default;
+  };
+  std::string head, server;
+  head_key key;
+  std::uint8_t head_mode = 0;
+  bool head_close = false, head_valid = false;
 
   bool matches(const std::vector<header>& items) const noexcept {
     if (!valid || items.size() != src.size()) return false;
@@ -1232,6 +1248,28 @@ void server_codec::write_head(std::string& out, const response_view& r, bool str
   const int st = r.status;
   resp_mode_ = mode::none;
   const bool interim = st < 200;  // 1xx: no framing; 101 ends HTTP/1 on this connection
+  // A whole response with typed fields and the standard reason: maybe the last head again.
+  field_memo* memo = nullptr;
+  bool same_fields = false;
+  field_memo::head_key key;
+  if (!streamed && !interim && r.list && r.reason.empty() && st < 600) {
+    memo = &field_memo::local();
+    same_fields = memo->matches(r.list->items);
+    key.status = st;
+    key.length = (st == 204 || st == 304) ? -1
+                 : (req.head && body == 0 && r.content_length >= 0) ? r.content_length
+                                                                    : static_cast<std::int64_t>(body);
+    key.close = r.close || !req.keep_alive;
+    key.head = req.head;
+    key.minor = req.minor;
+    (void)http_date_now(&key.second);
+    if (same_fields && memo->head_valid && memo->key == key && memo->server == opts_->server_name) {
+      out.append(memo->head);
+      resp_mode_ = static_cast<mode>(memo->head_mode);
+      resp_close_ = memo->head_close;
+      return;
+    }
+  }
   const std::string_view reason =
       !r.reason.empty() && valid_field_value(r.reason) ? std::string_view(r.reason) : reason_phrase(st);
   // An upper bound: the serialized field list is longer than its "name: value\r\n" lines
@@ -1272,25 +1310,30 @@ void server_codec::write_head(std::string& out, const response_view& r, bool str
     h.put(v);
     h.put("\r\n");
   };
+  // Whether the memo now holds this response's fields (its head may be kept with them).
+  bool fields_kept = false;
   if (r.list && !interim) {
-    auto& memo = field_memo::local();
+    auto& m = memo ? *memo : field_memo::local();
     const auto& items = r.list->items;
-    if (memo.matches(items)) {
-      h.put(memo.lines);
-      field_close = memo.close;
-      has_server = memo.has_server;
-      has_date = memo.has_date;
+    if (memo ? same_fields : m.matches(items)) {
+      h.put(m.lines);
+      field_close = m.close;
+      has_server = m.has_server;
+      has_date = m.has_date;
+      fields_kept = true;
     } else {
       const char* start = h.w;
       for (const auto& f : items) field(f.name, f.value);
       const auto n = static_cast<std::size_t>(h.w - start);
       if (items.size() <= field_memo::kMaxFields && n <= field_memo::kMaxLines) {
-        memo.src = items;
-        memo.lines.assign(start, n);
-        memo.close = field_close;
-        memo.has_server = has_server;
-        memo.has_date = has_date;
-        memo.valid = true;
+        m.src = items;
+        m.lines.assign(start, n);
+        m.close = field_close;
+        m.has_server = has_server;
+        m.has_date = has_date;
+        m.valid = true;
+        m.head_valid = false;  // it was written from other fields
+        fields_kept = true;
       }
     }
   } else if (r.list) {
@@ -1340,6 +1383,14 @@ void server_codec::write_head(std::string& out, const response_view& r, bool str
   else if (req.minor == 0) h.put("Connection: keep-alive\r\n");
   done();
   resp_close_ = close;
+  if (memo && fields_kept) {
+    memo->head.assign(out, at);
+    memo->server = opts_->server_name;
+    memo->key = key;
+    memo->head_mode = static_cast<std::uint8_t>(resp_mode_);
+    memo->head_close = close;
+    memo->head_valid = true;
+  }
 }
 
 void server_codec::finish_response(std::string& out) {

@@ -36,7 +36,7 @@ void format_http_date(std::time_t t, char* out) noexcept {
   *p++ = 'G', *p++ = 'M', *p++ = 'T';
 }
 
-std::string_view http_date_now() noexcept {
+std::string_view http_date_now(std::time_t* second) noexcept {
   thread_local std::time_t cached_second = -1;
   thread_local char cached[kHttpDateSize];
   // CLOCK_REALTIME_COARSE: the tick's time without reading the TSC (a date has 1 s resolution).
@@ -46,6 +46,7 @@ std::string_view http_date_now() noexcept {
     cached_second = ts.tv_sec;
     format_http_date(ts.tv_sec, cached);
   }
+  if (second) *second = cached_second;
   return {cached, kHttpDateSize};
 }
 

@@ -396,6 +396,52 @@ TEST_CASE("http1: a repeated field list is written from the last one's lines, wi
   CHECK(answer(dated).first.find("Content-Type: text/plain\r\n") != std::string::npos);
 }
 
+TEST_CASE("http1: a whole head copied from the last one only when it would be the same", "[http1]") {
+  // The typed path keeps the last head per thread; each request below changes one thing the
+  // head depends on (method, version, connection, length, status, server name) and must
+  // get exactly what the wire-form path (which keeps nothing) writes.
+  response_head r;
+  r.status = 200;
+  r.headers.add("Content-Type", "text/plain");
+  r.headers.add("Date", "Sun, 06 Dec 2026 20:00:00 GMT");  // no clock in the comparison
+  struct step {
+    std::string request, body;
+    int status;
+    std::string server;
+  };
+  const std::vector<step> steps = {
+      {"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "hello", 200, "swactor"},
+      {"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "hello", 200, "swactor"},
+      {"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n", "hello", 200, "swactor"},
+      {"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "hello", 200, "swactor"},
+      {"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", "hello", 200, "swactor"},
+      {"GET / HTTP/1.0\r\n\r\n", "hello", 200, "swactor"},
+      {"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "hello", 200, "swactor"},
+      {"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "hello!", 200, "swactor"},
+      {"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "hello!", 404, "swactor"},
+      {"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "", 204, "swactor"},
+      {"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "hello!", 404, "other"},
+      {"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "hello!", 404, "other"},
+  };
+  for (const auto& st : steps) {
+    INFO(st.request << " status " << st.status << " server " << st.server);
+    options o;
+    o.server_name = st.server;
+    r.status = st.status;
+    auto bytes_codec = make_server_codec(o);
+    auto typed_codec = make_server_codec(o);
+    recorder s1, s2;
+    REQUIRE(bytes_codec->decode(st.request, s1) == st.request.size());
+    REQUIRE(typed_codec->decode(st.request, s2) == st.request.size());
+    std::string via_bytes, via_object;
+    bytes_codec->encode(std::uint8_t(out::whole), r.encode() + st.body, via_bytes);
+    typed_codec->encode_object(std::uint8_t(out::whole), response_reply(r, st.body), via_object);
+    CHECK(via_object == via_bytes);
+    CHECK(typed_codec->done() == bytes_codec->done());
+    CHECK(typed_codec->outstanding() == 0);
+  }
+}
+
 TEST_CASE("http1 wire: iequals, reason phrases", "[http1]") {
   CHECK(iequals("Content-Length", "content-length"));
   CHECK_FALSE(iequals("a", "ab"));

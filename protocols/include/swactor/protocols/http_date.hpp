@@ -15,6 +15,8 @@ void format_http_date(std::time_t t, char* out) noexcept;
 // The current date, formatted once per second per thread: the codecs add it to every
 // response that has none, so a response costs a clock read, not a format. Valid until this
 // thread's next call.
-std::string_view http_date_now() noexcept;
+// The current date in IMF-fixdate form; `second`, when given, gets the second it names
+// (a cheap key for whatever is built from the date).
+std::string_view http_date_now(std::time_t* second = nullptr) noexcept;
 
 }  // namespace swactor::protocols
