@@ -1208,11 +1208,14 @@ struct head_writer {
 // With them, the whole head of the last whole response written from these fields, and
 // what it depends on besides them: a head that would come out the same byte for byte
 // (same status, length, connection handling, server name and second) is copied whole.
+// The fields come typed (base mode) or in their wire form (a reply from a worker process);
+// the memo holds one or the other.
 struct field_memo {
   static constexpr std::size_t kMaxFields = 8, kMaxLines = 512;
   std::vector<header> src;
+  std::string raw;
   std::string lines;
-  bool close = false, has_server = false, has_date = false, valid = false;
+  bool typed = false, close = false, has_server = false, has_date = false, valid = false;
 
   struct head_key {
     int status = 0;
@@ -1227,10 +1230,30 @@ struct field_memo {
   std::uint8_t head_mode = 0;
   bool head_close = false, head_valid = false;
 
-  bool matches(const std::vector<header>& items) const noexcept {
-    if (!valid || items.size() != src.size()) return false;
+  bool matches(const response_view& r) const noexcept {
+    if (!valid) return false;
+    if (!r.list) return !typed && r.fields.size() == raw.size() && std::memcmp(r.fields.data(), raw.data(), raw.size()) == 0;
+    const auto& items = r.list->items;
+    if (!typed || items.size() != src.size()) return false;
     for (std::size_t i = 0; i < items.size(); ++i)
       if (items[i].name != src[i].name || items[i].value != src[i].value) return false;
+    return true;
+  }
+  // Keeps the fields of `r`, written as `lines`, if they are few enough.
+  [[gnu::noinline]] bool keep(const response_view& r, std::string_view written) {
+    if (written.size() > kMaxLines) return false;
+    if (r.list) {
+      if (r.list->items.size() > kMaxFields) return false;
+      src = r.list->items;
+      typed = true;
+    } else {
+      if (r.fields.size() > 2 * kMaxLines) return false;
+      raw.assign(r.fields);
+      typed = false;
+    }
+    lines.assign(written);
+    valid = true;
+    head_valid = false;  // it was written from other fields
     return true;
   }
   static field_memo& local() {
@@ -1252,9 +1275,9 @@ void server_codec::write_head(std::string& out, const response_view& r, bool str
   field_memo* memo = nullptr;
   bool same_fields = false;
   field_memo::head_key key;
-  if (!streamed && !interim && r.list && r.reason.empty() && st < 600) {
+  if (!streamed && !interim && r.reason.empty() && st < 600) {
     memo = &field_memo::local();
-    same_fields = memo->matches(r.list->items);
+    same_fields = memo->matches(r);
     key.status = st;
     key.length = (st == 204 || st == 304) ? -1
                  : (req.head && body == 0 && r.content_length >= 0) ? r.content_length
@@ -1312,10 +1335,9 @@ void server_codec::write_head(std::string& out, const response_view& r, bool str
   };
   // Whether the memo now holds this response's fields (its head may be kept with them).
   bool fields_kept = false;
-  if (r.list && !interim) {
+  if (!interim) {
     auto& m = memo ? *memo : field_memo::local();
-    const auto& items = r.list->items;
-    if (memo ? same_fields : m.matches(items)) {
+    if (memo ? same_fields : m.matches(r)) {
       h.put(m.lines);
       field_close = m.close;
       has_server = m.has_server;
@@ -1323,16 +1345,14 @@ void server_codec::write_head(std::string& out, const response_view& r, bool str
       fields_kept = true;
     } else {
       const char* start = h.w;
-      for (const auto& f : items) field(f.name, f.value);
-      const auto n = static_cast<std::size_t>(h.w - start);
-      if (items.size() <= field_memo::kMaxFields && n <= field_memo::kMaxLines) {
-        m.src = items;
-        m.lines.assign(start, n);
+      if (r.list)
+        for (const auto& f : r.list->items) field(f.name, f.value);
+      else
+        for_each_field(r.fields, field);
+      if (m.keep(r, std::string_view(start, static_cast<std::size_t>(h.w - start)))) {
         m.close = field_close;
         m.has_server = has_server;
         m.has_date = has_date;
-        m.valid = true;
-        m.head_valid = false;  // it was written from other fields
         fields_kept = true;
       }
     }
