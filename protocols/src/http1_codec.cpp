@@ -772,38 +772,47 @@ bool server_codec::scan_head(const char* p, std::size_t n) {
   if (after_lf_ && (p[0] == ' ' || p[0] == '\t')) return false;
   const char* end = p + n;
   const char* line = p;  // where the current line's bytes in this input start
-  // Every CR and LF of the input, in order: their neighbours decide.
-  auto at = [&](const char* q) {
-    if (*q == '\r') return q + 1 == end || q[1] == '\n';
-    if (q == p ? !after_cr_ : q[-1] != '\r') return false;
-    if (q + 1 < end && (q[1] == ' ' || q[1] == '\t')) return false;
-    if (!line_done_) {
-      keep_tail(line, q);
-      if (tail_len_ <= 1) tail_len_ = 0;  // an empty line before the request
-      else line_done_ = true;
-      line = q + 1;
-    }
-    return true;
+  // An LF while the request line is not done: it ends that line (or an empty one before it).
+  auto line_end = [&](const char* q) {
+    keep_tail(line, q);
+    if (tail_len_ <= 1) tail_len_ = 0;  // an empty line before the request
+    else line_done_ = true;
+    line = q + 1;
   };
 #if defined(__SSE2__)
-  // Sixteen bytes per step (SSE2 is part of x86-64): a head has a CR and an LF per line.
-  // The last step is the input's last sixteen bytes with those already seen masked off; an
-  // input shorter than that is read from a copy. One place calls at(), so it stays inline.
+  // Sixteen bytes per step (SSE2 is part of x86-64), as bit masks of CR, LF and whitespace:
+  // each LF must be right after a CR and each CR right before an LF (one at the input's end
+  // waits for the next input), and no whitespace may follow an LF. The last step is the
+  // input's last sixteen bytes with those already checked masked off; an input shorter than
+  // that is read from a copy.
   const __m128i crs = _mm_set1_epi8('\r'), lfs = _mm_set1_epi8('\n');
+  const __m128i sps = _mm_set1_epi8(' '), tabs = _mm_set1_epi8('\t');
   alignas(16) char small[16] = {};
   if (n < 16) std::memcpy(small, p, n);
   for (std::size_t i = 0; i < n; i += 16) {
     const std::size_t from = n < 16 ? 0 : std::min(i, n - 16);
-    const char* src = n < 16 ? small : p + from;
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src));
-    auto m = static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, crs), _mm_cmpeq_epi8(v, lfs))));
-    m &= (n < 16 ? (1u << n) - 1 : 0xffffu) & (0xffffu << (i - from));
-    for (; m; m &= m - 1)
-      if (!at(p + from + static_cast<std::size_t>(__builtin_ctz(m)))) return false;
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(n < 16 ? small : p + from));
+    const auto cr = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, crs)));
+    const auto lf = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, lfs)));
+    const auto ws = static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, sps), _mm_cmpeq_epi8(v, tabs))));
+    const unsigned fresh = (n < 16 ? (1u << n) - 1 : 0xffffu) & (0xffffu << (i - from));
+    const unsigned cr_before = from == 0 ? after_cr_ : p[from - 1] == '\r';
+    const unsigned lf_before = from == 0 ? after_lf_ : p[from - 1] == '\n';
+    if ((((cr << 1) | cr_before) ^ lf) & fresh) return false;  // a bare CR or LF
+    if (((lf << 1) | lf_before) & ws & fresh) return false;     // obs-fold
+    for (unsigned m = lf & fresh; m && !line_done_; m &= m - 1)
+      line_end(p + from + static_cast<std::size_t>(__builtin_ctz(m)));
   }
 #else
-  for (std::size_t i = 0; i < n; ++i)
-    if ((p[i] == '\r' || p[i] == '\n') && !at(p + i)) return false;
+  for (const char* q = p; q < end; ++q) {
+    if (*q == '\r') {
+      if (q + 1 != end && q[1] != '\n') return false;
+    } else if (*q == '\n') {
+      if (q == p ? !after_cr_ : q[-1] != '\r') return false;
+      if (q + 1 < end && (q[1] == ' ' || q[1] == '\t')) return false;
+      if (!line_done_) line_end(q);
+    }
+  }
 #endif
   after_cr_ = end[-1] == '\r';
   after_lf_ = end[-1] == '\n';
