@@ -57,6 +57,10 @@ enum class ev : std::uint8_t { request = 1, body = 2, end = 3 };
 enum class out : std::uint8_t { raw = 0, whole = 1, head = 2, body = 3, end = 4, continue_100 = 5, ws_accept = 6 };
 
 struct header {
+  // A constructor (not only an aggregate): emplace_back(name, value) builds one in place
+  // with every compiler, including those without C++20's parenthesized aggregate init.
+  header() = default;
+  header(std::string n, std::string v) noexcept : name(std::move(n)), value(std::move(v)) {}
   std::string name;  // as received (lookups are case-insensitive)
   std::string value;
 };
