@@ -728,20 +728,7 @@ task<void> worker_runtime::serve_http(http_exchange x, bool beside) {
 void worker_runtime::negotiate_compression(http::response& res, const http::request& req, int listener) const {
   const auto& co = app_.listen[static_cast<std::size_t>(listener)].compression_options;
   if (!co.enabled || co.offered.empty() || req.method() == "HEAD") return;
-  // Several Accept-Encoding fields are one list (RFC 9110 §5.3); one field (or none, the
-  // usual cases) needs no list and no copy.
-  const std::string* first = nullptr;
-  std::size_t count = 0;
-  for (const auto& h : req.head().headers.items)
-    if (h.name.size() == 15 && h1::iequals(h.name, "accept-encoding") && count++ == 0) first = &h.value;
-  std::string joined;
-  if (count > 1)
-    for (auto v : req.header_values("accept-encoding")) {
-      if (!joined.empty()) joined += ", ";
-      joined += v;
-    }
-  res.set_compression(&co, cz::negotiate(count == 1 ? std::string_view(*first) : std::string_view(joined), count > 0,
-                                         co.offered));
+  res.set_compression(&co, req);  // Accept-Encoding is read if a body gets that far
 }
 
 bool worker_runtime::http_now(http_exchange& x) {

@@ -60,7 +60,8 @@ struct header {
   // A constructor (not only an aggregate): emplace_back(name, value) builds one in place
   // with every compiler, including those without C++20's parenthesized aggregate init.
   header() = default;
-  header(std::string n, std::string v) noexcept : name(std::move(n)), value(std::move(v)) {}
+  template <class N, class V>
+  header(N&& n, V&& v) : name(std::forward<N>(n)), value(std::forward<V>(v)) {}
   std::string name;  // as received (lookups are case-insensitive)
   std::string value;
 };
