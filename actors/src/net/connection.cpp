@@ -478,8 +478,11 @@ std::error_code connection::send_object(const protocols::reply_object& r, std::u
   if (decoding_ && !(codec_->encodes_while_decoding() && only_framed_kept()))
     return send(protocols::reply_wire(r).view(), kind);
   if (closed_ || close_requested_ || close_after_decode_) return server_errc::session_not_found;
-  const std::size_t size = r.wire_size();
   const std::size_t queued = queued_bytes();
+  // The reply's size only matters behind other output (nothing waits: it goes whatever
+  // its size, as a reply in bytes would); wire_size() walks its fields.
+  const bool behind = queued > 0 || (decoding_ && !host_.deferred_replies().data.empty());
+  const std::size_t size = behind ? r.wire_size() : 0;
   if (queued > 0 && queued + size > out_limit_) return server_errc::output_buffer_full;
   if (!decoding_) {
     auto ec = encode_now(kind, {}, &r);
