@@ -51,6 +51,10 @@ struct recording_sink final : net::connection_sink {
   void on_datagram(int, std::string from, std::string_view data) override {
     datagrams.push_back(from + " " + std::string(data));
   }
+  std::function<void(net::connection&)> on_drained_hook;
+  void on_drained(net::connection& c) override {
+    if (on_drained_hook) on_drained_hook(c);
+  }
 };
 
 struct fixture {
@@ -451,4 +455,28 @@ TEST_CASE("connection: a typed reply behind a reply kept as bytes is framed for 
   CHECK(w.substr(0, second).find("Content-Length: 5\r\n") != std::string::npos);
   CHECK(w.substr(second).find("Content-Length: 6\r\n") != std::string::npos);
   CHECK(w.substr(w.size() - 6) == "second");
+}
+
+TEST_CASE("connection: what a drain makes the sink send goes to that connection, not the next to decode",
+          "[connection]") {
+  // A handler asks to hear when its connection drains, while the connection is decoding
+  // (nothing is queued, so it is drained at once). The sink's answer to the drain sends a
+  // reply that the codec frames (kind 1): it must reach this connection, and nothing of it
+  // may be left in the loop's buffer of kept replies for another connection's decode().
+  fixture fx;
+  fx.sink.on_event_hook = [&](net::connection& c, const protocols::event&) {
+    if (c.id() == 1) c.watch_drain();
+    return true;
+  };
+  fx.sink.on_drained_hook = [&](net::connection& c) { CHECK_FALSE(c.send("late", 1)); };
+  auto a = std::make_shared<memory_pipe>();
+  auto b = std::make_shared<memory_pipe>();
+  auto ca = fx.connect(a, 1);
+  auto cb = fx.connect(b, 2);
+  test::peer_send(fx.io, *a, "hello");
+  fx.run();
+  test::peer_send(fx.io, *b, "world");
+  fx.run();
+  CHECK(a->written.find("late") != std::string::npos);
+  CHECK(b->written.find("late") == std::string::npos);
 }

@@ -1163,11 +1163,12 @@ std::string_view standard_status_line(int status) noexcept {
 
 // "Server: NAME\r\nDate: DATE\r\n" (no Server line for an empty name), kept per thread and
 // rebuilt when the second or the name changes; `server_part` is the Server line's length.
-inline std::string_view server_and_date(std::string_view name, std::size_t& server_part) {
+inline std::string_view server_and_date(std::string_view name, std::size_t& server_part,
+                                        std::time_t* second = nullptr) {
   thread_local std::string block, last_name;
   thread_local std::size_t server_len = 0;
   thread_local char last_date[kHttpDateSize] = {};
-  const auto date = http_date_now();
+  const auto date = http_date_now(second);
   if (name != last_name || std::memcmp(date.data(), last_date, kHttpDateSize) != 0 || block.empty()) {
     last_name.assign(name);
     std::memcpy(last_date, date.data(), kHttpDateSize);
@@ -1382,7 +1383,9 @@ void server_codec::write_head(std::string& out, const response_view& r, bool str
   // The codec dates what it sends (RFC 9110 §6.6.1), unless the handler did.
   if (!has_server || !has_date) {
     std::size_t server_part = 0;
-    auto lines = server_and_date(opts_->server_name, server_part);
+    // The head is kept under the second its date names (the clock may have moved on since
+    // the key was taken).
+    auto lines = server_and_date(opts_->server_name, server_part, &key.second);
     if (has_server) lines.remove_prefix(server_part);
     else if (has_date) lines = lines.substr(0, server_part);
     h.put(lines);

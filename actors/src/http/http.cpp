@@ -308,24 +308,22 @@ std::string cookie::to_string() const {
 
 namespace cz = protocols::compression;
 
-namespace {
-// The coding `req`'s Accept-Encoding prefers among the listener's. Several Accept-Encoding
-// fields are one list (RFC 9110 §5.3); one field (or none, the usual cases) needs no list
-// and no copy.
+// Several Accept-Encoding fields are one list (RFC 9110 §5.3); one field or none (the usual
+// cases) needs no list and no copy.
 cz::coding accepted_coding(const request& req, const cz::options& o) {
   const std::string* first = nullptr;
   std::size_t count = 0;
   for (const auto& h : req.head().headers.items)
     if (h.name.size() == 15 && iequals(h.name, "accept-encoding") && count++ == 0) first = &h.value;
+  if (count == 0) return cz::coding::identity;
+  if (count == 1) return cz::negotiate(*first, true, o.offered);
   std::string joined;
-  if (count > 1)
-    for (auto v : req.header_values("accept-encoding")) {
-      if (!joined.empty()) joined += ", ";
-      joined += v;
-    }
-  return cz::negotiate(count == 1 ? std::string_view(*first) : std::string_view(joined), count > 0, o.offered);
+  for (auto v : req.header_values("accept-encoding")) {
+    if (!joined.empty()) joined += ", ";
+    joined += v;
+  }
+  return cz::negotiate(joined, true, o.offered);
 }
-}  // namespace
 
 cz::coding response::choose_coding(std::uint64_t size, bool streamed) {
   const auto* o = compression_;
@@ -342,10 +340,6 @@ cz::coding response::choose_coding(std::uint64_t size, bool streamed) {
       return cz::coding::identity;
   const auto* ct = hs.find("content-type");
   if (!cz::compressible_type(ct ? std::string_view(*ct) : std::string_view(), *o)) return cz::coding::identity;
-  if (accept_from_) {
-    coding_ = accepted_coding(*accept_from_, *o);
-    accept_from_ = nullptr;
-  }
   // From here on the request's Accept-Encoding decides: caches must key on it.
   bool vary_done = false;
   for (auto& h : head_.headers.items) {

@@ -274,6 +274,7 @@ std::size_t connection::process(std::string_view input) {
     close_after_decode_ = false;
     close(false);
   }
+  check_drained();  // the checks made while decoding waited for this
   if (!closed_ && !codec_->failed()) after_codec();
   return used;
 }
@@ -416,7 +417,10 @@ void connection::replace_codec(std::unique_ptr<protocols::stream_codec> c) {
 }
 
 [[gnu::always_inline]] inline void connection::check_drained() {
-  if (watching_ && !closed_ && queued_bytes() <= out_limit_ / 2) {
+  // Not while this connection decodes: what the sink does on a drain (the reactor pumps a
+  // static file) may send on it, and a send then would be kept in the loop's buffer after
+  // this decode() flushed it. process() checks again once it is done.
+  if (watching_ && !closed_ && !decoding_ && queued_bytes() <= out_limit_ / 2) {
     watching_ = false;
     host_.sink().on_drained(*this);
   }

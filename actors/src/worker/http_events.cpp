@@ -728,7 +728,8 @@ task<void> worker_runtime::serve_http(http_exchange x, bool beside) {
 void worker_runtime::negotiate_compression(http::response& res, const http::request& req, int listener) const {
   const auto& co = app_.listen[static_cast<std::size_t>(listener)].compression_options;
   if (!co.enabled || co.offered.empty() || req.method() == "HEAD") return;
-  res.set_compression(&co, req);  // Accept-Encoding is read if a body gets that far
+  // Read now, not when a body is sent: the handler may move the request out of its reference.
+  res.set_compression(&co, http::accepted_coding(req, co));
 }
 
 bool worker_runtime::http_now(http_exchange& x) {

@@ -305,13 +305,6 @@ class response {
   void set_compression(const protocols::compression::options* o, protocols::compression::coding c) noexcept {
     compression_ = o;
     coding_ = c;
-    accept_from_ = nullptr;
-  }
-  // The same, with the coding read from `req`'s Accept-Encoding only when a body is big
-  // and compressible enough to ask (most responses are not). `req` outlives the response.
-  void set_compression(const protocols::compression::options* o, const request& req) noexcept {
-    compression_ = o;
-    accept_from_ = &req;
   }
   // Asks to close the connection after this response.
   response& close() noexcept {
@@ -389,8 +382,11 @@ class response {
   std::error_code error_;
   const protocols::compression::options* compression_ = nullptr;
   protocols::compression::coding coding_ = protocols::compression::coding::identity;
-  const request* accept_from_ = nullptr;  // coding_ not read from its Accept-Encoding yet
   std::unique_ptr<protocols::compression::encoder> encoder_;  // a compressed streamed body
 };
+
+// The coding `req`'s Accept-Encoding prefers among those `o` offers (identity when it asks
+// for none of them, or has no Accept-Encoding).
+protocols::compression::coding accepted_coding(const request& req, const protocols::compression::options& o);
 
 }  // namespace swactor::http

@@ -33,6 +33,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <concepts>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -61,6 +62,7 @@ struct header {
   // with every compiler, including those without C++20's parenthesized aggregate init.
   header() = default;
   template <class N, class V>
+    requires std::constructible_from<std::string, N&&> && std::constructible_from<std::string, V&&>
   header(N&& n, V&& v) : name(std::forward<N>(n)), value(std::forward<V>(v)) {}
   std::string name;  // as received (lookups are case-insensitive)
   std::string value;
