@@ -365,19 +365,20 @@ TEST_CASE("http1: a repeated field list is written from the last one's lines, wi
     c->encode_object(std::uint8_t(out::whole), response_reply(r, "ok"), wire);
     return std::pair{wire, c->done()};
   };
-  response_head closing;
-  closing.status = 200;
-  closing.headers.add("Content-Type", "text/plain");
-  closing.headers.add("Connection", "close");
+  auto text_with = [](std::string name, std::string value) {  // Content-Type and one more field
+    response_head h;
+    h.status = 200;
+    h.headers.add("Content-Type", "text/plain");
+    h.headers.add(std::move(name), std::move(value));
+    return h;
+  };
+  const auto closing = text_with("Connection", "close");
   for (int i = 0; i < 3; ++i) {
     auto [wire, done] = answer(closing);
     CHECK(wire.find("Connection: close\r\n") != std::string::npos);
     CHECK(done);  // each time, not only when the lines were first checked
   }
-  response_head dated;
-  dated.status = 200;
-  dated.headers.add("Content-Type", "text/plain");
-  dated.headers.add("Date", "Sun, 06 Dec 2026 20:00:00 GMT");
+  const auto dated = text_with("Date", "Sun, 06 Dec 2026 20:00:00 GMT");
   for (int i = 0; i < 2; ++i) {
     auto [wire, done] = answer(dated);
     CHECK_FALSE(done);
