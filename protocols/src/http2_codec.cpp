@@ -1176,10 +1176,7 @@ void server_codec::submit_head(stream& s, std::size_t count, const Each& each, i
     } else if (same(ln, "date")) {
       has_date = true;
     }
-    if (const char* known = known_name(ln))
-      nva[k++] = static_nv({known, ln.size()}, v, NGHTTP2_NV_FLAG_NONE);
-    else
-      nva[k++] = make_nv(ln, v);
+    nva[k++] = make_nv(ln, v);  // (a known name returned above, as written or lowered)
   });
   if (interim) {
     nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, s.id, nullptr, nva, k, nullptr);

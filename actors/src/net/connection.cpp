@@ -258,10 +258,8 @@ std::size_t connection::process(std::string_view input) {
       if (wire != &local) host_.return_encode_buffer();
     }
     deferred.clear();
-    if (plain)
-      check_drained();
-    else
-      write_codec_output();
+    // (A drain is not reported while decoding: check_drained() after the loop.)
+    if (!plain) write_codec_output();
     // After a switch the new codec gets the rest of this read at once; so does a codec
     // that stopped at its pipelining bound and was unblocked by inline replies.
     bool again = codec_switched_ || (replied && (plain || (!codec_->blocked() && !codec_->done())));

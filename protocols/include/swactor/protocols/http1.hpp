@@ -30,10 +30,10 @@
 // headers of responses (Content-Length / Transfer-Encoding, Connection, Server), drops the
 // body of a response to HEAD, and answers pipelined requests strictly in order.
 
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <concepts>
 #include <string>
 #include <string_view>
 #include <utility>
