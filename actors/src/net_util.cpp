@@ -127,21 +127,12 @@ int socket_family(int fd) {
   return ss.ss_family;
 }
 
-namespace {
-
-// getsockname or getpeername, formatted ("" when unknown).
-std::string address_of(int fd, int (*get)(int, sockaddr*, socklen_t*)) {
+std::string local_address(int fd) {
   if (fd < 0) return {};
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
-  if (get(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return {};
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return {};
   return format_address(reinterpret_cast<const sockaddr*>(&ss), len);
 }
-
-}  // namespace
-
-std::string local_address(int fd) { return address_of(fd, ::getsockname); }
-
-std::string peer_address(int fd) { return address_of(fd, ::getpeername); }
 
 }  // namespace swactor::detail

@@ -31,7 +31,5 @@ int socket_family(int fd);
 
 // The local address of a connected socket ("" when unknown).
 std::string local_address(int fd);
-// The peer's address of a connected socket ("" when unknown).
-std::string peer_address(int fd);
 
 }  // namespace swactor::detail

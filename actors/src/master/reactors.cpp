@@ -658,7 +658,9 @@ struct reactor_thread::impl final : net::connection_sink {
 
   // -- from the acceptor and the workers -------------------------------------------------------
 
-  void on_new_conn(int fd, int listener, std::uint64_t session) { host.adopt(fd, listener, session); }
+  void on_new_conn(int fd, int listener, std::uint64_t session, std::string remote) {
+    host.adopt(fd, listener, session, std::move(remote));
+  }
 
   void serve_dgram(int listener, int fd) { host.serve_datagrams(listener, fd); }
 
@@ -888,7 +890,9 @@ reactor_actor reactor_thread::start() {
     auto* im = impl_.get();
     auto a = im->lp.actors().spawn([im](reactor_actor::pointer) -> reactor_actor::behavior_type {
       return {
-          [im](conn_atom, int fd, int listener, std::uint64_t session) { im->on_new_conn(fd, listener, session); },
+          [im](conn_atom, int fd, int listener, std::uint64_t session, const std::string& remote) {
+            im->on_new_conn(fd, listener, session, remote);
+          },
           [im](attach_atom, int worker, int fd) { im->attach(worker, fd); },
           [im](dgram_atom, int listener, int fd) { im->serve_dgram(listener, fd); },
           [im](stop_atom) { im->stop(); },
@@ -940,12 +944,12 @@ void reactor_pool::start(const std::vector<int>& listen_fds) {
     acceptors_.push_back(std::move(acc));
     spawn(lp_.context(), [this, a, index]() -> task<void> {
       co_await net::accept_loop(*a, app_.listen[static_cast<std::size_t>(index)], index, state_,
-                                state_.acceptor, [this, index](int fd) {
+                                state_.acceptor, [this, index](int fd, std::string remote) {
                                   auto session = state_.next_session.fetch_add(1);
                                   // A session's reactor is a function of its id, so a worker finds it
                                   // without asking.
                                   auto r = session % actors_.size();
-                                  caf::anon_send(actors_[r], conn_atom::value, fd, index, session);
+                                  caf::anon_send(actors_[r], conn_atom::value, fd, index, session, std::move(remote));
                                 });
     }, "acceptor");
   }

@@ -29,7 +29,7 @@ using dgram_atom = caf::atom_constant<caf::atom("dgram")>;
 
 // new connection (fd, listener index, session id); a worker's link end (worker id, fd);
 // serve a datagram listener (listener index, fd); stop (close everything).
-using reactor_actor = caf::typed_actor<caf::reacts_to<conn_atom, int, int, std::uint64_t>,
+using reactor_actor = caf::typed_actor<caf::reacts_to<conn_atom, int, int, std::uint64_t, std::string>,
                                        caf::reacts_to<attach_atom, int, int>,
                                        caf::reacts_to<dgram_atom, int, int>,
                                        caf::reacts_to<stop_atom>>;

@@ -26,7 +26,7 @@ constexpr int kAcceptsPerTurn = 64;
 }  // namespace
 
 task<void> accept_loop(stream_acceptor& acc, const listen_config& lc, int listener, server_state& state,
-                       conn_counters& counters, std::function<void(int)> on_accept) {
+                       conn_counters& counters, std::function<void(int, std::string)> on_accept) {
   {
     std::error_code ec;
     acc.non_blocking(true, ec);  // accept4 below must not block when the queue is empty
@@ -34,7 +34,12 @@ task<void> accept_loop(stream_acceptor& acc, const listen_config& lc, int listen
   int in_a_row = 0;
   for (;;) {
     if (!acc.is_open()) co_return;
-    const int fd = ::accept4(acc.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    // The peer's address comes with the descriptor (no getpeername per connection).
+    sockaddr_storage peer{};
+    socklen_t peer_len = sizeof peer;
+    const bool tcp = lc.endpoint.kind == listen_kind::tcp;
+    const int fd = ::accept4(acc.native_handle(), tcp ? reinterpret_cast<sockaddr*>(&peer) : nullptr,
+                             tcp ? &peer_len : nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       const int err = errno;
       if (err == EINTR || err == ECONNABORTED || err == EPROTO) continue;  // that one connection is gone
@@ -52,22 +57,24 @@ task<void> accept_loop(stream_acceptor& acc, const listen_config& lc, int listen
       co_await sleep(50ms);  // EMFILE and friends: do not spin
       continue;
     }
+    std::string remote = tcp ? detail::format_address(reinterpret_cast<const sockaddr*>(&peer), peer_len)
+                             : lc.endpoint.path;
     auto& open = state.listeners[listener].connections;
     if (open.fetch_add(1) >= lc.max_connections) {
       open.fetch_sub(1);
       bump(counters.refused);
       log::warning("listener {}: max_connections ({}) reached, refusing {}", lc.url, lc.max_connections,
-                   detail::peer_address(fd));
+                   remote);
       ::close(fd);
       continue;
     }
-    if (lc.endpoint.kind == listen_kind::tcp) {
+    if (tcp) {
       int one = 1;
       if (lc.tcp_nodelay) ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       if (lc.keepalive) ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
     }
     bump(counters.accepted);
-    on_accept(fd);
+    on_accept(fd, std::move(remote));
     if (++in_a_row >= kAcceptsPerTurn) {
       in_a_row = 0;
       co_await asio::post(acc.get_executor(), asio::use_awaitable);  // a flood does not starve the loop

@@ -55,10 +55,9 @@ conn_host::~conn_host() {
 
 // -- connections ----------------------------------------------------------------------------
 
-void conn_host::adopt(int fd, int listener, std::uint64_t id) {
+void conn_host::adopt(int fd, int listener, std::uint64_t id, std::string remote) {
   const auto& lc = app_.listen[static_cast<std::size_t>(listener)];
   // The socket is registered with the loop once, as it is (no asio socket).
-  std::string remote = lc.endpoint.kind == listen_kind::tcp ? detail::peer_address(fd) : lc.endpoint.path;
   if (lc.tls.enabled) {
     handshake(fd, listener, id, std::move(remote));
     return;

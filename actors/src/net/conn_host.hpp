@@ -74,7 +74,7 @@ class conn_host {
   // `id` and starts it. On a TLS listener the handshake runs first (bounded by its
   // handshake_timeout): the session exists, and the sink hears of it, only once it
   // succeeded; a failed one is one log line.
-  void adopt(int fd, int listener, std::uint64_t id);
+  void adopt(int fd, int listener, std::uint64_t id, std::string remote);
   // Same over any transport (tests use an in-memory one); `remote` as info() shows it.
   std::shared_ptr<connection> adopt(std::unique_ptr<transport> t, int listener, std::uint64_t id,
                                     std::string remote);

@@ -201,11 +201,12 @@ void worker_runtime::start_listeners() {
       spawn(lp_.context(), [this, a, index]() -> task<void> {
         const auto& l = app_.listen[static_cast<std::size_t>(index)];
         co_await net::accept_loop(*a, l, index, *state_, slot_->conns,
-                                  [this, index](int fd) {
+                                  [this, index](int fd, std::string remote) {
                                     host_->adopt(fd, index,
                                                  // The id says which worker holds it (pushes from others).
                                                  ((state_->next_session.fetch_add(1) + 1) << kSessionWorkerBits) |
-                                                     static_cast<std::uint64_t>(args_.id));
+                                                     static_cast<std::uint64_t>(args_.id),
+                                                 std::move(remote));
                                   });
       }, "accept loop");
     } else {
