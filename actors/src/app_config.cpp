@@ -335,6 +335,12 @@ const config::schema<listen_config>& listen_schema() {
                  "with the HTTP/2 preface) or by an `Upgrade: h2c` request (answered on stream 1). "
                  "HTTP/2 over TLS is chosen by ALPN instead (`alpn = [\"h2\", \"http/1.1\"]` in "
                  "[listen.tls]).")
+        .boolean("h2c_only", &listen_config::h2c_only,
+                 "HTTP (http://): serve HTTP/2 only, by prior knowledge (like `nghttpd --no-tls` "
+                 "or a gRPC port): every connection must start with the HTTP/2 preface, and one "
+                 "that does not gets GOAWAY PROTOCOL_ERROR instead of an HTTP/1.1 answer. No "
+                 "HTTP/1.1, no `Upgrade: h2c`, no WebSocket on this listener. Needs `h2c`; over "
+                 "TLS, ALPN chooses (`alpn = [\"h2\"]`).")
         .integer("h2_max_concurrent_streams", &listen_config::h2_max_concurrent_streams,
                  "HTTP/2: streams one connection may have open (SETTINGS_MAX_CONCURRENT_STREAMS); "
                  "more before our SETTINGS are acknowledged get RST_STREAM REFUSED_STREAM, after it "
@@ -999,6 +1005,7 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
                                               .count());
       };
       if (lc.h2c && !lc.tls.enabled) o.h2c = std::make_shared<const protocols::http2::options>(h2);
+      o.h2c_only = lc.h2c_only && o.h2c;
       // Upgrades are on for every HTTP listener (the table only changes their settings): a
       // route whose module handles WebSocket is what makes a request upgrade (issue 12).
       auto& w = lc.websocket;
@@ -1017,6 +1024,14 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
       }
     } else if (lc.websocket.enabled) {
       diag.add(listen_sources[i], lpath + ".websocket", "websocket is for HTTP listeners (http://, ws://)");
+    }
+    if (lc.h2c_only) {
+      if (!http || lc.tls.enabled || lc.endpoint.tls)
+        diag.add(listen_sources[i], lpath + ".h2c_only",
+                 "h2c_only is for cleartext HTTP listeners (http://); over TLS, ALPN chooses "
+                 "HTTP/2 (tls.alpn = [\"h2\"])");
+      else if (!lc.h2c)
+        diag.add(listen_sources[i], lpath + ".h2c_only", "h2c_only needs h2c = true");
     }
     if (http) {
       auto& cc = lc.compression;

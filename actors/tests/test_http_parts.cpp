@@ -568,3 +568,33 @@ TEST_CASE("http config: websocket deliver_control reaches the codec options", "[
   REQUIRE(app->listen[0].http_options.websocket);
   CHECK(app->listen[0].http_options.websocket->deliver_control);
 }
+
+TEST_CASE("http config: h2c_only reaches the codec options, and only where it can work", "[http][config][http2]") {
+  const std::string head = "[modules.api]\ntype = \"plain\"\n[[listen]]\nurl = \"http://127.0.0.1:1\"\nmodule = \"api\"\n";
+  {
+    config::diagnostics d;
+    auto app = parse(head + "h2c_only = true\n", d);
+    INFO(d.to_string());
+    REQUIRE(app);
+    CHECK(app->listen[0].http_options.h2c_only);
+    CHECK(app->listen[0].http_options.h2c);
+  }
+  {
+    config::diagnostics d;
+    auto app = parse(head, d);
+    REQUIRE(app);
+    CHECK_FALSE(app->listen[0].http_options.h2c_only);
+  }
+  const std::pair<std::string, std::string> refused[] = {
+      {head + "h2c_only = true\nh2c = false\n", "listen[0].h2c_only"},
+      {"[modules.api]\ntype = \"plain\"\n[[listen]]\nurl = \"tcp://127.0.0.1:1\"\nmodule = \"api\"\nh2c_only = true\n",
+       "h2c_only is for cleartext HTTP listeners"},
+  };
+  for (const auto& [text, expected] : refused) {
+    INFO(text);
+    config::diagnostics d;
+    CHECK_FALSE(parse(text, d));
+    INFO(d.to_string());
+    CHECK(d.to_string().find(expected) != std::string::npos);
+  }
+}

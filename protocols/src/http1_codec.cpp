@@ -667,6 +667,11 @@ int server_codec::on_message_complete() {
 std::size_t server_codec::decode(std::string_view in, event_sink& sink) {
   if (broken_ || done_) return 0;
   if (!preface_checked_ && opts_->h2c) {
+    if (opts_->h2c_only) {  // no HTTP/1 here: the HTTP/2 codec judges the preface
+      successor_ = http2::make_server_codec(*opts_->h2c);
+      done_ = true;
+      return 0;
+    }
     // h2c with prior knowledge (RFC 9113 §3.3): the connection starts with the client
     // preface. An HTTP/1 request never starts with "PRI * HTTP/2.0", so a prefix of it waits.
     const auto n = std::min(in.size(), http2::kPreface.size());

@@ -633,3 +633,26 @@ TEST_CASE("http2: 8 MiB and 32 MiB responses (written, and files) wait for room 
   CHECK(s.count_log("send queue full|output buffer full|not sent") == 0);
   s.stop_and_check();
 }
+
+TEST_CASE("http2: an h2c_only listener speaks HTTP/2 by prior knowledge only", "[http2]") {
+  const std::string mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  srv::server_under_test s(server_keys(mode), "[[listen]]\nurl = \"http://127.0.0.1:{port}\"\nmodule = \"echo\"\n"
+                                              "h2c_only = true\n" + std::string(http::kModules));
+  CHECK(serves(s.port));
+  // HTTP/1.1 (or an Upgrade: h2c request) is not spoken here: HTTP/2 judges the preface.
+  t::process p({"python3", std::string(SWACTOR_H2_SCRIPTS) + "/h2_attack.py", std::to_string(s.port), "http1_request"});
+  REQUIRE(p.wait(20s));
+  INFO(p.stderr_text());
+  auto j = as_json(p.stdout_text());
+  INFO(j.dump());
+  CHECK(j["goaway"] == 1);  // PROTOCOL_ERROR
+  CHECK(j["http1"] == false);
+  CHECK(j["closed"] == true);
+  auto up = curl("--http1.1 -H 'Upgrade: h2c' -H 'HTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA' http://127.0.0.1:" +
+                 std::to_string(s.port) + "/");
+  CHECK(up.exit_code != 0);
+  CHECK(up.version != "1.1");
+  CHECK(serves(s.port));  // the others' connections are untouched
+  s.stop_and_check();
+}

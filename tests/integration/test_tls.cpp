@@ -379,6 +379,11 @@ TEST_CASE("tls: check and run refuse bad TLS settings with file, line and key", 
   auto plain = check("url = \"tcp://127.0.0.1:1\"\nmodule = \"echo\"\ntls = { cert = \"server.pem\", key = \"server.key\" }\n");
   CHECK(plain.err.find("tls is for TLS listeners") != std::string::npos);
 
+  // HTTP/2 over TLS is ALPN's choice: a prior-knowledge-only switch makes no sense there.
+  auto h2_only = check(url + "tls = { cert = \"server.pem\", key = \"server.key\" }\nh2c_only = true\n");
+  CHECK(h2_only.exit_code != 0);
+  CHECK(std::regex_search(h2_only.err, std::regex("app\\.toml:.*listen\\[0\\]\\.h2c_only.*cleartext HTTP listeners")));
+
   // `run` refuses the same file at start.
   auto cfg = pki.dir.write("app.toml", "[[listen]]\n" + url + "tls = { cert = \"nope.pem\", key = \"server.key\" }\n");
   auto run = t::run({t::swactor_bin(), "run", cfg.string()}, 20s);

@@ -12,7 +12,9 @@ zero_window (a 100 MiB response stalled on a zero window: the server should hold
 than its output limit and reset the stream), window_overrun (8 MiB of request body sent
 regardless of the server's window, to a handler that does not read yet: FLOW_CONTROL_ERROR),
 stalled_body (a POST whose body never comes: once the server resets the stream the client
-stays connected and silent for 3 s, so the server's side must act without new input).
+stays connected and silent for 3 s, so the server's side must act without new input),
+http1_request (an HTTP/1.1 request instead of the preface, for an h2c_only listener; the
+result then also says whether the answer began with "HTTP/").
 """
 import json
 import socket
@@ -50,6 +52,8 @@ def run(port, attack):
     if attack == "zero_window":
         settings = struct.pack(">HI", 4, 0)  # SETTINGS_INITIAL_WINDOW_SIZE = 0
     out.append(frame(SETTINGS, 0, 0, settings))
+    if attack == "http1_request":
+        out = [b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"]
     batches = []
     if attack == "rapid_reset":
         sid = 1
@@ -100,7 +104,7 @@ def run(port, attack):
         piece = b"o" * 16384
         for _ in range(size // (16384 * 32)):
             batches.append(b"".join(frame(DATA, 0, 1, piece) for _ in range(32)))
-    else:
+    elif attack != "http1_request":
         raise SystemExit("unknown attack " + attack)
 
     result = {"goaway": None, "rst": [], "closed": False, "sent_all": True}
@@ -127,6 +131,8 @@ def run(port, attack):
         if not chunk:
             result["closed"] = True
             break
+        if "http1" not in result:
+            result["http1"] = chunk.startswith(b"HTTP/")
         buf += chunk
         frames, buf = split_frames(buf)
         for ftype, flags, sid, payload in frames:

@@ -197,6 +197,7 @@ struct listen_config {
   std::string server_header = "swactor";
   // HTTP/2 (h2c on http://, h2 by ALPN on https://)
   bool h2c = true;
+  bool h2c_only = false;  // http:// serving HTTP/2 by prior knowledge only (no HTTP/1.1)
   std::uint32_t h2_max_concurrent_streams = 128;
   std::uint64_t h2_initial_window_size = 65535;
   std::uint64_t h2_connection_window_size = 1u << 20;

@@ -204,6 +204,9 @@ struct options {
   // HTTP/2 on this cleartext listener (h2c: the client preface at the start of a connection,
   // or an `Upgrade: h2c` request); null = HTTP/1.1 only.
   std::shared_ptr<const http2::options> h2c;
+  // With h2c: every connection is HTTP/2 from its first byte (prior knowledge only), so a
+  // bad preface gets HTTP/2's GOAWAY PROTOCOL_ERROR, not an HTTP/1.1 400 or 501.
+  bool h2c_only = false;
 };
 
 // The codec for one connection. It keeps a pointer to `opts` (a listener's options live as
