@@ -731,6 +731,7 @@ class server_codec final : public stream_codec {
   // CONTINUATION limits, a protocol error): the reason for the log line.
   static int on_frame_send(nghttp2_session* session, const nghttp2_frame* frame, void* ud) {
     auto& c = self(ud);
+    if (frame->hd.type == NGHTTP2_RST_STREAM) c.note_reset(frame->hd.stream_id);
     // A response complete while its request body still arrives: the client may stop sending
     // (RFC 9113 §8.1), instead of stalling on a window that nobody opens any more.
     if ((frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) &&
@@ -761,9 +762,40 @@ class server_codec final : public stream_codec {
     return 0;
   }
 
-  static int on_begin_frame(nghttp2_session*, const nghttp2_frame_hd* hd, void* ud) {
+  void note_reset(std::int32_t id) {
+    if (reset_ids_.size() < kResetRing) {
+      reset_ids_.push_back(id);
+      return;
+    }
+    reset_floor_ = std::max(reset_floor_, reset_ids_[reset_next_]);
+    reset_ids_[reset_next_] = id;
+    reset_next_ = (reset_next_ + 1) % kResetRing;
+  }
+
+  // HEADERS on a client stream id at or below one already opened, whose stream is closed and
+  // was not reset by us: a stream id used again, or one skipped (closed when a higher one
+  // opened). RFC 9113 §5.1.1 makes it a connection error, which nghttp2 cannot tell from
+  // trailers racing our RST_STREAM (it keeps no closed ids); we keep the ones we reset.
+  bool stream_id_reused(nghttp2_session* session, std::int32_t id) const {
+    if ((id & 1) == 0 || id > nghttp2_session_get_last_proc_stream_id(session)) return false;
+    // A stream nghttp2 still holds (open, or its RST_STREAM not sent yet) is its to judge.
+    if (nghttp2_session_find_stream(session, id)) return false;
+    if (id <= reset_floor_) return false;
+    return std::find(reset_ids_.begin(), reset_ids_.end(), id) == reset_ids_.end();
+  }
+
+  static int on_begin_frame(nghttp2_session* session, const nghttp2_frame_hd* hd, void* ud) {
     auto& c = self(ud);
     switch (hd->type) {
+      case NGHTTP2_HEADERS:
+        if (c.stream_id_reused(session, hd->stream_id)) {
+          nghttp2_session_terminate_session(session, NGHTTP2_PROTOCOL_ERROR);
+          c.fail({400, h1::error_category()},
+                 "HTTP/2: HEADERS on stream " + std::to_string(hd->stream_id) +
+                     ", not above the streams already opened (RFC 9113 §5.1.1)");
+          return NGHTTP2_ERR_CALLBACK_FAILURE;
+        }
+        break;
       case NGHTTP2_RST_STREAM:
         if (!c.resets_.take(c.opts_.max_resets_per_second, &now_ms, &c)) {
           c.trip("HTTP/2: rapid reset (h2_max_resets_per_second)");
@@ -1067,6 +1099,13 @@ class server_codec final : public stream_codec {
   bool tripped_ = false;
   bool going_away_ = false;
   bool done_ = false;
+  // Streams we reset lately (RST_STREAM sent, by us or by nghttp2): the client may still send
+  // on them, which is not an error (RFC 9113 §5.1). Ids reset before the ring's oldest are
+  // at most `reset_floor_`, and frames on those are let be, as nghttp2 does.
+  static constexpr std::size_t kResetRing = 32;
+  std::vector<std::int32_t> reset_ids_;
+  std::size_t reset_next_ = 0;
+  std::int32_t reset_floor_ = 0;
 };
 
 // Calls f(name, value) for each field of a checked header_list wire form.

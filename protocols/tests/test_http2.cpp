@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <deque>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -806,5 +807,87 @@ TEST_CASE("http2 codec: resets and control frames are limited per second of the 
     }
     REQUIRE(codec->failed());
     CHECK(codec->reason().find("control frame flood") != std::string::npos);
+  }
+}
+
+TEST_CASE("http2 codec: HEADERS on a stream id already passed ends the connection, unless we reset that stream",
+          "[http2]") {
+  auto get = [](std::uint32_t id, std::uint8_t flags = NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM) {
+    return frame(NGHTTP2_HEADERS, flags, id, kGetBlock);
+  };
+  auto streams_of = [](const sink& s) {
+    std::set<std::uint32_t> ids;
+    for (const auto& e : s.events) ids.insert(e.stream);
+    return ids;
+  };
+  SECTION("a lower id after a higher one (RFC 9113 §5.1.1)") {
+    auto codec = h2::make_server_codec(h2::options{});
+    sink s;
+    codec->decode(client_start() + get(5) + get(3), s);
+    std::string out;
+    codec->take_output(out);
+    CHECK(goaway_code(out) == NGHTTP2_PROTOCOL_ERROR);
+    REQUIRE(codec->failed());
+    CHECK(codec->reason().find("HEADERS on stream 3") != std::string::npos);
+    CHECK(streams_of(s) == std::set<std::uint32_t>{5});
+  }
+  SECTION("the same id again after the client reset it: nghttp2 still knows that one") {
+    auto codec = h2::make_server_codec(h2::options{});
+    sink s;
+    codec->decode(client_start() + open_and_reset(1) + get(1), s);
+    std::string out;
+    codec->take_output(out);
+    CHECK(goaway_code(out) == NGHTTP2_STREAM_CLOSED);
+    CHECK(codec->failed());
+  }
+  SECTION("an id skipped: closed when a higher one opened") {
+    auto codec = h2::make_server_codec(h2::options{});
+    sink s;
+    codec->decode(client_start() + get(1) + get(7) + get(5), s);
+    std::string out;
+    codec->take_output(out);
+    CHECK(goaway_code(out) == NGHTTP2_PROTOCOL_ERROR);
+    REQUIRE(codec->failed());
+    CHECK(codec->reason().find("HEADERS on stream 5") != std::string::npos);
+    CHECK(streams_of(s) == std::set<std::uint32_t>{1, 7});
+  }
+  SECTION("trailers on a stream the server reset are let be, before and after its RST_STREAM left") {
+    // A response that ends before its request body: the stream is reset (NO_ERROR) while the
+    // client may still be sending the rest, and its trailers (RFC 9113 §5.1: ignored).
+    const std::string trailers = frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 1,
+                                       std::string("\x00\x03x-t\x01v", 7));
+    for (bool sent_first : {false, true}) {
+      INFO("RST_STREAM sent before the trailers came: " << sent_first);
+      auto codec = h2::make_server_codec(h2::options{});
+      sink s;
+      std::string out;
+      // Announced larger than a body piece, so the request goes on before its body.
+      const std::string head = kGetBlock + std::string("\x00\x0e" "content-length" "\x07" "1048576", 24);
+      codec->decode(client_start() + frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, 1, head) +
+                        frame(NGHTTP2_DATA, 0, 1, "part"),
+                    s);
+      REQUIRE(streams_of(s) == std::set<std::uint32_t>{1});
+      codec->encode(static_cast<std::uint8_t>(h1::out::whole), reply(1, h1::out::whole, whole(200, "early")), out);
+      if (sent_first) {
+        codec->take_output(out);
+        CHECK(out.find(frame(NGHTTP2_RST_STREAM, 0, 1, std::string(4, '\0'))) != std::string::npos);
+      }
+      std::uint32_t next = 3;
+      if (sent_first) {
+        // 200 streams later: nghttp2 no longer holds the reset one, the codec remembers it.
+        std::string more;
+        for (; next <= 401; next += 2) more += get(next);
+        codec->decode(more, s);
+        for (std::uint32_t id = 3; id < next; id += 2)
+          codec->encode(static_cast<std::uint8_t>(h1::out::whole), reply(id, h1::out::whole, whole(200, "ok")), out);
+        codec->take_output(out);
+      }
+      codec->decode(frame(NGHTTP2_DATA, 0, 1, "rest") + trailers + get(next), s);
+      codec->take_output(out);
+      INFO(codec->reason());
+      CHECK_FALSE(codec->failed());
+      CHECK(goaway_code(out) == -1);
+      CHECK(streams_of(s).count(next) == 1);
+    }
   }
 }
