@@ -193,6 +193,32 @@ routes = [ { path = "/", module = "hello" } ]
   srv.stop_and_check();
 }
 
+TEST_CASE("http: request bodies larger than a worker's body window, one connection's requests on every worker",
+          "[http][body]") {
+  // round_robin sends each request of a connection to the next worker; a worker that had
+  // not heard of the connection took its body pipe for closed and left the request waiting.
+  const std::string mode = GENERATE(as<std::string>{}, "base", "process", "process_rr");
+  INFO("mode " << mode);
+  server_under_test srv(http::server_keys(mode), http::echo_listener());
+  auto c = connect_tcp("127.0.0.1", srv.port);
+  REQUIRE(c);
+  std::set<int> workers;
+  for (int i = 0; i < 6; ++i) {
+    INFO("request " << i);
+    const std::string body(200 * 1024 + i, static_cast<char>('a' + i));
+    REQUIRE(c.send_all(http::post("/b/" + std::to_string(i), body)));
+    auto r = http::read_response(c, 10s);
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    auto j = r->echo();
+    CHECK(j.value("body", "") == body);
+    CHECK(j.value("remote", "").rfind("127.0.0.1:", 0) == 0);  // the worker knows the session
+    workers.insert(j.value("worker", -1));
+  }
+  CHECK(workers.size() == (mode == "process_rr" ? 2u : 1u));
+  srv.stop_and_check();
+}
+
 // -- pipelining ------------------------------------------------------------------------------
 
 TEST_CASE("http: pipelined requests in one send are answered in order", "[http][pipelining]") {

@@ -148,6 +148,9 @@ struct reactor_thread::impl final : net::connection_sink {
     std::deque<h2_static> statics;
   };
   std::unordered_map<std::uint64_t, h2_conn> h2_conns;
+  // Connections whose requests went to more than one worker (round_robin, idle): the
+  // workers told of them (conn_open), by worker id; each hears the close.
+  std::unordered_map<std::uint64_t, std::vector<bool>> spread;
   // WebSocket replies dropped for a full output (a peer that does not read): one log line
   // a second at most, counting the ones left out, as broadcast skips are logged.
   std::chrono::steady_clock::time_point ws_drop_logged{};
@@ -467,7 +470,9 @@ struct reactor_thread::impl final : net::connection_sink {
       // its module state is there, and its messages keep their order.
       w = c.sink_worker;
     } else {
+      const int before = c.sink_worker;
       w = c.sink_worker = pick(&c, c.id());
+      if (w != before && before >= 0) spread_to(c, before, w);
     }
     auto& wl = workers[static_cast<std::size_t>(w)];
     // Straight into the link's buffer when it takes it now (no message built); otherwise as
@@ -479,6 +484,19 @@ struct reactor_thread::impl final : net::connection_sink {
       return false;  // stop reading this connection until the backlog is handed over
     }
     return true;
+  }
+  // A request of `c` goes to worker `w`, not to `before` that had its events so far: `w`
+  // hears conn_open first (the session is open there: info(), its request body), unless it
+  // did already.
+  void spread_to(net::connection& c, int before, int w) {
+    auto& told = spread[c.id()];
+    if (told.empty()) {
+      told.assign(workers.size(), false);
+      told[static_cast<std::size_t>(before)] = true;  // on_open's, or the last one's
+    }
+    if (told[static_cast<std::size_t>(w)]) return;
+    told[static_cast<std::size_t>(w)] = true;
+    tell_open(c, w);
   }
   // An event of connection `c` for a worker (its bytes referenced: valid while `e` is).
   ipc::message_pieces data_pieces(const net::connection& c, const protocols::event& e) const {
@@ -630,13 +648,23 @@ struct reactor_thread::impl final : net::connection_sink {
       m.reason.assign(reason);
       deliver(w, ipc::encode(std::move(m)));
     };
+    std::vector<bool> spread_told;
+    if (auto it = spread.find(c.id()); it != spread.end()) {
+      spread_told = std::move(it->second);
+      spread.erase(it);
+    }
     if (auto it = h2_conns.find(c.id()); it != h2_conns.end()) {
       // Every worker told about it hears the close (its streams' handlers learn it, and no
       // per-session state stays behind there).
       auto told = std::move(it->second.told);
       h2_conns.erase(it);
       for (std::size_t w = 0; w < told.size(); ++w)
-        if (told[w]) close(static_cast<int>(w));
+        if (told[w] || (w < spread_told.size() && spread_told[w])) close(static_cast<int>(w));
+      return;
+    }
+    if (!spread_told.empty()) {
+      for (std::size_t w = 0; w < spread_told.size(); ++w)
+        if (spread_told[w]) close(static_cast<int>(w));
       return;
     }
     // With round_robin / idle, close goes where the connect went.
