@@ -219,6 +219,35 @@ TEST_CASE("http: request bodies larger than a worker's body window, one connecti
   srv.stop_and_check();
 }
 
+TEST_CASE("http: trailers set before end(body) follow a chunked body, none for HTTP/1.0", "[http][trailers]") {
+  const std::string mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  server_under_test srv(http::server_keys(mode), http::echo_listener());
+  for (const std::string version : {"1.1", "1.0"}) {
+    INFO("HTTP/" << version);
+    auto c = connect_tcp("127.0.0.1", srv.port);
+    REQUIRE(c);
+    REQUIRE(c.send_all("GET /t?trailer=v1 HTTP/" + version + "\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    auto d = http::read_to_eof(c, 5s);
+    REQUIRE(d.closed);
+    INFO(d.data);
+    auto head_end = d.data.find("\r\n\r\n");
+    REQUIRE(head_end != std::string::npos);
+    const std::string head = d.data.substr(0, head_end);
+    CHECK(head.find("Content-Length") == std::string::npos);
+    if (version == "1.1") {
+      CHECK(head.find("Transfer-Encoding: chunked") != std::string::npos);
+      const std::string tail = "\r\n0\r\nx-echo-trailer: v1\r\n\r\n";  // the last chunk, the trailer
+      REQUIRE(d.data.size() > tail.size());
+      CHECK(d.data.substr(d.data.size() - tail.size()) == tail);
+    } else {
+      CHECK(d.data.find("x-echo-trailer") == std::string::npos);  // no chunking: the body ends at the close
+      CHECK(d.data.find("\"target\":\"/t?trailer=v1\"") != std::string::npos);
+    }
+  }
+  srv.stop_and_check();
+}
+
 // -- pipelining ------------------------------------------------------------------------------
 
 TEST_CASE("http: pipelined requests in one send are answered in order", "[http][pipelining]") {

@@ -204,6 +204,11 @@ TEST_CASE("http2: nghttp sees our SETTINGS, trailers both ways, and GOAWAY(NO_ER
   REQUIRE(sh("nghttp -v -d " + data + " --trailer 'x-req-trailer: t1' '" + base + "/t?chunks=2&size=5&trailer=t2'", &out));
   INFO(out);
   CHECK(out.find("x-echo-trailer: t2") != std::string::npos);
+  // Trailers with a whole body from end(), no write() before it (a gRPC unary reply).
+  REQUIRE(sh("nghttp -v '" + base + "/t?trailer=t3'", &out));
+  INFO(out);
+  CHECK(out.find("x-echo-trailer: t3") != std::string::npos);
+  CHECK(out.find("\"target\":\"/t?trailer=t3\"") != std::string::npos);
   REQUIRE(sh("nghttp -d " + data + " --trailer 'x-req-trailer: t1' '" + base + "/t'", &out));
   auto j = as_json(out);
   CHECK(j.value("body", "") == "hello trailers");

@@ -401,10 +401,11 @@ std::error_code response::end(std::string_view body) {
     body = packed;
   }
   const std::size_t piece = std::min(kLargeBody, ch_->max_piece());
-  if (!started_ && body.size() > piece) {
+  if (!started_ && (body.size() > piece || !trailers_.items.empty())) {
     // A large body goes out in pieces behind a Content-Length head: no single message
-    // between processes (or queued reply) has to hold all of it.
-    head_.content_length = static_cast<std::int64_t>(body.size());
+    // between processes (or queued reply) has to hold all of it. Trailers need a framing
+    // that has room for them (HTTP/1.1 chunked, HTTP/2 a last HEADERS frame): no length.
+    if (trailers_.items.empty()) head_.content_length = static_cast<std::int64_t>(body.size());
     if (auto ec = send_head()) return fail(ec);
     for (std::size_t off = 0; off < body.size(); off += piece)
       if (auto ec = ch_->send(static_cast<std::uint8_t>(h1::out::body), body.substr(off, piece))) return fail(ec);

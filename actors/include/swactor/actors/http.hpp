@@ -319,7 +319,9 @@ class response {
   // client does not read (the output stays under the listener's output_buffer_size).
   [[nodiscard]] swactor::task<std::error_code> write(std::string_view chunk,
                                                       duration timeout = std::chrono::seconds(30));
-  // After write()s: a trailer field, sent by end().
+  // A trailer field, sent by end() after the body (HTTP/1.1: chunked, so a response that has
+  // trailers carries no Content-Length; HTTP/2: a last HEADERS frame). An HTTP/1.0 client
+  // gets none.
   response& trailer(std::string name, std::string value);
   // Announces the body size of a streamed response (no chunked framing).
   response& content_length(std::uint64_t n) noexcept {
