@@ -609,8 +609,10 @@ const config::schema<redis_config>& redis_schema() {
                  "length` and the connection closes.",
                  1, 2147483647)
         .size("max_inline_len", &redis_config::max_inline_len,
-              "Longest inline (telnet style) command and longest count line; longer gets `-ERR "
-              "Protocol error: too big inline request` and the connection closes.",
+              "Longest inline (telnet style) command and longest count line that may wait for "
+              "its end: a buffer that holds more without a newline gets `-ERR Protocol error: "
+              "too big inline request` and the connection closes (as in redis-server, a longer "
+              "line whose newline arrived with it is served).",
               16, std::uint64_t(1) << 30);
     return s;
   }();
@@ -784,6 +786,17 @@ void resolve_tls(listen_config& lc, const std::string& config_path, const std::s
     absolute(e.key);
   }
   if (!tc.alpn_set && lc.endpoint.protocol == listen_protocol::http) tc.alpn = {"http/1.1"};
+  // An HTTP listener speaks what it offers: a name it does not speak would be negotiated and
+  // then answered in HTTP/1.1. Other TLS listeners carry the module's own protocol: any name.
+  if (lc.endpoint.protocol == listen_protocol::http) {
+    const toml::node* tls_node = el ? el->get("tls") : nullptr;
+    const toml::node* alpn_node = tls_node && tls_node->as_table() ? tls_node->as_table()->get("alpn") : nullptr;
+    for (std::size_t k = 0; k < tc.alpn.size(); ++k)
+      if (tc.alpn[k] != "http/1.1" && tc.alpn[k] != "http/1.0" && tc.alpn[k] != "h2")
+        diag.add(alpn_node ? alpn_node->source() : (el ? el->source() : toml::source_region{}),
+                 lpath + ".tls.alpn[" + std::to_string(k) + "]",
+                 "an HTTP listener speaks \"h2\", \"http/1.1\" and \"http/1.0\", not \"" + tc.alpn[k] + "\"");
+  }
   if (tc.verify_client != "none" && tc.ca.empty()) {
     diag.add(el ? el->source() : toml::source_region{}, lpath + ".tls.ca",
              "missing: verify_client = \"" + tc.verify_client + "\" needs ca (the CAs client certificates chain to)");
@@ -1023,7 +1036,7 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
         o.websocket = std::make_shared<const protocols::websocket::options>(wo);
       }
     } else if (lc.websocket.enabled) {
-      diag.add(listen_sources[i], lpath + ".websocket", "websocket is for HTTP listeners (http://, ws://)");
+      diag.add(listen_sources[i], lpath + ".websocket", "websocket is for HTTP listeners (http://, https://, ws://, wss://)");
     }
     if (lc.h2c_only) {
       if (!http || lc.tls.enabled || lc.endpoint.tls)
@@ -1050,7 +1063,7 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
       co.excluded_types = cc.excluded_types;
       co.inflate_requests = cc.inflate_requests;
     } else if (el_tables[i]->contains("compression")) {
-      diag.add(listen_sources[i], lpath + ".compression", "compression is for HTTP listeners (http://, ws://)");
+      diag.add(listen_sources[i], lpath + ".compression", "compression is for HTTP listeners (http://, https://, ws://, wss://)");
     }
     if (lc.is_redis()) {
       auto& o = lc.redis_options;

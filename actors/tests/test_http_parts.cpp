@@ -598,3 +598,14 @@ TEST_CASE("http config: h2c_only reaches the codec options, and only where it ca
     CHECK(d.to_string().find(expected) != std::string::npos);
   }
 }
+
+TEST_CASE("http config: ALPN names an HTTP listener does not speak are refused", "[http][config]") {
+  config::diagnostics d;
+  CHECK_FALSE(parse("[modules.api]\ntype = \"plain\"\n[[listen]]\nurl = \"https://127.0.0.1:1\"\nmodule = \"api\"\n"
+                    "tls = { cert = \"c.pem\", key = \"k.pem\", alpn = [\"h2\", \"h3\"] }\n",
+                    d));
+  INFO(d.to_string());
+  CHECK(d.to_string().find("listen[0].tls.alpn[1]") != std::string::npos);
+  CHECK(d.to_string().find("not \"h3\"") != std::string::npos);
+  CHECK(d.to_string().find("listen[0].tls.alpn[0]") == std::string::npos);
+}

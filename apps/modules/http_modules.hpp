@@ -94,7 +94,8 @@ class http_echo final : public module_base {
       "error: the engine's 500). On a stream_body route `digest=sha256` hashes the body as it is read "
       "instead of keeping it (the JSON's body_length and body_sha256: uploads of any size). A streamed body that inflates past max_body_size gets 413. "
       "`now=1` is answered by on_request_now (\"now inline\"), or by on_request (\"now queued\") when the "
-      "engine cannot take that path (a body still arriving); `now=throw` throws there, `now=detach` detaches there (500). "
+      "engine cannot take that path (a body still arriving); `now=throw` throws there, `now=detach` detaches there (500), "
+      "`now=big&size=N` ends with N bytes of 'b' there. "
       "`answer_from=task` detaches the response and a task worker "
       "answers it (the JSON's path and method, or the chunks; headers X-Answered-By, X-Handle, "
       "X-Again: a second claim of the handle; with `also=HANDLE` X-Also: what claiming that "
@@ -157,14 +158,19 @@ class http_echo final : public module_base {
 
   // `now=1`: answered inline ("now inline"), or by on_request ("now queued") when the engine
   // cannot take the inline path (a body still arriving); `now=throw` throws inline;
-  // `now=detach` detaches inline (which needs on_request: the engine answers 500). Others go
-  // to on_request.
+  // `now=detach` detaches inline (which needs on_request: the engine answers 500);
+  // `now=big&size=N` ends with N bytes of 'b' inline. Others go to on_request.
   bool on_request_now(context&, http::request& req, http::response& res) override {
     auto now = req.query_param("now");
     if (!now) return false;
     if (*now == "throw") throw std::runtime_error("now=throw asked");
     if (*now == "detach") {
       (void)res.detach();
+      return true;
+    }
+    if (*now == "big") {  // a whole body of size=N bytes ('b') from end(), inline
+      const auto n = static_cast<std::size_t>(std::clamp<std::int64_t>(number(req, "size", 1 << 20), 0, 256 << 20));
+      (void)res.set_header("Content-Type", "application/octet-stream").end(std::string(n, 'b'));
       return true;
     }
     (void)res.set_header("Content-Type", "text/plain").end("now inline\n");

@@ -24,6 +24,8 @@
 #include <random>
 #include <utility>
 
+#include <nlohmann/json.hpp>
+
 #include "swactor/core/log.hpp"
 #include "swactor/ipc/shm_error.hpp"
 #include "swactor/ipc/table.hpp"
@@ -835,7 +837,7 @@ void redis_kv::cmd_function(context&, session_id, client&, redis::command& cmd) 
   }
 }
 
-void redis_kv::cmd_info(context&, session_id, client&, redis::command& cmd) {
+void redis_kv::cmd_info(context& ctx, session_id s, client&, redis::command& cmd) {
   bool server = false, clients = false, memory = false, keyspace = false;
   if (cmd.size() == 1) {
     server = clients = memory = keyspace = true;
@@ -867,7 +869,16 @@ void redis_kv::cmd_info(context&, session_id, client&, redis::command& cmd) {
   }
   if (clients) {
     section("Clients");
-    info += fmt::format("connected_clients:{}\r\n", clients_.size());
+    // Server-wide, as Redis counts them: the open connections of this listener in every
+    // process (this worker's clients_ are only the ones it served).
+    std::size_t connected = clients_.size();
+    if (auto i = ctx.info(s)) {
+      auto j = nlohmann::json::parse(ctx.stats(), nullptr, false);
+      if (j.is_object() && j["listener_connections"].is_array() &&
+          static_cast<std::size_t>(i->listener) < j["listener_connections"].size())
+        connected = j["listener_connections"][static_cast<std::size_t>(i->listener)].get<std::size_t>();
+    }
+    info += fmt::format("connected_clients:{}\r\n", connected);
   }
   if (memory) {
     section("Memory");

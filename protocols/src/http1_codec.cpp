@@ -284,6 +284,7 @@ class server_codec final : public stream_codec {
   int on_header_value_complete();
   int on_headers_complete();
   int on_body(const char* at, std::size_t n);
+  int on_chunk_header();
   int on_message_complete();
   int user_error(int status, const char* why) {
     own_error_ = true;  // llhttp reports errors of *_complete callbacks as its own codes
@@ -468,6 +469,7 @@ const llhttp_settings_t& server_codec::settings() {
     t.on_header_value_complete = [](llhttp_t* p) { return self(p).on_header_value_complete(); };
     t.on_headers_complete = [](llhttp_t* p) { return self(p).on_headers_complete(); };
     t.on_body = [](llhttp_t* p, const char* at, std::size_t n) { return self(p).on_body(at, n); };
+    t.on_chunk_header = [](llhttp_t* p) { return self(p).on_chunk_header(); };
     t.on_message_complete = [](llhttp_t* p) { return self(p).on_message_complete(); };
     return t;
   }();
@@ -655,6 +657,14 @@ int server_codec::on_body(const char* at, std::size_t n) {
   body_piece_ = std::string_view(at, n);
   action_ = action::body;
   return HPE_PAUSED;
+}
+
+// A chunk announced larger than what max_body_size leaves is refused at its size line, as
+// a Content-Length is at the head (not after that many bytes arrived).
+int server_codec::on_chunk_header() {
+  const std::uint64_t left = opts_->max_body_size > body_total_ ? opts_->max_body_size - body_total_ : 0;
+  if (parser_.content_length > left) return user_error(413, "chunk larger than what max_body_size leaves");
+  return 0;
 }
 
 int server_codec::on_message_complete() {

@@ -814,6 +814,13 @@ TEST_CASE("http1: limits 431 and 413", "[http1]") {
   CHECK(rejected_with("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\n", o) == 413);
   CHECK(rejected_with("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
                       "6\r\nabcdef\r\n6\r\nghijkl\r\n0\r\n\r\n", o) == 413);
+  // A chunk announced past the limit is refused at its size line, before its bytes come.
+  for (const char* size : {"b", "7FFFFFFFFFFFFFFF"}) {
+    INFO(size);
+    CHECK(rejected_with(std::string("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n") + size + "\r\n", o) ==
+          413);
+  }
+  CHECK(rejected_with("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n5\r\n", o) == 413);
   // Exactly at the limits is fine.
   std::string at = "GET / HTTP/1.1\r\nHost: h\r\nX: ";
   at += std::string(128 - at.size() - 4, 'a') + "\r\n\r\n";

@@ -891,3 +891,34 @@ TEST_CASE("http2 codec: HEADERS on a stream id already passed ends the connectio
     }
   }
 }
+
+TEST_CASE("http2 codec: streams past h2_max_concurrent_streams before our SETTINGS are acknowledged are refused",
+          "[http2][limits]") {
+  h2::options o;
+  o.max_concurrent_streams = 4;
+  auto codec = h2::make_server_codec(o);
+  sink s;
+  // The client has not acknowledged our SETTINGS (so it may not know the limit yet): the
+  // streams over it get RST_STREAM REFUSED_STREAM, safe to retry; the connection goes on.
+  std::string in = client_start();
+  for (std::uint32_t id = 1; id <= 11; id += 2)
+    in += frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, id, kGetBlock);
+  codec->decode(in, s);
+  std::string out;
+  codec->take_output(out);
+  std::map<std::uint32_t, std::uint32_t> resets;  // stream -> error code
+  for (std::size_t i = 0; i + 9 <= out.size();) {
+    auto b = [&](std::size_t k) { return static_cast<std::uint32_t>(static_cast<unsigned char>(out[k])); };
+    const std::size_t len = (b(i) << 16) | (b(i + 1) << 8) | b(i + 2);
+    const std::uint32_t id = ((b(i + 5) & 0x7f) << 24) | (b(i + 6) << 16) | (b(i + 7) << 8) | b(i + 8);
+    if (b(i + 3) == NGHTTP2_RST_STREAM && len == 4)
+      resets[id] = (b(i + 9) << 24) | (b(i + 10) << 16) | (b(i + 11) << 8) | b(i + 12);
+    i += 9 + len;
+  }
+  CHECK(resets == std::map<std::uint32_t, std::uint32_t>{{9, NGHTTP2_REFUSED_STREAM}, {11, NGHTTP2_REFUSED_STREAM}});
+  std::set<std::uint32_t> served;
+  for (const auto& e : s.events) served.insert(e.stream);
+  CHECK(served == std::set<std::uint32_t>{1, 3, 5, 7});
+  CHECK_FALSE(codec->failed());
+  CHECK(goaway_code(out) == -1);
+}

@@ -248,7 +248,60 @@ TEST_CASE("http: trailers set before end(body) follow a chunked body, none for H
   srv.stop_and_check();
 }
 
+TEST_CASE("http: OPTIONS * is answered by the engine with the listener's methods", "[http]") {
+  const std::string mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  server_under_test srv(http::server_keys(mode), R"([[listen]]
+url = "http://127.0.0.1:{port}"
+routes = [ { path = "/api/", module = "echo", methods = ["GET", "POST"] },
+           { path = "/", module = "echo", methods = ["GET", "HEAD", "PROPFIND"] } ]
+
+[[listen]]
+url = "http://127.0.0.1:{port2}"
+module = "echo"
+)" + std::string(http::kModules));
+  for (auto [port, allow] : {std::pair{srv.port, std::string("GET, POST, HEAD, PROPFIND")},
+                             std::pair{srv.port2, std::string("GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS")}}) {
+    INFO("port " << port);
+    auto c = connect_tcp("127.0.0.1", port);
+    REQUIRE(c);
+    REQUIRE(c.send_all("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n"));
+    auto r = http::read_response(c);
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    REQUIRE(r->header("Allow"));
+    CHECK(*r->header("Allow") == allow);
+    CHECK(r->body.empty());
+    // The connection goes on; "*" with another method is a bad request.
+    REQUIRE(c.send_all("GET * HTTP/1.1\r\nHost: x\r\n\r\n"));
+    r = http::read_response(c);
+    REQUIRE(r);
+    CHECK(r->status == 400);
+  }
+  srv.stop_and_check();
+}
+
 // -- pipelining ------------------------------------------------------------------------------
+
+TEST_CASE("http: Python's http.client reads 30 pipelined responses in order", "[http][pipelining]") {
+  const std::string mode = GENERATE(as<std::string>{}, "base", "process", "process_rr");
+  INFO("mode " << mode);
+  server_under_test srv(http::server_keys(mode), http::echo_listener());
+  auto r = swactor::testing::run({"python3", std::string(SWACTOR_HTTP_SCRIPTS) + "/http_client_pipeline.py",
+                                  std::to_string(srv.port), "30"},
+                                 30s);
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  auto j = http::as_json(r.out);
+  REQUIRE(j.is_object());
+  CHECK(j["statuses"] == json(std::vector<int>(30, 200)));
+  std::vector<std::string> targets;
+  for (int i = 0; i < 30; ++i) targets.push_back("/pipe/" + std::to_string(i));
+  CHECK(j["targets"] == json(targets));
+  CHECK(j["bodies_ok"] == true);
+  CHECK(j["reused"] == true);
+  srv.stop_and_check();
+}
 
 TEST_CASE("http: pipelined requests in one send are answered in order", "[http][pipelining]") {
   // round_robin spreads one connection's requests over both workers: the order must hold.

@@ -91,3 +91,37 @@ TEST_CASE("http detach: a task worker answers the request, whole and streamed", 
   CHECK(get(c3, "/after").status == 200);
   srv.stop_and_check();
 }
+
+TEST_CASE("http detach: over HTTP/2 a task worker answers a stream, the connection's other streams go on",
+          "[http][detach][http2]") {
+  REQUIRE(http::have_tool("curl"));
+  const std::string mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  server_under_test srv(keys(mode), http::echo_listener("detached_response_timeout = \"2s\""));
+  const std::string base = "http://127.0.0.1:" + std::to_string(srv.port);
+  // Three streams on one connection: whole, streamed (through the bus, with backpressure),
+  // and one answered by the worker itself, in parallel.
+  auto r = swactor::testing::run({"sh", "-c",
+                   "curl -sS --max-time 20 --http2-prior-knowledge --parallel --parallel-immediate -D - "
+                   "-o " + srv.dir.path().string() + "/a.json '" + base + "/t/a?answer_from=task' "
+                   "-o " + srv.dir.path().string() + "/s.bin '" + base + "/t/s?answer_from=task&chunks=40&size=65536' "
+                   "-o " + srv.dir.path().string() + "/n.json '" + base + "/t/n'"},
+                  30s);
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("HTTP/2 200") != std::string::npos);
+  CHECK(r.out.find("x-answered-by: task") != std::string::npos);
+  auto read = [&](const std::string& name) { return swactor::testing::read_file(srv.dir.file(name)); };
+  CHECK(http::as_json(read("a.json")).value("path", "") == "/t/a");
+  const auto s = read("s.bin");
+  CHECK(s.size() == 40u * 65536);
+  CHECK(s.find_first_not_of('x') == std::string::npos);
+  CHECK(http::as_json(read("n.json")).value("path", "") == "/t/n");
+  // Never answered: that stream gets a 504, the connection is not closed for it.
+  auto never = swactor::testing::run({"curl", "-sS", "--max-time", "20", "--http2-prior-knowledge", "-o", "/dev/null", "-w",
+                       "%{http_code} %{http_version}", base + "/t/never?answer_from=task&never=1"},
+                      30s);
+  CHECK(never.out == "504 2");
+  CHECK(srv.count_log("detach failed") == 0);
+  srv.stop_and_check();
+}

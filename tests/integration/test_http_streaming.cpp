@@ -138,3 +138,35 @@ TEST_CASE("http: a handler that throws or does not answer gets a 500 and a log l
   CHECK(r->status == 200);
   srv.stop_and_check();
 }
+
+TEST_CASE("http: end() with a body larger than the output limit waits for the client instead of failing",
+          "[http][streaming]") {
+  const std::string mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  // 256 KiB of output room: the JSON echo of a 3 MiB upload (about 7 MiB with its base64)
+  // and an inline handler's 6 MiB body are each far larger.
+  server_under_test srv(http::server_keys(mode), http::echo_listener("output_buffer_size = \"256KiB\""));
+  auto c = connect_tcp("127.0.0.1", srv.port);
+  REQUIRE(c);
+  std::string upload(3 << 20, 'u');
+  for (std::size_t i = 0; i < upload.size(); i += 4096) upload[i] = static_cast<char>('a' + (i / 4096) % 26);
+  for (int round = 0; round < 2; ++round) {  // twice on one connection: it stays good
+    INFO("round " << round);
+    REQUIRE(c.send_all(http::post("/echo", upload)));
+    auto r = http::read_response(c, 30s);
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(r->echo().value("body", "") == upload);
+    // An inline handler (on_request_now) ending with 6 MiB, then a small request behind it.
+    REQUIRE(c.send_all(http::get("/big?now=big&size=6291456") + http::get("/after")));
+    r = http::read_response(c, 30s);
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(r->body == std::string(6 << 20, 'b'));
+    r = http::read_response(c, 10s);
+    REQUIRE(r);
+    CHECK(r->echo().value("path", "") == "/after");
+  }
+  CHECK(srv.count_log("could not be sent") == 0);
+  srv.stop_and_check();
+}

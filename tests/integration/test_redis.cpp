@@ -159,3 +159,46 @@ TEST_CASE("redis: pub/sub across two workers reaches every subscriber", "[redis]
   CHECK(r.exit_code == 0);
   srv.stop_and_check();
 }
+
+TEST_CASE("redis: a connection's state stays with one worker under any dispatch mode, and INFO counts every client",
+          "[redis]") {
+  auto mode = GENERATE(as<std::string>{}, "base", "process_rr");
+  INFO("mode " << mode);
+  const std::string keys = mode == "base" ? server_keys("base", 2)
+                                          : server_keys("process", 2) + "\ndispatch_mode = \"round_robin\"";
+  server_under_test srv(keys, kKv);
+  // round_robin once sent each command to the next worker: the name was set in one only.
+  auto c = connect_tcp("127.0.0.1", srv.port);
+  REQUIRE(c);
+  CHECK(exchange(c, "CLIENT SETNAME foo\r\n", 5) == "+OK\r\n");
+  for (int i = 0; i < 4; ++i) CHECK(exchange(c, "CLIENT GETNAME\r\n", 9) == "$3\r\nfoo\r\n");
+  // Subscribed context: every command after it sees it.
+  std::string sub = exchange(c, "SUBSCRIBE ch\r\n", 31);
+  CHECK(sub == "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n");
+  REQUIRE(c.send_all("GET x\r\n"));
+  auto line = c.read_line();
+  REQUIRE(line);
+  CHECK(line->rfind("-ERR Can't execute 'get'", 0) == 0);
+  // Five more connections, spread over the workers (each sends a PING first, so every one is
+  // open where it is counted): INFO says 6 wherever it is answered.
+  std::vector<conn> more;
+  for (int i = 0; i < 5; ++i) {
+    more.push_back(connect_tcp("127.0.0.1", srv.port));
+    REQUIRE(more.back());
+    CHECK(exchange(more.back(), "PING\r\n", 7) == "+PONG\r\n");
+  }
+  for (auto& m : more) {
+    REQUIRE(m.send_all("INFO clients\r\n"));
+    // A bulk string: "$N\r\n", N bytes, "\r\n".
+    auto bulk = m.read_until([](const std::string& b) -> std::size_t {
+      auto nl = b.find("\r\n");
+      if (b.empty() || b[0] != '$' || nl == std::string::npos) return 0;
+      const auto n = std::stoul(b.substr(1, nl - 1));
+      return b.size() >= nl + 2 + n + 2 ? nl + 2 + n + 2 : 0;
+    }, 3s);
+    REQUIRE(bulk);
+    INFO(*bulk);
+    CHECK(bulk->find("connected_clients:6\r\n") != std::string::npos);
+  }
+  srv.stop_and_check();
+}

@@ -407,6 +407,13 @@ std::error_code response::end(std::string_view body) {
     // that has room for them (HTTP/1.1 chunked, HTTP/2 a last HEADERS frame): no length.
     if (trailers_.items.empty()) head_.content_length = static_cast<std::int64_t>(body.size());
     if (auto ec = send_head()) return fail(ec);
+    if (body.size() > piece && ch_->paces()) {
+      // Larger than the connection may queue: the engine sends it as the client reads.
+      paced_ = std::make_unique<paced_body>();
+      paced_->body = packed.empty() ? std::string(body) : std::move(packed);
+      paced_->trailers = trailers_.encode();
+      return {};
+    }
     for (std::size_t off = 0; off < body.size(); off += piece)
       if (auto ec = ch_->send(static_cast<std::uint8_t>(h1::out::body), body.substr(off, piece))) return fail(ec);
     return fail(ch_->send(static_cast<std::uint8_t>(h1::out::end), trailers_.encode()));

@@ -465,9 +465,12 @@ struct reactor_thread::impl final : net::connection_sink {
       w = h2_worker(c, e, stream);
       if (w < 0) return true;  // gone to the process that has the stream, or nobody needs it
     } else if (c.ws_module >= 0 || c.codec().outstanding() > 1 ||
-               (c.codec().outstanding() == 1 && !starts_request(c, e))) {
+               (c.codec().outstanding() == 1 && !starts_request(c, e)) ||
+               app.listen[static_cast<std::size_t>(c.listener())].is_redis()) {
       // A WebSocket stays with the worker id that upgraded it, whatever the dispatch mode:
-      // its module state is there, and its messages keep their order.
+      // its module state is there, and its messages keep their order. So does a Redis
+      // connection (AUTH, SELECT, CLIENT SETNAME, a subscribed context are its state): the
+      // dispatch mode picks its worker once, when it opens.
       w = c.sink_worker;
     } else {
       const int before = c.sink_worker;

@@ -430,8 +430,7 @@ void connection::replace_codec(std::unique_ptr<protocols::stream_codec> c) {
 // run per reply: inline, and `queued` is the caller's queued_bytes().
 inline std::error_code connection::room_to_keep(std::size_t queued, std::size_t size) {
   const std::size_t waiting = queued + host_.deferred_replies().data.size();
-  return waiting + size > out_limit_ && waiting > 0 ? make_error_code(server_errc::output_buffer_full)
-                                                    : std::error_code();
+  return over_limit(waiting, size) ? make_error_code(server_errc::output_buffer_full) : std::error_code();
 }
 
 inline void connection::keep_reply(std::uint8_t kind, std::string_view data) {
@@ -451,7 +450,7 @@ std::error_code connection::send_slow(std::string_view data, std::uint8_t kind, 
   if (kind == protocols::kind_consumed) return consumed(data);
   if (kind == protocols::kind_framed) return make_error_code(std::errc::invalid_argument);
   const std::size_t queued = queued_bytes();
-  if (!force && queued > 0 && queued + data.size() > out_limit_) return server_errc::output_buffer_full;
+  if (!force && over_limit(queued, data.size())) return server_errc::output_buffer_full;
   if (decoding_) {
     // A handler that answered inline, from inside decode(): the codec is not re-entered;
     // the reply is encoded as soon as decode() returns (raw bytes after it wait with it, so
@@ -481,11 +480,11 @@ std::error_code connection::send_object(const protocols::reply_object& r, std::u
     return send(protocols::reply_wire(r).view(), kind);
   if (closed_ || close_requested_ || close_after_decode_) return server_errc::session_not_found;
   const std::size_t queued = queued_bytes();
-  // The reply's size only matters behind other output (nothing waits: it goes whatever
-  // its size, as a reply in bytes would); wire_size() walks its fields.
-  const bool behind = queued > 0 || (decoding_ && !host_.deferred_replies().data.empty());
-  const std::size_t size = behind ? r.wire_size() : 0;
-  if (queued > 0 && queued + size > out_limit_) return server_errc::output_buffer_full;
+  // The reply's size only matters behind more than half the limit of other output (see
+  // over_limit()); wire_size() walks its fields.
+  const std::size_t waiting = queued + (decoding_ ? host_.deferred_replies().data.size() : 0);
+  const std::size_t size = waiting > out_limit_ / 2 ? r.wire_size() : 0;
+  if (over_limit(queued, size)) return server_errc::output_buffer_full;
   if (!decoding_) {
     auto ec = encode_now(kind, {}, &r);
     deliver_held_events();
@@ -542,7 +541,7 @@ void connection::encode_into(std::uint8_t kind, std::string_view data, std::stri
 
 std::error_code connection::queue_bytes_slow(std::string_view data, bool force) {
   if (closed_ || close_requested_) return server_errc::session_not_found;
-  if (!force && out_bytes_ + data.size() > out_limit_ && out_bytes_ > 0) return server_errc::output_buffer_full;
+  if (!force && over_limit(out_bytes_, data.size())) return server_errc::output_buffer_full;
   if (data.empty()) return {};
   // A corked host (a batch of replies from a worker) holds this write back when the
   // connection already wrote once in the batch, or had several writes in the last one.

@@ -123,6 +123,12 @@ class connection final : public io_owner,
   std::size_t queued_bytes() const noexcept { return out_bytes_ + codec_->held(); }
   std::size_t buffered_input() const noexcept { return pending_.size(); }
   std::size_t output_limit() const noexcept { return out_limit_; }
+  // Whether `size` more bytes behind `waiting` ones are over the limit. Up to half of it
+  // waiting, anything goes: a writer woken by a drain (below half) always gets its next
+  // piece out, whatever its size, and the output stays under half the limit plus a piece.
+  bool over_limit(std::size_t waiting, std::size_t size) const noexcept {
+    return waiting > out_limit_ / 2 && waiting + size > out_limit_;
+  }
   // Asks for one sink.on_drained() once queued output is below half the limit (streamed
   // replies wait for it). `watcher` is for the sink (the reactor keeps the worker here).
   void watch_drain(int watcher = -1) noexcept {

@@ -35,6 +35,8 @@ namespace h1 = protocols::http1;
 namespace cz = protocols::compression;
 namespace h2 = protocols::http2;
 
+}  // namespace
+
 // A reply of `kind`; on an HTTP/2 connection it names its stream first (the codec answers
 // streams in any order).
 std::error_code send_reply(session_port& port, session_id s, std::uint32_t stream, std::uint8_t kind,
@@ -53,6 +55,8 @@ std::error_code send_reply(session_port& port, session_id s, std::uint32_t strea
   if (mine) busy = false;
   return ec;
 }
+
+namespace {
 
 // A reply piece that did not fit (the connection's output limit; in process mode the link to
 // the reactor): the writer waits for the output to drain and tries again.
@@ -138,6 +142,29 @@ task<void> run_pump(std::shared_ptr<stream_pump> p) {
   }
 }
 
+// The body of an end() too large to queue at once (response::take_paced()), sent in pieces
+// as the client takes them, then the end with its trailers: write()'s pacing, after the
+// handler (its head went out already).
+task<std::error_code> send_paced(http::response_channel& ch, const http::response::paced_body& p) {
+  constexpr auto kTimeout = std::chrono::seconds(30);
+  const std::size_t piece = std::min<std::size_t>(ch.max_piece(), 256 * 1024);
+  std::size_t unacked = 0;
+  for (std::size_t off = 0; off < p.body.size(); off += piece) {
+    const auto part = std::string_view(p.body).substr(off, piece);
+    auto ec = ch.send(static_cast<std::uint8_t>(h1::out::body), part);
+    while (no_room(ec)) {
+      if (auto wait = co_await ch.drained(kTimeout)) co_return wait;
+      ec = ch.send(static_cast<std::uint8_t>(h1::out::body), part);
+    }
+    if (ec) co_return ec;
+    if ((unacked += part.size()) >= (1u << 20)) {
+      unacked = 0;
+      if (auto wait = co_await ch.drained(kTimeout)) co_return wait;
+    }
+  }
+  co_return ch.send(static_cast<std::uint8_t>(h1::out::end), p.trailers);
+}
+
 class session_channel final : public http::response_channel {
  public:
   session_channel(session_port& port, session_id s, worker_runtime* rt = nullptr, std::uint32_t stream = 0)
@@ -166,10 +193,12 @@ class session_channel final : public http::response_channel {
     return port_.send_object(s_, r, kind);
   }
   task<std::error_code> drained(duration timeout) override { return port_.drained(s_, timeout); }
+  bool paces() const noexcept override { return rt_ != nullptr; }
   result<http::response_handle> detach() override {
-    // An HTTP/2 stream's replies name their stream: a handle does not carry it (yet).
-    if (!rt_ || stream_ != 0) return make_error_code(server_errc::not_supported);
-    auto h = rt_->http_detach(s_);
+    // An HTTP/2 stream's replies name their stream: the holding worker keeps it (the handle
+    // need not carry it).
+    if (!rt_) return make_error_code(server_errc::not_supported);
+    auto h = rt_->http_detach(s_, stream_);
     if (h) detached_ = h->request;
     return h;
   }
@@ -194,6 +223,22 @@ void answer(session_port& port, session_id s, int status, std::string_view body,
   if (status == 503) res.set_header("Retry-After", "1");
   if (close) res.close();
   (void)res.end(body);
+}
+
+// The methods some route of the listener takes, for `OPTIONS *`'s Allow: the common ones
+// when a route (or the listener's module) takes every method.
+std::string listener_methods(const listen_config& lc) {
+  static constexpr std::string_view kCommon[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"};
+  std::vector<std::string> methods;
+  const bool every = lc.routes.empty() ||
+                     std::any_of(lc.routes.begin(), lc.routes.end(), [](const auto& r) { return r.methods.empty(); });
+  if (every) methods.assign(std::begin(kCommon), std::end(kCommon));
+  for (const auto& r : lc.routes)
+    for (const auto& m : r.methods)
+      if (std::find(methods.begin(), methods.end(), m) == methods.end()) methods.push_back(m);
+  std::string out;
+  for (const auto& m : methods) out += (out.empty() ? "" : ", ") + m;
+  return out;
 }
 
 // The request's Content-Encoding (every field, a list each): one coding this engine
@@ -440,6 +485,16 @@ std::optional<task<void>> worker_runtime::http_request(std::unique_ptr<http::req
   if (path.find('\0') != std::string::npos) {
     x.status = 400;
     x.reason = "NUL in the decoded path";
+  } else if (path == "*") {
+    // The asterisk asks about the server, not a resource (RFC 9110 §7.1, §9.3.7): the
+    // engine answers what the listener's routes allow; no handler runs.
+    if (x.req->method() == "OPTIONS") {
+      x.status = 200;
+      x.allow = listener_methods(lc);
+    } else {
+      x.status = 400;
+      x.reason = "the target \"*\" is for OPTIONS only";
+    }
   } else {
     auto r = match_route(lc, path, x.req->method());
     x.module = r.module;
@@ -516,6 +571,13 @@ std::optional<task<void>> worker_runtime::http_request(std::unique_ptr<http::req
     // Answered: nothing refers to the request any more (an inline handler cannot keep it).
     x.req->clear_for_reuse();
     spare_request_ = std::move(x.req);
+    if (paced_now_.body) [[unlikely]] {
+      // Its body goes out as the client reads: after this request, before the next one.
+      auto t = paced_reply(s, h2_stream, std::move(paced_now_.body), std::move(paced_now_.what));
+      paced_now_ = {};
+      if (!h2_stream) return t;
+      spawn_beside(std::move(t), "HTTP/2 paced body");
+    }
     return std::nullopt;
   }
   if (h2_stream) {
@@ -544,6 +606,7 @@ void worker_runtime::refuse_http(const http_exchange& x) {
   const bool body_pending = x.pipe && !x.pipe->ended;
   const auto st = x.h2_stream;
   switch (x.status) {
+    case 200: answer(*port_, s, 200, "", x.allow.c_str(), body_pending, st); break;  // OPTIONS *
     case 404: answer(*port_, s, 404, "Not Found\n", nullptr, body_pending, st); break;
     case 405: answer(*port_, s, 405, "Method Not Allowed\n", x.allow.c_str(), body_pending, st); break;
     case 503:
@@ -721,8 +784,25 @@ task<void> worker_runtime::serve_http(http_exchange x, bool beside) {
     co_return done();
   }
   if (res.detached()) detached_.erase(ch.detached_request());
+  if (auto paced = res.take_paced(); paced && !error)
+    co_await finish_paced(ch, *paced, x.req->session(), x.h2_stream, x.req->method() + " " + x.req->path());
   http_handler_done(x, res, mod, error);
   done();
+}
+
+task<void> worker_runtime::finish_paced(http::response_channel& ch, const http::response::paced_body& p, session_id s,
+                                        std::uint32_t h2_stream, std::string what) {
+  auto ec = co_await send_paced(ch, p);
+  if (!ec || ec == server_errc::session_not_found) co_return;
+  log::warning("session {}: the body of the response to {} ({} bytes) could not be sent: {}; {}", s, what,
+               p.body.size(), ec.message(), h2_stream ? "the stream is reset" : "closing the connection");
+  end_failed(s, h2_stream);
+}
+
+task<void> worker_runtime::paced_reply(session_id s, std::uint32_t h2_stream,
+                                       std::unique_ptr<http::response::paced_body> p, std::string what) {
+  session_channel ch(*port_, s, this, h2_stream);
+  co_await finish_paced(ch, *p, s, h2_stream, std::move(what));
 }
 
 void worker_runtime::negotiate_compression(http::response& res, const http::request& req, int listener) const {
@@ -764,6 +844,9 @@ bool worker_runtime::http_now(http_exchange& x) {
           detached_.erase(ch.detached_request());
           error = std::make_exception_ptr(std::logic_error("response::detach() needs on_request, not on_request_now"));
         }
+        if (!error)
+          if (auto paced = res.take_paced())
+            paced_now_ = {std::move(paced), x.req->method() + " " + x.req->path()};
         http_handler_done(x, res, mod, error, "on_request_now");
         return true;
       });

@@ -124,16 +124,19 @@ class remote_channel final : public http::response_channel {
   http::response_handle h_;
 };
 
-// The holding side's own replies (a 504) straight to its port.
+// The holding side's own replies (a 504) straight to its port (HTTP/2: naming the stream).
 class port_channel final : public http::response_channel {
  public:
-  port_channel(session_port& port, session_id s) : port_(port), s_(s) {}
-  std::error_code send(std::uint8_t kind, std::string_view data) override { return port_.send(s_, data, kind); }
+  port_channel(session_port& port, session_id s, std::uint32_t stream) : port_(port), s_(s), stream_(stream) {}
+  std::error_code send(std::uint8_t kind, std::string_view data) override {
+    return send_reply(port_, s_, stream_, kind, data);
+  }
   task<std::error_code> drained(duration timeout) override { return port_.drained(s_, timeout); }
 
  private:
   session_port& port_;
   session_id s_;
+  std::uint32_t stream_;
 };
 
 std::string status_byte(remote_status s) { return std::string(1, static_cast<char>(s)); }
@@ -145,10 +148,11 @@ task<result<std::unique_ptr<http::response>>> server_context::http_response(cons
   co_return co_await rt_.http_claim(module_, handle, timeout);
 }
 
-result<http::response_handle> worker_runtime::http_detach(session_id s) {
+result<http::response_handle> worker_runtime::http_detach(session_id s, std::uint32_t h2_stream) {
   if (is_task_ || is_user_) return make_error_code(server_errc::not_supported);
   auto d = std::make_shared<detached_response>();
   d->session = s;
+  d->stream = h2_stream;
   const auto id = ++next_http_request_;
   detached_[id] = std::move(d);
   http::response_handle h;
@@ -225,9 +229,10 @@ bool worker_runtime::http_remote_message(const ipc::bus_message& m) {
     const bool last = kind == static_cast<std::uint8_t>(h1::out::whole) || kind == static_cast<std::uint8_t>(h1::out::end);
     if (kind == static_cast<std::uint8_t>(h1::out::whole) || kind == static_cast<std::uint8_t>(h1::out::head))
       d->started = true;
-    if (auto ec = port_->send(d->session, data, kind)) {
-      log::info("session {}: the detached response could not be sent: {}; closing", d->session, ec.message());
-      (void)port_->close(d->session, true);
+    if (auto ec = send_reply(*port_, d->session, d->stream, kind, data)) {
+      log::info("session {}: the detached response could not be sent: {}; {}", d->session, ec.message(),
+                d->stream ? "its stream is reset" : "closing");
+      end_failed(d->session, d->stream);
       d->done = true;
     }
     if (last) d->done = true;
@@ -282,12 +287,13 @@ task<void> worker_runtime::wait_detached(std::uint64_t request, std::chrono::mil
   d->done = true;  // pieces that still come are dropped
   if (!d->started && port_->is_open(d->session)) {
     // Nothing went out yet: a 504 says why.
-    port_channel ch(*port_, d->session);
+    port_channel ch(*port_, d->session, d->stream);
     http::response res(ch);
-    res.status(504).set_header("Content-Type", "text/plain; charset=utf-8").close();
+    res.status(504).set_header("Content-Type", "text/plain; charset=utf-8");
+    if (!d->stream) res.close();  // HTTP/2: the connection's other streams go on
     (void)res.end("Gateway Timeout: the detached response did not come\n");
   } else {
-    (void)port_->close(d->session, true);  // a half-sent body must not look complete
+    end_failed(d->session, d->stream);  // a half-sent body must not look complete
   }
 }
 

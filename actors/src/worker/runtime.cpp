@@ -892,6 +892,9 @@ std::string worker_runtime::stats_json() {
   nlohmann::json j;
   j["start_time"] = state_->start_ms.load() / 1000;
   j["connection_num"] = state_->open_connections(app_.listen.size());
+  auto& per = j["listener_connections"] = nlohmann::json::array();
+  for (std::size_t i = 0; i < app_.listen.size() && i < static_cast<std::size_t>(kMaxListeners); ++i)
+    per.push_back(state_->listeners[i].connections.load(std::memory_order_relaxed));
   j["accept_count"] = state_->total_accepted();
   j["close_count"] = state_->total_closed();
   j["request_count"] = state_->total_messages();

@@ -41,6 +41,11 @@ namespace swactor::detail {
 
 class worker_runtime;
 
+// An HTTP reply piece of http1::out kind `kind` for session `s`; on an HTTP/2 connection
+// (`stream` != 0) it names its stream first (http_events.cpp).
+std::error_code send_reply(session_port& port, session_id s, std::uint32_t stream, std::uint8_t kind,
+                           std::string_view data);
+
 // The one context implementation: what a handler can do, the same in both modes.
 class server_context final : public context {
  public:
@@ -115,7 +120,7 @@ class worker_runtime final : private handler_host,
   void spawn_beside(task<void> t, const char* what);
   // -- detached HTTP responses (http_remote.cpp) -------------------------------------------
   // The holding side: a handler's response::detach() registers its request here.
-  result<http::response_handle> http_detach(session_id s);
+  result<http::response_handle> http_detach(session_id s, std::uint32_t h2_stream = 0);
   // The answering side: claims the request from its worker, then writes through the bus.
   task<result<std::unique_ptr<http::response>>> http_claim(int module, const http::response_handle& h,
                                                             duration timeout);
@@ -150,6 +155,18 @@ class worker_runtime final : private handler_host,
   // The module's on_request_now for a whole request, inline; false when not taken (then
   // serve_http runs it). Only for a module that answers_requests_now().
   bool http_now(http_exchange& x);
+  // A body end() left to the engine (response::take_paced()): sent as the client reads;
+  // on failure logged with `what` and the connection closed (HTTP/2: the stream reset).
+  task<void> finish_paced(http::response_channel& ch, const http::response::paced_body& p, session_id s,
+                          std::uint32_t h2_stream, std::string what);
+  // The same for an inline handler's response, after http_now (its own channel).
+  task<void> paced_reply(session_id s, std::uint32_t h2_stream, std::unique_ptr<http::response::paced_body> p,
+                         std::string what);
+  struct paced_after_now {
+    std::unique_ptr<http::response::paced_body> body;
+    std::string what;  // "GET /path", for the log line
+  };
+  paced_after_now paced_now_;  // set by http_now, taken by http_request
   // A request object to fill: the one of the last request answered inline, or a new one.
   std::unique_ptr<http::request> take_request() {
     return spare_request_ ? std::move(spare_request_) : std::make_unique<http::request>();
@@ -226,6 +243,7 @@ class worker_runtime final : private handler_host,
   // A detached request (response::detach) waiting for its answer from another process.
   struct detached_response {
     session_id session;
+    std::uint32_t stream = 0;  // HTTP/2: the request's stream (its replies name it)
     bool claimed = false;  // an http_response() took it (once)
     bool started = false;  // its head went out
     bool done = false;     // ended, or its connection closed

@@ -213,8 +213,9 @@ class context {
   }
 
   // This process's view of the stats as JSON: the server-wide counters of `swactor stats`
-  // (start_time, connection_num, accept_count, close_count, request_count) plus worker_id,
-  // worker_request_count and worker_connections.
+  // (start_time, connection_num, accept_count, close_count, request_count), the open
+  // connections of each listener (listener_connections, by listener index, all processes)
+  // plus worker_id, worker_request_count and worker_connections.
   virtual std::string stats() { return "{}"; }
 
   // The shared-memory table declared as [tables.NAME], or nullptr.

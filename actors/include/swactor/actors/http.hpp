@@ -269,6 +269,9 @@ class response_channel {
   virtual result<response_handle> detach() { return make_error_code(server_errc::not_supported); }
   // The largest piece one send() may carry (a channel between processes has a bound).
   virtual std::size_t max_piece() const noexcept { return 1u << 20; }
+  // Whether the engine sends a large body that end() was given after the handler, paced by
+  // the client (response::take_paced()); otherwise end() sends every piece at once.
+  virtual bool paces() const noexcept { return false; }
 
  protected:
   ~response_channel() = default;
@@ -355,6 +358,15 @@ class response {
   [[nodiscard]] result<response_handle> detach();
   bool detached() const noexcept { return detached_; }
 
+  // Engine side: the body of an end() too large to queue at once (and the encoded
+  // trailers), which the engine sends after the handler as the client takes it (the head
+  // went out already). Null when there is none.
+  struct paced_body {
+    std::string body;
+    std::string trailers;
+  };
+  std::unique_ptr<paced_body> take_paced() noexcept { return std::move(paced_); }
+
   bool started() const noexcept { return started_; }  // the head went out
   bool ended() const noexcept { return ended_; }
   // The first error a send of this response met (the engine closes the connection then,
@@ -385,6 +397,7 @@ class response {
   const protocols::compression::options* compression_ = nullptr;
   protocols::compression::coding coding_ = protocols::compression::coding::identity;
   std::unique_ptr<protocols::compression::encoder> encoder_;  // a compressed streamed body
+  std::unique_ptr<paced_body> paced_;
 };
 
 // The coding `req`'s Accept-Encoding prefers among those `o` offers (identity when it asks
