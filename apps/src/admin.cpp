@@ -36,7 +36,7 @@ int cmd_admin(const std::string& cmd, const std::string& pid_file, const std::st
     return 2;
   }
   std::memcpy(addr.sun_path, path.data(), path.size());
-  timeval tv{5, 0};
+  timeval tv{20, 0};  // reload answers once the new code was tried
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {

@@ -225,9 +225,13 @@ TEST_CASE("server: reload replaces worker pids and keeps serving", "[server][rel
   srv.extra_pids.insert(srv.extra_pids.end(), t0.begin(), t0.end());
 
   // `swactor reload --pid-file`: workers and task workers.
-  auto r = t::run({t::swactor_bin(), "reload", "--pid-file", srv.pid_file}, 10s);
+  auto r = t::run({t::swactor_bin(), "reload", "--pid-file", srv.pid_file}, 30s);
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);  // slow: see the next test
+  // Answered once the new code was tried and accepted.
+  CHECK(r.out.find("\"ok\":true") != std::string::npos);
+  CHECK((r.out.find("\"state\":\"reloading\"") != std::string::npos ||
+         r.out.find("\"state\":\"done\"") != std::string::npos));
   REQUIRE(srv.wait_log("reload done", 10s));
   auto s1 = srv.stats();
   const auto w1 = srv.worker_pids(s1), t1 = srv.worker_pids(s1, "task_workers");

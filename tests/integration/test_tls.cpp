@@ -285,6 +285,12 @@ void exercise(const std::string& mode) {
     t::write_file(pki.path("server.pem"), "not a certificate\n");
     REQUIRE(s.proc->signal(SIGUSR1));
     CHECK(s.wait_log("reload refused.*tls\\.cert: cannot load the certificate chain", 10s));
+    // `swactor reload` says so (exit code 1), not just the log.
+    auto cli = t::run({t::swactor_bin(), "reload", "--pid-file", s.pid_file}, 30s);
+    INFO(cli.out << cli.err);
+    CHECK(cli.exit_code == 1);
+    CHECK(cli.out.find("reload refused: the new TLS certificates did not load") != std::string::npos);
+    CHECK(cli.out.find("cannot load the certificate chain") != std::string::npos);
     auto still = s_client(s.port2, "");
     CHECK(still.out.find("CN = reloaded.test") != std::string::npos);
   }

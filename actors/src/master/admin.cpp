@@ -7,6 +7,8 @@
 #include <asio/streambuf.hpp>
 #include <asio/write.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include "swactor/core/actors.hpp"
 
 namespace swactor::detail {
@@ -70,8 +72,7 @@ task<void> admin_endpoint::session(asio::local::stream_protocol::socket sock) {
       auto r = co_await request<std::string>(lp_.actors(), manager_, 2s, stats_atom::value);
       reply = (r ? *r : std::string("{\"error\":\"stats request failed\"}")) + "\n";
     } else if (cmd == "reload" || cmd == "reload-tasks") {
-      caf::anon_send(manager_, reload_atom::value, cmd == "reload-tasks");
-      reply = "{\"ok\":true}\n";
+      reply = co_await reload(cmd == "reload-tasks") + "\n";
     } else if (cmd == "bus_stats") {
       auto r = co_await request<std::string>(lp_.actors(), manager_, 2s, bus_stats_atom::value);
       reply = (r ? *r : std::string("{\"error\":\"bus stats request failed\"}")) + "\n";
@@ -93,6 +94,39 @@ task<void> admin_endpoint::session(asio::local::stream_protocol::socket sock) {
   }
   (void)co_await with_timeout(
       [&]() -> task<void> { co_await asio::async_write(sock, asio::buffer(reply), asio::use_awaitable); }(), 2s);
+}
+
+// A reload, answered once it was accepted (new processes start: {"ok":true,...}) or refused
+// (bad certificates, a plugin or module that would not start: {"error":...}), read from the
+// manager's stats ("reload": seq, state, error).
+task<std::string> admin_endpoint::reload(bool tasks_only) {
+  auto last = [&]() -> task<nlohmann::json> {
+    auto r = co_await request<std::string>(lp_.actors(), manager_, 2s, stats_atom::value);
+    if (!r) co_return nlohmann::json();
+    auto j = nlohmann::json::parse(*r, nullptr, false);
+    co_return j.is_object() && j.contains("reload") ? j["reload"] : nlohmann::json();
+  };
+  auto before = co_await last();
+  const auto seq = before.is_object() ? before.value("seq", std::uint64_t{0}) : std::uint64_t{0};
+  caf::anon_send(manager_, reload_atom::value, tasks_only);
+  // The new code is tried first (a `swactor worker-check` process): seconds at most.
+  const auto until = std::chrono::steady_clock::now() + 15s;
+  nlohmann::json now;
+  while (std::chrono::steady_clock::now() < until) {
+    now = co_await last();
+    if (now.is_object() && now.value("seq", std::uint64_t{0}) > seq && now.value("state", "") != "checking") break;
+    (void)co_await sleep(50ms);
+  }
+  const std::string state = now.is_object() ? now.value("state", "") : "";
+  if (state == "refused" || state == "ignored") {
+    nlohmann::json e;
+    e["error"] = (state == "refused" ? "reload refused: " : "reload ignored: ") + now.value("reason", std::string());
+    co_return e.dump();
+  }
+  nlohmann::json ok;
+  ok["ok"] = true;
+  ok["state"] = state.empty() ? "checking" : state;  // still checking after 15 s: it goes on
+  co_return ok.dump();
 }
 
 }  // namespace swactor::detail

@@ -27,6 +27,7 @@ class admin_endpoint {
 
  private:
   task<void> accept_loop();
+  task<std::string> reload(bool tasks_only);
   task<void> session(asio::local::stream_protocol::socket sock);
 
   swactor::loop& lp_;

@@ -164,6 +164,8 @@ std::string stats_json(const app_config& app, const server_state& st, const deta
   nlohmann::json j;
   j["start_time"] = st.start_ms.load() / 1000;
   j["mode"] = to_string(app.server.mode_kind);
+  const auto& rl = sup.last_reload();
+  j["reload"] = {{"seq", rl.seq}, {"state", rl.state}, {"reason", rl.error}, {"replaced", rl.replaced}};
   j["connection_num"] = st.open_connections(app.listen.size());
   j["accept_count"] = st.total_accepted();
   j["close_count"] = st.total_closed();
@@ -290,6 +292,7 @@ int run_master(const std::string& file, const module_registry& reg) {
             std::string err;
             if (!tls.reload(err)) {
               log::error("reload refused, the running processes keep serving with the certificates they have: {}", err);
+              sup.reload_refused("the new TLS certificates did not load: " + err);
               return;
             }
             log::notice("TLS certificates re-read; new connections get them, open ones keep theirs");

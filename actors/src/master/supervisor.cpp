@@ -161,18 +161,32 @@ void supervisor::release_connections(proc_handle& h) {
 }
 
 task<void> supervisor::reload(bool tasks_only) {
-  if (stopping_) co_return;
+  ++last_reload_.seq;
+  last_reload_.error.clear();
+  last_reload_.replaced = 0;
+  if (stopping_) {
+    last_reload_.state = "ignored";
+    last_reload_.error = "the server is stopping";
+    co_return;
+  }
   if (reloading_) {
     log::notice("a reload is already running; ignored");
+    last_reload_.state = "ignored";
+    last_reload_.error = "a reload is already running";
     co_return;
   }
   reloading_ = true;
+  last_reload_.state = "checking";
   log::notice("reloading {}", tasks_only ? "task workers" : "workers and task workers");
   if (auto why = co_await check_new_code(); !why.empty()) {
     log::error("reload refused, the running processes keep serving: a new one would fail to start: {}", why);
+    last_reload_.state = "refused";
+    last_reload_.error = "a new process would fail to start: " + why;
     reloading_ = false;
     co_return;
   }
+  last_reload_.state = "reloading";
+  const auto seq = last_reload_.seq;
   std::vector<std::shared_ptr<proc_handle>> olds, news;
   int first = tasks_only ? layout_.first_task() : 0;
   // User processes are not reloaded (as in Swoole): they restart only when they exit.
@@ -200,6 +214,10 @@ task<void> supervisor::reload(bool tasks_only) {
     }
   }
   log::notice("reload done ({} process(es) replaced)", news.size());
+  if (last_reload_.seq == seq) {
+    last_reload_.state = "done";
+    last_reload_.replaced = news.size();
+  }
   reloading_ = false;
 }
 

@@ -67,6 +67,23 @@ class supervisor {
   void start_all();
   // Refused (logged, nothing replaced) when a new process could not start its modules.
   task<void> reload(bool tasks_only);
+  // What the last reload asked for came to (`swactor reload` waits for it): `seq` counts
+  // requests; state is "checking" (new code and certificates being tried), "reloading"
+  // (accepted: new processes start), "done", "refused" or "ignored" (one was running).
+  struct reload_outcome {
+    std::uint64_t seq = 0;
+    std::string state = "none";
+    std::string error;
+    std::size_t replaced = 0;
+  };
+  const reload_outcome& last_reload() const noexcept { return last_reload_; }
+  // A reload refused before it reached the supervisor (new TLS certificates did not load).
+  void reload_refused(std::string why) {
+    ++last_reload_.seq;
+    last_reload_.state = "refused";
+    last_reload_.error = std::move(why);
+    last_reload_.replaced = 0;
+  }
   task<void> stop_all();
   bool stopping() const noexcept { return stopping_; }
 
@@ -99,6 +116,7 @@ class supervisor {
   std::unordered_map<proc_handle*, std::weak_ptr<proc_handle>> handles_;  // every live process
   bool stopping_ = false;
   bool reloading_ = false;
+  reload_outcome last_reload_;
 };
 
 }  // namespace swactor::detail
