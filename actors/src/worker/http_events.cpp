@@ -500,7 +500,7 @@ std::optional<task<void>> worker_runtime::http_request(std::unique_ptr<http::req
     x.module = r.module;
     x.route = r.route;
     x.status = r.status;
-    x.allow = std::move(r.allow);
+    if (!r.allow.empty()) x.allow = std::move(r.allow);  // 405 only
   }
   if (x.status == 0 && lc.compression_options.inflate_requests)
     request_coding(*x.req, x.inflate, x.status, x.reason);

@@ -10,7 +10,9 @@ namespace swactor::protocols {
 
 constexpr char ascii_lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c; }
 
-constexpr bool ascii_iequals(std::string_view a, std::string_view b) noexcept {
+// Inlined: callers compare against short literals (header names), where a call costs more
+// than the loop.
+[[gnu::always_inline]] constexpr inline bool ascii_iequals(std::string_view a, std::string_view b) noexcept {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i)
     if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;

@@ -93,7 +93,9 @@ struct header_list {
 
 using protocols::ascii_iequals;
 // Header names and tokens compare case-insensitively (ASCII).
-constexpr bool iequals(std::string_view a, std::string_view b) noexcept { return ascii_iequals(a, b); }
+[[gnu::always_inline]] constexpr inline bool iequals(std::string_view a, std::string_view b) noexcept {
+  return ascii_iequals(a, b);
+}
 
 // Where a field's name and value sit in a buffer of the codec (offsets and sizes).
 struct field_span {
