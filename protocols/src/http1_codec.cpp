@@ -859,13 +859,10 @@ bool server_codec::handle_headers() {
   }
   phase_ = phase::body;
   ++epoch_;
-  if (parser_.http_major != 1) {
+  if (parser_.http_major != 1 || minor_ > 1) {
     reject(505, "HTTP version not supported");
     return false;
   }
-  // A later HTTP/1.x is read as HTTP/1.1, the highest minor version we conform to (RFC 9112
-  // §2.3): Host required, keep-alive by default, answered in HTTP/1.1.
-  if (minor_ > 1) minor_ = 1;
   const auto tail = std::string_view(line_tail_, tail_len_);
   if (tail.size() < 10 || tail[tail.size() - 10] != ' ' ||
       tail.substr(tail.size() - 9, 5) != "HTTP/") {
