@@ -88,7 +88,7 @@ class http_echo final : public module_base {
       "Query parameters for tests: `status=NNN` sets the response status, `delay=MS` answers "
       "after that many milliseconds, `chunks=N&size=S` streams N chunks of S bytes (chunked) "
       "instead of the JSON (`numbered=1`: chunk i is \"i \" repeated, else x's; with `trailer=V`: a "
-      "trailer field x-echo-trailer: V after them, and after the JSON too), `type=T` sets the Content-Type, `fail=throw` throws "
+      "trailer field x-echo-trailer: V after them, and after the JSON too), `type=T` sets the Content-Type, `set_cookies=1` adds two Set-Cookie fields, `fail=throw` throws "
       "and `fail=noend` returns without answering (both end in the engine's 500), "
       "`sendfile=PATH&offset=N&length=N` answers with that file range through response.sendfile() (an "
       "error: the engine's 500). On a stream_body route `digest=sha256` hashes the body as it is read "
@@ -322,6 +322,20 @@ class http_echo final : public module_base {
     }
     res.status(status).set_header("Content-Type", std::string(req.query_param("type").value_or("application/json")));
     if (auto t = req.query_param("trailer")) res.trailer("x-echo-trailer", std::string(*t));
+    if (req.query_param("set_cookies")) {  // two cookies: each its own Set-Cookie field
+      http::cookie a;
+      a.name = "a";
+      a.value = "1";
+      a.path = "/";
+      a.http_only = true;
+      a.same_site = "Lax";
+      http::cookie b;
+      b.name = "b";
+      b.value = "2";
+      b.max_age = 60;
+      b.secure = true;
+      res.set_cookie(a).set_cookie(b);
+    }
     (void)res.end(j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n");
     co_return;
   }

@@ -205,6 +205,11 @@ TEST_CASE("http2: nghttp sees our SETTINGS, trailers both ways, and GOAWAY(NO_ER
   REQUIRE(sh("nghttp -v -d " + data + " --trailer 'x-req-trailer: t1' '" + base + "/t?chunks=2&size=5&trailer=t2'", &out));
   INFO(out);
   CHECK(out.find("x-echo-trailer: t2") != std::string::npos);
+  // Two cookies stay two Set-Cookie fields (RFC 9113 §8.2.3 splits only Cookie).
+  REQUIRE(sh("nghttp -v '" + base + "/c?set_cookies=1'", &out));
+  INFO(out);
+  CHECK(out.find("set-cookie: a=1; Path=/; HttpOnly; SameSite=Lax") != std::string::npos);
+  CHECK(out.find("set-cookie: b=2; Max-Age=60; Secure") != std::string::npos);
   // Trailers with a whole body from end(), no write() before it (a gRPC unary reply).
   REQUIRE(sh("nghttp -v '" + base + "/t?trailer=t3'", &out));
   INFO(out);
