@@ -1038,6 +1038,19 @@ std::optional<app_config> parse_app_config(const toml::table& root, const std::s
     } else if (lc.websocket.enabled) {
       diag.add(listen_sources[i], lpath + ".websocket", "websocket is for HTTP listeners (http://, https://, ws://, wss://)");
     }
+    if (!http && lc.endpoint && el_tables[i]) {
+      // The HTTP keys (their docs start "HTTP") mean nothing on other listeners: a mistyped
+      // URL scheme or a key in the wrong [[listen]] would otherwise pass unnoticed.
+      for (const auto& d : listen_schema().docs()) {
+        if (!d.doc.starts_with("HTTP") || d.name == "routes" || d.name == "h2c_only" || d.name == "websocket" ||
+            d.name == "compression")
+          continue;  // those have their own checks and words
+        if (const auto* key_node = el_tables[i]->get(d.name))
+          diag.add(key_node->source(), lpath + "." + d.name,
+                   d.name + " is for HTTP listeners (http://, https://, ws://, wss://, http+unix://); this one is " +
+                       lc.url);
+      }
+    }
     if (lc.h2c_only) {
       if (!http || lc.tls.enabled || lc.endpoint.tls)
         diag.add(listen_sources[i], lpath + ".h2c_only",

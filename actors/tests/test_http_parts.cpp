@@ -609,3 +609,31 @@ TEST_CASE("http config: ALPN names an HTTP listener does not speak are refused",
   CHECK(d.to_string().find("not \"h3\"") != std::string::npos);
   CHECK(d.to_string().find("listen[0].tls.alpn[0]") == std::string::npos);
 }
+
+TEST_CASE("http config: HTTP keys on a listener that is not HTTP are refused at their line", "[http][config]") {
+  const std::string head = "[modules.api]\ntype = \"plain\"\n[[listen]]\nurl = \"tcp://127.0.0.1:1\"\nmodule = \"api\"\n";
+  for (const char* key : {"max_body_size = \"1MiB\"", "header_timeout = \"5s\"", "h2_max_concurrent_streams = 10",
+                          "max_concurrency = 5", "upload_tmp_dir = \"/tmp\""}) {
+    INFO(key);
+    config::diagnostics d;
+    CHECK_FALSE(parse(head + key + "\n", d));
+    const auto text = d.to_string();
+    INFO(text);
+    const std::string name(key, std::string_view(key).find(' '));
+    CHECK(text.find(":6:") != std::string::npos);  // the key's own line
+    CHECK(text.find("listen[0]." + name + ": " + name + " is for HTTP listeners") != std::string::npos);
+    CHECK(text.find("this one is tcp://127.0.0.1:1") != std::string::npos);
+  }
+  // The same keys on HTTP, WebSocket and TLS HTTP listeners are fine; framing keys on tcp:// too.
+  for (const char* url : {"http://127.0.0.1:1", "ws://127.0.0.1:1", "http+unix:///tmp/x.sock"}) {
+    INFO(url);
+    config::diagnostics d;
+    auto app = parse(std::string("[modules.api]\ntype = \"plain\"\n[[listen]]\nurl = \"") + url +
+                         "\"\nmodule = \"api\"\nmax_body_size = \"1MiB\"\nheader_timeout = \"5s\"\n",
+                     d);
+    INFO(d.to_string());
+    CHECK(app);
+  }
+  config::diagnostics d;
+  CHECK(parse(head + "max_queued_messages = 10\ntcp_nodelay = true\n", d));
+}

@@ -590,7 +590,7 @@ task<void> redis_kv::on_command(context& ctx, session_id s, redis::command& cmd)
     co_return;
   }
   if (pubsub_refuses(c, cmd)) co_return;
-  if (co_await pubsub_command(ctx, s, c, cmd)) co_return;
+  if (const bool handled = co_await pubsub_command(ctx, s, c, cmd)) co_return;
   if (!e) {
     redis::reply_unknown_command(cmd);
     co_return;

@@ -597,7 +597,7 @@ struct link::state : std::enable_shared_from_this<link::state>, readiness::targe
         for (auto& m : rout) {
           ++counters.messages_received;
           if (!handler) {
-            if (co_await inbox.push(std::move(m))) co_return;  // closed meanwhile
+            if (auto closed = co_await inbox.push(std::move(m))) co_return;  // closed meanwhile
             continue;
           }
           // set_handler() came while a push waited: what that push queued goes first.

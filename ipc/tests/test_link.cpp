@@ -419,7 +419,7 @@ TEST_CASE("link: small and large messages interleaved keep their order and count
     for (int i = 20; i < n; ++i) {
       if (i % 3 == 1) {
         if (send_pieces(i)) break;
-      } else if (co_await a.send_wait(msg(i, payload(i)), 2s)) {
+      } else if (auto ec = co_await a.send_wait(msg(i, payload(i)), 2s)) {
         break;
       }
       if (i % 50 == 0) co_await swactor::sleep(1ms);  // let some writes complete in between
@@ -474,7 +474,7 @@ TEST_CASE("link: a view handler takes frames in place, the rest go to the handle
       [](std::error_code) {}, [&] { ++batches; });
   swactor::spawn(lp.context(), [&]() -> task<void> {
     for (int i = 0; i < n; ++i) {
-      if (co_await a.send_wait(make(i), 2s)) co_return;
+      if (auto ec = co_await a.send_wait(make(i), 2s)) co_return;
       if (i % 25 == 0) co_await swactor::sleep(1ms);  // several reads, some with a single frame
     }
   });

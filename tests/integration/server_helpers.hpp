@@ -193,6 +193,9 @@ class server_under_test {
       CHECK_FALSE(pid_alive(p));
     }
     CHECK_FALSE(std::filesystem::exists(pid_file));
+    // No child died of a crash while the test ran (the master restarts it, so nothing else
+    // would show it). A test that crashes a process on purpose sets allow_crashes.
+    if (!allow_crashes) CHECK(count_log("exited unexpectedly: killed by signal [0-9]+ \\((SIGSEGV|SIGABRT|SIGILL|SIGBUS|SIGFPE)\\)") == 0);
   }
 
   static std::string tail(const std::string& text, std::size_t n = 6000) {
@@ -204,6 +207,7 @@ class server_under_test {
   std::string pid_file, config, config_text;
   std::optional<process> proc;
   bool started = false;
+  bool allow_crashes = false;  // stop_and_check: a child killed by SIGSEGV/SIGABRT/... is expected
   std::vector<pid_t> extra_pids;  // pids seen earlier (e.g. before a reload) to check at the end
 };
 

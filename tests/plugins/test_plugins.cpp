@@ -197,6 +197,8 @@ user_processes = 1
   CHECK(two.call("y") == "second: y y");
   // The master counted the user processes through the plugin's type; the process runs it.
   CHECK(srv.wait_log("second: user process 0 runs the plugin's code", 10s));
+  // Its coroutine keeps running across suspensions (stop_and_check: no crash was restarted).
+  CHECK(srv.wait_log("second: user process 0 still runs after 5 sleeps", 10s));
   auto stats = srv.stats();
   REQUIRE(stats.is_object());
   CHECK(stats["user_processes"].size() == 1);

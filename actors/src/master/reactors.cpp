@@ -401,7 +401,8 @@ struct reactor_thread::impl final : net::connection_sink {
       spawn(lp.context(), [this, w, link = wl.link]() -> task<void> {
         auto& wl = workers[static_cast<std::size_t>(w)];
         while (!wl.backlog.empty() && wl.link == link && link->is_open()) {
-          if (co_await link->flush(std::chrono::seconds(1)) == errc::closed) break;
+          const auto flushed = co_await link->flush(std::chrono::seconds(1));
+          if (flushed == errc::closed) break;
           flush_backlog(w);
         }
         wl.draining = false;

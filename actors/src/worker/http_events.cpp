@@ -758,9 +758,12 @@ task<void> worker_runtime::serve_http(http_exchange x, bool beside) {
     co_return done();
   }
   ++http_in_flight_;
-  if ((x.pipe || x.inflate != cz::coding::identity || x.req->is_multipart()) && !co_await prepare_body(x)) {
-    --http_in_flight_;
-    co_return done();
+  if (x.pipe || x.inflate != cz::coding::identity || x.req->is_multipart()) {
+    const bool ready = co_await prepare_body(x);
+    if (!ready) {
+      --http_in_flight_;
+      co_return done();
+    }
   }
   const auto mod = x.module;
   const auto& lc = app_.listen[static_cast<std::size_t>(x.listener)];

@@ -278,7 +278,8 @@ task<void> worker_runtime::wait_detached(std::uint64_t request, std::chrono::mil
   while (!d->done) {
     auto left = until - std::chrono::steady_clock::now();
     if (left <= duration::zero()) break;
-    if (co_await d->waiters.wait(nullptr, left, "detached HTTP response", std::source_location::current())) break;
+    const auto waited = co_await d->waiters.wait(nullptr, left, "detached HTTP response", std::source_location::current());
+    if (waited) break;
   }
   detached_.erase(request);
   if (d->done) co_return;

@@ -279,17 +279,17 @@ task<void> worker_runtime::stop_sequence(std::string why) {
     drained_.add(static_cast<std::int64_t>(reactors_.size()));
     for (auto& r : reactors_)
       if (r->send(ipc::encode(ipc::drain{static_cast<std::uint32_t>(args_.id)}))) drained_.done();
-    if (co_await drained_.wait(left())) log::warning("a reactor did not confirm the drain in time");
+    if (auto late = co_await drained_.wait(left())) log::warning("a reactor did not confirm the drain in time");
   }
   // Base mode: open connections keep being served until their clients close them (or
   // max_wait_time): closing them now could drop a request already on its way.
   while (host_ && host_->size() > 0 && std::chrono::steady_clock::now() < deadline) co_await sleep(5ms);
   // Finish the handlers that are running (and the events queued for them).
-  if (co_await runner_.running().wait(left()))
+  if (auto late = co_await runner_.running().wait(left()))
     log::warning("{} session(s) still have handlers running after max_wait_time", runner_.running().count());
-  if (co_await in_flight_.wait(left()))
+  if (auto late = co_await in_flight_.wait(left()))
     log::warning("{} handler(s) still running after max_wait_time", in_flight_.count());
-  if (co_await bus_->wait(left())) log::warning("bus mailboxes not emptied after max_wait_time");
+  if (auto late = co_await bus_->wait(left())) log::warning("bus mailboxes not emptied after max_wait_time");
   if (!is_user_)
     for (std::size_t i = 0; i < modules_.size(); ++i)
       co_await invoke(static_cast<int>(i), "on_worker_stop", {}, modules_[i]->on_worker_stop(*contexts_[i]));
