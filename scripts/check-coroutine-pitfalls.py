@@ -1,16 +1,22 @@
 #!/usr/bin/env python3
-"""Refuses `co_await` inside the condition of an if / while / do-while / for / switch.
+"""Refuses two ways of writing a coroutine that g++ 12 (Debian 12's compiler) miscompiles.
 
-g++ 12 (Debian 12's compiler) lays such a coroutine's frame out wrongly when the condition
-holds a co_await and the function body has no declaration at its top level (GCC bug
-106188, fixed in g++ 13): the ramp writes parameters where the body does not read them, and
-the coroutine later jumps to garbage. Declaring the result first is always safe:
+1. `co_await` inside the condition of an if / while / do-while / for / switch. When the
+   function body has no declaration at its top level, g++ 12 lays the frame out wrongly
+   (GCC bug 106188, fixed in g++ 13): the ramp writes parameters where the body does not
+   read them, and the coroutine later jumps to garbage.
+2. `co_await` inside a braced initializer (`T x{a, co_await f()}`, `return {co_await f()}`).
+   For an aggregate, g++ 12 destroys the members built before the suspension twice: a
+   std::string member is a double free.
+
+Declaring the awaited result first is always safe:
 
     if (auto ec = co_await op()) ...        // a declaration in the condition: fine
     auto ec = co_await op(); if (ec) ...    // fine
+    auto n = co_await count(); pair p{tag, n};
 
-Usage: check-co-await-conditions.py [ROOT]   (exit 1 and one line per finding)
-       check-co-await-conditions.py --self-test
+Usage: check-coroutine-pitfalls.py [ROOT]   (exit 1 and one line per finding)
+       check-coroutine-pitfalls.py --self-test
 """
 import os
 import re
@@ -103,10 +109,38 @@ def findings(path, text):
     for m in re.finditer(r"}\s*while\s*\(", code):
         if "co_await" in condition_at(code, m.end() - 1):
             yield code.count("\n", 0, m.start()) + 1, "do-while"
+    yield from braced_initializers(code)
 
 
-# Each form g++ 12 was seen to miscompile (a standalone asio program crashed), and forms it
-# compiles correctly; --self-test checks the scanner tells them apart.
+# What may precede the `{` of a block (a function or lambda body, a statement block, a class
+# or namespace body) rather than of a braced initializer.
+BLOCK_BEFORE = re.compile(
+    r"(?:\belse|\bdo|\btry|\bmutable|\bnoexcept|\bconst|\boverride|\bfinal|->\s*[\w:<>, ]+|"
+    r"\b(?:struct|class|union)\s+\w+(?:\s*:[^{;]*)?|\bnamespace\s*\w*|\benum\s+(?:class\s+)?\w+(?:\s*:\s*[\w:]+)?|"
+    r"\bextern\s+\"C\")\s*$")
+
+
+def braced_initializers(code):
+    """A co_await directly inside a braced initializer (not in a nested block or lambda)."""
+    stack = []  # [offset, is_block, holds_co_await]
+    for i, ch in enumerate(code):
+        if ch == "{":
+            j = i - 1
+            while j >= 0 and code[j] in " \t\n":
+                j -= 1
+            is_block = j < 0 or code[j] in ");{}:]" or BLOCK_BEFORE.search(code[max(0, j - 120) : j + 1]) is not None
+            stack.append([i, is_block, False])
+        elif ch == "}" and stack:
+            start, is_block, awaits = stack.pop()
+            if awaits and not is_block:
+                yield code.count("\n", 0, start) + 1, "braced initializer"
+        elif stack and code.startswith("co_await", i) and (i == 0 or not (code[i - 1].isalnum() or code[i - 1] == "_")):
+            stack[-1][2] = True
+
+
+# Each form g++ 12 was seen to miscompile (a standalone asio program crashed, or destroyed an
+# aggregate's member twice), and forms it compiles correctly; --self-test checks the scanner
+# tells them apart.
 BAD = [
     "while (!co_await f()) {}",
     "for (;;) { if (co_await f()) break; }",
@@ -115,6 +149,11 @@ BAD = [
     "do {} while (!co_await f());",
     "for (; !co_await f();) {}",
     "switch (co_await f()) {}",
+    "pair p{tracked(3), co_await f()};",
+    "pair p = {tracked(3), co_await f()};",
+    "g(pair{tracked(3), co_await f()});",
+    "co_return result{co_await f()};",
+    "return {co_await f(), 1};",
 ]
 GOOD = [
     "if (auto ec = co_await f()) g();",
@@ -125,6 +164,12 @@ GOOD = [
     "for (auto& r : rs) (void)co_await r->flush();",
     "if (x) co_await f(); // if (co_await g())",
     'log("if (co_await x)");',
+    "task<void> h() { auto n = co_await f(); pair p{t, n}; }",
+    "spawn(ex, [&]() -> task<void> { co_await f(); });",
+    "spawn(ex, [&] { return g(); });",
+    "struct s : base { task<void> h() override { co_await f(); } };",
+    "if (x) { y = co_await f(); } else { co_await g(); }",
+    "namespace n { task<void> h() { co_await f(); } }",
 ]
 
 
@@ -157,12 +202,13 @@ def main():
                     text = fh.read()
                 for line, kind in findings(p, text):
                     bad += 1
-                    print(f"{os.path.relpath(p, root)}:{line}: co_await in the condition of `{kind}`: "
-                          "declare the result first (g++ 12 miscompiles this, GCC bug 106188)")
+                    where = "a braced initializer" if kind == "braced initializer" else f"the condition of `{kind}`"
+                    print(f"{os.path.relpath(p, root)}:{line}: co_await in {where}: declare the result first "
+                          "(g++ 12 miscompiles this; see this script's header)")
     if bad:
         print(f"{bad} finding(s)")
         return 1
-    print("no co_await in a condition")
+    print("no co_await in a condition or a braced initializer")
     return 0
 
 
