@@ -317,8 +317,130 @@ struct subcommand {
 };
 constexpr subcommand kSubcommands[] = {
     {"client", "id", 2},   {"client", "setname", 3}, {"client", "getname", 2},
-    {"command", "count", 2}, {"command", "docs", -2}, {"function", "flush", -2},
+    {"command", "count", 2}, {"command", "docs", -2}, {"command", "info", -2},
+    {"command", "list", -2}, {"command", "help", 2},   {"function", "flush", -2},
 };
+
+// What COMMAND / COMMAND INFO say about each command, as Redis 7.0 says it: flags, key
+// positions (first, last, step; 0 0 0 for none, last -1 = to the end) and the ACL group.
+// Arity comes from the dispatch table (or `arity` for the pub/sub commands, which are not
+// in it). Tips, key specs and subcommand lists are left empty.
+struct command_doc {
+  std::string_view name;
+  std::string_view flags;  // space separated
+  int first, last, step;
+  std::string_view group;  // @string, @keyspace, @hash, @pubsub, @connection, @server, @scripting
+  int arity = 0;           // 0: the dispatch table's
+};
+constexpr command_doc kCommandDocs[] = {
+    {"ping", "fast", 0, 0, 0, "@connection"},
+    {"echo", "fast", 0, 0, 0, "@connection"},
+    {"hello", "noscript loading stale fast no_auth allow_busy", 0, 0, 0, "@connection"},
+    {"auth", "noscript loading stale fast no_auth allow_busy", 0, 0, 0, "@connection"},
+    {"select", "loading stale fast", 0, 0, 0, "@connection"},
+    {"quit", "allow_busy noscript loading stale fast no_auth", 0, 0, 0, "@connection"},
+    {"client", "", 0, 0, 0, "@connection"},
+    {"command", "loading stale", 0, 0, 0, "@connection"},
+    {"info", "loading stale", 0, 0, 0, "@server"},
+    {"function", "", 0, 0, 0, "@scripting"},
+    {"get", "readonly fast", 1, 1, 1, "@string"},
+    {"set", "write denyoom", 1, 1, 1, "@string"},
+    {"setnx", "write denyoom fast", 1, 1, 1, "@string"},
+    {"setex", "write denyoom", 1, 1, 1, "@string"},
+    {"psetex", "write denyoom", 1, 1, 1, "@string"},
+    {"mget", "readonly fast", 1, -1, 1, "@string"},
+    {"mset", "write denyoom", 1, -1, 2, "@string"},
+    {"msetnx", "write denyoom", 1, -1, 2, "@string"},
+    {"getset", "write denyoom fast", 1, 1, 1, "@string"},
+    {"getdel", "write fast", 1, 1, 1, "@string"},
+    {"getex", "write fast", 1, 1, 1, "@string"},
+    {"append", "write denyoom fast", 1, 1, 1, "@string"},
+    {"strlen", "readonly fast", 1, 1, 1, "@string"},
+    {"getrange", "readonly", 1, 1, 1, "@string"},
+    {"substr", "readonly", 1, 1, 1, "@string"},
+    {"setrange", "write denyoom", 1, 1, 1, "@string"},
+    {"incr", "write denyoom fast", 1, 1, 1, "@string"},
+    {"incrby", "write denyoom fast", 1, 1, 1, "@string"},
+    {"decr", "write denyoom fast", 1, 1, 1, "@string"},
+    {"decrby", "write denyoom fast", 1, 1, 1, "@string"},
+    {"incrbyfloat", "write denyoom fast", 1, 1, 1, "@string"},
+    {"del", "write", 1, -1, 1, "@keyspace"},
+    {"unlink", "write fast", 1, -1, 1, "@keyspace"},
+    {"exists", "readonly fast", 1, -1, 1, "@keyspace"},
+    {"touch", "readonly fast", 1, -1, 1, "@keyspace"},
+    {"type", "readonly fast", 1, 1, 1, "@keyspace"},
+    {"expire", "write fast", 1, 1, 1, "@keyspace"},
+    {"pexpire", "write fast", 1, 1, 1, "@keyspace"},
+    {"expireat", "write fast", 1, 1, 1, "@keyspace"},
+    {"pexpireat", "write fast", 1, 1, 1, "@keyspace"},
+    {"expiretime", "readonly fast", 1, 1, 1, "@keyspace"},
+    {"pexpiretime", "readonly fast", 1, 1, 1, "@keyspace"},
+    {"ttl", "readonly fast", 1, 1, 1, "@keyspace"},
+    {"pttl", "readonly fast", 1, 1, 1, "@keyspace"},
+    {"persist", "write fast", 1, 1, 1, "@keyspace"},
+    {"keys", "readonly", 0, 0, 0, "@keyspace"},
+    {"scan", "readonly", 0, 0, 0, "@keyspace"},
+    {"rename", "write", 1, 2, 1, "@keyspace"},
+    {"renamenx", "write fast", 1, 2, 1, "@keyspace"},
+    {"dbsize", "readonly fast", 0, 0, 0, "@keyspace"},
+    {"flushdb", "write", 0, 0, 0, "@keyspace"},
+    {"flushall", "write", 0, 0, 0, "@keyspace"},
+    {"randomkey", "readonly", 0, 0, 0, "@keyspace"},
+    {"hset", "write denyoom fast", 1, 1, 1, "@hash"},
+    {"hmset", "write denyoom fast", 1, 1, 1, "@hash"},
+    {"hsetnx", "write denyoom fast", 1, 1, 1, "@hash"},
+    {"hget", "readonly fast", 1, 1, 1, "@hash"},
+    {"hmget", "readonly fast", 1, 1, 1, "@hash"},
+    {"hgetall", "readonly", 1, 1, 1, "@hash"},
+    {"hkeys", "readonly", 1, 1, 1, "@hash"},
+    {"hvals", "readonly", 1, 1, 1, "@hash"},
+    {"hdel", "write fast", 1, 1, 1, "@hash"},
+    {"hexists", "readonly fast", 1, 1, 1, "@hash"},
+    {"hlen", "readonly fast", 1, 1, 1, "@hash"},
+    {"hincrby", "write denyoom fast", 1, 1, 1, "@hash"},
+    {"hincrbyfloat", "write denyoom fast", 1, 1, 1, "@hash"},
+    {"hstrlen", "readonly fast", 1, 1, 1, "@hash"},
+    {"publish", "pubsub loading stale fast", 0, 0, 0, "@pubsub", 3},
+    {"subscribe", "pubsub noscript loading stale", 0, 0, 0, "@pubsub", -2},
+    {"unsubscribe", "pubsub noscript loading stale", 0, 0, 0, "@pubsub", -1},
+    {"psubscribe", "pubsub noscript loading stale", 0, 0, 0, "@pubsub", -2},
+    {"punsubscribe", "pubsub noscript loading stale", 0, 0, 0, "@pubsub", -1},
+};
+
+const command_doc* find_doc(std::string_view name) {
+  for (const auto& d : kCommandDocs)
+    if (redis::iequals(name, d.name)) return &d;
+  return nullptr;
+}
+
+std::vector<std::string_view> words(std::string_view s) {
+  std::vector<std::string_view> out;
+  while (!s.empty()) {
+    auto sp = s.find(' ');
+    out.push_back(s.substr(0, sp));
+    if (sp == std::string_view::npos) break;
+    s.remove_prefix(sp + 1);
+  }
+  return out;
+}
+
+// ACL categories as Redis derives them: the group, @read / @write, @fast / @slow, and
+// @dangerous for the commands that scan or wipe everything.
+std::vector<std::string> categories(const command_doc& d) {
+  std::vector<std::string> out;
+  const auto fl = words(d.flags);
+  auto has = [&](std::string_view f) { return std::find(fl.begin(), fl.end(), f) != fl.end(); };
+  if (d.group == "@string" || d.group == "@keyspace" || d.group == "@hash") {
+    out.emplace_back(d.group);
+    out.emplace_back(has("write") ? "@write" : "@read");
+  } else if (d.group != "@server" && d.group != "@scripting") {
+    out.emplace_back(d.group);
+  }
+  out.emplace_back(has("fast") ? "@fast" : "@slow");
+  if (d.name == "keys" || d.name == "flushdb" || d.name == "flushall" || d.name == "info") out.emplace_back("@dangerous");
+  return out;
+}
+
 
 bool is_container(std::string_view name) {
   return redis::iequals(name, "client") || redis::iequals(name, "command") || redis::iequals(name, "function");
@@ -810,17 +932,94 @@ void redis_kv::cmd_client(context&, session_id s, client& c, redis::command& cmd
   }
 }
 
+void redis_kv::command_entry(redis::writer& w, const void* doc) {
+  const auto& d = *static_cast<const kvx::command_doc*>(doc);
+  int arity = d.arity;
+  if (arity == 0)
+    if (const auto* e = find(d.name)) arity = e->arity;
+  const auto fl = kvx::words(d.flags);
+  const auto cats = kvx::categories(d);
+  w.array(10);
+  w.bulk(d.name);
+  w.integer(arity);
+  w.set(fl.size());
+  for (auto f : fl) w.status(f);
+  w.integer(d.first);
+  w.integer(d.last);
+  w.integer(d.step);
+  w.set(cats.size());
+  for (const auto& c : cats) w.status(c);
+  w.array(0);  // tips
+  w.array(0);  // key specifications
+  w.array(0);  // subcommands
+}
+
 void redis_kv::cmd_command(context&, session_id, client&, redis::command& cmd) {
-  if (cmd.size() == 1) return cmd.reply().array(0);
+  auto& w = cmd.reply();
+  const auto all = [&] {
+    w.array(std::size(kvx::kCommandDocs));
+    for (const auto& d : kvx::kCommandDocs) command_entry(w, &d);
+  };
+  if (cmd.size() == 1) return all();
   auto sub = cmd[1];
   if (redis::iequals(sub, "count")) {
-    if (cmd.size() != 2) return cmd.reply().error("ERR wrong number of arguments for 'command|count' command");
-    cmd.reply().integer(static_cast<long long>(commands().size()));
+    w.integer(static_cast<long long>(std::size(kvx::kCommandDocs)));
+  } else if (redis::iequals(sub, "info")) {
+    if (cmd.size() == 2) return all();
+    w.array(cmd.size() - 2);
+    for (std::size_t i = 2; i < cmd.size(); ++i) {
+      if (const auto* d = kvx::find_doc(cmd[i]))
+        command_entry(w, d);
+      else
+        w.null_array();
+    }
+  } else if (redis::iequals(sub, "list")) {
+    // FILTERBY PATTERN <glob> | ACLCAT <category> | MODULE <name> (no modules here: none).
+    std::string_view by, arg;
+    if (cmd.size() != 2) {
+      if (cmd.size() != 5 || !redis::iequals(cmd[2], "filterby")) return w.error(kvx::kSyntax);
+      by = cmd[3];
+      arg = cmd[4];
+      if (!redis::iequals(by, "pattern") && !redis::iequals(by, "aclcat") && !redis::iequals(by, "module"))
+        return w.error(kvx::kSyntax);
+    }
+    std::vector<std::string_view> names;
+    for (const auto& d : kvx::kCommandDocs) {
+      bool keep = by.empty();
+      if (redis::iequals(by, "pattern")) keep = redis::glob_match(std::string(arg), d.name);
+      if (redis::iequals(by, "aclcat")) {
+        for (const auto& c : kvx::categories(d))
+          if (redis::iequals(std::string_view(c).substr(1), arg)) keep = true;
+      }
+      if (keep) names.push_back(d.name);
+    }
+    w.array(names.size());
+    for (auto n : names) w.bulk(n);
   } else if (redis::iequals(sub, "docs")) {
-    cmd.reply().map(0);
+    w.map(0);  // minimal: redis-cli asks for it and copes with none
+  } else if (redis::iequals(sub, "help")) {
+    static constexpr std::string_view kHelp[] = {
+        "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "(no subcommand)",
+        "    Return details about all Redis commands.",
+        "COUNT",
+        "    Return the total number of commands in this Redis server.",
+        "LIST",
+        "    Return a list of all commands in this Redis server.",
+        "INFO [<command-name> ...]",
+        "    Return details about multiple Redis commands.",
+        "    If no command names are given, documentation details for all",
+        "    commands are returned.",
+        "DOCS [<command-name> ...]",
+        "    Return documentation details about multiple Redis commands (none here).",
+        "HELP",
+        "    Print this help.",
+    };
+    w.array(std::size(kHelp));
+    for (auto line : kHelp) w.status(line);
   } else {
     std::string n(sub.substr(0, std::min<std::size_t>(sub.find('\0'), 128)));
-    cmd.reply().error("ERR unknown subcommand '" + n + "'. Try COMMAND HELP.");
+    w.error("ERR unknown subcommand '" + n + "'. Try COMMAND HELP.");
   }
 }
 

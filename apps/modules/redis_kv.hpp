@@ -107,6 +107,8 @@ class redis_kv final : public module_base {
   SWACTOR_REDIS_CMD(cmd_quit)
   SWACTOR_REDIS_CMD(cmd_client)
   SWACTOR_REDIS_CMD(cmd_command)
+  // One COMMAND INFO entry (`doc` is a kvx::command_doc, private to redis_kv.cpp).
+  static void command_entry(redis::writer& w, const void* doc);
   SWACTOR_REDIS_CMD(cmd_info)
   SWACTOR_REDIS_CMD(cmd_function)
   SWACTOR_REDIS_CMD(cmd_get)

@@ -465,6 +465,30 @@ TEST_CASE("redis_kv: connection commands", "[redis_kv]") {
          });
   auto count = r({"COMMAND", "COUNT"});
   CHECK(std::stoi(count.substr(1)) > 60);
+  // COMMAND lists as many entries as COUNT says, each the 10 fields of Redis 7.
+  auto all = r({"COMMAND"});
+  CHECK(all.rfind("*" + count.substr(1, count.size() - 3) + "\r\n*10\r\n$4\r\nping\r\n", 0) == 0);
+  CHECK(r({"COMMAND", "INFO"}) == all);
+  CHECK(r({"COMMAND", "INFO", "get", "nosuch", "MSET"}) ==
+        "*3\r\n"
+        "*10\r\n$3\r\nget\r\n:2\r\n*2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n"
+        "*3\r\n+@string\r\n+@read\r\n+@fast\r\n*0\r\n*0\r\n*0\r\n"
+        "*-1\r\n"
+        "*10\r\n$4\r\nmset\r\n:-3\r\n*2\r\n+write\r\n+denyoom\r\n:1\r\n:-1\r\n:2\r\n"
+        "*3\r\n+@string\r\n+@write\r\n+@slow\r\n*0\r\n*0\r\n*0\r\n");
+  CHECK(r({"COMMAND", "INFO", "rename", "publish"}).find("$6\r\nrename\r\n:3\r\n*1\r\n+write\r\n:1\r\n:2\r\n:1\r\n") !=
+        std::string::npos);
+  // Every command the dispatch table knows is listed, and each listed one is answered.
+  auto list = r({"COMMAND", "LIST"});
+  CHECK(list.rfind("*" + count.substr(1, count.size() - 3) + "\r\n", 0) == 0);
+  for (const char* name : {"get", "hincrbyfloat", "expiretime", "subscribe", "publish", "function"})
+    CHECK(list.find(std::string("\r\n") + name + "\r\n") != std::string::npos);
+  CHECK(r({"COMMAND", "LIST", "FILTERBY", "PATTERN", "h*get*"}) ==
+        "*3\r\n$4\r\nhget\r\n$5\r\nhmget\r\n$7\r\nhgetall\r\n");
+  CHECK(r({"COMMAND", "LIST", "FILTERBY", "ACLCAT", "pubsub"}).rfind("*5\r\n", 0) == 0);
+  CHECK(r({"COMMAND", "LIST", "FILTERBY", "MODULE", "x"}) == "*0\r\n");
+  CHECK(r({"COMMAND", "LIST", "FILTERBY", "COLOR", "x"}) == kSyntax);
+  CHECK(r({"COMMAND", "HELP"}).rfind("*15\r\n+COMMAND <subcommand>", 0) == 0);
   CHECK(r({"SET", "k", "v"}) == kOK);
   CHECK(r({"EXPIRE", "k", "100"}) == ":1\r\n");
   auto info = r({"INFO"});
