@@ -712,7 +712,8 @@ task<void> redis_kv::on_command(context& ctx, session_id s, redis::command& cmd)
     co_return;
   }
   if (pubsub_refuses(c, cmd)) co_return;
-  if (const bool handled = co_await pubsub_command(ctx, s, c, cmd)) co_return;
+  const bool handled = co_await pubsub_command(ctx, s, c, cmd);
+  if (handled) co_return;
   if (!e) {
     redis::reply_unknown_command(cmd);
     co_return;
