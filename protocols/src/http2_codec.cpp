@@ -54,9 +54,9 @@ constexpr std::size_t kSlice = 4096;
 // lives on its connection's loop; a block freed on another thread just joins that thread's
 // lists), keep up to 32 KiB of blocks per size class; larger blocks go to malloc as they
 // are. A block carries its class in a 16-byte header (malloc's alignment is kept). The
-// lists are plain data (no destructor to order against a codec freed late at exit): what a
-// thread keeps cached is the process's until it exits. Under AddressSanitizer (the fuzz
-// build) nothing is cached, so a use after free is still caught.
+// lists are plain data (no destructor to order against a codec freed late at exit); a
+// reaper made with the first cached block frees them when the thread ends. Under
+// AddressSanitizer (the fuzz build) nothing is cached, so a use after free is still caught.
 namespace pool {
 #if defined(__SANITIZE_ADDRESS__)
 constexpr std::size_t kCachedBytes = 0;
@@ -79,8 +79,32 @@ struct free_block {
 struct lists {
   free_block* head[kClasses];
   std::uint32_t count[kClasses];
+  bool reaper_armed;  // this thread's reaper exists (made with the first cached block)
+  bool dead;          // the reaper ran: the thread is ending, nothing more is cached
 };
 thread_local constinit lists tl{};
+
+// Frees this thread's cached blocks when the thread ends (or the process exits, for the
+// main thread), so a leak checker sees none; a block released after that goes to free().
+// A separate object, made on first use, so that `tl` stays trivial and every alloc and
+// release reaches it without a thread_local initialisation check.
+struct reaper {
+  ~reaper() {
+    for (unsigned c = 0; c < kClasses; ++c) {
+      while (auto* f = tl.head[c]) {
+        tl.head[c] = f->next;
+        std::free(f);
+      }
+      tl.count[c] = 0;
+    }
+    tl.dead = true;
+  }
+};
+[[gnu::noinline, gnu::cold]] void arm_reaper() {
+  thread_local reaper r;
+  (void)r;
+  tl.reaper_armed = true;
+}
 
 constexpr std::size_t block_size(unsigned c) noexcept { return std::size_t{64} << c; }
 // Blocks a class keeps cached.
@@ -123,7 +147,9 @@ void release(void* p, void*) {
   header h;
   std::memcpy(&h, b, sizeof h);
   const auto c = static_cast<unsigned>(h.cls);
-  if (c != kLarge && tl.count[c] < kept(c)) {
+  if (c != kLarge && tl.count[c] < kept(c) && !tl.dead) {
+    if (!tl.reaper_armed) [[unlikely]]
+      arm_reaper();
     auto* f = static_cast<free_block*>(b);
     f->next = tl.head[c];
     tl.head[c] = f;

@@ -7,7 +7,8 @@ The server (master, workers and, in process mode, the master's reactor thread) s
 (keep-alive, `Connection: close`, HTTP/1.0, pipelining, a smuggling attempt), HTTP/2 (h2c and
 over TLS, with curl), HTTPS, WebSocket, Redis (with a protocol error) and framed TCP for a
 moment, then stops on SIGTERM. Every process's
-valgrind log must end with "ERROR SUMMARY: 0 errors". Exit 77 (skipped) without valgrind.
+valgrind log must end with "ERROR SUMMARY: 0 errors", definite leaks counted as errors. Exit 77
+(skipped) without valgrind.
 
 Why: a use-after-free in the reactor (a reply that closed its connection was followed by a
 read of the freed connection) passed every functional test; only memcheck showed it.
@@ -216,6 +217,7 @@ tls = {{ cert = "{tmp}/cert.pem", key = "{tmp}/key.pem", alpn = ["h2", "http/1.1
         f.write(config)
     log = open(os.path.join(tmp, "server.log"), "w")
     proc = subprocess.Popen([valgrind, "--trace-children=yes", "--num-callers=30", "--track-origins=yes",
+                             "--leak-check=full", "--show-leak-kinds=definite", "--errors-for-leak-kinds=definite",
                              f"--log-file={tmp}/vg.%p.log", binary, "run", os.path.join(tmp, "app.toml")],
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     failures = []
@@ -246,8 +248,8 @@ tls = {{ cert = "{tmp}/cert.pem", key = "{tmp}/key.pem", alpn = ["h2", "http/1.1
             continue  # a process that exec'd: its log continues in the exec'd one's
         summaries += 1
         if int(m.group(1)) != 0:
-            first = re.search(r"==\d+== (Invalid|Conditional|Use of|Syscall|Mismatched|Source and)[\s\S]*?\n==\d+== \n",
-                              text)
+            first = re.search(r"==\d+== (Invalid|Conditional|Use of|Syscall|Mismatched|Source and|[\d,]+ (\([^)]*\) )?"
+                              r"bytes in [\d,]+ blocks are definitely lost)[\s\S]*?\n==\d+== \n", text)
             failures.append(f"{name} ({role.group(1)[:80] if role else '?'}): {m.group(1)} error(s)\n"
                             f"{first.group(0) if first else ''}")
     server_log = open(os.path.join(tmp, "server.log"), errors="replace").read()
