@@ -4,14 +4,16 @@
     memcheck.py SWACTOR_BIN base|process
 
 The server (master, workers and, in process mode, the master's reactor thread) serves HTTP/1.1
-(keep-alive, `Connection: close`, HTTP/1.0, pipelining, a smuggling attempt), HTTP/2 (h2c and
-over TLS, with curl), HTTPS, WebSocket, Redis (with a protocol error) and framed TCP for a
-moment, then stops on SIGTERM. Every process's
+(keep-alive, `Connection: close`, HTTP/1.0, pipelining, a smuggling attempt, clients that
+reset the connection while a large response streams), HTTP/2 (h2c and over TLS, with curl),
+HTTPS, WebSocket, Redis (with a protocol error) and framed TCP for a moment, then stops on
+SIGTERM with a handler still running (past max_wait_time). Every process's
 valgrind log must end with "ERROR SUMMARY: 0 errors", definite leaks counted as errors. Exit 77
 (skipped) without valgrind.
 
-Why: a use-after-free in the reactor (a reply that closed its connection was followed by a
-read of the freed connection) passed every functional test; only memcheck showed it.
+Why: use-after-frees in the reactor (a reply or a failed write that closed its connection,
+followed by reads of the freed connection) and in a stopping worker (handlers resumed after
+their runtime was destroyed) passed every functional test; only memcheck showed them.
 """
 import base64
 import os
@@ -19,6 +21,8 @@ import re
 import shutil
 import signal
 import socket
+import ssl
+import struct
 import subprocess
 import sys
 import tempfile
@@ -148,6 +152,20 @@ def drive(ports, failures):
     curl(["-k", "--http1.1", tls], failures, "https, HTTP/1.1")
     curl(["-k", "--http2", "-d", "c" * 5000, tls], failures, "https, h2")
 
+    # Clients that leave while a large chunked response streams to them, over TLS and in
+    # clear (a write that fails at once used to free the connection under its sender).
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    for secure in (True, False, True):
+        raw = socket.create_connection(("127.0.0.1", https if secure else http))
+        s = ctx.wrap_socket(raw, server_hostname="localhost") if secure else raw
+        s.sendall(b"GET /stream?chunks=200&size=60000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        got = recv_until(s, lambda d: len(d) >= 200000)
+        check(got.startswith(b"HTTP/1.1 200"), "streamed response: %r" % got[:40], failures)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
+        s.close()
+
     # Framed TCP (eof framing, "\n").
     with socket.create_connection(("127.0.0.1", tcp)) as s:
         s.sendall(b"one\ntwo\nthree\n")
@@ -178,7 +196,7 @@ def main():
     server = ('mode = "process"\nworkers = 2\nreactor_threads = 1\n' if mode == "process"
               else 'workers = 2\ntask_workers = 1\n')
     config = f"""[server]
-{server}max_wait_time = "5s"
+{server}max_wait_time = "2s"
 log_level = "info"
 admin_socket = "{tmp}/admin.sock"
 
@@ -227,6 +245,11 @@ tls = {{ cert = "{tmp}/cert.pem", key = "{tmp}/key.pem", alpn = ["h2", "http/1.1
         else:
             time.sleep(3)  # every worker serving (they start one after the other under valgrind)
             drive(ports, failures)
+            # A handler still running when the stop gives up on it (max_wait_time): its
+            # worker must leave without resuming it on a destroyed runtime.
+            late = socket.create_connection(("127.0.0.1", ports[0]))
+            late.sendall(b"GET /late?delay=30000 HTTP/1.1\r\nHost: x\r\n\r\n")
+            time.sleep(1)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

@@ -798,6 +798,10 @@ void connection::finish(bool aborted, std::string_view reason, bool reset) {
   out_bytes_ = 0;
   std::string().swap(pending_);
   host_.on_connection_closed(*this, aborted, reason);
+  // The last reference goes when the loop next turns, not here: finish() is reached from
+  // inside a send (a write that failed at once, a reply that closes) whose callers, up to
+  // the reactor's conn_host::send, hold no reference and still use the object after it.
+  asio::post(host_.io(), [last = std::move(self)] {});
 }
 
 }  // namespace swactor::net

@@ -2,6 +2,8 @@
 
 #include <signal.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include <asio/signal_set.hpp>
@@ -129,6 +131,15 @@ int run_worker(const worker_args& args, const module_registry& reg) {
     lp.context().restart();
     lp.context().poll();
     code = rt.exit_code();
+    if (auto n = rt.unfinished_handlers(); n > 0) {
+      // Their coroutines wait on objects of `rt`: destroying it wakes them, and the loop's
+      // teardown would then resume them on freed memory. max_wait_time is over, so leave
+      // without unwinding them (the log is flushed line by line).
+      log::warning("{} handler(s) still running past max_wait_time: exiting without unwinding them", n);
+      log::info("exited");
+      std::fflush(nullptr);
+      std::_Exit(code);
+    }
   }
   log::info("exited");
   return code;

@@ -99,6 +99,8 @@ class worker_runtime final : private handler_host,
   task<void> start();
   void begin_stop(std::string why);
   int exit_code() const noexcept { return exit_code_; }
+  // Handlers still running once the stop sequence gave up on them (max_wait_time).
+  std::int64_t unfinished_handlers() noexcept { return runner_.running().count() + in_flight_.count(); }
   std::string stats_json();
   void attach_tables(const std::vector<int>& fds);
 
