@@ -276,7 +276,8 @@ tls = {{ cert = "{tmp}/cert.pem", key = "{tmp}/key.pem", alpn = ["h2", "http/1.1
             failures.append(f"{name} ({role.group(1)[:80] if role else '?'}): {m.group(1)} error(s)\n"
                             f"{first.group(0) if first else ''}")
     server_log = open(os.path.join(tmp, "server.log"), errors="replace").read()
-    if re.search(r"exited unexpectedly: killed by signal", server_log):
+    if re.search(r"(exited unexpectedly|finished): killed by signal \d+ \((SIGSEGV|SIGABRT|SIGILL|SIGBUS|SIGFPE)\)",
+                 server_log):
         failures.append("a process was killed by a signal:\n" + server_log[-3000:])
     expected = 3 if mode == "process" else 4  # the master, 2 workers (+ the task worker in base mode)
     if summaries < expected:

@@ -195,7 +195,8 @@ class server_under_test {
     CHECK_FALSE(std::filesystem::exists(pid_file));
     // No child died of a crash while the test ran (the master restarts it, so nothing else
     // would show it). A test that crashes a process on purpose sets allow_crashes.
-    if (!allow_crashes) CHECK(count_log("exited unexpectedly: killed by signal [0-9]+ \\((SIGSEGV|SIGABRT|SIGILL|SIGBUS|SIGFPE)\\)") == 0);
+    if (!allow_crashes)
+      CHECK(count_log("(exited unexpectedly|finished): killed by signal [0-9]+ \\((SIGSEGV|SIGABRT|SIGILL|SIGBUS|SIGFPE)\\)") == 0);
   }
 
   static std::string tail(const std::string& text, std::size_t n = 6000) {

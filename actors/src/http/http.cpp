@@ -467,7 +467,10 @@ swactor::task<std::error_code> response::write(std::string_view chunk, duration 
   unacked_ += chunk.size();
   if (unacked_ >= 64 * 1024) {
     unacked_ = 0;
-    co_return co_await ch_->drained(timeout);
+    // Recorded like a failed send: a client that left (session_not_found) is told apart
+    // from a module that forgot to end the response.
+    const auto waited = co_await ch_->drained(timeout);
+    co_return fail(waited);
   }
   co_return std::error_code();
 }

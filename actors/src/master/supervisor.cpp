@@ -113,7 +113,11 @@ task<void> supervisor::watch(std::shared_ptr<proc_handle> h) {
   h->ready.add(0);
   sink_.on_process_exit(*h);
   if (h->retiring || stopping_) {
-    log::info("{} (pid {}) finished: {}", layout_.name(h->id), h->pid, status);
+    // A leaving process is not restarted, but a crash on its way out is still worth a look.
+    if (crashed)
+      log::warning("{} (pid {}) finished: {}", layout_.name(h->id), h->pid, status);
+    else
+      log::info("{} (pid {}) finished: {}", layout_.name(h->id), h->pid, status);
     co_return;
   }
   if (sl.current != h) co_return;

@@ -720,6 +720,11 @@ void worker_runtime::http_handler_done(const http_exchange& x, const http::respo
                  modules_[static_cast<std::size_t>(mod)]->instance_name(), x.req->method(), x.req->path(), s,
                  res.error().message());
     end_failed(s, x.h2_stream);
+  } else if (!error && !res.ended() && res.error() == server_errc::session_not_found) {
+    // A write found the connection (or the HTTP/2 stream) gone: the client left while the
+    // response streamed. Nobody to answer, nothing the module did wrong.
+    log::info("session {}: {} {}: the client went away before the response ended", s, x.req->method(),
+              x.req->path());
   } else if (!error && !res.ended() && x.pipe && x.pipe->gone) {
     // Its request ended before the body did (the client reset the stream or closed, or
     // h2_idle_stream_timeout): nobody is left to answer, so no failure to log.
