@@ -529,6 +529,18 @@ task<void> redis_kv::on_worker_start(context& ctx) {
 task<void> redis_kv::on_worker_stop(context& ctx) {
   if (sweep_timer_) ctx.timers().clear(sweep_timer_);
   sweep_timer_ = 0;
+  // Subscriptions and AUTH live in this process. In process mode a connection outlives its
+  // worker (the next process of the same id takes it over): a subscriber would then hear
+  // nothing more, and an authenticated client would get -NOAUTH. End those connections, as
+  // a restarting redis-server does; clients reconnect, subscribe and authenticate again.
+  // Connections with nothing to lose go on (CLIENT SETNAME's name is not carried).
+  std::vector<session_id> ending;
+  for (const auto& [s, c] : clients_)
+    if (c.subscriptions() > 0 || (!opts_.password.empty() && c.authenticated)) ending.push_back(s);
+  for (auto s : ending) (void)ctx.close(s);
+  if (!ending.empty())
+    log::info("redis_kv {}: closed {} connection(s) whose subscriptions or authentication stay with this process",
+              instance_name(), ending.size());
   co_return;
 }
 

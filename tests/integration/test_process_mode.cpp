@@ -319,6 +319,27 @@ TEST_CASE("process mode: SIGUSR1 during a bounded load fails no request", "[proc
   for (std::size_t i = 0; i < after.size(); ++i) CHECK(after[i] != before[i]);
 }
 
+TEST_CASE("process mode: after a reload, an open connection is served by the new process", "[process][reload]") {
+  // connection dispatch: the connection stays with worker id 0 or 1, whose process changes.
+  process_server srv("connection", 2);
+  line_client c(srv.port);
+  REQUIRE(c.ok());
+  const auto first = c.call("whoami");  // "worker N pid P"
+  REQUIRE(first.rfind("worker ", 0) == 0);
+  auto pid = std::stoi(t::read_file(srv.pid_file));
+  REQUIRE(::kill(pid, SIGUSR1) == 0);
+  REQUIRE(srv.wait_log("reload done", 10s));
+  // The new process of that worker id answers, over the same connection. It once handled the
+  // line and could not reply ("session is closed or unknown"): the client waited forever.
+  const auto second = c.call("whoami");
+  INFO(first << " then " << second);
+  REQUIRE(second.rfind("worker ", 0) == 0);
+  CHECK(second.substr(0, 9) == first.substr(0, 9));  // the same worker id
+  CHECK(second != first);                            // another pid
+  CHECK(srv.wait_log("open connection\\(s\\) handed to the new process of worker", 5s));
+  CHECK(srv.count_log("session is closed or unknown") == 0);
+}
+
 TEST_CASE("process mode: max_request recycles workers without losing a message", "[process][max_request]") {
   process_server srv("round_robin", 2, "max_request = 40\n");
   line_client c(srv.port);

@@ -202,3 +202,33 @@ TEST_CASE("redis: a connection's state stays with one worker under any dispatch 
   }
   srv.stop_and_check();
 }
+
+TEST_CASE("redis: a worker reload ends subscribers and authenticated connections, keeps the others", "[redis][reload]") {
+  auto mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  std::string kv = kKv;
+  kv.replace(kv.find("table = \"kv\""), 12, "table = \"kv\"\npassword = \"pw\"");
+  server_under_test srv(server_keys(mode, 1) + "\nmax_wait_time = \"2s\"", kv);
+  auto sub = connect_tcp("127.0.0.1", srv.port);
+  auto plain = connect_tcp("127.0.0.1", srv.port);
+  REQUIRE(sub);
+  REQUIRE(plain);
+  CHECK(exchange(sub, "AUTH pw\r\n", 5) == "+OK\r\n");
+  CHECK(exchange(sub, "SUBSCRIBE news\r\n", 33) == "*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n");
+  CHECK(exchange(plain, "PING\r\n", 34) == "-NOAUTH Authentication required.\r\n");  // nothing to lose
+  REQUIRE(::kill(std::stoi(t::read_file(srv.pid_file)), SIGUSR1) == 0);
+  REQUIRE(srv.wait_log("reload done", 20s));
+  // The subscriber is told by the end of its connection (it would otherwise wait forever).
+  CHECK(sub.wait_closed(10s));
+  CHECK(srv.wait_log("redis_kv kv: closed 1 connection\\(s\\) whose subscriptions or authentication", 10s));
+  if (mode == "process") {
+    // The connection with nothing to lose is still served, by the new worker.
+    CHECK(exchange(plain, "AUTH pw\r\n", 5) == "+OK\r\n");
+    CHECK(exchange(plain, "PING\r\n", 7) == "+PONG\r\n");
+  }
+  auto again = connect_tcp("127.0.0.1", srv.port);
+  REQUIRE(again);
+  CHECK(exchange(again, "AUTH pw\r\n", 5) == "+OK\r\n");
+  CHECK(exchange(again, "PING\r\n", 7) == "+PONG\r\n");
+  srv.stop_and_check();
+}

@@ -429,7 +429,7 @@ struct reactor_thread::impl final : net::connection_sink {
     c.sink_worker = pick(&c, c.id());
     tell_open(c, c.sink_worker);
   }
-  void tell_open(net::connection& c, int w) {
+  ipc::conn_open open_message(net::connection& c) const {
     ipc::conn_open m;
     m.session = c.id();
     m.listener = static_cast<std::uint32_t>(c.listener());
@@ -439,8 +439,9 @@ struct reactor_thread::impl final : net::connection_sink {
     m.protocol.assign(c.codec().name());
     m.connect_ms = c.connect_ms;
     set_tls(m, c.tls());
-    deliver(w, ipc::encode(std::move(m)));
+    return m;
   }
+  void tell_open(net::connection& c, int w) { deliver(w, ipc::encode(open_message(c))); }
 
   bool on_event(net::connection& c, const protocols::event& e) override {
     // A connection whose requests are not all answered stays with the worker that has
@@ -713,6 +714,7 @@ struct reactor_thread::impl final : net::connection_sink {
     std::weak_ptr<ipc::link> weak = shared;
     live_links.emplace(shared.get(), shared);
     adopt_websockets(w, *shared);
+    reopen_sessions(w, *shared);
     // A batch of the worker's messages (one read of the link) is handed over corked: the
     // replies it carries for one connection leave in one write. Batches of different links
     // never interleave (each is handed over in one go), and nothing else corks this host.
@@ -754,8 +756,30 @@ struct reactor_thread::impl final : net::connection_sink {
     release_held(w);
   }
 
-  // A new process of worker id `w` (reload, crash): before anything else reaches it, it
-  // learns the WebSockets its id serves, so they stay open across the restart.
+  // A new process of worker id `w` (reload, crash): before anything else reaches it, the
+  // other connections its id serves (they stay with it: connection dispatch, a Redis
+  // connection, a request in progress) or was told of (spread) are opened there again, before
+  // their next event. The new process knows no session: without this its module's replies
+  // went nowhere ("session is closed or unknown") and Redis commands hung. Its module hears
+  // on_connect for each, as for any connection it sees first. (WebSockets: adopt_websockets.)
+  void reopen_sessions(int w, ipc::link& l) {
+    std::size_t n = 0;
+    for (auto sid : host.ids()) {
+      auto* c = host.find(sid);
+      if (!c || c->closed() || c->ws_module >= 0) continue;
+      bool told = c->sink_worker == w;
+      if (auto it = spread.find(sid); it != spread.end() && static_cast<std::size_t>(w) < it->second.size() &&
+                                      it->second[static_cast<std::size_t>(w)])
+        told = true;
+      if (!told) continue;
+      if (auto ec = l.send(ipc::encode(open_message(*c))))
+        log::warning("reactor {}: session {} not reopened on worker {}: {}", id, sid, w, ec.message());
+      ++n;
+    }
+    if (n) log::info("reactor {}: {} open connection(s) handed to the new process of worker {}", id, n, w);
+  }
+
+  // ... and it learns the WebSockets its id serves, so they stay open across the restart.
   void adopt_websockets(int w, ipc::link& l) {
     std::size_t n = 0;
     for (auto sid : host.ids()) {
