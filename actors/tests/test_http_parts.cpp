@@ -637,3 +637,25 @@ TEST_CASE("http config: HTTP keys on a listener that is not HTTP are refused at 
   config::diagnostics d;
   CHECK(parse(head + "max_queued_messages = 10\ntcp_nodelay = true\n", d));
 }
+
+TEST_CASE("http response_handle: encoded with the holder's pid, older handles without it still decode", "[http]") {
+  http::response_handle h;
+  h.worker = 3;
+  h.session = session_id(12345);
+  h.request = 77;
+  h.pid = 4242;
+  CHECK(h.encode() == "swactor-response:3:12345:77:4242");
+  auto back = http::response_handle::decode(h.encode());
+  REQUIRE(back);
+  CHECK(back->worker == 3);
+  CHECK(back->session == session_id(12345));
+  CHECK(back->request == 77);
+  CHECK(back->pid == 4242);
+  auto old = http::response_handle::decode("swactor-response:1:2:3");
+  REQUIRE(old);
+  CHECK(old->request == 3);
+  CHECK(old->pid == 0);
+  for (const char* bad : {"swactor-response:1:2", "swactor-response:1:2:3:", "swactor-response:1:2:3:4:5",
+                          "swactor-response:1:2:3:99999999999", "swactor-response::2:3:4", "other:1:2:3"})
+    CHECK_FALSE(http::response_handle::decode(bad));
+}

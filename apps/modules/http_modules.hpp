@@ -99,7 +99,7 @@ class http_echo final : public module_base {
       "`answer_from=task` detaches the response and a task worker "
       "answers it (the JSON's path and method, or the chunks; headers X-Answered-By, X-Handle, "
       "X-Again: a second claim of the handle; with `also=HANDLE` X-Also: what claiming that "
-      "handle gave; `never=1`: the task never answers).";
+      "handle gave; `never=1`: the task never answers; `task_delay=MS`: it answers after MS).";
   struct options {};
   static config::schema<options> schema() { return {}; }
   explicit http_echo(options) {}
@@ -121,6 +121,9 @@ class http_echo final : public module_base {
     auto p = json::parse(payload, nullptr, false);
     if (p.is_discarded() || !p.contains("handle")) co_return "error: bad payload";
     if (p.value("never", false)) co_return "ok: left unanswered";
+    // Answered later (tests: a reload in between).
+    if (auto ms = p.value("task_delay", std::int64_t{0}); ms > 0)
+      co_await sleep(std::chrono::milliseconds(std::min<std::int64_t>(ms, 60000)));
     std::string also;
     if (auto text = p.value("also", std::string()); !text.empty()) {
       auto other = http::response_handle::decode(text);
@@ -203,7 +206,8 @@ class http_echo final : public module_base {
                 {"path", req.path()},
                 {"method", req.method()},
                 {"also", std::string(req.query_param("also").value_or(""))},
-                {"never", req.query_param("never").has_value()}};
+                {"never", req.query_param("never").has_value()},
+                {"task_delay", number(req, "task_delay", 0)}};
       if (auto t = ctx.task(p.dump()); !t) throw std::runtime_error("http_echo: task: " + t.error().message());
       co_return;
     }

@@ -333,6 +333,7 @@ result<any_message> decode_bus_message(message& m) {
   v.seq = r.integer<std::uint64_t>();
   v.topic = r.str();
   v.tag = r.str();
+  v.dst_pid = r.integer<std::uint32_t>();
   if (!r.done()) return bad();
   v.data = take_bulk(m, bulk);
   return any_message(std::move(v));
@@ -602,6 +603,7 @@ message encode(bus_message m) {
   put<std::uint64_t>(out.payload, m.seq);
   put_str(out.payload, m.topic);
   put_str(out.payload, m.tag);
+  put<std::uint32_t>(out.payload, m.dst_pid);
   end_trailer(out, f);
   return out;
 }

@@ -135,6 +135,7 @@ std::vector<any_message> samples() {
     b.src_module = 1;
     b.dst_module = 3;
     b.seq = ~0ull;
+    b.dst_pid = 0xfffffffeu;
     b.topic = "room.a";
     b.tag = "chat.line";
     b.data = nuls + big;

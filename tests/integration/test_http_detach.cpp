@@ -4,6 +4,7 @@
 // worker (reported in X-Again / X-Also), never a crash; a detached response that never
 // comes ends in 504 after detached_response_timeout.
 #include "http_helpers.hpp"
+#include "swactor/actors/http.hpp"
 
 using namespace std::chrono_literals;
 namespace t = swactor::testing;
@@ -123,5 +124,31 @@ TEST_CASE("http detach: over HTTP/2 a task worker answers a stream, the connecti
                       30s);
   CHECK(never.out == "504 2");
   CHECK(srv.count_log("detach failed") == 0);
+  srv.stop_and_check();
+}
+
+TEST_CASE("http detach: a response detached before a reload is answered by the process that holds it",
+          "[http][detach][reload]") {
+  const std::string mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  server_under_test srv(keys(mode) + "\nmax_wait_time = \"8s\"", http::echo_listener("detached_response_timeout = \"6s\""));
+  auto c = connect_tcp("127.0.0.1", srv.port);
+  REQUIRE(c);
+  // The task claims the response 1.5 s later, after a reload replaced the worker (and the
+  // task worker): the claim must reach the retiring process that holds the request, not
+  // the new one of the same worker id ("no such HTTP request" and a 504, before).
+  REQUIRE(c.send_all(http::get("/late?answer_from=task&task_delay=1500")));
+  std::this_thread::sleep_for(200ms);
+  REQUIRE(::kill(std::stoi(t::read_file(srv.pid_file)), SIGUSR1) == 0);
+  auto r = http::read_response(c);
+  REQUIRE(r);
+  INFO(r->body);
+  CHECK(r->status == 200);
+  CHECK(r->echo()["path"] == "/late");
+  REQUIRE(r->header("X-Handle"));
+  auto h = swactor::http::response_handle::decode(*r->header("X-Handle"));
+  REQUIRE(h);
+  CHECK(h->pid != 0);
+  CHECK(srv.wait_log("reload done", 10s));
   srv.stop_and_check();
 }

@@ -191,7 +191,10 @@ void bus_hub::direct(proc_handle& from, ipc::bus_message m) {
   if (m.dst == ipc::no_worker) {
     to = pick_worker(m.dst_module, m.pick);
   } else if (layout_.valid(static_cast<int>(m.dst))) {
-    to = sup_->current(static_cast<int>(m.dst));
+    // A given pid: that process, also while it retires (it holds what the message is about);
+    // gone, the id's current process answers for it (it knows nothing of it: "gone").
+    if (m.dst_pid != 0) to = sup_->process(static_cast<int>(m.dst), static_cast<pid_t>(m.dst_pid));
+    if (!to) to = sup_->current(static_cast<int>(m.dst));
     if (to && (!to->link || !to->link->is_open())) to = nullptr;
   }
   if (!to) return refuse("no running process for the target");

@@ -21,6 +21,13 @@ proc_handle* supervisor::current(int id) const {
   return slots_[static_cast<std::size_t>(id)].current.get();
 }
 
+proc_handle* supervisor::process(int id, pid_t pid) const {
+  if (auto* c = current(id); c && c->pid == pid) return c;
+  for (const auto& [raw, weak] : handles_)
+    if (raw->id == id && raw->pid == pid && !weak.expired()) return raw;
+  return nullptr;
+}
+
 std::weak_ptr<proc_handle> supervisor::handle_of(proc_handle* h) const {
   auto it = handles_.find(h);
   return it == handles_.end() ? std::weak_ptr<proc_handle>() : it->second;

@@ -89,6 +89,8 @@ class supervisor {
 
   // The registered process of an id (nullptr when none runs).
   proc_handle* current(int id) const;
+  // The live process of an id with that pid, current or retiring (nullptr when none).
+  proc_handle* process(int id, pid_t pid) const;
   // A handle that stays valid while the process lives (a retiring one included).
   std::weak_ptr<proc_handle> handle_of(proc_handle* h) const;
   pid_t pid_of(int id) const;

@@ -104,6 +104,7 @@ result<ipc::bus_message> bus_endpoint::addressed(int module, const bus::target& 
   m.pick = static_cast<std::uint8_t>(to.pick);
   m.src = static_cast<std::uint32_t>(process_);
   m.dst = to.process < 0 ? ipc::no_worker : static_cast<std::uint32_t>(to.process);
+  m.dst_pid = to.process < 0 ? 0 : to.pid;
   m.src_module = static_cast<std::uint32_t>(module);
   m.dst_module = static_cast<std::uint32_t>(dst_module);
   m.seq = ++seq_;

@@ -10,6 +10,9 @@
 // when the connection's output drained. Bus messages from one process to another keep
 // their order, so pieces never overtake each other.
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <charconv>
 
 #include "swactor/actors/http.hpp"
@@ -28,26 +31,29 @@ namespace http {
 
 std::string response_handle::encode() const {
   return "swactor-response:" + std::to_string(worker) + ":" + std::to_string(session.value()) + ":" +
-         std::to_string(request);
+         std::to_string(request) + ":" + std::to_string(pid);
 }
 
 std::optional<response_handle> response_handle::decode(std::string_view text) {
   constexpr std::string_view prefix = "swactor-response:";
   if (!text.starts_with(prefix)) return std::nullopt;
   text.remove_prefix(prefix.size());
-  std::uint64_t v[3] = {};
-  for (int i = 0; i < 3; ++i) {
-    auto end = i < 2 ? text.find(':') : text.size();
+  // Three numbers, or four with the pid (a handle of an older version has none).
+  std::uint64_t v[4] = {};
+  const int fields = std::count(text.begin(), text.end(), ':') == 3 ? 4 : 3;
+  for (int i = 0; i < fields; ++i) {
+    auto end = i < fields - 1 ? text.find(':') : text.size();
     if (end == std::string_view::npos || end == 0) return std::nullopt;
     auto [p, ec] = std::from_chars(text.data(), text.data() + end, v[i]);
     if (ec != std::errc() || p != text.data() + end) return std::nullopt;
     text.remove_prefix(std::min(text.size(), end + 1));
   }
-  if (v[0] > 1u << 20) return std::nullopt;
+  if (v[0] > 1u << 20 || v[3] > 0xffffffffu) return std::nullopt;
   response_handle h;
   h.worker = static_cast<int>(v[0]);
   h.session = session_id(v[1]);
   h.request = v[2];
+  h.pid = static_cast<std::uint32_t>(v[3]);
   return h;
 }
 
@@ -79,6 +85,14 @@ class remote_channel final : public http::response_channel {
  public:
   remote_channel(worker_runtime& rt, int module, http::response_handle h) : rt_(rt), module_(module), h_(h) {}
 
+  // The process holding the request: by pid, so that a reload's replacement of its worker
+  // id (which knows nothing of it) is not asked instead.
+  bus::target holder() const {
+    auto t = bus::target::worker(h_.worker);
+    t.pid = h_.pid;
+    return t;
+  }
+
   std::error_code send(std::uint8_t kind, std::string_view data) override {
     bus::payload p;
     p.tag = std::string(kSendTag);
@@ -86,7 +100,7 @@ class remote_channel final : public http::response_channel {
     w.u64(h_.request);
     w.u8(kind);
     w.str(data);
-    return rt_.bus().send(module_, bus::target::worker(h_.worker), std::move(p));
+    return rt_.bus().send(module_, holder(), std::move(p));
   }
 
   task<std::error_code> drained(duration timeout) override {
@@ -96,7 +110,7 @@ class remote_channel final : public http::response_channel {
     w.u64(h_.request);
     w.u64(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()));
     // The holder answers by `timeout`; a second more covers the trip.
-    auto r = co_await rt_.bus().request(module_, bus::target::worker(h_.worker), std::move(p),
+    auto r = co_await rt_.bus().request(module_, holder(), std::move(p),
                                         timeout + std::chrono::seconds(1));
     if (!r) co_return r.error();
     co_return status_error(r->data);
@@ -159,6 +173,7 @@ result<http::response_handle> worker_runtime::http_detach(session_id s, std::uin
   h.session = s;
   h.request = id;
   h.worker = args_.id;
+  h.pid = static_cast<std::uint32_t>(::getpid());
   return h;
 }
 
@@ -170,7 +185,9 @@ task<result<std::unique_ptr<http::response>>> worker_runtime::http_claim(int mod
   wire::writer w(p.data);
   w.u64(h.request);
   w.u64(h.session.value());
-  auto r = co_await bus_->request(module, bus::target::worker(h.worker), std::move(p), timeout);
+  auto to = bus::target::worker(h.worker);
+  to.pid = h.pid;  // the process that holds it, also while a reload replaces it
+  auto r = co_await bus_->request(module, std::move(to), std::move(p), timeout);
   if (!r) {
     if (r.error() == server_errc::no_route || r.error() == server_errc::worker_not_found)
       co_return make_error_code(server_errc::response_gone);

@@ -112,6 +112,9 @@ struct target {
   int process = -1;     // server-wide id (worker, task worker, user process); -1 = any worker
   std::string module;   // instance name; "" = the sender's own instance
   bus::pick pick = bus::pick::round_robin;
+  // With `process`: that process's pid, for a message that only it can use (what it holds
+  // while a reload replaces it, e.g. a detached HTTP response). 0 = whichever runs the id.
+  std::uint32_t pid = 0;
 
   static target worker(int id, std::string module = {}) { return {id, std::move(module), pick::round_robin}; }
   static target any(std::string module = {}, bus::pick p = pick::round_robin) { return {-1, std::move(module), p}; }

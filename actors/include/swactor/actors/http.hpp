@@ -247,7 +247,8 @@ struct response_handle {
   session_id session;
   std::uint64_t request = 0;  // the holding worker's request number
   int worker = -1;            // the process that holds the request
-  // "swactor-response:WORKER:SESSION:REQUEST"
+  std::uint32_t pid = 0;      // its pid: a reload's replacement of `worker` does not hold it
+  // "swactor-response:WORKER:SESSION:REQUEST:PID" (PID may be left out: 0)
   std::string encode() const;
   static std::optional<response_handle> decode(std::string_view text);
 };

@@ -26,7 +26,7 @@ namespace swactor {
 // functions, the layout of module_type, module_registry, context or the types handlers take,
 // the entry point's signature. A plugin built with another number is refused at load, with
 // both numbers in the message.
-inline constexpr int plugin_abi_version = 4;  // 4: on_receive_now, on_request_now
+inline constexpr int plugin_abi_version = 5;  // 5: response_handle::pid, bus::target::pid
 
 // The entry point's name and type. It is called with the host's ABI version and returns the
 // plugin's; it registers its module types into `reg` only when the two are equal, so nothing

@@ -258,6 +258,7 @@ struct bus_message {
   bool self = true;                    // publish: deliver to the publishing instance too
   std::uint32_t src = no_worker;       // sending process (no_worker: the master, for an operator)
   std::uint32_t dst = no_worker;       // receiving process (publish: set by the master per subscriber)
+  std::uint32_t dst_pid = 0;           // direct / request to `dst`: that pid of it, if still running (0: current)
   std::uint64_t request = 0;           // request / reply: the requester's id
   std::uint32_t src_module = no_module;
   std::uint32_t dst_module = no_module;  // publish: set by the master per subscriber
