@@ -418,6 +418,12 @@ const config::schema<listen_config>& listen_schema() {
                   "HTTP: a response handed to another process (response::detach) must end "
                   "within this time, else 504 (or, once its head went out, the connection "
                   "closes). 0 = no limit.")
+        .duration("send_timeout", &listen_config::send_timeout,
+                  "HTTP: how long the engine's own writes wait for a client that takes none of "
+                  "the bytes queued for it (the rest of an `end()` body too large to queue at "
+                  "once, an HTTP/2 file reply); then the connection closes (HTTP/2: the stream "
+                  "is reset). A handler's `res.write()` has its own timeout argument. 0 = no "
+                  "limit.")
         .table("websocket", &listen_config::websocket, websocket_schema(),
                "HTTP: settings of the WebSocket upgrades on this listener (see [listen.websocket]); "
                "without it they use the defaults.")

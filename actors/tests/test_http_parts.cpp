@@ -659,3 +659,21 @@ TEST_CASE("http response_handle: encoded with the holder's pid, older handles wi
                           "swactor-response:1:2:3:99999999999", "swactor-response::2:3:4", "other:1:2:3"})
     CHECK_FALSE(http::response_handle::decode(bad));
 }
+
+TEST_CASE("http config: send_timeout, 30 s unless set, 0 for none", "[http][config]") {
+  const std::string head = "[modules.api]\ntype = \"plain\"\n[[listen]]\nurl = \"http://127.0.0.1:1\"\nmodule = \"api\"\n";
+  config::diagnostics d;
+  auto app = parse(head, d);
+  REQUIRE(app);
+  CHECK(app->listen[0].send_timeout == std::chrono::seconds(30));
+  app = parse(head + "send_timeout = \"2s\"\n", d);
+  REQUIRE(app);
+  CHECK(app->listen[0].send_timeout == std::chrono::seconds(2));
+  app = parse(head + "send_timeout = 0\n", d);
+  REQUIRE(app);
+  CHECK(app->listen[0].send_timeout.count() == 0);
+  config::diagnostics bad;
+  CHECK_FALSE(parse("[modules.api]\ntype = \"plain\"\n[[listen]]\nurl = \"tcp://127.0.0.1:1\"\nmodule = \"api\"\n"
+                    "send_timeout = \"2s\"\n",
+                    bad));  // an HTTP key
+}

@@ -236,6 +236,7 @@ tls = {{ cert = "{tmp}/cert.pem", key = "{tmp}/key.pem", alpn = ["h2", "http/1.1
     log = open(os.path.join(tmp, "server.log"), "w")
     proc = subprocess.Popen([valgrind, "--trace-children=yes", "--num-callers=30", "--track-origins=yes",
                              "--leak-check=full", "--show-leak-kinds=definite", "--errors-for-leak-kinds=definite",
+                             "--suppressions=" + os.path.join(os.path.dirname(os.path.abspath(__file__)), "memcheck.supp"),
                              f"--log-file={tmp}/vg.%p.log", binary, "run", os.path.join(tmp, "app.toml")],
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     failures = []

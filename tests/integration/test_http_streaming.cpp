@@ -140,6 +140,30 @@ TEST_CASE("http: a handler that throws or does not answer gets a 500 and a log l
   srv.stop_and_check();
 }
 
+TEST_CASE("http: send_timeout bounds how long a large end() body waits for a client that does not read",
+          "[http][streaming]") {
+  const std::string mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  server_under_test srv(http::server_keys(mode),
+                        http::echo_listener("output_buffer_size = \"256KiB\"\nsend_timeout = \"1s\""));
+  auto c = connect_tcp("127.0.0.1", srv.port);
+  REQUIRE(c);
+  // 64 MiB the client never reads: far more than the socket buffers and the output limit.
+  REQUIRE(c.send_all(http::get("/big?now=big&size=67108864")));
+  CHECK(srv.wait_log("the body of the response to GET /big \\(67108864 bytes\\) could not be sent: .*; closing "
+                     "the connection",
+                     20s));
+  CHECK(c.wait_closed(30s));  // what was queued drains, then the end
+  // Others are served meanwhile and after.
+  auto other = connect_tcp("127.0.0.1", srv.port);
+  REQUIRE(other);
+  REQUIRE(other.send_all(http::get("/other")));
+  auto r = http::read_response(other);
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  srv.stop_and_check();
+}
+
 TEST_CASE("http: end() with a body larger than the output limit waits for the client instead of failing",
           "[http][streaming]") {
   const std::string mode = GENERATE(as<std::string>{}, "base", "process");

@@ -462,6 +462,13 @@ swactor::task<std::error_code> response::write(std::string_view chunk, duration 
       ec = ch_->send(static_cast<std::uint8_t>(h1::out::body), chunk.substr(off, piece));
     }
     if (ec) co_return fail(ec);
+    // A chunk of many pieces waits for the client between them (at most a piece's worth
+    // ahead): in process mode a send cannot see how full the reactor's queue is.
+    if (off + piece < chunk.size()) {
+      unacked_ = 0;
+      const auto between = co_await ch_->drained(timeout);
+      if (between) co_return fail(between);
+    }
   }
   // Backpressure: every so often, wait until the client took most of what is queued.
   unacked_ += chunk.size();

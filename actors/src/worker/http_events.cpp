@@ -69,10 +69,16 @@ bool no_room(std::error_code ec) {
 // body pieces by a coroutine of its own that waits for the output to drain (the handler's
 // sendfile() returns at once, as for HTTP/1.1 where the connection reads the file); what
 // the handler sends after the file waits here behind it.
+// The listener's send_timeout as a wait bound (0: none).
+duration send_wait_of(const listen_config& lc) {
+  return lc.send_timeout.count() == 0 ? no_timeout : duration(lc.send_timeout);
+}
+
 struct stream_pump {
   session_port& port;
   session_id s;
   std::uint32_t stream;
+  duration timeout;  // each wait for the client (send_timeout)
   struct item {
     std::uint8_t kind;
     std::string data;
@@ -83,7 +89,7 @@ struct stream_pump {
 
 task<void> run_pump(std::shared_ptr<stream_pump> p) {
   constexpr std::size_t kPiece = 64 * 1024;
-  constexpr auto kTimeout = std::chrono::seconds(30);
+  const auto kTimeout = p->timeout;
   auto send = [&](std::uint8_t kind, std::string_view data) -> task<std::error_code> {
     auto ec = send_reply(p->port, p->s, p->stream, kind, data);
     // Sibling streams written at the same time share the room: a wake-up does not promise it.
@@ -145,9 +151,10 @@ task<void> run_pump(std::shared_ptr<stream_pump> p) {
 // The body of an end() too large to queue at once (response::take_paced()), sent in pieces
 // as the client takes them, then the end with its trailers: write()'s pacing, after the
 // handler (its head went out already).
-task<std::error_code> send_paced(http::response_channel& ch, const http::response::paced_body& p) {
-  constexpr auto kTimeout = std::chrono::seconds(30);
+task<std::error_code> send_paced(http::response_channel& ch, const http::response::paced_body& p,
+                                 duration kTimeout) {
   const std::size_t piece = std::min<std::size_t>(ch.max_piece(), 256 * 1024);
+  const std::size_t window = std::max(piece, std::min<std::size_t>(ch.max_piece(), 1u << 20));
   std::size_t unacked = 0;
   for (std::size_t off = 0; off < p.body.size(); off += piece) {
     const auto part = std::string_view(p.body).substr(off, piece);
@@ -157,7 +164,7 @@ task<std::error_code> send_paced(http::response_channel& ch, const http::respons
       ec = ch.send(static_cast<std::uint8_t>(h1::out::body), part);
     }
     if (ec) co_return ec;
-    if ((unacked += part.size()) >= (1u << 20)) {
+    if ((unacked += part.size()) >= window) {
       unacked = 0;
       if (auto wait = co_await ch.drained(kTimeout)) co_return wait;
     }
@@ -167,8 +174,14 @@ task<std::error_code> send_paced(http::response_channel& ch, const http::respons
 
 class session_channel final : public http::response_channel {
  public:
-  session_channel(session_port& port, session_id s, worker_runtime* rt = nullptr, std::uint32_t stream = 0)
-      : port_(port), s_(s), rt_(rt), stream_(stream) {}
+  // `out_limit`: the listener's output_buffer_size. A piece is at most a quarter of it, and
+  // the pacing writers wait for the drain (to half of it) at least that often: the queue
+  // stays under the limit also in process mode, where a send cannot see the reactor's queue.
+  session_channel(session_port& port, session_id s, worker_runtime* rt = nullptr, std::uint32_t stream = 0,
+                  duration send_timeout = std::chrono::seconds(30), std::size_t out_limit = 8u << 20)
+      : port_(port), s_(s), rt_(rt), stream_(stream), send_timeout_(send_timeout),
+        max_piece_(std::clamp<std::size_t>(out_limit / 4, 4096, 1u << 20)) {}
+  std::size_t max_piece() const noexcept override { return max_piece_; }
   std::error_code send(std::uint8_t kind, std::string_view data) override {
     if (pump_ && pump_->running) {
       pump_->queue.push_back({kind, std::string(data)});
@@ -178,7 +191,7 @@ class session_channel final : public http::response_channel {
       // Replies made without a handler (rt_ null: 404, 405, 415, 503, a refused handshake)
       // never carry a file.
       if (!rt_) return make_error_code(server_errc::not_supported);
-      if (!pump_) pump_ = std::make_shared<stream_pump>(stream_pump{port_, s_, stream_, {}, false});
+      if (!pump_) pump_ = std::make_shared<stream_pump>(stream_pump{port_, s_, stream_, send_timeout_, {}, false});
       pump_->queue.push_back({kind, std::string(data)});
       pump_->running = true;
       rt_->spawn_beside(run_pump(pump_), "HTTP/2 file reply");
@@ -210,6 +223,8 @@ class session_channel final : public http::response_channel {
   worker_runtime* rt_;
   std::uint64_t detached_ = 0;
   std::uint32_t stream_;
+  duration send_timeout_;
+  std::size_t max_piece_;
   std::shared_ptr<stream_pump> pump_;  // HTTP/2: a file reply being sent, and what follows it
 };
 
@@ -573,7 +588,8 @@ std::optional<task<void>> worker_runtime::http_request(std::unique_ptr<http::req
     spare_request_ = std::move(x.req);
     if (paced_now_.body) [[unlikely]] {
       // Its body goes out as the client reads: after this request, before the next one.
-      auto t = paced_reply(s, h2_stream, std::move(paced_now_.body), std::move(paced_now_.what));
+      auto t = paced_reply(s, h2_stream, std::move(paced_now_.body), std::move(paced_now_.what), send_wait_of(lc),
+                           lc.output_buffer_size);
       paced_now_ = {};
       if (!h2_stream) return t;
       spawn_beside(std::move(t), "HTTP/2 paced body");
@@ -772,7 +788,7 @@ task<void> worker_runtime::serve_http(http_exchange x, bool beside) {
   }
   const auto mod = x.module;
   const auto& lc = app_.listen[static_cast<std::size_t>(x.listener)];
-  session_channel ch(*port_, x.req->session(), this, x.h2_stream);
+  session_channel ch(*port_, x.req->session(), this, x.h2_stream, send_wait_of(lc), lc.output_buffer_size);
   http::response res(ch);
   negotiate_compression(res, *x.req, x.listener);
   std::exception_ptr error;
@@ -793,14 +809,15 @@ task<void> worker_runtime::serve_http(http_exchange x, bool beside) {
   }
   if (res.detached()) detached_.erase(ch.detached_request());
   if (auto paced = res.take_paced(); paced && !error)
-    co_await finish_paced(ch, *paced, x.req->session(), x.h2_stream, x.req->method() + " " + x.req->path());
+    co_await finish_paced(ch, *paced, x.req->session(), x.h2_stream, x.req->method() + " " + x.req->path(),
+                          send_wait_of(lc));
   http_handler_done(x, res, mod, error);
   done();
 }
 
 task<void> worker_runtime::finish_paced(http::response_channel& ch, const http::response::paced_body& p, session_id s,
-                                        std::uint32_t h2_stream, std::string what) {
-  auto ec = co_await send_paced(ch, p);
+                                        std::uint32_t h2_stream, std::string what, duration timeout) {
+  auto ec = co_await send_paced(ch, p, timeout);
   if (!ec || ec == server_errc::session_not_found) co_return;
   log::warning("session {}: the body of the response to {} ({} bytes) could not be sent: {}; {}", s, what,
                p.body.size(), ec.message(), h2_stream ? "the stream is reset" : "closing the connection");
@@ -808,9 +825,10 @@ task<void> worker_runtime::finish_paced(http::response_channel& ch, const http::
 }
 
 task<void> worker_runtime::paced_reply(session_id s, std::uint32_t h2_stream,
-                                       std::unique_ptr<http::response::paced_body> p, std::string what) {
-  session_channel ch(*port_, s, this, h2_stream);
-  co_await finish_paced(ch, *p, s, h2_stream, std::move(what));
+                                       std::unique_ptr<http::response::paced_body> p, std::string what,
+                                       duration timeout, std::size_t out_limit) {
+  session_channel ch(*port_, s, this, h2_stream, timeout, out_limit);
+  co_await finish_paced(ch, *p, s, h2_stream, std::move(what), timeout);
 }
 
 void worker_runtime::negotiate_compression(http::response& res, const http::request& req, int listener) const {
@@ -822,7 +840,8 @@ void worker_runtime::negotiate_compression(http::response& res, const http::requ
 
 bool worker_runtime::http_now(http_exchange& x) {
   const auto mod = x.module;
-  session_channel ch(*port_, x.req->session(), this, x.h2_stream);
+  const auto& lc = app_.listen[static_cast<std::size_t>(x.listener)];
+  session_channel ch(*port_, x.req->session(), this, x.h2_stream, send_wait_of(lc), lc.output_buffer_size);
   http::response res(ch);
   // The response's fields go into the worker's spare vector (its capacity kept from the last
   // response), and it back after.

@@ -159,11 +159,12 @@ class worker_runtime final : private handler_host,
   bool http_now(http_exchange& x);
   // A body end() left to the engine (response::take_paced()): sent as the client reads;
   // on failure logged with `what` and the connection closed (HTTP/2: the stream reset).
+  // `timeout`: each wait for the client (the listener's send_timeout).
   task<void> finish_paced(http::response_channel& ch, const http::response::paced_body& p, session_id s,
-                          std::uint32_t h2_stream, std::string what);
+                          std::uint32_t h2_stream, std::string what, duration timeout);
   // The same for an inline handler's response, after http_now (its own channel).
   task<void> paced_reply(session_id s, std::uint32_t h2_stream, std::unique_ptr<http::response::paced_body> p,
-                         std::string what);
+                         std::string what, duration timeout, std::size_t out_limit);
   struct paced_after_now {
     std::unique_ptr<http::response::paced_body> body;
     std::string what;  // "GET /path", for the log line

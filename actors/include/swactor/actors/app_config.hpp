@@ -213,6 +213,7 @@ struct listen_config {
   std::uint64_t multipart_max_part_size = 1ull << 30;
   std::uint64_t multipart_max_field_size = 1u << 20;
   std::chrono::milliseconds detached_response_timeout{60000};
+  std::chrono::milliseconds send_timeout{30000};
   // Redis listeners
   redis_config redis;
   // TLS listeners (https://, tls://, wss://)
