@@ -462,22 +462,16 @@ swactor::task<std::error_code> response::write(std::string_view chunk, duration 
       ec = ch_->send(static_cast<std::uint8_t>(h1::out::body), chunk.substr(off, piece));
     }
     if (ec) co_return fail(ec);
-    // A chunk of many pieces waits for the client between them (at most a piece's worth
-    // ahead): in process mode a send cannot see how full the reactor's queue is.
-    if (off + piece < chunk.size()) {
+    // Backpressure: wait until the client took most of what is queued between the pieces
+    // of a chunk (in process mode a send cannot see how full the reactor's queue is), and
+    // after every 64 KiB written. A failed wait is recorded like a failed send: a client
+    // that left (session_not_found) is told apart from a module that forgot to end.
+    unacked_ += std::min(piece, chunk.size() - off);
+    if (off + piece < chunk.size() || unacked_ >= 64 * 1024) {
       unacked_ = 0;
-      const auto between = co_await ch_->drained(timeout);
-      if (between) co_return fail(between);
+      const auto waited = co_await ch_->drained(timeout);
+      if (waited) co_return fail(waited);
     }
-  }
-  // Backpressure: every so often, wait until the client took most of what is queued.
-  unacked_ += chunk.size();
-  if (unacked_ >= 64 * 1024) {
-    unacked_ = 0;
-    // Recorded like a failed send: a client that left (session_not_found) is told apart
-    // from a module that forgot to end the response.
-    const auto waited = co_await ch_->drained(timeout);
-    co_return fail(waited);
   }
   co_return std::error_code();
 }

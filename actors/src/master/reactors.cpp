@@ -427,6 +427,7 @@ struct reactor_thread::impl final : net::connection_sink {
       c.sink_tag = std::hash<std::string_view>{}(std::string_view(c.remote).substr(0, colon));
     }
     c.sink_worker = pick(&c, c.id());
+    c.sink_sticky = app.listen[static_cast<std::size_t>(c.listener())].is_redis();
     tell_open(c, c.sink_worker);
   }
   ipc::conn_open open_message(net::connection& c) const {
@@ -466,9 +467,8 @@ struct reactor_thread::impl final : net::connection_sink {
       }
       w = h2_worker(c, e, stream);
       if (w < 0) return true;  // gone to the process that has the stream, or nobody needs it
-    } else if (c.ws_module >= 0 || c.codec().outstanding() > 1 ||
-               (c.codec().outstanding() == 1 && !starts_request(c, e)) ||
-               app.listen[static_cast<std::size_t>(c.listener())].is_redis()) {
+    } else if (c.ws_module >= 0 || c.sink_sticky || c.codec().outstanding() > 1 ||
+               (c.codec().outstanding() == 1 && !starts_request(c, e))) {
       // A WebSocket stays with the worker id that upgraded it, whatever the dispatch mode:
       // its module state is there, and its messages keep their order. So does a Redis
       // connection (AUTH, SELECT, CLIENT SETNAME, a subscribed context are its state): the
@@ -713,8 +713,7 @@ struct reactor_thread::impl final : net::connection_sink {
     // The link stays alive until it closes (a retiring worker's replies still arrive on it).
     std::weak_ptr<ipc::link> weak = shared;
     live_links.emplace(shared.get(), shared);
-    adopt_websockets(w, *shared);
-    reopen_sessions(w, *shared);
+    hand_over(w, *shared);
     // A batch of the worker's messages (one read of the link) is handed over corked: the
     // replies it carries for one connection leave in one write. Batches of different links
     // never interleave (each is handed over in one go), and nothing else corks this host.
@@ -756,50 +755,46 @@ struct reactor_thread::impl final : net::connection_sink {
     release_held(w);
   }
 
-  // A new process of worker id `w` (reload, crash): before anything else reaches it, the
-  // other connections its id serves (they stay with it: connection dispatch, a Redis
-  // connection, a request in progress) or was told of (spread) are opened there again, before
-  // their next event. The new process knows no session: without this its module's replies
-  // went nowhere ("session is closed or unknown") and Redis commands hung. Its module hears
-  // on_connect for each, as for any connection it sees first. (WebSockets: adopt_websockets.)
-  void reopen_sessions(int w, ipc::link& l) {
-    std::size_t n = 0;
+  // A new process of worker id `w` (reload, crash): before anything else reaches it, it
+  // learns the connections its id serves, so they stay open across the restart. WebSockets
+  // are adopted (their module's on_adopt, no new handshake). The others that stay with it
+  // (connection dispatch, a Redis connection, a request in progress) or that it was told of
+  // (spread) are opened there again: without that the new process knew no such session, its
+  // replies went nowhere ("session is closed or unknown") and Redis commands hung. Its module
+  // hears on_connect for each, as for any connection it sees first.
+  void hand_over(int w, ipc::link& l) {
+    std::size_t adopted = 0, reopened = 0;
     for (auto sid : host.ids()) {
       auto* c = host.find(sid);
-      if (!c || c->closed() || c->ws_module >= 0) continue;
-      bool told = c->sink_worker == w;
-      if (auto it = spread.find(sid); it != spread.end() && static_cast<std::size_t>(w) < it->second.size() &&
-                                      it->second[static_cast<std::size_t>(w)])
-        told = true;
-      if (!told) continue;
-      if (auto ec = l.send(ipc::encode(open_message(*c))))
-        log::warning("reactor {}: session {} not reopened on worker {}: {}", id, sid, w, ec.message());
-      ++n;
+      if (!c || c->closed()) continue;
+      std::error_code ec;
+      if (c->ws_module >= 0) {
+        if (c->sink_worker != w) continue;
+        ipc::conn_adopt m;
+        m.session = sid;
+        m.reactor = static_cast<std::uint32_t>(id);
+        m.listener = static_cast<std::uint32_t>(c->listener());
+        m.module = static_cast<std::uint32_t>(c->ws_module);
+        m.connect_ms = c->connect_ms;
+        m.remote = c->remote;
+        m.local = local_address(c->native_handle());
+        m.target = string_pool::view(ws_target(*c));
+        set_tls(m, c->tls());
+        ec = l.send(ipc::encode(std::move(m)));
+        ++adopted;
+      } else {
+        auto it = spread.find(sid);
+        const bool told = c->sink_worker == w || (it != spread.end() && static_cast<std::size_t>(w) < it->second.size() &&
+                                                  it->second[static_cast<std::size_t>(w)]);
+        if (!told) continue;
+        ec = l.send(ipc::encode(open_message(*c)));
+        ++reopened;
+      }
+      if (ec) log::warning("reactor {}: session {} not handed to worker {}: {}", id, sid, w, ec.message());
     }
-    if (n) log::info("reactor {}: {} open connection(s) handed to the new process of worker {}", id, n, w);
-  }
-
-  // ... and it learns the WebSockets its id serves, so they stay open across the restart.
-  void adopt_websockets(int w, ipc::link& l) {
-    std::size_t n = 0;
-    for (auto sid : host.ids()) {
-      auto* c = host.find(sid);
-      if (!c || c->closed() || c->ws_module < 0 || c->sink_worker != w) continue;
-      ipc::conn_adopt m;
-      m.session = sid;
-      m.reactor = static_cast<std::uint32_t>(id);
-      m.listener = static_cast<std::uint32_t>(c->listener());
-      m.module = static_cast<std::uint32_t>(c->ws_module);
-      m.connect_ms = c->connect_ms;
-      m.remote = c->remote;
-      m.local = local_address(c->native_handle());
-      m.target = string_pool::view(ws_target(*c));
-      set_tls(m, c->tls());
-      if (auto ec = l.send(ipc::encode(std::move(m))))
-        log::warning("reactor {}: session {} not handed to worker {}: {}", id, sid, w, ec.message());
-      ++n;
-    }
-    if (n) log::info("reactor {}: {} open WebSocket(s) handed to the new process of worker {}", id, n, w);
+    if (adopted) log::info("reactor {}: {} open WebSocket(s) handed to the new process of worker {}", id, adopted, w);
+    if (reopened)
+      log::info("reactor {}: {} open connection(s) handed to the new process of worker {}", id, reopened, w);
   }
 
   // A worker's conn_send: bytes or a typed reply for one of this reactor's connections.

@@ -157,11 +157,9 @@ std::error_code conn_host::send(std::uint64_t id, std::string_view data, std::ui
   auto* c = find(id);
   if (!c) return server_errc::session_not_found;
   auto ec = c->send(data, kind);
-  if (ec != server_errc::output_buffer_full) return ec;
-  // The send may have ended the connection (a reply with `Connection: close`): that frees
-  // it, so look it up again rather than touch `c`.
-  c = find(id);
-  if (c && c->ws_module >= 0) {
+  // `c` stays valid after a send that closed it: a connection is released on the next loop
+  // turn (connection::finish).
+  if (c->ws_module >= 0 && ec == server_errc::output_buffer_full && !c->closed()) {
     // A WebSocket peer that does not read: the listener says whether pushes just fail or
     // the connection ends (1008: a policy of this server).
     const auto& wc = app_.listen[static_cast<std::size_t>(c->listener())].websocket;

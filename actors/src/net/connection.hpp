@@ -272,6 +272,7 @@ class connection final : public io_owner,
 
  public:
   bool worker_paused = false;  // process mode: its worker asked to stop reading (conn_pause)
+  bool sink_sticky = false;    // process mode: stays with sink_worker whatever the dispatch mode (Redis)
 };
 
 }  // namespace swactor::net

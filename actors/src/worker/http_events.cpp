@@ -154,7 +154,7 @@ task<void> run_pump(std::shared_ptr<stream_pump> p) {
 task<std::error_code> send_paced(http::response_channel& ch, const http::response::paced_body& p,
                                  duration kTimeout) {
   const std::size_t piece = std::min<std::size_t>(ch.max_piece(), 256 * 1024);
-  const std::size_t window = std::max(piece, std::min<std::size_t>(ch.max_piece(), 1u << 20));
+  const std::size_t window = ch.max_piece();  // a quarter of the output limit at most
   std::size_t unacked = 0;
   for (std::size_t off = 0; off < p.body.size(); off += piece) {
     const auto part = std::string_view(p.body).substr(off, piece);
@@ -174,14 +174,15 @@ task<std::error_code> send_paced(http::response_channel& ch, const http::respons
 
 class session_channel final : public http::response_channel {
  public:
-  // `out_limit`: the listener's output_buffer_size. A piece is at most a quarter of it, and
+  // `lc`: the listener (null: defaults). A piece is at most a quarter of its output limit, and
   // the pacing writers wait for the drain (to half of it) at least that often: the queue
   // stays under the limit also in process mode, where a send cannot see the reactor's queue.
   session_channel(session_port& port, session_id s, worker_runtime* rt = nullptr, std::uint32_t stream = 0,
-                  duration send_timeout = std::chrono::seconds(30), std::size_t out_limit = 8u << 20)
-      : port_(port), s_(s), rt_(rt), stream_(stream), send_timeout_(send_timeout),
-        max_piece_(std::clamp<std::size_t>(out_limit / 4, 4096, 1u << 20)) {}
-  std::size_t max_piece() const noexcept override { return max_piece_; }
+                  const listen_config* lc = nullptr)
+      : port_(port), s_(s), rt_(rt), lc_(lc), stream_(stream) {}
+  std::size_t max_piece() const noexcept override {
+    return std::clamp<std::size_t>((lc_ ? lc_->output_buffer_size : 8u << 20) / 4, 4096, 1u << 20);
+  }
   std::error_code send(std::uint8_t kind, std::string_view data) override {
     if (pump_ && pump_->running) {
       pump_->queue.push_back({kind, std::string(data)});
@@ -191,7 +192,9 @@ class session_channel final : public http::response_channel {
       // Replies made without a handler (rt_ null: 404, 405, 415, 503, a refused handshake)
       // never carry a file.
       if (!rt_) return make_error_code(server_errc::not_supported);
-      if (!pump_) pump_ = std::make_shared<stream_pump>(stream_pump{port_, s_, stream_, send_timeout_, {}, false});
+      if (!pump_)
+        pump_ = std::make_shared<stream_pump>(
+            stream_pump{port_, s_, stream_, lc_ ? send_wait_of(*lc_) : std::chrono::seconds(30), {}, false});
       pump_->queue.push_back({kind, std::string(data)});
       pump_->running = true;
       rt_->spawn_beside(run_pump(pump_), "HTTP/2 file reply");
@@ -221,10 +224,9 @@ class session_channel final : public http::response_channel {
   session_port& port_;
   session_id s_;
   worker_runtime* rt_;
+  const listen_config* lc_;
   std::uint64_t detached_ = 0;
   std::uint32_t stream_;
-  duration send_timeout_;
-  std::size_t max_piece_;
   std::shared_ptr<stream_pump> pump_;  // HTTP/2: a file reply being sent, and what follows it
 };
 
@@ -588,8 +590,7 @@ std::optional<task<void>> worker_runtime::http_request(std::unique_ptr<http::req
     spare_request_ = std::move(x.req);
     if (paced_now_.body) [[unlikely]] {
       // Its body goes out as the client reads: after this request, before the next one.
-      auto t = paced_reply(s, h2_stream, std::move(paced_now_.body), std::move(paced_now_.what), send_wait_of(lc),
-                           lc.output_buffer_size);
+      auto t = paced_reply(s, h2_stream, std::move(paced_now_.body), std::move(paced_now_.what), lc);
       paced_now_ = {};
       if (!h2_stream) return t;
       spawn_beside(std::move(t), "HTTP/2 paced body");
@@ -788,7 +789,7 @@ task<void> worker_runtime::serve_http(http_exchange x, bool beside) {
   }
   const auto mod = x.module;
   const auto& lc = app_.listen[static_cast<std::size_t>(x.listener)];
-  session_channel ch(*port_, x.req->session(), this, x.h2_stream, send_wait_of(lc), lc.output_buffer_size);
+  session_channel ch(*port_, x.req->session(), this, x.h2_stream, &lc);
   http::response res(ch);
   negotiate_compression(res, *x.req, x.listener);
   std::exception_ptr error;
@@ -826,9 +827,9 @@ task<void> worker_runtime::finish_paced(http::response_channel& ch, const http::
 
 task<void> worker_runtime::paced_reply(session_id s, std::uint32_t h2_stream,
                                        std::unique_ptr<http::response::paced_body> p, std::string what,
-                                       duration timeout, std::size_t out_limit) {
-  session_channel ch(*port_, s, this, h2_stream, timeout, out_limit);
-  co_await finish_paced(ch, *p, s, h2_stream, std::move(what), timeout);
+                                       const listen_config& lc) {
+  session_channel ch(*port_, s, this, h2_stream, &lc);
+  co_await finish_paced(ch, *p, s, h2_stream, std::move(what), send_wait_of(lc));
 }
 
 void worker_runtime::negotiate_compression(http::response& res, const http::request& req, int listener) const {
@@ -840,8 +841,7 @@ void worker_runtime::negotiate_compression(http::response& res, const http::requ
 
 bool worker_runtime::http_now(http_exchange& x) {
   const auto mod = x.module;
-  const auto& lc = app_.listen[static_cast<std::size_t>(x.listener)];
-  session_channel ch(*port_, x.req->session(), this, x.h2_stream, send_wait_of(lc), lc.output_buffer_size);
+  session_channel ch(*port_, x.req->session(), this, x.h2_stream, &app_.listen[static_cast<std::size_t>(x.listener)]);
   http::response res(ch);
   // The response's fields go into the worker's spare vector (its capacity kept from the last
   // response), and it back after.

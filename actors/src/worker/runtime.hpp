@@ -164,7 +164,7 @@ class worker_runtime final : private handler_host,
                           std::uint32_t h2_stream, std::string what, duration timeout);
   // The same for an inline handler's response, after http_now (its own channel).
   task<void> paced_reply(session_id s, std::uint32_t h2_stream, std::unique_ptr<http::response::paced_body> p,
-                         std::string what, duration timeout, std::size_t out_limit);
+                         std::string what, const listen_config& lc);
   struct paced_after_now {
     std::unique_ptr<http::response::paced_body> body;
     std::string what;  // "GET /path", for the log line
