@@ -264,6 +264,9 @@ struct process::state {
   std::optional<asio::posix::stream_descriptor> pidfd;
   std::optional<asio::posix::stream_descriptor> in, out;
   std::unique_ptr<message_channel> chan;
+  // Without a pidfd a waiter polls on its own timer, which the state's end does not cancel:
+  // it checks this first (a pidfd wait is cancelled by the descriptor's close instead).
+  std::shared_ptr<bool> alive = std::make_shared<bool>(true);
 
   explicit state(asio::any_io_executor e) : ex(std::move(e)) {}
 
@@ -365,9 +368,11 @@ task<result<exit_status>> wait_exit(process::state* s) {
                                                 as_tuple_awaitable);
       if (ec) co_return ec;
     } else {
+      std::weak_ptr<bool> alive = s->alive;
       asio::steady_timer t(s->ex, std::chrono::milliseconds(10));
       auto [ec] = co_await t.async_wait(as_tuple_awaitable);
       if (ec) co_return ec;
+      if (alive.expired()) co_return make_error_code(asio::error::operation_aborted);
     }
   }
 }

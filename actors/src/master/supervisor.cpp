@@ -87,6 +87,7 @@ std::shared_ptr<proc_handle> supervisor::spawn_proc(int id) {
   state_.procs[id].pid.store(h->pid);
   log::info("started {} (pid {})", layout_.name(id), h->pid);
   spawn(lp_.context(), [this, h]() -> task<void> { co_await read_link(h); }, "ipc link");
+  watchers_.add();
   spawn(lp_.context(), [this, h]() -> task<void> { co_await watch(h); }, "supervisor");
   return h;
 }
@@ -111,6 +112,9 @@ task<void> supervisor::read_link(std::shared_ptr<proc_handle> h) {
 
 task<void> supervisor::watch(std::shared_ptr<proc_handle> h) {
   auto st = co_await h->proc->wait();
+  // Cancelled: the supervisor (and the process object with it) is being destroyed at the
+  // master's exit, so `this` may be gone already.
+  if (!st && st.error() == asio::error::operation_aborted) co_return;
   handles_.erase(h.get());
   auto& sl = slots_[static_cast<std::size_t>(h->id)];
   std::string status = st ? st->to_string() : st.error().message();
@@ -125,8 +129,10 @@ task<void> supervisor::watch(std::shared_ptr<proc_handle> h) {
       log::warning("{} (pid {}) finished: {}", layout_.name(h->id), h->pid, status);
     else
       log::info("{} (pid {}) finished: {}", layout_.name(h->id), h->pid, status);
+    watchers_.done();
     co_return;
   }
+  watchers_.done();  // explicit, not a guard: a frame destroyed unresumed must not touch this
   if (sl.current != h) co_return;
   auto lived = std::chrono::steady_clock::now() - h->started;
   duration delay = 0ms;
@@ -282,6 +288,9 @@ task<void> supervisor::stop_all() {
       (void)co_await h->proc->wait(2s);
     }
   }
+  // Each process's own watch still has its exit to handle (their wakeups may be queued
+  // behind ours): the master's exit must not destroy the supervisor under them.
+  (void)co_await watchers_.wait(1s);
 }
 
 }  // namespace swactor::detail

@@ -116,6 +116,7 @@ class supervisor {
   process_messages& sink_;
   std::vector<slot> slots_;
   std::unordered_map<proc_handle*, std::weak_ptr<proc_handle>> handles_;  // every live process
+  wait_group watchers_;  // watch() coroutines still running: stop_all() lets them finish
   bool stopping_ = false;
   bool reloading_ = false;
   reload_outcome last_reload_;
