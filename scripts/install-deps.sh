@@ -18,6 +18,7 @@ packages=(
   nghttp2-client  # nghttp and h2load: the HTTP/2 integration tests, bench_h2
   nghttp2-server  # nghttpd: the reference server of bench_h2
   redis-server redis-tools  # bench -f redis tests, bench_redis (they start their own servers)
+  python3-redis  # redis-py: the transaction and pipeline test of redis_kv (Debian's /usr/bin/python3)
   valgrind  # the memcheck integration test; callgrind counts of make bench (scripts/count-*.sh)
   chromium  # the headless browser of the WebSocket client test (driven by playwright-core)
 )

@@ -272,19 +272,12 @@ bool expire_ms(std::string_view arg, int flags, std::int64_t now, std::string_vi
 
 bool is_pubsub_name(std::string_view n) {
   for (std::string_view p : {"publish", "subscribe", "unsubscribe", "psubscribe", "punsubscribe", "pubsub",
-                             "ssubscribe", "sunsubscribe", "spublish", "reset"})
+                             "ssubscribe", "sunsubscribe", "spublish"})
     if (redis::iequals(n, p)) return true;
   return false;
 }
 
 }  // namespace kvx
-
-struct redis_kv::snapshot {
-  bool found = false;
-  std::int64_t type = 0;
-  std::int64_t expire = 0;
-  std::string value;
-};
 
 // -- module plumbing -----------------------------------------------------------------------------
 
@@ -301,7 +294,11 @@ config::schema<redis_kv::options> redis_kv::schema() {
                 "expired keys too).",
                 std::chrono::milliseconds(1))
       .integer("sweep_keys", &options::sweep_keys, "Rows the expiry sweep examines each time.", 1,
-               std::int64_t{1} << 30);
+               std::int64_t{1} << 30)
+      .size("multi_max_bytes", &options::multi_max_bytes,
+            "Bytes of commands one connection may queue between MULTI and EXEC; a command past it is "
+            "refused (and EXEC then aborts, as after any refused command).",
+            1024);
   return s;
 }
 
@@ -329,7 +326,7 @@ struct command_doc {
   std::string_view name;
   std::string_view flags;  // space separated
   int first, last, step;
-  std::string_view group;  // @string, @keyspace, @hash, @pubsub, @connection, @server, @scripting
+  std::string_view group;  // @string, @keyspace, @hash, @pubsub, @connection, @server, @transaction; "" none
   int arity = 0;           // 0: the dispatch table's
 };
 constexpr command_doc kCommandDocs[] = {
@@ -339,10 +336,16 @@ constexpr command_doc kCommandDocs[] = {
     {"auth", "noscript loading stale fast no_auth allow_busy", 0, 0, 0, "@connection"},
     {"select", "loading stale fast", 0, 0, 0, "@connection"},
     {"quit", "allow_busy noscript loading stale fast no_auth", 0, 0, 0, "@connection"},
-    {"client", "", 0, 0, 0, "@connection"},
+    {"client", "", 0, 0, 0, ""},  // a container: its subcommands have the categories
     {"command", "loading stale", 0, 0, 0, "@connection"},
     {"info", "loading stale", 0, 0, 0, "@server"},
-    {"function", "", 0, 0, 0, "@scripting"},
+    {"function", "", 0, 0, 0, ""},
+    {"reset", "noscript loading stale fast no_auth allow_busy", 0, 0, 0, "@connection"},
+    {"multi", "noscript loading stale fast allow_busy", 0, 0, 0, "@transaction"},
+    {"exec", "noscript loading stale skip_slowlog", 0, 0, 0, "@transaction"},
+    {"discard", "noscript loading stale fast allow_busy", 0, 0, 0, "@transaction"},
+    {"watch", "noscript loading stale fast allow_busy", 1, -1, 1, "@transaction"},
+    {"unwatch", "noscript loading stale fast allow_busy", 0, 0, 0, "@transaction"},
     {"get", "readonly fast", 1, 1, 1, "@string"},
     {"set", "write denyoom", 1, 1, 1, "@string"},
     {"setnx", "write denyoom fast", 1, 1, 1, "@string"},
@@ -425,19 +428,23 @@ std::vector<std::string_view> words(std::string_view s) {
 }
 
 // ACL categories as Redis derives them: the group, @read / @write, @fast / @slow, and
-// @dangerous for the commands that scan or wipe everything.
+// @dangerous for the commands that scan or wipe everything; listed in the order of Redis's
+// category bits (keyspace read write ... hash string ... pubsub admin fast slow blocking
+// dangerous connection transaction scripting).
 std::vector<std::string> categories(const command_doc& d) {
-  std::vector<std::string> out;
   const auto fl = words(d.flags);
   auto has = [&](std::string_view f) { return std::find(fl.begin(), fl.end(), f) != fl.end(); };
-  if (d.group == "@string" || d.group == "@keyspace" || d.group == "@hash") {
-    out.emplace_back(d.group);
-    out.emplace_back(has("write") ? "@write" : "@read");
-  } else if (d.group != "@server" && d.group != "@scripting") {
-    out.emplace_back(d.group);
-  }
-  out.emplace_back(has("fast") ? "@fast" : "@slow");
-  if (d.name == "keys" || d.name == "flushdb" || d.name == "flushall" || d.name == "info") out.emplace_back("@dangerous");
+  std::vector<std::string_view> in;
+  if (d.group == "@string" || d.group == "@keyspace" || d.group == "@hash") in.push_back(has("write") ? "@write" : "@read");
+  in.push_back(d.group);  // (@server is no category of its own)
+  in.push_back(has("fast") ? "@fast" : "@slow");
+  if (d.name == "keys" || d.name == "flushdb" || d.name == "flushall" || d.name == "info") in.push_back("@dangerous");
+  static constexpr std::string_view kOrder[] = {"@keyspace", "@read",       "@write",    "@hash",  "@string",
+                                                "@pubsub",   "@fast",       "@slow",     "@dangerous",
+                                                "@connection", "@transaction", "@scripting"};
+  std::vector<std::string> out;
+  for (auto c : kOrder)
+    if (std::find(in.begin(), in.end(), c) != in.end()) out.emplace_back(c);
   return out;
 }
 
@@ -587,6 +594,13 @@ const redis::command_table<redis_kv::entry>& redis_kv::commands() {
       {"command", {&k::cmd_command, -1, false}},
       {"info", {&k::cmd_info, -1, false}},
       {"function", {&k::cmd_function, -2, false}},
+      {"reset", {&k::cmd_reset, 1, false}},
+      // transactions
+      {"multi", {&k::cmd_multi, 1, false}},
+      {"exec", {&k::cmd_exec, 1, false}},
+      {"discard", {&k::cmd_discard, 1, false}},
+      {"watch", {&k::cmd_watch, -2}},
+      {"unwatch", {&k::cmd_unwatch, 1, false}},
       // strings
       {"get", {&k::cmd_get, 2}},
       {"set", {&k::cmd_set, -3}},
@@ -664,15 +678,26 @@ redis_kv::client& redis_kv::client_of(session_id s) {
 }
 
 // The order of redis-server's processCommand: unknown command, arity, authentication, the
-// RESP2 pub/sub context, then the command.
+// RESP2 pub/sub context, then the command (or, inside MULTI, its queueing).
 bool redis_kv::on_command_now(context& ctx, session_id s, redis::command& cmd) {
   client& c = client_of(s);
   // Subscribed connections and the pub/sub commands (PUBLISH waits for the other workers)
   // take the coroutine path; nothing is written before this.
   if (c.subscriptions() > 0) return false;
   const entry* e = find(cmd.name());
+  if (c.in_multi) {
+    // Before the pub/sub path: PUBLISH is queued like any other command.
+    c.protocol = cmd.protocol();
+    if (multi_takes(c, e, cmd)) return true;
+    if (e && e->fn == &redis_kv::cmd_exec && exec_waits(c)) return false;
+  }
   if (!e && kvx::is_pubsub_name(cmd.name())) return false;  // only for names not in the table
   c.protocol = cmd.protocol();
+  if (!refuses(c, e, cmd)) execute(ctx, s, c, *e, cmd);
+  return true;
+}
+
+bool redis_kv::refuses(const client& c, const entry* e, redis::command& cmd) {
   if (!e) {
     redis::reply_unknown_command(cmd);
     return true;
@@ -686,8 +711,7 @@ bool redis_kv::on_command_now(context& ctx, session_id s, redis::command& cmd) {
     cmd.reply().error(kvx::kNoAuth);
     return true;
   }
-  execute(ctx, s, c, *e, cmd);
-  return true;
+  return false;
 }
 
 void redis_kv::on_commands_ahead(context&, session_id, std::span<const std::string_view> commands) {
@@ -706,10 +730,18 @@ void redis_kv::on_commands_ahead(context&, session_id, std::span<const std::stri
 
 task<void> redis_kv::on_command(context& ctx, session_id s, redis::command& cmd) {
   if (on_command_now(ctx, s, cmd)) co_return;
-  // A pub/sub command, or any command of a subscribed connection.
+  // A pub/sub command, any command of a subscribed connection, or EXEC of a transaction
+  // that publishes.
   client& c = client_of(s);
   c.protocol = cmd.protocol();
   const entry* e = find(cmd.name());
+  if (c.in_multi) {
+    if (multi_takes(c, e, cmd)) co_return;
+    if (e && e->fn == &redis_kv::cmd_exec) {
+      co_await exec_waiting(ctx, s, cmd);
+      co_return;
+    }
+  }
   if (e && !redis::arity_ok(cmd, e->arity)) {
     redis::reply_wrong_arity(cmd);
     co_return;
@@ -734,7 +766,8 @@ task<void> redis_kv::on_command(context& ctx, session_id s, redis::command& cmd)
 }
 
 bool redis_kv::authorized(const client& c, const entry* e) const {
-  return c.authenticated || (e && (e->fn == &redis_kv::cmd_auth || e->fn == &redis_kv::cmd_hello || e->fn == &redis_kv::cmd_quit));
+  return c.authenticated || (e && (e->fn == &redis_kv::cmd_auth || e->fn == &redis_kv::cmd_hello ||
+                                    e->fn == &redis_kv::cmd_quit || e->fn == &redis_kv::cmd_reset));
 }
 
 void redis_kv::execute(context& ctx, session_id s, client& c, const entry& e, redis::command& cmd) {
@@ -984,7 +1017,7 @@ void redis_kv::cmd_command(context&, session_id, client&, redis::command& cmd) {
       if (const auto* d = kvx::find_doc(cmd[i]))
         command_entry(w, d);
       else
-        w.null_array();
+        w.null();  // redis-server: a null, not a null array
     }
   } else if (redis::iequals(sub, "list")) {
     // FILTERBY PATTERN <glob> | ACLCAT <category> | MODULE <name> (no modules here: none).

@@ -42,6 +42,7 @@ class redis_kv final : public module_base {
     std::string password;  // "" = no AUTH needed
     std::chrono::milliseconds sweep_interval{100};
     std::int64_t sweep_keys = 20;
+    std::uint64_t multi_max_bytes = 16u << 20;
   };
   static config::schema<options> schema();
   explicit redis_kv(options o);
@@ -65,6 +66,19 @@ class redis_kv final : public module_base {
     std::vector<std::string> channels;  // in subscription order
     std::vector<std::string> patterns;
     std::size_t subscriptions() const noexcept { return channels.size() + patterns.size(); }
+    // MULTI / EXEC / WATCH (redis_multi.cpp)
+    bool in_multi = false;
+    bool multi_dirty = false;         // a command was refused while queueing: EXEC aborts
+    bool multi_publishes = false;     // a PUBLISH is queued: EXEC waits for the other workers
+    std::vector<std::string> queued;  // each queued command, encoded as a multibulk again
+    std::size_t queued_bytes = 0;
+    struct watched_key {
+      std::string key;
+      bool found = false;
+      std::int64_t type = 0, expire = 0;
+      std::string value;
+    };
+    std::vector<watched_key> watched;  // as each key was at WATCH
   };
 
  private:
@@ -76,8 +90,11 @@ class redis_kv final : public module_base {
   };
   static const entry* find(std::string_view name);
   client& client_of(session_id s);  // this connection's state, made on first use
-  // AUTH, HELLO and QUIT run before authentication; everything else after it.
+  // AUTH, HELLO, QUIT and RESET run before authentication; everything else after it.
   bool authorized(const client& c, const entry* e) const;
+  // redis-server's checks before a command runs, in its order: unknown command, arity, a
+  // container's subcommand, authentication. True when `cmd` was refused (the error written).
+  bool refuses(const client& c, const entry* e, redis::command& cmd);
   // The command, once it is known, checked and allowed.
   void execute(context& ctx, session_id s, client& c, const entry& e, redis::command& cmd);
   static const redis::command_table<entry>& commands();  // by name, any case
@@ -165,10 +182,36 @@ class redis_kv final : public module_base {
   SWACTOR_REDIS_CMD(cmd_hincrby)
   SWACTOR_REDIS_CMD(cmd_hincrbyfloat)
   SWACTOR_REDIS_CMD(cmd_hstrlen)
+  // transactions and RESET (redis_multi.cpp)
+  SWACTOR_REDIS_CMD(cmd_multi)
+  SWACTOR_REDIS_CMD(cmd_exec)
+  SWACTOR_REDIS_CMD(cmd_discard)
+  SWACTOR_REDIS_CMD(cmd_watch)
+  SWACTOR_REDIS_CMD(cmd_unwatch)
+  SWACTOR_REDIS_CMD(cmd_reset)
 #undef SWACTOR_REDIS_CMD
 
+  // -- transactions (redis_multi.cpp) --
+  // Inside MULTI, before any other rule: refuses `cmd` (an error; EXEC then aborts) or queues
+  // it (+QUEUED). True when it did either; false for the commands that run at once (EXEC,
+  // DISCARD, MULTI, WATCH, QUIT, RESET).
+  bool multi_takes(client& c, const entry* e, redis::command& cmd);
+  // EXEC of a transaction that publishes: PUBLISH waits for the other workers' counts.
+  static bool exec_waits(const client& c);
+  task<void> exec_waiting(context& ctx, session_id s, redis::command& cmd);
+  // EXEC's checks (no MULTI, EXECABORT, a WATCHed key changed): false when they answered.
+  bool exec_begins(client& c, redis::command& cmd);
+  bool watch_holds(const client& c);
+  void run_queued(context& ctx, session_id s, client& c, redis::command& q);
+  static void end_multi(client& c);
+
   // -- helpers (redis_kv.cpp) --
-  struct snapshot;  // a copy of one live row
+  struct snapshot {  // a copy of one live row
+    bool found = false;
+    std::int64_t type = 0;
+    std::int64_t expire = 0;
+    std::string value;
+  };
   bool check_key(redis::command& cmd, std::string_view key);
   bool alive(ipc::row_ref& r, std::int64_t now) const;  // erases an expired row (lazy expiry)
   snapshot load(std::string_view key, std::int64_t now, bool with_value);

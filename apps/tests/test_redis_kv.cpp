@@ -472,10 +472,10 @@ TEST_CASE("redis_kv: connection commands", "[redis_kv]") {
   CHECK(r({"COMMAND", "INFO", "get", "nosuch", "MSET"}) ==
         "*3\r\n"
         "*10\r\n$3\r\nget\r\n:2\r\n*2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n"
-        "*3\r\n+@string\r\n+@read\r\n+@fast\r\n*0\r\n*0\r\n*0\r\n"
-        "*-1\r\n"
+        "*3\r\n+@read\r\n+@string\r\n+@fast\r\n*0\r\n*0\r\n*0\r\n"
+        "$-1\r\n"
         "*10\r\n$4\r\nmset\r\n:-3\r\n*2\r\n+write\r\n+denyoom\r\n:1\r\n:-1\r\n:2\r\n"
-        "*3\r\n+@string\r\n+@write\r\n+@slow\r\n*0\r\n*0\r\n*0\r\n");
+        "*3\r\n+@write\r\n+@string\r\n+@slow\r\n*0\r\n*0\r\n*0\r\n");
   CHECK(r({"COMMAND", "INFO", "rename", "publish"}).find("$6\r\nrename\r\n:3\r\n*1\r\n+write\r\n:1\r\n:2\r\n:1\r\n") !=
         std::string::npos);
   // Every command the dispatch table knows is listed, and each listed one is answered.
@@ -593,6 +593,139 @@ TEST_CASE("redis_kv: without a usable table every data command says why", "[redi
     CHECK(h.command(s, {"SET", "k", "v"}).rfind("-ERR redis_kv: no usable table", 0) == 0);
     CHECK(logs.contains("column `expire` is string, expected int"));
   }
+}
+
+TEST_CASE("redis_kv: MULTI, EXEC, DISCARD and RESET answer as redis-server 7.0 does", "[redis_kv]") {
+  rig r;
+  // Every expected reply below is redis-server 7.0.15's for the same commands.
+  run(r, {
+             {{"EXEC"}, "-ERR EXEC without MULTI\r\n"},
+             {{"DISCARD"}, "-ERR DISCARD without MULTI\r\n"},
+             {{"MULTI"}, kOK},
+             {{"MULTI"}, "-ERR MULTI calls can not be nested\r\n"},  // the transaction goes on
+             {{"SET", "a", "1"}, "+QUEUED\r\n"},
+             {{"INCR", "a"}, "+QUEUED\r\n"},
+             {{"SET", "b", "x"}, "+QUEUED\r\n"},
+             {{"INCR", "b"}, "+QUEUED\r\n"},
+             {{"GET", "a"}, "+QUEUED\r\n"},
+             {{"PING"}, "+QUEUED\r\n"},
+             // An error of one command is its element; the others ran.
+             {{"EXEC"}, "*6\r\n+OK\r\n:2\r\n+OK\r\n" + kNotInt + "$1\r\n2\r\n+PONG\r\n"},
+             {{"EXEC"}, "-ERR EXEC without MULTI\r\n"},
+             {{"MULTI"}, kOK},
+             {{"EXEC"}, "*0\r\n"},
+             // A refused command (unknown, arity, subcommand) makes EXEC abort; nothing runs.
+             {{"MULTI"}, kOK},
+             {{"SET", "a", "9"}, "+QUEUED\r\n"},
+             {{"FOO"}, "-ERR unknown command 'FOO', with args beginning with: \r\n"},
+             {{"GET"}, "-ERR wrong number of arguments for 'get' command\r\n"},
+             {{"CLIENT", "FOO"}, "-ERR unknown subcommand 'FOO'. Try CLIENT HELP.\r\n"},
+             {{"EXEC"}, "-EXECABORT Transaction discarded because of previous errors.\r\n"},
+             {{"GET", "a"}, "$1\r\n2\r\n"},
+             // A refused EXEC ends the transaction and says why.
+             {{"MULTI"}, kOK},
+             {{"EXEC", "x"}, "-EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command\r\n"},
+             {{"EXEC"}, "-ERR EXEC without MULTI\r\n"},
+             // DISCARD drops the queue; WATCH inside MULTI is refused without aborting.
+             {{"MULTI"}, kOK},
+             {{"SET", "a", "9"}, "+QUEUED\r\n"},
+             {{"WATCH", "a"}, "-ERR WATCH inside MULTI is not allowed\r\n"},
+             {{"DISCARD"}, kOK},
+             {{"GET", "a"}, "$1\r\n2\r\n"},
+             {{"MULTI"}, kOK},
+             {{"WATCH", "a"}, "-ERR WATCH inside MULTI is not allowed\r\n"},
+             {{"EXEC"}, "*0\r\n"},
+             // Subscriptions and a protocol switch inside EXEC are refused (redis-server queues them).
+             {{"MULTI"}, kOK},
+             {{"SUBSCRIBE", "ch"}, "-ERR Command not allowed inside a transaction\r\n"},
+             {{"HELLO", "3"}, "-ERR Command not allowed inside a transaction\r\n"},
+             {{"EXEC"}, "-EXECABORT Transaction discarded because of previous errors.\r\n"},
+             // PUBLISH is queued and runs in EXEC (one worker here: no subscriber, 0).
+             {{"MULTI"}, kOK},
+             {{"PUBLISH", "ch", "x"}, "+QUEUED\r\n"},
+             {{"PUBLISH", "ch"}, "-ERR wrong number of arguments for 'publish' command\r\n"},
+             {{"DISCARD"}, kOK},
+             {{"MULTI"}, kOK},
+             {{"PUBLISH", "ch", "x"}, "+QUEUED\r\n"},
+             {{"INCR", "a"}, "+QUEUED\r\n"},
+             {{"EXEC"}, "*2\r\n:0\r\n:3\r\n"},
+             // RESET ends a transaction at once, inside MULTI too.
+             {{"MULTI"}, kOK},
+             {{"UNWATCH"}, "+QUEUED\r\n"},
+             {{"RESET"}, "+RESET\r\n"},
+             {{"EXEC"}, "-ERR EXEC without MULTI\r\n"},
+         });
+  // RESET after HELLO 3 and a name: RESP2 again, no name.
+  CHECK(r({"HELLO", "3", "SETNAME", "x"}).rfind("%7\r\n", 0) == 0);
+  CHECK(r({"MULTI"}) == kOK);
+  CHECK(r({"HGETALL", "nokey"}) == "+QUEUED\r\n");
+  CHECK(r({"GET", "nokey"}) == "+QUEUED\r\n");
+  CHECK(r({"EXEC"}) == "*2\r\n%0\r\n_\r\n");  // RESP3 elements
+  CHECK(r({"RESET"}) == "+RESET\r\n");
+  CHECK(r({"CLIENT", "GETNAME"}) == kNull);
+  CHECK(r({"GET", "nokey"}) == kNull);
+}
+
+TEST_CASE("redis_kv: WATCH aborts EXEC when a watched key changed", "[redis_kv]") {
+  rig r;
+  auto other = r.h->connect();
+  run(r, {
+             {{"SET", "w", "1"}, kOK},
+             {{"WATCH", "w", "absent"}, kOK},
+             {{"MULTI"}, kOK},
+             {{"GET", "w"}, "+QUEUED\r\n"},
+             {{"EXEC"}, "*1\r\n$1\r\n1\r\n"},  // nothing changed
+         });
+  // Another connection changes a watched key between WATCH and EXEC: EXEC answers a null
+  // array and runs nothing; EXEC unwatched everything.
+  CHECK(r({"WATCH", "w"}) == kOK);
+  CHECK(r.on(other, {"SET", "w", "2"}) == kOK);
+  CHECK(r({"MULTI"}) == kOK);
+  CHECK(r({"SET", "w", "mine"}) == "+QUEUED\r\n");
+  CHECK(r({"EXEC"}) == "*-1\r\n");
+  CHECK(r({"GET", "w"}) == "$1\r\n2\r\n");
+  // A key that did not exist and then does; its expiry set; its type changed: each aborts.
+  for (std::vector<std::string> change : {std::vector<std::string>{"SET", "absent", "now"},
+                                          std::vector<std::string>{"EXPIRE", "w", "100"},
+                                          std::vector<std::string>{"HSET", "w2", "f", "v"}}) {
+    INFO(show(change));
+    CHECK(r({"WATCH", "absent", "w", "w2"}) == kOK);
+    CHECK(r.on(other, change) != "");
+    CHECK(r({"MULTI"}) == kOK);
+    CHECK(r({"PING"}) == "+QUEUED\r\n");
+    CHECK(r({"EXEC"}) == "*-1\r\n");
+  }
+  // UNWATCH forgets; a change after it does not abort.
+  CHECK(r({"WATCH", "w"}) == kOK);
+  CHECK(r({"UNWATCH"}) == kOK);
+  CHECK(r.on(other, {"SET", "w", "3"}) == kOK);
+  CHECK(r({"MULTI"}) == kOK);
+  CHECK(r({"GET", "w"}) == "+QUEUED\r\n");
+  CHECK(r({"EXEC"}) == "*1\r\n$1\r\n3\r\n");
+  // A change on the watching connection itself aborts too (redis-server: any write).
+  CHECK(r({"WATCH", "w"}) == kOK);
+  CHECK(r({"SET", "w", "4"}) == kOK);
+  CHECK(r({"MULTI"}) == kOK);
+  CHECK(r({"EXEC"}) == "*-1\r\n");
+}
+
+TEST_CASE("redis_kv: a transaction larger than multi_max_bytes is refused", "[redis_kv]") {
+  redis_kv::options o;
+  o.multi_max_bytes = 1024;
+  rig r(o);
+  CHECK(r({"MULTI"}) == kOK);
+  CHECK(r({"SET", "a", std::string(600, 'x')}) == "+QUEUED\r\n");
+  CHECK(r({"SET", "b", std::string(600, 'y')}) ==
+        "-ERR the transaction is too large: redis_kv queues at most 1024 bytes of commands (the module's "
+        "multi_max_bytes)\r\n");
+  CHECK(r({"EXEC"}) == "-EXECABORT Transaction discarded because of previous errors.\r\n");
+  CHECK(r({"EXISTS", "a", "b"}) == ":0\r\n");
+  // MULTI needs authentication like any command; queued commands are checked for it.
+  redis_kv::options p;
+  p.password = "pw";
+  rig q(p);
+  CHECK(q({"MULTI"}) == "-NOAUTH Authentication required.\r\n");
+  CHECK(q({"RESET"}) == "+RESET\r\n");  // allowed before AUTH, as in redis-server
 }
 
 TEST_CASE("redis_kv: options", "[redis_kv]") {

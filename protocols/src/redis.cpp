@@ -142,7 +142,7 @@ std::size_t find_c(std::string_view s, std::size_t& scan, char c) noexcept {
 
 // The size of the complete multibulk command at the start of `buf`, with 1 to `max_args`
 // arguments, each at most `max_bulk` bytes; 0 when it is incomplete, malformed or larger
-// (parse() then decides what it is). `hello`: its name is HELLO or QUIT.
+// (parse() then decides what it is). `hello`: its name is HELLO, RESET or QUIT.
 std::size_t multibulk_size(std::string_view buf, long long max_args, unsigned long long max_bulk,
                            bool& hello) noexcept {
   if (buf.empty() || buf[0] != '*') return 0;
@@ -157,7 +157,7 @@ std::size_t multibulk_size(std::string_view buf, long long max_args, unsigned lo
         buf.size() - pos < static_cast<unsigned long long>(len) + 2)
       return 0;
     if (i == 0)
-      hello = (len == 5 && ascii_iequals(buf.substr(pos, 5), "hello")) ||
+      hello = (len == 5 && (ascii_iequals(buf.substr(pos, 5), "hello") || ascii_iequals(buf.substr(pos, 5), "reset"))) ||
               (len == 4 && ascii_iequals(buf.substr(pos, 4), "quit"));
     pos += static_cast<std::size_t>(len) + 2;
   }
@@ -238,22 +238,26 @@ bool tokenize(std::string_view line, Out& on) {
   }
 }
 
-// Counts the arguments of an inline line and notes whether the first one is HELLO or QUIT
-// (the commands after which the codec waits for the reply).
+// Counts the arguments of an inline line and notes whether the first one is HELLO, RESET or
+// QUIT (the commands after which the codec waits for the reply).
 struct inline_check {
   std::size_t count = 0;
   std::size_t len = 0;  // bytes of the first argument so far
   bool hello = true;    // the first argument matches "hello" so far
+  bool reset = true;    // ... "reset"
   bool quit = true;     // ... "quit"
   void begin() noexcept { ++count; }
   void put(char c) noexcept {
     if (count != 1) return;
     if (len >= 5 || (c | 0x20) != "hello"[len]) hello = false;
+    if (len >= 5 || (c | 0x20) != "reset"[len]) reset = false;
     if (len >= 4 || (c | 0x20) != "quit"[len]) quit = false;
     ++len;
   }
   void end() noexcept {}
-  bool first_is_hello() const noexcept { return count > 0 && ((hello && len == 5) || (quit && len == 4)); }
+  bool first_is_hello() const noexcept {
+    return count > 0 && (((hello || reset) && len == 5) || (quit && len == 4));
+  }
 };
 
 struct inline_args {
@@ -284,8 +288,8 @@ class server_codec final : public stream_codec {
     return true;
   }
 
-  // After a HELLO nothing is decoded until it is answered, so the commands after it carry
-  // the protocol it chose; after a QUIT likewise, so nothing pipelined behind it runs (as in
+  // After a HELLO (or a RESET, back to RESP2) nothing is decoded until it is answered, so
+  // the commands after it carry the protocol it chose; after a QUIT likewise, so nothing pipelined behind it runs (as in
   // redis-server); a failed codec takes nothing more either.
   bool blocked() const noexcept override { return !done_ && (hello_wait_ || failed()); }
   bool done() const noexcept override { return done_; }
@@ -341,7 +345,7 @@ class server_codec final : public stream_codec {
   std::size_t bulk_ = 0;  // length of the bulk being read
   long long left_ = 0;    // arguments still to read
   bool first_ = true;     // the next bulk is the command name
-  bool hello_ = false;    // the command name is HELLO or QUIT (decoding waits for its reply)
+  bool hello_ = false;    // the command name is HELLO, RESET or QUIT (decoding waits for its reply)
   // Results of parse().
   std::size_t size_ = 0;
   std::string_view data_;
@@ -452,7 +456,8 @@ server_codec::step server_codec::parse(std::string_view buf) {
     // bulk_data: the data and two more bytes (meant to be CRLF, skipped unchecked).
     if (buf.size() - pos_ < bulk_ + 2) return step::more;
     if (first_)
-      hello_ = (bulk_ == 5 && ascii_iequals(buf.substr(pos_, 5), "hello")) ||
+      hello_ = (bulk_ == 5 && (ascii_iequals(buf.substr(pos_, 5), "hello") ||
+                               ascii_iequals(buf.substr(pos_, 5), "reset"))) ||
                (bulk_ == 4 && ascii_iequals(buf.substr(pos_, 4), "quit"));
     first_ = false;
     pos_ += bulk_ + 2;

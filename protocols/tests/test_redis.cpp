@@ -406,7 +406,7 @@ TEST_CASE("redis: HELLO blocks decoding until answered and sets the protocol", "
   CHECK(wire == "+PONG\r\n%0\r\n+PONG\r\n*0\r\n");
 }
 
-TEST_CASE("redis: only HELLO itself blocks, quoted or not", "[redis]") {
+TEST_CASE("redis: only HELLO, RESET and QUIT block, quoted or not", "[redis]") {
   auto blocks = [](std::string in) {
     auto codec = redis::make_server_codec({});
     sink s;
@@ -418,6 +418,13 @@ TEST_CASE("redis: only HELLO itself blocks, quoted or not", "[redis]") {
   CHECK(blocks("\"hello\" 3\r\n"));
   CHECK(blocks("  HeLlO 3 AUTH a b\r\n"));
   CHECK(blocks(mbulk({"hello"})));
+  // RESET switches back to RESP2: what follows it carries the protocol it chose.
+  CHECK(blocks("RESET\r\n"));
+  CHECK(blocks("reset\r\n"));
+  CHECK(blocks(mbulk({"ReSeT"})));
+  CHECK(blocks("QUIT\r\n"));
+  CHECK_FALSE(blocks("RESETS\r\n"));
+  CHECK_FALSE(blocks(mbulk({"rese"})));
   CHECK_FALSE(blocks("HELLOX 3\r\n"));
   CHECK_FALSE(blocks("HELL\r\n"));
   CHECK_FALSE(blocks("ECHO hello\r\n"));

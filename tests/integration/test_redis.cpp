@@ -136,6 +136,22 @@ TEST_CASE("redis: differential test against a real redis-server (RESP2 and RESP3
   srv.stop_and_check();
 }
 
+TEST_CASE("redis: redis-py pipelines (MULTI/EXEC) and WATCH-guarded transactions", "[redis]") {
+  // Debian's python3-redis lives with Debian's interpreter (scripts/install-deps.sh).
+  REQUIRE(std::filesystem::exists("/usr/bin/python3"));
+  REQUIRE(t::run({"/usr/bin/python3", "-c", "import redis"}, 30s).exit_code == 0);
+  auto mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  // One worker: WATCH then EXEC is isolated only within a worker (docs/modules.md).
+  server_under_test srv(server_keys(mode, 1), kKv);
+  auto r = t::run({"/usr/bin/python3", script("redis_py.py"), "--target", "127.0.0.1:" + std::to_string(srv.port)},
+                  120s);
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("checks passed") != std::string::npos);
+  srv.stop_and_check();
+}
+
 TEST_CASE("redis: protocol edge cases over raw sockets", "[redis]") {
   REQUIRE(have("python3"));
   auto mode = GENERATE(as<std::string>{}, "base", "process");

@@ -145,6 +145,22 @@ def build_cases():
     add("QUIT: pipelined commands after QUIT are not executed",
         mb("PING") + mb("QUIT") + mb("SET", "edge:afterquit", "1"), b"+PONG\r\n+OK\r\n", CLOSE,
         after=(mb("EXISTS", "edge:afterquit"), b":0\r\n"), pre=mb("DEL", "edge:afterquit"))
+    # --- transactions (each command checked when queued; EXEC answers them as one array)
+    add("MULTI/EXEC pipelined: queued replies, then one array",
+        mb("MULTI") + mb("SET", "edge:tx", "1") + mb("INCR", "edge:tx") + mb("INCR", "edge:tx:str") +
+        mb("GET", "edge:tx") + mb("EXEC"),
+        b"+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n*4\r\n+OK\r\n:2\r\n:1\r\n" + bulk(b"2"),
+        pre=mb("DEL", "edge:tx", "edge:tx:str"))
+    add("MULTI: a refused command aborts EXEC, nothing runs",
+        mb("MULTI") + mb("SET", "edge:tx2", "1") + mb("GET") + mb("EXEC") + mb("EXISTS", "edge:tx2"),
+        b"+OK\r\n+QUEUED\r\n" + E(b"wrong number of arguments for 'get' command") +
+        b"-EXECABORT Transaction discarded because of previous errors.\r\n:0\r\n", pre=mb("DEL", "edge:tx2"))
+    add("MULTI: PUBLISH inside EXEC (the other workers are asked for their counts)",
+        mb("MULTI") + mb("PUBLISH", "edge:nobody", "x") + mb("PING") + mb("EXEC"),
+        b"+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n:0\r\n+PONG\r\n")
+    add("RESET pipelined after MULTI: the transaction is gone",
+        mb("MULTI") + mb("PING") + b"RESET\r\n" + mb("EXEC"),
+        b"+OK\r\n+QUEUED\r\n+RESET\r\n" + E(b"EXEC without MULTI"))
     # --- binary / sizes
     add("multibulk: binary-safe arg with NUL and CRLF", mb("ECHO", b"a\x00b\r\nc"), bulk(b"a\x00b\r\nc"))
     big = bytes((i * 7) & 0xFF for i in range(1 << 20))

@@ -88,6 +88,9 @@ class writer {
   void boolean(bool v);                      // RESP3 #t ; RESP2 :1
   void big_number(std::string_view digits);  // RESP3 ( ; RESP2 bulk
   void verbatim(std::string_view format, std::string_view s);  // RESP3 =; format is 3 chars
+  // A reply encoded elsewhere for this connection's protocol, as it is (EXEC's array of its
+  // commands' replies).
+  void encoded(std::string_view reply) { out_.append(reply); }
 
  private:
   void head(char type, long long n);

@@ -1,0 +1,228 @@
+// redis_kv's transactions: MULTI, EXEC, DISCARD, WATCH, UNWATCH, and RESET (docs/modules.md,
+// "Redis modules"). Replies and error texts are redis-server 7.0's.
+//
+// Between MULTI and EXEC a connection's commands are checked as redis-server checks them
+// (unknown command, arity, subcommand, authentication) and queued; a refused one makes EXEC
+// abort. EXEC runs the queue with nothing else of this worker in between; another worker's
+// command may run between two of them (each command alone is atomic, see redis_kv.cpp), so
+// with several workers a transaction is ordered but not isolated. A transaction that
+// publishes waits for the other workers' counts at each PUBLISH, and other connections of
+// this worker run meanwhile. WATCH remembers each key's type, expiry and value; EXEC aborts
+// when one of them differs (a key changed and changed back is not noticed, where
+// redis-server would abort).
+
+#include "redis_kv.hpp"
+
+namespace swactor::apps {
+
+namespace kvx {  // redis_kv.cpp
+std::int64_t now_ms();
+bool is_pubsub_name(std::string_view n);
+}  // namespace kvx
+
+namespace {
+
+namespace pr = protocols::redis;
+
+// redis-server queues these inside MULTI too; here a protocol switch (HELLO) or a
+// subscription (SUBSCRIBE and friends) in the middle of EXEC's reply is refused instead.
+bool not_in_multi(const redis::command& cmd) {
+  for (std::string_view n : {"hello", "subscribe", "unsubscribe", "psubscribe", "punsubscribe", "ssubscribe",
+                             "sunsubscribe", "spublish", "pubsub"})
+    if (cmd.is(n)) return true;
+  return false;
+}
+
+// A queued command as the codec would have emitted it: one multibulk.
+std::string encode_multibulk(const redis::command& cmd) {
+  std::string out;
+  std::size_t n = 16;
+  for (auto a : cmd.args()) n += a.size() + 16;
+  out.reserve(n);
+  out += '*';
+  out += std::to_string(cmd.size());
+  out += "\r\n";
+  for (auto a : cmd.args()) {
+    out += '$';
+    out += std::to_string(a.size());
+    out += "\r\n";
+    out.append(a);
+    out += "\r\n";
+  }
+  return out;
+}
+
+std::uint8_t queued_kind(int protocol) {
+  return static_cast<std::uint8_t>(static_cast<std::uint8_t>(pr::ev::command) | (protocol >= 3 ? pr::resp3_flag : 0));
+}
+
+}  // namespace
+
+bool redis_kv::multi_takes(client& c, const entry* e, redis::command& cmd) {
+  // The pub/sub commands have no table entry (their own path): PUBLISH is checked and
+  // queued like any command, the others refused below.
+  static const entry publish{nullptr, 3, false}, other_pubsub{nullptr, -1, false};
+  const bool is_publish = !e && cmd.is("publish");
+  const entry* checked = is_publish ? &publish : !e && kvx::is_pubsub_name(cmd.name()) ? &other_pubsub : e;
+  if (refuses(c, checked, cmd)) {
+    if (e && e->fn == &redis_kv::cmd_exec) {
+      // A refused EXEC ends the transaction, naming why (redis-server's execCommandAbort).
+      std::string why = cmd.reply_bytes();
+      cmd.discard_reply();
+      std::string_view w = why;
+      if (w.starts_with("-ERR ")) w.remove_prefix(5);
+      else if (w.starts_with("-")) w.remove_prefix(1);
+      if (w.ends_with("\r\n")) w.remove_suffix(2);
+      end_multi(c);
+      cmd.reply().error("EXECABORT Transaction discarded because of: " + std::string(w));
+      return true;
+    }
+    c.multi_dirty = true;
+    return true;
+  }
+  if (e && (e->fn == &redis_kv::cmd_exec || e->fn == &redis_kv::cmd_discard || e->fn == &redis_kv::cmd_multi ||
+            e->fn == &redis_kv::cmd_watch || e->fn == &redis_kv::cmd_quit || e->fn == &redis_kv::cmd_reset))
+    return false;  // they run now
+  if (not_in_multi(cmd)) {
+    cmd.reply().error("ERR Command not allowed inside a transaction");
+    c.multi_dirty = true;
+    return true;
+  }
+  auto bytes = encode_multibulk(cmd);
+  if (c.queued_bytes + bytes.size() > opts_.multi_max_bytes) {
+    cmd.reply().error("ERR the transaction is too large: redis_kv queues at most " +
+                      std::to_string(opts_.multi_max_bytes) + " bytes of commands (the module's multi_max_bytes)");
+    c.multi_dirty = true;
+    return true;
+  }
+  c.multi_publishes = c.multi_publishes || is_publish;
+  c.queued_bytes += bytes.size();
+  c.queued.push_back(std::move(bytes));
+  cmd.reply().status("QUEUED");
+  return true;
+}
+
+bool redis_kv::exec_waits(const client& c) { return c.multi_publishes; }
+
+void redis_kv::end_multi(client& c) {
+  c.in_multi = false;
+  c.multi_dirty = false;
+  c.multi_publishes = false;
+  c.queued.clear();
+  c.queued_bytes = 0;
+  c.watched.clear();  // EXEC and DISCARD unwatch everything, as in redis-server
+}
+
+bool redis_kv::watch_holds(const client& c) {
+  if (c.watched.empty()) return true;
+  const auto now = kvx::now_ms();
+  for (const auto& w : c.watched) {
+    auto s = load(w.key, now, true);
+    if (s.found != w.found || s.type != w.type || s.expire != w.expire || s.value != w.value) return false;
+  }
+  return true;
+}
+
+bool redis_kv::exec_begins(client& c, redis::command& cmd) {
+  if (!c.in_multi) {
+    cmd.reply().error("ERR EXEC without MULTI");
+    return false;
+  }
+  if (c.multi_dirty) {
+    end_multi(c);
+    cmd.reply().error("EXECABORT Transaction discarded because of previous errors.");
+    return false;
+  }
+  if (!watch_holds(c)) {
+    end_multi(c);
+    cmd.reply().null_array();
+    return false;
+  }
+  return true;
+}
+
+void redis_kv::run_queued(context& ctx, session_id s, client& c, redis::command& q) {
+  const entry* e = find(q.name());
+  if (!e) {
+    redis::reply_unknown_command(q);  // not reached: multi_takes queued only known commands
+    return;
+  }
+  execute(ctx, s, c, *e, q);
+}
+
+void redis_kv::cmd_exec(context& ctx, session_id s, client& c, redis::command& cmd) {
+  if (!exec_begins(c, cmd)) return;
+  auto queued = std::move(c.queued);
+  end_multi(c);
+  const auto kind = queued_kind(cmd.protocol());
+  cmd.reply().array(queued.size());
+  for (auto& raw : queued) {
+    redis::command q(std::move(raw), kind);
+    run_queued(ctx, s, c, q);
+    cmd.reply().encoded(q.reply_bytes());
+  }
+}
+
+task<void> redis_kv::exec_waiting(context& ctx, session_id s, redis::command& cmd) {
+  if (!exec_begins(client_of(s), cmd)) co_return;
+  auto queued = std::move(client_of(s).queued);
+  end_multi(client_of(s));
+  const auto kind = queued_kind(cmd.protocol());
+  cmd.reply().array(queued.size());
+  for (auto& raw : queued) {
+    redis::command q(std::move(raw), kind);
+    // Looked up again for each: the connection may close while a PUBLISH waits (its state
+    // goes with it; what is left still runs, as redis-server finishes an EXEC).
+    if (q.is("publish")) (void)co_await pubsub_command(ctx, s, client_of(s), q);
+    else run_queued(ctx, s, client_of(s), q);
+    cmd.reply().encoded(q.reply_bytes());
+  }
+  if (!ctx.exists(s)) clients_.erase(s);  // client_of() made it again after on_close
+}
+
+void redis_kv::cmd_multi(context&, session_id, client& c, redis::command& cmd) {
+  if (c.in_multi) return cmd.reply().error("ERR MULTI calls can not be nested");
+  c.in_multi = true;
+  c.multi_dirty = false;
+  cmd.reply().status("OK");
+}
+
+void redis_kv::cmd_discard(context&, session_id, client& c, redis::command& cmd) {
+  if (!c.in_multi) return cmd.reply().error("ERR DISCARD without MULTI");
+  end_multi(c);
+  cmd.reply().status("OK");
+}
+
+void redis_kv::cmd_watch(context&, session_id, client& c, redis::command& cmd) {
+  if (c.in_multi) return cmd.reply().error("ERR WATCH inside MULTI is not allowed");
+  const auto now = kvx::now_ms();
+  for (std::size_t i = 1; i < cmd.size(); ++i) {
+    const auto key = cmd[i];
+    bool known = false;
+    for (const auto& w : c.watched) known = known || w.key == key;
+    if (known) continue;  // watched since an earlier WATCH: its first state counts
+    auto snap = load(key, now, true);
+    c.watched.push_back({std::string(key), snap.found, snap.type, snap.expire, std::move(snap.value)});
+  }
+  cmd.reply().status("OK");
+}
+
+void redis_kv::cmd_unwatch(context&, session_id, client& c, redis::command& cmd) {
+  c.watched.clear();
+  cmd.reply().status("OK");
+}
+
+// RESET: the connection as it was when it connected (redis-server's clearClientConnectionState
+// as far as this module keeps state): no transaction, nothing watched, no subscriptions,
+// RESP2, no name, and authenticated only when no password is set.
+void redis_kv::cmd_reset(context& ctx, session_id s, client& c, redis::command& cmd) {
+  end_multi(c);
+  pubsub_closed(ctx, s, c);
+  c.name.clear();
+  c.authenticated = opts_.password.empty();
+  if (cmd.protocol() != 2) cmd.switch_protocol(2);
+  c.protocol = 2;
+  cmd.reply().status("RESET");
+}
+
+}  // namespace swactor::apps
