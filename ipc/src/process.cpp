@@ -138,6 +138,8 @@ task<result<std::string>> read_frame(message_channel::state* s) {
     if (auto m = s->take()) co_return std::move(*m);
     if (!s->sock.is_open()) co_return closed_error();
     auto [ec, n] = co_await s->sock.async_read_some(asio::buffer(buf), as_tuple_awaitable);
+    // Cancelled: the channel may be gone with its state (a destroyed process object).
+    if (ec == asio::error::operation_aborted) co_return ec;
     s->rx.append(buf.data(), n);
     if (ec) {
       if (auto m = s->take()) co_return std::move(*m);
@@ -153,6 +155,7 @@ task<std::error_code> message_channel::send(std::string_view msg, duration timeo
   auto r = co_await timed(write_frame(s_->sock, static_cast<std::uint32_t>(msg.size()), msg),
                           timeout);
   std::error_code ec = r ? r->ec : r.error();
+  if (ec == asio::error::operation_aborted) co_return ec;  // the channel is being destroyed
   if (ec) {
     // Part of a frame may be out: the stream cannot be resynchronised.
     close();

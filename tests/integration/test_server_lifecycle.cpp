@@ -1,7 +1,9 @@
 // The server's process lifecycle in base mode: crash and restart, max_request recycling,
 // reload, stop, stats, max_connections and heartbeat.
 #include <atomic>
+#include <fstream>
 #include <mutex>
+#include <regex>
 #include <set>
 
 #include "server_helpers.hpp"
@@ -287,6 +289,44 @@ TEST_CASE("server: reload answers at once and stats shows the new workers servin
   CHECK(ok);
   CHECK(srv.stats().at("idle_worker_num") == 2);
   srv.stop_and_check();
+}
+
+// A stop that lands while a reload runs (checking the new code, starting replacements or
+// retiring the old processes): the master exits cleanly (no crash at its end: the reload and
+// the process watches finish before the supervisor goes) and leaves no process behind, old
+// or new. Both modes: process mode also tears down reactor threads with links still open.
+TEST_CASE("server: a stop during a reload exits cleanly and leaves no process behind", "[server][stop][reload]") {
+  auto mode = GENERATE(as<std::string>{}, "base", "process");
+  for (auto delay : {0ms, 30ms, 150ms}) {
+    INFO("mode " << mode << ", SIGTERM " << delay.count() << " ms after SIGUSR1");
+    server_under_test srv("mode = \"" + mode + "\"\nworkers = 2\ntask_workers = 1\nmax_wait_time = \"1s\"", kProbe);
+    auto c = connect_tcp("127.0.0.1", srv.port);
+    REQUIRE(c);
+    REQUIRE(parse_whoami(c.ask("whoami")));
+    srv.extra_pids = srv.all_pids(srv.stats());
+    REQUIRE(srv.proc->signal(SIGUSR1));
+    std::this_thread::sleep_for(delay);
+    srv.stop_and_check();
+    // Nothing is started once the stop began (a reload used to start its replacements anyway).
+    const auto text = srv.log();
+    const auto stop_at = text.find("stopping");
+    REQUIRE(stop_at != std::string::npos);
+    INFO(text.substr(stop_at));
+    CHECK(std::regex_search(text.substr(stop_at), std::regex(R"(started (worker|task))")) == false);
+    // Replacements a reload started are gone too (they name the config in their arguments).
+    const auto until = clock_type::now() + 3s;
+    auto leftovers = [&] {
+      std::vector<std::string> found;
+      for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+        std::ifstream f(e.path() / "cmdline");
+        std::string cmd((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+        if (cmd.find(srv.dir.path().string()) != std::string::npos) found.push_back(e.path().filename().string());
+      }
+      return found;
+    };
+    while (!leftovers().empty() && clock_type::now() < until) std::this_thread::sleep_for(20ms);
+    CHECK(leftovers().empty());
+  }
 }
 
 TEST_CASE("server: SIGTERM finishes running handlers and leaves no process behind", "[server][stop]") {

@@ -361,7 +361,18 @@ struct reactor_thread::impl final : net::connection_sink {
     q.erase(s);
     return true;
   }
-  ~impl() { host.abort_all(); }
+  ~impl() {
+    stopping = true;
+    host.abort_all();
+    // A link's close handler posts work that uses the members below (and a backlog hand-over
+    // waiting on a link's flush wakes up): closed and run here, while they exist. The loop,
+    // declared first, would otherwise run them from its destructor, after them.
+    for (auto& w : workers)
+      if (w.link) w.link->close();
+    for (auto& [raw, l] : live_links) l->close();
+    lp.context().restart();
+    lp.context().poll();
+  }
 
   bool alive(int w) const {
     auto& l = workers[static_cast<std::size_t>(w)].link;

@@ -3,6 +3,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "swactor/actors/server.hpp"
 #include "swactor/core/log.hpp"
 
@@ -43,6 +45,7 @@ void supervisor::start_all() {
 }
 
 std::shared_ptr<proc_handle> supervisor::spawn_proc(int id) {
+  if (stopping_) return nullptr;  // a reload or a restart racing the stop starts nothing
   auto h = std::make_shared<proc_handle>();
   h->id = id;
   auto pair = ipc::socket_pair();
@@ -121,7 +124,7 @@ task<void> supervisor::watch(std::shared_ptr<proc_handle> h) {
   bool crashed = !st || !st->success();
   if (h->link) h->link->close();
   release_connections(*h);
-  h->ready.add(0);
+  if (h->ready.count() > 0) h->ready.done();  // a reload waiting for it to be ready stops waiting
   sink_.on_process_exit(*h);
   if (h->retiring || stopping_) {
     // A leaving process is not restarted, but a crash on its way out is still worth a look.
@@ -132,8 +135,10 @@ task<void> supervisor::watch(std::shared_ptr<proc_handle> h) {
     watchers_.done();
     co_return;
   }
-  watchers_.done();  // explicit, not a guard: a frame destroyed unresumed must not touch this
-  if (sl.current != h) co_return;
+  if (sl.current != h) {
+    watchers_.done();  // explicit, not a guard: a frame destroyed unresumed must not touch this
+    co_return;
+  }
   auto lived = std::chrono::steady_clock::now() - h->started;
   duration delay = 0ms;
   if (crashed) {
@@ -147,7 +152,9 @@ task<void> supervisor::watch(std::shared_ptr<proc_handle> h) {
     sl.crash_streak = 0;
     log::info("{} (pid {}) exited: {}; starting a new one", layout_.name(h->id), h->pid, status);
   }
-  if (delay > 0ms) co_await sleep(delay);
+  // The back-off ends early when the server stops (stop_all() waits for this watch).
+  if (delay > 0ms) (void)co_await stopped_.wait(delay);
+  watchers_.done();
   if (stopping_ || sl.current != h) co_return;
   state_.procs[h->id].restarts.fetch_add(1);
   sl.current = spawn_proc(h->id);
@@ -193,13 +200,23 @@ task<void> supervisor::reload(bool tasks_only) {
     co_return;
   }
   reloading_ = true;
+  jobs_.add();  // stop_all() waits for this reload (explicit done(): no guard, see watch())
   last_reload_.state = "checking";
   log::notice("reloading {}", tasks_only ? "task workers" : "workers and task workers");
-  if (auto why = co_await check_new_code(); !why.empty()) {
+  auto why = co_await check_new_code();
+  if (stopping_) {
+    last_reload_.state = "ignored";
+    last_reload_.error = "the server is stopping";
+    reloading_ = false;
+    jobs_.done();
+    co_return;
+  }
+  if (!why.empty()) {
     log::error("reload refused, the running processes keep serving: a new one would fail to start: {}", why);
     last_reload_.state = "refused";
     last_reload_.error = "a new process would fail to start: " + why;
     reloading_ = false;
+    jobs_.done();
     co_return;
   }
   last_reload_.state = "reloading";
@@ -219,6 +236,7 @@ task<void> supervisor::reload(bool tasks_only) {
   }
   // Replacements serve before the old processes stop taking work.
   for (auto& n : news) (void)co_await n->ready.wait(std::max<duration>(app_.server.max_wait_time, 5s));
+  // (A stop meanwhile: stop_all() stops the old processes with every other one.)
   for (auto& o : olds) {
     o->retiring = true;
     if (!o->link || o->link->send(ipc::encode(ipc::stop{"reload"}))) o->proc->kill(SIGTERM);
@@ -236,6 +254,7 @@ task<void> supervisor::reload(bool tasks_only) {
     last_reload_.replaced = news.size();
   }
   reloading_ = false;
+  jobs_.done();
 }
 
 // New processes are exec'd, so they load plugin libraries as they are on disk at that moment;
@@ -257,8 +276,10 @@ task<std::string> supervisor::check_new_code() {
                               po);
   if (!p) co_return "cannot start " + plan_.exe + ": " + p.error().message();
   constexpr auto limit = 10s;
+  check_proc_ = &*p;  // stop_all() ends it rather than wait up to 10 s
   auto out = co_await p->read_all(limit);
   auto st = co_await p->wait(limit);
+  check_proc_ = nullptr;
   if (!st) {
     p->kill_and_reap();
     co_return "the check (" + plan_.exe + " worker-check) did not finish within 10 s";
@@ -273,9 +294,13 @@ task<std::string> supervisor::check_new_code() {
 
 task<void> supervisor::stop_all() {
   stopping_ = true;
+  (void)stopped_.done();  // restart back-offs end now
+  if (check_proc_) (void)check_proc_->kill(SIGKILL);  // a reload's check: the reload then ends
+  // Every live process: the slots' current ones, and those a reload is replacing.
   std::vector<std::shared_ptr<proc_handle>> all;
-  for (auto& sl : slots_)
-    if (sl.current) all.push_back(sl.current);
+  for (auto& [raw, weak] : handles_)
+    if (auto h = weak.lock()) all.push_back(std::move(h));
+  std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a->id < b->id; });
   for (auto& h : all)
     if (!h->link || !h->link->is_open() || h->link->send(ipc::encode(ipc::stop{"server stopping"})))
       h->proc->kill(SIGTERM);
@@ -288,8 +313,10 @@ task<void> supervisor::stop_all() {
       (void)co_await h->proc->wait(2s);
     }
   }
-  // Each process's own watch still has its exit to handle (their wakeups may be queued
-  // behind ours): the master's exit must not destroy the supervisor under them.
+  // A reload in progress, and each process's own watch, still have steps to take (their
+  // wakeups may be queued behind ours): the master's exit must not destroy the supervisor
+  // under them.
+  (void)co_await jobs_.wait(2s);
   (void)co_await watchers_.wait(1s);
 }
 

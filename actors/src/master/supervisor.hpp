@@ -117,6 +117,9 @@ class supervisor {
   std::vector<slot> slots_;
   std::unordered_map<proc_handle*, std::weak_ptr<proc_handle>> handles_;  // every live process
   wait_group watchers_;  // watch() coroutines still running: stop_all() lets them finish
+  wait_group jobs_;      // a reload() in progress: stop_all() lets it finish
+  wait_group stopped_{1};  // done by stop_all(): ends restart back-offs at once
+  ipc::process* check_proc_ = nullptr;  // a reload's worker-check while it runs
   bool stopping_ = false;
   bool reloading_ = false;
   reload_outcome last_reload_;

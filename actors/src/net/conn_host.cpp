@@ -391,7 +391,9 @@ void conn_host::stop_heartbeat() {
 task<void> conn_host::deadline_loop(duration every) {
   std::vector<std::shared_ptr<connection>> expired;
   for (;;) {
-    co_await sleep(every);
+    // Cancelled (stop_heartbeat(), or the host's end): not one more pass over the host.
+    const auto cancelled = co_await sleep(every);
+    if (cancelled) co_return;
     auto now = std::chrono::steady_clock::now();
     for (const auto& [id, c] : conns_)
       if (c->deadline_passed(now)) expired.push_back(c);
@@ -402,7 +404,8 @@ task<void> conn_host::deadline_loop(duration every) {
 
 task<void> conn_host::heartbeat_loop(duration every) {
   for (;;) {
-    co_await sleep(every);
+    const auto cancelled = co_await sleep(every);
+    if (cancelled) co_return;  // as in deadline_loop()
     auto now = std::chrono::steady_clock::now();
     std::vector<std::pair<std::uint64_t, std::chrono::milliseconds>> idle;
     for (const auto& [id, c] : conns_) {

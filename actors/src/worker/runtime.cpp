@@ -96,6 +96,9 @@ worker_runtime::~worker_runtime() {
   link_.close();
   for (auto& r : reactors_) r->close();
   if (bus_) bus_->close();
+  // Coroutines waiting for a client to drain (an "http drain" for another process) likewise:
+  // woken now, they end before drain_waits_ and the port go.
+  drain_waits_.wake_all(server_errc::session_not_found);
   lp_.context().restart();
   lp_.context().poll();
 }

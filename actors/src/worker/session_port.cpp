@@ -231,6 +231,12 @@ void drain_waits::wake(session_id s, std::error_code ec) {
   if (it != queues_.end()) it->second->complete_all(ec);
 }
 
+void drain_waits::wake_all(std::error_code ec) {
+  // Each waiter erases its own emptied queue when it resumes: not while we iterate (it
+  // resumes later, from the loop).
+  for (auto& [s, q] : queues_) q->complete_all(ec);
+}
+
 void drain_waits::wake_one(session_id s) {
   auto it = queues_.find(s);
   if (it != queues_.end()) (void)it->second->complete_front({});

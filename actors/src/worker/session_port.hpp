@@ -38,6 +38,8 @@ class drain_waits {
   void wake(session_id s, std::error_code ec = {});
   // Wakes the longest waiter of `s` (an HTTP/2 connection's reactor answers each watch once).
   void wake_one(session_id s);
+  // Wakes every waiter of every session (the runtime's end: they resume while it exists).
+  void wake_all(std::error_code ec);
 
  private:
   std::unordered_map<session_id, std::unique_ptr<wait_queue>> queues_;
