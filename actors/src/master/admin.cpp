@@ -43,13 +43,20 @@ void admin_endpoint::close() {
   if (!path_.empty()) ::unlink(path_.c_str());
 }
 
+task<void> admin_endpoint::finish(duration timeout) {
+  close();
+  (void)co_await sessions_.wait(timeout);
+}
+
 task<void> admin_endpoint::accept_loop() {
   for (;;) {
     if (!acceptor_) co_return;
     auto [ec, sock] = co_await acceptor_->async_accept(asio::experimental::as_tuple(asio::use_awaitable));
     if (ec) co_return;
+    sessions_.add();
     spawn(lp_.context(), [this, s = std::make_shared<asio::local::stream_protocol::socket>(std::move(sock))]() -> task<void> {
       co_await session(std::move(*s));
+      sessions_.done();  // explicit: a frame destroyed unresumed must not touch this
     }, "admin session");
   }
 }

@@ -11,6 +11,7 @@
 #include "atoms.hpp"
 #include "swactor/core/error.hpp"
 #include "swactor/core/loop.hpp"
+#include "swactor/core/wait_group.hpp"
 
 namespace swactor::detail {
 
@@ -23,6 +24,9 @@ class admin_endpoint {
   std::error_code open(const std::string& path, std::string& error);
   void start();
   void close();
+  // close(), then waits (at most `timeout`) for the sessions still answering: they use this
+  // object, which goes with the master's end.
+  task<void> finish(duration timeout);
   const std::string& path() const noexcept { return path_; }
 
  private:
@@ -34,6 +38,7 @@ class admin_endpoint {
   manager_actor manager_;
   std::string path_;
   std::unique_ptr<asio::local::stream_protocol::acceptor> acceptor_;
+  wait_group sessions_;  // admin sessions running
 };
 
 }  // namespace swactor::detail

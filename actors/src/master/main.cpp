@@ -278,6 +278,7 @@ int run_master(const std::string& file, const module_registry& reg) {
     co_await sup.stop_all();
     // Workers are done: their last replies are with the reactors, which flush and close.
     if (reactors) reactors->stop();
+    if (admin) co_await admin->finish(3s);  // a `swactor reload` may still be polling
     res.cleanup();
     lp.timers().clear_all();
     log::notice("stopped");
