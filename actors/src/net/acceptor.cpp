@@ -54,7 +54,8 @@ task<void> accept_loop(stream_acceptor& acc, const listen_config& lc, int listen
       }
       if (err == EBADF || err == EINVAL || !acc.is_open()) co_return;  // closed under us
       log::warning("listener {}: accept failed: {}", lc.url, std::error_code(err, std::system_category()).message());
-      co_await sleep(50ms);  // EMFILE and friends: do not spin
+      const auto cancelled = co_await sleep(50ms);  // EMFILE and friends: do not spin
+      if (cancelled || !acc.is_open()) co_return;   // stopped meanwhile
       continue;
     }
     std::string remote = tcp ? detail::format_address(reinterpret_cast<const sockaddr*>(&peer), peer_len)
