@@ -296,8 +296,14 @@ config::schema<redis_kv::options> redis_kv::schema() {
       .integer("sweep_keys", &options::sweep_keys, "Rows the expiry sweep examines each time.", 1,
                std::int64_t{1} << 30)
       .size("multi_max_bytes", &options::multi_max_bytes,
-            "Bytes of commands one connection may queue between MULTI and EXEC; a command past it is "
-            "refused (and EXEC then aborts, as after any refused command).",
+            "Bytes one connection's transaction state may hold: the commands queued between MULTI and EXEC "
+            "and the keys it WATCHes. A command past it is refused (EXEC then aborts, as after any refused "
+            "command); a WATCH past it answers an error.",
+            1024)
+      .size("multi_max_reply", &options::multi_max_reply,
+            "Largest EXEC reply built. A transaction whose replies pass it still runs every command, then "
+            "answers an error and closes the connection (as redis-server closes a client past its output "
+            "buffer limit).",
             1024);
   return s;
 }
@@ -540,13 +546,16 @@ task<void> redis_kv::on_worker_stop(context& ctx) {
   // worker (the next process of the same id takes it over): a subscriber would then hear
   // nothing more, and an authenticated client would get -NOAUTH. End those connections, as
   // a restarting redis-server does; clients reconnect, subscribe and authenticate again.
+  // A transaction (MULTI's queue, WATCHed keys) likewise: its next commands would run at once.
   // Connections with nothing to lose go on (CLIENT SETNAME's name is not carried).
   std::vector<session_id> ending;
   for (const auto& [s, c] : clients_)
-    if (c.subscriptions() > 0 || (!opts_.password.empty() && c.authenticated)) ending.push_back(s);
+    if (c.subscriptions() > 0 || (!opts_.password.empty() && c.authenticated) || c.in_multi || !c.watched.empty())
+      ending.push_back(s);
   for (auto s : ending) (void)ctx.close(s);
   if (!ending.empty())
-    log::info("redis_kv {}: closed {} connection(s) whose subscriptions or authentication stay with this process",
+    log::info("redis_kv {}: closed {} connection(s) whose subscriptions, authentication or transaction stay with "
+              "this process",
               instance_name(), ending.size());
   co_return;
 }
@@ -702,16 +711,18 @@ bool redis_kv::refuses(const client& c, const entry* e, redis::command& cmd) {
     redis::reply_unknown_command(cmd);
     return true;
   }
+  bool refused = false;
   if (!redis::arity_ok(cmd, e->arity)) {
     redis::reply_wrong_arity(cmd);
-    return true;
-  }
-  if (subcommand_refused(cmd)) return true;
-  if (!authorized(c, e)) {
+    refused = true;
+  } else if (subcommand_refused(cmd)) {
+    refused = true;
+  } else if (!authorized(c, e)) {
     cmd.reply().error(kvx::kNoAuth);
-    return true;
+    refused = true;
   }
-  return false;
+  if (refused && e->fn == &redis_kv::cmd_exec) exec_abort(cmd);
+  return refused;
 }
 
 void redis_kv::on_commands_ahead(context&, session_id, std::span<const std::string_view> commands) {

@@ -43,6 +43,7 @@ class redis_kv final : public module_base {
     std::chrono::milliseconds sweep_interval{100};
     std::int64_t sweep_keys = 20;
     std::uint64_t multi_max_bytes = 16u << 20;
+    std::uint64_t multi_max_reply = 64u << 20;
   };
   static config::schema<options> schema();
   explicit redis_kv(options o);
@@ -70,15 +71,18 @@ class redis_kv final : public module_base {
     bool in_multi = false;
     bool multi_dirty = false;         // a command was refused while queueing: EXEC aborts
     bool multi_publishes = false;     // a PUBLISH is queued: EXEC waits for the other workers
-    std::vector<std::string> queued;  // each queued command, encoded as a multibulk again
-    std::size_t queued_bytes = 0;
+    std::string queued;               // the queued commands, each a multibulk again, back to back
+    std::vector<std::uint32_t> queued_ends;  // where each ends in `queued`
     struct watched_key {
       std::string key;
       bool found = false;
       std::int64_t type = 0, expire = 0;
-      std::string value;
+      std::size_t size = 0, hash = 0;  // of the value (not a copy of it)
     };
     std::vector<watched_key> watched;  // as each key was at WATCH
+    std::size_t watched_bytes = 0;
+    // What the transaction state holds, counted against multi_max_bytes.
+    std::size_t multi_bytes() const noexcept { return queued.size() + 4 * queued_ends.size() + watched_bytes; }
   };
 
  private:
@@ -203,7 +207,13 @@ class redis_kv final : public module_base {
   bool exec_begins(client& c, redis::command& cmd);
   bool watch_holds(const client& c);
   void run_queued(context& ctx, session_id s, client& c, redis::command& q);
+  // One queued command's reply into EXEC's array; false once the array passed
+  // multi_max_reply (the rest still runs, its replies dropped).
+  bool add_to_exec(redis::command& exec, const redis::command& q, bool& over);
+  void exec_over(redis::command& exec);
   static void end_multi(client& c);
+  // A refused EXEC: its error (already written) as redis-server words it for EXEC.
+  static void exec_abort(redis::command& cmd);
 
   // -- helpers (redis_kv.cpp) --
   struct snapshot {  // a copy of one live row

@@ -7,9 +7,14 @@
 // command may run between two of them (each command alone is atomic, see redis_kv.cpp), so
 // with several workers a transaction is ordered but not isolated. A transaction that
 // publishes waits for the other workers' counts at each PUBLISH, and other connections of
-// this worker run meanwhile. WATCH remembers each key's type, expiry and value; EXEC aborts
-// when one of them differs (a key changed and changed back is not noticed, where
+// this worker run meanwhile. WATCH needs a single worker (see cmd_watch) and remembers each
+// key's type, expiry, and its value's size and hash; EXEC aborts when one of them differs (a
+// key written with the same value, or changed and changed back, is not noticed, where
 // redis-server would abort).
+
+#include <climits>
+#include <cstdint>
+#include <functional>
 
 #include "redis_kv.hpp"
 
@@ -33,12 +38,11 @@ bool not_in_multi(const redis::command& cmd) {
   return false;
 }
 
-// A queued command as the codec would have emitted it: one multibulk.
-std::string encode_multibulk(const redis::command& cmd) {
-  std::string out;
+// A queued command as the codec would have emitted it: one multibulk, appended to `out`.
+void append_multibulk(std::string& out, const redis::command& cmd) {
   std::size_t n = 16;
   for (auto a : cmd.args()) n += a.size() + 16;
-  out.reserve(n);
+  out.reserve(out.size() + n);
   out += '*';
   out += std::to_string(cmd.size());
   out += "\r\n";
@@ -49,7 +53,6 @@ std::string encode_multibulk(const redis::command& cmd) {
     out.append(a);
     out += "\r\n";
   }
-  return out;
 }
 
 std::uint8_t queued_kind(int protocol) {
@@ -65,19 +68,9 @@ bool redis_kv::multi_takes(client& c, const entry* e, redis::command& cmd) {
   const bool is_publish = !e && cmd.is("publish");
   const entry* checked = is_publish ? &publish : !e && kvx::is_pubsub_name(cmd.name()) ? &other_pubsub : e;
   if (refuses(c, checked, cmd)) {
-    if (e && e->fn == &redis_kv::cmd_exec) {
-      // A refused EXEC ends the transaction, naming why (redis-server's execCommandAbort).
-      std::string why = cmd.reply_bytes();
-      cmd.discard_reply();
-      std::string_view w = why;
-      if (w.starts_with("-ERR ")) w.remove_prefix(5);
-      else if (w.starts_with("-")) w.remove_prefix(1);
-      if (w.ends_with("\r\n")) w.remove_suffix(2);
-      end_multi(c);
-      cmd.reply().error("EXECABORT Transaction discarded because of: " + std::string(w));
-      return true;
-    }
-    c.multi_dirty = true;
+    // A refused EXEC ends the transaction (refuses() worded its error for EXEC).
+    if (e && e->fn == &redis_kv::cmd_exec) end_multi(c);
+    else c.multi_dirty = true;
     return true;
   }
   if (e && (e->fn == &redis_kv::cmd_exec || e->fn == &redis_kv::cmd_discard || e->fn == &redis_kv::cmd_multi ||
@@ -88,16 +81,18 @@ bool redis_kv::multi_takes(client& c, const entry* e, redis::command& cmd) {
     c.multi_dirty = true;
     return true;
   }
-  auto bytes = encode_multibulk(cmd);
-  if (c.queued_bytes + bytes.size() > opts_.multi_max_bytes) {
-    cmd.reply().error("ERR the transaction is too large: redis_kv queues at most " +
-                      std::to_string(opts_.multi_max_bytes) + " bytes of commands (the module's multi_max_bytes)");
+  const auto before = c.queued.size();
+  append_multibulk(c.queued, cmd);
+  if (c.multi_bytes() + 4 > opts_.multi_max_bytes || c.queued.size() > UINT32_MAX) {
+    c.queued.resize(before);
+    cmd.reply().error("ERR the transaction is too large: redis_kv holds at most " +
+                      std::to_string(opts_.multi_max_bytes) +
+                      " bytes of queued commands and watched keys per connection (the module's multi_max_bytes)");
     c.multi_dirty = true;
     return true;
   }
+  c.queued_ends.push_back(static_cast<std::uint32_t>(c.queued.size()));
   c.multi_publishes = c.multi_publishes || is_publish;
-  c.queued_bytes += bytes.size();
-  c.queued.push_back(std::move(bytes));
   cmd.reply().status("QUEUED");
   return true;
 }
@@ -108,9 +103,23 @@ void redis_kv::end_multi(client& c) {
   c.in_multi = false;
   c.multi_dirty = false;
   c.multi_publishes = false;
-  c.queued.clear();
-  c.queued_bytes = 0;
+  // Capacity is not kept: a large transaction's buffer goes with it.
+  std::string().swap(c.queued);
+  std::vector<std::uint32_t>().swap(c.queued_ends);
   c.watched.clear();  // EXEC and DISCARD unwatch everything, as in redis-server
+  c.watched_bytes = 0;
+}
+
+void redis_kv::exec_abort(redis::command& cmd) {
+  // redis-server's execCommandAbort: "-EXECABORT Transaction discarded because of: <why>",
+  // the why without its "ERR " (other codes, NOAUTH, stay).
+  std::string why = cmd.reply_bytes();
+  cmd.discard_reply();
+  std::string_view w = why;
+  if (w.starts_with("-ERR ")) w.remove_prefix(5);
+  else if (w.starts_with("-")) w.remove_prefix(1);
+  if (w.ends_with("\r\n")) w.remove_suffix(2);
+  cmd.reply().error("EXECABORT Transaction discarded because of: " + std::string(w));
 }
 
 bool redis_kv::watch_holds(const client& c) {
@@ -118,7 +127,9 @@ bool redis_kv::watch_holds(const client& c) {
   const auto now = kvx::now_ms();
   for (const auto& w : c.watched) {
     auto s = load(w.key, now, true);
-    if (s.found != w.found || s.type != w.type || s.expire != w.expire || s.value != w.value) return false;
+    if (s.found != w.found || s.type != w.type || s.expire != w.expire || s.value.size() != w.size ||
+        std::hash<std::string_view>{}(s.value) != w.hash)
+      return false;
   }
   return true;
 }
@@ -150,33 +161,60 @@ void redis_kv::run_queued(context& ctx, session_id s, client& c, redis::command&
   execute(ctx, s, c, *e, q);
 }
 
+bool redis_kv::add_to_exec(redis::command& exec, const redis::command& q, bool& over) {
+  if (!over && exec.reply_bytes().size() + q.reply_bytes().size() > opts_.multi_max_reply) {
+    over = true;
+    exec.discard_reply();  // the array so far goes: the connection gets an error, then closes
+  }
+  if (!over) exec.reply().encoded(q.reply_bytes());
+  return !over;
+}
+
+void redis_kv::exec_over(redis::command& exec) {
+  exec.reply().error("ERR the replies of this EXEC exceed redis_kv's multi_max_reply (" +
+                     std::to_string(opts_.multi_max_reply) + " bytes): every command ran; closing the connection");
+  exec.close_after_reply();
+}
+
 void redis_kv::cmd_exec(context& ctx, session_id s, client& c, redis::command& cmd) {
   if (!exec_begins(c, cmd)) return;
-  auto queued = std::move(c.queued);
+  const std::string queued = std::move(c.queued);
+  const auto ends = std::move(c.queued_ends);
   end_multi(c);
   const auto kind = queued_kind(cmd.protocol());
-  cmd.reply().array(queued.size());
-  for (auto& raw : queued) {
-    redis::command q(std::move(raw), kind);
+  cmd.reply().array(ends.size());
+  redis::command q;  // one, reset per command: its arguments point into `queued`
+  bool over = false;
+  std::uint32_t from = 0;
+  for (auto to : ends) {
+    q.reset(std::string_view(queued).substr(from, to - from), kind);
+    from = to;
     run_queued(ctx, s, c, q);
-    cmd.reply().encoded(q.reply_bytes());
+    add_to_exec(cmd, q, over);
   }
+  if (over) exec_over(cmd);
 }
 
 task<void> redis_kv::exec_waiting(context& ctx, session_id s, redis::command& cmd) {
   if (!exec_begins(client_of(s), cmd)) co_return;
-  auto queued = std::move(client_of(s).queued);
+  const std::string queued = std::move(client_of(s).queued);
+  const auto ends = std::move(client_of(s).queued_ends);
   end_multi(client_of(s));
   const auto kind = queued_kind(cmd.protocol());
-  cmd.reply().array(queued.size());
-  for (auto& raw : queued) {
-    redis::command q(std::move(raw), kind);
+  cmd.reply().array(ends.size());
+  redis::command q;
+  bool over = false;
+  std::uint32_t from = 0;
+  for (auto to : ends) {
+    q.reset(std::string_view(queued).substr(from, to - from), kind);
+    from = to;
     // Looked up again for each: the connection may close while a PUBLISH waits (its state
     // goes with it; what is left still runs, as redis-server finishes an EXEC).
     if (q.is("publish")) (void)co_await pubsub_command(ctx, s, client_of(s), q);
     else run_queued(ctx, s, client_of(s), q);
-    cmd.reply().encoded(q.reply_bytes());
+    add_to_exec(cmd, q, over);
   }
+  if (over) exec_over(cmd);
   if (!ctx.exists(s)) clients_.erase(s);  // client_of() made it again after on_close
 }
 
@@ -193,22 +231,38 @@ void redis_kv::cmd_discard(context&, session_id, client& c, redis::command& cmd)
   cmd.reply().status("OK");
 }
 
-void redis_kv::cmd_watch(context&, session_id, client& c, redis::command& cmd) {
+void redis_kv::cmd_watch(context& ctx, session_id, client& c, redis::command& cmd) {
   if (c.in_multi) return cmd.reply().error("ERR WATCH inside MULTI is not allowed");
+  // EXEC checks the watched keys, then runs its commands: another worker's write could land
+  // in between, and a compare-and-set built on WATCH would lose that update. One worker runs
+  // nothing in between.
+  if (ctx.workers() > 1)
+    return cmd.reply().error("ERR WATCH needs a single worker with redis_kv (this server has " +
+                             std::to_string(ctx.workers()) +
+                             "): another worker's write could land between EXEC's check and its commands");
   const auto now = kvx::now_ms();
   for (std::size_t i = 1; i < cmd.size(); ++i) {
     const auto key = cmd[i];
     bool known = false;
     for (const auto& w : c.watched) known = known || w.key == key;
     if (known) continue;  // watched since an earlier WATCH: its first state counts
+    const std::size_t cost = key.size() + sizeof(client::watched_key);
+    if (c.multi_bytes() + cost > opts_.multi_max_bytes)
+      return cmd.reply().error("ERR too many watched keys: redis_kv holds at most " +
+                               std::to_string(opts_.multi_max_bytes) +
+                               " bytes of queued commands and watched keys per connection (the module's "
+                               "multi_max_bytes)");
     auto snap = load(key, now, true);
-    c.watched.push_back({std::string(key), snap.found, snap.type, snap.expire, std::move(snap.value)});
+    c.watched.push_back({std::string(key), snap.found, snap.type, snap.expire, snap.value.size(),
+                         std::hash<std::string_view>{}(snap.value)});
+    c.watched_bytes += cost;
   }
   cmd.reply().status("OK");
 }
 
 void redis_kv::cmd_unwatch(context&, session_id, client& c, redis::command& cmd) {
   c.watched.clear();
+  c.watched_bytes = 0;
   cmd.reply().status("OK");
 }
 

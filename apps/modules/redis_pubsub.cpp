@@ -44,6 +44,7 @@ bool redis_kv::pubsub_refuses(client& c, redis::command& cmd) {
   if (c.subscriptions() == 0 || c.protocol != 2 || allowed_when_subscribed(cmd)) return false;
   cmd.reply().error("ERR Can't execute '" + full_name(cmd) +
                     "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context");
+  if (cmd.is("exec")) exec_abort(cmd);
   return true;
 }
 

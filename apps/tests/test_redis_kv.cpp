@@ -716,16 +716,51 @@ TEST_CASE("redis_kv: a transaction larger than multi_max_bytes is refused", "[re
   CHECK(r({"MULTI"}) == kOK);
   CHECK(r({"SET", "a", std::string(600, 'x')}) == "+QUEUED\r\n");
   CHECK(r({"SET", "b", std::string(600, 'y')}) ==
-        "-ERR the transaction is too large: redis_kv queues at most 1024 bytes of commands (the module's "
-        "multi_max_bytes)\r\n");
+        "-ERR the transaction is too large: redis_kv holds at most 1024 bytes of queued commands and watched "
+        "keys per connection (the module's multi_max_bytes)\r\n");
   CHECK(r({"EXEC"}) == "-EXECABORT Transaction discarded because of previous errors.\r\n");
   CHECK(r({"EXISTS", "a", "b"}) == ":0\r\n");
+  // Watched keys count against the same budget (a key's name and its bookkeeping).
+  std::vector<std::string> watch{"WATCH"};
+  for (int i = 0; i < 40; ++i) watch.push_back("key:" + std::to_string(i));
+  CHECK(r(watch).rfind("-ERR too many watched keys: redis_kv holds at most 1024 bytes", 0) == 0);
+  CHECK(r({"UNWATCH"}) == kOK);
+  // An EXEC whose replies pass multi_max_reply runs every command, answers an error instead
+  // of the array and closes the connection.
+  redis_kv::options big;
+  big.multi_max_reply = 1024;
+  rig b(big);
+  CHECK(b({"SET", "v", std::string(100, 'v')}) == kOK);
+  CHECK(b({"MULTI"}) == kOK);
+  for (int i = 0; i < 12; ++i) CHECK(b({"GET", "v"}) == "+QUEUED\r\n");
+  CHECK(b({"INCR", "n"}) == "+QUEUED\r\n");
+  CHECK(b({"EXEC"}) ==
+        "-ERR the replies of this EXEC exceed redis_kv's multi_max_reply (1024 bytes): every command ran; closing "
+        "the connection\r\n");
+  auto s2 = b.h->connect();
+  CHECK(b.on(s2, {"GET", "n"}) == "$1\r\n1\r\n");  // the last command ran
   // MULTI needs authentication like any command; queued commands are checked for it.
   redis_kv::options p;
   p.password = "pw";
   rig q(p);
   CHECK(q({"MULTI"}) == "-NOAUTH Authentication required.\r\n");
+  // A refused EXEC is worded for EXEC, in or out of MULTI (redis-server's rejectCommand).
+  CHECK(q({"EXEC"}) == "-EXECABORT Transaction discarded because of: NOAUTH Authentication required.\r\n");
   CHECK(q({"RESET"}) == "+RESET\r\n");  // allowed before AUTH, as in redis-server
+  CHECK(r({"EXEC", "x"}) ==
+        "-EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command\r\n");
+}
+
+TEST_CASE("redis_kv: WATCH needs a single worker", "[redis_kv]") {
+  rig r;
+  r.h->ctx().set_workers(2);
+  CHECK(r({"WATCH", "k"}) ==
+        "-ERR WATCH needs a single worker with redis_kv (this server has 2): another worker's write could land "
+        "between EXEC's check and its commands\r\n");
+  // MULTI/EXEC without WATCH works with any number of workers.
+  CHECK(r({"MULTI"}) == kOK);
+  CHECK(r({"INCR", "k"}) == "+QUEUED\r\n");
+  CHECK(r({"EXEC"}) == "*1\r\n:1\r\n");
 }
 
 TEST_CASE("redis_kv: options", "[redis_kv]") {

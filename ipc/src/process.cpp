@@ -87,6 +87,7 @@ struct message_channel::state {
   asio::local::stream_protocol::socket sock;
   std::string rx;  // bytes received and not yet returned
   std::size_t max_message;
+  std::shared_ptr<bool> alive = std::make_shared<bool>(true);  // send(): is the channel still here
 
   state(asio::any_io_executor ex, int fd, std::size_t max)
       : sock(std::move(ex)), max_message(max) {
@@ -152,10 +153,11 @@ task<result<std::string>> read_frame(message_channel::state* s) {
 task<std::error_code> message_channel::send(std::string_view msg, duration timeout) {
   if (!s_->sock.is_open()) co_return closed_error();
   if (msg.size() > s_->max_message) co_return make_error_code(shm_errc::message_too_large);
+  std::weak_ptr<bool> alive = s_->alive;
   auto r = co_await timed(write_frame(s_->sock, static_cast<std::uint32_t>(msg.size()), msg),
                           timeout);
   std::error_code ec = r ? r->ec : r.error();
-  if (ec == asio::error::operation_aborted) co_return ec;  // the channel is being destroyed
+  if (alive.expired()) co_return ec;  // the channel went while the write waited
   if (ec) {
     // Part of a frame may be out: the stream cannot be resynchronised.
     close();

@@ -219,6 +219,34 @@ TEST_CASE("redis: a connection's state stays with one worker under any dispatch 
   srv.stop_and_check();
 }
 
+// A transaction (MULTI's queue, WATCHed keys) lives in its worker process: in process mode
+// the connection would outlive it, and its next commands would run at once on the new
+// process. It ends with its worker instead; nothing of it runs.
+TEST_CASE("redis: a worker reload ends a connection inside MULTI, nothing of it runs", "[redis][reload]") {
+  auto mode = GENERATE(as<std::string>{}, "base", "process");
+  INFO("mode " << mode);
+  server_under_test srv(server_keys(mode, 1) + "\nmax_wait_time = \"2s\"", kKv);
+  auto tx = connect_tcp("127.0.0.1", srv.port);
+  auto plain = connect_tcp("127.0.0.1", srv.port);
+  REQUIRE(tx);
+  REQUIRE(plain);
+  CHECK(exchange(tx, "DEL a b\r\n", 4) == ":0\r\n");
+  CHECK(exchange(tx, "MULTI\r\n", 5) == "+OK\r\n");
+  CHECK(exchange(tx, "SET a 1\r\n", 9) == "+QUEUED\r\n");
+  CHECK(exchange(plain, "PING\r\n", 7) == "+PONG\r\n");
+  REQUIRE(::kill(std::stoi(t::read_file(srv.pid_file)), SIGUSR1) == 0);
+  REQUIRE(srv.wait_log("reload done", 20s));
+  CHECK(tx.wait_closed(10s));
+  if (mode == "process") {
+    CHECK(srv.wait_log("redis_kv kv: closed 1 connection\\(s\\) whose subscriptions, authentication or transaction", 10s));
+    CHECK(exchange(plain, "PING\r\n", 7) == "+PONG\r\n");  // nothing to lose: still served
+  }
+  auto again = connect_tcp("127.0.0.1", srv.port);
+  REQUIRE(again);
+  CHECK(exchange(again, "EXISTS a\r\n", 4) == ":0\r\n");
+  srv.stop_and_check();
+}
+
 TEST_CASE("redis: a worker reload ends subscribers and authenticated connections, keeps the others", "[redis][reload]") {
   auto mode = GENERATE(as<std::string>{}, "base", "process");
   INFO("mode " << mode);
@@ -236,7 +264,7 @@ TEST_CASE("redis: a worker reload ends subscribers and authenticated connections
   REQUIRE(srv.wait_log("reload done", 20s));
   // The subscriber is told by the end of its connection (it would otherwise wait forever).
   CHECK(sub.wait_closed(10s));
-  CHECK(srv.wait_log("redis_kv kv: closed 1 connection\\(s\\) whose subscriptions or authentication", 10s));
+  CHECK(srv.wait_log("redis_kv kv: closed 1 connection\\(s\\) whose subscriptions, authentication or transaction", 10s));
   if (mode == "process") {
     // The connection with nothing to lose is still served, by the new worker.
     CHECK(exchange(plain, "AUTH pw\r\n", 5) == "+OK\r\n");

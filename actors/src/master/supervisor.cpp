@@ -248,10 +248,18 @@ task<void> supervisor::reload(bool tasks_only) {
       o->proc->kill(SIGKILL);
     }
   }
-  log::notice("reload done ({} process(es) replaced)", news.size());
-  if (last_reload_.seq == seq) {
-    last_reload_.state = "done";
-    last_reload_.replaced = news.size();
+  if (stopping_) {
+    log::notice("reload ended by the stop");
+    if (last_reload_.seq == seq) {
+      last_reload_.state = "ignored";
+      last_reload_.error = "the server is stopping";
+    }
+  } else {
+    log::notice("reload done ({} process(es) replaced)", news.size());
+    if (last_reload_.seq == seq) {
+      last_reload_.state = "done";
+      last_reload_.replaced = news.size();
+    }
   }
   reloading_ = false;
   jobs_.done();

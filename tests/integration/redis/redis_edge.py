@@ -158,6 +158,9 @@ def build_cases():
     add("MULTI: PUBLISH inside EXEC (the other workers are asked for their counts)",
         mb("MULTI") + mb("PUBLISH", "edge:nobody", "x") + mb("PING") + mb("EXEC"),
         b"+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n:0\r\n+PONG\r\n")
+    add("EXEC refused outside MULTI is worded for EXEC", mb("EXEC", "x") + mb("EXEC"),
+        b"-EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command\r\n" +
+        E(b"EXEC without MULTI"))
     add("RESET pipelined after MULTI: the transaction is gone",
         mb("MULTI") + mb("PING") + b"RESET\r\n" + mb("EXEC"),
         b"+OK\r\n+QUEUED\r\n+RESET\r\n" + E(b"EXEC without MULTI"))

@@ -135,6 +135,9 @@ class context final : public swactor::context {
   void set_stats(std::string json) { stats_ = std::move(json); }
   void add_table(std::string name, ipc::table& t) { tables_[std::move(name)] = &t; }
   void set_user_process_ids(std::vector<int> ids) { user_process_ids_ = std::move(ids); }
+  // ctx.workers() (default 1).
+  void set_workers(int n) noexcept { workers_ = n; }
+  int workers() const override { return workers_; }
   // Milliseconds since the epoch reported in session_info (fixed, so tests can assert on it).
   void set_clock_ms(std::int64_t ms) noexcept { clock_ms_ = ms; }
   std::int64_t clock_ms() const noexcept { return clock_ms_; }
@@ -176,6 +179,7 @@ class context final : public swactor::context {
   std::string stats_;
   std::map<std::string, ipc::table*, std::less<>> tables_;
   std::vector<int> user_process_ids_;
+  int workers_ = 1;
   std::uint64_t next_task_ = 1;
   std::int64_t clock_ms_ = 1'700'000'000'000;
 };
