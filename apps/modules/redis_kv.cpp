@@ -698,12 +698,18 @@ bool redis_kv::on_command_now(context& ctx, session_id s, redis::command& cmd) {
     // Before the pub/sub path: PUBLISH is queued like any other command.
     c.protocol = cmd.protocol();
     if (multi_takes(c, e, cmd)) return true;
-    if (e && e->fn == &redis_kv::cmd_exec && exec_waits(c)) return false;
+    if (e && e->fn == &redis_kv::cmd_exec && c.multi_publishes) return false;
   }
   if (!e && kvx::is_pubsub_name(cmd.name())) return false;  // only for names not in the table
   c.protocol = cmd.protocol();
   if (!refuses(c, e, cmd)) execute(ctx, s, c, *e, cmd);
   return true;
+}
+
+const redis_kv::entry* redis_kv::checked_entry(const entry* e, const redis::command& cmd) {
+  static const entry publish{nullptr, 3, false}, other_pubsub{nullptr, -1, false};
+  if (e || !kvx::is_pubsub_name(cmd.name())) return e;
+  return cmd.is("publish") ? &publish : &other_pubsub;
 }
 
 bool redis_kv::refuses(const client& c, const entry* e, redis::command& cmd) {
@@ -753,20 +759,7 @@ task<void> redis_kv::on_command(context& ctx, session_id s, redis::command& cmd)
       co_return;
     }
   }
-  if (e && !redis::arity_ok(cmd, e->arity)) {
-    redis::reply_wrong_arity(cmd);
-    co_return;
-  }
-  if (!e && !kvx::is_pubsub_name(cmd.name())) {
-    redis::reply_unknown_command(cmd);
-    co_return;
-  }
-  if (e && subcommand_refused(cmd)) co_return;
-  if (!authorized(c, e)) {
-    cmd.reply().error(kvx::kNoAuth);
-    co_return;
-  }
-  if (pubsub_refuses(c, cmd)) co_return;
+  if (refuses(c, checked_entry(e, cmd), cmd) || pubsub_refuses(c, cmd)) co_return;
   const bool handled = co_await pubsub_command(ctx, s, c, cmd);
   if (handled) co_return;
   if (!e) {

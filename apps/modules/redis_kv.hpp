@@ -97,8 +97,12 @@ class redis_kv final : public module_base {
   // AUTH, HELLO, QUIT and RESET run before authentication; everything else after it.
   bool authorized(const client& c, const entry* e) const;
   // redis-server's checks before a command runs, in its order: unknown command, arity, a
-  // container's subcommand, authentication. True when `cmd` was refused (the error written).
+  // container's subcommand, authentication. True when `cmd` was refused (the error written;
+  // for EXEC worded as redis-server words it, see exec_abort()).
   bool refuses(const client& c, const entry* e, redis::command& cmd);
+  // The entry those checks use: `e`, or for a pub/sub command (its own path, not in the
+  // table) one with its arity (PUBLISH 3; the others check theirs as they run).
+  static const entry* checked_entry(const entry* e, const redis::command& cmd);
   // The command, once it is known, checked and allowed.
   void execute(context& ctx, session_id s, client& c, const entry& e, redis::command& cmd);
   static const redis::command_table<entry>& commands();  // by name, any case
@@ -200,11 +204,12 @@ class redis_kv final : public module_base {
   // it (+QUEUED). True when it did either; false for the commands that run at once (EXEC,
   // DISCARD, MULTI, WATCH, QUIT, RESET).
   bool multi_takes(client& c, const entry* e, redis::command& cmd);
-  // EXEC of a transaction that publishes: PUBLISH waits for the other workers' counts.
-  static bool exec_waits(const client& c);
+  // EXEC of a transaction that publishes (client::multi_publishes): PUBLISH waits for the
+  // other workers' counts.
   task<void> exec_waiting(context& ctx, session_id s, redis::command& cmd);
-  // EXEC's checks (no MULTI, EXECABORT, a WATCHed key changed): false when they answered.
-  bool exec_begins(client& c, redis::command& cmd);
+  // EXEC's checks (no MULTI, EXECABORT, a WATCHed key changed), then the queue taken out of
+  // the client and the reply's array head written; false when the checks answered.
+  bool exec_begins(client& c, redis::command& cmd, std::string& queued, std::vector<std::uint32_t>& ends);
   bool watch_holds(const client& c);
   void run_queued(context& ctx, session_id s, client& c, redis::command& q);
   // One queued command's reply into EXEC's array; false once the array passed

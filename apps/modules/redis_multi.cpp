@@ -62,12 +62,10 @@ std::uint8_t queued_kind(int protocol) {
 }  // namespace
 
 bool redis_kv::multi_takes(client& c, const entry* e, redis::command& cmd) {
-  // The pub/sub commands have no table entry (their own path): PUBLISH is checked and
-  // queued like any command, the others refused below.
-  static const entry publish{nullptr, 3, false}, other_pubsub{nullptr, -1, false};
+  // PUBLISH is checked and queued like any command; the other pub/sub commands are refused
+  // below.
   const bool is_publish = !e && cmd.is("publish");
-  const entry* checked = is_publish ? &publish : !e && kvx::is_pubsub_name(cmd.name()) ? &other_pubsub : e;
-  if (refuses(c, checked, cmd)) {
+  if (refuses(c, checked_entry(e, cmd), cmd)) {
     // A refused EXEC ends the transaction (refuses() worded its error for EXEC).
     if (e && e->fn == &redis_kv::cmd_exec) end_multi(c);
     else c.multi_dirty = true;
@@ -96,8 +94,6 @@ bool redis_kv::multi_takes(client& c, const entry* e, redis::command& cmd) {
   cmd.reply().status("QUEUED");
   return true;
 }
-
-bool redis_kv::exec_waits(const client& c) { return c.multi_publishes; }
 
 void redis_kv::end_multi(client& c) {
   c.in_multi = false;
@@ -134,7 +130,7 @@ bool redis_kv::watch_holds(const client& c) {
   return true;
 }
 
-bool redis_kv::exec_begins(client& c, redis::command& cmd) {
+bool redis_kv::exec_begins(client& c, redis::command& cmd, std::string& queued, std::vector<std::uint32_t>& ends) {
   if (!c.in_multi) {
     cmd.reply().error("ERR EXEC without MULTI");
     return false;
@@ -149,6 +145,10 @@ bool redis_kv::exec_begins(client& c, redis::command& cmd) {
     cmd.reply().null_array();
     return false;
   }
+  queued = std::move(c.queued);
+  ends = std::move(c.queued_ends);
+  end_multi(c);
+  cmd.reply().array(ends.size());
   return true;
 }
 
@@ -177,12 +177,10 @@ void redis_kv::exec_over(redis::command& exec) {
 }
 
 void redis_kv::cmd_exec(context& ctx, session_id s, client& c, redis::command& cmd) {
-  if (!exec_begins(c, cmd)) return;
-  const std::string queued = std::move(c.queued);
-  const auto ends = std::move(c.queued_ends);
-  end_multi(c);
+  std::string queued;
+  std::vector<std::uint32_t> ends;
+  if (!exec_begins(c, cmd, queued, ends)) return;
   const auto kind = queued_kind(cmd.protocol());
-  cmd.reply().array(ends.size());
   redis::command q;  // one, reset per command: its arguments point into `queued`
   bool over = false;
   std::uint32_t from = 0;
@@ -196,12 +194,10 @@ void redis_kv::cmd_exec(context& ctx, session_id s, client& c, redis::command& c
 }
 
 task<void> redis_kv::exec_waiting(context& ctx, session_id s, redis::command& cmd) {
-  if (!exec_begins(client_of(s), cmd)) co_return;
-  const std::string queued = std::move(client_of(s).queued);
-  const auto ends = std::move(client_of(s).queued_ends);
-  end_multi(client_of(s));
+  std::string queued;
+  std::vector<std::uint32_t> ends;
+  if (!exec_begins(client_of(s), cmd, queued, ends)) co_return;
   const auto kind = queued_kind(cmd.protocol());
-  cmd.reply().array(ends.size());
   redis::command q;
   bool over = false;
   std::uint32_t from = 0;

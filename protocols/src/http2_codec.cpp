@@ -55,7 +55,9 @@ constexpr std::size_t kSlice = 4096;
 // lists), keep up to 32 KiB of blocks per size class; larger blocks go to malloc as they
 // are. A block carries its class in a 16-byte header (malloc's alignment is kept). The
 // lists are plain data (no destructor to order against a codec freed late at exit); a
-// reaper made with the first cached block frees them when the thread ends. Under
+// reaper, made when the thread first allocates a block of a cached size, frees them when the
+// thread ends. Until it exists, and after it ran, the counts read full: nothing is cached
+// then, and alloc() and release() need no test of their own for it. Under
 // AddressSanitizer (the fuzz build) nothing is cached, so a use after free is still caught.
 namespace pool {
 #if defined(__SANITIZE_ADDRESS__)
@@ -76,13 +78,18 @@ constexpr unsigned kLarge = kClasses;
 struct free_block {
   free_block* next;
 };
+constexpr std::uint32_t kFull = UINT32_MAX;  // a count that takes nothing more
 struct lists {
   free_block* head[kClasses];
   std::uint32_t count[kClasses];
-  bool reaper_armed;  // this thread's reaper exists (made with the first cached block)
-  bool dead;          // the reaper ran: the thread is ending, nothing more is cached
+  bool reaper_armed;  // this thread's reaper exists (made with its first cacheable block)
 };
-thread_local constinit lists tl{};
+constexpr lists initial_lists() {
+  lists l{};
+  for (auto& n : l.count) n = kFull;
+  return l;
+}
+thread_local constinit lists tl = initial_lists();
 
 // Frees this thread's cached blocks when the thread ends (or the process exits, for the
 // main thread), so a leak checker sees none; a block released after that goes to free().
@@ -95,15 +102,15 @@ struct reaper {
         tl.head[c] = f->next;
         std::free(f);
       }
-      tl.count[c] = 0;
+      tl.count[c] = kFull;  // a block released after this (the thread is ending) goes to free()
     }
-    tl.dead = true;
   }
 };
 [[gnu::noinline, gnu::cold]] void arm_reaper() {
   thread_local reaper r;
   (void)r;
   tl.reaper_armed = true;
+  for (auto& n : tl.count) n = 0;  // caching starts
 }
 
 constexpr std::size_t block_size(unsigned c) noexcept { return std::size_t{64} << c; }
@@ -133,6 +140,10 @@ void* alloc(std::size_t n, void*) {
     --tl.count[c];
     b = f;
   } else {
+    // A block that may be cached later: this thread's reaper first (here, off the steady
+    // state's path, where every block comes from the lists; not again once it ran).
+    if (c != kLarge && !tl.reaper_armed) [[unlikely]]
+      arm_reaper();
     b = std::malloc(c == kLarge ? n + kHeader : block_size(c));
     if (!b) return nullptr;
   }
@@ -147,9 +158,7 @@ void release(void* p, void*) {
   header h;
   std::memcpy(&h, b, sizeof h);
   const auto c = static_cast<unsigned>(h.cls);
-  if (c != kLarge && tl.count[c] < kept(c) && !tl.dead) {
-    if (!tl.reaper_armed) [[unlikely]]
-      arm_reaper();
+  if (c != kLarge && tl.count[c] < kept(c)) {
     auto* f = static_cast<free_block*>(b);
     f->next = tl.head[c];
     tl.head[c] = f;

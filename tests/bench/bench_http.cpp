@@ -13,7 +13,8 @@
 //      Targets: base/nginx >= 1.2, process/base >= 0.65.
 //   2. Server CPU per request at a fixed offered rate: swactor bench -f http --rate 50000
 //      -c 100 -d min(S,5)s; utime+stime of the server's process tree (/proc/PID/stat) over
-//      the run / completed requests. nginx and base; target base/nginx <= 0.8.
+//      the run / completed requests. nginx and base; target base/nginx <= 0.8. The kernel's
+//      part (stime) is reported too: a floor no userland change moves.
 //   3. p99 latency at 1000 connections: wrk -t1 -c1000 -dS --latency. nginx and base.
 //   4. The load tester itself: swactor bench -f http -c100 -t1 -dS against nginx, against
 //      wrk -t1 -c100 -dS run just before on the same nginx. Target >= 0.9. Also each client's
@@ -319,18 +320,21 @@ std::optional<bench_result> run_swactor_bench(const tools& t, const fs::path& di
 
 struct cpu_result {
   double us_per_request = 0;
+  double kernel_us_per_request = 0;  // of which in the kernel (what no userland change can cut)
   double achieved_rps = 0;  // below fixed_rate when the server (or the machine) cannot keep up
 };
 
 // Server CPU time per completed request while the bench client offers `fixed_rate`.
 std::optional<cpu_result> cpu_per_request(const tools& t, const fs::path& dir, const server& s, int seconds,
                                           const std::string& tag) {
-  const double before = swactor::bench::tree_cpu_seconds(s.proc->pid);
+  const auto before = swactor::bench::tree_cpu_times(s.proc->pid);
   auto r = run_swactor_bench(t, dir, s, seconds, fixed_rate, tag);
-  const double after = swactor::bench::tree_cpu_seconds(s.proc->pid);
+  const auto after = swactor::bench::tree_cpu_times(s.proc->pid);
   if (!r || r->ok == 0) return std::nullopt;
-  cpu_result out{(after - before) * 1e6 / static_cast<double>(r->ok), r->rps};
-  std::printf("    -> server CPU %.2f s for %llu requests: %.2f us/request\n", after - before,
+  const double n = static_cast<double>(r->ok);
+  cpu_result out{(after.total() - before.total()) * 1e6 / n, (after.kernel - before.kernel) * 1e6 / n, r->rps};
+  std::printf("    -> server CPU %.2f s (user %.2f, kernel %.2f) for %llu requests: %.2f us/request\n",
+              after.total() - before.total(), after.user - before.user, after.kernel - before.kernel,
               static_cast<unsigned long long>(r->ok), out.us_per_request);
   return out;
 }
@@ -772,6 +776,13 @@ int main() {
   row("server CPU/request" + at + "nginx", vs[0], get(cpu, "nginx"), "us/req", std::nullopt, "", std::nullopt);
   row("server CPU/request" + at + "base (lower is better)", vs[1], get(cpu, "base"), "us/req", get(cpu, "nginx"),
       "nginx", 0.8);
+  // The kernel's part (recv, send, epoll_wait): a floor under the ratio above.
+  for (const auto* v : {&vs[0], &vs[1]}) {
+    auto it = cpu.find(v->name);
+    row("server kernel CPU/request" + at + v->name, *v,
+        it == cpu.end() ? std::nullopt : std::optional<double>(it->second.kernel_us_per_request), "us/req",
+        std::nullopt, "", std::nullopt);
+  }
   for (const auto* v : {&vs[0], &vs[1]}) {
     auto it = cpu.find(v->name);
     row("achieved rps" + at + v->name, *v,

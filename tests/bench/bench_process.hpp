@@ -77,20 +77,28 @@ inline std::vector<pid_t> process_tree(pid_t root) {
 
 // CPU time (user + system, every thread) of the tree under `root`, in seconds. Children
 // that exited and were reaped are not in it: take it while the servers run.
-inline double tree_cpu_seconds(pid_t root) {
+// CPU time of a process tree, user and kernel apart (utime, stime of /proc/PID/stat).
+struct cpu_times {
+  double user = 0, kernel = 0;
+  double total() const noexcept { return user + kernel; }
+};
+inline cpu_times tree_cpu_times(pid_t root) {
   const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
-  double total = 0;
+  cpu_times t;
   for (pid_t p : process_tree(root)) {
     auto stat = read_text(fs::path("/proc") / std::to_string(p) / "stat");
     auto rp = stat.rfind(')');
     if (rp == std::string::npos) continue;
     // Fields after the command: state(3) ... utime(14) stime(15).
     unsigned long long ut = 0, st = 0;
-    if (std::sscanf(stat.c_str() + rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2)
-      total += static_cast<double>(ut + st) / tick;
+    if (std::sscanf(stat.c_str() + rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2) {
+      t.user += static_cast<double>(ut) / tick;
+      t.kernel += static_cast<double>(st) / tick;
+    }
   }
-  return total;
+  return t;
 }
+inline double tree_cpu_seconds(pid_t root) { return tree_cpu_times(root).total(); }
 
 inline int free_port() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);

@@ -400,7 +400,9 @@ std::error_code response::end(std::string_view body) {
     encoder_.reset();
     body = packed;
   }
-  const std::size_t piece = std::min(kLargeBody, ch_->max_piece());
+  // (The channel is asked only for a body that its smallest piece might not hold.)
+  const std::size_t piece =
+      body.size() <= response_channel::min_piece ? kLargeBody : std::min(kLargeBody, ch_->max_piece());
   if (!started_ && (body.size() > piece || !trailers_.items.empty())) {
     // A large body goes out in pieces behind a Content-Length head: no single message
     // between processes (or queued reply) has to hold all of it. Trailers need a framing

@@ -64,16 +64,22 @@ bool no_room(std::error_code ec) {
   return ec == server_errc::output_buffer_full || ec == make_error_code(ipc::errc::queue_full);
 }
 
-// The replies of an HTTP/2 stream from a file onwards. HTTP/2 frames file bytes as DATA
-// through nghttp2, so the connection cannot sendfile(2) them: the file is read and sent as
-// body pieces by a coroutine of its own that waits for the output to drain (the handler's
-// sendfile() returns at once, as for HTTP/1.1 where the connection reads the file); what
-// the handler sends after the file waits here behind it.
 // The listener's send_timeout as a wait bound (0: none).
 duration send_wait_of(const listen_config& lc) {
   return lc.send_timeout.count() == 0 ? no_timeout : duration(lc.send_timeout);
 }
 
+// A listener's defaults: what a reply made without a listener at hand is held to.
+const listen_config& default_listener() {
+  static const listen_config lc;
+  return lc;
+}
+
+// The replies of an HTTP/2 stream from a file onwards. HTTP/2 frames file bytes as DATA
+// through nghttp2, so the connection cannot sendfile(2) them: the file is read and sent as
+// body pieces by a coroutine of its own that waits for the output to drain (the handler's
+// sendfile() returns at once, as for HTTP/1.1 where the connection reads the file); what
+// the handler sends after the file waits here behind it.
 struct stream_pump {
   session_port& port;
   session_id s;
@@ -174,14 +180,14 @@ task<std::error_code> send_paced(http::response_channel& ch, const http::respons
 
 class session_channel final : public http::response_channel {
  public:
-  // `lc`: the listener (null: defaults). A piece is at most a quarter of its output limit, and
-  // the pacing writers wait for the drain (to half of it) at least that often: the queue
-  // stays under the limit also in process mode, where a send cannot see the reactor's queue.
+  // `lc`: the listener. A piece is at most a quarter of its output limit, and the pacing
+  // writers wait for the drain (to half of it) at least that often: the queue stays under
+  // the limit also in process mode, where a send cannot see the reactor's queue.
   session_channel(session_port& port, session_id s, worker_runtime* rt = nullptr, std::uint32_t stream = 0,
-                  const listen_config* lc = nullptr)
+                  const listen_config& lc = default_listener())
       : port_(port), s_(s), rt_(rt), lc_(lc), stream_(stream) {}
   std::size_t max_piece() const noexcept override {
-    return std::clamp<std::size_t>((lc_ ? lc_->output_buffer_size : 8u << 20) / 4, 4096, 1u << 20);
+    return std::clamp<std::size_t>(lc_.output_buffer_size / 4, min_piece, 1u << 20);
   }
   std::error_code send(std::uint8_t kind, std::string_view data) override {
     if (pump_ && pump_->running) {
@@ -192,9 +198,7 @@ class session_channel final : public http::response_channel {
       // Replies made without a handler (rt_ null: 404, 405, 415, 503, a refused handshake)
       // never carry a file.
       if (!rt_) return make_error_code(server_errc::not_supported);
-      if (!pump_)
-        pump_ = std::make_shared<stream_pump>(
-            stream_pump{port_, s_, stream_, lc_ ? send_wait_of(*lc_) : std::chrono::seconds(30), {}, false});
+      if (!pump_) pump_ = std::make_shared<stream_pump>(stream_pump{port_, s_, stream_, send_wait_of(lc_), {}, false});
       pump_->queue.push_back({kind, std::string(data)});
       pump_->running = true;
       rt_->spawn_beside(run_pump(pump_), "HTTP/2 file reply");
@@ -224,7 +228,7 @@ class session_channel final : public http::response_channel {
   session_port& port_;
   session_id s_;
   worker_runtime* rt_;
-  const listen_config* lc_;
+  const listen_config& lc_;
   std::uint64_t detached_ = 0;
   std::uint32_t stream_;
   std::shared_ptr<stream_pump> pump_;  // HTTP/2: a file reply being sent, and what follows it
@@ -789,7 +793,7 @@ task<void> worker_runtime::serve_http(http_exchange x, bool beside) {
   }
   const auto mod = x.module;
   const auto& lc = app_.listen[static_cast<std::size_t>(x.listener)];
-  session_channel ch(*port_, x.req->session(), this, x.h2_stream, &lc);
+  session_channel ch(*port_, x.req->session(), this, x.h2_stream, lc);
   http::response res(ch);
   negotiate_compression(res, *x.req, x.listener);
   std::exception_ptr error;
@@ -828,7 +832,7 @@ task<void> worker_runtime::finish_paced(http::response_channel& ch, const http::
 task<void> worker_runtime::paced_reply(session_id s, std::uint32_t h2_stream,
                                        std::unique_ptr<http::response::paced_body> p, std::string what,
                                        const listen_config& lc) {
-  session_channel ch(*port_, s, this, h2_stream, &lc);
+  session_channel ch(*port_, s, this, h2_stream, lc);
   co_await finish_paced(ch, *p, s, h2_stream, std::move(what), send_wait_of(lc));
 }
 
@@ -841,7 +845,7 @@ void worker_runtime::negotiate_compression(http::response& res, const http::requ
 
 bool worker_runtime::http_now(http_exchange& x) {
   const auto mod = x.module;
-  session_channel ch(*port_, x.req->session(), this, x.h2_stream, &app_.listen[static_cast<std::size_t>(x.listener)]);
+  session_channel ch(*port_, x.req->session(), this, x.h2_stream, app_.listen[static_cast<std::size_t>(x.listener)]);
   http::response res(ch);
   // The response's fields go into the worker's spare vector (its capacity kept from the last
   // response), and it back after.

@@ -80,18 +80,18 @@ enum class remote_status : std::uint8_t { ok = 0, gone = 1, timeout = 2 };
 
 namespace h1 = protocols::http1;
 
+// The process holding a detached request: by pid, so that a reload's replacement of its
+// worker id (which knows nothing of it) is not asked instead.
+bus::target holder_of(const http::response_handle& h) {
+  auto t = bus::target::worker(h.worker);
+  t.pid = h.pid;
+  return t;
+}
+
 // The answering side's channel: each piece to the holding worker over the bus.
 class remote_channel final : public http::response_channel {
  public:
   remote_channel(worker_runtime& rt, int module, http::response_handle h) : rt_(rt), module_(module), h_(h) {}
-
-  // The process holding the request: by pid, so that a reload's replacement of its worker
-  // id (which knows nothing of it) is not asked instead.
-  bus::target holder() const {
-    auto t = bus::target::worker(h_.worker);
-    t.pid = h_.pid;
-    return t;
-  }
 
   std::error_code send(std::uint8_t kind, std::string_view data) override {
     bus::payload p;
@@ -100,7 +100,7 @@ class remote_channel final : public http::response_channel {
     w.u64(h_.request);
     w.u8(kind);
     w.str(data);
-    return rt_.bus().send(module_, holder(), std::move(p));
+    return rt_.bus().send(module_, holder_of(h_), std::move(p));
   }
 
   task<std::error_code> drained(duration timeout) override {
@@ -110,7 +110,7 @@ class remote_channel final : public http::response_channel {
     w.u64(h_.request);
     w.u64(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()));
     // The holder answers by `timeout`; a second more covers the trip.
-    auto r = co_await rt_.bus().request(module_, holder(), std::move(p),
+    auto r = co_await rt_.bus().request(module_, holder_of(h_), std::move(p),
                                         timeout + std::chrono::seconds(1));
     if (!r) co_return r.error();
     co_return status_error(r->data);
@@ -119,7 +119,7 @@ class remote_channel final : public http::response_channel {
   // Room for the piece's own header inside bus.max_message_size.
   std::size_t max_piece() const noexcept override {
     auto limit = rt_.app().bus.max_message_size;
-    return static_cast<std::size_t>(limit > 8192 ? std::min<std::uint64_t>(limit - 4096, 1u << 20) : 4096);
+    return static_cast<std::size_t>(limit > 8192 ? std::min<std::uint64_t>(limit - 4096, 1u << 20) : min_piece);
   }
 
   static std::error_code status_error(std::string_view data) {
@@ -185,9 +185,7 @@ task<result<std::unique_ptr<http::response>>> worker_runtime::http_claim(int mod
   wire::writer w(p.data);
   w.u64(h.request);
   w.u64(h.session.value());
-  auto to = bus::target::worker(h.worker);
-  to.pid = h.pid;  // the process that holds it, also while a reload replaces it
-  auto r = co_await bus_->request(module, std::move(to), std::move(p), timeout);
+  auto r = co_await bus_->request(module, holder_of(h), std::move(p), timeout);
   if (!r) {
     if (r.error() == server_errc::no_route || r.error() == server_errc::worker_not_found)
       co_return make_error_code(server_errc::response_gone);

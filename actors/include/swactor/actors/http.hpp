@@ -268,7 +268,9 @@ class response_channel {
   virtual swactor::task<std::error_code> drained(duration timeout) = 0;
   // Hands the response to another process (response::detach); not_supported by default.
   virtual result<response_handle> detach() { return make_error_code(server_errc::not_supported); }
-  // The largest piece one send() may carry (a channel between processes has a bound).
+  // The largest piece one send() may carry (a channel between processes has a bound); never
+  // below min_piece, so a body that small never asks.
+  static constexpr std::size_t min_piece = 4096;
   virtual std::size_t max_piece() const noexcept { return 1u << 20; }
   // Whether the engine sends a large body that end() was given after the handler, paced by
   // the client (response::take_paced()); otherwise end() sends every piece at once.
