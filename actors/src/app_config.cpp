@@ -471,6 +471,15 @@ const config::schema<server_config>& server_schema() {
                   "A process that keeps dying is restarted after a delay that doubles from "
                   "100ms up to this.",
                   std::chrono::milliseconds(100))
+        .integer("busy_poll_us", &server_config::busy_poll_us,
+                 "Microseconds a worker (and, in process mode, a reactor thread) keeps polling "
+                 "its sockets after its last event before it sleeps; 0 = sleep at once. Under "
+                 "request/response traffic the client then finds the server awake and saves "
+                 "waking its CPU (several microseconds of kernel time per request on a VM), so "
+                 "small requests go faster, but each such process keeps a core busy while "
+                 "traffic comes. Only for dedicated cores, with no more workers and reactor "
+                 "threads than cores (see docs/operations.md).",
+                 0, 100000)
         .string("pid_file", &server_config::pid_file,
                 "Write the master's pid (line 1) and admin socket path (line 2) here; empty = "
                 "none. `swactor stats|reload|stop --pid-file` read it.")

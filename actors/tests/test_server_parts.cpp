@@ -104,6 +104,14 @@ module = "counting"
   config::diagnostics bad2;
   CHECK_FALSE(parse("[[listen]]\nurl = \"tcp://127.0.0.1:1\"\nmodule = \"counting\"\nmax_queued_messages = 0\n", bad2));
   CHECK(bad2.to_string().find("max_queued_messages") != std::string::npos);
+  CHECK(app->server.busy_poll_us == 0);  // off unless asked for
+  config::diagnostics polled;
+  auto with_poll = parse("[server]\nbusy_poll_us = 150\n", polled);
+  REQUIRE(with_poll);
+  CHECK(with_poll->server.busy_poll_us == 150);
+  config::diagnostics bad3;
+  CHECK_FALSE(parse("[server]\nbusy_poll_us = 200000\n", bad3));
+  CHECK(bad3.to_string().find("server.busy_poll_us") != std::string::npos);
 }
 
 TEST_CASE("dispatch: each mode picks as documented", "[dispatch]") {

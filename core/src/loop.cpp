@@ -1,5 +1,7 @@
 #include "swactor/core/loop.hpp"
 
+#include <sched.h>
+
 #include <asio/post.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -99,6 +101,29 @@ bool loop::check_stall() {
   return true;
 }
 
+// ctx_.run() that polls for busy_poll after each burst of handlers before it blocks. Returns
+// what ran, as run() does, when the context is stopped (the idle timer, stop()).
+std::size_t loop::run_polling() {
+  using clock = std::chrono::steady_clock;
+  std::size_t ran = 0;
+  auto quiet_since = clock::now();
+  while (!ctx_.stopped()) {
+    if (const auto n = ctx_.poll(); n > 0) {
+      ran += n;
+      quiet_since = clock::now();
+      continue;
+    }
+    if (ctx_.stopped()) break;
+    if (clock::now() - quiet_since < opts_.busy_poll) {
+      ::sched_yield();  // another task of this CPU (a reactor, a task worker) goes first
+      continue;
+    }
+    ran += ctx_.run_one();  // quiet for the whole window: sleep until the next handler
+    quiet_since = clock::now();
+  }
+  return ran;
+}
+
 int loop::run() {
   auto* previous = current_loop;
   current_loop = this;
@@ -133,7 +158,7 @@ int loop::run() {
         if (ctx_.stopped()) break;
       }
       arm_idle_timer();
-      const auto n = ctx_.run();
+      const auto n = opts_.busy_poll.count() > 0 ? run_polling() : ctx_.run();
       if (!idle_stop_ || stop_asked_) break;  // stop(), or nothing left to do
       idle_stop_ = false;
       ctx_.restart();

@@ -4,6 +4,7 @@
 #include "swactor/core/loop.hpp"
 #include "swactor/core/wait_group.hpp"
 
+#include <ctime>
 #include <thread>
 
 #include <asio/post.hpp>
@@ -104,4 +105,56 @@ TEST_CASE("a server loop with nothing left to do still runs until stop()", "[sta
   t.join();
   CHECK(stopped_by_us);
   CHECK(lp.idle_checks() <= 2);
+}
+
+namespace {
+std::chrono::microseconds thread_cpu() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::microseconds(ts.tv_nsec / 1000);
+}
+}  // namespace
+
+TEST_CASE("a polling server loop polls after its work, then sleeps, and still stops and finds stalls", "[stall]") {
+  SECTION("a 20 ms window after the last handler, then sleep until stop()") {
+    swactor::loop lp({.on_stall = swactor::stall_action::log,
+                      .stall_check_after = 5ms,
+                      .busy_poll = std::chrono::microseconds(20'000)});
+    bool first = false, stopped_by_us = false;
+    asio::post(lp.context(), [&] { first = true; });
+    std::thread t([&] {
+      std::this_thread::sleep_for(150ms);
+      lp.post_any([&] {
+        stopped_by_us = true;
+        lp.stop();
+      });
+    });
+    const auto cpu0 = thread_cpu();
+    CHECK(lp.run() == 0);
+    const auto cpu = thread_cpu() - cpu0;
+    t.join();
+    CHECK(first);
+    CHECK(stopped_by_us);
+    // It polled (a loop that slept at once uses well under a millisecond here) ...
+    CHECK(cpu >= 2ms);
+    // ... and then slept: polling the whole 150 ms would cost about that much CPU.
+    CHECK(cpu <= 90ms);
+  }
+  SECTION("timers fire and a stall is found as without polling") {
+    swactor::loop lp({.on_stall = swactor::stall_action::stop,
+                      .stall_check_after = 5ms,
+                      .busy_poll = std::chrono::microseconds(500)});
+    swactor::channel<int> ch(0);
+    int fired = 0;
+    lp.timers().after(20ms, [&] { ++fired; });
+    swactor::spawn(lp.context(), [&]() -> task<void> {
+      co_await swactor::sleep(60ms);
+      (void)co_await ch.pop();  // nothing can push: a stall
+    }, "polled");
+    REQUIRE(lp.run() == 1);
+    CHECK(fired == 1);
+    CHECK(lp.stalled());
+    REQUIRE(lp.last_stall().coroutines.size() == 1);
+    CHECK(lp.last_stall().coroutines[0].name == "polled");
+  }
 }

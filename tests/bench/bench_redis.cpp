@@ -6,6 +6,10 @@
 //   swactor      swactor run, base mode, 1 worker, [[listen]] redis:// module redis_kv on
 //                [tables.kv]
 //   swactor w2   the same with 2 workers (both on CPU 0 too)
+//   swactor poll the 1-worker server with [server] busy_poll_us = 100: the worker polls
+//                100 us before it sleeps, so redis-benchmark (the bottleneck at -P 1) seldom
+//                pays for waking CPU 0 (docs/benchmarks.md); its server CPU per command
+//                counts the polling
 // A swactor variant that does not start (the config is refused, nothing answers PING) is
 // reported as skipped, with the last lines of its stderr; redis-server or redis-benchmark
 // missing skips the program.
@@ -138,11 +142,11 @@ void start_redis(const tools& t, const fs::path& dir, server& s) {
 }
 
 // swactor run with the redis_kv module on a [tables.kv] table behind a redis:// listener.
-void start_swactor(const tools& t, const fs::path& dir, server& s, int workers) {
+void start_swactor(const tools& t, const fs::path& dir, server& s, int workers, int busy_poll_us = 0) {
   s.port = free_port();
   const auto cfg = dir / (s.name + ".toml");
   std::ofstream(cfg)
-      << "[server]\nmode = \"base\"\nworkers = " << workers
+      << "[server]\nmode = \"base\"\nworkers = " << workers << "\nbusy_poll_us = " << busy_poll_us
       << "\nlog_level = \"warning\"\nadmin_socket = \"" << (dir / (s.name + ".sock")).string()
       << "\"\n\n[tables.kv]\nsize = 65536\ncolumns = [ {name=\"type\",type=\"int\"}, "
          "{name=\"expire\",type=\"int\"}, {name=\"value\",type=\"string\",size=256} ]\n\n"
@@ -272,16 +276,19 @@ int main() {
       seconds,
       t.pin ? "servers on CPU 0, clients on CPU 1" : "not pinned (needs taskset and CPUs 0 and 1)");
 
-  std::vector<server> servers(3);
+  std::vector<server> servers(4);
   servers[0].name = "redis";
   servers[0].label = "redis-server";
   servers[1].name = "swactor";
   servers[1].label = "swactor 1 worker";
   servers[2].name = "swactor-w2";
   servers[2].label = "swactor 2 workers";
+  servers[3].name = "swactor-poll";
+  servers[3].label = "swactor 1 worker, busy_poll_us 100";
   start_redis(t, dir, servers[0]);
   start_swactor(t, dir, servers[1], 1);
   start_swactor(t, dir, servers[2], 2);
+  start_swactor(t, dir, servers[3], 1, 100);
   for (const auto& s : servers)
     if (!s.skipped.empty())
       std::printf("  %s: skipped: did not start: %s\n", s.name.c_str(), s.skipped.c_str());

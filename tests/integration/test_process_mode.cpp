@@ -110,7 +110,8 @@ std::string recv_exact(int fd, std::size_t n) {
 TEST_CASE("process mode: echo over length-framed tcp (8 MiB byte-exact), udp and unix", "[process]") {
   // connection dispatch: replies of one connection keep their order (with round_robin two
   // workers answer alternate messages, so replies may overtake each other, as in Swoole).
-  process_server srv("connection", 2);
+  // Reactor threads and workers poll before they sleep (busy_poll_us): the same answers.
+  process_server srv("connection", 2, "busy_poll_us = 50\n");
   // length framing, a large message byte-exact
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   timeval tv{10, 0};

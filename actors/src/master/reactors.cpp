@@ -73,7 +73,8 @@ struct reactor_thread::impl final : net::connection_sink {
   // CAF messages and loop::post_any).
   loop lp{{.on_stall = stall_action::log,
            .single_thread_io = true,
-           .stall_check_after = std::chrono::milliseconds(50)}};
+           .stall_check_after = std::chrono::milliseconds(50),
+           .busy_poll = std::chrono::microseconds(app.server.busy_poll_us)}};
   net::conn_host host;
   std::vector<worker_link> workers;
   std::unordered_map<ipc::link*, std::shared_ptr<ipc::link>> live_links;

@@ -104,7 +104,10 @@ int run_worker(const worker_args& args, const module_registry& reg) {
     return 1;
   }
 
-  loop lp({.on_stall = stall_action::log, .single_thread_io = true, .stall_check_after = std::chrono::milliseconds(50)});
+  loop lp({.on_stall = stall_action::log,
+           .single_thread_io = true,
+           .stall_check_after = std::chrono::milliseconds(50),
+           .busy_poll = std::chrono::microseconds(app->server.busy_poll_us)});
   ipc::link_options lo;
   lo.name = layout.name(args.id);
   auto link = ipc::link::from_fd(lp.context().get_executor(), args.ipc_fd, lo);

@@ -62,6 +62,7 @@ struct server_config {
   std::int64_t max_request_grace = 0;
   std::chrono::milliseconds max_wait_time{3000};
   std::chrono::milliseconds restart_backoff_max{5000};
+  std::int64_t busy_poll_us = 0;
   std::string pid_file;
   std::string admin_socket;
   std::string log_level = "info";

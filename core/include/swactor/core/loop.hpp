@@ -46,6 +46,13 @@ struct loop_options {
   // sleeps until something happens). Such a loop runs until stop(), also with nothing left
   // to do.
   std::chrono::milliseconds stall_check_after{0};
+  // Above 0 (with stall_check_after > 0): after its last handler the loop keeps polling
+  // (epoll_wait with no timeout, yielding the CPU between polls) this long before it blocks.
+  // A client that writes to a sleeping server pays for waking its CPU (on a VM an IPI and a
+  // halted vCPU: several microseconds of the client's kernel time per request); a polling
+  // server is found awake. Costs a busy core while traffic comes, and up to this much per
+  // lull: for dedicated cores only ([server] busy_poll_us).
+  std::chrono::microseconds busy_poll{0};
 };
 
 struct stall_report {
@@ -91,6 +98,7 @@ class loop {
  private:
   bool check_stall();
   void arm_idle_timer();
+  std::size_t run_polling();
 
   loop_options opts_;
   asio::io_context ctx_;  // concurrency hint 1 (or UNSAFE): only this loop's thread runs it
