@@ -5,6 +5,10 @@
 //                "Hello World", www/big 1 MiB); --no-tls for h2c, KEY CERT for h2   = the reference
 //   base         swactor run, base mode, 1 worker
 //   process      swactor run, process mode, 1 reactor thread, 1 worker
+//   base-poll    base mode with [server] busy_poll_us = 100: the worker polls 100 us before
+//                it sleeps, so h2load seldom pays for waking CPU 0 (docs/operations.md). Not
+//                in process mode: its reactor and worker share CPU 0 here, and one's polling
+//                takes time the other needs (measured: 0.9x of process mode without it).
 // swactor listens on http:// (h2c by prior knowledge) and https:// (alpn = ["h2"]) with
 // routes /big (http_hello with a 1 MiB body), /files/ (http_static on nghttpd's www, so
 // /files/big is the same file nghttpd serves; in process mode the reactor answers it) and /
@@ -282,6 +286,7 @@ int main() {
   const std::vector<std::pair<std::string, std::string>> variants = {
       {"base", "mode = \"base\"\nworkers = 1\n"},
       {"process", "mode = \"process\"\nworkers = 1\nreactor_threads = 1\n"},
+      {"base-poll", "mode = \"base\"\nworkers = 1\nbusy_poll_us = 100\n"},
   };
   std::map<std::string, std::string> skipped;
   for (const auto& [name, keys] : variants) {
@@ -331,11 +336,13 @@ int main() {
       if (!ref) return std::nullopt;
       return median(pick(*ref));
     };
-    for (const auto& name : {"nghttpd", "base", "process"}) {
+    for (const auto& name : {"nghttpd", "base", "process", "base-poll"}) {
       if (!fig.count(name)) continue;
       const auto& f = fig[name];
       const bool is_ref = std::string(name) == "nghttpd";
-      const std::string who = std::string(name) + (is_ref ? "" : std::string(" (") + name + " mode)");
+      const std::string who = is_ref                              ? std::string(name)
+                              : std::string(name) == "base-poll" ? std::string("base (base mode, busy_poll_us 100)")
+                                                                  : std::string(name) + " (" + name + " mode)";
       auto ref_val = [&](auto pick) { return is_ref ? std::nullopt : ref_of(pick); };
       if (sec.big) {
         rep.add({sec.key + " 1 MiB: " + who, median(f.rps), "MiB/s",

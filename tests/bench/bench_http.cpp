@@ -21,6 +21,7 @@
 //      own CPU time per request (wait4 rusage), steadier than rates on a busy machine.
 //   5. TLS (https://, the same self-signed P-256 certificate, nginx `ssl_session_cache off`):
 //      wrk -t1 -c100 -dS keep-alive, 3 rounds interleaved, medians; target base/nginx >= 1.2.
+//      A third server in the rounds: base with [server] busy_poll_us = 100 (docs/operations.md).
 //      Handshakes: openssl s_time -new (full) and -reuse (ticket resumption; tickets on in
 //      both servers) for min(S,5) s each; the figure is connections per second of server CPU
 //      (s_time itself is client-bound); target base/nginx >= 1.0.
@@ -383,12 +384,14 @@ std::optional<server> start_nginx_tls(const tools& t, const fs::path& dir, bool 
   return s;
 }
 
-std::optional<server> start_swactor_tls(const tools& t, const fs::path& dir, bool tickets, std::string& why_not) {
+std::optional<server> start_swactor_tls(const tools& t, const fs::path& dir, bool tickets, std::string& why_not,
+                                        int busy_poll_us = 0) {
   server s;
-  s.name = tickets ? "base-tls-tickets" : "base-tls";
+  s.name = std::string(tickets ? "base-tls-tickets" : "base-tls") + (busy_poll_us ? "-poll" : "");
   s.port = free_port();
   const auto cfg = dir / (s.name + ".toml");
-  std::ofstream(cfg) << "[server]\nmode = \"base\"\nworkers = 1\nlog_level = \"warning\"\nadmin_socket = \""
+  std::ofstream(cfg) << "[server]\nmode = \"base\"\nworkers = 1\nbusy_poll_us = " << busy_poll_us
+                     << "\nlog_level = \"warning\"\nadmin_socket = \""
                      << (dir / (s.name + ".sock")).string() << "\"\n\n[[listen]]\nurl = \"https://127.0.0.1:"
                      << s.port << "\"\nmodule = \"hello\"\nbacklog = 4096\ntls = { cert = \""
                      << (dir / "tls.pem").string() << "\", key = \"" << (dir / "tls.key").string()
@@ -452,16 +455,19 @@ tls_figures tls_section(const tools& t, const fs::path& dir, int seconds) {
   }
   std::printf("bench_http: TLS (https://, TLS 1.3, P-256 certificate)\n");
   std::fflush(stdout);
+  // 0: nginx, 1: swactor, 2: swactor with busy_poll_us = 100 (docs/operations.md)
   for (int round = 1; round <= rounds; ++round)
-    for (bool ours : {false, true}) {
+    for (int which : {0, 1, 2}) {
+      const bool ours = which > 0;
       std::string why;
-      auto s = ours ? start_swactor_tls(t, dir, true, why) : start_nginx_tls(t, dir, true, why);
+      auto s = ours ? start_swactor_tls(t, dir, true, why, which == 2 ? 100 : 0) : start_nginx_tls(t, dir, true, why);
       if (!s) {
+        if (which == 2) continue;  // the rows of the others stand without it
         f.skipped = why;
         return f;
       }
       server w = std::move(*s);
-      w.name = ours ? "base" : "nginx";
+      w.name = which == 0 ? "nginx" : which == 1 ? "base" : "base-poll";
       const std::string url = "https://127.0.0.1:" + std::to_string(w.port) + "/";
       std::vector<std::string> argv = pinned(t.pin, t.taskset, 1,
                                              {t.wrk, "-t1", "-c100", "-d" + std::to_string(seconds) + "s", url});
@@ -515,6 +521,8 @@ void tls_rows(swactor::bench::report& rep, const tls_figures& tls) {
   const auto nginx_tls = tls_med("nginx");
   add(https + "nginx (reference)", nginx_tls, "req/s", std::nullopt, "", std::nullopt);
   add(https + "base 1 worker", tls_med("base"), "req/s", nginx_tls, "nginx", 1.2);
+  if (tls.rps.count("base-poll"))
+    add(https + "base 1 worker, busy_poll_us 100", tls_med("base-poll"), "req/s", nginx_tls, "nginx", 1.2);
   auto cpu_med = [&](const char* name) -> std::optional<double> {
     auto it = tls.cpu_us.find(name);
     if (it == tls.cpu_us.end() || it->second.empty()) return std::nullopt;
@@ -523,6 +531,9 @@ void tls_rows(swactor::bench::report& rep, const tls_figures& tls) {
   add("https keep-alive server CPU per request: nginx", cpu_med("nginx"), "us", std::nullopt, "", std::nullopt);
   add("https keep-alive server CPU per request: base", cpu_med("base"), "us", cpu_med("nginx"), "nginx",
       std::nullopt);
+  if (tls.cpu_us.count("base-poll"))
+    add("https keep-alive server CPU per request: base, busy_poll_us 100", cpu_med("base-poll"), "us",
+        cpu_med("nginx"), "nginx", std::nullopt);
   // Handshakes per second of server CPU (1e6 / CPU us per connection): what one core sustains.
   for (const auto* which_hs : {&tls.full, &tls.resumed}) {
     const std::string kind = which_hs == &tls.full ? "full handshake" : "resumed (ticket)";
