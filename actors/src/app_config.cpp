@@ -473,7 +473,9 @@ const config::schema<server_config>& server_schema() {
                   std::chrono::milliseconds(100))
         .integer("busy_poll_us", &server_config::busy_poll_us,
                  "Microseconds a worker (and, in process mode, a reactor thread) keeps polling "
-                 "its sockets after its last event before it sleeps; 0 = sleep at once. Under "
+                 "its sockets after its last event before it sleeps; 0 = sleep at once. The "
+                 "window adapts: longer sleeps shrink it to 0, events soon after it grow it "
+                 "back to this. Under "
                  "request/response traffic the client then finds the server awake and saves "
                  "waking its CPU (several microseconds of kernel time per request on a VM), so "
                  "small requests go faster, but each such process keeps a core busy while "

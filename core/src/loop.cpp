@@ -2,6 +2,8 @@
 
 #include <sched.h>
 
+#include <algorithm>
+
 #include <asio/post.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -78,7 +80,6 @@ void loop::post_any(std::function<void()> f) {
 }
 
 void loop::arm_idle_timer() {
-  parked_.reset();
   idle_timer_->expires_after(opts_.stall_check_after);
   idle_timer_->async_wait([this](std::error_code ec) {
     if (ec) return;
@@ -86,6 +87,9 @@ void loop::arm_idle_timer() {
     idle_stop_ = true;
     ctx_.stop();  // run() returns and counts what ran in the interval
   });
+  // Only now: the timer's wait is work, so asio's count of it never reaches 0 in between
+  // (at 0 asio stops the context, and a loop with nothing else pending ended its run()).
+  parked_.reset();
 }
 
 bool loop::check_stall() {
@@ -101,8 +105,9 @@ bool loop::check_stall() {
   return true;
 }
 
-// ctx_.run() that polls for busy_poll after each burst of handlers before it blocks. Returns
-// what ran, as run() does, when the context is stopped (the idle timer, stop()).
+// ctx_.run() that polls for the current window after each burst of handlers before it
+// blocks. Returns what ran, as run() does, when the context is stopped (the idle timer,
+// stop()).
 std::size_t loop::run_polling() {
   using clock = std::chrono::steady_clock;
   std::size_t ran = 0;
@@ -114,14 +119,33 @@ std::size_t loop::run_polling() {
       continue;
     }
     if (ctx_.stopped()) break;
-    if (clock::now() - quiet_since < opts_.busy_poll) {
+    if (clock::now() - quiet_since < poll_window_) {
       ::sched_yield();  // another task of this CPU (a reactor, a task worker) goes first
       continue;
     }
+    const auto slept_from = clock::now();
     ran += ctx_.run_one();  // quiet for the whole window: sleep until the next handler
+    if (ctx_.stopped()) break;  // the idle timer's stop or stop(): no event to learn from
     quiet_since = clock::now();
+    adapt_poll_window(quiet_since - slept_from);
   }
   return ran;
+}
+
+// As the kernel's haltpoll governor adapts its guest polling: an event that came after the
+// window closed but within busy_poll doubles the window (polling longer would have caught
+// it); a sleep longer than busy_poll halves it, and below an eighth of busy_poll it is 0, so
+// a server with occasional requests soon stops polling, until short gaps grow it again.
+void loop::adapt_poll_window(std::chrono::steady_clock::duration slept) {
+  using std::chrono::microseconds;
+  const auto max = opts_.busy_poll;
+  const auto floor = std::max(max / 8, microseconds(1));
+  if (slept < max) {
+    poll_window_ = poll_window_.count() == 0 ? floor : std::min(max, poll_window_ * 2);
+  } else {
+    poll_window_ /= 2;
+    if (poll_window_ < floor) poll_window_ = microseconds(0);
+  }
 }
 
 int loop::run() {
@@ -154,8 +178,10 @@ int loop::run() {
       if (parked_) {
         // Checked once already: wait for the next handler (the guard keeps run_one() from
         // returning at once), then watch again.
+        const auto slept_from = std::chrono::steady_clock::now();
         ctx_.run_one();
         if (ctx_.stopped()) break;
+        if (opts_.busy_poll.count() > 0) adapt_poll_window(std::chrono::steady_clock::now() - slept_from);
       }
       arm_idle_timer();
       const auto n = opts_.busy_poll.count() > 0 ? run_polling() : ctx_.run();

@@ -107,6 +107,25 @@ TEST_CASE("a server loop with nothing left to do still runs until stop()", "[sta
   CHECK(lp.idle_checks() <= 2);
 }
 
+TEST_CASE("a server loop woken from its idle sleep again and again, with nothing else pending, runs until stop()",
+          "[stall]") {
+  // Re-arming the idle timer after a wake-up released the idle guard first: with no other
+  // work pending, asio's count of work touched 0 and stopped the loop.
+  swactor::loop lp({.on_stall = swactor::stall_action::log, .stall_check_after = 5ms});
+  int seen = 0;
+  std::thread t([&] {
+    for (int i = 0; i < 3; ++i) {
+      std::this_thread::sleep_for(40ms);
+      lp.post_any([&] { ++seen; });
+    }
+    std::this_thread::sleep_for(40ms);
+    lp.post_any([&] { lp.stop(); });
+  });
+  CHECK(lp.run() == 0);
+  t.join();
+  CHECK(seen == 3);
+}
+
 namespace {
 std::chrono::microseconds thread_cpu() {
   timespec ts{};
@@ -139,6 +158,36 @@ TEST_CASE("a polling server loop polls after its work, then sleeps, and still st
     CHECK(cpu >= 2ms);
     // ... and then slept: polling the whole 150 ms would cost about that much CPU.
     CHECK(cpu <= 90ms);
+  }
+  SECTION("the window shrinks to 0 over sleeps longer than busy_poll and grows over shorter gaps") {
+    swactor::loop lp({.on_stall = swactor::stall_action::log,
+                      .stall_check_after = 5ms,
+                      .busy_poll = std::chrono::microseconds(40'000)});
+    CHECK(lp.poll_window() == 40ms);
+    std::chrono::microseconds after_lulls{-1}, after_gaps{-1};
+    std::thread t([&] {
+      // Sleeps of 150 ms (> 40 ms): 40 -> 20 -> 10 -> 5 (an eighth) -> 0.
+      for (int i = 0; i < 6; ++i) {
+        std::this_thread::sleep_for(150ms);
+        lp.post_any([] {});
+      }
+      lp.post_any([&] { after_lulls = lp.poll_window(); });
+      // Gaps of 5 ms after a closed window (< 40 ms): polling longer would have caught them.
+      for (int i = 0; i < 4; ++i) {
+        std::this_thread::sleep_for(5ms);
+        lp.post_any([] {});
+      }
+      std::this_thread::sleep_for(5ms);
+      lp.post_any([&] {
+        after_gaps = lp.poll_window();
+        lp.stop();
+      });
+    });
+    CHECK(lp.run() == 0);
+    t.join();
+    CHECK(after_lulls == std::chrono::microseconds(0));
+    CHECK(after_gaps > std::chrono::microseconds(0));
+    CHECK(after_gaps <= 40ms);
   }
   SECTION("timers fire and a stall is found as without polling") {
     swactor::loop lp({.on_stall = swactor::stall_action::stop,

@@ -47,7 +47,9 @@ struct loop_options {
   // to do.
   std::chrono::milliseconds stall_check_after{0};
   // Above 0 (with stall_check_after > 0): after its last handler the loop keeps polling
-  // (epoll_wait with no timeout, yielding the CPU between polls) this long before it blocks.
+  // (epoll_wait with no timeout, yielding the CPU between polls) up to this long before it
+  // blocks; the window adapts (poll_window()): it shrinks to 0 over sleeps longer than this
+  // and grows back when events come within it.
   // A client that writes to a sleeping server pays for waking its CPU (on a VM an IPI and a
   // halted vCPU: several microseconds of the client's kernel time per request); a polling
   // server is found awake. Costs a busy core while traffic comes, and up to this much per
@@ -91,6 +93,8 @@ class loop {
   // stall_check_after > 0: how often the idle timer fired (once per idle period, not once
   // per interval while idle).
   std::uint64_t idle_checks() const noexcept { return idle_checks_; }
+  // busy_poll > 0: how long the loop polls after its next burst of handlers (0 .. busy_poll).
+  std::chrono::microseconds poll_window() const noexcept { return poll_window_; }
 
   // The loop running on the calling thread, or nullptr.
   static loop* current() noexcept;
@@ -99,6 +103,7 @@ class loop {
   bool check_stall();
   void arm_idle_timer();
   std::size_t run_polling();
+  void adapt_poll_window(std::chrono::steady_clock::duration slept);
 
   loop_options opts_;
   asio::io_context ctx_;  // concurrency hint 1 (or UNSAFE): only this loop's thread runs it
@@ -114,6 +119,7 @@ class loop {
   // a loop that is not single_thread_io.
   std::atomic<bool> stop_asked_{false};
   std::uint64_t idle_checks_ = 0;
+  std::chrono::microseconds poll_window_{opts_.busy_poll};
   // Set while the idle timer waits for activity instead of firing every interval.
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> parked_;
   stall_report last_stall_;
