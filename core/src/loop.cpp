@@ -120,6 +120,7 @@ std::size_t loop::run_polling() {
     }
     if (ctx_.stopped()) break;
     if (clock::now() - quiet_since < poll_window_) {
+      ++empty_polls_;
       ::sched_yield();  // another task of this CPU (a reactor, a task worker) goes first
       continue;
     }

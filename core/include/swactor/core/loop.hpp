@@ -95,6 +95,8 @@ class loop {
   std::uint64_t idle_checks() const noexcept { return idle_checks_; }
   // busy_poll > 0: how long the loop polls after its next burst of handlers (0 .. busy_poll).
   std::chrono::microseconds poll_window() const noexcept { return poll_window_; }
+  // busy_poll > 0: polls inside a window that found nothing to do.
+  std::uint64_t empty_polls() const noexcept { return empty_polls_; }
 
   // The loop running on the calling thread, or nullptr.
   static loop* current() noexcept;
@@ -120,6 +122,7 @@ class loop {
   std::atomic<bool> stop_asked_{false};
   std::uint64_t idle_checks_ = 0;
   std::chrono::microseconds poll_window_{opts_.busy_poll};
+  std::uint64_t empty_polls_ = 0;
   // Set while the idle timer waits for activity instead of firing every interval.
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> parked_;
   stall_report last_stall_;
