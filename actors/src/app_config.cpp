@@ -477,7 +477,7 @@ const config::schema<server_config>& server_schema() {
                  "window adapts: longer sleeps shrink it to 0, events soon after it grow it "
                  "back to this. Under "
                  "request/response traffic the client then finds the server awake and saves "
-                 "waking its CPU (several microseconds of kernel time per request on a VM), so "
+                 "waking its CPU (about a microsecond of kernel time per request on a VM), so "
                  "small requests go faster, but each such process keeps a core busy while "
                  "traffic comes. Only for dedicated cores, with no more workers and reactor "
                  "threads than cores (see docs/operations.md).",

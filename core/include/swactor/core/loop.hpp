@@ -51,9 +51,9 @@ struct loop_options {
   // blocks; the window adapts (poll_window()): it shrinks to 0 over sleeps longer than this
   // and grows back when events come within it.
   // A client that writes to a sleeping server pays for waking its CPU (on a VM an IPI and a
-  // halted vCPU: several microseconds of the client's kernel time per request); a polling
-  // server is found awake. Costs a busy core while traffic comes, and up to this much per
-  // lull: for dedicated cores only ([server] busy_poll_us).
+  // halted vCPU: about a microsecond of the client's kernel time per request here); a polling
+  // server is found awake. Costs a busy core while traffic comes, and a few shrinking windows
+  // once it stops: for dedicated cores only ([server] busy_poll_us).
   std::chrono::microseconds busy_poll{0};
 };
 
