@@ -390,8 +390,10 @@ std::optional<server> start_swactor_tls(const tools& t, const fs::path& dir, boo
   s.name = std::string(tickets ? "base-tls-tickets" : "base-tls") + (busy_poll_us ? "-poll" : "");
   s.port = free_port();
   const auto cfg = dir / (s.name + ".toml");
-  std::ofstream(cfg) << "[server]\nmode = \"base\"\nworkers = 1\nbusy_poll_us = " << busy_poll_us
-                     << "\nlog_level = \"warning\"\nadmin_socket = \""
+  // (busy_poll_us only when set: an older binary, for a before/after comparison, refuses it)
+  std::ofstream(cfg) << "[server]\nmode = \"base\"\nworkers = 1\n"
+                     << (busy_poll_us ? "busy_poll_us = " + std::to_string(busy_poll_us) + "\n" : std::string())
+                     << "log_level = \"warning\"\nadmin_socket = \""
                      << (dir / (s.name + ".sock")).string() << "\"\n\n[[listen]]\nurl = \"https://127.0.0.1:"
                      << s.port << "\"\nmodule = \"hello\"\nbacklog = 4096\ntls = { cert = \""
                      << (dir / "tls.pem").string() << "\", key = \"" << (dir / "tls.key").string()

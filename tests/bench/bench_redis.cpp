@@ -146,7 +146,9 @@ void start_swactor(const tools& t, const fs::path& dir, server& s, int workers, 
   s.port = free_port();
   const auto cfg = dir / (s.name + ".toml");
   std::ofstream(cfg)
-      << "[server]\nmode = \"base\"\nworkers = " << workers << "\nbusy_poll_us = " << busy_poll_us
+      << "[server]\nmode = \"base\"\nworkers = " << workers
+      // (only when set: an older binary, for a before/after comparison, refuses the key)
+      << (busy_poll_us ? "\nbusy_poll_us = " + std::to_string(busy_poll_us) : std::string())
       << "\nlog_level = \"warning\"\nadmin_socket = \"" << (dir / (s.name + ".sock")).string()
       << "\"\n\n[tables.kv]\nsize = 65536\ncolumns = [ {name=\"type\",type=\"int\"}, "
          "{name=\"expire\",type=\"int\"}, {name=\"value\",type=\"string\",size=256} ]\n\n"
