@@ -694,14 +694,13 @@ bool redis_kv::on_command_now(context& ctx, session_id s, redis::command& cmd) {
   // take the coroutine path; nothing is written before this.
   if (c.subscriptions() > 0) return false;
   const entry* e = find(cmd.name());
+  c.protocol = cmd.protocol();
   if (c.in_multi) {
     // Before the pub/sub path: PUBLISH is queued like any other command.
-    c.protocol = cmd.protocol();
     if (multi_takes(c, e, cmd)) return true;
     if (e && e->fn == &redis_kv::cmd_exec && c.multi_publishes) return false;
   }
   if (!e && kvx::is_pubsub_name(cmd.name())) return false;  // only for names not in the table
-  c.protocol = cmd.protocol();
   if (!refuses(c, e, cmd)) execute(ctx, s, c, *e, cmd);
   return true;
 }

@@ -207,15 +207,25 @@ class redis_kv final : public module_base {
   // EXEC of a transaction that publishes (client::multi_publishes): PUBLISH waits for the
   // other workers' counts.
   task<void> exec_waiting(context& ctx, session_id s, redis::command& cmd);
+  // EXEC's queue, taken out of the client: next() makes `q` each queued command in turn.
+  struct exec_queue {
+    std::string queued;
+    std::vector<std::uint32_t> ends;
+    std::uint8_t kind = 0;  // the event kind the commands were decoded as (the protocol)
+    std::size_t done = 0;   // commands handed out by next()
+    bool over = false;      // the replies passed multi_max_reply: the rest are dropped
+    bool next(redis::command& q);
+  };
   // EXEC's checks (no MULTI, EXECABORT, a WATCHed key changed), then the queue taken out of
-  // the client and the reply's array head written; false when the checks answered.
-  bool exec_begins(client& c, redis::command& cmd, std::string& queued, std::vector<std::uint32_t>& ends);
+  // the client into `x` and the reply's array head written; false when the checks answered.
+  bool exec_begins(client& c, redis::command& cmd, exec_queue& x);
   bool watch_holds(const client& c);
   void run_queued(context& ctx, session_id s, client& c, redis::command& q);
-  // One queued command's reply into EXEC's array; false once the array passed
-  // multi_max_reply (the rest still runs, its replies dropped).
-  bool add_to_exec(redis::command& exec, const redis::command& q, bool& over);
-  void exec_over(redis::command& exec);
+  // One queued command's reply into EXEC's array, until the array passes multi_max_reply
+  // (x.over: the rest still runs, its replies dropped).
+  void add_to_exec(redis::command& exec, const redis::command& q, exec_queue& x);
+  // After the last command: the error and the close when the replies were too large.
+  void exec_end(redis::command& exec, const exec_queue& x);
   static void end_multi(client& c);
   // A refused EXEC: its error (already written) as redis-server words it for EXEC.
   static void exec_abort(redis::command& cmd);

@@ -130,7 +130,15 @@ bool redis_kv::watch_holds(const client& c) {
   return true;
 }
 
-bool redis_kv::exec_begins(client& c, redis::command& cmd, std::string& queued, std::vector<std::uint32_t>& ends) {
+bool redis_kv::exec_queue::next(redis::command& q) {
+  if (done == ends.size()) return false;
+  const std::uint32_t from = done == 0 ? 0 : ends[done - 1];
+  q.reset(std::string_view(queued).substr(from, ends[done] - from), kind);
+  ++done;
+  return true;
+}
+
+bool redis_kv::exec_begins(client& c, redis::command& cmd, exec_queue& x) {
   if (!c.in_multi) {
     cmd.reply().error("ERR EXEC without MULTI");
     return false;
@@ -145,10 +153,11 @@ bool redis_kv::exec_begins(client& c, redis::command& cmd, std::string& queued, 
     cmd.reply().null_array();
     return false;
   }
-  queued = std::move(c.queued);
-  ends = std::move(c.queued_ends);
+  x.queued = std::move(c.queued);
+  x.ends = std::move(c.queued_ends);
+  x.kind = queued_kind(cmd.protocol());
   end_multi(c);
-  cmd.reply().array(ends.size());
+  cmd.reply().array(x.ends.size());
   return true;
 }
 
@@ -161,56 +170,44 @@ void redis_kv::run_queued(context& ctx, session_id s, client& c, redis::command&
   execute(ctx, s, c, *e, q);
 }
 
-bool redis_kv::add_to_exec(redis::command& exec, const redis::command& q, bool& over) {
-  if (!over && exec.reply_bytes().size() + q.reply_bytes().size() > opts_.multi_max_reply) {
-    over = true;
+void redis_kv::add_to_exec(redis::command& exec, const redis::command& q, exec_queue& x) {
+  if (!x.over && exec.reply_bytes().size() + q.reply_bytes().size() > opts_.multi_max_reply) {
+    x.over = true;
     exec.discard_reply();  // the array so far goes: the connection gets an error, then closes
   }
-  if (!over) exec.reply().encoded(q.reply_bytes());
-  return !over;
+  if (!x.over) exec.reply().encoded(q.reply_bytes());
 }
 
-void redis_kv::exec_over(redis::command& exec) {
+void redis_kv::exec_end(redis::command& exec, const exec_queue& x) {
+  if (!x.over) return;
   exec.reply().error("ERR the replies of this EXEC exceed redis_kv's multi_max_reply (" +
                      std::to_string(opts_.multi_max_reply) + " bytes): every command ran; closing the connection");
   exec.close_after_reply();
 }
 
 void redis_kv::cmd_exec(context& ctx, session_id s, client& c, redis::command& cmd) {
-  std::string queued;
-  std::vector<std::uint32_t> ends;
-  if (!exec_begins(c, cmd, queued, ends)) return;
-  const auto kind = queued_kind(cmd.protocol());
-  redis::command q;  // one, reset per command: its arguments point into `queued`
-  bool over = false;
-  std::uint32_t from = 0;
-  for (auto to : ends) {
-    q.reset(std::string_view(queued).substr(from, to - from), kind);
-    from = to;
+  exec_queue x;
+  if (!exec_begins(c, cmd, x)) return;
+  redis::command q;  // one, reset per command: its arguments point into x.queued
+  while (x.next(q)) {
     run_queued(ctx, s, c, q);
-    add_to_exec(cmd, q, over);
+    add_to_exec(cmd, q, x);
   }
-  if (over) exec_over(cmd);
+  exec_end(cmd, x);
 }
 
 task<void> redis_kv::exec_waiting(context& ctx, session_id s, redis::command& cmd) {
-  std::string queued;
-  std::vector<std::uint32_t> ends;
-  if (!exec_begins(client_of(s), cmd, queued, ends)) co_return;
-  const auto kind = queued_kind(cmd.protocol());
+  exec_queue x;
+  if (!exec_begins(client_of(s), cmd, x)) co_return;
   redis::command q;
-  bool over = false;
-  std::uint32_t from = 0;
-  for (auto to : ends) {
-    q.reset(std::string_view(queued).substr(from, to - from), kind);
-    from = to;
+  while (x.next(q)) {
     // Looked up again for each: the connection may close while a PUBLISH waits (its state
     // goes with it; what is left still runs, as redis-server finishes an EXEC).
     if (q.is("publish")) (void)co_await pubsub_command(ctx, s, client_of(s), q);
     else run_queued(ctx, s, client_of(s), q);
-    add_to_exec(cmd, q, over);
+    add_to_exec(cmd, q, x);
   }
-  if (over) exec_over(cmd);
+  exec_end(cmd, x);
   if (!ctx.exists(s)) clients_.erase(s);  // client_of() made it again after on_close
 }
 

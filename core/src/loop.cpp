@@ -179,10 +179,11 @@ int loop::run() {
       if (parked_) {
         // Checked once already: wait for the next handler (the guard keeps run_one() from
         // returning at once), then watch again.
-        const auto slept_from = std::chrono::steady_clock::now();
+        const bool polling = opts_.busy_poll.count() > 0;
+        const auto slept_from = polling ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
         ctx_.run_one();
         if (ctx_.stopped()) break;
-        if (opts_.busy_poll.count() > 0) adapt_poll_window(std::chrono::steady_clock::now() - slept_from);
+        if (polling) adapt_poll_window(std::chrono::steady_clock::now() - slept_from);
       }
       arm_idle_timer();
       const auto n = opts_.busy_poll.count() > 0 ? run_polling() : ctx_.run();

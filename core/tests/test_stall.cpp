@@ -160,13 +160,6 @@ TEST_CASE("a polling server loop polls after its work, then sleeps, and still st
     // ... and then slept: polling the whole 150 ms would cost about that much CPU.
     CHECK(cpu <= 90ms);
   }
-  SECTION("without busy_poll the loop never polls") {
-    swactor::loop lp({.on_stall = swactor::stall_action::log, .stall_check_after = 5ms});
-    asio::post(lp.context(), [&] { lp.stop(); });
-    CHECK(lp.run() == 0);
-    CHECK(lp.empty_polls() == 0);
-    CHECK(lp.poll_window() == std::chrono::microseconds(0));
-  }
   SECTION("the window shrinks to 0 over sleeps longer than busy_poll and grows over shorter gaps") {
     swactor::loop lp({.on_stall = swactor::stall_action::log,
                       .stall_check_after = 5ms,

@@ -140,6 +140,13 @@ std::size_t find_c(std::string_view s, std::size_t& scan, char c) noexcept {
   return number_line_slow(buf, at, n);
 }
 
+// HELLO, RESET and QUIT: after them the codec decodes nothing until they are answered (the
+// protocol they choose, or the end, applies to what follows). ascii_iequals compares sizes
+// first, so a name of another length costs nothing more.
+[[gnu::always_inline]] inline bool waits_for_reply(std::string_view name) noexcept {
+  return ascii_iequals(name, "hello") || ascii_iequals(name, "reset") || ascii_iequals(name, "quit");
+}
+
 // The size of the complete multibulk command at the start of `buf`, with 1 to `max_args`
 // arguments, each at most `max_bulk` bytes; 0 when it is incomplete, malformed or larger
 // (parse() then decides what it is). `hello`: its name is HELLO, RESET or QUIT.
@@ -157,8 +164,7 @@ std::size_t multibulk_size(std::string_view buf, long long max_args, unsigned lo
         buf.size() - pos < static_cast<unsigned long long>(len) + 2)
       return 0;
     if (i == 0)
-      hello = (len == 5 && (ascii_iequals(buf.substr(pos, 5), "hello") || ascii_iequals(buf.substr(pos, 5), "reset"))) ||
-              (len == 4 && ascii_iequals(buf.substr(pos, 4), "quit"));
+      hello = waits_for_reply(buf.substr(pos, static_cast<std::size_t>(len)));
     pos += static_cast<std::size_t>(len) + 2;
   }
   return pos;
@@ -456,9 +462,7 @@ server_codec::step server_codec::parse(std::string_view buf) {
     // bulk_data: the data and two more bytes (meant to be CRLF, skipped unchecked).
     if (buf.size() - pos_ < bulk_ + 2) return step::more;
     if (first_)
-      hello_ = (bulk_ == 5 && (ascii_iequals(buf.substr(pos_, 5), "hello") ||
-                               ascii_iequals(buf.substr(pos_, 5), "reset"))) ||
-               (bulk_ == 4 && ascii_iequals(buf.substr(pos_, 4), "quit"));
+      hello_ = waits_for_reply(buf.substr(pos_, bulk_));
     first_ = false;
     pos_ += bulk_ + 2;
     scan_ = pos_;

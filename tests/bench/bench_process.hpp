@@ -75,9 +75,9 @@ inline std::vector<pid_t> process_tree(pid_t root) {
   return out;
 }
 
-// CPU time (user + system, every thread) of the tree under `root`, in seconds. Children
-// that exited and were reaped are not in it: take it while the servers run.
-// CPU time of a process tree, user and kernel apart (utime, stime of /proc/PID/stat).
+// CPU time (every thread) of the tree under `root`, in seconds, user and kernel apart
+// (utime, stime of /proc/PID/stat). Children that exited and were reaped are not in it: take
+// it while the servers run.
 struct cpu_times {
   double user = 0, kernel = 0;
   double total() const noexcept { return user + kernel; }

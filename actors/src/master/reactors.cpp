@@ -368,9 +368,7 @@ struct reactor_thread::impl final : net::connection_sink {
     // A link's close handler posts work that uses the members below (and a backlog hand-over
     // waiting on a link's flush wakes up): closed and run here, while they exist. The loop,
     // declared first, would otherwise run them from its destructor, after them.
-    for (auto& w : workers)
-      if (w.link) w.link->close();
-    for (auto& [raw, l] : live_links) l->close();
+    for (auto& [raw, l] : live_links) l->close();  // every open link, current or retiring
     lp.context().restart();
     lp.context().poll();
   }
