@@ -599,10 +599,10 @@ const redis::command_table<redis_kv::entry>& redis_kv::commands() {
       {"auth", {&k::cmd_auth, -2, false}},
       {"select", {&k::cmd_select, 2, false}},
       {"quit", {&k::cmd_quit, -1, false}},
-      {"client", {&k::cmd_client, -2, false}},
-      {"command", {&k::cmd_command, -1, false}},
+      {"client", {&k::cmd_client, -2, false, true}},
+      {"command", {&k::cmd_command, -1, false, true}},
       {"info", {&k::cmd_info, -1, false}},
-      {"function", {&k::cmd_function, -2, false}},
+      {"function", {&k::cmd_function, -2, false, true}},
       {"reset", {&k::cmd_reset, 1, false}},
       // transactions
       {"multi", {&k::cmd_multi, 1, false}},
@@ -711,7 +711,7 @@ const redis_kv::entry* redis_kv::checked_entry(const entry* e, const redis::comm
   return cmd.is("publish") ? &publish : &other_pubsub;
 }
 
-bool redis_kv::refuses(const client& c, const entry* e, redis::command& cmd) {
+bool redis_kv::refusal(const client& c, const entry* e, redis::command& cmd) {
   if (!e) {
     redis::reply_unknown_command(cmd);
     return true;

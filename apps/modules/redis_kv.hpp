@@ -91,6 +91,7 @@ class redis_kv final : public module_base {
     handler fn;
     int arity;  // Redis's: n = exactly n arguments (name included), -n = at least n
     bool uses_table = true;  // false: answered without the table (PING, HELLO, AUTH, ...)
+    bool container = false;  // CLIENT, COMMAND, FUNCTION: its subcommand is checked too
   };
   static const entry* find(std::string_view name);
   client& client_of(session_id s);  // this connection's state, made on first use
@@ -98,8 +99,14 @@ class redis_kv final : public module_base {
   bool authorized(const client& c, const entry* e) const;
   // redis-server's checks before a command runs, in its order: unknown command, arity, a
   // container's subcommand, authentication. True when `cmd` was refused (the error written;
-  // for EXEC worded as redis-server words it, see exec_abort()).
-  bool refuses(const client& c, const entry* e, redis::command& cmd);
+  // for EXEC worded as redis-server words it, see exec_abort()). Inline for the outcome of
+  // nearly every command (all pass); refusal() makes the checks again and writes the error.
+  bool refuses(const client& c, const entry* e, redis::command& cmd) {
+    if (e && !e->container && c.authenticated && redis::arity_ok(cmd, e->arity)) [[likely]]
+      return false;
+    return refusal(c, e, cmd);
+  }
+  bool refusal(const client& c, const entry* e, redis::command& cmd);
   // The entry those checks use: `e`, or for a pub/sub command (its own path, not in the
   // table) one with its arity (PUBLISH 3; the others check theirs as they run).
   static const entry* checked_entry(const entry* e, const redis::command& cmd);
