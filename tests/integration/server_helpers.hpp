@@ -85,26 +85,31 @@ class server_under_test {
   // `server_keys`: lines for the [server] table; `rest`: listeners and modules.
   explicit server_under_test(const std::string& server_keys, std::string rest)
       : dir("swactor-srv") {
-    port = free_tcp_port();
-    port2 = free_tcp_port();
-    while (port2 == port) port2 = free_tcp_port();
-    port3 = free_tcp_port();
-    while (port3 == port || port3 == port2) port3 = free_tcp_port();
-    udp_port = free_udp_port();
     pid_file = dir.file("swactor.pid").string();
-    std::string text = "[server]\n" + server_keys + "\npid_file = \"" + pid_file + "\"\nadmin_socket = \"" +
-                       dir.file("admin.sock").string() + "\"\n\n" + rest;
-    replace_all(text, "{port}", std::to_string(port));
-    replace_all(text, "{port2}", std::to_string(port2));
-    replace_all(text, "{port3}", std::to_string(port3));
-    replace_all(text, "{udp}", std::to_string(udp_port));
-    replace_all(text, "{dir}", dir.path().string());
-    config_text = text;
-    config = dir.write("app.toml", text).string();
-    proc.emplace(std::vector<std::string>{swactor_bin(), "run", config});
-    INFO("config:\n" << text);
-    started = wait_log("swactor master started", 10s);
-    if (!started) {
+    // The ports are picked free before the start, so another process (a parallel test's
+    // client, which may get any ephemeral port, on 127.0.0.1 or ::1) can take one before the
+    // server binds it: then the server refuses to start, and new ports are picked.
+    for (int attempt = 1;; ++attempt) {
+      port = free_tcp_port();
+      port2 = free_tcp_port();
+      while (port2 == port) port2 = free_tcp_port();
+      port3 = free_tcp_port();
+      while (port3 == port || port3 == port2) port3 = free_tcp_port();
+      udp_port = free_udp_port();
+      std::string text = "[server]\n" + server_keys + "\npid_file = \"" + pid_file + "\"\nadmin_socket = \"" +
+                         dir.file("admin.sock").string() + "\"\n\n" + rest;
+      replace_all(text, "{port}", std::to_string(port));
+      replace_all(text, "{port2}", std::to_string(port2));
+      replace_all(text, "{port3}", std::to_string(port3));
+      replace_all(text, "{udp}", std::to_string(udp_port));
+      replace_all(text, "{dir}", dir.path().string());
+      config_text = text;
+      config = dir.write("app.toml", text).string();
+      proc.emplace(std::vector<std::string>{swactor_bin(), "run", config});
+      INFO("config:\n" << text);
+      started = wait_log("swactor master started", 10s);
+      if (started) break;
+      if (attempt < 3 && proc->stderr_text().find("Address already in use") != std::string::npos) continue;
       FAIL("server did not start; stderr:\n" << proc->stderr_text());
     }
     // Workers announce themselves once they serve.
